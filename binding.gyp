@@ -1,0 +1,23 @@
+{
+  "targets": [
+    {
+      "target_name": "vtepd",
+      "sources": [
+        "native/addon.cc",
+        "native/tap.c",
+        "native/udp.c",
+        "native/vxlan.c",
+        "native/fdb.c",
+        "native/fastpath.c",
+        "native/testutil.c"
+      ],
+      "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-strict-aliasing", "-pthread"],
+      "cflags_c": ["-std=gnu11"],
+      "cflags_cc": ["-std=c++17"],
+      "cflags!": ["-fno-exceptions"],
+      "libraries": ["-lpthread"]
+    }
+  ]
+}

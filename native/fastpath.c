@@ -1,0 +1,1109 @@
+#include "fastpath.h"
+
+#include <arpa/inet.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fdb.h"
+#include "packet.h"
+#include "udp.h"
+#include "vxlan.h"
+
+const char *const dp_counter_names[DPC__COUNT] = {
+#define C(name, help) #name,
+#include "counters.def"
+#undef C
+};
+
+/* Event record header: the EVENT layout of src/native.ts, little endian, 8-aligned records. */
+struct dp_event_hdr {
+  uint32_t rec_len;
+  uint8_t type;
+  uint8_t in_kind;
+  uint16_t outer_port;
+  uint32_t tenant_id;
+  uint32_t in_id;
+  uint8_t outer_addr[16];
+  uint8_t family; /* 4 or 6; 0 for IN_PORT */
+  uint8_t zero1[7];
+  uint8_t src_mac[6];
+  uint8_t zero2[2];
+  uint32_t frame_len;
+  uint32_t zero3;
+};
+_Static_assert(sizeof(struct dp_event_hdr) == DP_EVENT_HEADER, "event header is 56 bytes");
+_Static_assert(offsetof(struct dp_event_hdr, tenant_id) == 8, "tenantId at 8");
+_Static_assert(offsetof(struct dp_event_hdr, outer_addr) == 16, "outerAddr at 16");
+_Static_assert(offsetof(struct dp_event_hdr, family) == 32, "family at 32");
+_Static_assert(offsetof(struct dp_event_hdr, src_mac) == 40, "srcMac at 40");
+_Static_assert(offsetof(struct dp_event_hdr, frame_len) == 48, "frameLen at 48");
+_Static_assert(DP_FDB_PORT == FDB_KIND_PORT && DP_FDB_VTEP == FDB_KIND_VTEP, "FDB kinds agree");
+_Static_assert(DP_HEADROOM >= VXLAN_HLEN && DP_HEADROOM % 8 == 0, "headroom holds the outer header");
+_Static_assert(DP_BUF_SIZE % 64 == 0, "buffers stay cache-line aligned");
+_Static_assert(DP_BATCH <= 32, "tx_flush tracks a batch in a 32-bit mask");
+_Static_assert(DP_MAX_SOURCE_PORTS <= 256, "tx_sock is a byte");
+_Static_assert(DP_MAX_TENANTS <= 65536 && DP_MAX_VTEPS <= 65536, "id maps hold 16-bit ids");
+
+/* How a tenant's frames and a VTEP's packets are wrapped. GRE slots in here (a raw
+ * IPPROTO_GRE socket, gre_push/gre_pop) without touching the switching logic. */
+enum dp_encap { DP_ENCAP_NONE = 0, DP_ENCAP_VXLAN = 1 };
+
+/* An underlay address as a hash key: family and address, never the port (a kernel VXLAN
+ * peer picks its source port per flow). Padding is zero so memcmp compares. */
+struct dp_addr {
+  uint8_t family; /* 4 or 6 */
+  uint8_t zero[3];
+  uint8_t bytes[16]; /* IPv4 in the first 4 */
+};
+
+struct dp_tenant {
+  bool in_use;
+  uint8_t encap;
+  uint32_t vni;
+  struct vxlanhdr vxlan; /* header template, copied per packet */
+};
+
+struct dp_port {
+  bool in_use;
+  int fd;
+  uint32_t tenant; /* 0 once its tenant is deleted: frames count port_no_tenant */
+};
+
+struct dp_vtep {
+  bool in_use;
+  uint8_t encap;
+  struct dp_addr addr;
+  socklen_t salen;
+  struct sockaddr_storage sa; /* destination address and UDP port */
+};
+
+/* One per thread that counts (encap, decap, control), summed by dp_stats_read. */
+struct dp_stats {
+  uint64_t c[DPC__COUNT];
+  struct dp_io_counters port[DP_MAX_PORTS];
+  struct dp_io_counters vtep[DP_MAX_VTEPS];
+};
+
+/* Learn-event suppression: a small set-associative "recently reported" cache per thread,
+ * so a flow toward a MAC TypeScript has not programmed yet does not raise one event a
+ * frame. 4 ways per set: live pairs that share a set do not evict each other per packet. */
+#define LEARN_SEEN_SETS 1024
+#define LEARN_SEEN_WAYS 4
+#define LEARN_SEEN_MS 500
+
+struct learn_seen {
+  uint64_t key;   /* fdb key: tenant << 48 | mac */
+  uint32_t place; /* in_kind << 24 | id; unknown VTEP: 3 << 24 | 24 bits of address hash */
+  uint32_t at_ms;
+};
+
+struct dp_worker {
+  struct dp *dp;
+  const char *name;
+  pthread_t thread;
+  bool running;
+  uint32_t now_ms; /* sampled once per batch */
+  bool events_queued;
+  uint8_t *bufs; /* nbufs * DP_BUF_SIZE, each used from DP_HEADROOM on */
+  size_t len[DP_BATCH];
+  /* encap: underlay sends of the current batch, flushed per socket */
+  unsigned ntx;
+  struct mmsghdr tx[DP_BATCH];
+  struct iovec tx_iov[DP_BATCH];
+  uint8_t tx_sock[DP_BATCH];
+  uint32_t tx_vtep[DP_BATCH];
+  struct mmsghdr tx_group[DP_BATCH];
+  uint32_t tx_group_vtep[DP_BATCH];
+  /* decap */
+  struct mmsghdr rx[DP_BATCH];
+  struct iovec rx_iov[DP_BATCH];
+  struct sockaddr_storage rx_name[DP_BATCH];
+  struct learn_seen seen[LEARN_SEEN_SETS][LEARN_SEEN_WAYS];
+  struct dp_stats stats;
+};
+
+/* Two halves: producers append to half[cur] under mu; the JS thread swaps and reads. */
+struct dp_evq {
+  pthread_mutex_t mu;
+  uint8_t *half[2];
+  size_t len;
+  int cur;
+};
+#define DP_EVQ_HALF (DP_EVENT_QUEUE_BYTES / 2)
+
+/* Id maps: open addressing over ids (0 = empty); the key lives in the tenant/VTEP table.
+ * Twice the slots of the id space keeps probes short. */
+#define VNI_MAP_SLOTS (2 * DP_MAX_TENANTS)
+#define ADDR_MAP_SLOTS (2 * DP_MAX_VTEPS)
+
+struct dp {
+  pthread_rwlock_t lock;
+  struct dp_tenant tenants[DP_MAX_TENANTS];
+  struct dp_port ports[DP_MAX_PORTS];
+  struct dp_vtep vteps[DP_MAX_VTEPS];
+  uint16_t vni_map[VNI_MAP_SLOTS];
+  uint16_t addr_map[ADDR_MAP_SLOTS];
+  struct fdb fdb;
+  int family; /* AF_INET or AF_INET6: the underlay's */
+  uint16_t port;
+  int rx_fd;
+  int tx_fd[DP_MAX_SOURCE_PORTS];
+  unsigned ntx;
+  int epfd;   /* encap thread: port fds (data = portId) and stopfd (data = 0) */
+  int stopfd; /* eventfd, written once by dp_stop, never read: stays readable */
+  bool started, stopped;
+  int stopping;
+  struct dp_worker *encap, *decap, *ctrl;
+  struct dp_evq evq;
+  void (*notify)(void *);
+  void *notify_arg;
+  char err[256];
+};
+
+/* ---- small helpers ---------------------------------------------------------------- */
+
+uint64_t dp_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Single writer per counter: a relaxed load+store (plain mov/add), no locked RMW; the
+ * reader on the JS thread sees a torn-free value. */
+static inline void ctr_add(uint64_t *c, uint64_t n) {
+  __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t ctr_get(const uint64_t *c) { return __atomic_load_n(c, __ATOMIC_RELAXED); }
+
+static inline void count(struct dp_worker *w, enum dp_counter c) { ctr_add(&w->stats.c[c], 1); }
+
+static inline void io_count(uint64_t *packets, uint64_t *bytes, size_t len) {
+  ctr_add(packets, 1);
+  ctr_add(bytes, len);
+}
+
+/* A drop: the reason counter and, if the packet belongs to a port or VTEP, its drops. */
+static inline void drop(struct dp_worker *w, enum dp_counter why, struct dp_io_counters *io) {
+  ctr_add(&w->stats.c[why], 1);
+  if (io) ctr_add(&io->drops, 1);
+}
+
+__attribute__((format(printf, 3, 4))) static int dp_fail(struct dp *dp, int err, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(dp->err, sizeof dp->err, fmt, ap);
+  va_end(ap);
+  return err;
+}
+
+const char *dp_last_error(const struct dp *dp) { return dp->err; }
+
+static inline uint8_t *worker_buf(struct dp_worker *w, unsigned i) {
+  return w->bufs + (size_t)i * DP_BUF_SIZE + DP_HEADROOM;
+}
+
+static bool addr_from_sockaddr(const struct sockaddr_storage *ss, struct dp_addr *a, uint16_t *port) {
+  memset(a, 0, sizeof *a);
+  if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *in4 = (const struct sockaddr_in *)ss;
+    a->family = 4;
+    memcpy(a->bytes, &in4->sin_addr, 4);
+    *port = ntohs(in4->sin_port);
+    return true;
+  }
+  if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+    a->family = 6;
+    memcpy(a->bytes, &in6->sin6_addr, 16);
+    *port = ntohs(in6->sin6_port);
+    return true;
+  }
+  return false;
+}
+
+static uint32_t addr_hash(const struct dp_addr *a) {
+  uint32_t h = a->family;
+  for (int i = 0; i < 16; i += 4) h = pkt_hash_mix(h, pkt_load32(a->bytes + i));
+  return pkt_hash_final(h);
+}
+
+static inline uint32_t vni_hash(uint32_t vni) { return pkt_hash_final(vni + 0x9e3779b9u); }
+
+/* ---- id maps: VNI -> tenantId, outer address -> vtepId ------------------------------ */
+
+typedef uint32_t (*idmap_home_fn)(const struct dp *dp, uint16_t id);
+
+static uint32_t tenant_home(const struct dp *dp, uint16_t id) { return vni_hash(dp->tenants[id].vni); }
+static uint32_t vtep_home(const struct dp *dp, uint16_t id) { return addr_hash(&dp->vteps[id].addr); }
+
+static void idmap_insert(uint16_t *slots, uint32_t mask, uint32_t home, uint16_t id) {
+  uint32_t i = home & mask;
+  while (slots[i]) i = (i + 1) & mask;
+  slots[i] = id;
+}
+
+/* Backward-shift removal, as in fdb.c; home_of recomputes an entry's home from its table. */
+static void idmap_remove(const struct dp *dp, uint16_t *slots, uint32_t mask, uint32_t home, uint16_t id,
+                         idmap_home_fn home_of) {
+  uint32_t hole = home & mask;
+  while (slots[hole] != id) {
+    if (!slots[hole]) return;
+    hole = (hole + 1) & mask;
+  }
+  for (uint32_t j = (hole + 1) & mask; slots[j]; j = (j + 1) & mask) {
+    uint32_t h = home_of(dp, slots[j]) & mask;
+    bool stays = hole <= j ? (hole < h && h <= j) : (hole < h || h <= j);
+    if (stays) continue;
+    slots[hole] = slots[j];
+    hole = j;
+  }
+  slots[hole] = 0;
+}
+
+static uint32_t vni_lookup(const struct dp *dp, uint32_t vni) {
+  const uint32_t mask = VNI_MAP_SLOTS - 1;
+  for (uint32_t i = vni_hash(vni) & mask;; i = (i + 1) & mask) {
+    uint16_t id = dp->vni_map[i];
+    if (!id || dp->tenants[id].vni == vni) return id;
+  }
+}
+
+static uint32_t vtep_lookup(const struct dp *dp, const struct dp_addr *a) {
+  const uint32_t mask = ADDR_MAP_SLOTS - 1;
+  for (uint32_t i = addr_hash(a) & mask;; i = (i + 1) & mask) {
+    uint16_t id = dp->addr_map[i];
+    if (!id || memcmp(&dp->vteps[id].addr, a, sizeof *a) == 0) return id;
+  }
+}
+
+/* ---- events ----------------------------------------------------------------------- */
+
+/* Queue one record; frame + 6 is the source MAC, the frame itself follows for EV_MISS. */
+static bool ev_emit(struct dp_worker *w, uint8_t type, uint8_t in_kind, uint32_t tenant, uint32_t in_id,
+                    const struct dp_addr *outer, uint16_t outer_port, const uint8_t *frame, size_t frame_len,
+                    struct dp_io_counters *io) {
+  struct dp_evq *q = &w->dp->evq;
+  uint32_t body = type == DP_EV_MISS ? (uint32_t)frame_len : 0;
+  uint32_t rec = (DP_EVENT_HEADER + body + 7) & ~7u;
+  struct dp_event_hdr h;
+  memset(&h, 0, sizeof h);
+  h.rec_len = htole32(rec);
+  h.type = type;
+  h.in_kind = in_kind;
+  h.outer_port = htole16(outer_port);
+  h.tenant_id = htole32(tenant);
+  h.in_id = htole32(in_id);
+  if (outer) {
+    memcpy(h.outer_addr, outer->bytes, sizeof h.outer_addr);
+    h.family = outer->family;
+  }
+  memcpy(h.src_mac, frame + PKT_ETH_ALEN, PKT_ETH_ALEN);
+  h.frame_len = htole32(body);
+
+  pthread_mutex_lock(&q->mu);
+  bool fits = q->len + rec <= DP_EVQ_HALF;
+  if (fits) {
+    uint8_t *p = q->half[q->cur] + q->len;
+    memcpy(p, &h, sizeof h);
+    memcpy(p + sizeof h, frame, body);
+    memset(p + sizeof h + body, 0, rec - sizeof h - body);
+    q->len += rec;
+  }
+  pthread_mutex_unlock(&q->mu);
+  if (!fits) {
+    drop(w, DPC_event_queue_full, io);
+    return false;
+  }
+  w->events_queued = true;
+  return true;
+}
+
+void dp_events_take(struct dp *dp, const uint8_t **data, size_t *len) {
+  struct dp_evq *q = &dp->evq;
+  pthread_mutex_lock(&q->mu);
+  *data = q->half[q->cur];
+  *len = q->len;
+  q->cur ^= 1;
+  q->len = 0;
+  pthread_mutex_unlock(&q->mu);
+}
+
+/* After a batch: one wake-up of the JS thread, however many events the batch queued. */
+static void worker_notify(struct dp_worker *w) {
+  if (!w->events_queued) return;
+  w->events_queued = false;
+  if (w->dp->notify) w->dp->notify(w->dp->notify_arg);
+}
+
+/*
+ * Source learning: TypeScript decides (limits, moves, ageing); the fast path reports a
+ * source MAC that the cache does not have at this place, at most once per LEARN_SEEN_MS
+ * per (tenant, MAC, place). A hit at the same place only refreshes last_seen.
+ */
+static void learn(struct dp_worker *w, uint32_t tenant, const uint8_t *frame, uint8_t in_kind, uint32_t in_id,
+                  const struct dp_addr *outer, uint16_t outer_port, struct dp_io_counters *io) {
+  uint64_t key = fdb_key(tenant, frame + PKT_ETH_ALEN);
+  uint32_t place;
+  if (in_kind == DP_IN_UNKNOWN_VTEP) {
+    place = (uint32_t)in_kind << 24 | (addr_hash(outer) & 0xffffff); /* no cache place to compare */
+  } else {
+    uint8_t kind = in_kind == DP_IN_PORT ? FDB_KIND_PORT : FDB_KIND_VTEP;
+    struct fdb_entry *e = fdb_lookup(&w->dp->fdb, key);
+    if (e && e->kind == kind && e->id == in_id) {
+      fdb_touch(e, w->now_ms);
+      return;
+    }
+    place = (uint32_t)in_kind << 24 | in_id;
+  }
+  uint32_t h = pkt_hash_mix(pkt_hash_mix(0, (uint32_t)key), (uint32_t)(key >> 32));
+  struct learn_seen *set = w->seen[pkt_hash_final(pkt_hash_mix(h, place)) & (LEARN_SEEN_SETS - 1)];
+  struct learn_seen *victim = &set[0];
+  for (int i = 0; i < LEARN_SEEN_WAYS; i++) {
+    struct learn_seen *s = &set[i];
+    uint32_t age = w->now_ms - s->at_ms;
+    if (s->key == key && s->place == place) {
+      if (age < LEARN_SEEN_MS) return;
+      victim = s;
+      break;
+    }
+    if (s->key == 0 || age > (uint32_t)(w->now_ms - victim->at_ms)) victim = s; /* empty or oldest */
+  }
+  if (!ev_emit(w, DP_EV_LEARN, in_kind, tenant, in_id, outer, outer_port, frame, 0, io)) return;
+  victim->key = key;
+  victim->place = place;
+  victim->at_ms = w->now_ms;
+  count(w, DPC_learn_events);
+}
+
+/* Broadcast, multicast or unknown unicast: the whole frame goes to TypeScript to flood. */
+static void punt(struct dp_worker *w, uint32_t tenant, uint8_t in_kind, uint32_t in_id, const struct dp_addr *outer,
+                 uint16_t outer_port, const uint8_t *frame, size_t len, struct dp_io_counters *io) {
+  if (ev_emit(w, DP_EV_MISS, in_kind, tenant, in_id, outer, outer_port, frame, len, io))
+    count(w, DPC_punted_frames);
+}
+
+/* ---- output ----------------------------------------------------------------------- */
+
+static bool port_deliver(struct dp_worker *w, uint32_t tenant, uint32_t pid, const uint8_t *frame, size_t len,
+                         struct dp_io_counters *in_io) {
+  const struct dp_port *p = &w->dp->ports[pid];
+  if (!p->in_use || p->tenant != tenant) {
+    drop(w, DPC_port_no_tenant, in_io);
+    return false;
+  }
+  struct dp_io_counters *io = &w->stats.port[pid];
+  ssize_t r;
+  do r = write(p->fd, frame, len);
+  while (r < 0 && errno == EINTR);
+  if (r == (ssize_t)len) {
+    count(w, DPC_tap_tx_frames);
+    io_count(&io->tx_packets, &io->tx_bytes, len);
+    return true;
+  }
+  drop(w, r < 0 && errno == EAGAIN ? DPC_tap_tx_busy : DPC_tap_tx_error, io);
+  return false;
+}
+
+/*
+ * Send prepared messages on one underlay socket. A partial sendmmsg continues where the
+ * kernel stopped; a message that fails is counted and skipped; EAGAIN waits at most
+ * wait_ms once (the caller holds the read lock: never block long), then drops the rest.
+ */
+static unsigned tx_send(struct dp_worker *w, int fd, struct mmsghdr *m, const uint32_t *vids, unsigned n,
+                        int wait_ms) {
+  unsigned i = 0, sent = 0;
+  bool waited = false;
+  while (i < n) {
+    int r = sendmmsg(fd, m + i, n - i, MSG_DONTWAIT);
+    if (r > 0) {
+      for (unsigned k = i; k < i + (unsigned)r; k++) {
+        struct dp_io_counters *io = &w->stats.vtep[vids[k]];
+        io_count(&io->tx_packets, &io->tx_bytes, m[k].msg_len);
+      }
+      ctr_add(&w->stats.c[DPC_underlay_tx_packets], (uint64_t)r);
+      i += (unsigned)r;
+      sent += (unsigned)r;
+      continue;
+    }
+    int err = r < 0 ? errno : EIO;
+    if (err == EINTR) continue;
+    if (err == EAGAIN) {
+      if (!waited && wait_ms > 0) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        poll(&p, 1, wait_ms);
+        waited = true;
+        continue;
+      }
+      for (; i < n; i++) drop(w, DPC_underlay_tx_busy, &w->stats.vtep[vids[i]]);
+      break;
+    }
+    drop(w, err == EMSGSIZE ? DPC_underlay_tx_too_big : DPC_underlay_tx_error, &w->stats.vtep[vids[i]]);
+    i++;
+  }
+  return sent;
+}
+
+/* Encapsulate in place (headroom) and queue toward a VTEP; the flow picks the socket. */
+static void tx_queue(struct dp_worker *w, const struct dp_tenant *t, uint32_t vid, uint8_t *frame, size_t len) {
+  const struct dp_vtep *v = &w->dp->vteps[vid];
+  unsigned i = w->ntx++;
+  uint8_t *pkt = vxlan_push(frame, &t->vxlan);
+  w->tx_iov[i].iov_base = pkt;
+  w->tx_iov[i].iov_len = len + VXLAN_HLEN;
+  memset(&w->tx[i], 0, sizeof w->tx[i]);
+  w->tx[i].msg_hdr.msg_name = (void *)&v->sa;
+  w->tx[i].msg_hdr.msg_namelen = v->salen;
+  w->tx[i].msg_hdr.msg_iov = &w->tx_iov[i];
+  w->tx[i].msg_hdr.msg_iovlen = 1;
+  w->tx_sock[i] = (uint8_t)pkt_hash_range(flow_hash(frame, len), w->dp->ntx);
+  w->tx_vtep[i] = vid;
+}
+
+/* One sendmmsg per source-port socket used by the batch. */
+static void tx_flush(struct dp_worker *w) {
+  uint32_t done = 0;
+  for (unsigned i = 0; i < w->ntx; i++) {
+    if (done & (1u << i)) continue;
+    unsigned s = w->tx_sock[i], n = 0;
+    for (unsigned j = i; j < w->ntx; j++) {
+      if ((done & (1u << j)) || w->tx_sock[j] != s) continue;
+      w->tx_group[n] = w->tx[j];
+      w->tx_group_vtep[n] = w->tx_vtep[j];
+      n++;
+      done |= 1u << j;
+    }
+    tx_send(w, w->dp->tx_fd[s], w->tx_group, w->tx_group_vtep, n, 1);
+  }
+  w->ntx = 0;
+}
+
+/* ---- encap: port -> underlay ------------------------------------------------------- */
+
+static void encap_frame(struct dp_worker *w, uint32_t pid, const struct dp_port *port, uint8_t *f, size_t len) {
+  struct dp *dp = w->dp;
+  struct dp_io_counters *io = &w->stats.port[pid];
+  count(w, DPC_tap_rx_frames);
+  io_count(&io->rx_packets, &io->rx_bytes, len);
+
+  if (len < PKT_ETH_HLEN) { drop(w, DPC_inner_runt, io); return; }
+  if (len > DP_MAX_FRAME) { drop(w, DPC_frame_too_big, io); return; }
+  uint32_t tid = port->tenant;
+  const struct dp_tenant *t = &dp->tenants[tid];
+  if (tid == 0 || !t->in_use) { drop(w, DPC_port_no_tenant, io); return; }
+  if (eth_is_multicast(f + PKT_ETH_ALEN) || eth_is_zero(f + PKT_ETH_ALEN)) { drop(w, DPC_bad_src_mac, io); return; }
+
+  learn(w, tid, f, DP_IN_PORT, pid, NULL, 0, io);
+
+  if (!eth_is_multicast(f)) {
+    const struct fdb_entry *e = fdb_lookup(&dp->fdb, fdb_key(tid, f));
+    if (e && e->kind == FDB_KIND_PORT) {
+      if (e->id == pid) { drop(w, DPC_hairpin, io); return; }
+      port_deliver(w, tid, e->id, f, len, io);
+      return;
+    }
+    if (e) {
+      if (!dp->vteps[e->id].in_use) { drop(w, DPC_vtep_gone, io); return; }
+      tx_queue(w, t, e->id, f, len);
+      return;
+    }
+  }
+  punt(w, tid, DP_IN_PORT, pid, NULL, 0, f, len, io);
+}
+
+/*
+ * Drain up to a batch from one ready port, switch it, flush the sends. A port whose peer
+ * hung up or whose reads fail for good leaves the epoll set (a level-triggered error
+ * would otherwise spin); it stays configured until dpPortDel.
+ */
+static void encap_port(struct dp_worker *w, uint32_t pid, uint32_t events) {
+  struct dp *dp = w->dp;
+  if (pid == 0 || pid >= DP_MAX_PORTS || !dp->ports[pid].in_use) return;
+  const struct dp_port *port = &dp->ports[pid];
+  unsigned n = 0;
+  bool dead = false;
+  while (n < DP_BATCH) {
+    ssize_t r = read(port->fd, worker_buf(w, n), DP_BUF_SIZE - DP_HEADROOM);
+    if (r > 0) {
+      w->len[n++] = (size_t)r;
+    } else if (r == 0) {
+      if (events & (EPOLLHUP | EPOLLRDHUP)) {
+        dead = true; /* end of stream, not an empty message */
+        break;
+      }
+      w->len[n++] = 0;
+    } else if (errno != EINTR) {
+      dead = errno != EAGAIN;
+      break;
+    }
+  }
+  if (n == 0 && (events & (EPOLLERR | EPOLLHUP))) dead = true;
+  for (unsigned i = 0; i < n; i++) encap_frame(w, pid, port, worker_buf(w, i), w->len[i]);
+  tx_flush(w);
+  if (dead) {
+    drop(w, DPC_tap_rx_error, &w->stats.port[pid]);
+    epoll_ctl(dp->epfd, EPOLL_CTL_DEL, port->fd, NULL);
+  }
+}
+
+static void *encap_main(void *arg) {
+  struct dp_worker *w = arg;
+  struct dp *dp = w->dp;
+  struct epoll_event ev[64];
+  pthread_setname_np(pthread_self(), w->name);
+  for (;;) {
+    int n = epoll_wait(dp->epfd, ev, 64, -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 || __atomic_load_n(&dp->stopping, __ATOMIC_ACQUIRE)) break;
+    pthread_rwlock_rdlock(&dp->lock);
+    w->now_ms = (uint32_t)dp_now_ms();
+    for (int i = 0; i < n; i++) {
+      if (ev[i].data.u32 != 0) encap_port(w, ev[i].data.u32, ev[i].events);
+    }
+    pthread_rwlock_unlock(&dp->lock);
+    worker_notify(w);
+  }
+  return NULL;
+}
+
+/* ---- decap: underlay -> port ------------------------------------------------------- */
+
+static void decap_packet(struct dp_worker *w, unsigned i) {
+  struct dp *dp = w->dp;
+  uint8_t *pkt = w->rx_iov[i].iov_base;
+  size_t len = w->rx[i].msg_len;
+  struct dp_addr outer;
+  uint16_t outer_port;
+  uint32_t vni;
+
+  count(w, DPC_underlay_rx_packets);
+  if (!addr_from_sockaddr(&w->rx_name[i], &outer, &outer_port)) { drop(w, DPC_underlay_rx_error, NULL); return; }
+  uint32_t vid = vtep_lookup(dp, &outer);
+  struct dp_io_counters *io = NULL;
+  if (vid) {
+    io = &w->stats.vtep[vid];
+    io_count(&io->rx_packets, &io->rx_bytes, len);
+  } else {
+    count(w, DPC_unknown_vtep_packets);
+  }
+  if (w->rx[i].msg_hdr.msg_flags & MSG_TRUNC) { drop(w, DPC_frame_too_big, io); return; }
+
+  switch (vxlan_pop(pkt, len, &vni)) {
+  case VXLAN_TRUNCATED:
+    { drop(w, DPC_vxlan_truncated, io); return; }
+  case VXLAN_BAD_FLAGS:
+    { drop(w, DPC_vxlan_bad_flags, io); return; }
+  case VXLAN_OK:
+    break;
+  }
+  uint32_t tid = vni_lookup(dp, vni);
+  if (!tid) { drop(w, DPC_vxlan_unknown_vni, io); return; }
+
+  uint8_t *f = pkt + VXLAN_HLEN;
+  size_t flen = len - VXLAN_HLEN;
+  if (flen < PKT_ETH_HLEN) { drop(w, DPC_inner_runt, io); return; }
+  if (flen > DP_MAX_FRAME) { drop(w, DPC_frame_too_big, io); return; }
+  if (eth_is_vlan_tagged(f)) { drop(w, DPC_inner_vlan, io); return; }
+  if (eth_is_multicast(f + PKT_ETH_ALEN) || eth_is_zero(f + PKT_ETH_ALEN)) { drop(w, DPC_bad_src_mac, io); return; }
+
+  uint8_t in_kind = vid ? DP_IN_VTEP : DP_IN_UNKNOWN_VTEP;
+  learn(w, tid, f, in_kind, vid, &outer, outer_port, io);
+
+  if (!eth_is_multicast(f)) {
+    const struct fdb_entry *e = fdb_lookup(&dp->fdb, fdb_key(tid, f));
+    if (e && e->kind == FDB_KIND_PORT) {
+      port_deliver(w, tid, e->id, f, flen, io);
+      return;
+    }
+    /* Split horizon: the underlay is a full mesh, a VTEP never relays to another. */
+    if (e) { drop(w, DPC_split_horizon, io); return; }
+  }
+  punt(w, tid, in_kind, vid, &outer, outer_port, f, flen, io);
+}
+
+static void *decap_main(void *arg) {
+  struct dp_worker *w = arg;
+  struct dp *dp = w->dp;
+  struct pollfd pfd[2] = {{.fd = dp->rx_fd, .events = POLLIN}, {.fd = dp->stopfd, .events = POLLIN}};
+  pthread_setname_np(pthread_self(), w->name);
+  for (;;) {
+    int r = poll(pfd, 2, -1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 || __atomic_load_n(&dp->stopping, __ATOMIC_ACQUIRE)) break;
+    /* A few batches per wake-up while the socket stays full; the lock drops in between. */
+    for (int round = 0; round < 8; round++) {
+      pthread_rwlock_rdlock(&dp->lock);
+      w->now_ms = (uint32_t)dp_now_ms();
+      for (unsigned i = 0; i < DP_BATCH; i++) w->rx[i].msg_hdr.msg_namelen = sizeof w->rx_name[i];
+      int n = recvmmsg(dp->rx_fd, w->rx, DP_BATCH, MSG_DONTWAIT, NULL);
+      if (n < 0 && errno != EAGAIN && errno != EINTR) count(w, DPC_underlay_rx_error);
+      for (int i = 0; i < n; i++) decap_packet(w, (unsigned)i);
+      pthread_rwlock_unlock(&dp->lock);
+      worker_notify(w);
+      if (n < DP_BATCH) break;
+    }
+  }
+  return NULL;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------- */
+
+static struct dp_worker *worker_new(struct dp *dp, const char *name, unsigned nbufs) {
+  struct dp_worker *w = calloc(1, sizeof *w);
+  if (!w) return NULL;
+  w->dp = dp;
+  w->name = name;
+  w->bufs = aligned_alloc(64, (size_t)nbufs * DP_BUF_SIZE);
+  if (!w->bufs) {
+    free(w);
+    return NULL;
+  }
+  for (unsigned i = 0; i < DP_BATCH && i < nbufs; i++) {
+    w->rx_iov[i].iov_base = worker_buf(w, i); /* headroom kept: re-encap in place later */
+    w->rx_iov[i].iov_len = DP_BUF_SIZE - DP_HEADROOM;
+    w->rx[i].msg_hdr.msg_name = &w->rx_name[i];
+    w->rx[i].msg_hdr.msg_namelen = sizeof w->rx_name[i];
+    w->rx[i].msg_hdr.msg_iov = &w->rx_iov[i];
+    w->rx[i].msg_hdr.msg_iovlen = 1;
+  }
+  return w;
+}
+
+static void worker_free(struct dp_worker *w) {
+  if (!w) return;
+  free(w->bufs);
+  free(w);
+}
+
+int dp_create(const struct dp_config *cfg, struct dp **out, const char **step) {
+  struct dp *dp = calloc(1, sizeof *dp);
+  if (!dp) {
+    *step = "calloc";
+    return ENOMEM;
+  }
+  dp->rx_fd = dp->epfd = dp->stopfd = -1;
+  pthread_rwlockattr_t attr;
+  pthread_rwlockattr_init(&attr);
+  /* Writers (control calls) must not starve behind back-to-back fast-path batches. */
+  pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(&dp->lock, &attr);
+  pthread_rwlockattr_destroy(&attr);
+  pthread_mutex_init(&dp->evq.mu, NULL);
+  dp->family = cfg->local.ss_family;
+  dp->port = sockaddr_port(&cfg->local);
+
+  int err;
+  struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 0};
+  if ((err = fdb_init(&dp->fdb, DP_FDB_CAPACITY)) != 0) {
+    *step = "FDB allocation";
+    goto fail;
+  }
+  dp->evq.half[0] = malloc(DP_EVQ_HALF);
+  dp->evq.half[1] = malloc(DP_EVQ_HALF);
+  dp->encap = worker_new(dp, "vtepd-encap", DP_BATCH);
+  dp->decap = worker_new(dp, "vtepd-decap", DP_BATCH);
+  dp->ctrl = worker_new(dp, "vtepd-ctrl", 1);
+  if (!dp->evq.half[0] || !dp->evq.half[1] || !dp->encap || !dp->decap || !dp->ctrl) {
+    err = ENOMEM;
+    *step = "buffer allocation";
+    goto fail;
+  }
+  if ((err = udp_rx_open(&cfg->local, cfg->local_len, &dp->rx_fd, step)) != 0) goto fail;
+  if ((err = udp_tx_pool_open(&cfg->local, cfg->local_len, cfg->source_ports, dp->port, dp->tx_fd, step)) != 0)
+    goto fail;
+  dp->ntx = cfg->source_ports;
+  if ((dp->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+    err = errno;
+    *step = "epoll_create1";
+    goto fail;
+  }
+  if ((dp->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+    err = errno;
+    *step = "eventfd";
+    goto fail;
+  }
+  if (epoll_ctl(dp->epfd, EPOLL_CTL_ADD, dp->stopfd, &ev) < 0) {
+    err = errno;
+    *step = "epoll_ctl";
+    goto fail;
+  }
+  *out = dp;
+  return 0;
+fail:
+  dp_destroy(dp);
+  return err;
+}
+
+int dp_start(struct dp *dp, void (*notify)(void *), void *arg) {
+  if (dp->stopped) return dp_fail(dp, ESHUTDOWN, "the data path was stopped");
+  if (dp->started) return dp_fail(dp, EALREADY, "the data path is already started");
+  dp->notify = notify;
+  dp->notify_arg = arg;
+  /* Signals stay with Node's threads: ours start with all of them blocked. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int err = pthread_create(&dp->encap->thread, NULL, encap_main, dp->encap);
+  if (!err) {
+    dp->encap->running = true;
+    err = pthread_create(&dp->decap->thread, NULL, decap_main, dp->decap);
+    if (!err) dp->decap->running = true;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  dp->started = true;
+  if (err) {
+    dp_stop(dp);
+    return dp_fail(dp, err, "pthread_create failed");
+  }
+  return 0;
+}
+
+void dp_stop(struct dp *dp) {
+  if (dp->stopped) return;
+  dp->stopped = true;
+  if (dp->started) {
+    uint64_t one = 1;
+    __atomic_store_n(&dp->stopping, 1, __ATOMIC_RELEASE);
+    ssize_t r = write(dp->stopfd, &one, sizeof one);
+    (void)r;
+    if (dp->encap->running) pthread_join(dp->encap->thread, NULL);
+    if (dp->decap->running) pthread_join(dp->decap->thread, NULL);
+    dp->encap->running = dp->decap->running = false;
+  }
+  dp->notify = NULL;
+  if (dp->rx_fd >= 0) close(dp->rx_fd);
+  dp->rx_fd = -1;
+  for (unsigned i = 0; i < dp->ntx; i++) close(dp->tx_fd[i]);
+  dp->ntx = 0;
+}
+
+void dp_destroy(struct dp *dp) {
+  if (!dp) return;
+  dp_stop(dp);
+  if (dp->epfd >= 0) close(dp->epfd);
+  if (dp->stopfd >= 0) close(dp->stopfd);
+  worker_free(dp->encap);
+  worker_free(dp->decap);
+  worker_free(dp->ctrl);
+  free(dp->evq.half[0]);
+  free(dp->evq.half[1]);
+  fdb_free(&dp->fdb);
+  pthread_mutex_destroy(&dp->evq.mu);
+  pthread_rwlock_destroy(&dp->lock);
+  free(dp);
+}
+
+/* ---- control (JS thread) ------------------------------------------------------------ */
+
+/* A new port or VTEP starts from zero counters in every thread's set. Write lock held. */
+static void io_reset(struct dp *dp, bool vtep, uint32_t id) {
+  struct dp_worker *ws[3] = {dp->encap, dp->decap, dp->ctrl};
+  for (int i = 0; i < 3; i++) {
+    struct dp_io_counters *c = vtep ? &ws[i]->stats.vtep[id] : &ws[i]->stats.port[id];
+    memset(c, 0, sizeof *c);
+  }
+}
+
+#define CHECK_ID(dp, what, id, max)                                                            \
+  do {                                                                                         \
+    if ((id) == 0 || (id) >= (max))                                                            \
+      return dp_fail(dp, ERANGE, what " %u is out of range 1..%u", (unsigned)(id), (unsigned)((max) - 1)); \
+  } while (0)
+
+int dp_tenant_set(struct dp *dp, uint32_t tid, uint32_t vni) {
+  CHECK_ID(dp, "tenantId", tid, DP_MAX_TENANTS);
+  if (vni > VXLAN_VNI_MAX) return dp_fail(dp, ERANGE, "vni %u is out of range 0..%u", vni, VXLAN_VNI_MAX);
+  int err = 0;
+  pthread_rwlock_wrlock(&dp->lock);
+  struct dp_tenant *t = &dp->tenants[tid];
+  uint32_t other = vni_lookup(dp, vni);
+  if (other && other != tid) {
+    err = dp_fail(dp, EEXIST, "vni %u is already used by tenant %u", vni, other);
+  } else if (!t->in_use || t->vni != vni) {
+    if (t->in_use) idmap_remove(dp, dp->vni_map, VNI_MAP_SLOTS - 1, vni_hash(t->vni), (uint16_t)tid, tenant_home);
+    t->vni = vni;
+    t->encap = DP_ENCAP_VXLAN;
+    vxlan_hdr_build(&t->vxlan, vni);
+    idmap_insert(dp->vni_map, VNI_MAP_SLOTS - 1, vni_hash(vni), (uint16_t)tid);
+    t->in_use = true;
+  }
+  pthread_rwlock_unlock(&dp->lock);
+  return err;
+}
+
+int dp_tenant_del(struct dp *dp, uint32_t tid) {
+  CHECK_ID(dp, "tenantId", tid, DP_MAX_TENANTS);
+  pthread_rwlock_wrlock(&dp->lock);
+  struct dp_tenant *t = &dp->tenants[tid];
+  if (!t->in_use) {
+    pthread_rwlock_unlock(&dp->lock);
+    return dp_fail(dp, ENOENT, "tenant %u does not exist", tid);
+  }
+  idmap_remove(dp, dp->vni_map, VNI_MAP_SLOTS - 1, vni_hash(t->vni), (uint16_t)tid, tenant_home);
+  fdb_flush_tenant(&dp->fdb, tid);
+  /* Its ports stay attached (and drained) but unbound until dpPortSet or dpPortDel. */
+  for (uint32_t p = 1; p < DP_MAX_PORTS; p++) {
+    if (dp->ports[p].in_use && dp->ports[p].tenant == tid) dp->ports[p].tenant = 0;
+  }
+  memset(t, 0, sizeof *t);
+  pthread_rwlock_unlock(&dp->lock);
+  return 0;
+}
+
+int dp_port_set(struct dp *dp, uint32_t pid, uint32_t tid, int fd) {
+  CHECK_ID(dp, "portId", pid, DP_MAX_PORTS);
+  CHECK_ID(dp, "tenantId", tid, DP_MAX_TENANTS);
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) return dp_fail(dp, errno, "fd %d is not an open descriptor", fd);
+
+  int err = 0;
+  pthread_rwlock_wrlock(&dp->lock);
+  struct dp_port *p = &dp->ports[pid];
+  if (!dp->tenants[tid].in_use) {
+    err = dp_fail(dp, ENOENT, "tenant %u does not exist", tid);
+    goto out;
+  }
+  for (uint32_t i = 1; i < DP_MAX_PORTS; i++) {
+    if (i != pid && dp->ports[i].in_use && dp->ports[i].fd == fd) {
+      err = dp_fail(dp, EEXIST, "fd %d is already port %u", fd, i);
+      goto out;
+    }
+  }
+  /* The encap thread reads until EAGAIN under the read lock: a blocking fd would hang it. */
+  if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+    int e = errno;
+    err = dp_fail(dp, e, "cannot make fd %d non-blocking: %s", fd, strerror(e));
+    goto out;
+  }
+  /* Same fd again: MOD re-arms a port that left the epoll set after a read error. */
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = pid};
+  bool same = p->in_use && p->fd == fd;
+  if (epoll_ctl(dp->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 &&
+      !(same && errno == EEXIST && epoll_ctl(dp->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)) {
+    int e = errno;
+    err = dp_fail(dp, e, "fd %d cannot be polled: %s", fd, strerror(e));
+    goto out;
+  }
+  if (p->in_use && !same) epoll_ctl(dp->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+  if (!p->in_use) io_reset(dp, false, pid);
+  else if (p->tenant != tid) fdb_del_pointing_at(&dp->fdb, FDB_KIND_PORT, pid); /* moved: old tenant's MACs go */
+  p->fd = fd;
+  p->tenant = tid;
+  p->in_use = true;
+out:
+  pthread_rwlock_unlock(&dp->lock);
+  return err;
+}
+
+int dp_port_del(struct dp *dp, uint32_t pid) {
+  CHECK_ID(dp, "portId", pid, DP_MAX_PORTS);
+  pthread_rwlock_wrlock(&dp->lock);
+  struct dp_port *p = &dp->ports[pid];
+  if (!p->in_use) {
+    pthread_rwlock_unlock(&dp->lock);
+    return dp_fail(dp, ENOENT, "port %u does not exist", pid);
+  }
+  epoll_ctl(dp->epfd, EPOLL_CTL_DEL, p->fd, NULL); /* ENOENT if it already left: fine */
+  fdb_del_pointing_at(&dp->fdb, FDB_KIND_PORT, pid);
+  memset(p, 0, sizeof *p);
+  pthread_rwlock_unlock(&dp->lock);
+  return 0;
+}
+
+int dp_vtep_set(struct dp *dp, uint32_t vid, const struct sockaddr_storage *sa, socklen_t len) {
+  CHECK_ID(dp, "vtepId", vid, DP_MAX_VTEPS);
+  struct dp_addr addr;
+  uint16_t port;
+  char text[INET6_ADDRSTRLEN] = "?";
+  if (!addr_from_sockaddr(sa, &addr, &port)) return dp_fail(dp, EAFNOSUPPORT, "address family not supported");
+  inet_ntop(sa->ss_family, addr.bytes, text, sizeof text);
+  if (sa->ss_family != dp->family)
+    return dp_fail(dp, EAFNOSUPPORT, "address %s is IPv%d but the underlay is IPv%d", text, addr.family,
+                   dp->family == AF_INET ? 4 : 6);
+  int err = 0;
+  pthread_rwlock_wrlock(&dp->lock);
+  struct dp_vtep *v = &dp->vteps[vid];
+  uint32_t other = vtep_lookup(dp, &addr);
+  if (other && other != vid) {
+    err = dp_fail(dp, EEXIST, "address %s is already VTEP %u", text, other);
+    goto out;
+  }
+  if (!v->in_use) io_reset(dp, true, vid);
+  if (v->in_use && other != vid)
+    idmap_remove(dp, dp->addr_map, ADDR_MAP_SLOTS - 1, addr_hash(&v->addr), (uint16_t)vid, vtep_home);
+  v->encap = DP_ENCAP_VXLAN;
+  v->addr = addr;
+  v->sa = *sa;
+  v->salen = len;
+  if (port == 0) { /* the data path's own port, as in Linux's "dstport" default */
+    if (sa->ss_family == AF_INET) ((struct sockaddr_in *)&v->sa)->sin_port = htons(dp->port);
+    else ((struct sockaddr_in6 *)&v->sa)->sin6_port = htons(dp->port);
+  }
+  if (other != vid) idmap_insert(dp->addr_map, ADDR_MAP_SLOTS - 1, addr_hash(&addr), (uint16_t)vid);
+  v->in_use = true;
+out:
+  pthread_rwlock_unlock(&dp->lock);
+  return err;
+}
+
+int dp_vtep_del(struct dp *dp, uint32_t vid) {
+  CHECK_ID(dp, "vtepId", vid, DP_MAX_VTEPS);
+  pthread_rwlock_wrlock(&dp->lock);
+  struct dp_vtep *v = &dp->vteps[vid];
+  if (!v->in_use) {
+    pthread_rwlock_unlock(&dp->lock);
+    return dp_fail(dp, ENOENT, "VTEP %u does not exist", vid);
+  }
+  idmap_remove(dp, dp->addr_map, ADDR_MAP_SLOTS - 1, addr_hash(&v->addr), (uint16_t)vid, vtep_home);
+  fdb_del_pointing_at(&dp->fdb, FDB_KIND_VTEP, vid);
+  memset(v, 0, sizeof *v);
+  pthread_rwlock_unlock(&dp->lock);
+  return 0;
+}
+
+int dp_fdb_set(struct dp *dp, uint32_t tid, const uint8_t mac[6], uint8_t kind, uint32_t id) {
+  CHECK_ID(dp, "tenantId", tid, DP_MAX_TENANTS);
+  if (kind == FDB_KIND_PORT) CHECK_ID(dp, "portId", id, DP_MAX_PORTS);
+  else if (kind == FDB_KIND_VTEP) CHECK_ID(dp, "vtepId", id, DP_MAX_VTEPS);
+  else return dp_fail(dp, EINVAL, "kind %u is neither FDB_PORT (1) nor FDB_VTEP (2)", kind);
+  if (eth_is_multicast(mac) || eth_is_zero(mac))
+    return dp_fail(dp, EINVAL, "mac is multicast, broadcast or zero: only unicast MACs are cached");
+  int err = 0;
+  pthread_rwlock_wrlock(&dp->lock);
+  if (!dp->tenants[tid].in_use) {
+    err = dp_fail(dp, ENOENT, "tenant %u does not exist", tid);
+  } else if (kind == FDB_KIND_PORT && !dp->ports[id].in_use) {
+    err = dp_fail(dp, ENOENT, "port %u does not exist", id);
+  } else if (kind == FDB_KIND_PORT && dp->ports[id].tenant != tid) {
+    err = dp_fail(dp, EINVAL, "port %u is not a port of tenant %u", id, tid);
+  } else if (kind == FDB_KIND_VTEP && !dp->vteps[id].in_use) {
+    err = dp_fail(dp, ENOENT, "VTEP %u does not exist", id);
+  } else if (fdb_set(&dp->fdb, fdb_key(tid, mac), kind, id, (uint32_t)dp_now_ms()) != 0) {
+    err = dp_fail(dp, ENOSPC, "the FDB cache is full (%u entries)", (unsigned)DP_FDB_CAPACITY);
+  }
+  pthread_rwlock_unlock(&dp->lock);
+  return err;
+}
+
+int dp_fdb_del(struct dp *dp, uint32_t tid, const uint8_t mac[6]) {
+  CHECK_ID(dp, "tenantId", tid, DP_MAX_TENANTS);
+  pthread_rwlock_wrlock(&dp->lock);
+  fdb_del(&dp->fdb, fdb_key(tid, mac));
+  pthread_rwlock_unlock(&dp->lock);
+  return 0;
+}
+
+int dp_fdb_idle(struct dp *dp, uint8_t **out, size_t *len) {
+  pthread_rwlock_rdlock(&dp->lock);
+  uint32_t n = dp->fdb.count;
+  uint8_t *buf = malloc(n ? (size_t)n * FDB_IDLE_RECORD : 1);
+  if (!buf) {
+    pthread_rwlock_unlock(&dp->lock);
+    return dp_fail(dp, ENOMEM, "out of memory for %u records", n);
+  }
+  n = fdb_idle_dump(&dp->fdb, (uint32_t)dp_now_ms(), buf, n);
+  pthread_rwlock_unlock(&dp->lock);
+  *out = buf;
+  *len = (size_t)n * FDB_IDLE_RECORD;
+  return 0;
+}
+
+int dp_transmit(struct dp *dp, uint32_t tid, const uint8_t *frame, size_t len, const uint32_t *ports,
+                size_t nports, const uint32_t *vteps, size_t nvteps, uint32_t *sent) {
+  struct dp_worker *w = dp->ctrl;
+  *sent = 0;
+  CHECK_ID(dp, "tenantId", tid, DP_MAX_TENANTS);
+  if (len < PKT_ETH_HLEN) return dp_fail(dp, EINVAL, "frame of %zu bytes is shorter than an Ethernet header", len);
+  if (len > DP_MAX_FRAME) return dp_fail(dp, EMSGSIZE, "frame of %zu bytes exceeds maxFrame %u", len, DP_MAX_FRAME);
+  if (nvteps && dp->stopped) return dp_fail(dp, ESHUTDOWN, "the data path was stopped: no underlay sockets");
+
+  pthread_rwlock_rdlock(&dp->lock);
+  const struct dp_tenant *t = &dp->tenants[tid];
+  if (!t->in_use) {
+    pthread_rwlock_unlock(&dp->lock);
+    return dp_fail(dp, ENOENT, "tenant %u does not exist", tid);
+  }
+  count(w, DPC_transmit_calls);
+  uint32_t n_ok = 0;
+  for (size_t i = 0; i < nports; i++) {
+    if (ports[i] == 0 || ports[i] >= DP_MAX_PORTS) drop(w, DPC_port_no_tenant, NULL);
+    else if (port_deliver(w, tid, ports[i], frame, len, NULL)) n_ok++;
+  }
+  if (nvteps) {
+    /* One encapsulation, one socket (one flow), many destinations: sendmmsg batches. */
+    uint8_t *f = worker_buf(w, 0);
+    memcpy(f, frame, len);
+    struct iovec iov = {.iov_base = vxlan_push(f, &t->vxlan), .iov_len = len + VXLAN_HLEN};
+    int fd = dp->tx_fd[pkt_hash_range(flow_hash(f, len), dp->ntx)];
+    for (size_t i = 0; i < nvteps;) {
+      unsigned n = 0;
+      for (; i < nvteps && n < DP_BATCH; i++) {
+        uint32_t vid = vteps[i];
+        if (vid == 0 || vid >= DP_MAX_VTEPS || !dp->vteps[vid].in_use) {
+          drop(w, DPC_vtep_gone, NULL);
+          continue;
+        }
+        memset(&w->tx[n], 0, sizeof w->tx[n]);
+        w->tx[n].msg_hdr.msg_name = &dp->vteps[vid].sa;
+        w->tx[n].msg_hdr.msg_namelen = dp->vteps[vid].salen;
+        w->tx[n].msg_hdr.msg_iov = &iov;
+        w->tx[n].msg_hdr.msg_iovlen = 1;
+        w->tx_vtep[n++] = vid;
+      }
+      n_ok += tx_send(w, fd, w->tx, w->tx_vtep, n, 0);
+    }
+  }
+  pthread_rwlock_unlock(&dp->lock);
+  *sent = n_ok;
+  return 0;
+}
+
+static void io_sum(struct dp *dp, bool vtep, uint32_t id, struct dp_io_counters *out) {
+  struct dp_worker *ws[3] = {dp->encap, dp->decap, dp->ctrl};
+  memset(out, 0, sizeof *out);
+  for (int i = 0; i < 3; i++) {
+    const struct dp_io_counters *c = vtep ? &ws[i]->stats.vtep[id] : &ws[i]->stats.port[id];
+    out->rx_packets += ctr_get(&c->rx_packets);
+    out->rx_bytes += ctr_get(&c->rx_bytes);
+    out->tx_packets += ctr_get(&c->tx_packets);
+    out->tx_bytes += ctr_get(&c->tx_bytes);
+    out->drops += ctr_get(&c->drops);
+  }
+}
+
+void dp_stats_read(struct dp *dp, uint64_t counters[DPC__COUNT], struct dp_io_stat *ports, uint32_t *nports,
+                   struct dp_io_stat *vteps, uint32_t *nvteps) {
+  struct dp_worker *ws[3] = {dp->encap, dp->decap, dp->ctrl};
+  for (int c = 0; c < DPC__COUNT; c++) {
+    counters[c] = 0;
+    for (int i = 0; i < 3; i++) counters[c] += ctr_get(&ws[i]->stats.c[c]);
+  }
+  pthread_rwlock_rdlock(&dp->lock); /* in_use is stable only under the lock */
+  *nports = *nvteps = 0;
+  for (uint32_t id = 1; id < DP_MAX_PORTS; id++) {
+    if (!dp->ports[id].in_use) continue;
+    ports[*nports].id = id;
+    io_sum(dp, false, id, &ports[(*nports)++].c);
+  }
+  for (uint32_t id = 1; id < DP_MAX_VTEPS; id++) {
+    if (!dp->vteps[id].in_use) continue;
+    vteps[*nvteps].id = id;
+    io_sum(dp, true, id, &vteps[(*nvteps)++].c);
+  }
+  pthread_rwlock_unlock(&dp->lock);
+}

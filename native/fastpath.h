@@ -1,0 +1,133 @@
+/*
+ * The data path: per-tenant L2 switching between ports (TAP fds) and VTEPs (VXLAN over
+ * UDP), driven by an FDB cache that TypeScript programs.
+ *
+ * Threads: one per direction. The encap thread reads ports (epoll) and switches or
+ * encapsulates; the decap thread reads the underlay socket (recvmmsg) and decapsulates
+ * and switches. Exceptions (a new or moved source MAC, a frame to flood) become event
+ * records in a queue that the JS thread drains once per wake-up.
+ *
+ * Locking: fast-path threads hold the read side of a writer-preferring rwlock for one
+ * batch; control calls (all from the JS thread) take the write side briefly. Counters
+ * are per thread (encap, decap, control) and summed on read, so the hot path does no
+ * atomic read-modify-write.
+ *
+ * Control functions return 0 or a positive errno; dp_last_error() then says why.
+ */
+#ifndef VTEPD_FASTPATH_H
+#define VTEPD_FASTPATH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DP_MAX_TENANTS 4096 /* tenantId 1..4095 */
+#define DP_MAX_PORTS 4096   /* portId 1..4095 */
+#define DP_MAX_VTEPS 16384  /* vtepId 1..16383 */
+/* Entries the FDB cache accepts (ENOSPC beyond); the table has twice as many slots. */
+#define DP_FDB_CAPACITY 262144
+#define DP_BATCH 32
+/* Room in front of every frame for the outer header pushed in place. */
+#define DP_HEADROOM 64
+/* Per-packet buffer: a 64 KB GSO super-frame fits once TAP offloads are on. */
+#define DP_BUF_SIZE (DP_HEADROOM + 65536)
+/* Largest frame switched: a 9216-byte jumbo payload, Ethernet header and one tag. */
+#define DP_MAX_FRAME (9216 + 14 + 4)
+#define DP_MAX_SOURCE_PORTS 64
+#define DP_DEFAULT_SOURCE_PORTS 8
+/* Event queue: two halves, producers fill one while the JS thread drains the other. */
+#define DP_EVENT_QUEUE_BYTES (4u << 20)
+
+/* Event records: the EVENT layout in src/native.ts. */
+#define DP_EVENT_HEADER 56
+#define DP_EV_LEARN 1
+#define DP_EV_MISS 2
+#define DP_IN_PORT 1
+#define DP_IN_VTEP 2
+#define DP_IN_UNKNOWN_VTEP 3
+
+#define DP_FDB_PORT 1
+#define DP_FDB_VTEP 2
+
+enum dp_counter {
+#define C(name, help) DPC_##name,
+#include "counters.def"
+#undef C
+  DPC__COUNT
+};
+
+extern const char *const dp_counter_names[DPC__COUNT];
+
+struct dp_io_counters {
+  uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, drops;
+};
+
+struct dp_io_stat {
+  uint32_t id;
+  struct dp_io_counters c;
+};
+
+struct dp;
+
+struct dp_config {
+  struct sockaddr_storage local; /* address and UDP port the underlay listens on */
+  socklen_t local_len;
+  unsigned source_ports; /* 1..DP_MAX_SOURCE_PORTS */
+};
+
+/* Monotonic milliseconds (CLOCK_MONOTONIC), the clock of FDB idle times. */
+uint64_t dp_now_ms(void);
+
+/* Open the underlay sockets. 0 or errno, *step naming what failed. */
+int dp_create(const struct dp_config *cfg, struct dp **out, const char **step);
+/* Stops if needed, then frees. Port fds are never closed. */
+void dp_destroy(struct dp *dp);
+const char *dp_last_error(const struct dp *dp);
+
+/*
+ * Start both threads. notify(arg) is called from them (after a batch that queued
+ * events); it must be thread-safe and cheap (uv_async_send). EALREADY, ESHUTDOWN.
+ */
+int dp_start(struct dp *dp, void (*notify)(void *), void *arg);
+/* Join the threads, close the underlay sockets. Idempotent; no restart afterwards. */
+void dp_stop(struct dp *dp);
+/*
+ * Swap the event queue halves and return the one just filled. Single consumer (the JS
+ * thread); *data stays valid until the next call.
+ */
+void dp_events_take(struct dp *dp, const uint8_t **data, size_t *len);
+
+int dp_tenant_set(struct dp *dp, uint32_t tenant, uint32_t vni);
+int dp_tenant_del(struct dp *dp, uint32_t tenant);
+int dp_port_set(struct dp *dp, uint32_t port, uint32_t tenant, int fd);
+int dp_port_del(struct dp *dp, uint32_t port);
+/* Port 0 in sa means the data path's own UDP port. */
+int dp_vtep_set(struct dp *dp, uint32_t vtep, const struct sockaddr_storage *sa, socklen_t len);
+int dp_vtep_del(struct dp *dp, uint32_t vtep);
+
+int dp_fdb_set(struct dp *dp, uint32_t tenant, const uint8_t mac[6], uint8_t kind, uint32_t id);
+/* Absent entry is not an error (port/VTEP/tenant deletion removes entries on its own). */
+int dp_fdb_del(struct dp *dp, uint32_t tenant, const uint8_t mac[6]);
+/* malloc()ed 16-byte records in *out (free() it), *len bytes. */
+int dp_fdb_idle(struct dp *dp, uint8_t **out, size_t *len);
+
+/* Flood/punt path, JS thread. *sent = copies sent. EINVAL, EMSGSIZE, ENOENT, ESHUTDOWN. */
+int dp_transmit(struct dp *dp, uint32_t tenant, const uint8_t *frame, size_t len, const uint32_t *ports,
+                size_t nports, const uint32_t *vteps, size_t nvteps, uint32_t *sent);
+
+/*
+ * Sum the per-thread counters. ports/vteps arrays have room for DP_MAX_PORTS and
+ * DP_MAX_VTEPS; only those in use are written.
+ */
+void dp_stats_read(struct dp *dp, uint64_t counters[DPC__COUNT], struct dp_io_stat *ports, uint32_t *nports,
+                   struct dp_io_stat *vteps, uint32_t *nvteps);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,173 @@
+#include "tap.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if_arp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define NETNS_DIR "/run/netns/"
+
+static int fail(struct tap_result *r, const char *step, int err) {
+  snprintf(r->step, sizeof r->step, "%s", step);
+  return err;
+}
+
+static void ifr_init(struct ifreq *ifr, const char *name) {
+  memset(ifr, 0, sizeof *ifr);
+  memcpy(ifr->ifr_name, name, strnlen(name, IFNAMSIZ - 1));
+}
+
+/* Everything after the namespace is chosen; runs on whichever thread is in it. */
+static int tap_setup(const struct tap_config *c, struct tap_result *r) {
+  struct ifreq ifr;
+  int err = 0, sk = -1;
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return fail(r, "open /dev/net/tun", errno);
+
+  ifr_init(&ifr, c->name);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    err = fail(r, "TUNSETIFF", errno);
+    goto out;
+  }
+  memcpy(r->name, ifr.ifr_name, IFNAMSIZ);
+  r->name[IFNAMSIZ - 1] = 0;
+
+  /* Interface ioctls go through any socket of the namespace the TAP lives in. */
+  sk = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sk < 0) {
+    err = fail(r, "socket", errno);
+    goto out;
+  }
+  ifr_init(&ifr, r->name);
+  if (ioctl(sk, SIOCGIFINDEX, &ifr) < 0) {
+    err = fail(r, "SIOCGIFINDEX", errno);
+    goto out;
+  }
+  r->ifindex = ifr.ifr_ifindex;
+
+  ifr_init(&ifr, r->name);
+  ifr.ifr_mtu = c->mtu;
+  if (ioctl(sk, SIOCSIFMTU, &ifr) < 0) {
+    err = fail(r, "SIOCSIFMTU", errno);
+    goto out;
+  }
+
+  if (c->has_mac) {
+    ifr_init(&ifr, r->name);
+    ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+    memcpy(ifr.ifr_hwaddr.sa_data, c->mac, 6);
+    if (ioctl(sk, SIOCSIFHWADDR, &ifr) < 0) {
+      err = fail(r, "SIOCSIFHWADDR", errno);
+      goto out;
+    }
+  }
+
+  if (c->has_ipv4) {
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+    ifr_init(&ifr, r->name);
+    sin->sin_family = AF_INET;
+    sin->sin_addr = c->ipv4;
+    if (ioctl(sk, SIOCSIFADDR, &ifr) < 0) {
+      err = fail(r, "SIOCSIFADDR", errno);
+      goto out;
+    }
+    ifr_init(&ifr, r->name);
+    sin = (struct sockaddr_in *)&ifr.ifr_netmask;
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = c->prefix_len == 0 ? 0 : htonl(~0u << (32 - c->prefix_len));
+    if (ioctl(sk, SIOCSIFNETMASK, &ifr) < 0) {
+      err = fail(r, "SIOCSIFNETMASK", errno);
+      goto out;
+    }
+  }
+
+  if (c->up) {
+    ifr_init(&ifr, r->name);
+    if (ioctl(sk, SIOCGIFFLAGS, &ifr) < 0) {
+      err = fail(r, "SIOCGIFFLAGS", errno);
+      goto out;
+    }
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(sk, SIOCSIFFLAGS, &ifr) < 0) {
+      err = fail(r, "SIOCSIFFLAGS", errno);
+      goto out;
+    }
+  }
+
+  ifr_init(&ifr, r->name);
+  if (ioctl(sk, SIOCGIFHWADDR, &ifr) < 0) {
+    err = fail(r, "SIOCGIFHWADDR", errno);
+    goto out;
+  }
+  memcpy(r->mac, ifr.ifr_hwaddr.sa_data, 6);
+
+out:
+  if (sk >= 0) close(sk);
+  if (err) {
+    close(fd);
+    r->fd = -1;
+  } else {
+    r->fd = fd;
+  }
+  return err;
+}
+
+struct tap_job {
+  const struct tap_config *cfg;
+  struct tap_result *res;
+  int err;
+};
+
+/*
+ * setns(CLONE_NEWNET) changes only the calling thread's namespace; this thread exists for
+ * that one purpose and ends here, so no other thread ever runs in the wrong namespace.
+ */
+static void *tap_netns_thread(void *arg) {
+  struct tap_job *j = arg;
+  char path[sizeof NETNS_DIR + 256]; /* names are checked to be at most 255 bytes */
+  char step[sizeof path + 8];
+  snprintf(path, sizeof path, NETNS_DIR "%s", j->cfg->netns);
+  int ns = open(path, O_RDONLY | O_CLOEXEC);
+  if (ns < 0) {
+    snprintf(step, sizeof step, "open %s", path);
+    j->err = fail(j->res, step, errno);
+    return NULL;
+  }
+  if (setns(ns, CLONE_NEWNET) < 0) {
+    snprintf(step, sizeof step, "setns %s", path);
+    j->err = fail(j->res, step, errno);
+    close(ns);
+    return NULL;
+  }
+  close(ns);
+  j->err = tap_setup(j->cfg, j->res);
+  return NULL;
+}
+
+int tap_open(const struct tap_config *cfg, struct tap_result *res) {
+  memset(res, 0, sizeof *res);
+  res->fd = -1;
+  if (!cfg->netns) return tap_setup(cfg, res);
+
+  /* A name, not a path: no separators, no dot entries. */
+  size_t n = strlen(cfg->netns);
+  if (n == 0 || n > 255 || strchr(cfg->netns, '/') || strcmp(cfg->netns, ".") == 0 ||
+      strcmp(cfg->netns, "..") == 0)
+    return fail(res, "netns name", EINVAL);
+
+  struct tap_job job = {cfg, res, 0};
+  pthread_t t;
+  int err = pthread_create(&t, NULL, tap_netns_thread, &job);
+  if (err) return fail(res, "pthread_create", err);
+  pthread_join(t, NULL);
+  return job.err;
+}

@@ -1,0 +1,49 @@
+/*
+ * TAP ports: /dev/net/tun with IFF_TAP|IFF_NO_PI, configured with ioctls, optionally
+ * inside a named network namespace. The fd is the port; closing it deletes the device
+ * (the TAP is not persistent).
+ */
+#ifndef VTEPD_TAP_H
+#define VTEPD_TAP_H
+
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct tap_config {
+  const char *name;  /* 1..15 bytes */
+  const char *netns; /* name under /run/netns, or NULL for the caller's namespace */
+  int mtu;
+  bool has_mac;
+  uint8_t mac[6];
+  bool has_ipv4;
+  struct in_addr ipv4;
+  int prefix_len; /* 0..32 */
+  bool up;
+};
+
+struct tap_result {
+  int fd;
+  int ifindex;
+  uint8_t mac[6];
+  char name[IFNAMSIZ];
+  char step[300]; /* on failure: what failed, e.g. "SIOCSIFMTU" or "setns /run/netns/x" */
+};
+
+/*
+ * Create and configure the TAP. With cfg->netns, all of it runs in a short-lived thread
+ * that setns()es into the namespace first, so the calling (Node) thread never changes
+ * namespace. Returns 0 or errno (fd closed, res->step set).
+ */
+int tap_open(const struct tap_config *cfg, struct tap_result *res);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

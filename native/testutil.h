@@ -1,0 +1,27 @@
+/* Test helpers: a SOCK_SEQPACKET pair stands in for a TAP (one frame per message). */
+#ifndef VTEPD_TESTUTIL_H
+#define VTEPD_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Largest message test_read returns whole. */
+#define TEST_READ_MAX 65536
+
+/* Both ends non-blocking and close-on-exec. 0 or errno. */
+int test_socketpair(int fds[2]);
+/* Wait up to timeout_ms for one message. 0 (with *n), ETIMEDOUT, or errno. */
+int test_read(int fd, int timeout_ms, uint8_t *buf, size_t cap, size_t *n);
+/* Write one message whole. 0 or errno (EAGAIN when the peer's queue is full). */
+int test_write(int fd, const uint8_t *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

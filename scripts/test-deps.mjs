@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+// Install the Debian tools the tests and benchmarks drive, where they are missing:
+// `apt-get update` once, then one non-interactive `apt-get install`. Needs root.
+import { execFileSync, spawnSync } from 'node:child_process';
+
+const TOOLS = {
+  ip: 'iproute2',
+  ping: 'iputils-ping',
+  iperf3: 'iperf3',
+  tshark: 'tshark',
+  ethtool: 'ethtool',
+};
+
+const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+const missing = Object.entries(TOOLS).filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg);
+if (missing.length === 0) process.exit(0);
+if (process.getuid?.() !== 0) {
+  console.error(`test-deps: missing ${missing.join(', ')} and not root; install them with apt-get`);
+  process.exit(1);
+}
+console.log(`test-deps: installing ${missing.join(' ')}`);
+const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+execFileSync('apt-get', ['update'], { stdio: 'inherit', env });
+execFileSync('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { stdio: 'inherit', env });

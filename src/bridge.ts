@@ -1,0 +1,237 @@
+/**
+ * One tenant's layer-2 domain (one VNI): its ports, its flood list and its MAC table.
+ *
+ * The Bridge owns the authoritative MAC table and its policy — learning, ageing, moves,
+ * the per-tenant limit, static entries — and keeps the data path's cache in step with
+ * it. It sees only exceptions: a source MAC the cache does not hold at that place, and
+ * frames the cache cannot forward (broadcast, multicast, unknown unicast), which it floods
+ * by head-end replication with split horizon (a frame from a VTEP never goes back to VTEPs).
+ */
+import type { Datapath, Place } from './datapath.js';
+import { frameMacs, isLearnableMac, isMulticastMac } from './mac.js';
+
+export interface BridgeSpec {
+  name: string;
+  vni: number;
+  learning: boolean;
+  /** Seconds a learned entry may stay idle before it is removed. */
+  ageing: number;
+  maxMacs: number;
+}
+
+export interface FdbEntry {
+  mac: string;
+  place: Place;
+  static: boolean;
+  /** Date.now() when learned or last moved. */
+  since: number;
+  moves: number;
+}
+
+/** What learning did with one source MAC. */
+export type LearnResult =
+  | 'new'
+  | 'refresh'
+  | 'move'
+  | 'disabled'
+  | 'not-learnable'
+  | 'static-conflict'
+  | 'limit';
+
+export interface BridgeCounters {
+  learned: number;
+  moves: number;
+  aged: number;
+  /** Learning refused because the table was at maxMacs (or the global limit). */
+  limitRefused: number;
+  /** A learned source tried to move a static entry. */
+  staticConflicts: number;
+  /** Frames flooded (broadcast, multicast, unknown unicast) by the bridge. */
+  flooded: number;
+  /** Punted frames the bridge forwarded as known unicast (the cache had not caught up). */
+  unicastSlowPath: number;
+  hairpinDrops: number;
+  splitHorizonDrops: number;
+}
+
+/** Hooks the Switch gives a bridge: VTEP reference counting and a global table limit. */
+export interface BridgeHost {
+  vtepRef(vtepId: number, delta: 1 | -1): void;
+  /** True if one more entry fits under the switch-wide limit. */
+  globalRoom(): boolean;
+  entryCountDelta(delta: number): void;
+}
+
+export class Bridge {
+  readonly name: string;
+  readonly vni: number;
+  learning: boolean;
+  ageingMs: number;
+  maxMacs: number;
+  readonly ports = new Set<number>();
+  readonly flood = new Set<number>();
+  readonly table = new Map<string, FdbEntry>();
+  readonly counters: BridgeCounters = {
+    learned: 0, moves: 0, aged: 0, limitRefused: 0, staticConflicts: 0,
+    flooded: 0, unicastSlowPath: 0, hairpinDrops: 0, splitHorizonDrops: 0,
+  };
+
+  constructor(
+    readonly tenantId: number,
+    spec: BridgeSpec,
+    private readonly dp: Datapath,
+    private readonly host: BridgeHost,
+  ) {
+    this.name = spec.name;
+    this.vni = spec.vni;
+    this.learning = spec.learning;
+    this.ageingMs = spec.ageing * 1000;
+    this.maxMacs = spec.maxMacs;
+  }
+
+  /** Learn `mac` at `place` under the tenant's policy and program the cache. */
+  learn(mac: string, place: Place): LearnResult {
+    if (!isLearnableMac(mac)) return 'not-learnable';
+    if (!this.learning) return 'disabled';
+    const cur = this.table.get(mac);
+    if (cur) {
+      if (samePlace(cur.place, place)) {
+        // The cache reported it, so it lost the entry (or never had it): program again.
+        this.dp.fdbSet(this.tenantId, mac, place);
+        return 'refresh';
+      }
+      if (cur.static) {
+        this.counters.staticConflicts++;
+        return 'static-conflict';
+      }
+      this.retarget(cur, place);
+      cur.moves++;
+      cur.since = Date.now();
+      this.counters.moves++;
+      return 'move';
+    }
+    if (this.table.size >= this.maxMacs || !this.host.globalRoom()) {
+      this.counters.limitRefused++;
+      return 'limit';
+    }
+    this.insert({ mac, place, static: false, since: Date.now(), moves: 0 });
+    this.counters.learned++;
+    return 'new';
+  }
+
+  /** Add or replace a static entry (config). Static entries never age and never move by learning. */
+  setStatic(mac: string, place: Place): void {
+    const cur = this.table.get(mac);
+    if (cur) {
+      this.retarget(cur, place);
+      cur.static = true;
+      cur.since = Date.now();
+      return;
+    }
+    if (!isLearnableMac(mac)) throw new Error(`static entry ${mac}: not a unicast MAC`);
+    this.insert({ mac, place, static: true, since: Date.now(), moves: 0 });
+  }
+
+  /** Remove one entry from the table and the cache. Returns false if there was none. */
+  remove(mac: string): boolean {
+    const cur = this.table.get(mac);
+    if (!cur) return false;
+    this.table.delete(mac);
+    this.host.entryCountDelta(-1);
+    if (cur.place.kind === 'vtep') this.host.vtepRef(cur.place.vtepId, -1);
+    this.dp.fdbDel(this.tenantId, mac);
+    return true;
+  }
+
+  /** Remove learned entries (all, or those at one place); static ones stay. Returns how many. */
+  flush(where?: Place): number {
+    let n = 0;
+    for (const e of [...this.table.values()]) {
+      if (e.static) continue;
+      if (where && !samePlace(e.place, where)) continue;
+      this.remove(e.mac);
+      n++;
+    }
+    return n;
+  }
+
+  /** Remove every entry pointing at a place, static ones included (the place is gone). */
+  forget(where: Place): void {
+    for (const e of [...this.table.values()]) if (samePlace(e.place, where)) this.remove(e.mac);
+  }
+
+  /** Age out learned entries idle longer than the tenant's ageing time. */
+  age(idleMs: Map<string, number>): string[] {
+    const aged: string[] = [];
+    for (const e of [...this.table.values()]) {
+      if (e.static) continue;
+      const idle = idleMs.get(e.mac);
+      if (idle !== undefined && idle >= this.ageingMs) {
+        this.remove(e.mac);
+        this.counters.aged++;
+        aged.push(e.mac);
+      }
+    }
+    return aged;
+  }
+
+  /**
+   * Decide where a frame goes: known unicast to its one place, everything else flooded to
+   * the tenant's other ports and (only if it came from a local port) its flood list.
+   */
+  outputs(ingress: Place, frame: Buffer): { ports: number[]; vteps: number[] } {
+    const { dst } = frameMacs(frame);
+    const none = { ports: [], vteps: [] };
+    if (!isMulticastMac(dst)) {
+      const e = this.table.get(dst);
+      if (e) {
+        if (e.place.kind === 'port') {
+          if (ingress.kind === 'port' && ingress.portId === e.place.portId) {
+            this.counters.hairpinDrops++;
+            return none;
+          }
+          this.counters.unicastSlowPath++;
+          return { ports: [e.place.portId], vteps: [] };
+        }
+        if (ingress.kind === 'vtep') {
+          this.counters.splitHorizonDrops++;
+          return none;
+        }
+        this.counters.unicastSlowPath++;
+        return { ports: [], vteps: [e.place.vtepId] };
+      }
+    }
+    this.counters.flooded++;
+    const ports = [...this.ports].filter((p) => !(ingress.kind === 'port' && ingress.portId === p));
+    const vteps = ingress.kind === 'vtep' ? [] : [...this.flood];
+    return { ports, vteps };
+  }
+
+  /** Forward a punted frame: learn its source, then send it where `outputs` says. */
+  forward(ingress: Place, frame: Buffer): number {
+    const { src } = frameMacs(frame);
+    this.learn(src, ingress);
+    const { ports, vteps } = this.outputs(ingress, frame);
+    if (ports.length === 0 && vteps.length === 0) return 0;
+    return this.dp.transmit(this.tenantId, frame, ports, vteps);
+  }
+
+  private insert(e: FdbEntry): void {
+    this.table.set(e.mac, e);
+    this.host.entryCountDelta(1);
+    if (e.place.kind === 'vtep') this.host.vtepRef(e.place.vtepId, 1);
+    this.dp.fdbSet(this.tenantId, e.mac, e.place);
+  }
+
+  private retarget(e: FdbEntry, place: Place): void {
+    if (place.kind === 'vtep') this.host.vtepRef(place.vtepId, 1);
+    if (e.place.kind === 'vtep') this.host.vtepRef(e.place.vtepId, -1);
+    e.place = place;
+    this.dp.fdbSet(this.tenantId, e.mac, place);
+  }
+}
+
+export function samePlace(a: Place, b: Place): boolean {
+  if (a.kind === 'port') return b.kind === 'port' && a.portId === b.portId;
+  return b.kind === 'vtep' && a.vtepId === b.vtepId;
+}

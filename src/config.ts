@@ -1,0 +1,456 @@
+/**
+ * vtepd configuration: parse YAML, validate the whole of it, normalize.
+ *
+ * Config is passive data. `parseConfig` returns either a fully normalized `Config` (every
+ * default filled in) or EVERY error found, each as `path: message`, e.g.
+ * `tenants[0].vni: must be an integer 1..16777215`. Nothing is applied here.
+ *
+ * ## YAML reference
+ *
+ * ```yaml
+ * log:                       # optional
+ *   level: warn              # fatal|error|warn|info|debug|trace|silent; default warn
+ * underlay:                  # required
+ *   local: 10.0.0.1          # required; this host's unicast IPv4 or IPv6 underlay address
+ *   port: 4789               # UDP port VXLAN is received on and sent to; 1..65535; default 4789
+ *                            #   (Linux's historic default is 8472)
+ *   mtu: 1500                # underlay link MTU; 576..65535 (1280.. over IPv6); default 1500
+ *   sourcePorts: 8           # send sockets on distinct UDP source ports (49152..65535) that the
+ *                            #   inner flow hash picks from; 1..64; default 8
+ * tenants:                   # required; a list, may be empty ([])
+ *   - name: blue             # required; 1..32 of a-z A-Z 0-9 _ . -; unique
+ *     vni: 5001              # required; VXLAN network identifier 1..16777215; unique
+ *     ports:                 # local TAP ports; default []
+ *       - tap: blue0         # required; Linux interface name: 1..15 bytes, no '/', ':', '%' or
+ *                            #   whitespace, not '.' or '..'; unique across all tenants
+ *         netns: vmA         # optional; namespace under /run/netns the TAP is created in
+ *         address: 10.1.0.1/24   # optional; IPv4 or IPv6 interface address with prefix length
+ *         mac: "02:00:00:00:01:01"  # optional; unicast, not all-zero; kernel picks one if absent
+ *         mtu: 1450          # optional; 68..65535 and at most underlay.mtu minus the VXLAN
+ *                            #   overhead, which is also the default: 50 bytes over IPv4
+ *                            #   (14 inner Ethernet + 8 VXLAN + 8 UDP + 20 IPv4), 70 over IPv6.
+ *                            #   A TAP left at 1500 over a 1500-byte underlay black-holes TCP.
+ *     flood: [10.0.0.2, 10.0.0.3]   # VTEPs that get broadcast, unknown-unicast and multicast
+ *                            #   frames (head-end replication); default []; same address family
+ *                            #   as underlay.local, not underlay.local itself, no duplicates
+ *     fdb:                   # static FDB entries; default []
+ *       - { mac: "02:00:00:00:02:01", vtep: 10.0.0.2 }  # MAC unique within the tenant
+ *     learning: true         # learn inner source MAC -> outer source VTEP; default true
+ *     ageing: 300            # seconds a learned MAC lives unseen; 1..1000000; default 300
+ *     maxMacs: 8192          # MAC table limit of the tenant; 1..1048576; default 8192
+ * ```
+ *
+ * Unknown keys are errors. MACs may be written with ':' or '-' and any case; they are
+ * normalized to lower-case colon form. IPv6 addresses are normalized to RFC 5952 form.
+ * Quote MACs and names that YAML could read as numbers.
+ */
+import { readFileSync } from 'node:fs';
+import { Address4, Address6 } from 'ip-address';
+import { LineCounter, parseDocument, type Document } from 'yaml';
+import { z } from 'zod';
+
+// ---------------------------------------------------------------------------------------
+// Types
+// ---------------------------------------------------------------------------------------
+
+export type Family = 4 | 6;
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface UnderlayConfig {
+  /** This host's underlay address, normalized. */
+  local: string;
+  /** Address family of `local`; every VTEP of every tenant has the same. */
+  family: Family;
+  port: number;
+  mtu: number;
+  sourcePorts: number;
+}
+export interface PortAddress {
+  address: string;
+  prefixLength: number;
+  family: Family;
+}
+export interface PortConfig {
+  tap: string;
+  netns: string | null;
+  address: PortAddress | null;
+  /** Lower-case colon form; null: the kernel picks one. */
+  mac: string | null;
+  /** Resolved: the configured value, or underlay.mtu minus the encapsulation overhead. */
+  mtu: number;
+}
+export interface StaticFdbEntry {
+  mac: string;
+  vtep: string;
+}
+export interface TenantConfig {
+  name: string;
+  vni: number;
+  ports: PortConfig[];
+  flood: string[];
+  fdb: StaticFdbEntry[];
+  learning: boolean;
+  ageing: number;
+  maxMacs: number;
+}
+export interface Config {
+  log: { level: LogLevel };
+  underlay: UnderlayConfig;
+  tenants: TenantConfig[];
+}
+export interface ConfigError {
+  path: string;
+  message: string;
+}
+export type ConfigResult = { ok: true; config: Config } | { ok: false; errors: ConfigError[] };
+
+export function formatConfigError(e: ConfigError): string {
+  return `${e.path}: ${e.message}`;
+}
+
+// ---------------------------------------------------------------------------------------
+// Derived values
+// ---------------------------------------------------------------------------------------
+
+/** VXLAN encapsulation overhead: 14 inner Ethernet + 8 VXLAN + 8 UDP + 20 IPv4 / 40 IPv6. */
+export function encapOverhead(family: Family): number {
+  return 14 + 8 + 8 + (family === 4 ? 20 : 40);
+}
+
+/** The TAP MTU that keeps encapsulated frames within the underlay MTU. */
+export function defaultTapMtu(underlayMtu: number, family: Family): number {
+  return underlayMtu - encapOverhead(family);
+}
+
+// ---------------------------------------------------------------------------------------
+// Field parsers (pure; shared by the schema and the cross-field checks)
+// ---------------------------------------------------------------------------------------
+
+type Parsed<T> = { value: T } | { error: string };
+interface Ip {
+  address: string;
+  family: Family;
+  prefixLength: number;
+}
+
+const MAC_MSG = 'must be a unicast MAC like 02:00:00:00:01:01';
+const ADDRESS_MSG = 'must be an IPv4 or IPv6 address';
+const CIDR_MSG = 'must be an IPv4 or IPv6 address with a prefix length, like 10.1.0.1/24';
+
+export function parseMac(text: string): Parsed<string> {
+  if (!/^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$/i.test(text)) return { error: MAC_MSG };
+  const mac = text.toLowerCase().replaceAll('-', ':');
+  if (mac === '00:00:00:00:00:00') return { error: `${MAC_MSG}, not all-zero` };
+  if (parseInt(mac.slice(0, 2), 16) & 1) return { error: `${MAC_MSG}; ${mac} is multicast` };
+  return { value: mac };
+}
+
+/** An IPv4/IPv6 address (`cidr`: with a required /prefix) that is unicast and usable. */
+function parseIp(text: string, cidr: boolean): Parsed<Ip> {
+  const bad = { error: cidr ? CIDR_MSG : ADDRESS_MSG };
+  if (text.includes('/') !== cidr) return bad;
+  let ip: Address4 | Address6;
+  if (Address4.isValid(text)) ip = new Address4(text);
+  else if (Address6.isValid(text)) ip = new Address6(text);
+  else return bad;
+  const family: Family = ip instanceof Address4 ? 4 : 6;
+  if (ip instanceof Address6) {
+    if (ip.zone) return { error: `${ADDRESS_MSG} without a zone index (${ip.zone})` };
+    if (ip.isMapped4()) return { error: `write IPv4-mapped ${text} as plain IPv4` };
+  }
+  const address = ip.correctForm();
+  const kind = ip.isMulticast() ? 'multicast' : ip.isUnspecified() ? 'unspecified'
+    : ip instanceof Address4 && ip.isBroadcast() ? 'broadcast' : null;
+  if (kind) return { error: `must be a unicast address; ${address} is ${kind}` };
+  const bits = family === 4 ? 32 : 128;
+  const prefixLength = ip.subnetMask;
+  if (cidr && prefixLength === 0) return { error: `prefix length must be 1..${bits}` };
+  if (cidr && prefixLength <= bits - 2) {
+    const net = `${ip.startAddress().correctForm()}/${prefixLength}`;
+    if (ip.startAddress().correctForm() === address)
+      return { error: `${address} is the network address of ${net}; use a host address in it` };
+    if (ip instanceof Address4 && ip.endAddress().correctForm() === address)
+      return { error: `${address} is the broadcast address of ${net}; use a host address in it` };
+  }
+  return { value: { address, family, prefixLength } };
+}
+
+/** Linux dev_valid_name(), plus no '%' (TUNSETIFF would treat it as a name template). */
+function isIfName(s: string): boolean {
+  return Buffer.byteLength(s) <= 15 && /^[^\s/:%]+$/.test(s) && s !== '.' && s !== '..';
+}
+function isNetnsName(s: string): boolean {
+  return Buffer.byteLength(s) <= 255 && /^[^/\0]+$/.test(s) && s !== '.' && s !== '..';
+}
+
+// ---------------------------------------------------------------------------------------
+// Schema (per-field checks, defaults and normalization)
+// ---------------------------------------------------------------------------------------
+
+/** A message for a wrong value, "is required" for a missing one. */
+const need = (message: string) => ({
+  error: (iss: { input?: unknown }) => (iss.input === undefined ? 'is required' : message),
+});
+const intIn = (lo: number, hi: number) => {
+  const m = `must be an integer ${lo}..${hi}`;
+  return z.int(need(m)).min(lo, m).max(hi, m);
+};
+const text = (message: string, ok: (s: string) => boolean) => z.string(need(message)).refine(ok, message);
+const parsed = <T>(message: string, parse: (s: string) => Parsed<T>) =>
+  z.string(need(message)).transform((s, ctx): T => {
+    const r = parse(s);
+    if ('value' in r) return r.value;
+    ctx.addIssue({ code: 'custom', message: r.error });
+    return z.NEVER;
+  });
+
+const Mac = parsed(MAC_MSG, parseMac);
+const HostAddress = parsed(ADDRESS_MSG, (s) => parseIp(s, false));
+const Vtep = HostAddress.transform((ip) => ip.address);
+const UnderlayMtu = intIn(576, 65535).default(1500);
+
+const Cidr = parsed(CIDR_MSG, (s) => parseIp(s, true));
+const TapName = text("must be a Linux interface name: 1..15 bytes, no '/', ':', '%' or whitespace, not '.' or '..'", isIfName);
+const PortMtu = intIn(68, 65535);
+
+const Underlay = z.strictObject(
+  { local: HostAddress, port: intIn(1, 65535).default(4789), mtu: UnderlayMtu, sourcePorts: intIn(1, 64).default(8) },
+  need('must be a mapping like { local: 10.0.0.1 }'),
+);
+const Port = z.strictObject(
+  {
+    tap: TapName,
+    netns: text("must be a network namespace name under /run/netns: no '/', not '.' or '..'", isNetnsName).optional(),
+    address: Cidr.optional(),
+    mac: Mac.optional(),
+    mtu: PortMtu.optional(),
+  },
+  need('must be a mapping like { tap: blue0 }'),
+);
+const FdbEntry = z.strictObject({ mac: Mac, vtep: Vtep }, need('must be a mapping like { mac: "02:00:00:00:02:01", vtep: 10.0.0.2 }'));
+const TenantName = text('must be 1..32 characters of a-z A-Z 0-9 _ . -', (s) => /^[A-Za-z0-9_.-]{1,32}$/.test(s));
+const Vni = intIn(1, 16777215);
+const Tenant = z.strictObject(
+  {
+    name: TenantName,
+    vni: Vni,
+    ports: z.array(Port, need('must be a list of ports')).default([]),
+    flood: z.array(Vtep, need('must be a list of VTEP addresses')).default([]),
+    fdb: z.array(FdbEntry, need('must be a list of { mac, vtep } entries')).default([]),
+    learning: z.boolean(need('must be true or false')).default(true),
+    ageing: intIn(1, 1000000).default(300),
+    maxMacs: intIn(1, 1048576).default(8192),
+  },
+  need('must be a mapping like { name: blue, vni: 5001 }'),
+);
+const Log = z.strictObject(
+  { level: z.enum(LOG_LEVELS, need(`must be one of ${LOG_LEVELS.join(', ')}`)).default('warn') },
+  need('must be a mapping like { level: warn }'),
+);
+const Root = z.strictObject(
+  {
+    log: Log.default({ level: 'warn' }),
+    underlay: Underlay,
+    tenants: z.array(Tenant, need('must be a list of tenants (write tenants: [] for none)')),
+  },
+  need('must be a mapping with underlay and tenants'),
+);
+
+/** Known keys per object kind, for "did you mean" on an unknown key. */
+const SHAPES: Record<string, string[]> = {
+  '': Object.keys(Root.shape),
+  log: Object.keys(Log.shape),
+  underlay: Object.keys(Underlay.shape),
+  tenants: Object.keys(Tenant.shape),
+  'tenants.ports': Object.keys(Port.shape),
+  'tenants.fdb': Object.keys(FdbEntry.shape),
+};
+function unknownKey(path: PropertyKey[], key: string): string {
+  const known = SHAPES[path.filter((p) => typeof p === 'string').join('.')] ?? [];
+  const squash = (s: string) => s.toLowerCase().replace(/[-_]/g, '');
+  const near = known.find((k) => squash(k) === squash(key));
+  return near ? `unknown key (did you mean "${near}"?)` : 'unknown key';
+}
+
+// ---------------------------------------------------------------------------------------
+// Cross-field checks. They read the raw input, so they run even where other fields are
+// wrong, and look only at values that pass their own field check.
+// ---------------------------------------------------------------------------------------
+
+type Issue = { path: PropertyKey[]; message: string };
+const record = (v: unknown): Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+function valid<S extends z.ZodType>(schema: S, v: unknown): z.output<S> | undefined {
+  const r = schema.safeParse(v);
+  return r.success ? r.data : undefined;
+}
+
+function crossCheck(raw: unknown): Issue[] {
+  const issues: Issue[] = [];
+  const add = (path: PropertyKey[], message: string) => issues.push({ path, message });
+  /** Report `key` if already seen in `seen` (under another owner), else remember it. */
+  const once = (seen: Map<unknown, string>, key: unknown, owner: string, path: PropertyKey[], what: string) => {
+    const first = seen.get(key);
+    if (first !== undefined) add(path, `duplicate ${what} (also ${first})`);
+    else seen.set(key, owner);
+  };
+
+  const root = record(raw);
+  const underlay = record(root.underlay);
+  const local = valid(HostAddress, underlay.local);
+  const underlayMtu = valid(UnderlayMtu, underlay.mtu);
+  if (local?.family === 6 && underlayMtu !== undefined && underlayMtu < 1280)
+    add(['underlay', 'mtu'], 'must be at least 1280 for an IPv6 underlay');
+  const maxMtu = local && underlayMtu !== undefined ? defaultTapMtu(underlayMtu, local.family) : undefined;
+  const why = local && `underlay.mtu ${underlayMtu} minus ${encapOverhead(local.family)} bytes of VXLAN over IPv${local.family}`;
+  const checkVtep = (path: PropertyKey[], v: unknown): string | undefined => {
+    const ip = valid(HostAddress, v);
+    if (!ip || !local) return ip?.address;
+    if (ip.family !== local.family) add(path, `IPv${ip.family} VTEP but underlay.local is IPv${local.family}`);
+    else if (ip.address === local.address) add(path, `must not be underlay.local (${local.address}), this host`);
+    else return ip.address;
+    return undefined;
+  };
+
+  const names = new Map<unknown, string>();
+  const vnis = new Map<unknown, string>();
+  const taps = new Map<unknown, string>();
+  list(root.tenants).forEach((t, i) => {
+    const tenant = record(t);
+    const at = `tenants[${i}]`;
+    const name = valid(TenantName, tenant.name);
+    if (name !== undefined) once(names, name, at, ['tenants', i, 'name'], `tenant name "${name}"`);
+    const vni = valid(Vni, tenant.vni);
+    if (vni !== undefined) once(vnis, vni, at, ['tenants', i, 'vni'], `VNI ${vni}`);
+
+    const macs = new Map<unknown, string>(); // one L2 segment: port MACs and static FDB MACs
+    const addresses = new Map<unknown, string>();
+    list(tenant.ports).forEach((p, j) => {
+      const port = record(p);
+      const path = (key: string) => ['tenants', i, 'ports', j, key];
+      const tap = valid(TapName, port.tap);
+      if (tap !== undefined) once(taps, tap, `${at}.ports[${j}]`, path('tap'), `TAP name "${tap}"`);
+      const mac = valid(Mac, port.mac);
+      if (mac !== undefined) once(macs, mac, `${at}.ports[${j}].mac`, path('mac'), `MAC ${mac}`);
+      const address = valid(Cidr, port.address);
+      if (address) once(addresses, address.address, `${at}.ports[${j}].address`, path('address'), `address ${address.address}`);
+      const mtu = valid(PortMtu, port.mtu);
+      if (mtu !== undefined && maxMtu !== undefined && mtu > maxMtu)
+        add(path('mtu'), `${mtu} exceeds ${why} (at most ${maxMtu})`);
+      const effective = mtu ?? maxMtu;
+      if (address?.family === 6 && effective !== undefined && effective < 1280)
+        add(path(mtu === undefined ? 'address' : 'mtu'), `an IPv6 address needs a port MTU of at least 1280, not ${effective}`);
+    });
+
+    const flood = new Map<unknown, string>();
+    list(tenant.flood).forEach((v, j) => {
+      const vtep = checkVtep(['tenants', i, 'flood', j], v);
+      if (vtep !== undefined) once(flood, vtep, `${at}.flood[${j}]`, ['tenants', i, 'flood', j], `VTEP ${vtep}`);
+    });
+    list(tenant.fdb).forEach((e, j) => {
+      const entry = record(e);
+      checkVtep(['tenants', i, 'fdb', j, 'vtep'], entry.vtep);
+      const mac = valid(Mac, entry.mac);
+      if (mac !== undefined) once(macs, mac, `${at}.fdb[${j}].mac`, ['tenants', i, 'fdb', j, 'mac'], `MAC ${mac}`);
+    });
+  });
+  return issues;
+}
+
+// ---------------------------------------------------------------------------------------
+// Entry points
+// ---------------------------------------------------------------------------------------
+
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else if (/^[A-Za-z_$][\w$]*$/.test(String(p))) out += out ? `.${String(p)}` : String(p);
+    else out += `[${JSON.stringify(String(p))}]`;
+  }
+  return out || '(root)';
+}
+
+/**
+ * Validate already-parsed data (e.g. JSON from the API socket). `position` orders the
+ * errors (by where they are in the source); without it they come in schema order.
+ */
+export function validateConfig(data: unknown, position?: (path: PropertyKey[]) => number): ConfigResult {
+  const issues: Issue[] = [];
+  const result = Root.safeParse(data);
+  for (const iss of result.error?.issues ?? []) {
+    if (iss.code === 'unrecognized_keys') for (const k of iss.keys) issues.push({ path: [...iss.path, k], message: unknownKey(iss.path, k) });
+    else issues.push({ path: iss.path, message: iss.message });
+  }
+  issues.push(...crossCheck(data));
+  if (issues.length > 0 || !result.success) {
+    const order = issues.map((iss, n) => ({ iss, n, at: position?.(iss.path) ?? 0 }));
+    order.sort((a, b) => a.at - b.at || a.n - b.n);
+    return { ok: false, errors: order.map(({ iss }) => ({ path: formatPath(iss.path), message: iss.message })) };
+  }
+
+  const { log, underlay, tenants } = result.data;
+  const family = underlay.local.family;
+  const config: Config = {
+    log,
+    underlay: { ...underlay, local: underlay.local.address, family },
+    tenants: tenants.map((t) => ({
+      ...t,
+      ports: t.ports.map((p) => ({
+        tap: p.tap,
+        netns: p.netns ?? null,
+        address: p.address ?? null,
+        mac: p.mac ?? null,
+        mtu: p.mtu ?? defaultTapMtu(underlay.mtu, family),
+      })),
+    })),
+  };
+  return { ok: true, config };
+}
+
+/** Parse and validate YAML text. `source` (a file name) is used in YAML syntax errors. */
+export function parseConfig(text: string, source?: string): ConfigResult {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  const problems = [...doc.errors, ...doc.warnings];
+  if (problems.length > 0) {
+    return {
+      ok: false,
+      errors: problems.map((e) => {
+        const { line, col } = lineCounter.linePos(e.pos[0]);
+        const where = source ? `${source}:${line}:${col}` : `line ${line}, column ${col}`;
+        return { path: '(root)', message: `${where}: ${e.message}` };
+      }),
+    };
+  }
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    return { ok: false, errors: [{ path: '(root)', message: (err as Error).message }] };
+  }
+  return validateConfig(data, (path) => offsetOf(doc, path));
+}
+
+/** Read, parse and validate a YAML file. */
+export function loadConfig(path: string): ConfigResult {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    return { ok: false, errors: [{ path: '(root)', message: `cannot read ${path}: ${(err as Error).message}` }] };
+  }
+  return parseConfig(text, path);
+}
+
+/** Source offset of the node at `path`; for a missing key, the end of its parent. */
+function offsetOf(doc: Document, path: PropertyKey[]): number {
+  for (let p = path, missing = false; ; p = p.slice(0, -1), missing = true) {
+    const node = p.length === 0 ? doc.contents : doc.getIn(p, true);
+    const range = (node as { range?: [number, number, number] } | null | undefined)?.range;
+    if (range) return missing ? range[1] : range[0];
+    if (p.length === 0) return 0;
+  }
+}

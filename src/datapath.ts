@@ -1,0 +1,159 @@
+/**
+ * The data path as the Switch sees it: a cache it programs and a source of exception
+ * events. Two implementations: NativeDatapath (the C fast path, below) and the in-memory
+ * fake the unit tests use (test/support/fake-datapath.ts). The Switch never knows which.
+ */
+import {
+  native,
+  type DpHandle,
+  type DpStats,
+  type FdbKind,
+  EVENT_HEADER,
+  EV_LEARN,
+  EV_MISS,
+  IN_PORT,
+  IN_VTEP,
+  IN_UNKNOWN_VTEP,
+  FDB_PORT,
+  FDB_VTEP,
+} from './native.js';
+import { macFromBuffer, macToBuffer } from './mac.js';
+
+export type Place = { kind: 'port'; portId: number } | { kind: 'vtep'; vtepId: number };
+
+/** Where an exception frame came from. An unknown VTEP is known by its outer source address only. */
+export type Ingress = Place | { kind: 'unknown-vtep'; address: string; port: number };
+
+export interface DpEvent {
+  /** learn: the source MAC is not in the cache at this place. miss: the frame is punted for flooding. */
+  type: 'learn' | 'miss';
+  tenantId: number;
+  ingress: Ingress;
+  srcMac: string;
+  /** The whole inner frame, for 'miss'. */
+  frame?: Buffer;
+}
+
+export interface FdbIdle {
+  tenantId: number;
+  mac: string;
+  idleMs: number;
+}
+
+export interface Datapath {
+  start(onEvents: (events: DpEvent[]) => void): void;
+  stop(): void;
+  tenantSet(tenantId: number, vni: number): void;
+  tenantDel(tenantId: number): void;
+  /** fd: the port's packet descriptor (a TAP); the fake ignores it. */
+  portSet(portId: number, tenantId: number, fd: number): void;
+  portDel(portId: number): void;
+  vtepSet(vtepId: number, address: string, port: number): void;
+  vtepDel(vtepId: number): void;
+  fdbSet(tenantId: number, mac: string, place: Place): void;
+  fdbDel(tenantId: number, mac: string): void;
+  fdbIdle(): FdbIdle[];
+  transmit(tenantId: number, frame: Buffer, ports: number[], vteps: number[]): number;
+  stats(): DpStats;
+}
+
+function placeToNative(place: Place): [FdbKind, number] {
+  return place.kind === 'port' ? [FDB_PORT, place.portId] : [FDB_VTEP, place.vtepId];
+}
+
+function formatAddress(buf: Buffer, off: number, family: number): string {
+  if (family === 4) return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(buf.readUInt16BE(off + i).toString(16));
+  // Canonical compressed form: collapse the longest run of zero groups.
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') { i++; continue; }
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > bestLen && j - i > 1) { bestStart = i; bestLen = j - i; }
+    i = j;
+  }
+  if (bestStart < 0) return groups.join(':');
+  return `${groups.slice(0, bestStart).join(':')}::${groups.slice(bestStart + bestLen).join(':')}`;
+}
+
+/** Decode one Buffer of event records (layout in src/native.ts). */
+export function decodeEvents(buf: Buffer): DpEvent[] {
+  const events: DpEvent[] = [];
+  let off = 0;
+  while (off + EVENT_HEADER <= buf.length) {
+    const recLen = buf.readUInt32LE(off);
+    if (recLen < EVENT_HEADER || off + recLen > buf.length) break;
+    const type = buf[off + 4];
+    const inKind = buf[off + 5];
+    const outerPort = buf.readUInt16LE(off + 6);
+    const tenantId = buf.readUInt32LE(off + 8);
+    const inId = buf.readUInt32LE(off + 12);
+    const family = buf[off + 32];
+    const srcMac = macFromBuffer(buf, off + 40);
+    const frameLen = buf.readUInt32LE(off + 48);
+    let ingress: Ingress;
+    if (inKind === IN_PORT) ingress = { kind: 'port', portId: inId };
+    else if (inKind === IN_VTEP) ingress = { kind: 'vtep', vtepId: inId };
+    else if (inKind === IN_UNKNOWN_VTEP)
+      ingress = { kind: 'unknown-vtep', address: formatAddress(buf, off + 16, family), port: outerPort };
+    else { off += recLen; continue; }
+    const ev: DpEvent = { type: type === EV_MISS ? 'miss' : 'learn', tenantId, ingress, srcMac };
+    if (type === EV_MISS) ev.frame = Buffer.from(buf.subarray(off + EVENT_HEADER, off + EVENT_HEADER + frameLen));
+    else if (type !== EV_LEARN) { off += recLen; continue; }
+    events.push(ev);
+    off += recLen;
+  }
+  return events;
+}
+
+export interface NativeDatapathOptions {
+  local: string;
+  port: number;
+  sourcePorts?: number;
+}
+
+/** The C fast path. */
+export class NativeDatapath implements Datapath {
+  private readonly dp: DpHandle;
+  private readonly n = native();
+  private stopped = false;
+
+  constructor(opts: NativeDatapathOptions) {
+    this.dp = this.n.dpCreate({ local: opts.local, port: opts.port, sourcePorts: opts.sourcePorts });
+  }
+
+  start(onEvents: (events: DpEvent[]) => void): void {
+    this.n.dpStart(this.dp, (records) => onEvents(decodeEvents(records)));
+  }
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.n.dpStop(this.dp);
+  }
+  tenantSet(tenantId: number, vni: number): void { this.n.dpTenantSet(this.dp, tenantId, vni); }
+  tenantDel(tenantId: number): void { this.n.dpTenantDel(this.dp, tenantId); }
+  portSet(portId: number, tenantId: number, fd: number): void { this.n.dpPortSet(this.dp, portId, tenantId, fd); }
+  portDel(portId: number): void { this.n.dpPortDel(this.dp, portId); }
+  vtepSet(vtepId: number, address: string, port: number): void { this.n.dpVtepSet(this.dp, vtepId, address, port); }
+  vtepDel(vtepId: number): void { this.n.dpVtepDel(this.dp, vtepId); }
+  fdbSet(tenantId: number, mac: string, place: Place): void {
+    const [kind, id] = placeToNative(place);
+    this.n.dpFdbSet(this.dp, tenantId, macToBuffer(mac), kind, id);
+  }
+  fdbDel(tenantId: number, mac: string): void { this.n.dpFdbDel(this.dp, tenantId, macToBuffer(mac)); }
+  fdbIdle(): FdbIdle[] {
+    const buf = this.n.dpFdbIdle(this.dp);
+    const out: FdbIdle[] = [];
+    for (let off = 0; off + 16 <= buf.length; off += 16) {
+      out.push({ tenantId: buf.readUInt32LE(off), mac: macFromBuffer(buf, off + 4), idleMs: buf.readUInt32LE(off + 12) });
+    }
+    return out;
+  }
+  transmit(tenantId: number, frame: Buffer, ports: number[], vteps: number[]): number {
+    return this.n.dpTransmit(this.dp, tenantId, frame, Uint32Array.from(ports), Uint32Array.from(vteps));
+  }
+  stats(): DpStats { return this.n.dpStats(this.dp); }
+}

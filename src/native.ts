@@ -1,0 +1,202 @@
+/**
+ * The native addon's surface, declared once.
+ *
+ * The addon (native/, built by node-gyp into build/Release/vtepd.node) is a small flat
+ * API over opaque handles. It owns the hot loop: batched reads from TAP ports and from
+ * the underlay UDP socket, an exact-match FDB cache, VXLAN push/pop, batched writes.
+ * TypeScript owns the truth (tenants, MAC tables, flood lists) and programs the cache.
+ *
+ * Identifiers (tenantId, portId, vtepId) are small integers that TypeScript allocates:
+ *   tenantId 1..MAX_TENANTS-1, portId 1..MAX_PORTS-1, vtepId 1..MAX_VTEPS-1.
+ * Errors: every function throws an Error with a string `code` (an errno name such as
+ * 'EINVAL', 'EEXIST', 'ENOENT', 'EADDRINUSE', or 'ERANGE' for an id out of range) and a
+ * message naming the call and the argument.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Limits compiled into the addon (also returned by `limits()`). */
+export interface NativeLimits {
+  maxTenants: number;
+  maxPorts: number;
+  maxVteps: number;
+  /** Entries the FDB cache holds (its table has twice as many slots); one more is refused with ENOSPC. */
+  fdbCapacity: number;
+  /** Largest frame the fast path reads from a TAP or writes to one. */
+  maxFrame: number;
+  batch: number;
+}
+
+export interface TapOpenOptions {
+  /** Interface name, at most 15 bytes. */
+  name: string;
+  /** A network namespace name under /run/netns; the TAP is created inside it. */
+  netns?: string;
+  mtu: number;
+  /** "02:00:00:00:01:01"; the kernel picks a random one if absent. */
+  mac?: string;
+  /** IPv4 address and prefix length to set on the TAP. */
+  ipv4?: { address: string; prefixLength: number };
+  /** Bring the link up (default true). */
+  up?: boolean;
+}
+
+export interface TapInfo {
+  /** Non-blocking file descriptor of the TAP queue; closing it deletes the device. */
+  fd: number;
+  name: string;
+  ifindex: number;
+  /** The MAC in effect, "aa:bb:cc:dd:ee:ff". */
+  mac: string;
+}
+
+export interface DpCreateOptions {
+  /** Underlay local address (IPv4 today; the socket layer takes IPv6 too). */
+  local: string;
+  /** UDP port VXLAN is received on (and the destination port used toward peers unless a VTEP says otherwise). */
+  port: number;
+  /**
+   * Number of send sockets bound to distinct source ports in 49152..65535; the inner
+   * flow hash picks one, so one flow keeps one source port (RFC 7348 §5). Default 8.
+   */
+  sourcePorts?: number;
+}
+
+/** An opaque data-path handle. */
+export interface DpHandle {
+  readonly __brand: 'DpHandle';
+}
+
+export const FDB_PORT = 1;
+export const FDB_VTEP = 2;
+export type FdbKind = typeof FDB_PORT | typeof FDB_VTEP;
+
+/** Event record types (see EVENT layout below). */
+export const EV_LEARN = 1;
+export const EV_MISS = 2;
+/** Where a frame came in. */
+export const IN_PORT = 1;
+export const IN_VTEP = 2;
+/** Decapsulated from an outer source address that is not a configured VTEP. */
+export const IN_UNKNOWN_VTEP = 3;
+
+/**
+ * Layout of one event record in the Buffer handed to the `onEvents` callback. Records
+ * follow one another; each starts at a multiple of 8. All integers little endian.
+ *
+ *   off size field
+ *    0   4   recLen      total bytes of this record including header and padding
+ *    4   1   type        EV_LEARN (source MAC not in the cache at this place) or
+ *                        EV_MISS (the whole frame is punted: broadcast, multicast or
+ *                        unknown unicast destination; TypeScript decides the flooding)
+ *    5   1   inKind      IN_PORT, IN_VTEP or IN_UNKNOWN_VTEP
+ *    6   2   outerPort   outer UDP source port (IN_VTEP / IN_UNKNOWN_VTEP), else 0
+ *    8   4   tenantId
+ *   12   4   inId        portId or vtepId; 0 for IN_UNKNOWN_VTEP
+ *   16  16   outerAddr   outer source address: IPv4 in the first 4 bytes, or IPv6
+ *   32   1   family      4 or 6 (0 for IN_PORT)
+ *   33   7   (zero)
+ *   40   6   srcMac      the frame's source MAC
+ *   46   2   (zero)
+ *   48   4   frameLen    bytes of frame that follow (0 for EV_LEARN)
+ *   52   4   (zero)
+ *   56   .   frame       the inner Ethernet frame (EV_MISS only)
+ */
+export const EVENT_HEADER = 56;
+
+export interface CounterSet {
+  [name: string]: number;
+}
+
+export interface PortCounters {
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  drops: number;
+}
+
+export interface DpStats {
+  /** Global counters: traffic counters and one per drop reason (names from `counterNames()`). */
+  counters: CounterSet;
+  /** Indexed by portId; only ports that exist. */
+  ports: Record<number, PortCounters>;
+  /** Indexed by vtepId; only VTEPs that exist. */
+  vteps: Record<number, PortCounters>;
+}
+
+export interface NativeAddon {
+  limits(): NativeLimits;
+  /** Names of all global counters, drop reasons included, in the addon's order (native/counters.def). */
+  counterNames(): string[];
+  /** Monotonic milliseconds, the clock FDB idle times are measured in. */
+  nowMs(): number;
+
+  tapOpen(opts: TapOpenOptions): TapInfo;
+  /** close(2) a descriptor the addon gave out (TAP or test socket). */
+  fdClose(fd: number): void;
+
+  dpCreate(opts: DpCreateOptions): DpHandle;
+  /** Start the fast-path threads. `onEvents` is called on the JS thread with one Buffer of event records per wake-up, never per packet. */
+  dpStart(dp: DpHandle, onEvents: (records: Buffer) => void): void;
+  /** Stop threads, close the underlay sockets. Ports' fds are NOT closed (the caller owns them). Idempotent. */
+  dpStop(dp: DpHandle): void;
+
+  dpTenantSet(dp: DpHandle, tenantId: number, vni: number): void;
+  /** Remove a tenant, its ports' bindings and every FDB entry of it. */
+  dpTenantDel(dp: DpHandle, tenantId: number): void;
+  /** Attach an fd (a TAP, or any packet fd such as one end of a SOCK_SEQPACKET pair) as a port of a tenant. */
+  dpPortSet(dp: DpHandle, portId: number, tenantId: number, fd: number): void;
+  /** Detach a port and remove FDB entries pointing at it. Does not close the fd. */
+  dpPortDel(dp: DpHandle, portId: number): void;
+  /** Configure a VTEP (remote underlay address, destination UDP port). Builds its outer-header template. */
+  dpVtepSet(dp: DpHandle, vtepId: number, address: string, port: number): void;
+  /** Remove a VTEP and FDB entries pointing at it. */
+  dpVtepDel(dp: DpHandle, vtepId: number): void;
+
+  dpFdbSet(dp: DpHandle, tenantId: number, mac: Buffer, kind: FdbKind, id: number): void;
+  dpFdbDel(dp: DpHandle, tenantId: number, mac: Buffer): void;
+  /**
+   * Idle times of every cache entry: records of 16 bytes,
+   *   u32 tenantId (off 0), u8[6] mac (off 4), u16 zero (off 10), u32 idleMs (off 12) — the time
+   *   since the MAC was last seen as a source at its place.
+   */
+  dpFdbIdle(dp: DpHandle): Buffer;
+
+  /**
+   * Send one frame of a tenant out of the given ports (written as is) and VTEPs (VXLAN
+   * encapsulated with the tenant's VNI). Used for flooding (head-end replication) and for
+   * punted frames. Returns the number of copies sent.
+   */
+  dpTransmit(dp: DpHandle, tenantId: number, frame: Buffer, ports: Uint32Array, vteps: Uint32Array): number;
+
+  dpStats(dp: DpHandle): DpStats;
+
+  /** Test helpers: a SOCK_SEQPACKET socketpair (non-blocking), read with a timeout, write. */
+  testSocketPair(): [number, number];
+  testRead(fd: number, timeoutMs: number): Buffer | null;
+  testWrite(fd: number, frame: Buffer): void;
+}
+
+function findAddon(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  // src/ when run from source (vitest), dist/src/ when compiled.
+  for (const up of ['..', '../..']) {
+    const p = join(here, up, 'build', 'Release', 'vtepd.node');
+    if (existsSync(p)) return p;
+  }
+  throw new Error('vtepd native addon not built: run `npm ci` (or `npx node-gyp rebuild`)');
+}
+
+let cached: NativeAddon | undefined;
+
+/** Load the addon once. */
+export function native(): NativeAddon {
+  if (!cached) {
+    const require = createRequire(import.meta.url);
+    cached = require(findAddon()) as NativeAddon;
+  }
+  return cached;
+}

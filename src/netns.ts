@@ -1,0 +1,181 @@
+/**
+ * A lab of network namespaces for the demo, the tests and the benchmarks: hosts joined by
+ * veth, every name unique to this run, everything removed on cleanup (also after a
+ * failure). Processes started here are tracked and stopped by PID, never by name.
+ * Traffic only ever flows between the lab's own namespaces.
+ */
+import { spawn, execFile, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+}
+
+export class Lab {
+  /** Short unique prefix, e.g. "vt3f9a1c". */
+  readonly prefix: string;
+  private readonly namespaces: string[] = [];
+  private readonly children: ChildProcess[] = [];
+
+  constructor(tag = 'vt') {
+    this.prefix = `${tag}${randomBytes(3).toString('hex')}`;
+  }
+
+  /** The full namespace name of a lab host. */
+  ns(host: string): string {
+    return `${this.prefix}-${host}`;
+  }
+
+  /**
+   * Create a host. `ipv6: false` turns IPv6 off in it, so an endpoint sends no router
+   * solicitations or MLD reports that would be flooded and blur a packet count.
+   */
+  async addHost(host: string, opts: { ipv6?: boolean } = {}): Promise<string> {
+    const name = this.ns(host);
+    await run('ip', ['netns', 'add', name]);
+    this.namespaces.push(name);
+    await this.exec(host, 'ip', ['link', 'set', 'lo', 'up']);
+    if (opts.ipv6 === false) {
+      await this.exec(host, 'sysctl', ['-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+    }
+    return name;
+  }
+
+  /**
+   * Join two hosts with a veth pair, `ifA` in host a and `ifB` in host b, with addresses
+   * ("10.0.0.1/24"), MTU and link up.
+   */
+  async link(a: string, ifA: string, addrA: string | null, b: string, ifB: string, addrB: string | null, mtu = 1500): Promise<void> {
+    await run('ip', ['link', 'add', ifA, 'netns', this.ns(a), 'mtu', String(mtu), 'type', 'veth', 'peer', ifB, 'netns', this.ns(b), 'mtu', String(mtu)]);
+    for (const [h, i, addr] of [[a, ifA, addrA], [b, ifB, addrB]] as const) {
+      if (addr) await this.exec(h, 'ip', ['addr', 'add', addr, 'dev', i, ...(addr.includes(':') ? ['nodad'] : [])]);
+      await this.exec(h, 'ip', ['link', 'set', i, 'up']);
+    }
+  }
+
+  /** Run a command inside a host and wait for it; throws with its stderr on failure. */
+  exec(host: string, cmd: string, args: string[], timeoutMs = 120_000): Promise<ExecResult> {
+    return run('ip', ['netns', 'exec', this.ns(host), cmd, ...args], timeoutMs);
+  }
+
+  /** Start a long-running process inside a host; stopped by PID on cleanup. */
+  spawn(host: string, cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', this.ns(host), cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    this.children.push(child);
+    return child;
+  }
+
+  /** Stop a process this lab started, by PID; SIGKILL if it does not exit in time. */
+  async stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 5000): Promise<number | null> {
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    if (child.pid) process.kill(child.pid, signal);
+    const t = setTimeout(() => child.pid && child.exitCode === null && process.kill(child.pid, 'SIGKILL'), timeoutMs);
+    const code = await exited;
+    clearTimeout(t);
+    return code;
+  }
+
+  /**
+   * Capture with tshark inside a host: starts, waits until tshark is capturing, and
+   * returns `stop()`, which ends the capture and gives one row of `fields` per packet (the
+   * outermost occurrence of each field).
+   */
+  async capture(host: string, iface: string, filter: string, fields: string[]): Promise<{ stop(): Promise<string[][]> }> {
+    // occurrence=f: the first (outer) instance of a field that the inner packet repeats.
+    const args = ['-l', '-n', '-i', iface, '-f', filter, '-T', 'fields', '-E', 'occurrence=f', ...fields.flatMap((f) => ['-e', f])];
+    const child = this.spawn(host, 'tshark', args);
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`tshark did not start: ${err}`)), 15_000);
+      child.stderr!.on('data', (d: Buffer) => {
+        err += d.toString();
+        if (/Capturing on/.test(err)) { clearTimeout(t); resolve(); }
+      });
+      child.once('exit', () => { clearTimeout(t); reject(new Error(`tshark exited: ${err}`)); });
+    });
+    // tshark says "Capturing on" a moment before the socket is live.
+    await new Promise((r) => setTimeout(r, 300));
+    return {
+      stop: async () => {
+        await new Promise((r) => setTimeout(r, 300));
+        await this.stop(child, 'SIGINT');
+        return out.split('\n').filter(Boolean).map((l) => l.split('\t'));
+      },
+    };
+  }
+
+  async cleanup(): Promise<void> {
+    for (const c of this.children.splice(0).reverse()) {
+      try {
+        await this.stop(c);
+      } catch {
+        /* already gone */
+      }
+    }
+    for (const n of this.namespaces.splice(0).reverse()) {
+      try {
+        await run('ip', ['netns', 'del', n]);
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+}
+
+export async function run(cmd: string, args: string[], timeoutMs = 120_000): Promise<ExecResult> {
+  try {
+    const { stdout, stderr } = await execFileP(cmd, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
+    return { stdout, stderr };
+  } catch (e) {
+    const err = e as Error & { stderr?: string; stdout?: string };
+    throw new Error(`${cmd} ${args.join(' ')} failed: ${err.stderr?.trim() || err.message}`);
+  }
+}
+
+/** Wait until a child prints a line matching `re` on stdout (or fails/exits first). */
+export function waitForLine(child: ChildProcess, re: RegExp, timeoutMs = 15_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    let err = '';
+    const t = setTimeout(() => done(new Error(`timed out waiting for ${re}; stderr: ${err.slice(-2000)}`)), timeoutMs);
+    const onOut = (d: Buffer) => {
+      buf += d.toString();
+      const m = buf.split('\n').find((l) => re.test(l));
+      if (m) done(undefined, m);
+    };
+    const onErr = (d: Buffer) => { err += d.toString(); };
+    const onExit = (code: number | null) => done(new Error(`exited with ${code} before ${re}; stderr: ${err.slice(-2000)}`));
+    function done(e?: Error, line?: string) {
+      clearTimeout(t);
+      child.stdout?.off('data', onOut);
+      child.stderr?.off('data', onErr);
+      child.off('exit', onExit);
+      if (e) reject(e);
+      else resolve(line!);
+    }
+    child.stdout?.on('data', onOut);
+    child.stderr?.on('data', onErr);
+    child.once('exit', onExit);
+  });
+}
+
+/** Parse iperf3 --json output: bits per second received. */
+export function iperfGbps(json: string): number {
+  const r = JSON.parse(json) as { end: { sum_received?: { bits_per_second: number }; sum?: { bits_per_second: number } } };
+  const bps = r.end.sum_received?.bits_per_second ?? r.end.sum?.bits_per_second ?? 0;
+  return bps / 1e9;
+}
+
+/** Parse `ping` summary: transmitted, received, rtt avg (ms). */
+export function parsePing(out: string): { sent: number; received: number; avgMs: number | null } {
+  const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
+  const r = /= [\d.]+\/([\d.]+)\//.exec(out);
+  return { sent: m ? Number(m[1]) : 0, received: m ? Number(m[2]) : 0, avgMs: r ? Number(r[1]) : null };
+}

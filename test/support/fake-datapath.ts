@@ -1,0 +1,129 @@
+/**
+ * An in-memory model of the C fast path, with fake ports and a fake underlay, for the
+ * pure-logic tier of tests. It follows the same rules as native/fastpath.c: learn events
+ * for sources not cached at their place, punts for broadcast/multicast/unknown
+ * destinations, known unicast forwarded without the Switch, split horizon and hairpin
+ * drops, unknown VNIs dropped. Events are delivered synchronously.
+ */
+import type { Datapath, DpEvent, FdbIdle, Place } from '../../src/datapath.js';
+import type { DpStats } from '../../src/native.js';
+import { frameMacs, isLearnableMac, isMulticastMac } from '../../src/mac.js';
+
+export interface WirePacket {
+  /** Destination VTEP address. */
+  to: string;
+  vni: number;
+  frame: Buffer;
+  /** The 8-byte VXLAN header as received (native harness only). */
+  header?: Buffer;
+}
+
+export class FakeDatapath implements Datapath {
+  now = 0;
+  readonly portOut = new Map<number, Buffer[]>();
+  readonly wire: WirePacket[] = [];
+  readonly drops: Record<string, number> = {};
+  private onEvents: ((e: DpEvent[]) => void) | undefined;
+  private readonly tenants = new Map<number, number>();
+  private readonly ports = new Map<number, number>();
+  private readonly vteps = new Map<number, string>();
+  private readonly fdb = new Map<string, { place: Place; lastSeen: number }>();
+
+  start(onEvents: (events: DpEvent[]) => void): void { this.onEvents = onEvents; }
+  stop(): void { this.onEvents = undefined; }
+  tenantSet(tenantId: number, vni: number): void { this.tenants.set(tenantId, vni); }
+  tenantDel(tenantId: number): void {
+    this.tenants.delete(tenantId);
+    for (const k of [...this.fdb.keys()]) if (k.startsWith(`${tenantId}/`)) this.fdb.delete(k);
+  }
+  portSet(portId: number, tenantId: number): void { this.ports.set(portId, tenantId); }
+  portDel(portId: number): void {
+    this.ports.delete(portId);
+    for (const [k, v] of [...this.fdb]) if (v.place.kind === 'port' && v.place.portId === portId) this.fdb.delete(k);
+  }
+  vtepSet(vtepId: number, address: string): void { this.vteps.set(vtepId, address); }
+  vtepDel(vtepId: number): void {
+    this.vteps.delete(vtepId);
+    for (const [k, v] of [...this.fdb]) if (v.place.kind === 'vtep' && v.place.vtepId === vtepId) this.fdb.delete(k);
+  }
+  fdbSet(tenantId: number, mac: string, place: Place): void {
+    this.fdb.set(`${tenantId}/${mac}`, { place, lastSeen: this.now });
+  }
+  fdbDel(tenantId: number, mac: string): void { this.fdb.delete(`${tenantId}/${mac}`); }
+  fdbIdle(): FdbIdle[] {
+    return [...this.fdb].map(([k, v]) => {
+      const [t, mac] = k.split('/');
+      return { tenantId: Number(t), mac, idleMs: this.now - v.lastSeen };
+    });
+  }
+  cacheSize(): number { return this.fdb.size; }
+  cached(tenantId: number, mac: string): Place | undefined { return this.fdb.get(`${tenantId}/${mac}`)?.place; }
+
+  transmit(tenantId: number, frame: Buffer, ports: number[], vteps: number[]): number {
+    let n = 0;
+    for (const p of ports) if (this.ports.get(p) === tenantId) { this.deliver(p, frame); n++; }
+    for (const v of vteps) { if (this.encap(tenantId, v, frame)) n++; }
+    return n;
+  }
+
+  stats(): DpStats { return { counters: { ...this.drops }, ports: {}, vteps: {} }; }
+
+  /** A frame arrives from a local port. */
+  fromPort(portId: number, frame: Buffer): void {
+    const tenantId = this.ports.get(portId);
+    if (tenantId === undefined) return this.drop('port_no_tenant');
+    this.classify(tenantId, { kind: 'port', portId }, frame);
+  }
+
+  /** A VXLAN packet arrives on the underlay from `address`. */
+  fromUnderlay(address: string, vni: number, frame: Buffer): void {
+    const tenantId = [...this.tenants].find(([, v]) => v === vni)?.[0];
+    if (tenantId === undefined) return this.drop('vxlan_unknown_vni');
+    const vtepId = [...this.vteps].find(([, a]) => a === address)?.[0];
+    const place: Place | undefined = vtepId !== undefined ? { kind: 'vtep', vtepId } : undefined;
+    this.classify(tenantId, place, frame, address);
+  }
+
+  private classify(tenantId: number, place: Place | undefined, frame: Buffer, outerAddr = ''): void {
+    if (frame.length < 14) return this.drop('inner_runt');
+    const { dst, src } = frameMacs(frame);
+    if (!isLearnableMac(src)) return this.drop('bad_src_mac');
+    const ingress: DpEvent['ingress'] = place ?? { kind: 'unknown-vtep', address: outerAddr, port: 4789 };
+    const events: DpEvent[] = [];
+    const s = this.fdb.get(`${tenantId}/${src}`);
+    if (place && s && samePlace(s.place, place)) s.lastSeen = this.now;
+    else events.push({ type: 'learn', tenantId, ingress, srcMac: src });
+    const d = isMulticastMac(dst) ? undefined : this.fdb.get(`${tenantId}/${dst}`);
+    if (!d) {
+      events.push({ type: 'miss', tenantId, ingress, srcMac: src, frame: Buffer.from(frame) });
+    } else if (d.place.kind === 'port') {
+      if (place?.kind === 'port' && place.portId === d.place.portId) this.drop('hairpin');
+      else this.deliver(d.place.portId, frame);
+    } else if (ingress.kind !== 'port') {
+      this.drop('split_horizon');
+    } else {
+      this.encap(tenantId, d.place.vtepId, frame);
+    }
+    if (events.length) this.onEvents?.(events);
+  }
+
+  private deliver(portId: number, frame: Buffer): void {
+    let q = this.portOut.get(portId);
+    if (!q) this.portOut.set(portId, (q = []));
+    q.push(Buffer.from(frame));
+  }
+
+  private encap(tenantId: number, vtepId: number, frame: Buffer): boolean {
+    const to = this.vteps.get(vtepId);
+    const vni = this.tenants.get(tenantId);
+    if (to === undefined || vni === undefined) { this.drop('vtep_gone'); return false; }
+    this.wire.push({ to, vni, frame: Buffer.from(frame) });
+    return true;
+  }
+
+  private drop(reason: string): void { this.drops[reason] = (this.drops[reason] ?? 0) + 1; }
+}
+
+function samePlace(a: Place, b: Place): boolean {
+  return a.kind === 'port' ? b.kind === 'port' && a.portId === b.portId : b.kind === 'vtep' && a.vtepId === b.vtepId;
+}
