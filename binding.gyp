@@ -9,7 +9,8 @@
         "native/vxlan.c",
         "native/fdb.c",
         "native/fastpath.c",
-        "native/testutil.c"
+        "native/testutil.c",
+        "native/scm.c"
       ],
       "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],

@@ -174,6 +174,25 @@ export interface NativeAddon {
 
   dpStats(dp: DpHandle): DpStats;
 
+  /**
+   * Takeover restart (native/scm.c): hand file descriptors and a payload from one process
+   * to another over a Unix stream socket with SCM_RIGHTS. The receiver listens; the
+   * sender connects, sends, and waits for the receiver's ack, keeping its own copies of
+   * the fds until then (so a receiver that dies midway loses no device).
+   */
+  /** Bind and listen on a Unix socket path (a stale socket file is replaced; mode 0600). Returns the listening fd. */
+  scmListen(path: string): number;
+  /**
+   * Wait up to `timeoutMs` (0: just check) for a sender, then receive its fds (close-on-exec)
+   * and payload with an I/O timeout of `ioTimeoutMs` (default 5000) and ack. null: nobody
+   * connected in time. Refuses (EPERM) a sender of another user unless it is root.
+   */
+  scmAccept(fd: number, timeoutMs: number, ioTimeoutMs?: number): { fds: number[]; payload: Buffer } | null;
+  /** Connect to `path`, send `fds` and `payload`, wait up to `timeoutMs` for the ack. The fds stay open here. */
+  scmSend(path: string, fds: number[], payload: Buffer, timeoutMs: number): void;
+  /** sd_notify(3): send `state` to $NOTIFY_SOCKET. false when not started by systemd. */
+  sdNotify(state: string): boolean;
+
   /** Test helpers: a SOCK_SEQPACKET socketpair (non-blocking), read with a timeout, write. */
   testSocketPair(): [number, number];
   testRead(fd: number, timeoutMs: number): Buffer | null;
