@@ -10,6 +10,11 @@
  * ```yaml
  * log:                       # optional
  *   level: warn              # fatal|error|warn|info|debug|trace|silent; default warn
+ * control:                   # optional
+ *   socket: /run/vtepd/vtepd.sock   # the control API's Unix socket (CLI, reload, restart);
+ *                            #   an absolute path of at most 107 bytes; default as shown
+ * metrics:                   # optional; no metrics endpoint when absent
+ *   listen: 127.0.0.1:9477   # Prometheus /metrics over HTTP on ADDRESS:PORT ([v6]:PORT)
  * underlay:                  # required
  *   local: 10.0.0.1          # required; this host's unicast IPv4 or IPv6 underlay address
  *   port: 4789               # UDP port VXLAN is received on and sent to; 1..65535; default 4789
@@ -94,8 +99,17 @@ export interface TenantConfig {
   ageing: number;
   maxMacs: number;
 }
+export interface MetricsConfig {
+  /** As written (normalized): "127.0.0.1:9477" or "[::1]:9477". */
+  listen: string;
+  host: string;
+  port: number;
+}
 export interface Config {
   log: { level: LogLevel };
+  control: { socket: string };
+  /** null: no metrics endpoint. */
+  metrics: MetricsConfig | null;
   underlay: UnderlayConfig;
   tenants: TenantConfig[];
 }
@@ -104,6 +118,9 @@ export interface ConfigError {
   message: string;
 }
 export type ConfigResult = { ok: true; config: Config } | { ok: false; errors: ConfigError[] };
+
+/** Where the control API listens unless the config says otherwise. */
+export const DEFAULT_CONTROL_SOCKET = '/run/vtepd/vtepd.sock';
 
 export function formatConfigError(e: ConfigError): string {
   return `${e.path}: ${e.message}`;
@@ -183,6 +200,25 @@ function isIfName(s: string): boolean {
 function isNetnsName(s: string): boolean {
   return Buffer.byteLength(s) <= 255 && /^[^/\0]+$/.test(s) && s !== '.' && s !== '..';
 }
+/** An absolute path that fits a Unix socket address (sun_path: 108 bytes with the NUL). */
+function isSocketPath(s: string): boolean {
+  return s.startsWith('/') && Buffer.byteLength(s) <= 107 && !s.includes('\0') && !s.endsWith('/');
+}
+
+const LISTEN_MSG = 'must be ADDRESS:PORT like 127.0.0.1:9477 or [::1]:9477';
+/** "127.0.0.1:9477", "[::1]:9477", "0.0.0.0:9477": a local address (or any) and a TCP port. */
+export function parseListen(text: string): Parsed<MetricsConfig> {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  if (!m) return { error: LISTEN_MSG };
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return { error: `${LISTEN_MSG}; port must be 1..65535` };
+  const raw = m[1] ?? m[2]!;
+  let host: string;
+  if (m[1] !== undefined && Address6.isValid(raw) && !raw.includes('%')) host = new Address6(raw).correctForm();
+  else if (m[2] !== undefined && Address4.isValid(raw) && !raw.includes('/')) host = new Address4(raw).correctForm();
+  else return { error: `${LISTEN_MSG}; ${raw} is not an IPv4 address or a bracketed IPv6 address` };
+  return { value: { listen: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`, host, port } };
+}
 
 // ---------------------------------------------------------------------------------------
 // Schema (per-field checks, defaults and normalization)
@@ -244,6 +280,17 @@ const Tenant = z.strictObject(
   },
   need('must be a mapping like { name: blue, vni: 5001 }'),
 );
+const Control = z.strictObject(
+  {
+    socket: text('must be an absolute path of at most 107 bytes (a Unix socket), like /run/vtepd/vtepd.sock', isSocketPath)
+      .default(DEFAULT_CONTROL_SOCKET),
+  },
+  need('must be a mapping like { socket: /run/vtepd/vtepd.sock }'),
+);
+const Metrics = z.strictObject(
+  { listen: parsed(LISTEN_MSG, parseListen) },
+  need('must be a mapping like { listen: "127.0.0.1:9477" }'),
+);
 const Log = z.strictObject(
   { level: z.enum(LOG_LEVELS, need(`must be one of ${LOG_LEVELS.join(', ')}`)).default('warn') },
   need('must be a mapping like { level: warn }'),
@@ -251,6 +298,8 @@ const Log = z.strictObject(
 const Root = z.strictObject(
   {
     log: Log.default({ level: 'warn' }),
+    control: Control.default({ socket: DEFAULT_CONTROL_SOCKET }),
+    metrics: Metrics.optional(),
     underlay: Underlay,
     tenants: z.array(Tenant, need('must be a list of tenants (write tenants: [] for none)')),
   },
@@ -261,6 +310,8 @@ const Root = z.strictObject(
 const SHAPES: Record<string, string[]> = {
   '': Object.keys(Root.shape),
   log: Object.keys(Log.shape),
+  control: Object.keys(Control.shape),
+  metrics: Object.keys(Metrics.shape),
   underlay: Object.keys(Underlay.shape),
   tenants: Object.keys(Tenant.shape),
   'tenants.ports': Object.keys(Port.shape),
@@ -391,10 +442,12 @@ export function validateConfig(data: unknown, position?: (path: PropertyKey[]) =
     return { ok: false, errors: order.map(({ iss }) => ({ path: formatPath(iss.path), message: iss.message })) };
   }
 
-  const { log, underlay, tenants } = result.data;
+  const { log, control, metrics, underlay, tenants } = result.data;
   const family = underlay.local.family;
   const config: Config = {
     log,
+    control,
+    metrics: metrics?.listen ?? null,
     underlay: { ...underlay, local: underlay.local.address, family },
     tenants: tenants.map((t) => ({
       ...t,

@@ -9,6 +9,7 @@ import {
   loadConfig,
   parseConfig,
   validateConfig,
+  DEFAULT_CONTROL_SOCKET,
   type Config,
 } from '../src/config.js';
 
@@ -43,6 +44,8 @@ describe('valid configs', () => {
   it('normalizes the example and fills every default', () => {
     expect(ok(EXAMPLE)).toEqual({
       log: { level: 'warn' },
+      control: { socket: '/run/vtepd/vtepd.sock' },
+      metrics: null,
       underlay: { local: '10.0.0.1', family: 4, port: 4789, mtu: 1500, sourcePorts: 8 },
       tenants: [
         {
@@ -393,5 +396,46 @@ describe('YAML and files', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('control and metrics', () => {
+  const base = 'underlay: { local: 10.0.0.1 }\ntenants: []\n';
+
+  it('defaults the control socket under /run and leaves metrics off', () => {
+    const c = ok(base);
+    expect(c.control).toEqual({ socket: DEFAULT_CONTROL_SOCKET });
+    expect(DEFAULT_CONTROL_SOCKET).toBe('/run/vtepd/vtepd.sock');
+    expect(c.metrics).toBeNull();
+  });
+
+  it('takes a socket path and a metrics listen address, IPv4 or bracketed IPv6', () => {
+    const c = ok(`control: { socket: /tmp/v.sock }\nmetrics: { listen: "127.0.0.1:9477" }\n${base}`);
+    expect(c.control.socket).toBe('/tmp/v.sock');
+    expect(c.metrics).toEqual({ listen: '127.0.0.1:9477', host: '127.0.0.1', port: 9477 });
+    expect(ok(`metrics: { listen: "[0:0::1]:80" }\n${base}`).metrics).toEqual({ listen: '[::1]:80', host: '::1', port: 80 });
+    expect(ok(`metrics: { listen: "0.0.0.0:9477" }\n${base}`).metrics?.host).toBe('0.0.0.0');
+  });
+
+  it('rejects a relative or too long socket path and a bad listen address, with paths', () => {
+    const long = `/${'x'.repeat(107)}`;
+    expect(errors(`control: { socket: run/v.sock }\nmetrics: { listen: "localhost:9477" }\n${base}`)).toEqual([
+      'control.socket: must be an absolute path of at most 107 bytes (a Unix socket), like /run/vtepd/vtepd.sock',
+      'metrics.listen: must be ADDRESS:PORT like 127.0.0.1:9477 or [::1]:9477; localhost is not an IPv4 address or a bracketed IPv6 address',
+    ]);
+    expect(errors(`control: { socket: ${long} }\n${base}`)).toEqual([
+      'control.socket: must be an absolute path of at most 107 bytes (a Unix socket), like /run/vtepd/vtepd.sock',
+    ]);
+    expect(errors(`metrics: { listen: "127.0.0.1:70000" }\n${base}`)).toEqual([
+      'metrics.listen: must be ADDRESS:PORT like 127.0.0.1:9477 or [::1]:9477; port must be 1..65535',
+    ]);
+    expect(errors(`metrics: { listen: "::1:9477" }\n${base}`)).toEqual(['metrics.listen: must be ADDRESS:PORT like 127.0.0.1:9477 or [::1]:9477']);
+    expect(errors(`metrics: { listen: 9477 }\n${base}`)).toEqual(['metrics.listen: must be ADDRESS:PORT like 127.0.0.1:9477 or [::1]:9477']);
+    expect(errors(`metrics: {}\n${base}`)).toEqual(['metrics.listen: is required']);
+    expect(errors(`control: { Socket: /x }\nmetrics: { address: x }\n${base}`)).toEqual([
+      'control.Socket: unknown key (did you mean "socket"?)',
+      'metrics.address: unknown key',
+      'metrics.listen: is required',
+    ]);
   });
 });
