@@ -89,34 +89,46 @@ export class Bridge {
     this.maxMacs = spec.maxMacs;
   }
 
-  /** Learn `mac` at `place` under the tenant's policy and program the cache. */
-  learn(mac: string, place: Place): LearnResult {
+  /** What `learn` would do with `mac` at `place`, without doing it (trace uses this). */
+  learnDecision(mac: string, place: Place): LearnResult {
     if (!isLearnableMac(mac)) return 'not-learnable';
     if (!this.learning) return 'disabled';
     const cur = this.table.get(mac);
     if (cur) {
-      if (samePlace(cur.place, place)) {
+      if (samePlace(cur.place, place)) return 'refresh';
+      return cur.static ? 'static-conflict' : 'move';
+    }
+    if (this.table.size >= this.maxMacs || !this.host.globalRoom()) return 'limit';
+    return 'new';
+  }
+
+  /** Learn `mac` at `place` under the tenant's policy and program the cache. */
+  learn(mac: string, place: Place): LearnResult {
+    const result = this.learnDecision(mac, place);
+    const cur = this.table.get(mac);
+    switch (result) {
+      case 'refresh':
         // The cache reported it, so it lost the entry (or never had it): program again.
         this.dp.fdbSet(this.tenantId, mac, place);
-        return 'refresh';
-      }
-      if (cur.static) {
+        break;
+      case 'static-conflict':
         this.counters.staticConflicts++;
-        return 'static-conflict';
-      }
-      this.retarget(cur, place);
-      cur.moves++;
-      cur.since = Date.now();
-      this.counters.moves++;
-      return 'move';
+        break;
+      case 'move':
+        this.retarget(cur!, place);
+        cur!.moves++;
+        cur!.since = Date.now();
+        this.counters.moves++;
+        break;
+      case 'limit':
+        this.counters.limitRefused++;
+        break;
+      case 'new':
+        this.insert({ mac, place, static: false, since: Date.now(), moves: 0 });
+        this.counters.learned++;
+        break;
     }
-    if (this.table.size >= this.maxMacs || !this.host.globalRoom()) {
-      this.counters.limitRefused++;
-      return 'limit';
-    }
-    this.insert({ mac, place, static: false, since: Date.now(), moves: 0 });
-    this.counters.learned++;
-    return 'new';
+    return result;
   }
 
   /** Add or replace a static entry (config). Static entries never age and never move by learning. */
@@ -176,35 +188,24 @@ export class Bridge {
   }
 
   /**
-   * Decide where a frame goes: known unicast to its one place, everything else flooded to
-   * the tenant's other ports and (only if it came from a local port) its flood list.
+   * Where a frame goes (see `decide`), counted: known unicast to its one place, everything
+   * else flooded to the tenant's other ports and (only if it came from a local port) its
+   * flood list.
    */
   outputs(ingress: Place, frame: Buffer): { ports: number[]; vteps: number[] } {
-    const { dst } = frameMacs(frame);
-    const none = { ports: [], vteps: [] };
-    if (!isMulticastMac(dst)) {
-      const e = this.table.get(dst);
-      if (e) {
-        if (e.place.kind === 'port') {
-          if (ingress.kind === 'port' && ingress.portId === e.place.portId) {
-            this.counters.hairpinDrops++;
-            return none;
-          }
-          this.counters.unicastSlowPath++;
-          return { ports: [e.place.portId], vteps: [] };
-        }
-        if (ingress.kind === 'vtep') {
-          this.counters.splitHorizonDrops++;
-          return none;
-        }
+    const d = decide(this, ingress, frameMacs(frame).dst);
+    switch (d.action) {
+      case 'forward':
         this.counters.unicastSlowPath++;
-        return { ports: [], vteps: [e.place.vtepId] };
-      }
+        return d.to.kind === 'port' ? { ports: [d.to.portId], vteps: [] } : { ports: [], vteps: [d.to.vtepId] };
+      case 'drop':
+        if (d.reason === 'hairpin') this.counters.hairpinDrops++;
+        else this.counters.splitHorizonDrops++;
+        return { ports: [], vteps: [] };
+      case 'flood':
+        this.counters.flooded++;
+        return { ports: d.ports, vteps: d.vteps };
     }
-    this.counters.flooded++;
-    const ports = [...this.ports].filter((p) => !(ingress.kind === 'port' && ingress.portId === p));
-    const vteps = ingress.kind === 'vtep' ? [] : [...this.flood];
-    return { ports, vteps };
   }
 
   /** Forward a punted frame: learn its source, then send it where `outputs` says. */
@@ -229,6 +230,41 @@ export class Bridge {
     e.place = place;
     this.dp.fdbSet(this.tenantId, e.mac, place);
   }
+}
+
+/** What a bridge looks at to forward a frame; a Bridge is one. */
+export interface BridgeView {
+  readonly table: ReadonlyMap<string, FdbEntry>;
+  readonly ports: ReadonlySet<number>;
+  readonly flood: ReadonlySet<number>;
+}
+
+/** The forwarding decision for one frame (pure; forwarding and `vtepd trace` both use it). */
+export type Decision =
+  | { action: 'forward'; reason: 'known-unicast'; to: Place; entry: FdbEntry }
+  | { action: 'drop'; reason: 'hairpin' | 'split-horizon'; entry: FdbEntry }
+  | { action: 'flood'; reason: 'broadcast' | 'multicast' | 'unknown-unicast'; ports: number[]; vteps: number[] };
+
+/**
+ * Decide where a frame to `dst` that came in at `ingress` goes. Known unicast goes to its
+ * one place, except back out of the port it came in (hairpin) or from a VTEP to a VTEP
+ * (split horizon); broadcast, multicast and unknown unicast are flooded to the other local
+ * ports and, only if the frame came from a local port, to every VTEP of the flood list.
+ */
+export function decide(view: BridgeView, ingress: Place, dst: string): Decision {
+  if (!isMulticastMac(dst)) {
+    const entry = view.table.get(dst);
+    if (entry) {
+      if (entry.place.kind === 'port' && ingress.kind === 'port' && ingress.portId === entry.place.portId)
+        return { action: 'drop', reason: 'hairpin', entry };
+      if (entry.place.kind === 'vtep' && ingress.kind === 'vtep') return { action: 'drop', reason: 'split-horizon', entry };
+      return { action: 'forward', reason: 'known-unicast', to: entry.place, entry };
+    }
+  }
+  const reason = dst === 'ff:ff:ff:ff:ff:ff' ? 'broadcast' : isMulticastMac(dst) ? 'multicast' : 'unknown-unicast';
+  const ports = [...view.ports].filter((p) => !(ingress.kind === 'port' && ingress.portId === p));
+  const vteps = ingress.kind === 'vtep' ? [] : [...view.flood];
+  return { action: 'flood', reason, ports, vteps };
 }
 
 export function samePlace(a: Place, b: Place): boolean {
