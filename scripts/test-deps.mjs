@@ -9,6 +9,9 @@ const TOOLS = {
   iperf3: 'iperf3',
   tshark: 'tshark',
   ethtool: 'ethtool',
+  // Open vSwitch: the userspace GRE/VXLAN peer of the interop tests (never the system's OVS:
+  // the tests run their own ovsdb-server/ovs-vswitchd inside a lab namespace, see src/ovs.ts).
+  'ovs-vsctl': 'openvswitch-switch',
 };
 
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
