@@ -1,17 +1,41 @@
 /**
  * The daemon: turn a validated Config into a running switch — the underlay data path,
- * one bridge per tenant, a TAP per port — and tear it all down again.
+ * one bridge per tenant, a TAP per port — change it by diff on reload, answer what the
+ * control API asks (status, FDB, peers, stats, trace), hand itself over to a successor,
+ * and tear it all down again.
+ *
+ * The Daemon is the model; src/server.ts puts the control socket, the metrics endpoint and
+ * the signals around it. The data path and the ports come from outside (NativeDatapath and
+ * TAPs by default), so the unit tests run the very same reload code over the in-memory
+ * fake data path.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
-import type { Config, PortConfig, TenantConfig } from './config.js';
-import { NativeDatapath } from './datapath.js';
+import type { Config, LogLevel, MetricsConfig, PortConfig, StaticFdbEntry, TenantConfig } from './config.js';
+import { NativeDatapath, type Datapath } from './datapath.js';
 import { native } from './native.js';
-import { Switch } from './switch.js';
+import { Switch, type FdbRow, type SnapshotEntry, type TraceResult, type Where } from './switch.js';
 import { logger, setLogLevel } from './log.js';
+import { applyPlan, describeChange, plan, type Change, type Target } from './reconcile.js';
+import { counterInfo } from './counters.js';
+import type { ConfigError } from './config.js';
 
 const execFileP = promisify(execFile);
 const log = logger('daemon');
+
+export const VERSION: string = (() => {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    try {
+      return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? '0.0.0';
+    } catch {
+      return '0.0.0';
+    }
+  }
+})();
 
 export interface RunningPort {
   tenant: string;
@@ -21,49 +45,31 @@ export interface RunningPort {
   ifindex: number;
   mac: string;
   mtu: number;
+  config: PortConfig;
 }
 
-export class Daemon {
-  readonly sw: Switch;
-  readonly ports: RunningPort[] = [];
-  readonly startedAt = Date.now();
-  private closed = false;
+/** An open port device. */
+export interface PortHandle {
+  fd: number;
+  ifindex: number;
+  mac: string;
+}
 
-  private constructor(readonly config: Config) {
-    const dp = new NativeDatapath({
-      local: config.underlay.local,
-      port: config.underlay.port,
-      sourcePorts: config.underlay.sourcePorts,
-    });
-    const limits = native().limits();
-    this.sw = new Switch(dp, { vxlanPort: config.underlay.port, maxMacsTotal: Math.floor(limits.fdbCapacity / 2) });
-  }
+/** Where ports come from: TAP devices (default), or a fake in tests. */
+export interface PortBackend {
+  open(tenant: string, p: PortConfig): Promise<PortHandle>;
+  close(p: RunningPort): void;
+  /** Change MTU, MAC or address in place; the device stays. */
+  change(p: RunningPort, to: PortConfig): Promise<void>;
+}
 
-  /** Build everything the config describes. On failure, undo what was built and throw. */
-  static async start(config: Config): Promise<Daemon> {
-    setLogLevel(config.log.level);
-    const d = new Daemon(config);
-    try {
-      d.sw.start();
-      for (const t of config.tenants) await d.addTenant(t);
-      d.sw.startAgeing(ageingInterval(config));
-    } catch (e) {
-      d.close();
-      throw e;
-    }
-    log.info({ tenants: config.tenants.length, ports: d.ports.length }, 'running');
-    return d;
-  }
+async function ip(netns: string | null, args: string[]): Promise<void> {
+  await execFileP('ip', netns ? ['-n', netns, ...args] : args);
+}
 
-  private async addTenant(t: TenantConfig): Promise<void> {
-    this.sw.addTenant({
-      name: t.name, vni: t.vni, learning: t.learning, ageing: t.ageing, maxMacs: t.maxMacs,
-      flood: t.flood, fdb: t.fdb,
-    });
-    for (const p of t.ports) await this.addPort(t.name, p);
-  }
-
-  private async addPort(tenant: string, p: PortConfig): Promise<void> {
+/** TAP devices through the addon; IPv6 addresses and in-place changes through `ip`. */
+export class TapPorts implements PortBackend {
+  async open(_tenant: string, p: PortConfig): Promise<PortHandle> {
     const n = native();
     const tap = n.tapOpen({
       name: p.tap,
@@ -74,27 +80,420 @@ export class Daemon {
       up: true,
     });
     try {
-      if (p.address?.family === 6) {
-        const ip = ['addr', 'add', `${p.address.address}/${p.address.prefixLength}`, 'dev', p.tap, 'nodad'];
-        await execFileP('ip', p.netns ? ['-n', p.netns, ...ip] : ip);
-      }
-      this.sw.addPort(tenant, p.tap, tap.fd);
+      if (p.address?.family === 6) await ip(p.netns, ['addr', 'add', `${p.address.address}/${p.address.prefixLength}`, 'dev', p.tap, 'nodad']);
     } catch (e) {
       n.fdClose(tap.fd);
       throw e;
     }
-    this.ports.push({ tenant, tap: p.tap, netns: p.netns, fd: tap.fd, ifindex: tap.ifindex, mac: tap.mac, mtu: p.mtu });
-    log.info({ tenant, tap: p.tap, netns: p.netns, mtu: p.mtu }, 'port up');
+    return { fd: tap.fd, ifindex: tap.ifindex, mac: tap.mac };
+  }
+  close(p: RunningPort): void {
+    native().fdClose(p.fd);
+  }
+  async change(p: RunningPort, to: PortConfig): Promise<void> {
+    const from = p.config;
+    if (from.mtu !== to.mtu) await ip(p.netns, ['link', 'set', 'dev', p.tap, 'mtu', String(to.mtu)]);
+    if (to.mac && from.mac !== to.mac) await ip(p.netns, ['link', 'set', 'dev', p.tap, 'address', to.mac]);
+    if (JSON.stringify(from.address) !== JSON.stringify(to.address)) {
+      if (from.address) await ip(p.netns, ['addr', 'del', `${from.address.address}/${from.address.prefixLength}`, 'dev', p.tap]);
+      if (to.address) await ip(p.netns, ['addr', 'add', `${to.address.address}/${to.address.prefixLength}`, 'dev', p.tap, ...(to.address.family === 6 ? ['nodad'] : [])]);
+    }
+  }
+}
+
+/** What a takeover hands the new daemon: the old one's ports (by TAP name) and FDB. */
+export interface Adopted {
+  ports: Map<string, PortHandle>;
+  fdb: SnapshotEntry[];
+}
+
+/** Hooks for what lives outside the model (the control socket, the metrics endpoint). */
+export interface DaemonHooks {
+  control?(socket: string): Promise<void>;
+  metrics?(m: MetricsConfig | null): Promise<void>;
+}
+
+export interface DaemonOptions {
+  dp?: Datapath;
+  ports?: PortBackend;
+  adopt?: Adopted;
+  hooks?: DaemonHooks;
+  /** Switch-wide FDB limit; default half the addon's cache capacity. */
+  maxMacsTotal?: number;
+}
+
+export interface PeerInfo {
+  vtep: string;
+  id: number;
+  /** Learned from traffic rather than configured. */
+  dynamic: boolean;
+  /** Tenants whose flood list holds it. */
+  floodOf: string[];
+  /** FDB entries pointing at it. */
+  macs: number;
+  /** active: received within the last 10 s; idle: received before; silent: never. */
+  state: 'active' | 'idle' | 'silent';
+  /** Seconds since its rx counter last moved (sampled once a second); null: never. */
+  lastSeenSeconds: number | null;
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  drops: number;
+}
+
+export interface PortStats {
+  tenant: string;
+  port: string;
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  drops: number;
+}
+
+export interface TenantStats {
+  tenant: string;
+  vni: number;
+  ports: number;
+  fdbLearned: number;
+  fdbStatic: number;
+  learned: number;
+  moves: number;
+  aged: number;
+  limitRefused: number;
+  staticConflicts: number;
+  flooded: number;
+  unicastSlowPath: number;
+  hairpinDrops: number;
+  splitHorizonDrops: number;
+}
+
+/** Everything counted, from one dpStats() call. */
+export interface StatsSnapshot {
+  at: number;
+  uptimeSeconds: number;
+  /** The fast path's global counters, traffic (not drops). */
+  datapath: Record<string, number>;
+  /** The fast path's drops by named reason (native/counters.def). */
+  drops: Record<string, number>;
+  tenants: TenantStats[];
+  ports: PortStats[];
+  peers: PeerInfo[];
+  switch: { events: number; eventsUnknownTenant: number; dynamicVteps: number; eventBatches: number };
+}
+
+export interface ReloadResult {
+  ok: boolean;
+  /** Validation or plan errors (nothing was changed), each with its path. */
+  errors: ConfigError[];
+  /** What was changed, one line each. */
+  changes: string[];
+  /** Changes that failed while applying (the rest were applied). */
+  failed: string[];
+}
+
+export class Daemon implements Target {
+  readonly sw: Switch;
+  readonly ports: RunningPort[] = [];
+  readonly startedAt = Date.now();
+  readonly reloads = { ok: 0, failed: 0 };
+  /** Set when this daemon took over from another: its PID and how long forwarding stopped. */
+  takeover: { fromPid: number; gapMs: number } | null = null;
+  /** The config that runs (the last good one, with every change that succeeded). */
+  running: Config;
+  private closed = false;
+  private readonly backend: PortBackend;
+  private readonly hooks: DaemonHooks;
+  private peerTimer: NodeJS.Timeout | undefined;
+  private readonly peerSeen = new Map<string, { rx: number; at: number | null }>();
+  private eventBatches = 0;
+  private batchListener: ((size: number) => void) | undefined;
+
+  private constructor(config: Config, opts: DaemonOptions) {
+    this.running = config;
+    const dp = opts.dp ?? new NativeDatapath({
+      local: config.underlay.local,
+      port: config.underlay.port,
+      sourcePorts: config.underlay.sourcePorts,
+    });
+    this.backend = opts.ports ?? new TapPorts();
+    this.hooks = opts.hooks ?? {};
+    const maxMacsTotal = opts.maxMacsTotal ?? Math.floor(native().limits().fdbCapacity / 2);
+    this.sw = new Switch(dp, { vxlanPort: config.underlay.port, maxMacsTotal });
+  }
+
+  /** Build everything the config describes. On failure, undo what was built and throw. */
+  static async start(config: Config, opts: DaemonOptions = {}): Promise<Daemon> {
+    setLogLevel(config.log.level);
+    const d = new Daemon(config, opts);
+    try {
+      d.sw.start((n) => {
+        d.eventBatches++;
+        d.batchListener?.(n);
+      });
+      for (const t of config.tenants) {
+        await d.addTenant(t);
+        for (const p of t.ports) await d.addPort(t.name, p, opts.adopt?.ports.get(p.tap));
+      }
+      if (opts.adopt) {
+        let restored = 0;
+        for (const e of opts.adopt.fdb) if (d.sw.restore(e)) restored++;
+        log.info({ entries: opts.adopt.fdb.length, restored }, 'FDB restored from the previous daemon');
+      }
+      d.sw.startAgeing(ageingInterval(config));
+      d.peerTimer = setInterval(() => d.samplePeers(), 1000);
+      d.peerTimer.unref();
+    } catch (e) {
+      d.close();
+      throw e;
+    }
+    log.info({ tenants: config.tenants.length, ports: d.ports.length }, 'running');
+    return d;
+  }
+
+  /** Called once per batch of events from the data path, with its size (metrics). */
+  onEventBatch(fn: (size: number) => void): void {
+    this.batchListener = fn;
+  }
+
+  // ---- Target: the reconcile operations ------------------------------------------------
+
+  addTenant(t: TenantConfig): void {
+    this.sw.addTenant({
+      name: t.name, vni: t.vni, learning: t.learning, ageing: t.ageing, maxMacs: t.maxMacs,
+      flood: t.flood, fdb: t.fdb,
+    });
+  }
+
+  async removeTenant(name: string): Promise<void> {
+    const ports = this.ports.filter((p) => p.tenant === name);
+    this.sw.removeTenant(name);
+    for (const p of ports) this.dropPort(p);
+  }
+
+  setPolicy(name: string, p: { learning: boolean; ageing: number; maxMacs: number }): void {
+    this.sw.setPolicy(name, p);
+  }
+  setFlood(name: string, flood: string[]): void { this.sw.setFlood(name, flood); }
+  setStatic(name: string, e: StaticFdbEntry): void { this.sw.setStatic(name, e.mac, { vtep: e.vtep }); }
+  delStatic(name: string, mac: string): void { this.sw.removeEntry(name, mac); }
+
+  async addPort(tenant: string, p: PortConfig, adopted?: PortHandle): Promise<void> {
+    const h = adopted ?? await this.backend.open(tenant, p);
+    const port: RunningPort = { tenant, tap: p.tap, netns: p.netns, fd: h.fd, ifindex: h.ifindex, mac: h.mac, mtu: p.mtu, config: p };
+    try {
+      this.sw.addPort(tenant, p.tap, h.fd);
+    } catch (e) {
+      this.backend.close(port);
+      throw e;
+    }
+    this.ports.push(port);
+    log.info({ tenant, tap: p.tap, netns: p.netns, mtu: p.mtu, adopted: !!adopted }, 'port up');
+  }
+
+  removePort(tenant: string, tap: string): void {
+    const p = this.ports.find((x) => x.tap === tap && x.tenant === tenant);
+    if (!p) throw new Error(`no port "${tap}" in tenant "${tenant}"`);
+    this.sw.removePort(tap);
+    this.dropPort(p);
+  }
+
+  async changePort(tenant: string, _from: PortConfig, to: PortConfig): Promise<void> {
+    const p = this.ports.find((x) => x.tap === to.tap && x.tenant === tenant);
+    if (!p) throw new Error(`no port "${to.tap}" in tenant "${tenant}"`);
+    await this.backend.change(p, to);
+    p.config = to;
+    p.mtu = to.mtu;
+    if (to.mac) p.mac = to.mac;
+  }
+
+  setLogLevel(level: LogLevel): void { setLogLevel(level); }
+  async setControl(socket: string): Promise<void> { await this.hooks.control?.(socket); }
+  async setMetrics(m: MetricsConfig | null): Promise<void> { await this.hooks.metrics?.(m); }
+
+  private dropPort(p: RunningPort): void {
+    const i = this.ports.indexOf(p);
+    if (i >= 0) this.ports.splice(i, 1);
+    try {
+      this.backend.close(p);
+    } catch (e) {
+      log.warn({ tap: p.tap, err: (e as Error).message }, 'closing TAP failed');
+    }
+  }
+
+  // ---- reload ----------------------------------------------------------------------------
+
+  /**
+   * Apply `next` as a diff against what runs. Errors that make the reload impossible
+   * (underlay changes) refuse it whole; a change that fails while applying is reported and
+   * the rest still applied. `running` becomes what really runs.
+   */
+  async reload(next: Config): Promise<ReloadResult> {
+    const p = plan(this.running, next);
+    if (p.errors.length) {
+      this.reloads.failed++;
+      log.warn({ errors: p.errors }, 'reload refused');
+      return { ok: false, errors: p.errors, changes: [], failed: [] };
+    }
+    const r = await applyPlan(this.running, p.changes, this);
+    this.running = r.config;
+    if (r.applied.some((c) => c.op === 'tenant.add' || c.op === 'tenant.policy' || c.op === 'tenant.remove')) {
+      this.sw.stopAgeing();
+      this.sw.startAgeing(ageingInterval(this.running));
+    }
+    const failed = r.failed.map((f) => `${describeChange(f.change)}: ${f.error}`);
+    if (failed.length) this.reloads.failed++;
+    else this.reloads.ok++;
+    log.info({ changes: r.applied.length, failed: failed.length }, 'reloaded');
+    if (failed.length) log.warn({ failed }, 'reload: some changes failed');
+    return { ok: failed.length === 0, errors: [], changes: r.applied.map(describeChange), failed };
+  }
+
+  /** The changes a reload to `next` would make, without making them. */
+  planReload(next: Config): { changes: Change[]; errors: ConfigError[] } {
+    return plan(this.running, next);
+  }
+
+  // ---- queries ---------------------------------------------------------------------------
+
+  status() {
+    const rows = this.sw.fdbRows();
+    return {
+      pid: process.pid,
+      version: VERSION,
+      uptimeSeconds: Math.floor((Date.now() - this.startedAt) / 1000),
+      startedAt: new Date(this.startedAt).toISOString(),
+      underlay: { local: this.running.underlay.local, port: this.running.underlay.port, mtu: this.running.underlay.mtu },
+      control: this.running.control.socket,
+      metrics: this.running.metrics?.listen ?? null,
+      takeover: this.takeover,
+      reloads: { ...this.reloads },
+      tenants: this.sw.tenants().map((b) => ({
+        name: b.name,
+        vni: b.vni,
+        learning: b.learning,
+        ports: this.ports.filter((p) => p.tenant === b.name).map((p) => p.tap),
+        flood: [...b.flood].map((id) => this.sw.vtep(id)?.address ?? String(id)),
+        macs: rows.filter((r) => r.tenant === b.name).length,
+      })),
+      ports: this.ports.map((p) => ({ tenant: p.tenant, tap: p.tap, netns: p.netns, ifindex: p.ifindex, mac: p.mac, mtu: p.mtu })),
+      peers: this.sw.vteps().map((v) => ({ vtep: v.address, dynamic: v.dynamic })),
+    };
+  }
+
+  fdb(tenant?: string): FdbRow[] {
+    if (tenant !== undefined && !this.sw.tenant(tenant)) throw new Error(`no tenant "${tenant}"`);
+    return this.sw.fdbRows(tenant);
+  }
+
+  fdbAdd(tenant: string, mac: string, where: Where): void { this.sw.setStatic(tenant, mac, where); }
+
+  fdbDel(tenant: string, mac: string): void {
+    if (!this.sw.removeEntry(tenant, mac)) throw new Error(`tenant "${tenant}" has no entry for ${mac}`);
+  }
+
+  fdbFlush(tenant?: string): number {
+    if (tenant !== undefined && !this.sw.tenant(tenant)) throw new Error(`no tenant "${tenant}"`);
+    return this.sw.flush(tenant);
+  }
+
+  trace(tenant: string, ingress: Where, src: string, dst: string): TraceResult {
+    return this.sw.trace(tenant, ingress, src, dst);
+  }
+
+  /** Note which VTEPs received something since the last sample (once a second). */
+  private samplePeers(stats = this.sw.dp.stats()): void {
+    const now = Date.now();
+    for (const v of this.sw.vteps()) {
+      const rx = stats.vteps[v.id]?.rxPackets ?? 0;
+      const seen = this.peerSeen.get(v.address);
+      if (!seen) this.peerSeen.set(v.address, { rx, at: rx > 0 ? now : null });
+      else if (rx !== seen.rx) { seen.rx = rx; seen.at = now; }
+    }
+    for (const a of [...this.peerSeen.keys()]) if (!this.sw.vtepByAddress(a)) this.peerSeen.delete(a);
+  }
+
+  /** Everything counted, from one dpStats() call. */
+  stats(): StatsSnapshot {
+    const s = this.sw.dp.stats();
+    this.samplePeers(s);
+    const now = Date.now();
+    const datapath: Record<string, number> = {};
+    const drops: Record<string, number> = {};
+    for (const c of counterInfo()) (c.drop ? drops : datapath)[c.name] = s.counters[c.name] ?? 0;
+    for (const [k, v] of Object.entries(s.counters)) if (!(k in datapath) && !(k in drops)) datapath[k] = v;
+    const zero = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, drops: 0 };
+    const ports: PortStats[] = this.sw.portList().map((p) => ({ tenant: p.tenant, port: p.name, ...zero, ...s.ports[p.id] }));
+    const floodOf = new Map<number, string[]>();
+    const macsAt = new Map<number, number>();
+    const tenants: TenantStats[] = this.sw.tenants().map((b) => {
+      for (const id of b.flood) floodOf.set(id, [...(floodOf.get(id) ?? []), b.name]);
+      let fdbStatic = 0;
+      for (const e of b.table.values()) {
+        if (e.static) fdbStatic++;
+        if (e.place.kind === 'vtep') macsAt.set(e.place.vtepId, (macsAt.get(e.place.vtepId) ?? 0) + 1);
+      }
+      return {
+        tenant: b.name, vni: b.vni, ports: b.ports.size,
+        fdbLearned: b.table.size - fdbStatic, fdbStatic, ...b.counters,
+      };
+    });
+    const peers: PeerInfo[] = this.sw.vteps().map((v) => {
+      const seen = this.peerSeen.get(v.address);
+      const at = seen?.at ?? null;
+      const lastSeenSeconds = at === null ? null : Math.floor((now - at) / 1000);
+      return {
+        vtep: v.address, id: v.id, dynamic: v.dynamic, floodOf: floodOf.get(v.id) ?? [], macs: macsAt.get(v.id) ?? 0,
+        state: lastSeenSeconds === null ? 'silent' : lastSeenSeconds <= 10 ? 'active' : 'idle',
+        lastSeenSeconds, ...zero, ...s.vteps[v.id],
+      };
+    });
+    return {
+      at: now,
+      uptimeSeconds: (now - this.startedAt) / 1000,
+      datapath, drops, tenants, ports, peers,
+      switch: { ...this.sw.counters, eventBatches: this.eventBatches },
+    };
+  }
+
+  // ---- takeover ---------------------------------------------------------------------------
+
+  /**
+   * Stop forwarding for a handover: the data path stops (its threads no longer read any
+   * TAP, its underlay sockets close), the TAP fds stay open here until the new daemon has
+   * them. Returns the fds to send and the snapshot that goes with them.
+   */
+  freeze(): { fds: number[]; ports: (Omit<RunningPort, 'fd' | 'config'> & { config: PortConfig; fdIndex: number })[]; fdb: SnapshotEntry[] } {
+    const fdb = this.sw.snapshot();
+    this.sw.stop();
+    if (this.peerTimer) clearInterval(this.peerTimer);
+    const fds: number[] = [];
+    const ports = this.ports.map((p) => {
+      fds.push(p.fd);
+      const { fd: _fd, ...rest } = p;
+      return { ...rest, fdIndex: fds.length - 1 };
+    });
+    return { fds, ports, fdb };
+  }
+
+  /** After a successful handover: forget the ports without deleting their TAPs (the new daemon holds them). */
+  release(): void {
+    this.closed = true;
+    for (const p of this.ports.splice(0)) {
+      try { native().fdClose(p.fd); } catch { /* gone */ }
+    }
   }
 
   /** Stop the data path and delete the TAPs (closing a TAP's fd removes it). */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.peerTimer) clearInterval(this.peerTimer);
     this.sw.stop();
     for (const p of this.ports.splice(0)) {
       try {
-        native().fdClose(p.fd);
+        this.backend.close(p);
       } catch (e) {
         log.warn({ tap: p.tap, err: (e as Error).message }, 'closing TAP failed');
       }

@@ -4,9 +4,10 @@
  * them to the right bridge. A frame never crosses tenants: every event carries the
  * tenant the data path classified it into, and each bridge sees only its own.
  */
-import { Bridge, type BridgeHost, type BridgeSpec, type FdbEntry } from './bridge.js';
+import { Bridge, decide, type BridgeHost, type BridgeSpec, type FdbEntry, type LearnResult } from './bridge.js';
 import type { Datapath, DpEvent, Place } from './datapath.js';
 import { logger, type Logger } from './log.js';
+import { isLearnableMac } from './mac.js';
 
 export interface TenantSpec extends BridgeSpec {
   /** VTEP addresses that get broadcast and unknown unicast (head-end replication). */
@@ -51,6 +52,40 @@ export interface FdbRow {
   ageSeconds: number | null;
 }
 
+/** Where an FDB entry points, by name: what the API, the snapshot and the CLI speak. */
+export type Where = { port: string } | { vtep: string };
+
+/** One FDB entry in a takeover snapshot. */
+export interface SnapshotEntry {
+  tenant: string;
+  mac: string;
+  where: Where;
+  static: boolean;
+  since: number;
+  moves: number;
+}
+
+/** What `Switch.trace` says about one frame. */
+export interface TraceResult {
+  tenant: string;
+  vni: number;
+  ingress: string;
+  src: string;
+  dst: string;
+  /** What learning does with the source MAC at the ingress. */
+  learn: LearnResult | 'dropped';
+  /** Who handles the frame: the C fast path alone, the bridge (punted), or a drop in C before either. */
+  handledBy: 'fast-path' | 'bridge' | 'none';
+  action: 'forward' | 'flood' | 'drop';
+  reason: string;
+  /** The FDB entry the destination matched, if any. */
+  entry: FdbRow | null;
+  /** Where copies go. */
+  outputs: { ports: string[]; vteps: string[] };
+  /** Human-readable steps. */
+  steps: string[];
+}
+
 class IdAllocator {
   private next = 1;
   private readonly free: number[] = [];
@@ -82,13 +117,22 @@ export class Switch {
     this.log = opts.log ?? logger('switch');
   }
 
-  start(): void {
-    this.dp.start((events) => this.handleEvents(events));
+  /** Start the data path; `onBatch` (metrics) hears the size of every batch of events. */
+  start(onBatch?: (size: number) => void): void {
+    this.dp.start((events) => {
+      onBatch?.(events.length);
+      this.handleEvents(events);
+    });
   }
 
   /** Run ageing every `intervalMs` (default: 1 s). */
   startAgeing(intervalMs = 1000): void {
     this.ageTimer = setInterval(() => this.ageTick(), intervalMs);
+  }
+
+  stopAgeing(): void {
+    if (this.ageTimer) clearInterval(this.ageTimer);
+    this.ageTimer = undefined;
   }
 
   stop(): void {
@@ -118,12 +162,7 @@ export class Switch {
       v.configRefs++;
       bridge.flood.add(v.id);
     }
-    for (const s of spec.fdb) {
-      // The entry itself holds the VTEP (entryRefs); no config reference needed.
-      const v = this.vtepAcquire(s.vtep, false);
-      bridge.setStatic(s.mac, { kind: 'vtep', vtepId: v.id });
-      this.vtepGc(v);
-    }
+    for (const s of spec.fdb) this.setStatic(spec.name, s.mac, { vtep: s.vtep });
     this.log.info({ tenant: spec.name, vni: spec.vni, tenantId }, 'tenant added');
     return bridge;
   }
@@ -139,6 +178,191 @@ export class Switch {
     this.bridgesById.delete(b.tenantId);
     this.tenantIds.give(b.tenantId);
     this.log.info({ tenant: name }, 'tenant removed');
+  }
+
+  /** Change a tenant's learning policy in place; its table stays (a smaller maxMacs only refuses new MACs). */
+  setPolicy(name: string, p: { learning: boolean; ageing: number; maxMacs: number }): void {
+    const b = this.bridge(name);
+    b.learning = p.learning;
+    b.ageingMs = p.ageing * 1000;
+    b.maxMacs = p.maxMacs;
+  }
+
+  /** Replace a tenant's flood list; VTEPs no longer referenced by anything are removed. */
+  setFlood(name: string, flood: string[]): void {
+    const b = this.bridge(name);
+    const want = new Set(flood);
+    for (const id of [...b.flood]) {
+      const v = this.vtepsById.get(id);
+      if (v && want.has(v.address)) continue;
+      b.flood.delete(id);
+      this.vtepConfigRelease(id);
+    }
+    for (const addr of flood) {
+      const v = this.vtepAcquire(addr, false);
+      if (b.flood.has(v.id)) continue;
+      v.configRefs++;
+      b.flood.add(v.id);
+    }
+  }
+
+  /** Add or replace a static FDB entry (at a VTEP, or at a local port by name). */
+  setStatic(tenant: string, mac: string, where: Where): void {
+    const b = this.bridge(tenant);
+    if (!isLearnableMac(mac)) throw new Error(`${mac}: not a unicast MAC`);
+    if ('port' in where) {
+      const p = this.ports.get(where.port);
+      if (!p || p.tenant !== tenant) throw new Error(`no port "${where.port}" in tenant "${tenant}"`);
+      b.setStatic(mac, { kind: 'port', portId: p.id });
+      return;
+    }
+    // The entry itself holds the VTEP (entryRefs); no config reference needed.
+    const v = this.vtepAcquire(where.vtep, false);
+    b.setStatic(mac, { kind: 'vtep', vtepId: v.id });
+    this.vtepGc(v);
+  }
+
+  /** Remove one entry (static or learned). False if the tenant has no such MAC. */
+  removeEntry(tenant: string, mac: string): boolean {
+    return this.bridge(tenant).remove(mac);
+  }
+
+  /** Remove learned entries of one tenant or of all; static ones stay. Returns how many. */
+  flush(tenant?: string): number {
+    let n = 0;
+    for (const b of this.bridges.values()) if (!tenant || b.name === tenant) n += b.flush();
+    return n;
+  }
+
+  /** Every FDB entry, places by name, for a takeover snapshot. */
+  snapshot(): SnapshotEntry[] {
+    const out: SnapshotEntry[] = [];
+    for (const b of this.bridges.values()) {
+      for (const e of b.table.values()) {
+        const where = this.whereOf(e.place);
+        if (where) out.push({ tenant: b.name, mac: e.mac, where, static: e.static, since: e.since, moves: e.moves });
+      }
+    }
+    return out;
+  }
+
+  /** Put back an entry from a snapshot. False if its tenant, port or MAC no longer fits. */
+  restore(e: SnapshotEntry): boolean {
+    const b = this.bridges.get(e.tenant);
+    if (!b || !isLearnableMac(e.mac)) return false;
+    if (e.static) {
+      try { this.setStatic(e.tenant, e.mac, e.where); } catch { return false; }
+      return true;
+    }
+    let place: Place;
+    let created: Vtep | undefined;
+    if ('port' in e.where) {
+      const p = this.ports.get(e.where.port);
+      if (!p || p.tenant !== e.tenant) return false;
+      place = { kind: 'port', portId: p.id };
+    } else {
+      const known = this.vtepsByAddr.get(e.where.vtep);
+      created = known ? undefined : this.vtepAcquire(e.where.vtep, true);
+      place = { kind: 'vtep', vtepId: (known ?? created)!.id };
+    }
+    const r = b.learn(e.mac, place);
+    const cur = b.table.get(e.mac);
+    if (cur && !cur.static && (r === 'new' || r === 'move' || r === 'refresh')) {
+      cur.since = e.since;
+      cur.moves = e.moves;
+    }
+    if (created) this.vtepGc(created);
+    return r === 'new' || r === 'move' || r === 'refresh';
+  }
+
+  /** Ports by name, with their tenant and id. */
+  portList(): { name: string; id: number; tenant: string }[] {
+    return [...this.ports].map(([name, p]) => ({ name, id: p.id, tenant: p.tenant }));
+  }
+
+  /**
+   * Which path a frame would take, using the bridge's own decision (`decide`), without
+   * sending anything. `ingress`: a port name of the tenant, or a VTEP address.
+   */
+  trace(tenant: string, ingress: Where, src: string, dst: string): TraceResult {
+    const b = this.bridge(tenant);
+    let place: Place | undefined;
+    let inName: string;
+    if ('port' in ingress) {
+      const p = this.ports.get(ingress.port);
+      if (!p || p.tenant !== tenant) throw new Error(`no port "${ingress.port}" in tenant "${tenant}"`);
+      place = { kind: 'port', portId: p.id };
+      inName = `port ${ingress.port}`;
+    } else {
+      const v = this.vtepsByAddr.get(ingress.vtep);
+      // An unknown VTEP would be learned as a dynamic one on its first packet; trace it as such.
+      place = v ? { kind: 'vtep', vtepId: v.id } : { kind: 'vtep', vtepId: 0 };
+      inName = `vtep ${ingress.vtep}${v ? '' : ' (not known yet: learned as a dynamic VTEP on its first packet)'}`;
+    }
+    const steps: string[] = [];
+    const base = { tenant, vni: b.vni, ingress: inName, src, dst };
+    if (!isLearnableMac(src)) {
+      steps.push(`fast path: source ${src} is multicast, broadcast or all-zero: dropped (counter bad_src_mac)`);
+      return { ...base, learn: 'dropped', handledBy: 'none', action: 'drop', reason: 'bad_src_mac', entry: null, outputs: { ports: [], vteps: [] }, steps };
+    }
+    const learn = b.learnDecision(src, place);
+    const learnText: Record<LearnResult, string> = {
+      new: `not in the table: learned at ${inName}`,
+      refresh: `already at ${inName}: its idle time is reset`,
+      move: `known elsewhere (${this.whereText(b.table.get(src)?.place)}): moves to ${inName}`,
+      disabled: 'learning is off in this tenant',
+      'not-learnable': 'not a learnable MAC',
+      'static-conflict': `static entry at ${this.whereText(b.table.get(src)?.place)}: not moved (counted as a static conflict)`,
+      limit: `table full (maxMacs ${b.maxMacs} or the switch-wide limit): not learned (counted)`,
+    };
+    steps.push(`source ${src}: ${learnText[learn]}`);
+    const d = decide(b, place, dst);
+    const idle = new Map<string, number>();
+    if (d.action !== 'flood') for (const r of this.dp.fdbIdle()) if (r.tenantId === b.tenantId && r.mac === dst) idle.set(r.mac, r.idleMs);
+    const entry = d.action === 'flood' ? null : this.fdbRow(b, d.entry, idle.get(dst));
+    const names = (ports: number[], vteps: number[]) => ({
+      ports: ports.map((id) => this.portNames.get(id) ?? String(id)),
+      vteps: vteps.map((id) => this.vtepsById.get(id)?.address ?? String(id)),
+    });
+    if (d.action === 'forward') {
+      const out = d.to.kind === 'port' ? names([d.to.portId], []) : names([], [d.to.vtepId]);
+      steps.push(`destination ${dst}: ${entry!.type} entry at ${entry!.where}${entry!.ageSeconds !== null ? ` (idle ${entry!.ageSeconds} s)` : ''}`);
+      steps.push(`fast path: cache hit, forwarded in C without the bridge${d.to.kind === 'vtep' ? ` (VXLAN, VNI ${b.vni})` : ''}`);
+      return { ...base, learn, handledBy: 'fast-path', action: 'forward', reason: d.reason, entry, outputs: out, steps };
+    }
+    if (d.action === 'drop') {
+      steps.push(`destination ${dst}: ${entry!.type} entry at ${entry!.where}`);
+      steps.push(d.reason === 'hairpin'
+        ? 'fast path: the destination is the port the frame came in: dropped (counter hairpin)'
+        : 'fast path: from a VTEP to a MAC behind a VTEP: dropped (split horizon, counter split_horizon)');
+      return { ...base, learn, handledBy: 'fast-path', action: 'drop', reason: d.reason, entry, outputs: { ports: [], vteps: [] }, steps };
+    }
+    const out = names(d.ports, d.vteps);
+    steps.push(`destination ${dst}: ${d.reason === 'unknown-unicast' ? 'not in the table (unknown unicast)' : d.reason}`);
+    steps.push(`fast path: punted to the bridge, which floods by head-end replication to ${out.ports.length} port(s)` +
+      ` and ${out.vteps.length} VTEP(s)${place.kind === 'vtep' ? ' (none back to VTEPs: split horizon)' : ''}`);
+    if (out.ports.length === 0 && out.vteps.length === 0) steps.push('nowhere to flood: the frame goes nowhere');
+    return { ...base, learn, handledBy: 'bridge', action: 'flood', reason: d.reason, entry: null, outputs: out, steps };
+  }
+
+  private bridge(name: string): Bridge {
+    const b = this.bridges.get(name);
+    if (!b) throw new Error(`no tenant "${name}"`);
+    return b;
+  }
+
+  private whereOf(place: Place): Where | undefined {
+    if (place.kind === 'port') {
+      const name = this.portNames.get(place.portId);
+      return name === undefined ? undefined : { port: name };
+    }
+    const v = this.vtepsById.get(place.vtepId);
+    return v ? { vtep: v.address } : undefined;
+  }
+
+  private whereText(place: Place | undefined): string {
+    const w = place && this.whereOf(place);
+    return !w ? '?' : 'port' in w ? `port ${w.port}` : `vtep ${w.vtep}`;
   }
 
   /** Attach a local port (a TAP fd) to a tenant. Returns its portId. */
