@@ -85,9 +85,10 @@ export class Lab {
    * returns `stop()`, which ends the capture and gives one row of `fields` per packet (the
    * outermost occurrence of each field).
    */
-  async capture(host: string, iface: string, filter: string, fields: string[]): Promise<{ stop(): Promise<string[][]> }> {
+  async capture(host: string, iface: string, filter: string, fields: string[], tsharkArgs: string[] = []): Promise<{ stop(): Promise<string[][]> }> {
     // occurrence=f: the first (outer) instance of a field that the inner packet repeats.
-    const args = ['-l', '-n', '-i', iface, '-f', filter, '-T', 'fields', '-E', 'occurrence=f', ...fields.flatMap((f) => ['-e', f])];
+    // tsharkArgs: extra options, e.g. ['-o', 'udp.check_checksum:TRUE'].
+    const args = ['-l', '-n', '-i', iface, '-f', filter, '-T', 'fields', '-E', 'occurrence=f', ...tsharkArgs, ...fields.flatMap((f) => ['-e', f])];
     const child = this.spawn(host, 'tshark', args);
     let out = '';
     let err = '';

@@ -3,6 +3,7 @@
  * tests and the benchmarks.
  *
  *   two hosts:   [h1] --veth ul0 (10.0.0.1/24 <-> 10.0.0.2/24)-- [h2]
+ *                (or, with an IPv6 underlay, 2001:db8::1/64 <-> 2001:db8::2/64)
  *   endpoints:   an endpoint namespace per tenant per host (a "VM"), holding the
  *                tenant's TAP (vtepd) or the kernel's VXLAN device (reference).
  */
@@ -18,6 +19,14 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const CLI = here.endsWith(join('dist', 'src')) ? join(here, 'cli.js') : join(here, '..', 'dist', 'src', 'cli.js');
 
 export const UNDERLAY = { h1: '10.0.0.1', h2: '10.0.0.2', h3: '10.0.0.3', prefix: 24 };
+/** The IPv6 underlay of the same hosts (documentation prefix, RFC 3849). */
+export const UNDERLAY6 = { h1: '2001:db8::1', h2: '2001:db8::2', h3: '2001:db8::3', prefix: 64 };
+export type UnderlayFamily = 4 | 6;
+
+/** Underlay address of host i (0-based) of a lab, by family. */
+export function underlayAddress(i: number, family: UnderlayFamily = 4): string {
+  return family === 4 ? `10.0.0.${i + 1}` : `2001:db8::${i + 1}`;
+}
 
 export interface TenantPlan {
   name: string;
@@ -31,8 +40,10 @@ export interface TenantPlan {
 /** A YAML config for one host of a mesh: every other host is in the flood list. */
 export function meshConfig(lab: Lab, host: number, hosts: string[], tenants: TenantPlan[], extra: { port?: number; log?: string } = {}): string {
   const local = hosts[host];
+  // Addresses are quoted: an IPv6 address is not a safe plain scalar in a YAML flow mapping.
+  const q = (a: string) => JSON.stringify(a);
   const lines = [
-    `underlay: { local: ${local}, port: ${extra.port ?? 4789}, mtu: 1500 }`,
+    `underlay: { local: ${q(local)}, port: ${extra.port ?? 4789}, mtu: 1500 }`,
     `log: { level: ${extra.log ?? 'warn'} }`,
     'tenants:',
   ];
@@ -40,7 +51,7 @@ export function meshConfig(lab: Lab, host: number, hosts: string[], tenants: Ten
     lines.push(`  - name: ${t.name}`, `    vni: ${t.vni}`, '    ports:');
     const mac = t.macs?.[host] ? `, mac: "${t.macs[host]}"` : '';
     lines.push(`      - { tap: ${t.name}0, netns: ${lab.ns(`${t.name}${host + 1}`)}, address: ${t.addresses[host]}${mac} }`);
-    lines.push(`    flood: [ ${hosts.filter((_, i) => i !== host).join(', ')} ]`);
+    lines.push(`    flood: [ ${hosts.filter((_, i) => i !== host).map(q).join(', ')} ]`);
     if (t.ageing) lines.push(`    ageing: ${t.ageing}`);
   }
   return lines.join('\n') + '\n';
@@ -79,10 +90,12 @@ export interface Mesh {
  * namespace per tenant per host. Two hosts share a veth; three or more hang off a Linux
  * bridge in an underlay-switch namespace "sw".
  */
-export async function meshVtepd(n: number, tenants: TenantPlan[], opts: { log?: string; tag?: string } = {}): Promise<Mesh> {
+export async function meshVtepd(n: number, tenants: TenantPlan[], opts: { log?: string; tag?: string; family?: UnderlayFamily } = {}): Promise<Mesh> {
   const lab = new Lab(opts.tag ?? 'vt');
   const dir = mkdtempSync(join(tmpdir(), 'vtepd-'));
-  const hosts = Array.from({ length: n }, (_, i) => `10.0.0.${i + 1}`);
+  const family = opts.family ?? 4;
+  const plen = family === 4 ? UNDERLAY.prefix : UNDERLAY6.prefix;
+  const hosts = Array.from({ length: n }, (_, i) => underlayAddress(i, family));
   const cleanup = async () => {
     await lab.cleanup();
     rmSync(dir, { recursive: true, force: true });
@@ -90,13 +103,13 @@ export async function meshVtepd(n: number, tenants: TenantPlan[], opts: { log?: 
   try {
     for (let i = 1; i <= n; i++) await lab.addHost(`h${i}`);
     if (n === 2) {
-      await lab.link('h1', 'ul0', `${hosts[0]}/24`, 'h2', 'ul0', `${hosts[1]}/24`);
+      await lab.link('h1', 'ul0', `${hosts[0]}/${plen}`, 'h2', 'ul0', `${hosts[1]}/${plen}`);
     } else {
       await lab.addHost('sw');
       await lab.exec('sw', 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
       await lab.exec('sw', 'ip', ['link', 'set', 'br0', 'up']);
       for (let i = 1; i <= n; i++) {
-        await lab.link(`h${i}`, 'ul0', `${hosts[i - 1]}/24`, 'sw', `p${i}`, null);
+        await lab.link(`h${i}`, 'ul0', `${hosts[i - 1]}/${plen}`, 'sw', `p${i}`, null);
         await lab.exec('sw', 'ip', ['link', 'set', `p${i}`, 'master', 'br0']);
       }
     }
@@ -111,7 +124,7 @@ export async function meshVtepd(n: number, tenants: TenantPlan[], opts: { log?: 
 }
 
 /** Two hosts over one veth, vtepd on both. */
-export function twoHostsVtepd(tenants: TenantPlan[], opts: { log?: string; tag?: string } = {}): Promise<Mesh> {
+export function twoHostsVtepd(tenants: TenantPlan[], opts: { log?: string; tag?: string; family?: UnderlayFamily } = {}): Promise<Mesh> {
   return meshVtepd(2, tenants, opts);
 }
 
@@ -120,8 +133,9 @@ export function twoHostsVtepd(tenants: TenantPlan[], opts: { log?: string; tag?:
  * namespace per host ("k1", "k2") holding a VXLAN device whose underlay socket stays in
  * the host (the device is moved into the endpoint after creation).
  */
-export async function addKernelVxlan(lab: Lab, opts: { vni: number; port: number; addresses: [string, string]; mtu?: number }): Promise<void> {
-  const locals = [UNDERLAY.h1, UNDERLAY.h2];
+export async function addKernelVxlan(lab: Lab, opts: { vni: number; port: number; addresses: [string, string]; mtu?: number; family?: UnderlayFamily }): Promise<void> {
+  const u = opts.family === 6 ? UNDERLAY6 : UNDERLAY;
+  const locals = [u.h1, u.h2];
   for (const i of [0, 1]) {
     const host = `h${i + 1}`;
     const ep = `k${i + 1}`;
