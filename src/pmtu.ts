@@ -1,0 +1,108 @@
+/**
+ * Path-MTU feedback for frames too large for their tunnel.
+ *
+ * An overlay is one layer-2 hop, so there is no router to say "too big". Like the kernel's
+ * bridged VXLAN (iptunnel_pmtud), vtepd answers in the destination's name: an ICMPv4
+ * "fragmentation needed" (type 3 code 4, RFC 792/1191) for an IPv4 packet with DF set, or
+ * an ICMPv6 "packet too big" (type 2, RFC 4443) for any IPv6 packet, with the Ethernet and
+ * IP addresses swapped, written back into the port the frame came from. The sender's TCP
+ * then lowers its MSS instead of retransmitting into a black hole.
+ *
+ * Never answers an ICMP error with an ICMP error, a non-first fragment, or a broadcast.
+ */
+
+const ETH = 14;
+const ETH_IPV4 = 0x0800;
+const ETH_IPV6 = 0x86dd;
+
+/** One's-complement sum of 16-bit words (RFC 1071), folded. */
+export function csum16(buf: Buffer, start = 0, end = buf.length, initial = 0): number {
+  let sum = initial;
+  let i = start;
+  for (; i + 1 < end; i += 2) sum += (buf[i] << 8) | buf[i + 1];
+  if (i < end) sum += buf[i] << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return sum;
+}
+
+function finish(sum: number): number {
+  return ~sum & 0xffff;
+}
+
+function swapEthernet(out: Buffer, frame: Buffer, ethertype: number): void {
+  frame.copy(out, 0, 6, 12); // dst = the sender
+  frame.copy(out, 6, 0, 6); // src = whom it was sent to
+  out.writeUInt16BE(ethertype, 12);
+}
+
+/**
+ * The ICMP reply telling the sender of `frame` that at most `mtu` bytes of IP packet fit,
+ * or null when none should be sent.
+ */
+export function tooBigReply(frame: Buffer, mtu: number): Buffer | null {
+  if (frame.length < ETH + 20 || (frame[0] & 1) === 1) return null;
+  const type = frame.readUInt16BE(12);
+  if (type === ETH_IPV4) return fragNeeded(frame, mtu);
+  if (type === ETH_IPV6) return packetTooBig(frame, mtu);
+  return null;
+}
+
+function fragNeeded(frame: Buffer, mtu: number): Buffer | null {
+  const ip = ETH;
+  if (frame[ip] >> 4 !== 4) return null;
+  const ihl = (frame[ip] & 0x0f) * 4;
+  if (ihl < 20 || frame.length < ip + ihl) return null;
+  const frag = frame.readUInt16BE(ip + 6);
+  if (!(frag & 0x4000)) return null; // no DF: not ours to answer
+  if (frag & 0x1fff) return null; // a non-first fragment
+  if (frame[ip + 9] === 1 && frame.length >= ip + ihl + 1) {
+    const t = frame[ip + ihl];
+    if (t !== 0 && t !== 8 && t !== 13 && t !== 14) return null; // an ICMP error
+  }
+  // RFC 1812 4.3.2.3: as much of the original as fits in 576 bytes.
+  const quote = Math.min(frame.length - ip, 576 - 20 - 8);
+  const out = Buffer.alloc(ETH + 20 + 8 + quote);
+  swapEthernet(out, frame, ETH_IPV4);
+  const o = ETH;
+  out[o] = 0x45;
+  out.writeUInt16BE(20 + 8 + quote, o + 2);
+  out[o + 8] = 64; // TTL
+  out[o + 9] = 1; // ICMP
+  frame.copy(out, o + 12, ip + 16, ip + 20); // src = original destination
+  frame.copy(out, o + 16, ip + 12, ip + 16); // dst = original source
+  out.writeUInt16BE(finish(csum16(out, o, o + 20)), o + 10);
+  const c = o + 20;
+  out[c] = 3; // destination unreachable
+  out[c + 1] = 4; // fragmentation needed and DF set
+  out.writeUInt16BE(Math.min(mtu, 0xffff), c + 6);
+  frame.copy(out, c + 8, ip, ip + quote);
+  out.writeUInt16BE(finish(csum16(out, c, out.length)), c + 2);
+  return out;
+}
+
+function packetTooBig(frame: Buffer, mtu: number): Buffer | null {
+  const ip = ETH;
+  if (frame.length < ip + 40 || frame[ip] >> 4 !== 6) return null;
+  if (frame[ip + 6] === 58 && frame.length > ip + 40 && frame[ip + 40] < 128) return null; // an ICMPv6 error
+  if (frame[ip + 24] === 0xff) return null; // to a multicast group
+  // RFC 4443 2.4(c): as much as fits without exceeding the minimum IPv6 MTU.
+  const quote = Math.min(frame.length - ip, 1280 - 40 - 8);
+  const out = Buffer.alloc(ETH + 40 + 8 + quote);
+  swapEthernet(out, frame, ETH_IPV6);
+  const o = ETH;
+  out[o] = 0x60;
+  out.writeUInt16BE(8 + quote, o + 4);
+  out[o + 6] = 58; // ICMPv6
+  out[o + 7] = 64; // hop limit
+  frame.copy(out, o + 8, ip + 24, ip + 40); // src = original destination
+  frame.copy(out, o + 24, ip + 8, ip + 24); // dst = original source
+  const c = o + 40;
+  out[c] = 2; // packet too big
+  out.writeUInt32BE(Math.max(1280, mtu), c + 4);
+  frame.copy(out, c + 8, ip, ip + quote);
+  // Pseudo-header: addresses, upper-layer length, next header.
+  let sum = csum16(out, o + 8, o + 40);
+  sum += 8 + quote + 58;
+  out.writeUInt16BE(finish(csum16(out, c, out.length, sum)), c + 2);
+  return out;
+}
