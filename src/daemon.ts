@@ -228,10 +228,13 @@ export class Daemon implements Target {
     setLogLevel(config.log.level);
     const d = new Daemon(config, opts);
     try {
-      d.sw.start((n) => {
+      const start = () => d.sw.start((n) => {
         d.eventBatches++;
         d.batchListener?.(n);
       });
+      // A takeover programs everything, FDB included, before forwarding resumes, so the
+      // first frames after the pause find their learned destinations (no flooding).
+      if (!opts.adopt) start();
       for (const t of config.tenants) {
         await d.addTenant(t);
         for (const p of t.ports) await d.addPort(t.name, p, opts.adopt?.ports.get(p.tap));
@@ -239,6 +242,7 @@ export class Daemon implements Target {
       if (opts.adopt) {
         let restored = 0;
         for (const e of opts.adopt.fdb) if (d.sw.restore(e)) restored++;
+        start();
         log.info({ entries: opts.adopt.fdb.length, restored }, 'FDB restored from the previous daemon');
       }
       d.sw.startAgeing(ageingInterval(config));
@@ -477,12 +481,18 @@ export class Daemon implements Target {
     return { fds, ports, fdb };
   }
 
-  /** After a successful handover: forget the ports without deleting their TAPs (the new daemon holds them). */
+  /** After a successful handover: close our copies of the TAP fds (the new daemon holds them: the TAPs stay). */
   release(): void {
     this.closed = true;
     for (const p of this.ports.splice(0)) {
       try { native().fdClose(p.fd); } catch { /* gone */ }
     }
+  }
+
+  /** Give up this daemon object without touching its fds (a new Daemon adopted them). */
+  detach(): void {
+    this.closed = true;
+    this.ports.splice(0);
   }
 
   /** Stop the data path and delete the TAPs (closing a TAP's fd removes it). */

@@ -60,18 +60,26 @@ export function meshConfig(lab: Lab, host: number, hosts: string[], tenants: Ten
 export interface Daemonised {
   child: ChildProcess;
   configPath: string;
+  /** The daemon's control socket (in the lab's directory unless the YAML names one). */
+  socket: string;
   stderr: () => string;
 }
 
-/** Start `vtepd run` inside a lab host and wait until it says it is running. */
+/**
+ * Start `vtepd run` inside a lab host and wait until it says it is running. Unless the
+ * YAML says otherwise, its control socket is `<dir>/<host>.sock`, so daemons of different
+ * labs (and a real vtepd on /run/vtepd/vtepd.sock) never meet.
+ */
 export async function startDaemon(lab: Lab, host: string, yaml: string, dir: string): Promise<Daemonised> {
   const configPath = join(dir, `${host}.yaml`);
-  writeFileSync(configPath, yaml);
+  const named = /^control:\s*\{\s*socket:\s*(\S+?)\s*\}/m.exec(yaml);
+  const socket = named ? named[1]! : join(dir, `${host}.sock`);
+  writeFileSync(configPath, named ? yaml : `control: { socket: ${socket} }\n${yaml}`);
   const child = lab.spawn(host, process.execPath, [CLI, 'run', '--config', configPath]);
   let err = '';
   child.stderr?.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-20000); });
   await waitForLine(child, /^vtepd: running/);
-  return { child, configPath, stderr: () => err };
+  return { child, configPath, socket, stderr: () => err };
 }
 
 export interface Mesh {
