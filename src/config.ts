@@ -16,7 +16,8 @@
  * metrics:                   # optional; no metrics endpoint when absent
  *   listen: 127.0.0.1:9477   # Prometheus /metrics over HTTP on ADDRESS:PORT ([v6]:PORT)
  * underlay:                  # required
- *   local: 10.0.0.1          # required; this host's unicast IPv4 or IPv6 underlay address
+ *   local: 10.0.0.1          # required; this host's unicast IPv4 or IPv6 underlay address, or a
+ *                            #   list of at most one of each ([10.0.0.1, "2001:db8::1"]: dual stack)
  *   port: 4789               # UDP port VXLAN is received on and sent to; 1..65535; default 4789
  *                            #   (Linux's historic default is 8472)
  *   mtu: 1500                # underlay link MTU; 576..65535 (1280.. over IPv6); default 1500
@@ -24,22 +25,29 @@
  *                            #   inner flow hash picks from; 1..64; default 8
  * tenants:                   # required; a list, may be empty ([])
  *   - name: blue             # required; 1..32 of a-z A-Z 0-9 _ . -; unique
- *     vni: 5001              # required; VXLAN network identifier 1..16777215; unique
+ *     vni: 5001              # required; the tenant's id on the wire, 1..16777215; unique: the VXLAN
+ *                            #   VNI, the GRE-TAP key, the NVGRE VSID (4096.. : 0..0xFFF are reserved)
+ *     encap: vxlan           # vxlan | gre | nvgre: how frames to this tenant's VTEPs are wrapped;
+ *                            #   default vxlan. A flood or static entry may say otherwise.
  *     ports:                 # local TAP ports; default []
  *       - tap: blue0         # required; Linux interface name: 1..15 bytes, no '/', ':', '%' or
  *                            #   whitespace, not '.' or '..'; unique across all tenants
  *         netns: vmA         # optional; namespace under /run/netns the TAP is created in
  *         address: 10.1.0.1/24   # optional; IPv4 or IPv6 interface address with prefix length
  *         mac: "02:00:00:00:01:01"  # optional; unicast, not all-zero; kernel picks one if absent
- *         mtu: 1450          # optional; 68..65535 and at most underlay.mtu minus the VXLAN
- *                            #   overhead, which is also the default: 50 bytes over IPv4
- *                            #   (14 inner Ethernet + 8 VXLAN + 8 UDP + 20 IPv4), 70 over IPv6.
- *                            #   A TAP left at 1500 over a 1500-byte underlay black-holes TCP.
+ *         mtu: 1450          # optional; 68..65535 and at most underlay.mtu minus the largest
+ *                            #   overhead the tenant can meet, which is also the default: over
+ *                            #   IPv4 VXLAN 50 bytes (14 inner Ethernet + 8 VXLAN + 8 UDP + 20 IP),
+ *                            #   GRE-TAP 42 (14 + 8 GRE with key + 20), NVGRE 42; over IPv6 20 more.
+ *                            #   The largest over every encap the tenant uses and every family of
+ *                            #   underlay.local. A TAP left at 1500 black-holes TCP.
  *     flood: [10.0.0.2, 10.0.0.3]   # VTEPs that get broadcast, unknown-unicast and multicast
- *                            #   frames (head-end replication); default []; same address family
- *                            #   as underlay.local, not underlay.local itself, no duplicates
+ *                            #   frames (head-end replication); default []; an address family
+ *                            #   of underlay.local, not underlay.local itself, no duplicates.
+ *                            #   An entry may be { vtep: 10.0.0.4, encap: gre } instead.
  *     fdb:                   # static FDB entries; default []
- *       - { mac: "02:00:00:00:02:01", vtep: 10.0.0.2 }  # MAC unique within the tenant
+ *       - { mac: "02:00:00:00:02:01", vtep: 10.0.0.2 }  # MAC unique within the tenant; an
+ *                            #   optional encap: as in flood. One encap per VTEP in a tenant.
  *     learning: true         # learn inner source MAC -> outer source VTEP; default true
  *     ageing: 300            # seconds a learned MAC lives unseen; 1..1000000; default 300
  *     maxMacs: 8192          # MAC table limit of the tenant; 1..1048576; default 8192
@@ -59,14 +67,27 @@ import { z } from 'zod';
 // ---------------------------------------------------------------------------------------
 
 export type Family = 4 | 6;
+/** How a tenant's frames travel to a VTEP: VXLAN (RFC 7348), GRE-TAP (RFC 2784/2890), NVGRE (RFC 7637). */
+export const ENCAPS = ['vxlan', 'gre', 'nvgre'] as const;
+export type Encap = (typeof ENCAPS)[number];
+/** Their names in messages and docs. */
+export const ENCAP_NAMES: Record<Encap, string> = { vxlan: 'VXLAN', gre: 'GRE-TAP', nvgre: 'NVGRE' };
+/** NVGRE VSIDs 0..0xFFF are reserved (RFC 7637 §3.2). */
+export const NVGRE_VSID_MIN = 0x1000;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export interface UnderlayConfig {
-  /** This host's underlay address, normalized. */
-  local: string;
-  /** Address family of `local`; every VTEP of every tenant has the same. */
+export interface UnderlayAddress {
+  address: string;
   family: Family;
+}
+export interface UnderlayConfig {
+  /** This host's (first) underlay address, normalized. */
+  local: string;
+  /** Address family of `local`. */
+  family: Family;
+  /** Every underlay address, in config order: one, or one IPv4 and one IPv6 (dual stack). */
+  locals: UnderlayAddress[];
   port: number;
   mtu: number;
   sourcePorts: number;
@@ -91,10 +112,16 @@ export interface StaticFdbEntry {
 }
 export interface TenantConfig {
   name: string;
+  /** The tenant's id on the wire: VXLAN VNI, GRE-TAP key, NVGRE VSID. */
   vni: number;
+  /** The tenant's encapsulation (default vxlan); `vtepEncap` has the one per configured VTEP. */
+  encap: Encap;
   ports: PortConfig[];
+  /** VTEP addresses; the encapsulation toward each is `vtepEncap[address]`. */
   flood: string[];
   fdb: StaticFdbEntry[];
+  /** The encapsulation toward every VTEP of `flood` and `fdb`: the entry's own, else `encap`. */
+  vtepEncap: Record<string, Encap>;
   learning: boolean;
   ageing: number;
   maxMacs: number;
@@ -130,14 +157,34 @@ export function formatConfigError(e: ConfigError): string {
 // Derived values
 // ---------------------------------------------------------------------------------------
 
-/** VXLAN encapsulation overhead: 14 inner Ethernet + 8 VXLAN + 8 UDP + 20 IPv4 / 40 IPv6. */
-export function encapOverhead(family: Family): number {
-  return 14 + 8 + 8 + (family === 4 ? 20 : 40);
+/**
+ * Bytes an encapsulation adds to a frame beyond the TAP MTU (the inner IP packet): the inner
+ * Ethernet header (14), the tunnel header and the outer IP header (20 IPv4 / 40 IPv6).
+ *   VXLAN    14 + 8 VXLAN + 8 UDP + IP        = 50 / 70
+ *   GRE-TAP  14 + 8 GRE (4 + the 4-byte key)  = 42 / 62  (vtepd always sends the key:
+ *            it names the tenant; keyless GRE-TAP would be 38 / 58)
+ *   NVGRE    14 + 8 GRE (key = VSID + FlowID) = 42 / 62
+ */
+export function encapOverhead(family: Family, encap: Encap = 'vxlan'): number {
+  const tunnel = encap === 'vxlan' ? 8 + 8 : 8;
+  return 14 + tunnel + (family === 4 ? 20 : 40);
 }
 
 /** The TAP MTU that keeps encapsulated frames within the underlay MTU. */
-export function defaultTapMtu(underlayMtu: number, family: Family): number {
-  return underlayMtu - encapOverhead(family);
+export function defaultTapMtu(underlayMtu: number, family: Family, encap: Encap = 'vxlan'): number {
+  return underlayMtu - encapOverhead(family, encap);
+}
+
+/** The largest overhead over every family and encapsulation given, and which pair it is. */
+export function worstOverhead(families: Iterable<Family>, encaps: Iterable<Encap>): { overhead: number; family: Family; encap: Encap } {
+  let worst = { overhead: -1, family: 4 as Family, encap: 'vxlan' as Encap };
+  for (const family of families) {
+    for (const encap of encaps) {
+      const overhead = encapOverhead(family, encap);
+      if (overhead > worst.overhead) worst = { overhead, family, encap };
+    }
+  }
+  return worst;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -250,8 +297,26 @@ const Cidr = parsed(CIDR_MSG, (s) => parseIp(s, true));
 const TapName = text("must be a Linux interface name: 1..15 bytes, no '/', ':', '%' or whitespace, not '.' or '..'", isIfName);
 const PortMtu = intIn(68, 65535);
 
+/**
+ * `a` for a string, `b` for anything else, each with its own messages and paths (z.union
+ * would report only "Invalid input" when a member's transform fails).
+ */
+const stringOr = <A extends z.ZodType, B extends z.ZodType>(a: A, b: B) =>
+  z.unknown().transform((v, ctx): z.output<A> | z.output<B> => {
+    if (v === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'is required' });
+      return z.NEVER;
+    }
+    const r = (typeof v === 'string' ? a : b).safeParse(v);
+    if (r.success) return r.data;
+    for (const iss of r.error.issues) ctx.addIssue({ ...iss } as Parameters<typeof ctx.addIssue>[0]);
+    return z.NEVER;
+  });
+const LOCAL_MSG = 'must be an IPv4 or IPv6 address, or a list of at most one of each like [10.0.0.1, "2001:db8::1"]';
+const Local = stringOr(HostAddress, z.array(HostAddress, need(LOCAL_MSG)).min(1, LOCAL_MSG).max(2, LOCAL_MSG));
+const EncapName = z.enum(ENCAPS, need(`must be one of ${ENCAPS.join(', ')}`));
 const Underlay = z.strictObject(
-  { local: HostAddress, port: intIn(1, 65535).default(4789), mtu: UnderlayMtu, sourcePorts: intIn(1, 64).default(8) },
+  { local: Local, port: intIn(1, 65535).default(4789), mtu: UnderlayMtu, sourcePorts: intIn(1, 64).default(8) },
   need('must be a mapping like { local: 10.0.0.1 }'),
 );
 const Port = z.strictObject(
@@ -264,15 +329,18 @@ const Port = z.strictObject(
   },
   need('must be a mapping like { tap: blue0 }'),
 );
-const FdbEntry = z.strictObject({ mac: Mac, vtep: Vtep }, need('must be a mapping like { mac: "02:00:00:00:02:01", vtep: 10.0.0.2 }'));
+const FdbEntry = z.strictObject({ mac: Mac, vtep: Vtep, encap: EncapName.optional() }, need('must be a mapping like { mac: "02:00:00:00:02:01", vtep: 10.0.0.2 }'));
+const FloodPeer = z.strictObject({ vtep: Vtep, encap: EncapName.optional() }, need('must be a VTEP address or a mapping like { vtep: 10.0.0.2, encap: gre }'));
+const FloodEntry = stringOr(Vtep, FloodPeer);
 const TenantName = text('must be 1..32 characters of a-z A-Z 0-9 _ . -', (s) => /^[A-Za-z0-9_.-]{1,32}$/.test(s));
 const Vni = intIn(1, 16777215);
 const Tenant = z.strictObject(
   {
     name: TenantName,
     vni: Vni,
+    encap: EncapName.default('vxlan'),
     ports: z.array(Port, need('must be a list of ports')).default([]),
-    flood: z.array(Vtep, need('must be a list of VTEP addresses')).default([]),
+    flood: z.array(FloodEntry, need('must be a list of VTEP addresses')).default([]),
     fdb: z.array(FdbEntry, need('must be a list of { mac, vtep } entries')).default([]),
     learning: z.boolean(need('must be true or false')).default(true),
     ageing: intIn(1, 1000000).default(300),
@@ -316,6 +384,7 @@ const SHAPES: Record<string, string[]> = {
   tenants: Object.keys(Tenant.shape),
   'tenants.ports': Object.keys(Port.shape),
   'tenants.fdb': Object.keys(FdbEntry.shape),
+  'tenants.flood': Object.keys(FloodPeer.shape),
 };
 function unknownKey(path: PropertyKey[], key: string): string {
   const known = SHAPES[path.filter((p) => typeof p === 'string').join('.')] ?? [];
@@ -350,20 +419,38 @@ function crossCheck(raw: unknown): Issue[] {
 
   const root = record(raw);
   const underlay = record(root.underlay);
-  const local = valid(HostAddress, underlay.local);
+  // underlay.local: one address or a list of at most one per family (checked only when valid).
+  const locals: Ip[] = [];
+  const rawLocal = valid(Local, underlay.local);
+  if (rawLocal) {
+    (Array.isArray(rawLocal) ? rawLocal : [rawLocal]).forEach((ip, j) => {
+      const other = locals.find((l) => l.family === ip.family);
+      if (other) add(['underlay', 'local', j], `at most one address per family: ${other.address} and ${ip.address} are both IPv${ip.family}`);
+      else locals.push(ip);
+    });
+  }
+  const families = locals.map((l) => l.family);
   const underlayMtu = valid(UnderlayMtu, underlay.mtu);
-  if (local?.family === 6 && underlayMtu !== undefined && underlayMtu < 1280)
+  if (families.includes(6) && underlayMtu !== undefined && underlayMtu < 1280)
     add(['underlay', 'mtu'], 'must be at least 1280 for an IPv6 underlay');
-  const maxMtu = local && underlayMtu !== undefined ? defaultTapMtu(underlayMtu, local.family) : undefined;
-  const why = local && `underlay.mtu ${underlayMtu} minus ${encapOverhead(local.family)} bytes of VXLAN over IPv${local.family}`;
   const checkVtep = (path: PropertyKey[], v: unknown): string | undefined => {
     const ip = valid(HostAddress, v);
-    if (!ip || !local) return ip?.address;
-    if (ip.family !== local.family) add(path, `IPv${ip.family} VTEP but underlay.local is IPv${local.family}`);
-    else if (ip.address === local.address) add(path, `must not be underlay.local (${local.address}), this host`);
+    if (!ip || locals.length === 0) return ip?.address;
+    const self = locals.find((l) => l.address === ip.address);
+    if (!families.includes(ip.family)) add(path, `IPv${ip.family} VTEP but underlay.local is IPv${locals[0]!.family}`);
+    else if (self) add(path, `must not be underlay.local (${self.address}), this host`);
     else return ip.address;
     return undefined;
   };
+  /** A flood entry (an address or { vtep, encap }) or a static entry: its raw vtep and encap. */
+  const peerOf = (v: unknown): { vtep: unknown; encap: Encap | undefined; object: boolean } => {
+    if (typeof v === 'string') return { vtep: v, encap: undefined, object: false };
+    const r = record(v);
+    return { vtep: r.vtep, encap: valid(EncapName, r.encap), object: true };
+  };
+  // The tenant ids GRE-TAP keys and NVGRE VSIDs claim, to refuse one key read both ways.
+  const greKeys: { vni: number; at: string; i: number }[] = [];
+  const nvgreVsids = new Map<number, string>();
 
   const names = new Map<unknown, string>();
   const vnis = new Map<unknown, string>();
@@ -375,6 +462,33 @@ function crossCheck(raw: unknown): Issue[] {
     if (name !== undefined) once(names, name, at, ['tenants', i, 'name'], `tenant name "${name}"`);
     const vni = valid(Vni, tenant.vni);
     if (vni !== undefined) once(vnis, vni, at, ['tenants', i, 'vni'], `VNI ${vni}`);
+
+    // Encapsulations: the tenant's and every override; one per VTEP within the tenant.
+    const encap = valid(EncapName, tenant.encap) ?? 'vxlan';
+    const encaps = new Set<Encap>([encap]);
+    const vtepEncap = new Map<string, { encap: Encap; where: string }>();
+    const peerEncap = (path: PropertyKey[], where: string, v: unknown) => {
+      const peer = peerOf(v);
+      const e = peer.encap ?? encap;
+      encaps.add(e);
+      const ip = valid(HostAddress, peer.vtep);
+      if (!ip) return;
+      const first = vtepEncap.get(ip.address);
+      if (!first) vtepEncap.set(ip.address, { encap: e, where });
+      else if (first.encap !== e)
+        add(peer.object && peer.encap ? [...path, 'encap'] : path,
+          `VTEP ${ip.address} is ${first.encap} in ${first.where}; a tenant reaches a VTEP with one encapsulation`);
+    };
+    list(tenant.flood).forEach((v, j) => peerEncap(['tenants', i, 'flood', j], `${at}.flood[${j}]`, v));
+    list(tenant.fdb).forEach((v, j) => peerEncap(['tenants', i, 'fdb', j], `${at}.fdb[${j}]`, v));
+    if (vni !== undefined && encaps.has('nvgre')) {
+      if (vni < NVGRE_VSID_MIN) add(['tenants', i, 'vni'], 'NVGRE VSID must be 4096..16777215 (0..0xFFF are reserved)');
+      else nvgreVsids.set(vni, at);
+    }
+    if (vni !== undefined && encaps.has('gre')) greKeys.push({ vni, at, i });
+    const worst = underlayMtu !== undefined && locals.length > 0 ? worstOverhead(families, encaps) : undefined;
+    const maxMtu = worst && underlayMtu! - worst.overhead;
+    const why = worst && `underlay.mtu ${underlayMtu} minus ${worst.overhead} bytes of ${ENCAP_NAMES[worst.encap]} over IPv${worst.family}`;
 
     const macs = new Map<unknown, string>(); // one L2 segment: port MACs and static FDB MACs
     const addresses = new Map<unknown, string>();
@@ -397,8 +511,10 @@ function crossCheck(raw: unknown): Issue[] {
 
     const flood = new Map<unknown, string>();
     list(tenant.flood).forEach((v, j) => {
-      const vtep = checkVtep(['tenants', i, 'flood', j], v);
-      if (vtep !== undefined) once(flood, vtep, `${at}.flood[${j}]`, ['tenants', i, 'flood', j], `VTEP ${vtep}`);
+      const peer = peerOf(v);
+      const path = peer.object ? ['tenants', i, 'flood', j, 'vtep'] : ['tenants', i, 'flood', j];
+      const vtep = checkVtep(path, peer.vtep);
+      if (vtep !== undefined) once(flood, vtep, `${at}.flood[${j}]`, path, `VTEP ${vtep}`);
     });
     list(tenant.fdb).forEach((e, j) => {
       const entry = record(e);
@@ -407,6 +523,14 @@ function crossCheck(raw: unknown): Issue[] {
       if (mac !== undefined) once(macs, mac, `${at}.fdb[${j}].mac`, ['tenants', i, 'fdb', j, 'mac'], `MAC ${mac}`);
     });
   });
+
+  // A GRE-TAP key K and an NVGRE key with VSID K >> 8 look alike on the wire.
+  for (const g of greKeys) {
+    const owner = nvgreVsids.get(g.vni >>> 8);
+    if (owner !== undefined && owner !== g.at) {
+      add(['tenants', g.i, 'vni'], `GRE-TAP key ${g.vni} would be read as NVGRE VSID ${g.vni >>> 8} of ${owner}; pick a VNI whose top 16 bits differ`);
+    }
+  }
   return issues;
 }
 
@@ -443,22 +567,39 @@ export function validateConfig(data: unknown, position?: (path: PropertyKey[]) =
   }
 
   const { log, control, metrics, underlay, tenants } = result.data;
-  const family = underlay.local.family;
+  const locals = (Array.isArray(underlay.local) ? underlay.local : [underlay.local]).map((ip) => ({ address: ip.address, family: ip.family }));
+  const families = locals.map((l) => l.family);
   const config: Config = {
     log,
     control,
     metrics: metrics?.listen ?? null,
-    underlay: { ...underlay, local: underlay.local.address, family },
-    tenants: tenants.map((t) => ({
-      ...t,
-      ports: t.ports.map((p) => ({
-        tap: p.tap,
-        netns: p.netns ?? null,
-        address: p.address ?? null,
-        mac: p.mac ?? null,
-        mtu: p.mtu ?? defaultTapMtu(underlay.mtu, family),
-      })),
-    })),
+    underlay: { ...underlay, local: locals[0]!.address, family: locals[0]!.family, locals },
+    tenants: tenants.map((t) => {
+      const vtepEncap: Record<string, Encap> = {};
+      const flood = t.flood.map((f) => {
+        const peer = typeof f === 'string' ? { vtep: f, encap: undefined } : f;
+        vtepEncap[peer.vtep] = peer.encap ?? t.encap;
+        return peer.vtep;
+      });
+      const fdb = t.fdb.map((e) => {
+        vtepEncap[e.vtep] = e.encap ?? t.encap;
+        return { mac: e.mac, vtep: e.vtep };
+      });
+      const worst = worstOverhead(families, new Set([t.encap, ...Object.values(vtepEncap)]));
+      return {
+        ...t,
+        flood,
+        fdb,
+        vtepEncap,
+        ports: t.ports.map((p) => ({
+          tap: p.tap,
+          netns: p.netns ?? null,
+          address: p.address ?? null,
+          mac: p.mac ?? null,
+          mtu: p.mtu ?? underlay.mtu - worst.overhead,
+        })),
+      };
+    }),
   };
   return { ok: true, config };
 }

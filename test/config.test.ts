@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import {
   defaultTapMtu,
   encapOverhead,
+  worstOverhead,
   formatConfigError,
   loadConfig,
   parseConfig,
@@ -46,11 +47,12 @@ describe('valid configs', () => {
       log: { level: 'warn' },
       control: { socket: '/run/vtepd/vtepd.sock' },
       metrics: null,
-      underlay: { local: '10.0.0.1', family: 4, port: 4789, mtu: 1500, sourcePorts: 8 },
+      underlay: { local: '10.0.0.1', family: 4, locals: [{ address: '10.0.0.1', family: 4 }], port: 4789, mtu: 1500, sourcePorts: 8 },
       tenants: [
         {
           name: 'blue',
           vni: 5001,
+          encap: 'vxlan',
           ports: [
             {
               tap: 'blue0',
@@ -62,6 +64,7 @@ describe('valid configs', () => {
           ],
           flood: ['10.0.0.2', '10.0.0.3'],
           fdb: [{ mac: '02:00:00:00:02:01', vtep: '10.0.0.2' }],
+          vtepEncap: { '10.0.0.2': 'vxlan', '10.0.0.3': 'vxlan' },
           learning: true,
           ageing: 300,
           maxMacs: 8192,
@@ -79,7 +82,7 @@ tenants:
       ports: [ { tap: red0 }, { tap: red1, mtu: 1500 } ] }
 `);
     expect(c.log.level).toBe('debug');
-    expect(c.underlay).toEqual({ local: '192.0.2.1', family: 4, port: 8472, mtu: 9000, sourcePorts: 64 });
+    expect(c.underlay).toEqual({ local: '192.0.2.1', family: 4, locals: [{ address: '192.0.2.1', family: 4 }], port: 8472, mtu: 9000, sourcePorts: 64 });
     const t = c.tenants[0]!;
     expect([t.learning, t.ageing, t.maxMacs, t.flood, t.fdb]).toEqual([false, 10, 1048576, [], []]);
     expect(t.ports).toEqual([
@@ -363,6 +366,123 @@ tenants:
       'tenants[1].name: duplicate tenant name "blue" (also tenants[0])',
       'tenants[1].vni: must be an integer 1..16777215',
     ]);
+  });
+});
+
+describe('encapsulations (VXLAN, GRE-TAP, NVGRE) and dual stack', () => {
+  const one = (local: string, ...lines: string[]) =>
+    [`underlay: { local: ${local} }`, 'tenants:', '  - name: blue', '    vni: 5001', ...lines.map((l) => `    ${l}`)].join('\n');
+
+  it('overheads: VXLAN 50/70, GRE-TAP with its key 42/62, NVGRE 42/62 (IPv4/IPv6)', () => {
+    expect([encapOverhead(4, 'vxlan'), encapOverhead(6, 'vxlan')]).toEqual([50, 70]);
+    expect([encapOverhead(4, 'gre'), encapOverhead(6, 'gre')]).toEqual([42, 62]);
+    expect([encapOverhead(4, 'nvgre'), encapOverhead(6, 'nvgre')]).toEqual([42, 62]);
+    expect([defaultTapMtu(1500, 4, 'gre'), defaultTapMtu(1500, 6, 'nvgre')]).toEqual([1458, 1438]);
+    expect(worstOverhead([4, 6], ['gre', 'vxlan'])).toEqual({ overhead: 70, family: 6, encap: 'vxlan' });
+  });
+
+  it('defaults encap to vxlan; a GRE-TAP or NVGRE tenant gets the TAP MTU of its overhead', () => {
+    expect(ok(blue('ports: [ { tap: blue0 } ]')).tenants[0]).toMatchObject({ encap: 'vxlan', ports: [{ mtu: 1450 }] });
+    expect(ok(blue('encap: gre', 'ports: [ { tap: blue0 } ]')).tenants[0]).toMatchObject({ encap: 'gre', ports: [{ mtu: 1458 }] });
+    expect(ok(blue('encap: nvgre', 'ports: [ { tap: blue0 } ]')).tenants[0]).toMatchObject({ encap: 'nvgre', ports: [{ mtu: 1458 }] });
+    expect(ok(one('"2001:db8::1"', 'encap: gre', 'ports: [ { tap: blue0 } ]')).tenants[0]!.ports[0]!.mtu).toBe(1438);
+  });
+
+  it('takes per-peer overrides in flood and fdb, normalized to addresses plus vtepEncap', () => {
+    const t = ok(blue(
+      'encap: gre',
+      'ports: [ { tap: blue0 } ]',
+      'flood: [ 10.0.0.2, { vtep: 10.0.0.3, encap: vxlan }, { vtep: 10.0.0.4 } ]',
+      'fdb: [ { mac: "02:00:00:00:02:01", vtep: 10.0.0.5, encap: nvgre }, { mac: "02:00:00:00:02:02", vtep: 10.0.0.2 } ]',
+    )).tenants[0]!;
+    expect(t.flood).toEqual(['10.0.0.2', '10.0.0.3', '10.0.0.4']);
+    expect(t.fdb).toEqual([{ mac: '02:00:00:00:02:01', vtep: '10.0.0.5' }, { mac: '02:00:00:00:02:02', vtep: '10.0.0.2' }]);
+    expect(t.vtepEncap).toEqual({ '10.0.0.2': 'gre', '10.0.0.3': 'vxlan', '10.0.0.4': 'gre', '10.0.0.5': 'nvgre' });
+    // The TAP MTU covers the largest overhead the tenant uses: VXLAN's 50.
+    expect(t.ports[0]!.mtu).toBe(1450);
+  });
+
+  it('refuses NVGRE VSIDs 0..0xFFF, also when only a peer uses NVGRE', () => {
+    const msg = 'tenants[0].vni: NVGRE VSID must be 4096..16777215 (0..0xFFF are reserved)';
+    expect(errors(blue('encap: nvgre').replace('vni: 5001', 'vni: 4095'))).toEqual([msg]);
+    expect(errors(blue('encap: nvgre').replace('vni: 5001', 'vni: 1'))).toEqual([msg]);
+    expect(errors(blue('flood: [ { vtep: 10.0.0.2, encap: nvgre } ]').replace('vni: 5001', 'vni: 100'))).toEqual([msg]);
+    expect(ok(blue('encap: nvgre').replace('vni: 5001', 'vni: 4096')).tenants[0]!.vni).toBe(4096);
+    expect(ok(blue('encap: gre').replace('vni: 5001', 'vni: 1')).tenants[0]!.vni).toBe(1);
+  });
+
+  it('refuses a GRE-TAP key that an NVGRE tenant would claim as its VSID', () => {
+    const text = [
+      'underlay: { local: 10.0.0.1 }',
+      'tenants:',
+      '  - { name: g, vni: 1048581, encap: gre }', // 0x100005: read as NVGRE it is VSID 0x1000
+      '  - { name: n, vni: 4096, encap: nvgre }',
+      '  - { name: ok, vni: 1048577, encap: vxlan }', // VXLAN has no GRE key
+    ].join('\n');
+    expect(errors(text)).toEqual([
+      'tenants[0].vni: GRE-TAP key 1048581 would be read as NVGRE VSID 4096 of tenants[1]; pick a VNI whose top 16 bits differ',
+    ]);
+  });
+
+  it('checks encap names, flood entry shapes and one encapsulation per VTEP in a tenant', () => {
+    expect(errors(blue('encap: geneve'))).toEqual(['tenants[0].encap: must be one of vxlan, gre, nvgre']);
+    expect(errors(blue('flood: [ { vtep: 10.0.0.2, encap: GRE } ]'))).toEqual(['tenants[0].flood[0].encap: must be one of vxlan, gre, nvgre']);
+    expect(errors(blue('flood: [ { vtep: 10.0.0.2, Encap: gre } ]'))).toEqual(['tenants[0].flood[0].Encap: unknown key (did you mean "encap"?)']);
+    expect(errors(blue('flood: [ 7, { encap: gre } ]'))).toEqual([
+      'tenants[0].flood[0]: must be a VTEP address or a mapping like { vtep: 10.0.0.2, encap: gre }',
+      'tenants[0].flood[1].vtep: is required',
+    ]);
+    expect(errors(blue('flood: [ { vtep: 10.0.0.1 } ]'))).toEqual(['tenants[0].flood[0].vtep: must not be underlay.local (10.0.0.1), this host']);
+    expect(errors(blue('fdb: [ { mac: "02:00:00:00:02:01", vtep: 10.0.0.2, encap: nope } ]'))).toEqual([
+      'tenants[0].fdb[0].encap: must be one of vxlan, gre, nvgre',
+    ]);
+    expect(errors(blue('flood: [ { vtep: 10.0.0.2, encap: gre } ]', 'fdb: [ { mac: "02:00:00:00:02:01", vtep: 10.0.0.2 } ]'))).toEqual([
+      'tenants[0].fdb[0]: VTEP 10.0.0.2 is gre in tenants[0].flood[0]; a tenant reaches a VTEP with one encapsulation',
+    ]);
+    expect(errors(blue('flood: [ 10.0.0.2, { vtep: 10.0.0.2, encap: gre } ]'))).toEqual([
+      'tenants[0].flood[1].vtep: duplicate VTEP 10.0.0.2 (also tenants[0].flood[0])',
+      'tenants[0].flood[1].encap: VTEP 10.0.0.2 is vxlan in tenants[0].flood[0]; a tenant reaches a VTEP with one encapsulation',
+    ]);
+    // Another tenant may reach the same VTEP another way.
+    const two = ok([
+      'underlay: { local: 10.0.0.1 }',
+      'tenants:',
+      '  - { name: a, vni: 5001, flood: [ 10.0.0.2 ] }',
+      '  - { name: b, vni: 5002, encap: gre, flood: [ 10.0.0.2 ] }',
+    ].join('\n'));
+    expect(two.tenants.map((t) => t.vtepEncap['10.0.0.2'])).toEqual(['vxlan', 'gre']);
+  });
+
+  it('reports a GRE-TAP TAP MTU above its overhead with the encapsulation named', () => {
+    expect(errors(blue('encap: gre', 'ports: [ { tap: blue0, mtu: 1459 } ]'))).toEqual([
+      'tenants[0].ports[0].mtu: 1459 exceeds underlay.mtu 1500 minus 42 bytes of GRE-TAP over IPv4 (at most 1458)',
+    ]);
+    expect(ok(blue('encap: gre', 'ports: [ { tap: blue0, mtu: 1458 } ]')).tenants[0]!.ports[0]!.mtu).toBe(1458);
+  });
+
+  it('takes a dual-stack underlay: one IPv4 and one IPv6 address, VTEPs of both families', () => {
+    const c = ok(one('[ 10.0.0.1, "2001:DB8::1" ]', 'encap: gre', 'ports: [ { tap: blue0 } ]', 'flood: [ 10.0.0.2, "2001:db8::2" ]'));
+    expect(c.underlay).toMatchObject({ local: '10.0.0.1', family: 4, locals: [{ address: '10.0.0.1', family: 4 }, { address: '2001:db8::1', family: 6 }] });
+    expect(c.tenants[0]!.flood).toEqual(['10.0.0.2', '2001:db8::2']);
+    expect(c.tenants[0]!.ports[0]!.mtu).toBe(1438); // GRE-TAP over IPv6: 62
+    expect(ok(one('[ "2001:db8::1", 10.0.0.1 ]', 'ports: [ { tap: blue0 } ]')).tenants[0]!.ports[0]!.mtu).toBe(1430);
+    expect(ok(one('[ 10.0.0.1 ]')).underlay.locals).toEqual([{ address: '10.0.0.1', family: 4 }]);
+  });
+
+  it('refuses two addresses of one family, an empty or long list, and this host as a VTEP', () => {
+    const LOCAL = 'underlay.local: must be an IPv4 or IPv6 address, or a list of at most one of each like [10.0.0.1, "2001:db8::1"]';
+    expect(errors(one('[ 10.0.0.1, 10.0.0.2 ]'))).toEqual(['underlay.local[1]: at most one address per family: 10.0.0.1 and 10.0.0.2 are both IPv4']);
+    expect(errors(one('[]'))).toEqual([LOCAL]);
+    expect(errors(one('[ 10.0.0.1, "2001:db8::1", "2001:db8::2" ]'))).toEqual([LOCAL]);
+    expect(errors(one('7'))).toEqual([LOCAL]);
+    expect(errors(one('[ 10.0.0.1, nope ]'))).toEqual(['underlay.local[1]: must be an IPv4 or IPv6 address']);
+    expect(errors(one('[ 10.0.0.1, "2001:db8::1" ]', 'flood: [ "2001:db8::1" ]'))).toEqual([
+      'tenants[0].flood[0]: must not be underlay.local (2001:db8::1), this host',
+    ]);
+    expect(errors('underlay: { local: [ 10.0.0.1, "2001:db8::1" ], mtu: 1000 }\ntenants: []')).toEqual([
+      'underlay.mtu: must be at least 1280 for an IPv6 underlay',
+    ]);
+    expect(errors(one('10.0.0.1', 'flood: [ "2001:db8::2" ]'))).toEqual(['tenants[0].flood[0]: IPv6 VTEP but underlay.local is IPv4']);
   });
 });
 
