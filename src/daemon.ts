@@ -464,14 +464,14 @@ export class Daemon implements Target {
   // ---- takeover ---------------------------------------------------------------------------
 
   /**
-   * Stop forwarding for a handover: the data path stops (its threads no longer read any
-   * TAP, its underlay sockets close), the TAP fds stay open here until the new daemon has
-   * them. Returns the fds to send and the snapshot that goes with them.
+   * What a handover sends: the TAP fds (they stay open here until the new daemon has
+   * them), the ports they belong to, and a snapshot of the FDB. With `stop` (default) the
+   * data path stops first: its threads no longer read any TAP and its underlay sockets
+   * close, so the successor can bind them. Without, the caller stops it with `stop()`.
    */
-  freeze(): { fds: number[]; ports: (Omit<RunningPort, 'fd' | 'config'> & { config: PortConfig; fdIndex: number })[]; fdb: SnapshotEntry[] } {
+  freeze(stop = true): { fds: number[]; ports: (Omit<RunningPort, 'fd' | 'config'> & { config: PortConfig; fdIndex: number })[]; fdb: SnapshotEntry[] } {
     const fdb = this.sw.snapshot();
-    this.sw.stop();
-    if (this.peerTimer) clearInterval(this.peerTimer);
+    if (stop) this.stopForwarding();
     const fds: number[] = [];
     const ports = this.ports.map((p) => {
       fds.push(p.fd);
@@ -479,6 +479,12 @@ export class Daemon implements Target {
       return { ...rest, fdIndex: fds.length - 1 };
     });
     return { fds, ports, fdb };
+  }
+
+  /** Stop the data path (and timers) but keep every TAP fd open: a handover in progress. */
+  stopForwarding(): void {
+    this.sw.stop();
+    if (this.peerTimer) clearInterval(this.peerTimer);
   }
 
   /** After a successful handover: close our copies of the TAP fds (the new daemon holds them: the TAPs stay). */

@@ -25,6 +25,7 @@ import { Address4, Address6 } from 'ip-address';
 import { loadConfig, parseMac, type Config } from './config.js';
 import { answers, ApiError, ControlServer, request, type CallContext, type Handler } from './control.js';
 import { Daemon, type Adopted, type DaemonHooks, type PortHandle } from './daemon.js';
+import { NativeDatapath } from './datapath.js';
 import { Metrics } from './metrics.js';
 import { native } from './native.js';
 import { runCapture, type CaptureRequest } from './capture.js';
@@ -45,6 +46,21 @@ interface HandoverPayload {
   ports: { tenant: string; tap: string; ifindex: number; mac: string; config: PortConfig; fdIndex: number }[];
   fdb: SnapshotEntry[];
   reloads: { ok: number; failed: number };
+  /** Indexes (in the fds) of the underlay sockets, when the data path can hand them over. */
+  underlayFdIndex: number[];
+}
+
+/** The data path's underlay sockets, if this build can hand them over (dpUnderlayFds). */
+function underlayFdsOf(d: Daemon): number[] | null {
+  const dp = d.sw.dp as unknown as { underlayFds?: () => number[] };
+  const addon = native() as unknown as Record<string, unknown>;
+  if (typeof dp.underlayFds !== 'function' || typeof addon.dpUnderlayFds !== 'function') return null;
+  return dp.underlayFds();
+}
+
+/** Whether this build's dpCreate adopts underlay sockets. */
+function canAdoptUnderlay(): boolean {
+  return typeof (native() as unknown as Record<string, unknown>).dpUnderlayFds === 'function';
 }
 
 export interface RunOptions {
@@ -171,7 +187,8 @@ export class Runtime {
     const ports = new Map<string, PortHandle>();
     for (const x of p.ports) ports.set(x.tap, { fd: got.fds[x.fdIndex]!, ifindex: x.ifindex, mac: x.mac });
     const adopted: Adopted = { ports, fdb: p.fdb };
-    const d = await Daemon.start(p.config, { adopt: adopted, hooks: this.hooks() });
+    const underlayFds = (p.underlayFdIndex ?? []).map((i) => got!.fds[i]!);
+    const d = await this.startAdopted(p.config, adopted, underlayFds);
     const gapMs = Date.now() - p.frozenAt;
     d.takeover = { fromPid: p.fromPid, gapMs };
     Object.assign(d.reloads, p.reloads);
@@ -185,6 +202,32 @@ export class Runtime {
     // The config file may have changed with the upgrade: apply it as a diff.
     const r = await d.reload(fileConfig);
     if (!r.ok) process.stderr.write(`vtepd: after takeover, the config file could not be applied fully:\n${[...r.errors.map((e) => `  ${e.path}: ${e.message}`), ...r.failed.map((f) => `  ${f}`)].join('\n')}\n`);
+  }
+
+  /**
+   * A Daemon over adopted TAPs: on the old daemon's underlay sockets when they came along
+   * (nothing is lost in the pause: packets wait in the socket buffers), else on sockets
+   * bound afresh (the old daemon has closed its own; retried briefly).
+   */
+  private async startAdopted(config: Config, adopted: Adopted, underlayFds: number[]): Promise<Daemon> {
+    const u = config.underlay;
+    if (underlayFds.length && canAdoptUnderlay()) {
+      const opts = { local: u.local, port: u.port, sourcePorts: underlayFds.length - 1, underlayFds };
+      try {
+        return await Daemon.start(config, { adopt: adopted, hooks: this.hooks(), dp: new NativeDatapath(opts) });
+      } catch (e) {
+        log.warn({ err: (e as Error).message }, 'adopting the underlay sockets failed; binding new ones');
+      }
+    }
+    for (const fd of underlayFds) try { native().fdClose(fd); } catch { /* owned elsewhere */ }
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await Daemon.start(config, { adopt: adopted, hooks: this.hooks() });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 50) throw e;
+        await sleep(10);
+      }
+    }
   }
 
   // ---- reload ----------------------------------------------------------------------------
@@ -228,19 +271,25 @@ export class Runtime {
     this.busy = 'handover';
     const d = this.daemon;
     const frozenAt = Date.now();
-    const { fds, ports, fdb } = d.freeze();
+    // With the underlay sockets handed over too, forwarding goes on here until the new
+    // daemon holds everything; without, it stops first so the new one can bind them.
+    const underlay = underlayFdsOf(d);
+    const { fds, ports, fdb } = d.freeze(underlay === null);
+    const all = [...fds, ...(underlay ?? [])];
     const payload: HandoverPayload = {
       v: 1, fromPid: process.pid, frozenAt, config: d.running,
       ports: ports.map((p) => ({ tenant: p.tenant, tap: p.tap, ifindex: p.ifindex, mac: p.mac, config: p.config, fdIndex: p.fdIndex })),
       fdb, reloads: d.reloads,
+      underlayFdIndex: (underlay ?? []).map((_, i) => fds.length + i),
     };
     try {
-      native().scmSend(path, fds, Buffer.from(JSON.stringify(payload)), 10_000);
+      native().scmSend(path, all, Buffer.from(JSON.stringify(payload)), 10_000);
     } catch (e) {
-      await this.recover(d, fdb);
+      if (underlay === null) await this.recover(d, fdb);
       this.busy = null;
       throw new ApiError(`handover to pid ${pid} failed: ${(e as Error).message}; this daemon forwards again`, 'EIO');
     }
+    if (underlay !== null) d.stopForwarding();
     log.info({ to: pid, fds: fds.length, fdb: fdb.length }, 'handed over; waiting for the new daemon');
     await this.metrics.close();
     await this.control.close();
