@@ -341,7 +341,8 @@ export class Daemon implements Target {
       return { ok: false, errors: p.errors, changes: [], failed: [] };
     }
     const r = await applyPlan(this.running, p.changes, this);
-    this.running = r.config;
+    // All applied: what runs is exactly `next`. Else the old config with what succeeded.
+    this.running = r.failed.length ? r.config : next;
     if (r.applied.some((c) => c.op === 'tenant.add' || c.op === 'tenant.policy' || c.op === 'tenant.remove')) {
       this.sw.stopAgeing();
       this.sw.startAgeing(ageingInterval(this.running));

@@ -59,6 +59,12 @@ export interface Plan {
 
 const eqJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
+/** A VTEP known before and after is reached with another encapsulation. */
+function encapChanged(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
+  const before = a ?? {};
+  return Object.entries(b ?? {}).some(([addr, e]) => addr in before && before[addr] !== e);
+}
+
 /** The changes that turn `running` into `next`, in the order they must be applied. */
 export function plan(running: Config, next: Config): Plan {
   const errors: ConfigError[] = [];
@@ -69,6 +75,8 @@ export function plan(running: Config, next: Config): Plan {
         message: `is ${String(running.underlay[key])} in the running daemon; changing the underlay needs a restart (vtepd restart), not a reload`,
       });
   }
+  if (!errors.some((e) => e.path === 'underlay.local') && !eqJson(running.underlay.locals, next.underlay.locals))
+    errors.push({ path: 'underlay.local', message: 'the underlay addresses differ from the running daemon\'s; changing the underlay needs a restart (vtepd restart), not a reload' });
   if (errors.length) return { changes: [], errors };
 
   const removePorts: Change[] = [];
@@ -91,9 +99,11 @@ export function plan(running: Config, next: Config): Plan {
   for (const t of running.tenants) {
     const n = newT.get(t.name);
     if (!n) removeTenants.push({ op: 'tenant.remove', tenant: t.name, why: 'not in the new config' });
-    else if (n.vni !== t.vni) {
+    else if (n.vni !== t.vni || n.encap !== t.encap || encapChanged(t.vtepEncap, n.vtepEncap)) {
+      // Another VNI, or another encapsulation on the wire: another segment.
       replaced.add(t.name);
-      removeTenants.push({ op: 'tenant.remove', tenant: t.name, why: `VNI ${t.vni} -> ${n.vni}` });
+      const why = n.vni !== t.vni ? `VNI ${t.vni} -> ${n.vni}` : n.encap !== t.encap ? `encap ${t.encap} -> ${n.encap}` : 'encapsulation toward its VTEPs changed';
+      removeTenants.push({ op: 'tenant.remove', tenant: t.name, why });
     }
   }
   const kept = (name: string) => oldT.has(name) && newT.has(name) && !replaced.has(name);

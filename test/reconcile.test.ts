@@ -56,6 +56,15 @@ describe('plan', () => {
     ]);
   });
 
+  it('replaces a tenant whose encapsulation changed', () => {
+    const next = cfg(BASE.replace('vni: 5002', 'vni: 5002\n    encap: gre'));
+    expect(ops(plan(cfg(BASE), next).changes)).toEqual([
+      'tenant.remove tenant red: removed (encap vxlan -> gre)',
+      'tenant.add tenant red: added (VNI 5002)',
+      'port.add port red0 (tenant red): added',
+    ]);
+  });
+
   it('changes policy, flood list and static entries in place', () => {
     const next = cfg(BASE
       .replace('flood: [ 10.0.0.2, 10.0.0.3 ]', 'flood: [ 10.0.0.3, 10.0.0.4 ]\n    ageing: 60\n    maxMacs: 10')
