@@ -316,7 +316,13 @@ export class Switch {
       limit: `table full (maxMacs ${b.maxMacs} or the switch-wide limit): not learned (counted)`,
     };
     steps.push(`source ${src}: ${learnText[learn]}`);
-    const d = decide(b, place, dst);
+    let d = decide(b, place, dst);
+    if (d.action === 'flood' && src === dst && (learn === 'new' || learn === 'move')) {
+      // Punted: the bridge learns the source before it decides, so the frame finds itself.
+      const table = new Map(b.table);
+      table.set(src, { mac: src, place, static: false, since: Date.now(), moves: 0 });
+      d = decide({ table, ports: b.ports, flood: b.flood }, place, dst);
+    }
     const idle = new Map<string, number>();
     if (d.action !== 'flood') for (const r of this.dp.fdbIdle()) if (r.tenantId === b.tenantId && r.mac === dst) idle.set(r.mac, r.idleMs);
     const entry = d.action === 'flood' ? null : this.fdbRow(b, d.entry, idle.get(dst));
