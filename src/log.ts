@@ -1,14 +1,48 @@
 /**
- * Levelled, namespaced logging (pino): JSON lines on stderr, quiet ("warn") by default,
- * never written per packet. `VTEPD_LOG=debug` or the config's `log.level` turns it up.
+ * Levelled, namespaced logging (pino), quiet ("warn") by default, never written per packet.
+ * `VTEPD_LOG=debug` or the config's `log.level` turns it up.
+ *
+ * Format: JSON lines on stderr when stderr is not a terminal (a journal, a file, a pipe:
+ * what machines read); on a terminal one compact line per record,
+ *   17:31:02.120 INFO  daemon: port up tenant=blue tap=blue0 mtu=1450
+ * `VTEPD_LOG_FORMAT=json` or `=pretty` overrides the choice.
  */
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
+const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+const HIDDEN = new Set(['level', 'time', 'pid', 'hostname', 'name', 'ns', 'msg']);
+
+/** One pino JSON record as a compact line for a person at a terminal. */
+export function prettyLine(json: string): string {
+  let r: Record<string, unknown>;
+  try {
+    r = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return json.endsWith('\n') ? json : `${json}\n`;
+  }
+  const t = new Date(typeof r.time === 'number' ? r.time : Date.now());
+  const hh = (n: number, w = 2) => String(n).padStart(w, '0');
+  const time = `${hh(t.getHours())}:${hh(t.getMinutes())}:${hh(t.getSeconds())}.${hh(t.getMilliseconds(), 3)}`;
+  const level = (LEVELS[Number(r.level)] ?? String(r.level)).padEnd(5);
+  const kv = Object.entries(r)
+    .filter(([k]) => !HIDDEN.has(k))
+    .map(([k, v]) => `${k}=${typeof v === 'string' && !/\s/.test(v) ? v : JSON.stringify(v)}`)
+    .join(' ');
+  return `${time} ${level} ${r.ns ? `${String(r.ns)}: ` : ''}${String(r.msg ?? '')}${kv ? ` ${kv}` : ''}\n`;
+}
+
+function destination(): DestinationStream {
+  const format = process.env.VTEPD_LOG_FORMAT ?? (process.stderr.isTTY ? 'pretty' : 'json');
+  const json = pino.destination({ fd: 2, sync: true });
+  if (format !== 'pretty') return json;
+  return { write: (line: string) => { json.write(prettyLine(line)); } };
+}
+
 export const rootLogger: Logger = pino(
   { name: 'vtepd', level: process.env.VTEPD_LOG ?? 'warn', base: { pid: process.pid } },
-  pino.destination({ fd: 2, sync: true }),
+  destination(),
 );
 
 /** A child logger for one part of the daemon, e.g. logger('bridge'). */
