@@ -9,6 +9,8 @@ const TOOLS = {
   iperf3: 'iperf3',
   tshark: 'tshark',
   ethtool: 'ethtool',
+  // `vtepd capture` runs tcpdump where the traffic is (a TAP's namespace, the underlay).
+  tcpdump: 'tcpdump',
   // Open vSwitch: the userspace GRE/VXLAN peer of the interop tests (never the system's OVS:
   // the tests run their own ovsdb-server/ovs-vswitchd inside a lab namespace, see src/ovs.ts).
   'ovs-vsctl': 'openvswitch-switch',

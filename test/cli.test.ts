@@ -65,7 +65,8 @@ describe('vtepd run', () => {
 
   it('creates the TAP in its namespace with MTU, address and MAC, and removes it on SIGTERM', async () => {
     const f = join(dir, 'run.yaml');
-    writeFileSync(f, `underlay: { local: 10.0.0.1, mtu: 9000 }
+    writeFileSync(f, `control: { socket: ${join(dir, 'run.sock')} }
+underlay: { local: 10.0.0.1, mtu: 9000 }
 tenants:
   - name: blue
     vni: 5001
@@ -78,6 +79,9 @@ tenants:
     expect(link).toContain('02:00:00:00:01:01');
     expect(link).toMatch(/UP/);
     expect((await lab.exec('vm', 'ip', ['-o', 'addr', 'show', 'blue0'])).stdout).toContain('10.1.0.1/24');
+    // A second daemon on the same control socket refuses to start (and touches nothing).
+    const second = await lab.exec('h', process.execPath, [CLI, 'run', '--config', f]).then(() => 'started', (e: Error) => e.message);
+    expect(second).toContain(`another vtepd answers on ${join(dir, 'run.sock')}`);
     expect(await lab.stop(child, 'SIGTERM')).toBe(0);
     await expect(lab.exec('vm', 'ip', ['link', 'show', 'blue0'])).rejects.toThrow(/does not exist/);
   });

@@ -33,9 +33,10 @@ export async function vtepdJson<T>(lab: Lab, host: string, args: string[]): Prom
   return JSON.parse(r.stdout) as T;
 }
 
-/** GET /metrics from inside the daemon's namespace. */
+/** GET /metrics from inside the daemon's namespace (a node one-liner: no curl needed). */
 export async function scrape(lab: Lab, host: string, listen: string): Promise<string> {
-  return (await lab.exec(host, 'curl', ['-sf', `http://${listen}/metrics`])).stdout;
+  const js = `fetch('http://${listen}/metrics').then(async (r) => { if (!r.ok) process.exit(1); process.stdout.write(await r.text()); })`;
+  return (await lab.exec(host, process.execPath, ['-e', js])).stdout;
 }
 
 /** One sample's value by metric name and labels ("" for none); NaN if absent. */
