@@ -194,10 +194,13 @@ export class Runtime {
     Object.assign(d.reloads, p.reloads);
     this.adopt(d);
     log.info({ fromPid: p.fromPid, gapMs, ports: p.ports.length, fdb: p.fdb.length }, 'took over');
+    // systemd (NotifyAccess=all) follows this process as the service's main PID from now,
+    // before the old one can see us answer and exit.
+    native().sdNotify(`MAINPID=${process.pid}`);
     await answered; // the old daemon has let go of the control socket and the metrics endpoint
     await this.control.listen(p.config.control.socket);
     await this.metrics.listen(p.config.metrics);
-    native().sdNotify(`MAINPID=${process.pid}\nREADY=1\nSTATUS=running (took over from ${p.fromPid})`);
+    native().sdNotify(`READY=1\nSTATUS=running (took over from ${p.fromPid})`);
     process.stderr.write(`vtepd: took over from pid ${p.fromPid}: ${p.ports.length} TAP(s), ${p.fdb.length} FDB entries, forwarding paused ${gapMs} ms\n`);
     // The config file may have changed with the upgrade: apply it as a diff.
     const r = await d.reload(fileConfig);
