@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "fastpath.h"
+#include "gso.h"
 #include "tap.h"
 #include "testutil.h"
 #include "udp.h"
@@ -334,6 +335,10 @@ Napi::Value TapOpen(const Napi::CallbackInfo &info) {
   if (!v.IsUndefined() && !v.IsBoolean()) return a.Fail(EINVAL, "up must be a boolean"), Napi::Value();
   cfg.up = v.IsUndefined() || v.As<Napi::Boolean>().Value();
 
+  if (!a.Prop(o, "offloads", &v)) return {};
+  if (!v.IsUndefined() && !v.IsBoolean()) return a.Fail(EINVAL, "offloads must be a boolean"), Napi::Value();
+  cfg.offloads = v.IsUndefined() || v.As<Napi::Boolean>().Value();
+
   struct tap_result r;
   int err = tap_open(&cfg, &r);
   if (err) return a.Fail(err, std::string(r.step) + " on " + name + ": " + ErrText(err)), Napi::Value();
@@ -343,6 +348,15 @@ Napi::Value TapOpen(const Napi::CallbackInfo &info) {
   out.Set("name", r.name);
   out.Set("ifindex", r.ifindex);
   out.Set("mac", MacString(r.mac));
+  out.Set("vnetHdr", r.vnet_hdr);
+  Napi::Array offl = Napi::Array::New(a.env);
+  static const struct { unsigned bit; const char *name; } kOffloads[] = {
+      {TAP_F_CSUM, "csum"}, {TAP_F_TSO4, "tso4"}, {TAP_F_TSO6, "tso6"},
+      {TAP_F_TSO_ECN, "tso_ecn"}, {TAP_F_USO4, "uso4"}, {TAP_F_USO6, "uso6"}};
+  for (const auto &f : kOffloads)
+    if (r.offloads & f.bit) offl.Set(offl.Length(), f.name);
+  out.Set("offloads", offl);
+  if (r.gso_max_segs) out.Set("gsoMaxSegs", r.gso_max_segs);
   return out;
 }
 
@@ -379,6 +393,36 @@ Napi::Value DpCreate(const Napi::CallbackInfo &info) {
   if (sockaddr_from_string(local.c_str(), (uint16_t)port, &cfg.local, &cfg.local_len) != 0)
     return a.Fail(EINVAL, "local '" + local + "' is not an IPv4 or IPv6 address"), Napi::Value();
   cfg.source_ports = (unsigned)nsrc;
+
+  if (!a.Prop(o, "offloads", &v)) return {};
+  if (!v.IsUndefined() && !v.IsBoolean()) return a.Fail(EINVAL, "offloads must be a boolean"), Napi::Value();
+  cfg.no_offloads = !v.IsUndefined() && !v.As<Napi::Boolean>().Value();
+
+  std::vector<int> adopt;
+  if (!a.Prop(o, "underlayFds", &v)) return {};
+  if (!v.IsUndefined()) {
+    if (!v.IsArray()) return a.Fail(EINVAL, "underlayFds must be an array of fds"), Napi::Value();
+    Napi::Array arr = v.As<Napi::Array>();
+    if (arr.Length() < 2 || arr.Length() > 1 + DP_MAX_SOURCE_PORTS)
+      return a.Fail(EINVAL, "underlayFds must hold 2.." + std::to_string(1 + DP_MAX_SOURCE_PORTS) +
+                                " fds (the receive socket, then the send sockets), got " + std::to_string(arr.Length())),
+             Napi::Value();
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      int64_t fd = 0;
+      if (!a.Prop(arr, std::to_string(i).c_str(), &v) ||
+          !a.Int(v, ("underlayFds[" + std::to_string(i) + "]").c_str(), 0, 0x7fffffff, &fd))
+        return {};
+      adopt.push_back((int)fd);
+    }
+    if (!a.Prop(o, "sourcePorts", &v)) return {};
+    if (!v.IsUndefined() && nsrc != (int64_t)adopt.size() - 1)
+      return a.Fail(EINVAL, "sourcePorts " + std::to_string(nsrc) + " disagrees with underlayFds (" +
+                                std::to_string(adopt.size() - 1) + " send sockets)"),
+             Napi::Value();
+    cfg.adopt_fds = adopt.data();
+    cfg.adopt_n = (unsigned)adopt.size();
+    cfg.source_ports = cfg.adopt_n - 1;
+  }
 
   struct dp *dp = nullptr;
   const char *step = "";
@@ -435,6 +479,17 @@ Napi::Value DpStop(const Napi::CallbackInfo &info) {
   return a.env.Undefined();
 }
 
+Napi::Value DpUnderlayFds(const Napi::CallbackInfo &info) {
+  Args a(info, "dpUnderlayFds");
+  DpBox *b = GetDp(a);
+  if (!b) return {};
+  int fds[1 + DP_MAX_SOURCE_PORTS];
+  unsigned n = dp_underlay_fds(b->dp, fds);
+  Napi::Array out = Napi::Array::New(a.env, n);
+  for (unsigned i = 0; i < n; i++) out.Set(i, fds[i]);
+  return out;
+}
+
 Napi::Value DpTenantSet(const Napi::CallbackInfo &info) {
   Args a(info, "dpTenantSet");
   DpBox *b = GetDp(a);
@@ -461,7 +516,15 @@ Napi::Value DpPortSet(const Napi::CallbackInfo &info) {
   if (!b || !a.Id(1, "portId", DP_MAX_PORTS, &port) || !a.Id(2, "tenantId", DP_MAX_TENANTS, &tenant) ||
       !a.Fd(3, &fd))
     return {};
-  return Check(a, b, dp_port_set(b->dp, port, tenant, fd));
+  int vnet = -1; // omitted: as the fd says (a TAP's IFF_VNET_HDR, else plain)
+  if (info.Length() > 4 && !info[4].IsUndefined()) {
+    Napi::Object o;
+    Napi::Value v;
+    if (!a.Object(4, "options", &o) || !a.Prop(o, "vnetHdr", &v)) return {};
+    if (!v.IsUndefined() && !v.IsBoolean()) return a.Fail(EINVAL, "vnetHdr must be a boolean"), Napi::Value();
+    if (!v.IsUndefined()) vnet = v.As<Napi::Boolean>().Value() ? 1 : 0;
+  }
+  return Check(a, b, dp_port_set(b->dp, port, tenant, fd, vnet));
 }
 
 Napi::Value DpPortDel(const Napi::CallbackInfo &info) {
@@ -612,6 +675,76 @@ Napi::Value TestWrite(const Napi::CallbackInfo &info) {
   return a.env.Undefined();
 }
 
+// testSegment(vnet header + super-frame) -> the segments (native/gso.c tcp_segment)
+Napi::Value TestSegment(const Napi::CallbackInfo &info) {
+  Args a(info, "testSegment");
+  const uint8_t *data = nullptr;
+  size_t len = 0;
+  if (!a.Bytes(info[0], "frame", &data, &len)) return {};
+  if (len < VNET_HDR_LEN) return a.Fail(EINVAL, "frame must start with a 10-byte virtio_net_hdr"), Napi::Value();
+  struct vnet_hdr vh;
+  memcpy(&vh, data, VNET_HDR_LEN);
+  static std::vector<uint8_t> out(4u << 20); // JS thread only
+  static std::vector<uint32_t> lens(65536);
+  int err = 0;
+  unsigned n = tcp_segment(&vh, data + VNET_HDR_LEN, len - VNET_HDR_LEN, out.data(), out.size(), lens.data(),
+                           (unsigned)lens.size(), &err);
+  if (n == 0) {
+    static const char *const why[] = {"ok", "bad header", "unsupported gso_type or layout"};
+    return a.Fail(EINVAL, err < 0 ? "too many segments" : why[err]), Napi::Value();
+  }
+  Napi::Array r = Napi::Array::New(a.env, n);
+  size_t off = 0;
+  for (unsigned i = 0; i < n; i++) {
+    r.Set(i, Napi::Buffer<uint8_t>::Copy(a.env, out.data() + off, lens[i]));
+    off += lens[i];
+  }
+  return r;
+}
+
+// testCoalesce(frames) -> the frames the decap path would write, each behind its
+// virtio_net_hdr (native/gso.c tcp_coalesce_*): a new super-frame starts where one ends.
+Napi::Value TestCoalesce(const Napi::CallbackInfo &info) {
+  Args a(info, "testCoalesce");
+  if (!info[0].IsArray()) return a.Fail(EINVAL, "frames must be an array of Buffers"), Napi::Value();
+  Napi::Array in = info[0].As<Napi::Array>();
+  std::vector<std::vector<uint8_t>> frames(in.Length());
+  for (uint32_t i = 0; i < in.Length(); i++) {
+    const uint8_t *d = nullptr;
+    size_t n = 0;
+    Napi::Value v;
+    if (!a.Prop(in, std::to_string(i).c_str(), &v) || !a.Bytes(v, "frames[]", &d, &n)) return {};
+    frames[i].assign(d, d + n);
+  }
+  Napi::Array out = Napi::Array::New(a.env);
+  struct tcp_coalescer c;
+  bool active = false;
+  auto flush = [&]() {
+    struct vnet_hdr vh;
+    unsigned niov = tcp_coalesce_finish(&c, &vh);
+    std::vector<uint8_t> buf;
+    for (unsigned k = 0; k < niov; k++) {
+      const uint8_t *p = static_cast<const uint8_t *>(c.iov[k].iov_base);
+      buf.insert(buf.end(), p, p + c.iov[k].iov_len);
+    }
+    out.Set(out.Length(), Napi::Buffer<uint8_t>::Copy(a.env, buf.data(), buf.size()));
+    active = false;
+  };
+  for (auto &f : frames) {
+    if (active && tcp_coalesce_add(&c, f.data(), f.size())) continue;
+    if (active) flush();
+    if (tcp_coalesce_start(&c, f.data(), f.size())) {
+      active = true;
+    } else {
+      std::vector<uint8_t> buf(VNET_HDR_LEN, 0);
+      buf.insert(buf.end(), f.begin(), f.end());
+      out.Set(out.Length(), Napi::Buffer<uint8_t>::Copy(a.env, buf.data(), buf.size()));
+    }
+  }
+  if (active) flush();
+  return out;
+}
+
 } // namespace
 void ScmExports(Napi::Env env, Napi::Object exports); // fd handover block, end of file
 namespace {
@@ -625,6 +758,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dpCreate", Napi::Function::New(env, DpCreate, "dpCreate"));
   exports.Set("dpStart", Napi::Function::New(env, DpStart, "dpStart"));
   exports.Set("dpStop", Napi::Function::New(env, DpStop, "dpStop"));
+  exports.Set("dpUnderlayFds", Napi::Function::New(env, DpUnderlayFds, "dpUnderlayFds"));
   exports.Set("dpTenantSet", Napi::Function::New(env, DpTenantSet, "dpTenantSet"));
   exports.Set("dpTenantDel", Napi::Function::New(env, DpTenantDel, "dpTenantDel"));
   exports.Set("dpPortSet", Napi::Function::New(env, DpPortSet, "dpPortSet"));
@@ -639,6 +773,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("testSocketPair", Napi::Function::New(env, TestSocketPair, "testSocketPair"));
   exports.Set("testRead", Napi::Function::New(env, TestRead, "testRead"));
   exports.Set("testWrite", Napi::Function::New(env, TestWrite, "testWrite"));
+  exports.Set("testSegment", Napi::Function::New(env, TestSegment, "testSegment"));
+  exports.Set("testCoalesce", Napi::Function::New(env, TestCoalesce, "testCoalesce"));
   ScmExports(env, exports);
   return exports;
 }

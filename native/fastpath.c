@@ -14,12 +14,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <netinet/udp.h>
 #include <sys/eventfd.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "csum.h"
 #include "fdb.h"
+#include "gso.h"
 #include "packet.h"
 #include "udp.h"
 #include "vxlan.h"
@@ -55,7 +62,10 @@ _Static_assert(offsetof(struct dp_event_hdr, frame_len) == 48, "frameLen at 48")
 _Static_assert(DP_FDB_PORT == FDB_KIND_PORT && DP_FDB_VTEP == FDB_KIND_VTEP, "FDB kinds agree");
 _Static_assert(DP_HEADROOM >= VXLAN_HLEN && DP_HEADROOM % 8 == 0, "headroom holds the outer header");
 _Static_assert(DP_BUF_SIZE % 64 == 0, "buffers stay cache-line aligned");
-_Static_assert(DP_BATCH <= 32, "tx_flush tracks a batch in a 32-bit mask");
+_Static_assert(DP_TX_MSGS <= 64, "tx_flush tracks the queue in a 64-bit mask");
+_Static_assert(DP_GSO_MAX_SEGS <= 64 && 2 * DP_GSO_MAX_SEGS <= DP_TX_IOVS, "a train fits the queue");
+_Static_assert(DP_HEADROOM >= VNET_HDR_LEN + VXLAN_HLEN, "headroom holds a virtio_net_hdr");
+_Static_assert(DP_BUF_SIZE - DP_HEADROOM >= GSO_MAX_FRAME, "a buffer holds a 64 KB super-frame");
 _Static_assert(DP_MAX_SOURCE_PORTS <= 256, "tx_sock is a byte");
 _Static_assert(DP_MAX_TENANTS <= 65536 && DP_MAX_VTEPS <= 65536, "id maps hold 16-bit ids");
 
@@ -80,6 +90,7 @@ struct dp_tenant {
 
 struct dp_port {
   bool in_use;
+  bool vnet; /* frames are read and written behind a virtio_net_hdr (a TAP with IFF_VNET_HDR) */
   int fd;
   uint32_t tenant; /* 0 once its tenant is deleted: frames count port_no_tenant */
 };
@@ -97,6 +108,16 @@ struct dp_stats {
   uint64_t c[DPC__COUNT];
   struct dp_io_counters port[DP_MAX_PORTS];
   struct dp_io_counters vtep[DP_MAX_VTEPS];
+};
+
+/* One queued underlay message: a datagram, or a train of nseg sent with UDP_SEGMENT. */
+struct dp_txmsg {
+  uint8_t sock;  /* index into tx_fd */
+  uint8_t train;
+  uint16_t nseg;
+  uint32_t vtep;
+  uint32_t bytes;
+  unsigned iov0, niov; /* its iovecs in tx_iov */
 };
 
 /* Learn-event suppression: a small set-associative "recently reported" cache per thread,
@@ -121,18 +142,32 @@ struct dp_worker {
   bool events_queued;
   uint8_t *bufs; /* nbufs * DP_BUF_SIZE, each used from DP_HEADROOM on */
   size_t len[DP_BATCH];
-  /* encap: underlay sends of the current batch, flushed per socket */
-  unsigned ntx;
-  struct mmsghdr tx[DP_BATCH];
-  struct iovec tx_iov[DP_BATCH];
-  uint8_t tx_sock[DP_BATCH];
-  uint32_t tx_vtep[DP_BATCH];
-  struct mmsghdr tx_group[DP_BATCH];
-  uint32_t tx_group_vtep[DP_BATCH];
+  struct vnet_hdr rd_vh[DP_BATCH]; /* encap: the virtio_net_hdr of each frame read */
+  uint8_t *scratch;                /* one frame: segments of a super-frame on slow paths */
+  /* encap: underlay messages of the current batch, flushed per socket in order */
+  unsigned ntx, ntx_iov;
+  size_t arena_used;
+  struct dp_txmsg txm[DP_TX_MSGS];
+  struct iovec tx_iov[DP_TX_IOVS];
+  uint8_t *arena; /* DP_TX_ARENA bytes: VXLAN + inner headers of segments */
+  union {
+    char buf[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+  } tx_cmsg[DP_TX_MSGS];
+  struct mmsghdr tx_group[DP_TX_MSGS];
+  struct dp_txmsg tx_group_d[DP_TX_MSGS];
+  bool csum_on[DP_MAX_SOURCE_PORTS]; /* IPv4: SO_NO_CHECK cleared on this socket (trains) */
   /* decap */
   struct mmsghdr rx[DP_BATCH];
   struct iovec rx_iov[DP_BATCH];
   struct sockaddr_storage rx_name[DP_BATCH];
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } rx_cmsg[DP_BATCH];
+  bool gro_active;
+  uint32_t gro_port;
+  struct tcp_coalescer gro;
   struct learn_seen seen[LEARN_SEEN_SETS][LEARN_SEEN_WAYS];
   struct dp_stats stats;
 };
@@ -160,6 +195,9 @@ struct dp {
   uint16_t addr_map[ADDR_MAP_SLOTS];
   struct fdb fdb;
   int family; /* AF_INET or AF_INET6: the underlay's */
+  bool gso_ok;              /* UDP_SEGMENT usable (probed; cleared if the kernel keeps refusing) */
+  unsigned gso_fail_streak; /* trains refused in a row (encap thread) */
+  bool gro_on;              /* UDP_GRO set on the receive socket */
   uint16_t port;
   int rx_fd;
   int tx_fd[DP_MAX_SOURCE_PORTS];
@@ -398,18 +436,16 @@ static void punt(struct dp_worker *w, uint32_t tenant, uint8_t in_kind, uint32_t
     count(w, DPC_punted_frames);
 }
 
-/* ---- output ----------------------------------------------------------------------- */
+/* ---- output: ports ------------------------------------------------------------------ */
 
-static bool port_deliver(struct dp_worker *w, uint32_t tenant, uint32_t pid, const uint8_t *frame, size_t len,
-                         struct dp_io_counters *in_io) {
+static const struct vnet_hdr zero_vh;
+
+/* One write of one frame (header + iovecs) to a port; counted on the port. */
+static bool port_writev(struct dp_worker *w, uint32_t pid, const struct iovec *iov, int niov, size_t len) {
   const struct dp_port *p = &w->dp->ports[pid];
-  if (!p->in_use || p->tenant != tenant) {
-    drop(w, DPC_port_no_tenant, in_io);
-    return false;
-  }
   struct dp_io_counters *io = &w->stats.port[pid];
   ssize_t r;
-  do r = write(p->fd, frame, len);
+  do r = writev(p->fd, iov, niov);
   while (r < 0 && errno == EINTR);
   if (r == (ssize_t)len) {
     count(w, DPC_tap_tx_frames);
@@ -420,12 +456,164 @@ static bool port_deliver(struct dp_worker *w, uint32_t tenant, uint32_t pid, con
   return false;
 }
 
+/* A plain frame to a port: as is to a plain port, behind a zero virtio_net_hdr to a TAP with one. */
+static bool port_write_plain(struct dp_worker *w, uint32_t pid, const uint8_t *frame, size_t len) {
+  const struct dp_port *p = &w->dp->ports[pid];
+  struct iovec iov[2] = {{(void *)&zero_vh, VNET_HDR_LEN}, {(void *)frame, len}};
+  if (p->vnet) return port_writev(w, pid, iov, 2, VNET_HDR_LEN + len);
+  return port_writev(w, pid, iov + 1, 1, len);
+}
+
+static bool port_ok(struct dp_worker *w, uint32_t tenant, uint32_t pid, struct dp_io_counters *in_io) {
+  const struct dp_port *p = &w->dp->ports[pid];
+  if (p->in_use && p->tenant == tenant) return true;
+  drop(w, DPC_port_no_tenant, in_io);
+  return false;
+}
+
+static bool port_deliver(struct dp_worker *w, uint32_t tenant, uint32_t pid, const uint8_t *frame, size_t len,
+                         struct dp_io_counters *in_io) {
+  return port_ok(w, tenant, pid, in_io) && port_write_plain(w, pid, frame, len);
+}
+
+/*
+ * Every segment of a super-frame as a whole plain frame in the worker's scratch buffer,
+ * handed to fn: for the slow paths (a punt, a port without a virtio_net_hdr).
+ */
+typedef void (*seg_fn)(struct dp_worker *w, const uint8_t *frame, size_t len, void *ctx);
+
+static bool gso_each(struct dp_worker *w, const struct vnet_hdr *vh, const uint8_t *f, size_t len,
+                     struct dp_io_counters *io, seg_fn fn, void *ctx) {
+  struct gso_plan plan;
+  if (gso_plan(vh, f, len, &plan) != GSO_OK || (size_t)plan.h.hdr_len + plan.mss > DP_BUF_SIZE - DP_HEADROOM) {
+    drop(w, DPC_gso_bad, io);
+    return false;
+  }
+  uint8_t *s = w->scratch;
+  for (uint32_t i = 0; i < plan.nseg; i++) {
+    uint32_t plen = gso_seg_payload(&plan, i);
+    gso_segment(&plan, f, i, 1, s, plan.h.hdr_len);
+    memcpy(s + plan.h.hdr_len, f + plan.h.hdr_len + (size_t)i * plan.mss, plen);
+    ctr_add(&w->stats.c[DPC_gso_segments], 1);
+    fn(w, s, plan.h.hdr_len + plen, ctx);
+  }
+  return true;
+}
+
+struct deliver_ctx {
+  uint32_t tenant, pid;
+  struct dp_io_counters *io;
+};
+
+static void deliver_seg(struct dp_worker *w, const uint8_t *frame, size_t len, void *arg) {
+  struct deliver_ctx *c = arg;
+  port_write_plain(w, c->pid, frame, len);
+}
+
+/*
+ * A frame read from a port (vh: its virtio_net_hdr, or NULL) to another port. TAP to TAP
+ * keeps the offloads (the header goes along); to a plain port a super-frame is segmented
+ * and a partial checksum finished first.
+ */
+static void port_deliver_vh(struct dp_worker *w, uint32_t tenant, uint32_t pid, uint8_t *f, size_t len,
+                            const struct vnet_hdr *vh, struct dp_io_counters *in_io) {
+  if (!port_ok(w, tenant, pid, in_io)) return;
+  const struct dp_port *p = &w->dp->ports[pid];
+  if (!vh || (vh->gso_type == VNET_GSO_NONE && !(vh->flags & VNET_F_NEEDS_CSUM))) {
+    port_write_plain(w, pid, f, len);
+  } else if (p->vnet) {
+    struct iovec iov[2] = {{(void *)vh, VNET_HDR_LEN}, {f, len}};
+    port_writev(w, pid, iov, 2, VNET_HDR_LEN + len);
+  } else if (vh->gso_type != VNET_GSO_NONE) {
+    struct deliver_ctx c = {tenant, pid, in_io};
+    gso_each(w, vh, f, len, in_io, deliver_seg, &c);
+  } else if (csum_finish(vh, f, len)) {
+    count(w, DPC_csum_finished);
+    port_write_plain(w, pid, f, len);
+  } else {
+    drop(w, DPC_gso_bad, in_io);
+  }
+}
+
+struct punt_ctx {
+  uint32_t tenant, in_id;
+  struct dp_io_counters *io;
+};
+
+static void punt_seg(struct dp_worker *w, const uint8_t *frame, size_t len, void *arg) {
+  struct punt_ctx *c = arg;
+  punt(w, c->tenant, DP_IN_PORT, c->in_id, NULL, 0, frame, len, c->io);
+}
+
+/* Event records carry plain Ethernet frames: finish or segment first. */
+static void punt_vh(struct dp_worker *w, uint32_t tenant, uint32_t pid, uint8_t *f, size_t len,
+                    const struct vnet_hdr *vh, struct dp_io_counters *io) {
+  if (vh && vh->gso_type != VNET_GSO_NONE) {
+    struct punt_ctx c = {tenant, pid, io};
+    gso_each(w, vh, f, len, io, punt_seg, &c);
+    return;
+  }
+  if (vh && (vh->flags & VNET_F_NEEDS_CSUM)) {
+    if (!csum_finish(vh, f, len)) { drop(w, DPC_gso_bad, io); return; }
+    count(w, DPC_csum_finished);
+  }
+  punt(w, tenant, DP_IN_PORT, pid, NULL, 0, f, len, io);
+}
+
+/* ---- output: underlay ---------------------------------------------------------------- */
+
+/*
+ * The encap thread queues messages (a plain datagram, or a train of equal-sized VXLAN
+ * datagrams sent with UDP_SEGMENT) and flushes them per source-port socket in queue
+ * order. Over IPv4 a train needs the socket's UDP checksum on (the kernel refuses UDP GSO
+ * with SO_NO_CHECK): it is offloaded (the NIC computes it; between namespaces nobody
+ * does), while single datagrams keep checksum 0 (RFC 7348 §5).
+ */
+
+static unsigned tx_send(struct dp_worker *w, int fd, struct mmsghdr *m, const struct dp_txmsg *d, unsigned n,
+                        int wait_ms);
+
+static void underlay_count_tx(struct dp_worker *w, const struct dp_txmsg *d) {
+  struct dp_io_counters *io = &w->stats.vtep[d->vtep];
+  ctr_add(&io->tx_packets, d->nseg);
+  ctr_add(&io->tx_bytes, d->bytes);
+  ctr_add(&w->stats.c[DPC_underlay_tx_packets], d->nseg);
+}
+
+static void underlay_drop(struct dp_worker *w, enum dp_counter why, const struct dp_txmsg *d) {
+  ctr_add(&w->stats.c[why], d->nseg);
+  ctr_add(&w->stats.vtep[d->vtep].drops, d->nseg);
+}
+
+/* The kernel refused a train (EIO, EINVAL): send its segments as separate datagrams. */
+static void train_fallback(struct dp_worker *w, int fd, const struct mmsghdr *m, const struct dp_txmsg *d) {
+  struct mmsghdr one[64];
+  struct dp_txmsg seg[64];
+  unsigned n = 0;
+  ctr_add(&w->stats.c[DPC_underlay_gso_fallback], 1);
+  if (++w->dp->gso_fail_streak >= 8 && w->dp->gso_ok) {
+    w->dp->gso_ok = false; /* the kernel keeps refusing: plain datagrams from now on */
+    ctr_add(&w->stats.c[DPC_underlay_gso_disabled], 1);
+  }
+  for (size_t k = 0; k + 1 < m->msg_hdr.msg_iovlen; k += 2) {
+    memset(&one[n], 0, sizeof one[n]);
+    one[n].msg_hdr.msg_name = m->msg_hdr.msg_name;
+    one[n].msg_hdr.msg_namelen = m->msg_hdr.msg_namelen;
+    one[n].msg_hdr.msg_iov = &m->msg_hdr.msg_iov[k];
+    one[n].msg_hdr.msg_iovlen = 2;
+    seg[n] = (struct dp_txmsg){.vtep = d->vtep, .nseg = 1,
+                               .bytes = (uint32_t)(m->msg_hdr.msg_iov[k].iov_len + m->msg_hdr.msg_iov[k + 1].iov_len)};
+    n++;
+  }
+  tx_send(w, fd, one, seg, n, 1);
+}
+
 /*
  * Send prepared messages on one underlay socket. A partial sendmmsg continues where the
  * kernel stopped; a message that fails is counted and skipped; EAGAIN waits at most
  * wait_ms once (the caller holds the read lock: never block long), then drops the rest.
  */
-static unsigned tx_send(struct dp_worker *w, int fd, struct mmsghdr *m, const uint32_t *vids, unsigned n,
+static unsigned tx_send(struct dp_worker *w, int fd, struct mmsghdr *m, const struct dp_txmsg *d, unsigned n,
                         int wait_ms) {
   unsigned i = 0, sent = 0;
   bool waited = false;
@@ -433,10 +621,12 @@ static unsigned tx_send(struct dp_worker *w, int fd, struct mmsghdr *m, const ui
     int r = sendmmsg(fd, m + i, n - i, MSG_DONTWAIT);
     if (r > 0) {
       for (unsigned k = i; k < i + (unsigned)r; k++) {
-        struct dp_io_counters *io = &w->stats.vtep[vids[k]];
-        io_count(&io->tx_packets, &io->tx_bytes, m[k].msg_len);
+        underlay_count_tx(w, &d[k]);
+        if (d[k].train) {
+          ctr_add(&w->stats.c[DPC_underlay_gso_sends], 1);
+          w->dp->gso_fail_streak = 0;
+        }
       }
-      ctr_add(&w->stats.c[DPC_underlay_tx_packets], (uint64_t)r);
       i += (unsigned)r;
       sent += (unsigned)r;
       continue;
@@ -450,59 +640,165 @@ static unsigned tx_send(struct dp_worker *w, int fd, struct mmsghdr *m, const ui
         waited = true;
         continue;
       }
-      for (; i < n; i++) drop(w, DPC_underlay_tx_busy, &w->stats.vtep[vids[i]]);
+      for (; i < n; i++) underlay_drop(w, DPC_underlay_tx_busy, &d[i]);
       break;
     }
-    drop(w, err == EMSGSIZE ? DPC_underlay_tx_too_big : DPC_underlay_tx_error, &w->stats.vtep[vids[i]]);
+    if (d[i].train && (err == EIO || err == EINVAL)) train_fallback(w, fd, &m[i], &d[i]);
+    else underlay_drop(w, err == EMSGSIZE ? DPC_underlay_tx_too_big : DPC_underlay_tx_error, &d[i]);
     i++;
   }
   return sent;
 }
 
-/* Encapsulate in place (headroom) and queue toward a VTEP; the flow picks the socket. */
-static void tx_queue(struct dp_worker *w, const struct dp_tenant *t, uint32_t vid, uint8_t *frame, size_t len) {
-  const struct dp_vtep *v = &w->dp->vteps[vid];
-  unsigned i = w->ntx++;
-  uint8_t *pkt = vxlan_push(frame, &t->vxlan);
-  w->tx_iov[i].iov_base = pkt;
-  w->tx_iov[i].iov_len = len + VXLAN_HLEN;
-  memset(&w->tx[i], 0, sizeof w->tx[i]);
-  w->tx[i].msg_hdr.msg_name = (void *)&v->sa;
-  w->tx[i].msg_hdr.msg_namelen = v->salen;
-  w->tx[i].msg_hdr.msg_iov = &w->tx_iov[i];
-  w->tx[i].msg_hdr.msg_iovlen = 1;
-  w->tx_sock[i] = (uint8_t)pkt_hash_range(flow_hash(frame, len), w->dp->ntx);
-  w->tx_vtep[i] = vid;
-}
-
-/* One sendmmsg per source-port socket used by the batch. */
+/* Flush the queue: per socket, in queue order, runs of trains and of singles. */
 static void tx_flush(struct dp_worker *w) {
-  uint32_t done = 0;
+  struct dp *dp = w->dp;
+  uint64_t done = 0;
   for (unsigned i = 0; i < w->ntx; i++) {
-    if (done & (1u << i)) continue;
-    unsigned s = w->tx_sock[i], n = 0;
+    if (done & (1ull << i)) continue;
+    unsigned s = w->txm[i].sock, n = 0;
     for (unsigned j = i; j < w->ntx; j++) {
-      if ((done & (1u << j)) || w->tx_sock[j] != s) continue;
-      w->tx_group[n] = w->tx[j];
-      w->tx_group_vtep[n] = w->tx_vtep[j];
-      n++;
-      done |= 1u << j;
+      if ((done & (1ull << j)) || w->txm[j].sock != s) continue;
+      const struct dp_txmsg *d = &w->txm[j];
+      const struct dp_vtep *v = &dp->vteps[d->vtep];
+      struct mmsghdr *m = &w->tx_group[n];
+      memset(m, 0, sizeof *m);
+      m->msg_hdr.msg_name = (void *)&v->sa;
+      m->msg_hdr.msg_namelen = v->salen;
+      m->msg_hdr.msg_iov = &w->tx_iov[d->iov0];
+      m->msg_hdr.msg_iovlen = d->niov;
+      if (d->train) {
+        m->msg_hdr.msg_control = w->tx_cmsg[j].buf;
+        m->msg_hdr.msg_controllen = sizeof w->tx_cmsg[j].buf;
+      }
+      w->tx_group_d[n++] = *d;
+      done |= 1ull << j;
     }
-    tx_send(w, w->dp->tx_fd[s], w->tx_group, w->tx_group_vtep, n, 1);
+    int fd = dp->tx_fd[s];
+    for (unsigned a = 0; a < n;) {
+      unsigned b = a + 1;
+      bool train = w->tx_group_d[a].train;
+      if (dp->family == AF_INET) {
+        while (b < n && w->tx_group_d[b].train == train) b++;
+        if (train != w->csum_on[s]) {
+          int off = train ? 0 : 1;
+          if (setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &off, sizeof off) == 0) w->csum_on[s] = train;
+        }
+      } else {
+        b = n;
+      }
+      tx_send(w, fd, w->tx_group + a, w->tx_group_d + a, b - a, 1);
+      a = b;
+    }
   }
   w->ntx = 0;
+  w->ntx_iov = 0;
+  w->arena_used = 0;
+}
+
+/* Room for one more message of niov iovecs and arena bytes, flushing first if needed. */
+static void tx_reserve(struct dp_worker *w, unsigned niov, size_t arena) {
+  if (w->ntx + 1 > DP_TX_MSGS || w->ntx_iov + niov > DP_TX_IOVS || w->arena_used + arena > DP_TX_ARENA) tx_flush(w);
+}
+
+static struct dp_txmsg *tx_msg(struct dp_worker *w, uint8_t sock, uint32_t vid, unsigned niov) {
+  struct dp_txmsg *d = &w->txm[w->ntx++];
+  d->sock = sock;
+  d->vtep = vid;
+  d->iov0 = w->ntx_iov;
+  d->niov = niov;
+  d->train = 0;
+  d->nseg = 1;
+  w->ntx_iov += niov;
+  return d;
+}
+
+/* Encapsulate a plain frame in place (headroom) and queue it toward a VTEP. */
+static void tx_queue(struct dp_worker *w, const struct dp_tenant *t, uint32_t vid, uint8_t *frame, size_t len) {
+  uint8_t sock = (uint8_t)pkt_hash_range(flow_hash(frame, len), w->dp->ntx);
+  tx_reserve(w, 1, 0);
+  struct dp_txmsg *d = tx_msg(w, sock, vid, 1);
+  uint8_t *pkt = vxlan_push(frame, &t->vxlan);
+  w->tx_iov[d->iov0] = (struct iovec){pkt, len + VXLAN_HLEN};
+  d->bytes = (uint32_t)(len + VXLAN_HLEN);
+}
+
+/*
+ * A super-frame toward a VTEP: the headers of each segment (VXLAN + inner Ethernet/IP/
+ * TCP, checksums final) go to the arena, the payloads stay where they were read, and
+ * each run of up to 64 segments (and 64 KB) becomes one UDP_SEGMENT message: all
+ * segments the same size but the last. Without UDP GSO, one message per segment.
+ */
+static void tx_queue_gso(struct dp_worker *w, const struct dp_tenant *t, uint32_t vid, uint8_t *f, size_t len,
+                         const struct vnet_hdr *vh, struct dp_io_counters *io) {
+  struct dp *dp = w->dp;
+  struct gso_plan plan;
+  if (gso_plan(vh, f, len, &plan) != GSO_OK) {
+    drop(w, DPC_gso_bad, io);
+    return;
+  }
+  uint8_t sock = (uint8_t)pkt_hash_range(flow_hash(f, len), dp->ntx);
+  const size_t hl = VXLAN_HLEN + plan.h.hdr_len, slot = (hl + 7) & ~(size_t)7;
+  const size_t seg_size = hl + plan.mss;
+  const size_t max_dgram = dp->family == AF_INET ? 65507 : 65527;
+  unsigned per_msg = 1;
+  if (dp->gso_ok && seg_size <= max_dgram) {
+    per_msg = (unsigned)(max_dgram / seg_size);
+    if (per_msg > DP_GSO_MAX_SEGS) per_msg = DP_GSO_MAX_SEGS;
+  }
+  ctr_add(&w->stats.c[DPC_gso_segments], plan.nseg);
+  for (uint32_t first = 0; first < plan.nseg; first += per_msg) {
+    uint32_t n = plan.nseg - first < per_msg ? plan.nseg - first : per_msg;
+    tx_reserve(w, 2 * n, n * slot);
+    uint8_t *hdrs = w->arena + w->arena_used;
+    w->arena_used += n * slot;
+    gso_segment(&plan, f, first, n, hdrs + VXLAN_HLEN, slot);
+    if (n == 1 || !dp->gso_ok) {
+      for (uint32_t k = 0; k < n; k++) {
+        uint32_t plen = gso_seg_payload(&plan, first + k);
+        struct dp_txmsg *d = tx_msg(w, sock, vid, 2);
+        memcpy(hdrs + k * slot, &t->vxlan, VXLAN_HLEN);
+        w->tx_iov[d->iov0] = (struct iovec){hdrs + k * slot, hl};
+        w->tx_iov[d->iov0 + 1] = (struct iovec){f + plan.h.hdr_len + (size_t)(first + k) * plan.mss, plen};
+        d->bytes = (uint32_t)(hl + plen);
+      }
+      continue;
+    }
+    struct dp_txmsg *d = tx_msg(w, sock, vid, 2 * n);
+    uint32_t bytes = 0;
+    for (uint32_t k = 0; k < n; k++) {
+      uint32_t plen = gso_seg_payload(&plan, first + k);
+      memcpy(hdrs + k * slot, &t->vxlan, VXLAN_HLEN);
+      w->tx_iov[d->iov0 + 2 * k] = (struct iovec){hdrs + k * slot, hl};
+      w->tx_iov[d->iov0 + 2 * k + 1] = (struct iovec){f + plan.h.hdr_len + (size_t)(first + k) * plan.mss, plen};
+      bytes += (uint32_t)(hl + plen);
+    }
+    d->train = 1;
+    d->nseg = (uint16_t)n;
+    d->bytes = bytes;
+    unsigned mi = (unsigned)(d - w->txm);
+    struct cmsghdr *cm = (struct cmsghdr *)w->tx_cmsg[mi].buf;
+    cm->cmsg_level = SOL_UDP;
+    cm->cmsg_type = UDP_SEGMENT;
+    cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    uint16_t gso_size = (uint16_t)seg_size;
+    memcpy(CMSG_DATA(cm), &gso_size, sizeof gso_size);
+  }
 }
 
 /* ---- encap: port -> underlay ------------------------------------------------------- */
 
-static void encap_frame(struct dp_worker *w, uint32_t pid, const struct dp_port *port, uint8_t *f, size_t len) {
+static void encap_frame(struct dp_worker *w, uint32_t pid, const struct dp_port *port, uint8_t *f, size_t len,
+                        const struct vnet_hdr *vh) {
   struct dp *dp = w->dp;
   struct dp_io_counters *io = &w->stats.port[pid];
   count(w, DPC_tap_rx_frames);
   io_count(&io->rx_packets, &io->rx_bytes, len);
 
+  bool gso = vh && vh->gso_type != VNET_GSO_NONE;
   if (len < PKT_ETH_HLEN) { drop(w, DPC_inner_runt, io); return; }
-  if (len > DP_MAX_FRAME) { drop(w, DPC_frame_too_big, io); return; }
+  if (len > (gso ? GSO_MAX_FRAME : DP_MAX_FRAME)) { drop(w, DPC_frame_too_big, io); return; }
+  if (gso) count(w, DPC_tap_rx_gso_frames);
   uint32_t tid = port->tenant;
   const struct dp_tenant *t = &dp->tenants[tid];
   if (tid == 0 || !t->in_use) { drop(w, DPC_port_no_tenant, io); return; }
@@ -514,38 +810,55 @@ static void encap_frame(struct dp_worker *w, uint32_t pid, const struct dp_port 
     const struct fdb_entry *e = fdb_lookup(&dp->fdb, fdb_key(tid, f));
     if (e && e->kind == FDB_KIND_PORT) {
       if (e->id == pid) { drop(w, DPC_hairpin, io); return; }
-      port_deliver(w, tid, e->id, f, len, io);
+      port_deliver_vh(w, tid, e->id, f, len, vh, io);
       return;
     }
     if (e) {
       if (!dp->vteps[e->id].in_use) { drop(w, DPC_vtep_gone, io); return; }
+      if (gso) {
+        tx_queue_gso(w, t, e->id, f, len, vh, io);
+        return;
+      }
+      if (vh && (vh->flags & VNET_F_NEEDS_CSUM)) {
+        if (!csum_finish(vh, f, len)) { drop(w, DPC_gso_bad, io); return; }
+        count(w, DPC_csum_finished);
+      }
       tx_queue(w, t, e->id, f, len);
       return;
     }
   }
-  punt(w, tid, DP_IN_PORT, pid, NULL, 0, f, len, io);
+  punt_vh(w, tid, pid, f, len, vh, io);
 }
 
 /*
  * Drain up to a batch from one ready port, switch it, flush the sends. A port whose peer
  * hung up or whose reads fail for good leaves the epoll set (a level-triggered error
- * would otherwise spin); it stays configured until dpPortDel.
+ * would otherwise spin); it stays configured until dpPortDel. A TAP with a
+ * virtio_net_hdr is read with the header in the headroom, just in front of the frame.
  */
 static void encap_port(struct dp_worker *w, uint32_t pid, uint32_t events) {
   struct dp *dp = w->dp;
   if (pid == 0 || pid >= DP_MAX_PORTS || !dp->ports[pid].in_use) return;
   const struct dp_port *port = &dp->ports[pid];
+  const size_t vl = port->vnet ? VNET_HDR_LEN : 0;
   unsigned n = 0;
   bool dead = false;
   while (n < DP_BATCH) {
-    ssize_t r = read(port->fd, worker_buf(w, n), DP_BUF_SIZE - DP_HEADROOM);
+    uint8_t *b = worker_buf(w, n);
+    ssize_t r = read(port->fd, b - vl, DP_BUF_SIZE - DP_HEADROOM + vl);
     if (r > 0) {
-      w->len[n++] = (size_t)r;
+      if ((size_t)r < vl) {
+        drop(w, DPC_inner_runt, &w->stats.port[pid]);
+        continue;
+      }
+      if (vl) memcpy(&w->rd_vh[n], b - vl, VNET_HDR_LEN);
+      w->len[n++] = (size_t)r - vl;
     } else if (r == 0) {
       if (events & (EPOLLHUP | EPOLLRDHUP)) {
         dead = true; /* end of stream, not an empty message */
         break;
       }
+      if (vl) memset(&w->rd_vh[n], 0, VNET_HDR_LEN);
       w->len[n++] = 0;
     } else if (errno != EINTR) {
       dead = errno != EAGAIN;
@@ -553,7 +866,7 @@ static void encap_port(struct dp_worker *w, uint32_t pid, uint32_t events) {
     }
   }
   if (n == 0 && (events & (EPOLLERR | EPOLLHUP))) dead = true;
-  for (unsigned i = 0; i < n; i++) encap_frame(w, pid, port, worker_buf(w, i), w->len[i]);
+  for (unsigned i = 0; i < n; i++) encap_frame(w, pid, port, worker_buf(w, i), w->len[i], vl ? &w->rd_vh[i] : NULL);
   tx_flush(w);
   if (dead) {
     drop(w, DPC_tap_rx_error, &w->stats.port[pid]);
@@ -583,25 +896,76 @@ static void *encap_main(void *arg) {
 
 /* ---- decap: underlay -> port ------------------------------------------------------- */
 
-static void decap_packet(struct dp_worker *w, unsigned i) {
-  struct dp *dp = w->dp;
-  uint8_t *pkt = w->rx_iov[i].iov_base;
-  size_t len = w->rx[i].msg_len;
+/* Write the super-frame being coalesced (or its single segment as it is). */
+static void gro_flush(struct dp_worker *w) {
+  if (!w->gro_active) return;
+  w->gro_active = false;
+  struct vnet_hdr vh;
+  unsigned niov = tcp_coalesce_finish(&w->gro, &vh);
+  size_t len = VNET_HDR_LEN + w->gro.total;
+  if (w->gro.nseg > 1) {
+    count(w, DPC_gro_frames);
+    ctr_add(&w->stats.c[DPC_gro_segments], w->gro.nseg);
+  }
+  port_writev(w, w->gro_port, w->gro.iov, (int)niov, len);
+}
+
+/*
+ * A decapsulated frame for a port. Toward a TAP with a virtio_net_hdr, TCP segments are
+ * coalesced into one super-frame per flow and port. A coalesced frame is written with
+ * NEEDS_CSUM, which the receiving stack takes as verified, so each segment's checksum
+ * must be good: `trusted` says the kernel already verified the outer UDP checksum over
+ * the whole datagram (it came through UDP GRO, which never merges checksum-0 datagrams);
+ * otherwise the inner TCP checksum is verified here. Anything else goes out as it came,
+ * for the receiving stack to verify.
+ */
+static void decap_deliver(struct dp_worker *w, uint32_t tenant, uint32_t pid, uint8_t *f, size_t len, bool trusted,
+                          struct dp_io_counters *in_io) {
+  if (!port_ok(w, tenant, pid, in_io)) return;
+  if (w->dp->ports[pid].vnet) {
+    bool ok = trusted;
+    if (!ok) {
+      struct l34 h;
+      if (l34_parse(f, len, &h) && h.proto == 6) {
+        ok = l4_csum_ok(f, len, &h);
+        if (!ok) count(w, DPC_gro_csum_bad);
+      }
+    }
+    if (ok) {
+      if (w->gro_active && w->gro_port == pid && tcp_coalesce_add(&w->gro, f, len)) return;
+      gro_flush(w);
+      if (tcp_coalesce_start(&w->gro, f, len)) {
+        w->gro_active = true;
+        w->gro_port = pid;
+        return;
+      }
+    } else {
+      gro_flush(w); /* keep the order of this port's frames */
+    }
+  }
+  port_write_plain(w, pid, f, len);
+}
+
+/* Per received buffer: the outer source, its VTEP, and the last decisions (a GRO buffer
+ * holds many datagrams of one flow: classify once, not per segment). */
+struct decap_ctx {
   struct dp_addr outer;
   uint16_t outer_port;
-  uint32_t vni;
+  uint32_t vid;
+  struct dp_io_counters *io;
+  bool trusted;
+  uint32_t last_vni, last_tid;
+  uint8_t last_eth[12]; /* dst + src of the last frame switched to last_pid */
+  uint32_t last_pid_tid, last_pid;
+};
 
+static void decap_datagram(struct dp_worker *w, struct decap_ctx *c, uint8_t *pkt, size_t len) {
+  struct dp *dp = w->dp;
+  struct dp_io_counters *io = c->io;
+  uint32_t vni;
   count(w, DPC_underlay_rx_packets);
-  if (!addr_from_sockaddr(&w->rx_name[i], &outer, &outer_port)) { drop(w, DPC_underlay_rx_error, NULL); return; }
-  uint32_t vid = vtep_lookup(dp, &outer);
-  struct dp_io_counters *io = NULL;
-  if (vid) {
-    io = &w->stats.vtep[vid];
-    io_count(&io->rx_packets, &io->rx_bytes, len);
-  } else {
-    count(w, DPC_unknown_vtep_packets);
-  }
-  if (w->rx[i].msg_hdr.msg_flags & MSG_TRUNC) { drop(w, DPC_frame_too_big, io); return; }
+  if (io) io_count(&io->rx_packets, &io->rx_bytes, len);
+  else count(w, DPC_unknown_vtep_packets);
 
   switch (vxlan_pop(pkt, len, &vni)) {
   case VXLAN_TRUNCATED:
@@ -611,7 +975,14 @@ static void decap_packet(struct dp_worker *w, unsigned i) {
   case VXLAN_OK:
     break;
   }
-  uint32_t tid = vni_lookup(dp, vni);
+  uint32_t tid;
+  if (vni == c->last_vni && c->last_tid) {
+    tid = c->last_tid;
+  } else {
+    tid = vni_lookup(dp, vni);
+    c->last_vni = vni;
+    c->last_tid = tid;
+  }
   if (!tid) { drop(w, DPC_vxlan_unknown_vni, io); return; }
 
   uint8_t *f = pkt + VXLAN_HLEN;
@@ -619,21 +990,69 @@ static void decap_packet(struct dp_worker *w, unsigned i) {
   if (flen < PKT_ETH_HLEN) { drop(w, DPC_inner_runt, io); return; }
   if (flen > DP_MAX_FRAME) { drop(w, DPC_frame_too_big, io); return; }
   if (eth_is_vlan_tagged(f)) { drop(w, DPC_inner_vlan, io); return; }
+
+  /* The same Ethernet addresses as the last frame of this buffer, known unicast to a
+   * port: the source was learned (or reported) and the destination looked up already. */
+  if (c->last_pid && c->last_pid_tid == tid && memcmp(f, c->last_eth, 12) == 0) {
+    decap_deliver(w, tid, c->last_pid, f, flen, c->trusted, io);
+    return;
+  }
   if (eth_is_multicast(f + PKT_ETH_ALEN) || eth_is_zero(f + PKT_ETH_ALEN)) { drop(w, DPC_bad_src_mac, io); return; }
 
-  uint8_t in_kind = vid ? DP_IN_VTEP : DP_IN_UNKNOWN_VTEP;
-  learn(w, tid, f, in_kind, vid, &outer, outer_port, io);
+  uint8_t in_kind = c->vid ? DP_IN_VTEP : DP_IN_UNKNOWN_VTEP;
+  learn(w, tid, f, in_kind, c->vid, &c->outer, c->outer_port, io);
 
   if (!eth_is_multicast(f)) {
     const struct fdb_entry *e = fdb_lookup(&dp->fdb, fdb_key(tid, f));
     if (e && e->kind == FDB_KIND_PORT) {
-      port_deliver(w, tid, e->id, f, flen, io);
+      c->last_pid = e->id;
+      c->last_pid_tid = tid;
+      memcpy(c->last_eth, f, 12);
+      decap_deliver(w, tid, e->id, f, flen, c->trusted, io);
       return;
     }
     /* Split horizon: the underlay is a full mesh, a VTEP never relays to another. */
     if (e) { drop(w, DPC_split_horizon, io); return; }
   }
-  punt(w, tid, in_kind, vid, &outer, outer_port, f, flen, io);
+  punt(w, tid, in_kind, c->vid, &c->outer, c->outer_port, f, flen, io);
+}
+
+/* One received buffer: a datagram, or (UDP GRO) several of gso_size bytes, the last shorter. */
+static void decap_buffer(struct dp_worker *w, unsigned i) {
+  struct dp *dp = w->dp;
+  struct mmsghdr *m = &w->rx[i];
+  uint8_t *buf = w->rx_iov[i].iov_base;
+  size_t len = m->msg_len;
+  struct decap_ctx c;
+  memset(&c, 0, sizeof c);
+  if (!addr_from_sockaddr(&w->rx_name[i], &c.outer, &c.outer_port)) {
+    drop(w, DPC_underlay_rx_error, NULL);
+    return;
+  }
+  c.vid = vtep_lookup(dp, &c.outer);
+  c.io = c.vid ? &w->stats.vtep[c.vid] : NULL;
+  if (m->msg_hdr.msg_flags & MSG_TRUNC) {
+    count(w, DPC_underlay_rx_packets);
+    drop(w, DPC_frame_too_big, c.io);
+    return;
+  }
+  size_t seg = 0;
+  if (m->msg_hdr.msg_controllen) {
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&m->msg_hdr); cm; cm = CMSG_NXTHDR(&m->msg_hdr, cm)) {
+      if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
+        int v;
+        memcpy(&v, CMSG_DATA(cm), sizeof v);
+        if (v > 0) seg = (size_t)v;
+      }
+    }
+  }
+  if (seg == 0 || seg >= len) {
+    decap_datagram(w, &c, buf, len);
+    return;
+  }
+  count(w, DPC_underlay_rx_gro_buffers);
+  c.trusted = true;
+  for (size_t off = 0; off < len; off += seg) decap_datagram(w, &c, buf + off, len - off < seg ? len - off : seg);
 }
 
 static void *decap_main(void *arg) {
@@ -649,10 +1068,14 @@ static void *decap_main(void *arg) {
     for (int round = 0; round < 8; round++) {
       pthread_rwlock_rdlock(&dp->lock);
       w->now_ms = (uint32_t)dp_now_ms();
-      for (unsigned i = 0; i < DP_BATCH; i++) w->rx[i].msg_hdr.msg_namelen = sizeof w->rx_name[i];
+      for (unsigned i = 0; i < DP_BATCH; i++) {
+        w->rx[i].msg_hdr.msg_namelen = sizeof w->rx_name[i];
+        w->rx[i].msg_hdr.msg_controllen = sizeof w->rx_cmsg[i].buf;
+      }
       int n = recvmmsg(dp->rx_fd, w->rx, DP_BATCH, MSG_DONTWAIT, NULL);
       if (n < 0 && errno != EAGAIN && errno != EINTR) count(w, DPC_underlay_rx_error);
-      for (int i = 0; i < n; i++) decap_packet(w, (unsigned)i);
+      for (int i = 0; i < n; i++) decap_buffer(w, (unsigned)i);
+      gro_flush(w); /* before the buffers are read into again */
       pthread_rwlock_unlock(&dp->lock);
       worker_notify(w);
       if (n < DP_BATCH) break;
@@ -669,7 +1092,12 @@ static struct dp_worker *worker_new(struct dp *dp, const char *name, unsigned nb
   w->dp = dp;
   w->name = name;
   w->bufs = aligned_alloc(64, (size_t)nbufs * DP_BUF_SIZE);
-  if (!w->bufs) {
+  w->scratch = aligned_alloc(64, DP_BUF_SIZE);
+  w->arena = aligned_alloc(64, DP_TX_ARENA);
+  if (!w->bufs || !w->scratch || !w->arena) {
+    free(w->bufs);
+    free(w->scratch);
+    free(w->arena);
     free(w);
     return NULL;
   }
@@ -680,6 +1108,8 @@ static struct dp_worker *worker_new(struct dp *dp, const char *name, unsigned nb
     w->rx[i].msg_hdr.msg_namelen = sizeof w->rx_name[i];
     w->rx[i].msg_hdr.msg_iov = &w->rx_iov[i];
     w->rx[i].msg_hdr.msg_iovlen = 1;
+    w->rx[i].msg_hdr.msg_control = w->rx_cmsg[i].buf;
+    w->rx[i].msg_hdr.msg_controllen = sizeof w->rx_cmsg[i].buf;
   }
   return w;
 }
@@ -687,6 +1117,8 @@ static struct dp_worker *worker_new(struct dp *dp, const char *name, unsigned nb
 static void worker_free(struct dp_worker *w) {
   if (!w) return;
   free(w->bufs);
+  free(w->scratch);
+  free(w->arena);
   free(w);
 }
 
@@ -723,10 +1155,6 @@ int dp_create(const struct dp_config *cfg, struct dp **out, const char **step) {
     *step = "buffer allocation";
     goto fail;
   }
-  if ((err = udp_rx_open(&cfg->local, cfg->local_len, &dp->rx_fd, step)) != 0) goto fail;
-  if ((err = udp_tx_pool_open(&cfg->local, cfg->local_len, cfg->source_ports, dp->port, dp->tx_fd, step)) != 0)
-    goto fail;
-  dp->ntx = cfg->source_ports;
   if ((dp->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
     err = errno;
     *step = "epoll_create1";
@@ -742,6 +1170,20 @@ int dp_create(const struct dp_config *cfg, struct dp **out, const char **step) {
     *step = "epoll_ctl";
     goto fail;
   }
+  /* Sockets last: a failure before here leaves adopted descriptors to the caller. */
+  if (cfg->adopt_n) {
+    if ((err = udp_adopt(&cfg->local, cfg->adopt_fds, cfg->adopt_n, step)) != 0) goto fail;
+    dp->rx_fd = cfg->adopt_fds[0];
+    for (unsigned i = 1; i < cfg->adopt_n; i++) dp->tx_fd[i - 1] = cfg->adopt_fds[i];
+    dp->ntx = cfg->adopt_n - 1;
+  } else {
+    if ((err = udp_rx_open(&cfg->local, cfg->local_len, &dp->rx_fd, step)) != 0) goto fail;
+    if ((err = udp_tx_pool_open(&cfg->local, cfg->local_len, cfg->source_ports, dp->port, dp->tx_fd, step)) != 0)
+      goto fail;
+    dp->ntx = cfg->source_ports;
+  }
+  dp->gro_on = !cfg->no_offloads && udp_rx_gro_enable(dp->rx_fd);
+  dp->gso_ok = !cfg->no_offloads && udp_tx_gso_probe(dp->tx_fd[0]);
   *out = dp;
   return 0;
 fail:
@@ -791,6 +1233,14 @@ void dp_stop(struct dp *dp) {
   for (unsigned i = 0; i < dp->ntx; i++) close(dp->tx_fd[i]);
   dp->ntx = 0;
 }
+
+unsigned dp_underlay_fds(struct dp *dp, int *fds) {
+  if (dp->stopped || dp->rx_fd < 0) return 0;
+  fds[0] = dp->rx_fd;
+  for (unsigned i = 0; i < dp->ntx; i++) fds[1 + i] = dp->tx_fd[i];
+  return 1 + dp->ntx;
+}
+
 
 void dp_destroy(struct dp *dp) {
   if (!dp) return;
@@ -865,11 +1315,24 @@ int dp_tenant_del(struct dp *dp, uint32_t tid) {
   return 0;
 }
 
-int dp_port_set(struct dp *dp, uint32_t pid, uint32_t tid, int fd) {
+int dp_port_set(struct dp *dp, uint32_t pid, uint32_t tid, int fd, int vnet_hdr) {
   CHECK_ID(dp, "portId", pid, DP_MAX_PORTS);
   CHECK_ID(dp, "tenantId", tid, DP_MAX_TENANTS);
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0) return dp_fail(dp, errno, "fd %d is not an open descriptor", fd);
+  /* A TAP says whether it was opened with IFF_VNET_HDR; reading it without the header
+   * (or with one it does not have) would shift every frame by 10 bytes. */
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  if (ioctl(fd, TUNGETIFF, &ifr) == 0) {
+    bool has = (ifr.ifr_flags & IFF_VNET_HDR) != 0;
+    if (vnet_hdr < 0) vnet_hdr = has;
+    else if ((vnet_hdr != 0) != has)
+      return dp_fail(dp, EINVAL, "fd %d is a TAP %s IFF_VNET_HDR but vnetHdr is %s", fd, has ? "with" : "without",
+                     vnet_hdr ? "true" : "false");
+  } else if (vnet_hdr < 0) {
+    vnet_hdr = 0;
+  }
 
   int err = 0;
   pthread_rwlock_wrlock(&dp->lock);
@@ -904,6 +1367,7 @@ int dp_port_set(struct dp *dp, uint32_t pid, uint32_t tid, int fd) {
   else if (p->tenant != tid) fdb_del_pointing_at(&dp->fdb, FDB_KIND_PORT, pid); /* moved: old tenant's MACs go */
   p->fd = fd;
   p->tenant = tid;
+  p->vnet = vnet_hdr != 0;
   p->in_use = true;
 out:
   pthread_rwlock_unlock(&dp->lock);
@@ -1052,20 +1516,20 @@ int dp_transmit(struct dp *dp, uint32_t tid, const uint8_t *frame, size_t len, c
     int fd = dp->tx_fd[pkt_hash_range(flow_hash(f, len), dp->ntx)];
     for (size_t i = 0; i < nvteps;) {
       unsigned n = 0;
-      for (; i < nvteps && n < DP_BATCH; i++) {
+      for (; i < nvteps && n < DP_TX_MSGS; i++) {
         uint32_t vid = vteps[i];
         if (vid == 0 || vid >= DP_MAX_VTEPS || !dp->vteps[vid].in_use) {
           drop(w, DPC_vtep_gone, NULL);
           continue;
         }
-        memset(&w->tx[n], 0, sizeof w->tx[n]);
-        w->tx[n].msg_hdr.msg_name = &dp->vteps[vid].sa;
-        w->tx[n].msg_hdr.msg_namelen = dp->vteps[vid].salen;
-        w->tx[n].msg_hdr.msg_iov = &iov;
-        w->tx[n].msg_hdr.msg_iovlen = 1;
-        w->tx_vtep[n++] = vid;
+        memset(&w->tx_group[n], 0, sizeof w->tx_group[n]);
+        w->tx_group[n].msg_hdr.msg_name = &dp->vteps[vid].sa;
+        w->tx_group[n].msg_hdr.msg_namelen = dp->vteps[vid].salen;
+        w->tx_group[n].msg_hdr.msg_iov = &iov;
+        w->tx_group[n].msg_hdr.msg_iovlen = 1;
+        w->tx_group_d[n++] = (struct dp_txmsg){.vtep = vid, .nseg = 1, .bytes = (uint32_t)iov.iov_len};
       }
-      n_ok += tx_send(w, fd, w->tx, w->tx_vtep, n, 0);
+      n_ok += tx_send(w, fd, w->tx_group, w->tx_group_d, n, 0);
     }
   }
   pthread_rwlock_unlock(&dp->lock);

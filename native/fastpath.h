@@ -17,6 +17,7 @@
 #ifndef VTEPD_FASTPATH_H
 #define VTEPD_FASTPATH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -33,8 +34,14 @@ extern "C" {
 #define DP_BATCH 32
 /* Room in front of every frame for the outer header pushed in place. */
 #define DP_HEADROOM 64
-/* Per-packet buffer: a 64 KB GSO super-frame fits once TAP offloads are on. */
-#define DP_BUF_SIZE (DP_HEADROOM + 65536)
+/* Per-packet buffer: a 64 KB GSO super-frame (65535 bytes of IP, Ethernet, a tag) fits. */
+#define DP_BUF_SIZE (DP_HEADROOM + 65536 + 64)
+/* Encap transmit queue: messages, their iovecs, and the arena segment headers are built in. */
+#define DP_TX_MSGS 64
+#define DP_TX_IOVS 1024
+#define DP_TX_ARENA (128 * 1024)
+/* Most segments per UDP_SEGMENT send (the kernel's UDP_MAX_SEGMENTS is 64 or more). */
+#define DP_GSO_MAX_SEGS 64
 /* Largest frame switched: a 9216-byte jumbo payload, Ethernet header and one tag. */
 #define DP_MAX_FRAME (9216 + 14 + 4)
 #define DP_MAX_SOURCE_PORTS 64
@@ -77,6 +84,15 @@ struct dp_config {
   struct sockaddr_storage local; /* address and UDP port the underlay listens on */
   socklen_t local_len;
   unsigned source_ports; /* 1..DP_MAX_SOURCE_PORTS */
+  /*
+   * Adopt these sockets instead of opening new ones: adopt_fds[0] the receive socket,
+   * adopt_fds[1..adopt_n-1] the send sockets (source_ports is then adopt_n - 1). On
+   * success the data path owns them (dp_stop closes them, once); on failure they are
+   * untouched and stay the caller's.
+   */
+  const int *adopt_fds;
+  unsigned adopt_n;
+  bool no_offloads; /* no UDP_SEGMENT, no UDP_GRO (benchmarks, tests of the fallback) */
 };
 
 /* Monotonic milliseconds (CLOCK_MONOTONIC), the clock of FDB idle times. */
@@ -96,6 +112,11 @@ int dp_start(struct dp *dp, void (*notify)(void *), void *arg);
 /* Join the threads, close the underlay sockets. Idempotent; no restart afterwards. */
 void dp_stop(struct dp *dp);
 /*
+ * The underlay sockets, receive socket first, then the send sockets (room for
+ * 1 + DP_MAX_SOURCE_PORTS). Still owned by the data path. 0 once stopped.
+ */
+unsigned dp_underlay_fds(struct dp *dp, int *fds);
+/*
  * Swap the event queue halves and return the one just filled. Single consumer (the JS
  * thread); *data stays valid until the next call.
  */
@@ -103,7 +124,12 @@ void dp_events_take(struct dp *dp, const uint8_t **data, size_t *len);
 
 int dp_tenant_set(struct dp *dp, uint32_t tenant, uint32_t vni);
 int dp_tenant_del(struct dp *dp, uint32_t tenant);
-int dp_port_set(struct dp *dp, uint32_t port, uint32_t tenant, int fd);
+/*
+ * vnet_hdr 1: the fd reads and writes frames behind a virtio_net_hdr (a TAP opened with
+ * IFF_VNET_HDR); 0: plain frames; -1: ask the fd (a TAP's flag, else plain). A TAP whose
+ * flag disagrees with 0/1 is EINVAL.
+ */
+int dp_port_set(struct dp *dp, uint32_t port, uint32_t tenant, int fd, int vnet_hdr);
 int dp_port_del(struct dp *dp, uint32_t port);
 /* Port 0 in sa means the data path's own UDP port. */
 int dp_vtep_set(struct dp *dp, uint32_t vtep, const struct sockaddr_storage *sa, socklen_t len);

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/if_arp.h>
 #include <pthread.h>
 #include <sched.h>
@@ -25,6 +27,47 @@ static void ifr_init(struct ifreq *ifr, const char *name) {
   memcpy(ifr->ifr_name, name, strnlen(name, IFNAMSIZ - 1));
 }
 
+/*
+ * IFLA_GSO_MAX_SEGS over rtnetlink (settable on a live device since Linux 6.x; older
+ * kernels refuse, and super-frames then simply split into more UDP_SEGMENT trains).
+ */
+static int link_set_gso_max_segs(int ifindex, uint32_t segs) {
+  struct {
+    struct nlmsghdr nh;
+    struct ifinfomsg ifi;
+    char attrs[RTA_SPACE(sizeof(uint32_t))];
+  } req;
+  memset(&req, 0, sizeof req);
+  req.nh.nlmsg_len = NLMSG_LENGTH(sizeof req.ifi);
+  req.nh.nlmsg_type = RTM_NEWLINK;
+  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  req.ifi.ifi_family = AF_UNSPEC;
+  req.ifi.ifi_index = ifindex;
+  struct rtattr *rta = (struct rtattr *)((char *)&req + NLMSG_ALIGN(req.nh.nlmsg_len));
+  rta->rta_type = IFLA_GSO_MAX_SEGS;
+  rta->rta_len = RTA_LENGTH(sizeof segs);
+  memcpy(RTA_DATA(rta), &segs, sizeof segs);
+  req.nh.nlmsg_len = NLMSG_ALIGN(req.nh.nlmsg_len) + RTA_ALIGN(rta->rta_len);
+
+  int nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (nl < 0) return errno;
+  int err = 0;
+  if (send(nl, &req, req.nh.nlmsg_len, 0) < 0) {
+    err = errno;
+  } else {
+    union {
+      struct nlmsghdr nh;
+      char buf[512];
+    } ack;
+    ssize_t n = recv(nl, &ack, sizeof ack, 0);
+    if (n < 0) err = errno;
+    else if (n >= (ssize_t)NLMSG_LENGTH(sizeof(struct nlmsgerr)) && ack.nh.nlmsg_type == NLMSG_ERROR)
+      err = -((struct nlmsgerr *)NLMSG_DATA(&ack.nh))->error;
+  }
+  close(nl);
+  return err;
+}
+
 /* Everything after the namespace is chosen; runs on whichever thread is in it. */
 static int tap_setup(const struct tap_config *c, struct tap_result *r) {
   struct ifreq ifr;
@@ -33,10 +76,35 @@ static int tap_setup(const struct tap_config *c, struct tap_result *r) {
   if (fd < 0) return fail(r, "open /dev/net/tun", errno);
 
   ifr_init(&ifr, c->name);
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (c->offloads ? IFF_VNET_HDR : 0);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     err = fail(r, "TUNSETIFF", errno);
     goto out;
+  }
+  if (c->offloads) {
+    int hdr = 10; /* struct virtio_net_hdr, no num_buffers */
+    if (ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0) {
+      err = fail(r, "TUNSETVNETHDRSZ", errno);
+      goto out;
+    }
+    r->vnet_hdr = true;
+    /* Most first; an older kernel refuses the bits it does not know with EINVAL. */
+    static const unsigned tries[] = {
+        TAP_F_CSUM | TAP_F_TSO4 | TAP_F_TSO6 | TAP_F_TSO_ECN | TAP_F_USO4 | TAP_F_USO6,
+        TAP_F_CSUM | TAP_F_TSO4 | TAP_F_TSO6 | TAP_F_TSO_ECN,
+        TAP_F_CSUM | TAP_F_TSO4 | TAP_F_TSO6,
+        TAP_F_CSUM,
+    };
+    for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+      if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)tries[i]) == 0) {
+        r->offloads = tries[i];
+        break;
+      }
+      if (errno != EINVAL) {
+        err = fail(r, "TUNSETOFFLOAD", errno);
+        goto out;
+      }
+    }
   }
   memcpy(r->name, ifr.ifr_name, IFNAMSIZ);
   r->name[IFNAMSIZ - 1] = 0;
@@ -59,6 +127,14 @@ static int tap_setup(const struct tap_config *c, struct tap_result *r) {
   if (ioctl(sk, SIOCSIFMTU, &ifr) < 0) {
     err = fail(r, "SIOCSIFMTU", errno);
     goto out;
+  }
+
+  /* A TCP super-frame the kernel hands over should become ONE train of UDP_SEGMENT
+   * datagrams (at most 64 KB of UDP payload: each segment is VXLAN 8 + Ethernet 14 + up to
+   * the MTU), not a full train and a short one. */
+  if ((r->offloads & (TAP_F_TSO4 | TAP_F_TSO6)) && c->mtu > 0) {
+    uint32_t segs = 65507u / (uint32_t)(8 + 14 + c->mtu);
+    if (segs >= 2 && segs < 64) r->gso_max_segs = link_set_gso_max_segs(r->ifindex, segs) == 0 ? segs : 0;
   }
 
   if (c->has_mac) {

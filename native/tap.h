@@ -25,13 +25,30 @@ struct tap_config {
   struct in_addr ipv4;
   int prefix_len; /* 0..32 */
   bool up;
+  /*
+   * IFF_VNET_HDR and TUNSETOFFLOAD: the kernel may hand over TCP super-frames (TSO4/6,
+   * with ECN), UDP super-frames (USO4/6, where the kernel knows them) and partial
+   * checksums, each frame behind a virtio_net_hdr. What the kernel refuses is left out.
+   */
+  bool offloads;
 };
+
+/* TUNSETOFFLOAD bits (<linux/if_tun.h>; USO since Linux 6.2). */
+#define TAP_F_CSUM 0x01
+#define TAP_F_TSO4 0x02
+#define TAP_F_TSO6 0x04
+#define TAP_F_TSO_ECN 0x08
+#define TAP_F_USO4 0x20
+#define TAP_F_USO6 0x40
 
 struct tap_result {
   int fd;
   int ifindex;
   uint8_t mac[6];
   char name[IFNAMSIZ];
+  bool vnet_hdr;     /* frames carry a virtio_net_hdr */
+  unsigned offloads; /* TAP_F_* the kernel accepted */
+  unsigned gso_max_segs; /* segments per super-frame the TAP was limited to; 0: not limited */
   char step[300]; /* on failure: what failed, e.g. "SIOCSIFMTU" or "setns /run/netns/x" */
 };
 

@@ -2,7 +2,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -64,6 +67,10 @@ static int udp_socket(int family, int *fd, const char **step) {
   *fd = s;
   return 0;
 }
+
+bool udp_rx_gro_enable(int fd) { return set_int(fd, SOL_UDP, UDP_GRO, 1) == 0; }
+
+bool udp_tx_gso_probe(int fd) { return set_int(fd, SOL_UDP, UDP_SEGMENT, 0) == 0; }
 
 int udp_rx_open(const struct sockaddr_storage *local, socklen_t len, int *out, const char **step) {
   int fd = -1, err = udp_socket(local->ss_family, &fd, step);
@@ -143,4 +150,74 @@ fail:
   if (fd >= 0) close(fd);
   while (opened > 0) close(fds[--opened]);
   return err;
+}
+
+/* Non-blocking and close-on-exec, whatever the sender of an adopted descriptor left. */
+static int fd_flags(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)) return errno;
+  if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) return errno;
+  return 0;
+}
+
+static int get_int(int fd, int level, int opt, int *v) {
+  socklen_t l = sizeof *v;
+  return getsockopt(fd, level, opt, v, &l) < 0 ? errno : 0;
+}
+
+/* Address bytes (no port) of an AF_INET/AF_INET6 sockaddr. */
+static const void *sa_addr(const struct sockaddr_storage *ss, size_t *n) {
+  if (ss->ss_family == AF_INET) {
+    *n = 4;
+    return &((const struct sockaddr_in *)ss)->sin_addr;
+  }
+  *n = 16;
+  return &((const struct sockaddr_in6 *)ss)->sin6_addr;
+}
+
+int udp_adopt(const struct sockaddr_storage *local, const int *fds, unsigned n, const char **step) {
+  uint16_t ports[1 + 64];
+  if (n < 2 || n > 65) {
+    *step = "underlayFds count";
+    return EINVAL;
+  }
+  for (unsigned i = 0; i < n; i++) {
+    int v, err;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    static __thread char what[48];
+    snprintf(what, sizeof what, "underlayFds[%u] (%s socket)", i, i == 0 ? "receive" : "send");
+    *step = what;
+    if ((err = get_int(fds[i], SOL_SOCKET, SO_DOMAIN, &v)) != 0) return err;
+    if (v != local->ss_family) return EAFNOSUPPORT;
+    if ((err = get_int(fds[i], SOL_SOCKET, SO_TYPE, &v)) != 0) return err;
+    if (v != SOCK_DGRAM) return EPROTOTYPE;
+    if ((err = get_int(fds[i], SOL_SOCKET, SO_PROTOCOL, &v)) != 0) return err;
+    if (v != IPPROTO_UDP) return EPROTONOSUPPORT;
+    if (getsockname(fds[i], (struct sockaddr *)&ss, &sl) < 0) return errno;
+    size_t al, bl;
+    const void *a = sa_addr(&ss, &al), *b = sa_addr(local, &bl);
+    if (ss.ss_family != local->ss_family || al != bl || memcmp(a, b, al) != 0) return EADDRNOTAVAIL;
+    ports[i] = sockaddr_port(&ss);
+    if (i == 0 ? ports[i] != sockaddr_port(local) : ports[i] == sockaddr_port(local)) return EADDRNOTAVAIL;
+    for (unsigned j = 1; j < i; j++)
+      if (ports[j] == ports[i]) return EEXIST;
+  }
+  /* All checked: configure them as if opened here. */
+  for (unsigned i = 0; i < n; i++) {
+    int err = fd_flags(fds[i]);
+    if (err) {
+      *step = "fcntl";
+      return err;
+    }
+    if (i == 0) {
+      if ((err = set_buf(fds[i], SO_RCVBUFFORCE, SO_RCVBUF, UDP_SOCKBUF_BYTES)) != 0) {
+        *step = "SO_RCVBUF";
+        return err;
+      }
+    } else if ((err = tx_socket_options(fds[i], local->ss_family, step)) != 0) {
+      return err;
+    }
+  }
+  return 0;
 }

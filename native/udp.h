@@ -6,6 +6,7 @@
 #ifndef VTEPD_UDP_H
 #define VTEPD_UDP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -36,6 +37,20 @@ int udp_rx_open(const struct sockaddr_storage *local, socklen_t len, int *fd, co
  */
 int udp_tx_pool_open(const struct sockaddr_storage *local, socklen_t len, unsigned n, uint16_t avoid,
                      int *fds, const char **step);
+
+/* Ask for UDP GRO on the receive socket (Linux 5.0): false if the kernel refuses. */
+bool udp_rx_gro_enable(int fd);
+/* Does the kernel know UDP_SEGMENT (Linux 4.18)? Probed on a send socket. */
+bool udp_tx_gso_probe(int fd);
+
+/*
+ * Check and configure sockets handed over by another process (SCM_RIGHTS): fds[0] the
+ * receive socket bound to local (address and port), fds[1..n-1] send sockets bound to
+ * local's address and distinct other ports; all UDP of local's family. Sets non-blocking,
+ * close-on-exec and the options udp_rx_open/udp_tx_pool_open set. Closes nothing.
+ * Returns 0 or errno with *step.
+ */
+int udp_adopt(const struct sockaddr_storage *local, const int *fds, unsigned n, const char **step);
 
 #ifdef __cplusplus
 }

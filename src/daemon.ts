@@ -53,6 +53,8 @@ export interface PortHandle {
   fd: number;
   ifindex: number;
   mac: string;
+  /** Frames carry a virtio_net_hdr (a TAP with offloads); absent: the data path asks the fd. */
+  vnetHdr?: boolean;
 }
 
 /** Where ports come from: TAP devices (default), or a fake in tests. */
@@ -85,7 +87,8 @@ export class TapPorts implements PortBackend {
       n.fdClose(tap.fd);
       throw e;
     }
-    return { fd: tap.fd, ifindex: tap.ifindex, mac: tap.mac };
+    log.debug({ tap: p.tap, offloads: tap.offloads }, 'TAP offloads');
+    return { fd: tap.fd, ifindex: tap.ifindex, mac: tap.mac, vnetHdr: tap.vnetHdr };
   }
   close(p: RunningPort): void {
     native().fdClose(p.fd);
@@ -287,7 +290,7 @@ export class Daemon implements Target {
     const h = adopted ?? await this.backend.open(tenant, p);
     const port: RunningPort = { tenant, tap: p.tap, netns: p.netns, fd: h.fd, ifindex: h.ifindex, mac: h.mac, mtu: p.mtu, config: p };
     try {
-      this.sw.addPort(tenant, p.tap, h.fd);
+      this.sw.addPort(tenant, p.tap, h.fd, { vnetHdr: h.vnetHdr });
     } catch (e) {
       this.backend.close(port);
       throw e;

@@ -8,6 +8,7 @@ import {
   type DpHandle,
   type DpStats,
   type FdbKind,
+  type PortSetOptions,
   EVENT_HEADER,
   EV_LEARN,
   EV_MISS,
@@ -45,8 +46,8 @@ export interface Datapath {
   stop(): void;
   tenantSet(tenantId: number, vni: number): void;
   tenantDel(tenantId: number): void;
-  /** fd: the port's packet descriptor (a TAP); the fake ignores it. */
-  portSet(portId: number, tenantId: number, fd: number): void;
+  /** fd: the port's packet descriptor (a TAP); the fake ignores it. opts.vnetHdr: see PortSetOptions. */
+  portSet(portId: number, tenantId: number, fd: number, opts?: PortSetOptions): void;
   portDel(portId: number): void;
   vtepSet(vtepId: number, address: string, port: number): void;
   vtepDel(vtepId: number): void;
@@ -113,6 +114,10 @@ export interface NativeDatapathOptions {
   local: string;
   port: number;
   sourcePorts?: number;
+  /** Adopt these underlay sockets (see DpCreateOptions.underlayFds for ownership). */
+  underlayFds?: number[];
+  /** UDP_SEGMENT/UDP_GRO on the underlay (default true). */
+  offloads?: boolean;
 }
 
 /** The C fast path. */
@@ -122,7 +127,9 @@ export class NativeDatapath implements Datapath {
   private stopped = false;
 
   constructor(opts: NativeDatapathOptions) {
-    this.dp = this.n.dpCreate({ local: opts.local, port: opts.port, sourcePorts: opts.sourcePorts });
+    this.dp = this.n.dpCreate({
+      local: opts.local, port: opts.port, sourcePorts: opts.sourcePorts, underlayFds: opts.underlayFds, offloads: opts.offloads,
+    });
   }
 
   start(onEvents: (events: DpEvent[]) => void): void {
@@ -135,7 +142,11 @@ export class NativeDatapath implements Datapath {
   }
   tenantSet(tenantId: number, vni: number): void { this.n.dpTenantSet(this.dp, tenantId, vni); }
   tenantDel(tenantId: number): void { this.n.dpTenantDel(this.dp, tenantId); }
-  portSet(portId: number, tenantId: number, fd: number): void { this.n.dpPortSet(this.dp, portId, tenantId, fd); }
+  portSet(portId: number, tenantId: number, fd: number, opts?: PortSetOptions): void {
+    this.n.dpPortSet(this.dp, portId, tenantId, fd, opts);
+  }
+  /** The underlay sockets, for a takeover (still owned by this data path). */
+  underlayFds(): number[] { return this.n.dpUnderlayFds(this.dp); }
   portDel(portId: number): void { this.n.dpPortDel(this.dp, portId); }
   vtepSet(vtepId: number, address: string, port: number): void { this.n.dpVtepSet(this.dp, vtepId, address, port); }
   vtepDel(vtepId: number): void { this.n.dpVtepDel(this.dp, vtepId); }

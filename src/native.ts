@@ -41,6 +41,13 @@ export interface TapOpenOptions {
   ipv4?: { address: string; prefixLength: number };
   /** Bring the link up (default true). */
   up?: boolean;
+  /**
+   * Open with IFF_VNET_HDR and enable TUNSETOFFLOAD (checksum, TSO4/6 with ECN, USO4/6
+   * where the kernel has them; what it refuses is left out). Frames then come and go
+   * behind a 10-byte virtio_net_hdr: attach the fd with `dpPortSet(..., { vnetHdr: true })`.
+   * Default true.
+   */
+  offloads?: boolean;
 }
 
 export interface TapInfo {
@@ -50,6 +57,24 @@ export interface TapInfo {
   ifindex: number;
   /** The MAC in effect, "aa:bb:cc:dd:ee:ff". */
   mac: string;
+  /** Frames on this fd carry a virtio_net_hdr (opened with offloads). */
+  vnetHdr: boolean;
+  /** Offloads the kernel accepted: "csum", "tso4", "tso6", "tso_ecn", "uso4", "uso6". */
+  offloads: string[];
+  /**
+   * With TSO: the TAP's gso_max_segs, set so one super-frame fits one UDP_SEGMENT send
+   * (64 KB / (VXLAN + Ethernet + MTU)); absent if the kernel refused to change it.
+   */
+  gsoMaxSegs?: number;
+}
+
+export interface PortSetOptions {
+  /**
+   * The fd reads and writes frames behind a virtio_net_hdr (a TAP from `tapOpen` with
+   * offloads). Omitted: what the fd says (a TAP's IFF_VNET_HDR flag; any other fd, such as
+   * a SOCK_SEQPACKET test socket, is plain). A TAP whose flag disagrees is EINVAL.
+   */
+  vnetHdr?: boolean;
 }
 
 export interface DpCreateOptions {
@@ -60,8 +85,27 @@ export interface DpCreateOptions {
   /**
    * Number of send sockets bound to distinct source ports in 49152..65535; the inner
    * flow hash picks one, so one flow keeps one source port (RFC 7348 §5). Default 8.
+   * With `underlayFds` it may be omitted; if given it must equal underlayFds.length - 1.
    */
   sourcePorts?: number;
+  /**
+   * Adopt existing underlay sockets instead of opening new ones (a takeover restart hands
+   * them over with SCM_RIGHTS): [receive socket bound to local:port, send socket, ...],
+   * in the order `dpUnderlayFds` returns them. Each must be a UDP socket of local's family
+   * bound to local's address (the receive socket to `port`, the send sockets to distinct
+   * other ports); they are set non-blocking and close-on-exec and get the same options as
+   * sockets opened here.
+   *
+   * Ownership: if dpCreate succeeds, the data path owns them: dpStop closes them (once),
+   * and the caller must not close them. If dpCreate throws, they are untouched and still
+   * the caller's to close.
+   */
+  underlayFds?: number[];
+  /**
+   * UDP_SEGMENT on send and UDP_GRO on receive where the kernel has them (default true;
+   * false for measurements and tests of the plain path).
+   */
+  offloads?: boolean;
 }
 
 /** An opaque data-path handle. */
@@ -141,14 +185,23 @@ export interface NativeAddon {
   dpCreate(opts: DpCreateOptions): DpHandle;
   /** Start the fast-path threads. `onEvents` is called on the JS thread with one Buffer of event records per wake-up, never per packet. */
   dpStart(dp: DpHandle, onEvents: (records: Buffer) => void): void;
-  /** Stop threads, close the underlay sockets. Ports' fds are NOT closed (the caller owns them). Idempotent. */
+  /**
+   * Stop threads, close the underlay sockets (opened or adopted: each exactly once). Ports'
+   * fds are NOT closed (the caller owns them). Idempotent.
+   */
   dpStop(dp: DpHandle): void;
+  /**
+   * The underlay sockets: [receive socket, send sockets...], for handing over to a
+   * successor (SCM_RIGHTS duplicates them into the receiver; these stay the data path's and
+   * dpStop closes them). [] once stopped.
+   */
+  dpUnderlayFds(dp: DpHandle): number[];
 
   dpTenantSet(dp: DpHandle, tenantId: number, vni: number): void;
   /** Remove a tenant, its ports' bindings and every FDB entry of it. */
   dpTenantDel(dp: DpHandle, tenantId: number): void;
   /** Attach an fd (a TAP, or any packet fd such as one end of a SOCK_SEQPACKET pair) as a port of a tenant. */
-  dpPortSet(dp: DpHandle, portId: number, tenantId: number, fd: number): void;
+  dpPortSet(dp: DpHandle, portId: number, tenantId: number, fd: number, opts?: PortSetOptions): void;
   /** Detach a port and remove FDB entries pointing at it. Does not close the fd. */
   dpPortDel(dp: DpHandle, portId: number): void;
   /** Configure a VTEP (remote underlay address, destination UDP port). Builds its outer-header template. */
@@ -197,6 +250,14 @@ export interface NativeAddon {
   testSocketPair(): [number, number];
   testRead(fd: number, timeoutMs: number): Buffer | null;
   testWrite(fd: number, frame: Buffer): void;
+  /**
+   * Test helpers over native/gso.c. testSegment: a 10-byte virtio_net_hdr followed by a
+   * GSO super-frame -> its segments (whole frames, checksums final); EINVAL if the headers
+   * are bad. testCoalesce: frames in arrival order -> what the decap path writes to a TAP,
+   * each behind its virtio_net_hdr (a super-frame per run of coalescable segments).
+   */
+  testSegment(frame: Buffer): Buffer[];
+  testCoalesce(frames: Buffer[]): Buffer[];
 }
 
 function findAddon(): string {

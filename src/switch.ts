@@ -8,6 +8,7 @@ import { Bridge, decide, type BridgeHost, type BridgeSpec, type FdbEntry, type L
 import type { Datapath, DpEvent, Place } from './datapath.js';
 import { logger, type Logger } from './log.js';
 import { isLearnableMac } from './mac.js';
+import type { PortSetOptions } from './native.js';
 
 export interface TenantSpec extends BridgeSpec {
   /** VTEP addresses that get broadcast and unknown unicast (head-end replication). */
@@ -372,12 +373,12 @@ export class Switch {
   }
 
   /** Attach a local port (a TAP fd) to a tenant. Returns its portId. */
-  addPort(tenant: string, name: string, fd: number): number {
+  addPort(tenant: string, name: string, fd: number, opts?: PortSetOptions): number {
     const b = this.bridges.get(tenant);
     if (!b) throw new Error(`no tenant "${tenant}"`);
     if (this.ports.has(name)) throw new Error(`port "${name}" exists`);
     const id = this.portIds.take();
-    this.dp.portSet(id, b.tenantId, fd);
+    this.dp.portSet(id, b.tenantId, fd, opts);
     b.ports.add(id);
     this.ports.set(name, { id, tenant });
     this.portNames.set(id, name);
