@@ -203,10 +203,17 @@ describe('vtepd operations against a running daemon', () => {
     expect(body.error.errors).toContainEqual({ path: 'tenants[1].vni', message: 'must be an integer 1..16777215' });
     rewrite(p, 0, yaml.replace('underlay: { local: "10.0.0.1"', 'underlay: { local: "10.0.0.9"'));
     expect((await cli(['reload'])).stderr).toContain('underlay.local: is 10.0.0.1 in the running daemon; changing the underlay needs a restart');
+    // A port changed in place: the TAP stays (same ifindex), its MTU changes.
+    const link = async () => (await p.lab.exec('blue1', 'ip', ['-o', 'link', 'show', 'blue0'])).stdout;
+    const idx = /^(\d+):/.exec(await link())![1];
+    rewrite(p, 0, yaml.replace(/(tap: blue0, [^}]*)\}/, '$1, mtu: 1400 }'));
+    expect((await cli(['reload'])).stdout).toBe('reloaded: 1 change(s)\n  port blue0 (tenant blue): changed mtu\n');
+    expect(await link()).toMatch(new RegExp(`^${idx}: blue0: .* mtu 1400 `));
     rewrite(p, 0, yaml);
+    expect((await cli(['reload'])).stdout).toBe('reloaded: 1 change(s)\n  port blue0 (tenant blue): changed mtu\n');
     const s = await json<StatusResult>(['status']);
     expect(s.tenants.map((t) => t.name)).toEqual(['blue', 'red']);
-    expect(s.reloads).toEqual({ ok: 3, failed: 3 });
+    expect(s.reloads).toEqual({ ok: 5, failed: 3 });
     expect((await ping(2)).received).toBe(2);
   });
 
