@@ -6,13 +6,15 @@
  * Takeover (a new process replaces a running one without the TAPs ever disappearing):
  *   1. new: listens on a private handover socket next to the control socket and asks the
  *      old daemon, over the control API, to hand over to it (`handover`).
- *   2. old: takes an FDB snapshot, stops its data path (its threads stop reading the TAPs,
- *      its underlay sockets close), sends every TAP fd and the snapshot with SCM_RIGHTS
- *      (native/scm.c), closes its metrics endpoint and control socket, and answers.
- *   3. new: builds a Daemon over the adopted TAP fds and the old running config (its own
- *      underlay sockets bound now), restores the FDB, starts forwarding, takes the
- *      control socket and the metrics endpoint, tells systemd it is the main PID, then
- *      reloads its own config file as a diff.
+ *   2. old: takes an FDB snapshot, sends every TAP fd, its underlay UDP sockets
+ *      (dpUnderlayFds) and the snapshot with SCM_RIGHTS (native/scm.c), then stops its
+ *      data path (its threads stop reading; what arrives meanwhile waits in the TAP queues
+ *      and socket buffers), closes its metrics endpoint and control socket, and answers.
+ *      A data path that cannot hand its sockets over stops first and closes them instead.
+ *   3. new: builds a Daemon over the adopted TAP fds and underlay sockets (or sockets it
+ *      binds afresh) and the old running config, restores the FDB, starts forwarding,
+ *      tells systemd it is the main PID, takes the control socket and the metrics
+ *      endpoint, then reloads its own config file as a diff.
  *   4. old: keeps its copies of the fds until the new daemon answers on the control
  *      socket, then closes them and exits. If the new one dies first, the old one builds
  *      a data path again over its own fds and carries on: no TAP is lost either way.
