@@ -508,6 +508,24 @@ Napi::Value DpTenantDel(const Napi::CallbackInfo &info) {
   return Check(a, b, dp_tenant_del(b->dp, tenant));
 }
 
+Napi::Value DpTenantAccept(const Napi::CallbackInfo &info) {
+  Args a(info, "dpTenantAccept");
+  DpBox *b = GetDp(a);
+  uint32_t tenant, vtep;
+  if (!b || !a.Id(1, "tenantId", DP_MAX_TENANTS, &tenant) || !a.Id(2, "vtepId", DP_MAX_VTEPS, &vtep)) return {};
+  if (!info[3].IsBoolean()) return a.Fail(EINVAL, "accept must be a boolean"), Napi::Value();
+  return Check(a, b, dp_tenant_accept(b->dp, tenant, vtep, info[3].As<Napi::Boolean>().Value()));
+}
+
+Napi::Value DpTenantAcceptAny(const Napi::CallbackInfo &info) {
+  Args a(info, "dpTenantAcceptAny");
+  DpBox *b = GetDp(a);
+  uint32_t tenant;
+  if (!b || !a.Id(1, "tenantId", DP_MAX_TENANTS, &tenant)) return {};
+  if (!info[2].IsBoolean()) return a.Fail(EINVAL, "any must be a boolean"), Napi::Value();
+  return Check(a, b, dp_tenant_accept_any(b->dp, tenant, info[2].As<Napi::Boolean>().Value()));
+}
+
 Napi::Value DpPortSet(const Napi::CallbackInfo &info) {
   Args a(info, "dpPortSet");
   DpBox *b = GetDp(a);
@@ -760,6 +778,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dpStop", Napi::Function::New(env, DpStop, "dpStop"));
   exports.Set("dpUnderlayFds", Napi::Function::New(env, DpUnderlayFds, "dpUnderlayFds"));
   exports.Set("dpTenantSet", Napi::Function::New(env, DpTenantSet, "dpTenantSet"));
+  exports.Set("dpTenantAccept", Napi::Function::New(env, DpTenantAccept, "dpTenantAccept"));
+  exports.Set("dpTenantAcceptAny", Napi::Function::New(env, DpTenantAcceptAny, "dpTenantAcceptAny"));
   exports.Set("dpTenantDel", Napi::Function::New(env, DpTenantDel, "dpTenantDel"));
   exports.Set("dpPortSet", Napi::Function::New(env, DpPortSet, "dpPortSet"));
   exports.Set("dpPortDel", Napi::Function::New(env, DpPortDel, "dpPortDel"));

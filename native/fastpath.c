@@ -84,9 +84,18 @@ struct dp_addr {
 struct dp_tenant {
   bool in_use;
   uint8_t encap;
+  /* Anti-spoofing: accept encapsulated frames from any source, or only from the VTEPs
+   * whose bit is set in `accept` (its flood list, static entries, hubs, spokes). */
+  bool accept_any;
   uint32_t vni;
   struct vxlanhdr vxlan; /* header template, copied per packet */
+  uint64_t *accept;      /* DP_MAX_VTEPS bits, allocated with the tenant */
 };
+
+static inline bool tenant_accepts(const struct dp_tenant *t, uint32_t vid) {
+  if (t->accept_any) return true;
+  return vid && t->accept && (t->accept[vid >> 6] >> (vid & 63)) & 1;
+}
 
 struct dp_port {
   bool in_use;
@@ -984,6 +993,7 @@ static void decap_datagram(struct dp_worker *w, struct decap_ctx *c, uint8_t *pk
     c->last_tid = tid;
   }
   if (!tid) { drop(w, DPC_vxlan_unknown_vni, io); return; }
+  if (!tenant_accepts(&dp->tenants[tid], c->vid)) { drop(w, DPC_vtep_not_accepted, io); return; }
 
   uint8_t *f = pkt + VXLAN_HLEN;
   size_t flen = len - VXLAN_HLEN;
@@ -1253,6 +1263,7 @@ void dp_destroy(struct dp *dp) {
   free(dp->evq.half[0]);
   free(dp->evq.half[1]);
   fdb_free(&dp->fdb);
+  for (uint32_t t = 1; t < DP_MAX_TENANTS; t++) free(dp->tenants[t].accept);
   pthread_mutex_destroy(&dp->evq.mu);
   pthread_rwlock_destroy(&dp->lock);
   free(dp);
@@ -1279,8 +1290,14 @@ int dp_tenant_set(struct dp *dp, uint32_t tid, uint32_t vni) {
   CHECK_ID(dp, "tenantId", tid, DP_MAX_TENANTS);
   if (vni > VXLAN_VNI_MAX) return dp_fail(dp, ERANGE, "vni %u is out of range 0..%u", vni, VXLAN_VNI_MAX);
   int err = 0;
+  uint64_t *accept = NULL;
+  if (!dp->tenants[tid].accept) { /* allocated outside the lock; only this thread sets tenants */
+    accept = calloc(DP_MAX_VTEPS / 64, sizeof *accept);
+    if (!accept) return dp_fail(dp, ENOMEM, "tenant %u: no memory for its VTEP accept set", tid);
+  }
   pthread_rwlock_wrlock(&dp->lock);
   struct dp_tenant *t = &dp->tenants[tid];
+  if (!t->accept) { t->accept = accept; accept = NULL; }
   uint32_t other = vni_lookup(dp, vni);
   if (other && other != tid) {
     err = dp_fail(dp, EEXIST, "vni %u is already used by tenant %u", vni, other);
@@ -1292,6 +1309,31 @@ int dp_tenant_set(struct dp *dp, uint32_t tid, uint32_t vni) {
     idmap_insert(dp->vni_map, VNI_MAP_SLOTS - 1, vni_hash(vni), (uint16_t)tid);
     t->in_use = true;
   }
+  pthread_rwlock_unlock(&dp->lock);
+  free(accept);
+  return err;
+}
+
+int dp_tenant_accept(struct dp *dp, uint32_t tid, uint32_t vid, bool accept) {
+  CHECK_ID(dp, "tenantId", tid, DP_MAX_TENANTS);
+  CHECK_ID(dp, "vtepId", vid, DP_MAX_VTEPS);
+  int err = 0;
+  pthread_rwlock_wrlock(&dp->lock);
+  struct dp_tenant *t = &dp->tenants[tid];
+  if (!t->in_use) err = dp_fail(dp, ENOENT, "tenant %u does not exist", tid);
+  else if (!dp->vteps[vid].in_use && accept) err = dp_fail(dp, ENOENT, "VTEP %u does not exist", vid);
+  else if (accept) t->accept[vid >> 6] |= 1ull << (vid & 63);
+  else t->accept[vid >> 6] &= ~(1ull << (vid & 63));
+  pthread_rwlock_unlock(&dp->lock);
+  return err;
+}
+
+int dp_tenant_accept_any(struct dp *dp, uint32_t tid, bool any) {
+  CHECK_ID(dp, "tenantId", tid, DP_MAX_TENANTS);
+  int err = 0;
+  pthread_rwlock_wrlock(&dp->lock);
+  if (!dp->tenants[tid].in_use) err = dp_fail(dp, ENOENT, "tenant %u does not exist", tid);
+  else dp->tenants[tid].accept_any = any;
   pthread_rwlock_unlock(&dp->lock);
   return err;
 }
@@ -1310,7 +1352,10 @@ int dp_tenant_del(struct dp *dp, uint32_t tid) {
   for (uint32_t p = 1; p < DP_MAX_PORTS; p++) {
     if (dp->ports[p].in_use && dp->ports[p].tenant == tid) dp->ports[p].tenant = 0;
   }
+  uint64_t *accept = t->accept;
+  memset(accept, 0, DP_MAX_VTEPS / 8); /* kept for the id's next tenant */
   memset(t, 0, sizeof *t);
+  t->accept = accept;
   pthread_rwlock_unlock(&dp->lock);
   return 0;
 }
@@ -1435,6 +1480,9 @@ int dp_vtep_del(struct dp *dp, uint32_t vid) {
   }
   idmap_remove(dp, dp->addr_map, ADDR_MAP_SLOTS - 1, addr_hash(&v->addr), (uint16_t)vid, vtep_home);
   fdb_del_pointing_at(&dp->fdb, FDB_KIND_VTEP, vid);
+  /* The id may be given to another VTEP: no tenant may keep accepting it. */
+  for (uint32_t t = 1; t < DP_MAX_TENANTS; t++)
+    if (dp->tenants[t].accept) dp->tenants[t].accept[vid >> 6] &= ~(1ull << (vid & 63));
   memset(v, 0, sizeof *v);
   pthread_rwlock_unlock(&dp->lock);
   return 0;

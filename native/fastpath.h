@@ -124,6 +124,10 @@ void dp_events_take(struct dp *dp, const uint8_t **data, size_t *len);
 
 int dp_tenant_set(struct dp *dp, uint32_t tenant, uint32_t vni);
 int dp_tenant_del(struct dp *dp, uint32_t tenant);
+/* Anti-spoofing: whether the tenant takes encapsulated frames from VTEP `vtep`, or from any
+ * source at all. A new tenant accepts nothing until told. */
+int dp_tenant_accept(struct dp *dp, uint32_t tenant, uint32_t vtep, bool accept);
+int dp_tenant_accept_any(struct dp *dp, uint32_t tenant, bool any);
 /*
  * vnet_hdr 1: the fd reads and writes frames behind a virtio_net_hdr (a TAP opened with
  * IFF_VNET_HDR); 0: plain frames; -1: ask the fd (a TAP's flag, else plain). A TAP whose

@@ -17,6 +17,12 @@ export interface BridgeSpec {
   /** Seconds a learned entry may stay idle before it is removed. */
   ageing: number;
   maxMacs: number;
+  /**
+   * Anti-spoofing. 'known' (the default): encapsulated frames are taken only from the
+   * VTEPs the tenant knows (flood list, static entries, hubs, spokes), and learning never
+   * points a MAC at another VTEP. 'any': from any source; unknown VTEPs are learned.
+   */
+  acceptFrom?: 'known' | 'any';
 }
 
 export interface FdbEntry {
@@ -87,6 +93,19 @@ export class Bridge {
     this.learning = spec.learning;
     this.ageingMs = spec.ageing * 1000;
     this.maxMacs = spec.maxMacs;
+    this.acceptAny = spec.acceptFrom === 'any';
+  }
+
+  /** acceptFrom: any. */
+  acceptAny: boolean;
+  /** VTEP ids the tenant accepts frames from (kept in step with the data path by the Switch). */
+  readonly accepted = new Set<number>();
+  /** VTEP ids accepted beyond the flood list and static entries (hubs, spokes). */
+  readonly trusted = new Set<number>();
+
+  /** May encapsulated frames from this VTEP enter the tenant? */
+  accepts(vtepId: number): boolean {
+    return this.acceptAny || this.accepted.has(vtepId);
   }
 
   /** What `learn` would do with `mac` at `place`, without doing it (trace uses this). */

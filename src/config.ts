@@ -51,6 +51,8 @@
  *     learning: true         # learn inner source MAC -> outer source VTEP; default true
  *     ageing: 300            # seconds a learned MAC lives unseen; 1..1000000; default 300
  *     maxMacs: 8192          # MAC table limit of the tenant; 1..1048576; default 8192
+ *     acceptFrom: known      # known (default): take encapsulated frames only from this tenant's
+ *                            #   flood list, static entries, hubs and spokes; any: from any VTEP
  * ```
  *
  * Unknown keys are errors. MACs may be written with ':' or '-' and any case; they are
@@ -125,6 +127,8 @@ export interface TenantConfig {
   learning: boolean;
   ageing: number;
   maxMacs: number;
+  /** Anti-spoofing: take encapsulated frames only from known VTEPs (default), or from any. */
+  acceptFrom: 'known' | 'any';
 }
 export interface MetricsConfig {
   /** As written (normalized): "127.0.0.1:9477" or "[::1]:9477". */
@@ -345,6 +349,7 @@ const Tenant = z.strictObject(
     learning: z.boolean(need('must be true or false')).default(true),
     ageing: intIn(1, 1000000).default(300),
     maxMacs: intIn(1, 1048576).default(8192),
+    acceptFrom: z.enum(['known', 'any'], need('must be known or any')).default('known'),
   },
   need('must be a mapping like { name: blue, vni: 5001 }'),
 );

@@ -183,7 +183,7 @@ export interface StatsSnapshot {
   tenants: TenantStats[];
   ports: PortStats[];
   peers: PeerInfo[];
-  switch: { events: number; eventsUnknownTenant: number; dynamicVteps: number; eventBatches: number };
+  switch: { events: number; eventsUnknownTenant: number; eventsNotAccepted: number; dynamicVteps: number; eventBatches: number };
 }
 
 export interface ReloadResult {
@@ -269,7 +269,7 @@ export class Daemon implements Target {
   addTenant(t: TenantConfig): void {
     this.sw.addTenant({
       name: t.name, vni: t.vni, learning: t.learning, ageing: t.ageing, maxMacs: t.maxMacs,
-      flood: t.flood, fdb: t.fdb,
+      acceptFrom: t.acceptFrom, flood: t.flood, fdb: t.fdb,
     });
   }
 
@@ -279,7 +279,7 @@ export class Daemon implements Target {
     for (const p of ports) this.dropPort(p);
   }
 
-  setPolicy(name: string, p: { learning: boolean; ageing: number; maxMacs: number }): void {
+  setPolicy(name: string, p: { learning: boolean; ageing: number; maxMacs: number; acceptFrom: 'known' | 'any' }): void {
     this.sw.setPolicy(name, p);
   }
   setFlood(name: string, flood: string[]): void { this.sw.setFlood(name, flood); }

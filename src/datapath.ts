@@ -46,6 +46,10 @@ export interface Datapath {
   stop(): void;
   tenantSet(tenantId: number, vni: number): void;
   tenantDel(tenantId: number): void;
+  /** Anti-spoofing: accept encapsulated frames of the tenant from this VTEP, or not. */
+  tenantAccept(tenantId: number, vtepId: number, accept: boolean): void;
+  /** Accept them from any source. */
+  tenantAcceptAny(tenantId: number, any: boolean): void;
   /** fd: the port's packet descriptor (a TAP); the fake ignores it. opts.vnetHdr: see PortSetOptions. */
   portSet(portId: number, tenantId: number, fd: number, opts?: PortSetOptions): void;
   portDel(portId: number): void;
@@ -142,6 +146,8 @@ export class NativeDatapath implements Datapath {
   }
   tenantSet(tenantId: number, vni: number): void { this.n.dpTenantSet(this.dp, tenantId, vni); }
   tenantDel(tenantId: number): void { this.n.dpTenantDel(this.dp, tenantId); }
+  tenantAccept(tenantId: number, vtepId: number, accept: boolean): void { this.n.dpTenantAccept(this.dp, tenantId, vtepId, accept); }
+  tenantAcceptAny(tenantId: number, any: boolean): void { this.n.dpTenantAcceptAny(this.dp, tenantId, any); }
   portSet(portId: number, tenantId: number, fd: number, opts?: PortSetOptions): void {
     this.n.dpPortSet(this.dp, portId, tenantId, fd, opts);
   }

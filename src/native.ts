@@ -198,6 +198,14 @@ export interface NativeAddon {
   dpUnderlayFds(dp: DpHandle): number[];
 
   dpTenantSet(dp: DpHandle, tenantId: number, vni: number): void;
+  /**
+   * Anti-spoofing: let the tenant take encapsulated frames from this VTEP (true) or not.
+   * A new tenant accepts no VTEP; frames from others are dropped as vtep_not_accepted
+   * before anything is learned or delivered. Deleting a VTEP withdraws it everywhere.
+   */
+  dpTenantAccept(dp: DpHandle, tenantId: number, vtepId: number, accept: boolean): void;
+  /** Accept encapsulated frames from any source (`acceptFrom: any`), learning unknown VTEPs. */
+  dpTenantAcceptAny(dp: DpHandle, tenantId: number, any: boolean): void;
   /** Remove a tenant, its ports' bindings and every FDB entry of it. */
   dpTenantDel(dp: DpHandle, tenantId: number): void;
   /** Attach an fd (a TAP, or any packet fd such as one end of a SOCK_SEQPACKET pair) as a port of a tenant. */

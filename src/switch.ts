@@ -40,6 +40,8 @@ export interface Vtep {
 export interface SwitchCounters {
   events: number;
   eventsUnknownTenant: number;
+  /** Events from a VTEP the tenant does not accept (the data path drops their frames). */
+  eventsNotAccepted: number;
   dynamicVteps: number;
 }
 
@@ -112,7 +114,7 @@ export class Switch {
   private entries = 0;
   private ageTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
-  readonly counters: SwitchCounters = { events: 0, eventsUnknownTenant: 0, dynamicVteps: 0 };
+  readonly counters: SwitchCounters = { events: 0, eventsUnknownTenant: 0, eventsNotAccepted: 0, dynamicVteps: 0 };
 
   constructor(readonly dp: Datapath, private readonly opts: SwitchOptions) {
     this.log = opts.log ?? logger('switch');
@@ -156,6 +158,7 @@ export class Switch {
     const tenantId = this.tenantIds.take();
     const bridge = new Bridge(tenantId, spec, this.dp, this.hostFor());
     this.dp.tenantSet(tenantId, spec.vni);
+    this.dp.tenantAcceptAny(tenantId, bridge.acceptAny);
     this.bridges.set(spec.name, bridge);
     this.bridgesById.set(tenantId, bridge);
     for (const addr of spec.flood) {
@@ -164,6 +167,7 @@ export class Switch {
       bridge.flood.add(v.id);
     }
     for (const s of spec.fdb) this.setStatic(spec.name, s.mac, { vtep: s.vtep });
+    this.syncAccept(bridge);
     this.log.info({ tenant: spec.name, vni: spec.vni, tenantId }, 'tenant added');
     return bridge;
   }
@@ -182,11 +186,37 @@ export class Switch {
   }
 
   /** Change a tenant's learning policy in place; its table stays (a smaller maxMacs only refuses new MACs). */
-  setPolicy(name: string, p: { learning: boolean; ageing: number; maxMacs: number }): void {
+  setPolicy(name: string, p: { learning: boolean; ageing: number; maxMacs: number; acceptFrom?: 'known' | 'any' }): void {
     const b = this.bridge(name);
     b.learning = p.learning;
     b.ageingMs = p.ageing * 1000;
     b.maxMacs = p.maxMacs;
+    const any = p.acceptFrom === 'any';
+    if (any !== b.acceptAny) {
+      b.acceptAny = any;
+      this.dp.tenantAcceptAny(b.tenantId, any);
+      // Entries learned from VTEPs the tenant no longer accepts go.
+      if (!any) for (const e of [...b.table.values()]) if (!e.static && e.place.kind === 'vtep' && !b.accepts(e.place.vtepId)) b.remove(e.mac);
+    }
+  }
+
+  /**
+   * Keep the data path's accept set of a tenant equal to its flood list, the VTEPs of its
+   * static entries and its trusted VTEPs (hubs, spokes).
+   */
+  syncAccept(b: Bridge): void {
+    const want = new Set<number>([...b.flood, ...b.trusted]);
+    for (const e of b.table.values()) if (e.static && e.place.kind === 'vtep') want.add(e.place.vtepId);
+    for (const id of [...b.accepted]) {
+      if (want.has(id)) continue;
+      b.accepted.delete(id);
+      if (this.vtepsById.has(id)) this.dp.tenantAccept(b.tenantId, id, false);
+    }
+    for (const id of want) {
+      if (b.accepted.has(id) || !this.vtepsById.has(id)) continue;
+      b.accepted.add(id);
+      this.dp.tenantAccept(b.tenantId, id, true);
+    }
   }
 
   /** Replace a tenant's flood list; VTEPs no longer referenced by anything are removed. */
@@ -205,6 +235,7 @@ export class Switch {
       v.configRefs++;
       b.flood.add(v.id);
     }
+    this.syncAccept(b);
   }
 
   /** Add or replace a static FDB entry (at a VTEP, or at a local port by name). */
@@ -221,11 +252,16 @@ export class Switch {
     const v = this.vtepAcquire(where.vtep, false);
     b.setStatic(mac, { kind: 'vtep', vtepId: v.id });
     this.vtepGc(v);
+    this.syncAccept(b);
   }
 
   /** Remove one entry (static or learned). False if the tenant has no such MAC. */
   removeEntry(tenant: string, mac: string): boolean {
-    return this.bridge(tenant).remove(mac);
+    const b = this.bridge(tenant);
+    const wasStatic = b.table.get(mac)?.static;
+    const removed = b.remove(mac);
+    if (wasStatic) this.syncAccept(b);
+    return removed;
   }
 
   /** Remove learned entries of one tenant or of all; static ones stay. Returns how many. */
@@ -296,12 +332,16 @@ export class Switch {
       inName = `port ${ingress.port}`;
     } else {
       const v = this.vtepsByAddr.get(ingress.vtep);
-      // An unknown VTEP would be learned as a dynamic one on its first packet; trace it as such.
+      // An unknown VTEP would be learned as a dynamic one on its first packet (acceptFrom: any).
       place = v ? { kind: 'vtep', vtepId: v.id } : { kind: 'vtep', vtepId: 0 };
-      inName = `vtep ${ingress.vtep}${v ? '' : ' (not known yet: learned as a dynamic VTEP on its first packet)'}`;
+      inName = `vtep ${ingress.vtep}${v ? '' : b.acceptAny ? ' (not known yet: learned as a dynamic VTEP on its first packet)' : ' (not known)'}`;
     }
     const steps: string[] = [];
     const base = { tenant, vni: b.vni, ingress: inName, src, dst };
+    if (place.kind === 'vtep' && !(b.acceptAny || (place.vtepId !== 0 && b.accepts(place.vtepId)))) {
+      steps.push(`fast path: tenant ${tenant} does not accept frames from ${inName} (acceptFrom: known; not in its flood list, static entries, hubs or spokes): dropped (counter vtep_not_accepted)`);
+      return { ...base, learn: 'dropped', handledBy: 'none', action: 'drop', reason: 'vtep_not_accepted', entry: null, outputs: { ports: [], vteps: [] }, steps };
+    }
     if (!isLearnableMac(src)) {
       steps.push(`fast path: source ${src} is multicast, broadcast or all-zero: dropped (counter bad_src_mac)`);
       return { ...base, learn: 'dropped', handledBy: 'none', action: 'drop', reason: 'bad_src_mac', entry: null, outputs: { ports: [], vteps: [] }, steps };
@@ -410,11 +450,15 @@ export class Switch {
       let created: Vtep | undefined;
       if (ev.ingress.kind === 'unknown-vtep') {
         const known = this.vtepsByAddr.get(ev.ingress.address);
+        // The data path drops these for a tenant that does not accept any source; never
+        // learn a VTEP for one that does not.
+        if (!known && !b.acceptAny) { this.counters.eventsNotAccepted++; continue; }
         created = known ? undefined : this.vtepAcquire(ev.ingress.address, true);
         place = { kind: 'vtep', vtepId: (known ?? created)!.id };
       } else {
         place = ev.ingress;
       }
+      if (place.kind === 'vtep' && !b.accepts(place.vtepId)) { this.counters.eventsNotAccepted++; continue; }
       if (ev.type === 'learn') b.learn(ev.srcMac, place);
       else if (ev.frame) b.forward(place, ev.frame);
       if (created) this.vtepGc(created);
@@ -500,6 +544,8 @@ export class Switch {
   private vtepGc(v: Vtep): void {
     if (v.configRefs > 0 || v.entryRefs > 0) return;
     if (!this.vtepsById.has(v.id)) return;
+    // Deleting the VTEP withdraws it from every tenant's accept set in the data path.
+    for (const b of this.bridges.values()) { b.accepted.delete(v.id); b.trusted.delete(v.id); }
     this.vtepsByAddr.delete(v.address);
     this.vtepsById.delete(v.id);
     this.dp.vtepDel(v.id);

@@ -68,6 +68,7 @@ describe('valid configs', () => {
           learning: true,
           ageing: 300,
           maxMacs: 8192,
+          acceptFrom: 'known',
         },
       ],
     });
@@ -557,5 +558,14 @@ describe('control and metrics', () => {
       'metrics.address: unknown key',
       'metrics.listen: is required',
     ]);
+  });
+});
+
+describe('acceptFrom', () => {
+  it('defaults to known, takes any, and names a bad value', () => {
+    const ok = parseConfig('underlay: { local: 10.0.0.1 }\ntenants: [ { name: a, vni: 1 }, { name: b, vni: 2, acceptFrom: any } ]\n');
+    expect(ok.ok && ok.config.tenants.map((t) => t.acceptFrom)).toEqual(['known', 'any']);
+    const bad = parseConfig('underlay: { local: 10.0.0.1 }\ntenants: [ { name: a, vni: 1, acceptFrom: everyone } ]\n');
+    expect(!bad.ok && bad.errors.map((e) => `${e.path}: ${e.message}`)).toEqual(['tenants[0].acceptFrom: must be known or any']);
   });
 });

@@ -13,7 +13,7 @@ import { tenantSpec, VTEP_A, VTEP_B, VTEP_C } from './support/harness.js';
 import { BCAST, frame, mac } from './support/frames.js';
 
 const PORTS = ['p1', 'p2', 'p3'];
-const VTEPS = [VTEP_A, VTEP_B, VTEP_C]; // C is in no flood list: learned as a dynamic VTEP
+const VTEPS = [VTEP_A, VTEP_B, VTEP_C]; // C is in no flood list: dropped, or learned as a dynamic VTEP with acceptFrom: any
 const MACS = [mac(1), mac(2), mac(3), mac(4)];
 const DSTS = [...MACS, BCAST, '01:00:5e:00:00:05', '33:33:00:00:00:01'];
 const SRCS = [...MACS, '01:00:5e:00:00:09', '00:00:00:00:00:00'];
@@ -44,8 +44,9 @@ function setup(staticAt?: string) {
 describe('trace agrees with forwarding', () => {
   it('for random tables and frames', () => {
     fc.assert(
-      fc.property(fc.array(sent, { maxLength: 8 }), sent, fc.boolean(), (history, probe, withStatic) => {
+      fc.property(fc.array(sent, { maxLength: 8 }), sent, fc.boolean(), fc.boolean(), (history, probe, withStatic, acceptAny) => {
         const { sw, send, take } = setup(withStatic ? VTEP_B : undefined);
+        if (acceptAny) sw.setPolicy('blue', { learning: true, ageing: 300, maxMacs: 8192, acceptFrom: 'any' });
         for (const h of history) send(h.at, h.src, h.dst);
         take();
         const tableBefore = JSON.stringify([...sw.tenant('blue')!.table.values()]);
@@ -76,6 +77,10 @@ describe('trace agrees with forwarding', () => {
     expect(sw.trace('blue', { port: 'p2' }, MACS[2]!, MACS[3]!).steps[1]).toBe(`destination ${MACS[3]}: static entry at vtep ${VTEP_B}`);
     const split = sw.trace('blue', { vtep: VTEP_B }, MACS[2]!, MACS[1]!);
     expect(split).toMatchObject({ action: 'drop', reason: 'split-horizon' });
+    // acceptFrom: known (the default): a VTEP the tenant does not know is dropped in C.
+    const spoof = sw.trace('blue', { vtep: VTEP_C }, MACS[2]!, BCAST);
+    expect(spoof).toMatchObject({ action: 'drop', reason: 'vtep_not_accepted', handledBy: 'none' });
+    sw.setPolicy('blue', { learning: true, ageing: 300, maxMacs: 8192, acceptFrom: 'any' });
     const flood = sw.trace('blue', { vtep: VTEP_C }, MACS[2]!, BCAST);
     expect(flood.ingress).toContain('not known yet');
     expect(flood).toMatchObject({ action: 'flood', reason: 'broadcast', handledBy: 'bridge', outputs: { ports: ['p1', 'p2', 'p3'], vteps: [] } });

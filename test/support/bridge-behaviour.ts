@@ -141,7 +141,7 @@ export function bridgeBehaviours(label: string, make: () => Promise<Harness>): v
     });
 
     it('moves a MAC from a port to a VTEP and from one VTEP to another', async () => {
-      blueWith3Ports();
+      blueWith3Ports({ acceptFrom: 'any' });
       const b = h.sw.tenant('blue')!;
       h.fromPort('p1', frame(BCAST, M1, 'at-p1'));
       await h.settle();
@@ -191,13 +191,43 @@ export function bridgeBehaviours(label: string, make: () => Promise<Harness>): v
       expect((await h.takeWire()).length).toBe(2);
     });
 
-    it('learns a VTEP that is not in the flood list and answers it', async () => {
-      blueWith3Ports();
+    it('with acceptFrom: any, learns a VTEP that is not in the flood list and answers it', async () => {
+      blueWith3Ports({ acceptFrom: 'any' });
       h.fromVtep(VTEP_C, 5001, frame(BCAST, R1, 'from-c'));
       await h.settle();
       expect(h.sw.vtepByAddress(VTEP_C)?.dynamic).toBe(true);
       h.fromPort('p1', frame(R1, M1, 'back-to-c'));
       expect((await h.takeWire()).map((w) => w.to)).toEqual([VTEP_C]);
+    });
+
+    it('by default takes frames only from VTEPs it knows: unknown ones are dropped, counted, never learned', async () => {
+      blueWith3Ports();
+      h.fromPort('p1', frame(BCAST, M1, 'learn-m1'));
+      await h.settle();
+      await h.takePort('p2');
+      await h.takePort('p3');
+      await h.takeWire();
+      h.fromVtep(VTEP_C, 5001, frame(BCAST, R1, 'spoofed-bcast'));
+      h.fromVtep(VTEP_C, 5001, frame(M1, R1, 'spoofed-unicast'));
+      await h.settle();
+      expect(await h.takePort('p1')).toEqual([]);
+      expect(await h.takePort('p2')).toEqual([]);
+      expect(h.dropCount('vtep_not_accepted')).toBe(2);
+      expect(h.sw.tenant('blue')!.table.has(R1)).toBe(false);
+      expect(h.sw.vtepByAddress(VTEP_C)).toBeUndefined();
+    });
+
+    it("does not accept a VTEP that only another tenant knows, but accepts a static entry's VTEP", async () => {
+      h.addTenant({ name: 'blue', vni: 5001, flood: [VTEP_A], fdb: [{ mac: R1, vtep: VTEP_C }] });
+      h.addTenant({ name: 'red', vni: 5002, flood: [VTEP_B] });
+      h.addPort('blue', 'b1');
+      h.addPort('red', 'r1');
+      h.fromVtep(VTEP_B, 5001, frame(BCAST, M2, 'b-into-blue'));
+      h.fromVtep(VTEP_A, 5002, frame(BCAST, M2, 'a-into-red'));
+      h.fromVtep(VTEP_C, 5001, frame(BCAST, M3, 'c-static-vtep'));
+      expect((await h.takePort('b1')).map(payloadOf)).toEqual(['c-static-vtep']);
+      expect(await h.takePort('r1')).toEqual([]);
+      expect(h.dropCount('vtep_not_accepted')).toBe(2);
     });
 
     it('drops a frame whose destination is the port it came from (hairpin)', async () => {

@@ -32,6 +32,18 @@ export class FakeDatapath implements Datapath {
   start(onEvents: (events: DpEvent[]) => void): void { this.onEvents = onEvents; }
   stop(): void { this.onEvents = undefined; }
   tenantSet(tenantId: number, vni: number): void { this.tenants.set(tenantId, vni); }
+  private readonly acceptAnyOf = new Set<number>();
+  private readonly acceptOf = new Map<number, Set<number>>();
+  tenantAccept(tenantId: number, vtepId: number, accept: boolean): void {
+    let s = this.acceptOf.get(tenantId);
+    if (!s) this.acceptOf.set(tenantId, (s = new Set()));
+    if (accept) s.add(vtepId);
+    else s.delete(vtepId);
+  }
+  tenantAcceptAny(tenantId: number, any: boolean): void {
+    if (any) this.acceptAnyOf.add(tenantId);
+    else this.acceptAnyOf.delete(tenantId);
+  }
   tenantDel(tenantId: number): void {
     this.tenants.delete(tenantId);
     for (const k of [...this.fdb.keys()]) if (k.startsWith(`${tenantId}/`)) this.fdb.delete(k);
@@ -44,6 +56,7 @@ export class FakeDatapath implements Datapath {
   vtepSet(vtepId: number, address: string): void { this.vteps.set(vtepId, address); }
   vtepDel(vtepId: number): void {
     this.vteps.delete(vtepId);
+    for (const set of this.acceptOf.values()) set.delete(vtepId);
     for (const [k, v] of [...this.fdb]) if (v.place.kind === 'vtep' && v.place.vtepId === vtepId) this.fdb.delete(k);
   }
   fdbSet(tenantId: number, mac: string, place: Place): void {
@@ -80,6 +93,8 @@ export class FakeDatapath implements Datapath {
     const tenantId = [...this.tenants].find(([, v]) => v === vni)?.[0];
     if (tenantId === undefined) return this.drop('vxlan_unknown_vni');
     const vtepId = [...this.vteps].find(([, a]) => a === address)?.[0];
+    const accepted = this.acceptAnyOf.has(tenantId) || (vtepId !== undefined && (this.acceptOf.get(tenantId)?.has(vtepId) ?? false));
+    if (!accepted) return this.drop('vtep_not_accepted');
     const place: Place | undefined = vtepId !== undefined ? { kind: 'vtep', vtepId } : undefined;
     this.classify(tenantId, place, frame, address);
   }
