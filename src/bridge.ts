@@ -8,6 +8,7 @@
  * by head-end replication with split horizon (a frame from a VTEP never goes back to VTEPs).
  */
 import type { Datapath, Place } from './datapath.js';
+import { MoveDampener, TokenBucket } from './policy.js';
 import { frameMacs, isLearnableMac, isMulticastMac } from './mac.js';
 
 export interface BridgeSpec {
@@ -23,6 +24,10 @@ export interface BridgeSpec {
    * points a MAC at another VTEP. 'any': from any source; unknown VTEPs are learned.
    */
   acceptFrom?: 'known' | 'any';
+  /** Storm control: flooded frames (broadcast, multicast, unknown unicast) per second, token bucket; null = off. */
+  stormControl?: { pps: number; burst: number } | null;
+  /** A MAC that moves more than `moves` times within `window` s is pinned where it is for `hold` s; null = off. */
+  moveDampening?: { moves: number; window: number; hold: number } | null;
 }
 
 export interface FdbEntry {
@@ -42,7 +47,9 @@ export type LearnResult =
   | 'disabled'
   | 'not-learnable'
   | 'static-conflict'
-  | 'limit';
+  | 'limit'
+  /** A move refused because the MAC flaps (move dampening): it stays where it was. */
+  | 'dampened';
 
 export interface BridgeCounters {
   learned: number;
@@ -58,6 +65,12 @@ export interface BridgeCounters {
   unicastSlowPath: number;
   hairpinDrops: number;
   splitHorizonDrops: number;
+  /** Flooded frames dropped by storm control. */
+  stormDrops: number;
+  /** Moves refused because the MAC was pinned by move dampening. */
+  movesDampened: number;
+  /** Times a MAC was found flapping and pinned. */
+  flapping: number;
 }
 
 /** Hooks the Switch gives a bridge: VTEP reference counting and a global table limit. */
@@ -66,6 +79,10 @@ export interface BridgeHost {
   /** True if one more entry fits under the switch-wide limit. */
   globalRoom(): boolean;
   entryCountDelta(delta: number): void;
+  /** The clock policies run on (ms). */
+  now(): number;
+  /** A MAC was found flapping between two places and is pinned (reported, not bounced). */
+  flapping?(bridge: Bridge, mac: string, from: Place, to: Place): void;
 }
 
 export class Bridge {
@@ -80,7 +97,10 @@ export class Bridge {
   readonly counters: BridgeCounters = {
     learned: 0, moves: 0, aged: 0, limitRefused: 0, staticConflicts: 0,
     flooded: 0, unicastSlowPath: 0, hairpinDrops: 0, splitHorizonDrops: 0,
+    stormDrops: 0, movesDampened: 0, flapping: 0,
   };
+  storm: TokenBucket | null = null;
+  dampener: MoveDampener | null = null;
 
   constructor(
     readonly tenantId: number,
@@ -94,6 +114,20 @@ export class Bridge {
     this.ageingMs = spec.ageing * 1000;
     this.maxMacs = spec.maxMacs;
     this.acceptAny = spec.acceptFrom === 'any';
+    this.setProtection(spec.stormControl ?? null, spec.moveDampening ?? null);
+  }
+
+  /** Set (or turn off with null) storm control and move dampening; the table stays. */
+  setProtection(storm: BridgeSpec['stormControl'], damp: BridgeSpec['moveDampening']): void {
+    const now = this.host.now();
+    if (!storm) this.storm = null;
+    else if (!this.storm || this.storm.rate !== storm.pps || this.storm.burst !== storm.burst) this.storm = new TokenBucket(storm.pps, storm.burst, now);
+    if (!damp) this.dampener = null;
+    else {
+      const o = this.dampener?.opts;
+      if (!o || o.maxMoves !== damp.moves || o.windowMs !== damp.window * 1000 || o.holdMs !== damp.hold * 1000)
+        this.dampener = new MoveDampener({ maxMoves: damp.moves, windowMs: damp.window * 1000, holdMs: damp.hold * 1000 });
+    }
   }
 
   /** acceptFrom: any. */
@@ -115,7 +149,8 @@ export class Bridge {
     const cur = this.table.get(mac);
     if (cur) {
       if (samePlace(cur.place, place)) return 'refresh';
-      return cur.static ? 'static-conflict' : 'move';
+      if (cur.static) return 'static-conflict';
+      return this.dampener?.isPinned(mac, this.host.now()) ? 'dampened' : 'move';
     }
     if (this.table.size >= this.maxMacs || !this.host.globalRoom()) return 'limit';
     return 'new';
@@ -123,9 +158,20 @@ export class Bridge {
 
   /** Learn `mac` at `place` under the tenant's policy and program the cache. */
   learn(mac: string, place: Place): LearnResult {
-    const result = this.learnDecision(mac, place);
+    let result = this.learnDecision(mac, place);
     const cur = this.table.get(mac);
+    if (result === 'move' && this.dampener) {
+      const verdict = this.dampener.allowMove(mac, this.host.now());
+      if (verdict === 'flapping') {
+        this.counters.flapping++;
+        this.host.flapping?.(this, mac, cur!.place, place);
+      }
+      if (verdict !== 'ok') result = 'dampened';
+    }
     switch (result) {
+      case 'dampened':
+        this.counters.movesDampened++;
+        break;
       case 'refresh':
         // The cache reported it, so it lost the entry (or never had it): program again.
         this.dp.fdbSet(this.tenantId, mac, place);
@@ -168,6 +214,7 @@ export class Bridge {
     const cur = this.table.get(mac);
     if (!cur) return false;
     this.table.delete(mac);
+    this.dampener?.forget(mac);
     this.host.entryCountDelta(-1);
     if (cur.place.kind === 'vtep') this.host.vtepRef(cur.place.vtepId, -1);
     this.dp.fdbDel(this.tenantId, mac);
@@ -229,8 +276,12 @@ export class Bridge {
 
   /** Forward a punted frame: learn its source, then send it where `outputs` says. */
   forward(ingress: Place, frame: Buffer): number {
-    const { src } = frameMacs(frame);
+    const { src, dst } = frameMacs(frame);
     this.learn(src, ingress);
+    if (this.storm && decide(this, ingress, dst).action === 'flood' && !this.storm.take(this.host.now())) {
+      this.counters.stormDrops++;
+      return 0;
+    }
     const { ports, vteps } = this.outputs(ingress, frame);
     if (ports.length === 0 && vteps.length === 0) return 0;
     return this.dp.transmit(this.tenantId, frame, ports, vteps);

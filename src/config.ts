@@ -53,6 +53,10 @@
  *     maxMacs: 8192          # MAC table limit of the tenant; 1..1048576; default 8192
  *     acceptFrom: known      # known (default): take encapsulated frames only from this tenant's
  *                            #   flood list, static entries, hubs and spokes; any: from any VTEP
+ *     stormControl: { pps: 5000, burst: 2000 }   # flooded (broadcast/multicast/unknown) frames a
+ *                            #   second, token bucket; excess dropped and counted; or off
+ *     moveDampening: { moves: 5, window: 10, hold: 60 }   # a MAC moving more than `moves` times in
+ *                            #   `window` s is pinned where it is for `hold` s and reported; or off
  * ```
  *
  * Unknown keys are errors. MACs may be written with ':' or '-' and any case; they are
@@ -129,6 +133,10 @@ export interface TenantConfig {
   maxMacs: number;
   /** Anti-spoofing: take encapsulated frames only from known VTEPs (default), or from any. */
   acceptFrom: 'known' | 'any';
+  /** Flooded frames per second (token bucket); 'off' for none. */
+  stormControl: 'off' | { pps: number; burst: number };
+  /** Pin a MAC moving more than `moves` times in `window` s for `hold` s; 'off' for none. */
+  moveDampening: 'off' | { moves: number; window: number; hold: number };
 }
 export interface MetricsConfig {
   /** As written (normalized): "127.0.0.1:9477" or "[::1]:9477". */
@@ -350,6 +358,8 @@ const Tenant = z.strictObject(
     ageing: intIn(1, 1000000).default(300),
     maxMacs: intIn(1, 1048576).default(8192),
     acceptFrom: z.enum(['known', 'any'], need('must be known or any')).default('known'),
+    stormControl: z.union([z.literal('off'), z.strictObject({ pps: intIn(1, 10_000_000), burst: intIn(1, 10_000_000) }, need('must be off or { pps, burst }'))], need('must be off or { pps, burst }')).default({ pps: 5000, burst: 2000 }),
+    moveDampening: z.union([z.literal('off'), z.strictObject({ moves: intIn(1, 1000), window: intIn(1, 3600), hold: intIn(1, 86400) }, need('must be off or { moves, window, hold }'))], need('must be off or { moves, window, hold }')).default({ moves: 5, window: 10, hold: 60 }),
   },
   need('must be a mapping like { name: blue, vni: 5001 }'),
 );

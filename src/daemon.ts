@@ -9,6 +9,7 @@
  * TAPs by default), so the unit tests run the very same reload code over the in-memory
  * fake data path.
  */
+import type { PolicyChange } from './reconcile.js';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
@@ -270,6 +271,8 @@ export class Daemon implements Target {
     this.sw.addTenant({
       name: t.name, vni: t.vni, learning: t.learning, ageing: t.ageing, maxMacs: t.maxMacs,
       acceptFrom: t.acceptFrom, flood: t.flood, fdb: t.fdb,
+      stormControl: t.stormControl === 'off' ? null : t.stormControl,
+      moveDampening: t.moveDampening === 'off' ? null : t.moveDampening,
     });
   }
 
@@ -279,8 +282,12 @@ export class Daemon implements Target {
     for (const p of ports) this.dropPort(p);
   }
 
-  setPolicy(name: string, p: { learning: boolean; ageing: number; maxMacs: number; acceptFrom: 'known' | 'any' }): void {
-    this.sw.setPolicy(name, p);
+  setPolicy(name: string, p: PolicyChange): void {
+    this.sw.setPolicy(name, {
+      ...p,
+      stormControl: p.stormControl === 'off' ? null : p.stormControl,
+      moveDampening: p.moveDampening === 'off' ? null : p.moveDampening,
+    });
   }
   setFlood(name: string, flood: string[]): void { this.sw.setFlood(name, flood); }
   setStatic(name: string, e: StaticFdbEntry): void { this.sw.setStatic(name, e.mac, { vtep: e.vtep }); }

@@ -19,10 +19,13 @@
  */
 import type { Config, ConfigError, LogLevel, MetricsConfig, PortConfig, StaticFdbEntry, TenantConfig } from './config.js';
 
+/** A tenant's policy: everything reload changes in place without touching its table. */
+export type PolicyChange = Pick<TenantConfig, 'learning' | 'ageing' | 'maxMacs' | 'acceptFrom' | 'stormControl' | 'moveDampening'>;
+
 export type Change =
   | { op: 'port.remove'; tenant: string; tap: string; why: string }
   | { op: 'tenant.remove'; tenant: string; why: string }
-  | { op: 'tenant.policy'; tenant: string; learning: boolean; ageing: number; maxMacs: number; acceptFrom: 'known' | 'any' }
+  | ({ op: 'tenant.policy'; tenant: string } & PolicyChange)
   | { op: 'tenant.flood'; tenant: string; flood: string[]; added: string[]; removed: string[] }
   | { op: 'fdb.del'; tenant: string; mac: string }
   | { op: 'fdb.set'; tenant: string; entry: StaticFdbEntry }
@@ -39,7 +42,7 @@ export interface Target {
   addTenant(t: TenantConfig): Promise<void> | void;
   /** A tenant with everything it has: ports (their TAPs are deleted), MACs, flood references. */
   removeTenant(name: string): Promise<void> | void;
-  setPolicy(name: string, p: { learning: boolean; ageing: number; maxMacs: number; acceptFrom: 'known' | 'any' }): void;
+  setPolicy(name: string, p: PolicyChange): void;
   setFlood(name: string, flood: string[]): void;
   setStatic(name: string, entry: StaticFdbEntry): void;
   delStatic(name: string, mac: string): void;
@@ -122,8 +125,10 @@ export function plan(running: Config, next: Config): Plan {
   for (const t of next.tenants) {
     if (!kept(t.name)) continue;
     const o = oldT.get(t.name)!;
-    if (o.learning !== t.learning || o.ageing !== t.ageing || o.maxMacs !== t.maxMacs || o.acceptFrom !== t.acceptFrom)
-      modify.push({ op: 'tenant.policy', tenant: t.name, learning: t.learning, ageing: t.ageing, maxMacs: t.maxMacs, acceptFrom: t.acceptFrom });
+    const policy = (x: TenantConfig): PolicyChange => ({
+      learning: x.learning, ageing: x.ageing, maxMacs: x.maxMacs, acceptFrom: x.acceptFrom, stormControl: x.stormControl, moveDampening: x.moveDampening,
+    });
+    if (JSON.stringify(policy(o)) !== JSON.stringify(policy(t))) modify.push({ op: 'tenant.policy', tenant: t.name, ...policy(t) });
     if (!eqJson([...o.flood].sort(), [...t.flood].sort())) {
       const added = t.flood.filter((v) => !o.flood.includes(v));
       const removed = o.flood.filter((v) => !t.flood.includes(v));
@@ -162,7 +167,9 @@ export function describeChange(c: Change): string {
   switch (c.op) {
     case 'port.remove': return `port ${c.tap} (tenant ${c.tenant}): removed (${c.why})`;
     case 'tenant.remove': return `tenant ${c.tenant}: removed (${c.why})`;
-    case 'tenant.policy': return `tenant ${c.tenant}: policy learning=${c.learning} ageing=${c.ageing}s maxMacs=${c.maxMacs} acceptFrom=${c.acceptFrom}`;
+    case 'tenant.policy': return `tenant ${c.tenant}: policy learning=${c.learning} ageing=${c.ageing}s maxMacs=${c.maxMacs} acceptFrom=${c.acceptFrom}` +
+      ` stormControl=${c.stormControl === 'off' ? 'off' : `${c.stormControl.pps}/s burst ${c.stormControl.burst}`}` +
+      ` moveDampening=${c.moveDampening === 'off' ? 'off' : `${c.moveDampening.moves} in ${c.moveDampening.window}s hold ${c.moveDampening.hold}s`}`;
     case 'tenant.flood': return `tenant ${c.tenant}: flood list [${c.flood.join(', ')}] (+${c.added.length} -${c.removed.length})`;
     case 'fdb.del': return `tenant ${c.tenant}: static entry ${c.mac} removed`;
     case 'fdb.set': return `tenant ${c.tenant}: static entry ${c.entry.mac} -> vtep ${c.entry.vtep}`;
@@ -208,7 +215,7 @@ export function patch(config: Config, c: Change): Config {
     case 'tenant.remove': cfg.tenants = cfg.tenants.filter((t) => t.name !== c.tenant); break;
     case 'tenant.policy': {
       const t = tenant(c.tenant);
-      if (t) Object.assign(t, { learning: c.learning, ageing: c.ageing, maxMacs: c.maxMacs, acceptFrom: c.acceptFrom });
+      if (t) Object.assign(t, { learning: c.learning, ageing: c.ageing, maxMacs: c.maxMacs, acceptFrom: c.acceptFrom, stormControl: c.stormControl, moveDampening: c.moveDampening });
       break;
     }
     case 'tenant.flood': { const t = tenant(c.tenant); if (t) t.flood = [...c.flood]; break; }

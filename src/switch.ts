@@ -23,6 +23,8 @@ export interface SwitchOptions {
   /** Switch-wide limit on FDB entries over all tenants. */
   maxMacsTotal: number;
   log?: Logger;
+  /** The clock storm control and move dampening run on (ms); Date.now by default. */
+  clock?: () => number;
 }
 
 export interface Vtep {
@@ -186,8 +188,9 @@ export class Switch {
   }
 
   /** Change a tenant's learning policy in place; its table stays (a smaller maxMacs only refuses new MACs). */
-  setPolicy(name: string, p: { learning: boolean; ageing: number; maxMacs: number; acceptFrom?: 'known' | 'any' }): void {
+  setPolicy(name: string, p: { learning: boolean; ageing: number; maxMacs: number; acceptFrom?: 'known' | 'any'; stormControl?: BridgeSpec['stormControl']; moveDampening?: BridgeSpec['moveDampening'] }): void {
     const b = this.bridge(name);
+    if (p.stormControl !== undefined || p.moveDampening !== undefined) b.setProtection(p.stormControl ?? null, p.moveDampening ?? null);
     b.learning = p.learning;
     b.ageingMs = p.ageing * 1000;
     b.maxMacs = p.maxMacs;
@@ -355,6 +358,7 @@ export class Switch {
       'not-learnable': 'not a learnable MAC',
       'static-conflict': `static entry at ${this.whereText(b.table.get(src)?.place)}: not moved (counted as a static conflict)`,
       limit: `table full (maxMacs ${b.maxMacs} or the switch-wide limit): not learned (counted)`,
+      dampened: `flapping: pinned at ${this.whereText(b.table.get(src)?.place)} by move dampening, not moved (counted)`,
     };
     steps.push(`source ${src}: ${learnText[learn]}`);
     let d = decide(b, place, dst);
@@ -512,6 +516,10 @@ export class Switch {
       },
       globalRoom: () => this.entries < this.opts.maxMacsTotal,
       entryCountDelta: (d) => { this.entries += d; },
+      now: this.opts.clock ?? Date.now,
+      flapping: (b, mac, from, to) => {
+        this.log.warn({ tenant: b.name, mac, from: this.whereOf(from), to: this.whereOf(to) }, 'MAC flapping between two places: pinned, moves refused for the hold time');
+      },
     };
   }
 

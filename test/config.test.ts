@@ -69,6 +69,8 @@ describe('valid configs', () => {
           ageing: 300,
           maxMacs: 8192,
           acceptFrom: 'known',
+          stormControl: { pps: 5000, burst: 2000 },
+          moveDampening: { moves: 5, window: 10, hold: 60 },
         },
       ],
     });
@@ -557,6 +559,18 @@ describe('control and metrics', () => {
       'control.Socket: unknown key (did you mean "socket"?)',
       'metrics.address: unknown key',
       'metrics.listen: is required',
+    ]);
+  });
+});
+
+describe('stormControl and moveDampening', () => {
+  it('take off or their fields, and name a bad value', () => {
+    const ok = parseConfig('underlay: { local: 10.0.0.1 }\ntenants: [ { name: a, vni: 1, stormControl: off, moveDampening: { moves: 3, window: 5, hold: 30 } } ]\n');
+    expect(ok.ok && [ok.config.tenants[0].stormControl, ok.config.tenants[0].moveDampening]).toEqual(['off', { moves: 3, window: 5, hold: 30 }]);
+    const bad = parseConfig('underlay: { local: 10.0.0.1 }\ntenants: [ { name: a, vni: 1, stormControl: { pps: 0, burst: 5 }, moveDampening: sometimes } ]\n');
+    expect(!bad.ok && bad.errors.map((e) => `${e.path}: ${e.message}`)).toEqual([
+      'tenants[0].stormControl.pps: must be an integer 1..10000000',
+      'tenants[0].moveDampening: must be off or { moves, window, hold }',
     ]);
   });
 });

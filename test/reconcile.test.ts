@@ -70,7 +70,7 @@ describe('plan', () => {
       .replace('flood: [ 10.0.0.2, 10.0.0.3 ]', 'flood: [ 10.0.0.3, 10.0.0.4 ]\n    ageing: 60\n    maxMacs: 10')
       .replace('fdb: [ { mac: "02:00:00:00:0f:01", vtep: 10.0.0.2 } ]', 'fdb: [ { mac: "02:00:00:00:0f:01", vtep: 10.0.0.4 }, { mac: "02:00:00:00:0f:02", vtep: 10.0.0.3 } ]'));
     expect(ops(plan(cfg(BASE), next).changes)).toEqual([
-      'tenant.policy tenant blue: policy learning=true ageing=60s maxMacs=10 acceptFrom=known',
+      'tenant.policy tenant blue: policy learning=true ageing=60s maxMacs=10 acceptFrom=known stormControl=5000/s burst 2000 moveDampening=5 in 10s hold 60s',
       'tenant.flood tenant blue: flood list [10.0.0.3, 10.0.0.4] (+1 -1)',
       'fdb.set tenant blue: static entry 02:00:00:00:0f:01 -> vtep 10.0.0.4',
       'fdb.set tenant blue: static entry 02:00:00:00:0f:02 -> vtep 10.0.0.3',

@@ -230,6 +230,35 @@ export function bridgeBehaviours(label: string, make: () => Promise<Harness>): v
       expect(h.dropCount('vtep_not_accepted')).toBe(2);
     });
 
+    it('storm control: floods beyond the burst are dropped and counted', async () => {
+      blueWith3Ports({ stormControl: { pps: 1, burst: 5 } });
+      for (let i = 0; i < 20; i++) h.fromPort('p1', frame(BCAST, M1, `storm${i}`));
+      await h.settle();
+      expect((await h.takePort('p2')).map(payloadOf)).toEqual(['storm0', 'storm1', 'storm2', 'storm3', 'storm4']);
+      expect(h.sw.tenant('blue')!.counters.stormDrops).toBe(15);
+      // Known unicast is not flooding: storm control does not touch it.
+      h.fromPort('p2', frame(BCAST, M2, 'learn-m2'));
+      await h.settle();
+      await h.takePort('p2');
+      for (let i = 0; i < 10; i++) h.fromPort('p1', frame(M2, M1, `uni${i}`));
+      expect((await h.takePort('p2')).length).toBe(10);
+    });
+
+    it('move dampening: a MAC flapping between two VTEPs is pinned and reported, not bounced', async () => {
+      blueWith3Ports({ moveDampening: { moves: 2, window: 60, hold: 60 } });
+      const b = h.sw.tenant('blue')!;
+      const at = (v: string) => ({ kind: 'vtep', vtepId: h.sw.vtepByAddress(v)!.id });
+      // Learned at A, then A -> B, B -> A (two moves allowed), then the third move flaps.
+      for (const [i, v] of [VTEP_A, VTEP_B, VTEP_A, VTEP_B, VTEP_A, VTEP_B].entries()) {
+        h.fromVtep(v, 5001, frame(BCAST, M3, `flap${i}`));
+        await h.advance(600); // past the fast path's 500 ms learn-report damping
+      }
+      expect(b.counters.moves).toBe(2);
+      expect(b.counters.flapping).toBe(1);
+      expect(b.counters.movesDampened).toBeGreaterThanOrEqual(2);
+      expect(b.table.get(M3)?.place).toEqual(at(VTEP_A));
+    });
+
     it('drops a frame whose destination is the port it came from (hairpin)', async () => {
       blueWith3Ports();
       h.fromPort('p1', frame(BCAST, M1, 'learn'));

@@ -44,7 +44,7 @@ export const VTEP_C = '127.0.0.4';
 export class FakeHarness implements Harness {
   readonly kind = 'fake' as const;
   readonly dp = new FakeDatapath();
-  readonly sw = new Switch(this.dp, { vxlanPort: 4789, maxMacsTotal: 100000 });
+  readonly sw = new Switch(this.dp, { vxlanPort: 4789, maxMacsTotal: 100000, clock: () => this.dp.now });
   readonly local = '127.0.0.1';
 
   constructor() { this.sw.start(); }
