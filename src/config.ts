@@ -13,6 +13,9 @@
  * control:                   # optional
  *   socket: /run/vtepd/vtepd.sock   # the control API's Unix socket (CLI, reload, restart);
  *                            #   an absolute path of at most 107 bytes; default as shown
+ * limits:                    # optional
+ *   maxMacs: 131072          # FDB entries over all tenants (with maxMacs per tenant: bounded
+ *                            #   memory whatever the underlay sends); 1..262144; default 131072
  * metrics:                   # optional; no metrics endpoint when absent
  *   listen: 127.0.0.1:9477   # Prometheus /metrics over HTTP on ADDRESS:PORT ([v6]:PORT)
  * underlay:                  # required
@@ -146,6 +149,8 @@ export interface MetricsConfig {
 }
 export interface Config {
   log: { level: LogLevel };
+  /** Switch-wide: FDB entries over all tenants; learning beyond it is refused and counted. */
+  limits: { maxMacs: number };
   control: { socket: string };
   /** null: no metrics endpoint. */
   metrics: MetricsConfig | null;
@@ -378,9 +383,16 @@ const Log = z.strictObject(
   { level: z.enum(LOG_LEVELS, need(`must be one of ${LOG_LEVELS.join(', ')}`)).default('warn') },
   need('must be a mapping like { level: warn }'),
 );
+/** The switch-wide FDB limit: the fast path's cache holds 262144 entries. */
+export const MAX_MACS_TOTAL = 262144;
+const Limits = z.strictObject(
+  { maxMacs: intIn(1, MAX_MACS_TOTAL).default(131072) },
+  need('must be a mapping like { maxMacs: 131072 }'),
+);
 const Root = z.strictObject(
   {
     log: Log.default({ level: 'warn' }),
+    limits: Limits.default({ maxMacs: 131072 }),
     control: Control.default({ socket: DEFAULT_CONTROL_SOCKET }),
     metrics: Metrics.optional(),
     underlay: Underlay,
@@ -395,6 +407,7 @@ const SHAPES: Record<string, string[]> = {
   log: Object.keys(Log.shape),
   control: Object.keys(Control.shape),
   metrics: Object.keys(Metrics.shape),
+  limits: Object.keys(Limits.shape),
   underlay: Object.keys(Underlay.shape),
   tenants: Object.keys(Tenant.shape),
   'tenants.ports': Object.keys(Port.shape),
@@ -581,11 +594,12 @@ export function validateConfig(data: unknown, position?: (path: PropertyKey[]) =
     return { ok: false, errors: order.map(({ iss }) => ({ path: formatPath(iss.path), message: iss.message })) };
   }
 
-  const { log, control, metrics, underlay, tenants } = result.data;
+  const { log, limits, control, metrics, underlay, tenants } = result.data;
   const locals = (Array.isArray(underlay.local) ? underlay.local : [underlay.local]).map((ip) => ({ address: ip.address, family: ip.family }));
   const families = locals.map((l) => l.family);
   const config: Config = {
     log,
+    limits,
     control,
     metrics: metrics?.listen ?? null,
     underlay: { ...underlay, local: locals[0]!.address, family: locals[0]!.family, locals },

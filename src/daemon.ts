@@ -223,7 +223,7 @@ export class Daemon implements Target {
     });
     this.backend = opts.ports ?? new TapPorts();
     this.hooks = opts.hooks ?? {};
-    const maxMacsTotal = opts.maxMacsTotal ?? Math.floor(native().limits().fdbCapacity / 2);
+    const maxMacsTotal = opts.maxMacsTotal ?? Math.min(config.limits.maxMacs, native().limits().fdbCapacity);
     this.sw = new Switch(dp, { vxlanPort: config.underlay.port, maxMacsTotal });
   }
 
@@ -323,6 +323,7 @@ export class Daemon implements Target {
   }
 
   setLogLevel(level: LogLevel): void { setLogLevel(level); }
+  setMaxMacsTotal(n: number): void { this.sw.setMaxMacsTotal(Math.min(n, native().limits().fdbCapacity)); }
   async setControl(socket: string): Promise<void> { await this.hooks.control?.(socket); }
   async setMetrics(m: MetricsConfig | null): Promise<void> { await this.hooks.metrics?.(m); }
 

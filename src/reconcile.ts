@@ -33,6 +33,7 @@ export type Change =
   | { op: 'port.add'; tenant: string; port: PortConfig }
   | { op: 'port.change'; tenant: string; from: PortConfig; to: PortConfig }
   | { op: 'log.level'; level: LogLevel }
+  | { op: 'limits'; maxMacs: number }
   | { op: 'control.socket'; socket: string }
   | { op: 'metrics'; metrics: MetricsConfig | null };
 
@@ -50,6 +51,8 @@ export interface Target {
   removePort(tenant: string, tap: string): Promise<void> | void;
   changePort(tenant: string, from: PortConfig, to: PortConfig): Promise<void>;
   setLogLevel(level: LogLevel): void;
+  /** The switch-wide FDB limit; lowering it refuses new MACs, it removes none. */
+  setMaxMacsTotal(n: number): void;
   setControl(socket: string): Promise<void>;
   setMetrics(m: MetricsConfig | null): Promise<void>;
 }
@@ -156,6 +159,7 @@ export function plan(running: Config, next: Config): Plan {
 
   const services: Change[] = [];
   if (running.log.level !== next.log.level) services.push({ op: 'log.level', level: next.log.level });
+  if (running.limits.maxMacs !== next.limits.maxMacs) services.push({ op: 'limits', maxMacs: next.limits.maxMacs });
   if (running.control.socket !== next.control.socket) services.push({ op: 'control.socket', socket: next.control.socket });
   if (!eqJson(running.metrics, next.metrics)) services.push({ op: 'metrics', metrics: next.metrics });
 
@@ -180,6 +184,7 @@ export function describeChange(c: Change): string {
       return `port ${c.to.tap} (tenant ${c.tenant}): changed ${what.join(', ')}`;
     }
     case 'log.level': return `log level ${c.level}`;
+    case 'limits': return `limits: maxMacs ${c.maxMacs} over all tenants`;
     case 'control.socket': return `control socket ${c.socket}`;
     case 'metrics': return c.metrics ? `metrics on ${c.metrics.listen}` : 'metrics off';
   }
@@ -197,6 +202,7 @@ async function run(target: Target, c: Change): Promise<void> {
     case 'port.add': return target.addPort(c.tenant, c.port);
     case 'port.change': return target.changePort(c.tenant, c.from, c.to);
     case 'log.level': return target.setLogLevel(c.level);
+    case 'limits': return target.setMaxMacsTotal(c.maxMacs);
     case 'control.socket': return target.setControl(c.socket);
     case 'metrics': return target.setMetrics(c.metrics);
   }
@@ -233,6 +239,7 @@ export function patch(config: Config, c: Change): Config {
       break;
     }
     case 'log.level': cfg.log = { level: c.level }; break;
+    case 'limits': cfg.limits = { maxMacs: c.maxMacs }; break;
     case 'control.socket': cfg.control = { socket: c.socket }; break;
     case 'metrics': cfg.metrics = c.metrics ? { ...c.metrics } : null; break;
   }

@@ -187,6 +187,11 @@ export class Switch {
     this.log.info({ tenant: name }, 'tenant removed');
   }
 
+  /** The switch-wide FDB limit (reload). Lowering it refuses new MACs; it removes none. */
+  setMaxMacsTotal(n: number): void {
+    this.opts.maxMacsTotal = n;
+  }
+
   /** Change a tenant's learning policy in place; its table stays (a smaller maxMacs only refuses new MACs). */
   setPolicy(name: string, p: { learning: boolean; ageing: number; maxMacs: number; acceptFrom?: 'known' | 'any'; stormControl?: BridgeSpec['stormControl']; moveDampening?: BridgeSpec['moveDampening'] }): void {
     const b = this.bridge(name);

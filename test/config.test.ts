@@ -45,6 +45,7 @@ describe('valid configs', () => {
   it('normalizes the example and fills every default', () => {
     expect(ok(EXAMPLE)).toEqual({
       log: { level: 'warn' },
+      limits: { maxMacs: 131072 },
       control: { socket: '/run/vtepd/vtepd.sock' },
       metrics: null,
       underlay: { local: '10.0.0.1', family: 4, locals: [{ address: '10.0.0.1', family: 4 }], port: 4789, mtu: 1500, sourcePorts: 8 },

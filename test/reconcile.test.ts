@@ -38,6 +38,10 @@ describe('plan', () => {
     expect(plan(cfg(BASE), cfg(BASE))).toEqual({ changes: [], errors: [] });
   });
 
+  it('changes the switch-wide MAC limit in place', () => {
+    expect(ops(plan(cfg(BASE), cfg(`limits: { maxMacs: 1000 }\n${BASE}`)).changes)).toEqual(['limits limits: maxMacs 1000 over all tenants']);
+  });
+
   it('adds and removes tenants, and touches nothing of an unchanged one', () => {
     const next = cfg(BASE.replace(/  - name: red[\s\S]*$/, '  - { name: green, vni: 5003, ports: [ { tap: green0 } ] }\n'));
     expect(ops(plan(cfg(BASE), next).changes)).toEqual([
