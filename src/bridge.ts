@@ -83,6 +83,10 @@ export interface BridgeHost {
   now(): number;
   /** A MAC was found flapping between two places and is pinned (reported, not bounced). */
   flapping?(bridge: Bridge, mac: string, from: Place, to: Place): void;
+  /** Does a frame of `len` bytes fit the path MTU toward this VTEP once encapsulated? */
+  fits?(vtepId: number, len: number): boolean;
+  /** A frame too big for `vtepId`: answer its sender with ICMP too-big through `ingress`. */
+  tooBig?(bridge: Bridge, ingress: Place, frame: Buffer, vtepId: number): void;
 }
 
 export class Bridge {
@@ -136,6 +140,19 @@ export class Bridge {
   readonly accepted = new Set<number>();
   /** VTEP ids accepted beyond the flood list and static entries (hubs, spokes). */
   readonly trusted = new Set<number>();
+  /**
+   * Flood targets the node's role adds to the configured flood list: on a hub, the spokes
+   * that carry this tenant; on a spoke, its active hub (src/roles.ts keeps them).
+   */
+  readonly dynFlood = new Set<number>();
+  /**
+   * Hub relay: frames from a VTEP may go to another VTEP (spoke -> hub -> spoke), known
+   * unicast and flooding alike, but never back to the VTEP they came from. Off: split
+   * horizon (a full mesh never relays).
+   */
+  relay = false;
+  /** Frames the bridge did not send to a VTEP because they exceed its path MTU (an ICMP reply went back). */
+  tooBig = 0;
 
   /** May encapsulated frames from this VTEP enter the tenant? */
   accepts(vtepId: number): boolean {
@@ -282,9 +299,19 @@ export class Bridge {
       this.counters.stormDrops++;
       return 0;
     }
-    const { ports, vteps } = this.outputs(ingress, frame);
-    if (ports.length === 0 && vteps.length === 0) return 0;
-    return this.dp.transmit(this.tenantId, frame, ports, vteps);
+    const out = this.outputs(ingress, frame);
+    let { vteps } = out;
+    // Copies too big for a VTEP's path are not sent; the sender hears ICMP too-big instead.
+    if (vteps.length && this.host.fits) {
+      const fit = vteps.filter((v) => this.host.fits!(v, frame.length));
+      if (fit.length !== vteps.length) {
+        this.tooBig++;
+        this.host.tooBig?.(this, ingress, frame, vteps.find((v) => !fit.includes(v))!);
+        vteps = fit;
+      }
+    }
+    if (out.ports.length === 0 && vteps.length === 0) return 0;
+    return this.dp.transmit(this.tenantId, frame, out.ports, vteps);
   }
 
   private insert(e: FdbEntry): void {
@@ -307,6 +334,10 @@ export interface BridgeView {
   readonly table: ReadonlyMap<string, FdbEntry>;
   readonly ports: ReadonlySet<number>;
   readonly flood: ReadonlySet<number>;
+  /** Flood targets added by the role (hub: spokes; spoke: the active hub). */
+  readonly dynFlood?: ReadonlySet<number>;
+  /** Hub relay between VTEPs (see Bridge.relay). */
+  readonly relay?: boolean;
 }
 
 /** The forwarding decision for one frame (pure; forwarding and `vtepd trace` both use it). */
@@ -320,6 +351,9 @@ export type Decision =
  * one place, except back out of the port it came in (hairpin) or from a VTEP to a VTEP
  * (split horizon); broadcast, multicast and unknown unicast are flooded to the other local
  * ports and, only if the frame came from a local port, to every VTEP of the flood list.
+ * A hub (`relay`) forwards between VTEPs instead: known unicast to another VTEP, floods to
+ * every flood VTEP but the one the frame came from, and drops only what would go back
+ * to the VTEP it came from (hairpin).
  */
 export function decide(view: BridgeView, ingress: Place, dst: string): Decision {
   if (!isMulticastMac(dst)) {
@@ -327,13 +361,17 @@ export function decide(view: BridgeView, ingress: Place, dst: string): Decision 
     if (entry) {
       if (entry.place.kind === 'port' && ingress.kind === 'port' && ingress.portId === entry.place.portId)
         return { action: 'drop', reason: 'hairpin', entry };
-      if (entry.place.kind === 'vtep' && ingress.kind === 'vtep') return { action: 'drop', reason: 'split-horizon', entry };
+      if (entry.place.kind === 'vtep' && ingress.kind === 'vtep') {
+        if (!view.relay) return { action: 'drop', reason: 'split-horizon', entry };
+        if (entry.place.vtepId === ingress.vtepId) return { action: 'drop', reason: 'hairpin', entry };
+      }
       return { action: 'forward', reason: 'known-unicast', to: entry.place, entry };
     }
   }
   const reason = dst === 'ff:ff:ff:ff:ff:ff' ? 'broadcast' : isMulticastMac(dst) ? 'multicast' : 'unknown-unicast';
   const ports = [...view.ports].filter((p) => !(ingress.kind === 'port' && ingress.portId === p));
-  const vteps = ingress.kind === 'vtep' ? [] : [...view.flood];
+  const all = view.dynFlood?.size ? [...new Set([...view.flood, ...view.dynFlood])] : [...view.flood];
+  const vteps = ingress.kind !== 'vtep' ? all : view.relay ? all.filter((v) => v !== ingress.vtepId) : [];
   return { action: 'flood', reason, ports, vteps };
 }
 

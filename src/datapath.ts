@@ -12,6 +12,10 @@ import {
   EVENT_HEADER,
   EV_LEARN,
   EV_MISS,
+  EV_CONTROL,
+  EV_TOO_BIG,
+  type VtepOptions,
+  type ControlSendOptions,
   IN_PORT,
   IN_VTEP,
   IN_UNKNOWN_VTEP,
@@ -26,13 +30,22 @@ export type Place = { kind: 'port'; portId: number } | { kind: 'vtep'; vtepId: n
 export type Ingress = Place | { kind: 'unknown-vtep'; address: string; port: number };
 
 export interface DpEvent {
-  /** learn: the source MAC is not in the cache at this place. miss: the frame is punted for flooding. */
-  type: 'learn' | 'miss';
+  /**
+   * learn: the source MAC is not in the cache at this place. miss: the frame is punted for
+   * flooding. too-big: a frame from `ingress` did not fit the path MTU of VTEP `outVtep`
+   * (frame: its first bytes). control: a liveness message (src/liveness.ts) arrived on the
+   * underlay port from `outer` (frame: the UDP payload; tenantId 0).
+   */
+  type: 'learn' | 'miss' | 'too-big' | 'control';
   tenantId: number;
   ingress: Ingress;
   srcMac: string;
-  /** The whole inner frame, for 'miss'. */
+  /** The whole inner frame, for 'miss'; the first bytes for 'too-big'; the payload for 'control'. */
   frame?: Buffer;
+  /** too-big: the VTEP whose path MTU the frame exceeded. */
+  outVtep?: number;
+  /** The outer source address and UDP port, for events from the underlay. */
+  outer?: { address: string; port: number };
 }
 
 export interface FdbIdle {
@@ -53,8 +66,15 @@ export interface Datapath {
   /** fd: the port's packet descriptor (a TAP); the fake ignores it. opts.vnetHdr: see PortSetOptions. */
   portSet(portId: number, tenantId: number, fd: number, opts?: PortSetOptions): void;
   portDel(portId: number): void;
-  vtepSet(vtepId: number, address: string, port: number): void;
+  /** opts: path MTU, fixed source port, identity by address and port (VtepOptions). */
+  vtepSet(vtepId: number, address: string, port: number, opts?: VtepOptions): void;
   vtepDel(vtepId: number): void;
+  /** Hub relay for a tenant: VTEP -> VTEP forwarding (never back to the ingress VTEP). */
+  tenantRelay(tenantId: number, relay: boolean): void;
+  /** Clamp the MSS option of TCP SYNs of the tenant, both directions; 0 = off. */
+  tenantMss(tenantId: number, mssV4: number, mssV6: number): void;
+  /** Send a liveness message on the underlay (see ControlSendOptions). */
+  sendControl(address: string, port: number, payload: Buffer, opts?: ControlSendOptions): void;
   fdbSet(tenantId: number, mac: string, place: Place): void;
   fdbDel(tenantId: number, mac: string): void;
   fdbIdle(): FdbIdle[];
@@ -105,9 +125,13 @@ export function decodeEvents(buf: Buffer): DpEvent[] {
     else if (inKind === IN_UNKNOWN_VTEP)
       ingress = { kind: 'unknown-vtep', address: formatAddress(buf, off + 16, family), port: outerPort };
     else { off += recLen; continue; }
-    const ev: DpEvent = { type: type === EV_MISS ? 'miss' : 'learn', tenantId, ingress, srcMac };
-    if (type === EV_MISS) ev.frame = Buffer.from(buf.subarray(off + EVENT_HEADER, off + EVENT_HEADER + frameLen));
-    else if (type !== EV_LEARN) { off += recLen; continue; }
+    const kinds: Record<number, DpEvent['type']> = { [EV_LEARN]: 'learn', [EV_MISS]: 'miss', [EV_CONTROL]: 'control', [EV_TOO_BIG]: 'too-big' };
+    const kind = kinds[type];
+    if (!kind) { off += recLen; continue; }
+    const ev: DpEvent = { type: kind, tenantId, ingress, srcMac };
+    if (type !== EV_LEARN) ev.frame = Buffer.from(buf.subarray(off + EVENT_HEADER, off + EVENT_HEADER + frameLen));
+    if (type === EV_TOO_BIG) ev.outVtep = buf.readUInt32LE(off + 52);
+    if (family === 4 || family === 6) ev.outer = { address: formatAddress(buf, off + 16, family), port: outerPort };
     events.push(ev);
     off += recLen;
   }
@@ -154,7 +178,15 @@ export class NativeDatapath implements Datapath {
   /** The underlay sockets, for a takeover (still owned by this data path). */
   underlayFds(): number[] { return this.n.dpUnderlayFds(this.dp); }
   portDel(portId: number): void { this.n.dpPortDel(this.dp, portId); }
-  vtepSet(vtepId: number, address: string, port: number): void { this.n.dpVtepSet(this.dp, vtepId, address, port); }
+  vtepSet(vtepId: number, address: string, port: number, opts?: VtepOptions): void {
+    if (opts) this.n.dpVtepSet(this.dp, vtepId, address, port, opts);
+    else this.n.dpVtepSet(this.dp, vtepId, address, port);
+  }
+  tenantRelay(tenantId: number, relay: boolean): void { this.n.dpTenantRelay(this.dp, tenantId, relay); }
+  tenantMss(tenantId: number, mssV4: number, mssV6: number): void { this.n.dpTenantMss(this.dp, tenantId, mssV4, mssV6); }
+  sendControl(address: string, port: number, payload: Buffer, opts?: ControlSendOptions): void {
+    this.n.dpSendControl(this.dp, address, port, payload, opts ?? {});
+  }
   vtepDel(vtepId: number): void { this.n.dpVtepDel(this.dp, vtepId); }
   fdbSet(tenantId: number, mac: string, place: Place): void {
     const [kind, id] = placeToNative(place);

@@ -108,6 +108,36 @@ export interface DpCreateOptions {
   offloads?: boolean;
 }
 
+/** Per-VTEP options of dpVtepSet. */
+export interface VtepOptions {
+  /**
+   * Path MTU toward the VTEP: the largest outer IP packet. An encapsulation that would be
+   * larger is not sent but punted as EV_TOO_BIG (GSO: one segment's size counts). 0 or
+   * absent: no check (the kernel's EMSGSIZE counts underlay_tx_too_big).
+   */
+  mtu?: number;
+  /**
+   * Send everything toward this VTEP from the receive socket (the underlay port) instead of
+   * the source-port pool: a NAT mapping then holds one port, and a hub answers a NAT'd spoke
+   * from the address and port the spoke sent to (what the NAT's conntrack expects).
+   */
+  fixedSourcePort?: boolean;
+  /**
+   * Identify the VTEP by outer source address AND UDP port (a spoke learned behind NAT,
+   * where several spokes share one address). Default: by address only, since kernel VXLAN
+   * peers pick the source port per flow. The same address may be one VTEP by address and
+   * others by address and port; a datagram matches address and port first.
+   */
+  matchPort?: boolean;
+}
+
+export interface ControlSendOptions {
+  /** Don't fragment (default true): a PMTU probe must arrive whole or not at all. */
+  df?: boolean;
+  /** Send from the receive socket, so replies come back to the underlay port (default true). */
+  fromRxSocket?: boolean;
+}
+
 /** An opaque data-path handle. */
 export interface DpHandle {
   readonly __brand: 'DpHandle';
@@ -120,6 +150,10 @@ export type FdbKind = typeof FDB_PORT | typeof FDB_VTEP;
 /** Event record types (see EVENT layout below). */
 export const EV_LEARN = 1;
 export const EV_MISS = 2;
+/** A liveness message (UDP payload starting 00 56 54 50, src/liveness.ts) from the underlay. */
+export const EV_CONTROL = 3;
+/** A frame that does not fit the path MTU of the VTEP it was going to (ICMP feedback). */
+export const EV_TOO_BIG = 4;
 /** Where a frame came in. */
 export const IN_PORT = 1;
 export const IN_VTEP = 2;
@@ -145,8 +179,15 @@ export const IN_UNKNOWN_VTEP = 3;
  *   40   6   srcMac      the frame's source MAC
  *   46   2   (zero)
  *   48   4   frameLen    bytes of frame that follow (0 for EV_LEARN)
- *   52   4   (zero)
- *   56   .   frame       the inner Ethernet frame (EV_MISS only)
+ *   52   4   outId       EV_TOO_BIG: the vtepId whose path MTU the frame exceeds; else 0
+ *   56   .   frame       EV_MISS: the inner Ethernet frame; EV_TOO_BIG: its first bytes
+ *                        (at most 1294: what an ICMP error quotes); EV_CONTROL: the UDP
+ *                        payload (tenantId 0, inKind IN_VTEP or IN_UNKNOWN_VTEP, outer
+ *                        address, family and port set)
+ *
+ * EV_TOO_BIG comes from a port (the encap of a frame whose outer packet would exceed the
+ * VTEP's `mtu`; for a GSO super-frame, the size of one segment counts) or, on a hub, from a
+ * VTEP (a relayed frame); the ICMP reply goes back where the frame came from.
  */
 export const EVENT_HEADER = 56;
 
@@ -206,14 +247,36 @@ export interface NativeAddon {
   dpTenantAccept(dp: DpHandle, tenantId: number, vtepId: number, accept: boolean): void;
   /** Accept encapsulated frames from any source (`acceptFrom: any`), learning unknown VTEPs. */
   dpTenantAcceptAny(dp: DpHandle, tenantId: number, any: boolean): void;
+  /**
+   * Hub relay: frames of the tenant from a VTEP to a MAC behind another VTEP are
+   * re-encapsulated toward it (in C); to the VTEP they came from, dropped as hairpin.
+   * Off (default): split horizon.
+   */
+  dpTenantRelay(dp: DpHandle, tenantId: number, relay: boolean): void;
+  /**
+   * TCP MSS clamping: lower the MSS option of SYN and SYN-ACK segments of the tenant to
+   * mssV4 (inner IPv4) or mssV6 (inner IPv6), in both directions (port -> VTEP and VTEP ->
+   * port, relayed too), updating the TCP checksum incrementally (or leaving it to the
+   * checksum offload of a checksum-partial frame). 0 = off.
+   */
+  dpTenantMss(dp: DpHandle, tenantId: number, mssV4: number, mssV6: number): void;
+  /**
+   * Send one liveness message (a UDP payload) to address:port on the underlay. Throws
+   * EMSGSIZE if it cannot leave this host whole (bigger than the local link allows).
+   */
+  dpSendControl(dp: DpHandle, address: string, port: number, payload: Buffer, opts?: ControlSendOptions): void;
   /** Remove a tenant, its ports' bindings and every FDB entry of it. */
   dpTenantDel(dp: DpHandle, tenantId: number): void;
   /** Attach an fd (a TAP, or any packet fd such as one end of a SOCK_SEQPACKET pair) as a port of a tenant. */
   dpPortSet(dp: DpHandle, portId: number, tenantId: number, fd: number, opts?: PortSetOptions): void;
   /** Detach a port and remove FDB entries pointing at it. Does not close the fd. */
   dpPortDel(dp: DpHandle, portId: number): void;
-  /** Configure a VTEP (remote underlay address, destination UDP port). Builds its outer-header template. */
-  dpVtepSet(dp: DpHandle, vtepId: number, address: string, port: number): void;
+  /**
+   * Configure a VTEP (remote underlay address, destination UDP port, options). Builds its
+   * outer-header template. With matchPort, EEXIST if another VTEP has that address and
+   * port; without, if another has that address without matchPort.
+   */
+  dpVtepSet(dp: DpHandle, vtepId: number, address: string, port: number, opts?: VtepOptions): void;
   /** Remove a VTEP and FDB entries pointing at it. */
   dpVtepDel(dp: DpHandle, vtepId: number): void;
 

@@ -8,7 +8,10 @@ import { Bridge, decide, type BridgeHost, type BridgeSpec, type FdbEntry, type L
 import type { Datapath, DpEvent, Place } from './datapath.js';
 import { logger, type Logger } from './log.js';
 import { isLearnableMac } from './mac.js';
-import type { PortSetOptions } from './native.js';
+import type { PortSetOptions, VtepOptions } from './native.js';
+import { encapOverhead } from './config.js';
+import { tooBigReply } from './pmtu.js';
+import { TokenBucket } from './policy.js';
 
 export interface TenantSpec extends BridgeSpec {
   /** VTEP addresses that get broadcast and unknown unicast (head-end replication). */
@@ -29,14 +32,34 @@ export interface SwitchOptions {
 
 export interface Vtep {
   id: number;
+  /** The registry key: the address, or "address:port" ("[v6]:port") for a VTEP matched by address and port. */
+  key: string;
   address: string;
   port: number;
   /** Configured (flood list or static entry) references. */
   configRefs: number;
   /** FDB entries (learned or static) pointing at it. */
   entryRefs: number;
+  /** References from the node's role (a spoke's hubs, a hub's learned spokes: src/roles.ts). */
+  roleRefs: number;
   /** Learned from traffic rather than configured. */
   dynamic: boolean;
+  /** Path MTU toward it (largest outer IP packet); 0: not checked. */
+  mtu: number;
+  /** Sent to from the underlay port (NAT). */
+  fixedSourcePort: boolean;
+  /** Identified by address and port (a spoke behind NAT). */
+  matchPort: boolean;
+}
+
+/** The registry key of a VTEP identified by address and port. */
+export function vtepKey(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** Bytes the outer headers add in front of an Ethernet frame toward a VTEP (VXLAN over IPv4/IPv6). */
+export function outerBytes(v: Pick<Vtep, 'address'>): number {
+  return encapOverhead(v.address.includes(':') ? 6 : 4) - 14;
 }
 
 export interface SwitchCounters {
@@ -45,6 +68,12 @@ export interface SwitchCounters {
   /** Events from a VTEP the tenant does not accept (the data path drops their frames). */
   eventsNotAccepted: number;
   dynamicVteps: number;
+  /** Frames too big for their tunnel (fast path and flooding). */
+  tooBigFrames: number;
+  /** ICMP too-big replies written back (fragmentation needed / packet too big). */
+  icmpTooBigSent: number;
+  /** Liveness messages from the underlay. */
+  controlMessages: number;
 }
 
 export interface FdbRow {
@@ -116,7 +145,15 @@ export class Switch {
   private entries = 0;
   private ageTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
-  readonly counters: SwitchCounters = { events: 0, eventsUnknownTenant: 0, eventsNotAccepted: 0, dynamicVteps: 0 };
+  readonly counters: SwitchCounters = {
+    events: 0, eventsUnknownTenant: 0, eventsNotAccepted: 0, dynamicVteps: 0, tooBigFrames: 0, icmpTooBigSent: 0, controlMessages: 0,
+  };
+  /** Liveness messages from the underlay go here (src/roles.ts). */
+  onControl: ((payload: Buffer, from: { address: string; port: number }, vtep: Vtep | undefined) => void) | undefined;
+  /** Called for every tenant added (the role applies its hubs or spokes to it). */
+  onTenantAdded: ((b: Bridge) => void) | undefined;
+  /** ICMP too-big replies: at most 100 a second, bursts of 50, over all tenants. */
+  private readonly icmpBucket = new TokenBucket(100, 50, Date.now());
 
   constructor(readonly dp: Datapath, private readonly opts: SwitchOptions) {
     this.log = opts.log ?? logger('switch');
@@ -170,6 +207,7 @@ export class Switch {
     }
     for (const s of spec.fdb) this.setStatic(spec.name, s.mac, { vtep: s.vtep });
     this.syncAccept(bridge);
+    this.onTenantAdded?.(bridge);
     this.log.info({ tenant: spec.name, vni: spec.vni, tenantId }, 'tenant added');
     return bridge;
   }
@@ -371,14 +409,14 @@ export class Switch {
       // Punted: the bridge learns the source before it decides, so the frame finds itself.
       const table = new Map(b.table);
       table.set(src, { mac: src, place, static: false, since: Date.now(), moves: 0 });
-      d = decide({ table, ports: b.ports, flood: b.flood }, place, dst);
+      d = decide({ table, ports: b.ports, flood: b.flood, dynFlood: b.dynFlood, relay: b.relay }, place, dst);
     }
     const idle = new Map<string, number>();
     if (d.action !== 'flood') for (const r of this.dp.fdbIdle()) if (r.tenantId === b.tenantId && r.mac === dst) idle.set(r.mac, r.idleMs);
     const entry = d.action === 'flood' ? null : this.fdbRow(b, d.entry, idle.get(dst));
     const names = (ports: number[], vteps: number[]) => ({
       ports: ports.map((id) => this.portNames.get(id) ?? String(id)),
-      vteps: vteps.map((id) => this.vtepsById.get(id)?.address ?? String(id)),
+      vteps: vteps.map((id) => this.vtepsById.get(id)?.key ?? String(id)),
     });
     if (d.action === 'forward') {
       const out = d.to.kind === 'port' ? names([d.to.portId], []) : names([], [d.to.vtepId]);
@@ -389,14 +427,14 @@ export class Switch {
     if (d.action === 'drop') {
       steps.push(`destination ${dst}: ${entry!.type} entry at ${entry!.where}`);
       steps.push(d.reason === 'hairpin'
-        ? 'fast path: the destination is the port the frame came in: dropped (counter hairpin)'
+        ? `fast path: the destination is the ${place.kind === 'vtep' ? 'VTEP' : 'port'} the frame came in: dropped (counter hairpin)`
         : 'fast path: from a VTEP to a MAC behind a VTEP: dropped (split horizon, counter split_horizon)');
       return { ...base, learn, handledBy: 'fast-path', action: 'drop', reason: d.reason, entry, outputs: { ports: [], vteps: [] }, steps };
     }
     const out = names(d.ports, d.vteps);
     steps.push(`destination ${dst}: ${d.reason === 'unknown-unicast' ? 'not in the table (unknown unicast)' : d.reason}`);
     steps.push(`fast path: punted to the bridge, which floods by head-end replication to ${out.ports.length} port(s)` +
-      ` and ${out.vteps.length} VTEP(s)${place.kind === 'vtep' ? ' (none back to VTEPs: split horizon)' : ''}`);
+      ` and ${out.vteps.length} VTEP(s)${place.kind !== 'vtep' ? '' : b.relay ? ' (hub relay: every flood VTEP but the one it came from)' : ' (none back to VTEPs: split horizon)'}`);
     if (out.ports.length === 0 && out.vteps.length === 0) steps.push('nowhere to flood: the frame goes nowhere');
     return { ...base, learn, handledBy: 'bridge', action: 'flood', reason: d.reason, entry: null, outputs: out, steps };
   }
@@ -413,7 +451,7 @@ export class Switch {
       return name === undefined ? undefined : { port: name };
     }
     const v = this.vtepsById.get(place.vtepId);
-    return v ? { vtep: v.address } : undefined;
+    return v ? { vtep: v.key } : undefined;
   }
 
   private whereText(place: Place | undefined): string {
@@ -450,6 +488,12 @@ export class Switch {
   handleEvents(events: DpEvent[]): void {
     for (const ev of events) {
       this.counters.events++;
+      if (ev.type === 'control') {
+        this.counters.controlMessages++;
+        const from = ev.outer ?? (ev.ingress.kind === 'unknown-vtep' ? { address: ev.ingress.address, port: ev.ingress.port } : undefined);
+        if (from && ev.frame) this.onControl?.(ev.frame, from, ev.ingress.kind === 'vtep' ? this.vtepsById.get(ev.ingress.vtepId) : undefined);
+        continue;
+      }
       const b = this.bridgesById.get(ev.tenantId);
       if (!b) {
         this.counters.eventsUnknownTenant++;
@@ -468,6 +512,11 @@ export class Switch {
         place = ev.ingress;
       }
       if (place.kind === 'vtep' && !b.accepts(place.vtepId)) { this.counters.eventsNotAccepted++; continue; }
+      if (ev.type === 'too-big') {
+        if (ev.frame && ev.outVtep) this.answerTooBig(b, place, ev.frame, ev.outVtep);
+        if (created) this.vtepGc(created);
+        continue;
+      }
       if (ev.type === 'learn') b.learn(ev.srcMac, place);
       else if (ev.frame) b.forward(place, ev.frame);
       if (created) this.vtepGc(created);
@@ -503,7 +552,7 @@ export class Switch {
     const where =
       e.place.kind === 'port'
         ? `port ${this.portNames.get(e.place.portId) ?? e.place.portId}`
-        : `vtep ${this.vtepsById.get(e.place.vtepId)?.address ?? e.place.vtepId}`;
+        : `vtep ${this.vtepsById.get(e.place.vtepId)?.key ?? e.place.vtepId}`;
     return {
       tenant: b.name, vni: b.vni, mac: e.mac, where,
       type: e.static ? 'static' : 'learned',
@@ -525,19 +574,131 @@ export class Switch {
       flapping: (b, mac, from, to) => {
         this.log.warn({ tenant: b.name, mac, from: this.whereOf(from), to: this.whereOf(to) }, 'MAC flapping between two places: pinned, moves refused for the hold time');
       },
+      fits: (id, len) => {
+        const v = this.vtepsById.get(id);
+        return !v || v.mtu === 0 || len + outerBytes(v) <= v.mtu;
+      },
+      tooBig: (b, ingress, frame, id) => this.answerTooBig(b, ingress, frame, id),
     };
   }
 
-  private vtepAcquire(address: string, dynamic: boolean): Vtep {
-    let v = this.vtepsByAddr.get(address);
+  /**
+   * A frame from `ingress` too big for VTEP `vtepId`: tell its sender, as the kernel's
+   * bridged VXLAN does, with an ICMP fragmentation-needed / packet-too-big reply written
+   * back where it came from (a port; on a hub, the VTEP of the spoke that sent it).
+   */
+  answerTooBig(b: Bridge, ingress: Place, frame: Buffer, vtepId: number): void {
+    this.counters.tooBigFrames++;
+    const v = this.vtepsById.get(vtepId);
+    if (!v || v.mtu === 0) return;
+    const reply = tooBigReply(frame, v.mtu - outerBytes(v) - 14);
+    if (!reply || !this.icmpBucket.take(Date.now())) return;
+    try {
+      const n = ingress.kind === 'port' ? this.dp.transmit(b.tenantId, reply, [ingress.portId], []) : this.dp.transmit(b.tenantId, reply, [], [ingress.vtepId]);
+      if (n > 0) this.counters.icmpTooBigSent++;
+    } catch (e) {
+      this.log.debug({ err: (e as Error).message }, 'ICMP too-big reply not sent');
+    }
+  }
+
+  // ---- roles (src/roles.ts): hubs, spokes, relay, path MTU ------------------------------
+
+  /**
+   * A VTEP the role needs (a spoke's hub, a hub's spoke): found by key (address, or
+   * address and port with matchPort) or created, and referenced until roleVtepRelease.
+   * Its destination port and options are updated to what is asked.
+   */
+  roleVtep(address: string, port: number, opts: { matchPort?: boolean; fixedSourcePort?: boolean; mtu?: number } = {}): Vtep {
+    const key = opts.matchPort ? vtepKey(address, port) : address;
+    let v = this.vtepsByAddr.get(key);
+    if (!v) {
+      v = this.vtepAcquire(address, false, key, port, opts);
+    } else {
+      const next = { port, fixedSourcePort: opts.fixedSourcePort ?? v.fixedSourcePort, mtu: opts.mtu ?? v.mtu };
+      if (next.port !== v.port || next.fixedSourcePort !== v.fixedSourcePort || next.mtu !== v.mtu) {
+        Object.assign(v, next);
+        this.dp.vtepSet(v.id, v.address, v.port, this.vtepOptions(v));
+      }
+    }
+    v.roleRefs++;
+    return v;
+  }
+
+  roleVtepRelease(v: Vtep): void {
+    if (v.roleRefs > 0) v.roleRefs--;
+    this.vtepGc(v);
+  }
+
+  /** Set the path MTU toward a VTEP (0: unchecked); the fast path checks it on every encap. */
+  setVtepMtu(v: Vtep, mtu: number): void {
+    if (v.mtu === mtu || !this.vtepsById.has(v.id)) return;
+    v.mtu = mtu;
+    this.dp.vtepSet(v.id, v.address, v.port, this.vtepOptions(v));
+  }
+
+  /** Trust a VTEP in a tenant (accept its frames) and, with `flood`, flood to it. */
+  trust(b: Bridge, vtepId: number, flood: boolean): void {
+    b.trusted.add(vtepId);
+    if (flood) b.dynFlood.add(vtepId);
+    else b.dynFlood.delete(vtepId);
+    this.syncAccept(b);
+  }
+
+  /** Withdraw trust (and flooding); MACs learned behind it in this tenant go. */
+  untrust(b: Bridge, vtepId: number): void {
+    b.dynFlood.delete(vtepId);
+    if (!b.trusted.delete(vtepId)) return;
+    b.flush({ kind: 'vtep', vtepId });
+    this.syncAccept(b);
+  }
+
+  /** Hub relay on or off for a tenant. */
+  setRelay(b: Bridge, relay: boolean): void {
+    if (b.relay === relay) return;
+    b.relay = relay;
+    this.dp.tenantRelay(b.tenantId, relay);
+  }
+
+  /** MSS clamping of a tenant (0 = off). */
+  private readonly mss = new Map<number, string>();
+  setMss(b: Bridge, v4: number, v6: number): void {
+    const key = `${v4}/${v6}`;
+    if ((this.mss.get(b.tenantId) ?? '0/0') === key) return;
+    this.mss.set(b.tenantId, key);
+    this.dp.tenantMss(b.tenantId, v4, v6);
+  }
+
+  /** Remove learned MACs behind a VTEP in every tenant (a dead hub). Returns how many. */
+  flushVtep(vtepId: number): number {
+    let n = 0;
+    for (const b of this.bridges.values()) n += b.flush({ kind: 'vtep', vtepId });
+    return n;
+  }
+
+  private vtepOptions(v: Vtep): VtepOptions | undefined {
+    if (!v.mtu && !v.fixedSourcePort && !v.matchPort) return undefined;
+    return { mtu: v.mtu, fixedSourcePort: v.fixedSourcePort, matchPort: v.matchPort };
+  }
+
+  /** Path MTU of VTEPs created from now on (underlay.mtu; 0: unchecked). */
+  defaultVtepMtu = 0;
+
+  private vtepAcquire(address: string, dynamic: boolean, key = address, port = this.opts.vxlanPort,
+    opts: { matchPort?: boolean; fixedSourcePort?: boolean; mtu?: number } = {}): Vtep {
+    let v = this.vtepsByAddr.get(key);
     if (v) {
       if (!dynamic) v.dynamic = false;
       return v;
     }
     const id = this.vtepIds.take();
-    v = { id, address, port: this.opts.vxlanPort, configRefs: 0, entryRefs: 0, dynamic };
-    this.dp.vtepSet(id, address, v.port);
-    this.vtepsByAddr.set(address, v);
+    v = {
+      id, key, address, port, configRefs: 0, entryRefs: 0, roleRefs: 0, dynamic,
+      mtu: opts.mtu ?? this.defaultVtepMtu, fixedSourcePort: !!opts.fixedSourcePort, matchPort: !!opts.matchPort,
+    };
+    const o = this.vtepOptions(v);
+    if (o) this.dp.vtepSet(id, address, v.port, o);
+    else this.dp.vtepSet(id, address, v.port);
+    this.vtepsByAddr.set(key, v);
     this.vtepsById.set(id, v);
     if (dynamic) {
       this.counters.dynamicVteps++;
@@ -555,11 +716,11 @@ export class Switch {
 
   /** Delete a VTEP nothing refers to any more. */
   private vtepGc(v: Vtep): void {
-    if (v.configRefs > 0 || v.entryRefs > 0) return;
+    if (v.configRefs > 0 || v.entryRefs > 0 || v.roleRefs > 0) return;
     if (!this.vtepsById.has(v.id)) return;
     // Deleting the VTEP withdraws it from every tenant's accept set in the data path.
-    for (const b of this.bridges.values()) { b.accepted.delete(v.id); b.trusted.delete(v.id); }
-    this.vtepsByAddr.delete(v.address);
+    for (const b of this.bridges.values()) { b.accepted.delete(v.id); b.trusted.delete(v.id); b.dynFlood.delete(v.id); }
+    this.vtepsByAddr.delete(v.key);
     this.vtepsById.delete(v.id);
     this.dp.vtepDel(v.id);
     this.vtepIds.give(v.id);

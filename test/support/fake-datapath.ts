@@ -6,7 +6,7 @@
  * drops, unknown VNIs dropped. Events are delivered synchronously.
  */
 import type { Datapath, DpEvent, FdbIdle, Place } from '../../src/datapath.js';
-import type { DpStats } from '../../src/native.js';
+import type { ControlSendOptions, DpStats, VtepOptions } from '../../src/native.js';
 import { frameMacs, isLearnableMac, isMulticastMac } from '../../src/mac.js';
 
 export interface WirePacket {
@@ -16,6 +16,17 @@ export interface WirePacket {
   frame: Buffer;
   /** The 8-byte VXLAN header as received (native harness only). */
   header?: Buffer;
+  /** Destination UDP port and whether it left from the fixed source port (fake only). */
+  port?: number;
+  fixed?: boolean;
+}
+
+/** A liveness message sent with sendControl (fake only). */
+export interface ControlPacket {
+  address: string;
+  port: number;
+  payload: Buffer;
+  opts: ControlSendOptions;
 }
 
 export class FakeDatapath implements Datapath {
@@ -28,6 +39,12 @@ export class FakeDatapath implements Datapath {
   private readonly ports = new Map<number, number>();
   private readonly vteps = new Map<number, string>();
   private readonly fdb = new Map<string, { place: Place; lastSeen: number }>();
+  readonly vtepOpts = new Map<number, { port: number } & VtepOptions>();
+  readonly relayOf = new Set<number>();
+  readonly mssOf = new Map<number, [number, number]>();
+  readonly control: ControlPacket[] = [];
+  /** sendControl throws EMSGSIZE above this payload size (the local link). */
+  controlMax = 1472;
 
   start(onEvents: (events: DpEvent[]) => void): void { this.onEvents = onEvents; }
   stop(): void { this.onEvents = undefined; }
@@ -53,9 +70,33 @@ export class FakeDatapath implements Datapath {
     this.ports.delete(portId);
     for (const [k, v] of [...this.fdb]) if (v.place.kind === 'port' && v.place.portId === portId) this.fdb.delete(k);
   }
-  vtepSet(vtepId: number, address: string): void { this.vteps.set(vtepId, address); }
+  vtepSet(vtepId: number, address: string, port = 4789, opts: VtepOptions = {}): void {
+    this.vteps.set(vtepId, address);
+    this.vtepOpts.set(vtepId, { port, ...opts });
+  }
+  tenantRelay(tenantId: number, relay: boolean): void {
+    if (relay) this.relayOf.add(tenantId);
+    else this.relayOf.delete(tenantId);
+  }
+  tenantMss(tenantId: number, v4: number, v6: number): void { this.mssOf.set(tenantId, [v4, v6]); }
+  sendControl(address: string, port: number, payload: Buffer, opts: ControlSendOptions = {}): void {
+    if (payload.length > this.controlMax) throw Object.assign(new Error('dpSendControl: message too long'), { code: 'EMSGSIZE' });
+    this.control.push({ address, port, payload: Buffer.from(payload), opts });
+  }
+  /** A liveness message arrives on the underlay port from address:port. */
+  fromControl(address: string, port: number, payload: Buffer): void {
+    const vtepId = this.lookupVtep(address, port);
+    const ingress: DpEvent['ingress'] = vtepId !== undefined ? { kind: 'vtep', vtepId } : { kind: 'unknown-vtep', address, port };
+    this.onEvents?.([{ type: 'control', tenantId: 0, ingress, srcMac: '00:00:00:00:00:00', frame: Buffer.from(payload), outer: { address, port } }]);
+  }
+  /** As the C fast path: a VTEP by address and port first, else by address alone. */
+  private lookupVtep(address: string, port: number): number | undefined {
+    const byPort = [...this.vteps].find(([id, a]) => a === address && this.vtepOpts.get(id)?.matchPort && this.vtepOpts.get(id)?.port === port);
+    return (byPort ?? [...this.vteps].find(([id, a]) => a === address && !this.vtepOpts.get(id)?.matchPort))?.[0];
+  }
   vtepDel(vtepId: number): void {
     this.vteps.delete(vtepId);
+    this.vtepOpts.delete(vtepId);
     for (const set of this.acceptOf.values()) set.delete(vtepId);
     for (const [k, v] of [...this.fdb]) if (v.place.kind === 'vtep' && v.place.vtepId === vtepId) this.fdb.delete(k);
   }
@@ -89,21 +130,21 @@ export class FakeDatapath implements Datapath {
   }
 
   /** A VXLAN packet arrives on the underlay from `address`. */
-  fromUnderlay(address: string, vni: number, frame: Buffer): void {
+  fromUnderlay(address: string, vni: number, frame: Buffer, port = 4789): void {
     const tenantId = [...this.tenants].find(([, v]) => v === vni)?.[0];
     if (tenantId === undefined) return this.drop('vxlan_unknown_vni');
-    const vtepId = [...this.vteps].find(([, a]) => a === address)?.[0];
+    const vtepId = this.lookupVtep(address, port);
     const accepted = this.acceptAnyOf.has(tenantId) || (vtepId !== undefined && (this.acceptOf.get(tenantId)?.has(vtepId) ?? false));
     if (!accepted) return this.drop('vtep_not_accepted');
     const place: Place | undefined = vtepId !== undefined ? { kind: 'vtep', vtepId } : undefined;
-    this.classify(tenantId, place, frame, address);
+    this.classify(tenantId, place, frame, address, port);
   }
 
-  private classify(tenantId: number, place: Place | undefined, frame: Buffer, outerAddr = ''): void {
+  private classify(tenantId: number, place: Place | undefined, frame: Buffer, outerAddr = '', outerPort = 4789): void {
     if (frame.length < 14) return this.drop('inner_runt');
     const { dst, src } = frameMacs(frame);
     if (!isLearnableMac(src)) return this.drop('bad_src_mac');
-    const ingress: DpEvent['ingress'] = place ?? { kind: 'unknown-vtep', address: outerAddr, port: 4789 };
+    const ingress: DpEvent['ingress'] = place ?? { kind: 'unknown-vtep', address: outerAddr, port: outerPort };
     const events: DpEvent[] = [];
     const s = this.fdb.get(`${tenantId}/${src}`);
     if (place && s && samePlace(s.place, place)) s.lastSeen = this.now;
@@ -114,10 +155,14 @@ export class FakeDatapath implements Datapath {
     } else if (d.place.kind === 'port') {
       if (place?.kind === 'port' && place.portId === d.place.portId) this.drop('hairpin');
       else this.deliver(d.place.portId, frame);
+    } else if (ingress.kind === 'vtep' && this.relayOf.has(tenantId) && ingress.vtepId !== d.place.vtepId) {
+      this.encapChecked(tenantId, d.place.vtepId, frame, ingress, events);
+    } else if (ingress.kind === 'vtep' && this.relayOf.has(tenantId)) {
+      this.drop('hairpin');
     } else if (ingress.kind !== 'port') {
       this.drop('split_horizon');
     } else {
-      this.encap(tenantId, d.place.vtepId, frame);
+      this.encapChecked(tenantId, d.place.vtepId, frame, ingress, events);
     }
     if (events.length) this.onEvents?.(events);
   }
@@ -128,11 +173,24 @@ export class FakeDatapath implements Datapath {
     q.push(Buffer.from(frame));
   }
 
+  /** The fast path's encap: a frame too big for the VTEP's path MTU becomes a too-big event. */
+  private encapChecked(tenantId: number, vtepId: number, frame: Buffer, ingress: DpEvent['ingress'], events: DpEvent[]): void {
+    const o = this.vtepOpts.get(vtepId);
+    const outer = (this.vteps.get(vtepId)?.includes(':') ? 40 : 20) + 8 + 8;
+    if (o?.mtu && frame.length + outer > o.mtu) {
+      events.push({ type: 'too-big', tenantId, ingress, srcMac: frameMacs(frame).src, frame: Buffer.from(frame.subarray(0, 1294)), outVtep: vtepId });
+      this.drop('too_big');
+      return;
+    }
+    this.encap(tenantId, vtepId, frame);
+  }
+
   private encap(tenantId: number, vtepId: number, frame: Buffer): boolean {
     const to = this.vteps.get(vtepId);
     const vni = this.tenants.get(tenantId);
     if (to === undefined || vni === undefined) { this.drop('vtep_gone'); return false; }
-    this.wire.push({ to, vni, frame: Buffer.from(frame) });
+    const o = this.vtepOpts.get(vtepId);
+    this.wire.push({ to, vni, frame: Buffer.from(frame), port: o?.port, fixed: !!o?.fixedSourcePort });
     return true;
   }
 
