@@ -20,6 +20,7 @@ function load(path: string): Config {
     process.stderr.write(`${path}: ${r.errors.length} error${r.errors.length === 1 ? '' : 's'}\n`);
     process.exit(1);
   }
+  for (const w of r.warnings ?? []) process.stderr.write(`${path}: warning: ${formatConfigError(w)}\n`);
   return r.config;
 }
 

@@ -16,6 +16,26 @@
  * limits:                    # optional
  *   maxMacs: 131072          # FDB entries over all tenants (with maxMacs per tenant: bounded
  *                            #   memory whatever the underlay sends); 1..262144; default 131072
+ * role: mesh                 # mesh (default): every node floods to its flood lists, never relays;
+ *                            #   hub: relays between the VTEPs of a tenant (spoke -> hub -> spoke,
+ *                            #   never back to the spoke a frame came from), learns spokes from their
+ *                            #   probes (behind NAT too: by outer address and port) and answers them;
+ *                            #   spoke: sends all flooding to its active hub, fails over between hubs
+ * hubs:                      # spoke only, required: 1..8 hubs, the first preferred
+ *   - address: 10.0.0.10     #   required; a unicast address of underlay.local's family
+ *     port: 4789             #   UDP port of the hub; default underlay.port
+ *     mtu: 1500              #   path MTU toward it (the largest outer IP packet), 576..underlay.mtu;
+ *                            #   default: discovered by DF probes (pmtuDiscovery), else underlay.mtu
+ * nat: false                 # spoke only: behind NAT. Everything goes out from underlay.port (one
+ *                            #   NAT mapping), and something is sent to every hub at least every
+ *                            #   `keepalive` seconds to hold the mapping
+ * keepalive: 15              # seconds, 1..3600; default 15
+ * deadInterval: 3            # seconds without a reply after which a hub is dead, 0.5..3600; default 3.
+ *                            #   Spokes probe every hub every deadInterval/3 (and at least every
+ *                            #   keepalive); a hub forgets a spoke silent for 3 x deadInterval
+ *                            #   (at least keepalive + deadInterval)
+ * pmtuDiscovery: true        # hub/spoke: find the path MTU toward each hub or spoke with DF probes
+ *                            #   of growing size (a hub's `mtu` skips it); default true
  * metrics:                   # optional; no metrics endpoint when absent
  *   listen: 127.0.0.1:9477   # Prometheus /metrics over HTTP on ADDRESS:PORT ([v6]:PORT)
  * underlay:                  # required
@@ -38,12 +58,13 @@
  *         netns: vmA         # optional; namespace under /run/netns the TAP is created in
  *         address: 10.1.0.1/24   # optional; IPv4 or IPv6 interface address with prefix length
  *         mac: "02:00:00:00:01:01"  # optional; unicast, not all-zero; kernel picks one if absent
- *         mtu: 1450          # optional; 68..65535 and at most underlay.mtu minus the largest
- *                            #   overhead the tenant can meet, which is also the default: over
- *                            #   IPv4 VXLAN 50 bytes (14 inner Ethernet + 8 VXLAN + 8 UDP + 20 IP),
- *                            #   GRE-TAP 42 (14 + 8 GRE with key + 20), NVGRE 42; over IPv6 20 more.
- *                            #   The largest over every encap the tenant uses and every family of
- *                            #   underlay.local. A TAP left at 1500 black-holes TCP.
+ *         mtu: 1450          # optional; 68..65535; default underlay.mtu minus the largest overhead
+ *                            #   the tenant can meet: over IPv4 VXLAN 50 bytes (14 inner Ethernet +
+ *                            #   8 VXLAN + 8 UDP + 20 IP), GRE-TAP 42 (14 + 8 GRE with key + 20),
+ *                            #   NVGRE 42; over IPv6 20 more. The largest over every encap the tenant
+ *                            #   uses and every family of underlay.local. A larger MTU is a warning,
+ *                            #   not an error: frames too big for the tunnel are answered with ICMP
+ *                            #   too-big (TCP adapts) and mssClamp avoids them for TCP.
  *     flood: [10.0.0.2, 10.0.0.3]   # VTEPs that get broadcast, unknown-unicast and multicast
  *                            #   frames (head-end replication); default []; an address family
  *                            #   of underlay.local, not underlay.local itself, no duplicates.
@@ -60,6 +81,10 @@
  *                            #   second, token bucket; excess dropped and counted; or off
  *     moveDampening: { moves: 5, window: 10, hold: 60 }   # a MAC moving more than `moves` times in
  *                            #   `window` s is pinned where it is for `hold` s and reported; or off
+ *     mssClamp: off          # off (default) | auto | 536..65495: lower the MSS option of TCP SYNs
+ *                            #   crossing the tunnel, both directions. auto: the smallest path MTU
+ *                            #   of the tenant's VTEPs minus the overhead, minus 40 (IPv4) or 60
+ *                            #   (IPv6) bytes of IP and TCP header
  * ```
  *
  * Unknown keys are errors. MACs may be written with ':' or '-' and any case; they are
@@ -140,6 +165,19 @@ export interface TenantConfig {
   stormControl: 'off' | { pps: number; burst: number };
   /** Pin a MAC moving more than `moves` times in `window` s for `hold` s; 'off' for none. */
   moveDampening: 'off' | { moves: number; window: number; hold: number };
+  /** TCP MSS clamping on SYNs crossing the tunnel: off, auto (from the path MTU), or an MSS. */
+  mssClamp: 'off' | 'auto' | number;
+}
+/** What a node is in the overlay (see the YAML reference). */
+export const ROLES = ['mesh', 'hub', 'spoke'] as const;
+export type Role = (typeof ROLES)[number];
+export interface HubConfig {
+  address: string;
+  family: Family;
+  /** UDP port of the hub (default underlay.port). */
+  port: number;
+  /** Configured path MTU toward it (largest outer IP packet); null: discovered or underlay.mtu. */
+  mtu: number | null;
 }
 export interface MetricsConfig {
   /** As written (normalized): "127.0.0.1:9477" or "[::1]:9477". */
@@ -156,12 +194,25 @@ export interface Config {
   metrics: MetricsConfig | null;
   underlay: UnderlayConfig;
   tenants: TenantConfig[];
+  /** mesh (default), hub or spoke. */
+  role: Role;
+  /** A spoke's hubs, first preferred; [] otherwise. */
+  hubs: HubConfig[];
+  /** A spoke behind NAT: fixed source port, keepalives. */
+  nat: boolean;
+  /** Seconds: the longest a NAT spoke stays silent toward a hub. */
+  keepalive: number;
+  /** Seconds without a reply after which a hub counts as dead. */
+  deadInterval: number;
+  /** Discover path MTUs toward hubs and spokes with DF probes. */
+  pmtuDiscovery: boolean;
 }
 export interface ConfigError {
   path: string;
   message: string;
 }
-export type ConfigResult = { ok: true; config: Config } | { ok: false; errors: ConfigError[] };
+/** A valid config may come with warnings (e.g. a TAP MTU above what the tunnel carries). */
+export type ConfigResult = { ok: true; config: Config; warnings?: ConfigError[] } | { ok: false; errors: ConfigError[] };
 
 /** Where the control API listens unless the config says otherwise. */
 export const DEFAULT_CONTROL_SOCKET = '/run/vtepd/vtepd.sock';
@@ -351,6 +402,18 @@ const FloodPeer = z.strictObject({ vtep: Vtep, encap: EncapName.optional() }, ne
 const FloodEntry = stringOr(Vtep, FloodPeer);
 const TenantName = text('must be 1..32 characters of a-z A-Z 0-9 _ . -', (s) => /^[A-Za-z0-9_.-]{1,32}$/.test(s));
 const Vni = intIn(1, 16777215);
+const MSS_MSG = 'must be auto, off or an integer 536..65495 (the TCP MSS to clamp to)';
+const MssClamp = z.union([z.literal('auto'), z.literal('off'), z.int(MSS_MSG).min(536, MSS_MSG).max(65495, MSS_MSG)], need(MSS_MSG));
+const seconds = (lo: number, hi: number) => {
+  const m = `must be a number of seconds ${lo}..${hi}`;
+  return z.number(need(m)).min(lo, m).max(hi, m);
+};
+const RoleName = z.enum(ROLES, need('must be mesh, hub or spoke'));
+const HubPeer = z.strictObject(
+  { address: HostAddress, port: intIn(1, 65535).optional(), mtu: intIn(576, 65535).optional() },
+  need('must be a mapping like { address: 10.0.0.10 }'),
+);
+const Hubs = z.array(HubPeer, need('must be a list of hubs like [ { address: 10.0.0.10 } ]'));
 const Tenant = z.strictObject(
   {
     name: TenantName,
@@ -365,6 +428,7 @@ const Tenant = z.strictObject(
     acceptFrom: z.enum(['known', 'any'], need('must be known or any')).default('known'),
     stormControl: z.union([z.literal('off'), z.strictObject({ pps: intIn(1, 10_000_000), burst: intIn(1, 10_000_000) }, need('must be off or { pps, burst }'))], need('must be off or { pps, burst }')).default({ pps: 5000, burst: 2000 }),
     moveDampening: z.union([z.literal('off'), z.strictObject({ moves: intIn(1, 1000), window: intIn(1, 3600), hold: intIn(1, 86400) }, need('must be off or { moves, window, hold }'))], need('must be off or { moves, window, hold }')).default({ moves: 5, window: 10, hold: 60 }),
+    mssClamp: MssClamp.default('off'),
   },
   need('must be a mapping like { name: blue, vni: 5001 }'),
 );
@@ -397,6 +461,12 @@ const Root = z.strictObject(
     metrics: Metrics.optional(),
     underlay: Underlay,
     tenants: z.array(Tenant, need('must be a list of tenants (write tenants: [] for none)')),
+    role: RoleName.default('mesh'),
+    hubs: Hubs.optional(),
+    nat: z.boolean(need('must be true or false')).default(false),
+    keepalive: seconds(1, 3600).default(15),
+    deadInterval: seconds(0.5, 3600).default(3),
+    pmtuDiscovery: z.boolean(need('must be true or false')).default(true),
   },
   need('must be a mapping with underlay and tenants'),
 );
@@ -413,6 +483,7 @@ const SHAPES: Record<string, string[]> = {
   'tenants.ports': Object.keys(Port.shape),
   'tenants.fdb': Object.keys(FdbEntry.shape),
   'tenants.flood': Object.keys(FloodPeer.shape),
+  hubs: Object.keys(HubPeer.shape),
 };
 function unknownKey(path: PropertyKey[], key: string): string {
   const known = SHAPES[path.filter((p) => typeof p === 'string').join('.')] ?? [];
@@ -435,7 +506,7 @@ function valid<S extends z.ZodType>(schema: S, v: unknown): z.output<S> | undefi
   return r.success ? r.data : undefined;
 }
 
-function crossCheck(raw: unknown): Issue[] {
+function crossCheck(raw: unknown, warnings: Issue[] = []): Issue[] {
   const issues: Issue[] = [];
   const add = (path: PropertyKey[], message: string) => issues.push({ path, message });
   /** Report `key` if already seen in `seen` (under another owner), else remember it. */
@@ -531,7 +602,7 @@ function crossCheck(raw: unknown): Issue[] {
       if (address) once(addresses, address.address, `${at}.ports[${j}].address`, path('address'), `address ${address.address}`);
       const mtu = valid(PortMtu, port.mtu);
       if (mtu !== undefined && maxMtu !== undefined && mtu > maxMtu)
-        add(path('mtu'), `${mtu} exceeds ${why} (at most ${maxMtu})`);
+        warnings.push({ path: path('mtu'), message: `${mtu} exceeds ${why} (at most ${maxMtu}): larger frames are answered with ICMP too-big${valid(MssClamp, tenant.mssClamp) === 'off' || tenant.mssClamp === undefined ? ' (set mssClamp to spare TCP the round trip)' : ''}` });
       const effective = mtu ?? maxMtu;
       if (address?.family === 6 && effective !== undefined && effective < 1280)
         add(path(mtu === undefined ? 'address' : 'mtu'), `an IPv6 address needs a port MTU of at least 1280, not ${effective}`);
@@ -550,6 +621,37 @@ function crossCheck(raw: unknown): Issue[] {
       const mac = valid(Mac, entry.mac);
       if (mac !== undefined) once(macs, mac, `${at}.fdb[${j}].mac`, ['tenants', i, 'fdb', j, 'mac'], `MAC ${mac}`);
     });
+  });
+
+  // Roles: hubs only (and always) on a spoke, nat only on a spoke, a spoke floods to its hubs.
+  const role = valid(RoleName, root.role) ?? 'mesh';
+  if (role === 'spoke') {
+    if (root.hubs === undefined || (Array.isArray(root.hubs) && root.hubs.length === 0))
+      add(['hubs'], 'a spoke needs at least one hub, like hubs: [ { address: 10.0.0.10 } ]');
+    if (Array.isArray(root.hubs) && root.hubs.length > 8) add(['hubs'], `at most 8 hubs, not ${root.hubs.length}`);
+    list(root.tenants).forEach((t, i) => {
+      if (list(record(t).flood).length > 0)
+        add(['tenants', i, 'flood'], 'a spoke floods to its active hub only: list the hubs under hubs, not here');
+    });
+  } else if (root.hubs !== undefined) {
+    add(['hubs'], `only a spoke has hubs (role is ${role})`);
+  }
+  if (root.nat === true && role !== 'spoke')
+    add(['nat'], `only a spoke is configured as behind NAT (role is ${role}); a hub learns NAT'd spokes from their probes`);
+  const hubSeen = new Map<string, string>();
+  const port = valid(intIn(1, 65535), underlay.port) ?? 4789;
+  list(root.hubs).forEach((h, j) => {
+    const hub = record(h);
+    const address = checkVtep(['hubs', j, 'address'], hub.address);
+    if (address !== undefined) {
+      const p = valid(intIn(1, 65535), hub.port) ?? port;
+      once(hubSeen, `${address}/${p}`, `hubs[${j}]`, ['hubs', j, 'address'], `hub ${address} port ${p}`);
+    }
+    const mtu = valid(intIn(576, 65535), hub.mtu);
+    if (mtu !== undefined && underlayMtu !== undefined && mtu > underlayMtu)
+      add(['hubs', j, 'mtu'], `must be at most underlay.mtu (${underlayMtu}): the path carries no more than the link`);
+    else if (mtu !== undefined && mtu < 1280 && valid(HostAddress, hub.address)?.family === 6)
+      add(['hubs', j, 'mtu'], 'must be at least 1280 toward an IPv6 hub');
   });
 
   // A GRE-TAP key K and an NVGRE key with VSID K >> 8 look alike on the wire.
@@ -587,14 +689,15 @@ export function validateConfig(data: unknown, position?: (path: PropertyKey[]) =
     if (iss.code === 'unrecognized_keys') for (const k of iss.keys) issues.push({ path: [...iss.path, k], message: unknownKey(iss.path, k) });
     else issues.push({ path: iss.path, message: iss.message });
   }
-  issues.push(...crossCheck(data));
+  const warned: Issue[] = [];
+  issues.push(...crossCheck(data, warned));
   if (issues.length > 0 || !result.success) {
     const order = issues.map((iss, n) => ({ iss, n, at: position?.(iss.path) ?? 0 }));
     order.sort((a, b) => a.at - b.at || a.n - b.n);
     return { ok: false, errors: order.map(({ iss }) => ({ path: formatPath(iss.path), message: iss.message })) };
   }
 
-  const { log, limits, control, metrics, underlay, tenants } = result.data;
+  const { log, limits, control, metrics, underlay, tenants, role, hubs, nat, keepalive, deadInterval, pmtuDiscovery } = result.data;
   const locals = (Array.isArray(underlay.local) ? underlay.local : [underlay.local]).map((ip) => ({ address: ip.address, family: ip.family }));
   const families = locals.map((l) => l.family);
   const config: Config = {
@@ -629,8 +732,15 @@ export function validateConfig(data: unknown, position?: (path: PropertyKey[]) =
         })),
       };
     }),
+    role,
+    hubs: (hubs ?? []).map((h) => ({ address: h.address.address, family: h.address.family, port: h.port ?? underlay.port, mtu: h.mtu ?? null })),
+    nat,
+    keepalive,
+    deadInterval,
+    pmtuDiscovery,
   };
-  return { ok: true, config };
+  const warnings = warned.map((w) => ({ path: formatPath(w.path), message: w.message }));
+  return { ok: true, config, warnings };
 }
 
 /** Parse and validate YAML text. `source` (a file name) is used in YAML syntax errors. */

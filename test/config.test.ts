@@ -37,6 +37,12 @@ function errors(text: string): string[] {
   if (r.ok) expect.fail('config unexpectedly valid');
   return r.errors.map(formatConfigError);
 }
+/** The warnings of a valid config, as `path: message`. */
+function warnings(text: string): string[] {
+  const r = parseConfig(text);
+  if (!r.ok) expect.fail(r.errors.map(formatConfigError).join('\n'));
+  return (r.warnings ?? []).map(formatConfigError);
+}
 /** One tenant `blue` (vni 5001) over IPv4 underlay 10.0.0.1, with extra tenant lines. */
 const blue = (...lines: string[]) =>
   ['underlay: { local: 10.0.0.1 }', 'tenants:', '  - name: blue', '    vni: 5001', ...lines.map((l) => `    ${l}`)].join('\n');
@@ -72,8 +78,15 @@ describe('valid configs', () => {
           acceptFrom: 'known',
           stormControl: { pps: 5000, burst: 2000 },
           moveDampening: { moves: 5, window: 10, hold: 60 },
+          mssClamp: 'off',
         },
       ],
+      role: 'mesh',
+      hubs: [],
+      nat: false,
+      keepalive: 15,
+      deadInterval: 3,
+      pmtuDiscovery: true,
     });
   });
 
@@ -337,13 +350,14 @@ tenants:
     ]);
   });
 
-  it('MTUs: TAP within underlay.mtu minus overhead, IPv6 at least 1280', () => {
-    expect(errors(blue('ports: [ { tap: a, mtu: 1451 }, { tap: b, mtu: 1450 } ]'))).toEqual([
-      'tenants[0].ports[0].mtu: 1451 exceeds underlay.mtu 1500 minus 50 bytes of VXLAN over IPv4 (at most 1450)',
+  it('MTUs: a TAP above underlay.mtu minus overhead is a warning (ICMP feedback), IPv6 at least 1280', () => {
+    expect(warnings(blue('ports: [ { tap: a, mtu: 1451 }, { tap: b, mtu: 1450 } ]'))).toEqual([
+      'tenants[0].ports[0].mtu: 1451 exceeds underlay.mtu 1500 minus 50 bytes of VXLAN over IPv4 (at most 1450): larger frames are answered with ICMP too-big (set mssClamp to spare TCP the round trip)',
     ]);
-    expect(errors('underlay: { local: "2001:db8::1", mtu: 1500 }\ntenants: [ { name: a, vni: 1, ports: [ { tap: a, mtu: 1431 } ] } ]')).toEqual([
-      'tenants[0].ports[0].mtu: 1431 exceeds underlay.mtu 1500 minus 70 bytes of VXLAN over IPv6 (at most 1430)',
+    expect(warnings('underlay: { local: "2001:db8::1", mtu: 1500 }\ntenants: [ { name: a, vni: 1, mssClamp: auto, ports: [ { tap: a, mtu: 1431 } ] } ]')).toEqual([
+      'tenants[0].ports[0].mtu: 1431 exceeds underlay.mtu 1500 minus 70 bytes of VXLAN over IPv6 (at most 1430): larger frames are answered with ICMP too-big',
     ]);
+    expect(warnings(blue('ports: [ { tap: b, mtu: 1450 } ]'))).toEqual([]);
     expect(errors('underlay: { local: "2001:db8::1", mtu: 1000 }\ntenants: []')).toEqual([
       'underlay.mtu: must be at least 1280 for an IPv6 underlay',
     ]);
@@ -457,9 +471,9 @@ describe('encapsulations (VXLAN, GRE-TAP, NVGRE) and dual stack', () => {
     expect(two.tenants.map((t) => t.vtepEncap['10.0.0.2'])).toEqual(['vxlan', 'gre']);
   });
 
-  it('reports a GRE-TAP TAP MTU above its overhead with the encapsulation named', () => {
-    expect(errors(blue('encap: gre', 'ports: [ { tap: blue0, mtu: 1459 } ]'))).toEqual([
-      'tenants[0].ports[0].mtu: 1459 exceeds underlay.mtu 1500 minus 42 bytes of GRE-TAP over IPv4 (at most 1458)',
+  it('warns of a GRE-TAP TAP MTU above its overhead with the encapsulation named', () => {
+    expect(warnings(blue('encap: gre', 'ports: [ { tap: blue0, mtu: 1459 } ]'))).toEqual([
+      'tenants[0].ports[0].mtu: 1459 exceeds underlay.mtu 1500 minus 42 bytes of GRE-TAP over IPv4 (at most 1458): larger frames are answered with ICMP too-big (set mssClamp to spare TCP the round trip)',
     ]);
     expect(ok(blue('encap: gre', 'ports: [ { tap: blue0, mtu: 1458 } ]')).tenants[0]!.ports[0]!.mtu).toBe(1458);
   });
@@ -582,5 +596,65 @@ describe('acceptFrom', () => {
     expect(ok.ok && ok.config.tenants.map((t) => t.acceptFrom)).toEqual(['known', 'any']);
     const bad = parseConfig('underlay: { local: 10.0.0.1 }\ntenants: [ { name: a, vni: 1, acceptFrom: everyone } ]\n');
     expect(!bad.ok && bad.errors.map((e) => `${e.path}: ${e.message}`)).toEqual(['tenants[0].acceptFrom: must be known or any']);
+  });
+});
+
+describe('roles: hub, spoke, mesh; NAT, liveness timers, path MTU, mssClamp', () => {
+  const spoke = (...lines: string[]) => ['underlay: { local: 10.0.0.1 }', ...lines, 'tenants: [ { name: blue, vni: 5001 } ]'].join('\n');
+
+  it('normalizes a spoke with its hubs (port defaults to underlay.port) and timers', () => {
+    const c = ok(['underlay: { local: 10.0.0.1, port: 8472 }', 'role: spoke', 'nat: true', 'keepalive: 20', 'deadInterval: 1.5',
+      'hubs: [ { address: 10.0.0.10 }, { address: 10.0.0.11, port: 4789, mtu: 1400 } ]', 'tenants: [ { name: blue, vni: 5001, mssClamp: auto } ]'].join('\n'));
+    expect(c).toMatchObject({
+      role: 'spoke', nat: true, keepalive: 20, deadInterval: 1.5, pmtuDiscovery: true,
+      hubs: [{ address: '10.0.0.10', family: 4, port: 8472, mtu: null }, { address: '10.0.0.11', family: 4, port: 4789, mtu: 1400 }],
+    });
+    expect(c.tenants[0]!.mssClamp).toBe('auto');
+    expect(ok(spoke('role: hub', 'pmtuDiscovery: false'))).toMatchObject({ role: 'hub', hubs: [], nat: false, pmtuDiscovery: false });
+    expect(ok(blue('mssClamp: 1360')).tenants[0]!.mssClamp).toBe(1360);
+  });
+
+  it('names a bad role, timer, mssClamp, and a bad hub entry', () => {
+    expect(errors(spoke('role: star'))).toEqual(['role: must be mesh, hub or spoke']);
+    expect(errors(spoke('role: spoke', 'hubs: [ { address: 10.0.0.10 } ]', 'keepalive: 0', 'deadInterval: 0.1', 'nat: yes-please'))).toEqual([
+      'keepalive: must be a number of seconds 1..3600',
+      'deadInterval: must be a number of seconds 0.5..3600',
+      'nat: must be true or false',
+    ]);
+    expect(errors(blue('mssClamp: 100'))).toEqual(['tenants[0].mssClamp: must be auto, off or an integer 536..65495 (the TCP MSS to clamp to)']);
+    expect(errors(blue('mssClamp: sometimes'))).toEqual(['tenants[0].mssClamp: must be auto, off or an integer 536..65495 (the TCP MSS to clamp to)']);
+    expect(errors(spoke('role: spoke', 'hubs: [ 10.0.0.10, { address: 10.0.0.11, MTU: 1400 }, { port: 70000, mtu: 100 } ]'))).toEqual([
+      'hubs[0]: must be a mapping like { address: 10.0.0.10 }',
+      'hubs[1].MTU: unknown key (did you mean "mtu"?)',
+      'hubs[2].port: must be an integer 1..65535',
+      'hubs[2].mtu: must be an integer 576..65535',
+      'hubs[2].address: is required',
+    ]);
+  });
+
+  it('a spoke needs hubs; only a spoke has hubs or NAT; a spoke floods to its hub', () => {
+    expect(errors(spoke('role: spoke'))).toEqual(['hubs: a spoke needs at least one hub, like hubs: [ { address: 10.0.0.10 } ]']);
+    expect(errors(spoke('role: spoke', 'hubs: []'))).toEqual(['hubs: a spoke needs at least one hub, like hubs: [ { address: 10.0.0.10 } ]']);
+    expect(errors(spoke('role: hub', 'nat: true', 'hubs: [ { address: 10.0.0.10 } ]'))).toEqual([
+      "nat: only a spoke is configured as behind NAT (role is hub); a hub learns NAT'd spokes from their probes",
+      'hubs: only a spoke has hubs (role is hub)',
+    ]);
+    expect(errors(spoke('hubs: [ { address: 10.0.0.10 } ]'))).toEqual(['hubs: only a spoke has hubs (role is mesh)']);
+    expect(errors(['underlay: { local: 10.0.0.1 }', 'role: spoke', 'hubs: [ { address: 10.0.0.10 } ]', 'tenants: [ { name: blue, vni: 5001, flood: [ 10.0.0.2 ] } ]'].join('\n'))).toEqual([
+      'tenants[0].flood: a spoke floods to its active hub only: list the hubs under hubs, not here',
+    ]);
+  });
+
+  it('checks hub addresses against the underlay: family, this host, duplicates, MTU within the link', () => {
+    expect(errors(spoke('role: spoke', 'hubs: [ { address: "2001:db8::10" }, { address: 10.0.0.1 }, { address: 10.0.0.10 }, { address: 10.0.0.10, port: 4789 }, { address: 10.0.0.11, mtu: 1600 } ]'))).toEqual([
+      'hubs[0].address: IPv6 VTEP but underlay.local is IPv4',
+      'hubs[1].address: must not be underlay.local (10.0.0.1), this host',
+      'hubs[3].address: duplicate hub 10.0.0.10 port 4789 (also hubs[2])',
+      'hubs[4].mtu: must be at most underlay.mtu (1500): the path carries no more than the link',
+    ]);
+    expect(ok(spoke('role: spoke', 'hubs: [ { address: 10.0.0.10 }, { address: 10.0.0.10, port: 4790 } ]')).hubs).toHaveLength(2);
+    expect(errors('underlay: { local: "2001:db8::1" }\nrole: spoke\nhubs: [ { address: "2001:db8::10", mtu: 1200 } ]\ntenants: []')).toEqual([
+      'hubs[0].mtu: must be at least 1280 toward an IPv6 hub',
+    ]);
   });
 });
