@@ -9,7 +9,7 @@
  * TAPs by default), so the unit tests run the very same reload code over the in-memory
  * fake data path.
  */
-import type { PolicyChange } from './reconcile.js';
+import type { PolicyChange, RolesChange } from './reconcile.js';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
@@ -18,6 +18,7 @@ import { NativeDatapath, type Datapath } from './datapath.js';
 import { native } from './native.js';
 import { Switch, type FdbRow, type SnapshotEntry, type TraceResult, type Where } from './switch.js';
 import { logger, setLogLevel } from './log.js';
+import { RoleAgent, type RoleOptions } from './roles.js';
 import { applyPlan, describeChange, plan, type Change, type Target } from './reconcile.js';
 import { counterInfo } from './counters.js';
 import type { ConfigError } from './config.js';
@@ -197,8 +198,18 @@ export interface ReloadResult {
   failed: string[];
 }
 
+/** The role agent's options from a config. */
+export function roleOptions(c: Pick<Config, 'role' | 'hubs' | 'nat' | 'keepalive' | 'deadInterval' | 'pmtuDiscovery' | 'underlay'>): RoleOptions {
+  return {
+    role: c.role, hubs: c.hubs, nat: c.nat, keepalive: c.keepalive, deadInterval: c.deadInterval, pmtuDiscovery: c.pmtuDiscovery,
+    underlayMtu: c.underlay.mtu, family: c.underlay.family,
+  };
+}
+
 export class Daemon implements Target {
   readonly sw: Switch;
+  /** Hub, spoke or mesh: liveness, failover, relay, path MTU, MSS clamping (src/roles.ts). */
+  readonly roles: RoleAgent;
   readonly ports: RunningPort[] = [];
   readonly startedAt = Date.now();
   readonly reloads = { ok: 0, failed: 0 };
@@ -225,6 +236,9 @@ export class Daemon implements Target {
     this.hooks = opts.hooks ?? {};
     const maxMacsTotal = opts.maxMacsTotal ?? Math.min(config.limits.maxMacs, native().limits().fdbCapacity);
     this.sw = new Switch(dp, { vxlanPort: config.underlay.port, maxMacsTotal });
+    // Every VTEP's path MTU starts at the underlay's: frames that do not fit get ICMP too-big.
+    this.sw.defaultVtepMtu = config.underlay.mtu;
+    this.roles = new RoleAgent(this.sw, roleOptions(config));
   }
 
   /** Build everything the config describes. On failure, undo what was built and throw. */
@@ -250,6 +264,7 @@ export class Daemon implements Target {
         log.info({ entries: opts.adopt.fdb.length, restored }, 'FDB restored from the previous daemon');
       }
       d.sw.startAgeing(ageingInterval(config));
+      d.roles.start();
       d.peerTimer = setInterval(() => d.samplePeers(), 1000);
       d.peerTimer.unref();
     } catch (e) {
@@ -268,6 +283,7 @@ export class Daemon implements Target {
   // ---- Target: the reconcile operations ------------------------------------------------
 
   addTenant(t: TenantConfig): void {
+    this.roles.setTenant(t.name, { mssClamp: t.mssClamp, encap: t.encap });
     this.sw.addTenant({
       name: t.name, vni: t.vni, learning: t.learning, ageing: t.ageing, maxMacs: t.maxMacs,
       acceptFrom: t.acceptFrom, flood: t.flood, fdb: t.fdb,
@@ -279,6 +295,7 @@ export class Daemon implements Target {
   async removeTenant(name: string): Promise<void> {
     const ports = this.ports.filter((p) => p.tenant === name);
     this.sw.removeTenant(name);
+    this.roles.forgetTenant(name);
     for (const p of ports) this.dropPort(p);
   }
 
@@ -289,7 +306,18 @@ export class Daemon implements Target {
       moveDampening: p.moveDampening === 'off' ? null : p.moveDampening,
     });
   }
-  setFlood(name: string, flood: string[]): void { this.sw.setFlood(name, flood); }
+  setFlood(name: string, flood: string[]): void {
+    this.sw.setFlood(name, flood);
+    const b = this.sw.tenant(name);
+    if (b) this.roles.refreshMss(b);
+  }
+  setMssClamp(name: string, clamp: TenantConfig['mssClamp']): void {
+    const t = this.running.tenants.find((x) => x.name === name);
+    this.roles.setTenant(name, { mssClamp: clamp, encap: t?.encap ?? 'vxlan' });
+  }
+  setRoles(r: RolesChange): void {
+    this.roles.reconfigure(roleOptions({ ...r, underlay: this.running.underlay }));
+  }
   setStatic(name: string, e: StaticFdbEntry): void { this.sw.setStatic(name, e.mac, { vtep: e.vtep }); }
   delStatic(name: string, mac: string): void { this.sw.removeEntry(name, mac); }
 
@@ -394,7 +422,8 @@ export class Daemon implements Target {
         macs: rows.filter((r) => r.tenant === b.name).length,
       })),
       ports: this.ports.map((p) => ({ tenant: p.tenant, tap: p.tap, netns: p.netns, ifindex: p.ifindex, mac: p.mac, mtu: p.mtu })),
-      peers: this.sw.vteps().map((v) => ({ vtep: v.address, dynamic: v.dynamic })),
+      peers: this.sw.vteps().map((v) => ({ vtep: v.key, dynamic: v.dynamic, pathMtu: v.mtu })),
+      overlay: this.roles.status(),
     };
   }
 
@@ -423,8 +452,8 @@ export class Daemon implements Target {
     const now = Date.now();
     for (const v of this.sw.vteps()) {
       const rx = stats.vteps[v.id]?.rxPackets ?? 0;
-      const seen = this.peerSeen.get(v.address);
-      if (!seen) this.peerSeen.set(v.address, { rx, at: rx > 0 ? now : null });
+      const seen = this.peerSeen.get(v.key);
+      if (!seen) this.peerSeen.set(v.key, { rx, at: rx > 0 ? now : null });
       else if (rx !== seen.rx) { seen.rx = rx; seen.at = now; }
     }
     for (const a of [...this.peerSeen.keys()]) if (!this.sw.vtepByAddress(a)) this.peerSeen.delete(a);
@@ -456,11 +485,11 @@ export class Daemon implements Target {
       };
     });
     const peers: PeerInfo[] = this.sw.vteps().map((v) => {
-      const seen = this.peerSeen.get(v.address);
+      const seen = this.peerSeen.get(v.key);
       const at = seen?.at ?? null;
       const lastSeenSeconds = at === null ? null : Math.floor((now - at) / 1000);
       return {
-        vtep: v.address, id: v.id, dynamic: v.dynamic, floodOf: floodOf.get(v.id) ?? [], macs: macsAt.get(v.id) ?? 0,
+        vtep: v.key, id: v.id, dynamic: v.dynamic, floodOf: floodOf.get(v.id) ?? [], macs: macsAt.get(v.id) ?? 0,
         state: lastSeenSeconds === null ? 'silent' : lastSeenSeconds <= 10 ? 'active' : 'idle',
         lastSeenSeconds, ...zero, ...s.vteps[v.id],
       };
@@ -495,6 +524,7 @@ export class Daemon implements Target {
 
   /** Stop the data path (and timers) but keep every TAP fd open: a handover in progress. */
   stopForwarding(): void {
+    this.roles.stop();
     this.sw.stop();
     if (this.peerTimer) clearInterval(this.peerTimer);
   }
@@ -518,6 +548,7 @@ export class Daemon implements Target {
     if (this.closed) return;
     this.closed = true;
     if (this.peerTimer) clearInterval(this.peerTimer);
+    this.roles.stop();
     this.sw.stop();
     for (const p of this.ports.splice(0)) {
       try {

@@ -134,7 +134,8 @@ export class HubSelector {
   private active = 0;
   private since: number;
 
-  constructor(hubs: { address: string; port: number }[], readonly deadMs: number, now: number) {
+  /** deadMs may change while running (a reload of deadInterval). */
+  constructor(hubs: { address: string; port: number }[], public deadMs: number, now: number) {
     if (hubs.length === 0) throw new Error('a spoke needs at least one hub');
     this.hubs = hubs.map((h) => ({ ...h, lastReply: null, rtt: null, sender: null }));
     this.since = now;

@@ -20,6 +20,10 @@
 import type { Config, ConfigError, LogLevel, MetricsConfig, PortConfig, StaticFdbEntry, TenantConfig } from './config.js';
 
 /** A tenant's policy: everything reload changes in place without touching its table. */
+/** The node's role and its timers (top-level keys; src/roles.ts). */
+export type RolesChange = Pick<Config, 'role' | 'hubs' | 'nat' | 'keepalive' | 'deadInterval' | 'pmtuDiscovery'>;
+export const ROLE_KEYS = ['role', 'hubs', 'nat', 'keepalive', 'deadInterval', 'pmtuDiscovery'] as const;
+
 export type PolicyChange = Pick<TenantConfig, 'learning' | 'ageing' | 'maxMacs' | 'acceptFrom' | 'stormControl' | 'moveDampening'>;
 
 export type Change =
@@ -32,6 +36,8 @@ export type Change =
   | { op: 'tenant.add'; tenant: string; config: TenantConfig }
   | { op: 'port.add'; tenant: string; port: PortConfig }
   | { op: 'port.change'; tenant: string; from: PortConfig; to: PortConfig }
+  | { op: 'tenant.mss'; tenant: string; mssClamp: TenantConfig['mssClamp'] }
+  | ({ op: 'roles' } & RolesChange)
   | { op: 'log.level'; level: LogLevel }
   | { op: 'limits'; maxMacs: number }
   | { op: 'control.socket'; socket: string }
@@ -51,6 +57,10 @@ export interface Target {
   removePort(tenant: string, tap: string): Promise<void> | void;
   changePort(tenant: string, from: PortConfig, to: PortConfig): Promise<void>;
   setLogLevel(level: LogLevel): void;
+  /** MSS clamping of a tenant (off, auto, or an MSS). */
+  setMssClamp(name: string, clamp: TenantConfig['mssClamp']): void;
+  /** The role, hubs, NAT and liveness timers: hubs and spokes kept where they did not change. */
+  setRoles(r: RolesChange): void;
   /** The switch-wide FDB limit; lowering it refuses new MACs, it removes none. */
   setMaxMacsTotal(n: number): void;
   setControl(socket: string): Promise<void>;
@@ -141,6 +151,7 @@ export function plan(running: Config, next: Config): Plan {
     const newFdb = new Map(t.fdb.map((e) => [e.mac, e.vtep]));
     for (const mac of oldFdb.keys()) if (!newFdb.has(mac)) modify.push({ op: 'fdb.del', tenant: t.name, mac });
     for (const e of t.fdb) if (oldFdb.get(e.mac) !== e.vtep) modify.push({ op: 'fdb.set', tenant: t.name, entry: e });
+    if (!eqJson(o.mssClamp, t.mssClamp)) modify.push({ op: 'tenant.mss', tenant: t.name, mssClamp: t.mssClamp });
   }
 
   // New tenants (and replaced ones), then every port that is not running where it should.
@@ -158,6 +169,8 @@ export function plan(running: Config, next: Config): Plan {
   }
 
   const services: Change[] = [];
+  const roles = (c: Config): RolesChange => ({ role: c.role, hubs: c.hubs, nat: c.nat, keepalive: c.keepalive, deadInterval: c.deadInterval, pmtuDiscovery: c.pmtuDiscovery });
+  if (!eqJson(roles(running), roles(next))) services.push({ op: 'roles', ...roles(next) });
   if (running.log.level !== next.log.level) services.push({ op: 'log.level', level: next.log.level });
   if (running.limits.maxMacs !== next.limits.maxMacs) services.push({ op: 'limits', maxMacs: next.limits.maxMacs });
   if (running.control.socket !== next.control.socket) services.push({ op: 'control.socket', socket: next.control.socket });
@@ -183,6 +196,8 @@ export function describeChange(c: Change): string {
       const what = (['mtu', 'mac', 'address'] as const).filter((k) => !eqJson(c.from[k], c.to[k]));
       return `port ${c.to.tap} (tenant ${c.tenant}): changed ${what.join(', ')}`;
     }
+    case 'tenant.mss': return `tenant ${c.tenant}: mssClamp ${c.mssClamp}`;
+    case 'roles': return `role ${c.role}${c.role === 'spoke' ? ` (hubs ${c.hubs.map((h) => `${h.address}:${h.port}`).join(', ')}${c.nat ? ', behind NAT' : ''})` : ''}, deadInterval ${c.deadInterval} s, keepalive ${c.keepalive} s, pmtuDiscovery ${c.pmtuDiscovery}`;
     case 'log.level': return `log level ${c.level}`;
     case 'limits': return `limits: maxMacs ${c.maxMacs} over all tenants`;
     case 'control.socket': return `control socket ${c.socket}`;
@@ -201,6 +216,11 @@ async function run(target: Target, c: Change): Promise<void> {
     case 'tenant.add': return target.addTenant(c.config);
     case 'port.add': return target.addPort(c.tenant, c.port);
     case 'port.change': return target.changePort(c.tenant, c.from, c.to);
+    case 'tenant.mss': return target.setMssClamp(c.tenant, c.mssClamp);
+    case 'roles': {
+      const { op: _op, ...r } = c;
+      return target.setRoles(r);
+    }
     case 'log.level': return target.setLogLevel(c.level);
     case 'limits': return target.setMaxMacsTotal(c.maxMacs);
     case 'control.socket': return target.setControl(c.socket);
@@ -236,6 +256,12 @@ export function patch(config: Config, c: Change): Config {
     case 'port.change': {
       const t = tenant(c.tenant);
       if (t) t.ports = t.ports.map((p) => (p.tap === c.to.tap ? { ...c.to } : p));
+      break;
+    }
+    case 'tenant.mss': { const t = tenant(c.tenant); if (t) t.mssClamp = c.mssClamp; break; }
+    case 'roles': {
+      const { op: _op, ...r } = c;
+      Object.assign(cfg, structuredClone(r));
       break;
     }
     case 'log.level': cfg.log = { level: c.level }; break;
