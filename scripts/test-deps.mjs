@@ -14,6 +14,8 @@ const TOOLS = {
   // Open vSwitch: the userspace GRE/VXLAN peer of the interop tests (never the system's OVS:
   // the tests run their own ovsdb-server/ovs-vswitchd inside a lab namespace, see src/ovs.ts).
   'ovs-vsctl': 'openvswitch-switch',
+  // nftables: the NAT (masquerade) namespace between a spoke and its hub in the hub-and-spoke tests.
+  nft: 'nftables',
 };
 
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
