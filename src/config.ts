@@ -31,9 +31,9 @@
  *                            #   `keepalive` seconds to hold the mapping
  * keepalive: 15              # seconds, 1..3600; default 15
  * deadInterval: 3            # seconds without a reply after which a hub is dead, 0.5..3600; default 3.
- *                            #   Spokes probe every hub every deadInterval/3 (and at least every
- *                            #   keepalive); a hub forgets a spoke silent for 3 x deadInterval
- *                            #   (at least keepalive + deadInterval)
+ *                            #   Spokes probe every hub every deadInterval/10 (at least every 1 s
+ *                            #   and every keepalive); a hub forgets a spoke silent for
+ *                            #   3 x deadInterval (at least keepalive + deadInterval)
  * pmtuDiscovery: true        # hub/spoke: find the path MTU toward each hub or spoke with DF probes
  *                            #   of growing size (a hub's `mtu` skips it); default true
  * metrics:                   # optional; no metrics endpoint when absent

@@ -3,7 +3,8 @@
  *
  * - Every node answers liveness PROBEs (src/liveness.ts) with a REPLY, from the underlay
  *   port, to the address and port the probe came from (so it crosses a NAT back).
- * - A spoke probes all its hubs every deadInterval/3 (at least every `keepalive`), keeps the
+ * - A spoke probes all its hubs every deadInterval/10 (at least every second and every
+ *   `keepalive`: a dead hub is noticed within deadInterval + one probe interval), keeps the
  *   one that answers active (HubSelector), trusts every hub in every tenant (accepts their
  *   frames), floods only to the active hub, and when the active hub has been silent for
  *   the dead interval moves to the next one: it flushes the MACs learned through the dead
@@ -211,9 +212,9 @@ export class RoleAgent {
     return this.opts.role;
   }
 
-  /** How often probes go out (ms): deadInterval / 3, at least every keepalive. */
+  /** How often probes go out (ms): deadInterval / 10, at least every second and every keepalive, at most 10 a second. */
   get probeIntervalMs(): number {
-    return Math.max(100, Math.min((this.opts.deadInterval * 1000) / 3, this.opts.keepalive * 1000));
+    return Math.max(100, Math.min((this.opts.deadInterval * 1000) / 10, 1000, this.opts.keepalive * 1000));
   }
 
   /** How long a hub keeps a silent spoke (ms). */
@@ -335,11 +336,15 @@ export class RoleAgent {
 
   tick(now = this.clock()): void {
     this.ticks++;
-    const verifyEvery = Math.max(1, Math.round(60_000 / this.probeIntervalMs));
+    // Path MTU rounds once a second (a round's replies have that long to come back);
+    // a discovered size is verified once a minute.
+    const pmtuEvery = Math.max(1, Math.round(1000 / this.probeIntervalMs));
+    const pmtuNow = this.ticks % pmtuEvery === 0;
+    const verifyEvery = 60 * pmtuEvery;
     if (this.opts.role === 'spoke' && this.selector) {
       for (const h of this.hubs) {
         this.probe(h.cfg.address, h.cfg.port, h.cfg.family);
-        if (h.pmtu) this.pmtuRound(h.cfg.address, h.cfg.port, h.cfg.family, h.pmtu, h.vtep, this.ticks % verifyEvery === 0);
+        if (h.pmtu && pmtuNow) this.pmtuRound(h.cfg.address, h.cfg.port, h.cfg.family, h.pmtu, h.vtep, this.ticks % verifyEvery === 0);
       }
       this.checkHubs(now);
     }
@@ -349,7 +354,7 @@ export class RoleAgent {
           this.forgetSpoke(s, 'silent');
           continue;
         }
-        if (s.pmtu) this.pmtuRound(s.address, s.port, s.address.includes(':') ? 6 : 4, s.pmtu, s.vtep, this.ticks % verifyEvery === 0);
+        if (s.pmtu && pmtuNow) this.pmtuRound(s.address, s.port, s.address.includes(':') ? 6 : 4, s.pmtu, s.vtep, this.ticks % verifyEvery === 0);
       }
     }
   }

@@ -156,3 +156,172 @@ export async function addKernelVxlan(lab: Lab, opts: { vni: number; port: number
     await lab.exec(ep, 'ip', ['link', 'set', dev, 'up']);
   }
 }
+
+// ---- hub and spoke ---------------------------------------------------------------------------
+
+/**
+ * A hub-and-spoke overlay: an underlay switch namespace "sw" (a Linux bridge, the
+ * "Internet" 10.0.0.0/24), hubs hub1.. at 10.0.0.10, .11, …, spokes a, b, … at 10.0.0.1,
+ * .2, … each with one endpoint namespace per tenant ("<tenant>-<spoke>"), and optionally:
+ *   - spokes behind NAT: the spoke sits on 192.168.<n>.2 behind a namespace "nat<n>" that
+ *     masquerades it to its own 10.0.0.(100+n) with ports in 40000..40999 (nftables), so
+ *     the hub sees neither the spoke's address nor its port;
+ *   - a kernel VXLAN spoke "k" (10.0.0.9): a plain `ip link add … type vxlan` whose only
+ *     flood entry is the first hub, in an endpoint namespace "<tenant>-k".
+ * Hubs run `role: hub` with no ports (pure relays); spokes `role: spoke` with every hub.
+ *
+ *        [a]──┐                      ┌──[hub1]
+ *        [b]──┼── sw (br0) ──────────┼──[hub2]
+ *  [b]─[nat1]─┘    10.0.0.0/24       └──[k] kernel VXLAN spoke
+ */
+export interface HubSpokeTenant {
+  name: string;
+  vni: number;
+  /** Overlay subnet prefix "10.1.0": spoke i gets .(i+1)/24, the kernel spoke .9. */
+  subnet: string;
+  /** TAP MTU on the spokes (default: from underlay.mtu). */
+  tapMtu?: number;
+  mssClamp?: 'off' | 'auto' | number;
+}
+
+export interface HubSpokeOptions {
+  tag?: string;
+  hubs?: number;
+  /** Spoke names (default ['a', 'b']). */
+  spokes?: string[];
+  /** Spokes behind NAT (by name). */
+  natSpokes?: string[];
+  kernelSpoke?: boolean;
+  tenants?: HubSpokeTenant[];
+  deadInterval?: number;
+  log?: string;
+  /** Extra top-level YAML for spokes / hubs. */
+  spokeExtra?: string[];
+  hubExtra?: string[];
+}
+
+export interface HubSpoke {
+  lab: Lab;
+  dir: string;
+  /** Daemons by host name (hub1, hub2, a, b, …). */
+  daemons: Map<string, Daemonised>;
+  hubAddress(i: number): string;
+  /** Underlay address of a spoke as configured on it (a NAT'd spoke's private one). */
+  spokeLocal(name: string): string;
+  /** The overlay address of a spoke (or "k") in a tenant, without prefix. */
+  overlay(tenant: string, spoke: string): string;
+  /** Host name of a tenant's endpoint behind a spoke. */
+  endpoint(tenant: string, spoke: string): string;
+  /** The YAML a host runs. */
+  yaml: Map<string, string>;
+  /** Start (again) the daemon of a host with its YAML. */
+  start(host: string): Promise<Daemonised>;
+  cleanup(): Promise<void>;
+}
+
+export async function hubAndSpoke(opts: HubSpokeOptions = {}): Promise<HubSpoke> {
+  const lab = new Lab(opts.tag ?? 'hs');
+  const dir = mkdtempSync(join(tmpdir(), 'vtepd-hs-'));
+  const nHubs = opts.hubs ?? 1;
+  const spokes = opts.spokes ?? ['a', 'b'];
+  const nat = new Set(opts.natSpokes ?? []);
+  const tenants = opts.tenants ?? [{ name: 'blue', vni: 5001, subnet: '10.1.0' }];
+  const daemons = new Map<string, Daemonised>();
+  const yaml = new Map<string, string>();
+  const hubAddress = (i: number) => `10.0.0.${10 + i}`;
+  const spokeIndex = (name: string) => spokes.indexOf(name);
+  const natIndex = (name: string) => [...nat].indexOf(name) + 1;
+  const spokeLocal = (name: string) => (nat.has(name) ? `192.168.${natIndex(name)}.2` : `10.0.0.${spokeIndex(name) + 1}`);
+  const overlay = (tenant: string, spoke: string) => {
+    const t = tenants.find((x) => x.name === tenant)!;
+    return `${t.subnet}.${spoke === 'k' ? 9 : spokeIndex(spoke) + 1}`;
+  };
+  const endpoint = (tenant: string, spoke: string) => `${tenant}-${spoke}`;
+  const cleanup = async () => {
+    await lab.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const start = async (host: string) => {
+    const d = await startDaemon(lab, host, yaml.get(host)!, dir);
+    daemons.set(host, d);
+    return d;
+  };
+  const dead = opts.deadInterval !== undefined ? [`deadInterval: ${opts.deadInterval}`] : [];
+  try {
+    await lab.addHost('sw', { ipv6: false });
+    await lab.exec('sw', 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
+    await lab.exec('sw', 'ip', ['link', 'set', 'br0', 'up']);
+    let port = 0;
+    const attach = async (host: string, addr: string) => {
+      const p = `p${port++}`;
+      await lab.link(host, 'ul0', `${addr}/24`, 'sw', p, null);
+      await lab.exec('sw', 'ip', ['link', 'set', p, 'master', 'br0']);
+    };
+    for (let i = 0; i < nHubs; i++) {
+      await lab.addHost(`hub${i + 1}`, { ipv6: false });
+      await attach(`hub${i + 1}`, hubAddress(i));
+    }
+    for (const s of spokes) {
+      await lab.addHost(s, { ipv6: false });
+      if (!nat.has(s)) {
+        await attach(s, spokeLocal(s));
+        continue;
+      }
+      const n = natIndex(s);
+      const gw = `nat${n}`;
+      await lab.addHost(gw, { ipv6: false });
+      await attach(gw, `10.0.0.${100 + n}`);
+      await lab.link(s, 'ul0', `192.168.${n}.2/24`, gw, 'lan0', `192.168.${n}.1/24`);
+      await lab.exec(s, 'ip', ['route', 'add', 'default', 'via', `192.168.${n}.1`]);
+      await lab.exec(gw, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
+      const rules = [
+        'add table ip nat',
+        'add chain ip nat post { type nat hook postrouting priority 100 ; }',
+        'add rule ip nat post oifname "ul0" masquerade to :40000-40999',
+      ];
+      for (const r of rules) await lab.exec(gw, 'nft', r.split(' '));
+    }
+    for (const t of tenants) for (const s of spokes) await lab.addHost(endpoint(t.name, s), { ipv6: false });
+
+    // Hubs: relays with no ports; a kernel spoke is a static spoke in the flood list.
+    for (let i = 0; i < nHubs; i++) {
+      const lines = [`underlay: { local: ${hubAddress(i)}, mtu: 1500 }`, `log: { level: ${opts.log ?? 'warn'} }`, 'role: hub', ...dead, ...(opts.hubExtra ?? []), 'tenants:'];
+      for (const t of tenants) {
+        lines.push(`  - { name: ${t.name}, vni: ${t.vni}${opts.kernelSpoke && i === 0 ? ', flood: [ 10.0.0.9 ]' : ''}${t.mssClamp ? `, mssClamp: ${t.mssClamp}` : ''} }`);
+      }
+      yaml.set(`hub${i + 1}`, lines.join('\n') + '\n');
+    }
+    for (const s of spokes) {
+      const hubs = Array.from({ length: nHubs }, (_, i) => `{ address: ${hubAddress(i)} }`).join(', ');
+      const lines = [`underlay: { local: ${spokeLocal(s)}, mtu: 1500 }`, `log: { level: ${opts.log ?? 'warn'} }`, 'role: spoke', `hubs: [ ${hubs} ]`,
+        ...(nat.has(s) ? ['nat: true'] : []), ...dead, ...(opts.spokeExtra ?? []), 'tenants:'];
+      const i = spokeIndex(s);
+      for (const t of tenants) {
+        const mac = `02:00:00:${(t.vni & 0xff).toString(16).padStart(2, '0')}:00:${(i + 1).toString(16).padStart(2, '0')}`;
+        lines.push(`  - name: ${t.name}`, `    vni: ${t.vni}`, ...(t.mssClamp ? [`    mssClamp: ${t.mssClamp}`] : []),
+          `    ports: [ { tap: ${t.name}0, netns: ${lab.ns(endpoint(t.name, s))}, address: ${overlay(t.name, s)}/24, mac: "${mac}"${t.tapMtu ? `, mtu: ${t.tapMtu}` : ''} } ]`);
+      }
+      yaml.set(s, lines.join('\n') + '\n');
+    }
+    for (let i = 0; i < nHubs; i++) await start(`hub${i + 1}`);
+    for (const s of spokes) await start(s);
+
+    if (opts.kernelSpoke) {
+      await lab.addHost('k', { ipv6: false });
+      await attach('k', '10.0.0.9');
+      for (const t of tenants) {
+        const ep = endpoint(t.name, 'k');
+        await lab.addHost(ep, { ipv6: false });
+        const dev = `vx${t.vni}`;
+        await lab.exec('k', 'ip', ['link', 'add', dev, 'type', 'vxlan', 'id', String(t.vni), 'local', '10.0.0.9', 'remote', hubAddress(0), 'dstport', '4789']);
+        await lab.exec('k', 'ip', ['link', 'set', dev, 'mtu', '1450', 'netns', lab.ns(ep)]);
+        await lab.exec(ep, 'ip', ['addr', 'add', `${overlay(t.name, 'k')}/24`, 'dev', dev]);
+        await lab.exec(ep, 'ip', ['link', 'set', dev, 'up']);
+      }
+    }
+    return { lab, dir, daemons, hubAddress, spokeLocal, overlay, endpoint, yaml, start, cleanup };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}

@@ -257,7 +257,7 @@ describe('spoke', () => {
     r.agent.stop();
     const hub1 = r.sw.vtepByAddress(HUB1)!;
     expect(hub1.mtu).toBe(1500); // optimistic until found
-    for (let round = 0; round < 6; round++) {
+    for (let tick = 0; tick < 20; tick++) { // path MTU rounds run once a second: every third tick
       r.dp.control.length = 0;
       r.agent.tick();
       for (const c of r.dp.control) {
