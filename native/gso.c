@@ -229,7 +229,8 @@ unsigned tcp_segment(const struct vnet_hdr *vh, const uint8_t *frame, size_t len
 
 bool csum_finish(const struct vnet_hdr *vh, uint8_t *frame, size_t len) {
   size_t start = vh->csum_start, at = start + vh->csum_offset;
-  if (start >= len || at + 2 > len) return false;
+  /* Never inside the Ethernet header: the MACs were checked and looked up already. */
+  if (start < 14 || start >= len || at + 2 > len) return false;
   uint16_t c = csum_fold(csum_partial(frame + start, len - start, 0));
   csum_field_set(frame + at, c ? c : 0xffff);
   return true;

@@ -145,7 +145,8 @@ unsigned tcp_segment(const struct vnet_hdr *vh, const uint8_t *frame, size_t len
 /*
  * Finish a CHECKSUM_PARTIAL frame (VNET_F_NEEDS_CSUM, no GSO) in place: sum from
  * csum_start to the end into csum_start + csum_offset (0 becomes 0xffff, as Linux's
- * skb_checksum_help). false if the offsets are outside the frame.
+ * skb_checksum_help). false if the offsets are outside the frame or csum_start is inside
+ * the Ethernet header (a hostile header would rewrite MACs already checked and looked up).
  */
 bool csum_finish(const struct vnet_hdr *vh, uint8_t *frame, size_t len);
 
