@@ -6,7 +6,11 @@
  * a chart to bench/results/latest.svg.
  *
  *   BENCH_SECONDS=5   iperf3 duration per measurement (default 5)
- *   BENCH_PINGS=1000  pings for the RTT figures (default 1000)
+ *   BENCH_ROUNDS=3    rounds of every measurement, kernel and vtepd back to back; the
+ *                     table shows the median of the rounds
+ *   BENCH_PINGS=1000  pings per side for the RTT figures, split over the rounds
+ *   BENCH_RSS_SECONDS=60  length of the TCP run during which the daemons' VmRSS is sampled
+ *                     every 5 s (0 skips it)
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -16,7 +20,10 @@ import { addKernelVxlan, twoHostsVtepd } from '../src/topology.js';
 import type { Lab } from '../src/netns.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-const PINGS = Number(process.env.BENCH_PINGS ?? 1000);
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
+const PINGS = Math.ceil(Number(process.env.BENCH_PINGS ?? 1000) / ROUNDS);
+const RSS_SECONDS = Number(process.env.BENCH_RSS_SECONDS ?? 60);
+const RSS_EVERY = 5;
 const resultsDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');
 
 interface Side {
@@ -56,36 +63,105 @@ async function iperf(lab: Lab, s: Side, args: string[]): Promise<Record<string, 
   }
 }
 
-async function measure(lab: Lab, s: Side): Promise<Figures> {
-  const cpu0 = cpuBusySeconds();
-  const t1 = await iperf(lab, s, []);
-  const cpu1 = cpuBusySeconds();
-  const bytes = t1.end.sum_received.bytes as number;
-  const t4 = await iperf(lab, s, ['-P', '4']);
-  const udp = async (len: number) => {
-    const r = await iperf(lab, s, ['-u', '-b', '0', '-l', String(len)]);
-    const sum = r.end.sum;
-    const received = sum.packets - sum.lost_packets;
-    return { pps: received / sum.seconds, loss: sum.lost_percent as number };
-  };
-  const u64 = await udp(64);
-  const u1400 = await udp(1400);
+type Test = (lab: Lab, s: Side) => Promise<Partial<Figures>>;
+
+/** The iperf3 measurements, each a function of one side. */
+const TESTS: Test[] = [
+  async (lab, s) => {
+    const cpu0 = cpuBusySeconds();
+    const r = await iperf(lab, s, []);
+    const cpu1 = cpuBusySeconds();
+    return { tcp1: r.end.sum_received.bits_per_second / 1e9, cpuSecPerGB: (cpu1 - cpu0) / (r.end.sum_received.bytes / 1e9) };
+  },
+  async (lab, s) => ({ tcp4: (await iperf(lab, s, ['-P', '4'])).end.sum_received.bits_per_second / 1e9 }),
+  async (lab, s) => {
+    const u = await udp(lab, s, 64);
+    return { udp64pps: u.pps, udp64loss: u.loss };
+  },
+  async (lab, s) => {
+    const u = await udp(lab, s, 1400);
+    return { udp1400pps: u.pps, udp1400loss: u.loss };
+  },
+];
+
+async function udp(lab: Lab, s: Side, len: number): Promise<{ pps: number; loss: number }> {
+  const r = await iperf(lab, s, ['-u', '-b', '0', '-l', String(len)]);
+  const sum = r.end.sum;
+  return { pps: (sum.packets - sum.lost_packets) / sum.seconds, loss: sum.lost_percent as number };
+}
+
+async function pings(lab: Lab, s: Side): Promise<Partial<Figures>> {
   const ping = await lab.exec(s.client, 'ping', ['-c', String(PINGS), '-i', '0.005', '-W', '1', s.serverAddr], 120_000);
   const rtts = [...ping.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
   return {
-    tcp1: t1.end.sum_received.bits_per_second / 1e9,
-    tcp4: t4.end.sum_received.bits_per_second / 1e9,
-    udp64pps: u64.pps, udp64loss: u64.loss,
-    udp1400pps: u1400.pps, udp1400loss: u1400.loss,
     rttMean: rtts.reduce((a, b) => a + b, 0) / Math.max(1, rtts.length),
     rttP99: rtts[Math.min(rtts.length - 1, Math.floor(rtts.length * 0.99))] ?? NaN,
-    cpuSecPerGB: (cpu1 - cpu0) / (bytes / 1e9),
   };
 }
 
-function peakRssMB(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+function median(xs: number[]): number {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (!v.length) return NaN;
+  return v.length % 2 ? v[(v.length - 1) >> 1]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+}
+
+/**
+ * Every test ROUNDS times, kernel and vtepd back to back (the order flips each round), so
+ * a load that comes and goes on the machine hits both sides alike; each figure is the
+ * median of its rounds. Pings: PINGS per side, split over the rounds the same way.
+ */
+async function measureBoth(lab: Lab, k: Side, v: Side): Promise<{ k: Figures; v: Figures; rounds: { kernel: Partial<Figures>[]; vtepd: Partial<Figures>[] } }> {
+  const rounds = { kernel: [] as Partial<Figures>[], vtepd: [] as Partial<Figures>[] };
+  for (let r = 0; r < ROUNDS; r++) {
+    const rk: Partial<Figures> = {};
+    const rv: Partial<Figures> = {};
+    for (const test of TESTS) {
+      for (const side of r % 2 ? [v, k] : [k, v]) Object.assign(side === k ? rk : rv, await test(lab, side));
+    }
+    rounds.kernel.push(rk);
+    rounds.vtepd.push(rv);
+  }
+  const pk: Partial<Figures>[] = [];
+  const pv: Partial<Figures>[] = [];
+  for (let r = 0; r < ROUNDS; r++) for (const side of r % 2 ? [v, k] : [k, v]) (side === k ? pk : pv).push(await pings(lab, side));
+  const fold = (rs: Partial<Figures>[], ps: Partial<Figures>[]): Figures => {
+    const all = [...rs, ...ps];
+    const f = {} as Figures;
+    for (const key of ['tcp1', 'tcp4', 'udp64pps', 'udp64loss', 'udp1400pps', 'udp1400loss', 'rttMean', 'rttP99', 'cpuSecPerGB'] as const) {
+      f[key] = median(all.map((x) => x[key]).filter((x): x is number => x !== undefined));
+    }
+    return f;
+  };
+  return { k: fold(rounds.kernel, pk), v: fold(rounds.vtepd, pv), rounds };
+}
+
+function statusMB(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
+}
+
+function peakRssMB(pid: number): number {
+  return statusMB(pid, 'VmHWM');
+}
+
+/** VmRSS of each daemon every RSS_EVERY seconds during one long TCP run through vtepd. */
+async function rssOverRun(lab: Lab, s: Side, pids: number[]): Promise<{ t: number; mb: number[] }[]> {
+  const samples: { t: number; mb: number[] }[] = [];
+  const srv = lab.spawn(s.server, 'iperf3', ['-s', '-1', '-B', s.serverAddr]);
+  await new Promise((r) => setTimeout(r, 400));
+  try {
+    const client = lab.exec(s.client, 'iperf3', ['-c', s.serverAddr, '-t', String(RSS_SECONDS), '-J'], (RSS_SECONDS + 60) * 1000);
+    const t0 = Date.now();
+    const timer = setInterval(() => samples.push({ t: (Date.now() - t0) / 1000, mb: pids.map((p) => statusMB(p, 'VmRSS')) }), RSS_EVERY * 1000);
+    try {
+      await client;
+    } finally {
+      clearInterval(timer);
+    }
+  } finally {
+    await lab.stop(srv);
+  }
+  return samples;
 }
 
 function svg(rows: { name: string; ratio: number }[]): string {
@@ -115,9 +191,14 @@ async function main(): Promise<void> {
     const vtepd: Side = { label: 'vtepd', client: 'blue1', server: 'blue2', serverAddr: '10.1.0.2' };
     // Warm up ARP and learning on both paths.
     for (const s of [kernel, vtepd]) await t.lab.exec(s.client, 'ping', ['-c', '2', '-i', '0.2', s.serverAddr]);
-    const k = await measure(t.lab, kernel);
-    const v = await measure(t.lab, vtepd);
-    const rss = t.daemons.map((d) => peakRssMB(d.child.pid!));
+    const { k, v, rounds } = await measureBoth(t.lab, kernel, vtepd);
+    const pids = t.daemons.map((d) => d.child.pid!);
+    const rssSamples = RSS_SECONDS > 0 ? await rssOverRun(t.lab, vtepd, pids) : [];
+    const rss = pids.map(peakRssMB);
+    // Flat: the busiest daemon's RSS at the end of the run against its first sample.
+    const series = pids.map((_, i) => rssSamples.map((x) => x.mb[i]!));
+    const growth = series.map((xs) => (xs.length ? xs[xs.length - 1]! - xs[0]! : NaN));
+    const worst = growth.reduce((a, g, i) => (Math.abs(g) > Math.abs(growth[a]!) ? i : a), 0);
     const rows: [string, string, string, string, number][] = [
       ['TCP 1 stream', 'Gbit/s', k.tcp1.toFixed(2), v.tcp1.toFixed(2), v.tcp1 / k.tcp1],
       ['TCP 4 streams', 'Gbit/s', k.tcp4.toFixed(2), v.tcp4.toFixed(2), v.tcp4 / k.tcp4],
@@ -129,16 +210,21 @@ async function main(): Promise<void> {
       ['ping RTT p99', 'ms', k.rttP99.toFixed(3), v.rttP99.toFixed(3), v.rttP99 / k.rttP99],
       ['CPU per GB (TCP 1)', 's/GB', k.cpuSecPerGB.toFixed(2), v.cpuSecPerGB.toFixed(2), v.cpuSecPerGB / k.cpuSecPerGB],
       ['daemon peak RSS', 'MB', '-', Math.max(...rss).toFixed(1), NaN],
+      ...(rssSamples.length
+        ? [[`daemon RSS over ${RSS_SECONDS} s TCP`, 'MB', '-',
+            `${series[worst]![0]!.toFixed(1)} → ${series[worst]![series[worst]!.length - 1]!.toFixed(1)} (${growth[worst]! >= 0 ? '+' : ''}${growth[worst]!.toFixed(1)})`, NaN] as [string, string, string, string, number]]
+        : []),
     ];
     const head = ['measure', 'unit', 'kernel', 'vtepd', 'vtepd/kernel'];
     const cells = rows.map((r) => [r[0], r[1], r[2], r[3], Number.isNaN(r[4]) ? '' : `${r[4].toFixed(2)}×`]);
     const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
     const fmt = (r: string[]) => `| ${r.map((c, i) => c.padEnd(w[i])).join(' | ')} |`;
-    console.log(`vtepd benchmark — ${new Date().toISOString()} — ${cpus().length} CPUs, ${SECONDS} s per iperf3 run, ${PINGS} pings`);
+    console.log(`vtepd benchmark — ${new Date().toISOString()} — ${cpus().length} CPUs, ${SECONDS} s per iperf3 run, median of ${ROUNDS} rounds, ${PINGS * ROUNDS} pings` +
+      (RSS_SECONDS > 0 ? `, RSS sampled every ${RSS_EVERY} s over a ${RSS_SECONDS} s run` : ''));
     console.log([fmt(head), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...cells.map(fmt)].join('\n'));
     mkdirSync(resultsDir, { recursive: true });
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    writeFileSync(join(resultsDir, `throughput-${stamp}.json`), JSON.stringify({ date: new Date().toISOString(), seconds: SECONDS, pings: PINGS, kernel: k, vtepd: v, vtepdPeakRssMB: rss }, null, 2));
+    writeFileSync(join(resultsDir, `throughput-${stamp}.json`), JSON.stringify({ date: new Date().toISOString(), seconds: SECONDS, pings: PINGS, rounds: ROUNDS, kernel: k, vtepd: v, perRound: rounds, vtepdPeakRssMB: rss, vtepdRssSamples: rssSamples, rssEverySeconds: RSS_EVERY }, null, 2));
     writeFileSync(join(resultsDir, 'latest.svg'), svg(rows.filter((r) => !Number.isNaN(r[4])).map((r) => ({ name: r[0], ratio: r[4] }))));
     console.log(`results: bench/results/throughput-${stamp}.json, chart: bench/results/latest.svg`);
   } finally {

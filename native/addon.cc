@@ -735,11 +735,11 @@ Napi::Value TestCoalesce(const Napi::CallbackInfo &info) {
     frames[i].assign(d, d + n);
   }
   Napi::Array out = Napi::Array::New(a.env);
-  struct tcp_coalescer c;
+  struct coalescer c;
   bool active = false;
   auto flush = [&]() {
     struct vnet_hdr vh;
-    unsigned niov = tcp_coalesce_finish(&c, &vh);
+    unsigned niov = coalesce_finish(&c, &vh);
     std::vector<uint8_t> buf;
     for (unsigned k = 0; k < niov; k++) {
       const uint8_t *p = static_cast<const uint8_t *>(c.iov[k].iov_base);
@@ -749,9 +749,9 @@ Napi::Value TestCoalesce(const Napi::CallbackInfo &info) {
     active = false;
   };
   for (auto &f : frames) {
-    if (active && tcp_coalesce_add(&c, f.data(), f.size())) continue;
+    if (active && coalesce_add(&c, f.data(), f.size())) continue;
     if (active) flush();
-    if (tcp_coalesce_start(&c, f.data(), f.size())) {
+    if (tcp_coalesce_start(&c, f.data(), f.size()) || udp_coalesce_start(&c, f.data(), f.size())) {
       active = true;
     } else {
       std::vector<uint8_t> buf(VNET_HDR_LEN, 0);

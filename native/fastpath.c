@@ -123,7 +123,9 @@ struct dp_stats {
 struct dp_txmsg {
   uint8_t sock;  /* index into tx_fd */
   uint8_t train;
+  uint8_t joinable; /* plain datagrams of `seg` bytes may still join (tx_queue) */
   uint16_t nseg;
+  uint32_t seg; /* datagram size of the train */
   uint32_t vtep;
   uint32_t bytes;
   unsigned iov0, niov; /* its iovecs in tx_iov */
@@ -174,9 +176,10 @@ struct dp_worker {
     char buf[CMSG_SPACE(sizeof(int))];
     struct cmsghdr align;
   } rx_cmsg[DP_BATCH];
+  bool rx_big; /* the last receive batch held big (GRO) buffers */
   bool gro_active;
   uint32_t gro_port;
-  struct tcp_coalescer gro;
+  struct coalescer gro;
   struct learn_seen seen[LEARN_SEEN_SETS][LEARN_SEEN_WAYS];
   struct dp_stats stats;
 };
@@ -207,6 +210,7 @@ struct dp {
   bool gso_ok;              /* UDP_SEGMENT usable (probed; cleared if the kernel keeps refusing) */
   unsigned gso_fail_streak; /* trains refused in a row (encap thread) */
   bool gro_on;              /* UDP_GRO set on the receive socket */
+  bool uso_write_ok;        /* TAPs take UDP super-frames (VNET_GSO_UDP_L4); cleared on EINVAL */
   uint16_t port;
   int rx_fd;
   int tx_fd[DP_MAX_SOURCE_PORTS];
@@ -595,23 +599,27 @@ static void underlay_drop(struct dp_worker *w, enum dp_counter why, const struct
 }
 
 /* The kernel refused a train (EIO, EINVAL): send its segments as separate datagrams. */
-static void train_fallback(struct dp_worker *w, int fd, const struct mmsghdr *m, const struct dp_txmsg *d) {
+static void train_fallback(struct dp_worker *w, int fd, const struct mmsghdr *m, const struct dp_txmsg *d, int err) {
   struct mmsghdr one[64];
   struct dp_txmsg seg[64];
   unsigned n = 0;
   ctr_add(&w->stats.c[DPC_underlay_gso_fallback], 1);
-  if (++w->dp->gso_fail_streak >= 8 && w->dp->gso_ok) {
+  /* EIO: this kernel or device cannot checksum a train; EINVAL may be a datagram too big
+   * for the path (the separate sends then count it as underlay_tx_too_big). */
+  if (err == EIO && ++w->dp->gso_fail_streak >= 8 && w->dp->gso_ok) {
     w->dp->gso_ok = false; /* the kernel keeps refusing: plain datagrams from now on */
     ctr_add(&w->stats.c[DPC_underlay_gso_disabled], 1);
   }
-  for (size_t k = 0; k + 1 < m->msg_hdr.msg_iovlen; k += 2) {
+  const size_t per = m->msg_hdr.msg_iovlen / d->nseg; /* 2: headers + payload; 1: a whole datagram */
+  for (size_t k = 0; k + per <= m->msg_hdr.msg_iovlen && n < 64; k += per) {
     memset(&one[n], 0, sizeof one[n]);
     one[n].msg_hdr.msg_name = m->msg_hdr.msg_name;
     one[n].msg_hdr.msg_namelen = m->msg_hdr.msg_namelen;
     one[n].msg_hdr.msg_iov = &m->msg_hdr.msg_iov[k];
-    one[n].msg_hdr.msg_iovlen = 2;
-    seg[n] = (struct dp_txmsg){.vtep = d->vtep, .nseg = 1,
-                               .bytes = (uint32_t)(m->msg_hdr.msg_iov[k].iov_len + m->msg_hdr.msg_iov[k + 1].iov_len)};
+    one[n].msg_hdr.msg_iovlen = per;
+    uint32_t bytes = 0;
+    for (size_t j = 0; j < per; j++) bytes += (uint32_t)m->msg_hdr.msg_iov[k + j].iov_len;
+    seg[n] = (struct dp_txmsg){.vtep = d->vtep, .nseg = 1, .bytes = bytes};
     n++;
   }
   tx_send(w, fd, one, seg, n, 1);
@@ -652,7 +660,7 @@ static unsigned tx_send(struct dp_worker *w, int fd, struct mmsghdr *m, const st
       for (; i < n; i++) underlay_drop(w, DPC_underlay_tx_busy, &d[i]);
       break;
     }
-    if (d[i].train && (err == EIO || err == EINVAL)) train_fallback(w, fd, &m[i], &d[i]);
+    if (d[i].train && (err == EIO || err == EINVAL)) train_fallback(w, fd, &m[i], &d[i], err);
     else underlay_drop(w, err == EMSGSIZE ? DPC_underlay_tx_too_big : DPC_underlay_tx_error, &d[i]);
     i++;
   }
@@ -717,19 +725,52 @@ static struct dp_txmsg *tx_msg(struct dp_worker *w, uint8_t sock, uint32_t vid, 
   d->iov0 = w->ntx_iov;
   d->niov = niov;
   d->train = 0;
+  d->joinable = 0;
   d->nseg = 1;
   w->ntx_iov += niov;
   return d;
 }
 
-/* Encapsulate a plain frame in place (headroom) and queue it toward a VTEP. */
+static void train_cmsg(struct dp_worker *w, struct dp_txmsg *d, uint16_t seg_size) {
+  struct cmsghdr *cm = (struct cmsghdr *)w->tx_cmsg[d - w->txm].buf;
+  cm->cmsg_level = SOL_UDP;
+  cm->cmsg_type = UDP_SEGMENT;
+  cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+  memcpy(CMSG_DATA(cm), &seg_size, sizeof seg_size);
+  d->train = 1;
+}
+
+/*
+ * Encapsulate a plain frame in place (headroom) and queue it toward a VTEP. Consecutive
+ * datagrams to the same VTEP on the same socket with the same size (the last may be
+ * shorter) join into one UDP_SEGMENT train: one skb through the stack for up to 64 of
+ * them, and one UDP GRO buffer at a receiving vtepd.
+ */
 static void tx_queue(struct dp_worker *w, const struct dp_tenant *t, uint32_t vid, uint8_t *frame, size_t len) {
-  uint8_t sock = (uint8_t)pkt_hash_range(flow_hash(frame, len), w->dp->ntx);
+  struct dp *dp = w->dp;
+  uint8_t sock = (uint8_t)pkt_hash_range(flow_hash(frame, len), dp->ntx);
+  uint8_t *pkt = vxlan_push(frame, &t->vxlan);
+  uint32_t dlen = (uint32_t)(len + VXLAN_HLEN);
+  if (dp->gso_ok && w->ntx > 0 && w->ntx_iov < DP_TX_IOVS) {
+    struct dp_txmsg *d = &w->txm[w->ntx - 1];
+    const uint32_t max_dgram = dp->family == AF_INET ? 65507 : 65527;
+    if (d->joinable && d->sock == sock && d->vtep == vid && dlen <= d->seg && d->nseg < DP_GSO_MAX_SEGS &&
+        d->bytes + dlen <= max_dgram) {
+      w->tx_iov[w->ntx_iov++] = (struct iovec){pkt, dlen};
+      d->niov++;
+      d->nseg++;
+      d->bytes += dlen;
+      if (dlen < d->seg) d->joinable = 0; /* a short one ends the train */
+      if (!d->train) train_cmsg(w, d, (uint16_t)d->seg);
+      return;
+    }
+  }
   tx_reserve(w, 1, 0);
   struct dp_txmsg *d = tx_msg(w, sock, vid, 1);
-  uint8_t *pkt = vxlan_push(frame, &t->vxlan);
-  w->tx_iov[d->iov0] = (struct iovec){pkt, len + VXLAN_HLEN};
-  d->bytes = (uint32_t)(len + VXLAN_HLEN);
+  w->tx_iov[d->iov0] = (struct iovec){pkt, dlen};
+  d->bytes = dlen;
+  d->seg = dlen;
+  d->joinable = dlen <= 0xffff;
 }
 
 /*
@@ -782,16 +823,9 @@ static void tx_queue_gso(struct dp_worker *w, const struct dp_tenant *t, uint32_
       w->tx_iov[d->iov0 + 2 * k + 1] = (struct iovec){f + plan.h.hdr_len + (size_t)(first + k) * plan.mss, plen};
       bytes += (uint32_t)(hl + plen);
     }
-    d->train = 1;
     d->nseg = (uint16_t)n;
     d->bytes = bytes;
-    unsigned mi = (unsigned)(d - w->txm);
-    struct cmsghdr *cm = (struct cmsghdr *)w->tx_cmsg[mi].buf;
-    cm->cmsg_level = SOL_UDP;
-    cm->cmsg_type = UDP_SEGMENT;
-    cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-    uint16_t gso_size = (uint16_t)seg_size;
-    memcpy(CMSG_DATA(cm), &gso_size, sizeof gso_size);
+    train_cmsg(w, d, (uint16_t)seg_size);
   }
 }
 
@@ -851,8 +885,10 @@ static void encap_port(struct dp_worker *w, uint32_t pid, uint32_t events) {
   const struct dp_port *port = &dp->ports[pid];
   const size_t vl = port->vnet ? VNET_HDR_LEN : 0;
   unsigned n = 0;
+  size_t bytes = 0;
   bool dead = false;
-  while (n < DP_BATCH) {
+  /* Up to a batch of frames, or of bytes: super-frames are processed while still in cache. */
+  while (n < DP_BATCH && bytes < DP_BATCH_BYTES) {
     uint8_t *b = worker_buf(w, n);
     ssize_t r = read(port->fd, b - vl, DP_BUF_SIZE - DP_HEADROOM + vl);
     if (r > 0) {
@@ -862,6 +898,7 @@ static void encap_port(struct dp_worker *w, uint32_t pid, uint32_t events) {
       }
       if (vl) memcpy(&w->rd_vh[n], b - vl, VNET_HDR_LEN);
       w->len[n++] = (size_t)r - vl;
+      bytes += (size_t)r;
     } else if (r == 0) {
       if (events & (EPOLLHUP | EPOLLRDHUP)) {
         dead = true; /* end of stream, not an empty message */
@@ -909,24 +946,48 @@ static void *encap_main(void *arg) {
 static void gro_flush(struct dp_worker *w) {
   if (!w->gro_active) return;
   w->gro_active = false;
+  struct coalescer *c = &w->gro;
   struct vnet_hdr vh;
-  unsigned niov = tcp_coalesce_finish(&w->gro, &vh);
-  size_t len = VNET_HDR_LEN + w->gro.total;
-  if (w->gro.nseg > 1) {
-    count(w, DPC_gro_frames);
-    ctr_add(&w->stats.c[DPC_gro_segments], w->gro.nseg);
+  unsigned niov = coalesce_finish(c, &vh);
+  size_t len = VNET_HDR_LEN + c->total;
+  const struct dp_port *p = &w->dp->ports[w->gro_port];
+  if (c->nseg > 1) {
+    ssize_t r;
+    do r = writev(p->fd, c->iov, (int)niov);
+    while (r < 0 && errno == EINTR);
+    if (r == (ssize_t)len) {
+      struct dp_io_counters *io = &w->stats.port[w->gro_port];
+      count(w, DPC_tap_tx_frames);
+      count(w, DPC_gro_frames);
+      ctr_add(&w->stats.c[DPC_gro_segments], c->nseg);
+      io_count(&io->tx_packets, &io->tx_bytes, len);
+      return;
+    }
+    if (!(r < 0 && errno == EINVAL && c->h.proto == 17)) {
+      drop(w, r < 0 && errno == EAGAIN ? DPC_tap_tx_busy : DPC_tap_tx_error, &w->stats.port[w->gro_port]);
+      return;
+    }
+    /* A kernel without USO writes (before 6.2): UDP goes out datagram by datagram from now on. */
+    w->dp->uso_write_ok = false;
+    coalesce_unpatch(c);
+    port_write_plain(w, w->gro_port, c->first, c->first_len);
+    for (unsigned k = 2; k < niov; k++) {
+      const uint8_t *pay = c->iov[k].iov_base;
+      port_write_plain(w, w->gro_port, pay - c->h.hdr_len, c->h.hdr_len + c->iov[k].iov_len);
+    }
+    return;
   }
-  port_writev(w, w->gro_port, w->gro.iov, (int)niov, len);
+  port_writev(w, w->gro_port, c->iov, (int)niov, len);
 }
 
 /*
- * A decapsulated frame for a port. Toward a TAP with a virtio_net_hdr, TCP segments are
- * coalesced into one super-frame per flow and port. A coalesced frame is written with
- * NEEDS_CSUM, which the receiving stack takes as verified, so each segment's checksum
- * must be good: `trusted` says the kernel already verified the outer UDP checksum over
- * the whole datagram (it came through UDP GRO, which never merges checksum-0 datagrams);
- * otherwise the inner TCP checksum is verified here. Anything else goes out as it came,
- * for the receiving stack to verify.
+ * A decapsulated frame for a port. Toward a TAP with a virtio_net_hdr, TCP segments (and
+ * UDP datagrams, as USO) are coalesced into one super-frame per flow and port. A
+ * coalesced frame is written with NEEDS_CSUM, which the receiving stack takes as
+ * verified, so each segment's checksum must be good: `trusted` says the kernel already
+ * verified the outer UDP checksum over the whole datagram (it came through UDP GRO, which
+ * never merges checksum-0 datagrams); otherwise the inner checksum is verified here.
+ * Anything else goes out as it came, for the receiving stack to verify.
  */
 static void decap_deliver(struct dp_worker *w, uint32_t tenant, uint32_t pid, uint8_t *f, size_t len, bool trusted,
                           struct dp_io_counters *in_io) {
@@ -935,15 +996,15 @@ static void decap_deliver(struct dp_worker *w, uint32_t tenant, uint32_t pid, ui
     bool ok = trusted;
     if (!ok) {
       struct l34 h;
-      if (l34_parse(f, len, &h) && h.proto == 6) {
+      if (l34_parse(f, len, &h) && (h.proto == 6 || (h.proto == 17 && w->dp->uso_write_ok))) {
         ok = l4_csum_ok(f, len, &h);
         if (!ok) count(w, DPC_gro_csum_bad);
       }
     }
     if (ok) {
-      if (w->gro_active && w->gro_port == pid && tcp_coalesce_add(&w->gro, f, len)) return;
+      if (w->gro_active && w->gro_port == pid && coalesce_add(&w->gro, f, len)) return;
       gro_flush(w);
-      if (tcp_coalesce_start(&w->gro, f, len)) {
+      if (tcp_coalesce_start(&w->gro, f, len) || (w->dp->uso_write_ok && udp_coalesce_start(&w->gro, f, len))) {
         w->gro_active = true;
         w->gro_port = pid;
         return;
@@ -1082,13 +1143,20 @@ static void *decap_main(void *arg) {
         w->rx[i].msg_hdr.msg_namelen = sizeof w->rx_name[i];
         w->rx[i].msg_hdr.msg_controllen = sizeof w->rx_cmsg[i].buf;
       }
-      int n = recvmmsg(dp->rx_fd, w->rx, DP_BATCH, MSG_DONTWAIT, NULL);
+      /* Big (GRO) buffers come a few at a time, so each is written out while in cache. */
+      unsigned vlen = w->rx_big ? DP_BATCH_BYTES / 65536 : DP_BATCH;
+      int n = recvmmsg(dp->rx_fd, w->rx, vlen, MSG_DONTWAIT, NULL);
       if (n < 0 && errno != EAGAIN && errno != EINTR) count(w, DPC_underlay_rx_error);
-      for (int i = 0; i < n; i++) decap_buffer(w, (unsigned)i);
+      size_t got = 0;
+      for (int i = 0; i < n; i++) {
+        got += w->rx[i].msg_len;
+        decap_buffer(w, (unsigned)i);
+      }
+      if (n > 0) w->rx_big = got / (unsigned)n > 8192;
       gro_flush(w); /* before the buffers are read into again */
       pthread_rwlock_unlock(&dp->lock);
       worker_notify(w);
-      if (n < DP_BATCH) break;
+      if ((unsigned)n < vlen) break;
     }
   }
   return NULL;
@@ -1192,6 +1260,7 @@ int dp_create(const struct dp_config *cfg, struct dp **out, const char **step) {
       goto fail;
     dp->ntx = cfg->source_ports;
   }
+  dp->uso_write_ok = !cfg->no_offloads;
   dp->gro_on = !cfg->no_offloads && udp_rx_gro_enable(dp->rx_fd);
   dp->gso_ok = !cfg->no_offloads && udp_tx_gso_probe(dp->tx_fd[0]);
   *out = dp;

@@ -32,6 +32,8 @@ extern "C" {
 /* Entries the FDB cache accepts (ENOSPC beyond); the table has twice as many slots. */
 #define DP_FDB_CAPACITY 262144
 #define DP_BATCH 32
+/* A batch also ends after this many bytes: 64 KB super-frames are handled while in L2. */
+#define DP_BATCH_BYTES (256 * 1024)
 /* Room in front of every frame for the outer header pushed in place. */
 #define DP_HEADROOM 64
 /* Per-packet buffer: a 64 KB GSO super-frame (65535 bytes of IP, Ethernet, a tag) fits. */

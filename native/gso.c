@@ -250,7 +250,9 @@ bool l4_csum_ok(const uint8_t *f, size_t len, const struct l34 *h) {
 
 enum { ID_UNKNOWN = 0, ID_INCREMENT = 1, ID_FIXED = 2 };
 
-bool tcp_coalesce_start(struct tcp_coalescer *c, uint8_t *f, size_t len) {
+static bool ip4_id_ok(const struct coalescer *c, const uint8_t *ip, const uint8_t *ip0, uint8_t *mode);
+
+bool tcp_coalesce_start(struct coalescer *c, uint8_t *f, size_t len) {
   struct l34 h;
   if (!l34_parse(f, len, &h) || h.proto != IPPROTO_TCP_) return false;
   if (ip_claimed_len(f, &h) != len - h.l3 || len <= h.hdr_len) return false;
@@ -278,7 +280,7 @@ bool tcp_coalesce_start(struct tcp_coalescer *c, uint8_t *f, size_t len) {
   return true;
 }
 
-bool tcp_coalesce_add(struct tcp_coalescer *c, const uint8_t *f, size_t len) {
+bool tcp_coalesce_add(struct coalescer *c, const uint8_t *f, size_t len) {
   const struct l34 *h = &c->h;
   const uint8_t *f0 = c->first;
   uint8_t id_mode = c->fixed_id;
@@ -289,14 +291,7 @@ bool tcp_coalesce_add(struct tcp_coalescer *c, const uint8_t *f, size_t len) {
     if (ip[0] != ip0[0] || ip[1] != ip0[1] || get16(ip + 2) != len - h->l3) return false;
     if (get16(ip + 6) != get16(ip0 + 6) || ip[8] != ip0[8] || ip[9] != ip0[9]) return false;
     if (memcmp(ip + 12, ip0 + 12, 8) != 0) return false;
-    uint16_t id = get16(ip + 4);
-    if (c->fixed_id == ID_UNKNOWN) {
-      if (id == c->next_id) id_mode = ID_INCREMENT;
-      else if (id == get16(ip0 + 4) && (get16(ip0 + 6) & IP4_DF)) id_mode = ID_FIXED;
-      else return false;
-    } else if (c->fixed_id == ID_INCREMENT ? id != c->next_id : id != get16(ip0 + 4)) {
-      return false;
-    }
+    if (!ip4_id_ok(c, ip, ip0, &id_mode)) return false;
     if (csum_fold(csum_partial(ip, 20, 0)) != 0) return false;
   } else {
     if (memcmp(ip, ip0, 4) != 0 || 40u + get16(ip + 4) != len - h->l3) return false;
@@ -328,14 +323,87 @@ bool tcp_coalesce_add(struct tcp_coalescer *c, const uint8_t *f, size_t len) {
   return true;
 }
 
-unsigned tcp_coalesce_finish(struct tcp_coalescer *c, struct vnet_hdr *vh) {
+/* The IPv4 id of the next segment (incrementing, or fixed with DF), decided by the second. */
+static bool ip4_id_ok(const struct coalescer *c, const uint8_t *ip, const uint8_t *ip0, uint8_t *mode) {
+  uint16_t id = get16(ip + 4);
+  if (c->fixed_id == ID_UNKNOWN) {
+    if (id == c->next_id) *mode = ID_INCREMENT;
+    else if (id == get16(ip0 + 4) && (get16(ip0 + 6) & IP4_DF)) *mode = ID_FIXED;
+    else return false;
+    return true;
+  }
+  return c->fixed_id == ID_INCREMENT ? id == c->next_id : id == get16(ip0 + 4);
+}
+
+bool udp_coalesce_start(struct coalescer *c, uint8_t *f, size_t len) {
+  struct l34 h;
+  if (!l34_parse(f, len, &h) || h.proto != IPPROTO_UDP_) return false;
+  if (ip_claimed_len(f, &h) != len - h.l3 || len <= h.hdr_len) return false;
+  if (get16(f + h.l4 + 4) != len - h.l4) return false;
+  if (!h.v6) {
+    if (h.l4 != h.l3 + 20) return false;
+    if (csum_fold(csum_partial(f + h.l3, 20, 0)) != 0) return false;
+  }
+  size_t payload = len - h.hdr_len;
+  c->first = f;
+  c->first_len = len;
+  c->h = h;
+  c->mss = (uint16_t)payload;
+  c->next_seq = 0;
+  c->next_id = h.v6 ? 0 : (uint16_t)(get16(f + h.l3 + 4) + 1);
+  c->fixed_id = ID_UNKNOWN;
+  c->closed = 0;
+  c->last_flags = 0;
+  c->total = (uint32_t)len;
+  c->nseg = 1;
+  c->iov[1].iov_base = f;
+  c->iov[1].iov_len = len;
+  return true;
+}
+
+bool udp_coalesce_add(struct coalescer *c, const uint8_t *f, size_t len) {
+  const struct l34 *h = &c->h;
+  const uint8_t *f0 = c->first;
+  uint8_t id_mode = c->fixed_id;
+  if (c->closed || c->nseg >= GRO_MAX_SEGS || len <= h->hdr_len) return false;
+  if (memcmp(f, f0, h->l3) != 0) return false;
+  const uint8_t *ip = f + h->l3, *ip0 = f0 + h->l3;
+  if (!h->v6) {
+    if (ip[0] != ip0[0] || ip[1] != ip0[1] || get16(ip + 2) != len - h->l3) return false;
+    if (get16(ip + 6) != get16(ip0 + 6) || ip[8] != ip0[8] || ip[9] != ip0[9]) return false;
+    if (memcmp(ip + 12, ip0 + 12, 8) != 0 || !ip4_id_ok(c, ip, ip0, &id_mode)) return false;
+    if (csum_fold(csum_partial(ip, 20, 0)) != 0) return false;
+  } else {
+    if (memcmp(ip, ip0, 4) != 0 || 40u + get16(ip + 4) != len - h->l3) return false;
+    if (ip[6] != IPPROTO_UDP_ || ip[7] != ip0[7] || memcmp(ip + 8, ip0 + 8, 32) != 0) return false;
+  }
+  const uint8_t *uh = f + h->l4;
+  size_t payload = len - h->hdr_len;
+  if (memcmp(uh, f0 + h->l4, 4) != 0 || get16(uh + 4) != len - h->l4) return false;
+  if (payload > c->mss || c->total + payload - h->l3 - (h->v6 ? 40 : 0) > 0xffff) return false;
+  c->fixed_id = id_mode;
+  c->iov[c->nseg + 1].iov_base = (void *)(f + h->hdr_len);
+  c->iov[c->nseg + 1].iov_len = payload;
+  c->nseg++;
+  c->total += (uint32_t)payload;
+  c->next_id++;
+  if (payload < c->mss) c->closed = 1;
+  return true;
+}
+
+bool coalesce_add(struct coalescer *c, const uint8_t *frame, size_t len) {
+  return c->h.proto == IPPROTO_TCP_ ? tcp_coalesce_add(c, frame, len) : udp_coalesce_add(c, frame, len);
+}
+
+unsigned coalesce_finish(struct coalescer *c, struct vnet_hdr *vh) {
   c->iov[0].iov_base = vh;
   c->iov[0].iov_len = VNET_HDR_LEN;
   memset(vh, 0, sizeof *vh);
   if (c->nseg < 2) return 2;
   const struct l34 *h = &c->h;
   uint8_t *f = c->first;
-  uint8_t *ip = f + h->l3, *th = f + h->l4;
+  memcpy(c->saved, f, h->hdr_len);
+  uint8_t *ip = f + h->l3, *l4 = f + h->l4;
   uint32_t l4len = c->total - h->l4;
   if (!h->v6) {
     put16(ip + 2, (uint16_t)(c->total - h->l3));
@@ -344,14 +412,25 @@ unsigned tcp_coalesce_finish(struct tcp_coalescer *c, struct vnet_hdr *vh) {
   } else {
     put16(ip + 4, (uint16_t)(c->total - h->l3 - 40));
   }
-  th[13] |= c->last_flags;
-  uint32_t sum = csum_add(pseudo_nolen(f, h, IPPROTO_TCP_), pseudo_len(l4len));
-  csum_field_set(th + 16, csum_fold16(sum));
+  uint32_t sum = csum_add(pseudo_nolen(f, h, h->proto), pseudo_len(l4len));
   vh->flags = VNET_F_NEEDS_CSUM;
-  vh->gso_type = (uint8_t)((h->v6 ? VNET_GSO_TCPV6 : VNET_GSO_TCPV4) | (th[13] & TCP_FLAG_CWR ? VNET_GSO_ECN : 0));
   vh->hdr_len = h->hdr_len;
   vh->gso_size = c->mss;
   vh->csum_start = h->l4;
-  vh->csum_offset = 16;
+  if (h->proto == IPPROTO_TCP_) {
+    l4[13] |= c->last_flags;
+    csum_field_set(l4 + 16, csum_fold16(sum));
+    vh->gso_type = (uint8_t)((h->v6 ? VNET_GSO_TCPV6 : VNET_GSO_TCPV4) | (l4[13] & TCP_FLAG_CWR ? VNET_GSO_ECN : 0));
+    vh->csum_offset = 16;
+  } else {
+    put16(l4 + 4, (uint16_t)l4len);
+    csum_field_set(l4 + 6, csum_fold16(sum));
+    vh->gso_type = VNET_GSO_UDP_L4;
+    vh->csum_offset = 6;
+  }
   return c->nseg + 1;
+}
+
+void coalesce_unpatch(struct coalescer *c) {
+  if (c->nseg >= 2) memcpy(c->first, c->saved, c->h.hdr_len);
 }

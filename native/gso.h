@@ -155,18 +155,19 @@ bool l4_csum_ok(const uint8_t *frame, size_t len, const struct l34 *h);
 
 /* ---- coalescing ------------------------------------------------------------------- */
 
-struct tcp_coalescer {
-  uint8_t *first;     /* the first segment: its headers are patched by tcp_coalesce_finish */
+struct coalescer {
+  uint8_t *first;     /* the first segment: its headers are patched by coalesce_finish */
   size_t first_len;
-  struct l34 h;
+  struct l34 h;       /* h.proto: 6 TCP, 17 UDP */
   uint16_t mss;       /* payload of the first segment */
-  uint32_t next_seq;
+  uint32_t next_seq;  /* TCP */
   uint16_t next_id;   /* IPv4: identification expected next (incrementing ids) */
   uint8_t fixed_id;   /* IPv4 with DF: every segment carries the first's id */
-  uint8_t closed;     /* a short, PSH or FIN segment was the last one taken */
-  uint8_t last_flags; /* PSH/FIN of the last segment taken */
+  uint8_t closed;     /* a short (TCP: or PSH/FIN) segment was the last one taken */
+  uint8_t last_flags; /* TCP: PSH/FIN of the last segment taken */
   uint32_t total;     /* bytes of the super-frame so far */
   unsigned nseg;
+  uint8_t saved[GSO_MAX_HDR]; /* the first segment's headers before coalesce_finish patched them */
   /* iov[0]: the caller's virtio_net_hdr; iov[1]: the first frame; iov[2..]: payloads. */
   struct iovec iov[GRO_MAX_SEGS + 1];
 };
@@ -174,21 +175,36 @@ struct tcp_coalescer {
 /*
  * Start a super-frame with a TCP segment carrying payload (IPv4 without options, or IPv6
  * without extension headers; no SYN/RST/URG/FIN/PSH; exact length). false: write it as it
- * is. The frame must stay in place until tcp_coalesce_finish.
+ * is. The frame must stay in place until coalesce_finish.
  */
-bool tcp_coalesce_start(struct tcp_coalescer *c, uint8_t *frame, size_t len);
+bool tcp_coalesce_start(struct coalescer *c, uint8_t *frame, size_t len);
 
-/* Append the next segment if it continues the flow; false (nothing changed) otherwise. */
-bool tcp_coalesce_add(struct tcp_coalescer *c, const uint8_t *frame, size_t len);
+/* Append the next TCP segment if it continues the flow; false (nothing changed) otherwise. */
+bool tcp_coalesce_add(struct coalescer *c, const uint8_t *frame, size_t len);
 
 /*
- * Close the super-frame: with two or more segments, patch the first segment's headers
- * (IP length and checksum, PSH/FIN of the last, the TCP checksum field as the pseudo-
- * header partial) and fill *vh (NEEDS_CSUM, TCPV4/TCPV6 [+ECN], gso_size = mss). With one
- * segment the frame is untouched and *vh is zero. Returns the iovec count of c->iov
- * (iov[0] is set to vh).
+ * The same for UDP (a USO super-frame, VNET_GSO_UDP_L4, Linux 6.2): datagrams of one flow
+ * (same Ethernet/IP headers but length/id/checksum, same ports) with equal payload sizes,
+ * the last one possibly shorter. The receiving stack splits it back into the same
+ * datagrams.
  */
-unsigned tcp_coalesce_finish(struct tcp_coalescer *c, struct vnet_hdr *vh);
+bool udp_coalesce_start(struct coalescer *c, uint8_t *frame, size_t len);
+bool udp_coalesce_add(struct coalescer *c, const uint8_t *frame, size_t len);
+
+/* tcp_ or udp_coalesce_add, by what the super-frame holds. */
+bool coalesce_add(struct coalescer *c, const uint8_t *frame, size_t len);
+
+/*
+ * Close the super-frame: with two or more segments, patch the first segment's headers (IP
+ * length and checksum; TCP: PSH/FIN of the last; UDP: length; the L4 checksum field as
+ * the pseudo-header partial) and fill *vh (NEEDS_CSUM, TCPV4/TCPV6 [+ECN] or UDP_L4,
+ * gso_size = mss). With one segment the frame is untouched and *vh is zero. Returns the
+ * iovec count of c->iov (iov[0] is set to vh).
+ */
+unsigned coalesce_finish(struct coalescer *c, struct vnet_hdr *vh);
+
+/* Undo coalesce_finish's patching of the first segment (to write the segments one by one). */
+void coalesce_unpatch(struct coalescer *c);
 
 #ifdef __cplusplus
 }

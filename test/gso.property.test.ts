@@ -8,7 +8,8 @@
  *   - for any disturbed train (a gap, a swap, a changed ACK/window/TTL/flag, a short
  *     segment), coalescing never merges what it cannot give back: segmenting what it
  *     writes yields exactly the frames that went in;
- *   - UDP super-frames (USO) split into datagrams with valid UDP checksums.
+ *   - UDP super-frames (USO) split into datagrams with valid UDP checksums, and coalesce
+ *     back byte for byte.
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -256,14 +257,14 @@ describe('TCP segmentation and coalescing (native/gso.c)', () => {
     );
   });
 
-  it('never merges what it cannot give back: segment(coalesce(train)) is the train, for disturbed trains', () => {
+  it('never merges what it cannot give back: segment(coalesce(train)) is the train, for disturbed TCP and UDP trains', () => {
     const disturb = fc.record({
       kind: fc.constantFrom('gap', 'swap', 'ack', 'win', 'ttl', 'psh', 'cwr', 'short', 'syn', 'tos', 'opt', 'none'),
       at: fc.nat(),
     });
     fc.assert(
-      fc.property(spec, fc.array(disturb, { maxLength: 4 }), (s, ds) => {
-        const segs = n.testSegment(tcpSuper(s)).map((b) => Buffer.from(b));
+      fc.property(spec, fc.array(disturb, { maxLength: 4 }), fc.boolean(), (s, ds, isUdp) => {
+        const segs = n.testSegment(isUdp ? udpSuper(s) : tcpSuper(s)).map((b) => Buffer.from(b));
         for (const d of ds) {
           const i = d.at % segs.length;
           const f = segs[i]!;
@@ -271,19 +272,21 @@ describe('TCP segmentation and coalescing (native/gso.c)', () => {
           switch (d.kind) {
             case 'gap': if (segs.length > 2) segs.splice(i, 1); continue;
             case 'swap': if (i + 1 < segs.length) [segs[i], segs[i + 1]] = [segs[i + 1]!, segs[i]!]; continue;
-            case 'ack': f.writeUInt32BE((f.readUInt32BE(L.l4 + 8) + 1) >>> 0, L.l4 + 8); break;
-            case 'win': f.writeUInt16BE(f.readUInt16BE(L.l4 + 14) ^ 1, L.l4 + 14); break;
+            case 'ack': if (isUdp) { f.writeUInt16BE(f.readUInt16BE(L.l4) ^ 1, L.l4); break; } // UDP: another source port
+              f.writeUInt32BE((f.readUInt32BE(L.l4 + 8) + 1) >>> 0, L.l4 + 8); break;
+            case 'win': if (isUdp) break; f.writeUInt16BE(f.readUInt16BE(L.l4 + 14) ^ 1, L.l4 + 14); break;
             case 'ttl': f[L.v6 ? L.l3 + 7 : L.l3 + 8] ^= 1; break;
-            case 'psh': f[L.l4 + 13] |= 0x08; break;
-            case 'cwr': f[L.l4 + 13] |= 0x80; break;
-            case 'syn': f[L.l4 + 13] |= 0x02; break;
+            case 'psh': if (!isUdp) f[L.l4 + 13] |= 0x08; break;
+            case 'cwr': if (!isUdp) f[L.l4 + 13] |= 0x80; break;
+            case 'syn': if (!isUdp) f[L.l4 + 13] |= 0x02; break;
             case 'tos': if (!L.v6) f[L.l3 + 1] ^= 4; break;
-            case 'opt': if (L.hdrLen > L.l4 + 20) f[L.l4 + 20] ^= 1; break;
+            case 'opt': if (!isUdp && L.hdrLen > L.l4 + 20) f[L.l4 + 20] ^= 1; break;
             case 'short': {
               if (f.length - L.hdrLen < 2) break;
               const g = Buffer.from(f.subarray(0, f.length - 1));
               if (L.v6) g.writeUInt16BE(g.readUInt16BE(L.l3 + 4) - 1, L.l3 + 4);
               else g.writeUInt16BE(g.readUInt16BE(L.l3 + 2) - 1, L.l3 + 2);
+              if (isUdp) g.writeUInt16BE(g.readUInt16BE(L.l4 + 4) - 1, L.l4 + 4);
               segs[i] = g;
               break;
             }
@@ -329,7 +332,7 @@ describe('TCP segmentation and coalescing (native/gso.c)', () => {
     expect(() => n.testSegment(noMss)).toThrow(/bad header/);
   });
 
-  it('splits UDP super-frames (USO) into datagrams with valid UDP checksums and lengths', () => {
+  it('splits UDP super-frames (USO) into datagrams with valid UDP checksums and lengths, and coalesces them back byte for byte', () => {
     fc.assert(
       fc.property(spec, (s) => {
         const sup = udpSuper(s);
@@ -346,8 +349,11 @@ describe('TCP segmentation and coalescing (native/gso.c)', () => {
           total += f.length - L.hdrLen;
         });
         expect(total).toBe(payload);
+        const back = n.testCoalesce(segs);
+        expect(back.length).toBe(1);
+        expect(back[0]!.equals(sup)).toBe(true);
       }),
-      { numRuns: 100 },
+      { numRuns: 200 },
     );
   });
 });

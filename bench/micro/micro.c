@@ -93,14 +93,14 @@ __attribute__((noinline)) static void bench_segment(void) {
 /* Coalesce 44 segments into one GSO write (iovecs), then restore the first segment's
  * headers for the next round. NSEG packets per call. */
 __attribute__((noinline)) static void bench_coalesce(void) {
-  static struct tcp_coalescer c;
+  static struct coalescer c;
   uint8_t save[HDR];
   memcpy(save, segs[0] + 64, HDR);
   if (!tcp_coalesce_start(&c, segs[0] + 64, seg_len[0])) abort();
   for (int i = 1; i < NSEG; i++)
     if (!tcp_coalesce_add(&c, segs[i] + 64, seg_len[i])) abort();
   struct vnet_hdr vh;
-  sink += tcp_coalesce_finish(&c, &vh);
+  sink += coalesce_finish(&c, &vh);
   memcpy(segs[0] + 64, save, HDR);
 }
 
@@ -141,7 +141,7 @@ struct bench {
 static const struct bench benches[] = {
     {"csum", bench_csum, 1, "Internet checksum of 1398 bytes (csum_partial)"},
     {"segment", bench_segment, NSEG, "TCP super-frame -> 44 segments: headers + checksums (gso_plan + gso_segment)"},
-    {"coalesce", bench_coalesce, NSEG, "44 segments -> one GSO write (tcp_coalesce_start/add/finish)"},
+    {"coalesce", bench_coalesce, NSEG, "44 segments -> one GSO write (tcp_coalesce_start/add, coalesce_finish)"},
     {"verify", bench_verify, 1, "verify one segment's TCP checksum (l34_parse + l4_csum_ok)"},
     {"encap", bench_encap, 1, "plain frame: flow_hash + vxlan_push"},
     {"decap", bench_decap, 1, "datagram: vxlan_pop + l34_parse"},
