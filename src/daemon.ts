@@ -185,8 +185,11 @@ export interface StatsSnapshot {
   tenants: TenantStats[];
   ports: PortStats[];
   peers: PeerInfo[];
-  switch: { events: number; eventsUnknownTenant: number; eventsNotAccepted: number; dynamicVteps: number; eventBatches: number };
+  switch: { events: number; eventsUnknownTenant: number; eventsNotAccepted: number; dynamicVteps: number; eventBatches: number; portsRecreated: number };
 }
+
+/** Fast-path counters of I/O faults (not hostile input): a rise is logged, once a second at most. */
+const FAULT_COUNTERS = ['tap_rx_error', 'tap_tx_error', 'underlay_rx_error', 'underlay_tx_error', 'underlay_tx_too_big', 'event_queue_full'];
 
 export interface ReloadResult {
   ok: boolean;
@@ -221,7 +224,13 @@ export class Daemon implements Target {
   private readonly backend: PortBackend;
   private readonly hooks: DaemonHooks;
   private peerTimer: NodeJS.Timeout | undefined;
-  private readonly peerSeen = new Map<string, { rx: number; at: number | null }>();
+  private readonly peerSeen = new Map<string, { rx: number; at: number | null; active?: boolean }>();
+  /** Fault counters as last logged. */
+  private readonly faultSeen = new Map<string, number>();
+  /** Ports whose TAP went away under us and could not be recreated yet: retried once a second. */
+  private readonly lostPorts = new Map<string, { tenant: string; config: PortConfig }>();
+  private portsRecreated = 0;
+  private checkingPorts = false;
   private eventBatches = 0;
   private batchListener: ((size: number) => void) | undefined;
 
@@ -265,7 +274,7 @@ export class Daemon implements Target {
       }
       d.sw.startAgeing(ageingInterval(config));
       d.roles.start();
-      d.peerTimer = setInterval(() => d.samplePeers(), 1000);
+      d.peerTimer = setInterval(() => d.tick(), 1000);
       d.peerTimer.unref();
     } catch (e) {
       d.close();
@@ -335,6 +344,10 @@ export class Daemon implements Target {
   }
 
   removePort(tenant: string, tap: string): void {
+    if (this.lostPorts.get(tap)?.tenant === tenant) {
+      this.lostPorts.delete(tap); // its TAP was gone already (deleted under us, not recreated yet)
+      return;
+    }
     const p = this.ports.find((x) => x.tap === tap && x.tenant === tenant);
     if (!p) throw new Error(`no port "${tap}" in tenant "${tenant}"`);
     this.sw.removePort(tap);
@@ -459,6 +472,75 @@ export class Daemon implements Target {
     for (const a of [...this.peerSeen.keys()]) if (!this.sw.vtepByAddress(a)) this.peerSeen.delete(a);
   }
 
+  /** Once a second: peer liveness (logged when a peer goes quiet or comes back), fault counters, lost TAPs. */
+  private tick(): void {
+    const s = this.sw.dp.stats();
+    this.samplePeers(s);
+    const now = Date.now();
+    for (const [vtep, seen] of this.peerSeen) {
+      if (seen.at === null) continue;
+      const active = now - seen.at <= 10_000;
+      if (seen.active === true && !active) log.warn({ vtep, lastSeenSeconds: Math.floor((now - seen.at) / 1000) }, 'peer quiet: nothing received from it for 10 s');
+      else if (seen.active === false && active) log.info({ vtep }, 'peer receiving again');
+      seen.active = active;
+    }
+    for (const name of FAULT_COUNTERS) {
+      const v = s.counters[name] ?? 0;
+      const last = this.faultSeen.get(name) ?? 0;
+      if (v > last) log.warn({ counter: name, delta: v - last, total: v }, 'fast-path faults counted');
+      this.faultSeen.set(name, v);
+    }
+    void this.checkPorts();
+  }
+
+  /**
+   * A TAP deleted under the daemon (`ip link del`) leaves its fd detached: the fast path
+   * counts a read error and stops polling it. Seen here by the fd's fdinfo (a TAP fd names
+   * its interface, "iff:", empty once detached), the port is logged, taken down and made
+   * again from its config (same name, namespace, address and MAC), retried once a second
+   * until that works.
+   */
+  private async checkPorts(): Promise<void> {
+    if (!(this.backend instanceof TapPorts) || this.closed || this.checkingPorts) return;
+    this.checkingPorts = true;
+    try {
+      await this.recreateLostPorts();
+    } finally {
+      this.checkingPorts = false;
+    }
+  }
+
+  private async recreateLostPorts(): Promise<void> {
+    for (const p of [...this.ports]) {
+      let info: string;
+      try {
+        info = readFileSync(`/proc/self/fdinfo/${p.fd}`, 'utf8');
+      } catch {
+        continue;
+      }
+      if (!/^iff:\s*$/m.test(info)) continue;
+      log.warn({ tenant: p.tenant, tap: p.tap, netns: p.netns }, 'TAP gone (deleted under the daemon); recreating it');
+      this.sw.removePort(p.tap);
+      this.dropPort(p);
+      this.lostPorts.set(p.tap, { tenant: p.tenant, config: p.config });
+    }
+    for (const [tap, lost] of [...this.lostPorts]) {
+      if (this.closed || this.ports.some((x) => x.tap === tap)) {
+        this.lostPorts.delete(tap);
+        continue;
+      }
+      try {
+        this.lostPorts.delete(tap);
+        await this.addPort(lost.tenant, lost.config);
+        this.portsRecreated++;
+        log.warn({ tenant: lost.tenant, tap }, 'TAP recreated');
+      } catch (e) {
+        if (!this.ports.some((x) => x.tap === tap)) this.lostPorts.set(tap, lost);
+        log.warn({ tenant: lost.tenant, tap, err: (e as Error).message }, 'recreating a TAP failed; retrying');
+      }
+    }
+  }
+
   /** Everything counted, from one dpStats() call. */
   stats(): StatsSnapshot {
     const s = this.sw.dp.stats();
@@ -498,7 +580,7 @@ export class Daemon implements Target {
       at: now,
       uptimeSeconds: (now - this.startedAt) / 1000,
       datapath, drops, tenants, ports, peers,
-      switch: { ...this.sw.counters, eventBatches: this.eventBatches },
+      switch: { ...this.sw.counters, eventBatches: this.eventBatches, portsRecreated: this.portsRecreated },
     };
   }
 
