@@ -32,6 +32,7 @@ const TARGETS = {
   fuzz_gre: ['gre.c'],
   fuzz_csum: ['csum.c'],
   fuzz_gso: ['gso.c', 'csum.c'],
+  fuzz_gro: ['gso.c', 'csum.c'],
   fuzz_decap: FASTPATH,
   fuzz_encap: FASTPATH,
 };
