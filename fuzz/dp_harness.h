@@ -154,6 +154,12 @@ static void h_check_events(uint32_t allowed_tenants, int from_port) {
     memcpy(&h, d + off, sizeof h);
     uint32_t rec = le32toh(h.rec_len), flen = le32toh(h.frame_len), t = le32toh(h.tenant_id);
     FUZZ_CHECK(rec >= DP_EVENT_HEADER && rec % 8 == 0 && rec <= len - off, "event rec_len %u", rec);
+    if (h.type == DP_EV_CONTROL) { /* a liveness message from the underlay: no tenant, its payload */
+      FUZZ_CHECK(!from_port && t == 0 && flen >= 4 && flen <= rec - DP_EVENT_HEADER, "control event from_port %d tenant %u len %u", from_port, t, flen);
+      FUZZ_CHECK(memcmp(d + off + DP_EVENT_HEADER, "\0VTP", 4) == 0, "control event without the liveness magic");
+      off += rec;
+      continue;
+    }
     FUZZ_CHECK(h.type == DP_EV_LEARN || h.type == DP_EV_MISS, "event type %u", h.type);
     FUZZ_CHECK(flen <= rec - DP_EVENT_HEADER && (h.type == DP_EV_MISS ? flen >= PKT_ETH_HLEN : flen == 0), "event frame_len %u", flen);
     FUZZ_CHECK(t >= 1 && t <= H_TENANTS && (allowed_tenants >> t & 1), "event for tenant %u, allowed %x", t, allowed_tenants);

@@ -566,7 +566,72 @@ Napi::Value DpVtepSet(const Napi::CallbackInfo &info) {
   socklen_t len;
   if (sockaddr_from_string(addr.c_str(), (uint16_t)port, &ss, &len) != 0)
     return a.Fail(EINVAL, "address '" + addr + "' is not an IPv4 or IPv6 address"), Napi::Value();
-  return Check(a, b, dp_vtep_set(b->dp, vtep, &ss, len));
+  struct dp_vtep_opts o = {};
+  if (info.Length() > 4 && !info[4].IsUndefined()) {
+    Napi::Object opts;
+    Napi::Value v;
+    int64_t mtu = 0;
+    if (!a.Object(4, "options", &opts)) return {};
+    if (!a.Prop(opts, "mtu", &v)) return {};
+    if (!v.IsUndefined() && !a.Int(v, "mtu", 0, 65535, &mtu)) return {};
+    o.mtu = (uint16_t)mtu;
+    for (auto [key, out] : {std::pair<const char *, bool *>{"fixedSourcePort", &o.fixed_src}, {"matchPort", &o.match_port}}) {
+      if (!a.Prop(opts, key, &v)) return {};
+      if (!v.IsUndefined() && !v.IsBoolean()) return a.Fail(EINVAL, std::string(key) + " must be a boolean"), Napi::Value();
+      *out = !v.IsUndefined() && v.As<Napi::Boolean>().Value();
+    }
+  }
+  return Check(a, b, dp_vtep_set_ex(b->dp, vtep, &ss, len, &o));
+}
+
+Napi::Value DpTenantRelay(const Napi::CallbackInfo &info) {
+  Args a(info, "dpTenantRelay");
+  DpBox *b = GetDp(a);
+  uint32_t tenant;
+  if (!b || !a.Id(1, "tenantId", DP_MAX_TENANTS, &tenant)) return {};
+  if (!info[2].IsBoolean()) return a.Fail(EINVAL, "relay must be a boolean"), Napi::Value();
+  return Check(a, b, dp_tenant_relay(b->dp, tenant, info[2].As<Napi::Boolean>().Value()));
+}
+
+Napi::Value DpTenantMss(const Napi::CallbackInfo &info) {
+  Args a(info, "dpTenantMss");
+  DpBox *b = GetDp(a);
+  uint32_t tenant;
+  int64_t v4 = 0, v6 = 0;
+  if (!b || !a.Id(1, "tenantId", DP_MAX_TENANTS, &tenant) || !a.Int(info[2], "mssV4", 0, 65535, &v4) ||
+      !a.Int(info[3], "mssV6", 0, 65535, &v6))
+    return {};
+  return Check(a, b, dp_tenant_mss(b->dp, tenant, (uint16_t)v4, (uint16_t)v6));
+}
+
+// dpSendControl(dp, address, port, payload, { df = true, fromRxSocket = true })
+Napi::Value DpSendControl(const Napi::CallbackInfo &info) {
+  Args a(info, "dpSendControl");
+  DpBox *b = GetDp(a);
+  std::string addr;
+  int64_t port = 0;
+  const uint8_t *data = nullptr;
+  size_t n = 0;
+  if (!b || !a.String(info[1], "address", &addr) || !a.Int(info[2], "port", 1, 65535, &port) ||
+      !a.Bytes(info[3], "payload", &data, &n))
+    return {};
+  if (n == 0 || n > 65507) return a.Fail(EMSGSIZE, "payload of " + std::to_string(n) + " bytes is not 1..65507"), Napi::Value();
+  bool df = true, rx = true;
+  if (info.Length() > 4 && !info[4].IsUndefined()) {
+    Napi::Object opts;
+    Napi::Value v;
+    if (!a.Object(4, "options", &opts)) return {};
+    for (auto [key, out] : {std::pair<const char *, bool *>{"df", &df}, {"fromRxSocket", &rx}}) {
+      if (!a.Prop(opts, key, &v)) return {};
+      if (!v.IsUndefined() && !v.IsBoolean()) return a.Fail(EINVAL, std::string(key) + " must be a boolean"), Napi::Value();
+      if (!v.IsUndefined()) *out = v.As<Napi::Boolean>().Value();
+    }
+  }
+  struct sockaddr_storage ss;
+  socklen_t len;
+  if (sockaddr_from_string(addr.c_str(), (uint16_t)port, &ss, &len) != 0)
+    return a.Fail(EINVAL, "address '" + addr + "' is not an IPv4 or IPv6 address"), Napi::Value();
+  return Check(a, b, dp_send_control(b->dp, &ss, len, data, n, df, rx));
 }
 
 Napi::Value DpVtepDel(const Napi::CallbackInfo &info) {
@@ -781,6 +846,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dpTenantAccept", Napi::Function::New(env, DpTenantAccept, "dpTenantAccept"));
   exports.Set("dpTenantAcceptAny", Napi::Function::New(env, DpTenantAcceptAny, "dpTenantAcceptAny"));
   exports.Set("dpTenantDel", Napi::Function::New(env, DpTenantDel, "dpTenantDel"));
+  exports.Set("dpTenantRelay", Napi::Function::New(env, DpTenantRelay, "dpTenantRelay"));
+  exports.Set("dpTenantMss", Napi::Function::New(env, DpTenantMss, "dpTenantMss"));
+  exports.Set("dpSendControl", Napi::Function::New(env, DpSendControl, "dpSendControl"));
   exports.Set("dpPortSet", Napi::Function::New(env, DpPortSet, "dpPortSet"));
   exports.Set("dpPortDel", Napi::Function::New(env, DpPortDel, "dpPortDel"));
   exports.Set("dpVtepSet", Napi::Function::New(env, DpVtepSet, "dpVtepSet"));

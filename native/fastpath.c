@@ -51,7 +51,7 @@ struct dp_event_hdr {
   uint8_t src_mac[6];
   uint8_t zero2[2];
   uint32_t frame_len;
-  uint32_t zero3;
+  uint32_t out_id; /* EV_TOO_BIG: the VTEP whose path MTU the frame exceeds; else 0 */
 };
 _Static_assert(sizeof(struct dp_event_hdr) == DP_EVENT_HEADER, "event header is 56 bytes");
 _Static_assert(offsetof(struct dp_event_hdr, tenant_id) == 8, "tenantId at 8");
@@ -87,6 +87,8 @@ struct dp_tenant {
   /* Anti-spoofing: accept encapsulated frames from any source, or only from the VTEPs
    * whose bit is set in `accept` (its flood list, static entries, hubs, spokes). */
   bool accept_any;
+  bool relay;            /* hub: VTEP -> VTEP forwarding (never back to the ingress VTEP) */
+  uint16_t mss4, mss6;   /* MSS clamping of TCP SYNs, inner IPv4 / IPv6; 0 = off */
   uint32_t vni;
   struct vxlanhdr vxlan; /* header template, copied per packet */
   uint64_t *accept;      /* DP_MAX_VTEPS bits, allocated with the tenant */
@@ -106,6 +108,9 @@ struct dp_port {
 
 struct dp_vtep {
   bool in_use;
+  bool fixed_src;  /* sent to from the receive socket (the underlay port): NAT, conntrack */
+  bool match_port; /* its addr key carries the outer UDP port (a spoke behind NAT) */
+  uint16_t mtu;    /* path MTU (largest outer IP packet); 0 = unchecked */
   uint8_t encap;
   struct dp_addr addr;
   socklen_t salen;
@@ -150,6 +155,7 @@ struct dp_worker {
   pthread_t thread;
   bool running;
   uint32_t now_ms; /* sampled once per batch */
+  uint32_t tb_window_ms, tb_count; /* EV_TOO_BIG rate: at most TOO_BIG_PER_100MS per 100 ms */
   bool events_queued;
   uint8_t *bufs; /* nbufs * DP_BUF_SIZE, each used from DP_HEADROOM on */
   size_t len[DP_BATCH];
@@ -207,6 +213,7 @@ struct dp {
   uint16_t addr_map[ADDR_MAP_SLOTS];
   struct fdb fdb;
   int family; /* AF_INET or AF_INET6: the underlay's */
+  unsigned n_match_port; /* VTEPs keyed by address and port: decap looks them up first */
   bool gso_ok;              /* UDP_SEGMENT usable (probed; cleared if the kernel keeps refusing) */
   unsigned gso_fail_streak; /* trains refused in a row (encap thread) */
   bool gro_on;              /* UDP_GRO set on the receive socket */
@@ -345,12 +352,13 @@ static uint32_t vtep_lookup(const struct dp *dp, const struct dp_addr *a) {
 
 /* ---- events ----------------------------------------------------------------------- */
 
-/* Queue one record; frame + 6 is the source MAC, the frame itself follows for EV_MISS. */
-static bool ev_emit(struct dp_worker *w, uint8_t type, uint8_t in_kind, uint32_t tenant, uint32_t in_id,
-                    const struct dp_addr *outer, uint16_t outer_port, const uint8_t *frame, size_t frame_len,
-                    struct dp_io_counters *io) {
+/* Queue one record; frame + 6 is the source MAC (not for EV_CONTROL, whose "frame" is a
+ * UDP payload); the frame (or payload) follows for every type but EV_LEARN. */
+static bool ev_emit_ex(struct dp_worker *w, uint8_t type, uint8_t in_kind, uint32_t tenant, uint32_t in_id,
+                       const struct dp_addr *outer, uint16_t outer_port, const uint8_t *frame, size_t frame_len,
+                       uint32_t out_id, struct dp_io_counters *io) {
   struct dp_evq *q = &w->dp->evq;
-  uint32_t body = type == DP_EV_MISS ? (uint32_t)frame_len : 0;
+  uint32_t body = type == DP_EV_LEARN ? 0 : (uint32_t)frame_len;
   uint32_t rec = (DP_EVENT_HEADER + body + 7) & ~7u;
   struct dp_event_hdr h;
   memset(&h, 0, sizeof h);
@@ -364,8 +372,9 @@ static bool ev_emit(struct dp_worker *w, uint8_t type, uint8_t in_kind, uint32_t
     memcpy(h.outer_addr, outer->bytes, sizeof h.outer_addr);
     h.family = outer->family;
   }
-  memcpy(h.src_mac, frame + PKT_ETH_ALEN, PKT_ETH_ALEN);
+  if (type != DP_EV_CONTROL) memcpy(h.src_mac, frame + PKT_ETH_ALEN, PKT_ETH_ALEN);
   h.frame_len = htole32(body);
+  h.out_id = htole32(out_id);
 
   pthread_mutex_lock(&q->mu);
   bool fits = q->len + rec <= DP_EVQ_HALF;
@@ -383,6 +392,12 @@ static bool ev_emit(struct dp_worker *w, uint8_t type, uint8_t in_kind, uint32_t
   }
   w->events_queued = true;
   return true;
+}
+
+static inline bool ev_emit(struct dp_worker *w, uint8_t type, uint8_t in_kind, uint32_t tenant, uint32_t in_id,
+                           const struct dp_addr *outer, uint16_t outer_port, const uint8_t *frame, size_t frame_len,
+                           struct dp_io_counters *io) {
+  return ev_emit_ex(w, type, in_kind, tenant, in_id, outer, outer_port, frame, frame_len, 0, io);
 }
 
 void dp_events_take(struct dp *dp, const uint8_t **data, size_t *len) {
@@ -447,6 +462,85 @@ static void punt(struct dp_worker *w, uint32_t tenant, uint8_t in_kind, uint32_t
                  uint16_t outer_port, const uint8_t *frame, size_t len, struct dp_io_counters *io) {
   if (ev_emit(w, DP_EV_MISS, in_kind, tenant, in_id, outer, outer_port, frame, len, io))
     count(w, DPC_punted_frames);
+}
+
+/* ---- path MTU, MSS clamping, liveness ------------------------------------------------- */
+
+#define TOO_BIG_PER_100MS 50
+
+/* Bytes in front of an Ethernet frame toward a VTEP: outer IP, UDP, VXLAN. */
+static inline size_t vtep_outer_len(const struct dp_vtep *v) {
+  return (v->addr.family == 4 ? 20u : 40u) + 8u + VXLAN_HLEN;
+}
+
+/*
+ * A frame too big for VTEP `vid`'s path MTU: not sent (counted too_big), its first bytes
+ * punted as EV_TOO_BIG so TypeScript answers the sender with ICMP where the frame came
+ * from. At most TOO_BIG_PER_100MS events per 100 ms per thread (TCP needs one).
+ */
+static void too_big(struct dp_worker *w, uint32_t tenant, uint8_t in_kind, uint32_t in_id, const struct dp_addr *outer,
+                    uint16_t outer_port, const uint8_t *f, size_t len, uint32_t vid, struct dp_io_counters *io) {
+  drop(w, DPC_too_big, io);
+  if (w->now_ms - w->tb_window_ms >= 100) {
+    w->tb_window_ms = w->now_ms;
+    w->tb_count = 0;
+  }
+  if (w->tb_count++ >= TOO_BIG_PER_100MS) return;
+  ev_emit_ex(w, DP_EV_TOO_BIG, in_kind, tenant, in_id, outer, outer_port, f, len < DP_TOO_BIG_QUOTE ? len : DP_TOO_BIG_QUOTE,
+             vid, io);
+}
+
+/*
+ * MSS clamping: lower the MSS option of a TCP SYN (or SYN-ACK) to the tenant's clamp for
+ * its IP version. The TCP checksum is updated incrementally (RFC 1624) over the 16-bit
+ * words the option touches, or left alone in a checksum-partial frame (its field holds
+ * the pseudo-header sum; the offload sums the new bytes). True if the option changed.
+ */
+static bool mss_clamp(struct dp_worker *w, const struct dp_tenant *t, uint8_t *f, size_t len, bool csum_partial) {
+  struct l34 h;
+  if (!l34_parse(f, len, &h) || h.proto != 6) return false;
+  uint8_t *tcp = f + h.l4;
+  const size_t doff = (size_t)(h.hdr_len - h.l4);
+  if (!(tcp[13] & 0x02)) return false; /* not a SYN */
+  uint16_t clamp = h.v6 ? t->mss6 : t->mss4;
+  if (!clamp) return false;
+  for (size_t o = 20; o < doff;) {
+    uint8_t kind = tcp[o];
+    if (kind == 0) break; /* end of options */
+    if (kind == 1) {      /* no-op */
+      o++;
+      continue;
+    }
+    if (o + 1 >= doff || tcp[o + 1] < 2 || o + tcp[o + 1] > doff) break;
+    if (kind == 2 && tcp[o + 1] == 4) {
+      uint16_t mss = (uint16_t)(tcp[o + 2] << 8 | tcp[o + 3]);
+      if (mss <= clamp) return false;
+      /* The 16-bit words (relative to the TCP header) the two bytes at o+2 fall in: one if
+       * aligned, two if not; a byte past the end counts the same before and after. */
+      size_t w0 = (o + 2) & ~(size_t)1, nw = ((o + 2) & 1) ? 2 : 1;
+      uint16_t before[2], after;
+      memcpy(before, tcp + w0, 2 * nw);
+      tcp[o + 2] = (uint8_t)(clamp >> 8);
+      tcp[o + 3] = (uint8_t)clamp;
+      if (!csum_partial) {
+        uint16_t check = csum_field_get(tcp + 16);
+        for (size_t k = 0; k < nw; k++) {
+          memcpy(&after, tcp + w0 + 2 * k, 2);
+          check = csum_replace16(check, before[k], after);
+        }
+        csum_field_set(tcp + 16, check);
+      }
+      count(w, DPC_mss_clamped);
+      return true;
+    }
+    o += tcp[o + 1];
+  }
+  return false;
+}
+
+/* A liveness message: "\0VTP" at the start of the UDP payload (src/liveness.ts). */
+static inline bool is_control(const uint8_t *p, size_t len) {
+  return len >= 4 && p[0] == 0x00 && p[1] == 0x56 && p[2] == 0x54 && p[3] == 0x50;
 }
 
 /* ---- output: ports ------------------------------------------------------------------ */
@@ -586,6 +680,9 @@ static void punt_vh(struct dp_worker *w, uint32_t tenant, uint32_t pid, uint8_t 
 static unsigned tx_send(struct dp_worker *w, int fd, struct mmsghdr *m, const struct dp_txmsg *d, unsigned n,
                         int wait_ms);
 
+/* tx_fd index meaning "the receive socket": VTEPs with fixed_src (NAT, conntrack). */
+#define DP_SOCK_RX DP_MAX_SOURCE_PORTS
+
 static void underlay_count_tx(struct dp_worker *w, const struct dp_txmsg *d) {
   struct dp_io_counters *io = &w->stats.vtep[d->vtep];
   ctr_add(&io->tx_packets, d->nseg);
@@ -691,11 +788,13 @@ static void tx_flush(struct dp_worker *w) {
       w->tx_group_d[n++] = *d;
       done |= 1ull << j;
     }
-    int fd = dp->tx_fd[s];
+    int fd = s == DP_SOCK_RX ? dp->rx_fd : dp->tx_fd[s];
     for (unsigned a = 0; a < n;) {
       unsigned b = a + 1;
       bool train = w->tx_group_d[a].train;
-      if (dp->family == AF_INET) {
+      /* Only the encap thread switches SO_NO_CHECK (a relaying decap thread sends single
+       * datagrams as the socket is); the receive socket keeps its checksums on. */
+      if (dp->family == AF_INET && w == dp->encap && s != DP_SOCK_RX) {
         while (b < n && w->tx_group_d[b].train == train) b++;
         if (train != w->csum_on[s]) {
           int off = train ? 0 : 1;
@@ -748,10 +847,13 @@ static void train_cmsg(struct dp_worker *w, struct dp_txmsg *d, uint16_t seg_siz
  */
 static void tx_queue(struct dp_worker *w, const struct dp_tenant *t, uint32_t vid, uint8_t *frame, size_t len) {
   struct dp *dp = w->dp;
-  uint8_t sock = (uint8_t)pkt_hash_range(flow_hash(frame, len), dp->ntx);
+  uint8_t sock = dp->vteps[vid].fixed_src ? DP_SOCK_RX : (uint8_t)pkt_hash_range(flow_hash(frame, len), dp->ntx);
   uint8_t *pkt = vxlan_push(frame, &t->vxlan);
   uint32_t dlen = (uint32_t)(len + VXLAN_HLEN);
-  if (dp->gso_ok && w->ntx > 0 && w->ntx_iov < DP_TX_IOVS) {
+  /* A train needs the socket's UDP checksum on: only the encap thread switches it on a
+   * pool socket (tx_flush); the receive socket always has it. A hub's decap thread, relaying,
+   * joins trains toward fixed-port VTEPs (its spokes) and sends singles to the others. */
+  if (dp->gso_ok && (w == dp->encap || sock == DP_SOCK_RX) && w->ntx > 0 && w->ntx_iov < DP_TX_IOVS) {
     struct dp_txmsg *d = &w->txm[w->ntx - 1];
     const uint32_t max_dgram = dp->family == AF_INET ? 65507 : 65527;
     if (d->joinable && d->sock == sock && d->vtep == vid && dlen <= d->seg && d->nseg < DP_GSO_MAX_SEGS &&
@@ -787,7 +889,7 @@ static void tx_queue_gso(struct dp_worker *w, const struct dp_tenant *t, uint32_
     drop(w, DPC_gso_bad, io);
     return;
   }
-  uint8_t sock = (uint8_t)pkt_hash_range(flow_hash(f, len), dp->ntx);
+  uint8_t sock = dp->vteps[vid].fixed_src ? DP_SOCK_RX : (uint8_t)pkt_hash_range(flow_hash(f, len), dp->ntx);
   const size_t hl = VXLAN_HLEN + plan.h.hdr_len, slot = (hl + 7) & ~(size_t)7;
   const size_t seg_size = hl + plan.mss;
   const size_t max_dgram = dp->family == AF_INET ? 65507 : 65527;
@@ -857,7 +959,19 @@ static void encap_frame(struct dp_worker *w, uint32_t pid, const struct dp_port 
       return;
     }
     if (e) {
-      if (!dp->vteps[e->id].in_use) { drop(w, DPC_vtep_gone, io); return; }
+      const struct dp_vtep *v = &dp->vteps[e->id];
+      if (!v->in_use) { drop(w, DPC_vtep_gone, io); return; }
+      if (v->mtu) {
+        /* Path MTU: a super-frame goes out as segments, one segment's size counts. */
+        size_t flen = len;
+        struct gso_plan plan;
+        if (gso && gso_plan(vh, f, len, &plan) == GSO_OK) flen = (size_t)plan.h.hdr_len + plan.mss;
+        if (flen + vtep_outer_len(v) > v->mtu) {
+          too_big(w, tid, DP_IN_PORT, pid, NULL, 0, f, len, e->id, io);
+          return;
+        }
+      }
+      if ((t->mss4 | t->mss6) && !gso) mss_clamp(w, t, f, len, vh && (vh->flags & VNET_F_NEEDS_CSUM));
       if (gso) {
         tx_queue_gso(w, t, e->id, f, len, vh, io);
         return;
@@ -1037,6 +1151,14 @@ static void decap_datagram(struct dp_worker *w, struct decap_ctx *c, uint8_t *pk
   if (io) io_count(&io->rx_packets, &io->rx_bytes, len);
   else count(w, DPC_unknown_vtep_packets);
 
+  if (is_control(pkt, len)) { /* liveness: the control plane's, whatever VTEP it is from */
+    count(w, DPC_control_rx);
+    if (len <= DP_CONTROL_MAX)
+      ev_emit_ex(w, DP_EV_CONTROL, c->vid ? DP_IN_VTEP : DP_IN_UNKNOWN_VTEP, 0, c->vid, &c->outer, c->outer_port, pkt, len, 0,
+                 io);
+    return;
+  }
+
   switch (vxlan_pop(pkt, len, &vni)) {
   case VXLAN_TRUNCATED:
     { drop(w, DPC_vxlan_truncated, io); return; }
@@ -1061,6 +1183,8 @@ static void decap_datagram(struct dp_worker *w, struct decap_ctx *c, uint8_t *pk
   if (flen < PKT_ETH_HLEN) { drop(w, DPC_inner_runt, io); return; }
   if (flen > DP_MAX_FRAME) { drop(w, DPC_frame_too_big, io); return; }
   if (eth_is_vlan_tagged(f)) { drop(w, DPC_inner_vlan, io); return; }
+  const struct dp_tenant *t = &dp->tenants[tid];
+  if (t->mss4 | t->mss6) mss_clamp(w, t, f, flen, false);
 
   /* The same Ethernet addresses as the last frame of this buffer, known unicast to a
    * port: the source was learned (or reported) and the destination looked up already. */
@@ -1082,8 +1206,22 @@ static void decap_datagram(struct dp_worker *w, struct decap_ctx *c, uint8_t *pk
       decap_deliver(w, tid, e->id, f, flen, c->trusted, io);
       return;
     }
-    /* Split horizon: the underlay is a full mesh, a VTEP never relays to another. */
-    if (e) { drop(w, DPC_split_horizon, io); return; }
+    /* Split horizon: the underlay is a full mesh, a VTEP never relays to another. A hub
+     * relays (spoke -> hub -> spoke), never back to the VTEP the frame came from. */
+    if (e && !t->relay) { drop(w, DPC_split_horizon, io); return; }
+    if (e) {
+      const struct dp_vtep *v = &dp->vteps[e->id];
+      if (e->id == c->vid) { drop(w, DPC_hairpin, io); return; }
+      if (!v->in_use) { drop(w, DPC_vtep_gone, io); return; }
+      if (v->mtu && flen + vtep_outer_len(v) > v->mtu) {
+        too_big(w, tid, in_kind, c->vid, &c->outer, c->outer_port, f, flen, e->id, io);
+        return;
+      }
+      /* Re-encapsulated in place: the new VXLAN header goes where the old one was. */
+      tx_queue(w, t, e->id, f, flen);
+      count(w, DPC_relayed_frames);
+      return;
+    }
   }
   punt(w, tid, in_kind, c->vid, &c->outer, c->outer_port, f, flen, io);
 }
@@ -1100,7 +1238,15 @@ static void decap_buffer(struct dp_worker *w, unsigned i) {
     drop(w, DPC_underlay_rx_error, NULL);
     return;
   }
-  c.vid = vtep_lookup(dp, &c.outer);
+  c.vid = 0;
+  if (dp->n_match_port) { /* a spoke behind NAT: address and port first */
+    struct dp_addr k = c.outer;
+    k.zero[0] = 1;
+    k.zero[1] = (uint8_t)(c.outer_port >> 8);
+    k.zero[2] = (uint8_t)c.outer_port;
+    c.vid = vtep_lookup(dp, &k);
+  }
+  if (!c.vid) c.vid = vtep_lookup(dp, &c.outer);
   c.io = c.vid ? &w->stats.vtep[c.vid] : NULL;
   if (m->msg_hdr.msg_flags & MSG_TRUNC) {
     count(w, DPC_underlay_rx_packets);
@@ -1153,6 +1299,7 @@ static void *decap_main(void *arg) {
         decap_buffer(w, (unsigned)i);
       }
       if (n > 0) w->rx_big = got / (unsigned)n > 8192;
+      tx_flush(w);  /* relayed frames (a hub), sent from these very buffers */
       gro_flush(w); /* before the buffers are read into again */
       pthread_rwlock_unlock(&dp->lock);
       worker_notify(w);
@@ -1261,6 +1408,13 @@ int dp_create(const struct dp_config *cfg, struct dp **out, const char **step) {
     dp->ntx = cfg->source_ports;
   }
   dp->uso_write_ok = !cfg->no_offloads;
+  {
+    /* Liveness and NAT'd traffic leave from the receive socket: DF always, and the size
+     * we ask for, not the kernel's cached path MTU (PMTU probes find the real one). */
+    int probe = dp->family == AF_INET ? IP_PMTUDISC_PROBE : IPV6_PMTUDISC_PROBE;
+    if (dp->family == AF_INET) setsockopt(dp->rx_fd, IPPROTO_IP, IP_MTU_DISCOVER, &probe, sizeof probe);
+    else setsockopt(dp->rx_fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &probe, sizeof probe);
+  }
   dp->gro_on = !cfg->no_offloads && udp_rx_gro_enable(dp->rx_fd);
   dp->gso_ok = !cfg->no_offloads && udp_tx_gso_probe(dp->tx_fd[0]);
   *out = dp;
@@ -1407,6 +1561,59 @@ int dp_tenant_accept_any(struct dp *dp, uint32_t tid, bool any) {
   return err;
 }
 
+int dp_tenant_relay(struct dp *dp, uint32_t tid, bool relay) {
+  CHECK_ID(dp, "tenantId", tid, DP_MAX_TENANTS);
+  int err = 0;
+  pthread_rwlock_wrlock(&dp->lock);
+  if (!dp->tenants[tid].in_use) err = dp_fail(dp, ENOENT, "tenant %u does not exist", tid);
+  else dp->tenants[tid].relay = relay;
+  pthread_rwlock_unlock(&dp->lock);
+  return err;
+}
+
+int dp_tenant_mss(struct dp *dp, uint32_t tid, uint16_t mss4, uint16_t mss6) {
+  CHECK_ID(dp, "tenantId", tid, DP_MAX_TENANTS);
+  int err = 0;
+  pthread_rwlock_wrlock(&dp->lock);
+  if (!dp->tenants[tid].in_use) {
+    err = dp_fail(dp, ENOENT, "tenant %u does not exist", tid);
+  } else {
+    dp->tenants[tid].mss4 = mss4;
+    dp->tenants[tid].mss6 = mss6;
+  }
+  pthread_rwlock_unlock(&dp->lock);
+  return err;
+}
+
+int dp_send_control(struct dp *dp, const struct sockaddr_storage *sa, socklen_t salen, const uint8_t *p, size_t n,
+                    bool df, bool from_rx) {
+  if (dp->stopped) return dp_fail(dp, ESHUTDOWN, "the data path was stopped: no underlay sockets");
+  if (sa->ss_family != dp->family)
+    return dp_fail(dp, EAFNOSUPPORT, "the underlay is IPv%d", dp->family == AF_INET ? 4 : 6);
+  int fd = from_rx ? dp->rx_fd : dp->tx_fd[0];
+  const int v4 = dp->family == AF_INET;
+  const int lvl = v4 ? IPPROTO_IP : IPPROTO_IPV6, opt = v4 ? IP_MTU_DISCOVER : IPV6_MTU_DISCOVER;
+  /* Without DF: switched on this socket for this one send, the fast path held off. */
+  if (!df) {
+    int dont = v4 ? IP_PMTUDISC_DONT : IPV6_PMTUDISC_DONT;
+    pthread_rwlock_wrlock(&dp->lock);
+    setsockopt(fd, lvl, opt, &dont, sizeof dont);
+  }
+  ssize_t r;
+  do r = sendto(fd, p, n, MSG_DONTWAIT, (const struct sockaddr *)sa, salen);
+  while (r < 0 && errno == EINTR);
+  int err = r < 0 ? errno : 0;
+  if (!df) {
+    int back = from_rx ? (v4 ? IP_PMTUDISC_PROBE : IPV6_PMTUDISC_PROBE) : (v4 ? IP_PMTUDISC_DO : IPV6_PMTUDISC_DO);
+    setsockopt(fd, lvl, opt, &back, sizeof back);
+    pthread_rwlock_unlock(&dp->lock);
+  }
+  if (err == EMSGSIZE) return dp_fail(dp, EMSGSIZE, "%zu bytes do not fit the local link (no fragmenting)", n);
+  if (err) return dp_fail(dp, err, "sendto: %s", strerror(err));
+  count(dp->ctrl, DPC_control_tx);
+  return 0;
+}
+
 int dp_tenant_del(struct dp *dp, uint32_t tid) {
   CHECK_ID(dp, "tenantId", tid, DP_MAX_TENANTS);
   pthread_rwlock_wrlock(&dp->lock);
@@ -1504,11 +1711,24 @@ int dp_port_del(struct dp *dp, uint32_t pid) {
 }
 
 int dp_vtep_set(struct dp *dp, uint32_t vid, const struct sockaddr_storage *sa, socklen_t len) {
+  return dp_vtep_set_ex(dp, vid, sa, len, NULL);
+}
+
+int dp_vtep_set_ex(struct dp *dp, uint32_t vid, const struct sockaddr_storage *sa, socklen_t len,
+                   const struct dp_vtep_opts *opts) {
   CHECK_ID(dp, "vtepId", vid, DP_MAX_VTEPS);
+  static const struct dp_vtep_opts none;
+  if (!opts) opts = &none;
   struct dp_addr addr;
   uint16_t port;
   char text[INET6_ADDRSTRLEN] = "?";
   if (!addr_from_sockaddr(sa, &addr, &port)) return dp_fail(dp, EAFNOSUPPORT, "address family not supported");
+  if (opts->match_port) { /* the key carries the port the VTEP sends from (and is sent to) */
+    uint16_t p = port ? port : dp->port;
+    addr.zero[0] = 1;
+    addr.zero[1] = (uint8_t)(p >> 8);
+    addr.zero[2] = (uint8_t)p;
+  }
   inet_ntop(sa->ss_family, addr.bytes, text, sizeof text);
   if (sa->ss_family != dp->family)
     return dp_fail(dp, EAFNOSUPPORT, "address %s is IPv%d but the underlay is IPv%d", text, addr.family,
@@ -1525,9 +1745,14 @@ int dp_vtep_set(struct dp *dp, uint32_t vid, const struct sockaddr_storage *sa, 
   if (v->in_use && other != vid)
     idmap_remove(dp, dp->addr_map, ADDR_MAP_SLOTS - 1, addr_hash(&v->addr), (uint16_t)vid, vtep_home);
   v->encap = DP_ENCAP_VXLAN;
+  if (v->in_use && v->match_port) dp->n_match_port--;
+  if (opts->match_port) dp->n_match_port++;
   v->addr = addr;
   v->sa = *sa;
   v->salen = len;
+  v->mtu = opts->mtu;
+  v->fixed_src = opts->fixed_src;
+  v->match_port = opts->match_port;
   if (port == 0) { /* the data path's own port, as in Linux's "dstport" default */
     if (sa->ss_family == AF_INET) ((struct sockaddr_in *)&v->sa)->sin_port = htons(dp->port);
     else ((struct sockaddr_in6 *)&v->sa)->sin6_port = htons(dp->port);
@@ -1548,6 +1773,7 @@ int dp_vtep_del(struct dp *dp, uint32_t vid) {
     return dp_fail(dp, ENOENT, "VTEP %u does not exist", vid);
   }
   idmap_remove(dp, dp->addr_map, ADDR_MAP_SLOTS - 1, addr_hash(&v->addr), (uint16_t)vid, vtep_home);
+  if (v->match_port) dp->n_match_port--;
   fdb_del_pointing_at(&dp->fdb, FDB_KIND_VTEP, vid);
   /* The id may be given to another VTEP: no tenant may keep accepting it. */
   for (uint32_t t = 1; t < DP_MAX_TENANTS; t++)
@@ -1626,19 +1852,23 @@ int dp_transmit(struct dp *dp, uint32_t tid, const uint8_t *frame, size_t len, c
     else if (port_deliver(w, tid, ports[i], frame, len, NULL)) n_ok++;
   }
   if (nvteps) {
-    /* One encapsulation, one socket (one flow), many destinations: sendmmsg batches. */
+    /* One encapsulation, one socket (one flow), many destinations: sendmmsg batches;
+     * VTEPs with a fixed source port in a second pass, from the receive socket. */
     uint8_t *f = worker_buf(w, 0);
     memcpy(f, frame, len);
+    if (t->mss4 | t->mss6) mss_clamp(w, t, f, len, false);
     struct iovec iov = {.iov_base = vxlan_push(f, &t->vxlan), .iov_len = len + VXLAN_HLEN};
-    int fd = dp->tx_fd[pkt_hash_range(flow_hash(f, len), dp->ntx)];
+    for (int fixed = 0; fixed < 2; fixed++) {
+    int fd = fixed ? dp->rx_fd : dp->tx_fd[pkt_hash_range(flow_hash(f, len), dp->ntx)];
     for (size_t i = 0; i < nvteps;) {
       unsigned n = 0;
       for (; i < nvteps && n < DP_TX_MSGS; i++) {
         uint32_t vid = vteps[i];
         if (vid == 0 || vid >= DP_MAX_VTEPS || !dp->vteps[vid].in_use) {
-          drop(w, DPC_vtep_gone, NULL);
+          if (fixed) drop(w, DPC_vtep_gone, NULL);
           continue;
         }
+        if (dp->vteps[vid].fixed_src != (fixed == 1)) continue;
         memset(&w->tx_group[n], 0, sizeof w->tx_group[n]);
         w->tx_group[n].msg_hdr.msg_name = &dp->vteps[vid].sa;
         w->tx_group[n].msg_hdr.msg_namelen = dp->vteps[vid].salen;
@@ -1647,6 +1877,7 @@ int dp_transmit(struct dp *dp, uint32_t tid, const uint8_t *frame, size_t len, c
         w->tx_group_d[n++] = (struct dp_txmsg){.vtep = vid, .nseg = 1, .bytes = (uint32_t)iov.iov_len};
       }
       n_ok += tx_send(w, fd, w->tx_group, w->tx_group_d, n, 0);
+    }
     }
   }
   pthread_rwlock_unlock(&dp->lock);

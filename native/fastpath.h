@@ -55,6 +55,12 @@ extern "C" {
 #define DP_EVENT_HEADER 56
 #define DP_EV_LEARN 1
 #define DP_EV_MISS 2
+#define DP_EV_CONTROL 3 /* a liveness message (UDP payload 00 56 54 50 ...) from the underlay */
+#define DP_EV_TOO_BIG 4 /* a frame too big for its VTEP's path MTU (ICMP feedback) */
+/* Bytes of a too-big frame an EV_TOO_BIG carries: what an ICMPv6 error can quote. */
+#define DP_TOO_BIG_QUOTE 1294
+/* Largest liveness message handed up (a PMTU probe of a jumbo path). */
+#define DP_CONTROL_MAX 9216
 #define DP_IN_PORT 1
 #define DP_IN_VTEP 2
 #define DP_IN_UNKNOWN_VTEP 3
@@ -139,6 +145,24 @@ int dp_port_set(struct dp *dp, uint32_t port, uint32_t tenant, int fd, int vnet_
 int dp_port_del(struct dp *dp, uint32_t port);
 /* Port 0 in sa means the data path's own UDP port. */
 int dp_vtep_set(struct dp *dp, uint32_t vtep, const struct sockaddr_storage *sa, socklen_t len);
+/* Per-VTEP options (dp_vtep_set: all zero). */
+struct dp_vtep_opts {
+  uint16_t mtu;    /* path MTU: largest outer IP packet; 0 = unchecked. Bigger: EV_TOO_BIG */
+  bool fixed_src;  /* send from the receive socket (the underlay port): NAT, conntrack */
+  bool match_port; /* identified by outer source address AND port (a spoke behind NAT) */
+};
+int dp_vtep_set_ex(struct dp *dp, uint32_t vtep, const struct sockaddr_storage *sa, socklen_t len,
+                   const struct dp_vtep_opts *opts);
+/* Hub relay: VTEP -> VTEP forwarding in the tenant (never back to the ingress VTEP). */
+int dp_tenant_relay(struct dp *dp, uint32_t tenant, bool relay);
+/* MSS clamping of TCP SYNs (inner IPv4 / IPv6); 0 = off. */
+int dp_tenant_mss(struct dp *dp, uint32_t tenant, uint16_t mss4, uint16_t mss6);
+/*
+ * Send one liveness message to sa, from the receive socket (from_rx) or the first send
+ * socket, with DF (df) or without. EMSGSIZE: larger than the local link carries.
+ */
+int dp_send_control(struct dp *dp, const struct sockaddr_storage *sa, socklen_t len, const uint8_t *payload, size_t n,
+                    bool df, bool from_rx);
 int dp_vtep_del(struct dp *dp, uint32_t vtep);
 
 int dp_fdb_set(struct dp *dp, uint32_t tenant, const uint8_t mac[6], uint8_t kind, uint32_t id);

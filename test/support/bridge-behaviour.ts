@@ -274,5 +274,20 @@ export function bridgeBehaviours(label: string, make: () => Promise<Harness>): v
       expect(await h.takeWire()).toEqual([]);
       expect(h.dropCount('hairpin')).toBe(1);
     });
+
+    it('as a hub, relays VTEP to VTEP (known unicast and flooding), never back to the VTEP a frame came from', async () => {
+      blueWith3Ports();
+      h.sw.setRelay(h.sw.tenant('blue')!, true);
+      h.fromVtep(VTEP_A, 5001, frame(BCAST, R1, 'bcast-from-a'));
+      expect((await h.takeWire()).map((w) => [w.to, payloadOf(w.frame)])).toEqual([[VTEP_B, 'bcast-from-a']]);
+      expect((await h.takePort('p1')).map(payloadOf)).toEqual(['bcast-from-a']);
+      h.fromVtep(VTEP_B, 5001, frame(R1, M3, 'b-to-a'));
+      expect((await h.takeWire()).map((w) => [w.to, payloadOf(w.frame)])).toEqual([[VTEP_A, 'b-to-a']]);
+      h.fromVtep(VTEP_A, 5001, frame(R1, mac(0x299), 'back-to-a'));
+      await h.settle();
+      expect(await h.takeWire()).toEqual([]);
+      expect(h.dropCount('hairpin')).toBe(1);
+      expect(h.dropCount('split_horizon')).toBe(0);
+    });
   });
 }
