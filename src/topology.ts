@@ -277,7 +277,8 @@ export async function hubAndSpoke(opts: HubSpokeOptions = {}): Promise<HubSpoke>
       const rules = [
         'add table ip nat',
         'add chain ip nat post { type nat hook postrouting priority 100 ; }',
-        'add rule ip nat post oifname "ul0" masquerade to :40000-40999',
+        'add rule ip nat post oifname "ul0" meta l4proto udp masquerade to :40000-40999',
+        'add rule ip nat post oifname "ul0" masquerade',
       ];
       for (const r of rules) await lab.exec(gw, 'nft', r.split(' '));
     }

@@ -1,0 +1,59 @@
+/**
+ * Helpers for the hub-and-spoke netns tests: the daemons' control API (status, stats,
+ * FDB), ping and iperf3 between tenant endpoints, and the longest gap of a `ping -D` run.
+ */
+import { iperfGbps, parsePing } from '../../src/netns.js';
+import { request } from '../../src/control.js';
+import type { HubSpoke } from '../../src/topology.js';
+import type { RoleStatus } from '../../src/roles.js';
+import type { FdbRow } from '../../src/switch.js';
+import type { StatsSnapshot } from '../../src/daemon.js';
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function status(hs: HubSpoke, host: string): Promise<{ overlay: RoleStatus }> {
+  return request(hs.daemons.get(host)!.socket, 'status', {}, { timeoutMs: 5000 });
+}
+export async function stats(hs: HubSpoke, host: string): Promise<StatsSnapshot> {
+  return request(hs.daemons.get(host)!.socket, 'stats', {}, { timeoutMs: 5000 });
+}
+export async function fdb(hs: HubSpoke, host: string): Promise<FdbRow[]> {
+  return request(hs.daemons.get(host)!.socket, 'fdb.show', {}, { timeoutMs: 5000 });
+}
+
+/** Wait until `fn` holds (polling), or fail with what it last saw. */
+export async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  let v = await fn();
+  while (!ok(v)) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`);
+    await sleep(200);
+    v = await fn();
+  }
+  return v;
+}
+
+export async function ping(hs: HubSpoke, tenant: string, from: string, to: string, count = 3): Promise<number> {
+  const out = await hs.lab.exec(hs.endpoint(tenant, from), 'ping', ['-c', String(count), '-i', '0.2', '-W', '2', hs.overlay(tenant, to)]);
+  return parsePing(out.stdout).received;
+}
+
+export async function iperf(hs: HubSpoke, tenant: string, client: string, server: string, reverse = false): Promise<number> {
+  const srv = hs.lab.spawn(hs.endpoint(tenant, server), 'iperf3', ['-s', '-1', '-B', hs.overlay(tenant, server)]);
+  await sleep(300);
+  try {
+    const r = await hs.lab.exec(hs.endpoint(tenant, client), 'iperf3', ['-c', hs.overlay(tenant, server), '-t', '2', '-J', ...(reverse ? ['-R'] : [])], 30_000);
+    return iperfGbps(r.stdout);
+  } finally {
+    await hs.lab.stop(srv);
+  }
+}
+
+/** The longest gap between two answered pings of `ping -D` output, in ms. */
+export function longestGap(out: string): { gapMs: number; replies: number } {
+  const times = [...out.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from/gm)].map((m) => Number(m[1]) * 1000);
+  let gap = 0;
+  for (let i = 1; i < times.length; i++) gap = Math.max(gap, times[i]! - times[i - 1]!);
+  return { gapMs: gap, replies: times.length };
+}
+
