@@ -11,6 +11,8 @@
  *   BENCH_PINGS=1000  pings per side for the RTT figures, split over the rounds
  *   BENCH_RSS_SECONDS=60  length of the TCP run during which the daemons' VmRSS is sampled
  *                     every 5 s (0 skips it)
+ *   BENCH_HUBSPOKE=1  the spoke-to-spoke row through a hub, vtepd vs kernel VXLAN + bridge
+ *                     (bench/hubspoke.ts; 0 skips it)
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -18,8 +20,10 @@ import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
 import { addKernelVxlan, twoHostsVtepd } from '../src/topology.js';
 import type { Lab } from '../src/netns.js';
+import { hubSpokeThroughput } from './hubspoke.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const HUBSPOKE = process.env.BENCH_HUBSPOKE !== '0';
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const PINGS = Math.ceil(Number(process.env.BENCH_PINGS ?? 1000) / ROUNDS);
 const RSS_SECONDS = Number(process.env.BENCH_RSS_SECONDS ?? 60);
@@ -199,6 +203,9 @@ async function main(): Promise<void> {
     const series = pids.map((_, i) => rssSamples.map((x) => x.mb[i]!));
     const growth = series.map((xs) => (xs.length ? xs[xs.length - 1]! - xs[0]! : NaN));
     const worst = growth.reduce((a, g, i) => (Math.abs(g) > Math.abs(growth[a]!) ? i : a), 0);
+    // Spoke to spoke through a hub: vtepd spokes and hub against kernel VXLAN spokes and a
+    // kernel VXLAN + bridge hub (bench/hubspoke.ts), in a lab of its own.
+    const hub = HUBSPOKE ? await hubSpokeThroughput(SECONDS) : null;
     const rows: [string, string, string, string, number][] = [
       ['TCP 1 stream', 'Gbit/s', k.tcp1.toFixed(2), v.tcp1.toFixed(2), v.tcp1 / k.tcp1],
       ['TCP 4 streams', 'Gbit/s', k.tcp4.toFixed(2), v.tcp4.toFixed(2), v.tcp4 / k.tcp4],
@@ -209,6 +216,7 @@ async function main(): Promise<void> {
       ['ping RTT mean', 'ms', k.rttMean.toFixed(3), v.rttMean.toFixed(3), v.rttMean / k.rttMean],
       ['ping RTT p99', 'ms', k.rttP99.toFixed(3), v.rttP99.toFixed(3), v.rttP99 / k.rttP99],
       ['CPU per GB (TCP 1)', 's/GB', k.cpuSecPerGB.toFixed(2), v.cpuSecPerGB.toFixed(2), v.cpuSecPerGB / k.cpuSecPerGB],
+      ...(hub ? [['TCP spoke→hub→spoke', 'Gbit/s', hub.kernel.toFixed(2), hub.vtepd.toFixed(2), hub.vtepd / hub.kernel] as [string, string, string, string, number]] : []),
       ['daemon peak RSS', 'MB', '-', Math.max(...rss).toFixed(1), NaN],
       ...(rssSamples.length
         ? [[`daemon RSS over ${RSS_SECONDS} s TCP`, 'MB', '-',
@@ -224,7 +232,7 @@ async function main(): Promise<void> {
     console.log([fmt(head), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...cells.map(fmt)].join('\n'));
     mkdirSync(resultsDir, { recursive: true });
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    writeFileSync(join(resultsDir, `throughput-${stamp}.json`), JSON.stringify({ date: new Date().toISOString(), seconds: SECONDS, pings: PINGS, rounds: ROUNDS, kernel: k, vtepd: v, perRound: rounds, vtepdPeakRssMB: rss, vtepdRssSamples: rssSamples, rssEverySeconds: RSS_EVERY }, null, 2));
+    writeFileSync(join(resultsDir, `throughput-${stamp}.json`), JSON.stringify({ date: new Date().toISOString(), seconds: SECONDS, pings: PINGS, rounds: ROUNDS, kernel: k, vtepd: v, perRound: rounds, hubSpoke: hub, vtepdPeakRssMB: rss, vtepdRssSamples: rssSamples, rssEverySeconds: RSS_EVERY }, null, 2));
     writeFileSync(join(resultsDir, 'latest.svg'), svg(rows.filter((r) => !Number.isNaN(r[4])).map((r) => ({ name: r[0], ratio: r[4] }))));
     console.log(`results: bench/results/throughput-${stamp}.json, chart: bench/results/latest.svg`);
   } finally {
