@@ -20,7 +20,7 @@ const MACFLOOD = join(dirname(fileURLToPath(import.meta.url)), 'support', 'macfl
 const FRAMES = 100_000;
 const MAX_MACS = 1000;
 /** Frames a second: paced so that the TAP's queue (500 frames) does not overflow while the daemon reads. */
-const RATE = 40_000;
+const RATE = 25_000;
 const mac = (tenant: number, host: number) => `02:00:00:00:${tenant.toString(16).padStart(2, '0')}:0${host}`;
 
 /** Resident set size of a process, from /proc/PID/status (kB -> MB). */
