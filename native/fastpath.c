@@ -1110,7 +1110,8 @@ static void decap_deliver(struct dp_worker *w, uint32_t tenant, uint32_t pid, ui
     bool ok = trusted;
     if (!ok) {
       struct l34 h;
-      if (l34_parse(f, len, &h) && (h.proto == 6 || (h.proto == 17 && w->dp->uso_write_ok))) {
+      /* Only what could join a super-frame is worth verifying: not a bare ACK. */
+      if (l34_parse(f, len, &h) && len > h.hdr_len && (h.proto == 6 || (h.proto == 17 && w->dp->uso_write_ok))) {
         ok = l4_csum_ok(f, len, &h);
         if (!ok) count(w, DPC_gro_csum_bad);
       }
