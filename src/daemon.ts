@@ -274,7 +274,13 @@ export class Daemon implements Target {
       }
       d.sw.startAgeing(ageingInterval(config));
       d.roles.start();
-      d.peerTimer = setInterval(() => d.tick(), 1000);
+      d.peerTimer = setInterval(() => {
+        try {
+          d.tick();
+        } catch (e) {
+          log.warn({ err: (e as Error).message }, 'periodic check failed');
+        }
+      }, 1000);
       d.peerTimer.unref();
     } catch (e) {
       d.close();
@@ -490,7 +496,7 @@ export class Daemon implements Target {
       if (v > last) log.warn({ counter: name, delta: v - last, total: v }, 'fast-path faults counted');
       this.faultSeen.set(name, v);
     }
-    void this.checkPorts();
+    this.checkPorts().catch((e: Error) => log.warn({ err: e.message }, 'checking ports failed'));
   }
 
   /**
