@@ -18,10 +18,11 @@ import { NativeDatapath, type Datapath } from './datapath.js';
 import { native } from './native.js';
 import { Switch, type FdbRow, type SnapshotEntry, type TraceResult, type Where } from './switch.js';
 import { logger, setLogLevel } from './log.js';
-import { RoleAgent, type RoleOptions } from './roles.js';
+import { RoleAgent, type RoleOptions, type RoleStatus } from './roles.js';
 import { applyPlan, describeChange, plan, type Change, type Target } from './reconcile.js';
 import { counterInfo } from './counters.js';
 import type { ConfigError } from './config.js';
+import { usesGre } from './config.js';
 
 const execFileP = promisify(execFile);
 const log = logger('daemon');
@@ -140,6 +141,8 @@ export interface PeerInfo {
   state: 'active' | 'idle' | 'silent';
   /** Seconds since its rx counter last moved (sampled once a second); null: never. */
   lastSeenSeconds: number | null;
+  /** Path MTU toward it (largest outer IP packet; underlay.mtu unless configured or discovered). */
+  pathMtu: number;
   rxPackets: number;
   rxBytes: number;
   txPackets: number;
@@ -185,7 +188,12 @@ export interface StatsSnapshot {
   tenants: TenantStats[];
   ports: PortStats[];
   peers: PeerInfo[];
-  switch: { events: number; eventsUnknownTenant: number; eventsNotAccepted: number; dynamicVteps: number; eventBatches: number; portsRecreated: number };
+  switch: {
+    events: number; eventsUnknownTenant: number; eventsNotAccepted: number; dynamicVteps: number; eventBatches: number; portsRecreated: number;
+    tooBigFrames: number; icmpTooBigSent: number; controlMessages: number;
+  };
+  /** The role: hubs (a spoke), learned spokes (a hub), failovers, path MTUs. */
+  overlay: RoleStatus;
 }
 
 /** Fast-path counters of I/O faults (not hostile input): a rise is logged, once a second at most. */
@@ -240,6 +248,7 @@ export class Daemon implements Target {
       local: config.underlay.local,
       port: config.underlay.port,
       sourcePorts: config.underlay.sourcePorts,
+      gre: usesGre(config),
     });
     this.backend = opts.ports ?? new TapPorts();
     this.hooks = opts.hooks ?? {};
@@ -301,7 +310,7 @@ export class Daemon implements Target {
     this.roles.setTenant(t.name, { mssClamp: t.mssClamp, encap: t.encap });
     this.sw.addTenant({
       name: t.name, vni: t.vni, learning: t.learning, ageing: t.ageing, maxMacs: t.maxMacs,
-      acceptFrom: t.acceptFrom, flood: t.flood, fdb: t.fdb,
+      acceptFrom: t.acceptFrom, flood: t.flood, fdb: t.fdb, encap: t.encap, vtepEncap: t.vtepEncap,
       stormControl: t.stormControl === 'off' ? null : t.stormControl,
       moveDampening: t.moveDampening === 'off' ? null : t.moveDampening,
     });
@@ -579,13 +588,13 @@ export class Daemon implements Target {
       return {
         vtep: v.key, id: v.id, dynamic: v.dynamic, floodOf: floodOf.get(v.id) ?? [], macs: macsAt.get(v.id) ?? 0,
         state: lastSeenSeconds === null ? 'silent' : lastSeenSeconds <= 10 ? 'active' : 'idle',
-        lastSeenSeconds, ...zero, ...s.vteps[v.id],
+        lastSeenSeconds, pathMtu: v.mtu, ...zero, ...s.vteps[v.id],
       };
     });
     return {
       at: now,
       uptimeSeconds: (now - this.startedAt) / 1000,
-      datapath, drops, tenants, ports, peers,
+      datapath, drops, tenants, ports, peers, overlay: this.roles.status(),
       switch: { ...this.sw.counters, eventBatches: this.eventBatches, portsRecreated: this.portsRecreated },
     };
   }

@@ -93,6 +93,16 @@ export class Metrics {
       counter(`vtepd_datapath_${c.name}_total`, `fast path: ${c.help}`, [], (s) => [[{}, s.datapath[c.name] ?? 0]]);
     }
     counter('vtepd_events_total', 'exception events handled by the bridges (learn and miss)', [], (s) => [[{}, s.switch.events]]);
+    counter('vtepd_icmp_too_big_total', 'ICMP fragmentation-needed / packet-too-big replies written back for frames too big for their tunnel', [],
+      (s) => [[{}, s.switch.icmpTooBigSent]]);
+    gauge('vtepd_peer_path_mtu', 'path MTU toward a VTEP peer (largest outer IP packet)', ['vtep'],
+      (s) => s.peers.map((p) => [{ vtep: p.vtep }, p.pathMtu]));
+    gauge('vtepd_hub_up', 'a spoke: the hub answered within deadInterval (1) or not (0)', ['hub'],
+      (s) => s.overlay.hubs.map((h) => [{ hub: `${h.address}:${h.port}` }, h.alive ? 1 : 0]));
+    gauge('vtepd_hub_active', 'a spoke: the hub it floods to (1) or a standby (0)', ['hub'],
+      (s) => s.overlay.hubs.map((h) => [{ hub: `${h.address}:${h.port}` }, h.active ? 1 : 0]));
+    counter('vtepd_hub_failovers_total', 'a spoke: moves from a dead active hub to the next', [], (s) => [[{}, s.overlay.failovers]]);
+    gauge('vtepd_spokes', 'a hub: spokes learned from their probes', [], (s) => [[{}, s.overlay.spokes.length]]);
     this.batchSize = new Histogram({
       name: 'vtepd_event_batch_size',
       help: 'events per batch handed from the fast path to JavaScript (one call per batch)',

@@ -9,7 +9,7 @@ import type { Datapath, DpEvent, Place } from './datapath.js';
 import { logger, type Logger } from './log.js';
 import { isLearnableMac } from './mac.js';
 import type { PortSetOptions, VtepOptions } from './native.js';
-import { encapOverhead } from './config.js';
+import { encapOverhead, type Encap } from './config.js';
 import { tooBigReply } from './pmtu.js';
 import { TokenBucket } from './policy.js';
 
@@ -18,6 +18,9 @@ export interface TenantSpec extends BridgeSpec {
   flood: string[];
   /** Static FDB entries. */
   fdb: { mac: string; vtep: string }[];
+  /** How the tenant reaches its VTEPs (default vxlan), and per VTEP address where it differs. */
+  encap?: Encap;
+  vtepEncap?: Record<string, Encap>;
 }
 
 export interface SwitchOptions {
@@ -50,6 +53,8 @@ export interface Vtep {
   fixedSourcePort: boolean;
   /** Identified by address and port (a spoke behind NAT). */
   matchPort: boolean;
+  /** How frames travel to it. A VTEP is (address, encap): its key is "gre:ADDR" / "nvgre:ADDR" for GRE-TAP / NVGRE. */
+  encap: Encap;
 }
 
 /** The registry key of a VTEP identified by address and port. */
@@ -57,9 +62,20 @@ export function vtepKey(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
-/** Bytes the outer headers add in front of an Ethernet frame toward a VTEP (VXLAN over IPv4/IPv6). */
-export function outerBytes(v: Pick<Vtep, 'address'>): number {
-  return encapOverhead(v.address.includes(':') ? 6 : 4) - 14;
+/** The registry key of a VTEP by encapsulation: the address for VXLAN, "gre:ADDR" / "nvgre:ADDR" else. */
+export function encapKey(address: string, encap: Encap): string {
+  return encap === 'vxlan' ? address : `${encap}:${address}`;
+}
+
+/** A key written "gre:ADDR" / "nvgre:ADDR" (a snapshot, the CLI): its parts; null for other keys. */
+export function parseEncapKey(key: string): { encap: Encap; address: string } | null {
+  const m = /^(gre|nvgre):(.+)$/.exec(key);
+  return m ? { encap: m[1] as Encap, address: m[2]! } : null;
+}
+
+/** Bytes the outer headers add in front of an Ethernet frame toward a VTEP (its encapsulation over IPv4/IPv6). */
+export function outerBytes(v: Pick<Vtep, 'address'> & { encap?: Encap }): number {
+  return encapOverhead(v.address.includes(':') ? 6 : 4, v.encap ?? 'vxlan') - 14;
 }
 
 export interface SwitchCounters {
@@ -197,11 +213,20 @@ export class Switch {
     const tenantId = this.tenantIds.take();
     const bridge = new Bridge(tenantId, spec, this.dp, this.hostFor());
     this.dp.tenantSet(tenantId, spec.vni);
+    const encap = { encap: spec.encap ?? 'vxlan', vtepEncap: { ...(spec.vtepEncap ?? {}) } };
+    try {
+      this.dp.tenantEncaps(tenantId, [...new Set<Encap>([encap.encap, ...Object.values(encap.vtepEncap)])]);
+    } catch (e) {
+      this.dp.tenantDel(tenantId);
+      this.tenantIds.give(tenantId);
+      throw e;
+    }
+    this.encapOf.set(spec.name, encap);
     this.dp.tenantAcceptAny(tenantId, bridge.acceptAny);
     this.bridges.set(spec.name, bridge);
     this.bridgesById.set(tenantId, bridge);
     for (const addr of spec.flood) {
-      const v = this.vtepAcquire(addr, false);
+      const v = this.peerVtep(spec.name, addr);
       v.configRefs++;
       bridge.flood.add(v.id);
     }
@@ -219,6 +244,7 @@ export class Switch {
     for (const mac of [...b.table.keys()]) b.remove(mac);
     for (const id of b.flood) this.vtepConfigRelease(id);
     this.dp.tenantDel(b.tenantId);
+    this.encapOf.delete(name);
     this.bridges.delete(name);
     this.bridgesById.delete(b.tenantId);
     this.tenantIds.give(b.tenantId);
@@ -268,15 +294,15 @@ export class Switch {
   /** Replace a tenant's flood list; VTEPs no longer referenced by anything are removed. */
   setFlood(name: string, flood: string[]): void {
     const b = this.bridge(name);
-    const want = new Set(flood);
+    const want = new Set(flood.map((a) => encapKey(a, this.encapTo(name, a))));
     for (const id of [...b.flood]) {
       const v = this.vtepsById.get(id);
-      if (v && want.has(v.address)) continue;
+      if (v && want.has(v.key)) continue;
       b.flood.delete(id);
       this.vtepConfigRelease(id);
     }
     for (const addr of flood) {
-      const v = this.vtepAcquire(addr, false);
+      const v = this.peerVtep(name, addr);
       if (b.flood.has(v.id)) continue;
       v.configRefs++;
       b.flood.add(v.id);
@@ -295,7 +321,7 @@ export class Switch {
       return;
     }
     // The entry itself holds the VTEP (entryRefs); no config reference needed.
-    const v = this.vtepAcquire(where.vtep, false);
+    const v = this.peerVtep(tenant, where.vtep);
     b.setStatic(mac, { kind: 'vtep', vtepId: v.id });
     this.vtepGc(v);
     this.syncAccept(b);
@@ -345,7 +371,10 @@ export class Switch {
       place = { kind: 'port', portId: p.id };
     } else {
       const known = this.vtepsByAddr.get(e.where.vtep);
-      created = known ? undefined : this.vtepAcquire(e.where.vtep, true);
+      if (!known) {
+        // A spoke learned behind NAT ("address:port") comes back with its next probe, not from here.
+        try { created = this.vtepAcquire(e.where.vtep, true); } catch { return false; }
+      }
       place = { kind: 'vtep', vtepId: (known ?? created)!.id };
     }
     const r = b.learn(e.mac, place);
@@ -502,11 +531,13 @@ export class Switch {
       let place: Place;
       let created: Vtep | undefined;
       if (ev.ingress.kind === 'unknown-vtep') {
-        const known = this.vtepsByAddr.get(ev.ingress.address);
+        const encap = ev.ingress.encap ?? 'vxlan';
+        const key = encapKey(ev.ingress.address, encap);
+        const known = this.vtepsByAddr.get(key);
         // The data path drops these for a tenant that does not accept any source; never
         // learn a VTEP for one that does not.
         if (!known && !b.acceptAny) { this.counters.eventsNotAccepted++; continue; }
-        created = known ? undefined : this.vtepAcquire(ev.ingress.address, true);
+        created = known ? undefined : this.vtepAcquire(ev.ingress.address, true, key, undefined, { encap });
         place = { kind: 'vtep', vtepId: (known ?? created)!.id };
       } else {
         place = ev.ingress;
@@ -676,15 +707,34 @@ export class Switch {
   }
 
   private vtepOptions(v: Vtep): VtepOptions | undefined {
-    if (!v.mtu && !v.fixedSourcePort && !v.matchPort) return undefined;
-    return { mtu: v.mtu, fixedSourcePort: v.fixedSourcePort, matchPort: v.matchPort };
+    if (!v.mtu && !v.fixedSourcePort && !v.matchPort && v.encap === 'vxlan') return undefined;
+    return { mtu: v.mtu, fixedSourcePort: v.fixedSourcePort, matchPort: v.matchPort, ...(v.encap !== 'vxlan' ? { encap: v.encap } : {}) };
+  }
+
+  /** How tenant `name` reaches VTEP `address`: its per-VTEP encap, else the tenant's. */
+  private readonly encapOf = new Map<string, { encap: Encap; vtepEncap: Record<string, Encap> }>();
+  encapTo(name: string, address: string): Encap {
+    const e = this.encapOf.get(name);
+    return e?.vtepEncap[address] ?? e?.encap ?? 'vxlan';
+  }
+
+  /** A configured VTEP of a tenant (flood list, static entry): by address in the tenant's encap, or by key ("gre:ADDR"). */
+  private peerVtep(tenant: string, addressOrKey: string): Vtep {
+    const parsed = parseEncapKey(addressOrKey);
+    const address = parsed?.address ?? addressOrKey;
+    const encap = parsed?.encap ?? this.encapTo(tenant, address);
+    return this.vtepAcquire(address, false, encapKey(address, encap), undefined, { encap });
   }
 
   /** Path MTU of VTEPs created from now on (underlay.mtu; 0: unchecked). */
   defaultVtepMtu = 0;
 
   private vtepAcquire(address: string, dynamic: boolean, key = address, port = this.opts.vxlanPort,
-    opts: { matchPort?: boolean; fixedSourcePort?: boolean; mtu?: number } = {}): Vtep {
+    opts: { matchPort?: boolean; fixedSourcePort?: boolean; mtu?: number; encap?: Encap } = {}): Vtep {
+    // A key ("gre:ADDR") where an address is expected (a snapshot, a CLI argument).
+    const parsed = opts.encap === undefined ? parseEncapKey(address) : null;
+    if (parsed) ({ address } = parsed);
+    const encap = opts.encap ?? parsed?.encap ?? 'vxlan';
     let v = this.vtepsByAddr.get(key);
     if (v) {
       if (!dynamic) v.dynamic = false;
@@ -693,7 +743,7 @@ export class Switch {
     const id = this.vtepIds.take();
     v = {
       id, key, address, port, configRefs: 0, entryRefs: 0, roleRefs: 0, dynamic,
-      mtu: opts.mtu ?? this.defaultVtepMtu, fixedSourcePort: !!opts.fixedSourcePort, matchPort: !!opts.matchPort,
+      mtu: opts.mtu ?? this.defaultVtepMtu, fixedSourcePort: !!opts.fixedSourcePort, matchPort: !!opts.matchPort, encap,
     };
     const o = this.vtepOptions(v);
     if (o) this.dp.vtepSet(id, address, v.port, o);

@@ -4,6 +4,7 @@
  */
 import type { PeerInfo, StatsSnapshot } from './daemon.js';
 import type { FdbRow, TraceResult } from './switch.js';
+import type { RoleStatus } from './roles.js';
 
 /** Columns padded to their widest cell; numbers right-aligned. */
 export function table(headers: string[], rows: (string | number | null)[][]): string {
@@ -35,7 +36,8 @@ export interface StatusResult {
   reloads: { ok: number; failed: number };
   tenants: { name: string; vni: number; learning: boolean; ports: string[]; flood: string[]; macs: number }[];
   ports: { tenant: string; tap: string; netns: string | null; ifindex: number; mac: string; mtu: number }[];
-  peers: { vtep: string; dynamic: boolean }[];
+  peers: { vtep: string; dynamic: boolean; pathMtu?: number }[];
+  overlay?: RoleStatus;
 }
 
 export function formatStatus(s: StatusResult): string {
@@ -49,8 +51,23 @@ export function formatStatus(s: StatusResult): string {
     s.tenants.map((t) => [t.name, t.vni, t.ports.join(',') || '-', t.flood.join(',') || '-', t.macs, t.learning ? 'on' : 'off']));
   const ports = table(['PORT', 'TENANT', 'NETNS', 'IFINDEX', 'MAC', 'MTU'],
     s.ports.map((p) => [p.tap, p.tenant, p.netns ?? '-', p.ifindex, p.mac, p.mtu]));
-  const peers = table(['PEER', 'TYPE'], s.peers.map((p) => [p.vtep, p.dynamic ? 'learned' : 'configured']));
-  return `${head}\n${tenants}\n${ports}\n${peers}`;
+  const peers = table(['PEER', 'TYPE', 'PATH MTU'], s.peers.map((p) => [p.vtep, p.dynamic ? 'learned' : 'configured', p.pathMtu || '-']));
+  return `${head}\n${tenants}\n${ports}\n${peers}${s.overlay ? formatOverlay(s.overlay) : ''}`;
+}
+
+/** The role's part of `vtepd status`: a spoke's hubs, a hub's spokes. */
+function formatOverlay(o: RoleStatus): string {
+  const ago = (n: number | null) => (n === null ? 'never' : `${n}s ago`);
+  const head = `\nrole ${o.role}${o.nat ? ' (behind NAT)' : ''}, sender ${o.senderId}, deadInterval ${o.deadInterval} s, failovers ${o.failovers}`;
+  if (o.role === 'spoke') {
+    return `${head}\n${table(['HUB', 'ACTIVE', 'ALIVE', 'LAST REPLY', 'RTT', 'PATH MTU'],
+      o.hubs.map((h) => [`${h.address}:${h.port}`, h.active ? 'yes' : '', h.alive ? 'up' : 'DOWN', ago(h.lastReplySecondsAgo), h.rttMs === null ? '-' : `${h.rttMs} ms`, `${h.pathMtu} (${h.pathMtuState})`]))}`;
+  }
+  if (o.role === 'hub') {
+    return `${head}\n${table(['SPOKE', 'NAT', 'VNIS', 'LAST PROBE', 'PATH MTU'],
+      o.spokes.map((x) => [x.vtep, x.nat ? 'yes' : '', x.vnis.join(','), ago(x.lastHeardSecondsAgo), `${x.pathMtu} (${x.pathMtuState})`]))}`;
+  }
+  return head;
 }
 
 export function formatFdb(rows: FdbRow[]): string {

@@ -36,14 +36,14 @@ describe('vtepd operations against a running daemon', () => {
   it('status: tenants, ports, peers, uptime', async () => {
     const s = await json<StatusResult>(['status']);
     expect(s.tenants.map((t) => [t.name, t.vni, t.ports])).toEqual([['blue', 5001, ['blue0']], ['red', 5002, ['red0']]]);
-    expect(s.peers).toEqual([{ vtep: '10.0.0.2', dynamic: false }]);
+    expect(s.peers).toEqual([{ vtep: '10.0.0.2', dynamic: false, pathMtu: 1500 }]);
     expect(s.metrics).toBe(LISTEN);
     expect(s.uptimeSeconds).toBeGreaterThanOrEqual(0);
     const t = await cli(['status']);
     expect(t.code).toBe(0);
     expect(t.stdout).toMatch(/^vtepd \S+, pid \d+, up \d+s, underlay 10\.0\.0\.1 udp\/4789/);
     expect(t.stdout).toMatch(/^blue\s+5001\s+blue0\s+10\.0\.0\.2\s+2\s+on$/m);
-    expect(t.stdout).toMatch(/^10\.0\.0\.2\s+configured$/m);
+    expect(t.stdout).toMatch(/^10\.0\.0\.2\s+configured\s+1500$/m);
     // Found by --config as well.
     const c = await vtepd(p.lab, 'h1', ['status', '--config', p.daemons[0]!.configPath, '--json']);
     expect(JSON.parse(c.stdout).pid).toBe(s.pid);
