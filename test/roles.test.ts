@@ -7,6 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { Switch } from '../src/switch.js';
 import { PmtuSearch, RoleAgent, type RoleOptions } from '../src/roles.js';
 import { PROBE, REPLY, decodeLiveness, encodeLiveness, type LivenessMessage } from '../src/liveness.js';
+import { parseConfig } from '../src/config.js';
+import { describeChange, plan } from '../src/reconcile.js';
 import { FakeDatapath } from './support/fake-datapath.js';
 import { tenantSpec } from './support/harness.js';
 import { BCAST, frame, mac, payloadOf } from './support/frames.js';
@@ -269,5 +271,49 @@ describe('spoke', () => {
     expect(hub1.mtu).toBeLessThanOrEqual(1380);
     expect(hub1.mtu).toBeGreaterThan(1371);
     expect(r.agent.status().hubs[0]!.pathMtuState).toBe('discovered');
+  });
+});
+
+describe('reload of the role keys', () => {
+  const cfg = (...lines: string[]) => {
+    const r = parseConfig(['underlay: { local: 10.0.0.1 }', ...lines].join('\n'));
+    if (!r.ok) throw new Error(JSON.stringify(r.errors));
+    return r.config;
+  };
+  const spokeCfg = (extra: string[] = [], mss = 'off') => cfg('role: spoke', `hubs: [ { address: ${HUB1} }, { address: ${HUB2} } ]`, ...extra,
+    `tenants: [ { name: blue, vni: 5001, mssClamp: ${mss} } ]`);
+
+  it('plans a roles change and a tenant.mss change, and describes them', () => {
+    const p = plan(spokeCfg(), spokeCfg(['deadInterval: 1', 'nat: true'], 'auto'));
+    expect(p.changes.map((c) => c.op).sort()).toEqual(['roles', 'tenant.mss']);
+    expect(p.changes.map(describeChange).sort()).toEqual([
+      'role spoke (hubs 10.0.0.10:4789, 10.0.0.11:4789, behind NAT), deadInterval 1 s, keepalive 15 s, pmtuDiscovery true',
+      'tenant blue: mssClamp auto',
+    ]);
+    expect(plan(spokeCfg(), spokeCfg()).changes).toEqual([]);
+  });
+
+  it('a timers-only change keeps hubs and learned MACs; a hubs change re-establishes them', () => {
+    const r = rig({ role: 'spoke', hubs: [{ address: HUB1, family: 4, port: 4789, mtu: null }, { address: HUB2, family: 4, port: 4789, mtu: null }] });
+    r.sw.addTenant(tenantSpec({ name: 'blue', vni: 5001 }));
+    r.agent.start();
+    r.agent.stop();
+    const hub1 = r.sw.vtepByAddress(HUB1)!;
+    r.dp.fromUnderlay(HUB1, 5001, frame(BCAST, M_A, 'a'), 50000);
+    const blue = r.sw.tenant('blue')!;
+    expect(blue.table.has(M_A)).toBe(true);
+    const base: RoleOptions = { role: 'spoke', hubs: [{ address: HUB1, family: 4, port: 4789, mtu: null }, { address: HUB2, family: 4, port: 4789, mtu: null }],
+      nat: false, keepalive: 15, deadInterval: 3, pmtuDiscovery: false, underlayMtu: 1500, family: 4 };
+    r.agent.reconfigure({ ...base, deadInterval: 1 });
+    expect(r.agent.probeIntervalMs).toBe(100);
+    expect(r.sw.vtepByAddress(HUB1)).toBe(hub1);
+    expect(blue.table.has(M_A)).toBe(true);
+    r.agent.reconfigure({ ...base, hubs: [{ address: HUB2, family: 4, port: 4789, mtu: null }] });
+    expect(blue.table.has(M_A)).toBe(false);
+    expect(r.sw.vtepByAddress(HUB1)).toBeUndefined();
+    expect(r.agent.status().hubs.map((h) => [h.address, h.active])).toEqual([[HUB2, true]]);
+    r.agent.reconfigure({ ...base, role: 'mesh', hubs: [] });
+    expect(blue.trusted.size).toBe(0);
+    expect(r.sw.vtepByAddress(HUB2)).toBeUndefined();
   });
 });
