@@ -9,6 +9,8 @@
         "native/vxlan.c",
         "native/fdb.c",
         "native/fastpath.c",
+        "native/gre.c",
+        "native/rawip.c",
         "native/csum.c",
         "native/gso.c",
         "native/testutil.c",

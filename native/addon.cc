@@ -373,6 +373,15 @@ Napi::Value FdClose(const Napi::CallbackInfo &info) {
 
 // ---- data path -----------------------------------------------------------------------
 
+// "vxlan" | "gre" | "nvgre" -> DP_ENCAP_*.
+bool ParseEncap(const std::string &e, uint8_t *out) {
+  if (e == "vxlan") *out = DP_ENCAP_VXLAN;
+  else if (e == "gre") *out = DP_ENCAP_GRE;
+  else if (e == "nvgre") *out = DP_ENCAP_NVGRE;
+  else return false;
+  return true;
+}
+
 std::string Endpoint(const std::string &addr, int64_t port) {
   bool v6 = addr.find(':') != std::string::npos;
   return (v6 ? "[" + addr + "]" : addr) + ":" + std::to_string(port);
@@ -397,6 +406,10 @@ Napi::Value DpCreate(const Napi::CallbackInfo &info) {
   if (!a.Prop(o, "offloads", &v)) return {};
   if (!v.IsUndefined() && !v.IsBoolean()) return a.Fail(EINVAL, "offloads must be a boolean"), Napi::Value();
   cfg.no_offloads = !v.IsUndefined() && !v.As<Napi::Boolean>().Value();
+
+  if (!a.Prop(o, "gre", &v)) return {};
+  if (!v.IsUndefined() && !v.IsBoolean()) return a.Fail(EINVAL, "gre must be a boolean"), Napi::Value();
+  cfg.gre = !v.IsUndefined() && v.As<Napi::Boolean>().Value();
 
   std::vector<int> adopt;
   if (!a.Prop(o, "underlayFds", &v)) return {};
@@ -580,8 +593,36 @@ Napi::Value DpVtepSet(const Napi::CallbackInfo &info) {
       if (!v.IsUndefined() && !v.IsBoolean()) return a.Fail(EINVAL, std::string(key) + " must be a boolean"), Napi::Value();
       *out = !v.IsUndefined() && v.As<Napi::Boolean>().Value();
     }
+    if (!a.Prop(opts, "encap", &v)) return {};
+    if (!v.IsUndefined()) {
+      std::string e;
+      if (!a.String(v, "encap", &e)) return {};
+      if (!ParseEncap(e, &o.encap))
+        return a.Fail(EINVAL, "encap '" + e + "' is none of vxlan, gre, nvgre"), Napi::Value();
+    }
   }
   return Check(a, b, dp_vtep_set_ex(b->dp, vtep, &ss, len, &o));
+}
+
+// dpTenantEncaps(dp, tenantId, ['vxlan', 'gre', 'nvgre']): what the tenant takes on receive.
+Napi::Value DpTenantEncaps(const Napi::CallbackInfo &info) {
+  Args a(info, "dpTenantEncaps");
+  DpBox *b = GetDp(a);
+  uint32_t tenant;
+  if (!b || !a.Id(1, "tenantId", DP_MAX_TENANTS, &tenant)) return {};
+  if (!info[2].IsArray()) return a.Fail(EINVAL, "encaps must be an array of 'vxlan', 'gre', 'nvgre'"), Napi::Value();
+  Napi::Array arr = info[2].As<Napi::Array>();
+  unsigned mask = 0;
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value v;
+    std::string e;
+    uint8_t code = 0;
+    const std::string name = "encaps[" + std::to_string(i) + "]";
+    if (!a.Prop(arr, std::to_string(i).c_str(), &v) || !a.String(v, name.c_str(), &e)) return {};
+    if (!ParseEncap(e, &code)) return a.Fail(EINVAL, "encaps[" + std::to_string(i) + "] '" + e + "' is none of vxlan, gre, nvgre"), Napi::Value();
+    mask |= DP_ENCAP_BIT(code);
+  }
+  return Check(a, b, dp_tenant_encaps(b->dp, tenant, mask));
 }
 
 Napi::Value DpTenantRelay(const Napi::CallbackInfo &info) {
@@ -852,6 +893,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dpPortSet", Napi::Function::New(env, DpPortSet, "dpPortSet"));
   exports.Set("dpPortDel", Napi::Function::New(env, DpPortDel, "dpPortDel"));
   exports.Set("dpVtepSet", Napi::Function::New(env, DpVtepSet, "dpVtepSet"));
+  exports.Set("dpTenantEncaps", Napi::Function::New(env, DpTenantEncaps, "dpTenantEncaps"));
   exports.Set("dpVtepDel", Napi::Function::New(env, DpVtepDel, "dpVtepDel"));
   exports.Set("dpFdbSet", Napi::Function::New(env, DpFdbSet, "dpFdbSet"));
   exports.Set("dpFdbDel", Napi::Function::New(env, DpFdbDel, "dpFdbDel"));

@@ -26,8 +26,10 @@
 
 #include "csum.h"
 #include "fdb.h"
+#include "gre.h"
 #include "gso.h"
 #include "packet.h"
+#include "rawip.h"
 #include "udp.h"
 #include "vxlan.h"
 
@@ -47,7 +49,8 @@ struct dp_event_hdr {
   uint32_t in_id;
   uint8_t outer_addr[16];
   uint8_t family; /* 4 or 6; 0 for IN_PORT */
-  uint8_t zero1[7];
+  uint8_t encap;  /* DP_ENCAP_* the frame arrived in (events from the underlay); else 0 */
+  uint8_t zero1[6];
   uint8_t src_mac[6];
   uint8_t zero2[2];
   uint32_t frame_len;
@@ -69,12 +72,18 @@ _Static_assert(DP_BUF_SIZE - DP_HEADROOM >= GSO_MAX_FRAME, "a buffer holds a 64 
 _Static_assert(DP_MAX_SOURCE_PORTS <= 256, "tx_sock is a byte");
 _Static_assert(DP_MAX_TENANTS <= 65536 && DP_MAX_VTEPS <= 65536, "id maps hold 16-bit ids");
 
-/* How a tenant's frames and a VTEP's packets are wrapped. GRE slots in here (a raw
- * IPPROTO_GRE socket, gre_push/gre_pop) without touching the switching logic. */
-enum dp_encap { DP_ENCAP_NONE = 0, DP_ENCAP_VXLAN = 1 };
+/* How a tenant's frames and a VTEP's packets are wrapped: DP_ENCAP_* (fastpath.h). VXLAN
+ * goes through the UDP sockets, GRE-TAP and NVGRE through the raw IPPROTO_GRE socket. All
+ * three tunnel headers are 8 bytes (GRE always with its key), so headroom and segment
+ * layouts are shared and only the template differs. */
+_Static_assert(GRE_HLEN_KEY == VXLAN_HLEN, "GRE with key and VXLAN headers are both 8 bytes");
+#define DP_TUNNEL_HLEN VXLAN_HLEN
 
 /* An underlay address as a hash key: family and address, never the port (a kernel VXLAN
- * peer picks its source port per flow). Padding is zero so memcmp compares. */
+ * peer picks its source port per flow). Padding is zero so memcmp compares. A VTEP is
+ * (address, encapsulation): zero[0] holds the encap << 4 for GRE-TAP and NVGRE (0 for
+ * VXLAN), and 1 with the port in zero[1..2] for a VTEP matched by address and port. */
+#define DP_ADDR_ENCAP_SHIFT 4
 struct dp_addr {
   uint8_t family; /* 4 or 6 */
   uint8_t zero[3];
@@ -83,14 +92,15 @@ struct dp_addr {
 
 struct dp_tenant {
   bool in_use;
-  uint8_t encap;
+  uint8_t encaps; /* DP_ENCAP_BIT()s taken on receive (dp_tenant_encaps); VXLAN by default */
   /* Anti-spoofing: accept encapsulated frames from any source, or only from the VTEPs
    * whose bit is set in `accept` (its flood list, static entries, hubs, spokes). */
   bool accept_any;
   bool relay;            /* hub: VTEP -> VTEP forwarding (never back to the ingress VTEP) */
   uint16_t mss4, mss6;   /* MSS clamping of TCP SYNs, inner IPv4 / IPv6; 0 = off */
   uint32_t vni;
-  struct vxlanhdr vxlan; /* header template, copied per packet */
+  struct vxlanhdr vxlan; /* header templates, copied per packet */
+  struct gre_key_hdr gre, nvgre;
   uint64_t *accept;      /* DP_MAX_VTEPS bits, allocated with the tenant */
 };
 
@@ -220,6 +230,7 @@ struct dp {
   bool uso_write_ok;        /* TAPs take UDP super-frames (VNET_GSO_UDP_L4); cleared on EINVAL */
   uint16_t port;
   int rx_fd;
+  int gre_fd; /* raw IPPROTO_GRE socket (GRE-TAP, NVGRE), or -1 */
   int tx_fd[DP_MAX_SOURCE_PORTS];
   unsigned ntx;
   int epfd;   /* encap thread: port fds (data = portId) and stopfd (data = 0) */
@@ -371,6 +382,7 @@ static bool ev_emit_ex(struct dp_worker *w, uint8_t type, uint8_t in_kind, uint3
   if (outer) {
     memcpy(h.outer_addr, outer->bytes, sizeof h.outer_addr);
     h.family = outer->family;
+    h.encap = (outer->zero[0] >> DP_ADDR_ENCAP_SHIFT) ? (outer->zero[0] >> DP_ADDR_ENCAP_SHIFT) : DP_ENCAP_VXLAN;
   }
   if (type != DP_EV_CONTROL) memcpy(h.src_mac, frame + PKT_ETH_ALEN, PKT_ETH_ALEN);
   h.frame_len = htole32(body);
@@ -468,9 +480,21 @@ static void punt(struct dp_worker *w, uint32_t tenant, uint8_t in_kind, uint32_t
 
 #define TOO_BIG_PER_100MS 50
 
-/* Bytes in front of an Ethernet frame toward a VTEP: outer IP, UDP, VXLAN. */
+/* Bytes in front of an Ethernet frame toward a VTEP: outer IP, then UDP + VXLAN or GRE. */
 static inline size_t vtep_outer_len(const struct dp_vtep *v) {
-  return (v->addr.family == 4 ? 20u : 40u) + 8u + VXLAN_HLEN;
+  size_t ip = v->addr.family == 4 ? 20u : 40u;
+  return v->encap == DP_ENCAP_VXLAN ? ip + 8u + VXLAN_HLEN : ip + GRE_HLEN_KEY;
+}
+
+/* The 8-byte tunnel header template of tenant t in encapsulation `encap`. */
+static inline const void *tunnel_tmpl(const struct dp_tenant *t, uint8_t encap) {
+  return encap == DP_ENCAP_GRE ? (const void *)&t->gre : encap == DP_ENCAP_NVGRE ? (const void *)&t->nvgre : (const void *)&t->vxlan;
+}
+
+/* Write the tunnel header at dst; NVGRE's FlowID is the low byte of the inner flow hash. */
+static inline void tunnel_write(const struct dp_tenant *t, uint8_t encap, uint8_t *dst, uint32_t flow) {
+  memcpy(dst, tunnel_tmpl(t, encap), DP_TUNNEL_HLEN);
+  if (encap == DP_ENCAP_NVGRE) dst[7] = (uint8_t)flow;
 }
 
 /*
@@ -682,6 +706,8 @@ static unsigned tx_send(struct dp_worker *w, int fd, struct mmsghdr *m, const st
 
 /* tx_fd index meaning "the receive socket": VTEPs with fixed_src (NAT, conntrack). */
 #define DP_SOCK_RX DP_MAX_SOURCE_PORTS
+/* tx_fd index meaning "the raw GRE socket": GRE-TAP and NVGRE VTEPs. */
+#define DP_SOCK_GRE (DP_MAX_SOURCE_PORTS + 1)
 
 static void underlay_count_tx(struct dp_worker *w, const struct dp_txmsg *d) {
   struct dp_io_counters *io = &w->stats.vtep[d->vtep];
@@ -788,13 +814,13 @@ static void tx_flush(struct dp_worker *w) {
       w->tx_group_d[n++] = *d;
       done |= 1ull << j;
     }
-    int fd = s == DP_SOCK_RX ? dp->rx_fd : dp->tx_fd[s];
+    int fd = s == DP_SOCK_RX ? dp->rx_fd : s == DP_SOCK_GRE ? dp->gre_fd : dp->tx_fd[s];
     for (unsigned a = 0; a < n;) {
       unsigned b = a + 1;
       bool train = w->tx_group_d[a].train;
       /* Only the encap thread switches SO_NO_CHECK (a relaying decap thread sends single
        * datagrams as the socket is); the receive socket keeps its checksums on. */
-      if (dp->family == AF_INET && w == dp->encap && s != DP_SOCK_RX) {
+      if (dp->family == AF_INET && w == dp->encap && s != DP_SOCK_RX && s != DP_SOCK_GRE) {
         while (b < n && w->tx_group_d[b].train == train) b++;
         if (train != w->csum_on[s]) {
           int off = train ? 0 : 1;
@@ -847,13 +873,17 @@ static void train_cmsg(struct dp_worker *w, struct dp_txmsg *d, uint16_t seg_siz
  */
 static void tx_queue(struct dp_worker *w, const struct dp_tenant *t, uint32_t vid, uint8_t *frame, size_t len) {
   struct dp *dp = w->dp;
-  uint8_t sock = dp->vteps[vid].fixed_src ? DP_SOCK_RX : (uint8_t)pkt_hash_range(flow_hash(frame, len), dp->ntx);
-  uint8_t *pkt = vxlan_push(frame, &t->vxlan);
-  uint32_t dlen = (uint32_t)(len + VXLAN_HLEN);
+  const struct dp_vtep *v = &dp->vteps[vid];
+  const bool gre = v->encap != DP_ENCAP_VXLAN; /* GRE-TAP, NVGRE: the raw socket, no trains */
+  const uint32_t flow = flow_hash(frame, len);
+  uint8_t sock = gre ? DP_SOCK_GRE : v->fixed_src ? DP_SOCK_RX : (uint8_t)pkt_hash_range(flow, dp->ntx);
+  uint8_t *pkt = frame - DP_TUNNEL_HLEN;
+  tunnel_write(t, v->encap, pkt, flow);
+  uint32_t dlen = (uint32_t)(len + DP_TUNNEL_HLEN);
   /* A train needs the socket's UDP checksum on: only the encap thread switches it on a
    * pool socket (tx_flush); the receive socket always has it. A hub's decap thread, relaying,
    * joins trains toward fixed-port VTEPs (its spokes) and sends singles to the others. */
-  if (dp->gso_ok && (w == dp->encap || sock == DP_SOCK_RX) && w->ntx > 0 && w->ntx_iov < DP_TX_IOVS) {
+  if (!gre && dp->gso_ok && (w == dp->encap || sock == DP_SOCK_RX) && w->ntx > 0 && w->ntx_iov < DP_TX_IOVS) {
     struct dp_txmsg *d = &w->txm[w->ntx - 1];
     const uint32_t max_dgram = dp->family == AF_INET ? 65507 : 65527;
     if (d->joinable && d->sock == sock && d->vtep == vid && dlen <= d->seg && d->nseg < DP_GSO_MAX_SEGS &&
@@ -872,7 +902,7 @@ static void tx_queue(struct dp_worker *w, const struct dp_tenant *t, uint32_t vi
   w->tx_iov[d->iov0] = (struct iovec){pkt, dlen};
   d->bytes = dlen;
   d->seg = dlen;
-  d->joinable = dlen <= 0xffff;
+  d->joinable = !gre && dlen <= 0xffff;
 }
 
 /*
@@ -889,12 +919,15 @@ static void tx_queue_gso(struct dp_worker *w, const struct dp_tenant *t, uint32_
     drop(w, DPC_gso_bad, io);
     return;
   }
-  uint8_t sock = dp->vteps[vid].fixed_src ? DP_SOCK_RX : (uint8_t)pkt_hash_range(flow_hash(f, len), dp->ntx);
-  const size_t hl = VXLAN_HLEN + plan.h.hdr_len, slot = (hl + 7) & ~(size_t)7;
+  const struct dp_vtep *v = &dp->vteps[vid];
+  const bool gre = v->encap != DP_ENCAP_VXLAN; /* one packet per segment on the raw socket */
+  const uint32_t flow = flow_hash(f, len);
+  uint8_t sock = gre ? DP_SOCK_GRE : v->fixed_src ? DP_SOCK_RX : (uint8_t)pkt_hash_range(flow, dp->ntx);
+  const size_t hl = DP_TUNNEL_HLEN + plan.h.hdr_len, slot = (hl + 7) & ~(size_t)7;
   const size_t seg_size = hl + plan.mss;
   const size_t max_dgram = dp->family == AF_INET ? 65507 : 65527;
   unsigned per_msg = 1;
-  if (dp->gso_ok && seg_size <= max_dgram) {
+  if (!gre && dp->gso_ok && seg_size <= max_dgram) {
     per_msg = (unsigned)(max_dgram / seg_size);
     if (per_msg > DP_GSO_MAX_SEGS) per_msg = DP_GSO_MAX_SEGS;
   }
@@ -904,12 +937,12 @@ static void tx_queue_gso(struct dp_worker *w, const struct dp_tenant *t, uint32_
     tx_reserve(w, 2 * n, n * slot);
     uint8_t *hdrs = w->arena + w->arena_used;
     w->arena_used += n * slot;
-    gso_segment(&plan, f, first, n, hdrs + VXLAN_HLEN, slot);
+    gso_segment(&plan, f, first, n, hdrs + DP_TUNNEL_HLEN, slot);
     if (n == 1 || !dp->gso_ok) {
       for (uint32_t k = 0; k < n; k++) {
         uint32_t plen = gso_seg_payload(&plan, first + k);
         struct dp_txmsg *d = tx_msg(w, sock, vid, 2);
-        memcpy(hdrs + k * slot, &t->vxlan, VXLAN_HLEN);
+        tunnel_write(t, v->encap, hdrs + k * slot, flow);
         w->tx_iov[d->iov0] = (struct iovec){hdrs + k * slot, hl};
         w->tx_iov[d->iov0 + 1] = (struct iovec){f + plan.h.hdr_len + (size_t)(first + k) * plan.mss, plen};
         d->bytes = (uint32_t)(hl + plen);
@@ -920,7 +953,7 @@ static void tx_queue_gso(struct dp_worker *w, const struct dp_tenant *t, uint32_
     uint32_t bytes = 0;
     for (uint32_t k = 0; k < n; k++) {
       uint32_t plen = gso_seg_payload(&plan, first + k);
-      memcpy(hdrs + k * slot, &t->vxlan, VXLAN_HLEN);
+      tunnel_write(t, v->encap, hdrs + k * slot, flow);
       w->tx_iov[d->iov0 + 2 * k] = (struct iovec){hdrs + k * slot, hl};
       w->tx_iov[d->iov0 + 2 * k + 1] = (struct iovec){f + plan.h.hdr_len + (size_t)(first + k) * plan.mss, plen};
       bytes += (uint32_t)(hl + plen);
@@ -1144,6 +1177,8 @@ struct decap_ctx {
   uint32_t last_pid_tid, last_pid;
 };
 
+static void decap_frame(struct dp_worker *w, struct decap_ctx *c, uint32_t tid, uint8_t *f, size_t flen);
+
 static void decap_datagram(struct dp_worker *w, struct decap_ctx *c, uint8_t *pkt, size_t len) {
   struct dp *dp = w->dp;
   struct dp_io_counters *io = c->io;
@@ -1173,14 +1208,23 @@ static void decap_datagram(struct dp_worker *w, struct decap_ctx *c, uint8_t *pk
     tid = c->last_tid;
   } else {
     tid = vni_lookup(dp, vni);
+    if (tid && !(dp->tenants[tid].encaps & DP_ENCAP_BIT(DP_ENCAP_VXLAN))) tid = 0; /* a GRE-only tenant */
     c->last_vni = vni;
     c->last_tid = tid;
   }
   if (!tid) { drop(w, DPC_vxlan_unknown_vni, io); return; }
+  decap_frame(w, c, tid, pkt + VXLAN_HLEN, len - VXLAN_HLEN);
+}
+
+/*
+ * A decapsulated frame of tenant `tid` from VTEP c->vid (0: unknown), whatever carried it:
+ * anti-spoofing, inner checks, learning, then a port, a relay or a punt.
+ */
+static void decap_frame(struct dp_worker *w, struct decap_ctx *c, uint32_t tid, uint8_t *f, size_t flen) {
+  struct dp *dp = w->dp;
+  struct dp_io_counters *io = c->io;
   if (!tenant_accepts(&dp->tenants[tid], c->vid)) { drop(w, DPC_vtep_not_accepted, io); return; }
 
-  uint8_t *f = pkt + VXLAN_HLEN;
-  size_t flen = len - VXLAN_HLEN;
   if (flen < PKT_ETH_HLEN) { drop(w, DPC_inner_runt, io); return; }
   if (flen > DP_MAX_FRAME) { drop(w, DPC_frame_too_big, io); return; }
   if (eth_is_vlan_tagged(f)) { drop(w, DPC_inner_vlan, io); return; }
@@ -1273,23 +1317,94 @@ static void decap_buffer(struct dp_worker *w, unsigned i) {
   for (size_t off = 0; off < len; off += seg) decap_datagram(w, &c, buf + off, len - off < seg ? len - off : seg);
 }
 
+/*
+ * One packet from the raw GRE socket: [outer IPv4 header (an IPv4 socket only)] GRE
+ * header, Ethernet frame. gre_pop validates the header; the key then names the tenant:
+ * the whole key a tenant taking GRE-TAP (key = VNI), else key >> 8 a tenant taking NVGRE
+ * (VSID). The VTEP is (outer source, that encapsulation).
+ */
+static void decap_gre_packet(struct dp_worker *w, unsigned i) {
+  struct dp *dp = w->dp;
+  struct mmsghdr *m = &w->rx[i];
+  uint8_t *buf = w->rx_iov[i].iov_base;
+  size_t off = 0, len = 0;
+  struct decap_ctx c;
+  memset(&c, 0, sizeof c);
+  count(w, DPC_underlay_rx_packets);
+  if (!addr_from_sockaddr(&w->rx_name[i], &c.outer, &c.outer_port)) {
+    drop(w, DPC_underlay_rx_error, NULL);
+    return;
+  }
+  c.outer_port = 0;
+  if (rawip_payload(w->rx_name[i].ss_family, buf, m->msg_len, &off, &len) != 0) {
+    drop(w, DPC_gre_truncated, NULL);
+    return;
+  }
+  uint8_t *pkt = buf + off;
+  struct gre_info info;
+  enum gre_pop_result r = gre_pop(pkt, len, &info);
+  uint32_t tid = 0;
+  uint8_t encap = 0;
+  if (r == GRE_OK) {
+    tid = info.key <= VXLAN_VNI_MAX ? vni_lookup(dp, info.key) : 0;
+    if (tid && (dp->tenants[tid].encaps & DP_ENCAP_BIT(DP_ENCAP_GRE))) {
+      encap = DP_ENCAP_GRE;
+    } else {
+      tid = vni_lookup(dp, info.key >> 8);
+      if (tid && (dp->tenants[tid].encaps & DP_ENCAP_BIT(DP_ENCAP_NVGRE))) encap = DP_ENCAP_NVGRE;
+      else tid = 0;
+    }
+  }
+  /* The VTEP: by the encapsulation the key says, or (a packet dropped before) either. */
+  struct dp_addr k = c.outer;
+  for (uint8_t e = encap ? encap : DP_ENCAP_GRE; !c.vid && e <= (encap ? encap : DP_ENCAP_NVGRE); e++) {
+    k.zero[0] = (uint8_t)(e << DP_ADDR_ENCAP_SHIFT);
+    c.vid = vtep_lookup(dp, &k);
+  }
+  c.io = c.vid ? &w->stats.vtep[c.vid] : NULL;
+  if (c.io) io_count(&c.io->rx_packets, &c.io->rx_bytes, len);
+  else count(w, DPC_unknown_vtep_packets);
+  if (m->msg_hdr.msg_flags & MSG_TRUNC) { drop(w, DPC_frame_too_big, c.io); return; }
+
+  static const enum dp_counter why[GRE_POP_RESULTS] = {
+      [GRE_TRUNCATED] = DPC_gre_truncated,       [GRE_BAD_VERSION] = DPC_gre_bad_version,
+      [GRE_RESERVED] = DPC_gre_reserved,         [GRE_BAD_PROTO] = DPC_gre_bad_proto,
+      [GRE_BAD_CHECKSUM] = DPC_gre_bad_checksum, [GRE_SEQUENCED] = DPC_gre_sequenced,
+      [GRE_NO_KEY] = DPC_gre_no_key,             [GRE_NVGRE_FLAGS] = DPC_nvgre_bad_flags,
+      [GRE_NVGRE_VLAN] = DPC_inner_vlan,
+  };
+  if (r != GRE_OK) { drop(w, why[r], c.io); return; }
+  if (!tid) { drop(w, DPC_gre_unknown_key, c.io); return; }
+  /* RFC 7637: C and S clear (S never gets here: gre_pop refuses it). */
+  if (encap == DP_ENCAP_NVGRE && (info.flags & GRE_F_CSUM)) { drop(w, DPC_nvgre_bad_flags, c.io); return; }
+  c.outer.zero[0] = (uint8_t)(encap << DP_ADDR_ENCAP_SHIFT); /* learn events say how it came */
+  decap_frame(w, &c, tid, pkt + info.hlen, len - info.hlen);
+}
+
+/* Reset the receive batch's name and control lengths before a recvmmsg. */
+static void rx_prepare(struct dp_worker *w) {
+  for (unsigned i = 0; i < DP_BATCH; i++) {
+    w->rx[i].msg_hdr.msg_namelen = sizeof w->rx_name[i];
+    w->rx[i].msg_hdr.msg_controllen = sizeof w->rx_cmsg[i].buf;
+  }
+}
+
 static void *decap_main(void *arg) {
   struct dp_worker *w = arg;
   struct dp *dp = w->dp;
-  struct pollfd pfd[2] = {{.fd = dp->rx_fd, .events = POLLIN}, {.fd = dp->stopfd, .events = POLLIN}};
+  struct pollfd pfd[3] = {{.fd = dp->rx_fd, .events = POLLIN}, {.fd = dp->stopfd, .events = POLLIN},
+                          {.fd = dp->gre_fd, .events = POLLIN}};
+  const nfds_t npfd = dp->gre_fd >= 0 ? 3 : 2;
   pthread_setname_np(pthread_self(), w->name);
   for (;;) {
-    int r = poll(pfd, 2, -1);
+    int r = poll(pfd, npfd, -1);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0 || __atomic_load_n(&dp->stopping, __ATOMIC_ACQUIRE)) break;
     /* A few batches per wake-up while the socket stays full; the lock drops in between. */
     for (int round = 0; round < 8; round++) {
       pthread_rwlock_rdlock(&dp->lock);
       w->now_ms = (uint32_t)dp_now_ms();
-      for (unsigned i = 0; i < DP_BATCH; i++) {
-        w->rx[i].msg_hdr.msg_namelen = sizeof w->rx_name[i];
-        w->rx[i].msg_hdr.msg_controllen = sizeof w->rx_cmsg[i].buf;
-      }
+      rx_prepare(w);
       /* Big (GRO) buffers come a few at a time, so each is written out while in cache. */
       unsigned vlen = w->rx_big ? DP_BATCH_BYTES / 65536 : DP_BATCH;
       int n = recvmmsg(dp->rx_fd, w->rx, vlen, MSG_DONTWAIT, NULL);
@@ -1302,9 +1417,19 @@ static void *decap_main(void *arg) {
       if (n > 0) w->rx_big = got / (unsigned)n > 8192;
       tx_flush(w);  /* relayed frames (a hub), sent from these very buffers */
       gro_flush(w); /* before the buffers are read into again */
+      /* GRE-TAP and NVGRE: the raw socket, into the same buffers. */
+      int g = 0;
+      if (dp->gre_fd >= 0) {
+        rx_prepare(w);
+        g = recvmmsg(dp->gre_fd, w->rx, DP_BATCH, MSG_DONTWAIT, NULL);
+        if (g < 0 && errno != EAGAIN && errno != EINTR) count(w, DPC_underlay_rx_error);
+        for (int i = 0; i < g; i++) decap_gre_packet(w, (unsigned)i);
+        tx_flush(w);
+        gro_flush(w);
+      }
       pthread_rwlock_unlock(&dp->lock);
       worker_notify(w);
-      if ((unsigned)n < vlen) break;
+      if ((unsigned)n < vlen && g < DP_BATCH) break;
     }
   }
   return NULL;
@@ -1354,7 +1479,7 @@ int dp_create(const struct dp_config *cfg, struct dp **out, const char **step) {
     *step = "calloc";
     return ENOMEM;
   }
-  dp->rx_fd = dp->epfd = dp->stopfd = -1;
+  dp->rx_fd = dp->gre_fd = dp->epfd = dp->stopfd = -1;
   pthread_rwlockattr_t attr;
   pthread_rwlockattr_init(&attr);
   /* Writers (control calls) must not starve behind back-to-back fast-path batches. */
@@ -1394,6 +1519,11 @@ int dp_create(const struct dp_config *cfg, struct dp **out, const char **step) {
   if (epoll_ctl(dp->epfd, EPOLL_CTL_ADD, dp->stopfd, &ev) < 0) {
     err = errno;
     *step = "epoll_ctl";
+    goto fail;
+  }
+  /* The raw GRE socket is never adopted (a takeover's successor opens its own). */
+  if (cfg->gre && (err = rawip_open(&cfg->local, cfg->local_len, IPPROTO_GRE, &dp->gre_fd, step)) != 0) {
+    if (*step && strcmp(*step, "socket") == 0) *step = "raw IPPROTO_GRE socket (GRE-TAP/NVGRE need CAP_NET_RAW)";
     goto fail;
   }
   /* Sockets last: a failure before here leaves adopted descriptors to the caller. */
@@ -1464,6 +1594,8 @@ void dp_stop(struct dp *dp) {
   dp->notify = NULL;
   if (dp->rx_fd >= 0) close(dp->rx_fd);
   dp->rx_fd = -1;
+  if (dp->gre_fd >= 0) close(dp->gre_fd);
+  dp->gre_fd = -1;
   for (unsigned i = 0; i < dp->ntx; i++) close(dp->tx_fd[i]);
   dp->ntx = 0;
 }
@@ -1527,9 +1659,11 @@ int dp_tenant_set(struct dp *dp, uint32_t tid, uint32_t vni) {
     err = dp_fail(dp, EEXIST, "vni %u is already used by tenant %u", vni, other);
   } else if (!t->in_use || t->vni != vni) {
     if (t->in_use) idmap_remove(dp, dp->vni_map, VNI_MAP_SLOTS - 1, vni_hash(t->vni), (uint16_t)tid, tenant_home);
+    else t->encaps = DP_ENCAP_BIT(DP_ENCAP_VXLAN);
     t->vni = vni;
-    t->encap = DP_ENCAP_VXLAN;
     vxlan_hdr_build(&t->vxlan, vni);
+    gre_hdr_build(&t->gre, vni);     /* GRE-TAP: key = VNI */
+    nvgre_hdr_build(&t->nvgre, vni); /* NVGRE: VSID = VNI, FlowID per frame */
     idmap_insert(dp->vni_map, VNI_MAP_SLOTS - 1, vni_hash(vni), (uint16_t)tid);
     t->in_use = true;
   }
@@ -1558,6 +1692,24 @@ int dp_tenant_accept_any(struct dp *dp, uint32_t tid, bool any) {
   pthread_rwlock_wrlock(&dp->lock);
   if (!dp->tenants[tid].in_use) err = dp_fail(dp, ENOENT, "tenant %u does not exist", tid);
   else dp->tenants[tid].accept_any = any;
+  pthread_rwlock_unlock(&dp->lock);
+  return err;
+}
+
+int dp_tenant_encaps(struct dp *dp, uint32_t tid, unsigned mask) {
+  CHECK_ID(dp, "tenantId", tid, DP_MAX_TENANTS);
+  const unsigned all = DP_ENCAP_BIT(DP_ENCAP_VXLAN) | DP_ENCAP_BIT(DP_ENCAP_GRE) | DP_ENCAP_BIT(DP_ENCAP_NVGRE);
+  const unsigned gre = DP_ENCAP_BIT(DP_ENCAP_GRE) | DP_ENCAP_BIT(DP_ENCAP_NVGRE);
+  if (mask & ~all) return dp_fail(dp, EINVAL, "encapsulation mask 0x%x has unknown bits", mask);
+  if ((mask & gre) && dp->gre_fd < 0)
+    return dp_fail(dp, ENOPROTOOPT, "GRE-TAP/NVGRE need the data path's raw GRE socket (dpCreate with gre: true)");
+  int err = 0;
+  pthread_rwlock_wrlock(&dp->lock);
+  struct dp_tenant *t = &dp->tenants[tid];
+  if (!t->in_use) err = dp_fail(dp, ENOENT, "tenant %u does not exist", tid);
+  else if ((mask & DP_ENCAP_BIT(DP_ENCAP_NVGRE)) && t->vni < NVGRE_VSID_MIN)
+    err = dp_fail(dp, EINVAL, "tenant %u: VNI %u is a reserved NVGRE VSID (0..0xFFF)", tid, t->vni);
+  else t->encaps = (uint8_t)mask;
   pthread_rwlock_unlock(&dp->lock);
   return err;
 }
@@ -1724,6 +1876,16 @@ int dp_vtep_set_ex(struct dp *dp, uint32_t vid, const struct sockaddr_storage *s
   uint16_t port;
   char text[INET6_ADDRSTRLEN] = "?";
   if (!addr_from_sockaddr(sa, &addr, &port)) return dp_fail(dp, EAFNOSUPPORT, "address family not supported");
+  const uint8_t encap = opts->encap ? opts->encap : DP_ENCAP_VXLAN;
+  if (encap > DP_ENCAP_NVGRE) return dp_fail(dp, EINVAL, "encap %u is none of VXLAN (1), GRE-TAP (2), NVGRE (3)", encap);
+  if (encap != DP_ENCAP_VXLAN) {
+    if (dp->gre_fd < 0)
+      return dp_fail(dp, ENOPROTOOPT, "GRE-TAP/NVGRE need the data path's raw GRE socket (dpCreate with gre: true)");
+    if (opts->match_port || opts->fixed_src)
+      return dp_fail(dp, EINVAL, "matchPort and fixedSourcePort are UDP options: not for a GRE-TAP/NVGRE VTEP");
+    addr.zero[0] = (uint8_t)(encap << DP_ADDR_ENCAP_SHIFT);
+    port = 0;
+  }
   if (opts->match_port) { /* the key carries the port the VTEP sends from (and is sent to) */
     uint16_t p = port ? port : dp->port;
     addr.zero[0] = 1;
@@ -1745,7 +1907,7 @@ int dp_vtep_set_ex(struct dp *dp, uint32_t vid, const struct sockaddr_storage *s
   if (!v->in_use) io_reset(dp, true, vid);
   if (v->in_use && other != vid)
     idmap_remove(dp, dp->addr_map, ADDR_MAP_SLOTS - 1, addr_hash(&v->addr), (uint16_t)vid, vtep_home);
-  v->encap = DP_ENCAP_VXLAN;
+  v->encap = encap;
   if (v->in_use && v->match_port) dp->n_match_port--;
   if (opts->match_port) dp->n_match_port++;
   v->addr = addr;
@@ -1754,7 +1916,10 @@ int dp_vtep_set_ex(struct dp *dp, uint32_t vid, const struct sockaddr_storage *s
   v->mtu = opts->mtu;
   v->fixed_src = opts->fixed_src;
   v->match_port = opts->match_port;
-  if (port == 0) { /* the data path's own port, as in Linux's "dstport" default */
+  if (encap != DP_ENCAP_VXLAN) { /* raw IPv6 sockets refuse a sin6_port other than 0 or the protocol */
+    if (sa->ss_family == AF_INET) ((struct sockaddr_in *)&v->sa)->sin_port = 0;
+    else ((struct sockaddr_in6 *)&v->sa)->sin6_port = 0;
+  } else if (port == 0) { /* the data path's own port, as in Linux's "dstport" default */
     if (sa->ss_family == AF_INET) ((struct sockaddr_in *)&v->sa)->sin_port = htons(dp->port);
     else ((struct sockaddr_in6 *)&v->sa)->sin6_port = htons(dp->port);
   }
@@ -1853,32 +2018,43 @@ int dp_transmit(struct dp *dp, uint32_t tid, const uint8_t *frame, size_t len, c
     else if (port_deliver(w, tid, ports[i], frame, len, NULL)) n_ok++;
   }
   if (nvteps) {
-    /* One encapsulation, one socket (one flow), many destinations: sendmmsg batches;
-     * VTEPs with a fixed source port in a second pass, from the receive socket. */
+    /* One frame, one header per encapsulation, many destinations: sendmmsg batches per
+     * socket. Pass 0: VXLAN from the pool socket the flow hashes to (one flow); pass 1:
+     * VXLAN VTEPs with a fixed source port, from the receive socket; pass 2: GRE-TAP and
+     * NVGRE VTEPs, from the raw GRE socket. */
     uint8_t *f = worker_buf(w, 0);
     memcpy(f, frame, len);
     if (t->mss4 | t->mss6) mss_clamp(w, t, f, len, false);
-    struct iovec iov = {.iov_base = vxlan_push(f, &t->vxlan), .iov_len = len + VXLAN_HLEN};
-    for (int fixed = 0; fixed < 2; fixed++) {
-    int fd = fixed ? dp->rx_fd : dp->tx_fd[pkt_hash_range(flow_hash(f, len), dp->ntx)];
-    for (size_t i = 0; i < nvteps;) {
-      unsigned n = 0;
-      for (; i < nvteps && n < DP_TX_MSGS; i++) {
-        uint32_t vid = vteps[i];
-        if (vid == 0 || vid >= DP_MAX_VTEPS || !dp->vteps[vid].in_use) {
-          if (fixed) drop(w, DPC_vtep_gone, NULL);
-          continue;
-        }
-        if (dp->vteps[vid].fixed_src != (fixed == 1)) continue;
-        memset(&w->tx_group[n], 0, sizeof w->tx_group[n]);
-        w->tx_group[n].msg_hdr.msg_name = &dp->vteps[vid].sa;
-        w->tx_group[n].msg_hdr.msg_namelen = dp->vteps[vid].salen;
-        w->tx_group[n].msg_hdr.msg_iov = &iov;
-        w->tx_group[n].msg_hdr.msg_iovlen = 1;
-        w->tx_group_d[n++] = (struct dp_txmsg){.vtep = vid, .nseg = 1, .bytes = (uint32_t)iov.iov_len};
-      }
-      n_ok += tx_send(w, fd, w->tx_group, w->tx_group_d, n, 0);
+    const uint32_t flow = flow_hash(f, len);
+    uint8_t hdr[4][DP_TUNNEL_HLEN];
+    struct iovec iov[4][2];
+    for (uint8_t e = DP_ENCAP_VXLAN; e <= DP_ENCAP_NVGRE; e++) {
+      tunnel_write(t, e, hdr[e], flow);
+      iov[e][0] = (struct iovec){hdr[e], DP_TUNNEL_HLEN};
+      iov[e][1] = (struct iovec){f, len};
     }
+    for (int pass = 0; pass < 3; pass++) {
+      int fd = pass == 0 ? dp->tx_fd[pkt_hash_range(flow, dp->ntx)] : pass == 1 ? dp->rx_fd : dp->gre_fd;
+      for (size_t i = 0; i < nvteps;) {
+        unsigned n = 0;
+        for (; i < nvteps && n < DP_TX_MSGS; i++) {
+          uint32_t vid = vteps[i];
+          if (vid == 0 || vid >= DP_MAX_VTEPS || !dp->vteps[vid].in_use) {
+            if (pass == 2) drop(w, DPC_vtep_gone, NULL);
+            continue;
+          }
+          const struct dp_vtep *v = &dp->vteps[vid];
+          int want = v->encap != DP_ENCAP_VXLAN ? 2 : v->fixed_src ? 1 : 0;
+          if (want != pass) continue;
+          memset(&w->tx_group[n], 0, sizeof w->tx_group[n]);
+          w->tx_group[n].msg_hdr.msg_name = (void *)&v->sa;
+          w->tx_group[n].msg_hdr.msg_namelen = v->salen;
+          w->tx_group[n].msg_hdr.msg_iov = iov[v->encap];
+          w->tx_group[n].msg_hdr.msg_iovlen = 2;
+          w->tx_group_d[n++] = (struct dp_txmsg){.vtep = vid, .nseg = 1, .bytes = (uint32_t)(DP_TUNNEL_HLEN + len)};
+        }
+        if (n) n_ok += tx_send(w, fd, w->tx_group, w->tx_group_d, n, 0);
+      }
     }
   }
   pthread_rwlock_unlock(&dp->lock);

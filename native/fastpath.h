@@ -68,6 +68,12 @@ extern "C" {
 #define DP_FDB_PORT 1
 #define DP_FDB_VTEP 2
 
+/* Encapsulations: a VTEP has one; a tenant takes a set of them on receive (a bit each). */
+#define DP_ENCAP_VXLAN 1 /* UDP, RFC 7348 */
+#define DP_ENCAP_GRE 2   /* GRE-TAP: IP proto 47, key = VNI (RFC 2784/2890) */
+#define DP_ENCAP_NVGRE 3 /* IP proto 47, key = VSID << 8 | FlowID (RFC 7637) */
+#define DP_ENCAP_BIT(e) (1u << (e))
+
 enum dp_counter {
 #define C(name, help) DPC_##name,
 #include "counters.def"
@@ -101,6 +107,8 @@ struct dp_config {
   const int *adopt_fds;
   unsigned adopt_n;
   bool no_offloads; /* no UDP_SEGMENT, no UDP_GRO (benchmarks, tests of the fallback) */
+  /* Open a raw IPPROTO_GRE socket on local's address (GRE-TAP and NVGRE; CAP_NET_RAW). */
+  bool gre;
 };
 
 /* Monotonic milliseconds (CLOCK_MONOTONIC), the clock of FDB idle times. */
@@ -136,6 +144,9 @@ int dp_tenant_del(struct dp *dp, uint32_t tenant);
  * source at all. A new tenant accepts nothing until told. */
 int dp_tenant_accept(struct dp *dp, uint32_t tenant, uint32_t vtep, bool accept);
 int dp_tenant_accept_any(struct dp *dp, uint32_t tenant, bool any);
+/* Which encapsulations the tenant takes on receive: DP_ENCAP_BIT()s (a new tenant: VXLAN).
+ * GRE-TAP or NVGRE without the data path's GRE socket is ENOPROTOOPT. */
+int dp_tenant_encaps(struct dp *dp, uint32_t tenant, unsigned mask);
 /*
  * vnet_hdr 1: the fd reads and writes frames behind a virtio_net_hdr (a TAP opened with
  * IFF_VNET_HDR); 0: plain frames; -1: ask the fd (a TAP's flag, else plain). A TAP whose
@@ -150,6 +161,7 @@ struct dp_vtep_opts {
   uint16_t mtu;    /* path MTU: largest outer IP packet; 0 = unchecked. Bigger: EV_TOO_BIG */
   bool fixed_src;  /* send from the receive socket (the underlay port): NAT, conntrack */
   bool match_port; /* identified by outer source address AND port (a spoke behind NAT) */
+  uint8_t encap;   /* DP_ENCAP_*; 0 = VXLAN. (address, encap) identifies a VTEP */
 };
 int dp_vtep_set_ex(struct dp *dp, uint32_t vtep, const struct sockaddr_storage *sa, socklen_t len,
                    const struct dp_vtep_opts *opts);

@@ -243,6 +243,11 @@ export function defaultTapMtu(underlayMtu: number, family: Family, encap: Encap 
   return underlayMtu - encapOverhead(family, encap);
 }
 
+/** Whether any tenant reaches any VTEP over GRE-TAP or NVGRE (the data path then opens a raw GRE socket). */
+export function usesGre(c: Pick<Config, 'tenants'>): boolean {
+  return c.tenants.some((t) => t.encap !== 'vxlan' || Object.values(t.vtepEncap).some((e) => e !== 'vxlan'));
+}
+
 /** The largest overhead over every family and encapsulation given, and which pair it is. */
 export function worstOverhead(families: Iterable<Family>, encaps: Iterable<Encap>): { overhead: number; family: Family; encap: Encap } {
   let worst = { overhead: -1, family: 4 as Family, encap: 'vxlan' as Encap };

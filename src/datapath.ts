@@ -21,13 +21,15 @@ import {
   IN_UNKNOWN_VTEP,
   FDB_PORT,
   FDB_VTEP,
+  type EncapName,
+  ENCAP_CODES,
 } from './native.js';
 import { macFromBuffer, macToBuffer } from './mac.js';
 
 export type Place = { kind: 'port'; portId: number } | { kind: 'vtep'; vtepId: number };
 
 /** Where an exception frame came from. An unknown VTEP is known by its outer source address only. */
-export type Ingress = Place | { kind: 'unknown-vtep'; address: string; port: number };
+export type Ingress = Place | { kind: 'unknown-vtep'; address: string; port: number; encap?: EncapName };
 
 export interface DpEvent {
   /**
@@ -46,6 +48,8 @@ export interface DpEvent {
   outVtep?: number;
   /** The outer source address and UDP port, for events from the underlay. */
   outer?: { address: string; port: number };
+  /** What carried the frame, for events from the underlay (absent: vxlan). */
+  encap?: EncapName;
 }
 
 export interface FdbIdle {
@@ -63,6 +67,8 @@ export interface Datapath {
   tenantAccept(tenantId: number, vtepId: number, accept: boolean): void;
   /** Accept them from any source. */
   tenantAcceptAny(tenantId: number, any: boolean): void;
+  /** The encapsulations the tenant takes on receive (new tenant: ['vxlan']). */
+  tenantEncaps(tenantId: number, encaps: EncapName[]): void;
   /** fd: the port's packet descriptor (a TAP); the fake ignores it. opts.vnetHdr: see PortSetOptions. */
   portSet(portId: number, tenantId: number, fd: number, opts?: PortSetOptions): void;
   portDel(portId: number): void;
@@ -117,13 +123,14 @@ export function decodeEvents(buf: Buffer): DpEvent[] {
     const tenantId = buf.readUInt32LE(off + 8);
     const inId = buf.readUInt32LE(off + 12);
     const family = buf[off + 32];
+    const encap = ENCAP_CODES[buf[off + 33]!];
     const srcMac = macFromBuffer(buf, off + 40);
     const frameLen = buf.readUInt32LE(off + 48);
     let ingress: Ingress;
     if (inKind === IN_PORT) ingress = { kind: 'port', portId: inId };
     else if (inKind === IN_VTEP) ingress = { kind: 'vtep', vtepId: inId };
     else if (inKind === IN_UNKNOWN_VTEP)
-      ingress = { kind: 'unknown-vtep', address: formatAddress(buf, off + 16, family), port: outerPort };
+      ingress = { kind: 'unknown-vtep', address: formatAddress(buf, off + 16, family), port: outerPort, ...(encap && encap !== 'vxlan' ? { encap } : {}) };
     else { off += recLen; continue; }
     const kinds: Record<number, DpEvent['type']> = { [EV_LEARN]: 'learn', [EV_MISS]: 'miss', [EV_CONTROL]: 'control', [EV_TOO_BIG]: 'too-big' };
     const kind = kinds[type];
@@ -132,6 +139,7 @@ export function decodeEvents(buf: Buffer): DpEvent[] {
     if (type !== EV_LEARN) ev.frame = Buffer.from(buf.subarray(off + EVENT_HEADER, off + EVENT_HEADER + frameLen));
     if (type === EV_TOO_BIG) ev.outVtep = buf.readUInt32LE(off + 52);
     if (family === 4 || family === 6) ev.outer = { address: formatAddress(buf, off + 16, family), port: outerPort };
+    if (encap && encap !== 'vxlan') ev.encap = encap;
     events.push(ev);
     off += recLen;
   }
@@ -146,6 +154,8 @@ export interface NativeDatapathOptions {
   underlayFds?: number[];
   /** UDP_SEGMENT/UDP_GRO on the underlay (default true). */
   offloads?: boolean;
+  /** Open the raw GRE socket (GRE-TAP, NVGRE; default false). */
+  gre?: boolean;
 }
 
 /** The C fast path. */
@@ -157,6 +167,7 @@ export class NativeDatapath implements Datapath {
   constructor(opts: NativeDatapathOptions) {
     this.dp = this.n.dpCreate({
       local: opts.local, port: opts.port, sourcePorts: opts.sourcePorts, underlayFds: opts.underlayFds, offloads: opts.offloads,
+      ...(opts.gre ? { gre: true } : {}),
     });
   }
 
@@ -172,6 +183,7 @@ export class NativeDatapath implements Datapath {
   tenantDel(tenantId: number): void { this.n.dpTenantDel(this.dp, tenantId); }
   tenantAccept(tenantId: number, vtepId: number, accept: boolean): void { this.n.dpTenantAccept(this.dp, tenantId, vtepId, accept); }
   tenantAcceptAny(tenantId: number, any: boolean): void { this.n.dpTenantAcceptAny(this.dp, tenantId, any); }
+  tenantEncaps(tenantId: number, encaps: EncapName[]): void { this.n.dpTenantEncaps(this.dp, tenantId, encaps); }
   portSet(portId: number, tenantId: number, fd: number, opts?: PortSetOptions): void {
     this.n.dpPortSet(this.dp, portId, tenantId, fd, opts);
   }

@@ -106,7 +106,18 @@ export interface DpCreateOptions {
    * false for measurements and tests of the plain path).
    */
   offloads?: boolean;
+  /**
+   * Open a raw IPPROTO_GRE socket on `local` (default false): GRE-TAP and NVGRE VTEPs and
+   * tenants need it (needs CAP_NET_RAW). The kernel builds the outer IP header; it is not
+   * handed over by a takeover (the successor opens its own).
+   */
+  gre?: boolean;
 }
+
+/** How frames travel to a VTEP: VXLAN (UDP), GRE-TAP (GRE key = VNI), NVGRE (key = VSID << 8 | FlowID). */
+export type EncapName = 'vxlan' | 'gre' | 'nvgre';
+/** The `encap` byte of an event record. */
+export const ENCAP_CODES: Record<number, EncapName> = { 1: 'vxlan', 2: 'gre', 3: 'nvgre' };
 
 /** Per-VTEP options of dpVtepSet. */
 export interface VtepOptions {
@@ -129,6 +140,12 @@ export interface VtepOptions {
    * others by address and port; a datagram matches address and port first.
    */
   matchPort?: boolean;
+  /**
+   * The encapsulation toward it (default vxlan). A VTEP is (address, encap): the same
+   * address may be a VXLAN VTEP and a GRE-TAP one. GRE-TAP/NVGRE need dpCreate's `gre`,
+   * and take neither matchPort nor fixedSourcePort; their `port` is ignored.
+   */
+  encap?: EncapName;
 }
 
 export interface ControlSendOptions {
@@ -175,7 +192,9 @@ export const IN_UNKNOWN_VTEP = 3;
  *   12   4   inId        portId or vtepId; 0 for IN_UNKNOWN_VTEP
  *   16  16   outerAddr   outer source address: IPv4 in the first 4 bytes, or IPv6
  *   32   1   family      4 or 6 (0 for IN_PORT)
- *   33   7   (zero)
+ *   33   1   encap       events from the underlay: what carried the frame, 1 VXLAN, 2 GRE-TAP,
+ *                        3 NVGRE (ENCAP_CODES); 0 for IN_PORT
+ *   34   6   (zero)
  *   40   6   srcMac      the frame's source MAC
  *   46   2   (zero)
  *   48   4   frameLen    bytes of frame that follow (0 for EV_LEARN)
@@ -247,6 +266,12 @@ export interface NativeAddon {
   dpTenantAccept(dp: DpHandle, tenantId: number, vtepId: number, accept: boolean): void;
   /** Accept encapsulated frames from any source (`acceptFrom: any`), learning unknown VTEPs. */
   dpTenantAcceptAny(dp: DpHandle, tenantId: number, any: boolean): void;
+  /**
+   * The encapsulations the tenant takes on receive (a new tenant: ['vxlan']). A GRE packet's
+   * key names a tenant taking 'gre' (key = VNI), else key >> 8 one taking 'nvgre' (VSID).
+   * 'gre'/'nvgre' without dpCreate's `gre` is ENOPROTOOPT; 'nvgre' with a VNI below 4096 EINVAL.
+   */
+  dpTenantEncaps(dp: DpHandle, tenantId: number, encaps: EncapName[]): void;
   /**
    * Hub relay: frames of the tenant from a VTEP to a MAC behind another VTEP are
    * re-encapsulated toward it (in C); to the VTEP they came from, dropped as hairpin.

@@ -24,7 +24,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, unlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Address4, Address6 } from 'ip-address';
-import { loadConfig, parseMac, type Config } from './config.js';
+import { loadConfig, parseMac, usesGre, type Config } from './config.js';
 import { answers, ApiError, ControlServer, request, type CallContext, type Handler } from './control.js';
 import { Daemon, type Adopted, type DaemonHooks, type PortHandle } from './daemon.js';
 import { NativeDatapath } from './datapath.js';
@@ -217,7 +217,7 @@ export class Runtime {
   private async startAdopted(config: Config, adopted: Adopted, underlayFds: number[]): Promise<Daemon> {
     const u = config.underlay;
     if (underlayFds.length && canAdoptUnderlay()) {
-      const opts = { local: u.local, port: u.port, sourcePorts: underlayFds.length - 1, underlayFds };
+      const opts = { local: u.local, port: u.port, sourcePorts: underlayFds.length - 1, underlayFds, gre: usesGre(config) };
       try {
         return await Daemon.start(config, { adopt: adopted, hooks: this.hooks(), dp: new NativeDatapath(opts) });
       } catch (e) {

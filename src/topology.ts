@@ -35,6 +35,8 @@ export interface TenantPlan {
   addresses: string[];
   macs?: string[];
   ageing?: number;
+  /** How the tenant reaches the other hosts (default vxlan). */
+  encap?: 'vxlan' | 'gre' | 'nvgre';
 }
 
 /** A YAML config for one host of a mesh: every other host is in the flood list. */
@@ -48,7 +50,7 @@ export function meshConfig(lab: Lab, host: number, hosts: string[], tenants: Ten
     'tenants:',
   ];
   for (const t of tenants) {
-    lines.push(`  - name: ${t.name}`, `    vni: ${t.vni}`, '    ports:');
+    lines.push(`  - name: ${t.name}`, `    vni: ${t.vni}`, ...(t.encap ? [`    encap: ${t.encap}`] : []), '    ports:');
     const mac = t.macs?.[host] ? `, mac: "${t.macs[host]}"` : '';
     lines.push(`      - { tap: ${t.name}0, netns: ${lab.ns(`${t.name}${host + 1}`)}, address: ${t.addresses[host]}${mac} }`);
     lines.push(`    flood: [ ${hosts.filter((_, i) => i !== host).map(q).join(', ')} ]`);

@@ -57,6 +57,9 @@ export class FakeDatapath implements Datapath {
     if (accept) s.add(vtepId);
     else s.delete(vtepId);
   }
+  /** What each tenant takes on receive (tenantEncaps), when set. */
+  readonly encapsOf = new Map<number, string[]>();
+  tenantEncaps(tenantId: number, encaps: string[]): void { this.encapsOf.set(tenantId, [...encaps]); }
   tenantAcceptAny(tenantId: number, any: boolean): void {
     if (any) this.acceptAnyOf.add(tenantId);
     else this.acceptAnyOf.delete(tenantId);
