@@ -17,7 +17,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { addKernelVxlan, twoHostsVtepd } from '../src/topology.js';
 import type { Lab } from '../src/netns.js';
 import { hubSpokeThroughput } from './hubspoke.js';
@@ -195,6 +195,7 @@ async function main(): Promise<void> {
     const vtepd: Side = { label: 'vtepd', client: 'blue1', server: 'blue2', serverAddr: '10.1.0.2' };
     // Warm up ARP and learning on both paths.
     for (const s of [kernel, vtepd]) await t.lab.exec(s.client, 'ping', ['-c', '2', '-i', '0.2', s.serverAddr]);
+    const load0 = loadavg()[0]!;
     const { k, v, rounds } = await measureBoth(t.lab, kernel, vtepd);
     const pids = t.daemons.map((d) => d.child.pid!);
     const rssSamples = RSS_SECONDS > 0 ? await rssOverRun(t.lab, vtepd, pids) : [];
@@ -228,11 +229,12 @@ async function main(): Promise<void> {
     const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
     const fmt = (r: string[]) => `| ${r.map((c, i) => c.padEnd(w[i])).join(' | ')} |`;
     console.log(`vtepd benchmark — ${new Date().toISOString()} — ${cpus().length} CPUs, ${SECONDS} s per iperf3 run, median of ${ROUNDS} rounds, ${PINGS * ROUNDS} pings` +
-      (RSS_SECONDS > 0 ? `, RSS sampled every ${RSS_EVERY} s over a ${RSS_SECONDS} s run` : ''));
+      (RSS_SECONDS > 0 ? `, RSS sampled every ${RSS_EVERY} s over a ${RSS_SECONDS} s run` : '') +
+      `; load average ${load0.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (other work on the machine skews the ratios)`);
     console.log([fmt(head), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...cells.map(fmt)].join('\n'));
     mkdirSync(resultsDir, { recursive: true });
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    writeFileSync(join(resultsDir, `throughput-${stamp}.json`), JSON.stringify({ date: new Date().toISOString(), seconds: SECONDS, pings: PINGS, rounds: ROUNDS, kernel: k, vtepd: v, perRound: rounds, hubSpoke: hub, vtepdPeakRssMB: rss, vtepdRssSamples: rssSamples, rssEverySeconds: RSS_EVERY }, null, 2));
+    writeFileSync(join(resultsDir, `throughput-${stamp}.json`), JSON.stringify({ date: new Date().toISOString(), seconds: SECONDS, pings: PINGS, rounds: ROUNDS, loadAverage: [load0, loadavg()[0]], kernel: k, vtepd: v, perRound: rounds, hubSpoke: hub, vtepdPeakRssMB: rss, vtepdRssSamples: rssSamples, rssEverySeconds: RSS_EVERY }, null, 2));
     writeFileSync(join(resultsDir, 'latest.svg'), svg(rows.filter((r) => !Number.isNaN(r[4])).map((r) => ({ name: r[0], ratio: r[4] }))));
     console.log(`results: bench/results/throughput-${stamp}.json, chart: bench/results/latest.svg`);
   } finally {
