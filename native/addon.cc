@@ -411,6 +411,16 @@ Napi::Value DpCreate(const Napi::CallbackInfo &info) {
   if (!v.IsUndefined() && !v.IsBoolean()) return a.Fail(EINVAL, "gre must be a boolean"), Napi::Value();
   cfg.gre = !v.IsUndefined() && v.As<Napi::Boolean>().Value();
 
+  std::string local2;
+  if (!a.Prop(o, "local2", &v)) return {};
+  if (!v.IsUndefined()) {
+    if (!a.String(v, "local2", &local2)) return {};
+    if (sockaddr_from_string(local2.c_str(), (uint16_t)port, &cfg.local2, &cfg.local2_len) != 0)
+      return a.Fail(EINVAL, "local2 '" + local2 + "' is not an IPv4 or IPv6 address"), Napi::Value();
+    if (cfg.local2.ss_family == cfg.local.ss_family)
+      return a.Fail(EINVAL, "local2 '" + local2 + "' must be of the other address family than local '" + local + "'"), Napi::Value();
+  }
+
   std::vector<int> adopt;
   if (!a.Prop(o, "underlayFds", &v)) return {};
   if (!v.IsUndefined()) {

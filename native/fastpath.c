@@ -183,7 +183,7 @@ struct dp_worker {
   } tx_cmsg[DP_TX_MSGS];
   struct mmsghdr tx_group[DP_TX_MSGS];
   struct dp_txmsg tx_group_d[DP_TX_MSGS];
-  bool csum_on[DP_MAX_SOURCE_PORTS]; /* IPv4: SO_NO_CHECK cleared on this socket (trains) */
+  bool csum_on[256]; /* IPv4 pool socket (by socket index): SO_NO_CHECK cleared (trains) */
   /* decap */
   struct mmsghdr rx[DP_BATCH];
   struct iovec rx_iov[DP_BATCH];
@@ -192,7 +192,6 @@ struct dp_worker {
     char buf[CMSG_SPACE(sizeof(int))];
     struct cmsghdr align;
   } rx_cmsg[DP_BATCH];
-  bool rx_big; /* the last receive batch held big (GRO) buffers */
   bool gro_active;
   uint32_t gro_port;
   struct coalescer gro;
@@ -233,6 +232,14 @@ struct dp {
   int gre_fd; /* raw IPPROTO_GRE socket (GRE-TAP, NVGRE), or -1 */
   int tx_fd[DP_MAX_SOURCE_PORTS];
   unsigned ntx;
+  /* Dual stack: the other family's sockets (dp_config.local2); family 0 when there are
+   * none. Its socket indices in the transmit queue carry DP_SOCK_ALT. */
+  struct {
+    int family;
+    int rx_fd, gre_fd;
+    int tx_fd[DP_MAX_SOURCE_PORTS];
+    unsigned ntx;
+  } alt;
   int epfd;   /* encap thread: port fds (data = portId) and stopfd (data = 0) */
   int stopfd; /* eventfd, written once by dp_stop, never read: stays readable */
   bool started, stopped;
@@ -708,6 +715,37 @@ static unsigned tx_send(struct dp_worker *w, int fd, struct mmsghdr *m, const st
 #define DP_SOCK_RX DP_MAX_SOURCE_PORTS
 /* tx_fd index meaning "the raw GRE socket": GRE-TAP and NVGRE VTEPs. */
 #define DP_SOCK_GRE (DP_MAX_SOURCE_PORTS + 1)
+/* Flag on a socket index: the other family's set (dual stack). */
+#define DP_SOCK_ALT 0x80
+_Static_assert(DP_SOCK_GRE < DP_SOCK_ALT, "socket indices leave the ALT bit free");
+
+static inline int af_of(uint8_t family46) { return family46 == 6 ? AF_INET6 : AF_INET; }
+
+/* The descriptor behind a socket index of the transmit queue. */
+static inline int sock_fd(const struct dp *dp, uint8_t s) {
+  if (s & DP_SOCK_ALT) {
+    s &= (uint8_t)~DP_SOCK_ALT;
+    return s == DP_SOCK_RX ? dp->alt.rx_fd : s == DP_SOCK_GRE ? dp->alt.gre_fd : dp->alt.tx_fd[s];
+  }
+  return s == DP_SOCK_RX ? dp->rx_fd : s == DP_SOCK_GRE ? dp->gre_fd : dp->tx_fd[s];
+}
+
+static inline int sock_family(const struct dp *dp, uint8_t s) { return (s & DP_SOCK_ALT) ? dp->alt.family : dp->family; }
+
+/* The raw GRE socket of an address family (AF_*), or -1. */
+static inline int gre_fd_of(const struct dp *dp, int af) {
+  return af == dp->family ? dp->gre_fd : af == dp->alt.family ? dp->alt.gre_fd : -1;
+}
+
+/* The socket index a VTEP's packets leave from: the GRE socket, the receive socket (fixed
+ * source port) or the pool socket the inner flow hashes to, in the VTEP's family. */
+static inline uint8_t vtep_sock(const struct dp *dp, const struct dp_vtep *v, uint32_t flow) {
+  const bool alt = dp->alt.family && af_of(v->addr.family) == dp->alt.family;
+  const uint8_t a = alt ? DP_SOCK_ALT : 0;
+  if (v->encap != DP_ENCAP_VXLAN) return DP_SOCK_GRE | a;
+  if (v->fixed_src) return DP_SOCK_RX | a;
+  return (uint8_t)(pkt_hash_range(flow, alt ? dp->alt.ntx : dp->ntx) | a);
+}
 
 static void underlay_count_tx(struct dp_worker *w, const struct dp_txmsg *d) {
   struct dp_io_counters *io = &w->stats.vtep[d->vtep];
@@ -814,13 +852,13 @@ static void tx_flush(struct dp_worker *w) {
       w->tx_group_d[n++] = *d;
       done |= 1ull << j;
     }
-    int fd = s == DP_SOCK_RX ? dp->rx_fd : s == DP_SOCK_GRE ? dp->gre_fd : dp->tx_fd[s];
+    int fd = sock_fd(dp, (uint8_t)s);
     for (unsigned a = 0; a < n;) {
       unsigned b = a + 1;
       bool train = w->tx_group_d[a].train;
       /* Only the encap thread switches SO_NO_CHECK (a relaying decap thread sends single
        * datagrams as the socket is); the receive socket keeps its checksums on. */
-      if (dp->family == AF_INET && w == dp->encap && s != DP_SOCK_RX && s != DP_SOCK_GRE) {
+      if (sock_family(dp, (uint8_t)s) == AF_INET && w == dp->encap && (s & ~DP_SOCK_ALT) < DP_SOCK_RX) {
         while (b < n && w->tx_group_d[b].train == train) b++;
         if (train != w->csum_on[s]) {
           int off = train ? 0 : 1;
@@ -876,16 +914,16 @@ static void tx_queue(struct dp_worker *w, const struct dp_tenant *t, uint32_t vi
   const struct dp_vtep *v = &dp->vteps[vid];
   const bool gre = v->encap != DP_ENCAP_VXLAN; /* GRE-TAP, NVGRE: the raw socket, no trains */
   const uint32_t flow = flow_hash(frame, len);
-  uint8_t sock = gre ? DP_SOCK_GRE : v->fixed_src ? DP_SOCK_RX : (uint8_t)pkt_hash_range(flow, dp->ntx);
+  uint8_t sock = vtep_sock(dp, v, flow);
   uint8_t *pkt = frame - DP_TUNNEL_HLEN;
   tunnel_write(t, v->encap, pkt, flow);
   uint32_t dlen = (uint32_t)(len + DP_TUNNEL_HLEN);
   /* A train needs the socket's UDP checksum on: only the encap thread switches it on a
    * pool socket (tx_flush); the receive socket always has it. A hub's decap thread, relaying,
    * joins trains toward fixed-port VTEPs (its spokes) and sends singles to the others. */
-  if (!gre && dp->gso_ok && (w == dp->encap || sock == DP_SOCK_RX) && w->ntx > 0 && w->ntx_iov < DP_TX_IOVS) {
+  if (!gre && dp->gso_ok && (w == dp->encap || (sock & ~DP_SOCK_ALT) == DP_SOCK_RX) && w->ntx > 0 && w->ntx_iov < DP_TX_IOVS) {
     struct dp_txmsg *d = &w->txm[w->ntx - 1];
-    const uint32_t max_dgram = dp->family == AF_INET ? 65507 : 65527;
+    const uint32_t max_dgram = v->addr.family == 4 ? 65507 : 65527;
     if (d->joinable && d->sock == sock && d->vtep == vid && dlen <= d->seg && d->nseg < DP_GSO_MAX_SEGS &&
         d->bytes + dlen <= max_dgram) {
       w->tx_iov[w->ntx_iov++] = (struct iovec){pkt, dlen};
@@ -922,10 +960,10 @@ static void tx_queue_gso(struct dp_worker *w, const struct dp_tenant *t, uint32_
   const struct dp_vtep *v = &dp->vteps[vid];
   const bool gre = v->encap != DP_ENCAP_VXLAN; /* one packet per segment on the raw socket */
   const uint32_t flow = flow_hash(f, len);
-  uint8_t sock = gre ? DP_SOCK_GRE : v->fixed_src ? DP_SOCK_RX : (uint8_t)pkt_hash_range(flow, dp->ntx);
+  uint8_t sock = vtep_sock(dp, v, flow);
   const size_t hl = DP_TUNNEL_HLEN + plan.h.hdr_len, slot = (hl + 7) & ~(size_t)7;
   const size_t seg_size = hl + plan.mss;
-  const size_t max_dgram = dp->family == AF_INET ? 65507 : 65527;
+  const size_t max_dgram = v->addr.family == 4 ? 65507 : 65527;
   unsigned per_msg = 1;
   if (!gre && dp->gso_ok && seg_size <= max_dgram) {
     per_msg = (unsigned)(max_dgram / seg_size);
@@ -1389,47 +1427,55 @@ static void rx_prepare(struct dp_worker *w) {
   }
 }
 
+/*
+ * One batch from one underlay socket (UDP: datagrams or GRO buffers; GRE: raw packets),
+ * switched, then the sends and the coalesced writes flushed before the shared buffers are
+ * read into again. True if the socket may hold more (a full batch).
+ */
+static bool decap_batch(struct dp_worker *w, int fd, bool gre, bool *big) {
+  rx_prepare(w);
+  /* Big (GRO) buffers come a few at a time, so each is written out while in cache. */
+  unsigned vlen = !gre && *big ? DP_BATCH_BYTES / 65536 : DP_BATCH;
+  int n = recvmmsg(fd, w->rx, vlen, MSG_DONTWAIT, NULL);
+  if (n < 0 && errno != EAGAIN && errno != EINTR) count(w, DPC_underlay_rx_error);
+  size_t got = 0;
+  for (int i = 0; i < n; i++) {
+    got += w->rx[i].msg_len;
+    if (gre) decap_gre_packet(w, (unsigned)i);
+    else decap_buffer(w, (unsigned)i);
+  }
+  if (n > 0 && !gre) *big = got / (unsigned)n > 8192;
+  tx_flush(w);  /* relayed frames (a hub), sent from these very buffers */
+  gro_flush(w); /* before the buffers are read into again */
+  return n > 0 && (unsigned)n == vlen;
+}
+
 static void *decap_main(void *arg) {
   struct dp_worker *w = arg;
   struct dp *dp = w->dp;
-  struct pollfd pfd[3] = {{.fd = dp->rx_fd, .events = POLLIN}, {.fd = dp->stopfd, .events = POLLIN},
-                          {.fd = dp->gre_fd, .events = POLLIN}};
-  const nfds_t npfd = dp->gre_fd >= 0 ? 3 : 2;
+  /* The underlay sockets: UDP (VXLAN) and raw GRE, of one family or (dual stack) two. */
+  struct { int fd; bool gre; bool big; } src[4];
+  unsigned nsrc = 0;
+  const int fds[4] = {dp->rx_fd, dp->gre_fd, dp->alt.family ? dp->alt.rx_fd : -1, dp->alt.family ? dp->alt.gre_fd : -1};
+  for (unsigned i = 0; i < 4; i++)
+    if (fds[i] >= 0) src[nsrc++] = (typeof(src[0])){fds[i], i % 2 == 1, false};
+  struct pollfd pfd[5];
+  pfd[0] = (struct pollfd){.fd = dp->stopfd, .events = POLLIN};
+  for (unsigned i = 0; i < nsrc; i++) pfd[1 + i] = (struct pollfd){.fd = src[i].fd, .events = POLLIN};
   pthread_setname_np(pthread_self(), w->name);
   for (;;) {
-    int r = poll(pfd, npfd, -1);
+    int r = poll(pfd, 1 + nsrc, -1);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0 || __atomic_load_n(&dp->stopping, __ATOMIC_ACQUIRE)) break;
-    /* A few batches per wake-up while the socket stays full; the lock drops in between. */
+    /* A few batches per wake-up while a socket stays full; the lock drops in between. */
     for (int round = 0; round < 8; round++) {
       pthread_rwlock_rdlock(&dp->lock);
       w->now_ms = (uint32_t)dp_now_ms();
-      rx_prepare(w);
-      /* Big (GRO) buffers come a few at a time, so each is written out while in cache. */
-      unsigned vlen = w->rx_big ? DP_BATCH_BYTES / 65536 : DP_BATCH;
-      int n = recvmmsg(dp->rx_fd, w->rx, vlen, MSG_DONTWAIT, NULL);
-      if (n < 0 && errno != EAGAIN && errno != EINTR) count(w, DPC_underlay_rx_error);
-      size_t got = 0;
-      for (int i = 0; i < n; i++) {
-        got += w->rx[i].msg_len;
-        decap_buffer(w, (unsigned)i);
-      }
-      if (n > 0) w->rx_big = got / (unsigned)n > 8192;
-      tx_flush(w);  /* relayed frames (a hub), sent from these very buffers */
-      gro_flush(w); /* before the buffers are read into again */
-      /* GRE-TAP and NVGRE: the raw socket, into the same buffers. */
-      int g = 0;
-      if (dp->gre_fd >= 0) {
-        rx_prepare(w);
-        g = recvmmsg(dp->gre_fd, w->rx, DP_BATCH, MSG_DONTWAIT, NULL);
-        if (g < 0 && errno != EAGAIN && errno != EINTR) count(w, DPC_underlay_rx_error);
-        for (int i = 0; i < g; i++) decap_gre_packet(w, (unsigned)i);
-        tx_flush(w);
-        gro_flush(w);
-      }
+      bool more = false;
+      for (unsigned i = 0; i < nsrc; i++) more |= decap_batch(w, src[i].fd, src[i].gre, &src[i].big);
       pthread_rwlock_unlock(&dp->lock);
       worker_notify(w);
-      if ((unsigned)n < vlen && g < DP_BATCH) break;
+      if (!more) break;
     }
   }
   return NULL;
@@ -1480,6 +1526,7 @@ int dp_create(const struct dp_config *cfg, struct dp **out, const char **step) {
     return ENOMEM;
   }
   dp->rx_fd = dp->gre_fd = dp->epfd = dp->stopfd = -1;
+  dp->alt.rx_fd = dp->alt.gre_fd = -1;
   pthread_rwlockattr_t attr;
   pthread_rwlockattr_init(&attr);
   /* Writers (control calls) must not starve behind back-to-back fast-path batches. */
@@ -1525,6 +1572,26 @@ int dp_create(const struct dp_config *cfg, struct dp **out, const char **step) {
   if (cfg->gre && (err = rawip_open(&cfg->local, cfg->local_len, IPPROTO_GRE, &dp->gre_fd, step)) != 0) {
     if (*step && strcmp(*step, "socket") == 0) *step = "raw IPPROTO_GRE socket (GRE-TAP/NVGRE need CAP_NET_RAW)";
     goto fail;
+  }
+  /* Dual stack: the other family's sockets, same UDP port (also before the adopted ones). */
+  if (cfg->local2_len) {
+    if (cfg->local2.ss_family == cfg->local.ss_family || (cfg->local2.ss_family != AF_INET && cfg->local2.ss_family != AF_INET6)) {
+      err = EINVAL;
+      *step = "local2 (must be of the other address family)";
+      goto fail;
+    }
+    struct sockaddr_storage l2 = cfg->local2;
+    if (l2.ss_family == AF_INET) ((struct sockaddr_in *)&l2)->sin_port = htons(dp->port);
+    else ((struct sockaddr_in6 *)&l2)->sin6_port = htons(dp->port);
+    if (cfg->gre && (err = rawip_open(&l2, cfg->local2_len, IPPROTO_GRE, &dp->alt.gre_fd, step)) != 0) goto fail;
+    if ((err = udp_rx_open(&l2, cfg->local2_len, &dp->alt.rx_fd, step)) != 0) goto fail;
+    if ((err = udp_tx_pool_open(&l2, cfg->local2_len, cfg->source_ports, dp->port, dp->alt.tx_fd, step)) != 0) goto fail;
+    dp->alt.ntx = cfg->source_ports;
+    dp->alt.family = l2.ss_family;
+    int probe = l2.ss_family == AF_INET ? IP_PMTUDISC_PROBE : IPV6_PMTUDISC_PROBE;
+    if (l2.ss_family == AF_INET) setsockopt(dp->alt.rx_fd, IPPROTO_IP, IP_MTU_DISCOVER, &probe, sizeof probe);
+    else setsockopt(dp->alt.rx_fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &probe, sizeof probe);
+    if (!cfg->no_offloads) udp_rx_gro_enable(dp->alt.rx_fd);
   }
   /* Sockets last: a failure before here leaves adopted descriptors to the caller. */
   if (cfg->adopt_n) {
@@ -1596,6 +1663,11 @@ void dp_stop(struct dp *dp) {
   dp->rx_fd = -1;
   if (dp->gre_fd >= 0) close(dp->gre_fd);
   dp->gre_fd = -1;
+  if (dp->alt.rx_fd >= 0) close(dp->alt.rx_fd);
+  if (dp->alt.gre_fd >= 0) close(dp->alt.gre_fd);
+  for (unsigned i = 0; i < dp->alt.ntx; i++) close(dp->alt.tx_fd[i]);
+  dp->alt.rx_fd = dp->alt.gre_fd = -1;
+  dp->alt.ntx = 0;
   for (unsigned i = 0; i < dp->ntx; i++) close(dp->tx_fd[i]);
   dp->ntx = 0;
 }
@@ -1701,7 +1773,7 @@ int dp_tenant_encaps(struct dp *dp, uint32_t tid, unsigned mask) {
   const unsigned all = DP_ENCAP_BIT(DP_ENCAP_VXLAN) | DP_ENCAP_BIT(DP_ENCAP_GRE) | DP_ENCAP_BIT(DP_ENCAP_NVGRE);
   const unsigned gre = DP_ENCAP_BIT(DP_ENCAP_GRE) | DP_ENCAP_BIT(DP_ENCAP_NVGRE);
   if (mask & ~all) return dp_fail(dp, EINVAL, "encapsulation mask 0x%x has unknown bits", mask);
-  if ((mask & gre) && dp->gre_fd < 0)
+  if ((mask & gre) && dp->gre_fd < 0 && dp->alt.gre_fd < 0)
     return dp_fail(dp, ENOPROTOOPT, "GRE-TAP/NVGRE need the data path's raw GRE socket (dpCreate with gre: true)");
   int err = 0;
   pthread_rwlock_wrlock(&dp->lock);
@@ -1741,10 +1813,11 @@ int dp_tenant_mss(struct dp *dp, uint32_t tid, uint16_t mss4, uint16_t mss6) {
 int dp_send_control(struct dp *dp, const struct sockaddr_storage *sa, socklen_t salen, const uint8_t *p, size_t n,
                     bool df, bool from_rx) {
   if (dp->stopped) return dp_fail(dp, ESHUTDOWN, "the data path was stopped: no underlay sockets");
-  if (sa->ss_family != dp->family)
+  const bool alt = dp->alt.family && sa->ss_family == dp->alt.family;
+  if (sa->ss_family != dp->family && !alt)
     return dp_fail(dp, EAFNOSUPPORT, "the underlay is IPv%d", dp->family == AF_INET ? 4 : 6);
-  int fd = from_rx ? dp->rx_fd : dp->tx_fd[0];
-  const int v4 = dp->family == AF_INET;
+  int fd = from_rx ? (alt ? dp->alt.rx_fd : dp->rx_fd) : (alt ? dp->alt.tx_fd[0] : dp->tx_fd[0]);
+  const int v4 = sa->ss_family == AF_INET;
   const int lvl = v4 ? IPPROTO_IP : IPPROTO_IPV6, opt = v4 ? IP_MTU_DISCOVER : IPV6_MTU_DISCOVER;
   /* Without DF: switched on this socket for this one send, the fast path held off. */
   if (!df) {
@@ -1879,7 +1952,7 @@ int dp_vtep_set_ex(struct dp *dp, uint32_t vid, const struct sockaddr_storage *s
   const uint8_t encap = opts->encap ? opts->encap : DP_ENCAP_VXLAN;
   if (encap > DP_ENCAP_NVGRE) return dp_fail(dp, EINVAL, "encap %u is none of VXLAN (1), GRE-TAP (2), NVGRE (3)", encap);
   if (encap != DP_ENCAP_VXLAN) {
-    if (dp->gre_fd < 0)
+    if (gre_fd_of(dp, sa->ss_family) < 0)
       return dp_fail(dp, ENOPROTOOPT, "GRE-TAP/NVGRE need the data path's raw GRE socket (dpCreate with gre: true)");
     if (opts->match_port || opts->fixed_src)
       return dp_fail(dp, EINVAL, "matchPort and fixedSourcePort are UDP options: not for a GRE-TAP/NVGRE VTEP");
@@ -1893,7 +1966,7 @@ int dp_vtep_set_ex(struct dp *dp, uint32_t vid, const struct sockaddr_storage *s
     addr.zero[2] = (uint8_t)p;
   }
   inet_ntop(sa->ss_family, addr.bytes, text, sizeof text);
-  if (sa->ss_family != dp->family)
+  if (sa->ss_family != dp->family && sa->ss_family != dp->alt.family)
     return dp_fail(dp, EAFNOSUPPORT, "address %s is IPv%d but the underlay is IPv%d", text, addr.family,
                    dp->family == AF_INET ? 4 : 6);
   int err = 0;
@@ -2021,7 +2094,7 @@ int dp_transmit(struct dp *dp, uint32_t tid, const uint8_t *frame, size_t len, c
     /* One frame, one header per encapsulation, many destinations: sendmmsg batches per
      * socket. Pass 0: VXLAN from the pool socket the flow hashes to (one flow); pass 1:
      * VXLAN VTEPs with a fixed source port, from the receive socket; pass 2: GRE-TAP and
-     * NVGRE VTEPs, from the raw GRE socket. */
+     * NVGRE VTEPs, from the raw GRE socket; passes 3..5 the same in the other family. */
     uint8_t *f = worker_buf(w, 0);
     memcpy(f, frame, len);
     if (t->mss4 | t->mss6) mss_clamp(w, t, f, len, false);
@@ -2033,8 +2106,12 @@ int dp_transmit(struct dp *dp, uint32_t tid, const uint8_t *frame, size_t len, c
       iov[e][0] = (struct iovec){hdr[e], DP_TUNNEL_HLEN};
       iov[e][1] = (struct iovec){f, len};
     }
-    for (int pass = 0; pass < 3; pass++) {
-      int fd = pass == 0 ? dp->tx_fd[pkt_hash_range(flow, dp->ntx)] : pass == 1 ? dp->rx_fd : dp->gre_fd;
+    for (int pass = 0; pass < 6; pass++) { /* passes 3..5: the same for the other family (dual stack) */
+      const bool alt = pass >= 3;
+      if (alt && !dp->alt.family) break;
+      const int fam = alt ? dp->alt.family : dp->family;
+      int fd = pass % 3 == 0 ? (alt ? dp->alt.tx_fd[pkt_hash_range(flow, dp->alt.ntx)] : dp->tx_fd[pkt_hash_range(flow, dp->ntx)])
+               : pass % 3 == 1 ? (alt ? dp->alt.rx_fd : dp->rx_fd) : (alt ? dp->alt.gre_fd : dp->gre_fd);
       for (size_t i = 0; i < nvteps;) {
         unsigned n = 0;
         for (; i < nvteps && n < DP_TX_MSGS; i++) {
@@ -2045,7 +2122,7 @@ int dp_transmit(struct dp *dp, uint32_t tid, const uint8_t *frame, size_t len, c
           }
           const struct dp_vtep *v = &dp->vteps[vid];
           int want = v->encap != DP_ENCAP_VXLAN ? 2 : v->fixed_src ? 1 : 0;
-          if (want != pass) continue;
+          if (want != pass % 3 || af_of(v->addr.family) != fam) continue;
           memset(&w->tx_group[n], 0, sizeof w->tx_group[n]);
           w->tx_group[n].msg_hdr.msg_name = (void *)&v->sa;
           w->tx_group[n].msg_hdr.msg_namelen = v->salen;

@@ -109,6 +109,13 @@ struct dp_config {
   bool no_offloads; /* no UDP_SEGMENT, no UDP_GRO (benchmarks, tests of the fallback) */
   /* Open a raw IPPROTO_GRE socket on local's address (GRE-TAP and NVGRE; CAP_NET_RAW). */
   bool gre;
+  /*
+   * Dual stack: a second underlay address of the other family (local2_len 0: none). It
+   * gets its own receive socket on the same UDP port, source_ports send sockets and (with
+   * gre) a raw GRE socket; VTEPs of either family are then allowed. Never adopted.
+   */
+  struct sockaddr_storage local2;
+  socklen_t local2_len;
 };
 
 /* Monotonic milliseconds (CLOCK_MONOTONIC), the clock of FDB idle times. */

@@ -249,6 +249,7 @@ export class Daemon implements Target {
       port: config.underlay.port,
       sourcePorts: config.underlay.sourcePorts,
       gre: usesGre(config),
+      local2: config.underlay.locals[1]?.address,
     });
     this.backend = opts.ports ?? new TapPorts();
     this.hooks = opts.hooks ?? {};

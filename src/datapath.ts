@@ -156,6 +156,8 @@ export interface NativeDatapathOptions {
   offloads?: boolean;
   /** Open the raw GRE socket (GRE-TAP, NVGRE; default false). */
   gre?: boolean;
+  /** Dual stack: the underlay address of the other family (see DpCreateOptions.local2). */
+  local2?: string;
 }
 
 /** The C fast path. */
@@ -168,6 +170,7 @@ export class NativeDatapath implements Datapath {
     this.dp = this.n.dpCreate({
       local: opts.local, port: opts.port, sourcePorts: opts.sourcePorts, underlayFds: opts.underlayFds, offloads: opts.offloads,
       ...(opts.gre ? { gre: true } : {}),
+      ...(opts.local2 ? { local2: opts.local2 } : {}),
     });
   }
 

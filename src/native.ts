@@ -112,6 +112,13 @@ export interface DpCreateOptions {
    * handed over by a takeover (the successor opens its own).
    */
   gre?: boolean;
+  /**
+   * Dual stack: a second underlay address of the other family. It gets its own receive
+   * socket on `port`, `sourcePorts` send sockets and (with `gre`) a raw GRE socket; VTEPs
+   * of both families are then allowed, each reached from its family's sockets. Not part of
+   * `underlayFds` / `dpUnderlayFds` (a takeover's successor binds its own).
+   */
+  local2?: string;
 }
 
 /** How frames travel to a VTEP: VXLAN (UDP), GRE-TAP (GRE key = VNI), NVGRE (key = VSID << 8 | FlowID). */

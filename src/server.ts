@@ -217,7 +217,7 @@ export class Runtime {
   private async startAdopted(config: Config, adopted: Adopted, underlayFds: number[]): Promise<Daemon> {
     const u = config.underlay;
     if (underlayFds.length && canAdoptUnderlay()) {
-      const opts = { local: u.local, port: u.port, sourcePorts: underlayFds.length - 1, underlayFds, gre: usesGre(config) };
+      const opts = { local: u.local, port: u.port, sourcePorts: underlayFds.length - 1, underlayFds, gre: usesGre(config), local2: u.locals[1]?.address };
       try {
         return await Daemon.start(config, { adopt: adopted, hooks: this.hooks(), dp: new NativeDatapath(opts) });
       } catch (e) {
