@@ -12,6 +12,9 @@
  *   BENCH_RSS_SECONDS=60  length of the TCP run during which the daemons' VmRSS is sampled
  *                     every 5 s (0 skips it)
  *   BENCH_HUBSPOKE=1  the spoke-to-spoke row through a hub, vtepd vs kernel VXLAN + bridge
+ *   BENCH_ENCAP=1     the encapsulation table (bench/encap.ts): GRE-TAP and NVGRE vs vtepd's
+ *                     VXLAN and Open vSwitch's userspace GRE; VXLAN and GRE-TAP over IPv6 vs
+ *                     the kernel's VXLAN over IPv6 (labs of their own)
  *                     (bench/hubspoke.ts; 0 skips it)
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -21,9 +24,11 @@ import { cpus, loadavg } from 'node:os';
 import { addKernelVxlan, twoHostsVtepd } from '../src/topology.js';
 import type { Lab } from '../src/netns.js';
 import { hubSpokeThroughput } from './hubspoke.js';
+import { encapTable, encapThroughput } from './encap.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const HUBSPOKE = process.env.BENCH_HUBSPOKE !== '0';
+const ENCAP = process.env.BENCH_ENCAP !== '0';
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const PINGS = Math.ceil(Number(process.env.BENCH_PINGS ?? 1000) / ROUNDS);
 const RSS_SECONDS = Number(process.env.BENCH_RSS_SECONDS ?? 60);
@@ -207,6 +212,7 @@ async function main(): Promise<void> {
     // Spoke to spoke through a hub: vtepd spokes and hub against kernel VXLAN spokes and a
     // kernel VXLAN + bridge hub (bench/hubspoke.ts), in a lab of its own.
     const hub = HUBSPOKE ? await hubSpokeThroughput(SECONDS) : null;
+    const encaps = ENCAP ? await encapThroughput(SECONDS) : null;
     const rows: [string, string, string, string, number][] = [
       ['TCP 1 stream', 'Gbit/s', k.tcp1.toFixed(2), v.tcp1.toFixed(2), v.tcp1 / k.tcp1],
       ['TCP 4 streams', 'Gbit/s', k.tcp4.toFixed(2), v.tcp4.toFixed(2), v.tcp4 / k.tcp4],
@@ -232,9 +238,10 @@ async function main(): Promise<void> {
       (RSS_SECONDS > 0 ? `, RSS sampled every ${RSS_EVERY} s over a ${RSS_SECONDS} s run` : '') +
       `; load average ${load0.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (other work on the machine skews the ratios)`);
     console.log([fmt(head), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...cells.map(fmt)].join('\n'));
+    if (encaps) console.log(`\nEncapsulations (TCP through each tunnel, ${SECONDS} s per run, references measured in the same run):\n${encapTable(encaps)}`);
     mkdirSync(resultsDir, { recursive: true });
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    writeFileSync(join(resultsDir, `throughput-${stamp}.json`), JSON.stringify({ date: new Date().toISOString(), seconds: SECONDS, pings: PINGS, rounds: ROUNDS, loadAverage: [load0, loadavg()[0]], kernel: k, vtepd: v, perRound: rounds, hubSpoke: hub, vtepdPeakRssMB: rss, vtepdRssSamples: rssSamples, rssEverySeconds: RSS_EVERY }, null, 2));
+    writeFileSync(join(resultsDir, `throughput-${stamp}.json`), JSON.stringify({ date: new Date().toISOString(), seconds: SECONDS, pings: PINGS, rounds: ROUNDS, loadAverage: [load0, loadavg()[0]], kernel: k, vtepd: v, perRound: rounds, hubSpoke: hub, encapsulations: encaps, vtepdPeakRssMB: rss, vtepdRssSamples: rssSamples, rssEverySeconds: RSS_EVERY }, null, 2));
     writeFileSync(join(resultsDir, 'latest.svg'), svg(rows.filter((r) => !Number.isNaN(r[4])).map((r) => ({ name: r[0], ratio: r[4] }))));
     console.log(`results: bench/results/throughput-${stamp}.json, chart: bench/results/latest.svg`);
   } finally {
