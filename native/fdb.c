@@ -132,7 +132,10 @@ uint32_t fdb_idle_dump(const struct fdb *f, uint32_t now_ms, uint8_t *out, uint3
     struct fdb_idle_record r = {0};
     r.tenant_id = htole32(fdb_key_tenant(e->key));
     eth_mac_from48(r.mac, e->key);
-    r.idle_ms = htole32(now_ms - __atomic_load_n(&e->last_seen_ms, __ATOMIC_RELAXED));
+    /* A fast-path thread may stamp the entry during the dump with a clock read after ours:
+     * that is idle 0, not 2^32 - 1 ms (which would age an active MAC out). */
+    uint32_t idle = now_ms - __atomic_load_n(&e->last_seen_ms, __ATOMIC_RELAXED);
+    r.idle_ms = htole32((int32_t)idle < 0 ? 0 : idle);
     memcpy(out + (size_t)n * FDB_IDLE_RECORD, &r, sizeof r);
     n++;
   }
