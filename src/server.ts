@@ -216,15 +216,20 @@ export class Runtime {
    */
   private async startAdopted(config: Config, adopted: Adopted, underlayFds: number[]): Promise<Daemon> {
     const u = config.underlay;
+    // Once a data path has adopted the sockets they are its own: it closes them (once) when
+    // it stops, so they must not be closed here again (the numbers may be reused by then).
+    let adoptedByDp = false;
     if (underlayFds.length && canAdoptUnderlay()) {
       const opts = { local: u.local, port: u.port, sourcePorts: underlayFds.length - 1, underlayFds, gre: usesGre(config), local2: u.locals[1]?.address };
       try {
-        return await Daemon.start(config, { adopt: adopted, hooks: this.hooks(), dp: new NativeDatapath(opts) });
+        const dp = new NativeDatapath(opts);
+        adoptedByDp = true;
+        return await Daemon.start(config, { adopt: adopted, hooks: this.hooks(), dp });
       } catch (e) {
         log.warn({ err: (e as Error).message }, 'adopting the underlay sockets failed; binding new ones');
       }
     }
-    for (const fd of underlayFds) try { native().fdClose(fd); } catch { /* owned elsewhere */ }
+    if (!adoptedByDp) for (const fd of underlayFds) try { native().fdClose(fd); } catch { /* owned elsewhere */ }
     for (let attempt = 0; ; attempt++) {
       try {
         return await Daemon.start(config, { adopt: adopted, hooks: this.hooks() });
