@@ -12,14 +12,16 @@
  * The switch the targets run against (four tenants, two VTEPs, four ports, a few FDB
  * entries; the same MAC in several tenants):
  *
- *   tenant 1  VNI 5001      accepts VTEP 1 only   ports 1 (vnet hdr), 2 (plain)
- *   tenant 2  VNI 5002      accepts any source    port 3 (vnet hdr)
- *   tenant 3  VNI 0x123456  accepts VTEP 2 only   port 4 (plain)
- *   tenant 4  VNI 7         accepts nothing       no port
- *   VTEP 1 = 127.0.0.2:4789, VTEP 2 = 127.0.0.3:4789; the data path is 127.0.0.1:4789.
+ *   tenant 1  VNI 5001      VXLAN          accepts VTEP 1 only   ports 1 (vnet hdr), 2 (plain)
+ *   tenant 2  VNI 5002      VXLAN          accepts any source    port 3 (vnet hdr)
+ *   tenant 3  VNI 0x123456  VXLAN + NVGRE  accepts VTEPs 2, 4    port 4 (plain)
+ *   tenant 4  VNI 7         GRE-TAP        accepts VTEP 3        port 5 (plain)
+ *   VTEP 1 = 127.0.0.2:4789, VTEP 2 = 127.0.0.3:4789 (VXLAN); VTEP 3 = 127.0.0.2 GRE-TAP,
+ *   VTEP 4 = 127.0.0.3 NVGRE; the data path is 127.0.0.1:4789 (and its raw GRE socket).
  *   FDB  t1: 02:00:00:00:01:01 -> port 1, 02:00:00:00:01:02 -> port 2, 02:00:00:00:01:99 -> VTEP 1
  *        t2: 02:00:00:00:01:01 -> port 3, 02:00:00:00:02:99 -> VTEP 2
  *        t3: 02:00:00:00:01:01 -> port 4, 02:00:00:00:03:99 -> VTEP 2
+ *        t4: 02:00:00:00:01:01 -> port 5
  */
 #ifndef VTEPD_FUZZ_DP_HARNESS_H
 #define VTEPD_FUZZ_DP_HARNESS_H
@@ -32,12 +34,12 @@
 #include "ref.h"
 
 #define H_TENANTS 4
-#define H_PORTS 4
-#define H_VTEPS 2
+#define H_PORTS 5
+#define H_VTEPS 2 /* VXLAN VTEPs, with a receiver each (fuzz_encap); 3 and 4 are GRE/NVGRE */
 
 static const uint32_t h_vni[H_TENANTS + 1] = {0, 5001, 5002, 0x123456, 7};
-static const uint32_t h_port_tenant[H_PORTS + 1] = {0, 1, 1, 2, 3};
-static const int h_port_vnet[H_PORTS + 1] = {0, 1, 0, 1, 0};
+static const uint32_t h_port_tenant[H_PORTS + 1] = {0, 1, 1, 2, 3, 4};
+static const int h_port_vnet[H_PORTS + 1] = {0, 1, 0, 1, 0, 0};
 static const char *const h_vtep_addr[H_VTEPS + 1] = {NULL, "127.0.0.2", "127.0.0.3"};
 
 struct harness {
@@ -45,6 +47,7 @@ struct harness {
   int port_peer[H_PORTS + 1]; /* our end of each port's socketpair */
   int vtep_rx[H_VTEPS + 1];   /* what the data path sends to VTEP i arrives here */
   uint8_t *buf;               /* one frame read back */
+  bool gre;                   /* the data path has its GRE socket: tenants 3 and 4 take GRE */
 };
 
 static struct harness H;
@@ -79,8 +82,14 @@ static void h_setup(void) {
   memset(&cfg, 0, sizeof cfg);
   h_sockaddr("127.0.0.1", 4789, &cfg.local, &cfg.local_len);
   cfg.source_ports = 2;
+  cfg.gre = true; /* the raw GRE socket (needs root: retried without it below) */
   const char *step = "?";
   int e = dp_create(&cfg, &H.dp, &step);
+  if (e && cfg.gre) {
+    fprintf(stderr, "fuzz harness: %s: %s; no GRE\n", step, strerror(e));
+    cfg.gre = false;
+    e = dp_create(&cfg, &H.dp, &step);
+  }
   if (e) h_die(step, e);
   for (uint32_t t = 1; t <= H_TENANTS; t++)
     if ((e = dp_tenant_set(H.dp, t, h_vni[t]))) h_die(dp_last_error(H.dp), e);
@@ -98,6 +107,21 @@ static void h_setup(void) {
   if ((e = dp_tenant_accept(H.dp, 1, 1, true))) h_die(dp_last_error(H.dp), e);
   if ((e = dp_tenant_accept_any(H.dp, 2, true))) h_die(dp_last_error(H.dp), e);
   if ((e = dp_tenant_accept(H.dp, 3, 2, true))) h_die(dp_last_error(H.dp), e);
+  /* GRE-TAP and NVGRE, where the raw GRE socket could be opened (root). */
+  H.gre = dp_tenant_encaps(H.dp, 4, DP_ENCAP_BIT(DP_ENCAP_GRE)) == 0 &&
+          dp_tenant_encaps(H.dp, 3, DP_ENCAP_BIT(DP_ENCAP_VXLAN) | DP_ENCAP_BIT(DP_ENCAP_NVGRE)) == 0;
+  if (H.gre) {
+    for (uint32_t v = 3; v <= 4; v++) {
+      struct sockaddr_storage ss;
+      socklen_t len;
+      h_sockaddr(h_vtep_addr[v - 2], 0, &ss, &len);
+      struct dp_vtep_opts o = {.encap = v == 3 ? DP_ENCAP_GRE : DP_ENCAP_NVGRE};
+      if ((e = dp_vtep_set_ex(H.dp, v, &ss, len, &o))) h_die(dp_last_error(H.dp), e);
+    }
+    if ((e = dp_tenant_accept(H.dp, 4, 3, true)) || (e = dp_tenant_accept(H.dp, 3, 4, true))) h_die(dp_last_error(H.dp), e);
+  } else {
+    fprintf(stderr, "fuzz harness: no GRE socket (%s); GRE packets are not switched\n", dp_last_error(H.dp));
+  }
   for (uint32_t p = 1; p <= H_PORTS; p++) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv) != 0) h_die("socketpair", errno);
@@ -113,6 +137,7 @@ static void h_setup(void) {
       {1, {0x01, 0x01}, DP_FDB_PORT, 1}, {1, {0x01, 0x02}, DP_FDB_PORT, 2}, {1, {0x01, 0x99}, DP_FDB_VTEP, 1},
       {2, {0x01, 0x01}, DP_FDB_PORT, 3}, {2, {0x02, 0x99}, DP_FDB_VTEP, 2},
       {3, {0x01, 0x01}, DP_FDB_PORT, 4}, {3, {0x03, 0x99}, DP_FDB_VTEP, 2},
+      {4, {0x01, 0x01}, DP_FDB_PORT, 5},
   };
   for (size_t i = 0; i < sizeof fdb / sizeof fdb[0]; i++) {
     uint8_t mac[6] = {0x02, 0, 0, 0, fdb[i].last2[0], fdb[i].last2[1]};
@@ -128,7 +153,9 @@ static uint32_t h_tenant_of_vni(uint32_t vni) {
 }
 
 /* Does tenant t accept encapsulated frames from VTEP v (0: an unknown source)? */
-static int h_accepts(uint32_t t, uint32_t v) { return t == 2 || (t == 1 && v == 1) || (t == 3 && v == 2); }
+static int h_accepts(uint32_t t, uint32_t v) {
+  return t == 2 || (t == 1 && v == 1) || (t == 3 && (v == 2 || v == 4)) || (t == 4 && v == 3);
+}
 
 /* Read everything waiting on fd; fn(frame, len) for each. */
 static void h_drain(int fd, void (*fn)(const uint8_t *, size_t, void *), void *arg) {

@@ -12,8 +12,10 @@
  *     NEEDS_CSUM, which the receiving stack takes as verified.
  *
  * Input: records [1 byte ctl][2 bytes GRO segment size][2 bytes length][datagram], up to
- * a batch (32). ctl bits 0-1: the outer source (0 VTEP 1, 1 VTEP 2, 2 an unknown address,
- * 3 not an IP address); bit 2: MSG_TRUNC; bit 3: a UDP_GRO cmsg with the segment size.
+ * a batch (32). ctl bits 0-1: the outer source (0 127.0.0.2, 1 127.0.0.3, 2 an unknown
+ * address, 3 not an IP address); bit 2: MSG_TRUNC; bit 3: a UDP_GRO cmsg with the segment
+ * size; bit 4: a packet of the raw GRE socket instead ([outer IPv4 header][GRE][frame],
+ * through decap_gre_packet: GRE-TAP key 7 is tenant 4, NVGRE VSID 0x123456 tenant 3).
  */
 #include "dp_harness.h"
 
@@ -45,8 +47,27 @@ static void note_datagram(const uint8_t *p, size_t len, uint32_t vid) {
   if (S.n < MAX_INNER) S.in[S.n++] = (struct inner){p + VXLAN_HLEN, len - VXLAN_HLEN, t};
 }
 
+/* The same for a packet of the raw GRE socket (from 127.0.0.2 or .3, or src 2: elsewhere). */
+static void note_gre(const uint8_t *p, size_t len, uint32_t src) {
+  size_t off, plen;
+  struct gre_info info;
+  if (!H.gre || rawip_payload(AF_INET, p, len, &off, &plen) != 0 || gre_pop(p + off, plen, &info) != GRE_OK) return;
+  uint32_t t = 0, vid = 0;
+  if (info.key == h_vni[4]) {
+    t = 4;
+    vid = src == 0 ? 3 : 0; /* the GRE-TAP VTEP is 127.0.0.2 */
+  } else if (info.key >> 8 == h_vni[3] && !(info.flags & GRE_F_CSUM)) {
+    t = 3;
+    vid = src == 1 ? 4 : 0; /* the NVGRE VTEP is 127.0.0.3 */
+  }
+  if (!t || !h_accepts(t, vid) || plen < info.hlen + PKT_ETH_HLEN) return;
+  S.allowed |= 1u << t;
+  if (S.n < MAX_INNER) S.in[S.n++] = (struct inner){p + off + info.hlen, plen - info.hlen, t};
+}
+
 static void on_port_frame(const uint8_t *d, size_t n, void *arg) {
   uint32_t p = S.port, t = h_port_tenant[p];
+  if (getenv("FUZZ_DEBUG")) fprintf(stderr, "port %u (tenant %u): %zu bytes\n", p, t, n);
   struct vnet_hdr vh;
   size_t flen;
   const uint8_t *f = h_port_frame(p, d, n, &flen, &vh);
@@ -109,6 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size) {
   w->now_ms = (uint32_t)dp_now_ms();
   size_t pos = 0;
   unsigned n = 0;
+  bool gre[DP_BATCH];
   while (n < DP_BATCH && size - pos >= 5) {
     uint8_t ctl = in[pos];
     uint16_t gro = (uint16_t)(in[pos + 1] << 8 | in[pos + 2]);
@@ -143,8 +165,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size) {
       m->msg_hdr.msg_control = w->rx_cmsg[n].buf;
       m->msg_hdr.msg_controllen = CMSG_SPACE(sizeof(int));
     }
+    gre[n] = (ctl & 0x10) != 0;
     /* What decap_buffer will see: the datagram, or the datagrams of a GRO buffer. */
-    if (src != 3 && !(ctl & 4)) {
+    if (gre[n]) {
+      if (src != 3 && !(ctl & 4)) note_gre(pkt, len, src);
+    } else if (src != 3 && !(ctl & 4)) {
       size_t seg = ctl & 8 ? gro : 0;
       if (seg == 0 || seg >= len) {
         note_datagram(pkt, len, vid);
@@ -155,9 +180,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size) {
     }
     n++;
   }
-  /* decap_main's batch, after recvmmsg returned n. */
+  /* decap_batch, after recvmmsg returned n (one socket's batch: UDP or raw GRE). */
   pthread_rwlock_rdlock(&dp->lock);
-  for (unsigned i = 0; i < n; i++) decap_buffer(w, i);
+  for (unsigned i = 0; i < n; i++) {
+    if (gre[i]) decap_gre_packet(w, i);
+    else decap_buffer(w, i);
+  }
+  tx_flush(w);
   gro_flush(w);
   pthread_rwlock_unlock(&dp->lock);
 

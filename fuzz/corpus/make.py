@@ -232,3 +232,20 @@ write('fuzz_gro', 'derived-udp4', bytes([1]) + struct.pack('!H', len(ufirst)) + 
       struct.pack('!HBB', 100, 0, 0))
 uflow = [vxlan(T1) + udp_frame(payload=PAY[k * 1000:(k + 1) * 1000]) for k in range(3)]
 write('fuzz_decap', 'udp-coalesce-port1', b''.join(drec(0, d) for d in uflow))
+
+
+# ---- GRE-TAP and NVGRE through the raw GRE socket (fuzz_decap ctl bit 4): [outer IPv4][GRE][frame]
+def outer4(payload, src=2):
+    h = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(payload), 1, 0x4000, 64, 47, 0, bytes([127, 0, 0, src]), bytes([127, 0, 0, 1]))
+    c = 0xffff & ~csum(h)
+    return h[:10] + struct.pack('!H', c) + h[12:] + payload
+
+
+write('fuzz_decap', 'gre-tap-port5', drec(0x10, outer4(gre(key=7, payload=tcp_frame()))) +
+      drec(0x10, outer4(gre(key=7, c=True, payload=ARP))))
+write('fuzz_decap', 'nvgre-port4', drec(0x11, outer4(gre(key=0x123456 << 8 | 0x42, payload=tcp_frame()), src=3)) +
+      drec(0x11, outer4(gre(key=0x123456 << 8, payload=eth(BCAST, SRC, 0x0806, vlan=5) + bytes(28)), src=3)))
+write('fuzz_decap', 'gre-spoofed', drec(0x12, outer4(gre(key=7, payload=tcp_frame()), src=9)) +
+      drec(0x10, outer4(gre(key=0x123456 << 8, payload=tcp_frame()))) + drec(0x10, outer4(gre(key=5001, payload=tcp_frame()))) +
+      drec(0x10, outer4(gre(key=7, s=True, payload=ARP))) + drec(0x10, outer4(gre(key=7, ver=1, payload=ARP))) +
+      drec(0x10, outer4(gre(payload=ARP))) + drec(0x10, b'\x45\x00\x00'))
