@@ -292,9 +292,11 @@ export class Bridge {
   }
 
   /** Forward a punted frame: learn its source, then send it where `outputs` says. */
-  forward(ingress: Place, frame: Buffer): number {
+  forward(ingress: Place, frame: Buffer, sourceLearned = false): number {
     const { src, dst } = frameMacs(frame);
-    this.learn(src, ingress);
+    // The fast path reports a new source (learn event) before it punts the same frame
+    // (miss event): learn it once, so a refusal is counted once.
+    if (!sourceLearned) this.learn(src, ingress);
     if (this.storm && decide(this, ingress, dst).action === 'flood' && !this.storm.take(this.host.now())) {
       this.counters.stormDrops++;
       return 0;

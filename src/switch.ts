@@ -515,6 +515,8 @@ export class Switch {
 
   /** Handle one batch of exception events from the data path. */
   handleEvents(events: DpEvent[]): void {
+    // The learn event the data path sent just before a miss of the same frame.
+    let lastLearn = '';
     for (const ev of events) {
       this.counters.events++;
       if (ev.type === 'control') {
@@ -548,8 +550,14 @@ export class Switch {
         if (created) this.vtepGc(created);
         continue;
       }
-      if (ev.type === 'learn') b.learn(ev.srcMac, place);
-      else if (ev.frame) b.forward(place, ev.frame);
+      const placeKey = `${ev.tenantId}/${ev.srcMac}/${place.kind === 'port' ? `p${place.portId}` : `v${place.vtepId}`}`;
+      if (ev.type === 'learn') {
+        b.learn(ev.srcMac, place);
+        lastLearn = placeKey;
+      } else if (ev.frame) {
+        b.forward(place, ev.frame, lastLearn === placeKey);
+        lastLearn = '';
+      }
       if (created) this.vtepGc(created);
     }
   }
