@@ -1116,6 +1116,7 @@ static void *encap_main(void *arg) {
     if (n < 0 || __atomic_load_n(&dp->stopping, __ATOMIC_ACQUIRE)) break;
     pthread_rwlock_rdlock(&dp->lock);
     w->now_ms = (uint32_t)dp_now_ms();
+    count(w, DPC_encap_batches);
     for (int i = 0; i < n; i++) {
       if (ev[i].data.u32 != 0) encap_port(w, ev[i].data.u32, ev[i].events);
     }
@@ -1438,6 +1439,7 @@ static bool decap_batch(struct dp_worker *w, int fd, bool gre, bool *big) {
   unsigned vlen = !gre && *big ? DP_BATCH_BYTES / 65536 : DP_BATCH;
   int n = recvmmsg(fd, w->rx, vlen, MSG_DONTWAIT, NULL);
   if (n < 0 && errno != EAGAIN && errno != EINTR) count(w, DPC_underlay_rx_error);
+  if (n > 0) count(w, DPC_decap_batches);
   size_t got = 0;
   for (int i = 0; i < n; i++) {
     got += w->rx[i].msg_len;

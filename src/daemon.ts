@@ -175,6 +175,9 @@ export interface TenantStats {
   unicastSlowPath: number;
   hairpinDrops: number;
   splitHorizonDrops: number;
+  stormDrops: number;
+  movesDampened: number;
+  flapping: number;
 }
 
 /** Everything counted, from one dpStats() call. */

@@ -80,12 +80,15 @@ export class Metrics {
     const bridge = [['learned', 'learned', 'MACs learned'], ['moves', 'moves', 'MAC moves (port/VTEP to another place)'],
       ['aged', 'aged', 'MACs aged out'], ['limit_refused', 'limitRefused', 'learning refused at maxMacs or the switch-wide limit'],
       ['static_conflicts', 'staticConflicts', 'learned sources that tried to move a static entry'],
-      ['flooded', 'flooded', 'frames flooded by the bridge (broadcast, multicast, unknown unicast)']] as const;
+      ['flooded', 'flooded', 'frames flooded by the bridge (broadcast, multicast, unknown unicast)'],
+      ['moves_dampened', 'movesDampened', 'moves refused because the MAC was pinned by move dampening'],
+      ['flapping', 'flapping', 'MACs found flapping between two places and pinned']] as const;
     for (const [suffix, key, what] of bridge) {
       counter(`vtepd_tenant_${suffix}_total`, `tenant: ${what}`, ['tenant'], (s) => s.tenants.map((t) => [{ tenant: t.tenant }, t[key]]));
     }
     counter('vtepd_tenant_drops_total', 'tenant: punted frames the bridge dropped, by reason', ['tenant', 'reason'],
-      (s) => s.tenants.flatMap((t) => [[{ tenant: t.tenant, reason: 'hairpin' }, t.hairpinDrops], [{ tenant: t.tenant, reason: 'split_horizon' }, t.splitHorizonDrops]] as Rows));
+      (s) => s.tenants.flatMap((t) => [[{ tenant: t.tenant, reason: 'hairpin' }, t.hairpinDrops], [{ tenant: t.tenant, reason: 'split_horizon' }, t.splitHorizonDrops],
+        [{ tenant: t.tenant, reason: 'storm_control' }, t.stormDrops]] as Rows));
 
     counter('vtepd_drops_total', 'fast path drops by reason (native/counters.def)', ['reason'],
       (s) => Object.entries(s.drops).map(([reason, v]) => [{ reason }, v]));
