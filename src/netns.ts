@@ -81,6 +81,22 @@ export class Lab {
   }
 
   /**
+   * iperf3 TCP between two hosts, `client` -> `server` and back (-R), `seconds` each.
+   * Returns Gbit/s received in each direction; throws if iperf3 fails either way.
+   */
+  async iperfBothWays(client: string, server: string, serverAddr: string, seconds = 2): Promise<{ up: number; down: number }> {
+    const srv = this.spawn(server, 'iperf3', ['-s', '-B', serverAddr]);
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      const run = async (extra: string[]) =>
+        iperfGbps((await this.exec(client, 'iperf3', ['-c', serverAddr, '-t', String(seconds), '-J', ...extra], (seconds + 60) * 1000)).stdout);
+      return { up: await run([]), down: await run(['-R']) };
+    } finally {
+      await this.stop(srv);
+    }
+  }
+
+  /**
    * Capture with tshark inside a host: starts, waits until tshark is capturing, and
    * returns `stop()`, which ends the capture and gives one row of `fields` per packet (the
    * outermost occurrence of each field).

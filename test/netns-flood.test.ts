@@ -101,10 +101,14 @@ tenants:
     console.table(rows);
     for (const r of rows) {
       expect(r.table, r.host).toBe(MAX_MACS);
-      // Nearly every frame reached the daemon (the TAP queue may drop a few under the burst),
-      // and every new source beyond the limit was refused and counted, not allocated.
-      expect(r.framesIn, r.host).toBeGreaterThan(FRAMES * 0.9);
-      expect(r.refused, r.host).toBeGreaterThan(FRAMES * 0.9 - MAX_MACS - r.eventQueueFull);
+      // How many of the frames the TAP queue let through depends on how busy the machine is
+      // (that is throughput, not what this test is about); what matters is that far more
+      // new sources than the limit reached the daemon, and that every one of them beyond the
+      // limit was refused and counted, not allocated (a few may be lost with the events the
+      // queue could not hold, and are counted there). On h2 framesIn also holds the red
+      // ping and the liveness traffic: 2 % of slack covers them.
+      expect(r.framesIn, r.host).toBeGreaterThan(10 * MAX_MACS);
+      expect(r.refused, r.host).toBeGreaterThanOrEqual(0.98 * (r.framesIn - MAX_MACS - r.eventQueueFull));
       // A generous absolute bound: the daemon with a full 1000-entry table, not 100 000 entries.
       expect(r.rssAfterMb, r.host).toBeLessThan(300);
       expect(r.rssAfterMb - r.rssBeforeMb, r.host).toBeLessThan(100);

@@ -114,11 +114,7 @@ describe('vtepd GRE-TAP <-> Open vSwitch userspace GRE', () => {
   });
 
   it('moves TCP with iperf3 both ways', async () => {
-    const srv = lab.spawn('ovm-blue', 'iperf3', ['-s', '-B', '10.1.0.2']);
-    await new Promise((r) => setTimeout(r, 500));
-    const up = iperfGbps((await lab.exec('blue1', 'iperf3', ['-c', '10.1.0.2', '-t', '2', '-J'])).stdout);
-    const down = iperfGbps((await lab.exec('blue1', 'iperf3', ['-c', '10.1.0.2', '-t', '2', '-R', '-J'])).stdout);
-    await lab.stop(srv);
+    const { up, down } = await lab.iperfBothWays('blue1', 'ovm-blue', '10.1.0.2');
     expect(up).toBeGreaterThan(0.01);
     expect(down).toBeGreaterThan(0.01);
     const cov = await ovs!.coverage();

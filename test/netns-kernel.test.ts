@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Lab, iperfGbps, parsePing } from '../src/netns.js';
+import { Lab, parsePing } from '../src/netns.js';
 import { UNDERLAY, meshConfig, startDaemon } from '../src/topology.js';
 
 describe('vtepd <-> kernel VXLAN on a bridge', () => {
@@ -83,11 +83,7 @@ describe('vtepd <-> kernel VXLAN on a bridge', () => {
   });
 
   it('moves TCP with iperf3 both ways (vtepd -> kernel and kernel -> vtepd)', async () => {
-    const srv = lab.spawn('kvm2', 'iperf3', ['-s', '-B', '10.1.0.2']);
-    await new Promise((r) => setTimeout(r, 500));
-    const up = iperfGbps((await lab.exec('blue1', 'iperf3', ['-c', '10.1.0.2', '-t', '2', '-J'])).stdout);
-    const down = iperfGbps((await lab.exec('blue1', 'iperf3', ['-c', '10.1.0.2', '-t', '2', '-R', '-J'])).stdout);
-    await lab.stop(srv);
+    const { up, down } = await lab.iperfBothWays('blue1', 'kvm2', '10.1.0.2');
     expect(up).toBeGreaterThan(0.01);
     expect(down).toBeGreaterThan(0.01);
   });
