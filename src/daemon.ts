@@ -9,10 +9,11 @@
  * TAPs by default), so the unit tests run the very same reload code over the in-memory
  * fake data path.
  */
-import type { PolicyChange, RolesChange } from './reconcile.js';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
+import type { BridgeCounters } from './bridge.js';
+import type { PolicyChange, RolesChange } from './reconcile.js';
 import type { Config, LogLevel, MetricsConfig, PortConfig, StaticFdbEntry, TenantConfig } from './config.js';
 import { NativeDatapath, type Datapath } from './datapath.js';
 import { native } from './native.js';
@@ -160,24 +161,13 @@ export interface PortStats {
   drops: number;
 }
 
-export interface TenantStats {
+/** A tenant's figures: its bridge's counters (learning, flooding, drops) and its table size. */
+export interface TenantStats extends BridgeCounters {
   tenant: string;
   vni: number;
   ports: number;
   fdbLearned: number;
   fdbStatic: number;
-  learned: number;
-  moves: number;
-  aged: number;
-  limitRefused: number;
-  staticConflicts: number;
-  flooded: number;
-  unicastSlowPath: number;
-  hairpinDrops: number;
-  splitHorizonDrops: number;
-  stormDrops: number;
-  movesDampened: number;
-  flapping: number;
 }
 
 /** Everything counted, from one dpStats() call. */
