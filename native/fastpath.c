@@ -544,7 +544,7 @@ static bool mss_clamp(struct dp_worker *w, const struct dp_tenant *t, uint8_t *f
     }
     if (o + 1 >= doff || tcp[o + 1] < 2 || o + tcp[o + 1] > doff) break;
     if (kind == 2 && tcp[o + 1] == 4) {
-      uint16_t mss = (uint16_t)(tcp[o + 2] << 8 | tcp[o + 3]);
+      uint16_t mss = pkt_get16(tcp + o + 2);
       if (mss <= clamp) return false;
       /* The 16-bit words (relative to the TCP header) the two bytes at o+2 fall in: one if
        * aligned, two if not; a byte past the end counts the same before and after. */

@@ -1,5 +1,7 @@
 #include "gre.h"
 
+#include "packet.h"
+
 static const char *const result_names[GRE_POP_RESULTS] = {
     [GRE_OK] = "ok",
     [GRE_TRUNCATED] = "truncated",
@@ -17,21 +19,11 @@ const char *gre_pop_result_name(enum gre_pop_result r) {
   return (unsigned)r < GRE_POP_RESULTS ? result_names[r] : "?";
 }
 
-static inline uint16_t load16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline uint32_t load32(const uint8_t *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static inline void store32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
 
 uint16_t gre_checksum(const uint8_t *p, size_t len) {
   uint64_t sum = 0;
   size_t i = 0;
-  for (; i + 1 < len; i += 2) sum += load16(p + i);
+  for (; i + 1 < len; i += 2) sum += pkt_get16(p + i);
   if (i < len) sum += (uint32_t)p[i] << 8;
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
   return (uint16_t)~sum;
@@ -42,7 +34,7 @@ void gre_hdr_build(struct gre_key_hdr *h, uint32_t key) {
   h->flags_ver[1] = 0;
   h->proto[0] = GRE_PROTO_TEB >> 8;
   h->proto[1] = GRE_PROTO_TEB & 0xff;
-  store32(h->key, key);
+  pkt_put32(h->key, key);
 }
 
 void nvgre_hdr_build(struct gre_key_hdr *h, uint32_t vsid) { gre_hdr_build(h, (vsid & NVGRE_VSID_MAX) << 8); }
@@ -50,9 +42,9 @@ void nvgre_hdr_build(struct gre_key_hdr *h, uint32_t vsid) { gre_hdr_build(h, (v
 /* The first word: length, version, bits 1/4/5. */
 static enum gre_pop_result check_word0(const uint8_t *pkt, size_t len, struct gre_info *info) {
   if (len < GRE_HLEN_BASE) return GRE_TRUNCATED;
-  uint16_t w0 = load16(pkt);
+  uint16_t w0 = pkt_get16(pkt);
   info->flags = (uint16_t)(w0 & ~GRE_VERSION_MASK);
-  info->proto = load16(pkt + 2);
+  info->proto = pkt_get16(pkt + 2);
   info->hlen = GRE_HLEN_BASE + (w0 & GRE_F_CSUM ? 4 : 0) + (w0 & GRE_F_KEY ? 4 : 0) + (w0 & GRE_F_SEQ ? 4 : 0);
   if ((w0 & GRE_VERSION_MASK) != 0) return GRE_BAD_VERSION;
   if (w0 & GRE_F_MUST_BE_ZERO) return GRE_RESERVED;
@@ -65,10 +57,10 @@ static enum gre_pop_result check_rest(const uint8_t *pkt, size_t len, struct gre
   if (len < info->hlen) return GRE_TRUNCATED;
   size_t off = GRE_HLEN_BASE + (f & GRE_F_CSUM ? 4 : 0);
   if (f & GRE_F_KEY) {
-    info->key = load32(pkt + off);
+    info->key = pkt_get32(pkt + off);
     off += 4;
   }
-  if (f & GRE_F_SEQ) info->seq = load32(pkt + off);
+  if (f & GRE_F_SEQ) info->seq = pkt_get32(pkt + off);
   if (info->proto != GRE_PROTO_TEB) return GRE_BAD_PROTO;
   /* Summing the header with its own checksum field in gives 0 (complemented) when right. */
   if ((f & GRE_F_CSUM) && gre_checksum(pkt, len) != 0) return GRE_BAD_CHECKSUM;
@@ -95,7 +87,7 @@ enum gre_pop_result nvgre_pop(const uint8_t *pkt, size_t len, struct gre_info *i
   const uint8_t *frame = pkt + info->hlen;
   size_t flen = len - info->hlen;
   if (flen >= 14) {
-    uint16_t type = load16(frame + 12);
+    uint16_t type = pkt_get16(frame + 12);
     if (type == 0x8100 || type == 0x88A8) return GRE_NVGRE_VLAN;
   }
   return GRE_OK;

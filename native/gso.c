@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "csum.h"
+#include "packet.h"
 
 #define ETHERTYPE_IPV4 0x0800
 #define ETHERTYPE_IPV6 0x86DD
@@ -11,37 +12,22 @@
 #define IPPROTO_UDP_ 17
 #define IP4_DF 0x4000
 
-static inline uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline void put16(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
-static inline uint32_t get32(const uint8_t *p) {
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static inline void put32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
-
 /* Link header and IP header; l4 left at the natural place (after IPv4 options / the
  * fixed IPv6 header). */
 static bool l3_parse(const uint8_t *f, size_t len, struct l34 *h) {
   if (len < 14) return false;
   size_t l3 = 14;
-  uint16_t type = get16(f + 12);
+  uint16_t type = pkt_get16(f + 12);
   if (type == ETHERTYPE_8021Q) {
     if (len < 18) return false;
-    type = get16(f + 16);
+    type = pkt_get16(f + 16);
     l3 = 18;
   }
   if (type == ETHERTYPE_IPV4) {
     if (len < l3 + 20 || f[l3] >> 4 != 4) return false;
     size_t ihl = (size_t)(f[l3] & 15) * 4;
     if (ihl < 20 || len < l3 + ihl) return false;
-    if (get16(f + l3 + 6) & 0x3fff) return false; /* a fragment: no L4 header to speak of */
+    if (pkt_get16(f + l3 + 6) & 0x3fff) return false; /* a fragment: no L4 header to speak of */
     h->v6 = 0;
     h->proto = f[l3 + 9];
     h->l4 = (uint16_t)(l3 + ihl);
@@ -79,7 +65,7 @@ bool l34_parse(const uint8_t *frame, size_t len, struct l34 *out) {
 
 /* Bytes of IP datagram the header claims (IPv4 total length, IPv6 40 + payload length). */
 static inline size_t ip_claimed_len(const uint8_t *f, const struct l34 *h) {
-  return h->v6 ? 40u + get16(f + h->l3 + 4) : get16(f + h->l3 + 2);
+  return h->v6 ? 40u + pkt_get16(f + h->l3 + 4) : pkt_get16(f + h->l3 + 2);
 }
 
 static inline uint32_t pseudo_nolen(const uint8_t *f, const struct l34 *h, uint8_t proto) {
@@ -123,10 +109,10 @@ enum gso_result gso_plan(const struct vnet_hdr *vh, const uint8_t *f, size_t len
   p->payload = (uint32_t)(len - p->h.hdr_len);
   p->nseg = (p->payload + p->mss - 1) / p->mss;
   if (want_proto == IPPROTO_TCP_) {
-    p->seq0 = get32(f + p->h.l4 + 4);
+    p->seq0 = pkt_get32(f + p->h.l4 + 4);
     p->flags0 = f[p->h.l4 + 13];
   }
-  if (!p->h.v6) p->id0 = get16(f + p->h.l3 + 4);
+  if (!p->h.v6) p->id0 = pkt_get16(f + p->h.l3 + 4);
   p->pseudo = pseudo_nolen(f, &p->h, want_proto);
   return GSO_OK;
 }
@@ -146,8 +132,8 @@ void gso_segment(const struct gso_plan *p, const uint8_t *f, uint32_t first, uin
     size_t ihl = (size_t)(h->l4 - h->l3);
     memcpy(ip, f + h->l3, ihl);
     full_tot = (uint16_t)(ihl + l4hl + p->mss);
-    put16(ip + 2, full_tot);
-    put16(ip + 10, 0);
+    pkt_put16(ip + 2, full_tot);
+    pkt_put16(ip + 10, 0);
     tmpl_check = csum_ip4_header(ip, ihl);
     memcpy(&tmpl_id, ip + 4, 2);
   }
@@ -162,21 +148,21 @@ void gso_segment(const struct gso_plan *p, const uint8_t *f, uint32_t first, uin
     if (!h->v6) {
       uint16_t tot = (uint16_t)(h->l4 - h->l3 + l4len), id_new;
       uint16_t check = tmpl_check, tot_tmpl_le, tot_le;
-      put16(ip + 4, (uint16_t)(p->id0 + i));
+      pkt_put16(ip + 4, (uint16_t)(p->id0 + i));
       memcpy(&id_new, ip + 4, 2);
       check = csum_replace16(check, tmpl_id, id_new);
-      put16(ip + 2, tot);
+      pkt_put16(ip + 2, tot);
       if (tot != full_tot) {
         uint8_t a[2], b[2];
-        put16(a, full_tot);
-        put16(b, tot);
+        pkt_put16(a, full_tot);
+        pkt_put16(b, tot);
         memcpy(&tot_tmpl_le, a, 2);
         memcpy(&tot_le, b, 2);
         check = csum_replace16(check, tot_tmpl_le, tot_le);
       }
       csum_field_set(ip + 10, check);
     } else {
-      put16(ip + 4, (uint16_t)(h->l4 - h->l3 - 40 + l4len));
+      pkt_put16(ip + 4, (uint16_t)(h->l4 - h->l3 - 40 + l4len));
     }
     uint8_t *l4 = o + h->l4;
     uint32_t sum = csum_add(p->pseudo, pseudo_len(l4len));
@@ -186,14 +172,14 @@ void gso_segment(const struct gso_plan *p, const uint8_t *f, uint32_t first, uin
         if (i > 0) fl &= (uint8_t)~TCP_FLAG_CWR;
         if (i + 1 < p->nseg) fl &= (uint8_t)~(TCP_FLAG_FIN | TCP_FLAG_PSH);
       }
-      put32(l4 + 4, p->seq0 + i * (uint32_t)p->mss);
+      pkt_put32(l4 + 4, p->seq0 + i * (uint32_t)p->mss);
       l4[13] = fl;
       csum_field_set(l4 + 16, 0);
       sum = csum_add(sum, csum_partial(l4, l4hl, 0));
       sum = csum_add(sum, csum_partial(pay, plen, 0));
       csum_field_set(l4 + 16, csum_fold(sum));
     } else {
-      put16(l4 + 4, (uint16_t)l4len);
+      pkt_put16(l4 + 4, (uint16_t)l4len);
       csum_field_set(l4 + 6, 0);
       sum = csum_add(sum, csum_partial(l4, l4hl, 0));
       sum = csum_add(sum, csum_partial(pay, plen, 0));
@@ -268,8 +254,8 @@ bool tcp_coalesce_start(struct coalescer *c, uint8_t *f, size_t len) {
   c->first_len = len;
   c->h = h;
   c->mss = (uint16_t)payload;
-  c->next_seq = get32(f + h.l4 + 4) + (uint32_t)payload;
-  c->next_id = h.v6 ? 0 : (uint16_t)(get16(f + h.l3 + 4) + 1);
+  c->next_seq = pkt_get32(f + h.l4 + 4) + (uint32_t)payload;
+  c->next_id = h.v6 ? 0 : (uint16_t)(pkt_get16(f + h.l3 + 4) + 1);
   c->fixed_id = ID_UNKNOWN;
   c->closed = 0;
   c->last_flags = 0;
@@ -288,20 +274,20 @@ bool tcp_coalesce_add(struct coalescer *c, const uint8_t *f, size_t len) {
   if (memcmp(f, f0, h->l3) != 0) return false; /* Ethernet (and VLAN) header */
   const uint8_t *ip = f + h->l3, *ip0 = f0 + h->l3;
   if (!h->v6) {
-    if (ip[0] != ip0[0] || ip[1] != ip0[1] || get16(ip + 2) != len - h->l3) return false;
-    if (get16(ip + 6) != get16(ip0 + 6) || ip[8] != ip0[8] || ip[9] != ip0[9]) return false;
+    if (ip[0] != ip0[0] || ip[1] != ip0[1] || pkt_get16(ip + 2) != len - h->l3) return false;
+    if (pkt_get16(ip + 6) != pkt_get16(ip0 + 6) || ip[8] != ip0[8] || ip[9] != ip0[9]) return false;
     if (memcmp(ip + 12, ip0 + 12, 8) != 0) return false;
     if (!ip4_id_ok(c, ip, ip0, &id_mode)) return false;
     if (csum_fold(csum_partial(ip, 20, 0)) != 0) return false;
   } else {
-    if (memcmp(ip, ip0, 4) != 0 || 40u + get16(ip + 4) != len - h->l3) return false;
+    if (memcmp(ip, ip0, 4) != 0 || 40u + pkt_get16(ip + 4) != len - h->l3) return false;
     if (ip[6] != IPPROTO_TCP_ || ip[7] != ip0[7] || memcmp(ip + 8, ip0 + 8, 32) != 0) return false;
   }
   const uint8_t *th = f + h->l4, *th0 = f0 + h->l4;
   size_t thl = (size_t)(h->hdr_len - h->l4);
   uint8_t fl = th[13], fl0 = th0[13];
   bool ok = memcmp(th, th0, 4) == 0                                   /* ports */
-            && get32(th + 4) == c->next_seq                           /* in order, no gap */
+            && pkt_get32(th + 4) == c->next_seq                           /* in order, no gap */
             && memcmp(th + 8, th0 + 8, 5) == 0                        /* ack, data offset */
             && !(fl & TCP_FLAG_CWR)                                   /* CWR only on the first */
             && (fl & (uint8_t)~(TCP_FLAG_PSH | TCP_FLAG_FIN)) == (fl0 & (uint8_t)~TCP_FLAG_CWR)
@@ -325,21 +311,21 @@ bool tcp_coalesce_add(struct coalescer *c, const uint8_t *f, size_t len) {
 
 /* The IPv4 id of the next segment (incrementing, or fixed with DF), decided by the second. */
 static bool ip4_id_ok(const struct coalescer *c, const uint8_t *ip, const uint8_t *ip0, uint8_t *mode) {
-  uint16_t id = get16(ip + 4);
+  uint16_t id = pkt_get16(ip + 4);
   if (c->fixed_id == ID_UNKNOWN) {
     if (id == c->next_id) *mode = ID_INCREMENT;
-    else if (id == get16(ip0 + 4) && (get16(ip0 + 6) & IP4_DF)) *mode = ID_FIXED;
+    else if (id == pkt_get16(ip0 + 4) && (pkt_get16(ip0 + 6) & IP4_DF)) *mode = ID_FIXED;
     else return false;
     return true;
   }
-  return c->fixed_id == ID_INCREMENT ? id == c->next_id : id == get16(ip0 + 4);
+  return c->fixed_id == ID_INCREMENT ? id == c->next_id : id == pkt_get16(ip0 + 4);
 }
 
 bool udp_coalesce_start(struct coalescer *c, uint8_t *f, size_t len) {
   struct l34 h;
   if (!l34_parse(f, len, &h) || h.proto != IPPROTO_UDP_) return false;
   if (ip_claimed_len(f, &h) != len - h.l3 || len <= h.hdr_len) return false;
-  if (get16(f + h.l4 + 4) != len - h.l4) return false;
+  if (pkt_get16(f + h.l4 + 4) != len - h.l4) return false;
   if (!h.v6) {
     if (h.l4 != h.l3 + 20) return false;
     if (csum_fold(csum_partial(f + h.l3, 20, 0)) != 0) return false;
@@ -350,7 +336,7 @@ bool udp_coalesce_start(struct coalescer *c, uint8_t *f, size_t len) {
   c->h = h;
   c->mss = (uint16_t)payload;
   c->next_seq = 0;
-  c->next_id = h.v6 ? 0 : (uint16_t)(get16(f + h.l3 + 4) + 1);
+  c->next_id = h.v6 ? 0 : (uint16_t)(pkt_get16(f + h.l3 + 4) + 1);
   c->fixed_id = ID_UNKNOWN;
   c->closed = 0;
   c->last_flags = 0;
@@ -369,17 +355,17 @@ bool udp_coalesce_add(struct coalescer *c, const uint8_t *f, size_t len) {
   if (memcmp(f, f0, h->l3) != 0) return false;
   const uint8_t *ip = f + h->l3, *ip0 = f0 + h->l3;
   if (!h->v6) {
-    if (ip[0] != ip0[0] || ip[1] != ip0[1] || get16(ip + 2) != len - h->l3) return false;
-    if (get16(ip + 6) != get16(ip0 + 6) || ip[8] != ip0[8] || ip[9] != ip0[9]) return false;
+    if (ip[0] != ip0[0] || ip[1] != ip0[1] || pkt_get16(ip + 2) != len - h->l3) return false;
+    if (pkt_get16(ip + 6) != pkt_get16(ip0 + 6) || ip[8] != ip0[8] || ip[9] != ip0[9]) return false;
     if (memcmp(ip + 12, ip0 + 12, 8) != 0 || !ip4_id_ok(c, ip, ip0, &id_mode)) return false;
     if (csum_fold(csum_partial(ip, 20, 0)) != 0) return false;
   } else {
-    if (memcmp(ip, ip0, 4) != 0 || 40u + get16(ip + 4) != len - h->l3) return false;
+    if (memcmp(ip, ip0, 4) != 0 || 40u + pkt_get16(ip + 4) != len - h->l3) return false;
     if (ip[6] != IPPROTO_UDP_ || ip[7] != ip0[7] || memcmp(ip + 8, ip0 + 8, 32) != 0) return false;
   }
   const uint8_t *uh = f + h->l4;
   size_t payload = len - h->hdr_len;
-  if (memcmp(uh, f0 + h->l4, 4) != 0 || get16(uh + 4) != len - h->l4) return false;
+  if (memcmp(uh, f0 + h->l4, 4) != 0 || pkt_get16(uh + 4) != len - h->l4) return false;
   if (payload > c->mss || c->total + payload - h->l3 - (h->v6 ? 40 : 0) > 0xffff) return false;
   c->fixed_id = id_mode;
   c->iov[c->nseg + 1].iov_base = (void *)(f + h->hdr_len);
@@ -406,11 +392,11 @@ unsigned coalesce_finish(struct coalescer *c, struct vnet_hdr *vh) {
   uint8_t *ip = f + h->l3, *l4 = f + h->l4;
   uint32_t l4len = c->total - h->l4;
   if (!h->v6) {
-    put16(ip + 2, (uint16_t)(c->total - h->l3));
-    put16(ip + 10, 0);
+    pkt_put16(ip + 2, (uint16_t)(c->total - h->l3));
+    pkt_put16(ip + 10, 0);
     csum_field_set(ip + 10, csum_ip4_header(ip, 20));
   } else {
-    put16(ip + 4, (uint16_t)(c->total - h->l3 - 40));
+    pkt_put16(ip + 4, (uint16_t)(c->total - h->l3 - 40));
   }
   uint32_t sum = csum_add(pseudo_nolen(f, h, h->proto), pseudo_len(l4len));
   vh->flags = VNET_F_NEEDS_CSUM;
@@ -423,7 +409,7 @@ unsigned coalesce_finish(struct coalescer *c, struct vnet_hdr *vh) {
     vh->gso_type = (uint8_t)((h->v6 ? VNET_GSO_TCPV6 : VNET_GSO_TCPV4) | (l4[13] & TCP_FLAG_CWR ? VNET_GSO_ECN : 0));
     vh->csum_offset = 16;
   } else {
-    put16(l4 + 4, (uint16_t)l4len);
+    pkt_put16(l4 + 4, (uint16_t)l4len);
     csum_field_set(l4 + 6, csum_fold16(sum));
     vh->gso_type = VNET_GSO_UDP_L4;
     vh->csum_offset = 6;

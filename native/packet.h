@@ -1,5 +1,5 @@
 /*
- * Ethernet helpers and the inner-flow hash. Header-only: everything here runs per packet.
+ * Byte-order, Ethernet helpers and the inner-flow hash. Header-only: everything here runs per packet.
  */
 #ifndef VTEPD_PACKET_H
 #define VTEPD_PACKET_H
@@ -8,6 +8,22 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+/* Network byte order (big endian) fields at any alignment. */
+static inline uint16_t pkt_get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint32_t pkt_get32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline void pkt_put16(uint8_t *p, uint16_t v) {
+  p[0] = (uint8_t)(v >> 8);
+  p[1] = (uint8_t)v;
+}
+static inline void pkt_put32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
 
 #define PKT_ETH_ALEN 6
 #define PKT_ETH_HLEN 14
@@ -32,7 +48,7 @@ static inline bool eth_is_zero(const uint8_t *mac) {
 }
 
 static inline uint16_t eth_type(const uint8_t *frame) {
-  return (uint16_t)(frame[12] << 8 | frame[13]);
+  return pkt_get16(frame + 12);
 }
 
 static inline bool eth_is_vlan_tagged(const uint8_t *frame) {
@@ -98,7 +114,7 @@ static inline uint32_t flow_hash(const uint8_t *frame, size_t len) {
 
   if (type == PKT_ETHERTYPE_IPV4 && l3len >= 20) {
     size_t ihl = (size_t)(l3[0] & 0x0f) * 4;
-    bool fragment = ((l3[6] << 8 | l3[7]) & 0x3fff) != 0; /* MF or offset */
+    bool fragment = (pkt_get16(l3 + 6) & 0x3fff) != 0; /* MF or offset */
     proto = l3[9];
     h = pkt_hash_mix(h, pkt_load32(l3 + 12));
     h = pkt_hash_mix(h, pkt_load32(l3 + 16));

@@ -1,5 +1,7 @@
 #include "rawip.h"
 
+#include "packet.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
@@ -60,7 +62,7 @@ int rawip_payload(int family, const uint8_t *pkt, size_t len, size_t *off, size_
   }
   if (len < 20 || (pkt[0] >> 4) != 4) return EBADMSG;
   size_t ihl = (size_t)(pkt[0] & 0x0f) * 4;
-  size_t total = (size_t)(pkt[2] << 8 | pkt[3]);
+  size_t total = pkt_get16(pkt + 2);
   if (ihl < 20 || ihl > len || total < ihl || total > len) return EBADMSG;
   *off = ihl;
   *plen = total - ihl;
