@@ -238,24 +238,29 @@ enum { ID_UNKNOWN = 0, ID_INCREMENT = 1, ID_FIXED = 2 };
 
 static bool ip4_id_ok(const struct coalescer *c, const uint8_t *ip, const uint8_t *ip0, uint8_t *mode);
 
-bool tcp_coalesce_start(struct coalescer *c, uint8_t *f, size_t len) {
-  struct l34 h;
-  if (!l34_parse(f, len, &h) || h.proto != IPPROTO_TCP_) return false;
-  if (ip_claimed_len(f, &h) != len - h.l3 || len <= h.hdr_len) return false;
-  if (!h.v6) {
-    if (h.l4 != h.l3 + 20) return false; /* options: as Linux GRO, never merged */
-    if (csum_fold(csum_partial(f + h.l3, 20, 0)) != 0) return false;
+/*
+ * A first segment that may start a coalesced train: parsed as `proto`, its IP length
+ * agreeing with the frame, and (IPv4) no options and a good header checksum — as Linux
+ * GRO, a header with options is never merged.
+ */
+static bool coalesce_first_ok(const uint8_t *f, size_t len, uint8_t proto, struct l34 *h) {
+  if (!l34_parse(f, len, h) || h->proto != proto) return false;
+  if (ip_claimed_len(f, h) != len - h->l3 || len <= h->hdr_len) return false;
+  if (!h->v6) {
+    if (h->l4 != h->l3 + 20) return false;
+    if (csum_fold(csum_partial(f + h->l3, 20, 0)) != 0) return false;
   }
-  uint8_t fl = f[h.l4 + 13];
-  if (fl & (TCP_FLAG_SYN | TCP_FLAG_RST | TCP_FLAG_URG | TCP_FLAG_FIN | TCP_FLAG_PSH)) return false;
-  size_t payload = len - h.hdr_len;
-  if (payload > 0xffff) return false;
+  return true;
+}
+
+/* Start a train at its first segment `f`; `next_seq`: the TCP sequence the next one must carry. */
+static void coalesce_begin(struct coalescer *c, uint8_t *f, size_t len, const struct l34 *h, uint32_t next_seq) {
   c->first = f;
   c->first_len = len;
-  c->h = h;
-  c->mss = (uint16_t)payload;
-  c->next_seq = pkt_get32(f + h.l4 + 4) + (uint32_t)payload;
-  c->next_id = h.v6 ? 0 : (uint16_t)(pkt_get16(f + h.l3 + 4) + 1);
+  c->h = *h;
+  c->mss = (uint16_t)(len - h->hdr_len);
+  c->next_seq = next_seq;
+  c->next_id = h->v6 ? 0 : (uint16_t)(pkt_get16(f + h->l3 + 4) + 1);
   c->fixed_id = ID_UNKNOWN;
   c->closed = 0;
   c->last_flags = 0;
@@ -263,6 +268,16 @@ bool tcp_coalesce_start(struct coalescer *c, uint8_t *f, size_t len) {
   c->nseg = 1;
   c->iov[1].iov_base = f;
   c->iov[1].iov_len = len;
+}
+
+bool tcp_coalesce_start(struct coalescer *c, uint8_t *f, size_t len) {
+  struct l34 h;
+  if (!coalesce_first_ok(f, len, IPPROTO_TCP_, &h)) return false;
+  uint8_t fl = f[h.l4 + 13];
+  if (fl & (TCP_FLAG_SYN | TCP_FLAG_RST | TCP_FLAG_URG | TCP_FLAG_FIN | TCP_FLAG_PSH)) return false;
+  size_t payload = len - h.hdr_len;
+  if (payload > 0xffff) return false;
+  coalesce_begin(c, f, len, &h, pkt_get32(f + h.l4 + 4) + (uint32_t)payload);
   return true;
 }
 
@@ -323,27 +338,9 @@ static bool ip4_id_ok(const struct coalescer *c, const uint8_t *ip, const uint8_
 
 bool udp_coalesce_start(struct coalescer *c, uint8_t *f, size_t len) {
   struct l34 h;
-  if (!l34_parse(f, len, &h) || h.proto != IPPROTO_UDP_) return false;
-  if (ip_claimed_len(f, &h) != len - h.l3 || len <= h.hdr_len) return false;
+  if (!coalesce_first_ok(f, len, IPPROTO_UDP_, &h)) return false;
   if (pkt_get16(f + h.l4 + 4) != len - h.l4) return false;
-  if (!h.v6) {
-    if (h.l4 != h.l3 + 20) return false;
-    if (csum_fold(csum_partial(f + h.l3, 20, 0)) != 0) return false;
-  }
-  size_t payload = len - h.hdr_len;
-  c->first = f;
-  c->first_len = len;
-  c->h = h;
-  c->mss = (uint16_t)payload;
-  c->next_seq = 0;
-  c->next_id = h.v6 ? 0 : (uint16_t)(pkt_get16(f + h.l3 + 4) + 1);
-  c->fixed_id = ID_UNKNOWN;
-  c->closed = 0;
-  c->last_flags = 0;
-  c->total = (uint32_t)len;
-  c->nseg = 1;
-  c->iov[1].iov_base = f;
-  c->iov[1].iov_len = len;
+  coalesce_begin(c, f, len, &h, 0);
   return true;
 }
 
