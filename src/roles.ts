@@ -26,25 +26,21 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Bridge } from './bridge.js';
-import { encapOverhead, type Encap, type Family, type HubConfig, type Role } from './config.js';
+import { encapOverhead, type Config, type Encap, type Family, type HubConfig, type Role } from './config.js';
 import { HEADER, HubSelector, PROBE, REPLY, decodeLiveness, encodeLiveness, type LivenessMessage } from './liveness.js';
 import { logger, type Logger } from './log.js';
 import { macToBuffer } from './mac.js';
 import { outerBytes, vtepKey, type Switch, type Vtep } from './switch.js';
 
-export interface RoleOptions {
-  role: Role;
-  hubs: HubConfig[];
-  nat: boolean;
-  /** Seconds. */
-  keepalive: number;
-  /** Seconds. */
-  deadInterval: number;
-  pmtuDiscovery: boolean;
-  /** underlay.mtu: the first guess of every path MTU, and the largest probed. */
+/**
+ * The role keys of the config as they are (keepalive and deadInterval in seconds), plus
+ * underlay.mtu (the first guess of every path MTU, and the largest probed) and the
+ * underlay's address family.
+ */
+export type RoleOptions = Pick<Config, 'role' | 'hubs' | 'nat' | 'keepalive' | 'deadInterval' | 'pmtuDiscovery'> & {
   underlayMtu: number;
   family: Family;
-}
+};
 
 export interface TenantRoleSpec {
   mssClamp: 'off' | 'auto' | number;
