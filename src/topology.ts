@@ -139,6 +139,35 @@ export function twoHostsVtepd(tenants: TenantPlan[], opts: { log?: string; tag?:
 }
 
 /**
+ * The kernel's VXLAN device as vtepd's peer, the way a Linux hypervisor runs it: on `host`,
+ * a VXLAN device (learning on, udp/4789) on a bridge, flooding to the VTEP `remote`, with
+ * a veth to a new endpoint namespace `endpoint` whose eth0 has `address` and `mtu`.
+ *
+ * Over veth the kernel leaves the inner TCP checksum unfinished (CHECKSUM_PARTIAL) all the
+ * way into the VXLAN packet; a real NIC would finish it, and vtepd's UDP socket cannot see
+ * that it is partial. `finishChecksums` says who finishes it, as on real hardware:
+ * 'endpoint' (tx checksum offload off on the endpoint's eth0) or 'vxlan' (off on the VXLAN
+ * device: the kernel segments and finishes before it encapsulates, and the endpoint keeps
+ * TSO).
+ */
+export async function addKernelBridgePeer(lab: Lab, opts: {
+  host: string; endpoint: string; vni: number; local: string; remote: string;
+  address: string; mtu: number; finishChecksums: 'endpoint' | 'vxlan';
+}): Promise<void> {
+  const { host } = opts;
+  await lab.addHost(opts.endpoint, { ipv6: false });
+  await lab.exec(host, 'ip', ['link', 'add', 'vx0', 'type', 'vxlan', 'id', String(opts.vni), 'local', opts.local, 'dstport', '4789']);
+  await lab.exec(host, 'bridge', ['fdb', 'append', '00:00:00:00:00:00', 'dev', 'vx0', 'dst', opts.remote]);
+  await lab.exec(host, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
+  await lab.exec(host, 'ip', ['link', 'set', 'vx0', 'master', 'br0', 'mtu', '1500']);
+  await lab.link(host, 'vm0', null, opts.endpoint, 'eth0', opts.address, opts.mtu);
+  await lab.exec(host, 'ip', ['link', 'set', 'vm0', 'master', 'br0']);
+  if (opts.finishChecksums === 'endpoint') await lab.exec(opts.endpoint, 'ethtool', ['-K', 'eth0', 'tx', 'off']);
+  else await lab.exec(host, 'ethtool', ['-K', 'vx0', 'tx', 'off']);
+  for (const d of ['vx0', 'br0']) await lab.exec(host, 'ip', ['link', 'set', d, 'up']);
+}
+
+/**
  * The reference: the kernel's VXLAN device on the same two hosts and veth, one endpoint
  * namespace per host ("k1", "k2") holding a VXLAN device whose underlay socket stays in
  * the host (the device is moved into the endpoint after creation).

@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab, parsePing } from '../src/netns.js';
-import { UNDERLAY6, meshConfig, startDaemon, twoHostsVtepd, type Mesh } from '../src/topology.js';
+import { UNDERLAY6, addKernelBridgePeer, meshConfig, startDaemon, twoHostsVtepd, type Mesh } from '../src/topology.js';
 
 describe('vtepd <-> kernel VXLAN over an IPv6 underlay', () => {
   const lab = new Lab('v6');
@@ -22,19 +22,11 @@ describe('vtepd <-> kernel VXLAN over an IPv6 underlay', () => {
     await lab.addHost('h1');
     await lab.addHost('h2');
     await lab.addHost('blue1', { ipv6: false });
-    await lab.addHost('kvm2', { ipv6: false });
     await lab.link('h1', 'ul0', `${UNDERLAY6.h1}/64`, 'h2', 'ul0', `${UNDERLAY6.h2}/64`);
     // vtepd's UDP checksums over IPv6 are finished by the kernel; over veth it would leave
     // them partial (a NIC finishes them). Off, so tshark on h2 sees the final value.
     await lab.exec('h1', 'ethtool', ['-K', 'ul0', 'tx', 'off']);
-    await lab.exec('h2', 'ip', ['link', 'add', 'vx0', 'type', 'vxlan', 'id', '5001', 'local', UNDERLAY6.h2, 'dstport', '4789']);
-    await lab.exec('h2', 'bridge', ['fdb', 'append', '00:00:00:00:00:00', 'dev', 'vx0', 'dst', UNDERLAY6.h1]);
-    await lab.exec('h2', 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
-    await lab.exec('h2', 'ip', ['link', 'set', 'vx0', 'master', 'br0', 'mtu', '1500']);
-    await lab.link('h2', 'vm0', null, 'kvm2', 'eth0', '10.1.0.2/24', 1430);
-    await lab.exec('h2', 'ip', ['link', 'set', 'vm0', 'master', 'br0']);
-    await lab.exec('kvm2', 'ethtool', ['-K', 'eth0', 'tx', 'off']); // see netns-kernel.test.ts
-    for (const d of ['vx0', 'br0']) await lab.exec('h2', 'ip', ['link', 'set', d, 'up']);
+    await addKernelBridgePeer(lab, { host: 'h2', endpoint: 'kvm2', vni: 5001, local: UNDERLAY6.h2, remote: UNDERLAY6.h1, address: '10.1.0.2/24', mtu: 1430, finishChecksums: 'endpoint' });
     await startDaemon(lab, 'h1', meshConfig(lab, 0, [UNDERLAY6.h1, UNDERLAY6.h2], [{ name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] }]), dir);
   });
 

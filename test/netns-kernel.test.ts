@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab, parsePing } from '../src/netns.js';
-import { UNDERLAY, meshConfig, startDaemon } from '../src/topology.js';
+import { UNDERLAY, addKernelBridgePeer, meshConfig, startDaemon } from '../src/topology.js';
 
 describe('vtepd <-> kernel VXLAN on a bridge', () => {
   const lab = new Lab('vk');
@@ -19,20 +19,9 @@ describe('vtepd <-> kernel VXLAN on a bridge', () => {
     await lab.addHost('h1');
     await lab.addHost('h2');
     await lab.addHost('blue1', { ipv6: false });
-    await lab.addHost('kvm2', { ipv6: false });
     await lab.link('h1', 'ul0', `${UNDERLAY.h1}/24`, 'h2', 'ul0', `${UNDERLAY.h2}/24`);
     // h2: kernel VXLAN VNI 5001 on br0, flooding to vtepd's VTEP, learning on.
-    await lab.exec('h2', 'ip', ['link', 'add', 'vx0', 'type', 'vxlan', 'id', '5001', 'local', UNDERLAY.h2, 'dstport', '4789']);
-    await lab.exec('h2', 'bridge', ['fdb', 'append', '00:00:00:00:00:00', 'dev', 'vx0', 'dst', UNDERLAY.h1]);
-    await lab.exec('h2', 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
-    await lab.exec('h2', 'ip', ['link', 'set', 'vx0', 'master', 'br0', 'mtu', '1500']);
-    await lab.link('h2', 'vm0', null, 'kvm2', 'eth0', '10.1.0.2/24', 1450);
-    await lab.exec('h2', 'ip', ['link', 'set', 'vm0', 'master', 'br0']);
-    // Over veth the kernel leaves the inner TCP checksum unfinished (CHECKSUM_PARTIAL) all the
-    // way into vx0's UDP packet; a real NIC would finish it. vtepd's UDP socket cannot see that
-    // the inner checksum is partial, so the endpoint finishes it itself, as on real hardware.
-    await lab.exec('kvm2', 'ethtool', ['-K', 'eth0', 'tx', 'off']);
-    for (const d of ['vx0', 'br0']) await lab.exec('h2', 'ip', ['link', 'set', d, 'up']);
+    await addKernelBridgePeer(lab, { host: 'h2', endpoint: 'kvm2', vni: 5001, local: UNDERLAY.h2, remote: UNDERLAY.h1, address: '10.1.0.2/24', mtu: 1450, finishChecksums: 'endpoint' });
     await startDaemon(lab, 'h1', meshConfig(lab, 0, [UNDERLAY.h1, UNDERLAY.h2], [{ name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] }]), dir);
   });
 
