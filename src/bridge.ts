@@ -271,12 +271,11 @@ export class Bridge {
   }
 
   /**
-   * Where a frame goes (see `decide`), counted: known unicast to its one place, everything
+   * Where a frame goes, from its `decide` decision, counted: known unicast to its one place, everything
    * else flooded to the tenant's other ports and (only if it came from a local port) its
    * flood list.
    */
-  outputs(ingress: Place, frame: Buffer): { ports: number[]; vteps: number[] } {
-    const d = decide(this, ingress, frameMacs(frame).dst);
+  private outputs(d: Decision): { ports: number[]; vteps: number[] } {
     switch (d.action) {
       case 'forward':
         this.counters.unicastSlowPath++;
@@ -297,11 +296,12 @@ export class Bridge {
     // The fast path reports a new source (learn event) before it punts the same frame
     // (miss event): learn it once, so a refusal is counted once.
     if (!sourceLearned) this.learn(src, ingress);
-    if (this.storm && decide(this, ingress, dst).action === 'flood' && !this.storm.take(this.host.now())) {
+    const d = decide(this, ingress, dst);
+    if (this.storm && d.action === 'flood' && !this.storm.take(this.host.now())) {
       this.counters.stormDrops++;
       return 0;
     }
-    const out = this.outputs(ingress, frame);
+    const out = this.outputs(d);
     let { vteps } = out;
     // Copies too big for a VTEP's path are not sent; the sender hears ICMP too-big instead.
     if (vteps.length && this.host.fits) {
