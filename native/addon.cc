@@ -101,6 +101,24 @@ struct Args {
     return true;
   }
 
+  // An array of fds, lo..hi of them (`what` says what they are, for the error).
+  bool FdArray(Napi::Value v, const char *name, uint32_t lo, uint32_t hi, const char *what, std::vector<int> *out) {
+    if (!v.IsArray()) return Fail(EINVAL, std::string(name) + " must be an array of fds");
+    Napi::Array arr = v.As<Napi::Array>();
+    if (arr.Length() < lo || arr.Length() > hi)
+      return Fail(EINVAL, std::string(name) + " must hold " + std::to_string(lo) + ".." + std::to_string(hi) + " fds (" +
+                              what + "), got " + std::to_string(arr.Length()));
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      Napi::Value e;
+      int64_t fd = 0;
+      if (!Prop(arr, std::to_string(i).c_str(), &e) ||
+          !Int(e, (std::string(name) + "[" + std::to_string(i) + "]").c_str(), 0, 0x7fffffff, &fd))
+        return false;
+      out->push_back((int)fd);
+    }
+    return true;
+  }
+
   bool Fd(size_t i, int *out) {
     int64_t v = 0;
     if (!Int(info[i], "fd", 0, 0x7fffffff, &v)) return false;
@@ -339,6 +357,10 @@ Napi::Value TapOpen(const Napi::CallbackInfo &info) {
   if (!v.IsUndefined() && !v.IsBoolean()) return a.Fail(EINVAL, "offloads must be a boolean"), Napi::Value();
   cfg.offloads = v.IsUndefined() || v.As<Napi::Boolean>().Value();
 
+  if (!a.Prop(o, "queues", &v)) return {};
+  if (!v.IsUndefined() && !a.Int(v, "queues", 1, TAP_MAX_QUEUES, &n)) return {};
+  cfg.queues = v.IsUndefined() ? 1 : (unsigned)n;
+
   struct tap_result r;
   int err = tap_open(&cfg, &r);
   if (err) return a.Fail(err, std::string(r.step) + " on " + name + ": " + ErrText(err)), Napi::Value();
@@ -357,6 +379,9 @@ Napi::Value TapOpen(const Napi::CallbackInfo &info) {
     if (r.offloads & f.bit) offl.Set(offl.Length(), f.name);
   out.Set("offloads", offl);
   if (r.gso_max_segs) out.Set("gsoMaxSegs", r.gso_max_segs);
+  Napi::Array qfds = Napi::Array::New(a.env);
+  for (unsigned q = 1; q < r.nqueues; q++) qfds.Set(q - 1, r.queue_fds[q]);
+  out.Set("queueFds", qfds);
   return out;
 }
 
@@ -421,22 +446,16 @@ Napi::Value DpCreate(const Napi::CallbackInfo &info) {
       return a.Fail(EINVAL, "local2 '" + local2 + "' must be of the other address family than local '" + local + "'"), Napi::Value();
   }
 
+  int64_t queues = 1;
+  if (!a.Prop(o, "queues", &v)) return {};
+  if (!v.IsUndefined() && !a.Int(v, "queues", 1, DP_MAX_QUEUES, &queues)) return {};
+  cfg.queues = (unsigned)queues;
+
   std::vector<int> adopt;
   if (!a.Prop(o, "underlayFds", &v)) return {};
   if (!v.IsUndefined()) {
-    if (!v.IsArray()) return a.Fail(EINVAL, "underlayFds must be an array of fds"), Napi::Value();
-    Napi::Array arr = v.As<Napi::Array>();
-    if (arr.Length() < 2 || arr.Length() > 1 + DP_MAX_SOURCE_PORTS)
-      return a.Fail(EINVAL, "underlayFds must hold 2.." + std::to_string(1 + DP_MAX_SOURCE_PORTS) +
-                                " fds (the receive socket, then the send sockets), got " + std::to_string(arr.Length())),
-             Napi::Value();
-    for (uint32_t i = 0; i < arr.Length(); i++) {
-      int64_t fd = 0;
-      if (!a.Prop(arr, std::to_string(i).c_str(), &v) ||
-          !a.Int(v, ("underlayFds[" + std::to_string(i) + "]").c_str(), 0, 0x7fffffff, &fd))
-        return {};
-      adopt.push_back((int)fd);
-    }
+    if (!a.FdArray(v, "underlayFds", 2, 1 + DP_MAX_SOURCE_PORTS, "the receive socket, then the send sockets", &adopt))
+      return {};
     if (!a.Prop(o, "sourcePorts", &v)) return {};
     if (!v.IsUndefined() && nsrc != (int64_t)adopt.size() - 1)
       return a.Fail(EINVAL, "sourcePorts " + std::to_string(nsrc) + " disagrees with underlayFds (" +
@@ -558,14 +577,18 @@ Napi::Value DpPortSet(const Napi::CallbackInfo &info) {
       !a.Fd(3, &fd))
     return {};
   int vnet = -1; // omitted: as the fd says (a TAP's IFF_VNET_HDR, else plain)
+  std::vector<int> fds{fd};
   if (info.Length() > 4 && !info[4].IsUndefined()) {
     Napi::Object o;
     Napi::Value v;
     if (!a.Object(4, "options", &o) || !a.Prop(o, "vnetHdr", &v)) return {};
     if (!v.IsUndefined() && !v.IsBoolean()) return a.Fail(EINVAL, "vnetHdr must be a boolean"), Napi::Value();
     if (!v.IsUndefined()) vnet = v.As<Napi::Boolean>().Value() ? 1 : 0;
+    if (!a.Prop(o, "queueFds", &v)) return {};
+    if (!v.IsUndefined() && !a.FdArray(v, "queueFds", 0, DP_MAX_QUEUES - 1, "queues 1.. of a multi-queue TAP", &fds))
+      return {};
   }
-  return Check(a, b, dp_port_set(b->dp, port, tenant, fd, vnet));
+  return Check(a, b, dp_port_set_queues(b->dp, port, tenant, fds.data(), (unsigned)fds.size(), vnet));
 }
 
 Napi::Value DpPortDel(const Napi::CallbackInfo &info) {
@@ -769,6 +792,16 @@ Napi::Value DpStats(const Napi::CallbackInfo &info) {
   out.Set("counters", c);
   out.Set("ports", po);
   out.Set("vteps", vo);
+  uint64_t qe[DP_MAX_QUEUES], qd[DP_MAX_QUEUES];
+  unsigned nq = dp_queue_stats(b->dp, qe, qd);
+  Napi::Array qa = Napi::Array::New(a.env, nq);
+  for (unsigned q = 0; q < nq; q++) {
+    Napi::Object x = Napi::Object::New(a.env);
+    x.Set("encapFrames", (double)qe[q]);
+    x.Set("decapPackets", (double)qd[q]);
+    qa.Set(q, x);
+  }
+  out.Set("queues", qa);
   return out;
 }
 

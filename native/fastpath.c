@@ -112,7 +112,9 @@ static inline bool tenant_accepts(const struct dp_tenant *t, uint32_t vid) {
 struct dp_port {
   bool in_use;
   bool vnet; /* frames are read and written behind a virtio_net_hdr (a TAP with IFF_VNET_HDR) */
-  int fd;
+  int fd;    /* queue 0's: qfd[0] */
+  uint8_t nq;                 /* fds in qfd (1..queues) */
+  int qfd[DP_MAX_QUEUES];     /* queue q's encap thread reads qfd[q], its decap thread writes it */
   uint32_t tenant; /* 0 once its tenant is deleted: frames count port_no_tenant */
 };
 
@@ -162,6 +164,10 @@ struct learn_seen {
 struct dp_worker {
   struct dp *dp;
   const char *name;
+  char name_buf[16];
+  unsigned queue; /* 0..queues-1 (the control worker: 0) */
+  bool is_encap;
+  int epfd;       /* encap: the ports' queue fds (data = portId) and stopfd (data = 0) */
   pthread_t thread;
   bool running;
   uint32_t now_ms; /* sampled once per batch */
@@ -240,11 +246,15 @@ struct dp {
     int tx_fd[DP_MAX_SOURCE_PORTS];
     unsigned ntx;
   } alt;
-  int epfd;   /* encap thread: port fds (data = portId) and stopfd (data = 0) */
+  int epfd;   /* queue 0's encap epoll set: q_epfd[0] */
   int stopfd; /* eventfd, written once by dp_stop, never read: stays readable */
   bool started, stopped;
   int stopping;
-  struct dp_worker *encap, *decap, *ctrl;
+  struct dp_worker *encap, *decap, *ctrl; /* queue 0's pair: q_encap[0], q_decap[0] */
+  unsigned nqueues;
+  struct dp_worker *q_encap[DP_MAX_QUEUES], *q_decap[DP_MAX_QUEUES];
+  int q_epfd[DP_MAX_QUEUES];
+  int q_rx_fd[DP_MAX_QUEUES]; /* q_rx_fd[0] is rx_fd */
   struct dp_evq evq;
   void (*notify)(void *);
   void *notify_arg;
@@ -578,12 +588,17 @@ static inline bool is_control(const uint8_t *p, size_t len) {
 
 static const struct vnet_hdr zero_vh;
 
+/* The fd of the port's queue that this worker serves (queue 0's if the port has fewer). */
+static inline int port_fd(const struct dp_port *p, const struct dp_worker *w) {
+  return w->queue < p->nq ? p->qfd[w->queue] : p->fd;
+}
+
 /* One write of one frame (header + iovecs) to a port; counted on the port. */
 static bool port_writev(struct dp_worker *w, uint32_t pid, const struct iovec *iov, int niov, size_t len) {
   const struct dp_port *p = &w->dp->ports[pid];
   struct dp_io_counters *io = &w->stats.port[pid];
   ssize_t r;
-  do r = writev(p->fd, iov, niov);
+  do r = writev(port_fd(p, w), iov, niov);
   while (r < 0 && errno == EINTR);
   if (r == (ssize_t)len) {
     count(w, DPC_tap_tx_frames);
@@ -857,8 +872,9 @@ static void tx_flush(struct dp_worker *w) {
       unsigned b = a + 1;
       bool train = w->tx_group_d[a].train;
       /* Only the encap thread switches SO_NO_CHECK (a relaying decap thread sends single
-       * datagrams as the socket is); the receive socket keeps its checksums on. */
-      if (sock_family(dp, (uint8_t)s) == AF_INET && w == dp->encap && (s & ~DP_SOCK_ALT) < DP_SOCK_RX) {
+       * datagrams as the socket is); the receive socket keeps its checksums on. With more
+       * than one queue the encap threads share the send sockets: checksums stay on. */
+      if (sock_family(dp, (uint8_t)s) == AF_INET && w == dp->encap && dp->nqueues == 1 && (s & ~DP_SOCK_ALT) < DP_SOCK_RX) {
         while (b < n && w->tx_group_d[b].train == train) b++;
         if (train != w->csum_on[s]) {
           int off = train ? 0 : 1;
@@ -918,10 +934,10 @@ static void tx_queue(struct dp_worker *w, const struct dp_tenant *t, uint32_t vi
   uint8_t *pkt = frame - DP_TUNNEL_HLEN;
   tunnel_write(t, v->encap, pkt, flow);
   uint32_t dlen = (uint32_t)(len + DP_TUNNEL_HLEN);
-  /* A train needs the socket's UDP checksum on: only the encap thread switches it on a
-   * pool socket (tx_flush); the receive socket always has it. A hub's decap thread, relaying,
+  /* A train needs the socket's UDP checksum on: only an encap thread switches it on a
+   * pool socket (tx_flush; always on with several queues); the receive socket always has it. A hub's decap thread, relaying,
    * joins trains toward fixed-port VTEPs (its spokes) and sends singles to the others. */
-  if (!gre && dp->gso_ok && (w == dp->encap || (sock & ~DP_SOCK_ALT) == DP_SOCK_RX) && w->ntx > 0 && w->ntx_iov < DP_TX_IOVS) {
+  if (!gre && dp->gso_ok && (w->is_encap || (sock & ~DP_SOCK_ALT) == DP_SOCK_RX) && w->ntx > 0 && w->ntx_iov < DP_TX_IOVS) {
     struct dp_txmsg *d = &w->txm[w->ntx - 1];
     const uint32_t max_dgram = v->addr.family == 4 ? 65507 : 65527;
     if (d->joinable && d->sock == sock && d->vtep == vid && dlen <= d->seg && d->nseg < DP_GSO_MAX_SEGS &&
@@ -1068,6 +1084,7 @@ static void encap_port(struct dp_worker *w, uint32_t pid, uint32_t events) {
   struct dp *dp = w->dp;
   if (pid == 0 || pid >= DP_MAX_PORTS || !dp->ports[pid].in_use) return;
   const struct dp_port *port = &dp->ports[pid];
+  const int fd = port_fd(port, w);
   const size_t vl = port->vnet ? VNET_HDR_LEN : 0;
   unsigned n = 0;
   size_t bytes = 0;
@@ -1075,7 +1092,7 @@ static void encap_port(struct dp_worker *w, uint32_t pid, uint32_t events) {
   /* Up to a batch of frames, or of bytes: super-frames are processed while still in cache. */
   while (n < DP_BATCH && bytes < DP_BATCH_BYTES) {
     uint8_t *b = worker_buf(w, n);
-    ssize_t r = read(port->fd, b - vl, DP_BUF_SIZE - DP_HEADROOM + vl);
+    ssize_t r = read(fd, b - vl, DP_BUF_SIZE - DP_HEADROOM + vl);
     if (r > 0) {
       if ((size_t)r < vl) {
         drop(w, DPC_inner_runt, &w->stats.port[pid]);
@@ -1101,7 +1118,7 @@ static void encap_port(struct dp_worker *w, uint32_t pid, uint32_t events) {
   tx_flush(w);
   if (dead) {
     drop(w, DPC_tap_rx_error, &w->stats.port[pid]);
-    epoll_ctl(dp->epfd, EPOLL_CTL_DEL, port->fd, NULL);
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, fd, NULL);
   }
 }
 
@@ -1111,7 +1128,7 @@ static void *encap_main(void *arg) {
   struct epoll_event ev[64];
   pthread_setname_np(pthread_self(), w->name);
   for (;;) {
-    int n = epoll_wait(dp->epfd, ev, 64, -1);
+    int n = epoll_wait(w->epfd, ev, 64, -1);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 || __atomic_load_n(&dp->stopping, __ATOMIC_ACQUIRE)) break;
     pthread_rwlock_rdlock(&dp->lock);
@@ -1139,7 +1156,7 @@ static void gro_flush(struct dp_worker *w) {
   const struct dp_port *p = &w->dp->ports[w->gro_port];
   if (c->nseg > 1) {
     ssize_t r;
-    do r = writev(p->fd, c->iov, (int)niov);
+    do r = writev(port_fd(p, w), c->iov, (int)niov);
     while (r < 0 && errno == EINTR);
     if (r == (ssize_t)len) {
       struct dp_io_counters *io = &w->stats.port[w->gro_port];
@@ -1458,7 +1475,9 @@ static void *decap_main(void *arg) {
   /* The underlay sockets: UDP (VXLAN) and raw GRE, of one family or (dual stack) two. */
   struct { int fd; bool gre; bool big; } src[4];
   unsigned nsrc = 0;
-  const int fds[4] = {dp->rx_fd, dp->gre_fd, dp->alt.family ? dp->alt.rx_fd : -1, dp->alt.family ? dp->alt.gre_fd : -1};
+  /* Queue 0: all of them; another queue: its own receive socket (SO_REUSEPORT). */
+  const int fds[4] = {dp->q_rx_fd[w->queue], w->queue ? -1 : dp->gre_fd, !w->queue && dp->alt.family ? dp->alt.rx_fd : -1,
+                      !w->queue && dp->alt.family ? dp->alt.gre_fd : -1};
   for (unsigned i = 0; i < 4; i++)
     if (fds[i] >= 0) src[nsrc++] = (typeof(src[0])){fds[i], i % 2 == 1, false};
   struct pollfd pfd[5];
@@ -1490,6 +1509,7 @@ static struct dp_worker *worker_new(struct dp *dp, const char *name, unsigned nb
   if (!w) return NULL;
   w->dp = dp;
   w->name = name;
+  w->epfd = -1;
   w->bufs = aligned_alloc(64, (size_t)nbufs * DP_BUF_SIZE);
   w->scratch = aligned_alloc(64, DP_BUF_SIZE);
   w->arena = aligned_alloc(64, DP_TX_ARENA);
@@ -1528,6 +1548,7 @@ int dp_create(const struct dp_config *cfg, struct dp **out, const char **step) {
     return ENOMEM;
   }
   dp->rx_fd = dp->gre_fd = dp->epfd = dp->stopfd = -1;
+  for (unsigned q = 0; q < DP_MAX_QUEUES; q++) dp->q_epfd[q] = dp->q_rx_fd[q] = -1;
   dp->alt.rx_fd = dp->alt.gre_fd = -1;
   pthread_rwlockattr_t attr;
   pthread_rwlockattr_init(&attr);
@@ -1547,17 +1568,32 @@ int dp_create(const struct dp_config *cfg, struct dp **out, const char **step) {
   }
   dp->evq.half[0] = malloc(DP_EVQ_HALF);
   dp->evq.half[1] = malloc(DP_EVQ_HALF);
-  dp->encap = worker_new(dp, "vtepd-encap", DP_BATCH);
-  dp->decap = worker_new(dp, "vtepd-decap", DP_BATCH);
-  dp->ctrl = worker_new(dp, "vtepd-ctrl", 1);
-  if (!dp->evq.half[0] || !dp->evq.half[1] || !dp->encap || !dp->decap || !dp->ctrl) {
-    err = ENOMEM;
-    *step = "buffer allocation";
+  dp->nqueues = cfg->queues ? cfg->queues : 1;
+  if (dp->nqueues > DP_MAX_QUEUES || (dp->nqueues > 1 && cfg->adopt_n)) {
+    err = EINVAL;
+    *step = dp->nqueues > DP_MAX_QUEUES ? "queues (1..8)" : "queues (adopted sockets take one queue)";
     goto fail;
   }
-  if ((dp->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
-    err = errno;
-    *step = "epoll_create1";
+  for (unsigned q = 0; q < dp->nqueues; q++) {
+    dp->q_encap[q] = worker_new(dp, "vtepd-encap", DP_BATCH);
+    dp->q_decap[q] = worker_new(dp, "vtepd-decap", DP_BATCH);
+    if (!dp->q_encap[q] || !dp->q_decap[q]) break;
+    dp->q_encap[q]->queue = dp->q_decap[q]->queue = q;
+    dp->q_encap[q]->is_encap = true;
+    /* Thread names: vtepd-encap, vtepd-decap for queue 0; vtepd-encap1, … for the others. */
+    if (q) {
+      snprintf(dp->q_encap[q]->name_buf, sizeof dp->q_encap[q]->name_buf, "vtepd-encap%u", q);
+      snprintf(dp->q_decap[q]->name_buf, sizeof dp->q_decap[q]->name_buf, "vtepd-decap%u", q);
+      dp->q_encap[q]->name = dp->q_encap[q]->name_buf;
+      dp->q_decap[q]->name = dp->q_decap[q]->name_buf;
+    }
+  }
+  dp->encap = dp->q_encap[0];
+  dp->decap = dp->q_decap[0];
+  dp->ctrl = worker_new(dp, "vtepd-ctrl", 1);
+  if (!dp->evq.half[0] || !dp->evq.half[1] || !dp->q_encap[dp->nqueues - 1] || !dp->q_decap[dp->nqueues - 1] || !dp->ctrl) {
+    err = ENOMEM;
+    *step = "buffer allocation";
     goto fail;
   }
   if ((dp->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
@@ -1565,11 +1601,20 @@ int dp_create(const struct dp_config *cfg, struct dp **out, const char **step) {
     *step = "eventfd";
     goto fail;
   }
-  if (epoll_ctl(dp->epfd, EPOLL_CTL_ADD, dp->stopfd, &ev) < 0) {
-    err = errno;
-    *step = "epoll_ctl";
-    goto fail;
+  for (unsigned q = 0; q < dp->nqueues; q++) {
+    if ((dp->q_epfd[q] = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+      err = errno;
+      *step = "epoll_create1";
+      goto fail;
+    }
+    dp->q_encap[q]->epfd = dp->q_epfd[q];
+    if (epoll_ctl(dp->q_epfd[q], EPOLL_CTL_ADD, dp->stopfd, &ev) < 0) {
+      err = errno;
+      *step = "epoll_ctl";
+      goto fail;
+    }
   }
+  dp->epfd = dp->q_epfd[0];
   /* The raw GRE socket is never adopted (a takeover's successor opens its own). */
   if (cfg->gre && (err = rawip_open(&cfg->local, cfg->local_len, IPPROTO_GRE, &dp->gre_fd, step)) != 0) {
     if (*step && strcmp(*step, "socket") == 0) *step = "raw IPPROTO_GRE socket (GRE-TAP/NVGRE need CAP_NET_RAW)";
@@ -1586,7 +1631,7 @@ int dp_create(const struct dp_config *cfg, struct dp **out, const char **step) {
     if (l2.ss_family == AF_INET) ((struct sockaddr_in *)&l2)->sin_port = htons(dp->port);
     else ((struct sockaddr_in6 *)&l2)->sin6_port = htons(dp->port);
     if (cfg->gre && (err = rawip_open(&l2, cfg->local2_len, IPPROTO_GRE, &dp->alt.gre_fd, step)) != 0) goto fail;
-    if ((err = udp_rx_open(&l2, cfg->local2_len, &dp->alt.rx_fd, step)) != 0) goto fail;
+    if ((err = udp_rx_open(&l2, cfg->local2_len, false, &dp->alt.rx_fd, step)) != 0) goto fail;
     if ((err = udp_tx_pool_open(&l2, cfg->local2_len, cfg->source_ports, dp->port, dp->alt.tx_fd, step)) != 0) goto fail;
     dp->alt.ntx = cfg->source_ports;
     dp->alt.family = l2.ss_family;
@@ -1602,11 +1647,20 @@ int dp_create(const struct dp_config *cfg, struct dp **out, const char **step) {
     for (unsigned i = 1; i < cfg->adopt_n; i++) dp->tx_fd[i - 1] = cfg->adopt_fds[i];
     dp->ntx = cfg->adopt_n - 1;
   } else {
-    if ((err = udp_rx_open(&cfg->local, cfg->local_len, &dp->rx_fd, step)) != 0) goto fail;
+    if ((err = udp_rx_open(&cfg->local, cfg->local_len, dp->nqueues > 1, &dp->rx_fd, step)) != 0) goto fail;
+    /* Queues 1..: more receive sockets on the same address and port, in one reuseport group. */
+    for (unsigned q = 1; q < dp->nqueues; q++)
+      if ((err = udp_rx_open(&cfg->local, cfg->local_len, true, &dp->q_rx_fd[q], step)) != 0) goto fail;
     if ((err = udp_tx_pool_open(&cfg->local, cfg->local_len, cfg->source_ports, dp->port, dp->tx_fd, step)) != 0)
       goto fail;
     dp->ntx = cfg->source_ports;
+    if (dp->nqueues > 1 && dp->family == AF_INET) {
+      /* Shared by the encap threads: UDP checksums stay on (trains need them). */
+      int off = 0;
+      for (unsigned i = 0; i < dp->ntx; i++) setsockopt(dp->tx_fd[i], SOL_SOCKET, SO_NO_CHECK, &off, sizeof off);
+    }
   }
+  dp->q_rx_fd[0] = dp->rx_fd;
   dp->uso_write_ok = !cfg->no_offloads;
   {
     /* Liveness and NAT'd traffic leave from the receive socket: DF always, and the size
@@ -1616,6 +1670,12 @@ int dp_create(const struct dp_config *cfg, struct dp **out, const char **step) {
     else setsockopt(dp->rx_fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &probe, sizeof probe);
   }
   dp->gro_on = !cfg->no_offloads && udp_rx_gro_enable(dp->rx_fd);
+  for (unsigned q = 1; q < dp->nqueues; q++) {
+    int probe = dp->family == AF_INET ? IP_PMTUDISC_PROBE : IPV6_PMTUDISC_PROBE;
+    if (dp->family == AF_INET) setsockopt(dp->q_rx_fd[q], IPPROTO_IP, IP_MTU_DISCOVER, &probe, sizeof probe);
+    else setsockopt(dp->q_rx_fd[q], IPPROTO_IPV6, IPV6_MTU_DISCOVER, &probe, sizeof probe);
+    if (dp->gro_on) udp_rx_gro_enable(dp->q_rx_fd[q]);
+  }
   dp->gso_ok = !cfg->no_offloads && udp_tx_gso_probe(dp->tx_fd[0]);
   *out = dp;
   return 0;
@@ -1633,11 +1693,13 @@ int dp_start(struct dp *dp, void (*notify)(void *), void *arg) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  int err = pthread_create(&dp->encap->thread, NULL, encap_main, dp->encap);
-  if (!err) {
-    dp->encap->running = true;
-    err = pthread_create(&dp->decap->thread, NULL, decap_main, dp->decap);
-    if (!err) dp->decap->running = true;
+  int err = 0;
+  for (unsigned q = 0; q < dp->nqueues && !err; q++) {
+    err = pthread_create(&dp->q_encap[q]->thread, NULL, encap_main, dp->q_encap[q]);
+    if (err) break;
+    dp->q_encap[q]->running = true;
+    err = pthread_create(&dp->q_decap[q]->thread, NULL, decap_main, dp->q_decap[q]);
+    if (!err) dp->q_decap[q]->running = true;
   }
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   dp->started = true;
@@ -1656,13 +1718,20 @@ void dp_stop(struct dp *dp) {
     __atomic_store_n(&dp->stopping, 1, __ATOMIC_RELEASE);
     ssize_t r = write(dp->stopfd, &one, sizeof one);
     (void)r;
-    if (dp->encap->running) pthread_join(dp->encap->thread, NULL);
-    if (dp->decap->running) pthread_join(dp->decap->thread, NULL);
-    dp->encap->running = dp->decap->running = false;
+    for (unsigned q = 0; q < dp->nqueues; q++) {
+      if (dp->q_encap[q]->running) pthread_join(dp->q_encap[q]->thread, NULL);
+      if (dp->q_decap[q]->running) pthread_join(dp->q_decap[q]->thread, NULL);
+      dp->q_encap[q]->running = dp->q_decap[q]->running = false;
+    }
   }
   dp->notify = NULL;
   if (dp->rx_fd >= 0) close(dp->rx_fd);
   dp->rx_fd = -1;
+  for (unsigned q = 1; q < DP_MAX_QUEUES; q++) {
+    if (dp->q_rx_fd[q] >= 0) close(dp->q_rx_fd[q]);
+    dp->q_rx_fd[q] = -1;
+  }
+  dp->q_rx_fd[0] = -1;
   if (dp->gre_fd >= 0) close(dp->gre_fd);
   dp->gre_fd = -1;
   if (dp->alt.rx_fd >= 0) close(dp->alt.rx_fd);
@@ -1675,7 +1744,8 @@ void dp_stop(struct dp *dp) {
 }
 
 unsigned dp_underlay_fds(struct dp *dp, int *fds) {
-  if (dp->stopped || dp->rx_fd < 0) return 0;
+  /* Several queues: their reuseport group is not handed over (the successor binds anew). */
+  if (dp->stopped || dp->rx_fd < 0 || dp->nqueues > 1) return 0;
   fds[0] = dp->rx_fd;
   for (unsigned i = 0; i < dp->ntx; i++) fds[1 + i] = dp->tx_fd[i];
   return 1 + dp->ntx;
@@ -1685,10 +1755,13 @@ unsigned dp_underlay_fds(struct dp *dp, int *fds) {
 void dp_destroy(struct dp *dp) {
   if (!dp) return;
   dp_stop(dp);
-  if (dp->epfd >= 0) close(dp->epfd);
+  for (unsigned q = 0; q < DP_MAX_QUEUES; q++)
+    if (dp->q_epfd[q] >= 0) close(dp->q_epfd[q]);
   if (dp->stopfd >= 0) close(dp->stopfd);
-  worker_free(dp->encap);
-  worker_free(dp->decap);
+  for (unsigned q = 0; q < DP_MAX_QUEUES; q++) {
+    worker_free(dp->q_encap[q]);
+    worker_free(dp->q_decap[q]);
+  }
   worker_free(dp->ctrl);
   free(dp->evq.half[0]);
   free(dp->evq.half[1]);
@@ -1701,10 +1774,22 @@ void dp_destroy(struct dp *dp) {
 
 /* ---- control (JS thread) ------------------------------------------------------------ */
 
+/* Every worker: the queues' pairs, then the control worker. Returns how many. */
+static unsigned all_workers(struct dp *dp, struct dp_worker **ws) {
+  unsigned n = 0;
+  for (unsigned q = 0; q < dp->nqueues; q++) {
+    ws[n++] = dp->q_encap[q];
+    ws[n++] = dp->q_decap[q];
+  }
+  ws[n++] = dp->ctrl;
+  return n;
+}
+
 /* A new port or VTEP starts from zero counters in every thread's set. Write lock held. */
 static void io_reset(struct dp *dp, bool vtep, uint32_t id) {
-  struct dp_worker *ws[3] = {dp->encap, dp->decap, dp->ctrl};
-  for (int i = 0; i < 3; i++) {
+  struct dp_worker *ws[2 * DP_MAX_QUEUES + 1];
+  unsigned nw = all_workers(dp, ws);
+  for (unsigned i = 0; i < nw; i++) {
     struct dp_io_counters *c = vtep ? &ws[i]->stats.vtep[id] : &ws[i]->stats.port[id];
     memset(c, 0, sizeof *c);
   }
@@ -1865,22 +1950,40 @@ int dp_tenant_del(struct dp *dp, uint32_t tid) {
 }
 
 int dp_port_set(struct dp *dp, uint32_t pid, uint32_t tid, int fd, int vnet_hdr) {
+  return dp_port_set_queues(dp, pid, tid, &fd, 1, vnet_hdr);
+}
+
+/* Leave every epoll set the port's fds are in (ENOENT for one that already left: fine). */
+static void port_unpoll(struct dp *dp, const struct dp_port *p) {
+  for (unsigned q = 0; q < p->nq; q++) epoll_ctl(dp->q_epfd[q], EPOLL_CTL_DEL, p->qfd[q], NULL);
+}
+
+int dp_port_set_queues(struct dp *dp, uint32_t pid, uint32_t tid, const int *fds, unsigned nfds, int vnet_hdr) {
   CHECK_ID(dp, "portId", pid, DP_MAX_PORTS);
   CHECK_ID(dp, "tenantId", tid, DP_MAX_TENANTS);
-  int fl = fcntl(fd, F_GETFL);
-  if (fl < 0) return dp_fail(dp, errno, "fd %d is not an open descriptor", fd);
-  /* A TAP says whether it was opened with IFF_VNET_HDR; reading it without the header
-   * (or with one it does not have) would shift every frame by 10 bytes. */
-  struct ifreq ifr;
-  memset(&ifr, 0, sizeof ifr);
-  if (ioctl(fd, TUNGETIFF, &ifr) == 0) {
-    bool has = (ifr.ifr_flags & IFF_VNET_HDR) != 0;
-    if (vnet_hdr < 0) vnet_hdr = has;
-    else if ((vnet_hdr != 0) != has)
-      return dp_fail(dp, EINVAL, "fd %d is a TAP %s IFF_VNET_HDR but vnetHdr is %s", fd, has ? "with" : "without",
-                     vnet_hdr ? "true" : "false");
-  } else if (vnet_hdr < 0) {
-    vnet_hdr = 0;
+  if (nfds == 0 || nfds > dp->nqueues)
+    return dp_fail(dp, EINVAL, "%u fds for port %u: the data path runs %u queue(s)", nfds, pid, dp->nqueues);
+  int fl[DP_MAX_QUEUES];
+  for (unsigned q = 0; q < nfds; q++) {
+    const int fd = fds[q];
+    if ((fl[q] = fcntl(fd, F_GETFL)) < 0) return dp_fail(dp, errno, "fd %d is not an open descriptor", fd);
+    for (unsigned k = 0; k < q; k++)
+      if (fds[k] == fd) return dp_fail(dp, EINVAL, "fd %d is given twice for port %u", fd, pid);
+    /* A TAP says whether it was opened with IFF_VNET_HDR; reading it without the header
+     * (or with one it does not have) would shift every frame by 10 bytes. */
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    if (ioctl(fd, TUNGETIFF, &ifr) == 0) {
+      bool has = (ifr.ifr_flags & IFF_VNET_HDR) != 0;
+      if (vnet_hdr < 0) vnet_hdr = has;
+      else if ((vnet_hdr != 0) != has)
+        return dp_fail(dp, EINVAL, "fd %d is a TAP %s IFF_VNET_HDR but vnetHdr is %s", fd, has ? "with" : "without",
+                       vnet_hdr ? "true" : "false");
+    } else if (nfds > 1) {
+      return dp_fail(dp, EINVAL, "fd %d is not a TAP: only a multi-queue TAP has an fd per queue", fd);
+    } else if (vnet_hdr < 0) {
+      vnet_hdr = 0;
+    }
   }
 
   int err = 0;
@@ -1891,30 +1994,47 @@ int dp_port_set(struct dp *dp, uint32_t pid, uint32_t tid, int fd, int vnet_hdr)
     goto out;
   }
   for (uint32_t i = 1; i < DP_MAX_PORTS; i++) {
-    if (i != pid && dp->ports[i].in_use && dp->ports[i].fd == fd) {
-      err = dp_fail(dp, EEXIST, "fd %d is already port %u", fd, i);
+    if (i == pid || !dp->ports[i].in_use) continue;
+    for (unsigned a = 0; a < dp->ports[i].nq; a++)
+      for (unsigned q = 0; q < nfds; q++)
+        if (dp->ports[i].qfd[a] == fds[q]) {
+          err = dp_fail(dp, EEXIST, "fd %d is already port %u", fds[q], i);
+          goto out;
+        }
+  }
+  /* The encap threads read until EAGAIN under the read lock: a blocking fd would hang one. */
+  for (unsigned q = 0; q < nfds; q++) {
+    if (!(fl[q] & O_NONBLOCK) && fcntl(fds[q], F_SETFL, fl[q] | O_NONBLOCK) < 0) {
+      int e = errno;
+      err = dp_fail(dp, e, "cannot make fd %d non-blocking: %s", fds[q], strerror(e));
       goto out;
     }
   }
-  /* The encap thread reads until EAGAIN under the read lock: a blocking fd would hang it. */
-  if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-    int e = errno;
-    err = dp_fail(dp, e, "cannot make fd %d non-blocking: %s", fd, strerror(e));
-    goto out;
+  /* Same fds again: MOD re-arms a port that left an epoll set after a read error. */
+  bool same = p->in_use && p->nq == nfds;
+  for (unsigned q = 0; same && q < nfds; q++) same = p->qfd[q] == fds[q];
+  for (unsigned q = 0; q < nfds; q++) {
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = pid};
+    if (epoll_ctl(dp->q_epfd[q], EPOLL_CTL_ADD, fds[q], &ev) < 0 &&
+        !(same && errno == EEXIST && epoll_ctl(dp->q_epfd[q], EPOLL_CTL_MOD, fds[q], &ev) == 0)) {
+      int e = errno;
+      for (unsigned k = 0; k < q && !same; k++) epoll_ctl(dp->q_epfd[k], EPOLL_CTL_DEL, fds[k], NULL);
+      err = dp_fail(dp, e, "fd %d cannot be polled: %s", fds[q], strerror(e));
+      goto out;
+    }
   }
-  /* Same fd again: MOD re-arms a port that left the epoll set after a read error. */
-  struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = pid};
-  bool same = p->in_use && p->fd == fd;
-  if (epoll_ctl(dp->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 &&
-      !(same && errno == EEXIST && epoll_ctl(dp->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)) {
-    int e = errno;
-    err = dp_fail(dp, e, "fd %d cannot be polled: %s", fd, strerror(e));
-    goto out;
+  if (p->in_use && !same) {
+    /* The old fds leave their sets, but not those the new port polls again in the same set. */
+    for (unsigned a = 0; a < p->nq; a++) {
+      bool kept = a < nfds && fds[a] == p->qfd[a];
+      if (!kept) epoll_ctl(dp->q_epfd[a], EPOLL_CTL_DEL, p->qfd[a], NULL);
+    }
   }
-  if (p->in_use && !same) epoll_ctl(dp->epfd, EPOLL_CTL_DEL, p->fd, NULL);
   if (!p->in_use) io_reset(dp, false, pid);
   else if (p->tenant != tid) fdb_del_pointing_at(&dp->fdb, FDB_KIND_PORT, pid); /* moved: old tenant's MACs go */
-  p->fd = fd;
+  p->fd = fds[0];
+  p->nq = (uint8_t)nfds;
+  for (unsigned q = 0; q < DP_MAX_QUEUES; q++) p->qfd[q] = q < nfds ? fds[q] : -1;
   p->tenant = tid;
   p->vnet = vnet_hdr != 0;
   p->in_use = true;
@@ -1931,7 +2051,7 @@ int dp_port_del(struct dp *dp, uint32_t pid) {
     pthread_rwlock_unlock(&dp->lock);
     return dp_fail(dp, ENOENT, "port %u does not exist", pid);
   }
-  epoll_ctl(dp->epfd, EPOLL_CTL_DEL, p->fd, NULL); /* ENOENT if it already left: fine */
+  port_unpoll(dp, p);
   fdb_del_pointing_at(&dp->fdb, FDB_KIND_PORT, pid);
   memset(p, 0, sizeof *p);
   pthread_rwlock_unlock(&dp->lock);
@@ -2142,9 +2262,10 @@ int dp_transmit(struct dp *dp, uint32_t tid, const uint8_t *frame, size_t len, c
 }
 
 static void io_sum(struct dp *dp, bool vtep, uint32_t id, struct dp_io_counters *out) {
-  struct dp_worker *ws[3] = {dp->encap, dp->decap, dp->ctrl};
+  struct dp_worker *ws[2 * DP_MAX_QUEUES + 1];
+  unsigned nw = all_workers(dp, ws);
   memset(out, 0, sizeof *out);
-  for (int i = 0; i < 3; i++) {
+  for (unsigned i = 0; i < nw; i++) {
     const struct dp_io_counters *c = vtep ? &ws[i]->stats.vtep[id] : &ws[i]->stats.port[id];
     out->rx_packets += ctr_get(&c->rx_packets);
     out->rx_bytes += ctr_get(&c->rx_bytes);
@@ -2156,10 +2277,11 @@ static void io_sum(struct dp *dp, bool vtep, uint32_t id, struct dp_io_counters 
 
 void dp_stats_read(struct dp *dp, uint64_t counters[DPC__COUNT], struct dp_io_stat *ports, uint32_t *nports,
                    struct dp_io_stat *vteps, uint32_t *nvteps) {
-  struct dp_worker *ws[3] = {dp->encap, dp->decap, dp->ctrl};
+  struct dp_worker *ws[2 * DP_MAX_QUEUES + 1];
+  unsigned nw = all_workers(dp, ws);
   for (int c = 0; c < DPC__COUNT; c++) {
     counters[c] = 0;
-    for (int i = 0; i < 3; i++) counters[c] += ctr_get(&ws[i]->stats.c[c]);
+    for (unsigned i = 0; i < nw; i++) counters[c] += ctr_get(&ws[i]->stats.c[c]);
   }
   pthread_rwlock_rdlock(&dp->lock); /* in_use is stable only under the lock */
   *nports = *nvteps = 0;
@@ -2175,3 +2297,13 @@ void dp_stats_read(struct dp *dp, uint64_t counters[DPC__COUNT], struct dp_io_st
   }
   pthread_rwlock_unlock(&dp->lock);
 }
+
+unsigned dp_queue_stats(struct dp *dp, uint64_t *encap_frames, uint64_t *decap_packets) {
+  for (unsigned q = 0; q < dp->nqueues; q++) {
+    encap_frames[q] = ctr_get(&dp->q_encap[q]->stats.c[DPC_tap_rx_frames]);
+    decap_packets[q] = ctr_get(&dp->q_decap[q]->stats.c[DPC_underlay_rx_packets]);
+  }
+  return dp->nqueues;
+}
+
+unsigned dp_queues(const struct dp *dp) { return dp->nqueues; }

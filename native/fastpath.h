@@ -47,6 +47,8 @@ extern "C" {
 /* Largest frame switched: a 9216-byte jumbo payload, Ethernet header and one tag. */
 #define DP_MAX_FRAME (9216 + 14 + 4)
 #define DP_MAX_SOURCE_PORTS 64
+/* Queues (underlay.queues): a thread pair, a TAP queue per port and a receive socket each. */
+#define DP_MAX_QUEUES 8
 #define DP_DEFAULT_SOURCE_PORTS 8
 /* Event queue: two halves, producers fill one while the JS thread drains the other. */
 #define DP_EVENT_QUEUE_BYTES (4u << 20)
@@ -116,6 +118,14 @@ struct dp_config {
    */
   struct sockaddr_storage local2;
   socklen_t local2_len;
+  /*
+   * 1 (0 means 1): one encap and one decap thread. 2..DP_MAX_QUEUES: that many pairs; queue
+   * q's encap thread reads queue q of every multi-queue port (dp_port_set_queues) and its
+   * decap thread reads its own receive socket, all bound with SO_REUSEPORT (the kernel
+   * spreads flows by their outer 4-tuple). The raw GRE socket and the second family's
+   * sockets stay with queue 0. Not with adopted sockets (EINVAL).
+   */
+  unsigned queues;
 };
 
 /* Monotonic milliseconds (CLOCK_MONOTONIC), the clock of FDB idle times. */
@@ -160,6 +170,15 @@ int dp_tenant_encaps(struct dp *dp, uint32_t tenant, unsigned mask);
  * flag disagrees with 0/1 is EINVAL.
  */
 int dp_port_set(struct dp *dp, uint32_t port, uint32_t tenant, int fd, int vnet_hdr);
+/*
+ * A port with one fd per queue (a TAP opened with IFF_MULTI_QUEUE): fds[0] is queue 0's
+ * (written to by the JS thread's transmits), fds[q] is read by queue q's encap thread and
+ * written to by queue q's decap thread. n is 1..dp's queues; more is EINVAL (a TAP queue
+ * nobody reads would stall the flows the kernel steers to it).
+ */
+int dp_port_set_queues(struct dp *dp, uint32_t port, uint32_t tenant, const int *fds, unsigned n, int vnet_hdr);
+/* Queues the data path runs (underlay.queues). */
+unsigned dp_queues(const struct dp *dp);
 int dp_port_del(struct dp *dp, uint32_t port);
 /* Port 0 in sa means the data path's own UDP port. */
 int dp_vtep_set(struct dp *dp, uint32_t vtep, const struct sockaddr_storage *sa, socklen_t len);
@@ -200,6 +219,9 @@ int dp_transmit(struct dp *dp, uint32_t tenant, const uint8_t *frame, size_t len
  */
 void dp_stats_read(struct dp *dp, uint64_t counters[DPC__COUNT], struct dp_io_stat *ports, uint32_t *nports,
                    struct dp_io_stat *vteps, uint32_t *nvteps);
+/* Per queue (room for DP_MAX_QUEUES): frames its encap thread read from ports, packets its
+ * decap thread took from the underlay. Returns the number of queues. */
+unsigned dp_queue_stats(struct dp *dp, uint64_t *encap_frames, uint64_t *decap_packets);
 
 #ifdef __cplusplus
 }

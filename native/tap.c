@@ -75,11 +75,36 @@ static int tap_setup(const struct tap_config *c, struct tap_result *r) {
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return fail(r, "open /dev/net/tun", errno);
 
+  const unsigned nq = c->queues > 1 ? c->queues : 1;
+  if (nq > TAP_MAX_QUEUES) {
+    close(fd);
+    return fail(r, "queues (1..8)", EINVAL);
+  }
   ifr_init(&ifr, c->name);
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (c->offloads ? IFF_VNET_HDR : 0);
+  const short flags = IFF_TAP | IFF_NO_PI | (c->offloads ? IFF_VNET_HDR : 0) | (nq > 1 ? IFF_MULTI_QUEUE : 0);
+  ifr.ifr_flags = flags;
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     err = fail(r, "TUNSETIFF", errno);
     goto out;
+  }
+  r->queue_fds[0] = fd;
+  r->nqueues = 1;
+  /* The other queues: the same name and flags attach a queue to the device just made. */
+  for (unsigned q = 1; q < nq; q++) {
+    int qfd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (qfd < 0) {
+      err = fail(r, "open /dev/net/tun (queue)", errno);
+      goto out;
+    }
+    struct ifreq qi;
+    memcpy(&qi, &ifr, sizeof qi); /* ifr_name: the device's */
+    qi.ifr_flags = flags;
+    if (ioctl(qfd, TUNSETIFF, &qi) < 0) {
+      err = fail(r, "TUNSETIFF (queue)", errno);
+      close(qfd);
+      goto out;
+    }
+    r->queue_fds[r->nqueues++] = qfd;
   }
   if (c->offloads) {
     int hdr = 10; /* struct virtio_net_hdr, no num_buffers */
@@ -189,8 +214,10 @@ static int tap_setup(const struct tap_config *c, struct tap_result *r) {
 out:
   if (sk >= 0) close(sk);
   if (err) {
+    for (unsigned q = 1; q < r->nqueues; q++) close(r->queue_fds[q]);
     close(fd);
     r->fd = -1;
+    r->nqueues = 0;
   } else {
     r->fd = fd;
   }

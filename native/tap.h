@@ -31,7 +31,11 @@ struct tap_config {
    * checksums, each frame behind a virtio_net_hdr. What the kernel refuses is left out.
    */
   bool offloads;
+  /* 1 (0 means 1): a plain TAP. 2..TAP_MAX_QUEUES: IFF_MULTI_QUEUE with one fd per queue. */
+  unsigned queues;
 };
+
+#define TAP_MAX_QUEUES 8
 
 /* TUNSETOFFLOAD bits (<linux/if_tun.h>; USO since Linux 6.2). */
 #define TAP_F_CSUM 0x01
@@ -42,7 +46,9 @@ struct tap_config {
 #define TAP_F_USO6 0x40
 
 struct tap_result {
-  int fd;
+  int fd;                          /* queue 0 */
+  int queue_fds[TAP_MAX_QUEUES];   /* queues 1..nqueues-1 in [1..]; [0] = fd */
+  unsigned nqueues;
   int ifindex;
   uint8_t mac[6];
   char name[IFNAMSIZ];

@@ -72,11 +72,13 @@ bool udp_rx_gro_enable(int fd) { return set_int(fd, SOL_UDP, UDP_GRO, 1) == 0; }
 
 bool udp_tx_gso_probe(int fd) { return set_int(fd, SOL_UDP, UDP_SEGMENT, 0) == 0; }
 
-int udp_rx_open(const struct sockaddr_storage *local, socklen_t len, int *out, const char **step) {
+int udp_rx_open(const struct sockaddr_storage *local, socklen_t len, bool reuseport, int *out, const char **step) {
   int fd = -1, err = udp_socket(local->ss_family, &fd, step);
   if (err) return err;
   if ((err = set_buf(fd, SO_RCVBUFFORCE, SO_RCVBUF, UDP_SOCKBUF_BYTES)) != 0) {
     *step = "SO_RCVBUF";
+  } else if (reuseport && (err = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)) != 0) {
+    *step = "SO_REUSEPORT";
   } else if (bind(fd, (const struct sockaddr *)local, len) < 0) {
     err = errno;
     *step = "bind";

@@ -25,10 +25,13 @@ int sockaddr_from_string(const char *text, uint16_t port, struct sockaddr_storag
 uint16_t sockaddr_port(const struct sockaddr_storage *ss);
 
 /*
- * Open the receive socket bound to `local` (non-blocking, large SO_RCVBUF).
+ * Open the receive socket bound to `local` (non-blocking, large SO_RCVBUF). With reuseport,
+ * SO_REUSEPORT before bind: every socket of a queue group is opened so, and the kernel
+ * spreads datagrams over them by 4-tuple hash (a socket without it keeps the port its own:
+ * a second daemon on the port fails with EADDRINUSE).
  * Returns 0 or errno; on failure *step names what failed ("bind", ...).
  */
-int udp_rx_open(const struct sockaddr_storage *local, socklen_t len, int *fd, const char **step);
+int udp_rx_open(const struct sockaddr_storage *local, socklen_t len, bool reuseport, int *fd, const char **step);
 
 /*
  * Open n send sockets bound to local's address and distinct ports in 49152..65535 (random

@@ -46,6 +46,9 @@
  *   mtu: 1500                # underlay link MTU; 576..65535 (1280.. over IPv6); default 1500
  *   sourcePorts: 8           # send sockets on distinct UDP source ports (49152..65535) that the
  *                            #   inner flow hash picks from; 1..64; default 8
+ *   queues: 1                # fast-path thread pairs (encap + decap), each with its own receive
+ *                            #   socket (SO_REUSEPORT) and its own queue of every TAP (multi-queue);
+ *                            #   1..8; default 1. More than 1 pays only with cores to spare
  * tenants:                   # required; a list, may be empty ([])
  *   - name: blue             # required; 1..32 of a-z A-Z 0-9 _ . -; unique
  *     vni: 5001              # required; the tenant's id on the wire, 1..16777215; unique: the VXLAN
@@ -125,6 +128,8 @@ export interface UnderlayConfig {
   port: number;
   mtu: number;
   sourcePorts: number;
+  /** Fast-path thread pairs, receive sockets and TAP queues (1..8). */
+  queues: number;
 }
 export interface PortAddress {
   address: string;
@@ -389,7 +394,7 @@ const LOCAL_MSG = 'must be an IPv4 or IPv6 address, or a list of at most one of 
 const Local = stringOr(HostAddress, z.array(HostAddress, need(LOCAL_MSG)).min(1, LOCAL_MSG).max(2, LOCAL_MSG));
 const EncapName = z.enum(ENCAPS, need(`must be one of ${ENCAPS.join(', ')}`));
 const Underlay = z.strictObject(
-  { local: Local, port: intIn(1, 65535).default(4789), mtu: UnderlayMtu, sourcePorts: intIn(1, 64).default(8) },
+  { local: Local, port: intIn(1, 65535).default(4789), mtu: UnderlayMtu, sourcePorts: intIn(1, 64).default(8), queues: intIn(1, 8).default(1) },
   need('must be a mapping like { local: 10.0.0.1 }'),
 );
 const Port = z.strictObject(

@@ -46,6 +46,8 @@ export interface RunningPort {
   tap: string;
   netns: string | null;
   fd: number;
+  /** A multi-queue TAP's other queues (underlay.queues > 1); [] for a plain one. */
+  queueFds: number[];
   ifindex: number;
   mac: string;
   mtu: number;
@@ -55,6 +57,8 @@ export interface RunningPort {
 /** An open port device. */
 export interface PortHandle {
   fd: number;
+  /** A multi-queue TAP's other queues, in queue order. */
+  queueFds?: number[];
   ifindex: number;
   mac: string;
   /** Frames carry a virtio_net_hdr (a TAP with offloads); absent: the data path asks the fd. */
@@ -69,15 +73,27 @@ export interface PortBackend {
   change(p: RunningPort, to: PortConfig): Promise<void>;
 }
 
+/** Close a TAP's queue fds, queue 0's last (the device goes with the last one). */
+function closePortFds(fd: number, queueFds: readonly number[] = []): void {
+  for (const q of queueFds) {
+    try { native().fdClose(q); } catch { /* gone */ }
+  }
+  native().fdClose(fd);
+}
+
 async function ip(netns: string | null, args: string[]): Promise<void> {
   await execFileP('ip', netns ? ['-n', netns, ...args] : args);
 }
 
 /** TAP devices through the addon; IPv6 addresses and in-place changes through `ip`. */
 export class TapPorts implements PortBackend {
+  /** queues: TAP queues per port (underlay.queues); 1 is a plain TAP. */
+  constructor(private readonly queues = 1) {}
+
   async open(_tenant: string, p: PortConfig): Promise<PortHandle> {
     const n = native();
     const tap = n.tapOpen({
+      ...(this.queues > 1 ? { queues: this.queues } : {}),
       name: p.tap,
       netns: p.netns ?? undefined,
       mtu: p.mtu,
@@ -88,14 +104,14 @@ export class TapPorts implements PortBackend {
     try {
       if (p.address?.family === 6) await ip(p.netns, ['addr', 'add', `${p.address.address}/${p.address.prefixLength}`, 'dev', p.tap, 'nodad']);
     } catch (e) {
-      n.fdClose(tap.fd);
+      closePortFds(tap.fd, tap.queueFds);
       throw e;
     }
-    log.debug({ tap: p.tap, offloads: tap.offloads }, 'TAP offloads');
-    return { fd: tap.fd, ifindex: tap.ifindex, mac: tap.mac, vnetHdr: tap.vnetHdr };
+    log.debug({ tap: p.tap, offloads: tap.offloads, queues: 1 + tap.queueFds.length }, 'TAP offloads');
+    return { fd: tap.fd, queueFds: tap.queueFds, ifindex: tap.ifindex, mac: tap.mac, vnetHdr: tap.vnetHdr };
   }
   close(p: RunningPort): void {
-    native().fdClose(p.fd);
+    closePortFds(p.fd, p.queueFds);
   }
   async change(p: RunningPort, to: PortConfig): Promise<void> {
     const from = p.config;
@@ -178,6 +194,8 @@ export interface StatsSnapshot {
   datapath: Record<string, number>;
   /** The fast path's drops by named reason (native/counters.def). */
   drops: Record<string, number>;
+  /** Per fast-path queue (underlay.queues): frames read from ports, packets taken from the underlay. */
+  queues: { queue: number; encapFrames: number; decapPackets: number }[];
   tenants: TenantStats[];
   ports: PortStats[];
   peers: PeerInfo[];
@@ -243,8 +261,9 @@ export class Daemon implements Target {
       sourcePorts: config.underlay.sourcePorts,
       gre: usesGre(config),
       local2: config.underlay.locals[1]?.address,
+      queues: config.underlay.queues,
     });
-    this.backend = opts.ports ?? new TapPorts();
+    this.backend = opts.ports ?? new TapPorts(config.underlay.queues);
     this.hooks = opts.hooks ?? {};
     const maxMacsTotal = opts.maxMacsTotal ?? Math.min(config.limits.maxMacs, native().limits().fdbCapacity);
     this.sw = new Switch(dp, { vxlanPort: config.underlay.port, maxMacsTotal });
@@ -341,9 +360,15 @@ export class Daemon implements Target {
 
   async addPort(tenant: string, p: PortConfig, adopted?: PortHandle): Promise<void> {
     const h = adopted ?? await this.backend.open(tenant, p);
-    const port: RunningPort = { tenant, tap: p.tap, netns: p.netns, fd: h.fd, ifindex: h.ifindex, mac: h.mac, mtu: p.mtu, config: p };
+    // An adopted TAP keeps the queues it came with, up to this data path's: a queue
+    // nobody reads would stall the flows the kernel steers to it, so extra ones close.
+    const queueFds = [...(h.queueFds ?? [])];
+    for (const extra of queueFds.splice(this.running.underlay.queues - 1)) {
+      try { native().fdClose(extra); } catch { /* gone */ }
+    }
+    const port: RunningPort = { tenant, tap: p.tap, netns: p.netns, fd: h.fd, queueFds, ifindex: h.ifindex, mac: h.mac, mtu: p.mtu, config: p };
     try {
-      this.sw.addPort(tenant, p.tap, h.fd, { vnetHdr: h.vnetHdr });
+      this.sw.addPort(tenant, p.tap, h.fd, { vnetHdr: h.vnetHdr, ...(queueFds.length ? { queueFds } : {}) });
     } catch (e) {
       this.backend.close(port);
       throw e;
@@ -559,6 +584,7 @@ export class Daemon implements Target {
     const drops: Record<string, number> = {};
     for (const c of counterInfo()) (c.drop ? drops : datapath)[c.name] = s.counters[c.name] ?? 0;
     for (const [k, v] of Object.entries(s.counters)) if (!(k in datapath) && !(k in drops)) datapath[k] = v;
+    const queues = (s.queues ?? []).map((q, queue) => ({ queue, ...q }));
     const zero = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, drops: 0 };
     const ports: PortStats[] = this.sw.portList().map((p) => ({ tenant: p.tenant, port: p.name, ...zero, ...s.ports[p.id] }));
     const floodOf = new Map<number, string[]>();
@@ -588,7 +614,7 @@ export class Daemon implements Target {
     return {
       at: now,
       uptimeSeconds: (now - this.startedAt) / 1000,
-      datapath, drops, tenants, ports, peers, overlay: this.roles.status(),
+      datapath, drops, queues, tenants, ports, peers, overlay: this.roles.status(),
       switch: { ...this.sw.counters, eventBatches: this.eventBatches, portsRecreated: this.portsRecreated },
     };
   }
@@ -601,14 +627,15 @@ export class Daemon implements Target {
    * data path stops first: its threads no longer read any TAP and its underlay sockets
    * close, so the successor can bind them. Without, the caller stops it with `stop()`.
    */
-  freeze(stop = true): { fds: number[]; ports: (Omit<RunningPort, 'fd' | 'config'> & { config: PortConfig; fdIndex: number })[]; fdb: SnapshotEntry[] } {
+  freeze(stop = true): { fds: number[]; ports: (Omit<RunningPort, 'fd' | 'queueFds' | 'config'> & { config: PortConfig; fdIndex: number; queueFdIndex: number[] })[]; fdb: SnapshotEntry[] } {
     const fdb = this.sw.snapshot();
     if (stop) this.stopForwarding();
     const fds: number[] = [];
     const ports = this.ports.map((p) => {
-      fds.push(p.fd);
-      const { fd: _fd, ...rest } = p;
-      return { ...rest, fdIndex: fds.length - 1 };
+      const { fd, queueFds, ...rest } = p;
+      const fdIndex = fds.push(fd) - 1;
+      const queueFdIndex = queueFds.map((q) => fds.push(q) - 1);
+      return { ...rest, fdIndex, queueFdIndex };
     });
     return { fds, ports, fdb };
   }
@@ -624,7 +651,7 @@ export class Daemon implements Target {
   release(): void {
     this.closed = true;
     for (const p of this.ports.splice(0)) {
-      try { native().fdClose(p.fd); } catch { /* gone */ }
+      try { closePortFds(p.fd, p.queueFds); } catch { /* gone */ }
     }
   }
 

@@ -158,6 +158,8 @@ export interface NativeDatapathOptions {
   gre?: boolean;
   /** Dual stack: the underlay address of the other family (see DpCreateOptions.local2). */
   local2?: string;
+  /** Thread pairs, receive sockets and TAP queues (see DpCreateOptions.queues; default 1). */
+  queues?: number;
 }
 
 /** The C fast path. */
@@ -171,6 +173,7 @@ export class NativeDatapath implements Datapath {
       local: opts.local, port: opts.port, sourcePorts: opts.sourcePorts, underlayFds: opts.underlayFds, offloads: opts.offloads,
       ...(opts.gre ? { gre: true } : {}),
       ...(opts.local2 ? { local2: opts.local2 } : {}),
+      ...(opts.queues && opts.queues > 1 ? { queues: opts.queues } : {}),
     });
   }
 

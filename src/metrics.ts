@@ -95,6 +95,9 @@ export class Metrics {
     for (const c of counterInfo().filter((x) => !x.drop)) {
       counter(`vtepd_datapath_${c.name}_total`, `fast path: ${c.help}`, [], (s) => [[{}, s.datapath[c.name] ?? 0]]);
     }
+    counter('vtepd_queue_frames_total', 'per fast-path queue (underlay.queues): frames read from ports (direction="encap"), packets taken from the underlay (direction="decap")',
+      ['queue', 'direction'], (s) => s.queues.flatMap((q) => [[{ queue: String(q.queue), direction: 'encap' }, q.encapFrames],
+        [{ queue: String(q.queue), direction: 'decap' }, q.decapPackets]] as Rows));
     counter('vtepd_events_total', 'exception events handled by the bridges (learn and miss)', [], (s) => [[{}, s.switch.events]]);
     counter('vtepd_icmp_too_big_total', 'ICMP fragmentation-needed / packet-too-big replies written back for frames too big for their tunnel', [],
       (s) => [[{}, s.switch.icmpTooBigSent]]);

@@ -48,6 +48,12 @@ export interface TapOpenOptions {
    * Default true.
    */
   offloads?: boolean;
+  /**
+   * 1 (default): a plain TAP. 2..8: IFF_MULTI_QUEUE with one fd per queue (`fd` is queue
+   * 0's, `queueFds` the others'): the kernel hands each flow to one queue. The device lives
+   * while any of them is open.
+   */
+  queues?: number;
 }
 
 export interface TapInfo {
@@ -66,6 +72,8 @@ export interface TapInfo {
    * (64 KB / (VXLAN + Ethernet + MTU)); absent if the kernel refused to change it.
    */
   gsoMaxSegs?: number;
+  /** Queues 1.. of a multi-queue TAP (empty for a plain one); attach with `queueFds`. */
+  queueFds: number[];
 }
 
 export interface PortSetOptions {
@@ -75,6 +83,12 @@ export interface PortSetOptions {
    * a SOCK_SEQPACKET test socket, is plain). A TAP whose flag disagrees is EINVAL.
    */
   vnetHdr?: boolean;
+  /**
+   * The other queues' fds of a multi-queue TAP (`TapInfo.queueFds`): queue q's threads
+   * read and write fd q. At most the data path's queues - 1 (EINVAL beyond: a TAP queue
+   * nobody reads would stall the flows the kernel gives it); fewer is fine.
+   */
+  queueFds?: number[];
 }
 
 export interface DpCreateOptions {
@@ -119,6 +133,14 @@ export interface DpCreateOptions {
    * `underlayFds` / `dpUnderlayFds` (a takeover's successor binds its own).
    */
   local2?: string;
+  /**
+   * 1 (default): one encap and one decap thread. 2..8: that many pairs, each with its own
+   * receive socket (all bound with SO_REUSEPORT: the kernel spreads flows by outer 4-tuple)
+   * and its own queue of every multi-queue port. The send sockets are shared, so over IPv4
+   * their UDP checksums stay on. Not with `underlayFds`, and `dpUnderlayFds` then hands
+   * nothing over (a takeover's successor binds its own group).
+   */
+  queues?: number;
 }
 
 /** How frames travel to a VTEP: VXLAN (UDP), GRE-TAP (GRE key = VNI), NVGRE (key = VSID << 8 | FlowID). */
@@ -236,6 +258,11 @@ export interface DpStats {
   ports: Record<number, PortCounters>;
   /** Indexed by vtepId; only VTEPs that exist. */
   vteps: Record<number, PortCounters>;
+  /**
+   * Per queue (index = queue): frames its encap thread read from ports, packets its decap
+   * thread took from the underlay. One entry without underlay.queues. The fake has none.
+   */
+  queues?: { encapFrames: number; decapPackets: number }[];
 }
 
 export interface NativeAddon {

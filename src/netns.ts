@@ -81,15 +81,17 @@ export class Lab {
   }
 
   /**
-   * iperf3 TCP between two hosts, `client` -> `server` and back (-R), `seconds` each.
+   * iperf3 TCP between two hosts, `client` -> `server` and back (-R), `seconds` each, with
+   * `streams` parallel connections (-P).
    * Returns Gbit/s received in each direction; throws if iperf3 fails either way.
    */
-  async iperfBothWays(client: string, server: string, serverAddr: string, seconds = 2): Promise<{ up: number; down: number }> {
+  async iperfBothWays(client: string, server: string, serverAddr: string, seconds = 2, streams = 1): Promise<{ up: number; down: number }> {
     const srv = this.spawn(server, 'iperf3', ['-s', '-B', serverAddr]);
     try {
       await new Promise((r) => setTimeout(r, 500));
+      const parallel = streams > 1 ? ['-P', String(streams)] : [];
       const run = async (extra: string[]) =>
-        iperfGbps((await this.exec(client, 'iperf3', ['-c', serverAddr, '-t', String(seconds), '-J', ...extra], (seconds + 60) * 1000)).stdout);
+        iperfGbps((await this.exec(client, 'iperf3', ['-c', serverAddr, '-t', String(seconds), '-J', ...parallel, ...extra], (seconds + 60) * 1000)).stdout);
       return { up: await run([]), down: await run(['-R']) };
     } finally {
       await this.stop(srv);

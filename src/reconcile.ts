@@ -84,7 +84,7 @@ function encapChanged(a: Record<string, string> | undefined, b: Record<string, s
 /** The changes that turn `running` into `next`, in the order they must be applied. */
 export function plan(running: Config, next: Config): Plan {
   const errors: ConfigError[] = [];
-  for (const key of ['local', 'port', 'sourcePorts'] as const) {
+  for (const key of ['local', 'port', 'sourcePorts', 'queues'] as const) {
     if (running.underlay[key] !== next.underlay[key])
       errors.push({
         path: `underlay.${key}`,

@@ -45,7 +45,8 @@ interface HandoverPayload {
   /** Date.now() when the old data path stopped. */
   frozenAt: number;
   config: Config;
-  ports: { tenant: string; tap: string; ifindex: number; mac: string; config: PortConfig; fdIndex: number }[];
+  /** fdIndex: the TAP's (queue 0's) fd; queueFdIndex: a multi-queue TAP's other queues. */
+  ports: { tenant: string; tap: string; ifindex: number; mac: string; config: PortConfig; fdIndex: number; queueFdIndex?: number[] }[];
   fdb: SnapshotEntry[];
   reloads: { ok: number; failed: number };
   /** Indexes (in the fds) of the underlay sockets, when the data path can hand them over. */
@@ -57,7 +58,8 @@ function underlayFdsOf(d: Daemon): number[] | null {
   const dp = d.sw.dp as unknown as { underlayFds?: () => number[] };
   const addon = native() as unknown as Record<string, unknown>;
   if (typeof dp.underlayFds !== 'function' || typeof addon.dpUnderlayFds !== 'function') return null;
-  return dp.underlayFds();
+  const fds = dp.underlayFds();
+  return fds.length ? fds : null; // none: several queues (the successor binds its own reuseport group)
 }
 
 /** Whether this build's dpCreate adopts underlay sockets. */
@@ -187,7 +189,9 @@ export class Runtime {
     }
     const p = JSON.parse(got.payload.toString('utf8')) as HandoverPayload;
     const ports = new Map<string, PortHandle>();
-    for (const x of p.ports) ports.set(x.tap, { fd: got.fds[x.fdIndex]!, ifindex: x.ifindex, mac: x.mac });
+    for (const x of p.ports) {
+      ports.set(x.tap, { fd: got.fds[x.fdIndex]!, ifindex: x.ifindex, mac: x.mac, queueFds: (x.queueFdIndex ?? []).map((i) => got!.fds[i]!) });
+    }
     const adopted: Adopted = { ports, fdb: p.fdb };
     const underlayFds = (p.underlayFdIndex ?? []).map((i) => got!.fds[i]!);
     const d = await this.startAdopted(p.config, adopted, underlayFds);
@@ -288,7 +292,7 @@ export class Runtime {
     const all = [...fds, ...(underlay ?? [])];
     const payload: HandoverPayload = {
       v: 1, fromPid: process.pid, frozenAt, config: d.running,
-      ports: ports.map((p) => ({ tenant: p.tenant, tap: p.tap, ifindex: p.ifindex, mac: p.mac, config: p.config, fdIndex: p.fdIndex })),
+      ports: ports.map((p) => ({ tenant: p.tenant, tap: p.tap, ifindex: p.ifindex, mac: p.mac, config: p.config, fdIndex: p.fdIndex, queueFdIndex: p.queueFdIndex })),
       fdb, reloads: d.reloads,
       underlayFdIndex: (underlay ?? []).map((_, i) => fds.length + i),
     };
@@ -341,7 +345,7 @@ export class Runtime {
 
   /** A new data path over our own (still open) TAP fds, after a failed handover. */
   private async recover(d: Daemon, fdb: SnapshotEntry[]): Promise<void> {
-    const ports = new Map<string, PortHandle>(d.ports.map((p) => [p.tap, { fd: p.fd, ifindex: p.ifindex, mac: p.mac }]));
+    const ports = new Map<string, PortHandle>(d.ports.map((p) => [p.tap, { fd: p.fd, ifindex: p.ifindex, mac: p.mac, queueFds: p.queueFds }]));
     const running = d.running;
     const reloads = d.reloads;
     d.detach();

@@ -91,7 +91,10 @@ export function formatStats(s: StatsSnapshot, all = false): string {
   const dp = table(['FAST PATH', 'COUNT'], Object.entries(s.datapath).filter(([, v]) => all || v > 0).map(([k, v]) => [k, v]));
   const drops = Object.entries(s.drops).filter(([, v]) => all || v > 0);
   const dropText = drops.length ? table(['DROP REASON', 'COUNT'], drops.map(([k, v]) => [k, v])) : 'no drops\n';
-  return `${tenants}\n${ports}\n${peers}\n${dp}\n${dropText}`;
+  // Only with underlay.queues > 1: how the kernel spread the flows over the thread pairs.
+  const queues = (s.queues ?? []).length > 1
+    ? `${table(['QUEUE', 'FRAMES FROM PORTS', 'PACKETS FROM UNDERLAY'], s.queues.map((q) => [q.queue, q.encapFrames, q.decapPackets]))}\n` : '';
+  return `${tenants}\n${ports}\n${peers}\n${queues}${dp}\n${dropText}`;
 }
 
 export function formatTrace(t: TraceResult): string {

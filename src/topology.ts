@@ -40,12 +40,12 @@ export interface TenantPlan {
 }
 
 /** A YAML config for one host of a mesh: every other host is in the flood list. */
-export function meshConfig(lab: Lab, host: number, hosts: string[], tenants: TenantPlan[], extra: { port?: number; log?: string } = {}): string {
+export function meshConfig(lab: Lab, host: number, hosts: string[], tenants: TenantPlan[], extra: { port?: number; log?: string; queues?: number; sourcePorts?: number } = {}): string {
   const local = hosts[host];
   // Addresses are quoted: an IPv6 address is not a safe plain scalar in a YAML flow mapping.
   const q = (a: string) => JSON.stringify(a);
   const lines = [
-    `underlay: { local: ${q(local)}, port: ${extra.port ?? 4789}, mtu: 1500 }`,
+    `underlay: { local: ${q(local)}, port: ${extra.port ?? 4789}, mtu: 1500${extra.queues ? `, queues: ${extra.queues}` : ''}${extra.sourcePorts ? `, sourcePorts: ${extra.sourcePorts}` : ''} }`,
     `log: { level: ${extra.log ?? 'warn'} }`,
     'tenants:',
   ];
@@ -100,7 +100,7 @@ export interface Mesh {
  * namespace per tenant per host. Two hosts share a veth; three or more hang off a Linux
  * bridge in an underlay-switch namespace "sw".
  */
-export async function meshVtepd(n: number, tenants: TenantPlan[], opts: { log?: string; tag?: string; family?: UnderlayFamily } = {}): Promise<Mesh> {
+export async function meshVtepd(n: number, tenants: TenantPlan[], opts: { log?: string; tag?: string; family?: UnderlayFamily; queues?: number } = {}): Promise<Mesh> {
   const lab = new Lab(opts.tag ?? 'vt');
   const dir = mkdtempSync(join(tmpdir(), 'vtepd-'));
   const family = opts.family ?? 4;
@@ -125,7 +125,7 @@ export async function meshVtepd(n: number, tenants: TenantPlan[], opts: { log?: 
     }
     for (const t of tenants) for (let i = 1; i <= n; i++) await lab.addHost(`${t.name}${i}`, { ipv6: false });
     const daemons: Daemonised[] = [];
-    for (let i = 0; i < n; i++) daemons.push(await startDaemon(lab, `h${i + 1}`, meshConfig(lab, i, hosts, tenants, { log: opts.log }), dir));
+    for (let i = 0; i < n; i++) daemons.push(await startDaemon(lab, `h${i + 1}`, meshConfig(lab, i, hosts, tenants, { log: opts.log, queues: opts.queues }), dir));
     return { lab, dir, hosts, daemons, endpoint: (name, host) => lab.ns(`${name}${host}`), cleanup };
   } catch (e) {
     await cleanup();
@@ -134,7 +134,7 @@ export async function meshVtepd(n: number, tenants: TenantPlan[], opts: { log?: 
 }
 
 /** Two hosts over one veth, vtepd on both. */
-export function twoHostsVtepd(tenants: TenantPlan[], opts: { log?: string; tag?: string; family?: UnderlayFamily } = {}): Promise<Mesh> {
+export function twoHostsVtepd(tenants: TenantPlan[], opts: { log?: string; tag?: string; family?: UnderlayFamily; queues?: number } = {}): Promise<Mesh> {
   return meshVtepd(2, tenants, opts);
 }
 

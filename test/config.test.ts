@@ -54,7 +54,7 @@ describe('valid configs', () => {
       limits: { maxMacs: 131072 },
       control: { socket: '/run/vtepd/vtepd.sock' },
       metrics: null,
-      underlay: { local: '10.0.0.1', family: 4, locals: [{ address: '10.0.0.1', family: 4 }], port: 4789, mtu: 1500, sourcePorts: 8 },
+      underlay: { local: '10.0.0.1', family: 4, locals: [{ address: '10.0.0.1', family: 4 }], port: 4789, mtu: 1500, sourcePorts: 8, queues: 1 },
       tenants: [
         {
           name: 'blue',
@@ -93,13 +93,13 @@ describe('valid configs', () => {
   it('keeps explicit values and resolves the TAP MTU from underlay.mtu', () => {
     const c = ok(`
 log: { level: debug }
-underlay: { local: 192.0.2.1, port: 8472, mtu: 9000, sourcePorts: 64 }
+underlay: { local: 192.0.2.1, port: 8472, mtu: 9000, sourcePorts: 64, queues: 4 }
 tenants:
   - { name: red, vni: 16777215, learning: false, ageing: 10, maxMacs: 1048576,
       ports: [ { tap: red0 }, { tap: red1, mtu: 1500 } ] }
 `);
     expect(c.log.level).toBe('debug');
-    expect(c.underlay).toEqual({ local: '192.0.2.1', family: 4, locals: [{ address: '192.0.2.1', family: 4 }], port: 8472, mtu: 9000, sourcePorts: 64 });
+    expect(c.underlay).toEqual({ local: '192.0.2.1', family: 4, locals: [{ address: '192.0.2.1', family: 4 }], port: 8472, mtu: 9000, sourcePorts: 64, queues: 4 });
     const t = c.tenants[0]!;
     expect([t.learning, t.ageing, t.maxMacs, t.flood, t.fdb]).toEqual([false, 10, 1048576, [], []]);
     expect(t.ports).toEqual([
@@ -154,7 +154,7 @@ describe('field errors', () => {
   it('reports every mistake at once, in document order', () => {
     expect(
       errors(`
-underlay: { local: 224.0.0.1, port: 0, mtu: 1500.5, sourcePorts: 65 }
+underlay: { local: 224.0.0.1, port: 0, mtu: 1500.5, sourcePorts: 65, queues: 9 }
 tenants:
   - name: blue
     vni: 0
@@ -173,6 +173,7 @@ tenants:
       'underlay.port: must be an integer 1..65535',
       'underlay.mtu: must be an integer 576..65535',
       'underlay.sourcePorts: must be an integer 1..64',
+      'underlay.queues: must be an integer 1..8',
       'tenants[0].vni: must be an integer 1..16777215',
       "tenants[0].ports[0].tap: must be a Linux interface name: 1..15 bytes, no '/', ':', '%' or whitespace, not '.' or '..'",
       'tenants[0].ports[0].mac: must be a unicast MAC like 02:00:00:00:01:01; 01:00:5e:00:00:01 is multicast',

@@ -112,12 +112,13 @@ describe('plan', () => {
   });
 
   it('refuses an underlay change with the path of every field', () => {
-    const next = cfg(BASE.replace('underlay: { local: 10.0.0.1 }', 'underlay: { local: 10.0.0.9, port: 8472 }'));
+    const next = cfg(BASE.replace('underlay: { local: 10.0.0.1 }', 'underlay: { local: 10.0.0.9, port: 8472, queues: 2 }'));
     const p = plan(cfg(BASE), next);
     expect(p.changes).toEqual([]);
     expect(p.errors.map((e) => `${e.path}: ${e.message}`)).toEqual([
       'underlay.local: is 10.0.0.1 in the running daemon; changing the underlay needs a restart (vtepd restart), not a reload',
       'underlay.port: is 4789 in the running daemon; changing the underlay needs a restart (vtepd restart), not a reload',
+      'underlay.queues: is 1 in the running daemon; changing the underlay needs a restart (vtepd restart), not a reload',
     ]);
   });
 });

@@ -11,7 +11,7 @@ import { parsePing } from '../src/netns.js';
 import type { StatsSnapshot } from '../src/daemon.js';
 import type { FdbRow } from '../src/switch.js';
 import type { StatusResult } from '../src/table.js';
-import { MAC_1, MAC_2, pair, pinNeighbours, vtepd, vtepdJson, type Pair } from './support/ops.js';
+import { MAC_1, MAC_2, pair, pinNeighbours, stopPids, vtepd, vtepdJson, type Pair } from './support/ops.js';
 
 const BLUE = { name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'], macs: [MAC_1, MAC_2] };
 const RUNTIME_MAC = '02:00:00:00:cc:01';
@@ -33,15 +33,7 @@ describe('vtepd restart (takeover) under a running ping', () => {
     await json(['fdb', 'add', '--tenant', 'blue', '--mac', RUNTIME_MAC, '--vtep', '10.0.0.2']);
   });
   afterAll(async () => {
-    for (const pid of successors) {
-      try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
-    }
-    for (const pid of successors) {
-      for (let i = 0; i < 100; i++) {
-        try { process.kill(pid, 0); } catch { break; }
-        await sleep(50);
-      }
-    }
+    await stopPids(successors);
     await p?.cleanup();
   });
 

@@ -105,3 +105,40 @@ describe('ports: the vnetHdr flag', () => {
     }
   });
 });
+
+describe('queues (underlay.queues)', () => {
+  it('runs a reuseport group that hands nothing over, and takes a multi-queue TAP up to its queue count', async () => {
+    const lab = new Lab('vq');
+    try {
+      await lab.addHost('h', { ipv6: false });
+      expect(() => n.dpCreate({ local: '127.0.0.1', port: 4789, queues: 9 })).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/queues/) }));
+      expect(() => n.tapOpen({ name: 'tap0', netns: lab.ns('h'), mtu: 1450, queues: 9 })).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/queues/) }));
+      let dp: DpHandle | undefined;
+      for (let attempt = 0; !dp && attempt < 20; attempt++) {
+        try {
+          dp = n.dpCreate({ local: '127.0.0.1', port: 20000 + Math.floor(Math.random() * 20000), queues: 2 });
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
+        }
+      }
+      // A reuseport group is not handed over: a takeover's successor binds its own.
+      expect(n.dpUnderlayFds(dp!)).toEqual([]);
+      const tap = n.tapOpen({ name: 'tap0', netns: lab.ns('h'), mtu: 1450, queues: 3 });
+      expect(tap.queueFds).toHaveLength(2);
+      expect((await lab.exec('h', 'ip', ['-d', '-o', 'link', 'show', 'tap0'])).stdout).toMatch(/multi_queue numqueues 3 /);
+      n.dpTenantSet(dp!, 1, 100);
+      // Three queues of a TAP on a two-queue data path: one would never be read.
+      expect(() => n.dpPortSet(dp!, 1, 1, tap.fd, { queueFds: tap.queueFds })).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/3 fds for port 1: the data path runs 2 queue/) }));
+      n.dpPortSet(dp!, 1, 1, tap.fd, { queueFds: [tap.queueFds[0]!] });
+      // Only a TAP has queues; the same fd twice is refused.
+      const [a, b] = n.testSocketPair();
+      expect(() => n.dpPortSet(dp!, 2, 1, a, { queueFds: [b] })).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/not a TAP/) }));
+      expect(() => n.dpPortSet(dp!, 2, 1, tap.fd, { queueFds: [tap.fd] })).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/given twice/) }));
+      expect(() => n.dpPortSet(dp!, 2, 1, tap.queueFds[0]!)).toThrow(expect.objectContaining({ code: 'EEXIST' }));
+      n.dpStop(dp!);
+      for (const fd of [a, b, ...tap.queueFds, tap.fd]) n.fdClose(fd);
+    } finally {
+      await lab.cleanup();
+    }
+  });
+});

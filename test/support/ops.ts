@@ -66,7 +66,8 @@ export const MAC_2 = '02:00:00:00:aa:02';
  * Two hosts (10.0.0.1, 10.0.0.2 over a veth) running vtepd with `tenants`, one endpoint
  * namespace per tenant per host; `extra(host)` is prepended to a host's YAML.
  */
-export async function pair(tag: string, tenants: TenantPlan[], extra: (host: number) => string = () => ''): Promise<Pair> {
+export async function pair(tag: string, tenants: TenantPlan[], extra: (host: number) => string = () => '',
+  underlay: { queues?: number; sourcePorts?: number } = {}): Promise<Pair> {
   const lab = new Lab(tag);
   const dir = mkdtempSync(join(tmpdir(), 'vtepd-ops-'));
   const hosts = ['10.0.0.1', '10.0.0.2'];
@@ -75,7 +76,7 @@ export async function pair(tag: string, tenants: TenantPlan[], extra: (host: num
     rmSync(dir, { recursive: true, force: true });
   };
   const yaml = (host: number, ts: TenantPlan[], more = '') =>
-    `control: { socket: ${join(dir, `h${host + 1}.sock`)} }\n${more}${meshConfig(lab, host, hosts, ts)}`;
+    `control: { socket: ${join(dir, `h${host + 1}.sock`)} }\n${more}${meshConfig(lab, host, hosts, ts, underlay)}`;
   try {
     await lab.addHost('h1');
     await lab.addHost('h2');
@@ -102,4 +103,17 @@ export function rewrite(p: Pair, host: number, yaml: string): void {
 export async function pinNeighbours(lab: Lab, tenant: string, tap: string, macs = [MAC_1, MAC_2]): Promise<void> {
   await lab.exec(`${tenant}1`, 'ip', ['neigh', 'replace', '10.1.0.2', 'lladdr', macs[1]!, 'dev', tap, 'nud', 'permanent']);
   await lab.exec(`${tenant}2`, 'ip', ['neigh', 'replace', '10.1.0.1', 'lladdr', macs[0]!, 'dev', tap, 'nud', 'permanent']);
+}
+
+/** SIGTERM daemons this test started outside the lab (a restart's successors), by PID, and wait up to 5 s for each to go. */
+export async function stopPids(pids: number[]): Promise<void> {
+  for (const pid of pids) {
+    try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+  }
+  for (const pid of pids) {
+    for (let i = 0; i < 100; i++) {
+      try { process.kill(pid, 0); } catch { break; }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
 }
