@@ -11,6 +11,8 @@
  *   BENCH_PINGS=1000  pings per side for the RTT figures, split over the rounds
  *   BENCH_RSS_SECONDS=60  length of the TCP run during which the daemons' VmRSS is sampled
  *                     every 5 s (0 skips it)
+ *   BENCH_QUEUES=1    underlay.queues of the two vtepd daemons (thread pairs, TAP queues,
+ *                     receive sockets); more than 1 pays only with cores to spare
  *   BENCH_HUBSPOKE=1  the spoke-to-spoke row through a hub, vtepd vs kernel VXLAN + bridge
  *   BENCH_ENCAP=1     the encapsulation table (bench/encap.ts): GRE-TAP and NVGRE vs vtepd's
  *                     VXLAN and Open vSwitch's userspace GRE; VXLAN and GRE-TAP over IPv6 vs
@@ -32,6 +34,7 @@ const ENCAP = process.env.BENCH_ENCAP !== '0';
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const PINGS = Math.ceil(Number(process.env.BENCH_PINGS ?? 1000) / ROUNDS);
 const RSS_SECONDS = Number(process.env.BENCH_RSS_SECONDS ?? 60);
+const QUEUES = Math.max(1, Number(process.env.BENCH_QUEUES ?? 1));
 const RSS_EVERY = 5;
 const resultsDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');
 
@@ -195,7 +198,7 @@ ${items}
 }
 
 async function main(): Promise<void> {
-  const t = await twoHostsVtepd([{ name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] }], { tag: 'vb' });
+  const t = await twoHostsVtepd([{ name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] }], { tag: 'vb', queues: QUEUES });
   try {
     await addKernelVxlan(t.lab, { vni: 9001, port: 8472, addresses: ['10.9.0.1/24', '10.9.0.2/24'] });
     const kernel: Side = { label: 'kernel', client: 'k1', server: 'k2', serverAddr: '10.9.0.2' };
@@ -236,14 +239,14 @@ async function main(): Promise<void> {
     const cells = rows.map((r) => [r[0], r[1], r[2], r[3], Number.isNaN(r[4]) ? '' : `${r[4].toFixed(2)}×`]);
     const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
     const fmt = (r: string[]) => `| ${r.map((c, i) => c.padEnd(w[i])).join(' | ')} |`;
-    console.log(`vtepd benchmark — ${new Date().toISOString()} — ${cpus().length} CPUs, ${SECONDS} s per iperf3 run, median of ${ROUNDS} rounds, ${PINGS * ROUNDS} pings` +
+    console.log(`vtepd benchmark — ${new Date().toISOString()} — ${cpus().length} CPUs, ${SECONDS} s per iperf3 run, median of ${ROUNDS} rounds, ${PINGS * ROUNDS} pings, underlay.queues ${QUEUES}` +
       (RSS_SECONDS > 0 ? `, RSS sampled every ${RSS_EVERY} s over a ${RSS_SECONDS} s run` : '') +
       `; load average ${load0.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (other work on the machine skews the ratios)`);
     console.log([fmt(head), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...cells.map(fmt)].join('\n'));
     if (encaps) console.log(`\nEncapsulations (TCP through each tunnel, ${SECONDS} s per run, references measured in the same run):\n${encapTable(encaps)}`);
     mkdirSync(resultsDir, { recursive: true });
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    writeFileSync(join(resultsDir, `throughput-${stamp}.json`), JSON.stringify({ date: new Date().toISOString(), seconds: SECONDS, pings: PINGS, rounds: ROUNDS, loadAverage: [load0, loadavg()[0]], kernel: k, vtepd: v, perRound: rounds, hubSpoke: hub, encapsulations: encaps, vtepdPeakRssMB: rss, vtepdRssSamples: rssSamples, rssEverySeconds: RSS_EVERY }, null, 2));
+    writeFileSync(join(resultsDir, `throughput-${stamp}.json`), JSON.stringify({ date: new Date().toISOString(), seconds: SECONDS, pings: PINGS, queues: QUEUES, rounds: ROUNDS, loadAverage: [load0, loadavg()[0]], kernel: k, vtepd: v, perRound: rounds, hubSpoke: hub, encapsulations: encaps, vtepdPeakRssMB: rss, vtepdRssSamples: rssSamples, rssEverySeconds: RSS_EVERY }, null, 2));
     writeFileSync(join(resultsDir, 'latest.svg'), svg(rows.filter((r) => !Number.isNaN(r[4])).map((r) => ({ name: r[0], ratio: r[4] }))));
     console.log(`results: bench/results/throughput-${stamp}.json, chart: bench/results/latest.svg`);
   } finally {

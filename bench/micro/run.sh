@@ -1,7 +1,8 @@
 #!/bin/sh
 # `npm run bench:micro`: build bench/micro/micro.c against native/ (gcc -O2, the addon's
 # flags), print ns per packet, then instructions per packet under callgrind (a count that
-# does not drift with load or frequency). Needs gcc; valgrind is optional.
+# does not drift with load or frequency), then what one thread wake-up costs on this
+# machine (bench/micro/wake.c). Needs gcc; valgrind is optional.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -32,3 +33,8 @@ while read -r name packets; do
     printf '%-10s %14s\n' "$name" "?"
   fi
 done <"$out/packets"
+
+# What a thread hand-off costs here (the unit behind the ping figure of `npm run bench`).
+$cc -std=gnu11 -O2 -Wall -Wextra -D_GNU_SOURCE -pthread -o "$out/wake" "$here/wake.c"
+echo "== thread wake-up (median of 2000 round trips; one round trip is two wake-ups)"
+"$out/wake"
