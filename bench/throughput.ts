@@ -50,6 +50,8 @@ interface Figures {
   tcp4: number;
   udp64pps: number;
   udp64loss: number;
+  /** UDP 64 B datagrams per second that reached the receiving stack's UDP socket (read or dropped there). */
+  udp64arrived: number;
   udp1400pps: number;
   udp1400loss: number;
   rttMean: number;
@@ -88,7 +90,7 @@ const TESTS: Test[] = [
   async (lab, s) => ({ tcp4: (await iperf(lab, s, ['-P', '4'])).end.sum_received.bits_per_second / 1e9 }),
   async (lab, s) => {
     const u = await udp(lab, s, 64);
-    return { udp64pps: u.pps, udp64loss: u.loss };
+    return { udp64pps: u.pps, udp64loss: u.loss, udp64arrived: u.arrived };
   },
   async (lab, s) => {
     const u = await udp(lab, s, 1400);
@@ -96,10 +98,25 @@ const TESTS: Test[] = [
   },
 ];
 
-async function udp(lab: Lab, s: Side, len: number): Promise<{ pps: number; loss: number }> {
+/**
+ * iperf3 UDP at full speed. Besides what iperf3 received, how many datagrams reached the
+ * receiving namespace's UDP layer: read by iperf3, or dropped because its socket was full
+ * (Udp InDatagrams + RcvbufErrors in /proc/net/snmp): what the path delivered.
+ */
+async function udp(lab: Lab, s: Side, len: number): Promise<{ pps: number; loss: number; arrived: number }> {
+  const before = await udpInput(lab, s.server);
   const r = await iperf(lab, s, ['-u', '-b', '0', '-l', String(len)]);
+  const after = await udpInput(lab, s.server);
   const sum = r.end.sum;
-  return { pps: (sum.packets - sum.lost_packets) / sum.seconds, loss: sum.lost_percent as number };
+  return { pps: (sum.packets - sum.lost_packets) / sum.seconds, loss: sum.lost_percent as number, arrived: (after - before) / sum.seconds };
+}
+
+/** Udp InDatagrams + RcvbufErrors of a namespace. */
+async function udpInput(lab: Lab, host: string): Promise<number> {
+  const lines = (await lab.exec(host, 'cat', ['/proc/net/snmp'])).stdout.split('\n').filter((l) => l.startsWith('Udp: '));
+  const [names, values] = lines.map((l) => l.split(/\s+/).slice(1));
+  const get = (k: string) => Number(values![names!.indexOf(k)]);
+  return get('InDatagrams') + get('RcvbufErrors');
 }
 
 async function pings(lab: Lab, s: Side): Promise<Partial<Figures>> {
@@ -139,7 +156,7 @@ async function measureBoth(lab: Lab, k: Side, v: Side): Promise<{ k: Figures; v:
   const fold = (rs: Partial<Figures>[], ps: Partial<Figures>[]): Figures => {
     const all = [...rs, ...ps];
     const f = {} as Figures;
-    for (const key of ['tcp1', 'tcp4', 'udp64pps', 'udp64loss', 'udp1400pps', 'udp1400loss', 'rttMean', 'rttP99', 'cpuSecPerGB'] as const) {
+    for (const key of ['tcp1', 'tcp4', 'udp64pps', 'udp64loss', 'udp64arrived', 'udp1400pps', 'udp1400loss', 'rttMean', 'rttP99', 'cpuSecPerGB'] as const) {
       f[key] = median(all.map((x) => x[key]).filter((x): x is number => x !== undefined));
     }
     return f;
@@ -223,6 +240,7 @@ async function main(): Promise<void> {
       ['TCP 4 streams', 'Gbit/s', k.tcp4.toFixed(2), v.tcp4.toFixed(2), v.tcp4 / k.tcp4],
       ['UDP 64 B received', 'kpps', (k.udp64pps / 1e3).toFixed(0), (v.udp64pps / 1e3).toFixed(0), v.udp64pps / k.udp64pps],
       ['UDP 64 B loss', '%', k.udp64loss.toFixed(1), v.udp64loss.toFixed(1), NaN],
+      ['UDP 64 B to receiver', 'kpps', (k.udp64arrived / 1e3).toFixed(0), (v.udp64arrived / 1e3).toFixed(0), v.udp64arrived / k.udp64arrived],
       ['UDP 1400 B received', 'kpps', (k.udp1400pps / 1e3).toFixed(0), (v.udp1400pps / 1e3).toFixed(0), v.udp1400pps / k.udp1400pps],
       ['UDP 1400 B loss', '%', k.udp1400loss.toFixed(1), v.udp1400loss.toFixed(1), NaN],
       ['ping RTT mean', 'ms', k.rttMean.toFixed(3), v.rttMean.toFixed(3), v.rttMean / k.rttMean],
