@@ -37,6 +37,12 @@ describe('hub C with spokes A and B', () => {
     // Relayed in C: the hub punted little.
     const s = await stats(hs, 'hub1');
     expect(s.drops.split_horizon ?? 0).toBe(0);
+    // ... and a GRO buffer of one flow goes back out as UDP_SEGMENT trains (one send for
+    // many segments), every train taken by the kernel.
+    expect(s.datapath.relayed_frames).toBeGreaterThan(10_000);
+    expect(s.datapath.underlay_gso_sends).toBeGreaterThan(0);
+    expect(s.datapath.relayed_frames / s.datapath.underlay_gso_sends).toBeGreaterThan(4);
+    expect(s.datapath.underlay_gso_fallback ?? 0).toBe(0);
   });
 });
 
