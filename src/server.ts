@@ -15,6 +15,10 @@
  *      binds afresh) and the old running config, restores the FDB, starts forwarding,
  *      tells systemd it is the main PID, takes the control socket and the metrics
  *      endpoint, then reloads its own config file as a diff.
+ * An underlay change (address, port, source ports, queues), which a reload refuses, is
+ * what a restart is for: the new daemon sends its file's `underlay` with the request; if
+ * it differs, the old one hands over no underlay socket and closes its own before it
+ * answers (step 2's fallback), and the new one starts on its file's underlay.
  *   4. old: keeps its copies of the fds until the new daemon answers on the control
  *      socket, then closes them and exits. If the new one dies first, the old one builds
  *      a data path again over its own fds and carries on: no TAP is lost either way.
@@ -60,6 +64,11 @@ function underlayFdsOf(d: Daemon): number[] | null {
   if (typeof dp.underlayFds !== 'function' || typeof addon.dpUnderlayFds !== 'function') return null;
   const fds = dp.underlayFds();
   return fds.length ? fds : null; // none: several queues (the successor binds its own reuseport group)
+}
+
+/** The same underlay config (what the sockets, the TAP queues and the threads are built from). */
+function sameUnderlay(a: Config['underlay'], b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 /** Whether this build's dpCreate adopts underlay sockets. */
@@ -173,7 +182,7 @@ export class Runtime {
     let answered: Promise<unknown>;
     try {
       let failure: Error | undefined;
-      answered = request(socket, 'handover', { path, pid: process.pid }, { timeoutMs: 30_000 });
+      answered = request(socket, 'handover', { path, pid: process.pid, underlay: fileConfig.underlay }, { timeoutMs: 30_000 });
       answered.catch((e: Error) => { failure = e; });
       const until = Date.now() + 30_000;
       while (!got) {
@@ -194,7 +203,9 @@ export class Runtime {
     }
     const adopted: Adopted = { ports, fdb: p.fdb };
     const underlayFds = (p.underlayFdIndex ?? []).map((i) => got!.fds[i]!);
-    const d = await this.startAdopted(p.config, adopted, underlayFds);
+    // The old running config, on this file's underlay (the one thing a reload cannot change).
+    const start = sameUnderlay(p.config.underlay, fileConfig.underlay) ? p.config : { ...p.config, underlay: fileConfig.underlay };
+    const d = await this.startAdopted(start, adopted, underlayFds);
     const gapMs = Date.now() - p.frozenAt;
     d.takeover = { fromPid: p.fromPid, gapMs };
     Object.assign(d.reloads, p.reloads);
@@ -280,14 +291,15 @@ export class Runtime {
 
   // ---- takeover, old side -------------------------------------------------------------------
 
-  private async handover(path: string, pid: number): Promise<{ fds: number; fdb: number }> {
+  private async handover(path: string, pid: number, wanted?: unknown): Promise<{ fds: number; fdb: number }> {
     if (this.busy) throw new ApiError(`busy: ${this.busy}`, 'EBUSY');
     this.busy = 'handover';
     const d = this.daemon;
     const frozenAt = Date.now();
     // With the underlay sockets handed over too, forwarding goes on here until the new
-    // daemon holds everything; without, it stops first so the new one can bind them.
-    const underlay = underlayFdsOf(d);
+    // daemon holds everything; without (they cannot be, or the successor wants another
+    // underlay), it stops first so the new one can bind its own.
+    const underlay = wanted === undefined || sameUnderlay(d.running.underlay, wanted) ? underlayFdsOf(d) : null;
     const { fds, ports, fdb } = d.freeze(underlay === null);
     const all = [...fds, ...(underlay ?? [])];
     const payload: HandoverPayload = {
@@ -413,7 +425,7 @@ export class Runtime {
       stats: () => this.daemon.stats(),
       reload: () => this.reload(),
       restart: () => this.restart(),
-      handover: (p) => this.handover(str(p, 'path')!, num(p, 'pid', 1, 2 ** 31)!),
+      handover: (p) => this.handover(str(p, 'path')!, num(p, 'pid', 1, 2 ** 31)!, p.underlay),
       trace: (p) => {
         const tenant = str(p, 'tenant')!;
         const inp = str(p, 'in')!;

@@ -8,6 +8,7 @@
  * ifindex, and the new daemon's queues carry traffic again).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parsePing } from '../src/netns.js';
 import type { StatsSnapshot } from '../src/daemon.js';
 import { MAC_1, MAC_2, pair, pinNeighbours, stopPids, vtepd, vtepdJson, type Pair } from './support/ops.js';
@@ -80,5 +81,26 @@ describe('underlay.queues: 2 (multi-queue TAPs, a reuseport group, two thread pa
     expect(l).toMatch(/multi_queue numqueues 2 /);
     expect(parsePing((await p.lab.exec('blue1', 'ping', ['-c', '3', '-i', '0.05', '-W', '2', '10.1.0.2'])).stdout).received).toBe(3);
     await bothQueuesCarry();
+  });
+
+  it('applies a changed underlay.queues on vtepd restart (a reload refuses it)', async () => {
+    const file = p.daemons[0]!.configPath;
+    writeFileSync(file, readFileSync(file, 'utf8').replace('queues: 2', 'queues: 1'));
+    const refused = await vtepd(p.lab, 'h1', ['reload', '--socket', sock(0)]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stdout + refused.stderr).toMatch(/underlay\.queues: is 2 in the running daemon; changing the underlay needs a restart/);
+    const idx = Number(/^(\d+):/.exec(await link())?.[1]);
+    const r = await vtepdJson<{ newPid: number }>(p.lab, 'h1', ['restart', '--socket', sock(0)]);
+    successors.push(r.newPid);
+    const s = await stats(0);
+    expect(s.queues.map((q) => q.queue)).toEqual([0]);
+    // Same TAP; the queue the new daemon does not read was let go.
+    const l = await link();
+    expect(Number(/^(\d+):/.exec(l)?.[1])).toBe(idx);
+    expect(l).toMatch(/multi_queue numqueues 1 /);
+    expect(parsePing((await p.lab.exec('blue1', 'ping', ['-c', '3', '-i', '0.05', '-W', '2', '10.1.0.2'])).stdout).received).toBe(3);
+    const t = await p.lab.iperfBothWays('blue1', 'blue2', '10.1.0.2', 1, 4);
+    expect(t.up).toBeGreaterThan(0);
+    expect(t.down).toBeGreaterThan(0);
   });
 });
