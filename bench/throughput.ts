@@ -53,6 +53,7 @@ interface Figures {
   /** UDP 64 B datagrams per second that reached the receiving stack's UDP socket (read or dropped there). */
   udp64arrived: number;
   udp1400pps: number;
+  udp1400arrived: number;
   udp1400loss: number;
   rttMean: number;
   rttP99: number;
@@ -94,7 +95,7 @@ const TESTS: Test[] = [
   },
   async (lab, s) => {
     const u = await udp(lab, s, 1400);
-    return { udp1400pps: u.pps, udp1400loss: u.loss };
+    return { udp1400pps: u.pps, udp1400loss: u.loss, udp1400arrived: u.arrived };
   },
 ];
 
@@ -156,7 +157,7 @@ async function measureBoth(lab: Lab, k: Side, v: Side): Promise<{ k: Figures; v:
   const fold = (rs: Partial<Figures>[], ps: Partial<Figures>[]): Figures => {
     const all = [...rs, ...ps];
     const f = {} as Figures;
-    for (const key of ['tcp1', 'tcp4', 'udp64pps', 'udp64loss', 'udp64arrived', 'udp1400pps', 'udp1400loss', 'rttMean', 'rttP99', 'cpuSecPerGB'] as const) {
+    for (const key of ['tcp1', 'tcp4', 'udp64pps', 'udp64loss', 'udp64arrived', 'udp1400pps', 'udp1400arrived', 'udp1400loss', 'rttMean', 'rttP99', 'cpuSecPerGB'] as const) {
       f[key] = median(all.map((x) => x[key]).filter((x): x is number => x !== undefined));
     }
     return f;
@@ -243,6 +244,7 @@ async function main(): Promise<void> {
       ['UDP 64 B to receiver', 'kpps', (k.udp64arrived / 1e3).toFixed(0), (v.udp64arrived / 1e3).toFixed(0), v.udp64arrived / k.udp64arrived],
       ['UDP 1400 B received', 'kpps', (k.udp1400pps / 1e3).toFixed(0), (v.udp1400pps / 1e3).toFixed(0), v.udp1400pps / k.udp1400pps],
       ['UDP 1400 B loss', '%', k.udp1400loss.toFixed(1), v.udp1400loss.toFixed(1), NaN],
+      ['UDP 1400 B to receiver', 'kpps', (k.udp1400arrived / 1e3).toFixed(0), (v.udp1400arrived / 1e3).toFixed(0), v.udp1400arrived / k.udp1400arrived],
       ['ping RTT mean', 'ms', k.rttMean.toFixed(3), v.rttMean.toFixed(3), v.rttMean / k.rttMean],
       ['ping RTT p99', 'ms', k.rttP99.toFixed(3), v.rttP99.toFixed(3), v.rttP99 / k.rttP99],
       ['CPU per GB (TCP 1)', 's/GB', k.cpuSecPerGB.toFixed(2), v.cpuSecPerGB.toFixed(2), v.cpuSecPerGB / k.cpuSecPerGB],

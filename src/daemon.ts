@@ -455,7 +455,7 @@ export class Daemon implements Target {
       version: VERSION,
       uptimeSeconds: Math.floor((Date.now() - this.startedAt) / 1000),
       startedAt: new Date(this.startedAt).toISOString(),
-      underlay: { local: this.running.underlay.local, port: this.running.underlay.port, mtu: this.running.underlay.mtu },
+      underlay: { local: this.running.underlay.local, port: this.running.underlay.port, mtu: this.running.underlay.mtu, queues: this.running.underlay.queues },
       control: this.running.control.socket,
       metrics: this.running.metrics?.listen ?? null,
       takeover: this.takeover,

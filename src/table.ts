@@ -28,7 +28,7 @@ export interface StatusResult {
   pid: number;
   version: string;
   uptimeSeconds: number;
-  underlay: { local: string; port: number; mtu: number };
+  underlay: { local: string; port: number; mtu: number; queues: number };
   control: string;
   metrics: string | null;
   config: string;
@@ -42,7 +42,7 @@ export interface StatusResult {
 
 export function formatStatus(s: StatusResult): string {
   const head = [
-    `vtepd ${s.version}, pid ${s.pid}, up ${duration(s.uptimeSeconds)}, underlay ${s.underlay.local} udp/${s.underlay.port} (MTU ${s.underlay.mtu})`,
+    `vtepd ${s.version}, pid ${s.pid}, up ${duration(s.uptimeSeconds)}, underlay ${s.underlay.local} udp/${s.underlay.port} (MTU ${s.underlay.mtu}${s.underlay.queues > 1 ? `, ${s.underlay.queues} queues` : ''})`,
     `config ${s.config}, control ${s.control}, metrics ${s.metrics ?? 'off'}, reloads ${s.reloads.ok} ok / ${s.reloads.failed} failed` +
       (s.takeover ? `, took over from pid ${s.takeover.fromPid} (forwarding paused ${s.takeover.gapMs} ms)` : ''),
     '',

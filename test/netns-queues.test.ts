@@ -70,6 +70,7 @@ describe('underlay.queues: 2 (multi-queue TAPs, a reuseport group, two thread pa
     await bothQueuesCarry();
     const table = (await vtepd(p.lab, 'h1', ['stats', '--socket', sock(0)])).stdout;
     expect(table).toMatch(/^QUEUE\s+FRAMES FROM PORTS\s+PACKETS FROM UNDERLAY$/m);
+    expect((await vtepd(p.lab, 'h1', ['status', '--socket', sock(0)])).stdout).toMatch(/^vtepd .* underlay 10\.0\.0\.1 udp\/4789 \(MTU 1500, 2 queues\)$/m);
   });
 
   it('hands every queue of the TAP over on vtepd restart', async () => {
