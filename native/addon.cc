@@ -792,6 +792,11 @@ Napi::Value DpStats(const Napi::CallbackInfo &info) {
   out.Set("counters", c);
   out.Set("ports", po);
   out.Set("vteps", vo);
+  std::vector<struct dp_io_stat> tenants(DP_MAX_TENANTS);
+  unsigned nt = dp_tenant_stats(b->dp, tenants.data());
+  Napi::Object to = Napi::Object::New(a.env);
+  for (unsigned i = 0; i < nt; i++) to.Set(tenants[i].id, IoObject(a.env, tenants[i].c));
+  out.Set("tenants", to);
   uint64_t qe[DP_MAX_QUEUES], qd[DP_MAX_QUEUES];
   unsigned nq = dp_queue_stats(b->dp, qe, qd);
   Napi::Array qa = Napi::Array::New(a.env, nq);

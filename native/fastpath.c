@@ -134,6 +134,9 @@ struct dp_stats {
   uint64_t c[DPC__COUNT];
   struct dp_io_counters port[DP_MAX_PORTS];
   struct dp_io_counters vtep[DP_MAX_VTEPS];
+  /* Per tenant, its tunnel traffic: inner frames and bytes sent to VTEPs (counted when
+   * the datagram was taken by the kernel) and received from VTEPs it accepts. */
+  struct dp_io_counters tenant[DP_MAX_TENANTS];
 };
 
 /* One queued underlay message: a datagram, or a train of nseg sent with UDP_SEGMENT. */
@@ -144,6 +147,7 @@ struct dp_txmsg {
   uint16_t nseg;
   uint32_t seg; /* datagram size of the train */
   uint32_t vtep;
+  uint32_t tenant;
   uint32_t bytes;
   unsigned iov0, niov; /* its iovecs in tx_iov */
 };
@@ -767,11 +771,15 @@ static void underlay_count_tx(struct dp_worker *w, const struct dp_txmsg *d) {
   ctr_add(&io->tx_packets, d->nseg);
   ctr_add(&io->tx_bytes, d->bytes);
   ctr_add(&w->stats.c[DPC_underlay_tx_packets], d->nseg);
+  struct dp_io_counters *t = &w->stats.tenant[d->tenant];
+  ctr_add(&t->tx_packets, d->nseg);
+  ctr_add(&t->tx_bytes, d->bytes - (uint32_t)d->nseg * DP_TUNNEL_HLEN); /* the inner frames */
 }
 
 static void underlay_drop(struct dp_worker *w, enum dp_counter why, const struct dp_txmsg *d) {
   ctr_add(&w->stats.c[why], d->nseg);
   ctr_add(&w->stats.vtep[d->vtep].drops, d->nseg);
+  ctr_add(&w->stats.tenant[d->tenant].drops, d->nseg);
 }
 
 /* The kernel refused a train (EIO, EINVAL): send its segments as separate datagrams. */
@@ -795,7 +803,7 @@ static void train_fallback(struct dp_worker *w, int fd, const struct mmsghdr *m,
     one[n].msg_hdr.msg_iovlen = per;
     uint32_t bytes = 0;
     for (size_t j = 0; j < per; j++) bytes += (uint32_t)m->msg_hdr.msg_iov[k + j].iov_len;
-    seg[n] = (struct dp_txmsg){.vtep = d->vtep, .nseg = 1, .bytes = bytes};
+    seg[n] = (struct dp_txmsg){.vtep = d->vtep, .tenant = d->tenant, .nseg = 1, .bytes = bytes};
     n++;
   }
   tx_send(w, fd, one, seg, n, 1);
@@ -897,10 +905,11 @@ static void tx_reserve(struct dp_worker *w, unsigned niov, size_t arena) {
   if (w->ntx + 1 > DP_TX_MSGS || w->ntx_iov + niov > DP_TX_IOVS || w->arena_used + arena > DP_TX_ARENA) tx_flush(w);
 }
 
-static struct dp_txmsg *tx_msg(struct dp_worker *w, uint8_t sock, uint32_t vid, unsigned niov) {
+static struct dp_txmsg *tx_msg(struct dp_worker *w, uint8_t sock, uint32_t vid, uint32_t tid, unsigned niov) {
   struct dp_txmsg *d = &w->txm[w->ntx++];
   d->sock = sock;
   d->vtep = vid;
+  d->tenant = tid;
   d->iov0 = w->ntx_iov;
   d->niov = niov;
   d->train = 0;
@@ -952,7 +961,7 @@ static void tx_queue(struct dp_worker *w, const struct dp_tenant *t, uint32_t vi
     }
   }
   tx_reserve(w, 1, 0);
-  struct dp_txmsg *d = tx_msg(w, sock, vid, 1);
+  struct dp_txmsg *d = tx_msg(w, sock, vid, (uint32_t)(t - dp->tenants), 1);
   w->tx_iov[d->iov0] = (struct iovec){pkt, dlen};
   d->bytes = dlen;
   d->seg = dlen;
@@ -995,7 +1004,7 @@ static void tx_queue_gso(struct dp_worker *w, const struct dp_tenant *t, uint32_
     if (n == 1 || !dp->gso_ok) {
       for (uint32_t k = 0; k < n; k++) {
         uint32_t plen = gso_seg_payload(&plan, first + k);
-        struct dp_txmsg *d = tx_msg(w, sock, vid, 2);
+        struct dp_txmsg *d = tx_msg(w, sock, vid, (uint32_t)(t - dp->tenants), 2);
         tunnel_write(t, v->encap, hdrs + k * slot, flow);
         w->tx_iov[d->iov0] = (struct iovec){hdrs + k * slot, hl};
         w->tx_iov[d->iov0 + 1] = (struct iovec){f + plan.h.hdr_len + (size_t)(first + k) * plan.mss, plen};
@@ -1003,7 +1012,7 @@ static void tx_queue_gso(struct dp_worker *w, const struct dp_tenant *t, uint32_
       }
       continue;
     }
-    struct dp_txmsg *d = tx_msg(w, sock, vid, 2 * n);
+    struct dp_txmsg *d = tx_msg(w, sock, vid, (uint32_t)(t - dp->tenants), 2 * n);
     uint32_t bytes = 0;
     for (uint32_t k = 0; k < n; k++) {
       uint32_t plen = gso_seg_payload(&plan, first + k);
@@ -1280,6 +1289,7 @@ static void decap_frame(struct dp_worker *w, struct decap_ctx *c, uint32_t tid, 
   struct dp *dp = w->dp;
   struct dp_io_counters *io = c->io;
   if (!tenant_accepts(&dp->tenants[tid], c->vid)) { drop(w, DPC_vtep_not_accepted, io); return; }
+  io_count(&w->stats.tenant[tid].rx_packets, &w->stats.tenant[tid].rx_bytes, flen);
 
   if (flen < PKT_ETH_HLEN) { drop(w, DPC_inner_runt, io); return; }
   if (flen > DP_MAX_FRAME) { drop(w, DPC_frame_too_big, io); return; }
@@ -1785,14 +1795,17 @@ static unsigned all_workers(struct dp *dp, struct dp_worker **ws) {
   return n;
 }
 
-/* A new port or VTEP starts from zero counters in every thread's set. Write lock held. */
-static void io_reset(struct dp *dp, bool vtep, uint32_t id) {
+enum io_kind { IO_PORT, IO_VTEP, IO_TENANT };
+
+static struct dp_io_counters *io_of(struct dp_worker *w, enum io_kind k, uint32_t id) {
+  return k == IO_PORT ? &w->stats.port[id] : k == IO_VTEP ? &w->stats.vtep[id] : &w->stats.tenant[id];
+}
+
+/* A new port, VTEP or tenant starts from zero counters in every thread's set. Write lock held. */
+static void io_reset(struct dp *dp, enum io_kind k, uint32_t id) {
   struct dp_worker *ws[2 * DP_MAX_QUEUES + 1];
   unsigned nw = all_workers(dp, ws);
-  for (unsigned i = 0; i < nw; i++) {
-    struct dp_io_counters *c = vtep ? &ws[i]->stats.vtep[id] : &ws[i]->stats.port[id];
-    memset(c, 0, sizeof *c);
-  }
+  for (unsigned i = 0; i < nw; i++) memset(io_of(ws[i], k, id), 0, sizeof(struct dp_io_counters));
 }
 
 #define CHECK_ID(dp, what, id, max)                                                            \
@@ -1818,7 +1831,10 @@ int dp_tenant_set(struct dp *dp, uint32_t tid, uint32_t vni) {
     err = dp_fail(dp, EEXIST, "vni %u is already used by tenant %u", vni, other);
   } else if (!t->in_use || t->vni != vni) {
     if (t->in_use) idmap_remove(dp, dp->vni_map, VNI_MAP_SLOTS - 1, vni_hash(t->vni), (uint16_t)tid, tenant_home);
-    else t->encaps = DP_ENCAP_BIT(DP_ENCAP_VXLAN);
+    else {
+      t->encaps = DP_ENCAP_BIT(DP_ENCAP_VXLAN);
+      io_reset(dp, IO_TENANT, tid);
+    }
     t->vni = vni;
     vxlan_hdr_build(&t->vxlan, vni);
     gre_hdr_build(&t->gre, vni);     /* GRE-TAP: key = VNI */
@@ -2030,7 +2046,7 @@ int dp_port_set_queues(struct dp *dp, uint32_t pid, uint32_t tid, const int *fds
       if (!kept) epoll_ctl(dp->q_epfd[a], EPOLL_CTL_DEL, p->qfd[a], NULL);
     }
   }
-  if (!p->in_use) io_reset(dp, false, pid);
+  if (!p->in_use) io_reset(dp, IO_PORT, pid);
   else if (p->tenant != tid) fdb_del_pointing_at(&dp->fdb, FDB_KIND_PORT, pid); /* moved: old tenant's MACs go */
   p->fd = fds[0];
   p->nq = (uint8_t)nfds;
@@ -2099,7 +2115,7 @@ int dp_vtep_set_ex(struct dp *dp, uint32_t vid, const struct sockaddr_storage *s
     err = dp_fail(dp, EEXIST, "address %s is already VTEP %u", text, other);
     goto out;
   }
-  if (!v->in_use) io_reset(dp, true, vid);
+  if (!v->in_use) io_reset(dp, IO_VTEP, vid);
   if (v->in_use && other != vid)
     idmap_remove(dp, dp->addr_map, ADDR_MAP_SLOTS - 1, addr_hash(&v->addr), (uint16_t)vid, vtep_home);
   v->encap = encap;
@@ -2250,7 +2266,7 @@ int dp_transmit(struct dp *dp, uint32_t tid, const uint8_t *frame, size_t len, c
           w->tx_group[n].msg_hdr.msg_namelen = v->salen;
           w->tx_group[n].msg_hdr.msg_iov = iov[v->encap];
           w->tx_group[n].msg_hdr.msg_iovlen = 2;
-          w->tx_group_d[n++] = (struct dp_txmsg){.vtep = vid, .nseg = 1, .bytes = (uint32_t)(DP_TUNNEL_HLEN + len)};
+          w->tx_group_d[n++] = (struct dp_txmsg){.vtep = vid, .tenant = tid, .nseg = 1, .bytes = (uint32_t)(DP_TUNNEL_HLEN + len)};
         }
         if (n) n_ok += tx_send(w, fd, w->tx_group, w->tx_group_d, n, 0);
       }
@@ -2261,12 +2277,12 @@ int dp_transmit(struct dp *dp, uint32_t tid, const uint8_t *frame, size_t len, c
   return 0;
 }
 
-static void io_sum(struct dp *dp, bool vtep, uint32_t id, struct dp_io_counters *out) {
+static void io_sum(struct dp *dp, enum io_kind k, uint32_t id, struct dp_io_counters *out) {
   struct dp_worker *ws[2 * DP_MAX_QUEUES + 1];
   unsigned nw = all_workers(dp, ws);
   memset(out, 0, sizeof *out);
   for (unsigned i = 0; i < nw; i++) {
-    const struct dp_io_counters *c = vtep ? &ws[i]->stats.vtep[id] : &ws[i]->stats.port[id];
+    const struct dp_io_counters *c = io_of(ws[i], k, id);
     out->rx_packets += ctr_get(&c->rx_packets);
     out->rx_bytes += ctr_get(&c->rx_bytes);
     out->tx_packets += ctr_get(&c->tx_packets);
@@ -2288,14 +2304,26 @@ void dp_stats_read(struct dp *dp, uint64_t counters[DPC__COUNT], struct dp_io_st
   for (uint32_t id = 1; id < DP_MAX_PORTS; id++) {
     if (!dp->ports[id].in_use) continue;
     ports[*nports].id = id;
-    io_sum(dp, false, id, &ports[(*nports)++].c);
+    io_sum(dp, IO_PORT, id, &ports[(*nports)++].c);
   }
   for (uint32_t id = 1; id < DP_MAX_VTEPS; id++) {
     if (!dp->vteps[id].in_use) continue;
     vteps[*nvteps].id = id;
-    io_sum(dp, true, id, &vteps[(*nvteps)++].c);
+    io_sum(dp, IO_VTEP, id, &vteps[(*nvteps)++].c);
   }
   pthread_rwlock_unlock(&dp->lock);
+}
+
+unsigned dp_tenant_stats(struct dp *dp, struct dp_io_stat *tenants) {
+  unsigned n = 0;
+  pthread_rwlock_rdlock(&dp->lock);
+  for (uint32_t id = 1; id < DP_MAX_TENANTS; id++) {
+    if (!dp->tenants[id].in_use) continue;
+    tenants[n].id = id;
+    io_sum(dp, IO_TENANT, id, &tenants[n++].c);
+  }
+  pthread_rwlock_unlock(&dp->lock);
+  return n;
 }
 
 unsigned dp_queue_stats(struct dp *dp, uint64_t *encap_frames, uint64_t *decap_packets) {

@@ -219,6 +219,12 @@ int dp_transmit(struct dp *dp, uint32_t tenant, const uint8_t *frame, size_t len
  */
 void dp_stats_read(struct dp *dp, uint64_t counters[DPC__COUNT], struct dp_io_stat *ports, uint32_t *nports,
                    struct dp_io_stat *vteps, uint32_t *nvteps);
+/*
+ * Per tenant in use (room for DP_MAX_TENANTS): its tunnel traffic. tx: inner frames and
+ * bytes sent to VTEPs (as the kernel took them), drops: those it refused; rx: inner frames
+ * and bytes received from VTEPs the tenant accepts. Returns how many.
+ */
+unsigned dp_tenant_stats(struct dp *dp, struct dp_io_stat *tenants);
 /* Per queue (room for DP_MAX_QUEUES): frames its encap thread read from ports, packets its
  * decap thread took from the underlay. Returns the number of queues. */
 unsigned dp_queue_stats(struct dp *dp, uint64_t *encap_frames, uint64_t *decap_packets);

@@ -184,6 +184,8 @@ export interface TenantStats extends BridgeCounters {
   ports: number;
   fdbLearned: number;
   fdbStatic: number;
+  /** Its tunnel traffic, all VTEPs together: inner frames and bytes (DpStats.tenants). */
+  tunnel: { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number; drops: number };
 }
 
 /** Everything counted, from one dpStats() call. */
@@ -599,6 +601,7 @@ export class Daemon implements Target {
       return {
         tenant: b.name, vni: b.vni, ports: b.ports.size,
         fdbLearned: b.table.size - fdbStatic, fdbStatic, ...b.counters,
+        tunnel: { ...zero, ...s.tenants?.[b.tenantId] },
       };
     });
     const peers: PeerInfo[] = this.sw.vteps().map((v) => {

@@ -69,6 +69,8 @@ export class Metrics {
         (s) => s.ports.map((p) => [{ tenant: p.tenant, port: p.port }, p[key]]));
       counter(`vtepd_peer_${suffix}_total`, `VTEP peer: ${what} (all tenants)`, ['vtep'],
         (s) => s.peers.map((p) => [{ vtep: p.vtep }, p[key]]));
+      counter(`vtepd_tenant_tunnel_${suffix}_total`, `tenant: ${what} through tunnels, all VTEPs together (inner frames; drops: sends the kernel refused)`, ['tenant'],
+        (s) => s.tenants.map((t) => [{ tenant: t.tenant }, t.tunnel[key]]));
     }
     gauge('vtepd_peer_up', 'VTEP peer received something in the last 10 s (1) or not (0)', ['vtep'],
       (s) => s.peers.map((p) => [{ vtep: p.vtep }, p.state === 'active' ? 1 : 0]));

@@ -259,6 +259,12 @@ export interface DpStats {
   /** Indexed by vtepId; only VTEPs that exist. */
   vteps: Record<number, PortCounters>;
   /**
+   * Indexed by tenantId; only tenants that exist: the tenant's tunnel traffic. tx: inner
+   * frames and bytes sent to VTEPs (as the kernel took them), drops: those it refused;
+   * rx: inner frames and bytes received from VTEPs the tenant accepts. The fake has none.
+   */
+  tenants?: Record<number, PortCounters>;
+  /**
    * Per queue (index = queue): frames its encap thread read from ports, packets its decap
    * thread took from the underlay. One entry without underlay.queues. The fake has none.
    */

@@ -84,6 +84,9 @@ export function formatPeers(peers: PeerInfo[]): string {
 export function formatStats(s: StatsSnapshot, all = false): string {
   const tenants = table(['TENANT', 'VNI', 'PORTS', 'MACS', 'STATIC', 'LEARNED', 'MOVES', 'AGED', 'LIMIT', 'FLOODED', 'HAIRPIN', 'SPLIT-HZ'],
     s.tenants.map((t) => [t.tenant, t.vni, t.ports, t.fdbLearned, t.fdbStatic, t.learned, t.moves, t.aged, t.limitRefused, t.flooded, t.hairpinDrops, t.splitHorizonDrops]));
+  // A tenant's traffic through tunnels (all VTEPs together), inner frames.
+  const tunnels = table(['TENANT', 'TUNNEL RX PKTS', 'TUNNEL RX BYTES', 'TUNNEL TX PKTS', 'TUNNEL TX BYTES', 'TUNNEL DROPS'],
+    s.tenants.map((t) => [t.tenant, t.tunnel?.rxPackets ?? 0, t.tunnel?.rxBytes ?? 0, t.tunnel?.txPackets ?? 0, t.tunnel?.txBytes ?? 0, t.tunnel?.drops ?? 0]));
   const ports = table(['PORT', 'TENANT', 'RX PKTS', 'RX BYTES', 'TX PKTS', 'TX BYTES', 'DROPS'],
     s.ports.map((p) => [p.port, p.tenant, p.rxPackets, p.rxBytes, p.txPackets, p.txBytes, p.drops]));
   const peers = table(['PEER', 'RX PKTS', 'RX BYTES', 'TX PKTS', 'TX BYTES', 'DROPS'],
@@ -94,7 +97,7 @@ export function formatStats(s: StatsSnapshot, all = false): string {
   // Only with underlay.queues > 1: how the kernel spread the flows over the thread pairs.
   const queues = (s.queues ?? []).length > 1
     ? `${table(['QUEUE', 'FRAMES FROM PORTS', 'PACKETS FROM UNDERLAY'], s.queues.map((q) => [q.queue, q.encapFrames, q.decapPackets]))}\n` : '';
-  return `${tenants}\n${ports}\n${peers}\n${queues}${dp}\n${dropText}`;
+  return `${tenants}\n${tunnels}\n${ports}\n${peers}\n${queues}${dp}\n${dropText}`;
 }
 
 export function formatTrace(t: TraceResult): string {

@@ -101,6 +101,10 @@ describe('vtepd operations against a running daemon', () => {
     const t = await cli(['stats', '--all']);
     expect(t.stdout).toMatch(/^PORT\s+TENANT\s+RX PKTS\s+RX BYTES\s+TX PKTS\s+TX BYTES\s+DROPS$/m);
     expect(t.stdout).toMatch(/^blue0\s+blue\s+\d+/m);
+    expect(t.stdout).toMatch(/^TENANT\s+TUNNEL RX PKTS\s+TUNNEL RX BYTES\s+TUNNEL TX PKTS\s+TUNNEL TX BYTES\s+TUNNEL DROPS$/m);
+    const blue = s.tenants.find((x) => x.tenant === 'blue')!;
+    expect(blue.tunnel.txPackets).toBeGreaterThan(0);
+    expect(blue.tunnel.rxPackets).toBeGreaterThan(0);
     expect(t.stdout).toMatch(/^vxlan_unknown_vni\s+\d+$/m);
   });
 
@@ -116,6 +120,13 @@ describe('vtepd operations against a running daemon', () => {
     expect(delta('vtepd_port_rx_bytes_total', port)).toBe(N * 98); // 14 + 20 + 8 + 56
     expect(delta('vtepd_peer_tx_packets_total', { vtep: '10.0.0.2' })).toBe(N);
     expect(delta('vtepd_peer_rx_packets_total', { vtep: '10.0.0.2' })).toBe(N);
+    // Per tenant through tunnels, inner frames: blue's pings both ways, nothing of red's.
+    expect(delta('vtepd_tenant_tunnel_tx_packets_total', { tenant: 'blue' })).toBe(N);
+    expect(delta('vtepd_tenant_tunnel_rx_packets_total', { tenant: 'blue' })).toBe(N);
+    expect(delta('vtepd_tenant_tunnel_tx_bytes_total', { tenant: 'blue' })).toBe(N * 98);
+    expect(delta('vtepd_tenant_tunnel_rx_bytes_total', { tenant: 'blue' })).toBe(N * 98);
+    expect(delta('vtepd_tenant_tunnel_tx_packets_total', { tenant: 'red' })).toBe(0);
+    expect(delta('vtepd_tenant_tunnel_rx_packets_total', { tenant: 'red' })).toBe(0);
     expect(delta('vtepd_datapath_tap_rx_frames_total', {})).toBe(N);
     expect(delta('vtepd_tenant_flooded_total', { tenant: 'blue' })).toBe(0);
     expect(sample(after, 'vtepd_fdb_entries', { tenant: 'blue', type: 'learned' })).toBe(2);
