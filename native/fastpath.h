@@ -2,14 +2,15 @@
  * The data path: per-tenant L2 switching between ports (TAP fds) and VTEPs (VXLAN over
  * UDP), driven by an FDB cache that TypeScript programs.
  *
- * Threads: one per direction. The encap thread reads ports (epoll) and switches or
- * encapsulates; the decap thread reads the underlay socket (recvmmsg) and decapsulates
- * and switches. Exceptions (a new or moved source MAC, a frame to flood) become event
+ * Threads: one per direction, per queue (dp_config.queues). The encap thread reads ports
+ * (epoll) and switches or encapsulates; the decap thread reads the underlay socket
+ * (recvmmsg) and decapsulates and switches. Queue q's pair reads TAP queue q and receive
+ * socket q (one SO_REUSEPORT group); the send sockets are shared. Exceptions (a new or moved source MAC, a frame to flood) become event
  * records in a queue that the JS thread drains once per wake-up.
  *
  * Locking: fast-path threads hold the read side of a writer-preferring rwlock for one
  * batch; control calls (all from the JS thread) take the write side briefly. Counters
- * are per thread (encap, decap, control) and summed on read, so the hot path does no
+ * are per thread (each encap and decap, control) and summed on read, so the hot path does no
  * atomic read-modify-write.
  *
  * Control functions return 0 or a positive errno; dp_last_error() then says why.
