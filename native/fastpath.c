@@ -606,7 +606,7 @@ static bool port_writev(struct dp_worker *w, uint32_t pid, const struct iovec *i
   while (r < 0 && errno == EINTR);
   if (r == (ssize_t)len) {
     count(w, DPC_tap_tx_frames);
-    io_count(&io->tx_packets, &io->tx_bytes, len);
+    io_count(&io->tx_packets, &io->tx_bytes, len - (p->vnet ? VNET_HDR_LEN : 0)); /* frame bytes, as on rx */
     return true;
   }
   drop(w, r < 0 && errno == EAGAIN ? DPC_tap_tx_busy : DPC_tap_tx_error, io);
@@ -1172,7 +1172,7 @@ static void gro_flush(struct dp_worker *w) {
       count(w, DPC_tap_tx_frames);
       count(w, DPC_gro_frames);
       ctr_add(&w->stats.c[DPC_gro_segments], c->nseg);
-      io_count(&io->tx_packets, &io->tx_bytes, len);
+      io_count(&io->tx_packets, &io->tx_bytes, c->total); /* the super-frame, without its virtio_net_hdr */
       return;
     }
     if (!(r < 0 && errno == EINVAL && c->h.proto == 17)) {

@@ -118,6 +118,7 @@ describe('vtepd operations against a running daemon', () => {
     expect(delta('vtepd_port_rx_packets_total', port)).toBe(N);
     expect(delta('vtepd_port_tx_packets_total', port)).toBe(N);
     expect(delta('vtepd_port_rx_bytes_total', port)).toBe(N * 98); // 14 + 20 + 8 + 56
+    expect(delta('vtepd_port_tx_bytes_total', port)).toBe(N * 98); // frames, without the TAP's virtio_net_hdr
     expect(delta('vtepd_peer_tx_packets_total', { vtep: '10.0.0.2' })).toBe(N);
     expect(delta('vtepd_peer_rx_packets_total', { vtep: '10.0.0.2' })).toBe(N);
     // Per tenant through tunnels, inner frames: blue's pings both ways, nothing of red's.
