@@ -250,15 +250,14 @@ struct dp {
     int tx_fd[DP_MAX_SOURCE_PORTS];
     unsigned ntx;
   } alt;
-  int epfd;   /* queue 0's encap epoll set: q_epfd[0] */
   int stopfd; /* eventfd, written once by dp_stop, never read: stays readable */
   bool started, stopped;
   int stopping;
   struct dp_worker *encap, *decap, *ctrl; /* queue 0's pair: q_encap[0], q_decap[0] */
   unsigned nqueues;
   struct dp_worker *q_encap[DP_MAX_QUEUES], *q_decap[DP_MAX_QUEUES];
-  int q_epfd[DP_MAX_QUEUES];
-  int q_rx_fd[DP_MAX_QUEUES]; /* q_rx_fd[0] is rx_fd */
+  int q_epfd[DP_MAX_QUEUES];  /* queue q's encap epoll set: its ports' fds, and stopfd */
+  int q_rx_fd[DP_MAX_QUEUES]; /* queues 1..: their receive sockets (queue 0's is rx_fd) */
   struct dp_evq evq;
   void (*notify)(void *);
   void *notify_arg;
@@ -944,8 +943,9 @@ static void tx_queue(struct dp_worker *w, const struct dp_tenant *t, uint32_t vi
   tunnel_write(t, v->encap, pkt, flow);
   uint32_t dlen = (uint32_t)(len + DP_TUNNEL_HLEN);
   /* A train needs the socket's UDP checksum on: only an encap thread switches it on a
-   * pool socket (tx_flush; always on with several queues); the receive socket always has it. A hub's decap thread, relaying,
-   * joins trains toward fixed-port VTEPs (its spokes) and sends singles to the others. */
+   * pool socket (tx_flush; always on with several queues); the receive socket always has
+   * it. A hub's decap thread, relaying, joins trains toward fixed-port VTEPs (its spokes)
+   * and sends singles to the others. */
   if (!gre && dp->gso_ok && (w->is_encap || (sock & ~DP_SOCK_ALT) == DP_SOCK_RX) && w->ntx > 0 && w->ntx_iov < DP_TX_IOVS) {
     struct dp_txmsg *d = &w->txm[w->ntx - 1];
     const uint32_t max_dgram = v->addr.family == 4 ? 65507 : 65527;
@@ -1486,7 +1486,7 @@ static void *decap_main(void *arg) {
   struct { int fd; bool gre; bool big; } src[4];
   unsigned nsrc = 0;
   /* Queue 0: all of them; another queue: its own receive socket (SO_REUSEPORT). */
-  const int fds[4] = {dp->q_rx_fd[w->queue], w->queue ? -1 : dp->gre_fd, !w->queue && dp->alt.family ? dp->alt.rx_fd : -1,
+  const int fds[4] = {w->queue ? dp->q_rx_fd[w->queue] : dp->rx_fd, w->queue ? -1 : dp->gre_fd, !w->queue && dp->alt.family ? dp->alt.rx_fd : -1,
                       !w->queue && dp->alt.family ? dp->alt.gre_fd : -1};
   for (unsigned i = 0; i < 4; i++)
     if (fds[i] >= 0) src[nsrc++] = (typeof(src[0])){fds[i], i % 2 == 1, false};
@@ -1551,13 +1551,23 @@ static void worker_free(struct dp_worker *w) {
   free(w);
 }
 
+/*
+ * Liveness and NAT'd traffic leave from a family's receive socket: DF always, and the size
+ * asked for, not the kernel's cached path MTU (PMTU probes find the real one).
+ */
+static void rx_sends_as_asked(int fd, int family) {
+  int probe = family == AF_INET ? IP_PMTUDISC_PROBE : IPV6_PMTUDISC_PROBE;
+  if (family == AF_INET) setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &probe, sizeof probe);
+  else setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &probe, sizeof probe);
+}
+
 int dp_create(const struct dp_config *cfg, struct dp **out, const char **step) {
   struct dp *dp = calloc(1, sizeof *dp);
   if (!dp) {
     *step = "calloc";
     return ENOMEM;
   }
-  dp->rx_fd = dp->gre_fd = dp->epfd = dp->stopfd = -1;
+  dp->rx_fd = dp->gre_fd = dp->stopfd = -1;
   for (unsigned q = 0; q < DP_MAX_QUEUES; q++) dp->q_epfd[q] = dp->q_rx_fd[q] = -1;
   dp->alt.rx_fd = dp->alt.gre_fd = -1;
   pthread_rwlockattr_t attr;
@@ -1624,7 +1634,6 @@ int dp_create(const struct dp_config *cfg, struct dp **out, const char **step) {
       goto fail;
     }
   }
-  dp->epfd = dp->q_epfd[0];
   /* The raw GRE socket is never adopted (a takeover's successor opens its own). */
   if (cfg->gre && (err = rawip_open(&cfg->local, cfg->local_len, IPPROTO_GRE, &dp->gre_fd, step)) != 0) {
     if (*step && strcmp(*step, "socket") == 0) *step = "raw IPPROTO_GRE socket (GRE-TAP/NVGRE need CAP_NET_RAW)";
@@ -1645,9 +1654,7 @@ int dp_create(const struct dp_config *cfg, struct dp **out, const char **step) {
     if ((err = udp_tx_pool_open(&l2, cfg->local2_len, cfg->source_ports, dp->port, dp->alt.tx_fd, step)) != 0) goto fail;
     dp->alt.ntx = cfg->source_ports;
     dp->alt.family = l2.ss_family;
-    int probe = l2.ss_family == AF_INET ? IP_PMTUDISC_PROBE : IPV6_PMTUDISC_PROBE;
-    if (l2.ss_family == AF_INET) setsockopt(dp->alt.rx_fd, IPPROTO_IP, IP_MTU_DISCOVER, &probe, sizeof probe);
-    else setsockopt(dp->alt.rx_fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &probe, sizeof probe);
+    rx_sends_as_asked(dp->alt.rx_fd, l2.ss_family);
     if (!cfg->no_offloads) udp_rx_gro_enable(dp->alt.rx_fd);
   }
   /* Sockets last: a failure before here leaves adopted descriptors to the caller. */
@@ -1670,22 +1677,11 @@ int dp_create(const struct dp_config *cfg, struct dp **out, const char **step) {
       for (unsigned i = 0; i < dp->ntx; i++) setsockopt(dp->tx_fd[i], SOL_SOCKET, SO_NO_CHECK, &off, sizeof off);
     }
   }
-  dp->q_rx_fd[0] = dp->rx_fd;
   dp->uso_write_ok = !cfg->no_offloads;
-  {
-    /* Liveness and NAT'd traffic leave from the receive socket: DF always, and the size
-     * we ask for, not the kernel's cached path MTU (PMTU probes find the real one). */
-    int probe = dp->family == AF_INET ? IP_PMTUDISC_PROBE : IPV6_PMTUDISC_PROBE;
-    if (dp->family == AF_INET) setsockopt(dp->rx_fd, IPPROTO_IP, IP_MTU_DISCOVER, &probe, sizeof probe);
-    else setsockopt(dp->rx_fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &probe, sizeof probe);
-  }
+  rx_sends_as_asked(dp->rx_fd, dp->family);
   dp->gro_on = !cfg->no_offloads && udp_rx_gro_enable(dp->rx_fd);
-  for (unsigned q = 1; q < dp->nqueues; q++) {
-    int probe = dp->family == AF_INET ? IP_PMTUDISC_PROBE : IPV6_PMTUDISC_PROBE;
-    if (dp->family == AF_INET) setsockopt(dp->q_rx_fd[q], IPPROTO_IP, IP_MTU_DISCOVER, &probe, sizeof probe);
-    else setsockopt(dp->q_rx_fd[q], IPPROTO_IPV6, IPV6_MTU_DISCOVER, &probe, sizeof probe);
-    if (dp->gro_on) udp_rx_gro_enable(dp->q_rx_fd[q]);
-  }
+  /* The other queues' receive sockets only receive (nothing is sent from them). */
+  for (unsigned q = 1; q < dp->nqueues && dp->gro_on; q++) udp_rx_gro_enable(dp->q_rx_fd[q]);
   dp->gso_ok = !cfg->no_offloads && udp_tx_gso_probe(dp->tx_fd[0]);
   *out = dp;
   return 0;
@@ -1741,7 +1737,6 @@ void dp_stop(struct dp *dp) {
     if (dp->q_rx_fd[q] >= 0) close(dp->q_rx_fd[q]);
     dp->q_rx_fd[q] = -1;
   }
-  dp->q_rx_fd[0] = -1;
   if (dp->gre_fd >= 0) close(dp->gre_fd);
   dp->gre_fd = -1;
   if (dp->alt.rx_fd >= 0) close(dp->alt.rx_fd);
@@ -2026,26 +2021,24 @@ int dp_port_set_queues(struct dp *dp, uint32_t pid, uint32_t tid, const int *fds
       goto out;
     }
   }
-  /* Same fds again: MOD re-arms a port that left an epoll set after a read error. */
-  bool same = p->in_use && p->nq == nfds;
-  for (unsigned q = 0; same && q < nfds; q++) same = p->qfd[q] == fds[q];
+  /* A queue's fd that the port already has there is kept: MOD re-arms it (it may have left
+   * the set after a read error); any other is added. */
+  bool kept[DP_MAX_QUEUES] = {false};
   for (unsigned q = 0; q < nfds; q++) {
+    kept[q] = p->in_use && q < p->nq && p->qfd[q] == fds[q];
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = pid};
     if (epoll_ctl(dp->q_epfd[q], EPOLL_CTL_ADD, fds[q], &ev) < 0 &&
-        !(same && errno == EEXIST && epoll_ctl(dp->q_epfd[q], EPOLL_CTL_MOD, fds[q], &ev) == 0)) {
+        !(kept[q] && errno == EEXIST && epoll_ctl(dp->q_epfd[q], EPOLL_CTL_MOD, fds[q], &ev) == 0)) {
       int e = errno;
-      for (unsigned k = 0; k < q && !same; k++) epoll_ctl(dp->q_epfd[k], EPOLL_CTL_DEL, fds[k], NULL);
+      for (unsigned k = 0; k < q; k++)
+        if (!kept[k]) epoll_ctl(dp->q_epfd[k], EPOLL_CTL_DEL, fds[k], NULL);
       err = dp_fail(dp, e, "fd %d cannot be polled: %s", fds[q], strerror(e));
       goto out;
     }
   }
-  if (p->in_use && !same) {
-    /* The old fds leave their sets, but not those the new port polls again in the same set. */
-    for (unsigned a = 0; a < p->nq; a++) {
-      bool kept = a < nfds && fds[a] == p->qfd[a];
-      if (!kept) epoll_ctl(dp->q_epfd[a], EPOLL_CTL_DEL, p->qfd[a], NULL);
-    }
-  }
+  /* The old fds the port no longer has at their queue leave their sets. */
+  for (unsigned a = 0; p->in_use && a < p->nq; a++)
+    if (!(a < nfds && kept[a])) epoll_ctl(dp->q_epfd[a], EPOLL_CTL_DEL, p->qfd[a], NULL);
   if (!p->in_use) io_reset(dp, IO_PORT, pid);
   else if (p->tenant != tid) fdb_del_pointing_at(&dp->fdb, FDB_KIND_PORT, pid); /* moved: old tenant's MACs go */
   p->fd = fds[0];
@@ -2333,5 +2326,3 @@ unsigned dp_queue_stats(struct dp *dp, uint64_t *encap_frames, uint64_t *decap_p
   }
   return dp->nqueues;
 }
-
-unsigned dp_queues(const struct dp *dp) { return dp->nqueues; }

@@ -5,13 +5,14 @@
  * Threads: one per direction, per queue (dp_config.queues). The encap thread reads ports
  * (epoll) and switches or encapsulates; the decap thread reads the underlay socket
  * (recvmmsg) and decapsulates and switches. Queue q's pair reads TAP queue q and receive
- * socket q (one SO_REUSEPORT group); the send sockets are shared. Exceptions (a new or moved source MAC, a frame to flood) become event
- * records in a queue that the JS thread drains once per wake-up.
+ * socket q (one SO_REUSEPORT group); the send sockets are shared. Exceptions (a new or
+ * moved source MAC, a frame to flood) become event records in a queue that the JS thread
+ * drains once per wake-up.
  *
  * Locking: fast-path threads hold the read side of a writer-preferring rwlock for one
  * batch; control calls (all from the JS thread) take the write side briefly. Counters
- * are per thread (each encap and decap, control) and summed on read, so the hot path does no
- * atomic read-modify-write.
+ * are per thread (each encap and decap, control) and summed on read, so the hot path does
+ * no atomic read-modify-write.
  *
  * Control functions return 0 or a positive errno; dp_last_error() then says why.
  */
@@ -178,8 +179,6 @@ int dp_port_set(struct dp *dp, uint32_t port, uint32_t tenant, int fd, int vnet_
  * nobody reads would stall the flows the kernel steers to it).
  */
 int dp_port_set_queues(struct dp *dp, uint32_t port, uint32_t tenant, const int *fds, unsigned n, int vnet_hdr);
-/* Queues the data path runs (underlay.queues). */
-unsigned dp_queues(const struct dp *dp);
 int dp_port_del(struct dp *dp, uint32_t port);
 /* Port 0 in sa means the data path's own UDP port. */
 int dp_vtep_set(struct dp *dp, uint32_t vtep, const struct sockaddr_storage *sa, socklen_t len);
