@@ -73,11 +73,16 @@ export interface PortBackend {
   change(p: RunningPort, to: PortConfig): Promise<void>;
 }
 
+/** Close fds that may be gone already (errors ignored). */
+function closeQuietly(fds: readonly number[]): void {
+  for (const fd of fds) {
+    try { native().fdClose(fd); } catch { /* gone */ }
+  }
+}
+
 /** Close a TAP's queue fds, queue 0's last (the device goes with the last one). */
 function closePortFds(fd: number, queueFds: readonly number[] = []): void {
-  for (const q of queueFds) {
-    try { native().fdClose(q); } catch { /* gone */ }
-  }
+  closeQuietly(queueFds);
   native().fdClose(fd);
 }
 
@@ -93,7 +98,7 @@ export class TapPorts implements PortBackend {
   async open(_tenant: string, p: PortConfig): Promise<PortHandle> {
     const n = native();
     const tap = n.tapOpen({
-      ...(this.queues > 1 ? { queues: this.queues } : {}),
+      queues: this.queues,
       name: p.tap,
       netns: p.netns ?? undefined,
       mtu: p.mtu,
@@ -365,9 +370,7 @@ export class Daemon implements Target {
     // An adopted TAP keeps the queues it came with, up to this data path's: a queue
     // nobody reads would stall the flows the kernel steers to it, so extra ones close.
     const queueFds = [...(h.queueFds ?? [])];
-    for (const extra of queueFds.splice(this.running.underlay.queues - 1)) {
-      try { native().fdClose(extra); } catch { /* gone */ }
-    }
+    closeQuietly(queueFds.splice(this.running.underlay.queues - 1));
     const port: RunningPort = { tenant, tap: p.tap, netns: p.netns, fd: h.fd, queueFds, ifindex: h.ifindex, mac: h.mac, mtu: p.mtu, config: p };
     try {
       this.sw.addPort(tenant, p.tap, h.fd, { vnetHdr: h.vnetHdr, ...(queueFds.length ? { queueFds } : {}) });

@@ -173,7 +173,7 @@ export class NativeDatapath implements Datapath {
       local: opts.local, port: opts.port, sourcePorts: opts.sourcePorts, underlayFds: opts.underlayFds, offloads: opts.offloads,
       ...(opts.gre ? { gre: true } : {}),
       ...(opts.local2 ? { local2: opts.local2 } : {}),
-      ...(opts.queues && opts.queues > 1 ? { queues: opts.queues } : {}),
+      queues: opts.queues,
     });
   }
 

@@ -73,7 +73,8 @@ export interface Plan {
   errors: ConfigError[];
 }
 
-const eqJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+/** Deep equality of config values (plain data, keys in the parser's order). */
+export const eqJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
 /** A VTEP known before and after is reached with another encapsulation. */
 function encapChanged(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {

@@ -35,6 +35,7 @@ import { NativeDatapath } from './datapath.js';
 import { Metrics } from './metrics.js';
 import { native } from './native.js';
 import { runCapture, type CaptureRequest } from './capture.js';
+import { eqJson } from './reconcile.js';
 import type { SnapshotEntry, Where } from './switch.js';
 import type { PortConfig } from './config.js';
 import { logger } from './log.js';
@@ -64,11 +65,6 @@ function underlayFdsOf(d: Daemon): number[] | null {
   if (typeof dp.underlayFds !== 'function' || typeof addon.dpUnderlayFds !== 'function') return null;
   const fds = dp.underlayFds();
   return fds.length ? fds : null; // none: several queues (the successor binds its own reuseport group)
-}
-
-/** The same underlay config (what the sockets, the TAP queues and the threads are built from). */
-function sameUnderlay(a: Config['underlay'], b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 /** Whether this build's dpCreate adopts underlay sockets. */
@@ -204,7 +200,7 @@ export class Runtime {
     const adopted: Adopted = { ports, fdb: p.fdb };
     const underlayFds = (p.underlayFdIndex ?? []).map((i) => got!.fds[i]!);
     // The old running config, on this file's underlay (the one thing a reload cannot change).
-    const start = sameUnderlay(p.config.underlay, fileConfig.underlay) ? p.config : { ...p.config, underlay: fileConfig.underlay };
+    const start = eqJson(p.config.underlay, fileConfig.underlay) ? p.config : { ...p.config, underlay: fileConfig.underlay };
     const d = await this.startAdopted(start, adopted, underlayFds);
     const gapMs = Date.now() - p.frozenAt;
     d.takeover = { fromPid: p.fromPid, gapMs };
@@ -299,7 +295,7 @@ export class Runtime {
     // With the underlay sockets handed over too, forwarding goes on here until the new
     // daemon holds everything; without (they cannot be, or the successor wants another
     // underlay), it stops first so the new one can bind its own.
-    const underlay = wanted === undefined || sameUnderlay(d.running.underlay, wanted) ? underlayFdsOf(d) : null;
+    const underlay = wanted === undefined || eqJson(d.running.underlay, wanted) ? underlayFdsOf(d) : null;
     const { fds, ports, fdb } = d.freeze(underlay === null);
     const all = [...fds, ...(underlay ?? [])];
     const payload: HandoverPayload = {
