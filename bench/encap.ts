@@ -10,9 +10,9 @@
  *
  *   BENCH_SECONDS=5   iperf3 duration per measurement
  */
-import { Lab, iperfGbps } from '../src/netns.js';
-import { Ovs } from '../src/ovs.js';
-import { addKernelVxlan, twoHostsVtepd } from '../src/topology.js';
+import { Lab, iperfGbps } from '../lab/netns.js';
+import { Ovs } from '../lab/ovs.js';
+import { addKernelVxlan, twoHostsVtepd } from '../lab/topology.js';
 
 export interface EncapFigure {
   /** "vtepd GRE-TAP", "OVS userspace GRE", ... */

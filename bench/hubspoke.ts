@@ -12,8 +12,8 @@
  * The kernel refuses two VXLAN devices with one VNI and port in a namespace, so its hub's
  * two legs carry VNI 7001 (k1) and 7002 (k2), joined by the bridge.
  */
-import { iperfGbps } from '../src/netns.js';
-import { hubAndSpoke, type HubSpoke } from '../src/topology.js';
+import { iperfGbps } from '../lab/netns.js';
+import { hubAndSpoke, type HubSpoke } from '../lab/topology.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

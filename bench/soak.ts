@@ -21,10 +21,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Lab, parsePing, waitForLine } from '../src/netns.js';
-import { CLI } from '../src/topology.js';
-import { request } from '../src/control.js';
-import type { StatsSnapshot } from '../src/daemon.js';
+import { Lab, parsePing, waitForLine } from '../lab/netns.js';
+import { CLI } from '../lab/topology.js';
+import { request } from '../src/daemon/control.js';
+import type { StatsSnapshot } from '../src/daemon/daemon.js';
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 180);
 const SAMPLE_SECONDS = 5;

@@ -23,8 +23,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpus, loadavg } from 'node:os';
-import { addKernelVxlan, twoHostsVtepd } from '../src/topology.js';
-import type { Lab } from '../src/netns.js';
+import { addKernelVxlan, twoHostsVtepd } from '../lab/topology.js';
+import type { Lab } from '../lab/netns.js';
 import { hubSpokeThroughput } from './hubspoke.js';
 import { encapTable, encapThroughput } from './encap.js';
 

@@ -1,5 +1,5 @@
 // N-API glue only: argument checks, errno -> Error with a string `code`, handle lifetime,
-// and delivery of event records to JS. The surface is declared in src/native.ts.
+// and delivery of event records to JS. The surface is declared in src/native/addon.ts.
 #include <napi.h>
 #include <uv.h>
 
@@ -963,7 +963,7 @@ NODE_API_MODULE(vtepd, Init)
 
 // ==== fd handover (SCM_RIGHTS) and systemd notify: native/scm.c ==========================
 // Appended block, owned by the operations work (takeover restart). Exported from Init by
-// ScmExports(); the surface is declared in src/native.ts (scmListen, scmAccept, scmSend,
+// ScmExports(); the surface is declared in src/native/addon.ts (scmListen, scmAccept, scmSend,
 // sdNotify).
 #include "scm.h"
 

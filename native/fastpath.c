@@ -39,7 +39,7 @@ const char *const dp_counter_names[DPC__COUNT] = {
 #undef C
 };
 
-/* Event record header: the EVENT layout of src/native.ts, little endian, 8-aligned records. */
+/* Event record header: the EVENT layout of src/native/addon.ts, little endian, 8-aligned records. */
 struct dp_event_hdr {
   uint32_t rec_len;
   uint8_t type;
@@ -582,7 +582,7 @@ static bool mss_clamp(struct dp_worker *w, const struct dp_tenant *t, uint8_t *f
   return false;
 }
 
-/* A liveness message: "\0VTP" at the start of the UDP payload (src/liveness.ts). */
+/* A liveness message: "\0VTP" at the start of the UDP payload (src/overlay/liveness.ts). */
 static inline bool is_control(const uint8_t *p, size_t len) {
   return len >= 4 && p[0] == 0x00 && p[1] == 0x56 && p[2] == 0x54 && p[3] == 0x50;
 }

@@ -55,7 +55,7 @@ extern "C" {
 /* Event queue: two halves, producers fill one while the JS thread drains the other. */
 #define DP_EVENT_QUEUE_BYTES (4u << 20)
 
-/* Event records: the EVENT layout in src/native.ts. */
+/* Event records: the EVENT layout in src/native/addon.ts. */
 #define DP_EVENT_HEADER 56
 #define DP_EV_LEARN 1
 #define DP_EV_MISS 2

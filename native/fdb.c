@@ -7,7 +7,7 @@
 #include <string.h>
 
 /*
- * src/native.ts lists "u32 tenantId, u8[6] mac, u16 zero, u32 idleMs, u32 zero" (20 bytes)
+ * src/native/addon.ts lists "u32 tenantId, u8[6] mac, u16 zero, u32 idleMs, u32 zero" (20 bytes)
  * but says 16-byte records; the stride is 16 and the trailing zero word is not written.
  * tenantId at 0, mac at 4, idleMs at 12 either way.
  */

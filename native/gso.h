@@ -1,7 +1,7 @@
 /*
  * Segmentation and coalescing of TCP (and UDP) super-frames, the userspace halves of
  * TSO and GRO. Pure functions over buffers: no I/O, no allocation, no global state, so
- * they can be micro-benchmarked (bench/micro) and fuzzed (test/gso.property.test.ts
+ * they can be micro-benchmarked (bench/micro) and fuzzed (test/native/gso.property.test.ts
  * through the addon's testSegment/testCoalesce).
  *
  * A TAP opened with IFF_VNET_HDR prefixes every frame with a virtio_net_hdr (virtio

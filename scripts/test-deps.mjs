@@ -12,7 +12,7 @@ const TOOLS = {
   // `vtepd capture` runs tcpdump where the traffic is (a TAP's namespace, the underlay).
   tcpdump: 'tcpdump',
   // Open vSwitch: the userspace GRE/VXLAN peer of the interop tests (never the system's OVS:
-  // the tests run their own ovsdb-server/ovs-vswitchd inside a lab namespace, see src/ovs.ts).
+  // the tests run their own ovsdb-server/ovs-vswitchd inside a lab namespace, see lab/ovs.ts).
   'ovs-vsctl': 'openvswitch-switch',
   // nftables: the NAT (masquerade) namespace between a spoke and its hub in the hub-and-spoke tests.
   nft: 'nftables',

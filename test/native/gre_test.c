@@ -1,6 +1,6 @@
 /*
  * Unit tests of native/gre.c (and native/rawip.c with the argument "rawip"), built with
- * cc and run by test/gre.native.test.ts. Prints TAP ("ok N - name" / "not ok N - name")
+ * cc and run by test/native/gre-raw.test.ts. Prints TAP ("ok N - name" / "not ok N - name")
  * and exits 1 if anything failed. Every packet lives in a heap buffer of exactly its
  * length, so a read past the end is caught when built with -fsanitize=address.
  *

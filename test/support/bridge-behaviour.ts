@@ -1,6 +1,6 @@
 /**
  * The bridge behaviours, written once and run against both data paths
- * (test/bridge.fake.test.ts and test/bridge.native.test.ts).
+ * (test/bridge.fake.test.ts and test/native/bridge.test.ts).
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type Harness, VTEP_A, VTEP_B, VTEP_C } from './harness.js';

@@ -5,9 +5,9 @@
  * destinations, known unicast forwarded without the Switch, split horizon and hairpin
  * drops, unknown VNIs dropped. Events are delivered synchronously.
  */
-import type { Datapath, DpEvent, FdbIdle, Place } from '../../src/datapath.js';
-import type { ControlSendOptions, DpStats, VtepOptions } from '../../src/native.js';
-import { frameMacs, isLearnableMac, isMulticastMac } from '../../src/mac.js';
+import type { Datapath, DpEvent, FdbIdle, Place } from '../../src/native/datapath.js';
+import type { ControlSendOptions, DpStats, VtepOptions } from '../../src/native/addon.js';
+import { frameMacs, isLearnableMac, isMulticastMac } from '../../src/util/mac.js';
 
 export interface WirePacket {
   /** Destination VTEP address. */

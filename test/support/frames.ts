@@ -1,5 +1,5 @@
 /** Ethernet frames for tests. */
-import { macToBuffer } from '../../src/mac.js';
+import { macToBuffer } from '../../src/util/mac.js';
 
 export const BCAST = 'ff:ff:ff:ff:ff:ff';
 

@@ -6,9 +6,9 @@
  * on loopback addresses (127.0.0.2, 127.0.0.3, …) as remote VTEPs.
  */
 import dgram from 'node:dgram';
-import { Switch, type TenantSpec } from '../../src/switch.js';
-import { NativeDatapath } from '../../src/datapath.js';
-import { native } from '../../src/native.js';
+import { Switch, type TenantSpec } from '../../src/core/switch.js';
+import { NativeDatapath } from '../../src/native/datapath.js';
+import { native } from '../../src/native/addon.js';
 import { FakeDatapath, type WirePacket } from './fake-datapath.js';
 
 export interface Harness {

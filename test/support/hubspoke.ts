@@ -2,12 +2,12 @@
  * Helpers for the hub-and-spoke netns tests: the daemons' control API (status, stats,
  * FDB), ping and iperf3 between tenant endpoints, and the longest gap of a `ping -D` run.
  */
-import { iperfGbps, parsePing } from '../../src/netns.js';
-import { request } from '../../src/control.js';
-import type { HubSpoke } from '../../src/topology.js';
-import type { RoleStatus } from '../../src/roles.js';
-import type { FdbRow } from '../../src/switch.js';
-import type { StatsSnapshot } from '../../src/daemon.js';
+import { iperfGbps, parsePing } from '../../lab/netns.js';
+import { request } from '../../src/daemon/control.js';
+import type { HubSpoke } from '../../lab/topology.js';
+import type { RoleStatus } from '../../src/overlay/roles.js';
+import type { FdbRow } from '../../src/core/switch.js';
+import type { StatsSnapshot } from '../../src/daemon/daemon.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

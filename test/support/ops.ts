@@ -7,8 +7,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
-import { Lab } from '../../src/netns.js';
-import { CLI, meshConfig, startDaemon, type Daemonised, type TenantPlan } from '../../src/topology.js';
+import { Lab } from '../../lab/netns.js';
+import { CLI, meshConfig, startDaemon, type Daemonised, type TenantPlan } from '../../lab/topology.js';
 
 export interface CliResult {
   code: number;

@@ -1,0 +1,265 @@
+/**
+ * vtepd command line: run, check, demo, and the operator's verbs that talk to a running
+ * daemon over its control socket (status, fdb, peers, stats, reload, restart, capture,
+ * trace). Each of those finds the daemon by --socket PATH, or by --config FILE (its
+ * control.socket), or at the default /run/vtepd/vtepd.sock, and prints a readable table,
+ * or the API's JSON answer with --json.
+ */
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { Command, Option } from 'commander';
+import { DEFAULT_CONTROL_SOCKET, formatConfigError, loadConfig, type Config } from '../config/config.js';
+import { RemoteError, request } from '../daemon/control.js';
+import type { PeerInfo, StatsSnapshot } from '../daemon/daemon.js';
+import type { FdbRow, TraceResult } from '../core/switch.js';
+import { formatFdb, formatPeers, formatStats, formatStatus, formatTrace, type StatusResult } from './table.js';
+
+function load(path: string): Config {
+  const r = loadConfig(path);
+  if (!r.ok) {
+    for (const e of r.errors) process.stderr.write(`${path}: ${formatConfigError(e)}\n`);
+    process.stderr.write(`${path}: ${r.errors.length} error${r.errors.length === 1 ? '' : 's'}\n`);
+    process.exit(1);
+  }
+  for (const w of r.warnings ?? []) process.stderr.write(`${path}: warning: ${formatConfigError(w)}\n`);
+  return r.config;
+}
+
+interface ClientOpts {
+  socket?: string;
+  config?: string;
+  json?: boolean;
+}
+
+function socketOf(o: ClientOpts): string {
+  if (o.socket) return o.socket;
+  if (o.config) return load(o.config).control.socket;
+  return process.env.VTEPD_SOCKET || DEFAULT_CONTROL_SOCKET;
+}
+
+/** Print an error from the daemon (with every config error's path) and exit 1. */
+function fail(e: unknown, configPath?: string): never {
+  const err = e as Error;
+  process.stderr.write(`vtepd: ${err.message}\n`);
+  if (e instanceof RemoteError) for (const x of e.errors ?? []) process.stderr.write(`${configPath ?? 'config'}: ${formatConfigError(x)}\n`);
+  process.exit(1);
+}
+
+async function call<T>(o: ClientOpts, method: string, params: Record<string, unknown> = {}, timeoutMs?: number): Promise<T> {
+  try {
+    return await request<T>(socketOf(o), method, params, { timeoutMs });
+  } catch (e) {
+    fail(e);
+  }
+}
+
+function out(o: ClientOpts, result: unknown, readable: () => string): void {
+  process.stdout.write(o.json ? `${JSON.stringify(result, null, 2)}\n` : readable());
+}
+
+/** The options every client verb takes. */
+function client(cmd: Command): Command {
+  return cmd
+    .option('-s, --socket <path>', `the daemon's control socket (default ${DEFAULT_CONTROL_SOCKET}, or $VTEPD_SOCKET)`)
+    .option('--config <file>', "find the daemon by its config file's control.socket")
+    .option('--json', 'print the JSON answer of the control API instead of a table', false);
+}
+
+const program = new Command();
+program.name('vtepd').description('Userspace VXLAN virtual switch: per-tenant layer-2 overlays over TAP ports');
+
+program
+  .command('run')
+  .description('run the switch in the foreground until SIGINT/SIGTERM; TAPs are removed on exit; SIGHUP reloads the config')
+  .requiredOption('-c, --config <file>', 'YAML config file')
+  .option('--takeover', 'take the TAPs and FDB over from the vtepd running on the control socket (restart without dropping traffic)', false)
+  .action(async (opts: { config: string; takeover: boolean }) => {
+    const config = load(opts.config);
+    const { runDaemon } = await import('../daemon/runtime.js');
+    let rt: Awaited<ReturnType<typeof runDaemon>>;
+    try {
+      rt = await runDaemon({ configPath: opts.config, takeover: opts.takeover }, config);
+    } catch (e) {
+      process.stderr.write(`vtepd: ${(e as Error).message}\n`);
+      process.exit(1);
+    }
+    const shutdown = async (sig: string) => {
+      await rt.shutdown();
+      process.stdout.write(`vtepd: stopped (${sig})\n`);
+      process.exit(0);
+    };
+    process.on('SIGINT', () => void shutdown('SIGINT'));
+    process.on('SIGTERM', () => void shutdown('SIGTERM'));
+    const c = rt.daemon.running;
+    const u = c.underlay;
+    process.stdout.write(
+      `vtepd: running, ${c.tenants.length} tenant(s), ${rt.daemon.ports.length} port(s), underlay ${u.local} udp/${u.port}, control ${c.control.socket}` +
+        `${c.metrics ? `, metrics http://${c.metrics.listen}/metrics` : ''}, pid ${process.pid}\n`,
+    );
+  });
+
+program
+  .command('check')
+  .description('validate a config file; print every error with its path; exit 0 if valid, 1 if not')
+  .requiredOption('-c, --config <file>', 'YAML config file')
+  .action((opts: { config: string }) => {
+    const config = load(opts.config);
+    const ports = config.tenants.reduce((n, t) => n + t.ports.length, 0);
+    process.stdout.write(`${opts.config}: ok (${config.tenants.length} tenant(s), ${ports} port(s))\n`);
+  });
+
+client(program.command('status').description('tenants, ports, peers, uptime of the running daemon'))
+  .action(async (o: ClientOpts) => {
+    const s = await call<StatusResult>(o, 'status');
+    out(o, s, () => formatStatus(s));
+  });
+
+const fdb = program.command('fdb').description('show and change the MAC tables (FDB)');
+client(fdb.command('show').description('MAC, where (port or VTEP), static/learned, age'))
+  .option('-t, --tenant <name>', 'one tenant only')
+  .action(async (o: ClientOpts & { tenant?: string }) => {
+    const rows = await call<FdbRow[]>(o, 'fdb.show', { tenant: o.tenant });
+    out(o, rows, () => formatFdb(rows));
+  });
+client(fdb.command('add').description('add a static entry at runtime (kept until deleted or the daemon stops; put it in the config to keep it)'))
+  .requiredOption('-t, --tenant <name>', 'tenant')
+  .requiredOption('-m, --mac <mac>', 'unicast MAC')
+  .addOption(new Option('--vtep <address>', 'the remote VTEP the MAC is behind').conflicts('port'))
+  .addOption(new Option('--port <tap>', 'the local port the MAC is behind').conflicts('vtep'))
+  .action(async (o: ClientOpts & { tenant: string; mac: string; vtep?: string; port?: string }) => {
+    if (!o.vtep && !o.port) fail(new Error('fdb add: give --vtep ADDRESS or --port TAP'));
+    const r = await call<{ tenant: string; mac: string; where: string }>(o, 'fdb.add', { tenant: o.tenant, mac: o.mac, vtep: o.vtep, port: o.port });
+    out(o, r, () => `${r.tenant}: ${r.mac} -> ${r.where} (static)\n`);
+  });
+client(fdb.command('del').description('delete an entry (static or learned)'))
+  .requiredOption('-t, --tenant <name>', 'tenant')
+  .requiredOption('-m, --mac <mac>', 'MAC')
+  .action(async (o: ClientOpts & { tenant: string; mac: string }) => {
+    const r = await call<{ tenant: string; mac: string }>(o, 'fdb.del', { tenant: o.tenant, mac: o.mac });
+    out(o, r, () => `${r.tenant}: ${r.mac} deleted\n`);
+  });
+client(fdb.command('flush').description('delete learned entries (static ones stay)'))
+  .option('-t, --tenant <name>', 'one tenant only')
+  .action(async (o: ClientOpts & { tenant?: string }) => {
+    const r = await call<{ flushed: number }>(o, 'fdb.flush', { tenant: o.tenant });
+    out(o, r, () => `flushed ${r.flushed} learned entr${r.flushed === 1 ? 'y' : 'ies'}${o.tenant ? ` of ${o.tenant}` : ''}\n`);
+  });
+
+client(program.command('peers').description('VTEPs: liveness (last packet received), configured or learned, counters'))
+  .action(async (o: ClientOpts) => {
+    const r = await call<PeerInfo[]>(o, 'peers');
+    out(o, r, () => formatPeers(r));
+  });
+
+client(program.command('stats').description('per tenant, port and peer: packets, bytes, drops by named reason'))
+  .option('-a, --all', 'also list counters and drop reasons that are zero', false)
+  .action(async (o: ClientOpts & { all: boolean }) => {
+    const r = await call<StatsSnapshot>(o, 'stats');
+    out(o, r, () => formatStats(r, o.all));
+  });
+
+client(program.command('reload').description('re-read the config file and apply it as a diff (a bad one is refused; the running config stays)'))
+  .action(async (o: ClientOpts) => {
+    try {
+      const r = await request<{ changes: string[] }>(socketOf(o), 'reload', {}, { timeoutMs: 120_000 });
+      out(o, r, () => (r.changes.length ? `reloaded: ${r.changes.length} change(s)\n${r.changes.map((c) => `  ${c}\n`).join('')}` : 'reloaded: no change\n'));
+    } catch (e) {
+      if (o.json && e instanceof RemoteError) {
+        process.stdout.write(`${JSON.stringify({ ok: false, error: e.body }, null, 2)}\n`);
+        process.exit(1);
+      }
+      const st = e instanceof RemoteError ? /^(\S+): /.exec(e.message)?.[1] : undefined;
+      fail(e, st);
+    }
+  });
+
+client(program.command('restart').description('replace the running daemon by a new process that takes over its TAPs and FDB (no TAP disappears)'))
+  .action(async (o: ClientOpts) => {
+    const socket = socketOf(o);
+    const r = await call<{ oldPid: number; newPid: number }>(o, 'restart', {}, 120_000);
+    // The successor answers on the socket once it has taken over.
+    let s: StatusResult | undefined;
+    for (let i = 0; i < 100 && s?.pid !== r.newPid; i++) {
+      s = await request<StatusResult>(socket, 'status', {}, { timeoutMs: 2000 }).catch(() => undefined);
+      if (s?.pid !== r.newPid) await new Promise((res) => setTimeout(res, 50));
+    }
+    const result = { ...r, gapMs: s?.takeover?.gapMs ?? null };
+    out(o, result, () => `restarted: pid ${r.oldPid} -> ${r.newPid}, forwarding paused ${result.gapMs ?? '?'} ms\n`);
+  });
+
+client(program.command('trace').description('which path a frame would take (learned entry, flood list, drop and why), without sending anything'))
+  .requiredOption('-t, --tenant <name>', 'tenant')
+  .requiredOption('--in <port|vtep>', 'where the frame comes in: a port (TAP) name or a VTEP address')
+  .requiredOption('--src <mac>', 'source MAC')
+  .requiredOption('--dst <mac>', 'destination MAC')
+  .action(async (o: ClientOpts & { tenant: string; in: string; src: string; dst: string }) => {
+    const r = await call<TraceResult>(o, 'trace', { tenant: o.tenant, in: o.in, src: o.src, dst: o.dst });
+    out(o, r, () => formatTrace(r));
+  });
+
+program
+  .command('capture')
+  .description("write a tenant's frames as pcap (inner frames; --outer: the VXLAN packets) until -c frames, --seconds or Ctrl-C")
+  .requiredOption('-t, --tenant <name>', 'tenant')
+  .addOption(new Option('--port <tap>', 'frames of one local port').conflicts('peer'))
+  .addOption(new Option('--peer <vtep>', 'frames exchanged with one VTEP').conflicts('port'))
+  .option('--outer', 'the encapsulated packets on the underlay (with --peer or the tenant alone)', false)
+  .requiredOption('-w, --write <file>', "pcap file to write ('-': standard output)")
+  .option('-c, --count <n>', 'stop after n frames')
+  .option('--seconds <n>', 'stop after n seconds')
+  .option('-s, --socket <path>', `the daemon's control socket (default ${DEFAULT_CONTROL_SOCKET})`)
+  .option('--config <file>', "find the daemon by its config file's control.socket")
+  .option('--json', 'print a JSON summary at the end', false)
+  .action(async (o: ClientOpts & { tenant: string; port?: string; peer?: string; outer: boolean; write: string; count?: string; seconds?: string }) => {
+    const toStdout = o.write === '-';
+    const file: WriteStream | NodeJS.WriteStream = toStdout ? process.stdout : createWriteStream(o.write);
+    let packets = -1; // the header is not a packet
+    let bytes = 0;
+    const ac = new AbortController();
+    process.on('SIGINT', () => ac.abort());
+    process.on('SIGTERM', () => ac.abort());
+    const params = {
+      tenant: o.tenant, port: o.port, peer: o.peer, outer: o.outer,
+      count: o.count !== undefined ? Number(o.count) : undefined,
+      seconds: o.seconds !== undefined ? Number(o.seconds) : undefined,
+    };
+    let summary: { packets: number } | undefined;
+    try {
+      summary = await request<{ packets: number }>(socketOf(o), 'capture', params, {
+        timeoutMs: 0,
+        signal: ac.signal,
+        onEvent: (name, body) => {
+          if (name === 'started') process.stderr.write(`vtepd: capturing on ${(body.sources as string[]).join('; ')}\n`);
+          else if (name === 'data') {
+            const b = Buffer.from(String(body.data), 'base64');
+            file.write(b);
+            bytes += b.length;
+            packets++;
+          }
+        },
+      });
+    } catch (e) {
+      if (!ac.signal.aborted) fail(e);
+    }
+    const n = summary?.packets ?? Math.max(0, packets);
+    await new Promise<void>((r) => (toStdout ? r() : (file as WriteStream).end(() => r())));
+    const where = toStdout ? 'standard output' : o.write;
+    if (o.json && !toStdout) process.stdout.write(`${JSON.stringify({ packets: n, bytes, file: o.write }, null, 2)}\n`);
+    else process.stderr.write(`vtepd: ${n} packet${n === 1 ? '' : 's'} captured to ${where}\n`);
+    process.exit(0);
+  });
+
+program
+  .command('demo')
+  .description('build two hosts and two tenants in network namespaces, ping and iperf3 through the overlay, print the results, clean up')
+  .option('-s, --seconds <n>', 'iperf3 duration in seconds', '3')
+  .option('--kernel', 'also measure the kernel VXLAN on the same veth for comparison', false)
+  .action(async (opts: { seconds: string; kernel: boolean }) => {
+    const { demo } = await import('../../lab/demo.js');
+    const ok = await demo({ seconds: Number(opts.seconds), kernel: opts.kernel });
+    process.exit(ok ? 0 : 1);
+  });
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  process.stderr.write(`vtepd: ${(e as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,680 @@
+/**
+ * The daemon: turn a validated Config into a running switch — the underlay data path,
+ * one bridge per tenant, a TAP per port — change it by diff on reload, answer what the
+ * control API asks (status, FDB, peers, stats, trace), hand itself over to a successor,
+ * and tear it all down again.
+ *
+ * The Daemon is the model; src/daemon/runtime.ts puts the control socket, the metrics endpoint and
+ * the signals around it. The data path and the ports come from outside (NativeDatapath and
+ * TAPs by default), so the unit tests run the very same reload code over the in-memory
+ * fake data path.
+ */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import type { BridgeCounters } from '../core/bridge.js';
+import type { PolicyChange, RolesChange } from '../config/reconcile.js';
+import type { Config, LogLevel, MetricsConfig, PortConfig, StaticFdbEntry, TenantConfig } from '../config/config.js';
+import { NativeDatapath, type Datapath } from '../native/datapath.js';
+import { native } from '../native/addon.js';
+import { Switch, type FdbRow, type SnapshotEntry, type TraceResult, type Where } from '../core/switch.js';
+import { logger, setLogLevel } from '../util/log.js';
+import { RoleAgent, type RoleOptions, type RoleStatus } from '../overlay/roles.js';
+import { applyPlan, describeChange, plan, type Change, type Target } from '../config/reconcile.js';
+import { counterInfo } from '../native/counters.js';
+import { VERSION } from '../util/paths.js';
+import type { ConfigError } from '../config/config.js';
+import { usesGre } from '../config/config.js';
+
+const execFileP = promisify(execFile);
+const log = logger('daemon');
+
+
+export interface RunningPort {
+  tenant: string;
+  tap: string;
+  netns: string | null;
+  fd: number;
+  /** A multi-queue TAP's other queues (underlay.queues > 1); [] for a plain one. */
+  queueFds: number[];
+  ifindex: number;
+  mac: string;
+  mtu: number;
+  config: PortConfig;
+}
+
+/** An open port device. */
+export interface PortHandle {
+  fd: number;
+  /** A multi-queue TAP's other queues, in queue order. */
+  queueFds?: number[];
+  ifindex: number;
+  mac: string;
+  /** Frames carry a virtio_net_hdr (a TAP with offloads); absent: the data path asks the fd. */
+  vnetHdr?: boolean;
+}
+
+/** Where ports come from: TAP devices (default), or a fake in tests. */
+export interface PortBackend {
+  open(tenant: string, p: PortConfig): Promise<PortHandle>;
+  close(p: RunningPort): void;
+  /** Change MTU, MAC or address in place; the device stays. */
+  change(p: RunningPort, to: PortConfig): Promise<void>;
+}
+
+/** Close fds that may be gone already (errors ignored). */
+function closeQuietly(fds: readonly number[]): void {
+  for (const fd of fds) {
+    try { native().fdClose(fd); } catch { /* gone */ }
+  }
+}
+
+/** Close a TAP's queue fds, queue 0's last (the device goes with the last one). */
+function closePortFds(fd: number, queueFds: readonly number[] = []): void {
+  closeQuietly(queueFds);
+  native().fdClose(fd);
+}
+
+async function ip(netns: string | null, args: string[]): Promise<void> {
+  await execFileP('ip', netns ? ['-n', netns, ...args] : args);
+}
+
+/** TAP devices through the addon; IPv6 addresses and in-place changes through `ip`. */
+export class TapPorts implements PortBackend {
+  /** queues: TAP queues per port (underlay.queues); 1 is a plain TAP. */
+  constructor(private readonly queues = 1) {}
+
+  async open(_tenant: string, p: PortConfig): Promise<PortHandle> {
+    const n = native();
+    const tap = n.tapOpen({
+      queues: this.queues,
+      name: p.tap,
+      netns: p.netns ?? undefined,
+      mtu: p.mtu,
+      mac: p.mac ?? undefined,
+      ipv4: p.address?.family === 4 ? { address: p.address.address, prefixLength: p.address.prefixLength } : undefined,
+      up: true,
+    });
+    try {
+      if (p.address?.family === 6) await ip(p.netns, ['addr', 'add', `${p.address.address}/${p.address.prefixLength}`, 'dev', p.tap, 'nodad']);
+    } catch (e) {
+      closePortFds(tap.fd, tap.queueFds);
+      throw e;
+    }
+    log.debug({ tap: p.tap, offloads: tap.offloads, queues: 1 + tap.queueFds.length }, 'TAP offloads');
+    return { fd: tap.fd, queueFds: tap.queueFds, ifindex: tap.ifindex, mac: tap.mac, vnetHdr: tap.vnetHdr };
+  }
+  close(p: RunningPort): void {
+    closePortFds(p.fd, p.queueFds);
+  }
+  async change(p: RunningPort, to: PortConfig): Promise<void> {
+    const from = p.config;
+    if (from.mtu !== to.mtu) await ip(p.netns, ['link', 'set', 'dev', p.tap, 'mtu', String(to.mtu)]);
+    if (to.mac && from.mac !== to.mac) await ip(p.netns, ['link', 'set', 'dev', p.tap, 'address', to.mac]);
+    if (JSON.stringify(from.address) !== JSON.stringify(to.address)) {
+      if (from.address) await ip(p.netns, ['addr', 'del', `${from.address.address}/${from.address.prefixLength}`, 'dev', p.tap]);
+      if (to.address) await ip(p.netns, ['addr', 'add', `${to.address.address}/${to.address.prefixLength}`, 'dev', p.tap, ...(to.address.family === 6 ? ['nodad'] : [])]);
+    }
+  }
+}
+
+/** What a takeover hands the new daemon: the old one's ports (by TAP name) and FDB. */
+export interface Adopted {
+  ports: Map<string, PortHandle>;
+  fdb: SnapshotEntry[];
+}
+
+/** Hooks for what lives outside the model (the control socket, the metrics endpoint). */
+export interface DaemonHooks {
+  control?(socket: string): Promise<void>;
+  metrics?(m: MetricsConfig | null): Promise<void>;
+}
+
+export interface DaemonOptions {
+  dp?: Datapath;
+  ports?: PortBackend;
+  adopt?: Adopted;
+  hooks?: DaemonHooks;
+  /** Switch-wide FDB limit; default half the addon's cache capacity. */
+  maxMacsTotal?: number;
+}
+
+export interface PeerInfo {
+  vtep: string;
+  id: number;
+  /** Learned from traffic rather than configured. */
+  dynamic: boolean;
+  /** Tenants whose flood list holds it. */
+  floodOf: string[];
+  /** FDB entries pointing at it. */
+  macs: number;
+  /** active: received within the last 10 s; idle: received before; silent: never. */
+  state: 'active' | 'idle' | 'silent';
+  /** Seconds since its rx counter last moved (sampled once a second); null: never. */
+  lastSeenSeconds: number | null;
+  /** Path MTU toward it (largest outer IP packet; underlay.mtu unless configured or discovered). */
+  pathMtu: number;
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  drops: number;
+}
+
+export interface PortStats {
+  tenant: string;
+  port: string;
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  drops: number;
+}
+
+/** A tenant's figures: its bridge's counters (learning, flooding, drops) and its table size. */
+export interface TenantStats extends BridgeCounters {
+  tenant: string;
+  vni: number;
+  ports: number;
+  fdbLearned: number;
+  fdbStatic: number;
+  /** Its tunnel traffic, all VTEPs together: inner frames and bytes (DpStats.tenants). */
+  tunnel: { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number; drops: number };
+}
+
+/** Everything counted, from one dpStats() call. */
+export interface StatsSnapshot {
+  at: number;
+  uptimeSeconds: number;
+  /** The fast path's global counters, traffic (not drops). */
+  datapath: Record<string, number>;
+  /** The fast path's drops by named reason (native/counters.def). */
+  drops: Record<string, number>;
+  /** Per fast-path queue (underlay.queues): frames read from ports, packets taken from the underlay. */
+  queues: { queue: number; encapFrames: number; decapPackets: number }[];
+  tenants: TenantStats[];
+  ports: PortStats[];
+  peers: PeerInfo[];
+  switch: {
+    events: number; eventsUnknownTenant: number; eventsNotAccepted: number; dynamicVteps: number; eventBatches: number; portsRecreated: number;
+    tooBigFrames: number; icmpTooBigSent: number; controlMessages: number;
+  };
+  /** The role: hubs (a spoke), learned spokes (a hub), failovers, path MTUs. */
+  overlay: RoleStatus;
+}
+
+/** Fast-path counters of I/O faults (not hostile input): a rise is logged, once a second at most. */
+const FAULT_COUNTERS = ['tap_rx_error', 'tap_tx_error', 'underlay_rx_error', 'underlay_tx_error', 'underlay_tx_too_big', 'event_queue_full'];
+
+export interface ReloadResult {
+  ok: boolean;
+  /** Validation or plan errors (nothing was changed), each with its path. */
+  errors: ConfigError[];
+  /** What was changed, one line each. */
+  changes: string[];
+  /** Changes that failed while applying (the rest were applied). */
+  failed: string[];
+}
+
+/** The role agent's options from a config. */
+export function roleOptions(c: Pick<Config, 'role' | 'hubs' | 'nat' | 'keepalive' | 'deadInterval' | 'pmtuDiscovery' | 'underlay'>): RoleOptions {
+  return {
+    role: c.role, hubs: c.hubs, nat: c.nat, keepalive: c.keepalive, deadInterval: c.deadInterval, pmtuDiscovery: c.pmtuDiscovery,
+    underlayMtu: c.underlay.mtu, family: c.underlay.family,
+  };
+}
+
+export class Daemon implements Target {
+  readonly sw: Switch;
+  /** Hub, spoke or mesh: liveness, failover, relay, path MTU, MSS clamping (src/overlay/roles.ts). */
+  readonly roles: RoleAgent;
+  readonly ports: RunningPort[] = [];
+  readonly startedAt = Date.now();
+  readonly reloads = { ok: 0, failed: 0 };
+  /** Set when this daemon took over from another: its PID and how long forwarding stopped. */
+  takeover: { fromPid: number; gapMs: number } | null = null;
+  /** The config that runs (the last good one, with every change that succeeded). */
+  running: Config;
+  private closed = false;
+  private readonly backend: PortBackend;
+  private readonly hooks: DaemonHooks;
+  private peerTimer: NodeJS.Timeout | undefined;
+  private readonly peerSeen = new Map<string, { rx: number; at: number | null; active?: boolean }>();
+  /** Fault counters as last logged. */
+  private readonly faultSeen = new Map<string, number>();
+  /** Ports whose TAP went away under us and could not be recreated yet: retried once a second. */
+  private readonly lostPorts = new Map<string, { tenant: string; config: PortConfig }>();
+  private portsRecreated = 0;
+  private checkingPorts = false;
+  private eventBatches = 0;
+  private batchListener: ((size: number) => void) | undefined;
+
+  private constructor(config: Config, opts: DaemonOptions) {
+    this.running = config;
+    const dp = opts.dp ?? new NativeDatapath({
+      local: config.underlay.local,
+      port: config.underlay.port,
+      sourcePorts: config.underlay.sourcePorts,
+      gre: usesGre(config),
+      local2: config.underlay.locals[1]?.address,
+      queues: config.underlay.queues,
+    });
+    this.backend = opts.ports ?? new TapPorts(config.underlay.queues);
+    this.hooks = opts.hooks ?? {};
+    const maxMacsTotal = opts.maxMacsTotal ?? Math.min(config.limits.maxMacs, native().limits().fdbCapacity);
+    this.sw = new Switch(dp, { vxlanPort: config.underlay.port, maxMacsTotal });
+    // Every VTEP's path MTU starts at the underlay's: frames that do not fit get ICMP too-big.
+    this.sw.defaultVtepMtu = config.underlay.mtu;
+    this.roles = new RoleAgent(this.sw, roleOptions(config));
+  }
+
+  /** Build everything the config describes. On failure, undo what was built and throw. */
+  static async start(config: Config, opts: DaemonOptions = {}): Promise<Daemon> {
+    setLogLevel(config.log.level);
+    const d = new Daemon(config, opts);
+    try {
+      const start = () => d.sw.start((n) => {
+        d.eventBatches++;
+        d.batchListener?.(n);
+      });
+      // A takeover programs everything, FDB included, before forwarding resumes, so the
+      // first frames after the pause find their learned destinations (no flooding).
+      if (!opts.adopt) start();
+      for (const t of config.tenants) {
+        await d.addTenant(t);
+        for (const p of t.ports) await d.addPort(t.name, p, opts.adopt?.ports.get(p.tap));
+      }
+      if (opts.adopt) {
+        let restored = 0;
+        for (const e of opts.adopt.fdb) if (d.sw.restore(e)) restored++;
+        start();
+        log.info({ entries: opts.adopt.fdb.length, restored }, 'FDB restored from the previous daemon');
+      }
+      d.sw.startAgeing(ageingInterval(config));
+      d.roles.start();
+      d.peerTimer = setInterval(() => {
+        try {
+          d.tick();
+        } catch (e) {
+          log.warn({ err: (e as Error).message }, 'periodic check failed');
+        }
+      }, 1000);
+      d.peerTimer.unref();
+    } catch (e) {
+      d.close();
+      throw e;
+    }
+    log.info({ tenants: config.tenants.length, ports: d.ports.length }, 'running');
+    return d;
+  }
+
+  /** Called once per batch of events from the data path, with its size (metrics). */
+  onEventBatch(fn: (size: number) => void): void {
+    this.batchListener = fn;
+  }
+
+  // ---- Target: the reconcile operations ------------------------------------------------
+
+  addTenant(t: TenantConfig): void {
+    this.roles.setTenant(t.name, { mssClamp: t.mssClamp, encap: t.encap });
+    this.sw.addTenant({
+      name: t.name, vni: t.vni, learning: t.learning, ageing: t.ageing, maxMacs: t.maxMacs,
+      acceptFrom: t.acceptFrom, flood: t.flood, fdb: t.fdb, encap: t.encap, vtepEncap: t.vtepEncap,
+      stormControl: t.stormControl === 'off' ? null : t.stormControl,
+      moveDampening: t.moveDampening === 'off' ? null : t.moveDampening,
+    });
+  }
+
+  async removeTenant(name: string): Promise<void> {
+    const ports = this.ports.filter((p) => p.tenant === name);
+    this.sw.removeTenant(name);
+    this.roles.forgetTenant(name);
+    for (const p of ports) this.dropPort(p);
+  }
+
+  setPolicy(name: string, p: PolicyChange): void {
+    this.sw.setPolicy(name, {
+      ...p,
+      stormControl: p.stormControl === 'off' ? null : p.stormControl,
+      moveDampening: p.moveDampening === 'off' ? null : p.moveDampening,
+    });
+  }
+  setFlood(name: string, flood: string[]): void {
+    this.sw.setFlood(name, flood);
+    const b = this.sw.tenant(name);
+    if (b) this.roles.refreshMss(b);
+  }
+  setMssClamp(name: string, clamp: TenantConfig['mssClamp']): void {
+    const t = this.running.tenants.find((x) => x.name === name);
+    this.roles.setTenant(name, { mssClamp: clamp, encap: t?.encap ?? 'vxlan' });
+  }
+  setRoles(r: RolesChange): void {
+    this.roles.reconfigure(roleOptions({ ...r, underlay: this.running.underlay }));
+  }
+  setStatic(name: string, e: StaticFdbEntry): void { this.sw.setStatic(name, e.mac, { vtep: e.vtep }); }
+  delStatic(name: string, mac: string): void { this.sw.removeEntry(name, mac); }
+
+  async addPort(tenant: string, p: PortConfig, adopted?: PortHandle): Promise<void> {
+    const h = adopted ?? await this.backend.open(tenant, p);
+    // An adopted TAP keeps the queues it came with, up to this data path's: a queue
+    // nobody reads would stall the flows the kernel steers to it, so extra ones close.
+    const queueFds = [...(h.queueFds ?? [])];
+    closeQuietly(queueFds.splice(this.running.underlay.queues - 1));
+    const port: RunningPort = { tenant, tap: p.tap, netns: p.netns, fd: h.fd, queueFds, ifindex: h.ifindex, mac: h.mac, mtu: p.mtu, config: p };
+    try {
+      this.sw.addPort(tenant, p.tap, h.fd, { vnetHdr: h.vnetHdr, ...(queueFds.length ? { queueFds } : {}) });
+    } catch (e) {
+      this.backend.close(port);
+      throw e;
+    }
+    this.ports.push(port);
+    log.info({ tenant, tap: p.tap, netns: p.netns, mtu: p.mtu, adopted: !!adopted }, 'port up');
+  }
+
+  removePort(tenant: string, tap: string): void {
+    if (this.lostPorts.get(tap)?.tenant === tenant) {
+      this.lostPorts.delete(tap); // its TAP was gone already (deleted under us, not recreated yet)
+      return;
+    }
+    const p = this.ports.find((x) => x.tap === tap && x.tenant === tenant);
+    if (!p) throw new Error(`no port "${tap}" in tenant "${tenant}"`);
+    this.sw.removePort(tap);
+    this.dropPort(p);
+  }
+
+  async changePort(tenant: string, _from: PortConfig, to: PortConfig): Promise<void> {
+    const p = this.ports.find((x) => x.tap === to.tap && x.tenant === tenant);
+    if (!p) throw new Error(`no port "${to.tap}" in tenant "${tenant}"`);
+    await this.backend.change(p, to);
+    p.config = to;
+    p.mtu = to.mtu;
+    if (to.mac) p.mac = to.mac;
+  }
+
+  setLogLevel(level: LogLevel): void { setLogLevel(level); }
+  setMaxMacsTotal(n: number): void { this.sw.setMaxMacsTotal(Math.min(n, native().limits().fdbCapacity)); }
+  async setControl(socket: string): Promise<void> { await this.hooks.control?.(socket); }
+  async setMetrics(m: MetricsConfig | null): Promise<void> { await this.hooks.metrics?.(m); }
+
+  private dropPort(p: RunningPort): void {
+    const i = this.ports.indexOf(p);
+    if (i >= 0) this.ports.splice(i, 1);
+    try {
+      this.backend.close(p);
+    } catch (e) {
+      log.warn({ tap: p.tap, err: (e as Error).message }, 'closing TAP failed');
+    }
+  }
+
+  // ---- reload ----------------------------------------------------------------------------
+
+  /**
+   * Apply `next` as a diff against what runs. Errors that make the reload impossible
+   * (underlay changes) refuse it whole; a change that fails while applying is reported and
+   * the rest still applied. `running` becomes what really runs.
+   */
+  async reload(next: Config): Promise<ReloadResult> {
+    const p = plan(this.running, next);
+    if (p.errors.length) {
+      this.reloads.failed++;
+      log.warn({ errors: p.errors }, 'reload refused');
+      return { ok: false, errors: p.errors, changes: [], failed: [] };
+    }
+    const r = await applyPlan(this.running, p.changes, this);
+    // All applied: what runs is exactly `next`. Else the old config with what succeeded.
+    this.running = r.failed.length ? r.config : next;
+    if (r.applied.some((c) => c.op === 'tenant.add' || c.op === 'tenant.policy' || c.op === 'tenant.remove')) {
+      this.sw.stopAgeing();
+      this.sw.startAgeing(ageingInterval(this.running));
+    }
+    const failed = r.failed.map((f) => `${describeChange(f.change)}: ${f.error}`);
+    if (failed.length) this.reloads.failed++;
+    else this.reloads.ok++;
+    log.info({ changes: r.applied.length, failed: failed.length }, 'reloaded');
+    if (failed.length) log.warn({ failed }, 'reload: some changes failed');
+    return { ok: failed.length === 0, errors: [], changes: r.applied.map(describeChange), failed };
+  }
+
+  /** The changes a reload to `next` would make, without making them. */
+  planReload(next: Config): { changes: Change[]; errors: ConfigError[] } {
+    return plan(this.running, next);
+  }
+
+  // ---- queries ---------------------------------------------------------------------------
+
+  status() {
+    const rows = this.sw.fdbRows();
+    return {
+      pid: process.pid,
+      version: VERSION,
+      uptimeSeconds: Math.floor((Date.now() - this.startedAt) / 1000),
+      startedAt: new Date(this.startedAt).toISOString(),
+      underlay: { local: this.running.underlay.local, port: this.running.underlay.port, mtu: this.running.underlay.mtu, queues: this.running.underlay.queues },
+      control: this.running.control.socket,
+      metrics: this.running.metrics?.listen ?? null,
+      takeover: this.takeover,
+      reloads: { ...this.reloads },
+      tenants: this.sw.tenants().map((b) => ({
+        name: b.name,
+        vni: b.vni,
+        learning: b.learning,
+        ports: this.ports.filter((p) => p.tenant === b.name).map((p) => p.tap),
+        flood: [...b.flood].map((id) => this.sw.vtep(id)?.address ?? String(id)),
+        macs: rows.filter((r) => r.tenant === b.name).length,
+      })),
+      ports: this.ports.map((p) => ({ tenant: p.tenant, tap: p.tap, netns: p.netns, ifindex: p.ifindex, mac: p.mac, mtu: p.mtu })),
+      peers: this.sw.vteps().map((v) => ({ vtep: v.key, dynamic: v.dynamic, pathMtu: v.mtu })),
+      overlay: this.roles.status(),
+    };
+  }
+
+  fdb(tenant?: string): FdbRow[] {
+    if (tenant !== undefined && !this.sw.tenant(tenant)) throw new Error(`no tenant "${tenant}"`);
+    return this.sw.fdbRows(tenant);
+  }
+
+  fdbAdd(tenant: string, mac: string, where: Where): void { this.sw.setStatic(tenant, mac, where); }
+
+  fdbDel(tenant: string, mac: string): void {
+    if (!this.sw.removeEntry(tenant, mac)) throw new Error(`tenant "${tenant}" has no entry for ${mac}`);
+  }
+
+  fdbFlush(tenant?: string): number {
+    if (tenant !== undefined && !this.sw.tenant(tenant)) throw new Error(`no tenant "${tenant}"`);
+    return this.sw.flush(tenant);
+  }
+
+  trace(tenant: string, ingress: Where, src: string, dst: string): TraceResult {
+    return this.sw.trace(tenant, ingress, src, dst);
+  }
+
+  /** Note which VTEPs received something since the last sample (once a second). */
+  private samplePeers(stats = this.sw.dp.stats()): void {
+    const now = Date.now();
+    for (const v of this.sw.vteps()) {
+      const rx = stats.vteps[v.id]?.rxPackets ?? 0;
+      const seen = this.peerSeen.get(v.key);
+      if (!seen) this.peerSeen.set(v.key, { rx, at: rx > 0 ? now : null });
+      else if (rx !== seen.rx) { seen.rx = rx; seen.at = now; }
+    }
+    for (const a of [...this.peerSeen.keys()]) if (!this.sw.vtepByAddress(a)) this.peerSeen.delete(a);
+  }
+
+  /** Once a second: peer liveness (logged when a peer goes quiet or comes back), fault counters, lost TAPs. */
+  private tick(): void {
+    const s = this.sw.dp.stats();
+    this.samplePeers(s);
+    const now = Date.now();
+    for (const [vtep, seen] of this.peerSeen) {
+      if (seen.at === null) continue;
+      const active = now - seen.at <= 10_000;
+      if (seen.active === true && !active) log.warn({ vtep, lastSeenSeconds: Math.floor((now - seen.at) / 1000) }, 'peer quiet: nothing received from it for 10 s');
+      else if (seen.active === false && active) log.info({ vtep }, 'peer receiving again');
+      seen.active = active;
+    }
+    for (const name of FAULT_COUNTERS) {
+      const v = s.counters[name] ?? 0;
+      const last = this.faultSeen.get(name) ?? 0;
+      if (v > last) log.warn({ counter: name, delta: v - last, total: v }, 'fast-path faults counted');
+      this.faultSeen.set(name, v);
+    }
+    this.checkPorts().catch((e: Error) => log.warn({ err: e.message }, 'checking ports failed'));
+  }
+
+  /**
+   * A TAP deleted under the daemon (`ip link del`) leaves its fd detached: the fast path
+   * counts a read error and stops polling it. Seen here by the fd's fdinfo (a TAP fd names
+   * its interface, "iff:", empty once detached), the port is logged, taken down and made
+   * again from its config (same name, namespace, address and MAC), retried once a second
+   * until that works.
+   */
+  private async checkPorts(): Promise<void> {
+    if (!(this.backend instanceof TapPorts) || this.closed || this.checkingPorts) return;
+    this.checkingPorts = true;
+    try {
+      await this.recreateLostPorts();
+    } finally {
+      this.checkingPorts = false;
+    }
+  }
+
+  private async recreateLostPorts(): Promise<void> {
+    for (const p of [...this.ports]) {
+      let info: string;
+      try {
+        info = readFileSync(`/proc/self/fdinfo/${p.fd}`, 'utf8');
+      } catch {
+        continue;
+      }
+      if (!/^iff:\s*$/m.test(info)) continue;
+      log.warn({ tenant: p.tenant, tap: p.tap, netns: p.netns }, 'TAP gone (deleted under the daemon); recreating it');
+      this.sw.removePort(p.tap);
+      this.dropPort(p);
+      this.lostPorts.set(p.tap, { tenant: p.tenant, config: p.config });
+    }
+    for (const [tap, lost] of [...this.lostPorts]) {
+      if (this.closed || this.ports.some((x) => x.tap === tap)) {
+        this.lostPorts.delete(tap);
+        continue;
+      }
+      try {
+        this.lostPorts.delete(tap);
+        await this.addPort(lost.tenant, lost.config);
+        this.portsRecreated++;
+        log.warn({ tenant: lost.tenant, tap }, 'TAP recreated');
+      } catch (e) {
+        if (!this.ports.some((x) => x.tap === tap)) this.lostPorts.set(tap, lost);
+        log.warn({ tenant: lost.tenant, tap, err: (e as Error).message }, 'recreating a TAP failed; retrying');
+      }
+    }
+  }
+
+  /** Everything counted, from one dpStats() call. */
+  stats(): StatsSnapshot {
+    const s = this.sw.dp.stats();
+    this.samplePeers(s);
+    const now = Date.now();
+    const datapath: Record<string, number> = {};
+    const drops: Record<string, number> = {};
+    for (const c of counterInfo()) (c.drop ? drops : datapath)[c.name] = s.counters[c.name] ?? 0;
+    for (const [k, v] of Object.entries(s.counters)) if (!(k in datapath) && !(k in drops)) datapath[k] = v;
+    const queues = (s.queues ?? []).map((q, queue) => ({ queue, ...q }));
+    const zero = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, drops: 0 };
+    const ports: PortStats[] = this.sw.portList().map((p) => ({ tenant: p.tenant, port: p.name, ...zero, ...s.ports[p.id] }));
+    const floodOf = new Map<number, string[]>();
+    const macsAt = new Map<number, number>();
+    const tenants: TenantStats[] = this.sw.tenants().map((b) => {
+      for (const id of b.flood) floodOf.set(id, [...(floodOf.get(id) ?? []), b.name]);
+      let fdbStatic = 0;
+      for (const e of b.table.values()) {
+        if (e.static) fdbStatic++;
+        if (e.place.kind === 'vtep') macsAt.set(e.place.vtepId, (macsAt.get(e.place.vtepId) ?? 0) + 1);
+      }
+      return {
+        tenant: b.name, vni: b.vni, ports: b.ports.size,
+        fdbLearned: b.table.size - fdbStatic, fdbStatic, ...b.counters,
+        tunnel: { ...zero, ...s.tenants?.[b.tenantId] },
+      };
+    });
+    const peers: PeerInfo[] = this.sw.vteps().map((v) => {
+      const seen = this.peerSeen.get(v.key);
+      const at = seen?.at ?? null;
+      const lastSeenSeconds = at === null ? null : Math.floor((now - at) / 1000);
+      return {
+        vtep: v.key, id: v.id, dynamic: v.dynamic, floodOf: floodOf.get(v.id) ?? [], macs: macsAt.get(v.id) ?? 0,
+        state: lastSeenSeconds === null ? 'silent' : lastSeenSeconds <= 10 ? 'active' : 'idle',
+        lastSeenSeconds, pathMtu: v.mtu, ...zero, ...s.vteps[v.id],
+      };
+    });
+    return {
+      at: now,
+      uptimeSeconds: (now - this.startedAt) / 1000,
+      datapath, drops, queues, tenants, ports, peers, overlay: this.roles.status(),
+      switch: { ...this.sw.counters, eventBatches: this.eventBatches, portsRecreated: this.portsRecreated },
+    };
+  }
+
+  // ---- takeover ---------------------------------------------------------------------------
+
+  /**
+   * What a handover sends: the TAP fds (they stay open here until the new daemon has
+   * them), the ports they belong to, and a snapshot of the FDB. With `stop` (default) the
+   * data path stops first: its threads no longer read any TAP and its underlay sockets
+   * close, so the successor can bind them. Without, the caller stops it with `stop()`.
+   */
+  freeze(stop = true): { fds: number[]; ports: (Omit<RunningPort, 'fd' | 'queueFds' | 'config'> & { config: PortConfig; fdIndex: number; queueFdIndex: number[] })[]; fdb: SnapshotEntry[] } {
+    const fdb = this.sw.snapshot();
+    if (stop) this.stopForwarding();
+    const fds: number[] = [];
+    const ports = this.ports.map((p) => {
+      const { fd, queueFds, ...rest } = p;
+      const fdIndex = fds.push(fd) - 1;
+      const queueFdIndex = queueFds.map((q) => fds.push(q) - 1);
+      return { ...rest, fdIndex, queueFdIndex };
+    });
+    return { fds, ports, fdb };
+  }
+
+  /** Stop the data path (and timers) but keep every TAP fd open: a handover in progress. */
+  stopForwarding(): void {
+    this.roles.stop();
+    this.sw.stop();
+    if (this.peerTimer) clearInterval(this.peerTimer);
+  }
+
+  /** After a successful handover: close our copies of the TAP fds (the new daemon holds them: the TAPs stay). */
+  release(): void {
+    this.closed = true;
+    for (const p of this.ports.splice(0)) {
+      try { closePortFds(p.fd, p.queueFds); } catch { /* gone */ }
+    }
+  }
+
+  /** Give up this daemon object without touching its fds (a new Daemon adopted them). */
+  detach(): void {
+    this.closed = true;
+    this.ports.splice(0);
+  }
+
+  /** Stop the data path and delete the TAPs (closing a TAP's fd removes it). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.peerTimer) clearInterval(this.peerTimer);
+    this.roles.stop();
+    this.sw.stop();
+    for (const p of this.ports.splice(0)) {
+      try {
+        this.backend.close(p);
+      } catch (e) {
+        log.warn({ tap: p.tap, err: (e as Error).message }, 'closing TAP failed');
+      }
+    }
+  }
+}
+
+/** Check ageing often enough for the shortest ageing time, at most once a second. */
+function ageingInterval(config: Config): number {
+  const shortest = Math.min(300, ...config.tenants.map((t) => t.ageing));
+  return Math.max(100, Math.min(1000, (shortest * 1000) / 4));
+}

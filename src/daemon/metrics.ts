@@ -1,0 +1,165 @@
+/**
+ * Prometheus metrics (prom-client) on `metrics.listen`, GET /metrics.
+ *
+ * Every scrape takes ONE snapshot of the daemon's counters (one dpStats() call into the
+ * fast path, plus the bridges' own counters) and every metric's collect callback reads
+ * that snapshot; nothing is counted per packet in JavaScript. The data path's global
+ * counters are exported one metric each, named after native/counters.def; the drop
+ * reasons of that list as one labelled counter. Process metrics are prom-client's
+ * defaults (process_*, nodejs_*).
+ */
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { MetricsConfig } from '../config/config.js';
+import { counterInfo } from '../native/counters.js';
+import type { Daemon, StatsSnapshot } from './daemon.js';
+import { VERSION } from '../util/paths.js';
+import { logger } from '../util/log.js';
+
+const log = logger('metrics');
+
+type Labels = Record<string, string>;
+type Rows = [Labels, number][];
+
+export class Metrics {
+  readonly registry = new Registry();
+  private snap: StatsSnapshot | undefined;
+  private server: Server | undefined;
+  private readonly batchSize: Histogram;
+
+  /** `daemon()`: the daemon that runs now (it changes on a failed handover's recovery). */
+  constructor(private readonly daemon: () => Daemon) {
+    collectDefaultMetrics({ register: this.registry });
+    const reg = [this.registry];
+    const self = this;
+    const snap = (): StatsSnapshot => {
+      if (!self.snap) self.snap = self.daemon().stats(); // a scrape without render() (registry used directly)
+      return self.snap;
+    };
+    const counter = (name: string, help: string, labelNames: string[], rows: (s: StatsSnapshot) => Rows) =>
+      new Counter({
+        name, help, labelNames, registers: reg,
+        collect() {
+          this.reset();
+          for (const [l, v] of rows(snap())) this.inc(l, v);
+        },
+      });
+    const gauge = (name: string, help: string, labelNames: string[], rows: (s: StatsSnapshot) => Rows) =>
+      new Gauge({
+        name, help, labelNames, registers: reg,
+        collect() {
+          this.reset();
+          for (const [l, v] of rows(snap())) this.set(l, v);
+        },
+      });
+
+    gauge('vtepd_info', 'vtepd version (value 1)', ['version'], () => [[{ version: VERSION }, 1]]);
+    gauge('vtepd_start_time_seconds', 'when this daemon process started (Unix time)', [], () => [[{}, self.daemon().startedAt / 1000]]);
+    gauge('vtepd_tenants', 'tenants configured', [], (s) => [[{}, s.tenants.length]]);
+    gauge('vtepd_ports', 'local ports (TAPs)', [], (s) => [[{}, s.ports.length]]);
+    gauge('vtepd_peers', 'VTEPs known (configured and learned)', [], (s) => [[{}, s.peers.length]]);
+    counter('vtepd_reloads_total', 'config reloads, by result', ['result'], () => {
+      const r = self.daemon().reloads;
+      return [[{ result: 'ok' }, r.ok], [{ result: 'failed' }, r.failed]];
+    });
+
+    const io = [['rx_packets', 'rxPackets', 'packets received'], ['rx_bytes', 'rxBytes', 'bytes received'],
+      ['tx_packets', 'txPackets', 'packets sent'], ['tx_bytes', 'txBytes', 'bytes sent'], ['drops', 'drops', 'packets dropped']] as const;
+    for (const [suffix, key, what] of io) {
+      counter(`vtepd_port_${suffix}_total`, `local port: ${what} (fast path and flooding)`, ['tenant', 'port'],
+        (s) => s.ports.map((p) => [{ tenant: p.tenant, port: p.port }, p[key]]));
+      counter(`vtepd_peer_${suffix}_total`, `VTEP peer: ${what} (all tenants)`, ['vtep'],
+        (s) => s.peers.map((p) => [{ vtep: p.vtep }, p[key]]));
+      counter(`vtepd_tenant_tunnel_${suffix}_total`, `tenant: ${what} through tunnels, all VTEPs together (inner frames; drops: sends the kernel refused)`, ['tenant'],
+        (s) => s.tenants.map((t) => [{ tenant: t.tenant }, t.tunnel[key]]));
+    }
+    gauge('vtepd_peer_up', 'VTEP peer received something in the last 10 s (1) or not (0)', ['vtep'],
+      (s) => s.peers.map((p) => [{ vtep: p.vtep }, p.state === 'active' ? 1 : 0]));
+    gauge('vtepd_peer_last_seen_seconds', 'seconds since the VTEP peer last sent us a packet (absent: never)', ['vtep'],
+      (s) => s.peers.filter((p) => p.lastSeenSeconds !== null).map((p) => [{ vtep: p.vtep }, p.lastSeenSeconds!]));
+
+    gauge('vtepd_fdb_entries', 'FDB entries, by tenant and type', ['tenant', 'type'],
+      (s) => s.tenants.flatMap((t) => [[{ tenant: t.tenant, type: 'learned' }, t.fdbLearned], [{ tenant: t.tenant, type: 'static' }, t.fdbStatic]] as Rows));
+    const bridge = [['learned', 'learned', 'MACs learned'], ['moves', 'moves', 'MAC moves (port/VTEP to another place)'],
+      ['aged', 'aged', 'MACs aged out'], ['limit_refused', 'limitRefused', 'learning refused at maxMacs or the switch-wide limit'],
+      ['static_conflicts', 'staticConflicts', 'learned sources that tried to move a static entry'],
+      ['flooded', 'flooded', 'frames flooded by the bridge (broadcast, multicast, unknown unicast)'],
+      ['moves_dampened', 'movesDampened', 'moves refused because the MAC was pinned by move dampening'],
+      ['flapping', 'flapping', 'MACs found flapping between two places and pinned']] as const;
+    for (const [suffix, key, what] of bridge) {
+      counter(`vtepd_tenant_${suffix}_total`, `tenant: ${what}`, ['tenant'], (s) => s.tenants.map((t) => [{ tenant: t.tenant }, t[key]]));
+    }
+    counter('vtepd_tenant_drops_total', 'tenant: punted frames the bridge dropped, by reason', ['tenant', 'reason'],
+      (s) => s.tenants.flatMap((t) => [[{ tenant: t.tenant, reason: 'hairpin' }, t.hairpinDrops], [{ tenant: t.tenant, reason: 'split_horizon' }, t.splitHorizonDrops],
+        [{ tenant: t.tenant, reason: 'storm_control' }, t.stormDrops]] as Rows));
+
+    counter('vtepd_drops_total', 'fast path drops by reason (native/counters.def)', ['reason'],
+      (s) => Object.entries(s.drops).map(([reason, v]) => [{ reason }, v]));
+    for (const c of counterInfo().filter((x) => !x.drop)) {
+      counter(`vtepd_datapath_${c.name}_total`, `fast path: ${c.help}`, [], (s) => [[{}, s.datapath[c.name] ?? 0]]);
+    }
+    counter('vtepd_queue_frames_total', 'per fast-path queue (underlay.queues): frames read from ports (direction="encap"), packets taken from the underlay (direction="decap")',
+      ['queue', 'direction'], (s) => s.queues.flatMap((q) => [[{ queue: String(q.queue), direction: 'encap' }, q.encapFrames],
+        [{ queue: String(q.queue), direction: 'decap' }, q.decapPackets]] as Rows));
+    counter('vtepd_events_total', 'exception events handled by the bridges (learn and miss)', [], (s) => [[{}, s.switch.events]]);
+    counter('vtepd_icmp_too_big_total', 'ICMP fragmentation-needed / packet-too-big replies written back for frames too big for their tunnel', [],
+      (s) => [[{}, s.switch.icmpTooBigSent]]);
+    gauge('vtepd_peer_path_mtu', 'path MTU toward a VTEP peer (largest outer IP packet)', ['vtep'],
+      (s) => s.peers.map((p) => [{ vtep: p.vtep }, p.pathMtu]));
+    gauge('vtepd_hub_up', 'a spoke: the hub answered within deadInterval (1) or not (0)', ['hub'],
+      (s) => s.overlay.hubs.map((h) => [{ hub: `${h.address}:${h.port}` }, h.alive ? 1 : 0]));
+    gauge('vtepd_hub_active', 'a spoke: the hub it floods to (1) or a standby (0)', ['hub'],
+      (s) => s.overlay.hubs.map((h) => [{ hub: `${h.address}:${h.port}` }, h.active ? 1 : 0]));
+    counter('vtepd_hub_failovers_total', 'a spoke: moves from a dead active hub to the next', [], (s) => [[{}, s.overlay.failovers]]);
+    gauge('vtepd_spokes', 'a hub: spokes learned from their probes', [], (s) => [[{}, s.overlay.spokes.length]]);
+    this.batchSize = new Histogram({
+      name: 'vtepd_event_batch_size',
+      help: 'events per batch handed from the fast path to JavaScript (one call per batch)',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024],
+      registers: reg,
+    });
+  }
+
+  /** Feed the batch-size histogram (called once per batch, never per packet). */
+  observeBatch(size: number): void {
+    this.batchSize.observe(size);
+  }
+
+  /** The exposition text, from one snapshot. */
+  async render(): Promise<string> {
+    this.snap = this.daemon().stats();
+    try {
+      return await this.registry.metrics();
+    } finally {
+      this.snap = undefined;
+    }
+  }
+
+  /** Serve GET /metrics on `m` (or stop serving, for null). */
+  async listen(m: MetricsConfig | null): Promise<void> {
+    await this.close();
+    if (!m) return;
+    const server = createServer((req, res) => {
+      if (req.method !== 'GET' || (req.url ?? '/').split('?')[0] !== '/metrics') {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('vtepd: GET /metrics\n');
+        return;
+      }
+      this.render().then(
+        (text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
+        (e: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${e.message}\n`),
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(m.port, m.host, () => { server.off('error', reject); resolve(); });
+    });
+    this.server = server;
+    log.info({ listen: m.listen }, 'metrics listening');
+  }
+
+  async close(): Promise<void> {
+    const s = this.server;
+    this.server = undefined;
+    if (s) await new Promise<void>((r) => { s.close(() => r()); s.closeAllConnections(); });
+  }
+}

@@ -1,0 +1,226 @@
+/**
+ * The data path as the Switch sees it: a cache it programs and a source of exception
+ * events. Two implementations: NativeDatapath (the C fast path, below) and the in-memory
+ * fake the unit tests use (test/support/fake-datapath.ts). The Switch never knows which.
+ */
+import {
+  native,
+  type DpHandle,
+  type DpStats,
+  type FdbKind,
+  type PortSetOptions,
+  EVENT_HEADER,
+  EV_LEARN,
+  EV_MISS,
+  EV_CONTROL,
+  EV_TOO_BIG,
+  type VtepOptions,
+  type ControlSendOptions,
+  IN_PORT,
+  IN_VTEP,
+  IN_UNKNOWN_VTEP,
+  FDB_PORT,
+  FDB_VTEP,
+  type EncapName,
+  ENCAP_CODES,
+} from './addon.js';
+import { macFromBuffer, macToBuffer } from '../util/mac.js';
+
+export type Place = { kind: 'port'; portId: number } | { kind: 'vtep'; vtepId: number };
+
+/** Where an exception frame came from. An unknown VTEP is known by its outer source address only. */
+export type Ingress = Place | { kind: 'unknown-vtep'; address: string; port: number; encap?: EncapName };
+
+export interface DpEvent {
+  /**
+   * learn: the source MAC is not in the cache at this place. miss: the frame is punted for
+   * flooding. too-big: a frame from `ingress` did not fit the path MTU of VTEP `outVtep`
+   * (frame: its first bytes). control: a liveness message (src/overlay/liveness.ts) arrived on the
+   * underlay port from `outer` (frame: the UDP payload; tenantId 0).
+   */
+  type: 'learn' | 'miss' | 'too-big' | 'control';
+  tenantId: number;
+  ingress: Ingress;
+  srcMac: string;
+  /** The whole inner frame, for 'miss'; the first bytes for 'too-big'; the payload for 'control'. */
+  frame?: Buffer;
+  /** too-big: the VTEP whose path MTU the frame exceeded. */
+  outVtep?: number;
+  /** The outer source address and UDP port, for events from the underlay. */
+  outer?: { address: string; port: number };
+  /** What carried the frame, for events from the underlay (absent: vxlan). */
+  encap?: EncapName;
+}
+
+export interface FdbIdle {
+  tenantId: number;
+  mac: string;
+  idleMs: number;
+}
+
+export interface Datapath {
+  start(onEvents: (events: DpEvent[]) => void): void;
+  stop(): void;
+  tenantSet(tenantId: number, vni: number): void;
+  tenantDel(tenantId: number): void;
+  /** Anti-spoofing: accept encapsulated frames of the tenant from this VTEP, or not. */
+  tenantAccept(tenantId: number, vtepId: number, accept: boolean): void;
+  /** Accept them from any source. */
+  tenantAcceptAny(tenantId: number, any: boolean): void;
+  /** The encapsulations the tenant takes on receive (new tenant: ['vxlan']). */
+  tenantEncaps(tenantId: number, encaps: EncapName[]): void;
+  /** fd: the port's packet descriptor (a TAP); the fake ignores it. opts.vnetHdr: see PortSetOptions. */
+  portSet(portId: number, tenantId: number, fd: number, opts?: PortSetOptions): void;
+  portDel(portId: number): void;
+  /** opts: path MTU, fixed source port, identity by address and port (VtepOptions). */
+  vtepSet(vtepId: number, address: string, port: number, opts?: VtepOptions): void;
+  vtepDel(vtepId: number): void;
+  /** Hub relay for a tenant: VTEP -> VTEP forwarding (never back to the ingress VTEP). */
+  tenantRelay(tenantId: number, relay: boolean): void;
+  /** Clamp the MSS option of TCP SYNs of the tenant, both directions; 0 = off. */
+  tenantMss(tenantId: number, mssV4: number, mssV6: number): void;
+  /** Send a liveness message on the underlay (see ControlSendOptions). */
+  sendControl(address: string, port: number, payload: Buffer, opts?: ControlSendOptions): void;
+  fdbSet(tenantId: number, mac: string, place: Place): void;
+  fdbDel(tenantId: number, mac: string): void;
+  fdbIdle(): FdbIdle[];
+  transmit(tenantId: number, frame: Buffer, ports: number[], vteps: number[]): number;
+  stats(): DpStats;
+}
+
+function placeToNative(place: Place): [FdbKind, number] {
+  return place.kind === 'port' ? [FDB_PORT, place.portId] : [FDB_VTEP, place.vtepId];
+}
+
+function formatAddress(buf: Buffer, off: number, family: number): string {
+  if (family === 4) return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(buf.readUInt16BE(off + i).toString(16));
+  // Canonical compressed form: collapse the longest run of zero groups.
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') { i++; continue; }
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > bestLen && j - i > 1) { bestStart = i; bestLen = j - i; }
+    i = j;
+  }
+  if (bestStart < 0) return groups.join(':');
+  return `${groups.slice(0, bestStart).join(':')}::${groups.slice(bestStart + bestLen).join(':')}`;
+}
+
+/** Decode one Buffer of event records (layout in src/native/addon.ts). */
+export function decodeEvents(buf: Buffer): DpEvent[] {
+  const events: DpEvent[] = [];
+  let off = 0;
+  while (off + EVENT_HEADER <= buf.length) {
+    const recLen = buf.readUInt32LE(off);
+    if (recLen < EVENT_HEADER || off + recLen > buf.length) break;
+    const type = buf[off + 4];
+    const inKind = buf[off + 5];
+    const outerPort = buf.readUInt16LE(off + 6);
+    const tenantId = buf.readUInt32LE(off + 8);
+    const inId = buf.readUInt32LE(off + 12);
+    const family = buf[off + 32];
+    const encap = ENCAP_CODES[buf[off + 33]!];
+    const srcMac = macFromBuffer(buf, off + 40);
+    const frameLen = buf.readUInt32LE(off + 48);
+    let ingress: Ingress;
+    if (inKind === IN_PORT) ingress = { kind: 'port', portId: inId };
+    else if (inKind === IN_VTEP) ingress = { kind: 'vtep', vtepId: inId };
+    else if (inKind === IN_UNKNOWN_VTEP)
+      ingress = { kind: 'unknown-vtep', address: formatAddress(buf, off + 16, family), port: outerPort, ...(encap && encap !== 'vxlan' ? { encap } : {}) };
+    else { off += recLen; continue; }
+    const kinds: Record<number, DpEvent['type']> = { [EV_LEARN]: 'learn', [EV_MISS]: 'miss', [EV_CONTROL]: 'control', [EV_TOO_BIG]: 'too-big' };
+    const kind = kinds[type];
+    if (!kind) { off += recLen; continue; }
+    const ev: DpEvent = { type: kind, tenantId, ingress, srcMac };
+    if (type !== EV_LEARN) ev.frame = Buffer.from(buf.subarray(off + EVENT_HEADER, off + EVENT_HEADER + frameLen));
+    if (type === EV_TOO_BIG) ev.outVtep = buf.readUInt32LE(off + 52);
+    if (family === 4 || family === 6) ev.outer = { address: formatAddress(buf, off + 16, family), port: outerPort };
+    if (encap && encap !== 'vxlan') ev.encap = encap;
+    events.push(ev);
+    off += recLen;
+  }
+  return events;
+}
+
+export interface NativeDatapathOptions {
+  local: string;
+  port: number;
+  sourcePorts?: number;
+  /** Adopt these underlay sockets (see DpCreateOptions.underlayFds for ownership). */
+  underlayFds?: number[];
+  /** UDP_SEGMENT/UDP_GRO on the underlay (default true). */
+  offloads?: boolean;
+  /** Open the raw GRE socket (GRE-TAP, NVGRE; default false). */
+  gre?: boolean;
+  /** Dual stack: the underlay address of the other family (see DpCreateOptions.local2). */
+  local2?: string;
+  /** Thread pairs, receive sockets and TAP queues (see DpCreateOptions.queues; default 1). */
+  queues?: number;
+}
+
+/** The C fast path. */
+export class NativeDatapath implements Datapath {
+  private readonly dp: DpHandle;
+  private readonly n = native();
+  private stopped = false;
+
+  constructor(opts: NativeDatapathOptions) {
+    this.dp = this.n.dpCreate({
+      local: opts.local, port: opts.port, sourcePorts: opts.sourcePorts, underlayFds: opts.underlayFds, offloads: opts.offloads,
+      ...(opts.gre ? { gre: true } : {}),
+      ...(opts.local2 ? { local2: opts.local2 } : {}),
+      queues: opts.queues,
+    });
+  }
+
+  start(onEvents: (events: DpEvent[]) => void): void {
+    this.n.dpStart(this.dp, (records) => onEvents(decodeEvents(records)));
+  }
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.n.dpStop(this.dp);
+  }
+  tenantSet(tenantId: number, vni: number): void { this.n.dpTenantSet(this.dp, tenantId, vni); }
+  tenantDel(tenantId: number): void { this.n.dpTenantDel(this.dp, tenantId); }
+  tenantAccept(tenantId: number, vtepId: number, accept: boolean): void { this.n.dpTenantAccept(this.dp, tenantId, vtepId, accept); }
+  tenantAcceptAny(tenantId: number, any: boolean): void { this.n.dpTenantAcceptAny(this.dp, tenantId, any); }
+  tenantEncaps(tenantId: number, encaps: EncapName[]): void { this.n.dpTenantEncaps(this.dp, tenantId, encaps); }
+  portSet(portId: number, tenantId: number, fd: number, opts?: PortSetOptions): void {
+    this.n.dpPortSet(this.dp, portId, tenantId, fd, opts);
+  }
+  /** The underlay sockets, for a takeover (still owned by this data path). */
+  underlayFds(): number[] { return this.n.dpUnderlayFds(this.dp); }
+  portDel(portId: number): void { this.n.dpPortDel(this.dp, portId); }
+  vtepSet(vtepId: number, address: string, port: number, opts?: VtepOptions): void {
+    if (opts) this.n.dpVtepSet(this.dp, vtepId, address, port, opts);
+    else this.n.dpVtepSet(this.dp, vtepId, address, port);
+  }
+  tenantRelay(tenantId: number, relay: boolean): void { this.n.dpTenantRelay(this.dp, tenantId, relay); }
+  tenantMss(tenantId: number, mssV4: number, mssV6: number): void { this.n.dpTenantMss(this.dp, tenantId, mssV4, mssV6); }
+  sendControl(address: string, port: number, payload: Buffer, opts?: ControlSendOptions): void {
+    this.n.dpSendControl(this.dp, address, port, payload, opts ?? {});
+  }
+  vtepDel(vtepId: number): void { this.n.dpVtepDel(this.dp, vtepId); }
+  fdbSet(tenantId: number, mac: string, place: Place): void {
+    const [kind, id] = placeToNative(place);
+    this.n.dpFdbSet(this.dp, tenantId, macToBuffer(mac), kind, id);
+  }
+  fdbDel(tenantId: number, mac: string): void { this.n.dpFdbDel(this.dp, tenantId, macToBuffer(mac)); }
+  fdbIdle(): FdbIdle[] {
+    const buf = this.n.dpFdbIdle(this.dp);
+    const out: FdbIdle[] = [];
+    for (let off = 0; off + 16 <= buf.length; off += 16) {
+      out.push({ tenantId: buf.readUInt32LE(off), mac: macFromBuffer(buf, off + 4), idleMs: buf.readUInt32LE(off + 12) });
+    }
+    return out;
+  }
+  transmit(tenantId: number, frame: Buffer, ports: number[], vteps: number[]): number {
+    return this.n.dpTransmit(this.dp, tenantId, frame, Uint32Array.from(ports), Uint32Array.from(vteps));
+  }
+  stats(): DpStats { return this.n.dpStats(this.dp); }
+}
