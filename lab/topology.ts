@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Lab, waitForLine } from './netns.js';
 import { packageRoot } from '../src/util/paths.js';
+import type { Encap, Family } from '../src/core/encap.js';
 
 /** The compiled CLI (dist/src/cli/cli.js), whether we run from dist/ or from source under vitest. */
 export const CLI = join(packageRoot, 'dist', 'src', 'cli', 'cli.js');
@@ -20,7 +21,7 @@ export const CLI = join(packageRoot, 'dist', 'src', 'cli', 'cli.js');
 export const UNDERLAY = { h1: '10.0.0.1', h2: '10.0.0.2', h3: '10.0.0.3', prefix: 24 };
 /** The IPv6 underlay of the same hosts (documentation prefix, RFC 3849). */
 export const UNDERLAY6 = { h1: '2001:db8::1', h2: '2001:db8::2', h3: '2001:db8::3', prefix: 64 };
-export type UnderlayFamily = 4 | 6;
+export type UnderlayFamily = Family;
 
 /** Underlay address of host i (0-based) of a lab, by family. */
 export function underlayAddress(i: number, family: UnderlayFamily = 4): string {
@@ -35,7 +36,7 @@ export interface TenantPlan {
   macs?: string[];
   ageing?: number;
   /** How the tenant reaches the other hosts (default vxlan). */
-  encap?: 'vxlan' | 'gre' | 'nvgre';
+  encap?: Encap;
 }
 
 /** A YAML config for one host of a mesh: every other host is in the flood list. */

@@ -98,19 +98,12 @@ import { readFileSync } from 'node:fs';
 import { Address4, Address6 } from 'ip-address';
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
+import { ENCAPS, ENCAP_NAMES, NVGRE_VSID_MIN, worstOverhead, type Encap, type Family } from '../core/encap.js';
 
 // ---------------------------------------------------------------------------------------
 // Types
 // ---------------------------------------------------------------------------------------
 
-export type Family = 4 | 6;
-/** How a tenant's frames travel to a VTEP: VXLAN (RFC 7348), GRE-TAP (RFC 2784/2890), NVGRE (RFC 7637). */
-export const ENCAPS = ['vxlan', 'gre', 'nvgre'] as const;
-export type Encap = (typeof ENCAPS)[number];
-/** Their names in messages and docs. */
-export const ENCAP_NAMES: Record<Encap, string> = { vxlan: 'VXLAN', gre: 'GRE-TAP', nvgre: 'NVGRE' };
-/** NVGRE VSIDs 0..0xFFF are reserved (RFC 7637 §3.2). */
-export const NVGRE_VSID_MIN = 0x1000;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -230,39 +223,9 @@ export function formatConfigError(e: ConfigError): string {
 // Derived values
 // ---------------------------------------------------------------------------------------
 
-/**
- * Bytes an encapsulation adds to a frame beyond the TAP MTU (the inner IP packet): the inner
- * Ethernet header (14), the tunnel header and the outer IP header (20 IPv4 / 40 IPv6).
- *   VXLAN    14 + 8 VXLAN + 8 UDP + IP        = 50 / 70
- *   GRE-TAP  14 + 8 GRE (4 + the 4-byte key)  = 42 / 62  (vtepd always sends the key:
- *            it names the tenant; keyless GRE-TAP would be 38 / 58)
- *   NVGRE    14 + 8 GRE (key = VSID + FlowID) = 42 / 62
- */
-export function encapOverhead(family: Family, encap: Encap = 'vxlan'): number {
-  const tunnel = encap === 'vxlan' ? 8 + 8 : 8;
-  return 14 + tunnel + (family === 4 ? 20 : 40);
-}
-
-/** The TAP MTU that keeps encapsulated frames within the underlay MTU. */
-export function defaultTapMtu(underlayMtu: number, family: Family, encap: Encap = 'vxlan'): number {
-  return underlayMtu - encapOverhead(family, encap);
-}
-
 /** Whether any tenant reaches any VTEP over GRE-TAP or NVGRE (the data path then opens a raw GRE socket). */
 export function usesGre(c: Pick<Config, 'tenants'>): boolean {
   return c.tenants.some((t) => t.encap !== 'vxlan' || Object.values(t.vtepEncap).some((e) => e !== 'vxlan'));
-}
-
-/** The largest overhead over every family and encapsulation given, and which pair it is. */
-export function worstOverhead(families: Iterable<Family>, encaps: Iterable<Encap>): { overhead: number; family: Family; encap: Encap } {
-  let worst = { overhead: -1, family: 4 as Family, encap: 'vxlan' as Encap };
-  for (const family of families) {
-    for (const encap of encaps) {
-      const overhead = encapOverhead(family, encap);
-      if (overhead > worst.overhead) worst = { overhead, family, encap };
-    }
-  }
-  return worst;
 }
 
 // ---------------------------------------------------------------------------------------

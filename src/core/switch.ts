@@ -9,7 +9,7 @@ import type { Datapath, DpEvent, Place } from '../native/datapath.js';
 import { logger, type Logger } from '../util/log.js';
 import { isLearnableMac } from '../util/mac.js';
 import type { PortSetOptions, VtepOptions } from '../native/addon.js';
-import { encapOverhead, type Encap } from '../config/config.js';
+import { encapOverhead, type Encap } from './encap.js';
 import { tooBigReply } from '../overlay/pmtu.js';
 import { TokenBucket } from './policy.js';
 

@@ -16,7 +16,8 @@ import type { BridgeCounters } from '../core/bridge.js';
 import type { PolicyChange, RolesChange } from '../config/reconcile.js';
 import type { Config, LogLevel, MetricsConfig, PortConfig, StaticFdbEntry, TenantConfig } from '../config/config.js';
 import { NativeDatapath, type Datapath } from '../native/datapath.js';
-import { native } from '../native/addon.js';
+import { closeQuietly, fdClose, limits, tapOpen } from '../native/system.js';
+import type { DpCreateOptions } from '../native/addon.js';
 import { Switch, type FdbRow, type SnapshotEntry, type TraceResult, type Where } from '../core/switch.js';
 import { logger, setLogLevel } from '../util/log.js';
 import { RoleAgent, type RoleOptions, type RoleStatus } from '../overlay/roles.js';
@@ -62,17 +63,10 @@ export interface PortBackend {
   change(p: RunningPort, to: PortConfig): Promise<void>;
 }
 
-/** Close fds that may be gone already (errors ignored). */
-function closeQuietly(fds: readonly number[]): void {
-  for (const fd of fds) {
-    try { native().fdClose(fd); } catch { /* gone */ }
-  }
-}
-
 /** Close a TAP's queue fds, queue 0's last (the device goes with the last one). */
 function closePortFds(fd: number, queueFds: readonly number[] = []): void {
   closeQuietly(queueFds);
-  native().fdClose(fd);
+  fdClose(fd);
 }
 
 async function ip(netns: string | null, args: string[]): Promise<void> {
@@ -85,8 +79,7 @@ export class TapPorts implements PortBackend {
   constructor(private readonly queues = 1) {}
 
   async open(_tenant: string, p: PortConfig): Promise<PortHandle> {
-    const n = native();
-    const tap = n.tapOpen({
+    const tap = tapOpen({
       queues: this.queues,
       name: p.tap,
       netns: p.netns ?? undefined,
@@ -216,6 +209,23 @@ export interface ReloadResult {
   failed: string[];
 }
 
+/**
+ * The data path's options from a config: its underlay, the raw GRE socket if a tenant
+ * needs it, and (a takeover) the predecessor's underlay sockets to adopt instead of
+ * binding new ones (their count says how many send sockets there are).
+ */
+export function datapathOptions(config: Config, underlayFds?: number[]): DpCreateOptions {
+  const u = config.underlay;
+  return {
+    local: u.local,
+    port: u.port,
+    ...(underlayFds?.length ? { underlayFds } : { sourcePorts: u.sourcePorts }),
+    ...(usesGre(config) ? { gre: true } : {}),
+    ...(u.locals[1] ? { local2: u.locals[1].address } : {}),
+    queues: u.queues,
+  };
+}
+
 /** The role agent's options from a config. */
 export function roleOptions(c: Pick<Config, 'role' | 'hubs' | 'nat' | 'keepalive' | 'deadInterval' | 'pmtuDiscovery' | 'underlay'>): RoleOptions {
   return {
@@ -225,6 +235,7 @@ export function roleOptions(c: Pick<Config, 'role' | 'hubs' | 'nat' | 'keepalive
 }
 
 export class Daemon implements Target {
+  readonly dp: Datapath;
   readonly sw: Switch;
   /** Hub, spoke or mesh: liveness, failover, relay, path MTU, MSS clamping (src/overlay/roles.ts). */
   readonly roles: RoleAgent;
@@ -251,17 +262,10 @@ export class Daemon implements Target {
 
   private constructor(config: Config, opts: DaemonOptions) {
     this.running = config;
-    const dp = opts.dp ?? new NativeDatapath({
-      local: config.underlay.local,
-      port: config.underlay.port,
-      sourcePorts: config.underlay.sourcePorts,
-      gre: usesGre(config),
-      local2: config.underlay.locals[1]?.address,
-      queues: config.underlay.queues,
-    });
+    const dp = (this.dp = opts.dp ?? new NativeDatapath(datapathOptions(config)));
     this.backend = opts.ports ?? new TapPorts(config.underlay.queues);
     this.hooks = opts.hooks ?? {};
-    const maxMacsTotal = opts.maxMacsTotal ?? Math.min(config.limits.maxMacs, native().limits().fdbCapacity);
+    const maxMacsTotal = opts.maxMacsTotal ?? Math.min(config.limits.maxMacs, limits().fdbCapacity);
     this.sw = new Switch(dp, { vxlanPort: config.underlay.port, maxMacsTotal });
     // Every VTEP's path MTU starts at the underlay's: frames that do not fit get ICMP too-big.
     this.sw.defaultVtepMtu = config.underlay.mtu;
@@ -392,7 +396,7 @@ export class Daemon implements Target {
   }
 
   setLogLevel(level: LogLevel): void { setLogLevel(level); }
-  setMaxMacsTotal(n: number): void { this.sw.setMaxMacsTotal(Math.min(n, native().limits().fdbCapacity)); }
+  setMaxMacsTotal(n: number): void { this.sw.setMaxMacsTotal(Math.min(n, limits().fdbCapacity)); }
   async setControl(socket: string): Promise<void> { await this.hooks.control?.(socket); }
   async setMetrics(m: MetricsConfig | null): Promise<void> { await this.hooks.metrics?.(m); }
 
@@ -489,7 +493,7 @@ export class Daemon implements Target {
   }
 
   /** Note which VTEPs received something since the last sample (once a second). */
-  private samplePeers(stats = this.sw.dp.stats()): void {
+  private samplePeers(stats = this.dp.stats()): void {
     const now = Date.now();
     for (const v of this.sw.vteps()) {
       const rx = stats.vteps[v.id]?.rxPackets ?? 0;
@@ -502,7 +506,7 @@ export class Daemon implements Target {
 
   /** Once a second: peer liveness (logged when a peer goes quiet or comes back), fault counters, lost TAPs. */
   private tick(): void {
-    const s = this.sw.dp.stats();
+    const s = this.dp.stats();
     this.samplePeers(s);
     const now = Date.now();
     for (const [vtep, seen] of this.peerSeen) {
@@ -571,7 +575,7 @@ export class Daemon implements Target {
 
   /** Everything counted, from one dpStats() call. */
   stats(): StatsSnapshot {
-    const s = this.sw.dp.stats();
+    const s = this.dp.stats();
     this.samplePeers(s);
     const now = Date.now();
     const datapath: Record<string, number> = {};
@@ -633,6 +637,15 @@ export class Daemon implements Target {
       return { ...rest, fdIndex, queueFdIndex };
     });
     return { fds, ports, fdb };
+  }
+
+  /**
+   * The underlay sockets a successor can adopt (still this data path's); null when there
+   * are none to hand over (several queues: the successor binds its own reuseport group).
+   */
+  underlayFds(): number[] | null {
+    const fds = this.dp.underlayFds();
+    return fds.length ? fds : null;
   }
 
   /** Stop the data path (and timers) but keep every TAP fd open: a handover in progress. */

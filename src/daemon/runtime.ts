@@ -28,12 +28,12 @@ import { spawn } from 'node:child_process';
 import { existsSync, unlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Address4, Address6 } from 'ip-address';
-import { loadConfig, parseMac, usesGre, type Config } from '../config/config.js';
+import { loadConfig, parseMac, type Config } from '../config/config.js';
 import { answers, ApiError, ControlServer, request, type CallContext, type Handler } from './control.js';
-import { Daemon, type Adopted, type DaemonHooks, type PortHandle } from './daemon.js';
+import { Daemon, datapathOptions, type Adopted, type DaemonHooks, type PortHandle } from './daemon.js';
 import { NativeDatapath } from '../native/datapath.js';
 import { Metrics } from './metrics.js';
-import { native } from '../native/addon.js';
+import { closeQuietly, fdClose, scmAccept, scmListen, scmSend, sdNotify } from '../native/system.js';
 import { runCapture, type CaptureRequest } from './capture.js';
 import { eqJson } from '../config/reconcile.js';
 import type { SnapshotEntry, Where } from '../core/switch.js';
@@ -58,19 +58,6 @@ interface HandoverPayload {
   underlayFdIndex: number[];
 }
 
-/** The data path's underlay sockets, if this build can hand them over (dpUnderlayFds). */
-function underlayFdsOf(d: Daemon): number[] | null {
-  const dp = d.sw.dp as unknown as { underlayFds?: () => number[] };
-  const addon = native() as unknown as Record<string, unknown>;
-  if (typeof dp.underlayFds !== 'function' || typeof addon.dpUnderlayFds !== 'function') return null;
-  const fds = dp.underlayFds();
-  return fds.length ? fds : null; // none: several queues (the successor binds its own reuseport group)
-}
-
-/** Whether this build's dpCreate adopts underlay sockets. */
-function canAdoptUnderlay(): boolean {
-  return typeof (native() as unknown as Record<string, unknown>).dpUnderlayFds === 'function';
-}
 
 export interface RunOptions {
   configPath: string;
@@ -160,7 +147,7 @@ export class Runtime {
       await this.control.close();
       throw e;
     }
-    native().sdNotify(`READY=1\nMAINPID=${process.pid}\nSTATUS=running`);
+    sdNotify(`READY=1\nMAINPID=${process.pid}\nSTATUS=running`);
   }
 
   /** Take over from the daemon answering on the config's control socket (or start fresh if none does). */
@@ -171,9 +158,8 @@ export class Runtime {
       process.stderr.write(`vtepd: --takeover: no vtepd answers on ${socket}; starting fresh\n`);
       return this.start(fileConfig);
     }
-    const n = native();
     const path = join(dirname(socket), `.vtepd-takeover-${process.pid}.sock`);
-    const lfd = n.scmListen(path);
+    const lfd = scmListen(path);
     let got: { fds: number[]; payload: Buffer } | null = null;
     let answered: Promise<unknown>;
     try {
@@ -182,14 +168,14 @@ export class Runtime {
       answered.catch((e: Error) => { failure = e; });
       const until = Date.now() + 30_000;
       while (!got) {
-        got = n.scmAccept(lfd, 5, 10_000);
+        got = scmAccept(lfd, 5, 10_000);
         if (got) break;
         if (failure) throw new Error(`takeover refused: ${failure.message}`);
         if (Date.now() > until) throw new Error('takeover: the old daemon sent nothing within 30 s');
         await new Promise((r) => setImmediate(r));
       }
     } finally {
-      n.fdClose(lfd);
+      fdClose(lfd);
       try { unlinkSync(path); } catch { /* gone */ }
     }
     const p = JSON.parse(got.payload.toString('utf8')) as HandoverPayload;
@@ -209,11 +195,11 @@ export class Runtime {
     log.info({ fromPid: p.fromPid, gapMs, ports: p.ports.length, fdb: p.fdb.length }, 'took over');
     // systemd (NotifyAccess=all) follows this process as the service's main PID from now,
     // before the old one can see us answer and exit.
-    native().sdNotify(`MAINPID=${process.pid}`);
+    sdNotify(`MAINPID=${process.pid}`);
     await answered; // the old daemon has let go of the control socket and the metrics endpoint
     await this.control.listen(p.config.control.socket);
     await this.metrics.listen(p.config.metrics);
-    native().sdNotify(`READY=1\nSTATUS=running (took over from ${p.fromPid})`);
+    sdNotify(`READY=1\nSTATUS=running (took over from ${p.fromPid})`);
     process.stderr.write(`vtepd: took over from pid ${p.fromPid}: ${p.ports.length} TAP(s), ${p.fdb.length} FDB entries, forwarding paused ${gapMs} ms\n`);
     // The config file may have changed with the upgrade: apply it as a diff.
     const r = await d.reload(fileConfig);
@@ -226,21 +212,19 @@ export class Runtime {
    * bound afresh (the old daemon has closed its own; retried briefly).
    */
   private async startAdopted(config: Config, adopted: Adopted, underlayFds: number[]): Promise<Daemon> {
-    const u = config.underlay;
     // Once a data path has adopted the sockets they are its own: it closes them (once) when
     // it stops, so they must not be closed here again (the numbers may be reused by then).
     let adoptedByDp = false;
-    if (underlayFds.length && canAdoptUnderlay()) {
-      const opts = { local: u.local, port: u.port, sourcePorts: underlayFds.length - 1, underlayFds, gre: usesGre(config), local2: u.locals[1]?.address };
+    if (underlayFds.length) {
       try {
-        const dp = new NativeDatapath(opts);
+        const dp = new NativeDatapath(datapathOptions(config, underlayFds));
         adoptedByDp = true;
         return await Daemon.start(config, { adopt: adopted, hooks: this.hooks(), dp });
       } catch (e) {
         log.warn({ err: (e as Error).message }, 'adopting the underlay sockets failed; binding new ones');
       }
     }
-    if (!adoptedByDp) for (const fd of underlayFds) try { native().fdClose(fd); } catch { /* owned elsewhere */ }
+    if (!adoptedByDp) closeQuietly(underlayFds);
     for (let attempt = 0; ; attempt++) {
       try {
         return await Daemon.start(config, { adopt: adopted, hooks: this.hooks() });
@@ -261,7 +245,7 @@ export class Runtime {
       throw new ApiError(`${this.configPath}: ${r.errors.length} error(s); the running config stays`, 'EINVAL', r.errors);
     }
     this.busy = 'reload';
-    native().sdNotify(`RELOADING=1\nMONOTONIC_USEC=${Math.round(performance.timeOrigin * 1000 + performance.now() * 1000)}`);
+    sdNotify(`RELOADING=1\nMONOTONIC_USEC=${Math.round(performance.timeOrigin * 1000 + performance.now() * 1000)}`);
     try {
       const res = await this.daemon.reload(r.config);
       if (res.errors.length) throw new ApiError(`${this.configPath}: cannot be applied by a reload; the running config stays`, 'EINVAL', res.errors);
@@ -269,7 +253,7 @@ export class Runtime {
       return { changes: res.changes, failed: res.failed };
     } finally {
       this.busy = null;
-      native().sdNotify('READY=1');
+      sdNotify('READY=1');
     }
   }
 
@@ -295,7 +279,7 @@ export class Runtime {
     // With the underlay sockets handed over too, forwarding goes on here until the new
     // daemon holds everything; without (they cannot be, or the successor wants another
     // underlay), it stops first so the new one can bind its own.
-    const underlay = wanted === undefined || eqJson(d.running.underlay, wanted) ? underlayFdsOf(d) : null;
+    const underlay = wanted === undefined || eqJson(d.running.underlay, wanted) ? d.underlayFds() : null;
     const { fds, ports, fdb } = d.freeze(underlay === null);
     const all = [...fds, ...(underlay ?? [])];
     const payload: HandoverPayload = {
@@ -305,7 +289,7 @@ export class Runtime {
       underlayFdIndex: (underlay ?? []).map((_, i) => fds.length + i),
     };
     try {
-      native().scmSend(path, all, Buffer.from(JSON.stringify(payload)), 10_000);
+      scmSend(path, all, Buffer.from(JSON.stringify(payload)), 10_000);
     } catch (e) {
       if (underlay === null) await this.recover(d, fdb);
       this.busy = null;
@@ -449,7 +433,7 @@ export class Runtime {
   async shutdown(): Promise<void> {
     if (this.exiting) return;
     this.exiting = true;
-    native().sdNotify('STOPPING=1');
+    sdNotify('STOPPING=1');
     this.daemon?.close();
     this.control.destroyAll();
     await this.control.close();

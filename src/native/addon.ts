@@ -16,6 +16,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { packageRoot } from '../util/paths.js';
 import { join } from 'node:path';
+import type { Encap } from '../core/encap.js';
 
 /** Limits compiled into the addon (also returned by `limits()`). */
 export interface NativeLimits {
@@ -143,10 +144,8 @@ export interface DpCreateOptions {
   queues?: number;
 }
 
-/** How frames travel to a VTEP: VXLAN (UDP), GRE-TAP (GRE key = VNI), NVGRE (key = VSID << 8 | FlowID). */
-export type EncapName = 'vxlan' | 'gre' | 'nvgre';
-/** The `encap` byte of an event record. */
-export const ENCAP_CODES: Record<number, EncapName> = { 1: 'vxlan', 2: 'gre', 3: 'nvgre' };
+/** The `encap` byte of an event record (VXLAN; GRE-TAP: GRE key = VNI; NVGRE: key = VSID << 8 | FlowID). */
+export const ENCAP_CODES: Record<number, Encap> = { 1: 'vxlan', 2: 'gre', 3: 'nvgre' };
 
 /** Per-VTEP options of dpVtepSet. */
 export interface VtepOptions {
@@ -174,7 +173,7 @@ export interface VtepOptions {
    * address may be a VXLAN VTEP and a GRE-TAP one. GRE-TAP/NVGRE need dpCreate's `gre`,
    * and take neither matchPort nor fixedSourcePort; their `port` is ignored.
    */
-  encap?: EncapName;
+  encap?: Encap;
 }
 
 export interface ControlSendOptions {
@@ -311,7 +310,7 @@ export interface NativeAddon {
    * key names a tenant taking 'gre' (key = VNI), else key >> 8 one taking 'nvgre' (VSID).
    * 'gre'/'nvgre' without dpCreate's `gre` is ENOPROTOOPT; 'nvgre' with a VNI below 4096 EINVAL.
    */
-  dpTenantEncaps(dp: DpHandle, tenantId: number, encaps: EncapName[]): void;
+  dpTenantEncaps(dp: DpHandle, tenantId: number, encaps: Encap[]): void;
   /**
    * Hub relay: frames of the tenant from a VTEP to a MAC behind another VTEP are
    * re-encapsulated toward it (in C); to the VTEP they came from, dropped as hairpin.

@@ -5,6 +5,7 @@
  */
 import {
   native,
+  type DpCreateOptions,
   type DpHandle,
   type DpStats,
   type FdbKind,
@@ -21,15 +22,15 @@ import {
   IN_UNKNOWN_VTEP,
   FDB_PORT,
   FDB_VTEP,
-  type EncapName,
   ENCAP_CODES,
 } from './addon.js';
 import { macFromBuffer, macToBuffer } from '../util/mac.js';
+import type { Encap } from '../core/encap.js';
 
 export type Place = { kind: 'port'; portId: number } | { kind: 'vtep'; vtepId: number };
 
 /** Where an exception frame came from. An unknown VTEP is known by its outer source address only. */
-export type Ingress = Place | { kind: 'unknown-vtep'; address: string; port: number; encap?: EncapName };
+export type Ingress = Place | { kind: 'unknown-vtep'; address: string; port: number; encap?: Encap };
 
 export interface DpEvent {
   /**
@@ -49,7 +50,7 @@ export interface DpEvent {
   /** The outer source address and UDP port, for events from the underlay. */
   outer?: { address: string; port: number };
   /** What carried the frame, for events from the underlay (absent: vxlan). */
-  encap?: EncapName;
+  encap?: Encap;
 }
 
 export interface FdbIdle {
@@ -68,7 +69,7 @@ export interface Datapath {
   /** Accept them from any source. */
   tenantAcceptAny(tenantId: number, any: boolean): void;
   /** The encapsulations the tenant takes on receive (new tenant: ['vxlan']). */
-  tenantEncaps(tenantId: number, encaps: EncapName[]): void;
+  tenantEncaps(tenantId: number, encaps: Encap[]): void;
   /** fd: the port's packet descriptor (a TAP); the fake ignores it. opts.vnetHdr: see PortSetOptions. */
   portSet(portId: number, tenantId: number, fd: number, opts?: PortSetOptions): void;
   portDel(portId: number): void;
@@ -86,6 +87,11 @@ export interface Datapath {
   fdbIdle(): FdbIdle[];
   transmit(tenantId: number, frame: Buffer, ports: number[], vteps: number[]): number;
   stats(): DpStats;
+  /**
+   * The underlay sockets to hand a takeover's successor ([receive, send...], still owned
+   * here); [] when there are none to hand over (several queues, stopped, or the fake).
+   */
+  underlayFds(): number[];
 }
 
 function placeToNative(place: Place): [FdbKind, number] {
@@ -146,35 +152,15 @@ export function decodeEvents(buf: Buffer): DpEvent[] {
   return events;
 }
 
-export interface NativeDatapathOptions {
-  local: string;
-  port: number;
-  sourcePorts?: number;
-  /** Adopt these underlay sockets (see DpCreateOptions.underlayFds for ownership). */
-  underlayFds?: number[];
-  /** UDP_SEGMENT/UDP_GRO on the underlay (default true). */
-  offloads?: boolean;
-  /** Open the raw GRE socket (GRE-TAP, NVGRE; default false). */
-  gre?: boolean;
-  /** Dual stack: the underlay address of the other family (see DpCreateOptions.local2). */
-  local2?: string;
-  /** Thread pairs, receive sockets and TAP queues (see DpCreateOptions.queues; default 1). */
-  queues?: number;
-}
-
 /** The C fast path. */
 export class NativeDatapath implements Datapath {
   private readonly dp: DpHandle;
   private readonly n = native();
   private stopped = false;
 
-  constructor(opts: NativeDatapathOptions) {
-    this.dp = this.n.dpCreate({
-      local: opts.local, port: opts.port, sourcePorts: opts.sourcePorts, underlayFds: opts.underlayFds, offloads: opts.offloads,
-      ...(opts.gre ? { gre: true } : {}),
-      ...(opts.local2 ? { local2: opts.local2 } : {}),
-      queues: opts.queues,
-    });
+  /** Opens (or, with `underlayFds`, adopts) the underlay sockets; see DpCreateOptions for ownership. */
+  constructor(opts: DpCreateOptions) {
+    this.dp = this.n.dpCreate(opts);
   }
 
   start(onEvents: (events: DpEvent[]) => void): void {
@@ -189,11 +175,10 @@ export class NativeDatapath implements Datapath {
   tenantDel(tenantId: number): void { this.n.dpTenantDel(this.dp, tenantId); }
   tenantAccept(tenantId: number, vtepId: number, accept: boolean): void { this.n.dpTenantAccept(this.dp, tenantId, vtepId, accept); }
   tenantAcceptAny(tenantId: number, any: boolean): void { this.n.dpTenantAcceptAny(this.dp, tenantId, any); }
-  tenantEncaps(tenantId: number, encaps: EncapName[]): void { this.n.dpTenantEncaps(this.dp, tenantId, encaps); }
+  tenantEncaps(tenantId: number, encaps: Encap[]): void { this.n.dpTenantEncaps(this.dp, tenantId, encaps); }
   portSet(portId: number, tenantId: number, fd: number, opts?: PortSetOptions): void {
     this.n.dpPortSet(this.dp, portId, tenantId, fd, opts);
   }
-  /** The underlay sockets, for a takeover (still owned by this data path). */
   underlayFds(): number[] { return this.n.dpUnderlayFds(this.dp); }
   portDel(portId: number): void { this.n.dpPortDel(this.dp, portId); }
   vtepSet(vtepId: number, address: string, port: number, opts?: VtepOptions): void {

@@ -26,7 +26,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Bridge } from '../core/bridge.js';
-import { encapOverhead, type Config, type Encap, type Family, type HubConfig, type Role } from '../config/config.js';
+import type { Config, HubConfig, Role } from '../config/config.js';
+import { encapOverhead, type Encap, type Family } from '../core/encap.js';
 import { HEADER, HubSelector, PROBE, REPLY, decodeLiveness, encodeLiveness, type LivenessMessage } from './liveness.js';
 import { logger, type Logger } from '../util/log.js';
 import { macToBuffer } from '../util/mac.js';

@@ -47,6 +47,7 @@ export class FakeDatapath implements Datapath {
   controlMax = 1472;
 
   start(onEvents: (events: DpEvent[]) => void): void { this.onEvents = onEvents; }
+  underlayFds(): number[] { return []; }
   stop(): void { this.onEvents = undefined; }
   tenantSet(tenantId: number, vni: number): void { this.tenants.set(tenantId, vni); }
   private readonly acceptAnyOf = new Set<number>();

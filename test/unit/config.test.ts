@@ -2,10 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { defaultTapMtu, encapOverhead, worstOverhead } from '../../src/core/encap.js';
 import {
-  defaultTapMtu,
-  encapOverhead,
-  worstOverhead,
   formatConfigError,
   loadConfig,
   parseConfig,
