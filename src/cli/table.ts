@@ -3,7 +3,8 @@
  * all of this and prints the API's answer as is.
  */
 import type { PeerInfo, StatsSnapshot } from '../daemon/daemon.js';
-import type { FdbRow, TraceResult } from '../core/switch.js';
+import type { FdbRow } from '../core/switch.js';
+import type { TraceResult } from '../core/trace.js';
 import type { RoleStatus } from '../overlay/roles.js';
 
 /** Columns padded to their widest cell; numbers right-aligned. */

@@ -8,15 +8,15 @@
  * by head-end replication with split horizon (a frame from a VTEP never goes back to VTEPs).
  */
 import type { Datapath, Place } from '../native/datapath.js';
-import { MoveDampener, TokenBucket } from './policy.js';
+import { MoveDampener, TokenBucket, type DampeningOptions } from './policy.js';
 import { frameMacs, isLearnableMac, isMulticastMac } from '../util/mac.js';
 
 export interface BridgeSpec {
   name: string;
   vni: number;
   learning: boolean;
-  /** Seconds a learned entry may stay idle before it is removed. */
-  ageing: number;
+  /** Milliseconds a learned entry may stay idle before it is removed. */
+  ageingMs: number;
   maxMacs: number;
   /**
    * Anti-spoofing. 'known' (the default): encapsulated frames are taken only from the
@@ -26,8 +26,8 @@ export interface BridgeSpec {
   acceptFrom?: 'known' | 'any';
   /** Storm control: flooded frames (broadcast, multicast, unknown unicast) per second, token bucket; null = off. */
   stormControl?: { pps: number; burst: number } | null;
-  /** A MAC that moves more than `moves` times within `window` s is pinned where it is for `hold` s; null = off. */
-  moveDampening?: { moves: number; window: number; hold: number } | null;
+  /** A MAC that moves more than `maxMoves` times within `windowMs` is pinned where it is for `holdMs`; null = off. */
+  moveDampening?: DampeningOptions | null;
 }
 
 export interface FdbEntry {
@@ -115,7 +115,7 @@ export class Bridge {
     this.name = spec.name;
     this.vni = spec.vni;
     this.learning = spec.learning;
-    this.ageingMs = spec.ageing * 1000;
+    this.ageingMs = spec.ageingMs;
     this.maxMacs = spec.maxMacs;
     this.acceptAny = spec.acceptFrom === 'any';
     this.setProtection(spec.stormControl ?? null, spec.moveDampening ?? null);
@@ -129,8 +129,7 @@ export class Bridge {
     if (!damp) this.dampener = null;
     else {
       const o = this.dampener?.opts;
-      if (!o || o.maxMoves !== damp.moves || o.windowMs !== damp.window * 1000 || o.holdMs !== damp.hold * 1000)
-        this.dampener = new MoveDampener({ maxMoves: damp.moves, windowMs: damp.window * 1000, holdMs: damp.hold * 1000 });
+      if (!o || o.maxMoves !== damp.maxMoves || o.windowMs !== damp.windowMs || o.holdMs !== damp.holdMs) this.dampener = new MoveDampener({ ...damp });
     }
   }
 

@@ -191,7 +191,7 @@ export function planCapture(d: Daemon, req: CaptureRequest): CaptureSource[] {
     if (!p || p.tenant !== req.tenant) throw new Error(`no port "${req.port}" in tenant "${req.tenant}"`);
     sources.push({ label: `port ${p.tap}`, netns: p.netns, iface: p.tap, filter: '', mode: 'none' });
   } else if (req.peer !== undefined) {
-    if (!d.sw.vtepByAddress(req.peer)) throw new Error(`no VTEP ${req.peer} (vtepd peers lists them)`);
+    if (!d.sw.vteps.find(req.peer)) throw new Error(`no VTEP ${req.peer} (vtepd peers lists them)`);
     sources.push(underlay(req.peer));
   } else {
     if (!req.outer) for (const p of d.ports.filter((x) => x.tenant === req.tenant)) sources.push({ label: `port ${p.tap}`, netns: p.netns, iface: p.tap, filter: '', mode: 'none' });

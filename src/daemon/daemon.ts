@@ -18,7 +18,8 @@ import type { Config, LogLevel, MetricsConfig, PortConfig, StaticFdbEntry, Tenan
 import { NativeDatapath, type Datapath } from '../native/datapath.js';
 import { closeQuietly, fdClose, limits, tapOpen } from '../native/system.js';
 import type { DpCreateOptions } from '../native/addon.js';
-import { Switch, type FdbRow, type SnapshotEntry, type TraceResult, type Where } from '../core/switch.js';
+import { Switch, type FdbRow, type SnapshotEntry, type TenantPolicy, type Where } from '../core/switch.js';
+import { traceFrame, type TraceResult } from '../core/trace.js';
 import { logger, setLogLevel } from '../util/log.js';
 import { RoleAgent, type RoleOptions, type RoleStatus } from '../overlay/roles.js';
 import { applyPlan, describeChange, plan, type Change, type Target } from '../config/reconcile.js';
@@ -226,6 +227,22 @@ export function datapathOptions(config: Config, underlayFds?: number[]): DpCreat
   };
 }
 
+/**
+ * A tenant's learning policy in the units the bridge runs on: the config's seconds become
+ * milliseconds here, and nowhere else; 'off' becomes null.
+ */
+export function tenantPolicy(t: PolicyChange): TenantPolicy {
+  const d = t.moveDampening;
+  return {
+    learning: t.learning,
+    ageingMs: t.ageing * 1000,
+    maxMacs: t.maxMacs,
+    acceptFrom: t.acceptFrom,
+    stormControl: t.stormControl === 'off' ? null : t.stormControl,
+    moveDampening: d === 'off' ? null : { maxMoves: d.moves, windowMs: d.window * 1000, holdMs: d.hold * 1000 },
+  };
+}
+
 /** The role agent's options from a config. */
 export function roleOptions(c: Pick<Config, 'role' | 'hubs' | 'nat' | 'keepalive' | 'deadInterval' | 'pmtuDiscovery' | 'underlay'>): RoleOptions {
   return {
@@ -266,10 +283,14 @@ export class Daemon implements Target {
     this.backend = opts.ports ?? new TapPorts(config.underlay.queues);
     this.hooks = opts.hooks ?? {};
     const maxMacsTotal = opts.maxMacsTotal ?? Math.min(config.limits.maxMacs, limits().fdbCapacity);
-    this.sw = new Switch(dp, { vxlanPort: config.underlay.port, maxMacsTotal });
-    // Every VTEP's path MTU starts at the underlay's: frames that do not fit get ICMP too-big.
-    this.sw.defaultVtepMtu = config.underlay.mtu;
-    this.roles = new RoleAgent(this.sw, roleOptions(config));
+    this.sw = new Switch(dp, {
+      vxlanPort: config.underlay.port,
+      maxMacsTotal,
+      // Every VTEP's path MTU starts at the underlay's: frames that do not fit get ICMP too-big.
+      defaultVtepMtu: config.underlay.mtu,
+      onControl: (payload, from) => this.roles.onControl(payload, from),
+    });
+    this.roles = new RoleAgent({ sw: this.sw, vteps: this.sw.vteps, dp }, roleOptions(config));
   }
 
   /** Build everything the config describes. On failure, undo what was built and throw. */
@@ -294,7 +315,7 @@ export class Daemon implements Target {
         start();
         log.info({ entries: opts.adopt.fdb.length, restored }, 'FDB restored from the previous daemon');
       }
-      d.sw.startAgeing(ageingInterval(config));
+      d.sw.ageing.start();
       d.roles.start();
       d.peerTimer = setInterval(() => {
         try {
@@ -321,12 +342,10 @@ export class Daemon implements Target {
 
   addTenant(t: TenantConfig): void {
     this.roles.setTenant(t.name, { mssClamp: t.mssClamp, encap: t.encap });
-    this.sw.addTenant({
-      name: t.name, vni: t.vni, learning: t.learning, ageing: t.ageing, maxMacs: t.maxMacs,
-      acceptFrom: t.acceptFrom, flood: t.flood, fdb: t.fdb, encap: t.encap, vtepEncap: t.vtepEncap,
-      stormControl: t.stormControl === 'off' ? null : t.stormControl,
-      moveDampening: t.moveDampening === 'off' ? null : t.moveDampening,
+    const b = this.sw.addTenant({
+      name: t.name, vni: t.vni, flood: t.flood, fdb: t.fdb, encap: t.encap, vtepEncap: t.vtepEncap, ...tenantPolicy(t),
     });
+    this.roles.applyTo(b);
   }
 
   async removeTenant(name: string): Promise<void> {
@@ -337,11 +356,7 @@ export class Daemon implements Target {
   }
 
   setPolicy(name: string, p: PolicyChange): void {
-    this.sw.setPolicy(name, {
-      ...p,
-      stormControl: p.stormControl === 'off' ? null : p.stormControl,
-      moveDampening: p.moveDampening === 'off' ? null : p.moveDampening,
-    });
+    this.sw.setPolicy(name, tenantPolicy(p));
   }
   setFlood(name: string, flood: string[]): void {
     this.sw.setFlood(name, flood);
@@ -427,10 +442,6 @@ export class Daemon implements Target {
     const r = await applyPlan(this.running, p.changes, this);
     // All applied: what runs is exactly `next`. Else the old config with what succeeded.
     this.running = r.failed.length ? r.config : next;
-    if (r.applied.some((c) => c.op === 'tenant.add' || c.op === 'tenant.policy' || c.op === 'tenant.remove')) {
-      this.sw.stopAgeing();
-      this.sw.startAgeing(ageingInterval(this.running));
-    }
     const failed = r.failed.map((f) => `${describeChange(f.change)}: ${f.error}`);
     if (failed.length) this.reloads.failed++;
     else this.reloads.ok++;
@@ -463,11 +474,11 @@ export class Daemon implements Target {
         vni: b.vni,
         learning: b.learning,
         ports: this.ports.filter((p) => p.tenant === b.name).map((p) => p.tap),
-        flood: [...b.flood].map((id) => this.sw.vtep(id)?.address ?? String(id)),
+        flood: [...b.flood].map((id) => this.sw.vteps.get(id)?.address ?? String(id)),
         macs: rows.filter((r) => r.tenant === b.name).length,
       })),
       ports: this.ports.map((p) => ({ tenant: p.tenant, tap: p.tap, netns: p.netns, ifindex: p.ifindex, mac: p.mac, mtu: p.mtu })),
-      peers: this.sw.vteps().map((v) => ({ vtep: v.key, dynamic: v.dynamic, pathMtu: v.mtu })),
+      peers: this.sw.vteps.all().map((v) => ({ vtep: v.key, dynamic: v.dynamic, pathMtu: v.mtu })),
       overlay: this.roles.status(),
     };
   }
@@ -489,19 +500,19 @@ export class Daemon implements Target {
   }
 
   trace(tenant: string, ingress: Where, src: string, dst: string): TraceResult {
-    return this.sw.trace(tenant, ingress, src, dst);
+    return traceFrame(this.sw, tenant, ingress, src, dst);
   }
 
   /** Note which VTEPs received something since the last sample (once a second). */
   private samplePeers(stats = this.dp.stats()): void {
     const now = Date.now();
-    for (const v of this.sw.vteps()) {
+    for (const v of this.sw.vteps.all()) {
       const rx = stats.vteps[v.id]?.rxPackets ?? 0;
       const seen = this.peerSeen.get(v.key);
       if (!seen) this.peerSeen.set(v.key, { rx, at: rx > 0 ? now : null });
       else if (rx !== seen.rx) { seen.rx = rx; seen.at = now; }
     }
-    for (const a of [...this.peerSeen.keys()]) if (!this.sw.vtepByAddress(a)) this.peerSeen.delete(a);
+    for (const a of [...this.peerSeen.keys()]) if (!this.sw.vteps.find(a)) this.peerSeen.delete(a);
   }
 
   /** Once a second: peer liveness (logged when a peer goes quiet or comes back), fault counters, lost TAPs. */
@@ -600,7 +611,7 @@ export class Daemon implements Target {
         tunnel: { ...zero, ...s.tenants?.[b.tenantId] },
       };
     });
-    const peers: PeerInfo[] = this.sw.vteps().map((v) => {
+    const peers: PeerInfo[] = this.sw.vteps.all().map((v) => {
       const seen = this.peerSeen.get(v.key);
       const at = seen?.at ?? null;
       const lastSeenSeconds = at === null ? null : Math.floor((now - at) / 1000);
@@ -684,10 +695,4 @@ export class Daemon implements Target {
       }
     }
   }
-}
-
-/** Check ageing often enough for the shortest ageing time, at most once a second. */
-function ageingInterval(config: Config): number {
-  const shortest = Math.min(300, ...config.tenants.map((t) => t.ageing));
-  return Math.max(100, Math.min(1000, (shortest * 1000) / 4));
 }

@@ -31,7 +31,9 @@ import { encapOverhead, type Encap, type Family } from '../core/encap.js';
 import { HEADER, HubSelector, PROBE, REPLY, decodeLiveness, encodeLiveness, type LivenessMessage } from './liveness.js';
 import { logger, type Logger } from '../util/log.js';
 import { macToBuffer } from '../util/mac.js';
-import { outerBytes, vtepKey, type Switch, type Vtep } from '../core/switch.js';
+import type { Switch } from '../core/switch.js';
+import { vtepKey, type Vtep, type VtepRegistry } from '../core/vteps.js';
+import type { Datapath } from '../native/datapath.js';
 
 /**
  * The role keys of the config as they are (keepalive and deadInterval in seconds), plus
@@ -42,6 +44,16 @@ export type RoleOptions = Pick<Config, 'role' | 'hubs' | 'nat' | 'keepalive' | '
   underlayMtu: number;
   family: Family;
 };
+
+/** What the role agent works on: the tenants, the VTEPs, and the data path's sends. */
+export interface RoleDeps {
+  sw: Switch;
+  vteps: VtepRegistry;
+  dp: RoleDatapath;
+}
+
+/** The data path as the role agent uses it: announcements and liveness messages. */
+export type RoleDatapath = Pick<Datapath, 'transmit' | 'sendControl'>;
 
 export interface TenantRoleSpec {
   mssClamp: 'off' | 'auto' | number;
@@ -198,11 +210,21 @@ export class RoleAgent {
   private readonly log: Logger;
   readonly counters = { failovers: 0, announcements: 0, probesSent: 0, repliesSent: 0, invalidMessages: 0 };
 
-  constructor(private readonly sw: Switch, opts: RoleOptions, private readonly clock: () => number = Date.now, log?: Logger) {
+  private readonly sw: Switch;
+  private readonly vteps: VtepRegistry;
+  private readonly dp: RoleDatapath;
+
+  /**
+   * The agent works on the Switch's tenants, the VTEP registry and the data path it is
+   * given. It does not wire itself in: whoever builds it routes liveness messages to
+   * `onControl` (SwitchOptions.onControl) and calls `applyTo` for every tenant added.
+   */
+  constructor(deps: RoleDeps, opts: RoleOptions, private readonly clock: () => number = Date.now, log?: Logger) {
+    this.sw = deps.sw;
+    this.vteps = deps.vteps;
+    this.dp = deps.dp;
     this.opts = opts;
     this.log = log ?? logger('roles');
-    sw.onControl = (payload, from) => this.onControl(payload, from);
-    sw.onTenantAdded = (b) => this.applyTo(b);
   }
 
   get role(): Role {
@@ -267,7 +289,7 @@ export class RoleAgent {
     if (o.role === 'spoke') {
       this.hubs = o.hubs.map((cfg) => ({
         cfg,
-        vtep: this.sw.roleVtep(cfg.address, cfg.port, { fixedSourcePort: o.nat, mtu: cfg.mtu ?? o.underlayMtu }),
+        vtep: this.vteps.role(cfg.address, cfg.port, { fixedSourcePort: o.nat, mtu: cfg.mtu ?? o.underlayMtu }),
         pmtu: cfg.mtu === null && o.pmtuDiscovery ? this.newSearch(cfg.family) : null,
         alive: false,
       }));
@@ -282,8 +304,8 @@ export class RoleAgent {
       for (const s of this.spokes.values()) this.sw.untrust(b, s.vtep.id);
       this.sw.setRelay(b, false);
     }
-    for (const h of this.hubs) this.sw.roleVtepRelease(h.vtep);
-    for (const s of this.spokes.values()) this.sw.roleVtepRelease(s.vtep);
+    for (const h of this.hubs) this.vteps.releaseRole(h.vtep);
+    for (const s of this.spokes.values()) this.vteps.releaseRole(s.vtep);
     this.hubs = [];
     this.spokes.clear();
     this.selector = null;
@@ -322,7 +344,7 @@ export class RoleAgent {
     let mtu = this.opts.underlayMtu;
     let family = this.opts.family;
     for (const id of new Set([...b.flood, ...b.dynFlood, ...b.trusted])) {
-      const v = this.sw.vtep(id);
+      const v = this.vteps.get(id);
       if (v && v.mtu > 0 && v.mtu < mtu) { mtu = v.mtu; family = v.address.includes(':') ? 6 : 4; }
     }
     const inner = mtu - encapOverhead(family, spec?.encap ?? 'vxlan');
@@ -385,7 +407,7 @@ export class RoleAgent {
       for (const e of b.table.values()) {
         if (e.place.kind !== 'port') continue;
         try {
-          this.sw.dp.transmit(b.tenantId, announceFrame(e.mac), [], [h.vtep.id]);
+          this.dp.transmit(b.tenantId, announceFrame(e.mac), [], [h.vtep.id]);
           this.counters.announcements++;
         } catch (err) {
           this.log.debug({ err: (err as Error).message }, 'announcement not sent');
@@ -404,7 +426,7 @@ export class RoleAgent {
 
   private send(address: string, port: number, payload: Buffer): boolean {
     try {
-      this.sw.dp.sendControl(address, port, payload, { df: true, fromRxSocket: true });
+      this.dp.sendControl(address, port, payload, { df: true, fromRxSocket: true });
       return true;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
@@ -434,7 +456,7 @@ export class RoleAgent {
   private setPathMtu(v: Vtep, mtu: number): void {
     if (v.mtu === mtu) return;
     this.log.info({ vtep: v.key, pathMtu: mtu }, 'path MTU');
-    this.sw.setVtepMtu(v, mtu);
+    this.vteps.setMtu(v, mtu);
     for (const b of this.sw.tenants()) this.refreshMss(b);
   }
 
@@ -472,7 +494,7 @@ export class RoleAgent {
     const key = m.nat ? vtepKey(from.address, from.port) : from.address;
     let s = this.spokes.get(key);
     if (!s) {
-      const vtep = this.sw.roleVtep(from.address, from.port, { matchPort: m.nat, fixedSourcePort: true, mtu: this.opts.underlayMtu });
+      const vtep = this.vteps.role(from.address, from.port, { matchPort: m.nat, fixedSourcePort: true, mtu: this.opts.underlayMtu });
       s = {
         key, address: from.address, port: from.port, nat: m.nat, vtep, vnis: new Set(), lastHeard: now, sender: m.sender,
         pmtu: this.opts.pmtuDiscovery ? this.newSearch(from.address.includes(':') ? 6 : 4) : null,
@@ -482,7 +504,7 @@ export class RoleAgent {
     } else if (s.port !== from.port && !m.nat) {
       // A spoke not behind NAT that now probes from another port: answer there.
       s.port = from.port;
-      this.sw.roleVtepRelease(this.sw.roleVtep(from.address, from.port, { fixedSourcePort: true }));
+      this.vteps.releaseRole(this.vteps.role(from.address, from.port, { fixedSourcePort: true }));
     }
     if (s.sender !== m.sender) {
       // It restarted: what was learned behind it is stale.
@@ -504,7 +526,7 @@ export class RoleAgent {
   private forgetSpoke(s: SpokePeer, why: string): void {
     this.spokes.delete(s.key);
     for (const b of this.sw.tenants()) this.sw.untrust(b, s.vtep.id);
-    this.sw.roleVtepRelease(s.vtep);
+    this.vteps.releaseRole(s.vtep);
     this.log.info({ spoke: s.vtep.key, why }, 'spoke forgotten');
   }
 
@@ -534,6 +556,3 @@ export class RoleAgent {
     };
   }
 }
-
-/** Bytes of outer headers toward a VTEP (re-exported for tests). */
-export { outerBytes };

@@ -14,7 +14,7 @@ it('counts fast-path batches, so frames per batch can be read from the counters'
     for (let i = 0; i < 64; i++) h.fromPort('p1', frame(mac(0x77), mac(0x11), `b${i}`));
     for (let i = 0; i < 16; i++) h.fromVtep(VTEP_A, 5001, frame(mac(0x11), mac(0x77), `r${i}`));
     expect((await h.takeWire()).length).toBe(64);
-    const c = h.sw.dp.stats().counters;
+    const c = h.dp.stats().counters;
     expect(c.tap_rx_frames).toBe(64);
     expect(c.encap_batches).toBeGreaterThanOrEqual(1);
     expect(c.encap_batches).toBeLessThanOrEqual(64);

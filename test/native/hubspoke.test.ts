@@ -8,7 +8,7 @@ import dgram from 'node:dgram';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NativeDatapath } from '../../src/native/datapath.js';
 import { native } from '../../src/native/addon.js';
-import { Switch } from '../../src/core/switch.js';
+import { Switch, type ControlHandler } from '../../src/core/switch.js';
 import { csum16 } from '../../src/overlay/pmtu.js';
 import { encodeLiveness, PROBE } from '../../src/overlay/liveness.js';
 import { tenantSpec } from '../support/harness.js';
@@ -93,6 +93,8 @@ function synInfo(f: Buffer): { mss: number; csumOk: boolean } {
 
 describe('hub-and-spoke fast path (C addon over loopback)', () => {
   let sw: Switch;
+  /** Where the switch hands liveness messages (a test sets it). */
+  let onControl: ControlHandler = () => {};
   let dp: NativeDatapath;
   let port: number;
   const fds: number[] = [];
@@ -101,6 +103,7 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
   const n = native();
 
   beforeEach(async () => {
+    onControl = () => {};
     for (let i = 0; ; i++) {
       port = 20000 + Math.floor(Math.random() * 20000);
       try {
@@ -110,8 +113,7 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
         if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || i > 20) throw e;
       }
     }
-    sw = new Switch(dp, { vxlanPort: port, maxMacsTotal: 10000 });
-    sw.defaultVtepMtu = 1500;
+    sw = new Switch(dp, { vxlanPort: port, maxMacsTotal: 10000, defaultVtepMtu: 1500, onControl: (payload, from) => onControl(payload, from) });
     sw.start();
     sw.addTenant(tenantSpec({ name: 'blue', vni: 5001 }));
     const [a, b] = n.testSocketPair();
@@ -137,7 +139,7 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     const r = await remote('127.0.0.5');
     remotes.push(r);
     const seen: { payload: Buffer; from: { address: string; port: number } }[] = [];
-    sw.onControl = (payload, from) => seen.push({ payload, from });
+    onControl = (payload, from) => seen.push({ payload, from });
     const probe = encodeLiveness({ type: PROBE, seq: 9, sender: 1, timestamp: 2, probedSize: 0, role: 'spoke', nat: true, vnis: [5001], padTo: 1000 });
     r.sock.send(probe, port, '127.0.0.1');
     await sleep(100);
@@ -156,8 +158,8 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     const one = await remote('127.0.0.6');
     const two = await remote('127.0.0.6');
     remotes.push(one, two);
-    const v1 = sw.roleVtep('127.0.0.6', one.port, { matchPort: true, fixedSourcePort: true });
-    const v2 = sw.roleVtep('127.0.0.6', two.port, { matchPort: true, fixedSourcePort: true });
+    const v1 = sw.vteps.role('127.0.0.6', one.port, { matchPort: true, fixedSourcePort: true });
+    const v2 = sw.vteps.role('127.0.0.6', two.port, { matchPort: true, fixedSourcePort: true });
     const b = sw.tenant('blue')!;
     sw.trust(b, v1.id, true);
     sw.trust(b, v2.id, true);
@@ -177,8 +179,8 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     const a = await remote('127.0.0.7');
     const c = await remote('127.0.0.8');
     remotes.push(a, c);
-    const va = sw.roleVtep('127.0.0.7', a.port, { matchPort: true, fixedSourcePort: true });
-    const vc = sw.roleVtep('127.0.0.8', c.port, { matchPort: true, fixedSourcePort: true });
+    const va = sw.vteps.role('127.0.0.7', a.port, { matchPort: true, fixedSourcePort: true });
+    const vc = sw.vteps.role('127.0.0.8', c.port, { matchPort: true, fixedSourcePort: true });
     const b = sw.tenant('blue')!;
     sw.trust(b, va.id, true);
     sw.trust(b, vc.id, true);
@@ -204,10 +206,10 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
   it('answers a frame too big for the VTEP path MTU with ICMP fragmentation-needed into the port', async () => {
     const r = await remote('127.0.0.9');
     remotes.push(r);
-    const v = sw.roleVtep('127.0.0.9', r.port, {});
+    const v = sw.vteps.role('127.0.0.9', r.port, {});
     const b = sw.tenant('blue')!;
     sw.trust(b, v.id, true);
-    sw.setVtepMtu(v, 600);
+    sw.vteps.setMtu(v, 600);
     r.sock.send(vxlan(5001, frame(BCAST, R1, 'learn')), port, '127.0.0.1');
     await readPort();
     const ip = Buffer.alloc(600);
@@ -230,7 +232,7 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
   it('clamps the MSS of SYNs both ways, aligned or not, with a TCP checksum that still verifies', async () => {
     const r = await remote('127.0.0.10');
     remotes.push(r);
-    const v = sw.roleVtep('127.0.0.10', r.port, {});
+    const v = sw.vteps.role('127.0.0.10', r.port, {});
     const b = sw.tenant('blue')!;
     sw.trust(b, v.id, true);
     sw.setMss(b, 1360, 1340);

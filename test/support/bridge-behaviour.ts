@@ -148,10 +148,10 @@ export function bridgeBehaviours(label: string, make: () => Promise<Harness>): v
       expect(b.table.get(M1)?.place.kind).toBe('port');
       h.fromVtep(VTEP_A, 5001, frame(BCAST, M1, 'now-at-a'));
       await h.settle();
-      expect(b.table.get(M1)?.place).toEqual({ kind: 'vtep', vtepId: h.sw.vtepByAddress(VTEP_A)!.id });
+      expect(b.table.get(M1)?.place).toEqual({ kind: 'vtep', vtepId: h.sw.vteps.find(VTEP_A)!.id });
       h.fromVtep(VTEP_C, 5001, frame(BCAST, M1, 'now-at-c'));
       await h.settle();
-      expect(b.table.get(M1)?.place).toEqual({ kind: 'vtep', vtepId: h.sw.vtepByAddress(VTEP_C)!.id });
+      expect(b.table.get(M1)?.place).toEqual({ kind: 'vtep', vtepId: h.sw.vteps.find(VTEP_C)!.id });
       expect(b.counters.moves).toBe(2);
       await h.takeWire();
       h.fromPort('p2', frame(M1, M2, 'follow'));
@@ -172,7 +172,7 @@ export function bridgeBehaviours(label: string, make: () => Promise<Harness>): v
     });
 
     it('ages out idle learned entries and keeps active ones', async () => {
-      blueWith3Ports({ ageing: 1 });
+      blueWith3Ports({ ageingMs: 1000 });
       const b = h.sw.tenant('blue')!;
       h.fromPort('p1', frame(BCAST, M1, 'idle'));
       h.fromPort('p2', frame(BCAST, M2, 'busy'));
@@ -181,7 +181,7 @@ export function bridgeBehaviours(label: string, make: () => Promise<Harness>): v
       await h.advance(600);
       h.fromPort('p2', frame(M1, M2, 'keepalive'));
       await h.advance(600);
-      h.sw.ageTick();
+      h.sw.ageing.tick();
       expect([...b.table.keys()]).toEqual([M2]);
       expect(b.counters.aged).toBe(1);
       // Aged out means flooded again.
@@ -195,7 +195,7 @@ export function bridgeBehaviours(label: string, make: () => Promise<Harness>): v
       blueWith3Ports({ acceptFrom: 'any' });
       h.fromVtep(VTEP_C, 5001, frame(BCAST, R1, 'from-c'));
       await h.settle();
-      expect(h.sw.vtepByAddress(VTEP_C)?.dynamic).toBe(true);
+      expect(h.sw.vteps.find(VTEP_C)?.dynamic).toBe(true);
       h.fromPort('p1', frame(R1, M1, 'back-to-c'));
       expect((await h.takeWire()).map((w) => w.to)).toEqual([VTEP_C]);
     });
@@ -214,7 +214,7 @@ export function bridgeBehaviours(label: string, make: () => Promise<Harness>): v
       expect(await h.takePort('p2')).toEqual([]);
       expect(h.dropCount('vtep_not_accepted')).toBe(2);
       expect(h.sw.tenant('blue')!.table.has(R1)).toBe(false);
-      expect(h.sw.vtepByAddress(VTEP_C)).toBeUndefined();
+      expect(h.sw.vteps.find(VTEP_C)).toBeUndefined();
     });
 
     it("does not accept a VTEP that only another tenant knows, but accepts a static entry's VTEP", async () => {
@@ -245,9 +245,9 @@ export function bridgeBehaviours(label: string, make: () => Promise<Harness>): v
     });
 
     it('move dampening: a MAC flapping between two VTEPs is pinned and reported, not bounced', async () => {
-      blueWith3Ports({ moveDampening: { moves: 2, window: 60, hold: 60 } });
+      blueWith3Ports({ moveDampening: { maxMoves: 2, windowMs: 60_000, holdMs: 60_000 } });
       const b = h.sw.tenant('blue')!;
-      const at = (v: string) => ({ kind: 'vtep', vtepId: h.sw.vtepByAddress(v)!.id });
+      const at = (v: string) => ({ kind: 'vtep', vtepId: h.sw.vteps.find(v)!.id });
       // Learned at A, then A -> B, B -> A (two moves allowed), then the third move flaps.
       for (const [i, v] of [VTEP_A, VTEP_B, VTEP_A, VTEP_B, VTEP_A, VTEP_B].entries()) {
         h.fromVtep(v, 5001, frame(BCAST, M3, `flap${i}`));

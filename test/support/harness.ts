@@ -33,7 +33,7 @@ export interface Harness {
 }
 
 export function tenantSpec(p: Partial<TenantSpec> & { name: string; vni: number }): TenantSpec {
-  return { learning: true, ageing: 300, maxMacs: 8192, flood: [], fdb: [], ...p };
+  return { learning: true, ageingMs: 300_000, maxMacs: 8192, flood: [], fdb: [], ...p };
 }
 
 /** Remote VTEP addresses the suite uses. */
@@ -77,9 +77,11 @@ export class NativeHarness implements Harness {
   private readonly remotes = new Map<string, dgram.Socket>();
   private readonly wire: WirePacket[] = [];
 
+  readonly dp: NativeDatapath;
+
   private constructor(readonly port: number) {
-    const dp = new NativeDatapath({ local: this.local, port, sourcePorts: 4 });
-    this.sw = new Switch(dp, { vxlanPort: port, maxMacsTotal: 100000 });
+    this.dp = new NativeDatapath({ local: this.local, port, sourcePorts: 4 });
+    this.sw = new Switch(this.dp, { vxlanPort: port, maxMacsTotal: 100000 });
     this.sw.start();
   }
 
@@ -145,7 +147,7 @@ export class NativeHarness implements Harness {
     return this.wire.splice(0);
   }
   async advance(ms: number): Promise<void> { await sleep(ms); }
-  dropCount(reason: string): number { return this.sw.dp.stats().counters[reason] ?? 0; }
+  dropCount(reason: string): number { return this.dp.stats().counters[reason] ?? 0; }
   async close(): Promise<void> {
     this.sw.stop();
     for (const s of this.remotes.values()) await new Promise<void>((r) => s.close(() => r()));

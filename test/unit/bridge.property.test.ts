@@ -35,7 +35,7 @@ describe('bridge properties (fake data path)', () => {
       fc.property(fc.array(step, { maxLength: 80 }), fc.integer({ min: 1, max: 6 }), (steps, maxMacs) => {
         const h = new FakeHarness();
         for (const t of TENANTS) {
-          h.addTenant({ name: t.name, vni: t.vni, flood: [VTEP_A, VTEP_B], maxMacs, ageing: 3 });
+          h.addTenant({ name: t.name, vni: t.vni, flood: [VTEP_A, VTEP_B], maxMacs, ageingMs: 3000 });
           for (const p of t.ports) h.addPort(t.name, p);
         }
         // Each tenant's frames carry its own tag in the payload; MACs overlap on purpose.
@@ -45,7 +45,7 @@ describe('bridge properties (fake data path)', () => {
             h.dp.now += s.ms;
             // Entries idle >= ageing must go; others must stay.
             const before = TENANTS.map((t) => new Map(h.sw.tenant(t.name)!.table));
-            h.sw.ageTick();
+            h.sw.ageing.tick();
             TENANTS.forEach((t, i) => {
               for (const [m, e] of before[i]) {
                 const idle = h.dp.now - (lastSeen.get(`${t.name}/${m}`) ?? -Infinity);
@@ -62,7 +62,7 @@ describe('bridge properties (fake data path)', () => {
           // A source is "seen" when it is (or becomes) cached at the place it came from.
           const b = h.sw.tenant(t.name)!;
           const e = b.table.get(mac(s.src));
-          const place = s.kind === 'port' ? { kind: 'port', portId: h.sw.portId(t.ports[s.port]) } : { kind: 'vtep', vtepId: h.sw.vtepByAddress(s.vtep === 0 ? VTEP_A : VTEP_B)!.id };
+          const place = s.kind === 'port' ? { kind: 'port', portId: h.sw.portId(t.ports[s.port]) } : { kind: 'vtep', vtepId: h.sw.vteps.find(s.vtep === 0 ? VTEP_A : VTEP_B)!.id };
           if (e && JSON.stringify(e.place) === JSON.stringify(place)) lastSeen.set(`${t.name}/${mac(s.src)}`, h.dp.now);
         }
         // Isolation: every frame on a port or on the wire belongs to that port's / VNI's tenant.

@@ -5,7 +5,8 @@
  * its frames came in.
  */
 import { describe, expect, it } from 'vitest';
-import { Switch, encapKey, outerBytes, parseEncapKey } from '../../src/core/switch.js';
+import { Switch } from '../../src/core/switch.js';
+import { encapKey, outerBytes, parseEncapKey } from '../../src/core/vteps.js';
 import { decodeEvents } from '../../src/native/datapath.js';
 import { EVENT_HEADER, EV_LEARN, IN_UNKNOWN_VTEP } from '../../src/native/addon.js';
 import { FakeDatapath } from '../support/fake-datapath.js';
@@ -36,12 +37,12 @@ describe('encapsulations in the Switch', () => {
     }));
     sw.addTenant(tenantSpec({ name: 'b', vni: 5002, flood: ['10.0.0.2'] }));
     expect(dp.encapsOf.get(a.tenantId)?.sort()).toEqual(['gre', 'vxlan']);
-    const keys = sw.vteps().map((v) => `${v.key}/${v.encap}`).sort();
+    const keys = sw.vteps.all().map((v) => `${v.key}/${v.encap}`).sort();
     expect(keys).toEqual(['10.0.0.2/vxlan', '10.0.0.3/vxlan', 'gre:10.0.0.2/gre']);
-    const gre = sw.vtepByAddress('gre:10.0.0.2')!;
+    const gre = sw.vteps.find('gre:10.0.0.2')!;
     expect(dp.vtepOpts.get(gre.id)?.encap).toBe('gre');
     // The static entry sits at the VXLAN VTEP its tenant reaches 10.0.0.3 by.
-    expect(a.table.get(mac(1))?.place).toEqual({ kind: 'vtep', vtepId: sw.vtepByAddress('10.0.0.3')!.id });
+    expect(a.table.get(mac(1))?.place).toEqual({ kind: 'vtep', vtepId: sw.vteps.find('10.0.0.3')!.id });
   });
 
   it('refuses a tenant the data path cannot carry, leaving nothing behind', () => {
@@ -49,7 +50,7 @@ describe('encapsulations in the Switch', () => {
     dp.tenantEncaps = () => { throw Object.assign(new Error('no GRE socket'), { code: 'ENOPROTOOPT' }); };
     expect(() => sw.addTenant(tenantSpec({ name: 'g', vni: 7, encap: 'gre', flood: ['10.0.0.2'] }))).toThrow(/no GRE socket/);
     expect(sw.tenants()).toEqual([]);
-    expect(sw.vteps()).toEqual([]);
+    expect(sw.vteps.all()).toEqual([]);
   });
 
   it('learns an unknown VTEP in the encapsulation its frame came in (event byte 33)', () => {
@@ -67,7 +68,7 @@ describe('encapsulations in the Switch', () => {
     const evs = decodeEvents(rec);
     expect(evs[0]?.ingress).toEqual({ kind: 'unknown-vtep', address: '10.0.0.9', port: 0, encap: 'nvgre' });
     sw.handleEvents(evs);
-    const v = sw.vtepByAddress('nvgre:10.0.0.9');
+    const v = sw.vteps.find('nvgre:10.0.0.9');
     expect(v?.encap).toBe('nvgre');
     expect(v?.dynamic).toBe(true);
     expect(dp.vtepOpts.get(v!.id)?.encap).toBe('nvgre');

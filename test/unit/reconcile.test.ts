@@ -198,7 +198,7 @@ describe('Daemon.reload over the fake data path', () => {
     const blue = d.sw.tenant('blue')!;
     expect(blue.maxMacs).toBe(50);
     expect(blue.table.get(mac(0x101))?.place).toEqual({ kind: 'port', portId: d.sw.portId('blue0') });
-    expect(blue.table.get('02:00:00:00:0f:01')?.place).toEqual({ kind: 'vtep', vtepId: d.sw.vtepByAddress('10.0.0.3')!.id });
+    expect(blue.table.get('02:00:00:00:0f:01')?.place).toEqual({ kind: 'vtep', vtepId: d.sw.vteps.find('10.0.0.3')!.id });
     dp.wire.length = 0;
     dp.fromPort(d.sw.portId('blue0')!, frame(BCAST, mac(0x101), 'x'));
     expect(dp.wire.map((w) => w.to)).toEqual(['10.0.0.3']);

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Switch } from '../../src/core/switch.js';
+import { traceFrame } from '../../src/core/trace.js';
 import { PmtuSearch, RoleAgent, type RoleOptions } from '../../src/overlay/roles.js';
 import { PROBE, REPLY, decodeLiveness, encodeLiveness, type LivenessMessage } from '../../src/overlay/liveness.js';
 import { parseConfig } from '../../src/config/config.js';
@@ -22,11 +23,10 @@ const M_B = mac(0x202);
 
 function rig(opts: Partial<RoleOptions>) {
   const dp = new FakeDatapath();
-  const sw = new Switch(dp, { vxlanPort: 4789, maxMacsTotal: 10000 });
-  sw.defaultVtepMtu = 1500;
+  const sw = new Switch(dp, { vxlanPort: 4789, maxMacsTotal: 10000, defaultVtepMtu: 1500, onControl: (payload, from) => agent.onControl(payload, from) });
   sw.start();
   let now = 1_000_000;
-  const agent = new RoleAgent(sw, {
+  const agent: RoleAgent = new RoleAgent({ sw, vteps: sw.vteps, dp }, {
     role: 'mesh', hubs: [], nat: false, keepalive: 15, deadInterval: 3, pmtuDiscovery: false, underlayMtu: 1500, family: 4, ...opts,
   }, () => now);
   const at = (t: number) => { now = t; };
@@ -97,8 +97,8 @@ describe('hub', () => {
     dp.fromControl('10.0.0.2', 4789, msg({ vnis: [5001, 5002] }));
     const blue = sw.tenant('blue')!;
     const red = sw.tenant('red')!;
-    const a = sw.vtepByAddress('10.0.0.1')!;
-    const b = sw.vtepByAddress('10.0.0.2')!;
+    const a = sw.vteps.find('10.0.0.1')!;
+    const b = sw.vteps.find('10.0.0.2')!;
     expect([...blue.trusted].sort()).toEqual([a.id, b.id].sort());
     expect([...red.trusted]).toEqual([b.id]);
     expect(blue.relay && red.relay).toBe(true);
@@ -123,15 +123,15 @@ describe('hub', () => {
     dp.fromUnderlay('10.0.0.1', 5001, frame(M_A, mac(0x299), 'hairpin'), 50000);
     expect(dp.wire).toEqual([]);
     expect(dp.drops.hairpin).toBe(1);
-    expect(sw.trace('blue', { vtep: '10.0.0.2' }, M_B, M_A).outputs.vteps).toEqual(['10.0.0.1']);
+    expect(traceFrame(sw, 'blue', { vtep: '10.0.0.2' }, M_B, M_A).outputs.vteps).toEqual(['10.0.0.1']);
   });
 
   it('tells spokes behind one NAT apart by outer port, and answers each at its port', () => {
     const { dp, sw } = hub();
     dp.fromControl(NAT, 40001, msg({ nat: true, sender: 1 }));
     dp.fromControl(NAT, 40002, msg({ nat: true, sender: 2 }));
-    const one = sw.vtepByAddress(`${NAT}:40001`)!;
-    const two = sw.vtepByAddress(`${NAT}:40002`)!;
+    const one = sw.vteps.find(`${NAT}:40001`)!;
+    const two = sw.vteps.find(`${NAT}:40002`)!;
     expect(one.id).not.toBe(two.id);
     expect([one.matchPort, one.port, two.port]).toEqual([true, 40001, 40002]);
     dp.fromUnderlay(NAT, 5001, frame(BCAST, M_A, 'from-1'), 40001);
@@ -153,7 +153,7 @@ describe('hub', () => {
     at(now() + agent.spokeTimeoutMs + 1);
     agent.tick();
     expect(sw.tenant('blue')!.table.has(M_A)).toBe(false);
-    expect(sw.vtepByAddress('10.0.0.1')).toBeUndefined();
+    expect(sw.vteps.find('10.0.0.1')).toBeUndefined();
   });
 });
 
@@ -192,7 +192,7 @@ describe('spoke', () => {
     r.dp.fromPort(r.sw.portId('p0')!, frame(BCAST, M_LOCAL, 'hello'));
     r.dp.fromUnderlay(HUB1, 5001, frame(M_LOCAL, M_A, 'from-a'), 50000);
     const blue = r.sw.tenant('blue')!;
-    expect(blue.table.get(M_A)?.place).toEqual({ kind: 'vtep', vtepId: r.sw.vtepByAddress(HUB1)!.id });
+    expect(blue.table.get(M_A)?.place).toEqual({ kind: 'vtep', vtepId: r.sw.vteps.find(HUB1)!.id });
     for (let t = 0; t <= 2000; t += 1000) {
       r.at(t0 + t);
       reply(r, HUB1);
@@ -232,7 +232,7 @@ describe('spoke', () => {
     r.agent.setTenant('blue', { mssClamp: 'auto', encap: 'vxlan' });
     // hubs[1] has mtu 1400: auto is 1400 - 50 - 40.
     expect(r.dp.mssOf.get(blue.tenantId)).toEqual([1310, 1290]);
-    r.sw.setVtepMtu(r.sw.vtepByAddress(HUB1)!, 1400);
+    r.sw.vteps.setMtu(r.sw.vteps.find(HUB1)!, 1400);
     // A DF IPv4 packet of 1400 bytes to a MAC behind hub 1.
     r.dp.fromUnderlay(HUB1, 5001, frame(M_LOCAL, M_A, 'learn-a'), 50000);
     const big = frame(M_A, M_LOCAL, Buffer.alloc(1400));
@@ -257,7 +257,7 @@ describe('spoke', () => {
     r.sw.addTenant(tenantSpec({ name: 'blue', vni: 5001 }));
     r.agent.start();
     r.agent.stop();
-    const hub1 = r.sw.vtepByAddress(HUB1)!;
+    const hub1 = r.sw.vteps.find(HUB1)!;
     expect(hub1.mtu).toBe(1500); // optimistic until found
     for (let tick = 0; tick < 20; tick++) { // path MTU rounds run once a second: every third tick
       r.dp.control.length = 0;
@@ -298,7 +298,7 @@ describe('reload of the role keys', () => {
     r.sw.addTenant(tenantSpec({ name: 'blue', vni: 5001 }));
     r.agent.start();
     r.agent.stop();
-    const hub1 = r.sw.vtepByAddress(HUB1)!;
+    const hub1 = r.sw.vteps.find(HUB1)!;
     r.dp.fromUnderlay(HUB1, 5001, frame(BCAST, M_A, 'a'), 50000);
     const blue = r.sw.tenant('blue')!;
     expect(blue.table.has(M_A)).toBe(true);
@@ -306,14 +306,14 @@ describe('reload of the role keys', () => {
       nat: false, keepalive: 15, deadInterval: 3, pmtuDiscovery: false, underlayMtu: 1500, family: 4 };
     r.agent.reconfigure({ ...base, deadInterval: 1 });
     expect(r.agent.probeIntervalMs).toBe(100);
-    expect(r.sw.vtepByAddress(HUB1)).toBe(hub1);
+    expect(r.sw.vteps.find(HUB1)).toBe(hub1);
     expect(blue.table.has(M_A)).toBe(true);
     r.agent.reconfigure({ ...base, hubs: [{ address: HUB2, family: 4, port: 4789, mtu: null }] });
     expect(blue.table.has(M_A)).toBe(false);
-    expect(r.sw.vtepByAddress(HUB1)).toBeUndefined();
+    expect(r.sw.vteps.find(HUB1)).toBeUndefined();
     expect(r.agent.status().hubs.map((h) => [h.address, h.active])).toEqual([[HUB2, true]]);
     r.agent.reconfigure({ ...base, role: 'mesh', hubs: [] });
     expect(blue.trusted.size).toBe(0);
-    expect(r.sw.vtepByAddress(HUB2)).toBeUndefined();
+    expect(r.sw.vteps.find(HUB2)).toBeUndefined();
   });
 });

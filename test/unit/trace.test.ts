@@ -8,6 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Switch, type Where } from '../../src/core/switch.js';
+import { traceFrame } from '../../src/core/trace.js';
 import { FakeDatapath } from '../support/fake-datapath.js';
 import { tenantSpec, VTEP_A, VTEP_B, VTEP_C } from '../support/harness.js';
 import { BCAST, frame, mac } from '../support/frames.js';
@@ -46,11 +47,11 @@ describe('trace agrees with forwarding', () => {
     fc.assert(
       fc.property(fc.array(sent, { maxLength: 8 }), sent, fc.boolean(), fc.boolean(), (history, probe, withStatic, acceptAny) => {
         const { sw, send, take } = setup(withStatic ? VTEP_B : undefined);
-        if (acceptAny) sw.setPolicy('blue', { learning: true, ageing: 300, maxMacs: 8192, acceptFrom: 'any' });
+        if (acceptAny) sw.setPolicy('blue', { learning: true, ageingMs: 300_000, maxMacs: 8192, acceptFrom: 'any' });
         for (const h of history) send(h.at, h.src, h.dst);
         take();
         const tableBefore = JSON.stringify([...sw.tenant('blue')!.table.values()]);
-        const t = sw.trace('blue', probe.at, probe.src, probe.dst);
+        const t = traceFrame(sw, 'blue', probe.at, probe.src, probe.dst);
         // Trace sent and learned nothing.
         expect(take()).toEqual({ ports: [], vteps: [] });
         expect(JSON.stringify([...sw.tenant('blue')!.table.values()])).toBe(tableBefore);
@@ -67,25 +68,25 @@ describe('trace agrees with forwarding', () => {
     const { sw, send } = setup(VTEP_B);
     send({ port: 'p1' }, MACS[0]!, BCAST);
     send({ vtep: VTEP_A }, MACS[1]!, BCAST);
-    const known = sw.trace('blue', { port: 'p2' }, MACS[2]!, MACS[1]!);
+    const known = traceFrame(sw, 'blue', { port: 'p2' }, MACS[2]!, MACS[1]!);
     expect(known).toMatchObject({ action: 'forward', handledBy: 'fast-path', learn: 'new', outputs: { ports: [], vteps: [VTEP_A] } });
     expect(known.steps).toEqual([
       `source ${MACS[2]}: not in the table: learned at port p2`,
       `destination ${MACS[1]}: learned entry at vtep ${VTEP_A} (idle 0 s)`,
       'fast path: cache hit, forwarded in C without the bridge (VXLAN, VNI 5001)',
     ]);
-    expect(sw.trace('blue', { port: 'p2' }, MACS[2]!, MACS[3]!).steps[1]).toBe(`destination ${MACS[3]}: static entry at vtep ${VTEP_B}`);
-    const split = sw.trace('blue', { vtep: VTEP_B }, MACS[2]!, MACS[1]!);
+    expect(traceFrame(sw, 'blue', { port: 'p2' }, MACS[2]!, MACS[3]!).steps[1]).toBe(`destination ${MACS[3]}: static entry at vtep ${VTEP_B}`);
+    const split = traceFrame(sw, 'blue', { vtep: VTEP_B }, MACS[2]!, MACS[1]!);
     expect(split).toMatchObject({ action: 'drop', reason: 'split-horizon' });
     // acceptFrom: known (the default): a VTEP the tenant does not know is dropped in C.
-    const spoof = sw.trace('blue', { vtep: VTEP_C }, MACS[2]!, BCAST);
+    const spoof = traceFrame(sw, 'blue', { vtep: VTEP_C }, MACS[2]!, BCAST);
     expect(spoof).toMatchObject({ action: 'drop', reason: 'vtep_not_accepted', handledBy: 'none' });
-    sw.setPolicy('blue', { learning: true, ageing: 300, maxMacs: 8192, acceptFrom: 'any' });
-    const flood = sw.trace('blue', { vtep: VTEP_C }, MACS[2]!, BCAST);
+    sw.setPolicy('blue', { learning: true, ageingMs: 300_000, maxMacs: 8192, acceptFrom: 'any' });
+    const flood = traceFrame(sw, 'blue', { vtep: VTEP_C }, MACS[2]!, BCAST);
     expect(flood.ingress).toContain('not known yet');
     expect(flood).toMatchObject({ action: 'flood', reason: 'broadcast', handledBy: 'bridge', outputs: { ports: ['p1', 'p2', 'p3'], vteps: [] } });
-    expect(sw.trace('blue', { port: 'p1' }, MACS[1]!, MACS[0]!).steps[0]).toBe(`source ${MACS[1]}: known elsewhere (vtep ${VTEP_A}): moves to port p1`);
-    expect(sw.trace('blue', { port: 'p1' }, MACS[3]!, MACS[0]!).steps[0]).toContain('static entry at vtep 127.0.0.3: not moved');
-    expect(() => sw.trace('blue', { port: 'nope' }, MACS[0]!, MACS[1]!)).toThrow('no port "nope" in tenant "blue"');
+    expect(traceFrame(sw, 'blue', { port: 'p1' }, MACS[1]!, MACS[0]!).steps[0]).toBe(`source ${MACS[1]}: known elsewhere (vtep ${VTEP_A}): moves to port p1`);
+    expect(traceFrame(sw, 'blue', { port: 'p1' }, MACS[3]!, MACS[0]!).steps[0]).toContain('static entry at vtep 127.0.0.3: not moved');
+    expect(() => traceFrame(sw, 'blue', { port: 'nope' }, MACS[0]!, MACS[1]!)).toThrow('no port "nope" in tenant "blue"');
   });
 });

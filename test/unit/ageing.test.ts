@@ -1,0 +1,40 @@
+/**
+ * FDB ageing's cadence (src/core/ageing.ts) follows the tenants' ageing times: set when
+ * ageing starts, and again whenever a tenant comes, goes or changes its ageing time.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { ageingCadenceMs } from '../../src/core/ageing.js';
+import { Switch } from '../../src/core/switch.js';
+import { FakeDatapath } from '../support/fake-datapath.js';
+import { tenantSpec } from '../support/harness.js';
+
+describe('ageing cadence', () => {
+  it('is a quarter of the shortest ageing time, between 100 ms and 1 s', () => {
+    expect(ageingCadenceMs([])).toBe(1000);
+    expect(ageingCadenceMs([300_000, 10_000])).toBe(1000);
+    expect(ageingCadenceMs([300_000, 2000])).toBe(500);
+    expect(ageingCadenceMs([1000])).toBe(250);
+    expect(ageingCadenceMs([100])).toBe(100);
+  });
+
+  let sw: Switch | undefined;
+  afterEach(() => sw?.stop());
+
+  it('follows the tenants of a running switch', () => {
+    sw = new Switch(new FakeDatapath(), { vxlanPort: 4789, maxMacsTotal: 100 });
+    sw.addTenant(tenantSpec({ name: 'blue', vni: 5001 }));
+    expect(sw.ageing.cadenceMs).toBe(0); // not started
+    sw.ageing.start();
+    expect(sw.ageing.cadenceMs).toBe(1000);
+    sw.addTenant(tenantSpec({ name: 'red', vni: 5002, ageingMs: 2000 }));
+    expect(sw.ageing.cadenceMs).toBe(500);
+    sw.setPolicy('blue', { learning: true, ageingMs: 1000, maxMacs: 10 });
+    expect(sw.ageing.cadenceMs).toBe(250);
+    sw.removeTenant('blue');
+    expect(sw.ageing.cadenceMs).toBe(500);
+    sw.removeTenant('red');
+    expect(sw.ageing.cadenceMs).toBe(1000);
+    sw.ageing.stop();
+    expect(sw.ageing.cadenceMs).toBe(0);
+  });
+});
