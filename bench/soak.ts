@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { Lab, parsePing, waitForLine } from '../lab/netns.js';
 import { CLI } from '../lab/topology.js';
 import { request } from '../src/daemon/control.js';
-import type { StatsSnapshot } from '../src/daemon/daemon.js';
+import type { StatsSnapshot } from '../src/daemon/stats.js';
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 180);
 const SAMPLE_SECONDS = 5;

@@ -2,7 +2,7 @@
  * Readable output of the CLI verbs: aligned tables and short summaries. `--json` bypasses
  * all of this and prints the API's answer as is.
  */
-import type { PeerInfo, StatsSnapshot } from '../daemon/daemon.js';
+import type { PeerInfo, StatsSnapshot } from '../daemon/stats.js';
 import type { FdbRow } from '../core/switch.js';
 import type { TraceResult } from '../core/trace.js';
 import type { RoleStatus } from '../overlay/roles.js';

@@ -119,7 +119,11 @@ export class Switch {
   }
 
   get counters(): SwitchCounters {
-    return { ...this.c, dynamicVteps: this.vteps.learned };
+    const c = this.c;
+    return {
+      events: c.events, eventsUnknownTenant: c.eventsUnknownTenant, eventsNotAccepted: c.eventsNotAccepted, dynamicVteps: this.vteps.learned,
+      tooBigFrames: c.tooBigFrames, icmpTooBigSent: c.icmpTooBigSent, controlMessages: c.controlMessages,
+    };
   }
 
   /** Start the data path; `onBatch` (metrics) hears the size of every batch of events. Ageing starts apart (`ageing.start()`). */

@@ -9,108 +9,24 @@
  * TAPs by default), so the unit tests run the very same reload code over the in-memory
  * fake data path.
  */
-import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { promisify } from 'node:util';
-import type { BridgeCounters } from '../core/bridge.js';
 import type { PolicyChange, RolesChange } from '../config/reconcile.js';
 import type { Config, LogLevel, MetricsConfig, PortConfig, StaticFdbEntry, TenantConfig } from '../config/config.js';
 import { NativeDatapath, type Datapath } from '../native/datapath.js';
-import { closeQuietly, fdClose, limits, tapOpen } from '../native/system.js';
+import { closeQuietly, limits } from '../native/system.js';
 import type { DpCreateOptions } from '../native/addon.js';
 import { Switch, type FdbRow, type SnapshotEntry, type TenantPolicy, type Where } from '../core/switch.js';
 import { traceFrame, type TraceResult } from '../core/trace.js';
 import { logger, setLogLevel } from '../util/log.js';
-import { RoleAgent, type RoleOptions, type RoleStatus } from '../overlay/roles.js';
+import { RoleAgent, type RoleOptions } from '../overlay/roles.js';
 import { applyPlan, describeChange, plan, type Change, type Target } from '../config/reconcile.js';
-import { counterInfo } from '../native/counters.js';
+import { LostPorts } from '../ports/lost.js';
+import { TapPorts, closePortFds, type PortBackend, type PortHandle, type RunningPort } from '../ports/tap.js';
+import { Telemetry, type StatsSnapshot } from './stats.js';
 import { VERSION } from '../util/paths.js';
 import type { ConfigError } from '../config/config.js';
 import { usesGre } from '../config/config.js';
 
-const execFileP = promisify(execFile);
 const log = logger('daemon');
-
-
-export interface RunningPort {
-  tenant: string;
-  tap: string;
-  netns: string | null;
-  fd: number;
-  /** A multi-queue TAP's other queues (underlay.queues > 1); [] for a plain one. */
-  queueFds: number[];
-  ifindex: number;
-  mac: string;
-  mtu: number;
-  config: PortConfig;
-}
-
-/** An open port device. */
-export interface PortHandle {
-  fd: number;
-  /** A multi-queue TAP's other queues, in queue order. */
-  queueFds?: number[];
-  ifindex: number;
-  mac: string;
-  /** Frames carry a virtio_net_hdr (a TAP with offloads); absent: the data path asks the fd. */
-  vnetHdr?: boolean;
-}
-
-/** Where ports come from: TAP devices (default), or a fake in tests. */
-export interface PortBackend {
-  open(tenant: string, p: PortConfig): Promise<PortHandle>;
-  close(p: RunningPort): void;
-  /** Change MTU, MAC or address in place; the device stays. */
-  change(p: RunningPort, to: PortConfig): Promise<void>;
-}
-
-/** Close a TAP's queue fds, queue 0's last (the device goes with the last one). */
-function closePortFds(fd: number, queueFds: readonly number[] = []): void {
-  closeQuietly(queueFds);
-  fdClose(fd);
-}
-
-async function ip(netns: string | null, args: string[]): Promise<void> {
-  await execFileP('ip', netns ? ['-n', netns, ...args] : args);
-}
-
-/** TAP devices through the addon; IPv6 addresses and in-place changes through `ip`. */
-export class TapPorts implements PortBackend {
-  /** queues: TAP queues per port (underlay.queues); 1 is a plain TAP. */
-  constructor(private readonly queues = 1) {}
-
-  async open(_tenant: string, p: PortConfig): Promise<PortHandle> {
-    const tap = tapOpen({
-      queues: this.queues,
-      name: p.tap,
-      netns: p.netns ?? undefined,
-      mtu: p.mtu,
-      mac: p.mac ?? undefined,
-      ipv4: p.address?.family === 4 ? { address: p.address.address, prefixLength: p.address.prefixLength } : undefined,
-      up: true,
-    });
-    try {
-      if (p.address?.family === 6) await ip(p.netns, ['addr', 'add', `${p.address.address}/${p.address.prefixLength}`, 'dev', p.tap, 'nodad']);
-    } catch (e) {
-      closePortFds(tap.fd, tap.queueFds);
-      throw e;
-    }
-    log.debug({ tap: p.tap, offloads: tap.offloads, queues: 1 + tap.queueFds.length }, 'TAP offloads');
-    return { fd: tap.fd, queueFds: tap.queueFds, ifindex: tap.ifindex, mac: tap.mac, vnetHdr: tap.vnetHdr };
-  }
-  close(p: RunningPort): void {
-    closePortFds(p.fd, p.queueFds);
-  }
-  async change(p: RunningPort, to: PortConfig): Promise<void> {
-    const from = p.config;
-    if (from.mtu !== to.mtu) await ip(p.netns, ['link', 'set', 'dev', p.tap, 'mtu', String(to.mtu)]);
-    if (to.mac && from.mac !== to.mac) await ip(p.netns, ['link', 'set', 'dev', p.tap, 'address', to.mac]);
-    if (JSON.stringify(from.address) !== JSON.stringify(to.address)) {
-      if (from.address) await ip(p.netns, ['addr', 'del', `${from.address.address}/${from.address.prefixLength}`, 'dev', p.tap]);
-      if (to.address) await ip(p.netns, ['addr', 'add', `${to.address.address}/${to.address.prefixLength}`, 'dev', p.tap, ...(to.address.family === 6 ? ['nodad'] : [])]);
-    }
-  }
-}
 
 /** What a takeover hands the new daemon: the old one's ports (by TAP name) and FDB. */
 export interface Adopted {
@@ -122,6 +38,8 @@ export interface Adopted {
 export interface DaemonHooks {
   control?(socket: string): Promise<void>;
   metrics?(m: MetricsConfig | null): Promise<void>;
+  /** Once per batch of events from the data path, with its size (metrics). */
+  eventBatch?(size: number): void;
 }
 
 export interface DaemonOptions {
@@ -132,73 +50,6 @@ export interface DaemonOptions {
   /** Switch-wide FDB limit; default half the addon's cache capacity. */
   maxMacsTotal?: number;
 }
-
-export interface PeerInfo {
-  vtep: string;
-  id: number;
-  /** Learned from traffic rather than configured. */
-  dynamic: boolean;
-  /** Tenants whose flood list holds it. */
-  floodOf: string[];
-  /** FDB entries pointing at it. */
-  macs: number;
-  /** active: received within the last 10 s; idle: received before; silent: never. */
-  state: 'active' | 'idle' | 'silent';
-  /** Seconds since its rx counter last moved (sampled once a second); null: never. */
-  lastSeenSeconds: number | null;
-  /** Path MTU toward it (largest outer IP packet; underlay.mtu unless configured or discovered). */
-  pathMtu: number;
-  rxPackets: number;
-  rxBytes: number;
-  txPackets: number;
-  txBytes: number;
-  drops: number;
-}
-
-export interface PortStats {
-  tenant: string;
-  port: string;
-  rxPackets: number;
-  rxBytes: number;
-  txPackets: number;
-  txBytes: number;
-  drops: number;
-}
-
-/** A tenant's figures: its bridge's counters (learning, flooding, drops) and its table size. */
-export interface TenantStats extends BridgeCounters {
-  tenant: string;
-  vni: number;
-  ports: number;
-  fdbLearned: number;
-  fdbStatic: number;
-  /** Its tunnel traffic, all VTEPs together: inner frames and bytes (DpStats.tenants). */
-  tunnel: { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number; drops: number };
-}
-
-/** Everything counted, from one dpStats() call. */
-export interface StatsSnapshot {
-  at: number;
-  uptimeSeconds: number;
-  /** The fast path's global counters, traffic (not drops). */
-  datapath: Record<string, number>;
-  /** The fast path's drops by named reason (native/counters.def). */
-  drops: Record<string, number>;
-  /** Per fast-path queue (underlay.queues): frames read from ports, packets taken from the underlay. */
-  queues: { queue: number; encapFrames: number; decapPackets: number }[];
-  tenants: TenantStats[];
-  ports: PortStats[];
-  peers: PeerInfo[];
-  switch: {
-    events: number; eventsUnknownTenant: number; eventsNotAccepted: number; dynamicVteps: number; eventBatches: number; portsRecreated: number;
-    tooBigFrames: number; icmpTooBigSent: number; controlMessages: number;
-  };
-  /** The role: hubs (a spoke), learned spokes (a hub), failovers, path MTUs. */
-  overlay: RoleStatus;
-}
-
-/** Fast-path counters of I/O faults (not hostile input): a rise is logged, once a second at most. */
-const FAULT_COUNTERS = ['tap_rx_error', 'tap_tx_error', 'underlay_rx_error', 'underlay_tx_error', 'underlay_tx_too_big', 'event_queue_full'];
 
 export interface ReloadResult {
   ok: boolean;
@@ -267,15 +118,11 @@ export class Daemon implements Target {
   private readonly backend: PortBackend;
   private readonly hooks: DaemonHooks;
   private peerTimer: NodeJS.Timeout | undefined;
-  private readonly peerSeen = new Map<string, { rx: number; at: number | null; active?: boolean }>();
-  /** Fault counters as last logged. */
-  private readonly faultSeen = new Map<string, number>();
-  /** Ports whose TAP went away under us and could not be recreated yet: retried once a second. */
-  private readonly lostPorts = new Map<string, { tenant: string; config: PortConfig }>();
-  private portsRecreated = 0;
-  private checkingPorts = false;
+  /** Peers and fault counters watched, stats counted. */
+  private readonly telemetry: Telemetry;
+  /** Ports whose TAP went away under us: recreated, retried once a second. */
+  private readonly lost: LostPorts;
   private eventBatches = 0;
-  private batchListener: ((size: number) => void) | undefined;
 
   private constructor(config: Config, opts: DaemonOptions) {
     this.running = config;
@@ -291,6 +138,13 @@ export class Daemon implements Target {
       onControl: (payload, from) => this.roles.onControl(payload, from),
     });
     this.roles = new RoleAgent({ sw: this.sw, vteps: this.sw.vteps, dp }, roleOptions(config));
+    this.telemetry = new Telemetry({ sw: this.sw, dp, roles: this.roles, startedAt: this.startedAt });
+    this.lost = new LostPorts({
+      ports: () => this.ports,
+      takeDown: (p) => { this.sw.removePort(p.tap); this.dropPort(p); },
+      bringUp: (tenant, config) => this.addPort(tenant, config),
+      closed: () => this.closed,
+    });
   }
 
   /** Build everything the config describes. On failure, undo what was built and throw. */
@@ -300,7 +154,7 @@ export class Daemon implements Target {
     try {
       const start = () => d.sw.start((n) => {
         d.eventBatches++;
-        d.batchListener?.(n);
+        d.hooks.eventBatch?.(n);
       });
       // A takeover programs everything, FDB included, before forwarding resumes, so the
       // first frames after the pause find their learned destinations (no flooding).
@@ -331,11 +185,6 @@ export class Daemon implements Target {
     }
     log.info({ tenants: config.tenants.length, ports: d.ports.length }, 'running');
     return d;
-  }
-
-  /** Called once per batch of events from the data path, with its size (metrics). */
-  onEventBatch(fn: (size: number) => void): void {
-    this.batchListener = fn;
   }
 
   // ---- Target: the reconcile operations ------------------------------------------------
@@ -391,10 +240,7 @@ export class Daemon implements Target {
   }
 
   removePort(tenant: string, tap: string): void {
-    if (this.lostPorts.get(tap)?.tenant === tenant) {
-      this.lostPorts.delete(tap); // its TAP was gone already (deleted under us, not recreated yet)
-      return;
-    }
+    if (this.lost.forget(tenant, tap)) return; // its TAP was gone already (deleted under us, not recreated yet)
     const p = this.ports.find((x) => x.tap === tap && x.tenant === tenant);
     if (!p) throw new Error(`no port "${tap}" in tenant "${tenant}"`);
     this.sw.removePort(tap);
@@ -503,130 +349,15 @@ export class Daemon implements Target {
     return traceFrame(this.sw, tenant, ingress, src, dst);
   }
 
-  /** Note which VTEPs received something since the last sample (once a second). */
-  private samplePeers(stats = this.dp.stats()): void {
-    const now = Date.now();
-    for (const v of this.sw.vteps.all()) {
-      const rx = stats.vteps[v.id]?.rxPackets ?? 0;
-      const seen = this.peerSeen.get(v.key);
-      if (!seen) this.peerSeen.set(v.key, { rx, at: rx > 0 ? now : null });
-      else if (rx !== seen.rx) { seen.rx = rx; seen.at = now; }
-    }
-    for (const a of [...this.peerSeen.keys()]) if (!this.sw.vteps.find(a)) this.peerSeen.delete(a);
-  }
-
-  /** Once a second: peer liveness (logged when a peer goes quiet or comes back), fault counters, lost TAPs. */
+  /** Once a second: peer liveness and fault counters (logged), lost TAPs (recreated). */
   private tick(): void {
-    const s = this.dp.stats();
-    this.samplePeers(s);
-    const now = Date.now();
-    for (const [vtep, seen] of this.peerSeen) {
-      if (seen.at === null) continue;
-      const active = now - seen.at <= 10_000;
-      if (seen.active === true && !active) log.warn({ vtep, lastSeenSeconds: Math.floor((now - seen.at) / 1000) }, 'peer quiet: nothing received from it for 10 s');
-      else if (seen.active === false && active) log.info({ vtep }, 'peer receiving again');
-      seen.active = active;
-    }
-    for (const name of FAULT_COUNTERS) {
-      const v = s.counters[name] ?? 0;
-      const last = this.faultSeen.get(name) ?? 0;
-      if (v > last) log.warn({ counter: name, delta: v - last, total: v }, 'fast-path faults counted');
-      this.faultSeen.set(name, v);
-    }
-    this.checkPorts().catch((e: Error) => log.warn({ err: e.message }, 'checking ports failed'));
-  }
-
-  /**
-   * A TAP deleted under the daemon (`ip link del`) leaves its fd detached: the fast path
-   * counts a read error and stops polling it. Seen here by the fd's fdinfo (a TAP fd names
-   * its interface, "iff:", empty once detached), the port is logged, taken down and made
-   * again from its config (same name, namespace, address and MAC), retried once a second
-   * until that works.
-   */
-  private async checkPorts(): Promise<void> {
-    if (!(this.backend instanceof TapPorts) || this.closed || this.checkingPorts) return;
-    this.checkingPorts = true;
-    try {
-      await this.recreateLostPorts();
-    } finally {
-      this.checkingPorts = false;
-    }
-  }
-
-  private async recreateLostPorts(): Promise<void> {
-    for (const p of [...this.ports]) {
-      let info: string;
-      try {
-        info = readFileSync(`/proc/self/fdinfo/${p.fd}`, 'utf8');
-      } catch {
-        continue;
-      }
-      if (!/^iff:\s*$/m.test(info)) continue;
-      log.warn({ tenant: p.tenant, tap: p.tap, netns: p.netns }, 'TAP gone (deleted under the daemon); recreating it');
-      this.sw.removePort(p.tap);
-      this.dropPort(p);
-      this.lostPorts.set(p.tap, { tenant: p.tenant, config: p.config });
-    }
-    for (const [tap, lost] of [...this.lostPorts]) {
-      if (this.closed || this.ports.some((x) => x.tap === tap)) {
-        this.lostPorts.delete(tap);
-        continue;
-      }
-      try {
-        this.lostPorts.delete(tap);
-        await this.addPort(lost.tenant, lost.config);
-        this.portsRecreated++;
-        log.warn({ tenant: lost.tenant, tap }, 'TAP recreated');
-      } catch (e) {
-        if (!this.ports.some((x) => x.tap === tap)) this.lostPorts.set(tap, lost);
-        log.warn({ tenant: lost.tenant, tap, err: (e as Error).message }, 'recreating a TAP failed; retrying');
-      }
-    }
+    this.telemetry.tick();
+    if (this.backend instanceof TapPorts) this.lost.check().catch((e: Error) => log.warn({ err: e.message }, 'checking ports failed'));
   }
 
   /** Everything counted, from one dpStats() call. */
   stats(): StatsSnapshot {
-    const s = this.dp.stats();
-    this.samplePeers(s);
-    const now = Date.now();
-    const datapath: Record<string, number> = {};
-    const drops: Record<string, number> = {};
-    for (const c of counterInfo()) (c.drop ? drops : datapath)[c.name] = s.counters[c.name] ?? 0;
-    for (const [k, v] of Object.entries(s.counters)) if (!(k in datapath) && !(k in drops)) datapath[k] = v;
-    const queues = (s.queues ?? []).map((q, queue) => ({ queue, ...q }));
-    const zero = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, drops: 0 };
-    const ports: PortStats[] = this.sw.portList().map((p) => ({ tenant: p.tenant, port: p.name, ...zero, ...s.ports[p.id] }));
-    const floodOf = new Map<number, string[]>();
-    const macsAt = new Map<number, number>();
-    const tenants: TenantStats[] = this.sw.tenants().map((b) => {
-      for (const id of b.flood) floodOf.set(id, [...(floodOf.get(id) ?? []), b.name]);
-      let fdbStatic = 0;
-      for (const e of b.table.values()) {
-        if (e.static) fdbStatic++;
-        if (e.place.kind === 'vtep') macsAt.set(e.place.vtepId, (macsAt.get(e.place.vtepId) ?? 0) + 1);
-      }
-      return {
-        tenant: b.name, vni: b.vni, ports: b.ports.size,
-        fdbLearned: b.table.size - fdbStatic, fdbStatic, ...b.counters,
-        tunnel: { ...zero, ...s.tenants?.[b.tenantId] },
-      };
-    });
-    const peers: PeerInfo[] = this.sw.vteps.all().map((v) => {
-      const seen = this.peerSeen.get(v.key);
-      const at = seen?.at ?? null;
-      const lastSeenSeconds = at === null ? null : Math.floor((now - at) / 1000);
-      return {
-        vtep: v.key, id: v.id, dynamic: v.dynamic, floodOf: floodOf.get(v.id) ?? [], macs: macsAt.get(v.id) ?? 0,
-        state: lastSeenSeconds === null ? 'silent' : lastSeenSeconds <= 10 ? 'active' : 'idle',
-        lastSeenSeconds, pathMtu: v.mtu, ...zero, ...s.vteps[v.id],
-      };
-    });
-    return {
-      at: now,
-      uptimeSeconds: (now - this.startedAt) / 1000,
-      datapath, drops, queues, tenants, ports, peers, overlay: this.roles.status(),
-      switch: { ...this.sw.counters, eventBatches: this.eventBatches, portsRecreated: this.portsRecreated },
-    };
+    return this.telemetry.snapshot({ eventBatches: this.eventBatches, portsRecreated: this.lost.recreated });
   }
 
   // ---- takeover ---------------------------------------------------------------------------

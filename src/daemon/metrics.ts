@@ -12,7 +12,8 @@ import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { MetricsConfig } from '../config/config.js';
 import { counterInfo } from '../native/counters.js';
-import type { Daemon, StatsSnapshot } from './daemon.js';
+import type { Daemon } from './daemon.js';
+import type { StatsSnapshot } from './stats.js';
 import { VERSION } from '../util/paths.js';
 import { logger } from '../util/log.js';
 

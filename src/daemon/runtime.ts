@@ -30,7 +30,8 @@ import { dirname, join, resolve } from 'node:path';
 import { Address4, Address6 } from 'ip-address';
 import { loadConfig, parseMac, type Config } from '../config/config.js';
 import { answers, ApiError, ControlServer, request, type CallContext, type Handler } from './control.js';
-import { Daemon, datapathOptions, type Adopted, type DaemonHooks, type PortHandle } from './daemon.js';
+import { Daemon, datapathOptions, type Adopted, type DaemonHooks } from './daemon.js';
+import type { PortHandle } from '../ports/tap.js';
 import { NativeDatapath } from '../native/datapath.js';
 import { Metrics } from './metrics.js';
 import { closeQuietly, fdClose, scmAccept, scmListen, scmSend, sdNotify } from '../native/system.js';
@@ -125,12 +126,12 @@ export class Runtime {
         await this.control.listen(socket);
       },
       metrics: (m) => this.metrics.listen(m),
+      eventBatch: (n) => this.metrics.observeBatch(n),
     };
   }
 
   private adopt(d: Daemon): void {
     this.daemon = d;
-    d.onEventBatch((n) => this.metrics.observeBatch(n));
   }
 
   /** Start fresh from a config. */

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Lab, parsePing, waitForLine } from '../../lab/netns.js';
 import { CLI } from '../../lab/topology.js';
 import { request } from '../../src/daemon/control.js';
-import type { StatsSnapshot } from '../../src/daemon/daemon.js';
+import type { StatsSnapshot } from '../../src/daemon/stats.js';
 import type { StatusResult } from '../../src/cli/table.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

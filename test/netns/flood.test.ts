@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Lab, parsePing, waitForLine } from '../../lab/netns.js';
 import { CLI } from '../../lab/topology.js';
 import { request } from '../../src/daemon/control.js';
-import type { StatsSnapshot } from '../../src/daemon/daemon.js';
+import type { StatsSnapshot } from '../../src/daemon/stats.js';
 import type { FdbRow } from '../../src/core/switch.js';
 
 const MACFLOOD = join(dirname(fileURLToPath(import.meta.url)), '..', 'support', 'macflood.py');

@@ -20,7 +20,7 @@ import { Lab, iperfGbps, parsePing } from '../../lab/netns.js';
 import { Ovs } from '../../lab/ovs.js';
 import { UNDERLAY, startDaemon, twoHostsVtepd, type Daemonised, type Mesh } from '../../lab/topology.js';
 import { request } from '../../src/daemon/control.js';
-import type { StatsSnapshot } from '../../src/daemon/daemon.js';
+import type { StatsSnapshot } from '../../src/daemon/stats.js';
 
 const GRE_SEND = join(dirname(fileURLToPath(import.meta.url)), '..', 'support', 'gre-send.py');
 

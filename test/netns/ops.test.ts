@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parsePing } from '../../lab/netns.js';
 import { CLI } from '../../lab/topology.js';
-import type { PeerInfo, StatsSnapshot } from '../../src/daemon/daemon.js';
+import type { PeerInfo, StatsSnapshot } from '../../src/daemon/stats.js';
 import type { FdbRow } from '../../src/core/switch.js';
 import type { TraceResult } from '../../src/core/trace.js';
 import type { StatusResult } from '../../src/cli/table.js';

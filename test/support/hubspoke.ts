@@ -7,7 +7,7 @@ import { request } from '../../src/daemon/control.js';
 import type { HubSpoke } from '../../lab/topology.js';
 import type { RoleStatus } from '../../src/overlay/roles.js';
 import type { FdbRow } from '../../src/core/switch.js';
-import type { StatsSnapshot } from '../../src/daemon/daemon.js';
+import type { StatsSnapshot } from '../../src/daemon/stats.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

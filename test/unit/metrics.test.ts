@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/config.js';
-import { Daemon, type PortBackend } from '../../src/daemon/daemon.js';
+import { Daemon } from '../../src/daemon/daemon.js';
+import type { PortBackend } from '../../src/ports/tap.js';
 import { Metrics } from '../../src/daemon/metrics.js';
 import { FakeDatapath } from '../support/fake-datapath.js';
 import { BCAST, frame, mac } from '../support/frames.js';
@@ -28,9 +29,8 @@ describe('metrics', () => {
     const r = parseConfig('underlay: { local: 10.0.0.1 }\ntenants:\n  - { name: blue, vni: 5001, ports: [ { tap: blue0 } ], flood: [ 10.0.0.2 ] }\n');
     if (!r.ok) throw new Error('bad config');
     const dp = new CountingDatapath();
-    const d = await Daemon.start(r.config, { dp, ports, maxMacsTotal: 1000 });
-    const m = new Metrics(() => d);
-    d.onEventBatch((n) => m.observeBatch(n));
+    const m: Metrics = new Metrics(() => d);
+    const d = await Daemon.start(r.config, { dp, ports, maxMacsTotal: 1000, hooks: { eventBatch: (n) => m.observeBatch(n) } });
     dp.fromPort(d.sw.portId('blue0')!, frame(BCAST, mac(1), 'x'));
     dp.statsCalls = 0;
     const text = await m.render();

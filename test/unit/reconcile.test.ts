@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseConfig, type Config, type PortConfig } from '../../src/config/config.js';
-import { Daemon, type PortBackend, type PortHandle, type RunningPort } from '../../src/daemon/daemon.js';
+import { Daemon } from '../../src/daemon/daemon.js';
+import type { PortBackend, PortHandle, RunningPort } from '../../src/ports/tap.js';
 import { describeChange, plan, type Change } from '../../src/config/reconcile.js';
 import { FakeDatapath } from '../support/fake-datapath.js';
 import { BCAST, frame, mac } from '../support/frames.js';

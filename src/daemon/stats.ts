@@ -1,0 +1,173 @@
+/**
+ * What the daemon counts and watches, from the data path's counters: the `stats` and
+ * `peers` answers of the API (and the metrics built from them), and once a second, peers
+ * going quiet or coming back and fast-path I/O faults, logged.
+ */
+import type { BridgeCounters } from '../core/bridge.js';
+import type { Switch, SwitchCounters } from '../core/switch.js';
+import type { Datapath } from '../native/datapath.js';
+import type { DpStats } from '../native/addon.js';
+import { counterInfo } from '../native/counters.js';
+import type { RoleAgent, RoleStatus } from '../overlay/roles.js';
+import { logger } from '../util/log.js';
+
+const log = logger('daemon');
+
+export interface PeerInfo {
+  vtep: string;
+  id: number;
+  /** Learned from traffic rather than configured. */
+  dynamic: boolean;
+  /** Tenants whose flood list holds it. */
+  floodOf: string[];
+  /** FDB entries pointing at it. */
+  macs: number;
+  /** active: received within the last 10 s; idle: received before; silent: never. */
+  state: 'active' | 'idle' | 'silent';
+  /** Seconds since its rx counter last moved (sampled once a second); null: never. */
+  lastSeenSeconds: number | null;
+  /** Path MTU toward it (largest outer IP packet; underlay.mtu unless configured or discovered). */
+  pathMtu: number;
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  drops: number;
+}
+
+export interface PortStats {
+  tenant: string;
+  port: string;
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  drops: number;
+}
+
+/** A tenant's figures: its bridge's counters (learning, flooding, drops) and its table size. */
+export interface TenantStats extends BridgeCounters {
+  tenant: string;
+  vni: number;
+  ports: number;
+  fdbLearned: number;
+  fdbStatic: number;
+  /** Its tunnel traffic, all VTEPs together: inner frames and bytes (DpStats.tenants). */
+  tunnel: { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number; drops: number };
+}
+
+/** Everything counted, from one dpStats() call. */
+export interface StatsSnapshot {
+  at: number;
+  uptimeSeconds: number;
+  /** The fast path's global counters, traffic (not drops). */
+  datapath: Record<string, number>;
+  /** The fast path's drops by named reason (native/counters.def). */
+  drops: Record<string, number>;
+  /** Per fast-path queue (underlay.queues): frames read from ports, packets taken from the underlay. */
+  queues: { queue: number; encapFrames: number; decapPackets: number }[];
+  tenants: TenantStats[];
+  ports: PortStats[];
+  peers: PeerInfo[];
+  switch: SwitchCounters & { eventBatches: number; portsRecreated: number };
+  /** The role: hubs (a spoke), learned spokes (a hub), failovers, path MTUs. */
+  overlay: RoleStatus;
+}
+
+/** Fast-path counters of I/O faults (not hostile input): a rise is logged, once a second at most. */
+const FAULT_COUNTERS = ['tap_rx_error', 'tap_tx_error', 'underlay_rx_error', 'underlay_tx_error', 'underlay_tx_too_big', 'event_queue_full'];
+
+
+/** What the telemetry reads: the switch's tables, the data path's counters, the role's status. */
+export interface TelemetrySource {
+  sw: Switch;
+  dp: Pick<Datapath, 'stats'>;
+  roles: Pick<RoleAgent, 'status'>;
+  startedAt: number;
+}
+
+export class Telemetry {
+  private readonly peerSeen = new Map<string, { rx: number; at: number | null; active?: boolean }>();
+  /** Fault counters as last logged. */
+  private readonly faultSeen = new Map<string, number>();
+
+  constructor(private readonly src: TelemetrySource) {}
+
+  /** Note which VTEPs received something since the last sample (once a second). */
+  private samplePeers(stats: DpStats): void {
+    const now = Date.now();
+    for (const v of this.src.sw.vteps.all()) {
+      const rx = stats.vteps[v.id]?.rxPackets ?? 0;
+      const seen = this.peerSeen.get(v.key);
+      if (!seen) this.peerSeen.set(v.key, { rx, at: rx > 0 ? now : null });
+      else if (rx !== seen.rx) { seen.rx = rx; seen.at = now; }
+    }
+    for (const a of [...this.peerSeen.keys()]) if (!this.src.sw.vteps.find(a)) this.peerSeen.delete(a);
+  }
+
+  /** Once a second: peer liveness (logged when a peer goes quiet or comes back) and fault counters. */
+  tick(): void {
+    const s = this.src.dp.stats();
+    this.samplePeers(s);
+    const now = Date.now();
+    for (const [vtep, seen] of this.peerSeen) {
+      if (seen.at === null) continue;
+      const active = now - seen.at <= 10_000;
+      if (seen.active === true && !active) log.warn({ vtep, lastSeenSeconds: Math.floor((now - seen.at) / 1000) }, 'peer quiet: nothing received from it for 10 s');
+      else if (seen.active === false && active) log.info({ vtep }, 'peer receiving again');
+      seen.active = active;
+    }
+    for (const name of FAULT_COUNTERS) {
+      const v = s.counters[name] ?? 0;
+      const last = this.faultSeen.get(name) ?? 0;
+      if (v > last) log.warn({ counter: name, delta: v - last, total: v }, 'fast-path faults counted');
+      this.faultSeen.set(name, v);
+    }
+  }
+
+  /** Everything counted, from one dpStats() call. */
+  snapshot(daemon: { eventBatches: number; portsRecreated: number }): StatsSnapshot {
+    const { sw, roles, startedAt } = this.src;
+    const s = this.src.dp.stats();
+    this.samplePeers(s);
+    const now = Date.now();
+    const datapath: Record<string, number> = {};
+    const drops: Record<string, number> = {};
+    for (const c of counterInfo()) (c.drop ? drops : datapath)[c.name] = s.counters[c.name] ?? 0;
+    for (const [k, v] of Object.entries(s.counters)) if (!(k in datapath) && !(k in drops)) datapath[k] = v;
+    const queues = (s.queues ?? []).map((q, queue) => ({ queue, ...q }));
+    const zero = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, drops: 0 };
+    const ports: PortStats[] = sw.portList().map((p) => ({ tenant: p.tenant, port: p.name, ...zero, ...s.ports[p.id] }));
+    const floodOf = new Map<number, string[]>();
+    const macsAt = new Map<number, number>();
+    const tenants: TenantStats[] = sw.tenants().map((b) => {
+      for (const id of b.flood) floodOf.set(id, [...(floodOf.get(id) ?? []), b.name]);
+      let fdbStatic = 0;
+      for (const e of b.table.values()) {
+        if (e.static) fdbStatic++;
+        if (e.place.kind === 'vtep') macsAt.set(e.place.vtepId, (macsAt.get(e.place.vtepId) ?? 0) + 1);
+      }
+      return {
+        tenant: b.name, vni: b.vni, ports: b.ports.size,
+        fdbLearned: b.table.size - fdbStatic, fdbStatic, ...b.counters,
+        tunnel: { ...zero, ...s.tenants?.[b.tenantId] },
+      };
+    });
+    const peers: PeerInfo[] = sw.vteps.all().map((v) => {
+      const seen = this.peerSeen.get(v.key);
+      const at = seen?.at ?? null;
+      const lastSeenSeconds = at === null ? null : Math.floor((now - at) / 1000);
+      return {
+        vtep: v.key, id: v.id, dynamic: v.dynamic, floodOf: floodOf.get(v.id) ?? [], macs: macsAt.get(v.id) ?? 0,
+        state: lastSeenSeconds === null ? 'silent' : lastSeenSeconds <= 10 ? 'active' : 'idle',
+        lastSeenSeconds, pathMtu: v.mtu, ...zero, ...s.vteps[v.id],
+      };
+    });
+    return {
+      at: now,
+      uptimeSeconds: (now - startedAt) / 1000,
+      datapath, drops, queues, tenants, ports, peers, overlay: roles.status(),
+      switch: { ...sw.counters, ...daemon },
+    };
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * TAPs deleted under the daemon (`ip link del`). Such a TAP's fd stays open but detached:
+ * the fast path counts a read error and stops polling it. Checked once a second, such a
+ * port is logged, taken down and made again from its config (same name, namespace,
+ * address and MAC), retried once a second until that works.
+ */
+import type { PortConfig } from '../config/config.js';
+import { logger } from '../util/log.js';
+import { tapDetached, type RunningPort } from './tap.js';
+
+const log = logger('daemon');
+
+/** What the lost-port check works on (the Daemon). */
+export interface LostPortsHost {
+  /** The ports that run now. */
+  ports(): readonly RunningPort[];
+  /** Take a port out of the switch and close its fds. */
+  takeDown(p: RunningPort): void;
+  /** Open a port from its config and attach it (throws if that fails). */
+  bringUp(tenant: string, config: PortConfig): Promise<void>;
+  /** Shut down: nothing is recreated any more. */
+  closed(): boolean;
+}
+
+export class LostPorts {
+  private readonly lost = new Map<string, { tenant: string; config: PortConfig }>();
+  private checking = false;
+  /** Ports made again after their TAP went away. */
+  recreated = 0;
+
+  constructor(private readonly host: LostPortsHost, private readonly detached: (fd: number) => boolean = tapDetached) {}
+
+  /** A lost port that left the config: stop recreating it. False if it was not lost. */
+  forget(tenant: string, tap: string): boolean {
+    if (this.lost.get(tap)?.tenant !== tenant) return false;
+    this.lost.delete(tap);
+    return true;
+  }
+
+  /** Find ports whose TAP went away, and (re)create every lost one. One check at a time. */
+  async check(): Promise<void> {
+    if (this.host.closed() || this.checking) return;
+    this.checking = true;
+    try {
+      await this.recreate();
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  private async recreate(): Promise<void> {
+    for (const p of [...this.host.ports()]) {
+      if (!this.detached(p.fd)) continue;
+      log.warn({ tenant: p.tenant, tap: p.tap, netns: p.netns }, 'TAP gone (deleted under the daemon); recreating it');
+      this.host.takeDown(p);
+      this.lost.set(p.tap, { tenant: p.tenant, config: p.config });
+    }
+    const running = (tap: string) => this.host.ports().some((x) => x.tap === tap);
+    for (const [tap, lost] of [...this.lost]) {
+      if (this.host.closed() || running(tap)) {
+        this.lost.delete(tap);
+        continue;
+      }
+      try {
+        this.lost.delete(tap);
+        await this.host.bringUp(lost.tenant, lost.config);
+        this.recreated++;
+        log.warn({ tenant: lost.tenant, tap }, 'TAP recreated');
+      } catch (e) {
+        if (!running(tap)) this.lost.set(tap, lost);
+        log.warn({ tenant: lost.tenant, tap, err: (e as Error).message }, 'recreating a TAP failed; retrying');
+      }
+    }
+  }
+}
