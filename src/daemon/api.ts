@@ -1,0 +1,113 @@
+/**
+ * The control API (src/daemon/control.ts carries it): one handler per method, and the
+ * checks of their parameters.
+ */
+import { Address4, Address6 } from 'ip-address';
+import { parseMac } from '../config/config.js';
+import type { Where } from '../core/switch.js';
+import { runCapture, type CaptureRequest } from './capture.js';
+import { ApiError, type CallContext, type Handler } from './control.js';
+import type { Daemon } from './daemon.js';
+import type { Takeover } from './takeover.js';
+
+/** What the handlers call: the process around the daemon (the Runtime). */
+export interface ApiHost {
+  readonly daemon: Daemon;
+  readonly configPath: string;
+  readonly takeover: Takeover;
+  reload(): Promise<{ changes: string[]; failed: string[] }>;
+}
+
+// ---- parameter checks (the API's own validation, with exact messages) ----------------------
+
+function str(p: Record<string, unknown>, key: string, required = true): string | undefined {
+  const v = p[key];
+  if (v === undefined || v === null || v === '') {
+    if (required) throw new ApiError(`${key}: is required`);
+    return undefined;
+  }
+  if (typeof v !== 'string') throw new ApiError(`${key}: must be a string`);
+  return v;
+}
+
+function anyMac(v: string, key: string): string {
+  if (!/^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$/i.test(v)) throw new ApiError(`${key}: must be a MAC like 02:00:00:00:01:01`);
+  return v.toLowerCase().replaceAll('-', ':');
+}
+
+function unicastMac(v: string, key: string): string {
+  const r = parseMac(v);
+  if ('error' in r) throw new ApiError(`${key}: ${r.error}`);
+  return r.value;
+}
+
+function address(v: string, key: string): string {
+  if (Address4.isValid(v) && !v.includes('/')) return new Address4(v).correctForm();
+  if (Address6.isValid(v) && !v.includes('/') && !v.includes('%')) return new Address6(v).correctForm();
+  throw new ApiError(`${key}: must be an IPv4 or IPv6 address`);
+}
+
+function num(p: Record<string, unknown>, key: string, lo: number, hi: number): number | undefined {
+  const v = p[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw new ApiError(`${key}: must be an integer ${lo}..${hi}`);
+  return v;
+}
+
+function whereParam(p: Record<string, unknown>): Where {
+  const port = str(p, 'port', false);
+  const vtep = str(p, 'vtep', false);
+  if ((port === undefined) === (vtep === undefined)) throw new ApiError('give either port or vtep');
+  return port !== undefined ? { port } : { vtep: address(vtep!, 'vtep') };
+}
+
+/**
+ * The control API's methods (names and answers are fixed: the CLI and other tools speak
+ * them), each checking its parameters with exact messages before it reaches the daemon.
+ */
+export function apiHandlers(rt: ApiHost): Record<string, Handler> {
+  return {
+    status: () => ({ ...rt.daemon.status(), config: rt.configPath }),
+    'fdb.show': (p) => rt.daemon.fdb(str(p, 'tenant', false)),
+    'fdb.add': (p) => {
+      const tenant = str(p, 'tenant')!;
+      const mac = unicastMac(str(p, 'mac')!, 'mac');
+      const where = whereParam(p);
+      if ('vtep' in where && where.vtep === rt.daemon.running.underlay.local) throw new ApiError('vtep: is this host (underlay.local)');
+      rt.daemon.fdbAdd(tenant, mac, where);
+      return { tenant, mac, where: 'port' in where ? `port ${where.port}` : `vtep ${where.vtep}`, type: 'static' };
+    },
+    'fdb.del': (p) => {
+      const tenant = str(p, 'tenant')!;
+      const mac = anyMac(str(p, 'mac')!, 'mac');
+      rt.daemon.fdbDel(tenant, mac);
+      return { tenant, mac };
+    },
+    'fdb.flush': (p) => ({ flushed: rt.daemon.fdbFlush(str(p, 'tenant', false)) }),
+    peers: () => rt.daemon.stats().peers,
+    stats: () => rt.daemon.stats(),
+    reload: () => rt.reload(),
+    restart: () => rt.takeover.restart(),
+    handover: (p) => rt.takeover.handover(str(p, 'path')!, num(p, 'pid', 1, 2 ** 31)!, p.underlay),
+    trace: (p) => {
+      const tenant = str(p, 'tenant')!;
+      const inp = str(p, 'in')!;
+      const isPort = rt.daemon.sw.portList().some((x) => x.name === inp);
+      const ingress: Where = isPort ? { port: inp } : { vtep: address(inp, 'in (a port name or a VTEP address)') };
+      return rt.daemon.trace(tenant, ingress, anyMac(str(p, 'src')!, 'src'), anyMac(str(p, 'dst')!, 'dst'));
+    },
+    capture: async (p, ctx: CallContext) => {
+      const req: CaptureRequest = {
+        tenant: str(p, 'tenant')!,
+        port: str(p, 'port', false),
+        peer: str(p, 'peer', false) !== undefined ? address(str(p, 'peer')!, 'peer') : undefined,
+        outer: p.outer === true,
+        count: num(p, 'count', 1, 2 ** 31),
+        seconds: num(p, 'seconds', 1, 86400),
+      };
+      const ac = new AbortController();
+      void ctx.closed.then(() => ac.abort());
+      return runCapture(rt.daemon, req, (b) => ctx.event('data', { data: b.toString('base64') }), (info) => ctx.event('started', info), ac.signal);
+    },
+  };
+}
