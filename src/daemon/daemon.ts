@@ -94,10 +94,10 @@ export function tenantPolicy(t: PolicyChange): TenantPolicy {
   };
 }
 
-/** The role agent's options from a config. */
+/** The role agent's options from a config (its seconds in milliseconds, converted here only). */
 export function roleOptions(c: Pick<Config, 'role' | 'hubs' | 'nat' | 'keepalive' | 'deadInterval' | 'pmtuDiscovery' | 'underlay'>): RoleOptions {
   return {
-    role: c.role, hubs: c.hubs, nat: c.nat, keepalive: c.keepalive, deadInterval: c.deadInterval, pmtuDiscovery: c.pmtuDiscovery,
+    role: c.role, hubs: c.hubs, nat: c.nat, keepaliveMs: c.keepalive * 1000, deadIntervalMs: c.deadInterval * 1000, pmtuDiscovery: c.pmtuDiscovery,
     underlayMtu: c.underlay.mtu, family: c.underlay.family,
   };
 }

@@ -106,3 +106,91 @@ function packetTooBig(frame: Buffer, mtu: number): Buffer | null {
   out.writeUInt16BE(finish(csum16(out, c, out.length, sum)), c + 2);
   return out;
 }
+
+/**
+ * Path MTU discovery (src/overlay/roles.ts probes): DF liveness probes padded to candidate
+ * sizes find the largest outer packet that arrives toward a peer.
+ */
+/** Path MTU discovery toward one peer: rounds of DF probes padded to candidate sizes. */
+export class PmtuSearch {
+  /** Largest outer packet size known to arrive. */
+  lo: number;
+  /** Smallest size known not to arrive (max + 1 while unknown). */
+  hi: number;
+  /** Sizes probed in the current round, and whether a reply came. */
+  private round = new Map<number, boolean>();
+  done = false;
+  /** Rounds with the confirmed size lost in a row (a verify round). */
+  private lost = 0;
+
+  constructor(readonly min: number, readonly max: number) {
+    this.lo = min;
+    this.hi = max + 1;
+  }
+
+  /** A round of probes is out (close it with next()). */
+  get pending(): boolean {
+    return this.round.size > 0;
+  }
+
+  /** The size the path is believed to carry now. */
+  get value(): number {
+    return this.lo;
+  }
+
+  /** A reply to a probe of `size` arrived. */
+  confirm(size: number): void {
+    if (this.round.has(size)) this.round.set(size, true);
+  }
+
+  /** A probe of `size` could not even leave this host (EMSGSIZE). */
+  refuse(size: number): void {
+    if (this.round.has(size)) this.round.delete(size);
+    if (size < this.hi && size > this.lo) this.hi = size;
+  }
+
+  /**
+   * Close the round that ran since the last call and say which sizes to probe next.
+   * Returns [] when there is nothing to probe this tick.
+   */
+  next(): number[] {
+    const wasVerify = this.done;
+    let verifiedLost = false;
+    for (const [size, ok] of this.round) {
+      if (ok) this.lo = Math.max(this.lo, size);
+      else if (size > this.lo) this.hi = Math.min(this.hi, size);
+      else if (wasVerify && size === this.lo) verifiedLost = true;
+    }
+    if (this.hi <= this.lo) this.hi = this.lo + 1;
+    this.round = new Map();
+    if (wasVerify) {
+      // Verify the confirmed size; two lost in a row: search again from the bottom.
+      this.lost = verifiedLost ? this.lost + 1 : 0;
+      if (this.lost >= 2) {
+        this.hi = this.lo;
+        this.lo = this.min;
+        this.done = false;
+        this.lost = 0;
+      } else {
+        return [];
+      }
+    }
+    if (this.hi - this.lo <= 8) {
+      this.done = true;
+      return [];
+    }
+    // Up to 6 sizes spread over (lo, hi), the largest first.
+    const sizes = new Set<number>();
+    const span = this.hi - 1 - this.lo;
+    for (let k = 6; k >= 1; k--) sizes.add(this.lo + Math.ceil((span * k) / 6));
+    for (const s of sizes) this.round.set(s, false);
+    return [...sizes];
+  }
+
+  /** Probe the confirmed size once (a verify round) — every minute or so once done. */
+  verify(): number[] {
+    if (!this.done) return [];
+    this.round = new Map([[this.lo, false]]);
+    return [this.lo];
+  }
+}

@@ -1,6 +1,10 @@
 /**
  * The node's role in the overlay: what a hub, a spoke and a mesh node do beyond switching.
  *
+ * This file is what every role shares (probes and replies, path MTU probing, MSS
+ * clamping, relay); a spoke's hubs are src/overlay/spoke.ts, a hub's spokes
+ * src/overlay/hub.ts.
+ *
  * - Every node answers liveness PROBEs (src/overlay/liveness.ts) with a REPLY, from the underlay
  *   port, to the address and port the probe came from (so it crosses a NAT back).
  * - A spoke probes all its hubs every deadInterval/10 (at least every second and every
@@ -26,21 +30,25 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Bridge } from '../core/bridge.js';
-import type { Config, HubConfig, Role } from '../config/config.js';
+import type { Config, Role } from '../config/config.js';
 import { encapOverhead, type Encap, type Family } from '../core/encap.js';
-import { HEADER, HubSelector, PROBE, REPLY, decodeLiveness, encodeLiveness, type LivenessMessage } from './liveness.js';
+import { HEADER, PROBE, REPLY, decodeLiveness, encodeLiveness, type LivenessMessage } from './liveness.js';
 import { logger, type Logger } from '../util/log.js';
-import { macToBuffer } from '../util/mac.js';
 import type { Switch } from '../core/switch.js';
-import { vtepKey, type Vtep, type VtepRegistry } from '../core/vteps.js';
+import type { Vtep, VtepRegistry } from '../core/vteps.js';
 import type { Datapath } from '../native/datapath.js';
+import { PmtuSearch } from './pmtu.js';
+import { SpokeRole } from './spoke.js';
+import { HubRole, spokeTimeoutMs } from './hub.js';
 
 /**
- * The role keys of the config as they are (keepalive and deadInterval in seconds), plus
+ * The role keys of the config, keepalive and deadInterval in milliseconds, plus
  * underlay.mtu (the first guess of every path MTU, and the largest probed) and the
  * underlay's address family.
  */
-export type RoleOptions = Pick<Config, 'role' | 'hubs' | 'nat' | 'keepalive' | 'deadInterval' | 'pmtuDiscovery'> & {
+export type RoleOptions = Pick<Config, 'role' | 'hubs' | 'nat' | 'pmtuDiscovery'> & {
+  keepaliveMs: number;
+  deadIntervalMs: number;
   underlayMtu: number;
   family: Family;
 };
@@ -55,112 +63,25 @@ export interface RoleDeps {
 /** The data path as the role agent uses it: announcements and liveness messages. */
 export type RoleDatapath = Pick<Datapath, 'transmit' | 'sendControl'>;
 
+/** What a spoke's or a hub's side (spoke.ts, hub.ts) uses of the agent. */
+export interface RoleContext extends RoleDeps {
+  readonly opts: RoleOptions;
+  readonly log: Logger;
+  readonly counters: RoleAgent['counters'];
+  clock(): number;
+  /** Send a PROBE. */
+  probe(address: string, port: number): void;
+  /** One round of path MTU probes toward a peer; its VTEP gets the confirmed size. */
+  pmtuRound(address: string, port: number, family: Family, search: PmtuSearch, v: Vtep, verify: boolean): void;
+  newSearch(family: Family): PmtuSearch;
+  /** Put the role's state into one tenant. */
+  applyTo(b: Bridge): void;
+  refreshMss(b: Bridge): void;
+}
+
 export interface TenantRoleSpec {
   mssClamp: 'off' | 'auto' | number;
   encap: Encap;
-}
-
-/** Path MTU discovery toward one peer: rounds of DF probes padded to candidate sizes. */
-export class PmtuSearch {
-  /** Largest outer packet size known to arrive. */
-  lo: number;
-  /** Smallest size known not to arrive (max + 1 while unknown). */
-  hi: number;
-  /** Sizes probed in the current round, and whether a reply came. */
-  private round = new Map<number, boolean>();
-  done = false;
-  /** Rounds with the confirmed size lost in a row (a verify round). */
-  private lost = 0;
-
-  constructor(readonly min: number, readonly max: number) {
-    this.lo = min;
-    this.hi = max + 1;
-  }
-
-  /** A round of probes is out (close it with next()). */
-  get pending(): boolean {
-    return this.round.size > 0;
-  }
-
-  /** The size the path is believed to carry now. */
-  get value(): number {
-    return this.lo;
-  }
-
-  /** A reply to a probe of `size` arrived. */
-  confirm(size: number): void {
-    if (this.round.has(size)) this.round.set(size, true);
-  }
-
-  /** A probe of `size` could not even leave this host (EMSGSIZE). */
-  refuse(size: number): void {
-    if (this.round.has(size)) this.round.delete(size);
-    if (size < this.hi && size > this.lo) this.hi = size;
-  }
-
-  /**
-   * Close the round that ran since the last call and say which sizes to probe next.
-   * Returns [] when there is nothing to probe this tick.
-   */
-  next(): number[] {
-    const wasVerify = this.done;
-    let verifiedLost = false;
-    for (const [size, ok] of this.round) {
-      if (ok) this.lo = Math.max(this.lo, size);
-      else if (size > this.lo) this.hi = Math.min(this.hi, size);
-      else if (wasVerify && size === this.lo) verifiedLost = true;
-    }
-    if (this.hi <= this.lo) this.hi = this.lo + 1;
-    this.round = new Map();
-    if (wasVerify) {
-      // Verify the confirmed size; two lost in a row: search again from the bottom.
-      this.lost = verifiedLost ? this.lost + 1 : 0;
-      if (this.lost >= 2) {
-        this.hi = this.lo;
-        this.lo = this.min;
-        this.done = false;
-        this.lost = 0;
-      } else {
-        return [];
-      }
-    }
-    if (this.hi - this.lo <= 8) {
-      this.done = true;
-      return [];
-    }
-    // Up to 6 sizes spread over (lo, hi), the largest first.
-    const sizes = new Set<number>();
-    const span = this.hi - 1 - this.lo;
-    for (let k = 6; k >= 1; k--) sizes.add(this.lo + Math.ceil((span * k) / 6));
-    for (const s of sizes) this.round.set(s, false);
-    return [...sizes];
-  }
-
-  /** Probe the confirmed size once (a verify round) — every minute or so once done. */
-  verify(): number[] {
-    if (!this.done) return [];
-    this.round = new Map([[this.lo, false]]);
-    return [this.lo];
-  }
-}
-
-interface HubPeer {
-  cfg: HubConfig;
-  vtep: Vtep;
-  pmtu: PmtuSearch | null;
-  alive: boolean;
-}
-
-interface SpokePeer {
-  key: string;
-  address: string;
-  port: number;
-  nat: boolean;
-  vtep: Vtep;
-  vnis: Set<number>;
-  lastHeard: number;
-  sender: number;
-  pmtu: PmtuSearch | null;
 }
 
 export interface RoleStatus {
@@ -177,54 +98,36 @@ export interface RoleStatus {
   invalidMessages: number;
 }
 
-const ANNOUNCE_ETHERTYPE = 0x8035; // RARP, as QEMU's self-announcement after migration
-
-/** A RARP "request reverse" from `mac` to broadcast: hosts ignore it, bridges learn from it. */
-export function announceFrame(mac: string): Buffer {
-  const f = Buffer.alloc(60);
-  f.fill(0xff, 0, 6);
-  macToBuffer(mac).copy(f, 6);
-  f.writeUInt16BE(ANNOUNCE_ETHERTYPE, 12);
-  f.writeUInt16BE(1, 14); // hardware type Ethernet
-  f.writeUInt16BE(0x0800, 16); // protocol IPv4
-  f[18] = 6;
-  f[19] = 4;
-  f.writeUInt16BE(3, 20); // request reverse
-  macToBuffer(mac).copy(f, 22); // sender hardware address
-  macToBuffer(mac).copy(f, 32); // target hardware address
-  return f;
-}
-
-export class RoleAgent {
+export class RoleAgent implements RoleContext {
   readonly sender = randomBytes(4).readUInt32BE(0);
-  private opts: RoleOptions;
+  opts: RoleOptions;
   private seq = 0;
   private timer: NodeJS.Timeout | undefined;
-  private selector: HubSelector | null = null;
-  private hubs: HubPeer[] = [];
-  private readonly spokes = new Map<string, SpokePeer>();
+  private spoke: SpokeRole | null = null;
+  private hub: HubRole | null = null;
   private readonly tenants = new Map<string, TenantRoleSpec>();
   /** seq of a PMTU probe -> the peer's search and the size probed. */
   private readonly pmtuProbes = new Map<number, { search: PmtuSearch; size: number }>();
   private ticks = 0;
-  private readonly log: Logger;
+  readonly log: Logger;
+  readonly sw: Switch;
+  readonly vteps: VtepRegistry;
+  readonly dp: RoleDatapath;
   readonly counters = { failovers: 0, announcements: 0, probesSent: 0, repliesSent: 0, invalidMessages: 0 };
-
-  private readonly sw: Switch;
-  private readonly vteps: VtepRegistry;
-  private readonly dp: RoleDatapath;
 
   /**
    * The agent works on the Switch's tenants, the VTEP registry and the data path it is
    * given. It does not wire itself in: whoever builds it routes liveness messages to
    * `onControl` (SwitchOptions.onControl) and calls `applyTo` for every tenant added.
    */
-  constructor(deps: RoleDeps, opts: RoleOptions, private readonly clock: () => number = Date.now, log?: Logger) {
+  constructor(deps: RoleDeps, opts: RoleOptions, readonly clock: () => number = Date.now, log?: Logger) {
     this.sw = deps.sw;
     this.vteps = deps.vteps;
     this.dp = deps.dp;
     this.opts = opts;
     this.log = log ?? logger('roles');
+    // A hub learns spokes from their probes as soon as events flow, before start().
+    if (opts.role === 'hub') this.hub = new HubRole(this);
   }
 
   get role(): Role {
@@ -233,12 +136,12 @@ export class RoleAgent {
 
   /** How often probes go out (ms): deadInterval / 10, at least every second and every keepalive, at most 10 a second. */
   get probeIntervalMs(): number {
-    return Math.max(100, Math.min((this.opts.deadInterval * 1000) / 10, 1000, this.opts.keepalive * 1000));
+    return Math.max(100, Math.min(this.opts.deadIntervalMs / 10, 1000, this.opts.keepaliveMs));
   }
 
   /** How long a hub keeps a silent spoke (ms). */
   get spokeTimeoutMs(): number {
-    return Math.max(3 * this.opts.deadInterval, this.opts.keepalive + this.opts.deadInterval) * 1000;
+    return spokeTimeoutMs(this.opts);
   }
 
   /** Set up hubs (a spoke), relay (a hub) and every tenant, and start probing. */
@@ -272,8 +175,8 @@ export class RoleAgent {
     if (!same(before, opts)) {
       this.teardown();
       this.setup();
-    } else if (this.selector) {
-      this.selector.deadMs = opts.deadInterval * 1000; // timers only: hubs and learned state stay
+    } else {
+      this.spoke?.setDeadInterval(opts.deadIntervalMs); // timers only: hubs and learned state stay
     }
     if (this.timer) this.restartTimer();
   }
@@ -285,53 +188,29 @@ export class RoleAgent {
   }
 
   private setup(): void {
-    const o = this.opts;
-    if (o.role === 'spoke') {
-      this.hubs = o.hubs.map((cfg) => ({
-        cfg,
-        vtep: this.vteps.role(cfg.address, cfg.port, { fixedSourcePort: o.nat, mtu: cfg.mtu ?? o.underlayMtu }),
-        pmtu: cfg.mtu === null && o.pmtuDiscovery ? this.newSearch(cfg.family) : null,
-        alive: false,
-      }));
-      this.selector = new HubSelector(o.hubs.map((h) => ({ address: h.address, port: h.port })), o.deadInterval * 1000, this.clock());
-    }
+    if (this.opts.role === 'spoke') this.spoke = new SpokeRole(this);
+    if (this.opts.role === 'hub') this.hub ??= new HubRole(this);
     for (const b of this.sw.tenants()) this.applyTo(b);
   }
 
   private teardown(): void {
-    for (const b of this.sw.tenants()) {
-      for (const h of this.hubs) this.sw.untrust(b, h.vtep.id);
-      for (const s of this.spokes.values()) this.sw.untrust(b, s.vtep.id);
-      this.sw.setRelay(b, false);
-    }
-    for (const h of this.hubs) this.vteps.releaseRole(h.vtep);
-    for (const s of this.spokes.values()) this.vteps.releaseRole(s.vtep);
-    this.hubs = [];
-    this.spokes.clear();
-    this.selector = null;
+    this.spoke?.teardown();
+    this.hub?.teardown();
+    for (const b of this.sw.tenants()) this.sw.setRelay(b, false);
+    this.spoke = null;
+    this.hub = null;
     this.pmtuProbes.clear();
   }
 
-  private newSearch(family: Family): PmtuSearch {
+  newSearch(family: Family): PmtuSearch {
     return new PmtuSearch(family === 4 ? 576 : 1280, this.opts.underlayMtu);
-  }
-
-  private activeHub(): HubPeer | undefined {
-    const a = this.selector?.activeHub;
-    return a && this.hubs.find((h) => h.cfg.address === a.address && h.cfg.port === a.port);
   }
 
   /** Put the role's state into one tenant (a new one, or all at setup). */
   applyTo(b: Bridge): void {
-    const o = this.opts;
-    this.sw.setRelay(b, o.role === 'hub');
-    if (o.role === 'spoke') {
-      const active = this.activeHub();
-      for (const h of this.hubs) this.sw.trust(b, h.vtep.id, h === active);
-    }
-    if (o.role === 'hub') {
-      for (const s of this.spokes.values()) if (s.vnis.has(b.vni)) this.sw.trust(b, s.vtep.id, true);
-    }
+    this.sw.setRelay(b, this.opts.role === 'hub');
+    this.spoke?.applyTo(b);
+    this.hub?.applyTo(b);
     this.refreshMss(b);
   }
 
@@ -359,61 +238,9 @@ export class RoleAgent {
     // a discovered size is verified once a minute.
     const pmtuEvery = Math.max(1, Math.round(1000 / this.probeIntervalMs));
     const pmtuNow = this.ticks % pmtuEvery === 0;
-    const verifyEvery = 60 * pmtuEvery;
-    if (this.opts.role === 'spoke' && this.selector) {
-      for (const h of this.hubs) {
-        this.probe(h.cfg.address, h.cfg.port, h.cfg.family);
-        if (h.pmtu && pmtuNow) this.pmtuRound(h.cfg.address, h.cfg.port, h.cfg.family, h.pmtu, h.vtep, this.ticks % verifyEvery === 0);
-      }
-      this.checkHubs(now);
-    }
-    if (this.opts.role === 'hub') {
-      for (const s of [...this.spokes.values()]) {
-        if (now - s.lastHeard > this.spokeTimeoutMs) {
-          this.forgetSpoke(s, 'silent');
-          continue;
-        }
-        if (s.pmtu && pmtuNow) this.pmtuRound(s.address, s.port, s.address.includes(':') ? 6 : 4, s.pmtu, s.vtep, this.ticks % verifyEvery === 0);
-      }
-    }
-  }
-
-  private checkHubs(now: number): void {
-    const sel = this.selector!;
-    const before = this.activeHub();
-    const ev = sel.tick(now);
-    for (const h of this.hubs) {
-      const st = sel.hubs.find((x) => x.address === h.cfg.address && x.port === h.cfg.port)!;
-      const alive = sel.alive(st, now);
-      if (h.alive && !alive) {
-        const n = this.sw.flushVtep(h.vtep.id);
-        this.log.warn({ hub: h.vtep.key, flushed: n }, 'hub silent for the dead interval: MACs learned through it flushed');
-      }
-      h.alive = alive;
-    }
-    if (ev?.kind === 'failover') {
-      const after = this.activeHub()!;
-      this.counters.failovers++;
-      this.log.warn({ from: before?.vtep.key, to: after.vtep.key }, 'failover to the next hub');
-      if (before) this.sw.flushVtep(before.vtep.id);
-      for (const b of this.sw.tenants()) this.applyTo(b);
-      this.announce(after);
-    }
-  }
-
-  /** Re-announce every local MAC of every tenant through a hub. */
-  private announce(h: HubPeer): void {
-    for (const b of this.sw.tenants()) {
-      for (const e of b.table.values()) {
-        if (e.place.kind !== 'port') continue;
-        try {
-          this.dp.transmit(b.tenantId, announceFrame(e.mac), [], [h.vtep.id]);
-          this.counters.announcements++;
-        } catch (err) {
-          this.log.debug({ err: (err as Error).message }, 'announcement not sent');
-        }
-      }
-    }
+    const verify = this.ticks % (60 * pmtuEvery) === 0;
+    this.spoke?.tick(now, pmtuNow, verify);
+    this.hub?.tick(now, pmtuNow, verify);
   }
 
   private message(type: typeof PROBE | typeof REPLY, extra: Partial<LivenessMessage> & { padTo?: number } = {}): Buffer {
@@ -435,12 +262,12 @@ export class RoleAgent {
     }
   }
 
-  private probe(address: string, port: number, _family: Family): void {
+  probe(address: string, port: number): void {
     if (this.send(address, port, this.message(PROBE))) this.counters.probesSent++;
   }
 
   /** One round of path MTU probes toward a peer; the VTEP gets the confirmed size. */
-  private pmtuRound(address: string, port: number, family: Family, search: PmtuSearch, v: Vtep, verify: boolean): void {
+  pmtuRound(address: string, port: number, family: Family, search: PmtuSearch, v: Vtep, verify: boolean): void {
     for (const [seq, p] of this.pmtuProbes) if (p.search === search) this.pmtuProbes.delete(seq);
     const sizes = !search.done || search.pending ? search.next() : verify ? search.verify() : [];
     if (search.done) this.setPathMtu(v, search.value);
@@ -472,86 +299,23 @@ export class RoleAgent {
     if (m.type === PROBE) {
       const reply = this.message(REPLY, { seq: m.seq, timestamp: m.timestamp, probedSize: m.length });
       if (this.send(from.address, from.port, reply)) this.counters.repliesSent++;
-      if (this.opts.role === 'hub' && m.role === 'spoke') this.learnSpoke(from, m, now);
+      if (this.hub && m.role === 'spoke') this.hub.onProbe(from, m, now);
       return;
     }
     // A REPLY: a path MTU probe answered, and (a spoke) a hub alive.
     const probe = this.pmtuProbes.get(m.seq);
     if (probe && m.probedSize === probe.size - (from.address.includes(':') ? 40 : 20) - 8) probe.search.confirm(probe.size);
-    if (this.selector) {
-      const ev = this.selector.onReply(from.address, from.port, m, now);
-      const h = this.hubs.find((x) => x.cfg.address === from.address && x.cfg.port === from.port) ?? this.hubs.find((x) => x.cfg.address === from.address);
-      if (h && !h.alive) h.alive = true;
-      if (ev?.kind === 'restarted' && h) {
-        this.log.warn({ hub: h.vtep.key }, 'hub restarted');
-        this.sw.flushVtep(h.vtep.id);
-        if (h === this.activeHub()) this.announce(h);
-      }
-    }
-  }
-
-  private learnSpoke(from: { address: string; port: number }, m: LivenessMessage, now: number): void {
-    const key = m.nat ? vtepKey(from.address, from.port) : from.address;
-    let s = this.spokes.get(key);
-    if (!s) {
-      const vtep = this.vteps.role(from.address, from.port, { matchPort: m.nat, fixedSourcePort: true, mtu: this.opts.underlayMtu });
-      s = {
-        key, address: from.address, port: from.port, nat: m.nat, vtep, vnis: new Set(), lastHeard: now, sender: m.sender,
-        pmtu: this.opts.pmtuDiscovery ? this.newSearch(from.address.includes(':') ? 6 : 4) : null,
-      };
-      this.spokes.set(key, s);
-      this.log.info({ spoke: vtep.key, nat: m.nat, vnis: m.vnis }, 'spoke learned from its probes');
-    } else if (s.port !== from.port && !m.nat) {
-      // A spoke not behind NAT that now probes from another port: answer there.
-      s.port = from.port;
-      this.vteps.releaseRole(this.vteps.role(from.address, from.port, { fixedSourcePort: true }));
-    }
-    if (s.sender !== m.sender) {
-      // It restarted: what was learned behind it is stale.
-      s.sender = m.sender;
-      this.sw.flushVtep(s.vtep.id);
-    }
-    s.lastHeard = now;
-    const vnis = new Set(m.vnis);
-    const changed = vnis.size !== s.vnis.size || [...vnis].some((v) => !s!.vnis.has(v));
-    s.vnis = vnis;
-    if (!changed) return;
-    for (const b of this.sw.tenants()) {
-      if (vnis.has(b.vni)) this.sw.trust(b, s.vtep.id, true);
-      else if (b.trusted.has(s.vtep.id)) this.sw.untrust(b, s.vtep.id);
-      this.refreshMss(b);
-    }
-  }
-
-  private forgetSpoke(s: SpokePeer, why: string): void {
-    this.spokes.delete(s.key);
-    for (const b of this.sw.tenants()) this.sw.untrust(b, s.vtep.id);
-    this.vteps.releaseRole(s.vtep);
-    this.log.info({ spoke: s.vtep.key, why }, 'spoke forgotten');
+    this.spoke?.onReply(from, m, now);
   }
 
   status(now = this.clock()): RoleStatus {
-    const sel = this.selector;
-    const active = this.activeHub();
-    const ago = (t: number | null) => (t === null ? null : Math.floor((now - t) / 1000));
-    const state = (p: PmtuSearch | null, configured: boolean) => (configured ? 'configured' : !p ? 'underlay.mtu' : p.done ? 'discovered' : 'probing');
     return {
       role: this.opts.role,
       senderId: this.sender.toString(16).padStart(8, '0'),
       nat: this.opts.nat,
-      deadInterval: this.opts.deadInterval,
-      hubs: this.hubs.map((h) => {
-        const st = sel?.hubs.find((x) => x.address === h.cfg.address && x.port === h.cfg.port);
-        return {
-          address: h.cfg.address, port: h.cfg.port, active: h === active, alive: !!st && sel!.alive(st, now),
-          lastReplySecondsAgo: ago(st?.lastReply ?? null), rttMs: st?.rtt ?? null,
-          pathMtu: h.vtep.mtu, pathMtuState: state(h.pmtu, h.cfg.mtu !== null),
-        };
-      }),
-      spokes: [...this.spokes.values()].map((s) => ({
-        vtep: s.vtep.key, nat: s.nat, vnis: [...s.vnis], lastHeardSecondsAgo: Math.floor((now - s.lastHeard) / 1000),
-        pathMtu: s.vtep.mtu, pathMtuState: state(s.pmtu, false),
-      })),
+      deadInterval: this.opts.deadIntervalMs / 1000,
+      hubs: this.spoke?.status(now) ?? [],
+      spokes: this.hub?.status(now) ?? [],
       ...this.counters,
     };
   }

@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { Switch } from '../../src/core/switch.js';
 import { traceFrame } from '../../src/core/trace.js';
-import { PmtuSearch, RoleAgent, type RoleOptions } from '../../src/overlay/roles.js';
+import { RoleAgent, type RoleOptions } from '../../src/overlay/roles.js';
+import { PmtuSearch } from '../../src/overlay/pmtu.js';
 import { PROBE, REPLY, decodeLiveness, encodeLiveness, type LivenessMessage } from '../../src/overlay/liveness.js';
 import { parseConfig } from '../../src/config/config.js';
 import { describeChange, plan } from '../../src/config/reconcile.js';
@@ -27,7 +28,7 @@ function rig(opts: Partial<RoleOptions>) {
   sw.start();
   let now = 1_000_000;
   const agent: RoleAgent = new RoleAgent({ sw, vteps: sw.vteps, dp }, {
-    role: 'mesh', hubs: [], nat: false, keepalive: 15, deadInterval: 3, pmtuDiscovery: false, underlayMtu: 1500, family: 4, ...opts,
+    role: 'mesh', hubs: [], nat: false, keepaliveMs: 15_000, deadIntervalMs: 3000, pmtuDiscovery: false, underlayMtu: 1500, family: 4, ...opts,
   }, () => now);
   const at = (t: number) => { now = t; };
   return { dp, sw, agent, at, now: () => now };
@@ -303,8 +304,8 @@ describe('reload of the role keys', () => {
     const blue = r.sw.tenant('blue')!;
     expect(blue.table.has(M_A)).toBe(true);
     const base: RoleOptions = { role: 'spoke', hubs: [{ address: HUB1, family: 4, port: 4789, mtu: null }, { address: HUB2, family: 4, port: 4789, mtu: null }],
-      nat: false, keepalive: 15, deadInterval: 3, pmtuDiscovery: false, underlayMtu: 1500, family: 4 };
-    r.agent.reconfigure({ ...base, deadInterval: 1 });
+      nat: false, keepaliveMs: 15_000, deadIntervalMs: 3000, pmtuDiscovery: false, underlayMtu: 1500, family: 4 };
+    r.agent.reconfigure({ ...base, deadIntervalMs: 1000 });
     expect(r.agent.probeIntervalMs).toBe(100);
     expect(r.sw.vteps.find(HUB1)).toBe(hub1);
     expect(blue.table.has(M_A)).toBe(true);

@@ -1,0 +1,109 @@
+/**
+ * A hub's side of the role: the spokes it learns from their probes. A spoke is a VTEP at
+ * the probe's outer source address (and port, for a spoke that says it is behind NAT:
+ * several may share an address), trusted and flooded to in the tenants whose VNIs the
+ * probe lists, answered from the underlay port (what a NAT's or a firewall's conntrack
+ * expects). A spoke silent for 3 x deadInterval (at least keepalive + deadInterval) is
+ * forgotten with its MACs.
+ */
+import type { Bridge } from '../core/bridge.js';
+import { vtepKey, type Vtep } from '../core/vteps.js';
+import type { LivenessMessage } from './liveness.js';
+import type { PmtuSearch } from './pmtu.js';
+import type { RoleContext, RoleOptions, RoleStatus } from './roles.js';
+import { pmtuState } from './spoke.js';
+
+interface SpokePeer {
+  key: string;
+  address: string;
+  port: number;
+  nat: boolean;
+  vtep: Vtep;
+  vnis: Set<number>;
+  lastHeard: number;
+  sender: number;
+  pmtu: PmtuSearch | null;
+}
+
+/** How long a hub keeps a silent spoke (ms): 3 x deadInterval, at least keepalive + deadInterval. */
+export function spokeTimeoutMs(o: Pick<RoleOptions, 'deadIntervalMs' | 'keepaliveMs'>): number {
+  return Math.max(3 * o.deadIntervalMs, o.keepaliveMs + o.deadIntervalMs);
+}
+
+export class HubRole {
+  private readonly spokes = new Map<string, SpokePeer>();
+
+  constructor(private readonly ctx: RoleContext) {}
+
+
+  /** Trust and flood to the spokes that carry the tenant's VNI. */
+  applyTo(b: Bridge): void {
+    for (const s of this.spokes.values()) if (s.vnis.has(b.vni)) this.ctx.sw.trust(b, s.vtep.id, true);
+  }
+
+  tick(now: number, pmtuNow: boolean, verify: boolean): void {
+    for (const s of [...this.spokes.values()]) {
+      if (now - s.lastHeard > spokeTimeoutMs(this.ctx.opts)) {
+        this.forget(s, 'silent');
+        continue;
+      }
+      if (s.pmtu && pmtuNow) this.ctx.pmtuRound(s.address, s.port, s.address.includes(':') ? 6 : 4, s.pmtu, s.vtep, verify);
+    }
+  }
+
+  /** A PROBE from a spoke: learn it, or note it is alive and which VNIs it carries now. */
+  onProbe(from: { address: string; port: number }, m: LivenessMessage, now: number): void {
+    const { sw, vteps, opts } = this.ctx;
+    const key = m.nat ? vtepKey(from.address, from.port) : from.address;
+    let s = this.spokes.get(key);
+    if (!s) {
+      const vtep = vteps.role(from.address, from.port, { matchPort: m.nat, fixedSourcePort: true, mtu: opts.underlayMtu });
+      s = {
+        key, address: from.address, port: from.port, nat: m.nat, vtep, vnis: new Set(), lastHeard: now, sender: m.sender,
+        pmtu: opts.pmtuDiscovery ? this.ctx.newSearch(from.address.includes(':') ? 6 : 4) : null,
+      };
+      this.spokes.set(key, s);
+      this.ctx.log.info({ spoke: vtep.key, nat: m.nat, vnis: m.vnis }, 'spoke learned from its probes');
+    } else if (s.port !== from.port && !m.nat) {
+      // A spoke not behind NAT that now probes from another port: answer there.
+      s.port = from.port;
+      vteps.releaseRole(vteps.role(from.address, from.port, { fixedSourcePort: true }));
+    }
+    if (s.sender !== m.sender) {
+      // It restarted: what was learned behind it is stale.
+      s.sender = m.sender;
+      sw.flushVtep(s.vtep.id);
+    }
+    s.lastHeard = now;
+    const vnis = new Set(m.vnis);
+    const changed = vnis.size !== s.vnis.size || [...vnis].some((v) => !s!.vnis.has(v));
+    s.vnis = vnis;
+    if (!changed) return;
+    for (const b of sw.tenants()) {
+      if (vnis.has(b.vni)) sw.trust(b, s.vtep.id, true);
+      else if (b.trusted.has(s.vtep.id)) sw.untrust(b, s.vtep.id);
+      this.ctx.refreshMss(b);
+    }
+  }
+
+  private forget(s: SpokePeer, why: string): void {
+    this.spokes.delete(s.key);
+    for (const b of this.ctx.sw.tenants()) this.ctx.sw.untrust(b, s.vtep.id);
+    this.ctx.vteps.releaseRole(s.vtep);
+    this.ctx.log.info({ spoke: s.vtep.key, why }, 'spoke forgotten');
+  }
+
+  /** Withdraw every spoke from every tenant and release their VTEPs. */
+  teardown(): void {
+    for (const b of this.ctx.sw.tenants()) for (const s of this.spokes.values()) this.ctx.sw.untrust(b, s.vtep.id);
+    for (const s of this.spokes.values()) this.ctx.vteps.releaseRole(s.vtep);
+    this.spokes.clear();
+  }
+
+  status(now: number): RoleStatus['spokes'] {
+    return [...this.spokes.values()].map((s) => ({
+      vtep: s.vtep.key, nat: s.nat, vnis: [...s.vnis], lastHeardSecondsAgo: Math.floor((now - s.lastHeard) / 1000),
+      pathMtu: s.vtep.mtu, pathMtuState: pmtuState(s.pmtu, false),
+    }));
+  }
+}
