@@ -10,7 +10,7 @@ import { Command, Option } from 'commander';
 import { DEFAULT_CONTROL_SOCKET, formatConfigError, loadConfig, type Config } from '../config/config.js';
 import { RemoteError, request } from '../daemon/control.js';
 import type { PeerInfo, StatsSnapshot } from '../daemon/stats.js';
-import type { FdbRow } from '../core/switch.js';
+import type { FdbRow } from '../core/fdb.js';
 import type { TraceResult } from '../core/trace.js';
 import { formatFdb, formatPeers, formatStats, formatStatus, formatTrace, type StatusResult } from './table.js';
 

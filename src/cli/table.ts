@@ -3,7 +3,7 @@
  * all of this and prints the API's answer as is.
  */
 import type { PeerInfo, StatsSnapshot } from '../daemon/stats.js';
-import type { FdbRow } from '../core/switch.js';
+import type { FdbRow } from '../core/fdb.js';
 import type { TraceResult } from '../core/trace.js';
 import type { RoleStatus } from '../overlay/roles.js';
 

@@ -7,7 +7,7 @@
  * Its parts live beside it: the VTEP registry all tenants share (vteps.ts), FDB ageing
  * (ageing.ts), and `vtepd trace` (trace.ts).
  */
-import { Bridge, type BridgeHost, type BridgeSpec, type FdbEntry } from './bridge.js';
+import { Bridge, type BridgeHost, type BridgeSpec } from './bridge.js';
 import type { Datapath, DpEvent, Place } from '../native/datapath.js';
 import { logger, type Logger } from '../util/log.js';
 import { isLearnableMac } from '../util/mac.js';
@@ -62,28 +62,8 @@ export interface SwitchCounters {
   controlMessages: number;
 }
 
-export interface FdbRow {
-  tenant: string;
-  vni: number;
-  mac: string;
-  /** "port blue0" or "vtep 10.0.0.2". */
-  where: string;
-  type: 'static' | 'learned';
-  ageSeconds: number | null;
-}
-
 /** Where an FDB entry points, by name: what the API, the snapshot and the CLI speak. */
 export type Where = { port: string } | { vtep: string };
-
-/** One FDB entry in a takeover snapshot. */
-export interface SnapshotEntry {
-  tenant: string;
-  mac: string;
-  where: Where;
-  static: boolean;
-  since: number;
-  moves: number;
-}
 
 export class Switch {
   private readonly bridges = new Map<string, Bridge>();
@@ -294,50 +274,6 @@ export class Switch {
     return n;
   }
 
-  /** Every FDB entry, places by name, for a takeover snapshot. */
-  snapshot(): SnapshotEntry[] {
-    const out: SnapshotEntry[] = [];
-    for (const b of this.bridges.values()) {
-      for (const e of b.table.values()) {
-        const where = this.whereOf(e.place);
-        if (where) out.push({ tenant: b.name, mac: e.mac, where, static: e.static, since: e.since, moves: e.moves });
-      }
-    }
-    return out;
-  }
-
-  /** Put back an entry from a snapshot. False if its tenant, port or MAC no longer fits. */
-  restore(e: SnapshotEntry): boolean {
-    const b = this.bridges.get(e.tenant);
-    if (!b || !isLearnableMac(e.mac)) return false;
-    if (e.static) {
-      try { this.setStatic(e.tenant, e.mac, e.where); } catch { return false; }
-      return true;
-    }
-    let place: Place;
-    let created: Vtep | undefined;
-    if ('port' in e.where) {
-      const p = this.ports.get(e.where.port);
-      if (!p || p.tenant !== e.tenant) return false;
-      place = { kind: 'port', portId: p.id };
-    } else {
-      const known = this.vteps.find(e.where.vtep);
-      if (!known) {
-        // A spoke learned behind NAT ("address:port") comes back with its next probe, not from here.
-        try { created = this.vteps.acquire(e.where.vtep, true); } catch { return false; }
-      }
-      place = { kind: 'vtep', vtepId: (known ?? created)!.id };
-    }
-    const r = b.learn(e.mac, place);
-    const cur = b.table.get(e.mac);
-    if (cur && !cur.static && (r === 'new' || r === 'move' || r === 'refresh')) {
-      cur.since = e.since;
-      cur.moves = e.moves;
-    }
-    if (created) this.vteps.gc(created);
-    return r === 'new' || r === 'move' || r === 'refresh';
-  }
-
   /** Ports by name, with their tenant and id. */
   portList(): { name: string; id: number; tenant: string }[] {
     return [...this.ports].map(([name, p]) => ({ name, id: p.id, tenant: p.tenant }));
@@ -437,28 +373,6 @@ export class Switch {
     const idle = new Map<string, number>();
     for (const r of this.dp.fdbIdle()) idle.set(`${r.tenantId}/${r.mac}`, r.idleMs);
     return idle;
-  }
-
-  fdbRows(tenant?: string): FdbRow[] {
-    const rows: FdbRow[] = [];
-    const idle = this.idleTimes();
-    for (const b of this.bridges.values()) {
-      if (tenant && b.name !== tenant) continue;
-      for (const e of b.table.values()) rows.push(this.fdbRow(b, e, idle.get(`${b.tenantId}/${e.mac}`)));
-    }
-    return rows;
-  }
-
-  fdbRow(b: Bridge, e: FdbEntry, idleMs: number | undefined): FdbRow {
-    const where =
-      e.place.kind === 'port'
-        ? `port ${this.portNames.get(e.place.portId) ?? e.place.portId}`
-        : `vtep ${this.vteps.get(e.place.vtepId)?.key ?? e.place.vtepId}`;
-    return {
-      tenant: b.name, vni: b.vni, mac: e.mac, where,
-      type: e.static ? 'static' : 'learned',
-      ageSeconds: e.static || idleMs === undefined ? null : Math.floor(idleMs / 1000),
-    };
   }
 
   private hostFor(): BridgeHost {

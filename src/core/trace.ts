@@ -6,7 +6,8 @@
 import { decide, type LearnResult } from './bridge.js';
 import type { Place } from '../native/datapath.js';
 import { isLearnableMac } from '../util/mac.js';
-import type { FdbRow, Switch, Where } from './switch.js';
+import type { Switch, Where } from './switch.js';
+import { fdbRow, type FdbRow } from './fdb.js';
 
 /** What `traceFrame` says about one frame. */
 export interface TraceResult {
@@ -75,7 +76,7 @@ export function traceFrame(sw: Switch, tenant: string, ingress: Where, src: stri
     table.set(src, { mac: src, place, static: false, since: Date.now(), moves: 0 });
     d = decide({ table, ports: b.ports, flood: b.flood, dynFlood: b.dynFlood, relay: b.relay }, place, dst);
   }
-  const entry = d.action === 'flood' ? null : sw.fdbRow(b, d.entry, sw.idleTimes().get(`${b.tenantId}/${dst}`));
+  const entry = d.action === 'flood' ? null : fdbRow(sw, b, d.entry, sw.idleTimes().get(`${b.tenantId}/${dst}`));
   const names = (ports: number[], vteps: number[]) => ({
     ports: ports.map((id) => sw.portName(id) ?? String(id)),
     vteps: vteps.map((id) => sw.vteps.get(id)?.key ?? String(id)),

@@ -14,7 +14,8 @@ import type { Config, LogLevel, MetricsConfig, PortConfig, StaticFdbEntry, Tenan
 import { NativeDatapath, type Datapath } from '../native/datapath.js';
 import { closeQuietly, limits } from '../native/system.js';
 import type { DpCreateOptions } from '../native/addon.js';
-import { Switch, type FdbRow, type SnapshotEntry, type TenantPolicy, type Where } from '../core/switch.js';
+import { Switch, type TenantPolicy, type Where } from '../core/switch.js';
+import { fdbRows, restoreEntry, snapshotFdb, type FdbRow, type SnapshotEntry } from '../core/fdb.js';
 import { traceFrame, type TraceResult } from '../core/trace.js';
 import { logger, setLogLevel } from '../util/log.js';
 import { RoleAgent, type RoleOptions } from '../overlay/roles.js';
@@ -165,7 +166,7 @@ export class Daemon implements Target {
       }
       if (opts.adopt) {
         let restored = 0;
-        for (const e of opts.adopt.fdb) if (d.sw.restore(e)) restored++;
+        for (const e of opts.adopt.fdb) if (restoreEntry(d.sw, e)) restored++;
         start();
         log.info({ entries: opts.adopt.fdb.length, restored }, 'FDB restored from the previous daemon');
       }
@@ -304,7 +305,7 @@ export class Daemon implements Target {
   // ---- queries ---------------------------------------------------------------------------
 
   status() {
-    const rows = this.sw.fdbRows();
+    const rows = fdbRows(this.sw);
     return {
       pid: process.pid,
       version: VERSION,
@@ -331,7 +332,7 @@ export class Daemon implements Target {
 
   fdb(tenant?: string): FdbRow[] {
     if (tenant !== undefined && !this.sw.tenant(tenant)) throw new Error(`no tenant "${tenant}"`);
-    return this.sw.fdbRows(tenant);
+    return fdbRows(this.sw, tenant);
   }
 
   fdbAdd(tenant: string, mac: string, where: Where): void { this.sw.setStatic(tenant, mac, where); }
@@ -369,7 +370,7 @@ export class Daemon implements Target {
    * close, so the successor can bind them. Without, the caller stops it with `stop()`.
    */
   freeze(stop = true): { fds: number[]; ports: (Omit<RunningPort, 'fd' | 'queueFds' | 'config'> & { config: PortConfig; fdIndex: number; queueFdIndex: number[] })[]; fdb: SnapshotEntry[] } {
-    const fdb = this.sw.snapshot();
+    const fdb = snapshotFdb(this.sw);
     if (stop) this.stopForwarding();
     const fds: number[] = [];
     const ports = this.ports.map((p) => {

@@ -27,7 +27,7 @@ import { existsSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { loadConfig, type Config, type PortConfig } from '../config/config.js';
 import { eqJson } from '../config/reconcile.js';
-import type { SnapshotEntry } from '../core/switch.js';
+import type { SnapshotEntry } from '../core/fdb.js';
 import { NativeDatapath } from '../native/datapath.js';
 import { closeQuietly, fdClose, scmAccept, scmListen, scmSend, sdNotify } from '../native/system.js';
 import type { PortHandle } from '../ports/tap.js';

@@ -14,7 +14,7 @@ import { Lab, parsePing, waitForLine } from '../../lab/netns.js';
 import { CLI } from '../../lab/topology.js';
 import { request } from '../../src/daemon/control.js';
 import type { StatsSnapshot } from '../../src/daemon/stats.js';
-import type { FdbRow } from '../../src/core/switch.js';
+import type { FdbRow } from '../../src/core/fdb.js';
 
 const MACFLOOD = join(dirname(fileURLToPath(import.meta.url)), '..', 'support', 'macflood.py');
 const FRAMES = 100_000;

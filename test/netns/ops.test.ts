@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parsePing } from '../../lab/netns.js';
 import { CLI } from '../../lab/topology.js';
 import type { PeerInfo, StatsSnapshot } from '../../src/daemon/stats.js';
-import type { FdbRow } from '../../src/core/switch.js';
+import type { FdbRow } from '../../src/core/fdb.js';
 import type { TraceResult } from '../../src/core/trace.js';
 import type { StatusResult } from '../../src/cli/table.js';
 import { MAC_1, MAC_2, pair, pinNeighbours, rewrite, sample, scrape, vtepd, vtepdJson, type Pair } from '../support/ops.js';

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePing } from '../../lab/netns.js';
 import type { StatsSnapshot } from '../../src/daemon/stats.js';
-import type { FdbRow } from '../../src/core/switch.js';
+import type { FdbRow } from '../../src/core/fdb.js';
 import { MAC_1, MAC_2, pair, pinNeighbours, rewrite, vtepd, vtepdJson, type Pair } from '../support/ops.js';
 
 const BLUE = { name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'], macs: [MAC_1, MAC_2] };

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import { parsePing } from '../../lab/netns.js';
 import type { StatsSnapshot } from '../../src/daemon/stats.js';
-import type { FdbRow } from '../../src/core/switch.js';
+import type { FdbRow } from '../../src/core/fdb.js';
 import type { StatusResult } from '../../src/cli/table.js';
 import { MAC_1, MAC_2, pair, pinNeighbours, stopPids, vtepd, vtepdJson, type Pair } from '../support/ops.js';
 

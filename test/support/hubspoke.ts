@@ -6,7 +6,7 @@ import { iperfGbps, parsePing } from '../../lab/netns.js';
 import { request } from '../../src/daemon/control.js';
 import type { HubSpoke } from '../../lab/topology.js';
 import type { RoleStatus } from '../../src/overlay/roles.js';
-import type { FdbRow } from '../../src/core/switch.js';
+import type { FdbRow } from '../../src/core/fdb.js';
 import type { StatsSnapshot } from '../../src/daemon/stats.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

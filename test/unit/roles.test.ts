@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { Switch } from '../../src/core/switch.js';
 import { traceFrame } from '../../src/core/trace.js';
+import { fdbRows } from '../../src/core/fdb.js';
 import { RoleAgent, type RoleOptions } from '../../src/overlay/roles.js';
 import { PmtuSearch } from '../../src/overlay/pmtu.js';
 import { PROBE, REPLY, decodeLiveness, encodeLiveness, type LivenessMessage } from '../../src/overlay/liveness.js';
@@ -143,7 +144,7 @@ describe('hub', () => {
     dp.wire.length = 0;
     dp.fromUnderlay(NAT, 5001, frame(M_B, M_A, 'one-to-two'), 40001);
     expect(dp.wire.map((w) => [w.to, w.port, w.fixed])).toEqual([[NAT, 40002, true]]);
-    expect(sw.fdbRows('blue').map((r) => r.where).sort()).toEqual([`vtep ${NAT}:40001`, `vtep ${NAT}:40002`]);
+    expect(fdbRows(sw, 'blue').map((r) => r.where).sort()).toEqual([`vtep ${NAT}:40001`, `vtep ${NAT}:40002`]);
   });
 
   it('forgets a spoke that stops probing, with its MACs', () => {
