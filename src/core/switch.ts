@@ -13,10 +13,9 @@ import { logger, type Logger } from '../util/log.js';
 import { isLearnableMac } from '../util/mac.js';
 import type { PortSetOptions } from '../native/addon.js';
 import type { Encap } from './encap.js';
-import { tooBigReply } from '../overlay/pmtu.js';
-import { TokenBucket } from './policy.js';
+import { TooBigResponder } from '../overlay/pmtu.js';
 import { Ageing } from './ageing.js';
-import { IdAllocator, VtepRegistry, encapKey, outerBytes, type Vtep } from './vteps.js';
+import { IdAllocator, VtepRegistry, encapKey, type Vtep } from './vteps.js';
 
 export interface TenantSpec extends BridgeSpec {
   /** VTEP addresses that get broadcast and unknown unicast (head-end replication). */
@@ -78,9 +77,9 @@ export class Switch {
   readonly ageing: Ageing;
   private entries = 0;
   private readonly log: Logger;
-  private readonly c = { events: 0, eventsUnknownTenant: 0, eventsNotAccepted: 0, tooBigFrames: 0, icmpTooBigSent: 0, controlMessages: 0 };
-  /** ICMP too-big replies: at most 100 a second, bursts of 50, over all tenants. */
-  private readonly icmpBucket = new TokenBucket(100, 50, Date.now());
+  private readonly c = { events: 0, eventsUnknownTenant: 0, eventsNotAccepted: 0, controlMessages: 0 };
+  /** ICMP too-big replies to frames that do not fit their tunnel. */
+  private readonly tooBig: TooBigResponder;
   /** How each tenant reaches its VTEPs: its encap, and per VTEP address where it differs. */
   private readonly encapOf = new Map<string, { encap: Encap; vtepEncap: Record<string, Encap> }>();
   /** MSS clamping per tenant id, as last programmed ("v4/v6"). */
@@ -96,13 +95,14 @@ export class Switch {
       onDelete: (v) => { for (const b of this.bridges.values()) { b.accepted.delete(v.id); b.trusted.delete(v.id); b.dynFlood.delete(v.id); } },
     });
     this.ageing = new Ageing(dp, () => this.bridges.values(), this.log);
+    this.tooBig = new TooBigResponder(dp, this.vteps, this.log);
   }
 
   get counters(): SwitchCounters {
     const c = this.c;
     return {
       events: c.events, eventsUnknownTenant: c.eventsUnknownTenant, eventsNotAccepted: c.eventsNotAccepted, dynamicVteps: this.vteps.learned,
-      tooBigFrames: c.tooBigFrames, icmpTooBigSent: c.icmpTooBigSent, controlMessages: c.controlMessages,
+      tooBigFrames: this.tooBig.frames, icmpTooBigSent: this.tooBig.sent, controlMessages: c.controlMessages,
     };
   }
 
@@ -352,7 +352,7 @@ export class Switch {
       }
       if (place.kind === 'vtep' && !b.accepts(place.vtepId)) { this.c.eventsNotAccepted++; continue; }
       if (ev.type === 'too-big') {
-        if (ev.frame && ev.outVtep) this.answerTooBig(b, place, ev.frame, ev.outVtep);
+        if (ev.frame && ev.outVtep) this.tooBig.answer(b.tenantId, place, ev.frame, ev.outVtep);
         if (created) this.vteps.gc(created);
         continue;
       }
@@ -385,27 +385,8 @@ export class Switch {
         this.log.warn({ tenant: b.name, mac, from: this.whereOf(from), to: this.whereOf(to) }, 'MAC flapping between two places: pinned, moves refused for the hold time');
       },
       fits: (id, len) => this.vteps.fits(id, len),
-      tooBig: (b, ingress, frame, id) => this.answerTooBig(b, ingress, frame, id),
+      tooBig: (b, ingress, frame, id) => this.tooBig.answer(b.tenantId, ingress, frame, id),
     };
-  }
-
-  /**
-   * A frame from `ingress` too big for VTEP `vtepId`: tell its sender, as the kernel's
-   * bridged VXLAN does, with an ICMP fragmentation-needed / packet-too-big reply written
-   * back where it came from (a port; on a hub, the VTEP of the spoke that sent it).
-   */
-  answerTooBig(b: Bridge, ingress: Place, frame: Buffer, vtepId: number): void {
-    this.c.tooBigFrames++;
-    const v = this.vteps.get(vtepId);
-    if (!v || v.mtu === 0) return;
-    const reply = tooBigReply(frame, v.mtu - outerBytes(v) - 14);
-    if (!reply || !this.icmpBucket.take(Date.now())) return;
-    try {
-      const n = ingress.kind === 'port' ? this.dp.transmit(b.tenantId, reply, [ingress.portId], []) : this.dp.transmit(b.tenantId, reply, [], [ingress.vtepId]);
-      if (n > 0) this.c.icmpTooBigSent++;
-    } catch (e) {
-      this.log.debug({ err: (e as Error).message }, 'ICMP too-big reply not sent');
-    }
   }
 
   // ---- roles (src/overlay/roles.ts): trust, relay, MSS clamping ----------------------------

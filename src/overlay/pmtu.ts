@@ -11,6 +11,11 @@
  * Never answers an ICMP error with an ICMP error, a non-first fragment, or a broadcast.
  */
 
+import type { Datapath, Place } from '../native/datapath.js';
+import { TokenBucket } from '../core/policy.js';
+import { outerBytes, type VtepRegistry } from '../core/vteps.js';
+import type { Logger } from '../util/log.js';
+
 const ETH = 14;
 const ETH_IPV4 = 0x0800;
 const ETH_IPV6 = 0x86dd;
@@ -192,5 +197,35 @@ export class PmtuSearch {
     if (!this.done) return [];
     this.round = new Map([[this.lo, false]]);
     return [this.lo];
+  }
+}
+
+/**
+ * Answers frames too big for their tunnel: a frame from `ingress` too big for VTEP
+ * `vtepId` gets, as the kernel's bridged VXLAN does, an ICMP fragmentation-needed /
+ * packet-too-big reply written back where it came from (a port; on a hub, the VTEP of
+ * the spoke that sent it). At most 100 replies a second, bursts of 50, over all tenants.
+ */
+export class TooBigResponder {
+  /** Frames too big for their tunnel (fast path and flooding). */
+  frames = 0;
+  /** ICMP too-big replies written back. */
+  sent = 0;
+  private readonly bucket = new TokenBucket(100, 50, Date.now());
+
+  constructor(private readonly dp: Pick<Datapath, 'transmit'>, private readonly vteps: Pick<VtepRegistry, 'get'>, private readonly log: Logger) {}
+
+  answer(tenantId: number, ingress: Place, frame: Buffer, vtepId: number): void {
+    this.frames++;
+    const v = this.vteps.get(vtepId);
+    if (!v || v.mtu === 0) return;
+    const reply = tooBigReply(frame, v.mtu - outerBytes(v) - 14);
+    if (!reply || !this.bucket.take(Date.now())) return;
+    try {
+      const n = ingress.kind === 'port' ? this.dp.transmit(tenantId, reply, [ingress.portId], []) : this.dp.transmit(tenantId, reply, [], [ingress.vtepId]);
+      if (n > 0) this.sent++;
+    } catch (e) {
+      this.log.debug({ err: (e as Error).message }, 'ICMP too-big reply not sent');
+    }
   }
 }
