@@ -7,7 +7,8 @@
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { Command, Option } from 'commander';
-import { DEFAULT_CONTROL_SOCKET, formatConfigError, loadConfig, type Config } from '../config/config.js';
+import { DEFAULT_CONTROL_SOCKET, formatConfigError, type Config } from '../config/config.js';
+import { loadConfig } from '../config/load.js';
 import { RemoteError, request } from '../daemon/control.js';
 import type { PeerInfo, StatsSnapshot } from '../daemon/stats.js';
 import type { FdbRow } from '../core/fdb.js';

@@ -3,7 +3,7 @@
  * checks of their parameters.
  */
 import { Address4, Address6 } from 'ip-address';
-import { parseMac } from '../config/config.js';
+import { parseMac } from '../config/schema.js';
 import type { Where } from '../core/switch.js';
 import { runCapture, type CaptureRequest } from './capture.js';
 import { ApiError, type CallContext, type Handler } from './control.js';

@@ -8,7 +8,8 @@
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { loadConfig, type Config } from '../config/config.js';
+import type { Config } from '../config/config.js';
+import { loadConfig } from '../config/load.js';
 import { sdNotify } from '../native/system.js';
 import { apiHandlers } from './api.js';
 import { answers, ApiError, ControlServer } from './control.js';

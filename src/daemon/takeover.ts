@@ -25,7 +25,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { loadConfig, type Config, type PortConfig } from '../config/config.js';
+import type { Config, PortConfig } from '../config/config.js';
+import { loadConfig } from '../config/load.js';
 import { eqJson } from '../config/reconcile.js';
 import type { SnapshotEntry } from '../core/fdb.js';
 import { NativeDatapath } from '../native/datapath.js';

@@ -3,14 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultTapMtu, encapOverhead, worstOverhead } from '../../src/core/encap.js';
-import {
-  formatConfigError,
-  loadConfig,
-  parseConfig,
-  validateConfig,
-  DEFAULT_CONTROL_SOCKET,
-  type Config,
-} from '../../src/config/config.js';
+import { formatConfigError, DEFAULT_CONTROL_SOCKET, type Config } from '../../src/config/config.js';
+import { loadConfig, parseConfig } from '../../src/config/load.js';
+import { validateConfig } from '../../src/config/schema.js';
 
 const EXAMPLE = `
 underlay: { local: 10.0.0.1 }

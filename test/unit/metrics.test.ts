@@ -3,7 +3,7 @@
  * matter how many metrics read it, and the names the README lists.
  */
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/config.js';
+import { parseConfig } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import type { PortBackend } from '../../src/ports/tap.js';
 import { Metrics } from '../../src/daemon/metrics.js';

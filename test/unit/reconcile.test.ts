@@ -5,7 +5,8 @@
  * changed in place, a change that fails is reported and retried by the next reload.
  */
 import { describe, expect, it } from 'vitest';
-import { parseConfig, type Config, type PortConfig } from '../../src/config/config.js';
+import type { Config, PortConfig } from '../../src/config/config.js';
+import { parseConfig } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import type { PortBackend, PortHandle, RunningPort } from '../../src/ports/tap.js';
 import { describeChange, plan, type Change } from '../../src/config/reconcile.js';

@@ -10,7 +10,7 @@ import { fdbRows } from '../../src/core/fdb.js';
 import { RoleAgent, type RoleOptions } from '../../src/overlay/roles.js';
 import { PmtuSearch } from '../../src/overlay/pmtu.js';
 import { PROBE, REPLY, decodeLiveness, encodeLiveness, type LivenessMessage } from '../../src/overlay/liveness.js';
-import { parseConfig } from '../../src/config/config.js';
+import { parseConfig } from '../../src/config/load.js';
 import { describeChange, plan } from '../../src/config/reconcile.js';
 import { FakeDatapath } from '../support/fake-datapath.js';
 import { tenantSpec } from '../support/harness.js';

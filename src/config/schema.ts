@@ -1,0 +1,497 @@
+/**
+ * Checking a config: the field parsers, the schema (per-field checks, defaults,
+ * normalization), the cross-field checks, and validateConfig, which runs them all and
+ * reports every error with its path (src/config/config.ts says what a config is).
+ */
+import { Address4, Address6 } from 'ip-address';
+import { z } from 'zod';
+import { ENCAPS, ENCAP_NAMES, NVGRE_VSID_MIN, worstOverhead, type Encap, type Family } from '../core/encap.js';
+import { DEFAULT_CONTROL_SOCKET, LOG_LEVELS, ROLES, type Config, type ConfigResult, type MetricsConfig } from './config.js';
+
+// ---------------------------------------------------------------------------------------
+// Field parsers (pure; shared by the schema and the cross-field checks)
+// ---------------------------------------------------------------------------------------
+
+type Parsed<T> = { value: T } | { error: string };
+interface Ip {
+  address: string;
+  family: Family;
+  prefixLength: number;
+}
+
+const MAC_MSG = 'must be a unicast MAC like 02:00:00:00:01:01';
+const ADDRESS_MSG = 'must be an IPv4 or IPv6 address';
+const CIDR_MSG = 'must be an IPv4 or IPv6 address with a prefix length, like 10.1.0.1/24';
+
+export function parseMac(text: string): Parsed<string> {
+  if (!/^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$/i.test(text)) return { error: MAC_MSG };
+  const mac = text.toLowerCase().replaceAll('-', ':');
+  if (mac === '00:00:00:00:00:00') return { error: `${MAC_MSG}, not all-zero` };
+  if (parseInt(mac.slice(0, 2), 16) & 1) return { error: `${MAC_MSG}; ${mac} is multicast` };
+  return { value: mac };
+}
+
+/** An IPv4/IPv6 address (`cidr`: with a required /prefix) that is unicast and usable. */
+function parseIp(text: string, cidr: boolean): Parsed<Ip> {
+  const bad = { error: cidr ? CIDR_MSG : ADDRESS_MSG };
+  if (text.includes('/') !== cidr) return bad;
+  let ip: Address4 | Address6;
+  if (Address4.isValid(text)) ip = new Address4(text);
+  else if (Address6.isValid(text)) ip = new Address6(text);
+  else return bad;
+  const family: Family = ip instanceof Address4 ? 4 : 6;
+  if (ip instanceof Address6) {
+    if (ip.zone) return { error: `${ADDRESS_MSG} without a zone index (${ip.zone})` };
+    if (ip.isMapped4()) return { error: `write IPv4-mapped ${text} as plain IPv4` };
+  }
+  const address = ip.correctForm();
+  const kind = ip.isMulticast() ? 'multicast' : ip.isUnspecified() ? 'unspecified'
+    : ip instanceof Address4 && ip.isBroadcast() ? 'broadcast' : null;
+  if (kind) return { error: `must be a unicast address; ${address} is ${kind}` };
+  const bits = family === 4 ? 32 : 128;
+  const prefixLength = ip.subnetMask;
+  if (cidr && prefixLength === 0) return { error: `prefix length must be 1..${bits}` };
+  if (cidr && prefixLength <= bits - 2) {
+    const net = `${ip.startAddress().correctForm()}/${prefixLength}`;
+    if (ip.startAddress().correctForm() === address)
+      return { error: `${address} is the network address of ${net}; use a host address in it` };
+    if (ip instanceof Address4 && ip.endAddress().correctForm() === address)
+      return { error: `${address} is the broadcast address of ${net}; use a host address in it` };
+  }
+  return { value: { address, family, prefixLength } };
+}
+
+/** Linux dev_valid_name(), plus no '%' (TUNSETIFF would treat it as a name template). */
+function isIfName(s: string): boolean {
+  return Buffer.byteLength(s) <= 15 && /^[^\s/:%]+$/.test(s) && s !== '.' && s !== '..';
+}
+function isNetnsName(s: string): boolean {
+  return Buffer.byteLength(s) <= 255 && /^[^/\0]+$/.test(s) && s !== '.' && s !== '..';
+}
+/** An absolute path that fits a Unix socket address (sun_path: 108 bytes with the NUL). */
+function isSocketPath(s: string): boolean {
+  return s.startsWith('/') && Buffer.byteLength(s) <= 107 && !s.includes('\0') && !s.endsWith('/');
+}
+
+const LISTEN_MSG = 'must be ADDRESS:PORT like 127.0.0.1:9477 or [::1]:9477';
+/** "127.0.0.1:9477", "[::1]:9477", "0.0.0.0:9477": a local address (or any) and a TCP port. */
+export function parseListen(text: string): Parsed<MetricsConfig> {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  if (!m) return { error: LISTEN_MSG };
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return { error: `${LISTEN_MSG}; port must be 1..65535` };
+  const raw = m[1] ?? m[2]!;
+  let host: string;
+  if (m[1] !== undefined && Address6.isValid(raw) && !raw.includes('%')) host = new Address6(raw).correctForm();
+  else if (m[2] !== undefined && Address4.isValid(raw) && !raw.includes('/')) host = new Address4(raw).correctForm();
+  else return { error: `${LISTEN_MSG}; ${raw} is not an IPv4 address or a bracketed IPv6 address` };
+  return { value: { listen: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`, host, port } };
+}
+
+// ---------------------------------------------------------------------------------------
+// Schema (per-field checks, defaults and normalization)
+// ---------------------------------------------------------------------------------------
+
+/** A message for a wrong value, "is required" for a missing one. */
+const need = (message: string) => ({
+  error: (iss: { input?: unknown }) => (iss.input === undefined ? 'is required' : message),
+});
+const intIn = (lo: number, hi: number) => {
+  const m = `must be an integer ${lo}..${hi}`;
+  return z.int(need(m)).min(lo, m).max(hi, m);
+};
+const text = (message: string, ok: (s: string) => boolean) => z.string(need(message)).refine(ok, message);
+const parsed = <T>(message: string, parse: (s: string) => Parsed<T>) =>
+  z.string(need(message)).transform((s, ctx): T => {
+    const r = parse(s);
+    if ('value' in r) return r.value;
+    ctx.addIssue({ code: 'custom', message: r.error });
+    return z.NEVER;
+  });
+
+const Mac = parsed(MAC_MSG, parseMac);
+const HostAddress = parsed(ADDRESS_MSG, (s) => parseIp(s, false));
+const Vtep = HostAddress.transform((ip) => ip.address);
+const UnderlayMtu = intIn(576, 65535).default(1500);
+
+const Cidr = parsed(CIDR_MSG, (s) => parseIp(s, true));
+const TapName = text("must be a Linux interface name: 1..15 bytes, no '/', ':', '%' or whitespace, not '.' or '..'", isIfName);
+const PortMtu = intIn(68, 65535);
+
+/**
+ * `a` for a string, `b` for anything else, each with its own messages and paths (z.union
+ * would report only "Invalid input" when a member's transform fails).
+ */
+const stringOr = <A extends z.ZodType, B extends z.ZodType>(a: A, b: B) =>
+  z.unknown().transform((v, ctx): z.output<A> | z.output<B> => {
+    if (v === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'is required' });
+      return z.NEVER;
+    }
+    const r = (typeof v === 'string' ? a : b).safeParse(v);
+    if (r.success) return r.data;
+    for (const iss of r.error.issues) ctx.addIssue({ ...iss } as Parameters<typeof ctx.addIssue>[0]);
+    return z.NEVER;
+  });
+const LOCAL_MSG = 'must be an IPv4 or IPv6 address, or a list of at most one of each like [10.0.0.1, "2001:db8::1"]';
+const Local = stringOr(HostAddress, z.array(HostAddress, need(LOCAL_MSG)).min(1, LOCAL_MSG).max(2, LOCAL_MSG));
+const EncapName = z.enum(ENCAPS, need(`must be one of ${ENCAPS.join(', ')}`));
+const Underlay = z.strictObject(
+  { local: Local, port: intIn(1, 65535).default(4789), mtu: UnderlayMtu, sourcePorts: intIn(1, 64).default(8), queues: intIn(1, 8).default(1) },
+  need('must be a mapping like { local: 10.0.0.1 }'),
+);
+const Port = z.strictObject(
+  {
+    tap: TapName,
+    netns: text("must be a network namespace name under /run/netns: no '/', not '.' or '..'", isNetnsName).optional(),
+    address: Cidr.optional(),
+    mac: Mac.optional(),
+    mtu: PortMtu.optional(),
+  },
+  need('must be a mapping like { tap: blue0 }'),
+);
+const FdbEntry = z.strictObject({ mac: Mac, vtep: Vtep, encap: EncapName.optional() }, need('must be a mapping like { mac: "02:00:00:00:02:01", vtep: 10.0.0.2 }'));
+const FloodPeer = z.strictObject({ vtep: Vtep, encap: EncapName.optional() }, need('must be a VTEP address or a mapping like { vtep: 10.0.0.2, encap: gre }'));
+const FloodEntry = stringOr(Vtep, FloodPeer);
+const TenantName = text('must be 1..32 characters of a-z A-Z 0-9 _ . -', (s) => /^[A-Za-z0-9_.-]{1,32}$/.test(s));
+const Vni = intIn(1, 16777215);
+const MSS_MSG = 'must be auto, off or an integer 536..65495 (the TCP MSS to clamp to)';
+const MssClamp = z.union([z.literal('auto'), z.literal('off'), z.int(MSS_MSG).min(536, MSS_MSG).max(65495, MSS_MSG)], need(MSS_MSG));
+const seconds = (lo: number, hi: number) => {
+  const m = `must be a number of seconds ${lo}..${hi}`;
+  return z.number(need(m)).min(lo, m).max(hi, m);
+};
+const RoleName = z.enum(ROLES, need('must be mesh, hub or spoke'));
+const HubPeer = z.strictObject(
+  { address: HostAddress, port: intIn(1, 65535).optional(), mtu: intIn(576, 65535).optional() },
+  need('must be a mapping like { address: 10.0.0.10 }'),
+);
+const Hubs = z.array(HubPeer, need('must be a list of hubs like [ { address: 10.0.0.10 } ]'));
+const Tenant = z.strictObject(
+  {
+    name: TenantName,
+    vni: Vni,
+    encap: EncapName.default('vxlan'),
+    ports: z.array(Port, need('must be a list of ports')).default([]),
+    flood: z.array(FloodEntry, need('must be a list of VTEP addresses')).default([]),
+    fdb: z.array(FdbEntry, need('must be a list of { mac, vtep } entries')).default([]),
+    learning: z.boolean(need('must be true or false')).default(true),
+    ageing: intIn(1, 1000000).default(300),
+    maxMacs: intIn(1, 1048576).default(8192),
+    acceptFrom: z.enum(['known', 'any'], need('must be known or any')).default('known'),
+    stormControl: z.union([z.literal('off'), z.strictObject({ pps: intIn(1, 10_000_000), burst: intIn(1, 10_000_000) }, need('must be off or { pps, burst }'))], need('must be off or { pps, burst }')).default({ pps: 5000, burst: 2000 }),
+    moveDampening: z.union([z.literal('off'), z.strictObject({ moves: intIn(1, 1000), window: intIn(1, 3600), hold: intIn(1, 86400) }, need('must be off or { moves, window, hold }'))], need('must be off or { moves, window, hold }')).default({ moves: 5, window: 10, hold: 60 }),
+    mssClamp: MssClamp.default('off'),
+  },
+  need('must be a mapping like { name: blue, vni: 5001 }'),
+);
+const Control = z.strictObject(
+  {
+    socket: text('must be an absolute path of at most 107 bytes (a Unix socket), like /run/vtepd/vtepd.sock', isSocketPath)
+      .default(DEFAULT_CONTROL_SOCKET),
+  },
+  need('must be a mapping like { socket: /run/vtepd/vtepd.sock }'),
+);
+const Metrics = z.strictObject(
+  { listen: parsed(LISTEN_MSG, parseListen) },
+  need('must be a mapping like { listen: "127.0.0.1:9477" }'),
+);
+const Log = z.strictObject(
+  { level: z.enum(LOG_LEVELS, need(`must be one of ${LOG_LEVELS.join(', ')}`)).default('warn') },
+  need('must be a mapping like { level: warn }'),
+);
+/** The switch-wide FDB limit: the fast path's cache holds 262144 entries. */
+export const MAX_MACS_TOTAL = 262144;
+const Limits = z.strictObject(
+  { maxMacs: intIn(1, MAX_MACS_TOTAL).default(131072) },
+  need('must be a mapping like { maxMacs: 131072 }'),
+);
+const Root = z.strictObject(
+  {
+    log: Log.default({ level: 'warn' }),
+    limits: Limits.default({ maxMacs: 131072 }),
+    control: Control.default({ socket: DEFAULT_CONTROL_SOCKET }),
+    metrics: Metrics.optional(),
+    underlay: Underlay,
+    tenants: z.array(Tenant, need('must be a list of tenants (write tenants: [] for none)')),
+    role: RoleName.default('mesh'),
+    hubs: Hubs.optional(),
+    nat: z.boolean(need('must be true or false')).default(false),
+    keepalive: seconds(1, 3600).default(15),
+    deadInterval: seconds(0.5, 3600).default(3),
+    pmtuDiscovery: z.boolean(need('must be true or false')).default(true),
+  },
+  need('must be a mapping with underlay and tenants'),
+);
+
+/** Known keys per object kind, for "did you mean" on an unknown key. */
+const SHAPES: Record<string, string[]> = {
+  '': Object.keys(Root.shape),
+  log: Object.keys(Log.shape),
+  control: Object.keys(Control.shape),
+  metrics: Object.keys(Metrics.shape),
+  limits: Object.keys(Limits.shape),
+  underlay: Object.keys(Underlay.shape),
+  tenants: Object.keys(Tenant.shape),
+  'tenants.ports': Object.keys(Port.shape),
+  'tenants.fdb': Object.keys(FdbEntry.shape),
+  'tenants.flood': Object.keys(FloodPeer.shape),
+  hubs: Object.keys(HubPeer.shape),
+};
+function unknownKey(path: PropertyKey[], key: string): string {
+  const known = SHAPES[path.filter((p) => typeof p === 'string').join('.')] ?? [];
+  const squash = (s: string) => s.toLowerCase().replace(/[-_]/g, '');
+  const near = known.find((k) => squash(k) === squash(key));
+  return near ? `unknown key (did you mean "${near}"?)` : 'unknown key';
+}
+
+// ---------------------------------------------------------------------------------------
+// Cross-field checks. They read the raw input, so they run even where other fields are
+// wrong, and look only at values that pass their own field check.
+// ---------------------------------------------------------------------------------------
+
+type Issue = { path: PropertyKey[]; message: string };
+const record = (v: unknown): Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+function valid<S extends z.ZodType>(schema: S, v: unknown): z.output<S> | undefined {
+  const r = schema.safeParse(v);
+  return r.success ? r.data : undefined;
+}
+
+function crossCheck(raw: unknown, warnings: Issue[] = []): Issue[] {
+  const issues: Issue[] = [];
+  const add = (path: PropertyKey[], message: string) => issues.push({ path, message });
+  /** Report `key` if already seen in `seen` (under another owner), else remember it. */
+  const once = (seen: Map<unknown, string>, key: unknown, owner: string, path: PropertyKey[], what: string) => {
+    const first = seen.get(key);
+    if (first !== undefined) add(path, `duplicate ${what} (also ${first})`);
+    else seen.set(key, owner);
+  };
+
+  const root = record(raw);
+  const underlay = record(root.underlay);
+  // underlay.local: one address or a list of at most one per family (checked only when valid).
+  const locals: Ip[] = [];
+  const rawLocal = valid(Local, underlay.local);
+  if (rawLocal) {
+    (Array.isArray(rawLocal) ? rawLocal : [rawLocal]).forEach((ip, j) => {
+      const other = locals.find((l) => l.family === ip.family);
+      if (other) add(['underlay', 'local', j], `at most one address per family: ${other.address} and ${ip.address} are both IPv${ip.family}`);
+      else locals.push(ip);
+    });
+  }
+  const families = locals.map((l) => l.family);
+  const underlayMtu = valid(UnderlayMtu, underlay.mtu);
+  if (families.includes(6) && underlayMtu !== undefined && underlayMtu < 1280)
+    add(['underlay', 'mtu'], 'must be at least 1280 for an IPv6 underlay');
+  const checkVtep = (path: PropertyKey[], v: unknown): string | undefined => {
+    const ip = valid(HostAddress, v);
+    if (!ip || locals.length === 0) return ip?.address;
+    const self = locals.find((l) => l.address === ip.address);
+    if (!families.includes(ip.family)) add(path, `IPv${ip.family} VTEP but underlay.local is IPv${locals[0]!.family}`);
+    else if (self) add(path, `must not be underlay.local (${self.address}), this host`);
+    else return ip.address;
+    return undefined;
+  };
+  /** A flood entry (an address or { vtep, encap }) or a static entry: its raw vtep and encap. */
+  const peerOf = (v: unknown): { vtep: unknown; encap: Encap | undefined; object: boolean } => {
+    if (typeof v === 'string') return { vtep: v, encap: undefined, object: false };
+    const r = record(v);
+    return { vtep: r.vtep, encap: valid(EncapName, r.encap), object: true };
+  };
+  // The tenant ids GRE-TAP keys and NVGRE VSIDs claim, to refuse one key read both ways.
+  const greKeys: { vni: number; at: string; i: number }[] = [];
+  const nvgreVsids = new Map<number, string>();
+
+  const names = new Map<unknown, string>();
+  const vnis = new Map<unknown, string>();
+  const taps = new Map<unknown, string>();
+  list(root.tenants).forEach((t, i) => {
+    const tenant = record(t);
+    const at = `tenants[${i}]`;
+    const name = valid(TenantName, tenant.name);
+    if (name !== undefined) once(names, name, at, ['tenants', i, 'name'], `tenant name "${name}"`);
+    const vni = valid(Vni, tenant.vni);
+    if (vni !== undefined) once(vnis, vni, at, ['tenants', i, 'vni'], `VNI ${vni}`);
+
+    // Encapsulations: the tenant's and every override; one per VTEP within the tenant.
+    const encap = valid(EncapName, tenant.encap) ?? 'vxlan';
+    const encaps = new Set<Encap>([encap]);
+    const vtepEncap = new Map<string, { encap: Encap; where: string }>();
+    const peerEncap = (path: PropertyKey[], where: string, v: unknown) => {
+      const peer = peerOf(v);
+      const e = peer.encap ?? encap;
+      encaps.add(e);
+      const ip = valid(HostAddress, peer.vtep);
+      if (!ip) return;
+      const first = vtepEncap.get(ip.address);
+      if (!first) vtepEncap.set(ip.address, { encap: e, where });
+      else if (first.encap !== e)
+        add(peer.object && peer.encap ? [...path, 'encap'] : path,
+          `VTEP ${ip.address} is ${first.encap} in ${first.where}; a tenant reaches a VTEP with one encapsulation`);
+    };
+    list(tenant.flood).forEach((v, j) => peerEncap(['tenants', i, 'flood', j], `${at}.flood[${j}]`, v));
+    list(tenant.fdb).forEach((v, j) => peerEncap(['tenants', i, 'fdb', j], `${at}.fdb[${j}]`, v));
+    if (vni !== undefined && encaps.has('nvgre')) {
+      if (vni < NVGRE_VSID_MIN) add(['tenants', i, 'vni'], 'NVGRE VSID must be 4096..16777215 (0..0xFFF are reserved)');
+      else nvgreVsids.set(vni, at);
+    }
+    if (vni !== undefined && encaps.has('gre')) greKeys.push({ vni, at, i });
+    const worst = underlayMtu !== undefined && locals.length > 0 ? worstOverhead(families, encaps) : undefined;
+    const maxMtu = worst && underlayMtu! - worst.overhead;
+    const why = worst && `underlay.mtu ${underlayMtu} minus ${worst.overhead} bytes of ${ENCAP_NAMES[worst.encap]} over IPv${worst.family}`;
+
+    const macs = new Map<unknown, string>(); // one L2 segment: port MACs and static FDB MACs
+    const addresses = new Map<unknown, string>();
+    list(tenant.ports).forEach((p, j) => {
+      const port = record(p);
+      const path = (key: string) => ['tenants', i, 'ports', j, key];
+      const tap = valid(TapName, port.tap);
+      if (tap !== undefined) once(taps, tap, `${at}.ports[${j}]`, path('tap'), `TAP name "${tap}"`);
+      const mac = valid(Mac, port.mac);
+      if (mac !== undefined) once(macs, mac, `${at}.ports[${j}].mac`, path('mac'), `MAC ${mac}`);
+      const address = valid(Cidr, port.address);
+      if (address) once(addresses, address.address, `${at}.ports[${j}].address`, path('address'), `address ${address.address}`);
+      const mtu = valid(PortMtu, port.mtu);
+      if (mtu !== undefined && maxMtu !== undefined && mtu > maxMtu)
+        warnings.push({ path: path('mtu'), message: `${mtu} exceeds ${why} (at most ${maxMtu}): larger frames are answered with ICMP too-big${valid(MssClamp, tenant.mssClamp) === 'off' || tenant.mssClamp === undefined ? ' (set mssClamp to spare TCP the round trip)' : ''}` });
+      const effective = mtu ?? maxMtu;
+      if (address?.family === 6 && effective !== undefined && effective < 1280)
+        add(path(mtu === undefined ? 'address' : 'mtu'), `an IPv6 address needs a port MTU of at least 1280, not ${effective}`);
+    });
+
+    const flood = new Map<unknown, string>();
+    list(tenant.flood).forEach((v, j) => {
+      const peer = peerOf(v);
+      const path = peer.object ? ['tenants', i, 'flood', j, 'vtep'] : ['tenants', i, 'flood', j];
+      const vtep = checkVtep(path, peer.vtep);
+      if (vtep !== undefined) once(flood, vtep, `${at}.flood[${j}]`, path, `VTEP ${vtep}`);
+    });
+    list(tenant.fdb).forEach((e, j) => {
+      const entry = record(e);
+      checkVtep(['tenants', i, 'fdb', j, 'vtep'], entry.vtep);
+      const mac = valid(Mac, entry.mac);
+      if (mac !== undefined) once(macs, mac, `${at}.fdb[${j}].mac`, ['tenants', i, 'fdb', j, 'mac'], `MAC ${mac}`);
+    });
+  });
+
+  // Roles: hubs only (and always) on a spoke, nat only on a spoke, a spoke floods to its hubs.
+  const role = valid(RoleName, root.role) ?? 'mesh';
+  if (role === 'spoke') {
+    if (root.hubs === undefined || (Array.isArray(root.hubs) && root.hubs.length === 0))
+      add(['hubs'], 'a spoke needs at least one hub, like hubs: [ { address: 10.0.0.10 } ]');
+    if (Array.isArray(root.hubs) && root.hubs.length > 8) add(['hubs'], `at most 8 hubs, not ${root.hubs.length}`);
+    list(root.tenants).forEach((t, i) => {
+      if (list(record(t).flood).length > 0)
+        add(['tenants', i, 'flood'], 'a spoke floods to its active hub only: list the hubs under hubs, not here');
+    });
+  } else if (root.hubs !== undefined) {
+    add(['hubs'], `only a spoke has hubs (role is ${role})`);
+  }
+  if (root.nat === true && role !== 'spoke')
+    add(['nat'], `only a spoke is configured as behind NAT (role is ${role}); a hub learns NAT'd spokes from their probes`);
+  const hubSeen = new Map<string, string>();
+  const port = valid(intIn(1, 65535), underlay.port) ?? 4789;
+  list(root.hubs).forEach((h, j) => {
+    const hub = record(h);
+    const address = checkVtep(['hubs', j, 'address'], hub.address);
+    if (address !== undefined) {
+      const p = valid(intIn(1, 65535), hub.port) ?? port;
+      once(hubSeen, `${address}/${p}`, `hubs[${j}]`, ['hubs', j, 'address'], `hub ${address} port ${p}`);
+    }
+    const mtu = valid(intIn(576, 65535), hub.mtu);
+    if (mtu !== undefined && underlayMtu !== undefined && mtu > underlayMtu)
+      add(['hubs', j, 'mtu'], `must be at most underlay.mtu (${underlayMtu}): the path carries no more than the link`);
+    else if (mtu !== undefined && mtu < 1280 && valid(HostAddress, hub.address)?.family === 6)
+      add(['hubs', j, 'mtu'], 'must be at least 1280 toward an IPv6 hub');
+  });
+
+  // A GRE-TAP key K and an NVGRE key with VSID K >> 8 look alike on the wire.
+  for (const g of greKeys) {
+    const owner = nvgreVsids.get(g.vni >>> 8);
+    if (owner !== undefined && owner !== g.at) {
+      add(['tenants', g.i, 'vni'], `GRE-TAP key ${g.vni} would be read as NVGRE VSID ${g.vni >>> 8} of ${owner}; pick a VNI whose top 16 bits differ`);
+    }
+  }
+  return issues;
+}
+
+// ---------------------------------------------------------------------------------------
+// Entry points
+// ---------------------------------------------------------------------------------------
+
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else if (/^[A-Za-z_$][\w$]*$/.test(String(p))) out += out ? `.${String(p)}` : String(p);
+    else out += `[${JSON.stringify(String(p))}]`;
+  }
+  return out || '(root)';
+}
+
+/**
+ * Validate already-parsed data (e.g. JSON from the API socket). `position` orders the
+ * errors (by where they are in the source); without it they come in schema order.
+ */
+export function validateConfig(data: unknown, position?: (path: PropertyKey[]) => number): ConfigResult {
+  const issues: Issue[] = [];
+  const result = Root.safeParse(data);
+  for (const iss of result.error?.issues ?? []) {
+    if (iss.code === 'unrecognized_keys') for (const k of iss.keys) issues.push({ path: [...iss.path, k], message: unknownKey(iss.path, k) });
+    else issues.push({ path: iss.path, message: iss.message });
+  }
+  const warned: Issue[] = [];
+  issues.push(...crossCheck(data, warned));
+  if (issues.length > 0 || !result.success) {
+    const order = issues.map((iss, n) => ({ iss, n, at: position?.(iss.path) ?? 0 }));
+    order.sort((a, b) => a.at - b.at || a.n - b.n);
+    return { ok: false, errors: order.map(({ iss }) => ({ path: formatPath(iss.path), message: iss.message })) };
+  }
+
+  const { log, limits, control, metrics, underlay, tenants, role, hubs, nat, keepalive, deadInterval, pmtuDiscovery } = result.data;
+  const locals = (Array.isArray(underlay.local) ? underlay.local : [underlay.local]).map((ip) => ({ address: ip.address, family: ip.family }));
+  const families = locals.map((l) => l.family);
+  const config: Config = {
+    log,
+    limits,
+    control,
+    metrics: metrics?.listen ?? null,
+    underlay: { ...underlay, local: locals[0]!.address, family: locals[0]!.family, locals },
+    tenants: tenants.map((t) => {
+      const vtepEncap: Record<string, Encap> = {};
+      const flood = t.flood.map((f) => {
+        const peer = typeof f === 'string' ? { vtep: f, encap: undefined } : f;
+        vtepEncap[peer.vtep] = peer.encap ?? t.encap;
+        return peer.vtep;
+      });
+      const fdb = t.fdb.map((e) => {
+        vtepEncap[e.vtep] = e.encap ?? t.encap;
+        return { mac: e.mac, vtep: e.vtep };
+      });
+      const worst = worstOverhead(families, new Set([t.encap, ...Object.values(vtepEncap)]));
+      return {
+        ...t,
+        flood,
+        fdb,
+        vtepEncap,
+        ports: t.ports.map((p) => ({
+          tap: p.tap,
+          netns: p.netns ?? null,
+          address: p.address ?? null,
+          mac: p.mac ?? null,
+          mtu: p.mtu ?? underlay.mtu - worst.overhead,
+        })),
+      };
+    }),
+    role,
+    hubs: (hubs ?? []).map((h) => ({ address: h.address.address, family: h.address.family, port: h.port ?? underlay.port, mtu: h.mtu ?? null })),
+    nat,
+    keepalive,
+    deadInterval,
+    pmtuDiscovery,
+  };
+  const warnings = warned.map((w) => ({ path: formatPath(w.path), message: w.message }));
+  return { ok: true, config, warnings };
+}
