@@ -209,7 +209,7 @@ export class Switch {
    * Keep the data path's accept set of a tenant equal to its flood list, the VTEPs of its
    * static entries and its trusted VTEPs (hubs, spokes).
    */
-  syncAccept(b: Bridge): void {
+  private syncAccept(b: Bridge): void {
     const want = new Set<number>([...b.flood, ...b.trusted]);
     for (const e of b.table.values()) if (e.static && e.place.kind === 'vtep') want.add(e.place.vtepId);
     for (const id of [...b.accepted]) {
@@ -430,7 +430,7 @@ export class Switch {
   }
 
   /** How tenant `name` reaches VTEP `address`: its per-VTEP encap, else the tenant's. */
-  encapTo(name: string, address: string): Encap {
+  private encapTo(name: string, address: string): Encap {
     const e = this.encapOf.get(name);
     return e?.vtepEncap[address] ?? e?.encap ?? 'vxlan';
   }
