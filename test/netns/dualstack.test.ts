@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab, iperfGbps, parsePing } from '../../lab/netns.js';
 import { startDaemon } from '../../lab/topology.js';
+import { untilListening } from '../../lab/wait.js';
 
 describe('dual-stack vtepd: IPv4 and IPv6 peers, VXLAN and GRE-TAP', () => {
   const lab = new Lab('vd6');
@@ -84,7 +85,7 @@ describe('dual-stack vtepd: IPv4 and IPv6 peers, VXLAN and GRE-TAP', () => {
 
   it('moves TCP over GRE-TAP in IPv6', async () => {
     const srv = lab.spawn('red3', 'iperf3', ['-s', '-B', '10.2.0.3']);
-    await new Promise((r) => setTimeout(r, 500));
+    await untilListening(lab, 'red3', 5201);
     const up = iperfGbps((await lab.exec('red1', 'iperf3', ['-c', '10.2.0.3', '-t', '2', '-J'])).stdout);
     await lab.stop(srv);
     expect(up).toBeGreaterThan(0.01);

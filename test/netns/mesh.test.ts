@@ -5,10 +5,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePing } from '../../lab/netns.js';
 import { meshVtepd, type Mesh } from '../../lab/topology.js';
+import { until, untilPings } from '../../lab/wait.js';
+import { request } from '../../src/daemon/control.js';
+import type { FdbRow } from '../../src/core/switch.js';
 
 const MAC_1 = '02:00:00:00:aa:01';
 const MAC_2 = '02:00:00:00:aa:02';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('two hosts, two tenants with the same MACs and IPs', () => {
   let m: Mesh;
@@ -22,6 +24,7 @@ describe('two hosts, two tenants with the same MACs and IPs', () => {
 
   it('each tenant pings across the overlay', async () => {
     for (const t of ['blue', 'red']) {
+      await untilPings(m.lab, `${t}1`, '10.1.0.2');
       const p = parsePing((await m.lab.exec(`${t}1`, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '10.1.0.2'])).stdout);
       expect(p.received, t).toBe(3);
     }
@@ -63,7 +66,9 @@ describe('three hosts: flood and learn, ageing, a MAC move', () => {
   });
 
   it('once the MAC has aged out (3 s), the same unicast is flooded to h3 again', async () => {
-    await sleep(5000);
+    // Wait for the ageing itself: h1's table no longer holds MAC_2.
+    await until('h1 to age out MAC_2', () => request<FdbRow[]>(m.daemons[0]!.socket, 'fdb.show', { tenant: 'blue' }),
+      (rows) => !rows.some((r) => r.mac === MAC_2));
     const c3 = await vxlanOn('h3');
     await udpTo2();
     expect((await c3.stop()).length).toBeGreaterThanOrEqual(1);
