@@ -13,6 +13,7 @@
 import { Lab, iperfGbps } from '../lab/netns.js';
 import { Ovs } from '../lab/ovs.js';
 import { addKernelVxlan, twoHostsVtepd } from '../lab/topology.js';
+import { untilListening } from '../lab/wait.js';
 
 export interface EncapFigure {
   /** "vtepd GRE-TAP", "OVS userspace GRE", ... */
@@ -26,7 +27,7 @@ export interface EncapFigure {
 
 async function tcp(lab: Lab, client: string, server: string, addr: string, seconds: number, streams: number): Promise<number> {
   const srv = lab.spawn(server, 'iperf3', ['-s', '-1', '-B', addr]);
-  await new Promise((r) => setTimeout(r, 400));
+  await untilListening(lab, server, 5201);
   try {
     const r = await lab.exec(client, 'iperf3', ['-c', addr, '-t', String(seconds), '-J', ...(streams > 1 ? ['-P', String(streams)] : [])], (seconds + 60) * 1000);
     return iperfGbps(r.stdout);

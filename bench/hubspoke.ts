@@ -14,8 +14,8 @@
  */
 import { iperfGbps } from '../lab/netns.js';
 import { hubAndSpoke, type HubSpoke } from '../lab/topology.js';
+import { untilListening } from '../lab/wait.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function addKernelHub(hs: HubSpoke): Promise<void> {
   const { lab } = hs;
@@ -51,7 +51,7 @@ async function addKernelHub(hs: HubSpoke): Promise<void> {
 
 async function tcp(hs: HubSpoke, client: string, server: string, addr: string, seconds: number): Promise<number> {
   const srv = hs.lab.spawn(server, 'iperf3', ['-s', '-1', '-B', addr]);
-  await sleep(400);
+  await untilListening(hs.lab, server, 5201);
   try {
     const r = await hs.lab.exec(client, 'iperf3', ['-c', addr, '-t', String(seconds), '-J'], (seconds + 60) * 1000);
     return iperfGbps(r.stdout);

@@ -25,6 +25,7 @@ import { Lab, parsePing, waitForLine } from '../lab/netns.js';
 import { CLI } from '../lab/topology.js';
 import { request } from '../src/daemon/control.js';
 import type { StatsSnapshot } from '../src/daemon/stats.js';
+import { untilListening } from '../lab/wait.js';
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 180);
 const SAMPLE_SECONDS = 5;
@@ -94,7 +95,7 @@ async function main(): Promise<void> {
 
     // Load: iperf3 for the whole soak; churn: random sources for the whole soak.
     const srv = lab.spawn('blue2', 'iperf3', ['-s', '-1', '-B', '10.1.0.2']);
-    await sleep(300);
+    await untilListening(lab, 'blue2', 5201);
     const iperf = lab.exec('blue1', 'iperf3', ['-c', '10.1.0.2', '-t', String(SECONDS), '-J'], (SECONDS + 60) * 1000);
     const churn = lab.exec('red1', '/usr/bin/python3', [MACFLOOD, 'red0', String(Math.floor(CHURN_RATE * SECONDS)), mac(2, 2), '11', String(CHURN_RATE)], (SECONDS + 120) * 1000);
 

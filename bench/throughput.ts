@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { cpus, loadavg } from 'node:os';
 import { addKernelVxlan, twoHostsVtepd } from '../lab/topology.js';
 import type { Lab } from '../lab/netns.js';
+import { untilListening } from '../lab/wait.js';
 import { hubSpokeThroughput } from './hubspoke.js';
 import { encapTable, encapThroughput } from './encap.js';
 
@@ -67,9 +68,17 @@ function cpuBusySeconds(): number {
   return (user + nice + system + irq + softirq) / 100;
 }
 
-async function iperf(lab: Lab, s: Side, args: string[]): Promise<Record<string, any>> {
+/** The parts of iperf3's -J report the bench reads (TCP: sum_received; UDP: sum). */
+interface IperfReport {
+  end: {
+    sum_received: { bits_per_second: number; bytes: number };
+    sum: { packets: number; lost_packets: number; lost_percent: number; seconds: number };
+  };
+}
+
+async function iperf(lab: Lab, s: Side, args: string[]): Promise<IperfReport> {
   const srv = lab.spawn(s.server, 'iperf3', ['-s', '-1', '-B', s.serverAddr]);
-  await new Promise((r) => setTimeout(r, 400));
+  await untilListening(lab, s.server, 5201);
   try {
     const r = await lab.exec(s.client, 'iperf3', ['-c', s.serverAddr, '-t', String(SECONDS), '-J', ...args], (SECONDS + 60) * 1000);
     return JSON.parse(r.stdout);
@@ -109,7 +118,7 @@ async function udp(lab: Lab, s: Side, len: number): Promise<{ pps: number; loss:
   const r = await iperf(lab, s, ['-u', '-b', '0', '-l', String(len)]);
   const after = await udpInput(lab, s.server);
   const sum = r.end.sum;
-  return { pps: (sum.packets - sum.lost_packets) / sum.seconds, loss: sum.lost_percent as number, arrived: (after - before) / sum.seconds };
+  return { pps: (sum.packets - sum.lost_packets) / sum.seconds, loss: sum.lost_percent, arrived: (after - before) / sum.seconds };
 }
 
 /** Udp InDatagrams + RcvbufErrors of a namespace. */
@@ -178,7 +187,7 @@ function peakRssMB(pid: number): number {
 async function rssOverRun(lab: Lab, s: Side, pids: number[]): Promise<{ t: number; mb: number[] }[]> {
   const samples: { t: number; mb: number[] }[] = [];
   const srv = lab.spawn(s.server, 'iperf3', ['-s', '-1', '-B', s.serverAddr]);
-  await new Promise((r) => setTimeout(r, 400));
+  await untilListening(lab, s.server, 5201);
   try {
     const client = lab.exec(s.client, 'iperf3', ['-c', s.serverAddr, '-t', String(RSS_SECONDS), '-J'], (RSS_SECONDS + 60) * 1000);
     const t0 = Date.now();

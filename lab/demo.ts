@@ -5,6 +5,7 @@
  */
 import { iperfGbps, parsePing } from './netns.js';
 import { addKernelVxlan, twoHostsVtepd, type TenantPlan } from './topology.js';
+import { untilListening } from './wait.js';
 
 export interface DemoOptions {
   seconds: number;
@@ -43,7 +44,7 @@ export async function demo(opts: DemoOptions): Promise<boolean> {
     out(`isolation: 20 pings in red delivered ${leaked} frame(s) to blue's TAP on h2 ${leaked === 0 ? '(none: isolated)' : '(LEAK)'}`);
 
     const srv = lab.spawn('blue2', 'iperf3', ['-s', '-1', '-B', '10.1.0.2']);
-    await new Promise((r) => setTimeout(r, 500));
+    await untilListening(lab, 'blue2', 5201);
     const res = await lab.exec('blue1', 'iperf3', ['-c', '10.1.0.2', '-t', String(opts.seconds), '-J'], (opts.seconds + 30) * 1000);
     await lab.stop(srv);
     const gbps = iperfGbps(res.stdout);
@@ -51,7 +52,7 @@ export async function demo(opts: DemoOptions): Promise<boolean> {
     if (opts.kernel) {
       await addKernelVxlan(lab, { vni: 9001, port: 8472, addresses: ['10.9.0.1/24', '10.9.0.2/24'] });
       const ks = lab.spawn('k2', 'iperf3', ['-s', '-1', '-B', '10.9.0.2']);
-      await new Promise((r) => setTimeout(r, 500));
+      await untilListening(lab, 'k2', 5201);
       const kr = await lab.exec('k1', 'iperf3', ['-c', '10.9.0.2', '-t', String(opts.seconds), '-J'], (opts.seconds + 30) * 1000);
       await lab.stop(ks);
       const k = iperfGbps(kr.stdout);

@@ -7,6 +7,7 @@
 import { spawn, execFile, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
+import { untilListening } from './wait.js';
 
 const execFileP = promisify(execFile);
 
@@ -88,7 +89,7 @@ export class Lab {
   async iperfBothWays(client: string, server: string, serverAddr: string, seconds = 2, streams = 1): Promise<{ up: number; down: number }> {
     const srv = this.spawn(server, 'iperf3', ['-s', '-B', serverAddr]);
     try {
-      await new Promise((r) => setTimeout(r, 500));
+      await untilListening(this, server, 5201);
       const parallel = streams > 1 ? ['-P', String(streams)] : [];
       const run = async (extra: string[]) =>
         iperfGbps((await this.exec(client, 'iperf3', ['-c', serverAddr, '-t', String(seconds), '-J', ...parallel, ...extra], (seconds + 60) * 1000)).stdout);

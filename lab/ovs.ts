@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { Lab } from './netns.js';
+import { until } from './wait.js';
 
 const SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema';
 
@@ -90,6 +91,14 @@ export class Ovs {
   async ofctl(command: string, bridge: string, ...args: string[]): Promise<string> {
     const r = await this.lab.exec(this.host, 'ovs-ofctl', [command, `unix:${join(this.dir, `${bridge}.mgmt`)}`, ...args]);
     return r.stdout.trim();
+  }
+
+  /**
+   * Wait until ovs-vswitchd has opened each interface (it has an OpenFlow port number; -1
+   * means it failed, [] that it has not got to it yet).
+   */
+  async untilPorts(...names: string[]): Promise<void> {
+    for (const n of names) await until(`OVS interface ${n} to get an OpenFlow port`, () => this.vsctl('get', 'Interface', n, 'ofport'), (v) => /^[1-9]\d*$/.test(v));
   }
 
   /** Add a userspace-datapath bridge. */

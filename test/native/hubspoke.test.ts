@@ -113,7 +113,7 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
         if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || i > 20) throw e;
       }
     }
-    sw = new Switch(dp, { vxlanPort: port, maxMacsTotal: 10000, defaultVtepMtu: 1500, onControl: (payload, from) => onControl(payload, from) });
+    sw = new Switch(dp, { vxlanPort: port, maxMacsTotal: 10000, defaultVtepMtu: 1500, onControl: (...args) => onControl(...args) });
     sw.start();
     sw.addTenant(tenantSpec({ name: 'blue', vni: 5001 }));
     const [a, b] = n.testSocketPair();

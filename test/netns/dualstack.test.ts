@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab, iperfGbps, parsePing } from '../../lab/netns.js';
 import { startDaemon } from '../../lab/topology.js';
+import { untilListening, untilPings } from '../../lab/wait.js';
 
 describe('dual-stack vtepd: IPv4 and IPv6 peers, VXLAN and GRE-TAP', () => {
   const lab = new Lab('vd6');
@@ -58,6 +59,9 @@ describe('dual-stack vtepd: IPv4 and IPv6 peers, VXLAN and GRE-TAP', () => {
   it('reaches the IPv4 peer and the IPv6 peer in both tenants, and back', async () => {
     for (const t of tenants) {
       for (const peer of [2, 3]) {
+        // Ready once one ping is answered each way (neighbours resolved on both underlays).
+        await untilPings(lab, `${t.name}1`, `${t.net}.${peer}`);
+        await untilPings(lab, `${t.name}${peer}`, `${t.net}.1`);
         const a = parsePing((await lab.exec(`${t.name}1`, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', `${t.net}.${peer}`])).stdout);
         expect(a.received, `${t.name} -> host ${peer}`).toBe(3);
         const b = parsePing((await lab.exec(`${t.name}${peer}`, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', `${t.net}.1`])).stdout);
@@ -84,7 +88,7 @@ describe('dual-stack vtepd: IPv4 and IPv6 peers, VXLAN and GRE-TAP', () => {
 
   it('moves TCP over GRE-TAP in IPv6', async () => {
     const srv = lab.spawn('red3', 'iperf3', ['-s', '-B', '10.2.0.3']);
-    await new Promise((r) => setTimeout(r, 500));
+    await untilListening(lab, 'red3', 5201);
     const up = iperfGbps((await lab.exec('red1', 'iperf3', ['-c', '10.2.0.3', '-t', '2', '-J'])).stdout);
     await lab.stop(srv);
     expect(up).toBeGreaterThan(0.01);

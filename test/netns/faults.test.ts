@@ -15,6 +15,7 @@ import { CLI } from '../../lab/topology.js';
 import { request } from '../../src/daemon/control.js';
 import type { StatsSnapshot } from '../../src/daemon/stats.js';
 import type { StatusResult } from '../../src/cli/table.js';
+import { untilPings } from '../../lab/wait.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mac = (tenant: number, host: number) => `02:00:00:00:${tenant.toString(16).padStart(2, '0')}:0${host}`;
@@ -86,6 +87,7 @@ describe('faults: the daemon logs, counts and recovers, and never exits on its o
     }
     for (const { name, t } of TENANTS) {
       await pin(name, t);
+      await untilPings(lab, `${name}1`, `10.${t}.0.2`);
       expect((await ping(name, t)).received).toBe(3);
     }
   });

@@ -15,6 +15,7 @@ import { CLI } from '../../lab/topology.js';
 import { request } from '../../src/daemon/control.js';
 import type { StatsSnapshot } from '../../src/daemon/stats.js';
 import type { FdbRow } from '../../src/core/fdb.js';
+import { untilSteady } from '../../lab/wait.js';
 
 const MACFLOOD = join(dirname(fileURLToPath(import.meta.url)), '..', 'support', 'macflood.py');
 const FRAMES = 100_000;
@@ -80,8 +81,12 @@ tenants:
     expect(sent.stdout).toMatch(new RegExp(`^sent ${FRAMES} `));
     console.log(sent.stdout.trim());
     const redPing = parsePing((await ping).stdout);
-    // Let the daemons drain what the flood queued, then look.
-    await new Promise((r) => setTimeout(r, 1000));
+    // Let the daemons drain what the flood queued (their tables and counters stop moving), then look.
+    const drained = () => Promise.all([1, 2].map(async (i) => {
+      const s = await request<StatsSnapshot>(sock(i), 'stats');
+      return [s.tenants, s.drops, s.ports.map((p) => p.rxPackets), s.datapath.underlay_rx_packets];
+    }));
+    await untilSteady('the daemons to drain the flood', drained);
 
     const after = await Promise.all([1, 2].map((i) => request<StatsSnapshot>(sock(i), 'stats')));
     const tables = await Promise.all([1, 2].map((i) => request<FdbRow[]>(sock(i), 'fdb.show', { tenant: 'blue' })));

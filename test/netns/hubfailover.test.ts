@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { longestGap, ping, sleep, status, until } from '../support/hubspoke.js';
 import { hubAndSpoke, type HubSpoke } from '../../lab/topology.js';
+import { untilText } from '../../lab/wait.js';
 
 describe('two hubs: failover under a running ping', () => {
   let hs: HubSpoke;
@@ -19,7 +20,8 @@ describe('two hubs: failover under a running ping', () => {
     let out = '';
     p.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
     const done = new Promise((r) => p.once('exit', r));
-    await sleep(2000);
+    // Kill the hub under traffic: wait until the ping is being answered.
+    await untilText('the ping to be answered', () => out, /bytes from/);
     await hs.lab.stop(hs.daemons.get(kill)!.child, 'SIGKILL');
     if (restartAfterMs !== null) {
       await sleep(restartAfterMs);

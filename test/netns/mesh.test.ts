@@ -5,10 +5,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePing } from '../../lab/netns.js';
 import { meshVtepd, type Mesh } from '../../lab/topology.js';
+import { until, untilPings } from '../../lab/wait.js';
+import { pinNeighbours } from '../support/ops.js';
+import { request } from '../../src/daemon/control.js';
+import type { FdbRow } from '../../src/core/fdb.js';
 
 const MAC_1 = '02:00:00:00:aa:01';
 const MAC_2 = '02:00:00:00:aa:02';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('two hosts, two tenants with the same MACs and IPs', () => {
   let m: Mesh;
@@ -22,12 +25,16 @@ describe('two hosts, two tenants with the same MACs and IPs', () => {
 
   it('each tenant pings across the overlay', async () => {
     for (const t of ['blue', 'red']) {
+      await untilPings(m.lab, `${t}1`, '10.1.0.2');
       const p = parsePing((await m.lab.exec(`${t}1`, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '10.1.0.2'])).stdout);
       expect(p.received, t).toBe(3);
     }
   });
 
   it("neither tenant sees the other's frames", async () => {
+    // Blue stays silent by itself: permanent neighbours, so no ARP re-probe of its own
+    // (the kernel re-confirms a used neighbour some seconds later) lands in the capture.
+    await pinNeighbours(m.lab, 'blue', 'blue0');
     const red = await m.lab.capture('red2', 'red0', 'icmp or arp', ['frame.number']);
     const blue = await m.lab.capture('blue2', 'blue0', 'icmp or arp', ['frame.number']);
     await m.lab.exec('red1', 'ping', ['-c', '5', '-i', '0.1', '-W', '2', '10.1.0.2']);
@@ -51,19 +58,32 @@ describe('three hosts: flood and learn, ageing, a MAC move', () => {
   const udpTo2 = () => m.lab.exec('blue1', 'bash', ['-c', 'echo probe > /dev/udp/10.1.0.2/9']);
 
   it('after learning, unicast between h1 and h2 reaches h2 only', async () => {
+    await untilPings(m.lab, 'blue1', '10.1.0.2');
     const warm = parsePing((await m.lab.exec('blue1', 'ping', ['-c', '2', '-i', '0.2', '-W', '2', '10.1.0.2'])).stdout);
     expect(warm.received).toBe(2);
-    const c2 = await vxlanOn('h2');
-    const c3 = await vxlanOn('h3');
-    const p = parsePing((await m.lab.exec('blue1', 'ping', ['-c', '10', '-i', '0.1', '-W', '2', '10.1.0.2'])).stdout);
-    await udpTo2();
+    // Ageing is 3 s here, less than starting two captures can take on a busy machine: keep
+    // the learnt entries fresh (known unicast, h2 only) until the unicast has been sent.
+    const keep = m.lab.spawn('blue1', 'ping', ['-i', '0.5', '10.1.0.2']);
+    let p: ReturnType<typeof parsePing>;
+    let c2: Awaited<ReturnType<typeof vxlanOn>>;
+    let c3: Awaited<ReturnType<typeof vxlanOn>>;
+    try {
+      c2 = await vxlanOn('h2');
+      c3 = await vxlanOn('h3');
+      p = parsePing((await m.lab.exec('blue1', 'ping', ['-c', '10', '-i', '0.1', '-W', '2', '10.1.0.2'])).stdout);
+      await udpTo2();
+    } finally {
+      await m.lab.stop(keep);
+    }
     expect(p.received).toBe(10);
     expect((await c2.stop()).length).toBeGreaterThanOrEqual(20);
     expect((await c3.stop()).length).toBe(0);
   });
 
   it('once the MAC has aged out (3 s), the same unicast is flooded to h3 again', async () => {
-    await sleep(5000);
+    // Wait for the ageing itself: h1's table no longer holds MAC_2.
+    await until('h1 to age out MAC_2', () => request<FdbRow[]>(m.daemons[0]!.socket, 'fdb.show', { tenant: 'blue' }),
+      (rows) => !rows.some((r) => r.mac === MAC_2));
     const c3 = await vxlanOn('h3');
     await udpTo2();
     expect((await c3.stop()).length).toBeGreaterThanOrEqual(1);

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { Lab, iperfGbps, parsePing, run } from '../../lab/netns.js';
 import { UNDERLAY, addKernelBridgePeer, meshConfig, startDaemon, type Daemonised } from '../../lab/topology.js';
 import { CLI } from '../../lab/topology.js';
+import { untilListening } from '../../lab/wait.js';
 
 describe('offloads: vtepd <-> kernel VXLAN with TSO on and off', () => {
   const lab = new Lab('vo');
@@ -34,7 +35,7 @@ describe('offloads: vtepd <-> kernel VXLAN with TSO on and off', () => {
 
   async function iperf(reverse: boolean): Promise<number> {
     const srv = lab.spawn('kvm2', 'iperf3', ['-s', '-1', '-B', '10.1.0.2']);
-    await new Promise((r) => setTimeout(r, 400));
+    await untilListening(lab, 'kvm2', 5201);
     try {
       const args = ['-c', '10.1.0.2', '-t', '2', '-J', ...(reverse ? ['-R'] : [])];
       return iperfGbps((await lab.exec('blue1', 'iperf3', args, 30_000)).stdout);

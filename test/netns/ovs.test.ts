@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab, parsePing } from '../../lab/netns.js';
 import { Ovs } from '../../lab/ovs.js';
+import { untilPings } from '../../lab/wait.js';
 import { UNDERLAY, meshConfig, startDaemon } from '../../lab/topology.js';
 
 describe('vtepd VXLAN <-> Open vSwitch userspace VXLAN', () => {
@@ -39,6 +40,7 @@ describe('vtepd VXLAN <-> Open vSwitch userspace VXLAN', () => {
     await lab.exec('ovm2', 'ethtool', ['-K', 'eth0', 'tx', 'off']);
     await ovs.vsctl('add-port', 'br-int', 'vm0');
     await lab.exec('h2', 'ip', ['link', 'set', 'br-int', 'up']);
+    await ovs.untilPorts('vxlan0', 'vm0');
     await startDaemon(lab, 'h1', meshConfig(lab, 0, [UNDERLAY.h1, UNDERLAY.h2], [{ name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] }]), dir);
   });
 
@@ -49,6 +51,10 @@ describe('vtepd VXLAN <-> Open vSwitch userspace VXLAN', () => {
   });
 
   it('resolves ARP and pings from vtepd to OVS and back', async () => {
+    // Ready once one ping is answered each way (ARP resolved on both sides, OVS's tunnel
+    // neighbour learnt); from then on every ping must be.
+    await untilPings(lab, 'blue1', '10.1.0.2');
+    await untilPings(lab, 'ovm2', '10.1.0.1');
     const a = parsePing((await lab.exec('blue1', 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '10.1.0.2'])).stdout);
     expect(a.received, await ovs!.logTail()).toBe(3);
     const b = parsePing((await lab.exec('ovm2', 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '10.1.0.1'])).stdout);

@@ -9,11 +9,11 @@ import { parsePing } from '../../lab/netns.js';
 import type { StatsSnapshot } from '../../src/daemon/stats.js';
 import type { FdbRow } from '../../src/core/fdb.js';
 import { MAC_1, MAC_2, pair, pinNeighbours, rewrite, vtepd, vtepdJson, type Pair } from '../support/ops.js';
+import { untilText } from '../../lab/wait.js';
 
 const BLUE = { name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'], macs: [MAC_1, MAC_2] };
 const RED = { name: 'red', vni: 5002, addresses: ['10.1.0.1/24', '10.1.0.2/24'], macs: [MAC_1, MAC_2] };
 const GREEN = { name: 'green', vni: 5003, addresses: ['10.3.0.1/24', '10.3.0.2/24'] };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('reload under a running ping', () => {
   let p: Pair;
@@ -36,7 +36,8 @@ describe('reload under a running ping', () => {
     let out = '';
     ping.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
     const done = new Promise((r) => ping.once('exit', r));
-    await sleep(800);
+    // Reload under traffic: wait until the ping is being answered.
+    await untilText('the ping to be answered', () => out, /bytes from/);
 
     for (const h of [0, 1]) rewrite(p, h, p.yaml(h, [BLUE, GREEN]));
     const r = await vtepd(p.lab, 'h1', ['reload', '--socket', p.daemons[0]!.socket]);

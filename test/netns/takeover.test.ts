@@ -12,10 +12,10 @@ import type { StatsSnapshot } from '../../src/daemon/stats.js';
 import type { FdbRow } from '../../src/core/fdb.js';
 import type { StatusResult } from '../../src/cli/table.js';
 import { MAC_1, MAC_2, pair, pinNeighbours, stopPids, vtepd, vtepdJson, type Pair } from '../support/ops.js';
+import { untilText } from '../../lab/wait.js';
 
 const BLUE = { name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'], macs: [MAC_1, MAC_2] };
 const RUNTIME_MAC = '02:00:00:00:cc:01';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('vtepd restart (takeover) under a running ping', () => {
   let p: Pair;
@@ -47,7 +47,8 @@ describe('vtepd restart (takeover) under a running ping', () => {
     let pingOut = '';
     ping.stdout!.on('data', (d: Buffer) => { pingOut += d.toString(); });
     const pingDone = new Promise((r) => ping.once('exit', r));
-    await sleep(1000);
+    // Restart under traffic: wait until the ping is being answered.
+    await untilText('the ping to be answered', () => pingOut, /bytes from/);
     let newPid: number;
     let gapMs: number | null;
     if (format === 'json') {

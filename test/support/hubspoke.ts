@@ -3,6 +3,7 @@
  * FDB), ping and iperf3 between tenant endpoints, and the longest gap of a `ping -D` run.
  */
 import { iperfGbps, parsePing } from '../../lab/netns.js';
+import { untilListening } from '../../lab/wait.js';
 import { request } from '../../src/daemon/control.js';
 import type { HubSpoke } from '../../lab/topology.js';
 import type { RoleStatus } from '../../src/overlay/roles.js';
@@ -40,7 +41,7 @@ export async function ping(hs: HubSpoke, tenant: string, from: string, to: strin
 
 export async function iperf(hs: HubSpoke, tenant: string, client: string, server: string, reverse = false): Promise<number> {
   const srv = hs.lab.spawn(hs.endpoint(tenant, server), 'iperf3', ['-s', '-1', '-B', hs.overlay(tenant, server)]);
-  await sleep(300);
+  await untilListening(hs.lab, hs.endpoint(tenant, server), 5201);
   try {
     const r = await hs.lab.exec(hs.endpoint(tenant, client), 'iperf3', ['-c', hs.overlay(tenant, server), '-t', '2', '-J', ...(reverse ? ['-R'] : [])], 30_000);
     return iperfGbps(r.stdout);
