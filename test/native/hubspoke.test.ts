@@ -13,8 +13,8 @@ import { csum16 } from '../../src/overlay/pmtu.js';
 import { encodeLiveness, PROBE } from '../../src/overlay/liveness.js';
 import { tenantSpec } from '../support/harness.js';
 import { BCAST, frame, mac, payloadOf } from '../support/frames.js';
+import { until, untilSteady } from '../../lab/wait.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const M1 = mac(0x101);
 const R1 = mac(0x201);
 const R2 = mac(0x202);
@@ -128,10 +128,18 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     for (const fd of fds.splice(0)) n.fdClose(fd);
   });
 
-  async function readPort(): Promise<Buffer[]> {
-    await sleep(80);
+  /** Wait until `ok()` holds, then until the data path and the remote VTEPs are quiet. */
+  async function after(what: string, ok: () => boolean): Promise<void> {
+    await until(what, async () => ok(), Boolean, 10_000, 5);
+    await untilSteady('the data path to go quiet', async () => [dp.stats().counters, remotes.map((r) => r.got.length)], 10_000, 10);
+  }
+
+  /** The frames written to the port, once at least `min` have come and nothing more moves. */
+  async function readPort(min = 1): Promise<Buffer[]> {
     const out: Buffer[] = [];
-    for (let f = n.testRead(peer, 0); f; f = n.testRead(peer, 0)) out.push(f);
+    const drain = () => { for (let f = n.testRead(peer, 0); f; f = n.testRead(peer, 0)) out.push(f); };
+    await after(`${min} frame(s) on the port`, () => { drain(); return out.length >= min; });
+    drain();
     return out;
   }
 
@@ -142,14 +150,14 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     onControl = (payload, from) => seen.push({ payload, from });
     const probe = encodeLiveness({ type: PROBE, seq: 9, sender: 1, timestamp: 2, probedSize: 0, role: 'spoke', nat: true, vnis: [5001], padTo: 1000 });
     r.sock.send(probe, port, '127.0.0.1');
-    await sleep(100);
+    await after('the probe handed to the control plane', () => seen.length >= 1);
     expect(seen).toHaveLength(1);
     expect(seen[0]!.payload.equals(probe)).toBe(true);
     expect(seen[0]!.from).toEqual({ address: '127.0.0.5', port: r.port });
     expect(dp.stats().counters.control_rx).toBe(1);
     expect(dp.stats().counters.vxlan_bad_flags).toBe(0);
     dp.sendControl('127.0.0.5', r.port, probe);
-    await sleep(80);
+    await after('the probe at the remote', () => r.got.length >= 1);
     expect(r.got.map((g) => [g.msg.equals(probe), g.from])).toEqual([[true, port]]);
     expect(() => dp.sendControl('127.0.0.5', r.port, Buffer.alloc(70000))).toThrow(/EMSGSIZE|1\.\.65507/);
   });
@@ -165,12 +173,12 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     sw.trust(b, v2.id, true);
     one.sock.send(vxlan(5001, frame(BCAST, R1, 'from-one')), port, '127.0.0.1');
     two.sock.send(vxlan(5001, frame(BCAST, R2, 'from-two')), port, '127.0.0.1');
-    await sleep(100);
+    const flooded = await readPort(2);
     expect(b.table.get(R1)?.place).toEqual({ kind: 'vtep', vtepId: v1.id });
     expect(b.table.get(R2)?.place).toEqual({ kind: 'vtep', vtepId: v2.id });
-    expect((await readPort()).map(payloadOf).sort()).toEqual(['from-one', 'from-two']);
+    expect(flooded.map(payloadOf).sort()).toEqual(['from-one', 'from-two']);
     n.testWrite(peer, frame(R2, M1, 'to-two'));
-    await sleep(80);
+    await after('to-two at the second VTEP', () => two.got.length >= 1);
     expect(two.got.map((g) => [payloadOf(g.msg.subarray(8)), g.from])).toEqual([['to-two', port]]);
     expect(one.got.filter((g) => payloadOf(g.msg.subarray(8)) === 'to-two')).toEqual([]);
   });
@@ -187,7 +195,7 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     sw.setRelay(b, true);
     a.sock.send(vxlan(5001, frame(BCAST, R1, 'hello-from-a')), port, '127.0.0.1');
     c.sock.send(vxlan(5001, frame(BCAST, R2, 'hello-from-c')), port, '127.0.0.1');
-    await sleep(100);
+    await after('each spoke to get the other one\'s broadcast', () => a.got.length >= 1 && c.got.length >= 1);
     // Flooded by the bridge to the other spoke and the port, not back.
     expect(c.got.map((g) => payloadOf(g.msg.subarray(8)))).toEqual(['hello-from-a']);
     expect(a.got.map((g) => payloadOf(g.msg.subarray(8)))).toEqual(['hello-from-c']);
@@ -195,7 +203,7 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     c.got.length = 0;
     for (let i = 0; i < 5; i++) a.sock.send(vxlan(5001, frame(R2, R1, `unicast-${i}`)), port, '127.0.0.1');
     a.sock.send(vxlan(5001, frame(R1, mac(0x299), 'hairpin')), port, '127.0.0.1');
-    await sleep(100);
+    await after('five unicasts relayed and the hairpin dropped', () => c.got.length >= 5 && (dp.stats().counters.hairpin ?? 0) >= 1);
     expect(c.got.map((g) => [payloadOf(g.msg.subarray(8)), g.from, g.msg[0]])).toEqual([0, 1, 2, 3, 4].map((i) => [`unicast-${i}`, port, 0x08]));
     expect(a.got).toEqual([]);
     const s = dp.stats().counters;
@@ -239,10 +247,11 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     r.sock.send(vxlan(5001, frame(BCAST, R1, 'learn')), port, '127.0.0.1');
     n.testWrite(peer, frame(BCAST, M1, 'learn'));
     await readPort();
+    await after('the port\'s broadcast at the VTEP', () => r.got.length >= 1);
     r.got.length = 0;
     for (const mis of [false, true]) {
       n.testWrite(peer, syn(R1, M1, mis));
-      await sleep(80);
+      await after('the SYN at the VTEP', () => r.got.length >= 1);
       const out = r.got.splice(0).map((g) => synInfo(g.msg.subarray(8)));
       expect(out, `port -> VTEP, misaligned ${mis}`).toEqual([{ mss: 1360, csumOk: true }]);
       r.sock.send(vxlan(5001, syn(M1, R1, mis)), port, '127.0.0.1');
@@ -252,7 +261,7 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     // A smaller MSS stays as it is.
     sw.setMss(b, 1460, 1440);
     n.testWrite(peer, syn(R1, M1));
-    await sleep(80);
+    await after('the SYN at the VTEP', () => r.got.length >= 1);
     expect(r.got.splice(0).map((g) => synInfo(g.msg.subarray(8)))).toEqual([{ mss: 1460, csumOk: true }]);
     expect(dp.stats().counters.mss_clamped).toBe(4);
   });

@@ -7,7 +7,7 @@
  */
 import dgram from 'node:dgram';
 import { Switch, type TenantSpec } from '../../src/core/switch.js';
-import { NativeDatapath } from '../../src/native/datapath.js';
+import { NativeDatapath, type DpEvent } from '../../src/native/datapath.js';
 import { native } from '../../src/native/addon.js';
 import { FakeDatapath, type WirePacket } from './fake-datapath.js';
 
@@ -67,6 +67,20 @@ export class FakeHarness implements Harness {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The real data path, counting the learn and miss records it has handed to the Switch. */
+class CountingDatapath extends NativeDatapath {
+  delivered = 0;
+  override start(onEvents: (events: DpEvent[]) => void): void {
+    super.start((events) => {
+      for (const e of events) if (e.type === 'learn' || e.type === 'miss') this.delivered++;
+      onEvents(events);
+    });
+  }
+}
+
+/** How long settle() waits for the data path to go quiet before it says what is still moving. */
+const SETTLE_DEADLINE_MS = 10_000;
+
 export class NativeHarness implements Harness {
   readonly kind = 'native' as const;
   readonly sw: Switch;
@@ -76,11 +90,15 @@ export class NativeHarness implements Harness {
   private readonly fds: number[] = [];
   private readonly remotes = new Map<string, dgram.Socket>();
   private readonly wire: WirePacket[] = [];
-
-  readonly dp: NativeDatapath;
+  readonly dp: CountingDatapath;
+  /** What the test put in: frames written into ports, datagrams sent from remote VTEPs. */
+  private sentByPorts = 0;
+  private sentByVteps = 0;
+  /** Datagrams the remote VTEPs have received, ever (the wire is emptied by takeWire). */
+  private wireTotal = 0;
 
   private constructor(readonly port: number) {
-    this.dp = new NativeDatapath({ local: this.local, port, sourcePorts: 4 });
+    this.dp = new CountingDatapath({ local: this.local, port, sourcePorts: 4 });
     this.sw = new Switch(this.dp, { vxlanPort: port, maxMacsTotal: 100000 });
     this.sw.start();
   }
@@ -109,6 +127,7 @@ export class NativeHarness implements Harness {
       s.on('message', (msg) => {
         if (msg.length < 8) return;
         const vni = msg.readUIntBE(4, 3);
+        this.wireTotal++;
         this.wire.push({ to: address, vni, frame: Buffer.from(msg.subarray(8)), header: Buffer.from(msg.subarray(0, 8)) });
       });
       s.bind(this.port, address, () => {
@@ -125,14 +144,42 @@ export class NativeHarness implements Harness {
     this.sw.addPort(tenant, name, a);
     this.peerFd.set(name, b);
   }
-  fromPort(name: string, frame: Buffer): void { this.n.testWrite(this.peerFd.get(name)!, frame); }
+  fromPort(name: string, frame: Buffer): void {
+    this.n.testWrite(this.peerFd.get(name)!, frame);
+    this.sentByPorts++;
+  }
   fromVtep(address: string, vni: number, frame: Buffer): void {
     const hdr = Buffer.alloc(8);
     hdr[0] = 0x08;
     hdr.writeUIntBE(vni, 4, 3);
     this.remotes.get(address)!.send(Buffer.concat([hdr, frame]), this.port, this.local);
+    this.sentByVteps++;
   }
-  async settle(): Promise<void> { await sleep(60); }
+  /**
+   * Wait until the data path is quiet: it has read every frame and datagram the test put
+   * in, the Switch has been handed every learn and miss record it queued, every datagram it
+   * sent has reached its remote VTEP, and two reads of its counters 10 ms apart agree.
+   * Readiness by counting, not a fixed time: a busy machine only makes it slower.
+   */
+  async settle(): Promise<void> {
+    const deadline = Date.now() + SETTLE_DEADLINE_MS;
+    let last = '';
+    for (;;) {
+      const c = this.dp.stats().counters;
+      const n = (k: string) => c[k] ?? 0;
+      const pending: string[] = [];
+      if (n('tap_rx_frames') < this.sentByPorts) pending.push(`ports read ${n('tap_rx_frames')} of ${this.sentByPorts} frames`);
+      if (n('underlay_rx_packets') < this.sentByVteps) pending.push(`underlay read ${n('underlay_rx_packets')} of ${this.sentByVteps} datagrams`);
+      const queued = n('learn_events') + n('punted_frames');
+      if (this.dp.delivered < queued) pending.push(`switch handed ${this.dp.delivered} of ${queued} records`);
+      if (this.wireTotal < n('underlay_tx_packets')) pending.push(`remote VTEPs got ${this.wireTotal} of ${n('underlay_tx_packets')} datagrams`);
+      const now = `${JSON.stringify(c)} ${this.dp.delivered} ${this.wireTotal}`;
+      if (pending.length === 0 && now === last) return;
+      if (Date.now() > deadline) throw new Error(`native harness: data path not quiet after ${SETTLE_DEADLINE_MS} ms: ${pending.join('; ') || 'counters still moving'}`);
+      last = now;
+      await sleep(10);
+    }
+  }
   async takePort(name: string): Promise<Buffer[]> {
     await this.settle();
     const out: Buffer[] = [];
