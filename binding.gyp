@@ -9,6 +9,11 @@
         "native/vxlan.c",
         "native/fdb.c",
         "native/fastpath.c",
+        "native/dp_tx.c",
+        "native/dp_events.c",
+        "native/dp_ctl.c",
+        "native/dp_life.c",
+        "native/dp_stats.c",
         "native/gre.c",
         "native/rawip.c",
         "native/csum.c",
@@ -18,10 +23,11 @@
       ],
       "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],
-      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-strict-aliasing", "-pthread"],
+      "cflags": ["-O2", "-flto", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-strict-aliasing", "-pthread"],
       "cflags_c": ["-std=gnu11"],
       "cflags_cc": ["-std=c++17"],
       "cflags!": ["-fno-exceptions"],
+      "ldflags": ["-flto=2", "-O2"],
       "libraries": ["-lpthread"]
     }
   ]
