@@ -493,7 +493,7 @@ int dp_transmit(struct dp *dp, uint32_t tid, const uint8_t *frame, size_t len, c
     uint8_t hdr[4][DP_TUNNEL_HLEN];
     struct iovec iov[4][2];
     for (uint8_t e = DP_ENCAP_VXLAN; e <= DP_ENCAP_NVGRE; e++) {
-      tunnel_write(t, e, hdr[e], flow);
+      tunnel_push(t, e, hdr[e] + DP_TUNNEL_HLEN, flow);
       iov[e][0] = (struct iovec){hdr[e], DP_TUNNEL_HLEN};
       iov[e][1] = (struct iovec){f, len};
     }

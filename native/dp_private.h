@@ -332,15 +332,21 @@ static inline size_t vtep_outer_len(const struct dp_vtep *v) {
   return v->encap == DP_ENCAP_VXLAN ? ip + 8u + VXLAN_HLEN : ip + GRE_HLEN_KEY;
 }
 
-/* The 8-byte tunnel header template of tenant t in encapsulation `encap`. */
-static inline const void *tunnel_tmpl(const struct dp_tenant *t, uint8_t encap) {
-  return encap == DP_ENCAP_GRE ? (const void *)&t->gre : encap == DP_ENCAP_NVGRE ? (const void *)&t->nvgre : (const void *)&t->vxlan;
-}
-
-/* Write the tunnel header at dst; NVGRE's FlowID is the low byte of the inner flow hash. */
-static inline void tunnel_write(const struct dp_tenant *t, uint8_t encap, uint8_t *dst, uint32_t flow) {
-  memcpy(dst, tunnel_tmpl(t, encap), DP_TUNNEL_HLEN);
-  if (encap == DP_ENCAP_NVGRE) dst[7] = (uint8_t)flow;
+/*
+ * Push tenant t's tunnel header for `encap` in front of `frame` (DP_TUNNEL_HLEN bytes of
+ * headroom) and return the packet's start: through the protocol modules' own push
+ * functions (the fuzzed codec is the shipped one), from the templates dpTenantSet built
+ * once per tenant; NVGRE's FlowID is patched per frame (the low byte of the flow hash).
+ */
+static inline uint8_t *tunnel_push(const struct dp_tenant *t, uint8_t encap, uint8_t *frame, uint32_t flow) {
+  switch (encap) {
+  case DP_ENCAP_GRE:
+    return gre_push(frame, &t->gre);
+  case DP_ENCAP_NVGRE:
+    return nvgre_push(frame, &t->nvgre, (uint8_t)flow);
+  default:
+    return vxlan_push(frame, &t->vxlan);
+  }
 }
 
 /* ---- id maps: VNI -> tenantId, outer address -> vtepId (dp_ctl.c keeps them) -------- */

@@ -414,8 +414,7 @@ void tx_queue(struct dp_worker *w, const struct dp_tenant *t, uint32_t vid, uint
   const bool gre = v->encap != DP_ENCAP_VXLAN; /* GRE-TAP, NVGRE: the raw socket, no trains */
   const uint32_t flow = flow_hash(frame, len);
   uint8_t sock = vtep_sock(dp, v, flow);
-  uint8_t *pkt = frame - DP_TUNNEL_HLEN;
-  tunnel_write(t, v->encap, pkt, flow);
+  uint8_t *pkt = tunnel_push(t, v->encap, frame, flow);
   uint32_t dlen = (uint32_t)(len + DP_TUNNEL_HLEN);
   /* A train needs the socket's UDP checksum on: only an encap thread switches it on a
    * pool socket (tx_flush; always on with several queues); the receive socket always has
@@ -480,7 +479,7 @@ void tx_queue_gso(struct dp_worker *w, const struct dp_tenant *t, uint32_t vid, 
       for (uint32_t k = 0; k < n; k++) {
         uint32_t plen = gso_seg_payload(&plan, first + k);
         struct dp_txmsg *d = tx_msg(w, sock, vid, (uint32_t)(t - dp->tenants), 2);
-        tunnel_write(t, v->encap, hdrs + k * slot, flow);
+        tunnel_push(t, v->encap, hdrs + k * slot + DP_TUNNEL_HLEN, flow);
         w->tx_iov[d->iov0] = (struct iovec){hdrs + k * slot, hl};
         w->tx_iov[d->iov0 + 1] = (struct iovec){f + plan.h.hdr_len + (size_t)(first + k) * plan.mss, plen};
         d->bytes = (uint32_t)(hl + plen);
@@ -491,7 +490,7 @@ void tx_queue_gso(struct dp_worker *w, const struct dp_tenant *t, uint32_t vid, 
     uint32_t bytes = 0;
     for (uint32_t k = 0; k < n; k++) {
       uint32_t plen = gso_seg_payload(&plan, first + k);
-      tunnel_write(t, v->encap, hdrs + k * slot, flow);
+      tunnel_push(t, v->encap, hdrs + k * slot + DP_TUNNEL_HLEN, flow);
       w->tx_iov[d->iov0 + 2 * k] = (struct iovec){hdrs + k * slot, hl};
       w->tx_iov[d->iov0 + 2 * k + 1] = (struct iovec){f + plan.h.hdr_len + (size_t)(first + k) * plan.mss, plen};
       bytes += (uint32_t)(hl + plen);

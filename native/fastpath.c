@@ -384,7 +384,8 @@ void decap_buffer(struct dp_worker *w, unsigned i) {
  * One packet from the raw GRE socket: [outer IPv4 header (an IPv4 socket only)] GRE
  * header, Ethernet frame. gre_pop validates the header; the key then names the tenant:
  * the whole key a tenant taking GRE-TAP (key = VNI), else key >> 8 a tenant taking NVGRE
- * (VSID). The VTEP is (outer source, that encapsulation).
+ * (VSID), which nvgre_pop then checks by NVGRE's rules. The VTEP is (outer source, that
+ * encapsulation).
  */
 void decap_gre_packet(struct dp_worker *w, unsigned i) {
   struct dp *dp = w->dp;
@@ -438,8 +439,12 @@ void decap_gre_packet(struct dp_worker *w, unsigned i) {
   };
   if (r != GRE_OK) { drop(w, why[r], c.io); return; }
   if (!tid) { drop(w, DPC_gre_unknown_key, c.io); return; }
-  /* RFC 7637: C and S clear (S never gets here: gre_pop refuses it). */
-  if (encap == DP_ENCAP_NVGRE && (info.flags & GRE_F_CSUM)) { drop(w, DPC_nvgre_bad_flags, c.io); return; }
+  /* NVGRE's own receive rules (RFC 7637: C and S clear, no inner 802.1Q tag): nvgre_pop. */
+  if (encap == DP_ENCAP_NVGRE) {
+    uint32_t vsid;
+    uint8_t flow_id;
+    if ((r = nvgre_pop(pkt, len, &info, &vsid, &flow_id)) != GRE_OK) { drop(w, why[r], c.io); return; }
+  }
   c.outer.zero[0] = (uint8_t)(encap << DP_ADDR_ENCAP_SHIFT); /* learn events say how it came */
   decap_frame(w, &c, tid, pkt + info.hlen, len - info.hlen);
 }
