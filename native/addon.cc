@@ -298,9 +298,16 @@ Napi::Value Limits(const Napi::CallbackInfo &info) {
   return o;
 }
 
-Napi::Value CounterNames(const Napi::CallbackInfo &info) {
-  Napi::Array a = Napi::Array::New(info.Env(), DPC__COUNT);
-  for (uint32_t i = 0; i < DPC__COUNT; i++) a.Set(i, dp_counter_names[i]);
+Napi::Value CounterInfo(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Array a = Napi::Array::New(env, DPC__COUNT);
+  for (uint32_t i = 0; i < DPC__COUNT; i++) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", dp_counters[i].name);
+    o.Set("help", dp_counters[i].help);
+    o.Set("drop", dp_counters[i].drop);
+    a.Set(i, o);
+  }
   return a;
 }
 
@@ -786,7 +793,7 @@ Napi::Value DpStats(const Napi::CallbackInfo &info) {
 
   Napi::Object out = Napi::Object::New(a.env), c = Napi::Object::New(a.env);
   Napi::Object po = Napi::Object::New(a.env), vo = Napi::Object::New(a.env);
-  for (uint32_t i = 0; i < DPC__COUNT; i++) c.Set(dp_counter_names[i], (double)counters[i]);
+  for (uint32_t i = 0; i < DPC__COUNT; i++) c.Set(dp_counters[i].name, (double)counters[i]);
   for (uint32_t i = 0; i < np; i++) po.Set(ports[i].id, IoObject(a.env, ports[i].c));
   for (uint32_t i = 0; i < nv; i++) vo.Set(vteps[i].id, IoObject(a.env, vteps[i].c));
   out.Set("counters", c);
@@ -923,7 +930,7 @@ namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("limits", Napi::Function::New(env, Limits, "limits"));
-  exports.Set("counterNames", Napi::Function::New(env, CounterNames, "counterNames"));
+  exports.Set("counterInfo", Napi::Function::New(env, CounterInfo, "counterInfo"));
   exports.Set("nowMs", Napi::Function::New(env, NowMs, "nowMs"));
   exports.Set("tapOpen", Napi::Function::New(env, TapOpen, "tapOpen"));
   exports.Set("fdClose", Napi::Function::New(env, FdClose, "fdClose"));

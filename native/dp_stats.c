@@ -1,14 +1,17 @@
 /*
- * Counters: one set per thread (encap, decap, control), summed on read.
+ * Counters: their names, help and drop flags (counters.def), and one set per thread
+ * (encap, decap, control), summed on read.
  */
 #include <string.h>
 
 #include "dp_private.h"
 
-const char *const dp_counter_names[DPC__COUNT] = {
-#define C(name, help) #name,
+const struct dp_counter_info dp_counters[DPC__COUNT] = {
+#define C(name, help) {#name, help, false},
+#define D(name, help) {#name, help, true},
 #include "counters.def"
 #undef C
+#undef D
 };
 
 /* ---- control (JS thread) ------------------------------------------------------------ */

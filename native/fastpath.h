@@ -80,12 +80,20 @@ extern "C" {
 
 enum dp_counter {
 #define C(name, help) DPC_##name,
+#define D(name, help) DPC_##name,
 #include "counters.def"
 #undef C
+#undef D
   DPC__COUNT
 };
 
-extern const char *const dp_counter_names[DPC__COUNT];
+/* Each counter's name, help text and whether it counts a drop (counters.def). */
+struct dp_counter_info {
+  const char *name;
+  const char *help;
+  bool drop;
+};
+extern const struct dp_counter_info dp_counters[DPC__COUNT];
 
 struct dp_io_counters {
   uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, drops;

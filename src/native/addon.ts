@@ -252,7 +252,7 @@ export interface PortCounters {
 }
 
 export interface DpStats {
-  /** Global counters: traffic counters and one per drop reason (names from `counterNames()`). */
+  /** Global counters: traffic counters and one per drop reason (names from `counterInfo()`). */
   counters: CounterSet;
   /** Indexed by portId; only ports that exist. */
   ports: Record<number, PortCounters>;
@@ -273,8 +273,9 @@ export interface DpStats {
 
 export interface NativeAddon {
   limits(): NativeLimits;
-  /** Names of all global counters, drop reasons included, in the addon's order (native/counters.def). */
-  counterNames(): string[];
+  /** All global counters, drop reasons included, in the addon's order: name, help text and
+   *  whether it counts a drop (compiled from native/counters.def). */
+  counterInfo(): { name: string; help: string; drop: boolean }[];
   /** Monotonic milliseconds, the clock FDB idle times are measured in. */
   nowMs(): number;
 
