@@ -4,6 +4,9 @@
       "target_name": "vtepd",
       "sources": [
         "native/addon.cc",
+        "native/addon_dp.cc",
+        "native/addon_tap.cc",
+        "native/addon_scm.cc",
         "native/tap.c",
         "native/udp.c",
         "native/vxlan.c",
@@ -18,7 +21,6 @@
         "native/rawip.c",
         "native/csum.c",
         "native/gso.c",
-        "native/testutil.c",
         "native/scm.c"
       ],
       "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")"],
@@ -28,6 +30,24 @@
       "cflags_cc": ["-std=c++17"],
       "cflags!": ["-fno-exceptions"],
       "ldflags": ["-flto=2", "-O2"],
+      "libraries": ["-lpthread"]
+    },
+    {
+      "target_name": "vtepd_test",
+      "sources": [
+        "native/addon_test.cc",
+        "native/testutil.c",
+        "native/dp_events.c",
+        "native/fdb.c",
+        "native/gso.c",
+        "native/csum.c"
+      ],
+      "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],
+      "cflags": ["-O2", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-strict-aliasing", "-pthread"],
+      "cflags_c": ["-std=gnu11"],
+      "cflags_cc": ["-std=c++17"],
+      "cflags!": ["-fno-exceptions"],
       "libraries": ["-lpthread"]
     }
   ]

@@ -12,38 +12,51 @@
 
 /* ---- events ----------------------------------------------------------------------- */
 
+size_t dp_event_record_len(uint8_t type, size_t frame_len) {
+  return (DP_EVENT_HEADER + (type == DP_EV_LEARN ? 0 : frame_len) + 7) & ~(size_t)7;
+}
+
+void dp_event_encode(uint8_t *rec, const struct dp_event *ev, const uint8_t *frame, size_t frame_len) {
+  const size_t len = dp_event_record_len(ev->type, frame_len);
+  const uint32_t body = ev->type == DP_EV_LEARN ? 0 : (uint32_t)frame_len;
+  struct dp_event_hdr h;
+  memset(&h, 0, sizeof h);
+  h.rec_len = htole32((uint32_t)len);
+  h.type = ev->type;
+  h.in_kind = ev->in_kind;
+  h.outer_port = htole16(ev->outer_port);
+  h.tenant_id = htole32(ev->tenant_id);
+  h.in_id = htole32(ev->in_id);
+  memcpy(h.outer_addr, ev->outer_addr, sizeof h.outer_addr);
+  h.family = ev->family;
+  h.encap = ev->encap;
+  if (ev->type != DP_EV_CONTROL) memcpy(h.src_mac, frame + PKT_ETH_ALEN, PKT_ETH_ALEN);
+  h.frame_len = htole32(body);
+  h.out_id = htole32(ev->out_id);
+  memcpy(rec, &h, sizeof h);
+  memcpy(rec + sizeof h, frame, body);
+  memset(rec + sizeof h + body, 0, len - sizeof h - body);
+}
+
 /* Queue one record; frame + 6 is the source MAC (not for EV_CONTROL, whose "frame" is a
  * UDP payload); the frame (or payload) follows for every type but EV_LEARN. */
 bool ev_emit_ex(struct dp_worker *w, uint8_t type, uint8_t in_kind, uint32_t tenant, uint32_t in_id,
-                const struct dp_addr *outer, uint16_t outer_port, const uint8_t *frame, size_t frame_len,
-                uint32_t out_id, struct dp_io_counters *io) {
+                const struct dp_addr *outer, uint16_t outer_port, const uint8_t *frame, size_t frame_len, uint32_t out_id,
+                struct dp_io_counters *io) {
   struct dp_evq *q = &w->dp->evq;
-  uint32_t body = type == DP_EV_LEARN ? 0 : (uint32_t)frame_len;
-  uint32_t rec = (DP_EVENT_HEADER + body + 7) & ~7u;
-  struct dp_event_hdr h;
-  memset(&h, 0, sizeof h);
-  h.rec_len = htole32(rec);
-  h.type = type;
-  h.in_kind = in_kind;
-  h.outer_port = htole16(outer_port);
-  h.tenant_id = htole32(tenant);
-  h.in_id = htole32(in_id);
+  struct dp_event ev = {.type = type, .in_kind = in_kind, .outer_port = outer_port, .tenant_id = tenant, .in_id = in_id,
+                        .out_id = out_id};
   if (outer) {
-    memcpy(h.outer_addr, outer->bytes, sizeof h.outer_addr);
-    h.family = outer->family;
-    h.encap = (outer->zero[0] >> DP_ADDR_ENCAP_SHIFT) ? (outer->zero[0] >> DP_ADDR_ENCAP_SHIFT) : DP_ENCAP_VXLAN;
+    const uint8_t encap = outer->zero[0] >> DP_ADDR_ENCAP_SHIFT;
+    memcpy(ev.outer_addr, outer->bytes, sizeof ev.outer_addr);
+    ev.family = outer->family;
+    ev.encap = encap ? encap : DP_ENCAP_VXLAN;
   }
-  if (type != DP_EV_CONTROL) memcpy(h.src_mac, frame + PKT_ETH_ALEN, PKT_ETH_ALEN);
-  h.frame_len = htole32(body);
-  h.out_id = htole32(out_id);
-
+  const size_t rec = dp_event_record_len(type, frame_len);
   pthread_mutex_lock(&q->mu);
   bool fits = q->len + rec <= DP_EVQ_HALF;
   if (fits) {
-    uint8_t *p = q->half[q->cur] + q->len;
-    memcpy(p, &h, sizeof h);
-    memcpy(p + sizeof h, frame, body);
-    memset(p + sizeof h + body, 0, rec - sizeof h - body);
+    dp_event_encode(q->half[q->cur] + q->len, &ev, frame, frame_len);
     q->len += rec;
   }
   pthread_mutex_unlock(&q->mu);

@@ -237,6 +237,28 @@ unsigned dp_tenant_stats(struct dp *dp, struct dp_io_stat *tenants);
  * decap thread took from the underlay. Returns the number of queues. */
 unsigned dp_queue_stats(struct dp *dp, uint64_t *encap_frames, uint64_t *decap_packets);
 
+/* ---- event records ----------------------------------------------------------------- */
+
+/* What one event record says besides its frame (the EVENT layout of src/native/addon.ts). */
+struct dp_event {
+  uint8_t type;        /* DP_EV_* */
+  uint8_t in_kind;     /* DP_IN_* */
+  uint8_t family;      /* of outer_addr: 4 or 6; 0 when none (from a port) */
+  uint8_t encap;       /* DP_ENCAP_* it arrived in (from the underlay); else 0 */
+  uint16_t outer_port;
+  uint32_t tenant_id, in_id;
+  uint32_t out_id;     /* EV_TOO_BIG: the VTEP whose path MTU the frame exceeds; else 0 */
+  uint8_t outer_addr[16];
+};
+
+/* Bytes of the record of an event whose frame is frame_len bytes (8-aligned; an EV_LEARN
+ * record carries no frame). */
+size_t dp_event_record_len(uint8_t type, size_t frame_len);
+/* Encode one record at rec (dp_event_record_len bytes), as the fast path queues it. The
+ * source MAC is frame + 6 (at least 12 bytes) for every type but EV_CONTROL, whose
+ * "frame" is a UDP payload. */
+void dp_event_encode(uint8_t *rec, const struct dp_event *ev, const uint8_t *frame, size_t frame_len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,6 +8,7 @@ import dgram from 'node:dgram';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NativeDatapath } from '../../src/native/datapath.js';
 import { native } from '../../src/native/addon.js';
+import { testAddon } from '../support/test-addon.js';
 import { Switch } from '../../src/core/switch.js';
 import { csum16 } from '../../src/overlay/pmtu.js';
 import { encodeLiveness, PROBE } from '../../src/overlay/liveness.js';
@@ -99,6 +100,7 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
   const remotes: Remote[] = [];
   let peer: number;
   const n = native();
+  const t = testAddon();
 
   beforeEach(async () => {
     for (let i = 0; ; i++) {
@@ -114,7 +116,7 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     sw.defaultVtepMtu = 1500;
     sw.start();
     sw.addTenant(tenantSpec({ name: 'blue', vni: 5001 }));
-    const [a, b] = n.testSocketPair();
+    const [a, b] = t.testSocketPair();
     fds.push(a, b);
     sw.addPort('blue', 'p0', a);
     peer = b;
@@ -129,7 +131,7 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
   async function readPort(): Promise<Buffer[]> {
     await sleep(80);
     const out: Buffer[] = [];
-    for (let f = n.testRead(peer, 0); f; f = n.testRead(peer, 0)) out.push(f);
+    for (let f = t.testRead(peer, 0); f; f = t.testRead(peer, 0)) out.push(f);
     return out;
   }
 
@@ -167,7 +169,7 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     expect(b.table.get(R1)?.place).toEqual({ kind: 'vtep', vtepId: v1.id });
     expect(b.table.get(R2)?.place).toEqual({ kind: 'vtep', vtepId: v2.id });
     expect((await readPort()).map(payloadOf).sort()).toEqual(['from-one', 'from-two']);
-    n.testWrite(peer, frame(R2, M1, 'to-two'));
+    t.testWrite(peer, frame(R2, M1, 'to-two'));
     await sleep(80);
     expect(two.got.map((g) => [payloadOf(g.msg.subarray(8)), g.from])).toEqual([['to-two', port]]);
     expect(one.got.filter((g) => payloadOf(g.msg.subarray(8)) === 'to-two')).toEqual([]);
@@ -218,7 +220,7 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     ip[9] = 17;
     ip.set([10, 1, 0, 1], 12);
     ip.set([10, 1, 0, 2], 16);
-    n.testWrite(peer, frame(R1, M1, ip));
+    t.testWrite(peer, frame(R1, M1, ip));
     const back = await readPort();
     expect(back).toHaveLength(1);
     expect([back[0]![23], back[0]![34], back[0]![35], back[0]!.readUInt16BE(40)]).toEqual([1, 3, 4, 600 - 50]);
@@ -235,11 +237,11 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     sw.trust(b, v.id, true);
     sw.setMss(b, 1360, 1340);
     r.sock.send(vxlan(5001, frame(BCAST, R1, 'learn')), port, '127.0.0.1');
-    n.testWrite(peer, frame(BCAST, M1, 'learn'));
+    t.testWrite(peer, frame(BCAST, M1, 'learn'));
     await readPort();
     r.got.length = 0;
     for (const mis of [false, true]) {
-      n.testWrite(peer, syn(R1, M1, mis));
+      t.testWrite(peer, syn(R1, M1, mis));
       await sleep(80);
       const out = r.got.splice(0).map((g) => synInfo(g.msg.subarray(8)));
       expect(out, `port -> VTEP, misaligned ${mis}`).toEqual([{ mss: 1360, csumOk: true }]);
@@ -249,7 +251,7 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     }
     // A smaller MSS stays as it is.
     sw.setMss(b, 1460, 1440);
-    n.testWrite(peer, syn(R1, M1));
+    t.testWrite(peer, syn(R1, M1));
     await sleep(80);
     expect(r.got.splice(0).map((g) => synInfo(g.msg.subarray(8)))).toEqual([{ mss: 1460, csumOk: true }]);
     expect(dp.stats().counters.mss_clamped).toBe(4);

@@ -9,6 +9,7 @@ import dgram from 'node:dgram';
 import { Switch, type TenantSpec } from '../../src/core/switch.js';
 import { NativeDatapath } from '../../src/native/datapath.js';
 import { native } from '../../src/native/addon.js';
+import { testAddon } from './test-addon.js';
 import { FakeDatapath, type WirePacket } from './fake-datapath.js';
 
 export interface Harness {
@@ -72,6 +73,7 @@ export class NativeHarness implements Harness {
   readonly sw: Switch;
   readonly local = '127.0.0.1';
   private readonly n = native();
+  private readonly t = testAddon();
   private readonly peerFd = new Map<string, number>();
   private readonly fds: number[] = [];
   private readonly remotes = new Map<string, dgram.Socket>();
@@ -118,12 +120,12 @@ export class NativeHarness implements Harness {
 
   addTenant(spec: Partial<TenantSpec> & { name: string; vni: number }): void { this.sw.addTenant(tenantSpec(spec)); }
   addPort(tenant: string, name: string): void {
-    const [a, b] = this.n.testSocketPair();
+    const [a, b] = this.t.testSocketPair();
     this.fds.push(a, b);
     this.sw.addPort(tenant, name, a);
     this.peerFd.set(name, b);
   }
-  fromPort(name: string, frame: Buffer): void { this.n.testWrite(this.peerFd.get(name)!, frame); }
+  fromPort(name: string, frame: Buffer): void { this.t.testWrite(this.peerFd.get(name)!, frame); }
   fromVtep(address: string, vni: number, frame: Buffer): void {
     const hdr = Buffer.alloc(8);
     hdr[0] = 0x08;
@@ -135,7 +137,7 @@ export class NativeHarness implements Harness {
     await this.settle();
     const out: Buffer[] = [];
     for (;;) {
-      const f = this.n.testRead(this.peerFd.get(name)!, 0);
+      const f = this.t.testRead(this.peerFd.get(name)!, 0);
       if (!f) return out;
       out.push(f);
     }
