@@ -40,6 +40,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
+
 static struct dp *dp;
 static uint8_t frame[] = {
     0x02, 0, 0, 0, 0x02, 0x99, /* dst: behind VTEP 2 */
@@ -156,12 +158,6 @@ static const struct bench benches[] = {
 };
 #define NBENCH (sizeof benches / sizeof benches[0])
 
-static double now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
 int main(int argc, char **argv) {
   setup();
   prepare();
@@ -175,20 +171,7 @@ int main(int argc, char **argv) {
   }
   for (size_t b = 0; b < NBENCH; b++) {
     const struct bench *x = &benches[b];
-    long iters = 1000;
-    double best = 1e30;
-    for (;;) { /* calibrate to ~0.2 s */
-      double t0 = now_ns();
-      for (long i = 0; i < iters; i++) x->fn();
-      if (now_ns() - t0 > 2e8) break;
-      iters *= 2;
-    }
-    for (int round = 0; round < 5; round++) {
-      double t0 = now_ns();
-      for (long i = 0; i < iters; i++) x->fn();
-      double per = (now_ns() - t0) / (double)iters;
-      if (per < best) best = per;
-    }
+    double best = best_ns_per_packet(x->fn, 1);
     printf("%-10s %12.1f %12s  %s\n", x->name, best, "", x->what);
   }
   return 0;
