@@ -37,6 +37,7 @@
       "sources": [
         "native/addon_test.cc",
         "native/testutil.c",
+        "native/vxlan.c",
         "native/dp_events.c",
         "native/fdb.c",
         "native/gso.c",

@@ -1,6 +1,6 @@
 // The test addon (build/Release/vtepd_test.node), never loaded by the product: socketpair
-// ports, segmenting and coalescing (native/gso.c), and event and idle records encoded by the
-// data path's own encoders (dp_event_encode, fdb_idle_dump). Loaded by tests through
+// ports, segmenting and coalescing (native/gso.c), event and idle records encoded by the
+// data path's own encoders (dp_event_encode, fdb_idle_dump), and the VXLAN parser. Loaded by tests through
 // test/support/test-addon.ts. fds are process-wide: a socketpair made here is handed to the
 // product addon's dpPortSet as it is.
 #include "addon.h"
@@ -8,6 +8,7 @@
 #include "fastpath.h"
 #include "gso.h"
 #include "testutil.h"
+#include "vxlan.h"
 
 namespace {
 
@@ -186,6 +187,21 @@ Napi::Value EncodeIdle(const Napi::CallbackInfo &info) {
   return Napi::Buffer<uint8_t>::Copy(a.env, out.data(), len);
 }
 
+// vxlanPop(packet) -> { result: 'ok' | 'truncated' | 'bad_flags', vni? }: the module's own
+// parser (native/vxlan.c), the one the decap path calls, over a UDP payload.
+Napi::Value VxlanPop(const Napi::CallbackInfo &info) {
+  Args a(info, "vxlanPop");
+  const uint8_t *p = nullptr;
+  size_t len = 0;
+  if (!a.Bytes(info[0], "packet", &p, &len)) return {};
+  uint32_t vni = 0;
+  enum vxlan_pop_result r = vxlan_pop(p, len, &vni);
+  Napi::Object out = Napi::Object::New(a.env);
+  out.Set("result", r == VXLAN_OK ? "ok" : r == VXLAN_TRUNCATED ? "truncated" : "bad_flags");
+  if (r == VXLAN_OK) out.Set("vni", vni);
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "testSocketPair", TestSocketPair);
   Export(env, exports, "testRead", TestRead);
@@ -194,6 +210,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "testCoalesce", TestCoalesce);
   Export(env, exports, "encodeEvent", EncodeEvent);
   Export(env, exports, "encodeIdle", EncodeIdle);
+  Export(env, exports, "vxlanPop", VxlanPop);
   return exports;
 }
 

@@ -1,8 +1,9 @@
 /**
  * The test addon (native/addon_test.cc, built by node-gyp into build/Release/vtepd_test.node
  * next to the product's vtepd.node, which never loads it): socketpair ports, the GSO
- * helpers, and event and idle records encoded by the data path's own C encoders. fds are
- * process-wide: a socketpair made here is handed to the product addon's dpPortSet as it is.
+ * helpers, event and idle records encoded by the data path's own C encoders, and the VXLAN
+ * parser. fds are process-wide: a socketpair made here is handed to the product addon's
+ * dpPortSet as it is.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -42,6 +43,8 @@ export interface TestAddon {
   encodeEvent(ev: TestEvent, frame: Buffer): Buffer;
   /** The dpFdbIdle records of an FDB holding these entries (fdb_idle_dump), in its order. */
   encodeIdle(entries: { tenantId: number; mac: Buffer; idleMs: number }[]): Buffer;
+  /** native/vxlan.c's vxlan_pop over a UDP payload, the parser the decap path calls. */
+  vxlanPop(packet: Buffer): { result: 'ok' | 'truncated' | 'bad_flags'; vni?: number };
 }
 
 let cached: TestAddon | undefined;
