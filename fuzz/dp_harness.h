@@ -1,9 +1,9 @@
 /*
- * The real fast path without its threads: the fuzz targets fuzz_decap and fuzz_encap
- * #include native/fastpath.c to call its per-batch functions (decap_buffer, encap_frame,
- * tx_flush, gro_flush) directly on one worker, exactly as decap_main/encap_port do after
- * recvmmsg/read, over a data path built through its public control API. Nothing in
- * fastpath.c is changed for this.
+ * The real fast path without its threads: the fuzz targets fuzz_decap and fuzz_encap link
+ * the data path's objects (fuzz/run.mjs) and call its per-batch functions (decap_buffer,
+ * decap_gre_packet, encap_frame, tx_flush, gro_flush; declared in native/dp_private.h)
+ * directly on one worker, exactly as decap_main/encap_port do after recvmmsg/read, over a
+ * data path built through its public control API.
  *
  * The process first moves into a network namespace of its own (unshare, when allowed):
  * its underlay sockets and VTEPs live on that namespace's loopback, and nothing it sends
@@ -26,10 +26,19 @@
 #ifndef VTEPD_FUZZ_DP_HARNESS_H
 #define VTEPD_FUZZ_DP_HARNESS_H
 
-#include "../native/fastpath.c"
-
+#include <endian.h>
+#include <errno.h>
 #include <net/if.h>
+#include <netinet/udp.h>
 #include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "dp_private.h"
+#include "rawip.h"
+#include "udp.h"
 
 #include "ref.h"
 

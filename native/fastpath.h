@@ -80,12 +80,20 @@ extern "C" {
 
 enum dp_counter {
 #define C(name, help) DPC_##name,
+#define D(name, help) DPC_##name,
 #include "counters.def"
 #undef C
+#undef D
   DPC__COUNT
 };
 
-extern const char *const dp_counter_names[DPC__COUNT];
+/* Each counter's name, help text and whether it counts a drop (counters.def). */
+struct dp_counter_info {
+  const char *name;
+  const char *help;
+  bool drop;
+};
+extern const struct dp_counter_info dp_counters[DPC__COUNT];
 
 struct dp_io_counters {
   uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, drops;
@@ -228,6 +236,28 @@ unsigned dp_tenant_stats(struct dp *dp, struct dp_io_stat *tenants);
 /* Per queue (room for DP_MAX_QUEUES): frames its encap thread read from ports, packets its
  * decap thread took from the underlay. Returns the number of queues. */
 unsigned dp_queue_stats(struct dp *dp, uint64_t *encap_frames, uint64_t *decap_packets);
+
+/* ---- event records ----------------------------------------------------------------- */
+
+/* What one event record says besides its frame (the EVENT layout of src/native/addon.ts). */
+struct dp_event {
+  uint8_t type;        /* DP_EV_* */
+  uint8_t in_kind;     /* DP_IN_* */
+  uint8_t family;      /* of outer_addr: 4 or 6; 0 when none (from a port) */
+  uint8_t encap;       /* DP_ENCAP_* it arrived in (from the underlay); else 0 */
+  uint16_t outer_port;
+  uint32_t tenant_id, in_id;
+  uint32_t out_id;     /* EV_TOO_BIG: the VTEP whose path MTU the frame exceeds; else 0 */
+  uint8_t outer_addr[16];
+};
+
+/* Bytes of the record of an event whose frame is frame_len bytes (8-aligned; an EV_LEARN
+ * record carries no frame). */
+size_t dp_event_record_len(uint8_t type, size_t frame_len);
+/* Encode one record at rec (dp_event_record_len bytes), as the fast path queues it. The
+ * source MAC is frame + 6 (at least 12 bytes) for every type but EV_CONTROL, whose
+ * "frame" is a UDP payload. */
+void dp_event_encode(uint8_t *rec, const struct dp_event *ev, const uint8_t *frame, size_t frame_len);
 
 #ifdef __cplusplus
 }

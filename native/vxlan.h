@@ -33,13 +33,19 @@ struct vxlanhdr {
   uint8_t vni[3];   /* network order */
   uint8_t rsvd2;    /* zero */
 };
+#ifndef __cplusplus
 _Static_assert(sizeof(struct vxlanhdr) == VXLAN_HLEN, "VXLAN header is 8 bytes");
+#endif
 
 enum vxlan_pop_result {
   VXLAN_OK = 0,
   VXLAN_TRUNCATED, /* fewer than 8 bytes */
   VXLAN_BAD_FLAGS, /* flags byte != 0x08 or a reserved bit set */
 };
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* Build the per-tenant header template once (at dpTenantSet); the hot path copies it. */
 void vxlan_hdr_build(struct vxlanhdr *h, uint32_t vni);
@@ -60,5 +66,9 @@ static inline uint8_t *vxlan_push(uint8_t *frame, const struct vxlanhdr *tmpl) {
  * the caller: inner_runt).
  */
 enum vxlan_pop_result vxlan_pop(const uint8_t *pkt, size_t len, uint32_t *vni);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -21,6 +21,7 @@
 #include "../../native/gso.h"
 #include "../../native/packet.h"
 #include "../../native/vxlan.h"
+#include "bench.h"
 
 #define MSS 1398
 #define NSEG 44
@@ -148,12 +149,6 @@ static const struct bench benches[] = {
 };
 #define NBENCH (sizeof benches / sizeof benches[0])
 
-static double now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
 int main(int argc, char **argv) {
   build_super();
   if (argc == 3 && strcmp(argv[1], "--count") == 0) {
@@ -166,21 +161,7 @@ int main(int argc, char **argv) {
   printf("%-10s %12s %12s  %s\n", "routine", "ns/packet", "Gbit/s", "what");
   for (size_t b = 0; b < NBENCH; b++) {
     const struct bench *x = &benches[b];
-    long iters = 1000;
-    double best = 1e30;
-    for (;;) { /* calibrate to ~0.2 s */
-      double t0 = now_ns();
-      for (long i = 0; i < iters; i++) x->fn();
-      double dt = now_ns() - t0;
-      if (dt > 2e8) break;
-      iters *= 2;
-    }
-    for (int round = 0; round < 5; round++) {
-      double t0 = now_ns();
-      for (long i = 0; i < iters; i++) x->fn();
-      double per = (now_ns() - t0) / ((double)iters * x->packets);
-      if (per < best) best = per;
-    }
+    double best = best_ns_per_packet(x->fn, x->packets);
     double bits = (double)(b == 0 ? MSS : HDR + MSS) * 8;
     printf("%-10s %12.1f %12.1f  %s\n", x->name, best, bits / best, x->what);
   }

@@ -251,7 +251,7 @@ export interface PortCounters {
 }
 
 export interface DpStats {
-  /** Global counters: traffic counters and one per drop reason (names from `counterNames()`). */
+  /** Global counters: traffic counters and one per drop reason (names from `counterInfo()`). */
   counters: CounterSet;
   /** Indexed by portId; only ports that exist. */
   ports: Record<number, PortCounters>;
@@ -272,8 +272,9 @@ export interface DpStats {
 
 export interface NativeAddon {
   limits(): NativeLimits;
-  /** Names of all global counters, drop reasons included, in the addon's order (native/counters.def). */
-  counterNames(): string[];
+  /** All global counters, drop reasons included, in the addon's order: name, help text and
+   *  whether it counts a drop (compiled from native/counters.def). */
+  counterInfo(): { name: string; help: string; drop: boolean }[];
   /** Monotonic milliseconds, the clock FDB idle times are measured in. */
   nowMs(): number;
 
@@ -380,19 +381,6 @@ export interface NativeAddon {
   scmSend(path: string, fds: number[], payload: Buffer, timeoutMs: number): void;
   /** sd_notify(3): send `state` to $NOTIFY_SOCKET. false when not started by systemd. */
   sdNotify(state: string): boolean;
-
-  /** Test helpers: a SOCK_SEQPACKET socketpair (non-blocking), read with a timeout, write. */
-  testSocketPair(): [number, number];
-  testRead(fd: number, timeoutMs: number): Buffer | null;
-  testWrite(fd: number, frame: Buffer): void;
-  /**
-   * Test helpers over native/gso.c. testSegment: a 10-byte virtio_net_hdr followed by a
-   * GSO super-frame -> its segments (whole frames, checksums final); EINVAL if the headers
-   * are bad. testCoalesce: frames in arrival order -> what the decap path writes to a TAP,
-   * each behind its virtio_net_hdr (a super-frame per run of coalescable segments).
-   */
-  testSegment(frame: Buffer): Buffer[];
-  testCoalesce(frames: Buffer[]): Buffer[];
 }
 
 function findAddon(): string {

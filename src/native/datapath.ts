@@ -116,6 +116,15 @@ function formatAddress(buf: Buffer, off: number, family: number): string {
   return `${groups.slice(0, bestStart).join(':')}::${groups.slice(bestStart + bestLen).join(':')}`;
 }
 
+/** Decode dpFdbIdle's records (layout in src/native/addon.ts). */
+export function decodeFdbIdle(buf: Buffer): FdbIdle[] {
+  const out: FdbIdle[] = [];
+  for (let off = 0; off + 16 <= buf.length; off += 16) {
+    out.push({ tenantId: buf.readUInt32LE(off), mac: macFromBuffer(buf, off + 4), idleMs: buf.readUInt32LE(off + 12) });
+  }
+  return out;
+}
+
 /** Decode one Buffer of event records (layout in src/native/addon.ts). */
 export function decodeEvents(buf: Buffer): DpEvent[] {
   const events: DpEvent[] = [];
@@ -197,12 +206,7 @@ export class NativeDatapath implements Datapath {
   }
   fdbDel(tenantId: number, mac: string): void { this.n.dpFdbDel(this.dp, tenantId, macToBuffer(mac)); }
   fdbIdle(): FdbIdle[] {
-    const buf = this.n.dpFdbIdle(this.dp);
-    const out: FdbIdle[] = [];
-    for (let off = 0; off + 16 <= buf.length; off += 16) {
-      out.push({ tenantId: buf.readUInt32LE(off), mac: macFromBuffer(buf, off + 4), idleMs: buf.readUInt32LE(off + 12) });
-    }
-    return out;
+    return decodeFdbIdle(this.n.dpFdbIdle(this.dp));
   }
   transmit(tenantId: number, frame: Buffer, ports: number[], vteps: number[]): number {
     return this.n.dpTransmit(this.dp, tenantId, frame, Uint32Array.from(ports), Uint32Array.from(vteps));

@@ -13,9 +13,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { native } from '../../src/native/addon.js';
+import { testAddon } from '../support/test-addon.js';
 
-const n = native();
+const n = testAddon();
 
 // ---- an independent Internet checksum (RFC 1071), big-endian word at a time ----------
 

@@ -8,6 +8,7 @@ import dgram from 'node:dgram';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NativeDatapath } from '../../src/native/datapath.js';
 import { native } from '../../src/native/addon.js';
+import { testAddon } from '../support/test-addon.js';
 import { Switch, type ControlHandler } from '../../src/core/switch.js';
 import { csum16 } from '../../src/overlay/pmtu.js';
 import { encodeLiveness, PROBE } from '../../src/overlay/liveness.js';
@@ -101,6 +102,7 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
   const remotes: Remote[] = [];
   let peer: number;
   const n = native();
+  const t = testAddon();
 
   beforeEach(async () => {
     onControl = () => {};
@@ -116,7 +118,7 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     sw = new Switch(dp, { vxlanPort: port, maxMacsTotal: 10000, defaultVtepMtu: 1500, onControl: (...args) => onControl(...args) });
     sw.start();
     sw.addTenant(tenantSpec({ name: 'blue', vni: 5001 }));
-    const [a, b] = n.testSocketPair();
+    const [a, b] = t.testSocketPair();
     fds.push(a, b);
     sw.addPort('blue', 'p0', a);
     peer = b;
@@ -129,7 +131,7 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
   });
 
   /** Wait until `ok()` holds, then until the data path and the remote VTEPs are quiet. */
-  async function after(what: string, ok: () => boolean): Promise<void> {
+  async function settled(what: string, ok: () => boolean): Promise<void> {
     await until(what, async () => ok(), Boolean, 10_000, 5);
     await untilSteady('the data path to go quiet', async () => [dp.stats().counters, remotes.map((r) => r.got.length)], 10_000, 10);
   }
@@ -137,8 +139,8 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
   /** The frames written to the port, once at least `min` have come and nothing more moves. */
   async function readPort(min = 1): Promise<Buffer[]> {
     const out: Buffer[] = [];
-    const drain = () => { for (let f = n.testRead(peer, 0); f; f = n.testRead(peer, 0)) out.push(f); };
-    await after(`${min} frame(s) on the port`, () => { drain(); return out.length >= min; });
+    const drain = () => { for (let f = t.testRead(peer, 0); f; f = t.testRead(peer, 0)) out.push(f); };
+    await settled(`${min} frame(s) on the port`, () => { drain(); return out.length >= min; });
     drain();
     return out;
   }
@@ -150,14 +152,14 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     onControl = (payload, from) => seen.push({ payload, from });
     const probe = encodeLiveness({ type: PROBE, seq: 9, sender: 1, timestamp: 2, probedSize: 0, role: 'spoke', nat: true, vnis: [5001], padTo: 1000 });
     r.sock.send(probe, port, '127.0.0.1');
-    await after('the probe handed to the control plane', () => seen.length >= 1);
+    await settled('the probe handed to the control plane', () => seen.length >= 1);
     expect(seen).toHaveLength(1);
     expect(seen[0]!.payload.equals(probe)).toBe(true);
     expect(seen[0]!.from).toEqual({ address: '127.0.0.5', port: r.port });
     expect(dp.stats().counters.control_rx).toBe(1);
     expect(dp.stats().counters.vxlan_bad_flags).toBe(0);
     dp.sendControl('127.0.0.5', r.port, probe);
-    await after('the probe at the remote', () => r.got.length >= 1);
+    await settled('the probe at the remote', () => r.got.length >= 1);
     expect(r.got.map((g) => [g.msg.equals(probe), g.from])).toEqual([[true, port]]);
     expect(() => dp.sendControl('127.0.0.5', r.port, Buffer.alloc(70000))).toThrow(/EMSGSIZE|1\.\.65507/);
   });
@@ -177,8 +179,8 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     expect(b.table.get(R1)?.place).toEqual({ kind: 'vtep', vtepId: v1.id });
     expect(b.table.get(R2)?.place).toEqual({ kind: 'vtep', vtepId: v2.id });
     expect(flooded.map(payloadOf).sort()).toEqual(['from-one', 'from-two']);
-    n.testWrite(peer, frame(R2, M1, 'to-two'));
-    await after('to-two at the second VTEP', () => two.got.length >= 1);
+    t.testWrite(peer, frame(R2, M1, 'to-two'));
+    await settled('to-two at the second VTEP', () => two.got.length >= 1);
     expect(two.got.map((g) => [payloadOf(g.msg.subarray(8)), g.from])).toEqual([['to-two', port]]);
     expect(one.got.filter((g) => payloadOf(g.msg.subarray(8)) === 'to-two')).toEqual([]);
   });
@@ -195,7 +197,7 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     sw.setRelay(b, true);
     a.sock.send(vxlan(5001, frame(BCAST, R1, 'hello-from-a')), port, '127.0.0.1');
     c.sock.send(vxlan(5001, frame(BCAST, R2, 'hello-from-c')), port, '127.0.0.1');
-    await after('each spoke to get the other one\'s broadcast', () => a.got.length >= 1 && c.got.length >= 1);
+    await settled('each spoke to get the other one\'s broadcast', () => a.got.length >= 1 && c.got.length >= 1);
     // Flooded by the bridge to the other spoke and the port, not back.
     expect(c.got.map((g) => payloadOf(g.msg.subarray(8)))).toEqual(['hello-from-a']);
     expect(a.got.map((g) => payloadOf(g.msg.subarray(8)))).toEqual(['hello-from-c']);
@@ -203,7 +205,7 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     c.got.length = 0;
     for (let i = 0; i < 5; i++) a.sock.send(vxlan(5001, frame(R2, R1, `unicast-${i}`)), port, '127.0.0.1');
     a.sock.send(vxlan(5001, frame(R1, mac(0x299), 'hairpin')), port, '127.0.0.1');
-    await after('five unicasts relayed and the hairpin dropped', () => c.got.length >= 5 && (dp.stats().counters.hairpin ?? 0) >= 1);
+    await settled('five unicasts relayed and the hairpin dropped', () => c.got.length >= 5 && (dp.stats().counters.hairpin ?? 0) >= 1);
     expect(c.got.map((g) => [payloadOf(g.msg.subarray(8)), g.from, g.msg[0]])).toEqual([0, 1, 2, 3, 4].map((i) => [`unicast-${i}`, port, 0x08]));
     expect(a.got).toEqual([]);
     const s = dp.stats().counters;
@@ -228,7 +230,7 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     ip[9] = 17;
     ip.set([10, 1, 0, 1], 12);
     ip.set([10, 1, 0, 2], 16);
-    n.testWrite(peer, frame(R1, M1, ip));
+    t.testWrite(peer, frame(R1, M1, ip));
     const back = await readPort();
     expect(back).toHaveLength(1);
     expect([back[0]![23], back[0]![34], back[0]![35], back[0]!.readUInt16BE(40)]).toEqual([1, 3, 4, 600 - 50]);
@@ -245,13 +247,13 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     sw.trust(b, v.id, true);
     sw.setMss(b, 1360, 1340);
     r.sock.send(vxlan(5001, frame(BCAST, R1, 'learn')), port, '127.0.0.1');
-    n.testWrite(peer, frame(BCAST, M1, 'learn'));
+    t.testWrite(peer, frame(BCAST, M1, 'learn'));
     await readPort();
-    await after('the port\'s broadcast at the VTEP', () => r.got.length >= 1);
+    await settled('the port\'s broadcast at the VTEP', () => r.got.length >= 1);
     r.got.length = 0;
     for (const mis of [false, true]) {
-      n.testWrite(peer, syn(R1, M1, mis));
-      await after('the SYN at the VTEP', () => r.got.length >= 1);
+      t.testWrite(peer, syn(R1, M1, mis));
+      await settled('the SYN at the VTEP', () => r.got.length >= 1);
       const out = r.got.splice(0).map((g) => synInfo(g.msg.subarray(8)));
       expect(out, `port -> VTEP, misaligned ${mis}`).toEqual([{ mss: 1360, csumOk: true }]);
       r.sock.send(vxlan(5001, syn(M1, R1, mis)), port, '127.0.0.1');
@@ -260,8 +262,8 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     }
     // A smaller MSS stays as it is.
     sw.setMss(b, 1460, 1440);
-    n.testWrite(peer, syn(R1, M1));
-    await after('the SYN at the VTEP', () => r.got.length >= 1);
+    t.testWrite(peer, syn(R1, M1));
+    await settled('the SYN at the VTEP', () => r.got.length >= 1);
     expect(r.got.splice(0).map((g) => synInfo(g.msg.subarray(8)))).toEqual([{ mss: 1460, csumOk: true }]);
     expect(dp.stats().counters.mss_clamped).toBe(4);
   });

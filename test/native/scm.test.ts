@@ -9,20 +9,24 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { native } from '../../src/native/addon.js';
+import { testAddon } from '../support/test-addon.js';
 
 const n = native();
+const t = testAddon();
 const dir = mkdtempSync(join(tmpdir(), 'vtepd-scm-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A child process that makes `pairs` socketpairs, writes a frame into each, and sends the other ends. */
 function sender(path: string, pairs: number, payload: string): Promise<{ code: number | null; err: string }> {
   const addon = resolve('build/Release/vtepd.node');
+  const testAddonPath = resolve('build/Release/vtepd_test.node');
   const script = `
     const n = require(${JSON.stringify(addon)});
+    const t = require(${JSON.stringify(testAddonPath)});
     const fds = [];
     for (let i = 0; i < ${pairs}; i++) {
-      const [a, b] = n.testSocketPair();
-      n.testWrite(a, Buffer.from('frame ' + i));
+      const [a, b] = t.testSocketPair();
+      t.testWrite(a, Buffer.from('frame ' + i));
       fds.push(b);
     }
     n.scmSend(${JSON.stringify(path)}, fds, Buffer.from(${JSON.stringify(payload)}), 5000);
@@ -55,8 +59,8 @@ describe('scm handover', () => {
     expect(r.code).toBe(0);
     expect(got.payload.toString()).toBe('snapshot ✓');
     expect(got.fds.length).toBe(300);
-    expect(n.testRead(got.fds[0]!, 1000)?.toString()).toBe('frame 0');
-    expect(n.testRead(got.fds[299]!, 1000)?.toString()).toBe('frame 299');
+    expect(t.testRead(got.fds[0]!, 1000)?.toString()).toBe('frame 0');
+    expect(t.testRead(got.fds[299]!, 1000)?.toString()).toBe('frame 299');
     for (const fd of got.fds) n.fdClose(fd);
     n.fdClose(lfd);
   });

@@ -7,9 +7,11 @@
 import { describe, expect, it } from 'vitest';
 import { fstatSync } from 'node:fs';
 import { native, type DpHandle } from '../../src/native/addon.js';
+import { testAddon } from '../support/test-addon.js';
 import { Lab } from '../../lab/netns.js';
 
 const n = native();
+const t = testAddon();
 
 function freshDp(sourcePorts = 3): { dp: DpHandle; port: number } {
   for (let attempt = 0; attempt < 20; attempt++) {
@@ -69,7 +71,7 @@ describe('ports: the vnetHdr flag', () => {
   it('takes a plain packet fd with vnetHdr false or omitted, and refuses nothing else for non-TAPs', () => {
     const { dp } = freshDp(1);
     n.dpTenantSet(dp, 1, 100);
-    const [a, b] = n.testSocketPair();
+    const [a, b] = t.testSocketPair();
     n.dpPortSet(dp, 1, 1, a);
     n.dpPortSet(dp, 1, 1, a, { vnetHdr: false });
     n.dpPortSet(dp, 1, 1, a, { vnetHdr: true }); // not a TAP: the caller's word is taken
@@ -131,7 +133,7 @@ describe('queues (underlay.queues)', () => {
       expect(() => n.dpPortSet(dp!, 1, 1, tap.fd, { queueFds: tap.queueFds })).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/3 fds for port 1: the data path runs 2 queue/) }));
       n.dpPortSet(dp!, 1, 1, tap.fd, { queueFds: [tap.queueFds[0]!] });
       // Only a TAP has queues; the same fd twice is refused.
-      const [a, b] = n.testSocketPair();
+      const [a, b] = t.testSocketPair();
       expect(() => n.dpPortSet(dp!, 2, 1, a, { queueFds: [b] })).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/not a TAP/) }));
       expect(() => n.dpPortSet(dp!, 2, 1, tap.fd, { queueFds: [tap.fd] })).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/given twice/) }));
       expect(() => n.dpPortSet(dp!, 2, 1, tap.queueFds[0]!)).toThrow(expect.objectContaining({ code: 'EEXIST' }));

@@ -9,6 +9,7 @@ import dgram from 'node:dgram';
 import { Switch, type TenantSpec } from '../../src/core/switch.js';
 import { NativeDatapath, type DpEvent } from '../../src/native/datapath.js';
 import { native } from '../../src/native/addon.js';
+import { testAddon } from './test-addon.js';
 import { FakeDatapath, type WirePacket } from './fake-datapath.js';
 
 export interface Harness {
@@ -86,6 +87,7 @@ export class NativeHarness implements Harness {
   readonly sw: Switch;
   readonly local = '127.0.0.1';
   private readonly n = native();
+  private readonly t = testAddon();
   private readonly peerFd = new Map<string, number>();
   private readonly fds: number[] = [];
   private readonly remotes = new Map<string, dgram.Socket>();
@@ -139,13 +141,13 @@ export class NativeHarness implements Harness {
 
   addTenant(spec: Partial<TenantSpec> & { name: string; vni: number }): void { this.sw.addTenant(tenantSpec(spec)); }
   addPort(tenant: string, name: string): void {
-    const [a, b] = this.n.testSocketPair();
+    const [a, b] = this.t.testSocketPair();
     this.fds.push(a, b);
     this.sw.addPort(tenant, name, a);
     this.peerFd.set(name, b);
   }
   fromPort(name: string, frame: Buffer): void {
-    this.n.testWrite(this.peerFd.get(name)!, frame);
+    this.t.testWrite(this.peerFd.get(name)!, frame);
     this.sentByPorts++;
   }
   fromVtep(address: string, vni: number, frame: Buffer): void {
@@ -184,7 +186,7 @@ export class NativeHarness implements Harness {
     await this.settle();
     const out: Buffer[] = [];
     for (;;) {
-      const f = this.n.testRead(this.peerFd.get(name)!, 0);
+      const f = this.t.testRead(this.peerFd.get(name)!, 0);
       if (!f) return out;
       out.push(f);
     }
