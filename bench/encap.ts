@@ -29,7 +29,12 @@ async function tcp(lab: Lab, client: string, server: string, addr: string, secon
   const srv = lab.spawn(server, 'iperf3', ['-s', '-1', '-B', addr]);
   await untilListening(lab, server, 5201);
   try {
-    const r = await lab.exec(client, 'iperf3', ['-c', addr, '-t', String(seconds), '-J', ...(streams > 1 ? ['-P', String(streams)] : [])], (seconds + 60) * 1000);
+    const r = await lab.exec(
+      client,
+      'iperf3',
+      ['-c', addr, '-t', String(seconds), '-J', ...(streams > 1 ? ['-P', String(streams)] : [])],
+      (seconds + 60) * 1000,
+    );
     return iperfGbps(r.stdout);
   } finally {
     await lab.stop(srv);
@@ -43,14 +48,21 @@ async function both(lab: Lab, client: string, server: string, addr: string, seco
 
 /** vtepd VXLAN, GRE-TAP and NVGRE between the same two daemons. */
 async function vtepdIpv4(seconds: number): Promise<EncapFigure[]> {
-  const m = await twoHostsVtepd([
-    { name: 'vx', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] },
-    { name: 'gr', vni: 5002, encap: 'gre', addresses: ['10.2.0.1/24', '10.2.0.2/24'] },
-    { name: 'nv', vni: 0x12345, encap: 'nvgre', addresses: ['10.3.0.1/24', '10.3.0.2/24'] },
-  ], { tag: 've' });
+  const m = await twoHostsVtepd(
+    [
+      { name: 'vx', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] },
+      { name: 'gr', vni: 5002, encap: 'gre', addresses: ['10.2.0.1/24', '10.2.0.2/24'] },
+      { name: 'nv', vni: 0x12345, encap: 'nvgre', addresses: ['10.3.0.1/24', '10.3.0.2/24'] },
+    ],
+    { tag: 've' },
+  );
   try {
     const out: EncapFigure[] = [];
-    for (const [t, name, net] of [['vx', 'vtepd VXLAN', '10.1.0'], ['gr', 'vtepd GRE-TAP', '10.2.0'], ['nv', 'vtepd NVGRE', '10.3.0']] as const)
+    for (const [t, name, net] of [
+      ['vx', 'vtepd VXLAN', '10.1.0'],
+      ['gr', 'vtepd GRE-TAP', '10.2.0'],
+      ['nv', 'vtepd NVGRE', '10.3.0'],
+    ] as const)
       out.push({ name, underlay: 'IPv4', ...(await both(m.lab, `${t}1`, `${t}2`, `${net}.2`, seconds)) });
     return out;
   } finally {
@@ -66,7 +78,10 @@ async function ovsGre(seconds: number): Promise<EncapFigure> {
     await lab.addHost('h1');
     await lab.addHost('h2');
     await lab.link('h1', 'ul0', '10.0.0.1/24', 'h2', 'ul0', '10.0.0.2/24');
-    for (const [h, me, peer, ep, addr] of [['h1', '10.0.0.1', '10.0.0.2', 'e1', '10.1.0.1/24'], ['h2', '10.0.0.2', '10.0.0.1', 'e2', '10.1.0.2/24']] as const) {
+    for (const [h, me, peer, ep, addr] of [
+      ['h1', '10.0.0.1', '10.0.0.2', 'e1', '10.1.0.1/24'],
+      ['h2', '10.0.0.2', '10.0.0.1', 'e2', '10.1.0.2/24'],
+    ] as const) {
       // OVS userspace drops tunnel packets with unfinished checksums (AF_PACKET over veth).
       await lab.exec(h, 'ethtool', ['-K', 'ul0', 'tx', 'off']);
       const o = await Ovs.start(lab, h);
@@ -89,10 +104,13 @@ async function ovsGre(seconds: number): Promise<EncapFigure> {
 
 /** vtepd VXLAN and GRE-TAP, and the kernel's VXLAN, over one IPv6 veth. */
 async function ipv6(seconds: number): Promise<EncapFigure[]> {
-  const m = await twoHostsVtepd([
-    { name: 'vx', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] },
-    { name: 'gr', vni: 5002, encap: 'gre', addresses: ['10.2.0.1/24', '10.2.0.2/24'] },
-  ], { tag: 've6', family: 6 });
+  const m = await twoHostsVtepd(
+    [
+      { name: 'vx', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] },
+      { name: 'gr', vni: 5002, encap: 'gre', addresses: ['10.2.0.1/24', '10.2.0.2/24'] },
+    ],
+    { tag: 've6', family: 6 },
+  );
   try {
     await addKernelVxlan(m.lab, { vni: 9001, port: 8472, addresses: ['10.9.0.1/24', '10.9.0.2/24'], mtu: 1430, family: 6 });
     const out: EncapFigure[] = [];
@@ -122,8 +140,13 @@ export async function encapThroughput(seconds: number): Promise<EncapFigure[]> {
 /** The rows as a table a person can read. */
 export function encapTable(rows: EncapFigure[]): string {
   const head = ['tunnel', 'underlay', 'TCP 1 stream Gbit/s', 'TCP 4 streams Gbit/s', 'TCP 1 stream vs'];
-  const cells = rows.map((r) => [r.name, r.underlay, r.tcp1.toFixed(2), r.tcp4.toFixed(2),
-    (r.vs ?? []).map((v) => `${v.ratio.toFixed(2)}× ${v.name}`).join(', ')]);
+  const cells = rows.map((r) => [
+    r.name,
+    r.underlay,
+    r.tcp1.toFixed(2),
+    r.tcp4.toFixed(2),
+    (r.vs ?? []).map((v) => `${v.ratio.toFixed(2)}× ${v.name}`).join(', '),
+  ]);
   const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const fmt = (r: string[]) => `| ${r.map((c, i) => c.padEnd(w[i]!)).join(' | ')} |`;
   return [fmt(head), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...cells.map(fmt)].join('\n');
@@ -132,12 +155,14 @@ export function encapTable(rows: EncapFigure[]): string {
 // Run alone: node dist/bench/encap.js
 if (process.argv[1] && /bench[/\\]encap\.js$/.test(process.argv[1])) {
   const seconds = Number(process.env.BENCH_SECONDS ?? 5);
-  encapThroughput(seconds).then((rows) => {
-    console.log(`vtepd encapsulations — ${new Date().toISOString()} — ${seconds} s per iperf3 run`);
-    console.log(encapTable(rows));
-    console.log(JSON.stringify(rows));
-  }).catch((e) => {
-    console.error(e);
-    process.exit(1);
-  });
+  encapThroughput(seconds)
+    .then((rows) => {
+      console.log(`vtepd encapsulations — ${new Date().toISOString()} — ${seconds} s per iperf3 run`);
+      console.log(encapTable(rows));
+      console.log(JSON.stringify(rows));
+    })
+    .catch((e) => {
+      console.error(e);
+      process.exit(1);
+    });
 }

@@ -16,7 +16,6 @@ import { iperfGbps } from '../lab/netns.js';
 import { hubAndSpoke, type HubSpoke } from '../lab/topology.js';
 import { untilListening } from '../lab/wait.js';
 
-
 async function addKernelHub(hs: HubSpoke): Promise<void> {
   const { lab } = hs;
   let n = 0;

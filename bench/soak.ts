@@ -80,24 +80,36 @@ async function main(): Promise<void> {
     for (const i of [1, 2]) {
       writeFileSync(cfgPath(i), config(i, 'A'));
       const child = lab.spawn(`h${i}`, process.execPath, [CLI, 'run', '--config', cfgPath(i)]);
-      child.stderr!.on('data', (d: Buffer) => { logs[i - 1] = (logs[i - 1] + d.toString()).slice(-100_000); });
+      child.stderr!.on('data', (d: Buffer) => {
+        logs[i - 1] = (logs[i - 1] + d.toString()).slice(-100_000);
+      });
       await waitForLine(child, /^vtepd: running/);
       pids.push(child.pid!);
     }
-    for (const [name, t] of [['blue', 1], ['red', 2]] as const) {
+    for (const [name, t] of [
+      ['blue', 1],
+      ['red', 2],
+    ] as const) {
       const p = parsePing((await lab.exec(`${name}1`, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', `10.${t}.0.2`])).stdout);
       if (p.received !== 3) throw new Error(`${name} does not forward before the soak`);
     }
     const stats = (i: number) => request<StatsSnapshot>(sock(i), 'stats');
     const red = (s: StatsSnapshot) => s.tenants.find((t) => t.tenant === 'red')!;
     const start = { rss: pids.map(rssMb), fds: pids.map(fds) };
-    console.log(`soak: ${SECONDS} s; iperf3 through blue, ${CHURN_RATE} new source MACs/s into red (maxMacs 2000/1500, ageing 5 s), SIGHUP to h1 every ${RELOAD_SECONDS} s (configs A/B); sampling every ${SAMPLE_SECONDS} s`);
+    console.log(
+      `soak: ${SECONDS} s; iperf3 through blue, ${CHURN_RATE} new source MACs/s into red (maxMacs 2000/1500, ageing 5 s), SIGHUP to h1 every ${RELOAD_SECONDS} s (configs A/B); sampling every ${SAMPLE_SECONDS} s`,
+    );
 
     // Load: iperf3 for the whole soak; churn: random sources for the whole soak.
     const srv = lab.spawn('blue2', 'iperf3', ['-s', '-1', '-B', '10.1.0.2']);
     await untilListening(lab, 'blue2', 5201);
     const iperf = lab.exec('blue1', 'iperf3', ['-c', '10.1.0.2', '-t', String(SECONDS), '-J'], (SECONDS + 60) * 1000);
-    const churn = lab.exec('red1', '/usr/bin/python3', [MACFLOOD, 'red0', String(Math.floor(CHURN_RATE * SECONDS)), mac(2, 2), '11', String(CHURN_RATE)], (SECONDS + 120) * 1000);
+    const churn = lab.exec(
+      'red1',
+      '/usr/bin/python3',
+      [MACFLOOD, 'red0', String(Math.floor(CHURN_RATE * SECONDS)), mac(2, 2), '11', String(CHURN_RATE)],
+      (SECONDS + 120) * 1000,
+    );
 
     const t0 = Date.now();
     let variant: 'A' | 'B' = 'A';
@@ -116,11 +128,17 @@ async function main(): Promise<void> {
       }
       if (now >= nextSample) {
         // Read /proc first: the stats request itself holds a control connection open for a moment.
-        const rss = pids.map(rssMb), open = pids.map(fds);
+        const rss = pids.map(rssMb),
+          open = pids.map(fds);
         const s1 = await stats(1);
         samples.push({
-          t: Math.round((now - t0) / 1000), rss, fds: open, reloads: reloadsSent,
-          redTable: red(s1).fdbLearned, redRefused: red(s1).limitRefused, redAged: red(s1).aged,
+          t: Math.round((now - t0) / 1000),
+          rss,
+          fds: open,
+          reloads: reloadsSent,
+          redTable: red(s1).fdbLearned,
+          redRefused: red(s1).limitRefused,
+          redAged: red(s1).aged,
         });
         nextSample += SAMPLE_SECONDS * 1000;
       }
@@ -135,35 +153,62 @@ async function main(): Promise<void> {
     const churnOut = await churn;
     const g = await iperf
       .then((r) => (JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9)
-      .catch((e: Error) => { failed.push(`iperf3: ${e.message.slice(0, 300)}`); return NaN; });
+      .catch((e: Error) => {
+        failed.push(`iperf3: ${e.message.slice(0, 300)}`);
+        return NaN;
+      });
     await lab.stop(srv).catch(() => undefined);
     await sleep(2000);
     const end = { rss: pids.map(rssMb), fds: pids.map(fds) };
     const s1 = await stats(1);
-    samples.push({ t: Math.round((Date.now() - t0) / 1000), rss: end.rss, fds: end.fds, reloads: reloadsSent, redTable: red(s1).fdbLearned, redRefused: red(s1).limitRefused, redAged: red(s1).aged });
+    samples.push({
+      t: Math.round((Date.now() - t0) / 1000),
+      rss: end.rss,
+      fds: end.fds,
+      reloads: reloadsSent,
+      redTable: red(s1).fdbLearned,
+      redRefused: red(s1).limitRefused,
+      redAged: red(s1).aged,
+    });
 
     const w = [5, 9, 9, 7, 7, 8, 9, 10, 9];
     const row = (c: (string | number)[]) => c.map((x, i) => String(x).padStart(w[i]!)).join(' ');
     console.log(row(['t s', 'h1 RSS MB', 'h2 RSS MB', 'h1 fds', 'h2 fds', 'reloads', 'red MACs', 'red refused', 'red aged']));
-    for (const s of samples) console.log(row([s.t, s.rss[0]!.toFixed(1), s.rss[1]!.toFixed(1), s.fds[0]!, s.fds[1]!, s.reloads, s.redTable, s.redRefused, s.redAged]));
+    for (const s of samples)
+      console.log(row([s.t, s.rss[0]!.toFixed(1), s.rss[1]!.toFixed(1), s.fds[0]!, s.fds[1]!, s.reloads, s.redTable, s.redRefused, s.redAged]));
 
     const warm = samples.filter((s) => s.t <= SECONDS / 3);
     for (const k of [0, 1]) {
       const host = `h${k + 1}`;
       const warmMax = Math.max(...warm.map((s) => s.rss[k]!));
-      console.log(`${host}: RSS start ${start.rss[k]!.toFixed(1)} MB, highest in the first third ${warmMax.toFixed(1)} MB, end ${end.rss[k]!.toFixed(1)} MB (bound ${(warmMax + RSS_SLACK_MB).toFixed(1)}); fds start ${start.fds[k]}, end ${end.fds[k]}`);
-      if (end.rss[k]! > warmMax + RSS_SLACK_MB) failed.push(`${host}: RSS grew to ${end.rss[k]!.toFixed(1)} MB (bound ${(warmMax + RSS_SLACK_MB).toFixed(1)} MB)`);
+      console.log(
+        `${host}: RSS start ${start.rss[k]!.toFixed(1)} MB, highest in the first third ${warmMax.toFixed(1)} MB, end ${end.rss[k]!.toFixed(1)} MB (bound ${(warmMax + RSS_SLACK_MB).toFixed(1)}); fds start ${start.fds[k]}, end ${end.fds[k]}`,
+      );
+      if (end.rss[k]! > warmMax + RSS_SLACK_MB)
+        failed.push(`${host}: RSS grew to ${end.rss[k]!.toFixed(1)} MB (bound ${(warmMax + RSS_SLACK_MB).toFixed(1)} MB)`);
       if (end.fds[k] !== start.fds[k]) failed.push(`${host}: ${end.fds[k]} open fds at the end, ${start.fds[k]} at the start`);
-      try { process.kill(pids[k]!, 0); } catch { failed.push(`${host}: the daemon is gone`); }
+      try {
+        process.kill(pids[k]!, 0);
+      } catch {
+        failed.push(`${host}: the daemon is gone`);
+      }
     }
     const s2 = await stats(2);
-    const ev = (s: StatsSnapshot) => `${s.datapath.learn_events ?? 0} learn + ${s.datapath.punted_frames ?? 0} miss events, ${s.drops.event_queue_full ?? 0} dropped (event_queue_full)`;
+    const ev = (s: StatsSnapshot) =>
+      `${s.datapath.learn_events ?? 0} learn + ${s.datapath.punted_frames ?? 0} miss events, ${s.drops.event_queue_full ?? 0} dropped (event_queue_full)`;
     console.log(`events: h1 ${ev(s1)}; h2 ${ev(s2)}`);
     const st = await request<{ reloads: { ok: number; failed: number } }>(sock(1), 'status');
-    console.log(`reloads: ${reloadsSent} sent, ${st.reloads.ok} applied, ${st.reloads.failed} failed; iperf3 ${g.toFixed(2)} Gbit/s over ${SECONDS} s; churn: ${churnOut.stdout.trim()}`);
+    console.log(
+      `reloads: ${reloadsSent} sent, ${st.reloads.ok} applied, ${st.reloads.failed} failed; iperf3 ${g.toFixed(2)} Gbit/s over ${SECONDS} s; churn: ${churnOut.stdout.trim()}`,
+    );
     if (st.reloads.ok !== reloadsSent || st.reloads.failed) failed.push(`reloads: ${st.reloads.ok} applied and ${st.reloads.failed} failed of ${reloadsSent}`);
-    for (const [name, t] of [['blue', 1], ['red', 2]] as const) {
-      const p = parsePing((await lab.exec(`${name}1`, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', `10.${t}.0.2`]).catch((e: Error) => ({ stdout: e.message }))).stdout);
+    for (const [name, t] of [
+      ['blue', 1],
+      ['red', 2],
+    ] as const) {
+      const p = parsePing(
+        (await lab.exec(`${name}1`, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', `10.${t}.0.2`]).catch((e: Error) => ({ stdout: e.message }))).stdout,
+      );
       if (p.received !== 3) failed.push(`${name}: ${p.received}/3 pings after the soak`);
     }
     for (const k of [0, 1]) {

@@ -166,7 +166,19 @@ async function measureBoth(lab: Lab, k: Side, v: Side): Promise<{ k: Figures; v:
   const fold = (rs: Partial<Figures>[], ps: Partial<Figures>[]): Figures => {
     const all = [...rs, ...ps];
     const f = {} as Figures;
-    for (const key of ['tcp1', 'tcp4', 'udp64pps', 'udp64loss', 'udp64arrived', 'udp1400pps', 'udp1400arrived', 'udp1400loss', 'rttMean', 'rttP99', 'cpuSecPerGB'] as const) {
+    for (const key of [
+      'tcp1',
+      'tcp4',
+      'udp64pps',
+      'udp64loss',
+      'udp64arrived',
+      'udp1400pps',
+      'udp1400arrived',
+      'udp1400loss',
+      'rttMean',
+      'rttP99',
+      'cpuSecPerGB',
+    ] as const) {
       f[key] = median(all.map((x) => x[key]).filter((x): x is number => x !== undefined));
     }
     return f;
@@ -204,17 +216,24 @@ async function rssOverRun(lab: Lab, s: Side, pids: number[]): Promise<{ t: numbe
 }
 
 function svg(rows: { name: string; ratio: number }[]): string {
-  const w = 640, bar = 26, left = 230, scale = 300;
+  const w = 640,
+    bar = 26,
+    left = 230,
+    scale = 300;
   const h = 50 + rows.length * (bar + 8);
-  const items = rows.map((r, i) => {
-    const y = 40 + i * (bar + 8);
-    const len = Math.max(1, Math.min(2, r.ratio) * scale / 2);
-    return `<text x="${left - 8}" y="${y + 18}" text-anchor="end">${r.name}</text>` +
-      // Green where vtepd is as good as the kernel: a ratio >= 1 for throughput, <= 1 for
-      // the measures where less is better (RTT, CPU per GB).
-      `<rect x="${left}" y="${y}" width="${len.toFixed(1)}" height="${bar}" fill="${(/RTT|CPU/.test(r.name) ? r.ratio <= 1 : r.ratio >= 1) ? '#2a7' : '#d84'}"/>` +
-      `<text x="${left + len + 6}" y="${y + 18}">${r.ratio.toFixed(2)}×</text>`;
-  }).join('\n');
+  const items = rows
+    .map((r, i) => {
+      const y = 40 + i * (bar + 8);
+      const len = Math.max(1, (Math.min(2, r.ratio) * scale) / 2);
+      return (
+        `<text x="${left - 8}" y="${y + 18}" text-anchor="end">${r.name}</text>` +
+        // Green where vtepd is as good as the kernel: a ratio >= 1 for throughput, <= 1 for
+        // the measures where less is better (RTT, CPU per GB).
+        `<rect x="${left}" y="${y}" width="${len.toFixed(1)}" height="${bar}" fill="${(/RTT|CPU/.test(r.name) ? r.ratio <= 1 : r.ratio >= 1) ? '#2a7' : '#d84'}"/>` +
+        `<text x="${left + len + 6}" y="${y + 18}">${r.ratio.toFixed(2)}×</text>`
+      );
+    })
+    .join('\n');
   const one = left + scale / 2;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif" font-size="13">
 <text x="10" y="22" font-weight="bold">vtepd / kernel VXLAN, same run, same veth (1.0 = kernel; green: as good or better)</text>
@@ -257,25 +276,58 @@ async function main(): Promise<void> {
       ['ping RTT mean', 'ms', k.rttMean.toFixed(3), v.rttMean.toFixed(3), v.rttMean / k.rttMean],
       ['ping RTT p99', 'ms', k.rttP99.toFixed(3), v.rttP99.toFixed(3), v.rttP99 / k.rttP99],
       ['CPU per GB (TCP 1)', 's/GB', k.cpuSecPerGB.toFixed(2), v.cpuSecPerGB.toFixed(2), v.cpuSecPerGB / k.cpuSecPerGB],
-      ...(hub ? [['TCP spoke→hub→spoke', 'Gbit/s', hub.kernel.toFixed(2), hub.vtepd.toFixed(2), hub.vtepd / hub.kernel] as [string, string, string, string, number]] : []),
+      ...(hub
+        ? [['TCP spoke→hub→spoke', 'Gbit/s', hub.kernel.toFixed(2), hub.vtepd.toFixed(2), hub.vtepd / hub.kernel] as [string, string, string, string, number]]
+        : []),
       ['daemon peak RSS', 'MB', '-', Math.max(...rss).toFixed(1), NaN],
       ...(rssSamples.length
-        ? [[`daemon RSS over ${RSS_SECONDS} s TCP`, 'MB', '-',
-            `${series[worst]![0]!.toFixed(1)} → ${series[worst]![series[worst]!.length - 1]!.toFixed(1)} (${growth[worst]! >= 0 ? '+' : ''}${growth[worst]!.toFixed(1)})`, NaN] as [string, string, string, string, number]]
+        ? [
+            [
+              `daemon RSS over ${RSS_SECONDS} s TCP`,
+              'MB',
+              '-',
+              `${series[worst]![0]!.toFixed(1)} → ${series[worst]![series[worst]!.length - 1]!.toFixed(1)} (${growth[worst]! >= 0 ? '+' : ''}${growth[worst]!.toFixed(1)})`,
+              NaN,
+            ] as [string, string, string, string, number],
+          ]
         : []),
     ];
     const head = ['measure', 'unit', 'kernel', 'vtepd', 'vtepd/kernel'];
     const cells = rows.map((r) => [r[0], r[1], r[2], r[3], Number.isNaN(r[4]) ? '' : `${r[4].toFixed(2)}×`]);
     const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
     const fmt = (r: string[]) => `| ${r.map((c, i) => c.padEnd(w[i])).join(' | ')} |`;
-    console.log(`vtepd benchmark — ${new Date().toISOString()} — ${cpus().length} CPUs, ${SECONDS} s per iperf3 run, median of ${ROUNDS} rounds, ${PINGS * ROUNDS} pings, underlay.queues ${QUEUES}` +
-      (RSS_SECONDS > 0 ? `, RSS sampled every ${RSS_EVERY} s over a ${RSS_SECONDS} s run` : '') +
-      `; load average ${load0.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (other work on the machine skews the ratios)`);
+    console.log(
+      `vtepd benchmark — ${new Date().toISOString()} — ${cpus().length} CPUs, ${SECONDS} s per iperf3 run, median of ${ROUNDS} rounds, ${PINGS * ROUNDS} pings, underlay.queues ${QUEUES}` +
+        (RSS_SECONDS > 0 ? `, RSS sampled every ${RSS_EVERY} s over a ${RSS_SECONDS} s run` : '') +
+        `; load average ${load0.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (other work on the machine skews the ratios)`,
+    );
     console.log([fmt(head), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...cells.map(fmt)].join('\n'));
     if (encaps) console.log(`\nEncapsulations (TCP through each tunnel, ${SECONDS} s per run, references measured in the same run):\n${encapTable(encaps)}`);
     mkdirSync(resultsDir, { recursive: true });
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    writeFileSync(join(resultsDir, `throughput-${stamp}.json`), JSON.stringify({ date: new Date().toISOString(), seconds: SECONDS, pings: PINGS, queues: QUEUES, rounds: ROUNDS, loadAverage: [load0, loadavg()[0]], kernel: k, vtepd: v, perRound: rounds, hubSpoke: hub, encapsulations: encaps, vtepdPeakRssMB: rss, vtepdRssSamples: rssSamples, rssEverySeconds: RSS_EVERY }, null, 2));
+    writeFileSync(
+      join(resultsDir, `throughput-${stamp}.json`),
+      JSON.stringify(
+        {
+          date: new Date().toISOString(),
+          seconds: SECONDS,
+          pings: PINGS,
+          queues: QUEUES,
+          rounds: ROUNDS,
+          loadAverage: [load0, loadavg()[0]],
+          kernel: k,
+          vtepd: v,
+          perRound: rounds,
+          hubSpoke: hub,
+          encapsulations: encaps,
+          vtepdPeakRssMB: rss,
+          vtepdRssSamples: rssSamples,
+          rssEverySeconds: RSS_EVERY,
+        },
+        null,
+        2,
+      ),
+    );
     writeFileSync(join(resultsDir, 'latest.svg'), svg(rows.filter((r) => !Number.isNaN(r[4])).map((r) => ({ name: r[0], ratio: r[4] }))));
     console.log(`results: bench/results/throughput-${stamp}.json, chart: bench/results/latest.svg`);
   } finally {

@@ -59,8 +59,21 @@ function findClang() {
 }
 
 function build(cc, targets) {
-  const flags = ['-std=gnu11', '-g', '-O1', '-D_GNU_SOURCE', '-fno-omit-frame-pointer', '-fsanitize=fuzzer,address,undefined',
-    '-fno-sanitize-recover=all', '-fno-strict-aliasing', '-Wall', '-Wno-unused-parameter', '-Wno-unused-function', `-I${native}`, '-pthread'];
+  const flags = [
+    '-std=gnu11',
+    '-g',
+    '-O1',
+    '-D_GNU_SOURCE',
+    '-fno-omit-frame-pointer',
+    '-fsanitize=fuzzer,address,undefined',
+    '-fno-sanitize-recover=all',
+    '-fno-strict-aliasing',
+    '-Wall',
+    '-Wno-unused-parameter',
+    '-Wno-unused-function',
+    `-I${native}`,
+    '-pthread',
+  ];
   // native/*.c: one object each (-fsanitize=fuzzer-no-link: instrumented, no second main).
   const objs = join(out, 'obj');
   mkdirSync(objs, { recursive: true });
@@ -85,25 +98,47 @@ function runTarget(t) {
   const artifacts = join(out, 'artifacts');
   mkdirSync(work, { recursive: true });
   mkdirSync(artifacts, { recursive: true });
-  const args = [work, ...(existsSync(seeds) ? [seeds] : []), `-max_total_time=${seconds}`, '-print_final_stats=1',
-    `-artifact_prefix=${artifacts}/${t}-`, '-rss_limit_mb=4096', '-timeout=10', '-max_len=70000'];
+  const args = [
+    work,
+    ...(existsSync(seeds) ? [seeds] : []),
+    `-max_total_time=${seconds}`,
+    '-print_final_stats=1',
+    `-artifact_prefix=${artifacts}/${t}-`,
+    '-rss_limit_mb=4096',
+    '-timeout=10',
+    '-max_len=70000',
+  ];
   return new Promise((resolve) => {
     const child = spawn(join(out, t), args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
-    child.stderr.on('data', (d) => { log = (log + d.toString()).slice(-200_000); });
+    child.stderr.on('data', (d) => {
+      log = (log + d.toString()).slice(-200_000);
+    });
     child.on('exit', (code, signal) => {
       const execs = Number(/stat::number_of_executed_units:\s+(\d+)/.exec(log)?.[1] ?? 0);
       const last = [...log.matchAll(/#\d+\s+\w+\s+cov: (\d+) ft: (\d+) corp: (\d+)/g)].pop();
       const crash = /Test unit written to (\S+)/.exec(log)?.[1] ?? null;
       const failed = code !== 0 || signal !== null;
       if (failed) process.stderr.write(`\n==== ${t}: exit ${code ?? signal}\n${log.slice(-8000)}\n`);
-      resolve({ t, execs, cov: Number(last?.[1] ?? 0), ft: Number(last?.[2] ?? 0), corpus: Number(last?.[3] ?? 0), crash, failed,
-        seeds: existsSync(seeds) ? readdirSync(seeds).length : 0 });
+      resolve({
+        t,
+        execs,
+        cov: Number(last?.[1] ?? 0),
+        ft: Number(last?.[2] ?? 0),
+        corpus: Number(last?.[3] ?? 0),
+        crash,
+        failed,
+        seeds: existsSync(seeds) ? readdirSync(seeds).length : 0,
+      });
     });
   });
 }
 
-const only = process.env.FUZZ_TARGETS ? process.env.FUZZ_TARGETS.split(',').map((s) => s.trim()).filter(Boolean) : Object.keys(TARGETS);
+const only = process.env.FUZZ_TARGETS
+  ? process.env.FUZZ_TARGETS.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
+  : Object.keys(TARGETS);
 for (const t of only) if (!TARGETS[t]) throw new Error(`fuzz: unknown target ${t} (known: ${Object.keys(TARGETS).join(', ')})`);
 const cc = findClang();
 console.log(`fuzz: ${cc}, ${only.length} target(s), ${seconds} s each`);
@@ -118,9 +153,13 @@ for (const t of only) {
 }
 const pad = (s, n) => String(s).padEnd(n);
 const rpad = (s, n) => String(s).padStart(n);
-console.log(`\n${pad('target', 12)} ${rpad('seconds', 7)} ${rpad('execs', 11)} ${rpad('execs/s', 8)} ${rpad('cov', 6)} ${rpad('ft', 6)} ${rpad('seeds', 5)} ${rpad('corpus', 6)}  result`);
+console.log(
+  `\n${pad('target', 12)} ${rpad('seconds', 7)} ${rpad('execs', 11)} ${rpad('execs/s', 8)} ${rpad('cov', 6)} ${rpad('ft', 6)} ${rpad('seeds', 5)} ${rpad('corpus', 6)}  result`,
+);
 for (const r of results) {
-  console.log(`${pad(r.t, 12)} ${rpad(seconds, 7)} ${rpad(r.execs, 11)} ${rpad(Math.round(r.execs / seconds), 8)} ${rpad(r.cov, 6)} ${rpad(r.ft, 6)} ${rpad(r.seeds, 5)} ${rpad(r.corpus, 6)}  ${r.failed ? `CRASH ${r.crash ?? ''}` : 'ok'}`);
+  console.log(
+    `${pad(r.t, 12)} ${rpad(seconds, 7)} ${rpad(r.execs, 11)} ${rpad(Math.round(r.execs / seconds), 8)} ${rpad(r.cov, 6)} ${rpad(r.ft, 6)} ${rpad(r.seeds, 5)} ${rpad(r.corpus, 6)}  ${r.failed ? `CRASH ${r.crash ?? ''}` : 'ok'}`,
+  );
 }
 const bad = results.filter((r) => r.failed);
 if (bad.length) {

@@ -27,7 +27,9 @@ export async function demo(opts: DemoOptions): Promise<boolean> {
     const { lab } = t;
     const rows: string[][] = [];
     for (const ten of TENANTS) {
-      const ping = parsePing((await lab.exec(`${ten.name}1`, 'ping', ['-c', '5', '-i', '0.2', '-W', '2', '10.1.0.2'], 30_000).catch((e: Error) => ({ stdout: e.message }))).stdout);
+      const ping = parsePing(
+        (await lab.exec(`${ten.name}1`, 'ping', ['-c', '5', '-i', '0.2', '-W', '2', '10.1.0.2'], 30_000).catch((e: Error) => ({ stdout: e.message }))).stdout,
+      );
       ok &&= ping.received === ping.sent && ping.sent > 0;
       rows.push([ten.name, `${ping.received}/${ping.sent}`, ping.avgMs === null ? '-' : `${ping.avgMs.toFixed(3)} ms`]);
     }

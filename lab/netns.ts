@@ -52,7 +52,10 @@ export class Lab {
    */
   async link(a: string, ifA: string, addrA: string | null, b: string, ifB: string, addrB: string | null, mtu = 1500): Promise<void> {
     await run('ip', ['link', 'add', ifA, 'netns', this.ns(a), 'mtu', String(mtu), 'type', 'veth', 'peer', ifB, 'netns', this.ns(b), 'mtu', String(mtu)]);
-    for (const [h, i, addr] of [[a, ifA, addrA], [b, ifB, addrB]] as const) {
+    for (const [h, i, addr] of [
+      [a, ifA, addrA],
+      [b, ifB, addrB],
+    ] as const) {
       if (addr) await this.exec(h, 'ip', ['addr', 'add', addr, 'dev', i, ...(addr.includes(':') ? ['nodad'] : [])]);
       await this.exec(h, 'ip', ['link', 'set', i, 'up']);
     }
@@ -111,14 +114,22 @@ export class Lab {
     const child = this.spawn(host, 'tshark', args);
     let out = '';
     let err = '';
-    child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`tshark did not start: ${err}`)), 15_000);
       child.stderr!.on('data', (d: Buffer) => {
         err += d.toString();
-        if (/Capturing on/.test(err)) { clearTimeout(t); resolve(); }
+        if (/Capturing on/.test(err)) {
+          clearTimeout(t);
+          resolve();
+        }
       });
-      child.once('exit', () => { clearTimeout(t); reject(new Error(`tshark exited: ${err}`)); });
+      child.once('exit', () => {
+        clearTimeout(t);
+        reject(new Error(`tshark exited: ${err}`));
+      });
     });
     // tshark says "Capturing on" a moment before the socket is live.
     await new Promise((r) => setTimeout(r, 300));
@@ -126,7 +137,10 @@ export class Lab {
       stop: async () => {
         await new Promise((r) => setTimeout(r, 300));
         await this.stop(child, 'SIGINT');
-        return out.split('\n').filter(Boolean).map((l) => l.split('\t'));
+        return out
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => l.split('\t'));
       },
     };
   }
@@ -170,7 +184,9 @@ export function waitForLine(child: ChildProcess, re: RegExp, timeoutMs = 15_000)
       const m = buf.split('\n').find((l) => re.test(l));
       if (m) done(undefined, m);
     };
-    const onErr = (d: Buffer) => { err += d.toString(); };
+    const onErr = (d: Buffer) => {
+      err += d.toString();
+    };
     const onExit = (code: number | null) => done(new Error(`exited with ${code} before ${re}; stderr: ${err.slice(-2000)}`));
     function done(e?: Error, line?: string) {
       clearTimeout(t);

@@ -29,14 +29,28 @@ export class Ovs {
   private vswitchd: ChildProcess | undefined;
   private readonly env: NodeJS.ProcessEnv;
 
-  private constructor(private readonly lab: Lab, readonly host: string) {
+  private constructor(
+    private readonly lab: Lab,
+    readonly host: string,
+  ) {
     // Short path: the sockets' names must fit sun_path (108 bytes).
     this.dir = mkdtempSync(join(tmpdir(), 'vtovs-'));
-    this.env = { ...process.env, OVS_RUNDIR: this.dir, OVS_DBDIR: this.dir, OVS_LOGDIR: this.dir, OVS_SYSCONFDIR: this.dir, OVS_PKGDATADIR: '/usr/share/openvswitch' };
+    this.env = {
+      ...process.env,
+      OVS_RUNDIR: this.dir,
+      OVS_DBDIR: this.dir,
+      OVS_LOGDIR: this.dir,
+      OVS_SYSCONFDIR: this.dir,
+      OVS_PKGDATADIR: '/usr/share/openvswitch',
+    };
   }
 
-  get dbSocket(): string { return join(this.dir, 'db.sock'); }
-  private ctl(daemon: 'ovsdb-server' | 'ovs-vswitchd'): string { return join(this.dir, `${daemon}.ctl`); }
+  get dbSocket(): string {
+    return join(this.dir, 'db.sock');
+  }
+  private ctl(daemon: 'ovsdb-server' | 'ovs-vswitchd'): string {
+    return join(this.dir, `${daemon}.ctl`);
+  }
 
   /** Create the database and start both daemons inside `host`; resolves once ovs-vswitchd is connected. */
   static async start(lab: Lab, host: string): Promise<Ovs> {
@@ -53,8 +67,14 @@ export class Ovs {
   private async startDaemons(): Promise<void> {
     const d = this.dir;
     await this.lab.exec(this.host, 'ovsdb-tool', ['create', join(d, 'conf.db'), SCHEMA]);
-    const common = (name: string) => ['--no-chdir', `--pidfile=${join(d, `${name}.pid`)}`, `--unixctl=${this.ctl(name as 'ovs-vswitchd')}`,
-      `--log-file=${join(d, `${name}.log`)}`, '-vconsole:off', '-vfile:info'];
+    const common = (name: string) => [
+      '--no-chdir',
+      `--pidfile=${join(d, `${name}.pid`)}`,
+      `--unixctl=${this.ctl(name as 'ovs-vswitchd')}`,
+      `--log-file=${join(d, `${name}.log`)}`,
+      '-vconsole:off',
+      '-vfile:info',
+    ];
     // Foreground (no --detach): the process `lab.spawn` tracks is the daemon itself
     // (`ip netns exec` execs it), so stopping it by PID stops OVS.
     this.db = this.lab.spawn(this.host, 'ovsdb-server', [join(d, 'conf.db'), `--remote=punix:${this.dbSocket}`, ...common('ovsdb-server')], { env: this.env });
@@ -98,7 +118,12 @@ export class Ovs {
    * means it failed, [] that it has not got to it yet).
    */
   async untilPorts(...names: string[]): Promise<void> {
-    for (const n of names) await until(`OVS interface ${n} to get an OpenFlow port`, () => this.vsctl('get', 'Interface', n, 'ofport'), (v) => /^[1-9]\d*$/.test(v));
+    for (const n of names)
+      await until(
+        `OVS interface ${n} to get an OpenFlow port`,
+        () => this.vsctl('get', 'Interface', n, 'ofport'),
+        (v) => /^[1-9]\d*$/.test(v),
+      );
   }
 
   /** Add a userspace-datapath bridge. */

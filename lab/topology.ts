@@ -40,7 +40,13 @@ export interface TenantPlan {
 }
 
 /** A YAML config for one host of a mesh: every other host is in the flood list. */
-export function meshConfig(lab: Lab, host: number, hosts: string[], tenants: TenantPlan[], extra: { port?: number; log?: string; queues?: number; sourcePorts?: number } = {}): string {
+export function meshConfig(
+  lab: Lab,
+  host: number,
+  hosts: string[],
+  tenants: TenantPlan[],
+  extra: { port?: number; log?: string; queues?: number; sourcePorts?: number } = {},
+): string {
   const local = hosts[host];
   // Addresses are quoted: an IPv6 address is not a safe plain scalar in a YAML flow mapping.
   const q = (a: string) => JSON.stringify(a);
@@ -53,7 +59,12 @@ export function meshConfig(lab: Lab, host: number, hosts: string[], tenants: Ten
     lines.push(`  - name: ${t.name}`, `    vni: ${t.vni}`, ...(t.encap ? [`    encap: ${t.encap}`] : []), '    ports:');
     const mac = t.macs?.[host] ? `, mac: "${t.macs[host]}"` : '';
     lines.push(`      - { tap: ${t.name}0, netns: ${lab.ns(`${t.name}${host + 1}`)}, address: ${t.addresses[host]}${mac} }`);
-    lines.push(`    flood: [ ${hosts.filter((_, i) => i !== host).map(q).join(', ')} ]`);
+    lines.push(
+      `    flood: [ ${hosts
+        .filter((_, i) => i !== host)
+        .map(q)
+        .join(', ')} ]`,
+    );
     if (t.ageing) lines.push(`    ageing: ${t.ageing}`);
   }
   return lines.join('\n') + '\n';
@@ -79,7 +90,9 @@ export async function startDaemon(lab: Lab, host: string, yaml: string, dir: str
   writeFileSync(configPath, named ? yaml : `control: { socket: ${socket} }\n${yaml}`);
   const child = lab.spawn(host, process.execPath, [CLI, 'run', '--config', configPath]);
   let err = '';
-  child.stderr?.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-20000); });
+  child.stderr?.on('data', (d: Buffer) => {
+    err = (err + d.toString()).slice(-20000);
+  });
   await waitForLine(child, /^vtepd: running/);
   return { child, configPath, socket, stderr: () => err };
 }
@@ -100,7 +113,11 @@ export interface Mesh {
  * namespace per tenant per host. Two hosts share a veth; three or more hang off a Linux
  * bridge in an underlay-switch namespace "sw".
  */
-export async function meshVtepd(n: number, tenants: TenantPlan[], opts: { log?: string; tag?: string; family?: UnderlayFamily; queues?: number } = {}): Promise<Mesh> {
+export async function meshVtepd(
+  n: number,
+  tenants: TenantPlan[],
+  opts: { log?: string; tag?: string; family?: UnderlayFamily; queues?: number } = {},
+): Promise<Mesh> {
   const lab = new Lab(opts.tag ?? 'vt');
   const dir = mkdtempSync(join(tmpdir(), 'vtepd-'));
   const family = opts.family ?? 4;
@@ -125,7 +142,8 @@ export async function meshVtepd(n: number, tenants: TenantPlan[], opts: { log?: 
     }
     for (const t of tenants) for (let i = 1; i <= n; i++) await lab.addHost(`${t.name}${i}`, { ipv6: false });
     const daemons: Daemonised[] = [];
-    for (let i = 0; i < n; i++) daemons.push(await startDaemon(lab, `h${i + 1}`, meshConfig(lab, i, hosts, tenants, { log: opts.log, queues: opts.queues }), dir));
+    for (let i = 0; i < n; i++)
+      daemons.push(await startDaemon(lab, `h${i + 1}`, meshConfig(lab, i, hosts, tenants, { log: opts.log, queues: opts.queues }), dir));
     return { lab, dir, hosts, daemons, endpoint: (name, host) => lab.ns(`${name}${host}`), cleanup };
   } catch (e) {
     await cleanup();
@@ -150,10 +168,19 @@ export function twoHostsVtepd(tenants: TenantPlan[], opts: { log?: string; tag?:
  * device: the kernel segments and finishes before it encapsulates, and the endpoint keeps
  * TSO).
  */
-export async function addKernelBridgePeer(lab: Lab, opts: {
-  host: string; endpoint: string; vni: number; local: string; remote: string;
-  address: string; mtu: number; finishChecksums: 'endpoint' | 'vxlan';
-}): Promise<void> {
+export async function addKernelBridgePeer(
+  lab: Lab,
+  opts: {
+    host: string;
+    endpoint: string;
+    vni: number;
+    local: string;
+    remote: string;
+    address: string;
+    mtu: number;
+    finishChecksums: 'endpoint' | 'vxlan';
+  },
+): Promise<void> {
   const { host } = opts;
   await lab.addHost(opts.endpoint, { ipv6: false });
   await lab.exec(host, 'ip', ['link', 'add', 'vx0', 'type', 'vxlan', 'id', String(opts.vni), 'local', opts.local, 'dstport', '4789']);
@@ -172,7 +199,10 @@ export async function addKernelBridgePeer(lab: Lab, opts: {
  * namespace per host ("k1", "k2") holding a VXLAN device whose underlay socket stays in
  * the host (the device is moved into the endpoint after creation).
  */
-export async function addKernelVxlan(lab: Lab, opts: { vni: number; port: number; addresses: [string, string]; mtu?: number; family?: UnderlayFamily }): Promise<void> {
+export async function addKernelVxlan(
+  lab: Lab,
+  opts: { vni: number; port: number; addresses: [string, string]; mtu?: number; family?: UnderlayFamily },
+): Promise<void> {
   const u = opts.family === 6 ? UNDERLAY6 : UNDERLAY;
   const locals = [u.h1, u.h2];
   for (const i of [0, 1]) {
@@ -180,8 +210,22 @@ export async function addKernelVxlan(lab: Lab, opts: { vni: number; port: number
     const ep = `k${i + 1}`;
     await lab.addHost(ep, { ipv6: false });
     const dev = 'vxk';
-    await lab.exec(host, 'ip', ['link', 'add', dev, 'type', 'vxlan', 'id', String(opts.vni), 'local', locals[i],
-      'remote', locals[1 - i], 'dstport', String(opts.port), 'nolearning']);
+    await lab.exec(host, 'ip', [
+      'link',
+      'add',
+      dev,
+      'type',
+      'vxlan',
+      'id',
+      String(opts.vni),
+      'local',
+      locals[i],
+      'remote',
+      locals[1 - i],
+      'dstport',
+      String(opts.port),
+      'nolearning',
+    ]);
     await lab.exec(host, 'ip', ['link', 'set', dev, 'mtu', String(opts.mtu ?? 1450), 'netns', lab.ns(ep)]);
     await lab.exec(ep, 'ip', ['addr', 'add', opts.addresses[i], 'dev', dev]);
     await lab.exec(ep, 'ip', ['link', 'set', dev, 'up']);
@@ -317,21 +361,42 @@ export async function hubAndSpoke(opts: HubSpokeOptions = {}): Promise<HubSpoke>
 
     // Hubs: relays with no ports; a kernel spoke is a static spoke in the flood list.
     for (let i = 0; i < nHubs; i++) {
-      const lines = [`underlay: { local: ${hubAddress(i)}, mtu: 1500 }`, `log: { level: ${opts.log ?? 'warn'} }`, 'role: hub', ...dead, ...(opts.hubExtra ?? []), 'tenants:'];
+      const lines = [
+        `underlay: { local: ${hubAddress(i)}, mtu: 1500 }`,
+        `log: { level: ${opts.log ?? 'warn'} }`,
+        'role: hub',
+        ...dead,
+        ...(opts.hubExtra ?? []),
+        'tenants:',
+      ];
       for (const t of tenants) {
-        lines.push(`  - { name: ${t.name}, vni: ${t.vni}${opts.kernelSpoke && i === 0 ? ', flood: [ 10.0.0.9 ]' : ''}${t.mssClamp ? `, mssClamp: ${t.mssClamp}` : ''} }`);
+        lines.push(
+          `  - { name: ${t.name}, vni: ${t.vni}${opts.kernelSpoke && i === 0 ? ', flood: [ 10.0.0.9 ]' : ''}${t.mssClamp ? `, mssClamp: ${t.mssClamp}` : ''} }`,
+        );
       }
       yaml.set(`hub${i + 1}`, lines.join('\n') + '\n');
     }
     for (const s of spokes) {
       const hubs = Array.from({ length: nHubs }, (_, i) => `{ address: ${hubAddress(i)} }`).join(', ');
-      const lines = [`underlay: { local: ${spokeLocal(s)}, mtu: 1500 }`, `log: { level: ${opts.log ?? 'warn'} }`, 'role: spoke', `hubs: [ ${hubs} ]`,
-        ...(nat.has(s) ? ['nat: true'] : []), ...dead, ...(opts.spokeExtra ?? []), 'tenants:'];
+      const lines = [
+        `underlay: { local: ${spokeLocal(s)}, mtu: 1500 }`,
+        `log: { level: ${opts.log ?? 'warn'} }`,
+        'role: spoke',
+        `hubs: [ ${hubs} ]`,
+        ...(nat.has(s) ? ['nat: true'] : []),
+        ...dead,
+        ...(opts.spokeExtra ?? []),
+        'tenants:',
+      ];
       const i = spokeIndex(s);
       for (const t of tenants) {
         const mac = `02:00:00:${(t.vni & 0xff).toString(16).padStart(2, '0')}:00:${(i + 1).toString(16).padStart(2, '0')}`;
-        lines.push(`  - name: ${t.name}`, `    vni: ${t.vni}`, ...(t.mssClamp ? [`    mssClamp: ${t.mssClamp}`] : []),
-          `    ports: [ { tap: ${t.name}0, netns: ${lab.ns(endpoint(t.name, s))}, address: ${overlay(t.name, s)}/24, mac: "${mac}"${t.tapMtu ? `, mtu: ${t.tapMtu}` : ''} } ]`);
+        lines.push(
+          `  - name: ${t.name}`,
+          `    vni: ${t.vni}`,
+          ...(t.mssClamp ? [`    mssClamp: ${t.mssClamp}`] : []),
+          `    ports: [ { tap: ${t.name}0, netns: ${lab.ns(endpoint(t.name, s))}, address: ${overlay(t.name, s)}/24, mac: "${mac}"${t.tapMtu ? `, mtu: ${t.tapMtu}` : ''} } ]`,
+        );
       }
       yaml.set(s, lines.join('\n') + '\n');
     }

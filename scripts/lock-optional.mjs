@@ -23,7 +23,10 @@ for (const [key, entry] of Object.entries(pkgs)) {
       const i = base.lastIndexOf('node_modules/');
       if (i < 0) break;
       base = base.slice(0, i).replace(/\/$/, '');
-      if (!base) { candidates.push(`node_modules/${name}`); break; }
+      if (!base) {
+        candidates.push(`node_modules/${name}`);
+        break;
+      }
     }
     if (candidates.some((c) => pkgs[c])) continue;
     if (!/^\d+\.\d+\.\d+/.test(spec)) continue;

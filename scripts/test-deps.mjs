@@ -19,7 +19,9 @@ const TOOLS = {
 };
 
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-const missing = Object.entries(TOOLS).filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg);
+const missing = Object.entries(TOOLS)
+  .filter(([cmd]) => !has(cmd))
+  .map(([, pkg]) => pkg);
 // scapy crafts the hostile and malformed packets of the barrage tests. Debian's python3
 // (/usr/bin/python3, which the tests call by path: a pyenv python may shadow it on PATH).
 if (spawnSync('/usr/bin/python3', ['-c', 'import scapy.all'], { stdio: 'ignore' }).status !== 0) missing.push('python3-scapy');

@@ -109,11 +109,10 @@ program
     process.stdout.write(`${opts.config}: ok (${config.tenants.length} tenant(s), ${ports} port(s))\n`);
   });
 
-client(program.command('status').description('tenants, ports, peers, uptime of the running daemon'))
-  .action(async (o: ClientOpts) => {
-    const s = await call<StatusResult>(o, 'status');
-    out(o, s, () => formatStatus(s));
-  });
+client(program.command('status').description('tenants, ports, peers, uptime of the running daemon')).action(async (o: ClientOpts) => {
+  const s = await call<StatusResult>(o, 'status');
+  out(o, s, () => formatStatus(s));
+});
 
 const fdb = program.command('fdb').description('show and change the MAC tables (FDB)');
 client(fdb.command('show').description('MAC, where (port or VTEP), static/learned, age'))
@@ -146,11 +145,10 @@ client(fdb.command('flush').description('delete learned entries (static ones sta
     out(o, r, () => `flushed ${r.flushed} learned entr${r.flushed === 1 ? 'y' : 'ies'}${o.tenant ? ` of ${o.tenant}` : ''}\n`);
   });
 
-client(program.command('peers').description('VTEPs: liveness (last packet received), configured or learned, counters'))
-  .action(async (o: ClientOpts) => {
-    const r = await call<PeerInfo[]>(o, 'peers');
-    out(o, r, () => formatPeers(r));
-  });
+client(program.command('peers').description('VTEPs: liveness (last packet received), configured or learned, counters')).action(async (o: ClientOpts) => {
+  const r = await call<PeerInfo[]>(o, 'peers');
+  out(o, r, () => formatPeers(r));
+});
 
 client(program.command('stats').description('per tenant, port and peer: packets, bytes, drops by named reason'))
   .option('-a, --all', 'also list counters and drop reasons that are zero', false)
@@ -159,8 +157,8 @@ client(program.command('stats').description('per tenant, port and peer: packets,
     out(o, r, () => formatStats(r, o.all));
   });
 
-client(program.command('reload').description('re-read the config file and apply it as a diff (a bad one is refused; the running config stays)'))
-  .action(async (o: ClientOpts) => {
+client(program.command('reload').description('re-read the config file and apply it as a diff (a bad one is refused; the running config stays)')).action(
+  async (o: ClientOpts) => {
     try {
       const r = await request<{ changes: string[] }>(socketOf(o), 'reload', {}, { timeoutMs: 120_000 });
       out(o, r, () => (r.changes.length ? `reloaded: ${r.changes.length} change(s)\n${r.changes.map((c) => `  ${c}\n`).join('')}` : 'reloaded: no change\n'));
@@ -172,10 +170,11 @@ client(program.command('reload').description('re-read the config file and apply 
       const st = e instanceof RemoteError ? /^(\S+): /.exec(e.message)?.[1] : undefined;
       fail(e, st);
     }
-  });
+  },
+);
 
-client(program.command('restart').description('replace the running daemon by a new process that takes over its TAPs and FDB (no TAP disappears)'))
-  .action(async (o: ClientOpts) => {
+client(program.command('restart').description('replace the running daemon by a new process that takes over its TAPs and FDB (no TAP disappears)')).action(
+  async (o: ClientOpts) => {
     const socket = socketOf(o);
     const r = await call<{ oldPid: number; newPid: number }>(o, 'restart', {}, 120_000);
     // The successor answers on the socket once it has taken over.
@@ -186,7 +185,8 @@ client(program.command('restart').description('replace the running daemon by a n
     }
     const result = { ...r, gapMs: s?.takeover?.gapMs ?? null };
     out(o, result, () => `restarted: pid ${r.oldPid} -> ${r.newPid}, forwarding paused ${result.gapMs ?? '?'} ms\n`);
-  });
+  },
+);
 
 client(program.command('trace').description('which path a frame would take (learned entry, flood list, drop and why), without sending anything'))
   .requiredOption('-t, --tenant <name>', 'tenant')
@@ -220,7 +220,10 @@ program
     process.on('SIGINT', () => ac.abort());
     process.on('SIGTERM', () => ac.abort());
     const params = {
-      tenant: o.tenant, port: o.port, peer: o.peer, outer: o.outer,
+      tenant: o.tenant,
+      port: o.port,
+      peer: o.peer,
+      outer: o.outer,
       count: o.count !== undefined ? Number(o.count) : undefined,
       seconds: o.seconds !== undefined ? Number(o.seconds) : undefined,
     };

@@ -12,7 +12,11 @@ export function table(headers: string[], rows: (string | number | null)[][]): st
   const cells = rows.map((r) => r.map((c) => (c === null ? '-' : String(c))));
   const numeric = headers.map((_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === 'number' || r[i] === null));
   const width = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((c, i) => (numeric[i] ? c.padStart(width[i]!) : c.padEnd(width[i]!))).join('  ').trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (numeric[i] ? c.padStart(width[i]!) : c.padEnd(width[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(headers), ...cells.map(line)].join('\n') + '\n';
 }
 
@@ -48,11 +52,18 @@ export function formatStatus(s: StatusResult): string {
       (s.takeover ? `, took over from pid ${s.takeover.fromPid} (forwarding paused ${s.takeover.gapMs} ms)` : ''),
     '',
   ].join('\n');
-  const tenants = table(['TENANT', 'VNI', 'PORTS', 'FLOOD', 'MACS', 'LEARNING'],
-    s.tenants.map((t) => [t.name, t.vni, t.ports.join(',') || '-', t.flood.join(',') || '-', t.macs, t.learning ? 'on' : 'off']));
-  const ports = table(['PORT', 'TENANT', 'NETNS', 'IFINDEX', 'MAC', 'MTU'],
-    s.ports.map((p) => [p.tap, p.tenant, p.netns ?? '-', p.ifindex, p.mac, p.mtu]));
-  const peers = table(['PEER', 'TYPE', 'PATH MTU'], s.peers.map((p) => [p.vtep, p.dynamic ? 'learned' : 'configured', p.pathMtu || '-']));
+  const tenants = table(
+    ['TENANT', 'VNI', 'PORTS', 'FLOOD', 'MACS', 'LEARNING'],
+    s.tenants.map((t) => [t.name, t.vni, t.ports.join(',') || '-', t.flood.join(',') || '-', t.macs, t.learning ? 'on' : 'off']),
+  );
+  const ports = table(
+    ['PORT', 'TENANT', 'NETNS', 'IFINDEX', 'MAC', 'MTU'],
+    s.ports.map((p) => [p.tap, p.tenant, p.netns ?? '-', p.ifindex, p.mac, p.mtu]),
+  );
+  const peers = table(
+    ['PEER', 'TYPE', 'PATH MTU'],
+    s.peers.map((p) => [p.vtep, p.dynamic ? 'learned' : 'configured', p.pathMtu || '-']),
+  );
   return `${head}\n${tenants}\n${ports}\n${peers}${s.overlay ? formatOverlay(s.overlay) : ''}`;
 }
 
@@ -61,55 +72,117 @@ function formatOverlay(o: RoleStatus): string {
   const ago = (n: number | null) => (n === null ? 'never' : `${n}s ago`);
   const head = `\nrole ${o.role}${o.nat ? ' (behind NAT)' : ''}, sender ${o.senderId}, deadInterval ${o.deadInterval} s, failovers ${o.failovers}`;
   if (o.role === 'spoke') {
-    return `${head}\n${table(['HUB', 'ACTIVE', 'ALIVE', 'LAST REPLY', 'RTT', 'PATH MTU'],
-      o.hubs.map((h) => [`${h.address}:${h.port}`, h.active ? 'yes' : '', h.alive ? 'up' : 'DOWN', ago(h.lastReplySecondsAgo), h.rttMs === null ? '-' : `${h.rttMs} ms`, `${h.pathMtu} (${h.pathMtuState})`]))}`;
+    return `${head}\n${table(
+      ['HUB', 'ACTIVE', 'ALIVE', 'LAST REPLY', 'RTT', 'PATH MTU'],
+      o.hubs.map((h) => [
+        `${h.address}:${h.port}`,
+        h.active ? 'yes' : '',
+        h.alive ? 'up' : 'DOWN',
+        ago(h.lastReplySecondsAgo),
+        h.rttMs === null ? '-' : `${h.rttMs} ms`,
+        `${h.pathMtu} (${h.pathMtuState})`,
+      ]),
+    )}`;
   }
   if (o.role === 'hub') {
-    return `${head}\n${table(['SPOKE', 'NAT', 'VNIS', 'LAST PROBE', 'PATH MTU'],
-      o.spokes.map((x) => [x.vtep, x.nat ? 'yes' : '', x.vnis.join(','), ago(x.lastHeardSecondsAgo), `${x.pathMtu} (${x.pathMtuState})`]))}`;
+    return `${head}\n${table(
+      ['SPOKE', 'NAT', 'VNIS', 'LAST PROBE', 'PATH MTU'],
+      o.spokes.map((x) => [x.vtep, x.nat ? 'yes' : '', x.vnis.join(','), ago(x.lastHeardSecondsAgo), `${x.pathMtu} (${x.pathMtuState})`]),
+    )}`;
   }
   return head;
 }
 
 export function formatFdb(rows: FdbRow[]): string {
-  return table(['TENANT', 'VNI', 'MAC', 'WHERE', 'TYPE', 'AGE'],
-    rows.map((r) => [r.tenant, r.vni, r.mac, r.where, r.type, r.ageSeconds === null ? '-' : `${r.ageSeconds}s`]));
+  return table(
+    ['TENANT', 'VNI', 'MAC', 'WHERE', 'TYPE', 'AGE'],
+    rows.map((r) => [r.tenant, r.vni, r.mac, r.where, r.type, r.ageSeconds === null ? '-' : `${r.ageSeconds}s`]),
+  );
 }
 
 export function formatPeers(peers: PeerInfo[]): string {
-  return table(['VTEP', 'STATE', 'LAST SEEN', 'TYPE', 'FLOOD OF', 'MACS', 'RX PKTS', 'RX BYTES', 'TX PKTS', 'TX BYTES', 'DROPS'],
-    peers.map((p) => [p.vtep, p.state, p.lastSeenSeconds === null ? 'never' : `${p.lastSeenSeconds}s ago`, p.dynamic ? 'learned' : 'configured',
-      p.floodOf.join(',') || '-', p.macs, p.rxPackets, p.rxBytes, p.txPackets, p.txBytes, p.drops]));
+  return table(
+    ['VTEP', 'STATE', 'LAST SEEN', 'TYPE', 'FLOOD OF', 'MACS', 'RX PKTS', 'RX BYTES', 'TX PKTS', 'TX BYTES', 'DROPS'],
+    peers.map((p) => [
+      p.vtep,
+      p.state,
+      p.lastSeenSeconds === null ? 'never' : `${p.lastSeenSeconds}s ago`,
+      p.dynamic ? 'learned' : 'configured',
+      p.floodOf.join(',') || '-',
+      p.macs,
+      p.rxPackets,
+      p.rxBytes,
+      p.txPackets,
+      p.txBytes,
+      p.drops,
+    ]),
+  );
 }
 
 export function formatStats(s: StatsSnapshot, all = false): string {
-  const tenants = table(['TENANT', 'VNI', 'PORTS', 'MACS', 'STATIC', 'LEARNED', 'MOVES', 'AGED', 'LIMIT', 'FLOODED', 'HAIRPIN', 'SPLIT-HZ'],
-    s.tenants.map((t) => [t.tenant, t.vni, t.ports, t.fdbLearned, t.fdbStatic, t.learned, t.moves, t.aged, t.limitRefused, t.flooded, t.hairpinDrops, t.splitHorizonDrops]));
+  const tenants = table(
+    ['TENANT', 'VNI', 'PORTS', 'MACS', 'STATIC', 'LEARNED', 'MOVES', 'AGED', 'LIMIT', 'FLOODED', 'HAIRPIN', 'SPLIT-HZ'],
+    s.tenants.map((t) => [
+      t.tenant,
+      t.vni,
+      t.ports,
+      t.fdbLearned,
+      t.fdbStatic,
+      t.learned,
+      t.moves,
+      t.aged,
+      t.limitRefused,
+      t.flooded,
+      t.hairpinDrops,
+      t.splitHorizonDrops,
+    ]),
+  );
   // A tenant's traffic through tunnels (all VTEPs together), inner frames.
-  const tunnels = table(['TENANT', 'TUNNEL RX PKTS', 'TUNNEL RX BYTES', 'TUNNEL TX PKTS', 'TUNNEL TX BYTES', 'TUNNEL DROPS'],
-    s.tenants.map((t) => [t.tenant, t.tunnel?.rxPackets ?? 0, t.tunnel?.rxBytes ?? 0, t.tunnel?.txPackets ?? 0, t.tunnel?.txBytes ?? 0, t.tunnel?.drops ?? 0]));
-  const ports = table(['PORT', 'TENANT', 'RX PKTS', 'RX BYTES', 'TX PKTS', 'TX BYTES', 'DROPS'],
-    s.ports.map((p) => [p.port, p.tenant, p.rxPackets, p.rxBytes, p.txPackets, p.txBytes, p.drops]));
-  const peers = table(['PEER', 'RX PKTS', 'RX BYTES', 'TX PKTS', 'TX BYTES', 'DROPS'],
-    s.peers.map((p) => [p.vtep, p.rxPackets, p.rxBytes, p.txPackets, p.txBytes, p.drops]));
-  const dp = table(['FAST PATH', 'COUNT'], Object.entries(s.datapath).filter(([, v]) => all || v > 0).map(([k, v]) => [k, v]));
+  const tunnels = table(
+    ['TENANT', 'TUNNEL RX PKTS', 'TUNNEL RX BYTES', 'TUNNEL TX PKTS', 'TUNNEL TX BYTES', 'TUNNEL DROPS'],
+    s.tenants.map((t) => [t.tenant, t.tunnel?.rxPackets ?? 0, t.tunnel?.rxBytes ?? 0, t.tunnel?.txPackets ?? 0, t.tunnel?.txBytes ?? 0, t.tunnel?.drops ?? 0]),
+  );
+  const ports = table(
+    ['PORT', 'TENANT', 'RX PKTS', 'RX BYTES', 'TX PKTS', 'TX BYTES', 'DROPS'],
+    s.ports.map((p) => [p.port, p.tenant, p.rxPackets, p.rxBytes, p.txPackets, p.txBytes, p.drops]),
+  );
+  const peers = table(
+    ['PEER', 'RX PKTS', 'RX BYTES', 'TX PKTS', 'TX BYTES', 'DROPS'],
+    s.peers.map((p) => [p.vtep, p.rxPackets, p.rxBytes, p.txPackets, p.txBytes, p.drops]),
+  );
+  const dp = table(
+    ['FAST PATH', 'COUNT'],
+    Object.entries(s.datapath)
+      .filter(([, v]) => all || v > 0)
+      .map(([k, v]) => [k, v]),
+  );
   const drops = Object.entries(s.drops).filter(([, v]) => all || v > 0);
-  const dropText = drops.length ? table(['DROP REASON', 'COUNT'], drops.map(([k, v]) => [k, v])) : 'no drops\n';
+  const dropText = drops.length
+    ? table(
+        ['DROP REASON', 'COUNT'],
+        drops.map(([k, v]) => [k, v]),
+      )
+    : 'no drops\n';
   // Only with underlay.queues > 1: how the kernel spread the flows over the thread pairs.
-  const queues = (s.queues ?? []).length > 1
-    ? `${table(['QUEUE', 'FRAMES FROM PORTS', 'PACKETS FROM UNDERLAY'], s.queues.map((q) => [q.queue, q.encapFrames, q.decapPackets]))}\n` : '';
+  const queues =
+    (s.queues ?? []).length > 1
+      ? `${table(
+          ['QUEUE', 'FRAMES FROM PORTS', 'PACKETS FROM UNDERLAY'],
+          s.queues.map((q) => [q.queue, q.encapFrames, q.decapPackets]),
+        )}\n`
+      : '';
   return `${tenants}\n${tunnels}\n${ports}\n${peers}\n${queues}${dp}\n${dropText}`;
 }
 
 export function formatTrace(t: TraceResult): string {
   const to = [...t.outputs.ports.map((p) => `port ${p}`), ...t.outputs.vteps.map((v) => `vtep ${v}`)];
-  const result = t.action === 'drop' ? `drop (${t.reason})`
-    : t.action === 'forward' ? `forward to ${to.join(', ')} (${t.reason})`
-    : `flood (${t.reason}) to ${to.length ? to.join(', ') : 'nowhere'}`;
-  return [
-    `trace tenant ${t.tenant} (VNI ${t.vni}): ${t.src} -> ${t.dst}, in ${t.ingress}`,
-    ...t.steps.map((s) => `  ${s}`),
-    `result: ${result}`,
-    '',
-  ].join('\n');
+  const result =
+    t.action === 'drop'
+      ? `drop (${t.reason})`
+      : t.action === 'forward'
+        ? `forward to ${to.join(', ')} (${t.reason})`
+        : `flood (${t.reason}) to ${to.length ? to.join(', ') : 'nowhere'}`;
+  return [`trace tenant ${t.tenant} (VNI ${t.vni}): ${t.src} -> ${t.dst}, in ${t.ingress}`, ...t.steps.map((s) => `  ${s}`), `result: ${result}`, ''].join(
+    '\n',
+  );
 }

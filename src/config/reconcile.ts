@@ -93,7 +93,10 @@ export function plan(running: Config, next: Config): Plan {
       });
   }
   if (!errors.some((e) => e.path === 'underlay.local') && !eqJson(running.underlay.locals, next.underlay.locals))
-    errors.push({ path: 'underlay.local', message: 'the underlay addresses differ from the running daemon\'s; changing the underlay needs a restart (vtepd restart), not a reload' });
+    errors.push({
+      path: 'underlay.local',
+      message: "the underlay addresses differ from the running daemon's; changing the underlay needs a restart (vtepd restart), not a reload",
+    });
   if (errors.length) return { changes: [], errors };
 
   const removePorts: Change[] = [];
@@ -119,7 +122,8 @@ export function plan(running: Config, next: Config): Plan {
     else if (n.vni !== t.vni || n.encap !== t.encap || encapChanged(t.vtepEncap, n.vtepEncap)) {
       // Another VNI, or another encapsulation on the wire: another segment.
       replaced.add(t.name);
-      const why = n.vni !== t.vni ? `VNI ${t.vni} -> ${n.vni}` : n.encap !== t.encap ? `encap ${t.encap} -> ${n.encap}` : 'encapsulation toward its VTEPs changed';
+      const why =
+        n.vni !== t.vni ? `VNI ${t.vni} -> ${n.vni}` : n.encap !== t.encap ? `encap ${t.encap} -> ${n.encap}` : 'encapsulation toward its VTEPs changed';
       removeTenants.push({ op: 'tenant.remove', tenant: t.name, why });
     }
   }
@@ -140,7 +144,12 @@ export function plan(running: Config, next: Config): Plan {
     if (!kept(t.name)) continue;
     const o = oldT.get(t.name)!;
     const policy = (x: TenantConfig): PolicyChange => ({
-      learning: x.learning, ageing: x.ageing, maxMacs: x.maxMacs, acceptFrom: x.acceptFrom, stormControl: x.stormControl, moveDampening: x.moveDampening,
+      learning: x.learning,
+      ageing: x.ageing,
+      maxMacs: x.maxMacs,
+      acceptFrom: x.acceptFrom,
+      stormControl: x.stormControl,
+      moveDampening: x.moveDampening,
     });
     if (JSON.stringify(policy(o)) !== JSON.stringify(policy(t))) modify.push({ op: 'tenant.policy', tenant: t.name, ...policy(t) });
     if (!eqJson([...o.flood].sort(), [...t.flood].sort())) {
@@ -170,7 +179,14 @@ export function plan(running: Config, next: Config): Plan {
   }
 
   const services: Change[] = [];
-  const roles = (c: Config): RolesChange => ({ role: c.role, hubs: c.hubs, nat: c.nat, keepalive: c.keepalive, deadInterval: c.deadInterval, pmtuDiscovery: c.pmtuDiscovery });
+  const roles = (c: Config): RolesChange => ({
+    role: c.role,
+    hubs: c.hubs,
+    nat: c.nat,
+    keepalive: c.keepalive,
+    deadInterval: c.deadInterval,
+    pmtuDiscovery: c.pmtuDiscovery,
+  });
   if (!eqJson(roles(running), roles(next))) services.push({ op: 'roles', ...roles(next) });
   if (running.log.level !== next.log.level) services.push({ op: 'log.level', level: next.log.level });
   if (running.limits.maxMacs !== next.limits.maxMacs) services.push({ op: 'limits', maxMacs: next.limits.maxMacs });
@@ -183,49 +199,79 @@ export function plan(running: Config, next: Config): Plan {
 /** One line a person reads, e.g. "tenant red: added (VNI 5002)". */
 export function describeChange(c: Change): string {
   switch (c.op) {
-    case 'port.remove': return `port ${c.tap} (tenant ${c.tenant}): removed (${c.why})`;
-    case 'tenant.remove': return `tenant ${c.tenant}: removed (${c.why})`;
-    case 'tenant.policy': return `tenant ${c.tenant}: policy learning=${c.learning} ageing=${c.ageing}s maxMacs=${c.maxMacs} acceptFrom=${c.acceptFrom}` +
-      ` stormControl=${c.stormControl === 'off' ? 'off' : `${c.stormControl.pps}/s burst ${c.stormControl.burst}`}` +
-      ` moveDampening=${c.moveDampening === 'off' ? 'off' : `${c.moveDampening.moves} in ${c.moveDampening.window}s hold ${c.moveDampening.hold}s`}`;
-    case 'tenant.flood': return `tenant ${c.tenant}: flood list [${c.flood.join(', ')}] (+${c.added.length} -${c.removed.length})`;
-    case 'fdb.del': return `tenant ${c.tenant}: static entry ${c.mac} removed`;
-    case 'fdb.set': return `tenant ${c.tenant}: static entry ${c.entry.mac} -> vtep ${c.entry.vtep}`;
-    case 'tenant.add': return `tenant ${c.tenant}: added (VNI ${c.config.vni})`;
-    case 'port.add': return `port ${c.port.tap} (tenant ${c.tenant}): added`;
+    case 'port.remove':
+      return `port ${c.tap} (tenant ${c.tenant}): removed (${c.why})`;
+    case 'tenant.remove':
+      return `tenant ${c.tenant}: removed (${c.why})`;
+    case 'tenant.policy':
+      return (
+        `tenant ${c.tenant}: policy learning=${c.learning} ageing=${c.ageing}s maxMacs=${c.maxMacs} acceptFrom=${c.acceptFrom}` +
+        ` stormControl=${c.stormControl === 'off' ? 'off' : `${c.stormControl.pps}/s burst ${c.stormControl.burst}`}` +
+        ` moveDampening=${c.moveDampening === 'off' ? 'off' : `${c.moveDampening.moves} in ${c.moveDampening.window}s hold ${c.moveDampening.hold}s`}`
+      );
+    case 'tenant.flood':
+      return `tenant ${c.tenant}: flood list [${c.flood.join(', ')}] (+${c.added.length} -${c.removed.length})`;
+    case 'fdb.del':
+      return `tenant ${c.tenant}: static entry ${c.mac} removed`;
+    case 'fdb.set':
+      return `tenant ${c.tenant}: static entry ${c.entry.mac} -> vtep ${c.entry.vtep}`;
+    case 'tenant.add':
+      return `tenant ${c.tenant}: added (VNI ${c.config.vni})`;
+    case 'port.add':
+      return `port ${c.port.tap} (tenant ${c.tenant}): added`;
     case 'port.change': {
       const what = (['mtu', 'mac', 'address'] as const).filter((k) => !eqJson(c.from[k], c.to[k]));
       return `port ${c.to.tap} (tenant ${c.tenant}): changed ${what.join(', ')}`;
     }
-    case 'tenant.mss': return `tenant ${c.tenant}: mssClamp ${c.mssClamp}`;
-    case 'roles': return `role ${c.role}${c.role === 'spoke' ? ` (hubs ${c.hubs.map((h) => `${h.address}:${h.port}`).join(', ')}${c.nat ? ', behind NAT' : ''})` : ''}, deadInterval ${c.deadInterval} s, keepalive ${c.keepalive} s, pmtuDiscovery ${c.pmtuDiscovery}`;
-    case 'log.level': return `log level ${c.level}`;
-    case 'limits': return `limits: maxMacs ${c.maxMacs} over all tenants`;
-    case 'control.socket': return `control socket ${c.socket}`;
-    case 'metrics': return c.metrics ? `metrics on ${c.metrics.listen}` : 'metrics off';
+    case 'tenant.mss':
+      return `tenant ${c.tenant}: mssClamp ${c.mssClamp}`;
+    case 'roles':
+      return `role ${c.role}${c.role === 'spoke' ? ` (hubs ${c.hubs.map((h) => `${h.address}:${h.port}`).join(', ')}${c.nat ? ', behind NAT' : ''})` : ''}, deadInterval ${c.deadInterval} s, keepalive ${c.keepalive} s, pmtuDiscovery ${c.pmtuDiscovery}`;
+    case 'log.level':
+      return `log level ${c.level}`;
+    case 'limits':
+      return `limits: maxMacs ${c.maxMacs} over all tenants`;
+    case 'control.socket':
+      return `control socket ${c.socket}`;
+    case 'metrics':
+      return c.metrics ? `metrics on ${c.metrics.listen}` : 'metrics off';
   }
 }
 
 async function run(target: Target, c: Change): Promise<void> {
   switch (c.op) {
-    case 'port.remove': return target.removePort(c.tenant, c.tap);
-    case 'tenant.remove': return target.removeTenant(c.tenant);
-    case 'tenant.policy': return target.setPolicy(c.tenant, c);
-    case 'tenant.flood': return target.setFlood(c.tenant, c.flood);
-    case 'fdb.del': return target.delStatic(c.tenant, c.mac);
-    case 'fdb.set': return target.setStatic(c.tenant, c.entry);
-    case 'tenant.add': return target.addTenant(c.config);
-    case 'port.add': return target.addPort(c.tenant, c.port);
-    case 'port.change': return target.changePort(c.tenant, c.from, c.to);
-    case 'tenant.mss': return target.setMssClamp(c.tenant, c.mssClamp);
+    case 'port.remove':
+      return target.removePort(c.tenant, c.tap);
+    case 'tenant.remove':
+      return target.removeTenant(c.tenant);
+    case 'tenant.policy':
+      return target.setPolicy(c.tenant, c);
+    case 'tenant.flood':
+      return target.setFlood(c.tenant, c.flood);
+    case 'fdb.del':
+      return target.delStatic(c.tenant, c.mac);
+    case 'fdb.set':
+      return target.setStatic(c.tenant, c.entry);
+    case 'tenant.add':
+      return target.addTenant(c.config);
+    case 'port.add':
+      return target.addPort(c.tenant, c.port);
+    case 'port.change':
+      return target.changePort(c.tenant, c.from, c.to);
+    case 'tenant.mss':
+      return target.setMssClamp(c.tenant, c.mssClamp);
     case 'roles': {
       const { op: _op, ...r } = c;
       return target.setRoles(r);
     }
-    case 'log.level': return target.setLogLevel(c.level);
-    case 'limits': return target.setMaxMacsTotal(c.maxMacs);
-    case 'control.socket': return target.setControl(c.socket);
-    case 'metrics': return target.setMetrics(c.metrics);
+    case 'log.level':
+      return target.setLogLevel(c.level);
+    case 'limits':
+      return target.setMaxMacsTotal(c.maxMacs);
+    case 'control.socket':
+      return target.setControl(c.socket);
+    case 'metrics':
+      return target.setMetrics(c.metrics);
   }
 }
 
@@ -239,36 +285,72 @@ export function patch(config: Config, c: Change): Config {
       if (t) t.ports = t.ports.filter((p) => p.tap !== c.tap);
       break;
     }
-    case 'tenant.remove': cfg.tenants = cfg.tenants.filter((t) => t.name !== c.tenant); break;
+    case 'tenant.remove':
+      cfg.tenants = cfg.tenants.filter((t) => t.name !== c.tenant);
+      break;
     case 'tenant.policy': {
       const t = tenant(c.tenant);
-      if (t) Object.assign(t, { learning: c.learning, ageing: c.ageing, maxMacs: c.maxMacs, acceptFrom: c.acceptFrom, stormControl: c.stormControl, moveDampening: c.moveDampening });
+      if (t)
+        Object.assign(t, {
+          learning: c.learning,
+          ageing: c.ageing,
+          maxMacs: c.maxMacs,
+          acceptFrom: c.acceptFrom,
+          stormControl: c.stormControl,
+          moveDampening: c.moveDampening,
+        });
       break;
     }
-    case 'tenant.flood': { const t = tenant(c.tenant); if (t) t.flood = [...c.flood]; break; }
-    case 'fdb.del': { const t = tenant(c.tenant); if (t) t.fdb = t.fdb.filter((e) => e.mac !== c.mac); break; }
+    case 'tenant.flood': {
+      const t = tenant(c.tenant);
+      if (t) t.flood = [...c.flood];
+      break;
+    }
+    case 'fdb.del': {
+      const t = tenant(c.tenant);
+      if (t) t.fdb = t.fdb.filter((e) => e.mac !== c.mac);
+      break;
+    }
     case 'fdb.set': {
       const t = tenant(c.tenant);
       if (t) t.fdb = [...t.fdb.filter((e) => e.mac !== c.entry.mac), { ...c.entry }];
       break;
     }
-    case 'tenant.add': cfg.tenants.push(structuredClone(c.config)); break;
-    case 'port.add': { const t = tenant(c.tenant); if (t) t.ports.push({ ...c.port }); break; }
+    case 'tenant.add':
+      cfg.tenants.push(structuredClone(c.config));
+      break;
+    case 'port.add': {
+      const t = tenant(c.tenant);
+      if (t) t.ports.push({ ...c.port });
+      break;
+    }
     case 'port.change': {
       const t = tenant(c.tenant);
       if (t) t.ports = t.ports.map((p) => (p.tap === c.to.tap ? { ...c.to } : p));
       break;
     }
-    case 'tenant.mss': { const t = tenant(c.tenant); if (t) t.mssClamp = c.mssClamp; break; }
+    case 'tenant.mss': {
+      const t = tenant(c.tenant);
+      if (t) t.mssClamp = c.mssClamp;
+      break;
+    }
     case 'roles': {
       const { op: _op, ...r } = c;
       Object.assign(cfg, structuredClone(r));
       break;
     }
-    case 'log.level': cfg.log = { level: c.level }; break;
-    case 'limits': cfg.limits = { maxMacs: c.maxMacs }; break;
-    case 'control.socket': cfg.control = { socket: c.socket }; break;
-    case 'metrics': cfg.metrics = c.metrics ? { ...c.metrics } : null; break;
+    case 'log.level':
+      cfg.log = { level: c.level };
+      break;
+    case 'limits':
+      cfg.limits = { maxMacs: c.maxMacs };
+      break;
+    case 'control.socket':
+      cfg.control = { socket: c.socket };
+      break;
+    case 'metrics':
+      cfg.metrics = c.metrics ? { ...c.metrics } : null;
+      break;
   }
   return cfg;
 }

@@ -45,16 +45,14 @@ function parseIp(text: string, cidr: boolean): Parsed<Ip> {
     if (ip.isMapped4()) return { error: `write IPv4-mapped ${text} as plain IPv4` };
   }
   const address = ip.correctForm();
-  const kind = ip.isMulticast() ? 'multicast' : ip.isUnspecified() ? 'unspecified'
-    : ip instanceof Address4 && ip.isBroadcast() ? 'broadcast' : null;
+  const kind = ip.isMulticast() ? 'multicast' : ip.isUnspecified() ? 'unspecified' : ip instanceof Address4 && ip.isBroadcast() ? 'broadcast' : null;
   if (kind) return { error: `must be a unicast address; ${address} is ${kind}` };
   const bits = family === 4 ? 32 : 128;
   const prefixLength = ip.subnetMask;
   if (cidr && prefixLength === 0) return { error: `prefix length must be 1..${bits}` };
   if (cidr && prefixLength <= bits - 2) {
     const net = `${ip.startAddress().correctForm()}/${prefixLength}`;
-    if (ip.startAddress().correctForm() === address)
-      return { error: `${address} is the network address of ${net}; use a host address in it` };
+    if (ip.startAddress().correctForm() === address) return { error: `${address} is the network address of ${net}; use a host address in it` };
     if (ip instanceof Address4 && ip.endAddress().correctForm() === address)
       return { error: `${address} is the broadcast address of ${net}; use a host address in it` };
   }
@@ -150,7 +148,10 @@ const Port = z.strictObject(
   },
   need('must be a mapping like { tap: blue0 }'),
 );
-const FdbEntry = z.strictObject({ mac: Mac, vtep: Vtep, encap: EncapName.optional() }, need('must be a mapping like { mac: "02:00:00:00:02:01", vtep: 10.0.0.2 }'));
+const FdbEntry = z.strictObject(
+  { mac: Mac, vtep: Vtep, encap: EncapName.optional() },
+  need('must be a mapping like { mac: "02:00:00:00:02:01", vtep: 10.0.0.2 }'),
+);
 const FloodPeer = z.strictObject({ vtep: Vtep, encap: EncapName.optional() }, need('must be a VTEP address or a mapping like { vtep: 10.0.0.2, encap: gre }'));
 const FloodEntry = stringOr(Vtep, FloodPeer);
 const TenantName = text('must be 1..32 characters of a-z A-Z 0-9 _ . -', (s) => /^[A-Za-z0-9_.-]{1,32}$/.test(s));
@@ -179,33 +180,39 @@ const Tenant = z.strictObject(
     ageing: intIn(1, 1000000).default(300),
     maxMacs: intIn(1, 1048576).default(8192),
     acceptFrom: z.enum(['known', 'any'], need('must be known or any')).default('known'),
-    stormControl: z.union([z.literal('off'), z.strictObject({ pps: intIn(1, 10_000_000), burst: intIn(1, 10_000_000) }, need('must be off or { pps, burst }'))], need('must be off or { pps, burst }')).default({ pps: 5000, burst: 2000 }),
-    moveDampening: z.union([z.literal('off'), z.strictObject({ moves: intIn(1, 1000), window: intIn(1, 3600), hold: intIn(1, 86400) }, need('must be off or { moves, window, hold }'))], need('must be off or { moves, window, hold }')).default({ moves: 5, window: 10, hold: 60 }),
+    stormControl: z
+      .union(
+        [z.literal('off'), z.strictObject({ pps: intIn(1, 10_000_000), burst: intIn(1, 10_000_000) }, need('must be off or { pps, burst }'))],
+        need('must be off or { pps, burst }'),
+      )
+      .default({ pps: 5000, burst: 2000 }),
+    moveDampening: z
+      .union(
+        [
+          z.literal('off'),
+          z.strictObject({ moves: intIn(1, 1000), window: intIn(1, 3600), hold: intIn(1, 86400) }, need('must be off or { moves, window, hold }')),
+        ],
+        need('must be off or { moves, window, hold }'),
+      )
+      .default({ moves: 5, window: 10, hold: 60 }),
     mssClamp: MssClamp.default('off'),
   },
   need('must be a mapping like { name: blue, vni: 5001 }'),
 );
 const Control = z.strictObject(
   {
-    socket: text('must be an absolute path of at most 107 bytes (a Unix socket), like /run/vtepd/vtepd.sock', isSocketPath)
-      .default(DEFAULT_CONTROL_SOCKET),
+    socket: text('must be an absolute path of at most 107 bytes (a Unix socket), like /run/vtepd/vtepd.sock', isSocketPath).default(DEFAULT_CONTROL_SOCKET),
   },
   need('must be a mapping like { socket: /run/vtepd/vtepd.sock }'),
 );
-const Metrics = z.strictObject(
-  { listen: parsed(LISTEN_MSG, parseListen) },
-  need('must be a mapping like { listen: "127.0.0.1:9477" }'),
-);
+const Metrics = z.strictObject({ listen: parsed(LISTEN_MSG, parseListen) }, need('must be a mapping like { listen: "127.0.0.1:9477" }'));
 const Log = z.strictObject(
   { level: z.enum(LOG_LEVELS, need(`must be one of ${LOG_LEVELS.join(', ')}`)).default('warn') },
   need('must be a mapping like { level: warn }'),
 );
 /** The switch-wide FDB limit: the fast path's cache holds 262144 entries. */
 export const MAX_MACS_TOTAL = 262144;
-const Limits = z.strictObject(
-  { maxMacs: intIn(1, MAX_MACS_TOTAL).default(131072) },
-  need('must be a mapping like { maxMacs: 131072 }'),
-);
+const Limits = z.strictObject({ maxMacs: intIn(1, MAX_MACS_TOTAL).default(131072) }, need('must be a mapping like { maxMacs: 131072 }'));
 const Root = z.strictObject(
   {
     log: Log.default({ level: 'warn' }),
@@ -251,8 +258,7 @@ function unknownKey(path: PropertyKey[], key: string): string {
 // ---------------------------------------------------------------------------------------
 
 type Issue = { path: PropertyKey[]; message: string };
-const record = (v: unknown): Record<string, unknown> =>
-  v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+const record = (v: unknown): Record<string, unknown> => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
 const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 function valid<S extends z.ZodType>(schema: S, v: unknown): z.output<S> | undefined {
   const r = schema.safeParse(v);
@@ -283,8 +289,7 @@ function crossCheck(raw: unknown, warnings: Issue[] = []): Issue[] {
   }
   const families = locals.map((l) => l.family);
   const underlayMtu = valid(UnderlayMtu, underlay.mtu);
-  if (families.includes(6) && underlayMtu !== undefined && underlayMtu < 1280)
-    add(['underlay', 'mtu'], 'must be at least 1280 for an IPv6 underlay');
+  if (families.includes(6) && underlayMtu !== undefined && underlayMtu < 1280) add(['underlay', 'mtu'], 'must be at least 1280 for an IPv6 underlay');
   const checkVtep = (path: PropertyKey[], v: unknown): string | undefined => {
     const ip = valid(HostAddress, v);
     if (!ip || locals.length === 0) return ip?.address;
@@ -328,8 +333,10 @@ function crossCheck(raw: unknown, warnings: Issue[] = []): Issue[] {
       const first = vtepEncap.get(ip.address);
       if (!first) vtepEncap.set(ip.address, { encap: e, where });
       else if (first.encap !== e)
-        add(peer.object && peer.encap ? [...path, 'encap'] : path,
-          `VTEP ${ip.address} is ${first.encap} in ${first.where}; a tenant reaches a VTEP with one encapsulation`);
+        add(
+          peer.object && peer.encap ? [...path, 'encap'] : path,
+          `VTEP ${ip.address} is ${first.encap} in ${first.where}; a tenant reaches a VTEP with one encapsulation`,
+        );
     };
     list(tenant.flood).forEach((v, j) => peerEncap(['tenants', i, 'flood', j], `${at}.flood[${j}]`, v));
     list(tenant.fdb).forEach((v, j) => peerEncap(['tenants', i, 'fdb', j], `${at}.fdb[${j}]`, v));
@@ -355,7 +362,10 @@ function crossCheck(raw: unknown, warnings: Issue[] = []): Issue[] {
       if (address) once(addresses, address.address, `${at}.ports[${j}].address`, path('address'), `address ${address.address}`);
       const mtu = valid(PortMtu, port.mtu);
       if (mtu !== undefined && maxMtu !== undefined && mtu > maxMtu)
-        warnings.push({ path: path('mtu'), message: `${mtu} exceeds ${why} (at most ${maxMtu}): larger frames are answered with ICMP too-big${valid(MssClamp, tenant.mssClamp) === 'off' || tenant.mssClamp === undefined ? ' (set mssClamp to spare TCP the round trip)' : ''}` });
+        warnings.push({
+          path: path('mtu'),
+          message: `${mtu} exceeds ${why} (at most ${maxMtu}): larger frames are answered with ICMP too-big${valid(MssClamp, tenant.mssClamp) === 'off' || tenant.mssClamp === undefined ? ' (set mssClamp to spare TCP the round trip)' : ''}`,
+        });
       const effective = mtu ?? maxMtu;
       if (address?.family === 6 && effective !== undefined && effective < 1280)
         add(path(mtu === undefined ? 'address' : 'mtu'), `an IPv6 address needs a port MTU of at least 1280, not ${effective}`);
@@ -383,8 +393,7 @@ function crossCheck(raw: unknown, warnings: Issue[] = []): Issue[] {
       add(['hubs'], 'a spoke needs at least one hub, like hubs: [ { address: 10.0.0.10 } ]');
     if (Array.isArray(root.hubs) && root.hubs.length > 8) add(['hubs'], `at most 8 hubs, not ${root.hubs.length}`);
     list(root.tenants).forEach((t, i) => {
-      if (list(record(t).flood).length > 0)
-        add(['tenants', i, 'flood'], 'a spoke floods to its active hub only: list the hubs under hubs, not here');
+      if (list(record(t).flood).length > 0) add(['tenants', i, 'flood'], 'a spoke floods to its active hub only: list the hubs under hubs, not here');
     });
   } else if (root.hubs !== undefined) {
     add(['hubs'], `only a spoke has hubs (role is ${role})`);

@@ -99,9 +99,18 @@ export class Bridge {
   readonly flood = new Set<number>();
   readonly table = new Map<string, FdbEntry>();
   readonly counters: BridgeCounters = {
-    learned: 0, moves: 0, aged: 0, limitRefused: 0, staticConflicts: 0,
-    flooded: 0, unicastSlowPath: 0, hairpinDrops: 0, splitHorizonDrops: 0,
-    stormDrops: 0, movesDampened: 0, flapping: 0,
+    learned: 0,
+    moves: 0,
+    aged: 0,
+    limitRefused: 0,
+    staticConflicts: 0,
+    flooded: 0,
+    unicastSlowPath: 0,
+    hairpinDrops: 0,
+    splitHorizonDrops: 0,
+    stormDrops: 0,
+    movesDampened: 0,
+    flapping: 0,
   };
   storm: TokenBucket | null = null;
   dampener: MoveDampener | null = null;
@@ -360,8 +369,7 @@ export function decide(view: BridgeView, ingress: Place, dst: string): Decision 
   if (!isMulticastMac(dst)) {
     const entry = view.table.get(dst);
     if (entry) {
-      if (entry.place.kind === 'port' && ingress.kind === 'port' && ingress.portId === entry.place.portId)
-        return { action: 'drop', reason: 'hairpin', entry };
+      if (entry.place.kind === 'port' && ingress.kind === 'port' && ingress.portId === entry.place.portId) return { action: 'drop', reason: 'hairpin', entry };
       if (entry.place.kind === 'vtep' && ingress.kind === 'vtep') {
         if (!view.relay) return { action: 'drop', reason: 'split-horizon', entry };
         if (entry.place.vtepId === ingress.vtepId) return { action: 'drop', reason: 'hairpin', entry };

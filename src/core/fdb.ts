@@ -43,11 +43,12 @@ export function fdbRows(sw: Switch, tenant?: string): FdbRow[] {
 /** One FDB entry as a row; `idleMs` from the data path (learned entries show their age). */
 export function fdbRow(sw: Switch, b: Bridge, e: FdbEntry, idleMs: number | undefined): FdbRow {
   const where =
-    e.place.kind === 'port'
-      ? `port ${sw.portName(e.place.portId) ?? e.place.portId}`
-      : `vtep ${sw.vteps.get(e.place.vtepId)?.key ?? e.place.vtepId}`;
+    e.place.kind === 'port' ? `port ${sw.portName(e.place.portId) ?? e.place.portId}` : `vtep ${sw.vteps.get(e.place.vtepId)?.key ?? e.place.vtepId}`;
   return {
-    tenant: b.name, vni: b.vni, mac: e.mac, where,
+    tenant: b.name,
+    vni: b.vni,
+    mac: e.mac,
+    where,
     type: e.static ? 'static' : 'learned',
     ageSeconds: e.static || idleMs === undefined ? null : Math.floor(idleMs / 1000),
   };
@@ -70,18 +71,30 @@ export function restoreEntry(sw: Switch, e: SnapshotEntry): boolean {
   const b = sw.tenant(e.tenant);
   if (!b || !isLearnableMac(e.mac)) return false;
   if (e.static) {
-    try { sw.setStatic(e.tenant, e.mac, e.where); } catch { return false; }
+    try {
+      sw.setStatic(e.tenant, e.mac, e.where);
+    } catch {
+      return false;
+    }
     return true;
   }
   let place: Place;
   let created: Vtep | undefined;
   if ('port' in e.where) {
-    try { place = sw.portPlace(e.tenant, e.where.port); } catch { return false; }
+    try {
+      place = sw.portPlace(e.tenant, e.where.port);
+    } catch {
+      return false;
+    }
   } else {
     const known = sw.vteps.find(e.where.vtep);
     if (!known) {
       // A spoke learned behind NAT ("address:port") comes back with its next probe, not from here.
-      try { created = sw.vteps.acquire(e.where.vtep, true); } catch { return false; }
+      try {
+        created = sw.vteps.acquire(e.where.vtep, true);
+      } catch {
+        return false;
+      }
     }
     place = { kind: 'vtep', vtepId: (known ?? created)!.id };
   }

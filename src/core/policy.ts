@@ -11,7 +11,11 @@ export class TokenBucket {
   /** Frames refused since creation. */
   exceeded = 0;
 
-  constructor(readonly rate: number, readonly burst: number, now: number) {
+  constructor(
+    readonly rate: number,
+    readonly burst: number,
+    now: number,
+  ) {
     this.tokens = burst;
     this.last = now;
   }

@@ -85,14 +85,23 @@ export class Switch {
   /** MSS clamping per tenant id, as last programmed ("v4/v6"). */
   private readonly mss = new Map<number, string>();
 
-  constructor(private readonly dp: Datapath, private readonly opts: SwitchOptions) {
+  constructor(
+    private readonly dp: Datapath,
+    private readonly opts: SwitchOptions,
+  ) {
     this.log = opts.log ?? logger('switch');
     this.vteps = new VtepRegistry(dp, {
       vxlanPort: opts.vxlanPort,
       defaultMtu: opts.defaultVtepMtu,
       log: this.log,
       // Deleting the VTEP withdraws it from every tenant's accept set in the data path.
-      onDelete: (v) => { for (const b of this.bridges.values()) { b.accepted.delete(v.id); b.trusted.delete(v.id); b.dynFlood.delete(v.id); } },
+      onDelete: (v) => {
+        for (const b of this.bridges.values()) {
+          b.accepted.delete(v.id);
+          b.trusted.delete(v.id);
+          b.dynFlood.delete(v.id);
+        }
+      },
     });
     this.ageing = new Ageing(dp, () => this.bridges.values(), this.log);
     this.tooBig = new TooBigResponder(dp, this.vteps, this.log);
@@ -101,8 +110,13 @@ export class Switch {
   get counters(): SwitchCounters {
     const c = this.c;
     return {
-      events: c.events, eventsUnknownTenant: c.eventsUnknownTenant, eventsNotAccepted: c.eventsNotAccepted, dynamicVteps: this.vteps.learned,
-      tooBigFrames: this.tooBig.frames, icmpTooBigSent: this.tooBig.sent, controlMessages: c.controlMessages,
+      events: c.events,
+      eventsUnknownTenant: c.eventsUnknownTenant,
+      eventsNotAccepted: c.eventsNotAccepted,
+      dynamicVteps: this.vteps.learned,
+      tooBigFrames: this.tooBig.frames,
+      icmpTooBigSent: this.tooBig.sent,
+      controlMessages: c.controlMessages,
     };
   }
 
@@ -119,10 +133,18 @@ export class Switch {
     this.dp.stop();
   }
 
-  tenant(name: string): Bridge | undefined { return this.bridges.get(name); }
-  tenants(): Bridge[] { return [...this.bridges.values()]; }
-  portName(portId: number): string | undefined { return this.portNames.get(portId); }
-  portId(name: string): number | undefined { return this.ports.get(name)?.id; }
+  tenant(name: string): Bridge | undefined {
+    return this.bridges.get(name);
+  }
+  tenants(): Bridge[] {
+    return [...this.bridges.values()];
+  }
+  portName(portId: number): string | undefined {
+    return this.portNames.get(portId);
+  }
+  portId(name: string): number | undefined {
+    return this.ports.get(name)?.id;
+  }
 
   /** A port of a tenant by name, as a place; throws if the tenant has no such port. */
   portPlace(tenant: string, name: string): Place {
@@ -344,13 +366,19 @@ export class Switch {
         const known = this.vteps.find(key);
         // The data path drops these for a tenant that does not accept any source; never
         // learn a VTEP for one that does not.
-        if (!known && !b.acceptAny) { this.c.eventsNotAccepted++; continue; }
+        if (!known && !b.acceptAny) {
+          this.c.eventsNotAccepted++;
+          continue;
+        }
         created = known ? undefined : this.vteps.acquire(ev.ingress.address, true, key, undefined, { encap });
         place = { kind: 'vtep', vtepId: (known ?? created)!.id };
       } else {
         place = ev.ingress;
       }
-      if (place.kind === 'vtep' && !b.accepts(place.vtepId)) { this.c.eventsNotAccepted++; continue; }
+      if (place.kind === 'vtep' && !b.accepts(place.vtepId)) {
+        this.c.eventsNotAccepted++;
+        continue;
+      }
       if (ev.type === 'too-big') {
         if (ev.frame && ev.outVtep) this.tooBig.answer(b.tenantId, place, ev.frame, ev.outVtep);
         if (created) this.vteps.gc(created);
@@ -379,10 +407,15 @@ export class Switch {
     return {
       vtepRef: (id, delta) => this.vteps.entryRef(id, delta),
       globalRoom: () => this.entries < this.opts.maxMacsTotal,
-      entryCountDelta: (d) => { this.entries += d; },
+      entryCountDelta: (d) => {
+        this.entries += d;
+      },
       now: this.opts.clock ?? Date.now,
       flapping: (b, mac, from, to) => {
-        this.log.warn({ tenant: b.name, mac, from: this.whereOf(from), to: this.whereOf(to) }, 'MAC flapping between two places: pinned, moves refused for the hold time');
+        this.log.warn(
+          { tenant: b.name, mac, from: this.whereOf(from), to: this.whereOf(to) },
+          'MAC flapping between two places: pinned, moves refused for the hold time',
+        );
       },
       fits: (id, len) => this.vteps.fits(id, len),
       tooBig: (b, ingress, frame, id) => this.tooBig.answer(b.tenantId, ingress, frame, id),

@@ -50,7 +50,9 @@ export function traceFrame(sw: Switch, tenant: string, ingress: Where, src: stri
   const steps: string[] = [];
   const base = { tenant, vni: b.vni, ingress: inName, src, dst };
   if (place.kind === 'vtep' && !(b.acceptAny || (place.vtepId !== 0 && b.accepts(place.vtepId)))) {
-    steps.push(`fast path: tenant ${tenant} does not accept frames from ${inName} (acceptFrom: known; not in its flood list, static entries, hubs or spokes): dropped (counter vtep_not_accepted)`);
+    steps.push(
+      `fast path: tenant ${tenant} does not accept frames from ${inName} (acceptFrom: known; not in its flood list, static entries, hubs or spokes): dropped (counter vtep_not_accepted)`,
+    );
     return { ...base, learn: 'dropped', handledBy: 'none', action: 'drop', reason: 'vtep_not_accepted', entry: null, outputs: { ports: [], vteps: [] }, steps };
   }
   if (!isLearnableMac(src)) {
@@ -89,15 +91,19 @@ export function traceFrame(sw: Switch, tenant: string, ingress: Where, src: stri
   }
   if (d.action === 'drop') {
     steps.push(`destination ${dst}: ${entry!.type} entry at ${entry!.where}`);
-    steps.push(d.reason === 'hairpin'
-      ? `fast path: the destination is the ${place.kind === 'vtep' ? 'VTEP' : 'port'} the frame came in: dropped (counter hairpin)`
-      : 'fast path: from a VTEP to a MAC behind a VTEP: dropped (split horizon, counter split_horizon)');
+    steps.push(
+      d.reason === 'hairpin'
+        ? `fast path: the destination is the ${place.kind === 'vtep' ? 'VTEP' : 'port'} the frame came in: dropped (counter hairpin)`
+        : 'fast path: from a VTEP to a MAC behind a VTEP: dropped (split horizon, counter split_horizon)',
+    );
     return { ...base, learn, handledBy: 'fast-path', action: 'drop', reason: d.reason, entry, outputs: { ports: [], vteps: [] }, steps };
   }
   const out = names(d.ports, d.vteps);
   steps.push(`destination ${dst}: ${d.reason === 'unknown-unicast' ? 'not in the table (unknown unicast)' : d.reason}`);
-  steps.push(`fast path: punted to the bridge, which floods by head-end replication to ${out.ports.length} port(s)` +
-    ` and ${out.vteps.length} VTEP(s)${place.kind !== 'vtep' ? '' : b.relay ? ' (hub relay: every flood VTEP but the one it came from)' : ' (none back to VTEPs: split horizon)'}`);
+  steps.push(
+    `fast path: punted to the bridge, which floods by head-end replication to ${out.ports.length} port(s)` +
+      ` and ${out.vteps.length} VTEP(s)${place.kind !== 'vtep' ? '' : b.relay ? ' (hub relay: every flood VTEP but the one it came from)' : ' (none back to VTEPs: split horizon)'}`,
+  );
   if (out.ports.length === 0 && out.vteps.length === 0) steps.push('nowhere to flood: the frame goes nowhere');
   return { ...base, learn, handledBy: 'bridge', action: 'flood', reason: d.reason, entry: null, outputs: out, steps };
 }

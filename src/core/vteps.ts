@@ -78,13 +78,18 @@ export interface VtepRegistryOptions {
 export class IdAllocator {
   private next = 1;
   private readonly free: number[] = [];
-  constructor(private readonly max: number, private readonly what: string) {}
+  constructor(
+    private readonly max: number,
+    private readonly what: string,
+  ) {}
   take(): number {
     const id = this.free.pop() ?? this.next++;
     if (id >= this.max) throw new Error(`too many ${this.what}s (limit ${this.max - 1})`);
     return id;
   }
-  give(id: number): void { this.free.push(id); }
+  give(id: number): void {
+    this.free.push(id);
+  }
 }
 
 export class VtepRegistry {
@@ -94,23 +99,33 @@ export class VtepRegistry {
   /** VTEPs learned from traffic, ever. */
   learned = 0;
 
-  constructor(private readonly dp: Pick<Datapath, 'vtepSet' | 'vtepDel'>, private readonly opts: VtepRegistryOptions) {
+  constructor(
+    private readonly dp: Pick<Datapath, 'vtepSet' | 'vtepDel'>,
+    private readonly opts: VtepRegistryOptions,
+  ) {
     this.ids = new IdAllocator(opts.maxVteps ?? 16384, 'VTEP');
   }
 
-  all(): Vtep[] { return [...this.byId.values()]; }
-  get(id: number): Vtep | undefined { return this.byId.get(id); }
-  has(id: number): boolean { return this.byId.has(id); }
+  all(): Vtep[] {
+    return [...this.byId.values()];
+  }
+  get(id: number): Vtep | undefined {
+    return this.byId.get(id);
+  }
+  has(id: number): boolean {
+    return this.byId.has(id);
+  }
   /** By registry key: an address, "gre:ADDR", or "address:port". */
-  find(key: string): Vtep | undefined { return this.byKey.get(key); }
+  find(key: string): Vtep | undefined {
+    return this.byKey.get(key);
+  }
 
   /**
    * The VTEP at `key`, created if there is none (configured, or `dynamic`: learned from
    * traffic). A configured use makes a learned VTEP configured. The caller takes a
    * reference (or calls gc when it takes none).
    */
-  acquire(address: string, dynamic: boolean, key = address, port = this.opts.vxlanPort,
-    opts: RoleVtepOptions & { encap?: Encap } = {}): Vtep {
+  acquire(address: string, dynamic: boolean, key = address, port = this.opts.vxlanPort, opts: RoleVtepOptions & { encap?: Encap } = {}): Vtep {
     // A key ("gre:ADDR") where an address is expected (a snapshot, a CLI argument).
     const parsed = opts.encap === undefined ? parseEncapKey(address) : null;
     if (parsed) ({ address } = parsed);
@@ -122,8 +137,18 @@ export class VtepRegistry {
     }
     const id = this.ids.take();
     v = {
-      id, key, address, port, configRefs: 0, entryRefs: 0, roleRefs: 0, dynamic,
-      mtu: opts.mtu ?? this.opts.defaultMtu ?? 0, fixedSourcePort: !!opts.fixedSourcePort, matchPort: !!opts.matchPort, encap,
+      id,
+      key,
+      address,
+      port,
+      configRefs: 0,
+      entryRefs: 0,
+      roleRefs: 0,
+      dynamic,
+      mtu: opts.mtu ?? this.opts.defaultMtu ?? 0,
+      fixedSourcePort: !!opts.fixedSourcePort,
+      matchPort: !!opts.matchPort,
+      encap,
     };
     this.program(v);
     this.byKey.set(key, v);

@@ -107,7 +107,13 @@ export function apiHandlers(rt: ApiHost): Record<string, Handler> {
       };
       const ac = new AbortController();
       void ctx.closed.then(() => ac.abort());
-      return runCapture(rt.daemon, req, (b) => ctx.event('data', { data: b.toString('base64') }), (info) => ctx.event('started', info), ac.signal);
+      return runCapture(
+        rt.daemon,
+        req,
+        (b) => ctx.event('data', { data: b.toString('base64') }),
+        (info) => ctx.event('started', info),
+        ac.signal,
+      );
     },
   };
 }

@@ -194,7 +194,9 @@ export function planCapture(d: Daemon, req: CaptureRequest): CaptureSource[] {
     if (!d.sw.vteps.find(req.peer)) throw new Error(`no VTEP ${req.peer} (vtepd peers lists them)`);
     sources.push(underlay(req.peer));
   } else {
-    if (!req.outer) for (const p of d.ports.filter((x) => x.tenant === req.tenant)) sources.push({ label: `port ${p.tap}`, netns: p.netns, iface: p.tap, filter: '', mode: 'none' });
+    if (!req.outer)
+      for (const p of d.ports.filter((x) => x.tenant === req.tenant))
+        sources.push({ label: `port ${p.tap}`, netns: p.netns, iface: p.tap, filter: '', mode: 'none' });
     sources.push(underlay());
   }
   return sources;
@@ -220,11 +222,18 @@ export async function runCapture(
   let linktype: number | null = null;
   let seenLinktype: number | undefined;
   let finish: () => void = () => {};
-  const finished = new Promise<void>((r) => { finish = r; });
+  const finished = new Promise<void>((r) => {
+    finish = r;
+  });
   const stopAll = () => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null && c.pid) {
-      try { process.kill(c.pid, 'SIGTERM'); } catch { /* gone */ }
-    }
+    for (const c of children)
+      if (c.exitCode === null && c.signalCode === null && c.pid) {
+        try {
+          process.kill(c.pid, 'SIGTERM');
+        } catch {
+          /* gone */
+        }
+      }
     finish();
   };
   const emit = (r: PcapRecord, lt: number) => {
@@ -240,13 +249,19 @@ export async function runCapture(
   const listening: Promise<void>[] = [];
   for (const s of sources) {
     const args = ['-i', s.iface, '-U', '-w', '-', '-s', '0', '-n', '--immediate-mode', ...(s.filter ? [s.filter] : [])];
-    const child = s.netns ? spawn('ip', ['netns', 'exec', s.netns, 'tcpdump', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = s.netns
+      ? spawn('ip', ['netns', 'exec', s.netns, 'tcpdump', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
       : spawn('tcpdump', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     const reader = new PcapReader();
     child.stdout!.on('data', (chunk: Buffer) => {
       let recs: PcapRecord[];
-      try { recs = reader.push(chunk); } catch (e) { log.warn({ source: s.label, err: (e as Error).message }, 'capture stream'); return; }
+      try {
+        recs = reader.push(chunk);
+      } catch (e) {
+        log.warn({ source: s.label, err: (e as Error).message }, 'capture stream');
+        return;
+      }
       const lt = reader.linktype!;
       seenLinktype ??= lt;
       for (const r of recs) {
@@ -260,16 +275,29 @@ export async function runCapture(
       }
     });
     let err = '';
-    listening.push(new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`${s.label}: tcpdump did not start: ${err.trim()}`)), 10_000);
-      child.stderr!.on('data', (c: Buffer) => {
-        err += c.toString();
-        if (/listening on/.test(err)) { clearTimeout(t); resolve(); }
-      });
-      child.once('error', (e) => { clearTimeout(t); reject(new Error(`${s.label}: cannot run tcpdump: ${e.message}`)); });
-      child.once('exit', (code) => { clearTimeout(t); reject(new Error(`${s.label}: tcpdump exited (${code}): ${err.trim()}`)); });
-    }));
-    child.once('exit', () => { if (children.every((c) => c.exitCode !== null || c.signalCode !== null)) finish(); });
+    listening.push(
+      new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`${s.label}: tcpdump did not start: ${err.trim()}`)), 10_000);
+        child.stderr!.on('data', (c: Buffer) => {
+          err += c.toString();
+          if (/listening on/.test(err)) {
+            clearTimeout(t);
+            resolve();
+          }
+        });
+        child.once('error', (e) => {
+          clearTimeout(t);
+          reject(new Error(`${s.label}: cannot run tcpdump: ${e.message}`));
+        });
+        child.once('exit', (code) => {
+          clearTimeout(t);
+          reject(new Error(`${s.label}: tcpdump exited (${code}): ${err.trim()}`));
+        });
+      }),
+    );
+    child.once('exit', () => {
+      if (children.every((c) => c.exitCode !== null || c.signalCode !== null)) finish();
+    });
   }
   try {
     await Promise.all(listening);

@@ -35,7 +35,11 @@ export interface ApiErrorBody {
 
 /** An error a handler throws to answer with a code and (config) errors. */
 export class ApiError extends Error {
-  constructor(message: string, readonly code = 'EINVAL', readonly errors?: ConfigError[]) {
+  constructor(
+    message: string,
+    readonly code = 'EINVAL',
+    readonly errors?: ConfigError[],
+  ) {
     super(message);
   }
 }
@@ -70,7 +74,10 @@ export class ControlServer {
     const server = createServer((s) => this.serve(s));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(path, () => { server.off('error', reject); resolve(); });
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
     chmodSync(path, 0o660);
     this.server = server;
@@ -101,15 +108,26 @@ export class ControlServer {
     let buf = '';
     let closed = false;
     let onClose: () => void = () => {};
-    const closedP = new Promise<void>((r) => { onClose = r; });
-    sock.on('close', () => { closed = true; this.conns.delete(sock); onClose(); });
-    sock.on('error', () => { /* the close event follows */ });
+    const closedP = new Promise<void>((r) => {
+      onClose = r;
+    });
+    sock.on('close', () => {
+      closed = true;
+      this.conns.delete(sock);
+      onClose();
+    });
+    sock.on('error', () => {
+      /* the close event follows */
+    });
     const send = (obj: unknown) => {
       if (!closed && sock.writable) sock.write(`${JSON.stringify(obj)}\n`);
     };
     sock.on('data', (d: Buffer) => {
       buf += d.toString('utf8');
-      if (buf.length > 4 << 20) { sock.destroy(); return; }
+      if (buf.length > 4 << 20) {
+        sock.destroy();
+        return;
+      }
       let nl: number;
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl).trim();
@@ -157,7 +175,10 @@ export class ControlServer {
 export function answers(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = createConnection(path);
-    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
     s.once('error', () => resolve(false));
   });
 }
@@ -176,8 +197,12 @@ export class RemoteError extends Error {
   constructor(readonly body: ApiErrorBody) {
     super(body.message);
   }
-  get code(): string { return this.body.code; }
-  get errors(): ConfigError[] | undefined { return this.body.errors; }
+  get code(): string {
+    return this.body.code;
+  }
+  get errors(): ConfigError[] | undefined {
+    return this.body.errors;
+  }
 }
 
 /** One request on its own connection; resolves with the result or rejects with a RemoteError. */
@@ -201,9 +226,10 @@ export function request<T = unknown>(path: string, method: string, params: Recor
     }
     sock.once('connect', () => sock.write(`${JSON.stringify({ id: 1, method, params })}\n`));
     sock.on('error', (e: NodeJS.ErrnoException) => {
-      const why = e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
-        ? `no vtepd answers on ${path} (${e.code}); is it running? (--socket PATH or --config FILE)`
-        : `${path}: ${e.message}`;
+      const why =
+        e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
+          ? `no vtepd answers on ${path} (${e.code}); is it running? (--socket PATH or --config FILE)`
+          : `${path}: ${e.message}`;
       const err = new Error(why) as NodeJS.ErrnoException;
       err.code = e.code;
       finish(err);

@@ -98,8 +98,14 @@ export function tenantPolicy(t: PolicyChange): TenantPolicy {
 /** The role agent's options from a config (its seconds in milliseconds, converted here only). */
 export function roleOptions(c: Pick<Config, 'role' | 'hubs' | 'nat' | 'keepalive' | 'deadInterval' | 'pmtuDiscovery' | 'underlay'>): RoleOptions {
   return {
-    role: c.role, hubs: c.hubs, nat: c.nat, keepaliveMs: c.keepalive * 1000, deadIntervalMs: c.deadInterval * 1000, pmtuDiscovery: c.pmtuDiscovery,
-    underlayMtu: c.underlay.mtu, family: c.underlay.family,
+    role: c.role,
+    hubs: c.hubs,
+    nat: c.nat,
+    keepaliveMs: c.keepalive * 1000,
+    deadIntervalMs: c.deadInterval * 1000,
+    pmtuDiscovery: c.pmtuDiscovery,
+    underlayMtu: c.underlay.mtu,
+    family: c.underlay.family,
   };
 }
 
@@ -142,7 +148,10 @@ export class Daemon implements Target {
     this.telemetry = new Telemetry({ sw: this.sw, dp, roles: this.roles, startedAt: this.startedAt });
     this.lost = new LostPorts({
       ports: () => this.ports,
-      takeDown: (p) => { this.sw.removePort(p.tap); this.dropPort(p); },
+      takeDown: (p) => {
+        this.sw.removePort(p.tap);
+        this.dropPort(p);
+      },
       bringUp: (tenant, config) => this.addPort(tenant, config),
       closed: () => this.closed,
     });
@@ -153,10 +162,11 @@ export class Daemon implements Target {
     setLogLevel(config.log.level);
     const d = new Daemon(config, opts);
     try {
-      const start = () => d.sw.start((n) => {
-        d.eventBatches++;
-        d.hooks.eventBatch?.(n);
-      });
+      const start = () =>
+        d.sw.start((n) => {
+          d.eventBatches++;
+          d.hooks.eventBatch?.(n);
+        });
       // A takeover programs everything, FDB included, before forwarding resumes, so the
       // first frames after the pause find their learned destinations (no flooding).
       if (!opts.adopt) start();
@@ -193,7 +203,13 @@ export class Daemon implements Target {
   addTenant(t: TenantConfig): void {
     this.roles.setTenant(t.name, { mssClamp: t.mssClamp, encap: t.encap });
     const b = this.sw.addTenant({
-      name: t.name, vni: t.vni, flood: t.flood, fdb: t.fdb, encap: t.encap, vtepEncap: t.vtepEncap, ...tenantPolicy(t),
+      name: t.name,
+      vni: t.vni,
+      flood: t.flood,
+      fdb: t.fdb,
+      encap: t.encap,
+      vtepEncap: t.vtepEncap,
+      ...tenantPolicy(t),
     });
     this.roles.applyTo(b);
   }
@@ -220,11 +236,15 @@ export class Daemon implements Target {
   setRoles(r: RolesChange): void {
     this.roles.reconfigure(roleOptions({ ...r, underlay: this.running.underlay }));
   }
-  setStatic(name: string, e: StaticFdbEntry): void { this.sw.setStatic(name, e.mac, { vtep: e.vtep }); }
-  delStatic(name: string, mac: string): void { this.sw.removeEntry(name, mac); }
+  setStatic(name: string, e: StaticFdbEntry): void {
+    this.sw.setStatic(name, e.mac, { vtep: e.vtep });
+  }
+  delStatic(name: string, mac: string): void {
+    this.sw.removeEntry(name, mac);
+  }
 
   async addPort(tenant: string, p: PortConfig, adopted?: PortHandle): Promise<void> {
-    const h = adopted ?? await this.backend.open(tenant, p);
+    const h = adopted ?? (await this.backend.open(tenant, p));
     // An adopted TAP keeps the queues it came with, up to this data path's: a queue
     // nobody reads would stall the flows the kernel steers to it, so extra ones close.
     const queueFds = [...(h.queueFds ?? [])];
@@ -257,10 +277,18 @@ export class Daemon implements Target {
     if (to.mac) p.mac = to.mac;
   }
 
-  setLogLevel(level: LogLevel): void { setLogLevel(level); }
-  setMaxMacsTotal(n: number): void { this.sw.setMaxMacsTotal(Math.min(n, limits().fdbCapacity)); }
-  async setControl(socket: string): Promise<void> { await this.hooks.control?.(socket); }
-  async setMetrics(m: MetricsConfig | null): Promise<void> { await this.hooks.metrics?.(m); }
+  setLogLevel(level: LogLevel): void {
+    setLogLevel(level);
+  }
+  setMaxMacsTotal(n: number): void {
+    this.sw.setMaxMacsTotal(Math.min(n, limits().fdbCapacity));
+  }
+  async setControl(socket: string): Promise<void> {
+    await this.hooks.control?.(socket);
+  }
+  async setMetrics(m: MetricsConfig | null): Promise<void> {
+    await this.hooks.metrics?.(m);
+  }
 
   private dropPort(p: RunningPort): void {
     const i = this.ports.indexOf(p);
@@ -335,7 +363,9 @@ export class Daemon implements Target {
     return fdbRows(this.sw, tenant);
   }
 
-  fdbAdd(tenant: string, mac: string, where: Where): void { this.sw.setStatic(tenant, mac, where); }
+  fdbAdd(tenant: string, mac: string, where: Where): void {
+    this.sw.setStatic(tenant, mac, where);
+  }
 
   fdbDel(tenant: string, mac: string): void {
     if (!this.sw.removeEntry(tenant, mac)) throw new Error(`tenant "${tenant}" has no entry for ${mac}`);
@@ -369,7 +399,11 @@ export class Daemon implements Target {
    * data path stops first: its threads no longer read any TAP and its underlay sockets
    * close, so the successor can bind them. Without, the caller stops it with `stop()`.
    */
-  freeze(stop = true): { fds: number[]; ports: (Omit<RunningPort, 'fd' | 'queueFds' | 'config'> & { config: PortConfig; fdIndex: number; queueFdIndex: number[] })[]; fdb: SnapshotEntry[] } {
+  freeze(stop = true): {
+    fds: number[];
+    ports: (Omit<RunningPort, 'fd' | 'queueFds' | 'config'> & { config: PortConfig; fdIndex: number; queueFdIndex: number[] })[];
+    fdb: SnapshotEntry[];
+  } {
     const fdb = snapshotFdb(this.sw);
     if (stop) this.stopForwarding();
     const fds: number[] = [];
@@ -402,7 +436,11 @@ export class Daemon implements Target {
   release(): void {
     this.closed = true;
     for (const p of this.ports.splice(0)) {
-      try { closePortFds(p.fd, p.queueFds); } catch { /* gone */ }
+      try {
+        closePortFds(p.fd, p.queueFds);
+      } catch {
+        /* gone */
+      }
     }
   }
 

@@ -39,7 +39,10 @@ export class Metrics {
     };
     const counter = (name: string, help: string, labelNames: string[], rows: (s: StatsSnapshot) => Rows) =>
       new Counter({
-        name, help, labelNames, registers: reg,
+        name,
+        help,
+        labelNames,
+        registers: reg,
         collect() {
           this.reset();
           for (const [l, v] of rows(snap())) this.inc(l, v);
@@ -47,7 +50,10 @@ export class Metrics {
       });
     const gauge = (name: string, help: string, labelNames: string[], rows: (s: StatsSnapshot) => Rows) =>
       new Gauge({
-        name, help, labelNames, registers: reg,
+        name,
+        help,
+        labelNames,
+        registers: reg,
         collect() {
           this.reset();
           for (const [l, v] of rows(snap())) this.set(l, v);
@@ -61,56 +67,101 @@ export class Metrics {
     gauge('vtepd_peers', 'VTEPs known (configured and learned)', [], (s) => [[{}, s.peers.length]]);
     counter('vtepd_reloads_total', 'config reloads, by result', ['result'], () => {
       const r = self.daemon().reloads;
-      return [[{ result: 'ok' }, r.ok], [{ result: 'failed' }, r.failed]];
+      return [
+        [{ result: 'ok' }, r.ok],
+        [{ result: 'failed' }, r.failed],
+      ];
     });
 
-    const io = [['rx_packets', 'rxPackets', 'packets received'], ['rx_bytes', 'rxBytes', 'bytes received'],
-      ['tx_packets', 'txPackets', 'packets sent'], ['tx_bytes', 'txBytes', 'bytes sent'], ['drops', 'drops', 'packets dropped']] as const;
+    const io = [
+      ['rx_packets', 'rxPackets', 'packets received'],
+      ['rx_bytes', 'rxBytes', 'bytes received'],
+      ['tx_packets', 'txPackets', 'packets sent'],
+      ['tx_bytes', 'txBytes', 'bytes sent'],
+      ['drops', 'drops', 'packets dropped'],
+    ] as const;
     for (const [suffix, key, what] of io) {
-      counter(`vtepd_port_${suffix}_total`, `local port: ${what} (fast path and flooding)`, ['tenant', 'port'],
-        (s) => s.ports.map((p) => [{ tenant: p.tenant, port: p.port }, p[key]]));
-      counter(`vtepd_peer_${suffix}_total`, `VTEP peer: ${what} (all tenants)`, ['vtep'],
-        (s) => s.peers.map((p) => [{ vtep: p.vtep }, p[key]]));
-      counter(`vtepd_tenant_tunnel_${suffix}_total`, `tenant: ${what} through tunnels, all VTEPs together (inner frames; drops: sends the kernel refused)`, ['tenant'],
-        (s) => s.tenants.map((t) => [{ tenant: t.tenant }, t.tunnel[key]]));
+      counter(`vtepd_port_${suffix}_total`, `local port: ${what} (fast path and flooding)`, ['tenant', 'port'], (s) =>
+        s.ports.map((p) => [{ tenant: p.tenant, port: p.port }, p[key]]),
+      );
+      counter(`vtepd_peer_${suffix}_total`, `VTEP peer: ${what} (all tenants)`, ['vtep'], (s) => s.peers.map((p) => [{ vtep: p.vtep }, p[key]]));
+      counter(
+        `vtepd_tenant_tunnel_${suffix}_total`,
+        `tenant: ${what} through tunnels, all VTEPs together (inner frames; drops: sends the kernel refused)`,
+        ['tenant'],
+        (s) => s.tenants.map((t) => [{ tenant: t.tenant }, t.tunnel[key]]),
+      );
     }
-    gauge('vtepd_peer_up', 'VTEP peer received something in the last 10 s (1) or not (0)', ['vtep'],
-      (s) => s.peers.map((p) => [{ vtep: p.vtep }, p.state === 'active' ? 1 : 0]));
-    gauge('vtepd_peer_last_seen_seconds', 'seconds since the VTEP peer last sent us a packet (absent: never)', ['vtep'],
-      (s) => s.peers.filter((p) => p.lastSeenSeconds !== null).map((p) => [{ vtep: p.vtep }, p.lastSeenSeconds!]));
+    gauge('vtepd_peer_up', 'VTEP peer received something in the last 10 s (1) or not (0)', ['vtep'], (s) =>
+      s.peers.map((p) => [{ vtep: p.vtep }, p.state === 'active' ? 1 : 0]),
+    );
+    gauge('vtepd_peer_last_seen_seconds', 'seconds since the VTEP peer last sent us a packet (absent: never)', ['vtep'], (s) =>
+      s.peers.filter((p) => p.lastSeenSeconds !== null).map((p) => [{ vtep: p.vtep }, p.lastSeenSeconds!]),
+    );
 
-    gauge('vtepd_fdb_entries', 'FDB entries, by tenant and type', ['tenant', 'type'],
-      (s) => s.tenants.flatMap((t) => [[{ tenant: t.tenant, type: 'learned' }, t.fdbLearned], [{ tenant: t.tenant, type: 'static' }, t.fdbStatic]] as Rows));
-    const bridge = [['learned', 'learned', 'MACs learned'], ['moves', 'moves', 'MAC moves (port/VTEP to another place)'],
-      ['aged', 'aged', 'MACs aged out'], ['limit_refused', 'limitRefused', 'learning refused at maxMacs or the switch-wide limit'],
+    gauge('vtepd_fdb_entries', 'FDB entries, by tenant and type', ['tenant', 'type'], (s) =>
+      s.tenants.flatMap(
+        (t) =>
+          [
+            [{ tenant: t.tenant, type: 'learned' }, t.fdbLearned],
+            [{ tenant: t.tenant, type: 'static' }, t.fdbStatic],
+          ] as Rows,
+      ),
+    );
+    const bridge = [
+      ['learned', 'learned', 'MACs learned'],
+      ['moves', 'moves', 'MAC moves (port/VTEP to another place)'],
+      ['aged', 'aged', 'MACs aged out'],
+      ['limit_refused', 'limitRefused', 'learning refused at maxMacs or the switch-wide limit'],
       ['static_conflicts', 'staticConflicts', 'learned sources that tried to move a static entry'],
       ['flooded', 'flooded', 'frames flooded by the bridge (broadcast, multicast, unknown unicast)'],
       ['moves_dampened', 'movesDampened', 'moves refused because the MAC was pinned by move dampening'],
-      ['flapping', 'flapping', 'MACs found flapping between two places and pinned']] as const;
+      ['flapping', 'flapping', 'MACs found flapping between two places and pinned'],
+    ] as const;
     for (const [suffix, key, what] of bridge) {
       counter(`vtepd_tenant_${suffix}_total`, `tenant: ${what}`, ['tenant'], (s) => s.tenants.map((t) => [{ tenant: t.tenant }, t[key]]));
     }
-    counter('vtepd_tenant_drops_total', 'tenant: punted frames the bridge dropped, by reason', ['tenant', 'reason'],
-      (s) => s.tenants.flatMap((t) => [[{ tenant: t.tenant, reason: 'hairpin' }, t.hairpinDrops], [{ tenant: t.tenant, reason: 'split_horizon' }, t.splitHorizonDrops],
-        [{ tenant: t.tenant, reason: 'storm_control' }, t.stormDrops]] as Rows));
+    counter('vtepd_tenant_drops_total', 'tenant: punted frames the bridge dropped, by reason', ['tenant', 'reason'], (s) =>
+      s.tenants.flatMap(
+        (t) =>
+          [
+            [{ tenant: t.tenant, reason: 'hairpin' }, t.hairpinDrops],
+            [{ tenant: t.tenant, reason: 'split_horizon' }, t.splitHorizonDrops],
+            [{ tenant: t.tenant, reason: 'storm_control' }, t.stormDrops],
+          ] as Rows,
+      ),
+    );
 
-    counter('vtepd_drops_total', 'fast path drops by reason (native/counters.def)', ['reason'],
-      (s) => Object.entries(s.drops).map(([reason, v]) => [{ reason }, v]));
+    counter('vtepd_drops_total', 'fast path drops by reason (native/counters.def)', ['reason'], (s) =>
+      Object.entries(s.drops).map(([reason, v]) => [{ reason }, v]),
+    );
     for (const c of counterInfo().filter((x) => !x.drop)) {
       counter(`vtepd_datapath_${c.name}_total`, `fast path: ${c.help}`, [], (s) => [[{}, s.datapath[c.name] ?? 0]]);
     }
-    counter('vtepd_queue_frames_total', 'per fast-path queue (underlay.queues): frames read from ports (direction="encap"), packets taken from the underlay (direction="decap")',
-      ['queue', 'direction'], (s) => s.queues.flatMap((q) => [[{ queue: String(q.queue), direction: 'encap' }, q.encapFrames],
-        [{ queue: String(q.queue), direction: 'decap' }, q.decapPackets]] as Rows));
+    counter(
+      'vtepd_queue_frames_total',
+      'per fast-path queue (underlay.queues): frames read from ports (direction="encap"), packets taken from the underlay (direction="decap")',
+      ['queue', 'direction'],
+      (s) =>
+        s.queues.flatMap(
+          (q) =>
+            [
+              [{ queue: String(q.queue), direction: 'encap' }, q.encapFrames],
+              [{ queue: String(q.queue), direction: 'decap' }, q.decapPackets],
+            ] as Rows,
+        ),
+    );
     counter('vtepd_events_total', 'exception events handled by the bridges (learn and miss)', [], (s) => [[{}, s.switch.events]]);
-    counter('vtepd_icmp_too_big_total', 'ICMP fragmentation-needed / packet-too-big replies written back for frames too big for their tunnel', [],
-      (s) => [[{}, s.switch.icmpTooBigSent]]);
-    gauge('vtepd_peer_path_mtu', 'path MTU toward a VTEP peer (largest outer IP packet)', ['vtep'],
-      (s) => s.peers.map((p) => [{ vtep: p.vtep }, p.pathMtu]));
-    gauge('vtepd_hub_up', 'a spoke: the hub answered within deadInterval (1) or not (0)', ['hub'],
-      (s) => s.overlay.hubs.map((h) => [{ hub: `${h.address}:${h.port}` }, h.alive ? 1 : 0]));
-    gauge('vtepd_hub_active', 'a spoke: the hub it floods to (1) or a standby (0)', ['hub'],
-      (s) => s.overlay.hubs.map((h) => [{ hub: `${h.address}:${h.port}` }, h.active ? 1 : 0]));
+    counter('vtepd_icmp_too_big_total', 'ICMP fragmentation-needed / packet-too-big replies written back for frames too big for their tunnel', [], (s) => [
+      [{}, s.switch.icmpTooBigSent],
+    ]);
+    gauge('vtepd_peer_path_mtu', 'path MTU toward a VTEP peer (largest outer IP packet)', ['vtep'], (s) => s.peers.map((p) => [{ vtep: p.vtep }, p.pathMtu]));
+    gauge('vtepd_hub_up', 'a spoke: the hub answered within deadInterval (1) or not (0)', ['hub'], (s) =>
+      s.overlay.hubs.map((h) => [{ hub: `${h.address}:${h.port}` }, h.alive ? 1 : 0]),
+    );
+    gauge('vtepd_hub_active', 'a spoke: the hub it floods to (1) or a standby (0)', ['hub'], (s) =>
+      s.overlay.hubs.map((h) => [{ hub: `${h.address}:${h.port}` }, h.active ? 1 : 0]),
+    );
     counter('vtepd_hub_failovers_total', 'a spoke: moves from a dead active hub to the next', [], (s) => [[{}, s.overlay.failovers]]);
     gauge('vtepd_spokes', 'a hub: spokes learned from their probes', [], (s) => [[{}, s.overlay.spokes.length]]);
     this.batchSize = new Histogram({
@@ -152,7 +203,10 @@ export class Metrics {
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(m.port, m.host, () => { server.off('error', reject); resolve(); });
+      server.listen(m.port, m.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
     this.server = server;
     log.info({ listen: m.listen }, 'metrics listening');
@@ -161,6 +215,10 @@ export class Metrics {
   async close(): Promise<void> {
     const s = this.server;
     this.server = undefined;
-    if (s) await new Promise<void>((r) => { s.close(() => r()); s.closeAllConnections(); });
+    if (s)
+      await new Promise<void>((r) => {
+        s.close(() => r());
+        s.closeAllConnections();
+      });
   }
 }

@@ -66,8 +66,7 @@ export class Runtime implements TakeoverHost {
   /** Start fresh from a config. */
   async start(config: Config): Promise<void> {
     const socket = config.control.socket;
-    if (existsSync(socket) && (await answers(socket)))
-      throw new Error(`another vtepd answers on ${socket}: stop it, or start with --takeover to replace it`);
+    if (existsSync(socket) && (await answers(socket))) throw new Error(`another vtepd answers on ${socket}: stop it, or start with --takeover to replace it`);
     this.adopt(await Daemon.start(config, { hooks: this.daemonHooks() }));
     try {
       await this.control.listen(socket);
@@ -94,7 +93,8 @@ export class Runtime implements TakeoverHost {
     try {
       const res = await this.daemon.reload(r.config);
       if (res.errors.length) throw new ApiError(`${this.configPath}: cannot be applied by a reload; the running config stays`, 'EINVAL', res.errors);
-      if (res.failed.length) throw new ApiError(`${this.configPath}: ${res.failed.length} change(s) failed (the others were applied):\n${res.failed.join('\n')}`, 'EIO');
+      if (res.failed.length)
+        throw new ApiError(`${this.configPath}: ${res.failed.length} change(s) failed (the others were applied):\n${res.failed.join('\n')}`, 'EIO');
       return { changes: res.changes, failed: res.failed };
     } finally {
       this.busy.release();

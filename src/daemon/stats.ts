@@ -77,7 +77,6 @@ export interface StatsSnapshot {
 /** Fast-path counters of I/O faults (not hostile input): a rise is logged, once a second at most. */
 const FAULT_COUNTERS = ['tap_rx_error', 'tap_tx_error', 'underlay_rx_error', 'underlay_tx_error', 'underlay_tx_too_big', 'event_queue_full'];
 
-
 /** What the telemetry reads: the switch's tables, the data path's counters, the role's status. */
 export interface TelemetrySource {
   sw: Switch;
@@ -100,7 +99,10 @@ export class Telemetry {
       const rx = stats.vteps[v.id]?.rxPackets ?? 0;
       const seen = this.peerSeen.get(v.key);
       if (!seen) this.peerSeen.set(v.key, { rx, at: rx > 0 ? now : null });
-      else if (rx !== seen.rx) { seen.rx = rx; seen.at = now; }
+      else if (rx !== seen.rx) {
+        seen.rx = rx;
+        seen.at = now;
+      }
     }
     for (const a of [...this.peerSeen.keys()]) if (!this.src.sw.vteps.find(a)) this.peerSeen.delete(a);
   }
@@ -113,7 +115,8 @@ export class Telemetry {
     for (const [vtep, seen] of this.peerSeen) {
       if (seen.at === null) continue;
       const active = now - seen.at <= 10_000;
-      if (seen.active === true && !active) log.warn({ vtep, lastSeenSeconds: Math.floor((now - seen.at) / 1000) }, 'peer quiet: nothing received from it for 10 s');
+      if (seen.active === true && !active)
+        log.warn({ vtep, lastSeenSeconds: Math.floor((now - seen.at) / 1000) }, 'peer quiet: nothing received from it for 10 s');
       else if (seen.active === false && active) log.info({ vtep }, 'peer receiving again');
       seen.active = active;
     }
@@ -148,8 +151,12 @@ export class Telemetry {
         if (e.place.kind === 'vtep') macsAt.set(e.place.vtepId, (macsAt.get(e.place.vtepId) ?? 0) + 1);
       }
       return {
-        tenant: b.name, vni: b.vni, ports: b.ports.size,
-        fdbLearned: b.table.size - fdbStatic, fdbStatic, ...b.counters,
+        tenant: b.name,
+        vni: b.vni,
+        ports: b.ports.size,
+        fdbLearned: b.table.size - fdbStatic,
+        fdbStatic,
+        ...b.counters,
         tunnel: { ...zero, ...s.tenants?.[b.tenantId] },
       };
     });
@@ -158,15 +165,28 @@ export class Telemetry {
       const at = seen?.at ?? null;
       const lastSeenSeconds = at === null ? null : Math.floor((now - at) / 1000);
       return {
-        vtep: v.key, id: v.id, dynamic: v.dynamic, floodOf: floodOf.get(v.id) ?? [], macs: macsAt.get(v.id) ?? 0,
+        vtep: v.key,
+        id: v.id,
+        dynamic: v.dynamic,
+        floodOf: floodOf.get(v.id) ?? [],
+        macs: macsAt.get(v.id) ?? 0,
         state: lastSeenSeconds === null ? 'silent' : lastSeenSeconds <= 10 ? 'active' : 'idle',
-        lastSeenSeconds, pathMtu: v.mtu, ...zero, ...s.vteps[v.id],
+        lastSeenSeconds,
+        pathMtu: v.mtu,
+        ...zero,
+        ...s.vteps[v.id],
       };
     });
     return {
       at: now,
       uptimeSeconds: (now - startedAt) / 1000,
-      datapath, drops, queues, tenants, ports, peers, overlay: roles.status(),
+      datapath,
+      drops,
+      queues,
+      tenants,
+      ports,
+      peers,
+      overlay: roles.status(),
       switch: { ...sw.counters, ...daemon },
     };
   }

@@ -111,7 +111,9 @@ export class Takeover {
     try {
       let failure: Error | undefined;
       answered = request(socket, 'handover', { path, pid: process.pid, underlay: fileConfig.underlay }, { timeoutMs: 30_000 });
-      answered.catch((e: Error) => { failure = e; });
+      answered.catch((e: Error) => {
+        failure = e;
+      });
       const until = Date.now() + 30_000;
       while (!got) {
         got = scmAccept(lfd, 5, 10_000);
@@ -122,7 +124,11 @@ export class Takeover {
       }
     } finally {
       fdClose(lfd);
-      try { unlinkSync(path); } catch { /* gone */ }
+      try {
+        unlinkSync(path);
+      } catch {
+        /* gone */
+      }
     }
     const p = JSON.parse(got.payload.toString('utf8')) as HandoverPayload;
     const ports = new Map<string, PortHandle>();
@@ -149,7 +155,10 @@ export class Takeover {
     process.stderr.write(`vtepd: took over from pid ${p.fromPid}: ${p.ports.length} TAP(s), ${p.fdb.length} FDB entries, forwarding paused ${gapMs} ms\n`);
     // The config file may have changed with the upgrade: apply it as a diff.
     const r = await d.reload(fileConfig);
-    if (!r.ok) process.stderr.write(`vtepd: after takeover, the config file could not be applied fully:\n${[...r.errors.map((e) => `  ${e.path}: ${e.message}`), ...r.failed.map((f) => `  ${f}`)].join('\n')}\n`);
+    if (!r.ok)
+      process.stderr.write(
+        `vtepd: after takeover, the config file could not be applied fully:\n${[...r.errors.map((e) => `  ${e.path}: ${e.message}`), ...r.failed.map((f) => `  ${f}`)].join('\n')}\n`,
+      );
   }
 
   /**
@@ -194,9 +203,21 @@ export class Takeover {
     const { fds, ports, fdb } = d.freeze(underlay === null);
     const all = [...fds, ...(underlay ?? [])];
     const payload: HandoverPayload = {
-      v: 1, fromPid: process.pid, frozenAt, config: d.running,
-      ports: ports.map((p) => ({ tenant: p.tenant, tap: p.tap, ifindex: p.ifindex, mac: p.mac, config: p.config, fdIndex: p.fdIndex, queueFdIndex: p.queueFdIndex })),
-      fdb, reloads: d.reloads,
+      v: 1,
+      fromPid: process.pid,
+      frozenAt,
+      config: d.running,
+      ports: ports.map((p) => ({
+        tenant: p.tenant,
+        tap: p.tap,
+        ifindex: p.ifindex,
+        mac: p.mac,
+        config: p.config,
+        fdIndex: p.fdIndex,
+        queueFdIndex: p.queueFdIndex,
+      })),
+      fdb,
+      reloads: d.reloads,
       underlayFdIndex: (underlay ?? []).map((_, i) => fds.length + i),
     };
     try {
@@ -221,12 +242,18 @@ export class Takeover {
     for (;;) {
       await sleep(20);
       let alive = true;
-      try { process.kill(pid, 0); } catch { alive = false; }
+      try {
+        process.kill(pid, 0);
+      } catch {
+        alive = false;
+      }
       if (alive && existsSync(socket)) {
         try {
           const s = await request<{ pid: number }>(socket, 'status', {}, { timeoutMs: 2000 });
           if (s.pid === pid) break;
-        } catch { /* not yet */ }
+        } catch {
+          /* not yet */
+        }
       }
       if (!alive || Date.now() > until) {
         log.error({ pid }, 'the new daemon did not take over; resuming');
@@ -271,7 +298,13 @@ export class Takeover {
     log.info({ pid }, 'successor started');
     const ok = await new Promise<boolean>((resolve, reject) => {
       const t = setTimeout(() => reject(new ApiError(`pid ${pid} did not take over within 60 s`, 'ETIMEDOUT')), 60_000);
-      this.successor = { pid, done: (v) => { clearTimeout(t); resolve(v); } };
+      this.successor = {
+        pid,
+        done: (v) => {
+          clearTimeout(t);
+          resolve(v);
+        },
+      };
       child.once('exit', (code, sig) => {
         if (this.rt.busy.what === 'handover') return; // awaitSuccessor decides
         clearTimeout(t);

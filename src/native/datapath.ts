@@ -106,10 +106,16 @@ function formatAddress(buf: Buffer, off: number, family: number): string {
   let bestStart = -1;
   let bestLen = 0;
   for (let i = 0; i < 8; ) {
-    if (groups[i] !== '0') { i++; continue; }
+    if (groups[i] !== '0') {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && groups[j] === '0') j++;
-    if (j - i > bestLen && j - i > 1) { bestStart = i; bestLen = j - i; }
+    if (j - i > bestLen && j - i > 1) {
+      bestStart = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   if (bestStart < 0) return groups.join(':');
@@ -146,10 +152,16 @@ export function decodeEvents(buf: Buffer): DpEvent[] {
     else if (inKind === IN_VTEP) ingress = { kind: 'vtep', vtepId: inId };
     else if (inKind === IN_UNKNOWN_VTEP)
       ingress = { kind: 'unknown-vtep', address: formatAddress(buf, off + 16, family), port: outerPort, ...(encap && encap !== 'vxlan' ? { encap } : {}) };
-    else { off += recLen; continue; }
+    else {
+      off += recLen;
+      continue;
+    }
     const kinds: Record<number, DpEvent['type']> = { [EV_LEARN]: 'learn', [EV_MISS]: 'miss', [EV_CONTROL]: 'control', [EV_TOO_BIG]: 'too-big' };
     const kind = kinds[type];
-    if (!kind) { off += recLen; continue; }
+    if (!kind) {
+      off += recLen;
+      continue;
+    }
     const ev: DpEvent = { type: kind, tenantId, ingress, srcMac };
     if (type !== EV_LEARN) ev.frame = Buffer.from(buf.subarray(off + EVENT_HEADER, off + EVENT_HEADER + frameLen));
     if (type === EV_TOO_BIG) ev.outVtep = buf.readUInt32LE(off + 52);
@@ -180,36 +192,60 @@ export class NativeDatapath implements Datapath {
     this.stopped = true;
     this.n.dpStop(this.dp);
   }
-  tenantSet(tenantId: number, vni: number): void { this.n.dpTenantSet(this.dp, tenantId, vni); }
-  tenantDel(tenantId: number): void { this.n.dpTenantDel(this.dp, tenantId); }
-  tenantAccept(tenantId: number, vtepId: number, accept: boolean): void { this.n.dpTenantAccept(this.dp, tenantId, vtepId, accept); }
-  tenantAcceptAny(tenantId: number, any: boolean): void { this.n.dpTenantAcceptAny(this.dp, tenantId, any); }
-  tenantEncaps(tenantId: number, encaps: Encap[]): void { this.n.dpTenantEncaps(this.dp, tenantId, encaps); }
+  tenantSet(tenantId: number, vni: number): void {
+    this.n.dpTenantSet(this.dp, tenantId, vni);
+  }
+  tenantDel(tenantId: number): void {
+    this.n.dpTenantDel(this.dp, tenantId);
+  }
+  tenantAccept(tenantId: number, vtepId: number, accept: boolean): void {
+    this.n.dpTenantAccept(this.dp, tenantId, vtepId, accept);
+  }
+  tenantAcceptAny(tenantId: number, any: boolean): void {
+    this.n.dpTenantAcceptAny(this.dp, tenantId, any);
+  }
+  tenantEncaps(tenantId: number, encaps: Encap[]): void {
+    this.n.dpTenantEncaps(this.dp, tenantId, encaps);
+  }
   portSet(portId: number, tenantId: number, fd: number, opts?: PortSetOptions): void {
     this.n.dpPortSet(this.dp, portId, tenantId, fd, opts);
   }
-  underlayFds(): number[] { return this.n.dpUnderlayFds(this.dp); }
-  portDel(portId: number): void { this.n.dpPortDel(this.dp, portId); }
+  underlayFds(): number[] {
+    return this.n.dpUnderlayFds(this.dp);
+  }
+  portDel(portId: number): void {
+    this.n.dpPortDel(this.dp, portId);
+  }
   vtepSet(vtepId: number, address: string, port: number, opts?: VtepOptions): void {
     if (opts) this.n.dpVtepSet(this.dp, vtepId, address, port, opts);
     else this.n.dpVtepSet(this.dp, vtepId, address, port);
   }
-  tenantRelay(tenantId: number, relay: boolean): void { this.n.dpTenantRelay(this.dp, tenantId, relay); }
-  tenantMss(tenantId: number, mssV4: number, mssV6: number): void { this.n.dpTenantMss(this.dp, tenantId, mssV4, mssV6); }
+  tenantRelay(tenantId: number, relay: boolean): void {
+    this.n.dpTenantRelay(this.dp, tenantId, relay);
+  }
+  tenantMss(tenantId: number, mssV4: number, mssV6: number): void {
+    this.n.dpTenantMss(this.dp, tenantId, mssV4, mssV6);
+  }
   sendControl(address: string, port: number, payload: Buffer, opts?: ControlSendOptions): void {
     this.n.dpSendControl(this.dp, address, port, payload, opts ?? {});
   }
-  vtepDel(vtepId: number): void { this.n.dpVtepDel(this.dp, vtepId); }
+  vtepDel(vtepId: number): void {
+    this.n.dpVtepDel(this.dp, vtepId);
+  }
   fdbSet(tenantId: number, mac: string, place: Place): void {
     const [kind, id] = placeToNative(place);
     this.n.dpFdbSet(this.dp, tenantId, macToBuffer(mac), kind, id);
   }
-  fdbDel(tenantId: number, mac: string): void { this.n.dpFdbDel(this.dp, tenantId, macToBuffer(mac)); }
+  fdbDel(tenantId: number, mac: string): void {
+    this.n.dpFdbDel(this.dp, tenantId, macToBuffer(mac));
+  }
   fdbIdle(): FdbIdle[] {
     return decodeFdbIdle(this.n.dpFdbIdle(this.dp));
   }
   transmit(tenantId: number, frame: Buffer, ports: number[], vteps: number[]): number {
     return this.n.dpTransmit(this.dp, tenantId, frame, Uint32Array.from(ports), Uint32Array.from(vteps));
   }
-  stats(): DpStats { return this.n.dpStats(this.dp); }
+  stats(): DpStats {
+    return this.n.dpStats(this.dp);
+  }
 }

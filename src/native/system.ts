@@ -26,7 +26,11 @@ export function fdClose(fd: number): void {
 /** Close fds that may be gone already (errors ignored). */
 export function closeQuietly(fds: readonly number[]): void {
   for (const fd of fds) {
-    try { fdClose(fd); } catch { /* gone */ }
+    try {
+      fdClose(fd);
+    } catch {
+      /* gone */
+    }
   }
 }
 

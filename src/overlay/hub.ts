@@ -35,7 +35,6 @@ export class HubRole {
 
   constructor(private readonly ctx: RoleContext) {}
 
-
   /** Trust and flood to the spokes that carry the tenant's VNI. */
   applyTo(b: Bridge): void {
     for (const s of this.spokes.values()) if (s.vnis.has(b.vni)) this.ctx.sw.trust(b, s.vtep.id, true);
@@ -59,7 +58,14 @@ export class HubRole {
     if (!s) {
       const vtep = vteps.role(from.address, from.port, { matchPort: m.nat, fixedSourcePort: true, mtu: opts.underlayMtu });
       s = {
-        key, address: from.address, port: from.port, nat: m.nat, vtep, vnis: new Set(), lastHeard: now, sender: m.sender,
+        key,
+        address: from.address,
+        port: from.port,
+        nat: m.nat,
+        vtep,
+        vnis: new Set(),
+        lastHeard: now,
+        sender: m.sender,
         pmtu: opts.pmtuDiscovery ? this.ctx.newSearch(from.address.includes(':') ? 6 : 4) : null,
       };
       this.spokes.set(key, s);
@@ -102,8 +108,12 @@ export class HubRole {
 
   status(now: number): RoleStatus['spokes'] {
     return [...this.spokes.values()].map((s) => ({
-      vtep: s.vtep.key, nat: s.nat, vnis: [...s.vnis], lastHeardSecondsAgo: Math.floor((now - s.lastHeard) / 1000),
-      pathMtu: s.vtep.mtu, pathMtuState: pmtuState(s.pmtu, false),
+      vtep: s.vtep.key,
+      nat: s.nat,
+      vnis: [...s.vnis],
+      lastHeardSecondsAgo: Math.floor((now - s.lastHeard) / 1000),
+      pathMtu: s.vtep.mtu,
+      pathMtuState: pmtuState(s.pmtu, false),
     }));
   }
 }

@@ -98,7 +98,10 @@ export function decodeLiveness(b: Buffer): LivenessMessage | { error: string } {
     vnis.push(v);
   }
   return {
-    type, length, role, vnis,
+    type,
+    length,
+    role,
+    vnis,
     seq: b.readUInt32BE(8),
     sender: b.readUInt32BE(12),
     timestamp: Number(b.readBigUInt64BE(16)),
@@ -118,9 +121,7 @@ export interface HubState {
   sender: number | null;
 }
 
-export type HubEvent =
-  | { kind: 'failover'; from: string; to: string }
-  | { kind: 'restarted'; hub: string };
+export type HubEvent = { kind: 'failover'; from: string; to: string } | { kind: 'restarted'; hub: string };
 
 /**
  * A spoke's choice of hub: it probes every hub; the active hub is the first in the list
@@ -135,7 +136,11 @@ export class HubSelector {
   private since: number;
 
   /** deadMs may change while running (a reload of deadInterval). */
-  constructor(hubs: { address: string; port: number }[], public deadMs: number, now: number) {
+  constructor(
+    hubs: { address: string; port: number }[],
+    public deadMs: number,
+    now: number,
+  ) {
     if (hubs.length === 0) throw new Error('a spoke needs at least one hub');
     this.hubs = hubs.map((h) => ({ ...h, lastReply: null, rtt: null, sender: null }));
     this.since = now;

@@ -128,7 +128,10 @@ export class PmtuSearch {
   /** Rounds with the confirmed size lost in a row (a verify round). */
   private lost = 0;
 
-  constructor(readonly min: number, readonly max: number) {
+  constructor(
+    readonly min: number,
+    readonly max: number,
+  ) {
     this.lo = min;
     this.hi = max + 1;
   }
@@ -213,7 +216,11 @@ export class TooBigResponder {
   sent = 0;
   private readonly bucket = new TokenBucket(100, 50, Date.now());
 
-  constructor(private readonly dp: Pick<Datapath, 'transmit'>, private readonly vteps: Pick<VtepRegistry, 'get'>, private readonly log: Logger) {}
+  constructor(
+    private readonly dp: Pick<Datapath, 'transmit'>,
+    private readonly vteps: Pick<VtepRegistry, 'get'>,
+    private readonly log: Logger,
+  ) {}
 
   answer(tenantId: number, ingress: Place, frame: Buffer, vtepId: number): void {
     this.frames++;

@@ -89,7 +89,16 @@ export interface RoleStatus {
   senderId: string;
   nat: boolean;
   deadInterval: number;
-  hubs: { address: string; port: number; active: boolean; alive: boolean; lastReplySecondsAgo: number | null; rttMs: number | null; pathMtu: number; pathMtuState: string }[];
+  hubs: {
+    address: string;
+    port: number;
+    active: boolean;
+    alive: boolean;
+    lastReplySecondsAgo: number | null;
+    rttMs: number | null;
+    pathMtu: number;
+    pathMtuState: string;
+  }[];
   spokes: { vtep: string; nat: boolean; vnis: number[]; lastHeardSecondsAgo: number; pathMtu: number; pathMtuState: string }[];
   failovers: number;
   announcements: number;
@@ -120,7 +129,12 @@ export class RoleAgent implements RoleContext {
    * given. It does not wire itself in: whoever builds it routes liveness messages to
    * `onControl` (SwitchOptions.onControl) and calls `applyTo` for every tenant added.
    */
-  constructor(deps: RoleDeps, opts: RoleOptions, readonly clock: () => number = Date.now, log?: Logger) {
+  constructor(
+    deps: RoleDeps,
+    opts: RoleOptions,
+    readonly clock: () => number = Date.now,
+    log?: Logger,
+  ) {
     this.sw = deps.sw;
     this.vteps = deps.vteps;
     this.dp = deps.dp;
@@ -170,8 +184,12 @@ export class RoleAgent implements RoleContext {
   reconfigure(opts: RoleOptions): void {
     const before = this.opts;
     this.opts = opts;
-    const same = (a: RoleOptions, b: RoleOptions) => a.role === b.role && a.nat === b.nat && a.pmtuDiscovery === b.pmtuDiscovery &&
-      a.underlayMtu === b.underlayMtu && JSON.stringify(a.hubs) === JSON.stringify(b.hubs);
+    const same = (a: RoleOptions, b: RoleOptions) =>
+      a.role === b.role &&
+      a.nat === b.nat &&
+      a.pmtuDiscovery === b.pmtuDiscovery &&
+      a.underlayMtu === b.underlayMtu &&
+      JSON.stringify(a.hubs) === JSON.stringify(b.hubs);
     if (!same(before, opts)) {
       this.teardown();
       this.setup();
@@ -224,7 +242,10 @@ export class RoleAgent implements RoleContext {
     let family = this.opts.family;
     for (const id of new Set([...b.flood, ...b.dynFlood, ...b.trusted])) {
       const v = this.vteps.get(id);
-      if (v && v.mtu > 0 && v.mtu < mtu) { mtu = v.mtu; family = v.address.includes(':') ? 6 : 4; }
+      if (v && v.mtu > 0 && v.mtu < mtu) {
+        mtu = v.mtu;
+        family = v.address.includes(':') ? 6 : 4;
+      }
     }
     const inner = mtu - encapOverhead(family, spec?.encap ?? 'vxlan');
     this.sw.setMss(b, Math.max(88, inner - 40), Math.max(88, inner - 60));
@@ -245,9 +266,15 @@ export class RoleAgent implements RoleContext {
 
   private message(type: typeof PROBE | typeof REPLY, extra: Partial<LivenessMessage> & { padTo?: number } = {}): Buffer {
     return encodeLiveness({
-      type, seq: extra.seq ?? (this.seq = (this.seq + 1) >>> 0), sender: this.sender, timestamp: extra.timestamp ?? this.clock(),
-      probedSize: extra.probedSize ?? 0, role: this.opts.role, nat: this.opts.nat,
-      vnis: this.sw.tenants().map((b) => b.vni), padTo: extra.padTo,
+      type,
+      seq: extra.seq ?? (this.seq = (this.seq + 1) >>> 0),
+      sender: this.sender,
+      timestamp: extra.timestamp ?? this.clock(),
+      probedSize: extra.probedSize ?? 0,
+      role: this.opts.role,
+      nat: this.opts.nat,
+      vnis: this.sw.tenants().map((b) => b.vni),
+      padTo: extra.padTo,
     });
   }
 

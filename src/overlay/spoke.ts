@@ -53,7 +53,11 @@ export class SpokeRole {
       pmtu: cfg.mtu === null && o.pmtuDiscovery ? ctx.newSearch(cfg.family) : null,
       alive: false,
     }));
-    this.selector = new HubSelector(o.hubs.map((h) => ({ address: h.address, port: h.port })), o.deadIntervalMs, ctx.clock());
+    this.selector = new HubSelector(
+      o.hubs.map((h) => ({ address: h.address, port: h.port })),
+      o.deadIntervalMs,
+      ctx.clock(),
+    );
   }
 
   /** The dead interval changed (reload): timers only, the hubs and what was learned stay. */
@@ -144,9 +148,14 @@ export class SpokeRole {
       const st = sel.hubs.find((x) => x.address === h.cfg.address && x.port === h.cfg.port);
       const last = st?.lastReply ?? null;
       return {
-        address: h.cfg.address, port: h.cfg.port, active: h === active, alive: !!st && sel.alive(st, now),
-        lastReplySecondsAgo: last === null ? null : Math.floor((now - last) / 1000), rttMs: st?.rtt ?? null,
-        pathMtu: h.vtep.mtu, pathMtuState: pmtuState(h.pmtu, h.cfg.mtu !== null),
+        address: h.cfg.address,
+        port: h.cfg.port,
+        active: h === active,
+        alive: !!st && sel.alive(st, now),
+        lastReplySecondsAgo: last === null ? null : Math.floor((now - last) / 1000),
+        rttMs: st?.rtt ?? null,
+        pathMtu: h.vtep.mtu,
+        pathMtuState: pmtuState(h.pmtu, h.cfg.mtu !== null),
       };
     });
   }

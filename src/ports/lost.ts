@@ -28,7 +28,10 @@ export class LostPorts {
   /** Ports made again after their TAP went away. */
   recreated = 0;
 
-  constructor(private readonly host: LostPortsHost, private readonly detached: (fd: number) => boolean = tapDetached) {}
+  constructor(
+    private readonly host: LostPortsHost,
+    private readonly detached: (fd: number) => boolean = tapDetached,
+  ) {}
 
   /** A lost port that left the config: stop recreating it. False if it was not lost. */
   forget(tenant: string, tap: string): boolean {

@@ -89,7 +89,8 @@ export class TapPorts implements PortBackend {
     if (to.mac && from.mac !== to.mac) await ip(p.netns, ['link', 'set', 'dev', p.tap, 'address', to.mac]);
     if (JSON.stringify(from.address) !== JSON.stringify(to.address)) {
       if (from.address) await ip(p.netns, ['addr', 'del', `${from.address.address}/${from.address.prefixLength}`, 'dev', p.tap]);
-      if (to.address) await ip(p.netns, ['addr', 'add', `${to.address.address}/${to.address.prefixLength}`, 'dev', p.tap, ...(to.address.family === 6 ? ['nodad'] : [])]);
+      if (to.address)
+        await ip(p.netns, ['addr', 'add', `${to.address.address}/${to.address.prefixLength}`, 'dev', p.tap, ...(to.address.family === 6 ? ['nodad'] : [])]);
     }
   }
 }

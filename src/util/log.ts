@@ -37,13 +37,14 @@ function destination(): DestinationStream {
   const format = process.env.VTEPD_LOG_FORMAT ?? (process.stderr.isTTY ? 'pretty' : 'json');
   const json = pino.destination({ fd: 2, sync: true });
   if (format !== 'pretty') return json;
-  return { write: (line: string) => { json.write(prettyLine(line)); } };
+  return {
+    write: (line: string) => {
+      json.write(prettyLine(line));
+    },
+  };
 }
 
-export const rootLogger: Logger = pino(
-  { name: 'vtepd', level: process.env.VTEPD_LOG ?? 'warn', base: { pid: process.pid } },
-  destination(),
-);
+export const rootLogger: Logger = pino({ name: 'vtepd', level: process.env.VTEPD_LOG ?? 'warn', base: { pid: process.pid } }, destination());
 
 /** A child logger for one part of the daemon, e.g. logger('bridge'). */
 export function logger(ns: string, bindings: Record<string, unknown> = {}): Logger {

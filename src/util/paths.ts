@@ -15,7 +15,9 @@ function findRoot(): string {
     if (existsSync(pkg)) {
       try {
         if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'vtepd') return dir;
-      } catch { /* not ours: keep looking */ }
+      } catch {
+        /* not ours: keep looking */
+      }
     }
     const up = dirname(dir);
     if (up === dir) throw new Error('vtepd: cannot find the package root (package.json) above ' + fileURLToPath(import.meta.url));
@@ -27,5 +29,4 @@ function findRoot(): string {
 export const packageRoot: string = findRoot();
 
 /** The package's version, from package.json. */
-export const VERSION: string =
-  (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version?: string }).version ?? '0.0.0';
+export const VERSION: string = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version?: string }).version ?? '0.0.0';

@@ -29,7 +29,10 @@ async function runTap(cmd: string, args: string[]): Promise<{ ok: boolean; out: 
 /** The TAP lines that failed, or the whole output if the plan line is missing (a crash). */
 function failures(out: string): string {
   if (!/^1\.\.\d+$/m.test(out)) return out;
-  return out.split('\n').filter((l) => l.startsWith('not ok') || l.startsWith('#')).join('\n');
+  return out
+    .split('\n')
+    .filter((l) => l.startsWith('not ok') || l.startsWith('#'))
+    .join('\n');
 }
 
 describe('native/gre.c and native/rawip.c (C unit tests)', () => {

@@ -30,12 +30,21 @@ function fold(sum: number): number {
 }
 const csum = (sum: number) => ~fold(sum) & 0xffff;
 
-interface Layout { l3: number; l4: number; v6: boolean; hdrLen: number; proto: number }
+interface Layout {
+  l3: number;
+  l4: number;
+  v6: boolean;
+  hdrLen: number;
+  proto: number;
+}
 
 function layout(f: Buffer): Layout {
   let l3 = 14;
   let type = f.readUInt16BE(12);
-  if (type === 0x8100) { type = f.readUInt16BE(16); l3 = 18; }
+  if (type === 0x8100) {
+    type = f.readUInt16BE(16);
+    l3 = 18;
+  }
   const v6 = type === 0x86dd;
   const l4 = v6 ? l3 + 40 : l3 + (f[l3]! & 15) * 4;
   const proto = v6 ? f[l3 + 6]! : f[l3 + 9]!;
@@ -45,9 +54,7 @@ function layout(f: Buffer): Layout {
 
 function pseudo(f: Buffer, L: Layout, l4len: number): number {
   const ip = f.subarray(L.l3);
-  return L.v6
-    ? sum16(ip.subarray(8, 40)) + Math.floor(l4len / 0x10000) + (l4len & 0xffff) + L.proto
-    : sum16(ip.subarray(12, 20)) + L.proto + l4len;
+  return L.v6 ? sum16(ip.subarray(8, 40)) + Math.floor(l4len / 0x10000) + (l4len & 0xffff) + L.proto : sum16(ip.subarray(12, 20)) + L.proto + l4len;
 }
 
 function l4Valid(f: Buffer): boolean {
@@ -117,7 +124,11 @@ function payloadOf(len: number, seed: number): Buffer {
   const b = Buffer.alloc(len);
   let x = seed >>> 0 || 1;
   for (let i = 0; i < len; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     b[i] = x & 0xff;
   }
   return b;
@@ -270,17 +281,41 @@ describe('TCP segmentation and coalescing (native/gso.c)', () => {
           const f = segs[i]!;
           const L = layout(f);
           switch (d.kind) {
-            case 'gap': if (segs.length > 2) segs.splice(i, 1); continue;
-            case 'swap': if (i + 1 < segs.length) [segs[i], segs[i + 1]] = [segs[i + 1]!, segs[i]!]; continue;
-            case 'ack': if (isUdp) { f.writeUInt16BE(f.readUInt16BE(L.l4) ^ 1, L.l4); break; } // UDP: another source port
-              f.writeUInt32BE((f.readUInt32BE(L.l4 + 8) + 1) >>> 0, L.l4 + 8); break;
-            case 'win': if (isUdp) break; f.writeUInt16BE(f.readUInt16BE(L.l4 + 14) ^ 1, L.l4 + 14); break;
-            case 'ttl': f[L.v6 ? L.l3 + 7 : L.l3 + 8] ^= 1; break;
-            case 'psh': if (!isUdp) f[L.l4 + 13] |= 0x08; break;
-            case 'cwr': if (!isUdp) f[L.l4 + 13] |= 0x80; break;
-            case 'syn': if (!isUdp) f[L.l4 + 13] |= 0x02; break;
-            case 'tos': if (!L.v6) f[L.l3 + 1] ^= 4; break;
-            case 'opt': if (!isUdp && L.hdrLen > L.l4 + 20) f[L.l4 + 20] ^= 1; break;
+            case 'gap':
+              if (segs.length > 2) segs.splice(i, 1);
+              continue;
+            case 'swap':
+              if (i + 1 < segs.length) [segs[i], segs[i + 1]] = [segs[i + 1]!, segs[i]!];
+              continue;
+            case 'ack':
+              if (isUdp) {
+                f.writeUInt16BE(f.readUInt16BE(L.l4) ^ 1, L.l4);
+                break;
+              } // UDP: another source port
+              f.writeUInt32BE((f.readUInt32BE(L.l4 + 8) + 1) >>> 0, L.l4 + 8);
+              break;
+            case 'win':
+              if (isUdp) break;
+              f.writeUInt16BE(f.readUInt16BE(L.l4 + 14) ^ 1, L.l4 + 14);
+              break;
+            case 'ttl':
+              f[L.v6 ? L.l3 + 7 : L.l3 + 8] ^= 1;
+              break;
+            case 'psh':
+              if (!isUdp) f[L.l4 + 13] |= 0x08;
+              break;
+            case 'cwr':
+              if (!isUdp) f[L.l4 + 13] |= 0x80;
+              break;
+            case 'syn':
+              if (!isUdp) f[L.l4 + 13] |= 0x02;
+              break;
+            case 'tos':
+              if (!L.v6) f[L.l3 + 1] ^= 4;
+              break;
+            case 'opt':
+              if (!isUdp && L.hdrLen > L.l4 + 20) f[L.l4 + 20] ^= 1;
+              break;
             case 'short': {
               if (f.length - L.hdrLen < 2) break;
               const g = Buffer.from(f.subarray(0, f.length - 1));
@@ -303,8 +338,23 @@ describe('TCP segmentation and coalescing (native/gso.c)', () => {
   });
 
   it('writes a super-frame the kernel takes: NEEDS_CSUM, gso_size = MSS, csum_start at TCP', () => {
-    const s: Spec = { v6: false, vlan: false, mss: 1398, segs: 5, lastShort: 100, tos: 0, id: 7, df: true, ttl: 64,
-      seq: 0xfffff000, ack: 1, win: 512, flags: 0x08, opts: [1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2], seed: 3 };
+    const s: Spec = {
+      v6: false,
+      vlan: false,
+      mss: 1398,
+      segs: 5,
+      lastShort: 100,
+      tos: 0,
+      id: 7,
+      df: true,
+      ttl: 64,
+      seq: 0xfffff000,
+      ack: 1,
+      win: 512,
+      flags: 0x08,
+      opts: [1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2],
+      seed: 3,
+    };
     const [out] = n.testCoalesce(n.testSegment(tcpSuper(s)));
     expect(out![0]).toBe(1);
     expect(out![1]).toBe(1);
@@ -315,8 +365,23 @@ describe('TCP segmentation and coalescing (native/gso.c)', () => {
   });
 
   it('refuses super-frames whose headers lie (length, gso_type, offsets)', () => {
-    const s: Spec = { v6: false, vlan: false, mss: 500, segs: 3, lastShort: 1, tos: 0, id: 1, df: true, ttl: 64,
-      seq: 1, ack: 1, win: 1, flags: 0, opts: [], seed: 1 };
+    const s: Spec = {
+      v6: false,
+      vlan: false,
+      mss: 500,
+      segs: 3,
+      lastShort: 1,
+      tos: 0,
+      id: 1,
+      df: true,
+      ttl: 64,
+      seq: 1,
+      ack: 1,
+      win: 1,
+      flags: 0,
+      opts: [],
+      seed: 1,
+    };
     const good = tcpSuper(s);
     const badLen = Buffer.from(good);
     badLen.writeUInt16BE(badLen.readUInt16BE(10 + 16) + 1, 10 + 16);

@@ -139,8 +139,13 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
   /** The frames written to the port, once at least `min` have come and nothing more moves. */
   async function readPort(min = 1): Promise<Buffer[]> {
     const out: Buffer[] = [];
-    const drain = () => { for (let f = t.testRead(peer, 0); f; f = t.testRead(peer, 0)) out.push(f); };
-    await settled(`${min} frame(s) on the port`, () => { drain(); return out.length >= min; });
+    const drain = () => {
+      for (let f = t.testRead(peer, 0); f; f = t.testRead(peer, 0)) out.push(f);
+    };
+    await settled(`${min} frame(s) on the port`, () => {
+      drain();
+      return out.length >= min;
+    });
     drain();
     return out;
   }
@@ -197,7 +202,7 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     sw.setRelay(b, true);
     a.sock.send(vxlan(5001, frame(BCAST, R1, 'hello-from-a')), port, '127.0.0.1');
     c.sock.send(vxlan(5001, frame(BCAST, R2, 'hello-from-c')), port, '127.0.0.1');
-    await settled('each spoke to get the other one\'s broadcast', () => a.got.length >= 1 && c.got.length >= 1);
+    await settled("each spoke to get the other one's broadcast", () => a.got.length >= 1 && c.got.length >= 1);
     // Flooded by the bridge to the other spoke and the port, not back.
     expect(c.got.map((g) => payloadOf(g.msg.subarray(8)))).toEqual(['hello-from-a']);
     expect(a.got.map((g) => payloadOf(g.msg.subarray(8)))).toEqual(['hello-from-c']);
@@ -249,7 +254,7 @@ describe('hub-and-spoke fast path (C addon over loopback)', () => {
     r.sock.send(vxlan(5001, frame(BCAST, R1, 'learn')), port, '127.0.0.1');
     t.testWrite(peer, frame(BCAST, M1, 'learn'));
     await readPort();
-    await settled('the port\'s broadcast at the VTEP', () => r.got.length >= 1);
+    await settled("the port's broadcast at the VTEP", () => r.got.length >= 1);
     r.got.length = 0;
     for (const mis of [false, true]) {
       t.testWrite(peer, syn(R1, M1, mis));

@@ -37,9 +37,20 @@ describe('metrics', () => {
     expect(dp.statsCalls).toBe(1);
     await m.render();
     expect(dp.statsCalls).toBe(2);
-    for (const name of ['vtepd_port_rx_packets_total', 'vtepd_peer_tx_bytes_total', 'vtepd_drops_total', 'vtepd_fdb_entries',
-      'vtepd_tenant_learned_total', 'vtepd_tenant_moves_total', 'vtepd_tenant_flooded_total', 'vtepd_events_total',
-      'vtepd_event_batch_size', 'vtepd_datapath_tap_rx_frames_total', 'vtepd_reloads_total', 'process_cpu_user_seconds_total']) {
+    for (const name of [
+      'vtepd_port_rx_packets_total',
+      'vtepd_peer_tx_bytes_total',
+      'vtepd_drops_total',
+      'vtepd_fdb_entries',
+      'vtepd_tenant_learned_total',
+      'vtepd_tenant_moves_total',
+      'vtepd_tenant_flooded_total',
+      'vtepd_events_total',
+      'vtepd_event_batch_size',
+      'vtepd_datapath_tap_rx_frames_total',
+      'vtepd_reloads_total',
+      'process_cpu_user_seconds_total',
+    ]) {
       expect(text, name).toContain(`# TYPE ${name} `);
     }
     expect(text).toContain('vtepd_fdb_entries{tenant="blue",type="learned"} 1');

@@ -22,7 +22,13 @@ function frame(len: number): Buffer {
   return f;
 }
 
-const v4 = (a: string): Buffer => { const b = Buffer.alloc(16); a.split('.').forEach((x, i) => { b[i] = Number(x); }); return b; };
+const v4 = (a: string): Buffer => {
+  const b = Buffer.alloc(16);
+  a.split('.').forEach((x, i) => {
+    b[i] = Number(x);
+  });
+  return b;
+};
 const v6 = (hex: string): Buffer => Buffer.from(hex, 'hex');
 
 const outers: { family: 4 | 6; addr: Buffer; text: string; port: number }[] = [
@@ -33,7 +39,11 @@ const outers: { family: 4 | 6; addr: Buffer; text: string; port: number }[] = [
   { family: 6, addr: v6('20010db8000000000000ff0000428329'), text: '2001:db8::ff00:42:8329', port: 1 },
   { family: 6, addr: v6('ffffffffffffffffffffffffffffffff'), text: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', port: 65535 },
 ];
-const encaps = [{ code: 1, name: 'vxlan' }, { code: 2, name: 'gre' }, { code: 3, name: 'nvgre' }] as const;
+const encaps = [
+  { code: 1, name: 'vxlan' },
+  { code: 2, name: 'gre' },
+  { code: 3, name: 'nvgre' },
+] as const;
 const types = [
   { code: EV_LEARN, name: 'learn', len: 64 },
   { code: EV_MISS, name: 'miss', len: 14 },
@@ -47,9 +57,11 @@ const types = [
 function expected(ev: TestEvent, f: Buffer, outer?: (typeof outers)[number], encap?: (typeof encaps)[number]): DpEvent {
   const kind = types.find((x) => x.code === ev.type)!.name;
   const ingress: DpEvent['ingress'] =
-    ev.inKind === IN_PORT ? { kind: 'port', portId: ev.inId }
-    : ev.inKind === IN_VTEP ? { kind: 'vtep', vtepId: ev.inId }
-    : { kind: 'unknown-vtep', address: outer!.text, port: outer!.port, ...(encap && encap.name !== 'vxlan' ? { encap: encap.name } : {}) };
+    ev.inKind === IN_PORT
+      ? { kind: 'port', portId: ev.inId }
+      : ev.inKind === IN_VTEP
+        ? { kind: 'vtep', vtepId: ev.inId }
+        : { kind: 'unknown-vtep', address: outer!.text, port: outer!.port, ...(encap && encap.name !== 'vxlan' ? { encap: encap.name } : {}) };
   const out: DpEvent = { type: kind, tenantId: ev.tenantId, ingress, srcMac: ev.type === EV_CONTROL ? '00:00:00:00:00:00' : SRC };
   if (ev.type !== EV_LEARN) out.frame = f;
   if (ev.type === EV_TOO_BIG) out.outVtep = ev.outId ?? 0;
@@ -61,7 +73,11 @@ function expected(ev: TestEvent, f: Buffer, outer?: (typeof outers)[number], enc
 describe('event records: C encoder -> TypeScript decoder', () => {
   it('every type, from a port, with edge ids', () => {
     for (const ty of types) {
-      for (const [tenantId, inId, outId] of [[1, 1, 1], [4095, 4095, 16383], [U32, U32, U32]]) {
+      for (const [tenantId, inId, outId] of [
+        [1, 1, 1],
+        [4095, 4095, 16383],
+        [U32, U32, U32],
+      ]) {
         const f = ty.code === EV_CONTROL ? Buffer.from('\0VTP' + 'x'.repeat(ty.len - 4)) : frame(ty.len);
         const ev: TestEvent = { type: ty.code, inKind: IN_PORT, tenantId: tenantId!, inId: inId!, outId: outId! };
         const rec = t.encodeEvent(ev, f);
@@ -77,8 +93,17 @@ describe('event records: C encoder -> TypeScript decoder', () => {
         for (const encap of encaps) {
           for (const inKind of [IN_VTEP, IN_UNKNOWN_VTEP]) {
             const f = ty.code === EV_CONTROL ? Buffer.from('\0VTP' + 'y'.repeat(ty.len - 4)) : frame(ty.len);
-            const ev: TestEvent = { type: ty.code, inKind, tenantId: ty.code === EV_CONTROL ? 0 : 4095, inId: inKind === IN_VTEP ? 16383 : 0,
-              outId: 16383, family: outer.family, encap: encap.code, outerAddr: outer.addr, outerPort: outer.port };
+            const ev: TestEvent = {
+              type: ty.code,
+              inKind,
+              tenantId: ty.code === EV_CONTROL ? 0 : 4095,
+              inId: inKind === IN_VTEP ? 16383 : 0,
+              outId: 16383,
+              family: outer.family,
+              encap: encap.code,
+              outerAddr: outer.addr,
+              outerPort: outer.port,
+            };
             expect(decodeEvents(t.encodeEvent(ev, f))).toEqual([expected(ev, f, outer, encap)]);
           }
         }
@@ -104,7 +129,11 @@ describe('idle records: fdb_idle_dump -> decodeFdbIdle', () => {
       { tenantId: 1, mac: '02:00:00:00:00:01', idleMs: 0 },
       { tenantId: 4095, mac: 'fe:ff:ff:ff:ff:ff', idleMs: 0x7fffffff },
       { tenantId: 0xffff, mac: '00:00:00:00:00:01', idleMs: 1 },
-      ...Array.from({ length: 200 }, (_, i) => ({ tenantId: 1 + (i % 7), mac: `02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`, idleMs: i * 1000 })),
+      ...Array.from({ length: 200 }, (_, i) => ({
+        tenantId: 1 + (i % 7),
+        mac: `02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`,
+        idleMs: i * 1000,
+      })),
     ];
     const buf = t.encodeIdle(entries.map((e) => ({ tenantId: e.tenantId, mac: Buffer.from(e.mac.replaceAll(':', ''), 'hex'), idleMs: e.idleMs })));
     expect(buf.length).toBe(16 * entries.length);

@@ -33,7 +33,9 @@ function sender(path: string, pairs: number, payload: string): Promise<{ code: n
   `;
   const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
-  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
   return new Promise((r) => child.on('exit', (code) => r({ code, err })));
 }
 

@@ -49,17 +49,18 @@ describe('underlay sockets: export and adoption', () => {
     const a = freshDp(2);
     const fds = n.dpUnderlayFds(a.dp);
     // Bound to 127.0.0.1:a.port, offered for another port: the receive socket does not match.
-    expect(() => n.dpCreate({ local: '127.0.0.1', port: a.port + 1 === 65536 ? 1 : a.port + 1, underlayFds: fds }))
-      .toThrow(expect.objectContaining({ code: 'EADDRNOTAVAIL' }));
-    expect(() => n.dpCreate({ local: '127.0.0.2', port: a.port, underlayFds: fds }))
-      .toThrow(expect.objectContaining({ code: 'EADDRNOTAVAIL' }));
+    expect(() => n.dpCreate({ local: '127.0.0.1', port: a.port + 1 === 65536 ? 1 : a.port + 1, underlayFds: fds })).toThrow(
+      expect.objectContaining({ code: 'EADDRNOTAVAIL' }),
+    );
+    expect(() => n.dpCreate({ local: '127.0.0.2', port: a.port, underlayFds: fds })).toThrow(expect.objectContaining({ code: 'EADDRNOTAVAIL' }));
     // The send sockets in the receive socket's place.
-    expect(() => n.dpCreate({ local: '127.0.0.1', port: a.port, underlayFds: [fds[1]!, fds[0]!, fds[2]!] }))
-      .toThrow(expect.objectContaining({ code: 'EADDRNOTAVAIL' }));
-    expect(() => n.dpCreate({ local: '127.0.0.1', port: a.port, sourcePorts: 5, underlayFds: fds }))
-      .toThrow(/sourcePorts 5 disagrees with underlayFds \(2 send sockets\)/);
-    expect(() => n.dpCreate({ local: '127.0.0.1', port: a.port, underlayFds: [fds[0]!] }))
-      .toThrow(/underlayFds must hold 2\.\.65 fds/);
+    expect(() => n.dpCreate({ local: '127.0.0.1', port: a.port, underlayFds: [fds[1]!, fds[0]!, fds[2]!] })).toThrow(
+      expect.objectContaining({ code: 'EADDRNOTAVAIL' }),
+    );
+    expect(() => n.dpCreate({ local: '127.0.0.1', port: a.port, sourcePorts: 5, underlayFds: fds })).toThrow(
+      /sourcePorts 5 disagrees with underlayFds \(2 send sockets\)/,
+    );
+    expect(() => n.dpCreate({ local: '127.0.0.1', port: a.port, underlayFds: [fds[0]!] })).toThrow(/underlayFds must hold 2\.\.65 fds/);
     // A descriptor that is no socket at all (stdin is a pipe or /dev/null here).
     expect(() => n.dpCreate({ local: '127.0.0.1', port: a.port, underlayFds: [0, fds[1]!] })).toThrow();
     for (const fd of fds) expect(isOpen(fd), `fd ${fd} still open`).toBe(true);
@@ -81,7 +82,7 @@ describe('ports: the vnetHdr flag', () => {
     n.fdClose(b);
   });
 
-  it('reads a TAP\'s IFF_VNET_HDR from the fd: omitted follows it, a contradiction is EINVAL', async () => {
+  it("reads a TAP's IFF_VNET_HDR from the fd: omitted follows it, a contradiction is EINVAL", async () => {
     const lab = new Lab('vf');
     try {
       await lab.addHost('h', { ipv6: false });
@@ -96,7 +97,9 @@ describe('ports: the vnetHdr flag', () => {
       n.dpTenantSet(dp, 1, 100);
       n.dpPortSet(dp, 1, 1, tap.fd);
       n.dpPortSet(dp, 1, 1, tap.fd, { vnetHdr: true });
-      expect(() => n.dpPortSet(dp, 1, 1, tap.fd, { vnetHdr: false })).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/TAP with IFF_VNET_HDR but vnetHdr is false/) }));
+      expect(() => n.dpPortSet(dp, 1, 1, tap.fd, { vnetHdr: false })).toThrow(
+        expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/TAP with IFF_VNET_HDR but vnetHdr is false/) }),
+      );
       expect(() => n.dpPortSet(dp, 2, 1, plain.fd, { vnetHdr: true })).toThrow(expect.objectContaining({ code: 'EINVAL' }));
       n.dpPortSet(dp, 2, 1, plain.fd);
       n.dpStop(dp);
@@ -113,8 +116,12 @@ describe('queues (underlay.queues)', () => {
     const lab = new Lab('vq');
     try {
       await lab.addHost('h', { ipv6: false });
-      expect(() => n.dpCreate({ local: '127.0.0.1', port: 4789, queues: 9 })).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/queues/) }));
-      expect(() => n.tapOpen({ name: 'tap0', netns: lab.ns('h'), mtu: 1450, queues: 9 })).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/queues/) }));
+      expect(() => n.dpCreate({ local: '127.0.0.1', port: 4789, queues: 9 })).toThrow(
+        expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/queues/) }),
+      );
+      expect(() => n.tapOpen({ name: 'tap0', netns: lab.ns('h'), mtu: 1450, queues: 9 })).toThrow(
+        expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/queues/) }),
+      );
       let dp: DpHandle | undefined;
       for (let attempt = 0; !dp && attempt < 20; attempt++) {
         try {
@@ -130,12 +137,18 @@ describe('queues (underlay.queues)', () => {
       expect((await lab.exec('h', 'ip', ['-d', '-o', 'link', 'show', 'tap0'])).stdout).toMatch(/multi_queue numqueues 3 /);
       n.dpTenantSet(dp!, 1, 100);
       // Three queues of a TAP on a two-queue data path: one would never be read.
-      expect(() => n.dpPortSet(dp!, 1, 1, tap.fd, { queueFds: tap.queueFds })).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/3 fds for port 1: the data path runs 2 queue/) }));
+      expect(() => n.dpPortSet(dp!, 1, 1, tap.fd, { queueFds: tap.queueFds })).toThrow(
+        expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/3 fds for port 1: the data path runs 2 queue/) }),
+      );
       n.dpPortSet(dp!, 1, 1, tap.fd, { queueFds: [tap.queueFds[0]!] });
       // Only a TAP has queues; the same fd twice is refused.
       const [a, b] = t.testSocketPair();
-      expect(() => n.dpPortSet(dp!, 2, 1, a, { queueFds: [b] })).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/not a TAP/) }));
-      expect(() => n.dpPortSet(dp!, 2, 1, tap.fd, { queueFds: [tap.fd] })).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/given twice/) }));
+      expect(() => n.dpPortSet(dp!, 2, 1, a, { queueFds: [b] })).toThrow(
+        expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/not a TAP/) }),
+      );
+      expect(() => n.dpPortSet(dp!, 2, 1, tap.fd, { queueFds: [tap.fd] })).toThrow(
+        expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/given twice/) }),
+      );
       expect(() => n.dpPortSet(dp!, 2, 1, tap.queueFds[0]!)).toThrow(expect.objectContaining({ code: 'EEXIST' }));
       n.dpStop(dp!);
       for (const fd of [a, b, ...tap.queueFds, tap.fd]) n.fdClose(fd);

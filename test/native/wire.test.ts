@@ -52,8 +52,11 @@ function tsharkFields(udpPayload: Buffer, dstPort: number, fields: string[]): st
   try {
     const file = join(dir, 'x.pcap');
     writeFileSync(file, Buffer.concat([hdr, rec, pkt]));
-    const out = execFileSync('tshark', ['-r', file, '-d', `udp.port==${dstPort},vxlan`, '-T', 'fields', '-E', 'occurrence=l',
-      ...fields.flatMap((f) => ['-e', f])], { encoding: 'utf8' });
+    const out = execFileSync(
+      'tshark',
+      ['-r', file, '-d', `udp.port==${dstPort},vxlan`, '-T', 'fields', '-E', 'occurrence=l', ...fields.flatMap((f) => ['-e', f])],
+      { encoding: 'utf8' },
+    );
     return out.trim().split('\t');
   } finally {
     rmSync(dir, { recursive: true, force: true });

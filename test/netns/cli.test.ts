@@ -65,13 +65,16 @@ describe('vtepd run', () => {
 
   it('creates the TAP in its namespace with MTU, address and MAC, and removes it on SIGTERM', async () => {
     const f = join(dir, 'run.yaml');
-    writeFileSync(f, `control: { socket: ${join(dir, 'run.sock')} }
+    writeFileSync(
+      f,
+      `control: { socket: ${join(dir, 'run.sock')} }
 underlay: { local: 10.0.0.1, mtu: 9000 }
 tenants:
   - name: blue
     vni: 5001
     ports: [ { tap: blue0, netns: ${lab.ns('vm')}, address: 10.1.0.1/24, mac: "02:00:00:00:01:01" } ]
-`);
+`,
+    );
     const child = lab.spawn('h', process.execPath, [CLI, 'run', '--config', f]);
     await waitForLine(child, /^vtepd: running, 1 tenant\(s\), 1 port\(s\), underlay 10\.0\.0\.1 udp\/4789/);
     const link = (await lab.exec('vm', 'ip', ['-o', 'link', 'show', 'blue0'])).stdout;
@@ -80,7 +83,10 @@ tenants:
     expect(link).toMatch(/UP/);
     expect((await lab.exec('vm', 'ip', ['-o', 'addr', 'show', 'blue0'])).stdout).toContain('10.1.0.1/24');
     // A second daemon on the same control socket refuses to start (and touches nothing).
-    const second = await lab.exec('h', process.execPath, [CLI, 'run', '--config', f]).then(() => 'started', (e: Error) => e.message);
+    const second = await lab.exec('h', process.execPath, [CLI, 'run', '--config', f]).then(
+      () => 'started',
+      (e: Error) => e.message,
+    );
     expect(second).toContain(`another vtepd answers on ${join(dir, 'run.sock')}`);
     expect(await lab.stop(child, 'SIGTERM')).toBe(0);
     await expect(lab.exec('vm', 'ip', ['link', 'show', 'blue0'])).rejects.toThrow(/does not exist/);
@@ -89,7 +95,10 @@ tenants:
   it('refuses to start on a bad config and leaves nothing behind', async () => {
     const f = join(dir, 'bad.yaml');
     writeFileSync(f, `underlay: { local: 10.0.0.1 }\ntenants: [ { name: blue, vni: 99999999, ports: [ { tap: blue0, netns: ${lab.ns('vm')} } ] } ]\n`);
-    const r = await lab.exec('h', process.execPath, [CLI, 'run', '--config', f]).then(() => 'started', (e: Error) => e.message);
+    const r = await lab.exec('h', process.execPath, [CLI, 'run', '--config', f]).then(
+      () => 'started',
+      (e: Error) => e.message,
+    );
     expect(r).toContain('tenants[0].vni: must be an integer 1..16777215');
     await expect(lab.exec('vm', 'ip', ['link', 'show', 'blue0'])).rejects.toThrow(/does not exist/);
   });
@@ -97,7 +106,10 @@ tenants:
   it('fails with a clear message when the namespace does not exist, and leaves no TAP', async () => {
     const f = join(dir, 'nons.yaml');
     writeFileSync(f, `underlay: { local: 10.0.0.1 }\ntenants: [ { name: blue, vni: 5001, ports: [ { tap: blue0, netns: ${lab.ns('nosuch')} } ] } ]\n`);
-    const r = await lab.exec('h', process.execPath, [CLI, 'run', '--config', f]).then(() => 'started', (e: Error) => e.message);
+    const r = await lab.exec('h', process.execPath, [CLI, 'run', '--config', f]).then(
+      () => 'started',
+      (e: Error) => e.message,
+    );
     expect(r).toMatch(/nosuch.*No such file or directory/);
   });
 });

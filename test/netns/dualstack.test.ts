@@ -21,7 +21,10 @@ describe('dual-stack vtepd: IPv4 and IPv6 peers, VXLAN and GRE-TAP', () => {
     { h: 'h2', locals: ['10.0.0.2'] },
     { h: 'h3', locals: ['2001:db8::3'] },
   ];
-  const tenants = [{ name: 'blue', vni: 5001, encap: 'vxlan', net: '10.1.0' }, { name: 'red', vni: 5002, encap: 'gre', net: '10.2.0' }];
+  const tenants = [
+    { name: 'blue', vni: 5001, encap: 'vxlan', net: '10.1.0' },
+    { name: 'red', vni: 5002, encap: 'gre', net: '10.2.0' },
+  ];
 
   beforeAll(async () => {
     await lab.addHost('sw');
@@ -31,7 +34,8 @@ describe('dual-stack vtepd: IPv4 and IPv6 peers, VXLAN and GRE-TAP', () => {
       await lab.addHost(h);
       await lab.link(h, 'ul0', null, 'sw', `p${i}`, null);
       await lab.exec('sw', 'ip', ['link', 'set', `p${i}`, 'master', 'br0']);
-      for (const a of locals) await lab.exec(h, 'ip', ['addr', 'add', a.includes(':') ? `${a}/64` : `${a}/24`, 'dev', 'ul0', ...(a.includes(':') ? ['nodad'] : [])]);
+      for (const a of locals)
+        await lab.exec(h, 'ip', ['addr', 'add', a.includes(':') ? `${a}/64` : `${a}/24`, 'dev', 'ul0', ...(a.includes(':') ? ['nodad'] : [])]);
       for (const t of tenants) await lab.addHost(`${t.name}${i + 1}`, { ipv6: false });
     }
     const q = (a: string) => JSON.stringify(a);
@@ -39,8 +43,10 @@ describe('dual-stack vtepd: IPv4 and IPv6 peers, VXLAN and GRE-TAP', () => {
       const peers = i === 0 ? ['10.0.0.2', '2001:db8::3'] : ['10.0.0.1', '2001:db8::1'].filter((a) => a.includes(':') === locals[0]!.includes(':'));
       const yaml = [`underlay: { local: [ ${locals.map(q).join(', ')} ] }`, 'tenants:'];
       for (const t of tenants) {
-        yaml.push(`  - { name: ${t.name}, vni: ${t.vni}, encap: ${t.encap}, flood: [ ${peers.map(q).join(', ')} ],`,
-          `      ports: [ { tap: ${t.name}0, netns: ${lab.ns(`${t.name}${i + 1}`)}, address: ${t.net}.${i + 1}/24 } ] }`);
+        yaml.push(
+          `  - { name: ${t.name}, vni: ${t.vni}, encap: ${t.encap}, flood: [ ${peers.map(q).join(', ')} ],`,
+          `      ports: [ { tap: ${t.name}0, netns: ${lab.ns(`${t.name}${i + 1}`)}, address: ${t.net}.${i + 1}/24 } ] }`,
+        );
       }
       await startDaemon(lab, h, yaml.join('\n') + '\n', dir);
     }
@@ -51,7 +57,7 @@ describe('dual-stack vtepd: IPv4 and IPv6 peers, VXLAN and GRE-TAP', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('sizes h1\'s TAPs for the worst family: VXLAN over IPv6 1430, GRE-TAP over IPv6 1438', async () => {
+  it("sizes h1's TAPs for the worst family: VXLAN over IPv6 1430, GRE-TAP over IPv6 1438", async () => {
     expect((await lab.exec('blue1', 'cat', ['/sys/class/net/blue0/mtu'])).stdout.trim()).toBe('1430');
     expect((await lab.exec('red1', 'cat', ['/sys/class/net/red0/mtu'])).stdout.trim()).toBe('1438');
   });
@@ -71,7 +77,14 @@ describe('dual-stack vtepd: IPv4 and IPv6 peers, VXLAN and GRE-TAP', () => {
   });
 
   it('puts VXLAN (UDP, checksummed) and GRE-TAP (next header 47, key 5002) in IPv6 toward the IPv6 peer', async () => {
-    const cap = await lab.capture('h3', 'ul0', 'ip6 and src host 2001:db8::1', ['ipv6.nxt', 'udp.dstport', 'udp.checksum', 'vxlan.vni', 'gre.key', 'gre.proto']);
+    const cap = await lab.capture('h3', 'ul0', 'ip6 and src host 2001:db8::1', [
+      'ipv6.nxt',
+      'udp.dstport',
+      'udp.checksum',
+      'vxlan.vni',
+      'gre.key',
+      'gre.proto',
+    ]);
     await lab.exec('blue1', 'ping', ['-c', '3', '-i', '0.2', '10.1.0.3']);
     await lab.exec('red1', 'ping', ['-c', '3', '-i', '0.2', '10.2.0.3']);
     const rows = (await cap.stop()).filter((r) => r[0] === '17' || r[0] === '47');

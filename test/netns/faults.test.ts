@@ -19,7 +19,10 @@ import { untilPings } from '../../lab/wait.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mac = (tenant: number, host: number) => `02:00:00:00:${tenant.toString(16).padStart(2, '0')}:0${host}`;
-const TENANTS = [{ name: 'blue', vni: 5001, t: 1 }, { name: 'red', vni: 5002, t: 2 }];
+const TENANTS = [
+  { name: 'blue', vni: 5001, t: 1 },
+  { name: 'red', vni: 5002, t: 2 },
+];
 
 interface Running {
   child: ChildProcess;
@@ -38,7 +41,9 @@ describe('faults: the daemon logs, counts and recovers, and never exits on its o
     const peer = `10.0.0.${3 - i}`;
     const lines = [`underlay: { local: 10.0.0.${i}, port: 4789 }`, `control: { socket: ${sock(i)} }`, 'log: { level: info }', 'tenants:'];
     for (const { name, vni, t } of TENANTS) {
-      lines.push(`  - { name: ${name}, vni: ${vni}, flood: [ ${peer} ], ports: [ { tap: ${name}0, netns: ${lab.ns(`${name}${i}`)}, address: 10.${t}.0.${i}/24, mac: "${mac(t, i)}" } ] }`);
+      lines.push(
+        `  - { name: ${name}, vni: ${vni}, flood: [ ${peer} ], ports: [ { tap: ${name}0, netns: ${lab.ns(`${name}${i}`)}, address: 10.${t}.0.${i}/24, mac: "${mac(t, i)}" } ] }`,
+      );
     }
     return lines.join('\n') + '\n';
   };
@@ -46,7 +51,9 @@ describe('faults: the daemon logs, counts and recovers, and never exits on its o
   async function start(i: number): Promise<Running> {
     const child = lab.spawn(`h${i}`, process.execPath, [CLI, 'run', '--config', cfg(i)]);
     let log = '';
-    child.stderr!.on('data', (d: Buffer) => { log = (log + d.toString()).slice(-200_000); });
+    child.stderr!.on('data', (d: Buffer) => {
+      log = (log + d.toString()).slice(-200_000);
+    });
     await waitForLine(child, /^vtepd: running/);
     const r = { child, pid: child.pid!, log: () => log };
     daemons[i] = r;
@@ -55,11 +62,14 @@ describe('faults: the daemon logs, counts and recovers, and never exits on its o
 
   /** Neighbour entries pinned both ways, so pings after a fault need no ARP. */
   async function pin(name: string, t: number): Promise<void> {
-    for (const i of [1, 2]) await lab.exec(`${name}${i}`, 'ip', ['neigh', 'replace', `10.${t}.0.${3 - i}`, 'lladdr', mac(t, 3 - i), 'dev', `${name}0`, 'nud', 'permanent']);
+    for (const i of [1, 2])
+      await lab.exec(`${name}${i}`, 'ip', ['neigh', 'replace', `10.${t}.0.${3 - i}`, 'lladdr', mac(t, 3 - i), 'dev', `${name}0`, 'nud', 'permanent']);
   }
 
   async function ping(name: string, t: number, count = 3): Promise<{ sent: number; received: number }> {
-    const r = await lab.exec(`${name}1`, 'ping', ['-c', String(count), '-i', '0.1', '-W', '1', `10.${t}.0.2`], 60_000).catch((e: Error) => ({ stdout: e.message }));
+    const r = await lab
+      .exec(`${name}1`, 'ping', ['-c', String(count), '-i', '0.1', '-W', '1', `10.${t}.0.2`], 60_000)
+      .catch((e: Error) => ({ stdout: e.message }));
     return parsePing(r.stdout);
   }
 
@@ -75,7 +85,10 @@ describe('faults: the daemon logs, counts and recovers, and never exits on its o
   }
 
   const stats = (i: number) => request<StatsSnapshot>(sock(i), 'stats');
-  const alive = (pid: number) => { process.kill(pid, 0); return true; };
+  const alive = (pid: number) => {
+    process.kill(pid, 0);
+    return true;
+  };
 
   beforeAll(async () => {
     for (const h of ['h1', 'h2']) await lab.addHost(h);
@@ -112,7 +125,13 @@ describe('faults: the daemon logs, counts and recovers, and never exits on its o
     await pin('blue', 1);
     const ms = await pingRecovers('blue', 1);
     const after = await stats(1);
-    console.log(`TAP deleted: blue forwards again after ${ms} ms; log: ${d.log().split('\n').filter((l) => /blue0/.test(l)).join(' | ')}`);
+    console.log(
+      `TAP deleted: blue forwards again after ${ms} ms; log: ${d
+        .log()
+        .split('\n')
+        .filter((l) => /blue0/.test(l))
+        .join(' | ')}`,
+    );
     expect(d.log()).toMatch(/blue0.*(gone|deleted)/i);
     expect(after.switch.portsRecreated - before.switch.portsRecreated).toBe(1);
     expect((after.drops.tap_rx_error ?? 0) - (before.drops.tap_rx_error ?? 0)).toBeGreaterThan(0);
@@ -152,7 +171,13 @@ describe('faults: the daemon logs, counts and recovers, and never exits on its o
     for (const { name, t } of TENANTS) await pin(name, t);
     const ms = await pingRecovers('blue', 1);
     expect((await ping('red', 2)).received).toBe(3);
-    console.log(`peer restarted: forwarding resumed after ${ms} ms; log: ${d.log().split('\n').filter((l) => /10\.0\.0\.2/.test(l)).join(' | ')}`);
+    console.log(
+      `peer restarted: forwarding resumed after ${ms} ms; log: ${d
+        .log()
+        .split('\n')
+        .filter((l) => /10\.0\.0\.2/.test(l))
+        .join(' | ')}`,
+    );
     expect(d.log()).toMatch(/10\.0\.0\.2.*(quiet|idle|silent)/i);
     expect(alive(d.pid)).toBe(true);
   }, 60_000);

@@ -54,7 +54,10 @@ tenants:
     for (const h of ['h1', 'h2']) await lab.addHost(h);
     for (const h of ['blue1', 'blue2', 'red1', 'red2']) await lab.addHost(h, { ipv6: false });
     await lab.link('h1', 'ul0', '10.0.0.1/24', 'h2', 'ul0', '10.0.0.2/24');
-    for (const [i, peer] of [[1, '10.0.0.2'], [2, '10.0.0.1']] as const) {
+    for (const [i, peer] of [
+      [1, '10.0.0.2'],
+      [2, '10.0.0.1'],
+    ] as const) {
       const f = join(dir, `h${i}.yaml`);
       writeFileSync(f, config(i, peer));
       const child = lab.spawn(`h${i}`, process.execPath, [CLI, 'run', '--config', f]);
@@ -82,10 +85,13 @@ tenants:
     console.log(sent.stdout.trim());
     const redPing = parsePing((await ping).stdout);
     // Let the daemons drain what the flood queued (their tables and counters stop moving), then look.
-    const drained = () => Promise.all([1, 2].map(async (i) => {
-      const s = await request<StatsSnapshot>(sock(i), 'stats');
-      return [s.tenants, s.drops, s.ports.map((p) => p.rxPackets), s.datapath.underlay_rx_packets];
-    }));
+    const drained = () =>
+      Promise.all(
+        [1, 2].map(async (i) => {
+          const s = await request<StatsSnapshot>(sock(i), 'stats');
+          return [s.tenants, s.drops, s.ports.map((p) => p.rxPackets), s.datapath.underlay_rx_packets];
+        }),
+      );
     await untilSteady('the daemons to drain the flood', drained);
 
     const after = await Promise.all([1, 2].map((i) => request<StatsSnapshot>(sock(i), 'stats')));
@@ -96,9 +102,10 @@ tenants:
       table: tables[k]!.length,
       learned: blue(after[k]!).learned - blue(before[k]!).learned,
       refused: blue(after[k]!).limitRefused - blue(before[k]!).limitRefused,
-      framesIn: k === 0
-        ? after[k]!.ports.find((p) => p.port === 'blue0')!.rxPackets - before[k]!.ports.find((p) => p.port === 'blue0')!.rxPackets
-        : (after[k]!.datapath.underlay_rx_packets ?? 0) - (before[k]!.datapath.underlay_rx_packets ?? 0),
+      framesIn:
+        k === 0
+          ? after[k]!.ports.find((p) => p.port === 'blue0')!.rxPackets - before[k]!.ports.find((p) => p.port === 'blue0')!.rxPackets
+          : (after[k]!.datapath.underlay_rx_packets ?? 0) - (before[k]!.datapath.underlay_rx_packets ?? 0),
       eventQueueFull: (after[k]!.drops.event_queue_full ?? 0) - (before[k]!.drops.event_queue_full ?? 0),
       rssBeforeMb: Math.round(rssBefore[k]!),
       rssAfterMb: Math.round(rssMb(pids[k]!)),

@@ -30,7 +30,10 @@ describe('vtepd GRE-TAP <-> Open vSwitch userspace GRE', () => {
   const dir = mkdtempSync(join(tmpdir(), 'vtepd-r-'));
   let ovs: Ovs | undefined;
   let d: Daemonised;
-  const tenants = [{ name: 'blue', key: 5001, net: '10.1.0' }, { name: 'red', key: 5002, net: '10.2.0' }];
+  const tenants = [
+    { name: 'blue', key: 5001, net: '10.1.0' },
+    { name: 'red', key: 5002, net: '10.2.0' },
+  ];
 
   beforeAll(async () => {
     await lab.addHost('h1');
@@ -47,13 +50,25 @@ describe('vtepd GRE-TAP <-> Open vSwitch userspace GRE', () => {
       await lab.addHost(`ovm-${t.name}`, { ipv6: false });
       // One OVS bridge per tenant would do too; one br-int with a port pair per key, each VM
       // on its own VLAN-less port, and per-port flows keep the tenants apart.
-      await ovs.vsctl('add-port', 'br-int', `gre-${t.name}`, '--', 'set', 'Interface', `gre-${t.name}`, 'type=gre',
-        `options:remote_ip=${UNDERLAY.h1}`, `options:key=${t.key}`);
+      await ovs.vsctl(
+        'add-port',
+        'br-int',
+        `gre-${t.name}`,
+        '--',
+        'set',
+        'Interface',
+        `gre-${t.name}`,
+        'type=gre',
+        `options:remote_ip=${UNDERLAY.h1}`,
+        `options:key=${t.key}`,
+      );
       await lab.link('h2', `vm${t.name[0]}`, null, `ovm-${t.name}`, 'eth0', `${t.net}.2/24`, 1458);
       await lab.exec(`ovm-${t.name}`, 'ethtool', ['-K', 'eth0', 'tx', 'off']);
       await ovs.vsctl('add-port', 'br-int', `vm${t.name[0]}`);
-      yaml.push(`  - { name: ${t.name}, vni: ${t.key}, encap: gre, flood: [ 10.0.0.2 ],`,
-        `      ports: [ { tap: ${t.name}0, netns: ${lab.ns(`${t.name}1`)}, address: ${t.net}.1/24 } ] }`);
+      yaml.push(
+        `  - { name: ${t.name}, vni: ${t.key}, encap: gre, flood: [ 10.0.0.2 ],`,
+        `      ports: [ { tap: ${t.name}0, netns: ${lab.ns(`${t.name}1`)}, address: ${t.net}.1/24 } ] }`,
+      );
     }
     // Keep the tenants apart in OVS: each GRE port talks only to its VM port and back.
     await ovs.ofctl('del-flows', 'br-int');
@@ -101,8 +116,14 @@ describe('vtepd GRE-TAP <-> Open vSwitch userspace GRE', () => {
   });
 
   it('puts GRE-TAP on the wire: version 0, K only, key = VNI, protocol 0x6558, an inner Ethernet frame', async () => {
-    const cap = await lab.capture('h2', 'ul0', `ip proto 47 and src host ${UNDERLAY.h1}`,
-      ['gre.flags_and_version', 'gre.key', 'gre.proto', 'ip.flags.df', 'frame.protocols', 'gre.flags.version']);
+    const cap = await lab.capture('h2', 'ul0', `ip proto 47 and src host ${UNDERLAY.h1}`, [
+      'gre.flags_and_version',
+      'gre.key',
+      'gre.proto',
+      'ip.flags.df',
+      'frame.protocols',
+      'gre.flags.version',
+    ]);
     await lab.exec('blue1', 'ping', ['-c', '3', '-i', '0.2', '10.1.0.2']);
     await lab.exec('red1', 'ping', ['-c', '3', '-i', '0.2', '10.2.0.2']);
     const rows = await cap.stop();
@@ -137,9 +158,22 @@ describe('vtepd GRE-TAP <-> Open vSwitch userspace GRE', () => {
     const p = parsePing((await ping).stdout);
     // The last malformed packets may still be in the fast path's batch: wait until every
     // sent one is counted (at least the expected totals), then compare exactly.
-    const expected = { gre_bad_version: N, gre_reserved: N, gre_truncated: 2 * N, gre_bad_proto: N, gre_unknown_key: N, gre_bad_checksum: N, gre_sequenced: N, gre_no_key: N };
-    const after = await until('the malformed GRE to be counted', async () => (await stats()).drops,
-      (a) => Object.entries(expected).every(([k, n]) => (a[k] ?? 0) - (before[k] ?? 0) >= n), 10_000).catch(async () => (await stats()).drops);
+    const expected = {
+      gre_bad_version: N,
+      gre_reserved: N,
+      gre_truncated: 2 * N,
+      gre_bad_proto: N,
+      gre_unknown_key: N,
+      gre_bad_checksum: N,
+      gre_sequenced: N,
+      gre_no_key: N,
+    };
+    const after = await until(
+      'the malformed GRE to be counted',
+      async () => (await stats()).drops,
+      (a) => Object.entries(expected).every(([k, n]) => (a[k] ?? 0) - (before[k] ?? 0) >= n),
+      10_000,
+    ).catch(async () => (await stats()).drops);
     const delta = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
     expect({
       gre_bad_version: delta('gre_bad_version'),
@@ -151,15 +185,25 @@ describe('vtepd GRE-TAP <-> Open vSwitch userspace GRE', () => {
       gre_sequenced: delta('gre_sequenced'),
       gre_no_key: delta('gre_no_key'),
     }).toEqual({
-      gre_bad_version: N, gre_reserved: N, gre_truncated: 2 * N, gre_bad_proto: N, gre_unknown_key: N,
-      gre_bad_checksum: N, gre_sequenced: N, gre_no_key: N,
+      gre_bad_version: N,
+      gre_reserved: N,
+      gre_truncated: 2 * N,
+      gre_bad_proto: N,
+      gre_unknown_key: N,
+      gre_bad_checksum: N,
+      gre_sequenced: N,
+      gre_no_key: N,
     });
     expect(p.received).toBe(p.sent);
     // A well-formed one gets through: blue learns its source MAC at the GRE-TAP VTEP 10.0.0.2.
     const good = await lab.exec('h2', 'python3', [GRE_SEND, UNDERLAY.h2, UNDERLAY.h1, '5001', '1', 'good']);
     expect(good.stdout).toContain('good sent 1');
-    const fdb = await until('blue to learn 02:00:00:00:ee:02', () => request<{ mac: string; where: string }[]>(d.socket, 'fdb.show', { tenant: 'blue' }),
-      (rows) => rows.some((e) => e.mac === '02:00:00:00:ee:02'), 10_000).catch(() => request<{ mac: string; where: string }[]>(d.socket, 'fdb.show', { tenant: 'blue' }));
+    const fdb = await until(
+      'blue to learn 02:00:00:00:ee:02',
+      () => request<{ mac: string; where: string }[]>(d.socket, 'fdb.show', { tenant: 'blue' }),
+      (rows) => rows.some((e) => e.mac === '02:00:00:00:ee:02'),
+      10_000,
+    ).catch(() => request<{ mac: string; where: string }[]>(d.socket, 'fdb.show', { tenant: 'blue' }));
     expect(fdb.find((e) => e.mac === '02:00:00:00:ee:02')?.where, JSON.stringify(fdb)).toBe('vtep gre:10.0.0.2');
   });
 });
@@ -167,24 +211,31 @@ describe('vtepd GRE-TAP <-> Open vSwitch userspace GRE', () => {
 describe('vtepd NVGRE <-> vtepd NVGRE', () => {
   let m: Mesh;
   beforeAll(async () => {
-    m = await twoHostsVtepd([
-      { name: 'green', vni: 0x12345, encap: 'nvgre', addresses: ['10.3.0.1/24', '10.3.0.2/24'] },
-      { name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] },
-    ], { tag: 'vn' });
+    m = await twoHostsVtepd(
+      [
+        { name: 'green', vni: 0x12345, encap: 'nvgre', addresses: ['10.3.0.1/24', '10.3.0.2/24'] },
+        { name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] },
+      ],
+      { tag: 'vn' },
+    );
   });
-  afterAll(async () => { await m?.cleanup(); });
+  afterAll(async () => {
+    await m?.cleanup();
+  });
 
   it('pings over NVGRE (and VXLAN next to it), with TAP MTU 1458', async () => {
     expect((await m.lab.exec('green1', 'cat', ['/sys/class/net/green0/mtu'])).stdout.trim()).toBe('1458');
-    for (const [t, a] of [['green', '10.3.0.2'], ['blue', '10.1.0.2']]) {
+    for (const [t, a] of [
+      ['green', '10.3.0.2'],
+      ['blue', '10.1.0.2'],
+    ]) {
       const p = parsePing((await m.lab.exec(`${t}1`, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', a!])).stdout);
       expect(p.received, t).toBe(3);
     }
   });
 
   it('puts NVGRE on the wire: K only, key = VSID << 8 | FlowID, an inner Ethernet frame without a tag', async () => {
-    const cap = await m.lab.capture('h2', 'ul0', 'ip proto 47 and src host 10.0.0.1',
-      ['gre.flags_and_version', 'gre.key', 'gre.proto', 'frame.protocols']);
+    const cap = await m.lab.capture('h2', 'ul0', 'ip proto 47 and src host 10.0.0.1', ['gre.flags_and_version', 'gre.key', 'gre.proto', 'frame.protocols']);
     await m.lab.exec('green1', 'ping', ['-c', '4', '-i', '0.2', '10.3.0.2']);
     const rows = await cap.stop();
     expect(rows.length).toBeGreaterThanOrEqual(4);

@@ -38,12 +38,19 @@ tenants:
     for (const h of ['blue1', 'blue2', 'red1', 'red2']) await lab.addHost(h, { ipv6: false });
     await lab.exec('sw', 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
     await lab.exec('sw', 'ip', ['link', 'set', 'br0', 'up']);
-    const hosts: [string, string][] = [['h1', '10.0.0.1/24'], ['h2', '10.0.0.2/24'], ['evil', '10.0.0.66/24']];
+    const hosts: [string, string][] = [
+      ['h1', '10.0.0.1/24'],
+      ['h2', '10.0.0.2/24'],
+      ['evil', '10.0.0.66/24'],
+    ];
     for (const [i, [h, addr]] of hosts.entries()) {
       await lab.link(h, 'ul0', addr, 'sw', `p${i}`, null);
       await lab.exec('sw', 'ip', ['link', 'set', `p${i}`, 'master', 'br0']);
     }
-    for (const [i, peer] of [[1, '10.0.0.2'], [2, '10.0.0.1']] as const) {
+    for (const [i, peer] of [
+      [1, '10.0.0.2'],
+      [2, '10.0.0.1'],
+    ] as const) {
       const f = join(dir, `h${i}.yaml`);
       writeFileSync(f, config(i, peer, join(dir, `h${i}.sock`)));
       const child = lab.spawn(`h${i}`, process.execPath, [CLI, 'run', '--config', f]);
@@ -59,7 +66,7 @@ tenants:
 
   const drops = async () => (await request<StatsSnapshot>(sock, 'stats')).drops;
 
-  it('stays up, counts every kind by name, and keeps forwarding a tenant\'s traffic', async () => {
+  it("stays up, counts every kind by name, and keeps forwarding a tenant's traffic", async () => {
     const warm = parsePing((await lab.exec('blue1', 'ping', ['-c', '2', '-i', '0.2', '10.1.0.2'])).stdout);
     expect(warm.received).toBe(2);
     const before = await drops();
@@ -67,7 +74,12 @@ tenants:
     const ping = lab.exec('blue1', 'ping', ['-c', '400', '-i', '0.01', '-W', '2', '10.1.0.2'], 60_000);
     const reached = ['short', 'noflag', 'reserved', 'unknownvni', 'runt', 'vlan', 'mcastsrc', 'zerosrc', 'giant'];
     const stoppedByKernel = ['badcsum', 'badihl', 'lonefrag'];
-    const sent = await lab.exec('evil', 'env', [`DST_MAC=${dstMac}`, '/usr/bin/python3', HOSTILE, 'ul0', '10.0.0.1', '4789', '5001', String(N), ...reached, ...stoppedByKernel], 120_000);
+    const sent = await lab.exec(
+      'evil',
+      'env',
+      [`DST_MAC=${dstMac}`, '/usr/bin/python3', HOSTILE, 'ul0', '10.0.0.1', '4789', '5001', String(N), ...reached, ...stoppedByKernel],
+      120_000,
+    );
     expect(sent.stdout.trim().split('\n')).toHaveLength(reached.length + stoppedByKernel.length);
     const p = parsePing((await ping).stdout);
     const after = await drops();
@@ -81,7 +93,13 @@ tenants:
       bad_src_mac: delta('bad_src_mac'),
       frame_too_big: delta('frame_too_big'),
     }).toEqual({
-      vxlan_truncated: N, vxlan_bad_flags: 2 * N, vxlan_unknown_vni: N, inner_runt: N, inner_vlan: N, bad_src_mac: 2 * N, frame_too_big: N,
+      vxlan_truncated: N,
+      vxlan_bad_flags: 2 * N,
+      vxlan_unknown_vni: N,
+      inner_runt: N,
+      inner_vlan: N,
+      bad_src_mac: 2 * N,
+      frame_too_big: N,
     });
     expect(p.received).toBe(p.sent);
     process.kill(daemonPid, 0); // still running (throws if not)

@@ -12,13 +12,19 @@ import { untilText } from '../../lab/wait.js';
 describe('two hubs: failover under a running ping', () => {
   let hs: HubSpoke;
   const DEAD = 3;
-  beforeAll(async () => { hs = await hubAndSpoke({ tag: 'hsf', hubs: 2, deadInterval: DEAD }); });
-  afterAll(async () => { await hs?.cleanup(); });
+  beforeAll(async () => {
+    hs = await hubAndSpoke({ tag: 'hsf', hubs: 2, deadInterval: DEAD });
+  });
+  afterAll(async () => {
+    await hs?.cleanup();
+  });
 
   async function outage(kill: string, restartAfterMs: number | null): Promise<{ gapMs: number; replies: number }> {
     const p = hs.lab.spawn(hs.endpoint('blue', 'a'), 'ping', ['-D', '-i', '0.1', '-W', '1', '-w', '11', hs.overlay('blue', 'b')]);
     let out = '';
-    p.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    p.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
     const done = new Promise((r) => p.once('exit', r));
     // Kill the hub under traffic: wait until the ping is being answered.
     await untilText('the ping to be answered', () => out, /bytes from/);
@@ -38,10 +44,18 @@ describe('two hubs: failover under a running ping', () => {
     expect(first.gapMs).toBeLessThanOrEqual((DEAD + 1) * 1000);
     for (const s of ['a', 'b']) {
       const st = await status(hs, s);
-      expect(st.overlay.hubs.map((h) => [h.address, h.active])).toEqual([['10.0.0.10', false], ['10.0.0.11', true]]);
+      expect(st.overlay.hubs.map((h) => [h.address, h.active])).toEqual([
+        ['10.0.0.10', false],
+        ['10.0.0.11', true],
+      ]);
     }
     // Nothing stuck: hub1 is back and alive for both spokes; when hub2 dies, traffic moves back.
-    for (const s of ['a', 'b']) await until(`hub1 alive at ${s}`, () => status(hs, s), (st) => st.overlay.hubs[0]!.alive);
+    for (const s of ['a', 'b'])
+      await until(
+        `hub1 alive at ${s}`,
+        () => status(hs, s),
+        (st) => st.overlay.hubs[0]!.alive,
+      );
     const second = await outage('hub2', null);
     console.log(`failover hub2 -> hub1 (restarted): longest ping gap ${second.gapMs.toFixed(0)} ms`);
     expect(second.gapMs).toBeLessThanOrEqual((DEAD + 1) * 1000);

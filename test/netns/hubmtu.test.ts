@@ -18,7 +18,9 @@ describe('TAP MTU above what the tunnel carries (1500 over a 1500-byte underlay)
       ],
     });
   });
-  afterAll(async () => { await hs?.cleanup(); });
+  afterAll(async () => {
+    await hs?.cleanup();
+  });
   const sent = async (host: string) => (await stats(hs, host)).switch as unknown as { icmpTooBigSent: number; tooBigFrames: number };
 
   it('TCP completes through MSS clamping alone (no ICMP needed)', async () => {
@@ -43,7 +45,9 @@ describe('TAP MTU above what the tunnel carries (1500 over a 1500-byte underlay)
     // the lower MSS, so B's sends fit without ICMP of their own.
     expect((await sent('a')).icmpTooBigSent).toBeGreaterThan(0);
     // A DF ping of 1472 bytes (1500 of IP) does not fit: the sender hears "frag needed, mtu 1450".
-    const p = await hs.lab.exec(hs.endpoint('icmp', 'a'), 'ping', ['-c', '1', '-W', '1', '-M', 'do', '-s', '1472', hs.overlay('icmp', 'b')]).catch((e: Error) => ({ stdout: e.message, stderr: '' }));
+    const p = await hs.lab
+      .exec(hs.endpoint('icmp', 'a'), 'ping', ['-c', '1', '-W', '1', '-M', 'do', '-s', '1472', hs.overlay('icmp', 'b')])
+      .catch((e: Error) => ({ stdout: e.message, stderr: '' }));
     expect(p.stdout).toMatch(/mtu = 1450|Frag needed and DF set \(mtu = 1450\)|message too long, mtu=1450/i);
   });
 });

@@ -12,8 +12,12 @@ import { hubAndSpoke, type HubSpoke } from '../../lab/topology.js';
 
 describe('hub C with spokes A and B', () => {
   let hs: HubSpoke;
-  beforeAll(async () => { hs = await hubAndSpoke({ tag: 'hsa' }); });
-  afterAll(async () => { await hs?.cleanup(); });
+  beforeAll(async () => {
+    hs = await hubAndSpoke({ tag: 'hsa' });
+  });
+  afterAll(async () => {
+    await hs?.cleanup();
+  });
 
   it('spoke to spoke through the hub: ping both ways, the hub learns both spokes and both MACs', async () => {
     expect(await ping(hs, 'blue', 'a', 'b')).toBe(3);
@@ -48,8 +52,12 @@ describe('hub C with spokes A and B', () => {
 
 describe('spoke B behind NAT', () => {
   let hs: HubSpoke;
-  beforeAll(async () => { hs = await hubAndSpoke({ tag: 'hsn', natSpokes: ['b'] }); });
-  afterAll(async () => { await hs?.cleanup(); });
+  beforeAll(async () => {
+    hs = await hubAndSpoke({ tag: 'hsn', natSpokes: ['b'] });
+  });
+  afterAll(async () => {
+    await hs?.cleanup();
+  });
 
   it('B reaches A and A reaches B through the hub, which knows B only as the NAT address and port it sees', async () => {
     expect(await ping(hs, 'blue', 'b', 'a')).toBe(3);
@@ -70,8 +78,12 @@ describe('spoke B behind NAT', () => {
 
 describe('a kernel VXLAN host as a spoke of a vtepd hub', () => {
   let hs: HubSpoke;
-  beforeAll(async () => { hs = await hubAndSpoke({ tag: 'hsk', spokes: ['a'], kernelSpoke: true }); });
-  afterAll(async () => { await hs?.cleanup(); });
+  beforeAll(async () => {
+    hs = await hubAndSpoke({ tag: 'hsk', spokes: ['a'], kernelSpoke: true });
+  });
+  afterAll(async () => {
+    await hs?.cleanup();
+  });
 
   it('talks to a vtepd spoke through the hub, both ways', async () => {
     const k = await hs.lab.exec(hs.endpoint('blue', 'k'), 'ping', ['-c', '3', '-i', '0.2', '-W', '2', hs.overlay('blue', 'a')]);

@@ -26,8 +26,22 @@ describe('vtepd <-> kernel VXLAN over an IPv6 underlay', () => {
     // vtepd's UDP checksums over IPv6 are finished by the kernel; over veth it would leave
     // them partial (a NIC finishes them). Off, so tshark on h2 sees the final value.
     await lab.exec('h1', 'ethtool', ['-K', 'ul0', 'tx', 'off']);
-    await addKernelBridgePeer(lab, { host: 'h2', endpoint: 'kvm2', vni: 5001, local: UNDERLAY6.h2, remote: UNDERLAY6.h1, address: '10.1.0.2/24', mtu: 1430, finishChecksums: 'endpoint' });
-    await startDaemon(lab, 'h1', meshConfig(lab, 0, [UNDERLAY6.h1, UNDERLAY6.h2], [{ name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] }]), dir);
+    await addKernelBridgePeer(lab, {
+      host: 'h2',
+      endpoint: 'kvm2',
+      vni: 5001,
+      local: UNDERLAY6.h2,
+      remote: UNDERLAY6.h1,
+      address: '10.1.0.2/24',
+      mtu: 1430,
+      finishChecksums: 'endpoint',
+    });
+    await startDaemon(
+      lab,
+      'h1',
+      meshConfig(lab, 0, [UNDERLAY6.h1, UNDERLAY6.h2], [{ name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] }]),
+      dir,
+    );
   });
 
   afterAll(async () => {
@@ -52,9 +66,13 @@ describe('vtepd <-> kernel VXLAN over an IPv6 underlay', () => {
   });
 
   it('puts VXLAN in IPv6 on the wire with a good, non-zero UDP checksum', async () => {
-    const cap = await lab.capture('h2', 'ul0', `ip6 and udp dst port 4789 and src host ${UNDERLAY6.h1}`,
+    const cap = await lab.capture(
+      'h2',
+      'ul0',
+      `ip6 and udp dst port 4789 and src host ${UNDERLAY6.h1}`,
       ['ipv6.src', 'ipv6.dst', 'ipv6.nxt', 'udp.dstport', 'udp.checksum', 'udp.checksum.status', 'vxlan.flags', 'vxlan.vni', 'eth.type'],
-      ['-o', 'udp.check_checksum:TRUE']);
+      ['-o', 'udp.check_checksum:TRUE'],
+    );
     await lab.exec('blue1', 'ping', ['-c', '5', '-i', '0.2', '10.1.0.2']);
     const rows = await cap.stop();
     expect(rows.length).toBeGreaterThanOrEqual(5);
@@ -83,7 +101,9 @@ describe('vtepd <-> vtepd over an IPv6 underlay', () => {
   beforeAll(async () => {
     m = await twoHostsVtepd([{ name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] }], { tag: 'v6m', family: 6 });
   });
-  afterAll(async () => { await m?.cleanup(); });
+  afterAll(async () => {
+    await m?.cleanup();
+  });
 
   it('pings across (the flood list and learned VTEP are IPv6)', async () => {
     const p = parsePing((await m.lab.exec('blue1', 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '10.1.0.2'])).stdout);

@@ -21,7 +21,16 @@ describe('vtepd <-> kernel VXLAN on a bridge', () => {
     await lab.addHost('blue1', { ipv6: false });
     await lab.link('h1', 'ul0', `${UNDERLAY.h1}/24`, 'h2', 'ul0', `${UNDERLAY.h2}/24`);
     // h2: kernel VXLAN VNI 5001 on br0, flooding to vtepd's VTEP, learning on.
-    await addKernelBridgePeer(lab, { host: 'h2', endpoint: 'kvm2', vni: 5001, local: UNDERLAY.h2, remote: UNDERLAY.h1, address: '10.1.0.2/24', mtu: 1450, finishChecksums: 'endpoint' });
+    await addKernelBridgePeer(lab, {
+      host: 'h2',
+      endpoint: 'kvm2',
+      vni: 5001,
+      local: UNDERLAY.h2,
+      remote: UNDERLAY.h1,
+      address: '10.1.0.2/24',
+      mtu: 1450,
+      finishChecksums: 'endpoint',
+    });
     await startDaemon(lab, 'h1', meshConfig(lab, 0, [UNDERLAY.h1, UNDERLAY.h2], [{ name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] }]), dir);
   });
 
@@ -54,8 +63,16 @@ describe('vtepd <-> kernel VXLAN on a bridge', () => {
   });
 
   it('puts RFC 7348 VXLAN on the wire: I flag, VNI 5001, reserved bits zero, UDP checksum 0, dport 4789', async () => {
-    const cap = await lab.capture('h2', 'ul0', `udp dst port 4789 and src host ${UNDERLAY.h1}`,
-      ['vxlan.flags', 'vxlan.vni', 'vxlan.flags_reserved', 'vxlan.reserved8', 'udp.checksum', 'udp.srcport', 'udp.dstport', 'ip.flags.df']);
+    const cap = await lab.capture('h2', 'ul0', `udp dst port 4789 and src host ${UNDERLAY.h1}`, [
+      'vxlan.flags',
+      'vxlan.vni',
+      'vxlan.flags_reserved',
+      'vxlan.reserved8',
+      'udp.checksum',
+      'udp.srcport',
+      'udp.dstport',
+      'ip.flags.df',
+    ]);
     await lab.exec('blue1', 'ping', ['-c', '5', '-i', '0.2', '10.1.0.2']);
     const rows = await cap.stop();
     expect(rows.length).toBeGreaterThanOrEqual(5);

@@ -16,12 +16,18 @@ const MAC_2 = '02:00:00:00:aa:02';
 describe('two hosts, two tenants with the same MACs and IPs', () => {
   let m: Mesh;
   beforeAll(async () => {
-    m = await meshVtepd(2, [
-      { name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'], macs: [MAC_1, MAC_2] },
-      { name: 'red', vni: 5002, addresses: ['10.1.0.1/24', '10.1.0.2/24'], macs: [MAC_1, MAC_2] },
-    ], { tag: 'vi' });
+    m = await meshVtepd(
+      2,
+      [
+        { name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'], macs: [MAC_1, MAC_2] },
+        { name: 'red', vni: 5002, addresses: ['10.1.0.1/24', '10.1.0.2/24'], macs: [MAC_1, MAC_2] },
+      ],
+      { tag: 'vi' },
+    );
   });
-  afterAll(async () => { await m?.cleanup(); });
+  afterAll(async () => {
+    await m?.cleanup();
+  });
 
   it('each tenant pings across the overlay', async () => {
     for (const t of ['blue', 'red']) {
@@ -50,9 +56,15 @@ describe('two hosts, two tenants with the same MACs and IPs', () => {
 describe('three hosts: flood and learn, ageing, a MAC move', () => {
   let m: Mesh;
   beforeAll(async () => {
-    m = await meshVtepd(3, [{ name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24', '10.1.0.3/24'], macs: [MAC_1, MAC_2, '02:00:00:00:aa:03'], ageing: 3 }], { tag: 'v3' });
+    m = await meshVtepd(
+      3,
+      [{ name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24', '10.1.0.3/24'], macs: [MAC_1, MAC_2, '02:00:00:00:aa:03'], ageing: 3 }],
+      { tag: 'v3' },
+    );
   });
-  afterAll(async () => { await m?.cleanup(); });
+  afterAll(async () => {
+    await m?.cleanup();
+  });
 
   const vxlanOn = (host: string) => m.lab.capture(host, 'ul0', 'udp port 4789', ['frame.number']);
   const udpTo2 = () => m.lab.exec('blue1', 'bash', ['-c', 'echo probe > /dev/udp/10.1.0.2/9']);
@@ -82,14 +94,17 @@ describe('three hosts: flood and learn, ageing, a MAC move', () => {
 
   it('once the MAC has aged out (3 s), the same unicast is flooded to h3 again', async () => {
     // Wait for the ageing itself: h1's table no longer holds MAC_2.
-    await until('h1 to age out MAC_2', () => request<FdbRow[]>(m.daemons[0]!.socket, 'fdb.show', { tenant: 'blue' }),
-      (rows) => !rows.some((r) => r.mac === MAC_2));
+    await until(
+      'h1 to age out MAC_2',
+      () => request<FdbRow[]>(m.daemons[0]!.socket, 'fdb.show', { tenant: 'blue' }),
+      (rows) => !rows.some((r) => r.mac === MAC_2),
+    );
     const c3 = await vxlanOn('h3');
     await udpTo2();
     expect((await c3.stop()).length).toBeGreaterThanOrEqual(1);
   });
 
-  it("follows a MAC that moves from h2 to h3 (VTEP -> VTEP)", async () => {
+  it('follows a MAC that moves from h2 to h3 (VTEP -> VTEP)', async () => {
     // The "VM" with MAC_2 / 10.1.0.2 migrates: h2's endpoint goes down, h3's takes its identity.
     await m.lab.exec('blue2', 'ip', ['link', 'set', 'blue0', 'down']);
     await m.lab.exec('blue3', 'ip', ['link', 'set', 'blue0', 'down']);

@@ -50,8 +50,22 @@ describe('offloads: vtepd <-> kernel VXLAN with TSO on and off', () => {
     await lab.addHost('blue1', { ipv6: false });
     await lab.link('h1', 'ul0', `${UNDERLAY.h1}/24`, 'h2', 'ul0', `${UNDERLAY.h2}/24`);
     // The kernel finishes inner checksums on vx0, so the endpoint keeps its TSO and checksum offload.
-    await addKernelBridgePeer(lab, { host: 'h2', endpoint: 'kvm2', vni: 5001, local: UNDERLAY.h2, remote: UNDERLAY.h1, address: '10.1.0.2/24', mtu: 1450, finishChecksums: 'vxlan' });
-    daemon = await startDaemon(lab, 'h1', meshConfig(lab, 0, [UNDERLAY.h1, UNDERLAY.h2], [{ name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] }]), dir);
+    await addKernelBridgePeer(lab, {
+      host: 'h2',
+      endpoint: 'kvm2',
+      vni: 5001,
+      local: UNDERLAY.h2,
+      remote: UNDERLAY.h1,
+      address: '10.1.0.2/24',
+      mtu: 1450,
+      finishChecksums: 'vxlan',
+    });
+    daemon = await startDaemon(
+      lab,
+      'h1',
+      meshConfig(lab, 0, [UNDERLAY.h1, UNDERLAY.h2], [{ name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] }]),
+      dir,
+    );
     const a = parsePing((await lab.exec('blue1', 'ping', ['-c', '2', '-i', '0.2', '-W', '2', '10.1.0.2'])).stdout);
     expect(a.received).toBe(2);
   });
@@ -99,7 +113,10 @@ describe('offloads: vtepd <-> kernel VXLAN with TSO on and off', () => {
   it('carries DF pings of 1420..1422 bytes (up to the 1450 MTU) both ways and refuses 1423 locally', async () => {
     await tso(true);
     for (const size of [1420, 1421, 1422]) {
-      for (const [from, to] of [['blue1', '10.1.0.2'], ['kvm2', '10.1.0.1']] as const) {
+      for (const [from, to] of [
+        ['blue1', '10.1.0.2'],
+        ['kvm2', '10.1.0.1'],
+      ] as const) {
         const r = parsePing((await lab.exec(from, 'ping', ['-M', 'do', '-s', String(size), '-c', '2', '-i', '0.2', '-W', '2', to])).stdout);
         expect(r.received, `${from} -s ${size}`).toBe(2);
       }
@@ -109,7 +126,10 @@ describe('offloads: vtepd <-> kernel VXLAN with TSO on and off', () => {
 
   it('carries larger pings without DF, fragmented inside the overlay (1423, 2000, 8000, 30000 bytes)', async () => {
     for (const size of [1423, 2000, 8000, 30000]) {
-      for (const [from, to] of [['blue1', '10.1.0.2'], ['kvm2', '10.1.0.1']] as const) {
+      for (const [from, to] of [
+        ['blue1', '10.1.0.2'],
+        ['kvm2', '10.1.0.1'],
+      ] as const) {
         const r = parsePing((await lab.exec(from, 'ping', ['-M', 'dont', '-s', String(size), '-c', '2', '-i', '0.2', '-W', '2', to])).stdout);
         expect(r.received, `${from} -s ${size}`).toBe(2);
       }

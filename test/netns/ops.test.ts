@@ -32,11 +32,16 @@ describe('vtepd operations against a running daemon', () => {
     await pinNeighbours(p.lab, 'blue', 'blue0');
     expect((await ping(3)).received).toBe(3);
   });
-  afterAll(async () => { await p?.cleanup(); });
+  afterAll(async () => {
+    await p?.cleanup();
+  });
 
   it('status: tenants, ports, peers, uptime', async () => {
     const s = await json<StatusResult>(['status']);
-    expect(s.tenants.map((t) => [t.name, t.vni, t.ports])).toEqual([['blue', 5001, ['blue0']], ['red', 5002, ['red0']]]);
+    expect(s.tenants.map((t) => [t.name, t.vni, t.ports])).toEqual([
+      ['blue', 5001, ['blue0']],
+      ['red', 5002, ['red0']],
+    ]);
     expect(s.peers).toEqual([{ vtep: '10.0.0.2', dynamic: false, pathMtu: 1500 }]);
     expect(s.metrics).toBe(LISTEN);
     expect(s.uptimeSeconds).toBeGreaterThanOrEqual(0);
@@ -64,10 +69,22 @@ describe('vtepd operations against a running daemon', () => {
 
   it('fdb add, del and flush at runtime', async () => {
     const M = '02:00:00:00:bb:01';
-    expect(await json(['fdb', 'add', '--tenant', 'red', '--mac', M, '--vtep', '10.0.0.2'])).toEqual({ tenant: 'red', mac: M, where: 'vtep 10.0.0.2', type: 'static' });
-    expect((await cli(['fdb', 'add', '--tenant', 'red', '--mac', '02:00:00:00:bb:02', '--port', 'red0'])).stdout).toBe('red: 02:00:00:00:bb:02 -> port red0 (static)\n');
+    expect(await json(['fdb', 'add', '--tenant', 'red', '--mac', M, '--vtep', '10.0.0.2'])).toEqual({
+      tenant: 'red',
+      mac: M,
+      where: 'vtep 10.0.0.2',
+      type: 'static',
+    });
+    expect((await cli(['fdb', 'add', '--tenant', 'red', '--mac', '02:00:00:00:bb:02', '--port', 'red0'])).stdout).toBe(
+      'red: 02:00:00:00:bb:02 -> port red0 (static)\n',
+    );
     let rows = await json<FdbRow[]>(['fdb', 'show', '--tenant', 'red']);
-    expect(rows.filter((r) => r.type === 'static').map((r) => `${r.mac} ${r.where}`).sort()).toEqual([`${M} vtep 10.0.0.2`, '02:00:00:00:bb:02 port red0']);
+    expect(
+      rows
+        .filter((r) => r.type === 'static')
+        .map((r) => `${r.mac} ${r.where}`)
+        .sort(),
+    ).toEqual([`${M} vtep 10.0.0.2`, '02:00:00:00:bb:02 port red0']);
     expect((await cli(['fdb', 'add', '--tenant', 'red', '--mac', 'ff:ff:ff:ff:ff:ff', '--port', 'red0'])).stderr).toContain('mac: must be a unicast MAC');
     expect(await json(['fdb', 'del', '--tenant', 'red', '--mac', M])).toEqual({ tenant: 'red', mac: M });
     expect((await cli(['fdb', 'del', '--tenant', 'red', '--mac', '02:00:00:00:bb:02'])).stdout).toBe('red: 02:00:00:00:bb:02 deleted\n');
@@ -143,7 +160,13 @@ describe('vtepd operations against a running daemon', () => {
   it('trace: known unicast, flooding, hairpin and a bad source, without sending anything', async () => {
     const before = await json<StatsSnapshot>(['stats']);
     const known = await json<TraceResult>(['trace', '--tenant', 'blue', '--in', 'blue0', '--src', MAC_1, '--dst', MAC_2]);
-    expect(known).toMatchObject({ action: 'forward', reason: 'known-unicast', handledBy: 'fast-path', learn: 'refresh', outputs: { ports: [], vteps: ['10.0.0.2'] } });
+    expect(known).toMatchObject({
+      action: 'forward',
+      reason: 'known-unicast',
+      handledBy: 'fast-path',
+      learn: 'refresh',
+      outputs: { ports: [], vteps: ['10.0.0.2'] },
+    });
     expect(known.entry).toMatchObject({ mac: MAC_2, where: 'vtep 10.0.0.2', type: 'learned' });
     const flood = await json<TraceResult>(['trace', '--tenant', 'blue', '--in', 'blue0', '--src', MAC_1, '--dst', '02:00:00:00:99:99']);
     expect(flood).toMatchObject({ action: 'flood', reason: 'unknown-unicast', handledBy: 'bridge', outputs: { ports: [], vteps: ['10.0.0.2'] } });
@@ -164,15 +187,40 @@ describe('vtepd operations against a running daemon', () => {
 
   it('capture: a port, a peer (inner frames) and --outer, read back by tshark', async () => {
     const read = async (file: string, fields: string[], filter = '') =>
-      (await p.lab.exec('h1', 'tshark', ['-r', file, '-n', '-T', 'fields', '-E', 'occurrence=f', ...(filter ? ['-Y', filter] : []), ...fields.flatMap((f) => ['-e', f])])).stdout.trim().split('\n').filter(Boolean);
+      (
+        await p.lab.exec('h1', 'tshark', [
+          '-r',
+          file,
+          '-n',
+          '-T',
+          'fields',
+          '-E',
+          'occurrence=f',
+          ...(filter ? ['-Y', filter] : []),
+          ...fields.flatMap((f) => ['-e', f]),
+        ])
+      ).stdout
+        .trim()
+        .split('\n')
+        .filter(Boolean);
     const capture = async (args: string[], file: string) => {
       const child = p.lab.spawn('h1', process.execPath, [CLI, 'capture', '--socket', sock, '--tenant', 'blue', ...args, '-w', file]);
       let err = '';
-      child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+      child.stderr!.on('data', (d: Buffer) => {
+        err += d.toString();
+      });
       const done = new Promise<number | null>((r) => child.once('exit', r));
       await new Promise<void>((resolve, reject) => {
-        const t = setInterval(() => { if (/capturing on/.test(err)) { clearInterval(t); resolve(); } }, 20);
-        void done.then(() => { clearInterval(t); reject(new Error(err)); });
+        const t = setInterval(() => {
+          if (/capturing on/.test(err)) {
+            clearInterval(t);
+            resolve();
+          }
+        }, 20);
+        void done.then(() => {
+          clearInterval(t);
+          reject(new Error(err));
+        });
       });
       return { done, err: () => err };
     };
@@ -186,16 +234,45 @@ describe('vtepd operations against a running daemon', () => {
     for (const c of [c1, c2, c3]) expect(await c.done).toBe(0);
     expect(c1.err()).toContain('6 packets captured to');
     const inner = ['eth.src', 'eth.dst', 'icmp.type'];
-    const expected = [`${MAC_1}\t${MAC_2}\t8`, `${MAC_2}\t${MAC_1}\t0`, `${MAC_1}\t${MAC_2}\t8`, `${MAC_2}\t${MAC_1}\t0`, `${MAC_1}\t${MAC_2}\t8`, `${MAC_2}\t${MAC_1}\t0`];
+    const expected = [
+      `${MAC_1}\t${MAC_2}\t8`,
+      `${MAC_2}\t${MAC_1}\t0`,
+      `${MAC_1}\t${MAC_2}\t8`,
+      `${MAC_2}\t${MAC_1}\t0`,
+      `${MAC_1}\t${MAC_2}\t8`,
+      `${MAC_2}\t${MAC_1}\t0`,
+    ];
     expect(await read(portFile, inner)).toEqual(expected);
     expect(await read(peerFile, inner)).toEqual(expected);
     const outer = await read(outerFile, ['ip.src', 'ip.dst', 'vxlan.vni', 'icmp.type']);
-    expect(outer).toEqual(['10.0.0.1\t10.0.0.2\t5001\t8', '10.0.0.2\t10.0.0.1\t5001\t0', '10.0.0.1\t10.0.0.2\t5001\t8', '10.0.0.2\t10.0.0.1\t5001\t0', '10.0.0.1\t10.0.0.2\t5001\t8', '10.0.0.2\t10.0.0.1\t5001\t0']);
+    expect(outer).toEqual([
+      '10.0.0.1\t10.0.0.2\t5001\t8',
+      '10.0.0.2\t10.0.0.1\t5001\t0',
+      '10.0.0.1\t10.0.0.2\t5001\t8',
+      '10.0.0.2\t10.0.0.1\t5001\t0',
+      '10.0.0.1\t10.0.0.2\t5001\t8',
+      '10.0.0.2\t10.0.0.1\t5001\t0',
+    ]);
     // --json summary, and an error for a port of another tenant.
-    const j = await vtepd(p.lab, 'h1', ['capture', '--socket', sock, '--tenant', 'blue', '--port', 'blue0', '--seconds', '1', '-w', join(p.dir, 'empty.pcap'), '--json']);
+    const j = await vtepd(p.lab, 'h1', [
+      'capture',
+      '--socket',
+      sock,
+      '--tenant',
+      'blue',
+      '--port',
+      'blue0',
+      '--seconds',
+      '1',
+      '-w',
+      join(p.dir, 'empty.pcap'),
+      '--json',
+    ]);
     expect(JSON.parse(j.stdout)).toMatchObject({ packets: 0, file: join(p.dir, 'empty.pcap') });
     expect(await read(join(p.dir, 'empty.pcap'), ['frame.number'])).toEqual([]);
-    expect((await vtepd(p.lab, 'h1', ['capture', '--socket', sock, '--tenant', 'blue', '--port', 'red0', '-w', join(p.dir, 'x.pcap')])).stderr).toContain('no port "red0" in tenant "blue"');
+    expect((await vtepd(p.lab, 'h1', ['capture', '--socket', sock, '--tenant', 'blue', '--port', 'red0', '-w', join(p.dir, 'x.pcap')])).stderr).toContain(
+      'no port "red0" in tenant "blue"',
+    );
   });
 
   it('reload: a good config is applied as a diff, a bad one refused with paths', async () => {
@@ -236,7 +313,13 @@ describe('vtepd operations against a running daemon', () => {
     const said = new Promise<string>((resolve) => {
       const child = p.daemons[0]!.child;
       let err = '';
-      const on = (d: Buffer) => { err += d.toString(); if (/vtepd: reloaded/.test(err)) { child.stderr!.off('data', on); resolve(err); } };
+      const on = (d: Buffer) => {
+        err += d.toString();
+        if (/vtepd: reloaded/.test(err)) {
+          child.stderr!.off('data', on);
+          resolve(err);
+        }
+      };
       child.stderr!.on('data', on);
     });
     process.kill(p.daemons[0]!.child.pid!, 'SIGHUP');

@@ -34,8 +34,19 @@ describe('vtepd VXLAN <-> Open vSwitch userspace VXLAN', () => {
     ovs = await Ovs.start(lab, 'h2');
     await ovs.underlayBridge('br-phy', 'ul0', `${UNDERLAY.h2}/24`);
     await ovs.addBridge('br-int');
-    await ovs.vsctl('add-port', 'br-int', 'vxlan0', '--', 'set', 'Interface', 'vxlan0', 'type=vxlan',
-      `options:remote_ip=${UNDERLAY.h1}`, 'options:key=5001', 'options:dst_port=4789');
+    await ovs.vsctl(
+      'add-port',
+      'br-int',
+      'vxlan0',
+      '--',
+      'set',
+      'Interface',
+      'vxlan0',
+      'type=vxlan',
+      `options:remote_ip=${UNDERLAY.h1}`,
+      'options:key=5001',
+      'options:dst_port=4789',
+    );
     await lab.link('h2', 'vm0', null, 'ovm2', 'eth0', '10.1.0.2/24', 1450);
     await lab.exec('ovm2', 'ethtool', ['-K', 'eth0', 'tx', 'off']);
     await ovs.vsctl('add-port', 'br-int', 'vm0');

@@ -44,7 +44,8 @@ describe('underlay.queues: 2 (multi-queue TAPs, a reuseport group, two thread pa
     expect(r.down).toBeGreaterThan(0);
     const after = await Promise.all([stats(0), stats(1)]);
     for (const h of [0, 1]) {
-      const q0 = before[h]!.queues, q1 = after[h]!.queues;
+      const q0 = before[h]!.queues,
+        q1 = after[h]!.queues;
       expect(q1.map((q) => q.queue)).toEqual([0, 1]);
       for (const q of [0, 1]) {
         // Frames this queue's encap thread read from the TAP, packets its decap thread took

@@ -24,7 +24,9 @@ describe('reload under a running ping', () => {
     await pinNeighbours(p.lab, 'blue', 'blue0');
     expect(parsePing((await p.lab.exec('blue1', 'ping', ['-c', '3', '-i', '0.05', '-W', '2', '10.1.0.2'])).stdout).received).toBe(3);
   });
-  afterAll(async () => { await p?.cleanup(); });
+  afterAll(async () => {
+    await p?.cleanup();
+  });
 
   it('adds a tenant and removes one without losing a ping or a learned MAC of the unchanged one', async () => {
     const json = <T>(host: number, args: string[]) => vtepdJson<T>(p.lab, `h${host + 1}`, [...args, '--socket', p.daemons[host]!.socket]);
@@ -34,18 +36,28 @@ describe('reload under a running ping', () => {
 
     const ping = p.lab.spawn('blue1', 'ping', ['-i', '0.01', '-c', '300', '-W', '1', '10.1.0.2']);
     let out = '';
-    ping.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    ping.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
     const done = new Promise((r) => ping.once('exit', r));
     // Reload under traffic: wait until the ping is being answered.
     await untilText('the ping to be answered', () => out, /bytes from/);
 
     for (const h of [0, 1]) rewrite(p, h, p.yaml(h, [BLUE, GREEN]));
     const r = await vtepd(p.lab, 'h1', ['reload', '--socket', p.daemons[0]!.socket]);
-    expect(r.stdout).toBe('reloaded: 3 change(s)\n  tenant red: removed (not in the new config)\n  tenant green: added (VNI 5003)\n  port green0 (tenant green): added\n');
+    expect(r.stdout).toBe(
+      'reloaded: 3 change(s)\n  tenant red: removed (not in the new config)\n  tenant green: added (VNI 5003)\n  port green0 (tenant green): added\n',
+    );
     const said = new Promise<string>((resolve) => {
       let err = '';
       const child = p.daemons[1]!.child;
-      const on = (d: Buffer) => { err += d.toString(); if (/vtepd: reload/.test(err)) { child.stderr!.off('data', on); resolve(err); } };
+      const on = (d: Buffer) => {
+        err += d.toString();
+        if (/vtepd: reload/.test(err)) {
+          child.stderr!.off('data', on);
+          resolve(err);
+        }
+      };
       child.stderr!.on('data', on);
     });
     process.kill(p.daemons[1]!.child.pid!, 'SIGHUP');

@@ -42,10 +42,14 @@ describe('vtepd restart (takeover) under a running ping', () => {
     const idx = await ifindex();
     const monitor: ChildProcess = p.lab.spawn('blue1', 'ip', ['-o', 'monitor', 'link']);
     let events = '';
-    monitor.stdout!.on('data', (d: Buffer) => { events += d.toString(); });
+    monitor.stdout!.on('data', (d: Buffer) => {
+      events += d.toString();
+    });
     const ping = p.lab.spawn('blue1', 'ping', ['-i', '0.01', '-c', '300', '-W', '1', '10.1.0.2']);
     let pingOut = '';
-    ping.stdout!.on('data', (d: Buffer) => { pingOut += d.toString(); });
+    ping.stdout!.on('data', (d: Buffer) => {
+      pingOut += d.toString();
+    });
     const pingDone = new Promise((r) => ping.once('exit', r));
     // Restart under traffic: wait until the ping is being answered.
     await untilText('the ping to be answered', () => pingOut, /bytes from/);

@@ -46,10 +46,18 @@ export class FakeDatapath implements Datapath {
   /** sendControl throws EMSGSIZE above this payload size (the local link). */
   controlMax = 1472;
 
-  start(onEvents: (events: DpEvent[]) => void): void { this.onEvents = onEvents; }
-  underlayFds(): number[] { return []; }
-  stop(): void { this.onEvents = undefined; }
-  tenantSet(tenantId: number, vni: number): void { this.tenants.set(tenantId, vni); }
+  start(onEvents: (events: DpEvent[]) => void): void {
+    this.onEvents = onEvents;
+  }
+  underlayFds(): number[] {
+    return [];
+  }
+  stop(): void {
+    this.onEvents = undefined;
+  }
+  tenantSet(tenantId: number, vni: number): void {
+    this.tenants.set(tenantId, vni);
+  }
   private readonly acceptAnyOf = new Set<number>();
   private readonly acceptOf = new Map<number, Set<number>>();
   tenantAccept(tenantId: number, vtepId: number, accept: boolean): void {
@@ -60,7 +68,9 @@ export class FakeDatapath implements Datapath {
   }
   /** What each tenant takes on receive (tenantEncaps), when set. */
   readonly encapsOf = new Map<number, string[]>();
-  tenantEncaps(tenantId: number, encaps: string[]): void { this.encapsOf.set(tenantId, [...encaps]); }
+  tenantEncaps(tenantId: number, encaps: string[]): void {
+    this.encapsOf.set(tenantId, [...encaps]);
+  }
   tenantAcceptAny(tenantId: number, any: boolean): void {
     if (any) this.acceptAnyOf.add(tenantId);
     else this.acceptAnyOf.delete(tenantId);
@@ -69,7 +79,9 @@ export class FakeDatapath implements Datapath {
     this.tenants.delete(tenantId);
     for (const k of [...this.fdb.keys()]) if (k.startsWith(`${tenantId}/`)) this.fdb.delete(k);
   }
-  portSet(portId: number, tenantId: number): void { this.ports.set(portId, tenantId); }
+  portSet(portId: number, tenantId: number): void {
+    this.ports.set(portId, tenantId);
+  }
   portDel(portId: number): void {
     this.ports.delete(portId);
     for (const [k, v] of [...this.fdb]) if (v.place.kind === 'port' && v.place.portId === portId) this.fdb.delete(k);
@@ -82,7 +94,9 @@ export class FakeDatapath implements Datapath {
     if (relay) this.relayOf.add(tenantId);
     else this.relayOf.delete(tenantId);
   }
-  tenantMss(tenantId: number, v4: number, v6: number): void { this.mssOf.set(tenantId, [v4, v6]); }
+  tenantMss(tenantId: number, v4: number, v6: number): void {
+    this.mssOf.set(tenantId, [v4, v6]);
+  }
   sendControl(address: string, port: number, payload: Buffer, opts: ControlSendOptions = {}): void {
     if (payload.length > this.controlMax) throw Object.assign(new Error('dpSendControl: message too long'), { code: 'EMSGSIZE' });
     this.control.push({ address, port, payload: Buffer.from(payload), opts });
@@ -107,24 +121,38 @@ export class FakeDatapath implements Datapath {
   fdbSet(tenantId: number, mac: string, place: Place): void {
     this.fdb.set(`${tenantId}/${mac}`, { place, lastSeen: this.now });
   }
-  fdbDel(tenantId: number, mac: string): void { this.fdb.delete(`${tenantId}/${mac}`); }
+  fdbDel(tenantId: number, mac: string): void {
+    this.fdb.delete(`${tenantId}/${mac}`);
+  }
   fdbIdle(): FdbIdle[] {
     return [...this.fdb].map(([k, v]) => {
       const [t, mac] = k.split('/');
       return { tenantId: Number(t), mac, idleMs: this.now - v.lastSeen };
     });
   }
-  cacheSize(): number { return this.fdb.size; }
-  cached(tenantId: number, mac: string): Place | undefined { return this.fdb.get(`${tenantId}/${mac}`)?.place; }
+  cacheSize(): number {
+    return this.fdb.size;
+  }
+  cached(tenantId: number, mac: string): Place | undefined {
+    return this.fdb.get(`${tenantId}/${mac}`)?.place;
+  }
 
   transmit(tenantId: number, frame: Buffer, ports: number[], vteps: number[]): number {
     let n = 0;
-    for (const p of ports) if (this.ports.get(p) === tenantId) { this.deliver(p, frame); n++; }
-    for (const v of vteps) { if (this.encap(tenantId, v, frame)) n++; }
+    for (const p of ports)
+      if (this.ports.get(p) === tenantId) {
+        this.deliver(p, frame);
+        n++;
+      }
+    for (const v of vteps) {
+      if (this.encap(tenantId, v, frame)) n++;
+    }
     return n;
   }
 
-  stats(): DpStats { return { counters: { ...this.drops }, ports: {}, vteps: {} }; }
+  stats(): DpStats {
+    return { counters: { ...this.drops }, ports: {}, vteps: {} };
+  }
 
   /** A frame arrives from a local port. */
   fromPort(portId: number, frame: Buffer): void {
@@ -192,13 +220,18 @@ export class FakeDatapath implements Datapath {
   private encap(tenantId: number, vtepId: number, frame: Buffer): boolean {
     const to = this.vteps.get(vtepId);
     const vni = this.tenants.get(tenantId);
-    if (to === undefined || vni === undefined) { this.drop('vtep_gone'); return false; }
+    if (to === undefined || vni === undefined) {
+      this.drop('vtep_gone');
+      return false;
+    }
     const o = this.vtepOpts.get(vtepId);
     this.wire.push({ to, vni, frame: Buffer.from(frame), port: o?.port, fixed: !!o?.fixedSourcePort });
     return true;
   }
 
-  private drop(reason: string): void { this.drops[reason] = (this.drops[reason] ?? 0) + 1; }
+  private drop(reason: string): void {
+    this.drops[reason] = (this.drops[reason] ?? 0) + 1;
+  }
 }
 
 function samePlace(a: Place, b: Place): boolean {

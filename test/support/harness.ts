@@ -48,11 +48,21 @@ export class FakeHarness implements Harness {
   readonly sw = new Switch(this.dp, { vxlanPort: 4789, maxMacsTotal: 100000, clock: () => this.dp.now });
   readonly local = '127.0.0.1';
 
-  constructor() { this.sw.start(); }
-  addTenant(spec: Partial<TenantSpec> & { name: string; vni: number }): void { this.sw.addTenant(tenantSpec(spec)); }
-  addPort(tenant: string, name: string): void { this.sw.addPort(tenant, name, -1); }
-  fromPort(name: string, frame: Buffer): void { this.dp.fromPort(this.sw.portId(name)!, frame); }
-  fromVtep(address: string, vni: number, frame: Buffer): void { this.dp.fromUnderlay(address, vni, frame); }
+  constructor() {
+    this.sw.start();
+  }
+  addTenant(spec: Partial<TenantSpec> & { name: string; vni: number }): void {
+    this.sw.addTenant(tenantSpec(spec));
+  }
+  addPort(tenant: string, name: string): void {
+    this.sw.addPort(tenant, name, -1);
+  }
+  fromPort(name: string, frame: Buffer): void {
+    this.dp.fromPort(this.sw.portId(name)!, frame);
+  }
+  fromVtep(address: string, vni: number, frame: Buffer): void {
+    this.dp.fromUnderlay(address, vni, frame);
+  }
   async settle(): Promise<void> {}
   async takePort(name: string): Promise<Buffer[]> {
     const id = this.sw.portId(name)!;
@@ -60,10 +70,18 @@ export class FakeHarness implements Harness {
     this.dp.portOut.set(id, []);
     return q;
   }
-  async takeWire(): Promise<WirePacket[]> { return this.dp.wire.splice(0); }
-  async advance(ms: number): Promise<void> { this.dp.now += ms; }
-  dropCount(reason: string): number { return this.dp.drops[reason] ?? 0; }
-  async close(): Promise<void> { this.sw.stop(); }
+  async takeWire(): Promise<WirePacket[]> {
+    return this.dp.wire.splice(0);
+  }
+  async advance(ms: number): Promise<void> {
+    this.dp.now += ms;
+  }
+  dropCount(reason: string): number {
+    return this.dp.drops[reason] ?? 0;
+  }
+  async close(): Promise<void> {
+    this.sw.stop();
+  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -139,7 +157,9 @@ export class NativeHarness implements Harness {
     });
   }
 
-  addTenant(spec: Partial<TenantSpec> & { name: string; vni: number }): void { this.sw.addTenant(tenantSpec(spec)); }
+  addTenant(spec: Partial<TenantSpec> & { name: string; vni: number }): void {
+    this.sw.addTenant(tenantSpec(spec));
+  }
   addPort(tenant: string, name: string): void {
     const [a, b] = this.t.testSocketPair();
     this.fds.push(a, b);
@@ -177,7 +197,8 @@ export class NativeHarness implements Harness {
       if (this.wireTotal < n('underlay_tx_packets')) pending.push(`remote VTEPs got ${this.wireTotal} of ${n('underlay_tx_packets')} datagrams`);
       const now = `${JSON.stringify(c)} ${this.dp.delivered} ${this.wireTotal}`;
       if (pending.length === 0 && now === last) return;
-      if (Date.now() > deadline) throw new Error(`native harness: data path not quiet after ${SETTLE_DEADLINE_MS} ms: ${pending.join('; ') || 'counters still moving'}`);
+      if (Date.now() > deadline)
+        throw new Error(`native harness: data path not quiet after ${SETTLE_DEADLINE_MS} ms: ${pending.join('; ') || 'counters still moving'}`);
       last = now;
       await sleep(10);
     }
@@ -195,8 +216,12 @@ export class NativeHarness implements Harness {
     await this.settle();
     return this.wire.splice(0);
   }
-  async advance(ms: number): Promise<void> { await sleep(ms); }
-  dropCount(reason: string): number { return this.dp.stats().counters[reason] ?? 0; }
+  async advance(ms: number): Promise<void> {
+    await sleep(ms);
+  }
+  dropCount(reason: string): number {
+    return this.dp.stats().counters[reason] ?? 0;
+  }
   async close(): Promise<void> {
     this.sw.stop();
     for (const s of this.remotes.values()) await new Promise<void>((r) => s.close(() => r()));

@@ -57,4 +57,3 @@ export function longestGap(out: string): { gapMs: number; replies: number } {
   for (let i = 1; i < times.length; i++) gap = Math.max(gap, times[i]! - times[i - 1]!);
   return { gapMs: gap, replies: times.length };
 }
-

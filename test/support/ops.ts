@@ -66,8 +66,12 @@ export const MAC_2 = '02:00:00:00:aa:02';
  * Two hosts (10.0.0.1, 10.0.0.2 over a veth) running vtepd with `tenants`, one endpoint
  * namespace per tenant per host; `extra(host)` is prepended to a host's YAML.
  */
-export async function pair(tag: string, tenants: TenantPlan[], extra: (host: number) => string = () => '',
-  underlay: { queues?: number; sourcePorts?: number } = {}): Promise<Pair> {
+export async function pair(
+  tag: string,
+  tenants: TenantPlan[],
+  extra: (host: number) => string = () => '',
+  underlay: { queues?: number; sourcePorts?: number } = {},
+): Promise<Pair> {
   const lab = new Lab(tag);
   const dir = mkdtempSync(join(tmpdir(), 'vtepd-ops-'));
   const hosts = ['10.0.0.1', '10.0.0.2'];
@@ -108,11 +112,19 @@ export async function pinNeighbours(lab: Lab, tenant: string, tap: string, macs 
 /** SIGTERM daemons this test started outside the lab (a restart's successors), by PID, and wait up to 5 s for each to go. */
 export async function stopPids(pids: number[]): Promise<void> {
   for (const pid of pids) {
-    try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
   }
   for (const pid of pids) {
     for (let i = 0; i < 100; i++) {
-      try { process.kill(pid, 0); } catch { break; }
+      try {
+        process.kill(pid, 0);
+      } catch {
+        break;
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
   }

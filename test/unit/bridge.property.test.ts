@@ -19,8 +19,20 @@ type Step =
 const macIdx = fc.integer({ min: 1, max: 12 });
 const dst = fc.oneof(macIdx, fc.constant('bcast' as const));
 const step: fc.Arbitrary<Step> = fc.oneof(
-  fc.record({ kind: fc.constant('port' as const), tenant: fc.constantFrom(0 as const, 1 as const), port: fc.constantFrom(0 as const, 1 as const), src: macIdx, dst }),
-  fc.record({ kind: fc.constant('vtep' as const), tenant: fc.constantFrom(0 as const, 1 as const), vtep: fc.constantFrom(0 as const, 1 as const), src: macIdx, dst }),
+  fc.record({
+    kind: fc.constant('port' as const),
+    tenant: fc.constantFrom(0 as const, 1 as const),
+    port: fc.constantFrom(0 as const, 1 as const),
+    src: macIdx,
+    dst,
+  }),
+  fc.record({
+    kind: fc.constant('vtep' as const),
+    tenant: fc.constantFrom(0 as const, 1 as const),
+    vtep: fc.constantFrom(0 as const, 1 as const),
+    src: macIdx,
+    dst,
+  }),
   fc.record({ kind: fc.constant('tick' as const), ms: fc.integer({ min: 0, max: 4000 }) }),
 );
 
@@ -62,7 +74,10 @@ describe('bridge properties (fake data path)', () => {
           // A source is "seen" when it is (or becomes) cached at the place it came from.
           const b = h.sw.tenant(t.name)!;
           const e = b.table.get(mac(s.src));
-          const place = s.kind === 'port' ? { kind: 'port', portId: h.sw.portId(t.ports[s.port]) } : { kind: 'vtep', vtepId: h.sw.vteps.find(s.vtep === 0 ? VTEP_A : VTEP_B)!.id };
+          const place =
+            s.kind === 'port'
+              ? { kind: 'port', portId: h.sw.portId(t.ports[s.port]) }
+              : { kind: 'vtep', vtepId: h.sw.vteps.find(s.vtep === 0 ? VTEP_A : VTEP_B)!.id };
           if (e && JSON.stringify(e.place) === JSON.stringify(place)) lastSeen.set(`${t.name}/${mac(s.src)}`, h.dp.now);
         }
         // Isolation: every frame on a port or on the wire belongs to that port's / VNI's tenant.

@@ -92,7 +92,15 @@ tenants:
       ports: [ { tap: red0 }, { tap: red1, mtu: 1500 } ] }
 `);
     expect(c.log.level).toBe('debug');
-    expect(c.underlay).toEqual({ local: '192.0.2.1', family: 4, locals: [{ address: '192.0.2.1', family: 4 }], port: 8472, mtu: 9000, sourcePorts: 64, queues: 4 });
+    expect(c.underlay).toEqual({
+      local: '192.0.2.1',
+      family: 4,
+      locals: [{ address: '192.0.2.1', family: 4 }],
+      port: 8472,
+      mtu: 9000,
+      sourcePorts: 64,
+      queues: 4,
+    });
     const t = c.tenants[0]!;
     expect([t.learning, t.ageing, t.maxMacs, t.flood, t.fdb]).toEqual([false, 10, 1048576, [], []]);
     expect(t.ports).toEqual([
@@ -215,48 +223,35 @@ extra: {}
       'underlay: is required',
       'tenants: is required',
     ]);
-    expect(errors('underlay: {}\ntenants:\n')).toEqual([
-      'underlay.local: is required',
-      'tenants: must be a list of tenants (write tenants: [] for none)',
-    ]);
+    expect(errors('underlay: {}\ntenants:\n')).toEqual(['underlay.local: is required', 'tenants: must be a list of tenants (write tenants: [] for none)']);
     expect(errors('')).toEqual(['(root): must be a mapping with underlay and tenants']);
     expect(errors('- 1\n')).toEqual(['(root): must be a mapping with underlay and tenants']);
   });
 
   it('checks MACs: unicast, not all-zero, well-formed', () => {
     const mac = (m: string) => errors(blue(`fdb: [ { mac: "${m}", vtep: 10.0.0.2 } ]`));
-    expect(mac('ff:ff:ff:ff:ff:ff')).toEqual([
-      'tenants[0].fdb[0].mac: must be a unicast MAC like 02:00:00:00:01:01; ff:ff:ff:ff:ff:ff is multicast',
-    ]);
+    expect(mac('ff:ff:ff:ff:ff:ff')).toEqual(['tenants[0].fdb[0].mac: must be a unicast MAC like 02:00:00:00:01:01; ff:ff:ff:ff:ff:ff is multicast']);
     expect(mac('00:00:00:00:00:00')).toEqual(['tenants[0].fdb[0].mac: must be a unicast MAC like 02:00:00:00:01:01, not all-zero']);
     for (const bad of ['02:00:00:00:01', '02:00:00:00:01:1', '02:00-00:00:01:01', '0200.0000.0101'])
       expect(mac(bad)).toEqual(['tenants[0].fdb[0].mac: must be a unicast MAC like 02:00:00:00:01:01']);
   });
 
   it('checks addresses with ip-address: family, prefix, unicast', () => {
-    expect(errors('underlay: { local: 0.0.0.0 }\ntenants: []')).toEqual([
-      'underlay.local: must be a unicast address; 0.0.0.0 is unspecified',
-    ]);
+    expect(errors('underlay: { local: 0.0.0.0 }\ntenants: []')).toEqual(['underlay.local: must be a unicast address; 0.0.0.0 is unspecified']);
     expect(errors('underlay: { local: "::" }\ntenants: []')).toEqual(['underlay.local: must be a unicast address; :: is unspecified']);
-    expect(errors('underlay: { local: "ff02::1" }\ntenants: []')).toEqual([
-      'underlay.local: must be a unicast address; ff02::1 is multicast',
-    ]);
+    expect(errors('underlay: { local: "ff02::1" }\ntenants: []')).toEqual(['underlay.local: must be a unicast address; ff02::1 is multicast']);
     expect(errors('underlay: { local: 10.0.0.1/24 }\ntenants: []')).toEqual(['underlay.local: must be an IPv4 or IPv6 address']);
     expect(errors('underlay: { local: "fe80::1%eth0" }\ntenants: []')).toEqual([
       'underlay.local: must be an IPv4 or IPv6 address without a zone index (%eth0)',
     ]);
-    expect(errors('underlay: { local: "::ffff:10.0.0.1" }\ntenants: []')).toEqual([
-      'underlay.local: write IPv4-mapped ::ffff:10.0.0.1 as plain IPv4',
-    ]);
+    expect(errors('underlay: { local: "::ffff:10.0.0.1" }\ntenants: []')).toEqual(['underlay.local: write IPv4-mapped ::ffff:10.0.0.1 as plain IPv4']);
     const addr = (a: string) => errors(blue(`ports: [ { tap: blue0, address: "${a}" } ]`));
     const cidr = 'tenants[0].ports[0].address: must be an IPv4 or IPv6 address with a prefix length, like 10.1.0.1/24';
     expect(addr('10.1.0.1')).toEqual([cidr]);
     expect(addr('10.1.0.1/33')).toEqual([cidr]);
     expect(addr('10.1.0.256/24')).toEqual([cidr]);
     expect(addr('10.1.0.1/0')).toEqual(['tenants[0].ports[0].address: prefix length must be 1..32']);
-    expect(addr('10.1.0.255/24')).toEqual([
-      'tenants[0].ports[0].address: 10.1.0.255 is the broadcast address of 10.1.0.0/24; use a host address in it',
-    ]);
+    expect(addr('10.1.0.255/24')).toEqual(['tenants[0].ports[0].address: 10.1.0.255 is the broadcast address of 10.1.0.0/24; use a host address in it']);
     expect(ok(blue('ports: [ { tap: blue0, address: 10.1.0.0/31 } ]')).tenants[0]!.ports[0]!.address).toEqual({
       address: '10.1.0.0',
       prefixLength: 31,
@@ -266,8 +261,7 @@ extra: {}
 
   it('checks TAP and namespace names like Linux does', () => {
     const tap = (t: string) => errors(blue(`ports: [ { tap: "${t}" } ]`)).map((e) => e.split(':')[0]);
-    for (const bad of ['abcdefghijklmnop', 'a:b', 'a b', '.', '..', 'tap%d', ''])
-      expect(tap(bad), bad).toEqual(['tenants[0].ports[0].tap']);
+    for (const bad of ['abcdefghijklmnop', 'a:b', 'a b', '.', '..', 'tap%d', '']) expect(tap(bad), bad).toEqual(['tenants[0].ports[0].tap']);
     expect(ok(blue('ports: [ { tap: abcdefghijklmno, netns: "vm-A.1" } ]')).tenants[0]!.ports[0]!.tap).toBe('abcdefghijklmno');
     expect(errors(blue('ports: [ { tap: t0, netns: "a/b" } ]'))).toEqual([
       "tenants[0].ports[0].netns: must be a network namespace name under /run/netns: no '/', not '.' or '..'",
@@ -348,13 +342,13 @@ tenants:
     expect(warnings(blue('ports: [ { tap: a, mtu: 1451 }, { tap: b, mtu: 1450 } ]'))).toEqual([
       'tenants[0].ports[0].mtu: 1451 exceeds underlay.mtu 1500 minus 50 bytes of VXLAN over IPv4 (at most 1450): larger frames are answered with ICMP too-big (set mssClamp to spare TCP the round trip)',
     ]);
-    expect(warnings('underlay: { local: "2001:db8::1", mtu: 1500 }\ntenants: [ { name: a, vni: 1, mssClamp: auto, ports: [ { tap: a, mtu: 1431 } ] } ]')).toEqual([
+    expect(
+      warnings('underlay: { local: "2001:db8::1", mtu: 1500 }\ntenants: [ { name: a, vni: 1, mssClamp: auto, ports: [ { tap: a, mtu: 1431 } ] } ]'),
+    ).toEqual([
       'tenants[0].ports[0].mtu: 1431 exceeds underlay.mtu 1500 minus 70 bytes of VXLAN over IPv6 (at most 1430): larger frames are answered with ICMP too-big',
     ]);
     expect(warnings(blue('ports: [ { tap: b, mtu: 1450 } ]'))).toEqual([]);
-    expect(errors('underlay: { local: "2001:db8::1", mtu: 1000 }\ntenants: []')).toEqual([
-      'underlay.mtu: must be at least 1280 for an IPv6 underlay',
-    ]);
+    expect(errors('underlay: { local: "2001:db8::1", mtu: 1000 }\ntenants: []')).toEqual(['underlay.mtu: must be at least 1280 for an IPv6 underlay']);
     expect(errors(blue('ports: [ { tap: a, address: "fd00::1/64", mtu: 1200 } ]'))).toEqual([
       'tenants[0].ports[0].mtu: an IPv6 address needs a port MTU of at least 1280, not 1200',
     ]);
@@ -401,14 +395,19 @@ describe('encapsulations (VXLAN, GRE-TAP, NVGRE) and dual stack', () => {
   });
 
   it('takes per-peer overrides in flood and fdb, normalized to addresses plus vtepEncap', () => {
-    const t = ok(blue(
-      'encap: gre',
-      'ports: [ { tap: blue0 } ]',
-      'flood: [ 10.0.0.2, { vtep: 10.0.0.3, encap: vxlan }, { vtep: 10.0.0.4 } ]',
-      'fdb: [ { mac: "02:00:00:00:02:01", vtep: 10.0.0.5, encap: nvgre }, { mac: "02:00:00:00:02:02", vtep: 10.0.0.2 } ]',
-    )).tenants[0]!;
+    const t = ok(
+      blue(
+        'encap: gre',
+        'ports: [ { tap: blue0 } ]',
+        'flood: [ 10.0.0.2, { vtep: 10.0.0.3, encap: vxlan }, { vtep: 10.0.0.4 } ]',
+        'fdb: [ { mac: "02:00:00:00:02:01", vtep: 10.0.0.5, encap: nvgre }, { mac: "02:00:00:00:02:02", vtep: 10.0.0.2 } ]',
+      ),
+    ).tenants[0]!;
     expect(t.flood).toEqual(['10.0.0.2', '10.0.0.3', '10.0.0.4']);
-    expect(t.fdb).toEqual([{ mac: '02:00:00:00:02:01', vtep: '10.0.0.5' }, { mac: '02:00:00:00:02:02', vtep: '10.0.0.2' }]);
+    expect(t.fdb).toEqual([
+      { mac: '02:00:00:00:02:01', vtep: '10.0.0.5' },
+      { mac: '02:00:00:00:02:02', vtep: '10.0.0.2' },
+    ]);
     expect(t.vtepEncap).toEqual({ '10.0.0.2': 'gre', '10.0.0.3': 'vxlan', '10.0.0.4': 'gre', '10.0.0.5': 'nvgre' });
     // The TAP MTU covers the largest overhead the tenant uses: VXLAN's 50.
     expect(t.ports[0]!.mtu).toBe(1450);
@@ -431,9 +430,7 @@ describe('encapsulations (VXLAN, GRE-TAP, NVGRE) and dual stack', () => {
       '  - { name: n, vni: 4096, encap: nvgre }',
       '  - { name: ok, vni: 1048577, encap: vxlan }', // VXLAN has no GRE key
     ].join('\n');
-    expect(errors(text)).toEqual([
-      'tenants[0].vni: GRE-TAP key 1048581 would be read as NVGRE VSID 4096 of tenants[1]; pick a VNI whose top 16 bits differ',
-    ]);
+    expect(errors(text)).toEqual(['tenants[0].vni: GRE-TAP key 1048581 would be read as NVGRE VSID 4096 of tenants[1]; pick a VNI whose top 16 bits differ']);
   });
 
   it('checks encap names, flood entry shapes and one encapsulation per VTEP in a tenant', () => {
@@ -456,12 +453,14 @@ describe('encapsulations (VXLAN, GRE-TAP, NVGRE) and dual stack', () => {
       'tenants[0].flood[1].encap: VTEP 10.0.0.2 is vxlan in tenants[0].flood[0]; a tenant reaches a VTEP with one encapsulation',
     ]);
     // Another tenant may reach the same VTEP another way.
-    const two = ok([
-      'underlay: { local: 10.0.0.1 }',
-      'tenants:',
-      '  - { name: a, vni: 5001, flood: [ 10.0.0.2 ] }',
-      '  - { name: b, vni: 5002, encap: gre, flood: [ 10.0.0.2 ] }',
-    ].join('\n'));
+    const two = ok(
+      [
+        'underlay: { local: 10.0.0.1 }',
+        'tenants:',
+        '  - { name: a, vni: 5001, flood: [ 10.0.0.2 ] }',
+        '  - { name: b, vni: 5002, encap: gre, flood: [ 10.0.0.2 ] }',
+      ].join('\n'),
+    );
     expect(two.tenants.map((t) => t.vtepEncap['10.0.0.2'])).toEqual(['vxlan', 'gre']);
   });
 
@@ -474,7 +473,14 @@ describe('encapsulations (VXLAN, GRE-TAP, NVGRE) and dual stack', () => {
 
   it('takes a dual-stack underlay: one IPv4 and one IPv6 address, VTEPs of both families', () => {
     const c = ok(one('[ 10.0.0.1, "2001:DB8::1" ]', 'encap: gre', 'ports: [ { tap: blue0 } ]', 'flood: [ 10.0.0.2, "2001:db8::2" ]'));
-    expect(c.underlay).toMatchObject({ local: '10.0.0.1', family: 4, locals: [{ address: '10.0.0.1', family: 4 }, { address: '2001:db8::1', family: 6 }] });
+    expect(c.underlay).toMatchObject({
+      local: '10.0.0.1',
+      family: 4,
+      locals: [
+        { address: '10.0.0.1', family: 4 },
+        { address: '2001:db8::1', family: 6 },
+      ],
+    });
     expect(c.tenants[0]!.flood).toEqual(['10.0.0.2', '2001:db8::2']);
     expect(c.tenants[0]!.ports[0]!.mtu).toBe(1438); // GRE-TAP over IPv6: 62
     expect(ok(one('[ "2001:db8::1", 10.0.0.1 ]', 'ports: [ { tap: blue0 } ]')).tenants[0]!.ports[0]!.mtu).toBe(1430);
@@ -500,9 +506,7 @@ describe('encapsulations (VXLAN, GRE-TAP, NVGRE) and dual stack', () => {
 
 describe('YAML and files', () => {
   it('reports YAML syntax errors at (root) with line and column', () => {
-    expect(errors('underlay:\n  local: 10.0.0.1\n  local: 10.0.0.2\ntenants: []\n')).toEqual([
-      '(root): line 3, column 3: Map keys must be unique',
-    ]);
+    expect(errors('underlay:\n  local: 10.0.0.1\n  local: 10.0.0.2\ntenants: []\n')).toEqual(['(root): line 3, column 3: Map keys must be unique']);
     const r = parseConfig('tenants: [ { name: a\nunderlay: {}\n', 'vtepd.yaml');
     expect(r.ok).toBe(false);
     if (!r.ok) {
@@ -574,7 +578,9 @@ describe('control and metrics', () => {
 
 describe('stormControl and moveDampening', () => {
   it('take off or their fields, and name a bad value', () => {
-    const ok = parseConfig('underlay: { local: 10.0.0.1 }\ntenants: [ { name: a, vni: 1, stormControl: off, moveDampening: { moves: 3, window: 5, hold: 30 } } ]\n');
+    const ok = parseConfig(
+      'underlay: { local: 10.0.0.1 }\ntenants: [ { name: a, vni: 1, stormControl: off, moveDampening: { moves: 3, window: 5, hold: 30 } } ]\n',
+    );
     expect(ok.ok && [ok.config.tenants[0].stormControl, ok.config.tenants[0].moveDampening]).toEqual(['off', { moves: 3, window: 5, hold: 30 }]);
     const bad = parseConfig('underlay: { local: 10.0.0.1 }\ntenants: [ { name: a, vni: 1, stormControl: { pps: 0, burst: 5 }, moveDampening: sometimes } ]\n');
     expect(!bad.ok && bad.errors.map((e) => `${e.path}: ${e.message}`)).toEqual([
@@ -597,11 +603,27 @@ describe('roles: hub, spoke, mesh; NAT, liveness timers, path MTU, mssClamp', ()
   const spoke = (...lines: string[]) => ['underlay: { local: 10.0.0.1 }', ...lines, 'tenants: [ { name: blue, vni: 5001 } ]'].join('\n');
 
   it('normalizes a spoke with its hubs (port defaults to underlay.port) and timers', () => {
-    const c = ok(['underlay: { local: 10.0.0.1, port: 8472 }', 'role: spoke', 'nat: true', 'keepalive: 20', 'deadInterval: 1.5',
-      'hubs: [ { address: 10.0.0.10 }, { address: 10.0.0.11, port: 4789, mtu: 1400 } ]', 'tenants: [ { name: blue, vni: 5001, mssClamp: auto } ]'].join('\n'));
+    const c = ok(
+      [
+        'underlay: { local: 10.0.0.1, port: 8472 }',
+        'role: spoke',
+        'nat: true',
+        'keepalive: 20',
+        'deadInterval: 1.5',
+        'hubs: [ { address: 10.0.0.10 }, { address: 10.0.0.11, port: 4789, mtu: 1400 } ]',
+        'tenants: [ { name: blue, vni: 5001, mssClamp: auto } ]',
+      ].join('\n'),
+    );
     expect(c).toMatchObject({
-      role: 'spoke', nat: true, keepalive: 20, deadInterval: 1.5, pmtuDiscovery: true,
-      hubs: [{ address: '10.0.0.10', family: 4, port: 8472, mtu: null }, { address: '10.0.0.11', family: 4, port: 4789, mtu: 1400 }],
+      role: 'spoke',
+      nat: true,
+      keepalive: 20,
+      deadInterval: 1.5,
+      pmtuDiscovery: true,
+      hubs: [
+        { address: '10.0.0.10', family: 4, port: 8472, mtu: null },
+        { address: '10.0.0.11', family: 4, port: 4789, mtu: 1400 },
+      ],
     });
     expect(c.tenants[0]!.mssClamp).toBe('auto');
     expect(ok(spoke('role: hub', 'pmtuDiscovery: false'))).toMatchObject({ role: 'hub', hubs: [], nat: false, pmtuDiscovery: false });
@@ -634,13 +656,27 @@ describe('roles: hub, spoke, mesh; NAT, liveness timers, path MTU, mssClamp', ()
       'hubs: only a spoke has hubs (role is hub)',
     ]);
     expect(errors(spoke('hubs: [ { address: 10.0.0.10 } ]'))).toEqual(['hubs: only a spoke has hubs (role is mesh)']);
-    expect(errors(['underlay: { local: 10.0.0.1 }', 'role: spoke', 'hubs: [ { address: 10.0.0.10 } ]', 'tenants: [ { name: blue, vni: 5001, flood: [ 10.0.0.2 ] } ]'].join('\n'))).toEqual([
-      'tenants[0].flood: a spoke floods to its active hub only: list the hubs under hubs, not here',
-    ]);
+    expect(
+      errors(
+        [
+          'underlay: { local: 10.0.0.1 }',
+          'role: spoke',
+          'hubs: [ { address: 10.0.0.10 } ]',
+          'tenants: [ { name: blue, vni: 5001, flood: [ 10.0.0.2 ] } ]',
+        ].join('\n'),
+      ),
+    ).toEqual(['tenants[0].flood: a spoke floods to its active hub only: list the hubs under hubs, not here']);
   });
 
   it('checks hub addresses against the underlay: family, this host, duplicates, MTU within the link', () => {
-    expect(errors(spoke('role: spoke', 'hubs: [ { address: "2001:db8::10" }, { address: 10.0.0.1 }, { address: 10.0.0.10 }, { address: 10.0.0.10, port: 4789 }, { address: 10.0.0.11, mtu: 1600 } ]'))).toEqual([
+    expect(
+      errors(
+        spoke(
+          'role: spoke',
+          'hubs: [ { address: "2001:db8::10" }, { address: 10.0.0.1 }, { address: 10.0.0.10 }, { address: 10.0.0.10, port: 4789 }, { address: 10.0.0.11, mtu: 1600 } ]',
+        ),
+      ),
+    ).toEqual([
       'hubs[0].address: IPv6 VTEP but underlay.local is IPv4',
       'hubs[1].address: must not be underlay.local (10.0.0.1), this host',
       'hubs[3].address: duplicate hub 10.0.0.10 port 4789 (also hubs[2])',

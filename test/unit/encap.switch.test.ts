@@ -29,15 +29,24 @@ describe('encapsulations in the Switch', () => {
     expect(outerBytes({ address: '2001:db8::2', encap: 'vxlan' })).toBe(56);
   });
 
-  it('programs the tenant\'s encapsulations and one VTEP per (address, encap)', () => {
+  it("programs the tenant's encapsulations and one VTEP per (address, encap)", () => {
     const { dp, sw } = setup();
-    const a = sw.addTenant(tenantSpec({
-      name: 'a', vni: 5001, encap: 'gre', flood: ['10.0.0.2', '10.0.0.3'], vtepEncap: { '10.0.0.3': 'vxlan' },
-      fdb: [{ mac: mac(1), vtep: '10.0.0.3' }],
-    }));
+    const a = sw.addTenant(
+      tenantSpec({
+        name: 'a',
+        vni: 5001,
+        encap: 'gre',
+        flood: ['10.0.0.2', '10.0.0.3'],
+        vtepEncap: { '10.0.0.3': 'vxlan' },
+        fdb: [{ mac: mac(1), vtep: '10.0.0.3' }],
+      }),
+    );
     sw.addTenant(tenantSpec({ name: 'b', vni: 5002, flood: ['10.0.0.2'] }));
     expect(dp.encapsOf.get(a.tenantId)?.sort()).toEqual(['gre', 'vxlan']);
-    const keys = sw.vteps.all().map((v) => `${v.key}/${v.encap}`).sort();
+    const keys = sw.vteps
+      .all()
+      .map((v) => `${v.key}/${v.encap}`)
+      .sort();
     expect(keys).toEqual(['10.0.0.2/vxlan', '10.0.0.3/vxlan', 'gre:10.0.0.2/gre']);
     const gre = sw.vteps.find('gre:10.0.0.2')!;
     expect(dp.vtepOpts.get(gre.id)?.encap).toBe('gre');
@@ -47,7 +56,9 @@ describe('encapsulations in the Switch', () => {
 
   it('refuses a tenant the data path cannot carry, leaving nothing behind', () => {
     const { dp, sw } = setup();
-    dp.tenantEncaps = () => { throw Object.assign(new Error('no GRE socket'), { code: 'ENOPROTOOPT' }); };
+    dp.tenantEncaps = () => {
+      throw Object.assign(new Error('no GRE socket'), { code: 'ENOPROTOOPT' });
+    };
     expect(() => sw.addTenant(tenantSpec({ name: 'g', vni: 7, encap: 'gre', flood: ['10.0.0.2'] }))).toThrow(/no GRE socket/);
     expect(sw.tenants()).toEqual([]);
     expect(sw.vteps.all()).toEqual([]);
@@ -64,7 +75,11 @@ describe('encapsulations in the Switch', () => {
     Buffer.from([10, 0, 0, 9]).copy(rec, 16);
     rec[32] = 4;
     rec[33] = 3; // NVGRE
-    Buffer.from(mac(7).split(':').map((h) => parseInt(h, 16))).copy(rec, 40);
+    Buffer.from(
+      mac(7)
+        .split(':')
+        .map((h) => parseInt(h, 16)),
+    ).copy(rec, 40);
     const evs = decodeEvents(rec);
     expect(evs[0]?.ingress).toEqual({ kind: 'unknown-vtep', address: '10.0.0.9', port: 0, encap: 'nvgre' });
     sw.handleEvents(evs);

@@ -3,7 +3,15 @@ import fc from 'fast-check';
 import { HubSelector, PROBE, REPLY, decodeLiveness, encodeLiveness, type LivenessMessage } from '../../src/overlay/liveness.js';
 
 const msg = (over: Partial<LivenessMessage> = {}) => ({
-  type: PROBE as typeof PROBE, seq: 7, sender: 0xdeadbeef, timestamp: 1234, probedSize: 0, role: 'spoke' as const, nat: true, vnis: [5001, 5002], ...over,
+  type: PROBE as typeof PROBE,
+  seq: 7,
+  sender: 0xdeadbeef,
+  timestamp: 1234,
+  probedSize: 0,
+  role: 'spoke' as const,
+  nat: true,
+  vnis: [5001, 5002],
+  ...over,
 });
 
 describe('liveness wire format', () => {
@@ -15,18 +23,30 @@ describe('liveness wire format', () => {
   });
 
   it('decodes any encoded message, and never throws on any input', () => {
-    fc.assert(fc.property(fc.record({
-      type: fc.constantFrom(PROBE as typeof PROBE, REPLY as typeof REPLY), seq: fc.nat(0xffffffff), sender: fc.nat(0xffffffff),
-      timestamp: fc.nat(), probedSize: fc.nat(0xffff), role: fc.constantFrom('mesh' as const, 'hub' as const, 'spoke' as const),
-      nat: fc.boolean(), vnis: fc.array(fc.integer({ min: 1, max: 0xffffff }), { maxLength: 50 }),
-    }), (m) => {
-      const b = encodeLiveness(m);
-      expect(decodeLiveness(b)).toEqual({ ...m, length: b.length });
-    }));
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
-      const r = decodeLiveness(Buffer.from(bytes));
-      expect(typeof r).toBe('object');
-    }));
+    fc.assert(
+      fc.property(
+        fc.record({
+          type: fc.constantFrom(PROBE as typeof PROBE, REPLY as typeof REPLY),
+          seq: fc.nat(0xffffffff),
+          sender: fc.nat(0xffffffff),
+          timestamp: fc.nat(),
+          probedSize: fc.nat(0xffff),
+          role: fc.constantFrom('mesh' as const, 'hub' as const, 'spoke' as const),
+          nat: fc.boolean(),
+          vnis: fc.array(fc.integer({ min: 1, max: 0xffffff }), { maxLength: 50 }),
+        }),
+        (m) => {
+          const b = encodeLiveness(m);
+          expect(decodeLiveness(b)).toEqual({ ...m, length: b.length });
+        },
+      ),
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+        const r = decodeLiveness(Buffer.from(bytes));
+        expect(typeof r).toBe('object');
+      }),
+    );
   });
 
   it('rejects truncated, wrong-length and wrong-magic input with a reason', () => {
@@ -40,7 +60,10 @@ describe('liveness wire format', () => {
 });
 
 describe('HubSelector', () => {
-  const hubs = [{ address: '10.0.0.10', port: 4789 }, { address: '10.0.0.11', port: 4789 }];
+  const hubs = [
+    { address: '10.0.0.10', port: 4789 },
+    { address: '10.0.0.11', port: 4789 },
+  ];
   const reply = (t: number, sender = 1) => ({ ...msg({ type: REPLY, timestamp: t, sender }), length: 40 });
 
   it('starts on the first hub and fails over once it is silent for the dead interval', () => {

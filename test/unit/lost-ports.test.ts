@@ -19,17 +19,31 @@ function rig() {
   const log: string[] = [];
   let failUp = false;
   let nextFd = 20;
-  const lost = new LostPorts({
-    ports: () => ports,
-    takeDown: (p) => { log.push(`down ${p.tap}`); ports.splice(ports.indexOf(p), 1); },
-    bringUp: async (tenant, config) => {
-      log.push(`up ${config.tap}`);
-      if (failUp) throw new Error('cannot create');
-      ports.push({ ...port(config.tap, nextFd++), tenant });
+  const lost = new LostPorts(
+    {
+      ports: () => ports,
+      takeDown: (p) => {
+        log.push(`down ${p.tap}`);
+        ports.splice(ports.indexOf(p), 1);
+      },
+      bringUp: async (tenant, config) => {
+        log.push(`up ${config.tap}`);
+        if (failUp) throw new Error('cannot create');
+        ports.push({ ...port(config.tap, nextFd++), tenant });
+      },
+      closed: () => false,
     },
-    closed: () => false,
-  }, (fd) => detached.has(fd));
-  return { ports, detached, log, lost, fail: (v: boolean) => { failUp = v; } };
+    (fd) => detached.has(fd),
+  );
+  return {
+    ports,
+    detached,
+    log,
+    lost,
+    fail: (v: boolean) => {
+      failUp = v;
+    },
+  };
 }
 
 describe('LostPorts', () => {

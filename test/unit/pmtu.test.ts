@@ -63,8 +63,15 @@ function dissect(frames: Buffer[], fields: string[]): string[][] {
     });
     const file = join(dir, 'x.pcap');
     writeFileSync(file, Buffer.concat([hdr, ...recs]));
-    const out = execFileSync('tshark', ['-r', file, '-o', 'ip.check_checksum:TRUE', '-T', 'fields', '-E', 'occurrence=f', ...fields.flatMap((f) => ['-e', f])], { encoding: 'utf8' });
-    return out.trim().split('\n').map((l) => l.split('\t'));
+    const out = execFileSync(
+      'tshark',
+      ['-r', file, '-o', 'ip.check_checksum:TRUE', '-T', 'fields', '-E', 'occurrence=f', ...fields.flatMap((f) => ['-e', f])],
+      { encoding: 'utf8' },
+    );
+    return out
+      .trim()
+      .split('\n')
+      .map((l) => l.split('\t'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -74,7 +81,10 @@ describe('ICMP too-big replies (judged by tshark)', () => {
   it('answers a DF IPv4 packet with type 3 code 4, the MTU, swapped addresses and good checksums', () => {
     const reply = tooBigReply(ipv4Tcp(1500, true), 1400)!;
     expect(reply).not.toBeNull();
-    const [row] = dissect([reply], ['eth.dst', 'eth.src', 'ip.src', 'ip.dst', 'ip.checksum.status', 'icmp.type', 'icmp.code', 'icmp.mtu', 'icmp.checksum.status', 'tcp.dstport']);
+    const [row] = dissect(
+      [reply],
+      ['eth.dst', 'eth.src', 'ip.src', 'ip.dst', 'ip.checksum.status', 'icmp.type', 'icmp.code', 'icmp.mtu', 'icmp.checksum.status', 'tcp.dstport'],
+    );
     // checksum.status 1 = good (0 bad, 2 unverified)
     expect(row).toEqual([A, B, '10.1.0.2', '10.1.0.1', '1', '3', '4', '1400', '1', '5201']);
   });

@@ -21,17 +21,24 @@ describe('TokenBucket (storm control)', () => {
   });
 
   it('never passes more than burst + rate * elapsed, for any arrival pattern', () => {
-    fc.assert(fc.property(fc.array(fc.integer({ min: 0, max: 200 }), { maxLength: 300 }), fc.integer({ min: 1, max: 500 }), fc.integer({ min: 1, max: 50 }), (gaps, rate, burst) => {
-      const b = new TokenBucket(rate, burst, 0);
-      let now = 0;
-      let passed = 0;
-      for (const g of gaps) {
-        now += g;
-        if (b.take(now)) passed++;
-      }
-      expect(passed).toBeLessThanOrEqual(burst + (rate * now) / 1000 + 1e-9);
-      expect(passed + b.exceeded).toBe(gaps.length);
-    }));
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 200 }), { maxLength: 300 }),
+        fc.integer({ min: 1, max: 500 }),
+        fc.integer({ min: 1, max: 50 }),
+        (gaps, rate, burst) => {
+          const b = new TokenBucket(rate, burst, 0);
+          let now = 0;
+          let passed = 0;
+          for (const g of gaps) {
+            now += g;
+            if (b.take(now)) passed++;
+          }
+          expect(passed).toBeLessThanOrEqual(burst + (rate * now) / 1000 + 1e-9);
+          expect(passed + b.exceeded).toBe(gaps.length);
+        },
+      ),
+    );
   });
 });
 

@@ -72,9 +72,12 @@ describe('plan', () => {
   });
 
   it('changes policy, flood list and static entries in place', () => {
-    const next = cfg(BASE
-      .replace('flood: [ 10.0.0.2, 10.0.0.3 ]', 'flood: [ 10.0.0.3, 10.0.0.4 ]\n    ageing: 60\n    maxMacs: 10')
-      .replace('fdb: [ { mac: "02:00:00:00:0f:01", vtep: 10.0.0.2 } ]', 'fdb: [ { mac: "02:00:00:00:0f:01", vtep: 10.0.0.4 }, { mac: "02:00:00:00:0f:02", vtep: 10.0.0.3 } ]'));
+    const next = cfg(
+      BASE.replace('flood: [ 10.0.0.2, 10.0.0.3 ]', 'flood: [ 10.0.0.3, 10.0.0.4 ]\n    ageing: 60\n    maxMacs: 10').replace(
+        'fdb: [ { mac: "02:00:00:00:0f:01", vtep: 10.0.0.2 } ]',
+        'fdb: [ { mac: "02:00:00:00:0f:01", vtep: 10.0.0.4 }, { mac: "02:00:00:00:0f:02", vtep: 10.0.0.3 } ]',
+      ),
+    );
     expect(ops(plan(cfg(BASE), next).changes)).toEqual([
       'tenant.policy tenant blue: policy learning=true ageing=60s maxMacs=10 acceptFrom=known stormControl=5000/s burst 2000 moveDampening=5 in 10s hold 60s',
       'tenant.flood tenant blue: flood list [10.0.0.3, 10.0.0.4] (+1 -1)',
@@ -86,9 +89,12 @@ describe('plan', () => {
   });
 
   it('moves a port between tenants by removing and adding it; changes MTU and address in place', () => {
-    const next = cfg(BASE
-      .replace('ports: [ { tap: blue0 }, { tap: blue1 } ]', 'ports: [ { tap: blue0, mtu: 1400, address: 10.1.0.1/24 } ]')
-      .replace('ports: [ { tap: red0 } ]', 'ports: [ { tap: red0 }, { tap: blue1 } ]'));
+    const next = cfg(
+      BASE.replace('ports: [ { tap: blue0 }, { tap: blue1 } ]', 'ports: [ { tap: blue0, mtu: 1400, address: 10.1.0.1/24 } ]').replace(
+        'ports: [ { tap: red0 } ]',
+        'ports: [ { tap: red0 }, { tap: blue1 } ]',
+      ),
+    );
     expect(ops(plan(cfg(BASE), next).changes)).toEqual([
       'port.remove port blue1 (tenant blue): removed (moves to tenant red)',
       'port.add port blue1 (tenant red): added',
@@ -137,19 +143,41 @@ class FakePorts implements PortBackend {
     this.open_.push(p.tap);
     return { fd: -1, ifindex: this.next++, mac: p.mac ?? '02:aa:00:00:00:01' };
   }
-  close(p: RunningPort): void { this.closed.push(p.tap); }
-  async change(p: RunningPort, to: PortConfig): Promise<void> { this.changed.push(`${p.tap} mtu ${to.mtu}`); }
+  close(p: RunningPort): void {
+    this.closed.push(p.tap);
+  }
+  async change(p: RunningPort, to: PortConfig): Promise<void> {
+    this.changed.push(`${p.tap} mtu ${to.mtu}`);
+  }
 }
 
 /** A fake data path that records every call touching the cache or the tables. */
 class RecordingDatapath extends FakeDatapath {
   readonly calls: string[] = [];
-  override tenantSet(t: number, vni: number): void { this.calls.push(`tenantSet ${t}`); super.tenantSet(t, vni); }
-  override tenantDel(t: number): void { this.calls.push(`tenantDel ${t}`); super.tenantDel(t); }
-  override portSet(p: number, t: number): void { this.calls.push(`portSet ${p} ${t}`); super.portSet(p, t); }
-  override portDel(p: number): void { this.calls.push(`portDel ${p}`); super.portDel(p); }
-  override fdbSet(t: number, m: string, place: Parameters<FakeDatapath['fdbSet']>[2]): void { this.calls.push(`fdbSet ${t} ${m}`); super.fdbSet(t, m, place); }
-  override fdbDel(t: number, m: string): void { this.calls.push(`fdbDel ${t} ${m}`); super.fdbDel(t, m); }
+  override tenantSet(t: number, vni: number): void {
+    this.calls.push(`tenantSet ${t}`);
+    super.tenantSet(t, vni);
+  }
+  override tenantDel(t: number): void {
+    this.calls.push(`tenantDel ${t}`);
+    super.tenantDel(t);
+  }
+  override portSet(p: number, t: number): void {
+    this.calls.push(`portSet ${p} ${t}`);
+    super.portSet(p, t);
+  }
+  override portDel(p: number): void {
+    this.calls.push(`portDel ${p}`);
+    super.portDel(p);
+  }
+  override fdbSet(t: number, m: string, place: Parameters<FakeDatapath['fdbSet']>[2]): void {
+    this.calls.push(`fdbSet ${t} ${m}`);
+    super.fdbSet(t, m, place);
+  }
+  override fdbDel(t: number, m: string): void {
+    this.calls.push(`fdbDel ${t} ${m}`);
+    super.fdbDel(t, m);
+  }
 }
 
 describe('Daemon.reload over the fake data path', () => {
@@ -175,7 +203,9 @@ describe('Daemon.reload over the fake data path', () => {
     const next = cfg(BASE.replace(/  - name: red[\s\S]*$/, '  - { name: green, vni: 5003, ports: [ { tap: green0 } ], flood: [ 10.0.0.2 ] }\n'));
     const r = await d.reload(next);
     expect(r).toEqual({
-      ok: true, errors: [], failed: [],
+      ok: true,
+      errors: [],
+      failed: [],
       changes: ['tenant red: removed (not in the new config)', 'tenant green: added (VNI 5003)', 'port green0 (tenant green): added'],
     });
     expect(JSON.stringify([...d.sw.tenant('blue')!.table.values()])).toBe(before);
@@ -192,9 +222,7 @@ describe('Daemon.reload over the fake data path', () => {
 
   it('changes static entries, flood list and policy of a kept tenant and keeps its learned MACs', async () => {
     const { d, dp } = await setup();
-    const next = cfg(BASE
-      .replace('flood: [ 10.0.0.2, 10.0.0.3 ]', 'flood: [ 10.0.0.3 ]\n    maxMacs: 50')
-      .replace('vtep: 10.0.0.2 } ]', 'vtep: 10.0.0.3 } ]'));
+    const next = cfg(BASE.replace('flood: [ 10.0.0.2, 10.0.0.3 ]', 'flood: [ 10.0.0.3 ]\n    maxMacs: 50').replace('vtep: 10.0.0.2 } ]', 'vtep: 10.0.0.3 } ]'));
     const r = await d.reload(next);
     expect(r.ok).toBe(true);
     const blue = d.sw.tenant('blue')!;

@@ -28,10 +28,24 @@ function rig(opts: Partial<RoleOptions>) {
   const sw = new Switch(dp, { vxlanPort: 4789, maxMacsTotal: 10000, defaultVtepMtu: 1500, onControl: (payload, from) => agent.onControl(payload, from) });
   sw.start();
   let now = 1_000_000;
-  const agent: RoleAgent = new RoleAgent({ sw, vteps: sw.vteps, dp }, {
-    role: 'mesh', hubs: [], nat: false, keepaliveMs: 15_000, deadIntervalMs: 3000, pmtuDiscovery: false, underlayMtu: 1500, family: 4, ...opts,
-  }, () => now);
-  const at = (t: number) => { now = t; };
+  const agent: RoleAgent = new RoleAgent(
+    { sw, vteps: sw.vteps, dp },
+    {
+      role: 'mesh',
+      hubs: [],
+      nat: false,
+      keepaliveMs: 15_000,
+      deadIntervalMs: 3000,
+      pmtuDiscovery: false,
+      underlayMtu: 1500,
+      family: 4,
+      ...opts,
+    },
+    () => now,
+  );
+  const at = (t: number) => {
+    now = t;
+  };
   return { dp, sw, agent, at, now: () => now };
 }
 
@@ -60,8 +74,10 @@ describe('PmtuSearch', () => {
     const s = new PmtuSearch(576, 1500);
     while (!s.done) for (const size of s.next()) s.confirm(size);
     expect(s.value).toBeGreaterThan(1490);
-    s.verify(); s.next(); // lost once
-    s.verify(); expect(s.next().length).toBeGreaterThan(0); // lost twice: a new search
+    s.verify();
+    s.next(); // lost once
+    s.verify();
+    expect(s.next().length).toBeGreaterThan(0); // lost twice: a new search
     expect(s.done).toBe(false);
   });
 });
@@ -144,7 +160,11 @@ describe('hub', () => {
     dp.wire.length = 0;
     dp.fromUnderlay(NAT, 5001, frame(M_B, M_A, 'one-to-two'), 40001);
     expect(dp.wire.map((w) => [w.to, w.port, w.fixed])).toEqual([[NAT, 40002, true]]);
-    expect(fdbRows(sw, 'blue').map((r) => r.where).sort()).toEqual([`vtep ${NAT}:40001`, `vtep ${NAT}:40002`]);
+    expect(
+      fdbRows(sw, 'blue')
+        .map((r) => r.where)
+        .sort(),
+    ).toEqual([`vtep ${NAT}:40001`, `vtep ${NAT}:40002`]);
   });
 
   it('forgets a spoke that stops probing, with its MACs', () => {
@@ -162,8 +182,12 @@ describe('hub', () => {
 describe('spoke', () => {
   function spoke(nat = false) {
     const r = rig({
-      role: 'spoke', nat,
-      hubs: [{ address: HUB1, family: 4, port: 4789, mtu: null }, { address: HUB2, family: 4, port: 4789, mtu: 1400 }],
+      role: 'spoke',
+      nat,
+      hubs: [
+        { address: HUB1, family: 4, port: 4789, mtu: null },
+        { address: HUB2, family: 4, port: 4789, mtu: 1400 },
+      ],
     });
     r.sw.addTenant(tenantSpec({ name: 'blue', vni: 5001 }));
     r.sw.addPort('blue', 'p0', -1);
@@ -210,7 +234,10 @@ describe('spoke', () => {
       r.agent.tick();
     }
     expect(r.agent.counters.failovers).toBe(1);
-    expect(r.agent.status().hubs.map((h) => [h.address, h.active, h.alive])).toEqual([[HUB1, false, false], [HUB2, true, true]]);
+    expect(r.agent.status().hubs.map((h) => [h.address, h.active, h.alive])).toEqual([
+      [HUB1, false, false],
+      [HUB2, true, true],
+    ]);
     expect(blue.table.has(M_A)).toBe(false);
     const announce = r.dp.wire.filter((w) => w.frame.readUInt16BE(12) === 0x8035);
     expect(announce.map((w) => [w.to, w.frame.subarray(6, 12).toString('hex')])).toEqual([[HUB2, M_LOCAL.replaceAll(':', '')]]);
@@ -261,7 +288,8 @@ describe('spoke', () => {
     r.agent.stop();
     const hub1 = r.sw.vteps.find(HUB1)!;
     expect(hub1.mtu).toBe(1500); // optimistic until found
-    for (let tick = 0; tick < 20; tick++) { // path MTU rounds run once a second: every third tick
+    for (let tick = 0; tick < 20; tick++) {
+      // path MTU rounds run once a second: every third tick
       r.dp.control.length = 0;
       r.agent.tick();
       for (const c of r.dp.control) {
@@ -282,8 +310,8 @@ describe('reload of the role keys', () => {
     if (!r.ok) throw new Error(JSON.stringify(r.errors));
     return r.config;
   };
-  const spokeCfg = (extra: string[] = [], mss = 'off') => cfg('role: spoke', `hubs: [ { address: ${HUB1} }, { address: ${HUB2} } ]`, ...extra,
-    `tenants: [ { name: blue, vni: 5001, mssClamp: ${mss} } ]`);
+  const spokeCfg = (extra: string[] = [], mss = 'off') =>
+    cfg('role: spoke', `hubs: [ { address: ${HUB1} }, { address: ${HUB2} } ]`, ...extra, `tenants: [ { name: blue, vni: 5001, mssClamp: ${mss} } ]`);
 
   it('plans a roles change and a tenant.mss change, and describes them', () => {
     const p = plan(spokeCfg(), spokeCfg(['deadInterval: 1', 'nat: true'], 'auto'));
@@ -296,7 +324,13 @@ describe('reload of the role keys', () => {
   });
 
   it('a timers-only change keeps hubs and learned MACs; a hubs change re-establishes them', () => {
-    const r = rig({ role: 'spoke', hubs: [{ address: HUB1, family: 4, port: 4789, mtu: null }, { address: HUB2, family: 4, port: 4789, mtu: null }] });
+    const r = rig({
+      role: 'spoke',
+      hubs: [
+        { address: HUB1, family: 4, port: 4789, mtu: null },
+        { address: HUB2, family: 4, port: 4789, mtu: null },
+      ],
+    });
     r.sw.addTenant(tenantSpec({ name: 'blue', vni: 5001 }));
     r.agent.start();
     r.agent.stop();
@@ -304,8 +338,19 @@ describe('reload of the role keys', () => {
     r.dp.fromUnderlay(HUB1, 5001, frame(BCAST, M_A, 'a'), 50000);
     const blue = r.sw.tenant('blue')!;
     expect(blue.table.has(M_A)).toBe(true);
-    const base: RoleOptions = { role: 'spoke', hubs: [{ address: HUB1, family: 4, port: 4789, mtu: null }, { address: HUB2, family: 4, port: 4789, mtu: null }],
-      nat: false, keepaliveMs: 15_000, deadIntervalMs: 3000, pmtuDiscovery: false, underlayMtu: 1500, family: 4 };
+    const base: RoleOptions = {
+      role: 'spoke',
+      hubs: [
+        { address: HUB1, family: 4, port: 4789, mtu: null },
+        { address: HUB2, family: 4, port: 4789, mtu: null },
+      ],
+      nat: false,
+      keepaliveMs: 15_000,
+      deadIntervalMs: 3000,
+      pmtuDiscovery: false,
+      underlayMtu: 1500,
+      family: 4,
+    };
     r.agent.reconfigure({ ...base, deadIntervalMs: 1000 });
     expect(r.agent.probeIntervalMs).toBe(100);
     expect(r.sw.vteps.find(HUB1)).toBe(hub1);

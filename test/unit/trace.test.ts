@@ -19,7 +19,10 @@ const MACS = [mac(1), mac(2), mac(3), mac(4)];
 const DSTS = [...MACS, BCAST, '01:00:5e:00:00:05', '33:33:00:00:00:01'];
 const SRCS = [...MACS, '01:00:5e:00:00:09', '00:00:00:00:00:00'];
 
-const ingress = fc.oneof(fc.constantFrom(...PORTS).map((port): Where => ({ port })), fc.constantFrom(...VTEPS).map((vtep): Where => ({ vtep })));
+const ingress = fc.oneof(
+  fc.constantFrom(...PORTS).map((port): Where => ({ port })),
+  fc.constantFrom(...VTEPS).map((vtep): Where => ({ vtep })),
+);
 const sent = fc.record({ at: ingress, src: fc.constantFrom(...SRCS), dst: fc.constantFrom(...DSTS) });
 
 function setup(staticAt?: string) {
@@ -36,7 +39,10 @@ function setup(staticAt?: string) {
   const take = () => {
     const ports = PORTS.filter((p) => (dp.portOut.get(sw.portId(p)!)?.length ?? 0) > 0).sort();
     for (const q of dp.portOut.values()) q.length = 0;
-    const vteps = dp.wire.splice(0).map((w) => w.to).sort();
+    const vteps = dp.wire
+      .splice(0)
+      .map((w) => w.to)
+      .sort();
     return { ports, vteps };
   };
   return { dp, sw, send, take };

@@ -22,9 +22,16 @@ function config(tenant: string, extra = '') {
 
 describe('policy units', () => {
   it('converts a tenant policy and the role timers from seconds to milliseconds', () => {
-    const c = config('{ name: blue, vni: 5001, ageing: 60, stormControl: off, moveDampening: { moves: 3, window: 5, hold: 30 } }', 'keepalive: 10\ndeadInterval: 2\n');
+    const c = config(
+      '{ name: blue, vni: 5001, ageing: 60, stormControl: off, moveDampening: { moves: 3, window: 5, hold: 30 } }',
+      'keepalive: 10\ndeadInterval: 2\n',
+    );
     expect(tenantPolicy(c.tenants[0]!)).toEqual({
-      learning: true, ageingMs: 60_000, maxMacs: c.tenants[0]!.maxMacs, acceptFrom: 'known', stormControl: null,
+      learning: true,
+      ageingMs: 60_000,
+      maxMacs: c.tenants[0]!.maxMacs,
+      acceptFrom: 'known',
+      stormControl: null,
       moveDampening: { maxMoves: 3, windowMs: 5000, holdMs: 30_000 },
     });
     const o = roleOptions(c);

@@ -10,8 +10,12 @@ function rig(defaultMtu = 0) {
   const calls: string[] = [];
   const deleted: string[] = [];
   const dp = {
-    vtepSet: (id: number, address: string, port: number, opts?: VtepOptions) => { calls.push(`set ${id} ${address}:${port}${opts ? ` ${JSON.stringify(opts)}` : ''}`); },
-    vtepDel: (id: number) => { calls.push(`del ${id}`); },
+    vtepSet: (id: number, address: string, port: number, opts?: VtepOptions) => {
+      calls.push(`set ${id} ${address}:${port}${opts ? ` ${JSON.stringify(opts)}` : ''}`);
+    },
+    vtepDel: (id: number) => {
+      calls.push(`del ${id}`);
+    },
   };
   const reg = new VtepRegistry(dp, { vxlanPort: 4789, defaultMtu, onDelete: (v) => deleted.push(v.key) });
   return { reg, calls, deleted };
