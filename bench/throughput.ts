@@ -90,6 +90,14 @@ async function iperf(lab: Lab, s: Side, args: string[]): Promise<IperfReport> {
 type Test = (lab: Lab, s: Side) => Promise<Partial<Figures>>;
 
 /** The iperf3 measurements, each a function of one side. */
+const started = Date.now();
+/** One progress line on stderr (the table goes to stdout): where the run is, and since when. */
+function progress(what: string): void {
+  const t = Math.round((Date.now() - started) / 1000);
+  process.stderr.write(`bench [${Math.floor(t / 60)}:${String(t % 60).padStart(2, '0')}] ${what}\n`);
+}
+
+const TEST_NAMES = ['TCP 1 stream', 'TCP 4 streams', 'UDP 64 B', 'UDP 1400 B'];
 const TESTS: Test[] = [
   async (lab, s) => {
     const cpu0 = cpuBusySeconds();
@@ -154,15 +162,22 @@ async function measureBoth(lab: Lab, k: Side, v: Side): Promise<{ k: Figures; v:
   for (let r = 0; r < ROUNDS; r++) {
     const rk: Partial<Figures> = {};
     const rv: Partial<Figures> = {};
-    for (const test of TESTS) {
-      for (const side of r % 2 ? [v, k] : [k, v]) Object.assign(side === k ? rk : rv, await test(lab, side));
+    for (const [i, test] of TESTS.entries()) {
+      for (const side of r % 2 ? [v, k] : [k, v]) {
+        progress(`round ${r + 1}/${ROUNDS}: ${TEST_NAMES[i] ?? `test ${i + 1}`} through ${side.label}`);
+        Object.assign(side === k ? rk : rv, await test(lab, side));
+      }
     }
     rounds.kernel.push(rk);
     rounds.vtepd.push(rv);
   }
   const pk: Partial<Figures>[] = [];
   const pv: Partial<Figures>[] = [];
-  for (let r = 0; r < ROUNDS; r++) for (const side of r % 2 ? [v, k] : [k, v]) (side === k ? pk : pv).push(await pings(lab, side));
+  for (let r = 0; r < ROUNDS; r++)
+    for (const side of r % 2 ? [v, k] : [k, v]) {
+      progress(`round ${r + 1}/${ROUNDS}: pings through ${side.label}`);
+      (side === k ? pk : pv).push(await pings(lab, side));
+    }
   const fold = (rs: Partial<Figures>[], ps: Partial<Figures>[]): Figures => {
     const all = [...rs, ...ps];
     const f = {} as Figures;
@@ -254,6 +269,7 @@ async function main(): Promise<void> {
     const load0 = loadavg()[0]!;
     const { k, v, rounds } = await measureBoth(t.lab, kernel, vtepd);
     const pids = t.daemons.map((d) => d.child.pid!);
+    if (RSS_SECONDS > 0) progress(`daemon RSS over a ${RSS_SECONDS} s TCP run`);
     const rssSamples = RSS_SECONDS > 0 ? await rssOverRun(t.lab, vtepd, pids) : [];
     const rss = pids.map(peakRssMB);
     // Flat: the busiest daemon's RSS at the end of the run against its first sample.
@@ -262,7 +278,9 @@ async function main(): Promise<void> {
     const worst = growth.reduce((a, g, i) => (Math.abs(g) > Math.abs(growth[a]!) ? i : a), 0);
     // Spoke to spoke through a hub: vtepd spokes and hub against kernel VXLAN spokes and a
     // kernel VXLAN + bridge hub (bench/hubspoke.ts), in a lab of its own.
+    if (HUBSPOKE) progress('spoke to spoke through a hub (a lab of its own)');
     const hub = HUBSPOKE ? await hubSpokeThroughput(SECONDS) : null;
+    if (ENCAP) progress('encapsulations: GRE-TAP, NVGRE, Open vSwitch GRE, IPv6 (labs of their own)');
     const encaps = ENCAP ? await encapThroughput(SECONDS) : null;
     const rows: [string, string, string, string, number][] = [
       ['TCP 1 stream', 'Gbit/s', k.tcp1.toFixed(2), v.tcp1.toFixed(2), v.tcp1 / k.tcp1],
