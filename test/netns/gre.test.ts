@@ -174,26 +174,8 @@ describe('vtepd GRE-TAP <-> Open vSwitch userspace GRE', () => {
       (a) => Object.entries(expected).every(([k, n]) => (a[k] ?? 0) - (before[k] ?? 0) >= n),
       10_000,
     ).catch(async () => (await stats()).drops);
-    const delta = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
-    expect({
-      gre_bad_version: delta('gre_bad_version'),
-      gre_reserved: delta('gre_reserved'),
-      gre_truncated: delta('gre_truncated'),
-      gre_bad_proto: delta('gre_bad_proto'),
-      gre_unknown_key: delta('gre_unknown_key'),
-      gre_bad_checksum: delta('gre_bad_checksum'),
-      gre_sequenced: delta('gre_sequenced'),
-      gre_no_key: delta('gre_no_key'),
-    }).toEqual({
-      gre_bad_version: N,
-      gre_reserved: N,
-      gre_truncated: 2 * N,
-      gre_bad_proto: N,
-      gre_unknown_key: N,
-      gre_bad_checksum: N,
-      gre_sequenced: N,
-      gre_no_key: N,
-    });
+    const counted = Object.fromEntries(Object.keys(expected).map((k) => [k, (after[k] ?? 0) - (before[k] ?? 0)]));
+    expect(counted).toEqual(expected);
     expect(p.received).toBe(p.sent);
     // A well-formed one gets through: blue learns its source MAC at the GRE-TAP VTEP 10.0.0.2.
     const good = await lab.exec('h2', 'python3', [GRE_SEND, UNDERLAY.h2, UNDERLAY.h1, '5001', '1', 'good']);
