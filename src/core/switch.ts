@@ -59,6 +59,8 @@ export interface SwitchCounters {
   icmpTooBigSent: number;
   /** Liveness messages from the underlay. */
   controlMessages: number;
+  /** Events whose handling threw: counted and logged (at most once a second), never past the event loop. */
+  eventErrors: number;
 }
 
 /** Where an FDB entry points, by name: what the API, the snapshot and the CLI speak. */
@@ -77,7 +79,9 @@ export class Switch {
   readonly ageing: Ageing;
   private entries = 0;
   private readonly log: Logger;
-  private readonly c = { events: 0, eventsUnknownTenant: 0, eventsNotAccepted: 0, controlMessages: 0 };
+  private readonly c = { events: 0, eventsUnknownTenant: 0, eventsNotAccepted: 0, controlMessages: 0, eventErrors: 0 };
+  /** When an event error was last logged (ms), so a storm of them logs once a second. */
+  private lastErrorLog = 0;
   /** ICMP too-big replies to frames that do not fit their tunnel. */
   private readonly tooBig: TooBigResponder;
   /** How each tenant reaches its VTEPs: its encap, and per VTEP address where it differs. */
@@ -117,6 +121,7 @@ export class Switch {
       tooBigFrames: this.tooBig.frames,
       icmpTooBigSent: this.tooBig.sent,
       controlMessages: c.controlMessages,
+      eventErrors: c.eventErrors,
     };
   }
 
@@ -341,59 +346,80 @@ export class Switch {
     this.portIds.give(p.id);
   }
 
-  /** Handle one batch of exception events from the data path. */
+  /**
+   * Handle one batch of exception events from the data path. The events come from the
+   * network: one whose handling throws is counted (`eventErrors`) and logged at most once a
+   * second, and the rest of the batch goes on; nothing thrown here ends the daemon.
+   */
   handleEvents(events: DpEvent[]): void {
     // The learn event the data path sent just before a miss of the same frame.
-    let lastLearn = '';
+    const state = { lastLearn: '' };
     for (const ev of events) {
       this.c.events++;
-      if (ev.type === 'control') {
-        this.c.controlMessages++;
-        const from = ev.outer ?? (ev.ingress.kind === 'unknown-vtep' ? { address: ev.ingress.address, port: ev.ingress.port } : undefined);
-        if (from && ev.frame) this.opts.onControl?.(ev.frame, from, ev.ingress.kind === 'vtep' ? this.vteps.get(ev.ingress.vtepId) : undefined);
-        continue;
-      }
-      const b = this.bridgesById.get(ev.tenantId);
-      if (!b) {
-        this.c.eventsUnknownTenant++;
-        continue;
-      }
-      let place: Place;
-      let created: Vtep | undefined;
-      if (ev.ingress.kind === 'unknown-vtep') {
-        const encap = ev.ingress.encap ?? 'vxlan';
-        const key = encapKey(ev.ingress.address, encap);
-        const known = this.vteps.find(key);
-        // The data path drops these for a tenant that does not accept any source; never
-        // learn a VTEP for one that does not.
-        if (!known && !b.acceptAny) {
-          this.c.eventsNotAccepted++;
-          continue;
+      try {
+        this.handleEvent(ev, state);
+      } catch (e) {
+        this.c.eventErrors++;
+        const now = Date.now();
+        if (now - this.lastErrorLog >= 1000) {
+          this.lastErrorLog = now;
+          this.log.error(
+            { err: e instanceof Error ? e.message : String(e), event: ev.type, errors: this.c.eventErrors },
+            'an event could not be handled; counted and skipped',
+          );
         }
-        created = known ? undefined : this.vteps.acquire(ev.ingress.address, true, key, undefined, { encap });
-        place = { kind: 'vtep', vtepId: (known ?? created)!.id };
-      } else {
-        place = ev.ingress;
       }
-      if (place.kind === 'vtep' && !b.accepts(place.vtepId)) {
-        this.c.eventsNotAccepted++;
-        continue;
-      }
-      if (ev.type === 'too-big') {
-        if (ev.frame && ev.outVtep) this.tooBig.answer(b.tenantId, place, ev.frame, ev.outVtep);
-        if (created) this.vteps.gc(created);
-        continue;
-      }
-      const placeKey = `${ev.tenantId}/${ev.srcMac}/${place.kind === 'port' ? `p${place.portId}` : `v${place.vtepId}`}`;
-      if (ev.type === 'learn') {
-        b.learn(ev.srcMac, place);
-        lastLearn = placeKey;
-      } else if (ev.frame) {
-        b.forward(place, ev.frame, lastLearn === placeKey);
-        lastLearn = '';
-      }
-      if (created) this.vteps.gc(created);
     }
+  }
+
+  /** One event; `state` carries what a miss needs from the learn just before it. */
+  private handleEvent(ev: DpEvent, state: { lastLearn: string }): void {
+    if (ev.type === 'control') {
+      this.c.controlMessages++;
+      const from = ev.outer ?? (ev.ingress.kind === 'unknown-vtep' ? { address: ev.ingress.address, port: ev.ingress.port } : undefined);
+      if (from && ev.frame) this.opts.onControl?.(ev.frame, from, ev.ingress.kind === 'vtep' ? this.vteps.get(ev.ingress.vtepId) : undefined);
+      return;
+    }
+    const b = this.bridgesById.get(ev.tenantId);
+    if (!b) {
+      this.c.eventsUnknownTenant++;
+      return;
+    }
+    let place: Place;
+    let created: Vtep | undefined;
+    if (ev.ingress.kind === 'unknown-vtep') {
+      const encap = ev.ingress.encap ?? 'vxlan';
+      const key = encapKey(ev.ingress.address, encap);
+      const known = this.vteps.find(key);
+      // The data path drops these for a tenant that does not accept any source; never
+      // learn a VTEP for one that does not.
+      if (!known && !b.acceptAny) {
+        this.c.eventsNotAccepted++;
+        return;
+      }
+      created = known ? undefined : this.vteps.acquire(ev.ingress.address, true, key, undefined, { encap });
+      place = { kind: 'vtep', vtepId: (known ?? created)!.id };
+    } else {
+      place = ev.ingress;
+    }
+    if (place.kind === 'vtep' && !b.accepts(place.vtepId)) {
+      this.c.eventsNotAccepted++;
+      return;
+    }
+    if (ev.type === 'too-big') {
+      if (ev.frame && ev.outVtep) this.tooBig.answer(b.tenantId, place, ev.frame, ev.outVtep);
+      if (created) this.vteps.gc(created);
+      return;
+    }
+    const placeKey = `${ev.tenantId}/${ev.srcMac}/${place.kind === 'port' ? `p${place.portId}` : `v${place.vtepId}`}`;
+    if (ev.type === 'learn') {
+      b.learn(ev.srcMac, place);
+      state.lastLearn = placeKey;
+    } else if (ev.frame) {
+      b.forward(place, ev.frame, state.lastLearn === placeKey);
+      state.lastLearn = '';
+    }
+    if (created) this.vteps.gc(created);
   }
 
   /** Idle times the data path measures, by "tenantId/mac". */

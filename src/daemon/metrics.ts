@@ -152,6 +152,9 @@ export class Metrics {
         ),
     );
     counter('vtepd_events_total', 'exception events handled by the bridges (learn and miss)', [], (s) => [[{}, s.switch.events]]);
+    counter('vtepd_event_errors_total', 'exception events whose handling threw: counted and skipped, never past the event loop', [], (s) => [
+      [{}, s.switch.eventErrors],
+    ]);
     counter('vtepd_icmp_too_big_total', 'ICMP fragmentation-needed / packet-too-big replies written back for frames too big for their tunnel', [], (s) => [
       [{}, s.switch.icmpTooBigSent],
     ]);

@@ -1,0 +1,42 @@
+/**
+ * The event path never ends the daemon: an event whose handling throws (here, the control
+ * plane's hook) is counted and skipped, and the rest of the batch and later batches are
+ * handled as before.
+ */
+import { expect, it } from 'vitest';
+import { Switch } from '../../src/core/switch.js';
+import { FakeDatapath } from '../support/fake-datapath.js';
+import { BCAST, frame, mac } from '../support/frames.js';
+import { tenantSpec } from '../support/harness.js';
+
+it('counts an event whose handling throws, skips it, and handles the rest', () => {
+  const dp = new FakeDatapath();
+  let throws = true;
+  const seen: string[] = [];
+  const sw = new Switch(dp, {
+    vxlanPort: 4789,
+    maxMacsTotal: 1000,
+    onControl: (_payload, from) => {
+      if (throws) throw new Error('injected: the control plane failed');
+      seen.push(from.address);
+    },
+  });
+  sw.start();
+  const blue = sw.addTenant(tenantSpec({ name: 'blue', vni: 5001 }));
+  const p1 = sw.addPort('blue', 'p1', -1);
+  sw.addPort('blue', 'p2', -1);
+
+  expect(() => dp.fromControl('192.0.2.66', 4789, Buffer.from('\0VTPjunk'))).not.toThrow();
+  expect(() => dp.fromControl('192.0.2.66', 4789, Buffer.from('\0VTPjunk'))).not.toThrow();
+  expect(sw.counters.eventErrors).toBe(2);
+  expect(sw.counters.controlMessages).toBe(2);
+
+  // The switch goes on: a frame from a port is learned and flooded to the other port.
+  dp.fromPort(p1, frame(BCAST, mac(0x101), 'after the errors'));
+  expect(blue.table.get(mac(0x101))?.place).toEqual({ kind: 'port', portId: p1 });
+  throws = false;
+  dp.fromControl('192.0.2.67', 4789, Buffer.from('\0VTPjunk'));
+  expect(seen).toEqual(['192.0.2.67']);
+  expect(sw.counters.eventErrors).toBe(2);
+  sw.stop();
+});
