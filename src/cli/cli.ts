@@ -5,8 +5,9 @@
  * control.socket), or at the default /run/vtepd/vtepd.sock, and prints a readable table,
  * or the API's JSON answer with --json.
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
+import type { WriteStream } from 'node:fs';
 import { Command, Option } from 'commander';
+import { openCaptureFile } from './capture-file.js';
 import { DEFAULT_CONTROL_SOCKET, formatConfigError, type Config } from '../config/config.js';
 import { loadConfig } from '../config/load.js';
 import { RemoteError, request } from '../daemon/control.js';
@@ -205,53 +206,58 @@ program
   .addOption(new Option('--port <tap>', 'frames of one local port').conflicts('peer'))
   .addOption(new Option('--peer <vtep>', 'frames exchanged with one VTEP').conflicts('port'))
   .option('--outer', 'the encapsulated packets on the underlay (with --peer or the tenant alone)', false)
-  .requiredOption('-w, --write <file>', "pcap file to write ('-': standard output)")
+  .requiredOption('-w, --write <file>', "pcap file to write, mode 0600, never through a symbolic link ('-': standard output)")
+  .option('--force', 'overwrite the file if it exists', false)
   .option('-c, --count <n>', 'stop after n frames')
   .option('--seconds <n>', 'stop after n seconds')
   .option('-s, --socket <path>', `the daemon's control socket (default ${DEFAULT_CONTROL_SOCKET})`)
   .option('--config <file>', "find the daemon by its config file's control.socket")
   .option('--json', 'print a JSON summary at the end', false)
-  .action(async (o: ClientOpts & { tenant: string; port?: string; peer?: string; outer: boolean; write: string; count?: string; seconds?: string }) => {
-    const toStdout = o.write === '-';
-    const file: WriteStream | NodeJS.WriteStream = toStdout ? process.stdout : createWriteStream(o.write);
-    let packets = -1; // the header is not a packet
-    let bytes = 0;
-    const ac = new AbortController();
-    process.on('SIGINT', () => ac.abort());
-    process.on('SIGTERM', () => ac.abort());
-    const params = {
-      tenant: o.tenant,
-      port: o.port,
-      peer: o.peer,
-      outer: o.outer,
-      count: o.count !== undefined ? Number(o.count) : undefined,
-      seconds: o.seconds !== undefined ? Number(o.seconds) : undefined,
-    };
-    let summary: { packets: number } | undefined;
-    try {
-      summary = await request<{ packets: number }>(socketOf(o), 'capture', params, {
-        timeoutMs: 0,
-        signal: ac.signal,
-        onEvent: (name, body) => {
-          if (name === 'started') process.stderr.write(`vtepd: capturing on ${(body.sources as string[]).join('; ')}\n`);
-          else if (name === 'data') {
-            const b = Buffer.from(String(body.data), 'base64');
-            file.write(b);
-            bytes += b.length;
-            packets++;
-          }
-        },
-      });
-    } catch (e) {
-      if (!ac.signal.aborted) fail(e);
-    }
-    const n = summary?.packets ?? Math.max(0, packets);
-    await new Promise<void>((r) => (toStdout ? r() : (file as WriteStream).end(() => r())));
-    const where = toStdout ? 'standard output' : o.write;
-    if (o.json && !toStdout) process.stdout.write(`${JSON.stringify({ packets: n, bytes, file: o.write }, null, 2)}\n`);
-    else process.stderr.write(`vtepd: ${n} packet${n === 1 ? '' : 's'} captured to ${where}\n`);
-    process.exit(0);
-  });
+  .action(
+    async (
+      o: ClientOpts & { tenant: string; port?: string; peer?: string; outer: boolean; write: string; force: boolean; count?: string; seconds?: string },
+    ) => {
+      const toStdout = o.write === '-';
+      const file: WriteStream | NodeJS.WriteStream = toStdout ? process.stdout : openCaptureFile(o.write, o.force);
+      let packets = -1; // the header is not a packet
+      let bytes = 0;
+      const ac = new AbortController();
+      process.on('SIGINT', () => ac.abort());
+      process.on('SIGTERM', () => ac.abort());
+      const params = {
+        tenant: o.tenant,
+        port: o.port,
+        peer: o.peer,
+        outer: o.outer,
+        count: o.count !== undefined ? Number(o.count) : undefined,
+        seconds: o.seconds !== undefined ? Number(o.seconds) : undefined,
+      };
+      let summary: { packets: number } | undefined;
+      try {
+        summary = await request<{ packets: number }>(socketOf(o), 'capture', params, {
+          timeoutMs: 0,
+          signal: ac.signal,
+          onEvent: (name, body) => {
+            if (name === 'started') process.stderr.write(`vtepd: capturing on ${(body.sources as string[]).join('; ')}\n`);
+            else if (name === 'data') {
+              const b = Buffer.from(String(body.data), 'base64');
+              file.write(b);
+              bytes += b.length;
+              packets++;
+            }
+          },
+        });
+      } catch (e) {
+        if (!ac.signal.aborted) fail(e);
+      }
+      const n = summary?.packets ?? Math.max(0, packets);
+      await new Promise<void>((r) => (toStdout ? r() : (file as WriteStream).end(() => r())));
+      const where = toStdout ? 'standard output' : o.write;
+      if (o.json && !toStdout) process.stdout.write(`${JSON.stringify({ packets: n, bytes, file: o.write }, null, 2)}\n`);
+      else process.stderr.write(`vtepd: ${n} packet${n === 1 ? '' : 's'} captured to ${where}\n`);
+      process.exit(0);
+    },
+  );
 
 program
   .command('demo')
