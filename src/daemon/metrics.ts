@@ -190,7 +190,7 @@ export class Metrics {
     }
   }
 
-  /** Serve GET /metrics on `m` (or stop serving, for null). */
+  /** Serve GET /metrics on `m` (or stop serving, for null); warn when that is every address. */
   async listen(m: MetricsConfig | null): Promise<void> {
     await this.close();
     if (!m) return;
@@ -213,6 +213,8 @@ export class Metrics {
     });
     this.server = server;
     log.info({ listen: m.listen }, 'metrics listening');
+    const warning = wildcardWarning(m);
+    if (warning) log.warn({ listen: m.listen }, warning);
   }
 
   async close(): Promise<void> {
@@ -224,4 +226,14 @@ export class Metrics {
         s.closeAllConnections();
       });
   }
+}
+
+/**
+ * The warning for metrics served on every address (0.0.0.0 or ::): tenant names, VTEP
+ * addresses and counters are then readable by anyone who reaches the port, possibly from
+ * the underlay or the Internet. Undefined for a specific address.
+ */
+export function wildcardWarning(m: MetricsConfig): string | undefined {
+  if (m.host !== '0.0.0.0' && m.host !== '::') return undefined;
+  return `metrics listen on every address (${m.listen}): tenant names, peers and counters are readable by anyone who reaches this port; listen on a management or loopback address, or firewall it`;
 }
