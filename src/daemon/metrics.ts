@@ -166,6 +166,10 @@ export class Metrics {
       s.overlay.hubs.map((h) => [{ hub: `${h.address}:${h.port}` }, h.active ? 1 : 0]),
     );
     counter('vtepd_hub_failovers_total', 'a spoke: moves from a dead active hub to the next', [], (s) => [[{}, s.overlay.failovers]]);
+    counter('vtepd_spokes_refused_total', 'a hub: probes refused (and not answered) that would have learned one spoke too many', ['reason'], (s) => [
+      [{ reason: 'table_full' }, s.overlay.spokesRefused.tableFull],
+      [{ reason: 'per_address' }, s.overlay.spokesRefused.perAddress],
+    ]);
     gauge('vtepd_spokes', 'a hub: spokes learned from their probes', [], (s) => [[{}, s.overlay.spokes.length]]);
     this.batchSize = new Histogram({
       name: 'vtepd_event_batch_size',

@@ -5,6 +5,10 @@
  * probe lists, answered from the underlay port (what a NAT's or a firewall's conntrack
  * expects). A spoke silent for 3 x deadInterval (at least keepalive + deadInterval) is
  * forgotten with its MACs.
+ *
+ * The table is bounded: at most HUB_LIMITS.spokes spokes, and at most
+ * HUB_LIMITS.spokesPerAddress behind one outer address (spokes behind one NAT). A probe
+ * that would learn one more is refused, counted by reason, and not answered.
  */
 import type { Bridge } from '../core/bridge.js';
 import { vtepKey, type Vtep } from '../core/vteps.js';
@@ -30,8 +34,15 @@ export function spokeTimeoutMs(o: Pick<RoleOptions, 'deadIntervalMs' | 'keepaliv
   return Math.max(3 * o.deadIntervalMs, o.keepaliveMs + o.deadIntervalMs);
 }
 
+/** How many spokes a hub learns, in all and behind one outer address. */
+export const HUB_LIMITS = { spokes: 1024, spokesPerAddress: 16 } as const;
+
 export class HubRole {
   private readonly spokes = new Map<string, SpokePeer>();
+  /** Spokes learned per outer address. */
+  private readonly perAddress = new Map<string, number>();
+  /** Probes refused because they would have learned one spoke too many. */
+  readonly refused = { tableFull: 0, perAddress: 0 };
 
   constructor(private readonly ctx: RoleContext) {}
 
@@ -50,12 +61,25 @@ export class HubRole {
     }
   }
 
-  /** A PROBE from a spoke: learn it, or note it is alive and which VNIs it carries now. */
-  onProbe(from: { address: string; port: number }, m: LivenessMessage, now: number): void {
+  /**
+   * A PROBE from a spoke: learn it, or note it is alive and which VNIs it carries now.
+   * False when it would be one spoke too many: refused and counted, and not to be answered.
+   */
+  onProbe(from: { address: string; port: number }, m: LivenessMessage, now: number): boolean {
     const { sw, vteps, opts } = this.ctx;
     const key = m.nat ? vtepKey(from.address, from.port) : from.address;
     let s = this.spokes.get(key);
     if (!s) {
+      const behind = this.perAddress.get(from.address) ?? 0;
+      if (this.spokes.size >= HUB_LIMITS.spokes) {
+        this.refused.tableFull++;
+        return false;
+      }
+      if (behind >= HUB_LIMITS.spokesPerAddress) {
+        this.refused.perAddress++;
+        return false;
+      }
+      this.perAddress.set(from.address, behind + 1);
       const vtep = vteps.role(from.address, from.port, { matchPort: m.nat, fixedSourcePort: true, mtu: opts.underlayMtu });
       s = {
         key,
@@ -84,16 +108,20 @@ export class HubRole {
     const vnis = new Set(m.vnis);
     const changed = vnis.size !== s.vnis.size || [...vnis].some((v) => !s!.vnis.has(v));
     s.vnis = vnis;
-    if (!changed) return;
+    if (!changed) return true;
     for (const b of sw.tenants()) {
       if (vnis.has(b.vni)) sw.trust(b, s.vtep.id, true);
       else if (b.trusted.has(s.vtep.id)) sw.untrust(b, s.vtep.id);
       this.ctx.refreshMss(b);
     }
+    return true;
   }
 
   private forget(s: SpokePeer, why: string): void {
     this.spokes.delete(s.key);
+    const behind = (this.perAddress.get(s.address) ?? 1) - 1;
+    if (behind > 0) this.perAddress.set(s.address, behind);
+    else this.perAddress.delete(s.address);
     for (const b of this.ctx.sw.tenants()) this.ctx.sw.untrust(b, s.vtep.id);
     this.ctx.vteps.releaseRole(s.vtep);
     this.ctx.log.info({ spoke: s.vtep.key, why }, 'spoke forgotten');
@@ -104,6 +132,7 @@ export class HubRole {
     for (const b of this.ctx.sw.tenants()) for (const s of this.spokes.values()) this.ctx.sw.untrust(b, s.vtep.id);
     for (const s of this.spokes.values()) this.ctx.vteps.releaseRole(s.vtep);
     this.spokes.clear();
+    this.perAddress.clear();
   }
 
   status(now: number): RoleStatus['spokes'] {

@@ -100,6 +100,8 @@ export interface RoleStatus {
     pathMtuState: string;
   }[];
   spokes: { vtep: string; nat: boolean; vnis: number[]; lastHeardSecondsAgo: number; pathMtu: number; pathMtuState: string }[];
+  /** A hub: probes refused because the spoke table was full, or because one outer address already had its share. */
+  spokesRefused: { tableFull: number; perAddress: number };
   failovers: number;
   announcements: number;
   probesSent: number;
@@ -324,9 +326,10 @@ export class RoleAgent implements RoleContext {
     }
     const now = this.clock();
     if (m.type === PROBE) {
+      // A hub refuses (and does not answer) a probe that would learn one spoke too many.
+      if (this.hub && m.role === 'spoke' && !this.hub.onProbe(from, m, now)) return;
       const reply = this.message(REPLY, { seq: m.seq, timestamp: m.timestamp, probedSize: m.length });
       if (this.send(from.address, from.port, reply)) this.counters.repliesSent++;
-      if (this.hub && m.role === 'spoke') this.hub.onProbe(from, m, now);
       return;
     }
     // A REPLY: a path MTU probe answered, and (a spoke) a hub alive.
@@ -343,6 +346,7 @@ export class RoleAgent implements RoleContext {
       deadInterval: this.opts.deadIntervalMs / 1000,
       hubs: this.spoke?.status(now) ?? [],
       spokes: this.hub?.status(now) ?? [],
+      spokesRefused: { ...(this.hub?.refused ?? { tableFull: 0, perAddress: 0 }) },
       ...this.counters,
     };
   }

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { Switch } from '../../src/core/switch.js';
 import { traceFrame } from '../../src/core/trace.js';
 import { fdbRows } from '../../src/core/fdb.js';
+import { HUB_LIMITS } from '../../src/overlay/hub.js';
 import { RoleAgent, type RoleOptions } from '../../src/overlay/roles.js';
 import { PmtuSearch } from '../../src/overlay/pmtu.js';
 import { PROBE, REPLY, decodeLiveness, encodeLiveness, type LivenessMessage } from '../../src/overlay/liveness.js';
@@ -122,6 +123,31 @@ describe('hub', () => {
     expect(blue.relay && red.relay).toBe(true);
     expect(a.fixedSourcePort).toBe(true);
     expect(a.matchPort).toBe(false);
+  });
+
+  it('bounds its spokes behind one address and in all: the excess is refused, counted, learns no VTEP and gets no answer', () => {
+    const { dp, sw, agent } = hub();
+    const vtepsBefore = sw.vteps.all().length;
+    // 20 NAT'd "spokes" behind one address: 16 learned, 4 refused.
+    for (let i = 0; i < 20; i++) dp.fromControl('192.0.2.66', 40000 + i, msg({ nat: true, vnis: [5001] }));
+    expect(agent.status().spokes).toHaveLength(HUB_LIMITS.spokesPerAddress);
+    expect(agent.status().spokesRefused).toEqual({ tableFull: 0, perAddress: 20 - HUB_LIMITS.spokesPerAddress });
+    expect(dp.control.filter((c) => c.address === '192.0.2.66').map((c) => c.port)).toEqual(
+      Array.from({ length: HUB_LIMITS.spokesPerAddress }, (_, i) => 40000 + i),
+    );
+    // A known spoke's next probe is still answered.
+    dp.control.length = 0;
+    dp.fromControl('192.0.2.66', 40000, msg({ nat: true, vnis: [5001] }));
+    expect(dp.control).toHaveLength(1);
+    // Distinct addresses until the table is full, then 10 more: refused, no VTEP, no answer.
+    const fill = HUB_LIMITS.spokes - HUB_LIMITS.spokesPerAddress;
+    for (let i = 0; i < fill + 10; i++) dp.fromControl(`198.51.${100 + (i >> 8)}.${i & 255}`, 4789, msg({ vnis: [5001] }));
+    expect(agent.status().spokes).toHaveLength(HUB_LIMITS.spokes);
+    expect(agent.status().spokesRefused.tableFull).toBe(10);
+    expect(sw.vteps.all().length - vtepsBefore).toBe(HUB_LIMITS.spokes);
+    const last = `198.51.${100 + ((fill + 9) >> 8)}.${(fill + 9) & 255}`;
+    expect(dp.control.filter((c) => c.address === last)).toEqual([]);
+    expect(sw.tenant('blue')!.trusted.size).toBe(HUB_LIMITS.spokes);
   });
 
   it('relays spoke to spoke (known unicast in the fast path, floods by the bridge), never back to the ingress spoke', async () => {
