@@ -122,8 +122,12 @@ export class HubRole {
     const behind = (this.perAddress.get(s.address) ?? 1) - 1;
     if (behind > 0) this.perAddress.set(s.address, behind);
     else this.perAddress.delete(s.address);
-    for (const b of this.ctx.sw.tenants()) this.ctx.sw.untrust(b, s.vtep.id);
     this.ctx.vteps.releaseRole(s.vtep);
+    // Untrusted: its path MTU no longer bounds the tenants' MSS clamp (auto).
+    for (const b of this.ctx.sw.tenants()) {
+      this.ctx.sw.untrust(b, s.vtep.id);
+      this.ctx.refreshMss(b);
+    }
     this.ctx.log.info({ spoke: s.vtep.key, why }, 'spoke forgotten');
   }
 

@@ -150,6 +150,21 @@ describe('hub', () => {
     expect(sw.tenant('blue')!.trusted.size).toBe(HUB_LIMITS.spokes);
   });
 
+  it('recomputes the MSS clamp (auto) when a spoke with a small path MTU is forgotten', () => {
+    const r = hub();
+    const blue = r.sw.tenant('blue')!;
+    r.agent.setTenant('blue', { mssClamp: 'auto', encap: 'vxlan' });
+    expect(r.dp.mssOf.get(blue.tenantId)).toEqual([1410, 1390]);
+    r.dp.fromControl('192.0.2.66', 4789, msg({ vnis: [5001] }));
+    r.sw.vteps.setMtu(r.sw.vteps.find('192.0.2.66')!, 600);
+    r.agent.refreshMss(blue);
+    expect(r.dp.mssOf.get(blue.tenantId)).toEqual([510, 490]);
+    // Silent past the spoke timeout (3 x deadInterval, at least keepalive + deadInterval): forgotten, and its MTU no longer counts.
+    r.agent.tick(1_000_000 + 15_000 + 3000 + 1);
+    expect(r.agent.status().spokes).toEqual([]);
+    expect(r.dp.mssOf.get(blue.tenantId)).toEqual([1410, 1390]);
+  });
+
   it('relays spoke to spoke (known unicast in the fast path, floods by the bridge), never back to the ingress spoke', async () => {
     const { dp, sw } = hub();
     dp.fromControl('10.0.0.1', 4789, msg({ vnis: [5001] }));
