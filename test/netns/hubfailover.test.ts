@@ -5,7 +5,8 @@
  * moves the spokes back.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { longestGap, ping, sleep, status, until } from '../support/hubspoke.js';
+import { until } from '../../lab/wait.js';
+import { longestGap, ping, sleep, status } from '../support/hubspoke.js';
 import { hubAndSpoke, type HubSpoke } from '../../lab/topology.js';
 import { untilText } from '../../lab/wait.js';
 
@@ -55,6 +56,8 @@ describe('two hubs: failover under a running ping', () => {
         `hub1 alive at ${s}`,
         () => status(hs, s),
         (st) => st.overlay.hubs[0]!.alive,
+        10_000,
+        200,
       );
     const second = await outage('hub2', null);
     console.log(`failover hub2 -> hub1 (restarted): longest ping gap ${second.gapMs.toFixed(0)} ms`);

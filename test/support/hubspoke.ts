@@ -22,18 +22,6 @@ export async function fdb(hs: HubSpoke, host: string): Promise<FdbRow[]> {
   return request(hs.daemons.get(host)!.socket, 'fdb.show', {}, { timeoutMs: 5000 });
 }
 
-/** Wait until `fn` holds (polling), or fail with what it last saw. */
-export async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  let v = await fn();
-  while (!ok(v)) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`);
-    await sleep(200);
-    v = await fn();
-  }
-  return v;
-}
-
 export async function ping(hs: HubSpoke, tenant: string, from: string, to: string, count = 3): Promise<number> {
   const out = await hs.lab.exec(hs.endpoint(tenant, from), 'ping', ['-c', String(count), '-i', '0.2', '-W', '2', hs.overlay(tenant, to)]);
   return parsePing(out.stdout).received;

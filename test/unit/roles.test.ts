@@ -24,26 +24,24 @@ const M_LOCAL = mac(0x101);
 const M_A = mac(0x201);
 const M_B = mac(0x202);
 
+/** The role options every test starts from: a mesh node, 15 s keepalive, 3 s dead interval. */
+const MESH: RoleOptions = {
+  role: 'mesh',
+  hubs: [],
+  nat: false,
+  keepaliveMs: 15_000,
+  deadIntervalMs: 3000,
+  pmtuDiscovery: false,
+  underlayMtu: 1500,
+  family: 4,
+};
+
 function rig(opts: Partial<RoleOptions>) {
   const dp = new FakeDatapath();
   const sw = new Switch(dp, { vxlanPort: 4789, maxMacsTotal: 10000, defaultVtepMtu: 1500, onControl: (payload, from) => agent.onControl(payload, from) });
   sw.start();
   let now = 1_000_000;
-  const agent: RoleAgent = new RoleAgent(
-    { sw, vteps: sw.vteps, dp },
-    {
-      role: 'mesh',
-      hubs: [],
-      nat: false,
-      keepaliveMs: 15_000,
-      deadIntervalMs: 3000,
-      pmtuDiscovery: false,
-      underlayMtu: 1500,
-      family: 4,
-      ...opts,
-    },
-    () => now,
-  );
+  const agent: RoleAgent = new RoleAgent({ sw, vteps: sw.vteps, dp }, { ...MESH, ...opts }, () => now);
   const at = (t: number) => {
     now = t;
   };
@@ -380,17 +378,12 @@ describe('reload of the role keys', () => {
     const blue = r.sw.tenant('blue')!;
     expect(blue.table.has(M_A)).toBe(true);
     const base: RoleOptions = {
+      ...MESH,
       role: 'spoke',
       hubs: [
         { address: HUB1, family: 4, port: 4789, mtu: null },
         { address: HUB2, family: 4, port: 4789, mtu: null },
       ],
-      nat: false,
-      keepaliveMs: 15_000,
-      deadIntervalMs: 3000,
-      pmtuDiscovery: false,
-      underlayMtu: 1500,
-      family: 4,
     };
     r.agent.reconfigure({ ...base, deadIntervalMs: 1000 });
     expect(r.agent.probeIntervalMs).toBe(100);
