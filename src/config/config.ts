@@ -21,11 +21,22 @@
  *                            #   never back to the spoke a frame came from), learns spokes from their
  *                            #   probes (behind NAT too: by outer address and port) and answers them;
  *                            #   spoke: sends all flooding to its active hub, fails over between hubs
+ * identity:                  # optional: this node's key pair (see docs/security.md). With it, tunnels
+ *                            #   are authenticated and encrypted (tenants' encryption: required)
+ *   privateKeyFile: /etc/vtepd/private.key   # required; from `vtepd genkey`; a file readable by
+ *                            #   group or others is refused
+ *   rekeyInterval: 120       # seconds between session key rotations, 1..86400; default 120
  * hubs:                      # spoke only, required: 1..8 hubs, the first preferred
  *   - address: 10.0.0.10     #   required; a unicast address of underlay.local's family
  *     port: 4789             #   UDP port of the hub; default underlay.port
  *     mtu: 1500              #   path MTU toward it (the largest outer IP packet), 576..underlay.mtu;
  *                            #   default: discovered by DF probes (pmtuDiscovery), else underlay.mtu
+ *     publicKey: KEY         #   the hub's public key (`vtepd pubkey`); required with an identity:
+ *                            #   a spoke talks only to the hub that proves it holds this key
+ * spokes:                    # hub with an identity only: the spokes it admits, by key
+ *   - publicKey: KEY         #   required; the spoke's public key
+ *     vnis: [5001]           #   required; the tenants (VNIs) this spoke may join, and no others
+ *     name: site-a           #   optional; for logs and status
  * nat: false                 # spoke only: behind NAT. Everything goes out from underlay.port (one
  *                            #   NAT mapping), and something is sent to every hub at least every
  *                            #   `keepalive` seconds to hold the mapping
@@ -71,7 +82,8 @@
  *     flood: [10.0.0.2, 10.0.0.3]   # VTEPs that get broadcast, unknown-unicast and multicast
  *                            #   frames (head-end replication); default []; an address family
  *                            #   of underlay.local, not underlay.local itself, no duplicates.
- *                            #   An entry may be { vtep: 10.0.0.4, encap: gre } instead.
+ *                            #   An entry may be { vtep: 10.0.0.4, encap: gre } instead, and
+ *                            #   { vtep: 10.0.0.4, publicKey: KEY } names the VTEP's key (identity)
  *     fdb:                   # static FDB entries; default []
  *       - { mac: "02:00:00:00:02:01", vtep: 10.0.0.2 }  # MAC unique within the tenant; an
  *                            #   optional encap: as in flood. One encap per VTEP in a tenant.
@@ -88,6 +100,11 @@
  *                            #   crossing the tunnel, both directions. auto: the smallest path MTU
  *                            #   of the tenant's VTEPs minus the overhead, minus 40 (IPv4) or 60
  *                            #   (IPv6) bytes of IP and TCP header
+ *     encryption: required   # required (the default on a node with an identity): frames go to and
+ *                            #   come from this tenant's VTEPs only authenticated and encrypted
+ *                            #   (VXLAN only; 32 bytes more per packet, counted in the TAP MTU);
+ *                            #   plaintext is dropped and counted. off (the default without one):
+ *                            #   plain VXLAN/GRE, for the kernel and Open vSwitch inside a DC
  * ```
  *
  * Unknown keys are errors. MACs may be written with ':' or '-' and any case; they are
@@ -164,6 +181,10 @@ export interface TenantConfig {
   moveDampening: 'off' | { moves: number; window: number; hold: number };
   /** TCP MSS clamping on SYNs crossing the tunnel: off, auto (from the path MTU), or an MSS. */
   mssClamp: 'off' | 'auto' | number;
+  /** required: only authenticated, encrypted frames (the default with an identity); off: plain VXLAN/GRE. */
+  encryption: 'required' | 'off';
+  /** The public key of every VTEP of `flood` that has one (base64). */
+  vtepKeys: Record<string, string>;
 }
 /** What a node is in the overlay (see the YAML reference). */
 export const ROLES = ['mesh', 'hub', 'spoke'] as const;
@@ -175,6 +196,21 @@ export interface HubConfig {
   port: number;
   /** Configured path MTU toward it (largest outer IP packet); null: discovered or underlay.mtu. */
   mtu: number | null;
+  /** The hub's public key (base64): the spoke talks only to a hub that proves it; null without an identity. */
+  publicKey: string | null;
+}
+/** A spoke a hub admits (a hub with an identity): by its key, into these VNIs only. */
+export interface SpokeConfig {
+  publicKey: string;
+  vnis: number[];
+  /** For logs and status; default spokeN. */
+  name: string;
+}
+export interface IdentityConfig {
+  /** The node's X25519 private key (vtepd genkey), in a file only its owner can read. */
+  privateKeyFile: string;
+  /** Seconds between session key rotations (default 120). */
+  rekeyInterval: number;
 }
 export interface MetricsConfig {
   /** As written (normalized): "127.0.0.1:9477" or "[::1]:9477". */
@@ -203,6 +239,10 @@ export interface Config {
   deadInterval: number;
   /** Discover path MTUs toward hubs and spokes with DF probes. */
   pmtuDiscovery: boolean;
+  /** The node's key pair: authenticated handshakes and encrypted tunnels; null: none (plain). */
+  identity: IdentityConfig | null;
+  /** A hub's admitted spokes (with an identity); [] otherwise. */
+  spokes: SpokeConfig[];
 }
 export interface ConfigError {
   path: string;

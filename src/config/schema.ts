@@ -152,7 +152,19 @@ const FdbEntry = z.strictObject(
   { mac: Mac, vtep: Vtep, encap: EncapName.optional() },
   need('must be a mapping like { mac: "02:00:00:00:02:01", vtep: 10.0.0.2 }'),
 );
-const FloodPeer = z.strictObject({ vtep: Vtep, encap: EncapName.optional() }, need('must be a VTEP address or a mapping like { vtep: 10.0.0.2, encap: gre }'));
+const KEY_MSG = 'must be an X25519 public key: 32 bytes of base64 (44 characters), as `vtepd pubkey` prints it';
+/** A public key as `vtepd pubkey` / `wg pubkey` print it: 32 bytes, standard base64. */
+export function parsePublicKey(text: string): Parsed<string> {
+  const b = /^[A-Za-z0-9+/]{43}=$/.test(text) ? Buffer.from(text, 'base64') : null;
+  if (!b || b.length !== 32 || b.toString('base64') !== text) return { error: KEY_MSG };
+  if (b.every((x) => x === 0)) return { error: `${KEY_MSG}, not all-zero` };
+  return { value: text };
+}
+const PublicKey = parsed(KEY_MSG, parsePublicKey);
+const FloodPeer = z.strictObject(
+  { vtep: Vtep, encap: EncapName.optional(), publicKey: PublicKey.optional() },
+  need('must be a VTEP address or a mapping like { vtep: 10.0.0.2, encap: gre }'),
+);
 const FloodEntry = stringOr(Vtep, FloodPeer);
 const TenantName = text('must be 1..32 characters of a-z A-Z 0-9 _ . -', (s) => /^[A-Za-z0-9_.-]{1,32}$/.test(s));
 const Vni = intIn(1, 16777215);
@@ -164,8 +176,25 @@ const seconds = (lo: number, hi: number) => {
 };
 const RoleName = z.enum(ROLES, need('must be mesh, hub or spoke'));
 const HubPeer = z.strictObject(
-  { address: HostAddress, port: intIn(1, 65535).optional(), mtu: intIn(576, 65535).optional() },
+  { address: HostAddress, port: intIn(1, 65535).optional(), mtu: intIn(576, 65535).optional(), publicKey: PublicKey.optional() },
   need('must be a mapping like { address: 10.0.0.10 }'),
+);
+const SpokeName = text('must be 1..64 characters of a-z A-Z 0-9 _ . -', (s) => /^[A-Za-z0-9_.-]{1,64}$/.test(s));
+const SpokePeer = z.strictObject(
+  {
+    publicKey: PublicKey,
+    vnis: z.array(intIn(1, 16777215), need('must be a list of VNIs like [5001]')),
+    name: SpokeName.optional(),
+  },
+  need('must be a mapping like { publicKey: KEY, vnis: [5001], name: site-a }'),
+);
+const Spokes = z.array(SpokePeer, need('must be a list of spokes like [ { publicKey: KEY, vnis: [5001] } ]'));
+const Identity = z.strictObject(
+  {
+    privateKeyFile: text('must be an absolute path to a file holding a key from vtepd genkey', (s) => s.startsWith('/') && !s.includes('\0')),
+    rekeyInterval: seconds(1, 86400).default(120),
+  },
+  need('must be a mapping like { privateKeyFile: /etc/vtepd/private.key }'),
 );
 const Hubs = z.array(HubPeer, need('must be a list of hubs like [ { address: 10.0.0.10 } ]'));
 const Tenant = z.strictObject(
@@ -196,6 +225,7 @@ const Tenant = z.strictObject(
       )
       .default({ moves: 5, window: 10, hold: 60 }),
     mssClamp: MssClamp.default('off'),
+    encryption: z.enum(['required', 'off'], need('must be required or off')).optional(),
   },
   need('must be a mapping like { name: blue, vni: 5001 }'),
 );
@@ -227,6 +257,8 @@ const Root = z.strictObject(
     keepalive: seconds(1, 3600).default(15),
     deadInterval: seconds(0.5, 3600).default(3),
     pmtuDiscovery: z.boolean(need('must be true or false')).default(true),
+    identity: Identity.optional(),
+    spokes: Spokes.optional(),
   },
   need('must be a mapping with underlay and tenants'),
 );
@@ -244,6 +276,8 @@ const SHAPES: Record<string, string[]> = {
   'tenants.fdb': Object.keys(FdbEntry.shape),
   'tenants.flood': Object.keys(FloodPeer.shape),
   hubs: Object.keys(HubPeer.shape),
+  spokes: Object.keys(SpokePeer.shape),
+  identity: Object.keys(Identity.shape),
 };
 function unknownKey(path: PropertyKey[], key: string): string {
   const known = SHAPES[path.filter((p) => typeof p === 'string').join('.')] ?? [];
@@ -312,6 +346,29 @@ function crossCheck(raw: unknown, warnings: Issue[] = []): Issue[] {
   const names = new Map<unknown, string>();
   const vnis = new Map<unknown, string>();
   const taps = new Map<unknown, string>();
+  // Keys: every public key needs a node identity; one key per VTEP address and one VTEP per key.
+  const identity = root.identity !== undefined;
+  const NO_IDENTITY = 'needs a node identity: identity: { privateKeyFile: PATH } (make one with vtepd genkey)';
+  const keyOfVtep = new Map<string, { key: string; where: string }>();
+  const vtepOfKey = new Map<string, { vtep: string; where: string }>();
+  const keyed = (path: PropertyKey[], where: string, vtep: string | undefined, key: string | undefined) => {
+    if (key === undefined) return;
+    if (!identity) return add(path, `publicKey ${NO_IDENTITY}`);
+    if (vtep === undefined) return;
+    const byVtep = keyOfVtep.get(vtep);
+    const byKey = vtepOfKey.get(key);
+    if (byVtep && byVtep.key !== key) add(path, `VTEP ${vtep} has another publicKey in ${byVtep.where}; a VTEP has one key`);
+    else if (byKey && byKey.vtep !== vtep) add(path, `this publicKey is VTEP ${byKey.vtep}'s in ${byKey.where}; a key names one VTEP`);
+    if (!byVtep) keyOfVtep.set(vtep, { key, where });
+    if (!byKey) vtepOfKey.set(key, { vtep, where });
+  };
+  list(root.tenants).forEach((t, i) => {
+    list(record(t).flood).forEach((v, j) => {
+      const peer = record(v);
+      if (typeof v === 'string' || peer.publicKey === undefined) return;
+      keyed(['tenants', i, 'flood', j, 'publicKey'], `tenants[${i}].flood[${j}]`, valid(HostAddress, peer.vtep)?.address, valid(PublicKey, peer.publicKey));
+    });
+  });
   list(root.tenants).forEach((t, i) => {
     const tenant = record(t);
     const at = `tenants[${i}]`;
@@ -345,9 +402,39 @@ function crossCheck(raw: unknown, warnings: Issue[] = []): Issue[] {
       else nvgreVsids.set(vni, at);
     }
     if (vni !== undefined && encaps.has('gre')) greKeys.push({ vni, at, i });
-    const worst = underlayMtu !== undefined && locals.length > 0 ? worstOverhead(families, encaps) : undefined;
+
+    // Encryption: required by default on a node with an identity, and then VXLAN only, and
+    // only toward VTEPs with a key.
+    const encryption = valid(z.enum(['required', 'off']), tenant.encryption) ?? (identity ? 'required' : 'off');
+    const encrypted = encryption === 'required';
+    if (encrypted && !identity) add(['tenants', i, 'encryption'], `required ${NO_IDENTITY}, or set encryption: off`);
+    if (encrypted && identity) {
+      const why = tenant.encryption === undefined ? ' (the default on a node with an identity)' : '';
+      if (encaps.size > 1 || !encaps.has('vxlan'))
+        add(
+          tenant.encryption === undefined ? ['tenants', i, 'encap'] : ['tenants', i, 'encryption'],
+          `encryption${why} is for VXLAN only; GRE-TAP and NVGRE tenants need encryption: off`,
+        );
+      list(tenant.flood).forEach((v, j) => {
+        const peer = peerOf(v);
+        const ip = valid(HostAddress, peer.vtep);
+        if (ip && !keyOfVtep.has(ip.address))
+          add(
+            ['tenants', i, 'flood', j],
+            `VTEP ${ip.address} has no publicKey, and encryption is required${why}: write { vtep: ${ip.address}, publicKey: KEY }, or set encryption: off`,
+          );
+      });
+      list(tenant.fdb).forEach((e, j) => {
+        const ip = valid(HostAddress, record(e).vtep);
+        if (ip && !keyOfVtep.has(ip.address))
+          add(['tenants', i, 'fdb', j, 'vtep'], `VTEP ${ip.address} has no publicKey (give it one in a flood entry), and encryption is required${why}`);
+      });
+    }
+    const worst = underlayMtu !== undefined && locals.length > 0 ? worstOverhead(families, encaps, encrypted) : undefined;
     const maxMtu = worst && underlayMtu! - worst.overhead;
-    const why = worst && `underlay.mtu ${underlayMtu} minus ${worst.overhead} bytes of ${ENCAP_NAMES[worst.encap]} over IPv${worst.family}`;
+    const why =
+      worst &&
+      `underlay.mtu ${underlayMtu} minus ${worst.overhead} bytes of ${encrypted ? 'encrypted ' : ''}${ENCAP_NAMES[worst.encap]} over IPv${worst.family}`;
 
     const macs = new Map<unknown, string>(); // one L2 segment: port MACs and static FDB MACs
     const addresses = new Map<unknown, string>();
@@ -409,11 +496,36 @@ function crossCheck(raw: unknown, warnings: Issue[] = []): Issue[] {
       const p = valid(intIn(1, 65535), hub.port) ?? port;
       once(hubSeen, `${address}/${p}`, `hubs[${j}]`, ['hubs', j, 'address'], `hub ${address} port ${p}`);
     }
+    if (hub.publicKey === undefined && identity && role === 'spoke')
+      add(['hubs', j], "a spoke with an identity pins each hub by its key: add publicKey (the hub's, from vtepd pubkey)");
+    if (hub.publicKey !== undefined && !identity) add(['hubs', j, 'publicKey'], `publicKey ${NO_IDENTITY}`);
     const mtu = valid(intIn(576, 65535), hub.mtu);
     if (mtu !== undefined && underlayMtu !== undefined && mtu > underlayMtu)
       add(['hubs', j, 'mtu'], `must be at most underlay.mtu (${underlayMtu}): the path carries no more than the link`);
     else if (mtu !== undefined && mtu < 1280 && valid(HostAddress, hub.address)?.family === 6)
       add(['hubs', j, 'mtu'], 'must be at least 1280 toward an IPv6 hub');
+  });
+
+  // A hub admits spokes by key: spokes only on a hub with an identity, each key once.
+  if (root.spokes !== undefined) {
+    if (role !== 'hub') add(['spokes'], `only a hub lists spokes (role is ${role})`);
+    else if (!identity) add(['spokes'], NO_IDENTITY);
+  } else if (role === 'hub' && identity) {
+    warnings.push({ path: ['spokes'], message: 'no spokes are listed: a hub with an identity admits only the spokes whose keys it lists' });
+  }
+  const spokeKeys = new Map<unknown, string>();
+  const spokeNames = new Map<unknown, string>();
+  const carried = new Set(list(root.tenants).map((t) => valid(Vni, record(t).vni)));
+  list(root.spokes).forEach((sp, j) => {
+    const spoke = record(sp);
+    const key = valid(PublicKey, spoke.publicKey);
+    if (key !== undefined) once(spokeKeys, key, `spokes[${j}]`, ['spokes', j, 'publicKey'], 'spoke publicKey');
+    const name = valid(SpokeName, spoke.name);
+    if (name !== undefined) once(spokeNames, name, `spokes[${j}]`, ['spokes', j, 'name'], `spoke name "${name}"`);
+    list(spoke.vnis).forEach((v, k) => {
+      const vni = valid(Vni, v);
+      if (vni !== undefined && !carried.has(vni)) warnings.push({ path: ['spokes', j, 'vnis', k], message: `no tenant here has VNI ${vni}` });
+    });
   });
 
   // A GRE-TAP key K and an NVGRE key with VSID K >> 8 look alike on the wire.
@@ -459,7 +571,7 @@ export function validateConfig(data: unknown, position?: (path: PropertyKey[]) =
     return { ok: false, errors: order.map(({ iss }) => ({ path: formatPath(iss.path), message: iss.message })) };
   }
 
-  const { log, limits, control, metrics, underlay, tenants, role, hubs, nat, keepalive, deadInterval, pmtuDiscovery } = result.data;
+  const { log, limits, control, metrics, underlay, tenants, role, hubs, nat, keepalive, deadInterval, pmtuDiscovery, identity, spokes } = result.data;
   const locals = (Array.isArray(underlay.local) ? underlay.local : [underlay.local]).map((ip) => ({ address: ip.address, family: ip.family }));
   const families = locals.map((l) => l.family);
   const config: Config = {
@@ -470,21 +582,26 @@ export function validateConfig(data: unknown, position?: (path: PropertyKey[]) =
     underlay: { ...underlay, local: locals[0]!.address, family: locals[0]!.family, locals },
     tenants: tenants.map((t) => {
       const vtepEncap: Record<string, Encap> = {};
+      const vtepKeys: Record<string, string> = {};
       const flood = t.flood.map((f) => {
-        const peer = typeof f === 'string' ? { vtep: f, encap: undefined } : f;
+        const peer = typeof f === 'string' ? { vtep: f, encap: undefined, publicKey: undefined } : f;
         vtepEncap[peer.vtep] = peer.encap ?? t.encap;
+        if (peer.publicKey) vtepKeys[peer.vtep] = peer.publicKey;
         return peer.vtep;
       });
       const fdb = t.fdb.map((e) => {
         vtepEncap[e.vtep] = e.encap ?? t.encap;
         return { mac: e.mac, vtep: e.vtep };
       });
-      const worst = worstOverhead(families, new Set([t.encap, ...Object.values(vtepEncap)]));
+      const encryption = t.encryption ?? (identity ? 'required' : 'off');
+      const worst = worstOverhead(families, new Set([t.encap, ...Object.values(vtepEncap)]), encryption === 'required');
       return {
         ...t,
+        encryption,
         flood,
         fdb,
         vtepEncap,
+        vtepKeys,
         ports: t.ports.map((p) => ({
           tap: p.tap,
           netns: p.netns ?? null,
@@ -495,7 +612,15 @@ export function validateConfig(data: unknown, position?: (path: PropertyKey[]) =
       };
     }),
     role,
-    hubs: (hubs ?? []).map((h) => ({ address: h.address.address, family: h.address.family, port: h.port ?? underlay.port, mtu: h.mtu ?? null })),
+    hubs: (hubs ?? []).map((h) => ({
+      address: h.address.address,
+      family: h.address.family,
+      port: h.port ?? underlay.port,
+      mtu: h.mtu ?? null,
+      publicKey: h.publicKey ?? null,
+    })),
+    identity: identity ?? null,
+    spokes: (spokes ?? []).map((sp, j) => ({ publicKey: sp.publicKey, vnis: [...new Set(sp.vnis)], name: sp.name ?? `spoke${j}` })),
     nat,
     keepalive,
     deadInterval,

@@ -72,6 +72,8 @@ describe('valid configs', () => {
           stormControl: { pps: 5000, burst: 2000 },
           moveDampening: { moves: 5, window: 10, hold: 60 },
           mssClamp: 'off',
+          encryption: 'off',
+          vtepKeys: {},
         },
       ],
       role: 'mesh',
@@ -80,6 +82,8 @@ describe('valid configs', () => {
       keepalive: 15,
       deadInterval: 3,
       pmtuDiscovery: true,
+      identity: null,
+      spokes: [],
     });
   });
 
@@ -685,6 +689,73 @@ describe('roles: hub, spoke, mesh; NAT, liveness timers, path MTU, mssClamp', ()
     expect(ok(spoke('role: spoke', 'hubs: [ { address: 10.0.0.10 }, { address: 10.0.0.10, port: 4790 } ]')).hubs).toHaveLength(2);
     expect(errors('underlay: { local: "2001:db8::1" }\nrole: spoke\nhubs: [ { address: "2001:db8::10", mtu: 1200 } ]\ntenants: []')).toEqual([
       'hubs[0].mtu: must be at least 1280 toward an IPv6 hub',
+    ]);
+  });
+});
+
+describe('identity, keys and encryption (#12)', () => {
+  const K1 = Buffer.alloc(32, 1).toString('base64');
+  const K2 = Buffer.alloc(32, 2).toString('base64');
+  const ID = 'identity: { privateKeyFile: /etc/vtepd/private.key }';
+
+  it('without an identity every tenant is plain, with one every tenant is encrypted unless it says off', () => {
+    expect(ok('underlay: { local: 10.0.0.1 }\ntenants: [ { name: a, vni: 1 } ]').tenants[0]!.encryption).toBe('off');
+    const c = ok(
+      `${ID}\nunderlay: { local: 10.0.0.1 }\ntenants: [ { name: a, vni: 1, ports: [ { tap: a0 } ] }, { name: b, vni: 2, encryption: off, ports: [ { tap: b0 } ] } ]`,
+    );
+    expect(c.identity).toEqual({ privateKeyFile: '/etc/vtepd/private.key', rekeyInterval: 120 });
+    expect(c.tenants.map((t) => t.encryption)).toEqual(['required', 'off']);
+    // The TAP MTU leaves room for the 32 bytes of transport header and tag.
+    expect(c.tenants.map((t) => t.ports[0]!.mtu)).toEqual([1418, 1450]);
+  });
+
+  it('keeps the keys of hubs, spokes and flood VTEPs', () => {
+    const spoke = ok(`${ID}\nunderlay: { local: 10.0.0.1 }\nrole: spoke\nhubs: [ { address: 10.0.0.10, publicKey: "${K1}" } ]\ntenants: []`);
+    expect(spoke.hubs[0]!.publicKey).toBe(K1);
+    const hub = ok(
+      `${ID}\nunderlay: { local: 10.0.0.1 }\nrole: hub\nspokes: [ { publicKey: "${K1}", vnis: [1, 1], name: site-a }, { publicKey: "${K2}", vnis: [1] } ]\ntenants: [ { name: a, vni: 1 } ]`,
+    );
+    expect(hub.spokes).toEqual([
+      { publicKey: K1, vnis: [1], name: 'site-a' },
+      { publicKey: K2, vnis: [1], name: 'spoke1' },
+    ]);
+    const mesh = ok(`${ID}\nunderlay: { local: 10.0.0.1 }\ntenants: [ { name: a, vni: 1, flood: [ { vtep: 10.0.0.2, publicKey: "${K1}" } ] } ]`);
+    expect(mesh.tenants[0]!.vtepKeys).toEqual({ '10.0.0.2': K1 });
+  });
+
+  it('names the field of every key and encryption mistake', () => {
+    expect(errors(`underlay: { local: 10.0.0.1 }\ntenants: [ { name: a, vni: 1, encryption: required } ]`)).toEqual([
+      'tenants[0].encryption: required needs a node identity: identity: { privateKeyFile: PATH } (make one with vtepd genkey), or set encryption: off',
+    ]);
+    expect(errors(`${ID}\nunderlay: { local: 10.0.0.1 }\ntenants: [ { name: a, vni: 1, flood: [ 10.0.0.2 ] } ]`)).toEqual([
+      'tenants[0].flood[0]: VTEP 10.0.0.2 has no publicKey, and encryption is required (the default on a node with an identity): write { vtep: 10.0.0.2, publicKey: KEY }, or set encryption: off',
+    ]);
+    expect(errors(`${ID}\nunderlay: { local: 10.0.0.1 }\ntenants: [ { name: a, vni: 1, encap: gre } ]`)).toEqual([
+      'tenants[0].encap: encryption (the default on a node with an identity) is for VXLAN only; GRE-TAP and NVGRE tenants need encryption: off',
+    ]);
+    expect(errors(`${ID}\nunderlay: { local: 10.0.0.1 }\nrole: spoke\nhubs: [ { address: 10.0.0.10 } ]\ntenants: []`)).toEqual([
+      "hubs[0]: a spoke with an identity pins each hub by its key: add publicKey (the hub's, from vtepd pubkey)",
+    ]);
+    expect(errors(`underlay: { local: 10.0.0.1 }\nrole: hub\nspokes: [ { publicKey: "${K1}", vnis: [1] } ]\ntenants: []`)).toEqual([
+      'spokes: needs a node identity: identity: { privateKeyFile: PATH } (make one with vtepd genkey)',
+    ]);
+    expect(
+      errors(`${ID}\nunderlay: { local: 10.0.0.1 }\nrole: hub\nspokes: [ { publicKey: "${K1}", vnis: [1] }, { publicKey: "${K1}", vnis: [2] } ]\ntenants: []`),
+    ).toEqual(['spokes[1].publicKey: duplicate spoke publicKey (also spokes[0])']);
+    expect(errors(`${ID}\nunderlay: { local: 10.0.0.1 }\nrole: hub\nspokes: [ { publicKey: "abc", vnis: [1] } ]\ntenants: []`)).toEqual([
+      'spokes[0].publicKey: must be an X25519 public key: 32 bytes of base64 (44 characters), as `vtepd pubkey` prints it',
+    ]);
+    expect(
+      errors(
+        `${ID}\nunderlay: { local: 10.0.0.1 }\ntenants: [ { name: a, vni: 1, flood: [ { vtep: 10.0.0.2, publicKey: "${K1}" }, { vtep: 10.0.0.3, publicKey: "${K1}" } ] } ]`,
+      ),
+    ).toEqual(["tenants[0].flood[1].publicKey: this publicKey is VTEP 10.0.0.2's in tenants[0].flood[0]; a key names one VTEP"]);
+  });
+
+  it('warns about a hub with an identity that lists no spokes', () => {
+    const r = parseConfig(`${ID}\nunderlay: { local: 10.0.0.1 }\nrole: hub\ntenants: []`);
+    expect(r.ok && r.warnings?.map((w) => `${w.path}: ${w.message}`)).toEqual([
+      'spokes: no spokes are listed: a hub with an identity admits only the spokes whose keys it lists',
     ]);
   });
 });

@@ -224,8 +224,8 @@ describe('spoke', () => {
       role: 'spoke',
       nat,
       hubs: [
-        { address: HUB1, family: 4, port: 4789, mtu: null },
-        { address: HUB2, family: 4, port: 4789, mtu: 1400 },
+        { address: HUB1, family: 4, port: 4789, mtu: null, publicKey: null },
+        { address: HUB2, family: 4, port: 4789, mtu: 1400, publicKey: null },
       ],
     });
     r.sw.addTenant(tenantSpec({ name: 'blue', vni: 5001 }));
@@ -321,7 +321,7 @@ describe('spoke', () => {
   });
 
   it('finds the path MTU toward a hub with padded DF probes and sets it on the VTEP', () => {
-    const r = rig({ role: 'spoke', pmtuDiscovery: true, hubs: [{ address: HUB1, family: 4, port: 4789, mtu: null }] });
+    const r = rig({ role: 'spoke', pmtuDiscovery: true, hubs: [{ address: HUB1, family: 4, port: 4789, mtu: null, publicKey: null }] });
     r.sw.addTenant(tenantSpec({ name: 'blue', vni: 5001 }));
     r.agent.start();
     r.agent.stop();
@@ -366,8 +366,8 @@ describe('reload of the role keys', () => {
     const r = rig({
       role: 'spoke',
       hubs: [
-        { address: HUB1, family: 4, port: 4789, mtu: null },
-        { address: HUB2, family: 4, port: 4789, mtu: null },
+        { address: HUB1, family: 4, port: 4789, mtu: null, publicKey: null },
+        { address: HUB2, family: 4, port: 4789, mtu: null, publicKey: null },
       ],
     });
     r.sw.addTenant(tenantSpec({ name: 'blue', vni: 5001 }));
@@ -381,15 +381,15 @@ describe('reload of the role keys', () => {
       ...MESH,
       role: 'spoke',
       hubs: [
-        { address: HUB1, family: 4, port: 4789, mtu: null },
-        { address: HUB2, family: 4, port: 4789, mtu: null },
+        { address: HUB1, family: 4, port: 4789, mtu: null, publicKey: null },
+        { address: HUB2, family: 4, port: 4789, mtu: null, publicKey: null },
       ],
     };
     r.agent.reconfigure({ ...base, deadIntervalMs: 1000 });
     expect(r.agent.probeIntervalMs).toBe(100);
     expect(r.sw.vteps.find(HUB1)).toBe(hub1);
     expect(blue.table.has(M_A)).toBe(true);
-    r.agent.reconfigure({ ...base, hubs: [{ address: HUB2, family: 4, port: 4789, mtu: null }] });
+    r.agent.reconfigure({ ...base, hubs: [{ address: HUB2, family: 4, port: 4789, mtu: null, publicKey: null }] });
     expect(blue.table.has(M_A)).toBe(false);
     expect(r.sw.vteps.find(HUB1)).toBeUndefined();
     expect(r.agent.status().hubs.map((h) => [h.address, h.active])).toEqual([[HUB2, true]]);
