@@ -40,6 +40,8 @@ export interface SwitchOptions {
   maxMacsTotal: number;
   /** Path MTU of new VTEPs (underlay.mtu); 0 or absent: unchecked. */
   defaultVtepMtu?: number;
+  /** Ids the VTEP table gives out: 1..maxVteps-1 (default the data path's, 16384). */
+  maxVteps?: number;
   /** Liveness messages from the underlay go here (the role agent); dropped (counted) without. */
   onControl?: ControlHandler;
   log?: Logger;
@@ -61,6 +63,8 @@ export interface SwitchCounters {
   controlMessages: number;
   /** Events whose handling threw: counted and logged (at most once a second), never past the event loop. */
   eventErrors: number;
+  /** VTEPs not learned from traffic (acceptFrom: any) because the VTEP table was full. */
+  vtepsRefused: number;
 }
 
 /** Where an FDB entry points, by name: what the API, the snapshot and the CLI speak. */
@@ -97,6 +101,7 @@ export class Switch {
     this.vteps = new VtepRegistry(dp, {
       vxlanPort: opts.vxlanPort,
       defaultMtu: opts.defaultVtepMtu,
+      ...(opts.maxVteps ? { maxVteps: opts.maxVteps } : {}),
       log: this.log,
       // Deleting the VTEP withdraws it from every tenant's accept set in the data path.
       onDelete: (v) => {
@@ -122,6 +127,7 @@ export class Switch {
       icmpTooBigSent: this.tooBig.sent,
       controlMessages: c.controlMessages,
       eventErrors: c.eventErrors,
+      vtepsRefused: this.vteps.refused,
     };
   }
 
@@ -353,7 +359,7 @@ export class Switch {
    */
   handleEvents(events: DpEvent[]): void {
     // The learn event the data path sent just before a miss of the same frame.
-    const state = { lastLearn: '' };
+    const state = { lastLearn: '', lastRefused: '' };
     for (const ev of events) {
       this.c.events++;
       try {
@@ -373,7 +379,7 @@ export class Switch {
   }
 
   /** One event; `state` carries what a miss needs from the learn just before it. */
-  private handleEvent(ev: DpEvent, state: { lastLearn: string }): void {
+  private handleEvent(ev: DpEvent, state: { lastLearn: string; lastRefused: string }): void {
     if (ev.type === 'control') {
       this.c.controlMessages++;
       const from = ev.outer ?? (ev.ingress.kind === 'unknown-vtep' ? { address: ev.ingress.address, port: ev.ingress.port } : undefined);
@@ -395,6 +401,11 @@ export class Switch {
       // learn a VTEP for one that does not.
       if (!known && !b.acceptAny) {
         this.c.eventsNotAccepted++;
+        return;
+      }
+      // A full VTEP table refuses (counted in vteps.refused, once per frame) rather than throws.
+      if (!known && !this.vteps.room(ev.type === 'miss' && state.lastRefused === `${ev.ingress.address}/${ev.srcMac}`)) {
+        state.lastRefused = `${ev.ingress.address}/${ev.srcMac}`;
         return;
       }
       created = known ? undefined : this.vteps.acquire(ev.ingress.address, true, key, undefined, { encap });

@@ -87,6 +87,10 @@ export class IdAllocator {
     if (id >= this.max) throw new Error(`too many ${this.what}s (limit ${this.max - 1})`);
     return id;
   }
+  /** Whether take() would give an id. */
+  get available(): boolean {
+    return this.free.length > 0 || this.next < this.max;
+  }
   give(id: number): void {
     this.free.push(id);
   }
@@ -98,6 +102,8 @@ export class VtepRegistry {
   private readonly ids: IdAllocator;
   /** VTEPs learned from traffic, ever. */
   learned = 0;
+  /** VTEPs not learned because the table was full (counted by the callers that ask `room`). */
+  refused = 0;
 
   constructor(
     private readonly dp: Pick<Datapath, 'vtepSet' | 'vtepDel'>,
@@ -118,6 +124,39 @@ export class VtepRegistry {
   /** By registry key: an address, "gre:ADDR", or "address:port". */
   find(key: string): Vtep | undefined {
     return this.byKey.get(key);
+  }
+
+  /**
+   * Whether one more VTEP fits. Callers that create VTEPs from what the network sends (an
+   * unknown source under acceptFrom: any, a hub's spoke) ask first, and refuse and count
+   * (`refused`; `counted`: this refusal was counted already) instead: the table is bounded and a full one never throws on the event path.
+   */
+  room(counted = false): boolean {
+    if (this.ids.available) return true;
+    if (!counted) this.refused++;
+    return false;
+  }
+
+  /**
+   * Move a VTEP matched by address and port (a spoke whose NAT mapping changed) to a new
+   * source, keeping its id, its FDB entries and its tenants. False if another VTEP is there.
+   */
+  relocate(v: Vtep, address: string, port: number): boolean {
+    if (!this.byId.has(v.id)) return false;
+    const key = v.matchPort ? vtepKey(address, port) : encapKey(address, v.encap);
+    if (key === v.key) {
+      if (v.port !== port) {
+        v.port = port;
+        this.program(v);
+      }
+      return true;
+    }
+    if (this.byKey.has(key)) return false;
+    this.byKey.delete(v.key);
+    Object.assign(v, { key, address, port });
+    this.byKey.set(key, v);
+    this.program(v);
+    return true;
   }
 
   /**

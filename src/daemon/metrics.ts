@@ -155,6 +155,9 @@ export class Metrics {
     counter('vtepd_event_errors_total', 'exception events whose handling threw: counted and skipped, never past the event loop', [], (s) => [
       [{}, s.switch.eventErrors],
     ]);
+    counter('vtepd_vteps_refused_total', 'VTEPs not learned from traffic (acceptFrom: any) because the VTEP table was full', [], (s) => [
+      [{}, s.switch.vtepsRefused],
+    ]);
     counter('vtepd_icmp_too_big_total', 'ICMP fragmentation-needed / packet-too-big replies written back for frames too big for their tunnel', [], (s) => [
       [{}, s.switch.icmpTooBigSent],
     ]);

@@ -40,3 +40,25 @@ it('counts an event whose handling throws, skips it, and handles the rest', () =
   expect(sw.counters.eventErrors).toBe(2);
   sw.stop();
 });
+
+it('a full VTEP table refuses new sources under acceptFrom: any, counted once per frame, and never throws', () => {
+  // The daemon's table has the data path's 16,383 ids; the same code with 255 here.
+  const dp = new FakeDatapath();
+  const sw = new Switch(dp, { vxlanPort: 4789, maxMacsTotal: 100_000, maxVteps: 256 });
+  sw.start();
+  const open = sw.addTenant(tenantSpec({ name: 'open', vni: 7001, acceptFrom: 'any', maxMacs: 100_000 }));
+  sw.addPort('open', 'p1', -1);
+  const n = 1_000;
+  for (let i = 0; i < n; i++) {
+    const src = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+    expect(() => dp.fromUnderlay(src, 7001, frame(BCAST, mac(0x10000 + i), 'spoofed'))).not.toThrow();
+  }
+  const learned = sw.vteps.all().length;
+  expect(learned).toBe(255);
+  expect(sw.counters.vtepsRefused).toBe(n - learned);
+  expect(sw.counters.eventErrors).toBe(0);
+  // Still switching: a frame from the port is learned.
+  dp.fromPort(1, frame(BCAST, mac(0x101), 'after'));
+  expect(open.table.get(mac(0x101))?.place.kind).toBe('port');
+  sw.stop();
+});
