@@ -27,6 +27,25 @@ const SPKI_X25519 = Buffer.from('302a300506032b656e032100', 'hex');
 /** What is wrong with a key given as text (one message everywhere). */
 export const KEY_TEXT_ERROR = 'must be 32 bytes of base64 (44 characters), like the output of vtepd genkey';
 
+/** A node's static key pair. */
+export interface Identity {
+  privateKey: Buffer;
+  publicKey: Buffer;
+}
+
+/** The identity of a private key. */
+export function identityOf(privateKey: Buffer): Identity {
+  return { privateKey: Buffer.from(privateKey), publicKey: publicKeyOf(privateKey) };
+}
+
+/** Check an identity (lengths, the public key is the private key's) and return its public key; throws RangeError. */
+export function checkIdentity(id: Identity): Buffer {
+  if (!Buffer.isBuffer(id.privateKey) || id.privateKey.length !== KEY_LEN) throw new RangeError(`identity: private key must be ${KEY_LEN} bytes`);
+  const pub = publicKeyOf(id.privateKey);
+  if (!Buffer.isBuffer(id.publicKey) || !pub.equals(id.publicKey)) throw new RangeError('identity: publicKey is not the public key of privateKey');
+  return pub;
+}
+
 /** A new private key: 32 random bytes, clamped like `wg genkey`. */
 export function generatePrivateKey(random: (n: number) => Buffer = randomBytes): Buffer {
   const k = Buffer.from(random(KEY_LEN));
