@@ -16,6 +16,8 @@ const TOOLS = {
   'ovs-vsctl': 'openvswitch-switch',
   // nftables: the NAT (masquerade) namespace between a spoke and its hub in the hub-and-spoke tests.
   nft: 'nftables',
+  // WireGuard's wg: the reference for the key text form (`vtepd genkey`/`pubkey` against `wg genkey`/`pubkey`).
+  wg: 'wireguard-tools',
 };
 
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;

@@ -1,16 +1,18 @@
 /**
- * vtepd command line: run, check, demo, and the operator's verbs that talk to a running
+ * vtepd command line: run, check, demo, genkey and pubkey (node keys, in the text form of
+ * `wg genkey` / `wg pubkey`), and the operator's verbs that talk to a running
  * daemon over its control socket (status, fdb, peers, stats, reload, restart, capture,
  * trace). Each of those finds the daemon by --socket PATH, or by --config FILE (its
  * control.socket), or at the default /run/vtepd/vtepd.sock, and prints a readable table,
  * or the API's JSON answer with --json.
  */
-import type { WriteStream } from 'node:fs';
+import { fstatSync, readFileSync, type WriteStream } from 'node:fs';
 import { Command, Option } from 'commander';
 import { openCaptureFile } from './capture-file.js';
 import { DEFAULT_CONTROL_SOCKET, formatConfigError, type Config } from '../config/config.js';
 import { loadConfig } from '../config/load.js';
 import { RemoteError, request } from '../daemon/control.js';
+import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf } from '../secure/keys.js';
 import type { PeerInfo, StatsSnapshot } from '../daemon/stats.js';
 import type { FdbRow } from '../core/fdb.js';
 import type { TraceResult } from '../core/trace.js';
@@ -258,6 +260,35 @@ program
       process.exit(0);
     },
   );
+
+program
+  .command('genkey')
+  .description('print a new private key (base64, like wg genkey); keep it private: umask 077; vtepd genkey > key')
+  .action(() => {
+    try {
+      const st = fstatSync(1);
+      if (st.isFile() && st.mode & 0o077)
+        process.stderr.write('vtepd genkey: warning: writing a private key to a file that group or others can access; run umask 077 first\n');
+    } catch {
+      // standard output is not something fstat knows: nothing to warn about
+    }
+    process.stdout.write(`${encodeKey(generatePrivateKey())}\n`);
+  });
+
+program
+  .command('pubkey')
+  .description('read a private key on standard input and print its public key (like wg pubkey)')
+  .action(() => {
+    let text: string;
+    try {
+      text = readFileSync(0, 'utf8');
+    } catch (e) {
+      fail(new Error(`pubkey: cannot read standard input (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`));
+    }
+    const key = decodeKey(text.trim());
+    if (!Buffer.isBuffer(key)) fail(new Error(`pubkey: the private key on standard input ${key.error}`));
+    process.stdout.write(`${encodeKey(publicKeyOf(key))}\n`);
+  });
 
 program
   .command('demo')
