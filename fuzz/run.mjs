@@ -35,6 +35,7 @@ const TARGETS = {
   fuzz_gro: ['gso.c', 'csum.c'],
   fuzz_decap: FASTPATH,
   fuzz_encap: FASTPATH,
+  fuzz_secure: FASTPATH,
 };
 // native/secure.c seals and opens with OpenSSL's EVP: libcrypto 3 (always there: Node's
 // libssl3 dependency; the headers from libssl-dev, else the copy Node ships).
