@@ -21,7 +21,8 @@
         "native/rawip.c",
         "native/csum.c",
         "native/gso.c",
-        "native/scm.c"
+        "native/scm.c",
+        "native/secure.c"
       ],
       "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],
@@ -30,7 +31,7 @@
       "cflags_cc": ["-std=c++17"],
       "cflags!": ["-fno-exceptions"],
       "ldflags": ["-flto=2", "-O2"],
-      "libraries": ["-lpthread"]
+      "libraries": ["-lpthread", "-l:libcrypto.so.3"]
     },
     {
       "target_name": "vtepd_test",

@@ -190,9 +190,16 @@ static void h_check_events(uint32_t allowed_tenants, int from_port) {
     memcpy(&h, d + off, sizeof h);
     uint32_t rec = le32toh(h.rec_len), flen = le32toh(h.frame_len), t = le32toh(h.tenant_id);
     FUZZ_CHECK(rec >= DP_EVENT_HEADER && rec % 8 == 0 && rec <= len - off, "event rec_len %u", rec);
-    if (h.type == DP_EV_CONTROL) { /* a liveness message from the underlay: no tenant, its payload */
+    if (h.type == DP_EV_CONTROL || h.type == DP_EV_SECURE) { /* liveness or handshake from the underlay: no tenant, its payload */
       FUZZ_CHECK(!from_port && t == 0 && flen >= 4 && flen <= rec - DP_EVENT_HEADER, "control event from_port %d tenant %u len %u", from_port, t, flen);
-      FUZZ_CHECK(memcmp(d + off + DP_EVENT_HEADER, "\0VTP", 4) == 0, "control event without the liveness magic");
+      const uint8_t *p = d + off + DP_EVENT_HEADER;
+      FUZZ_CHECK(memcmp(p, "\0VTP", 4) == 0 || (h.type == DP_EV_CONTROL && sec_is_handshake(p, flen)), "control event neither liveness nor handshake");
+      FUZZ_CHECK(h.type == DP_EV_CONTROL || h.in_kind == DP_IN_VTEP, "secure event not from a VTEP");
+      off += rec;
+      continue;
+    }
+    if (h.type == DP_EV_KEY_USED || h.type == DP_EV_ENDPOINT) { /* only after a packet authenticated */
+      FUZZ_CHECK(!from_port && t == 0 && flen == 0 && h.in_kind == DP_IN_VTEP && le32toh(h.in_id) != 0, "key event");
       off += rec;
       continue;
     }

@@ -35,7 +35,12 @@ const TARGETS = {
   fuzz_gro: ['gso.c', 'csum.c'],
   fuzz_decap: FASTPATH,
   fuzz_encap: FASTPATH,
+  fuzz_secure: FASTPATH,
 };
+// native/secure.c seals and opens with OpenSSL's EVP: libcrypto 3 (always there: Node's
+// libssl3 dependency; the headers from libssl-dev, else the copy Node ships).
+const CRYPTO = ['-l:libcrypto.so.3'];
+const OPENSSL_INC = existsSync('/usr/include/openssl/evp.h') ? [] : ['-idirafter', '/usr/include/node'];
 
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 
@@ -72,6 +77,7 @@ function build(cc, targets) {
     '-Wno-unused-parameter',
     '-Wno-unused-function',
     `-I${native}`,
+    ...OPENSSL_INC,
     '-pthread',
   ];
   // native/*.c: one object each (-fsanitize=fuzzer-no-link: instrumented, no second main).
@@ -86,7 +92,8 @@ function build(cc, targets) {
   console.log(`fuzz: compiled native/*.c (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
   for (const t of targets) {
     const t1 = Date.now();
-    execFileSync(cc, [...flags, join(here, `${t}.c`), ...TARGETS[t].map(obj), '-o', join(out, t)], { stdio: 'inherit' });
+    const libs = TARGETS[t].includes('secure.c') ? CRYPTO : [];
+    execFileSync(cc, [...flags, join(here, `${t}.c`), ...TARGETS[t].map(obj), ...libs, '-o', join(out, t)], { stdio: 'inherit' });
     console.log(`fuzz: built ${t} (${((Date.now() - t1) / 1000).toFixed(1)} s)`);
   }
 }

@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "fastpath.h"
+#include "secure.h"
 #include "udp.h"
 
 namespace vtepd {
@@ -167,6 +168,14 @@ Napi::Value DpCreate(const Napi::CallbackInfo &info) {
       return a.Fail(EINVAL, "local2 '" + local2 + "' is not an IPv4 or IPv6 address"), Napi::Value();
     if (cfg.local2.ss_family == cfg.local.ss_family)
       return a.Fail(EINVAL, "local2 '" + local2 + "' must be of the other address family than local '" + local + "'"), Napi::Value();
+  }
+
+  if (!a.Prop(o, "cipher", &v)) return {};
+  if (!v.IsUndefined()) {
+    std::string c;
+    if (!a.String(v, "cipher", &c)) return {};
+    if (!(cfg.cipher = sec_cipher_parse(c.c_str())))
+      return a.Fail(EINVAL, "cipher '" + c + "' is neither aes-256-gcm nor chacha20-poly1305"), Napi::Value();
   }
 
   int64_t queues = 1;
@@ -434,6 +443,85 @@ Napi::Value DpSendControl(const Napi::CallbackInfo &info) {
   return Check(a, b, dp_send_control(b->dp, &ss, len, data, n, df, rx));
 }
 
+// ---- encrypted tunnels (native/secure.h) ------------------------------------------------
+
+// A 32-byte key argument.
+bool Key(Args &a, size_t i, const uint8_t **key) {
+  size_t n = 0;
+  if (!a.Bytes(a.info[i], "key", key, &n)) return false;
+  if (n != DP_SEC_KEYLEN) return a.Fail(EINVAL, "key must be 32 bytes, got " + std::to_string(n));
+  return true;
+}
+
+// dpKeyRxSet(dp, index, vtepId, key)
+Napi::Value DpKeyRxSet(const Napi::CallbackInfo &info) {
+  Args a(info, "dpKeyRxSet");
+  DpBox *b = GetDp(a);
+  int64_t index = 0;
+  uint32_t vtep;
+  const uint8_t *key;
+  if (!b || !a.Int(info[1], "index", 1, 0xFFFFFFFF, &index, ERANGE) || !a.Id(2, "vtepId", DP_MAX_VTEPS, &vtep) ||
+      !Key(a, 3, &key))
+    return {};
+  return Check(a, b, dp_key_rx_set(b->dp, (uint32_t)index, vtep, key));
+}
+
+// dpKeyRxDel(dp, index)
+Napi::Value DpKeyRxDel(const Napi::CallbackInfo &info) {
+  Args a(info, "dpKeyRxDel");
+  DpBox *b = GetDp(a);
+  int64_t index = 0;
+  if (!b || !a.Int(info[1], "index", 1, 0xFFFFFFFF, &index, ERANGE)) return {};
+  return Check(a, b, dp_key_rx_del(b->dp, (uint32_t)index));
+}
+
+// dpKeyTxSet(dp, vtepId, remoteIndex, key)
+Napi::Value DpKeyTxSet(const Napi::CallbackInfo &info) {
+  Args a(info, "dpKeyTxSet");
+  DpBox *b = GetDp(a);
+  uint32_t vtep;
+  int64_t remote = 0;
+  const uint8_t *key;
+  if (!b || !a.Id(1, "vtepId", DP_MAX_VTEPS, &vtep) || !a.Int(info[2], "remoteIndex", 0, 0xFFFFFFFF, &remote, ERANGE) ||
+      !Key(a, 3, &key))
+    return {};
+  return Check(a, b, dp_key_tx_set(b->dp, vtep, (uint32_t)remote, key));
+}
+
+Napi::Value DpKeyTxDel(const Napi::CallbackInfo &info) {
+  return DelById(info, "dpKeyTxDel", "vtepId", DP_MAX_VTEPS, dp_key_tx_del);
+}
+
+Napi::Value DpTenantEncrypt(const Napi::CallbackInfo &info) {
+  return TenantFlag(info, "dpTenantEncrypt", "required", dp_tenant_encrypt);
+}
+
+// dpSendSecure(dp, vtepId, payload, { df = true })
+Napi::Value DpSendSecure(const Napi::CallbackInfo &info) {
+  Args a(info, "dpSendSecure");
+  DpBox *b = GetDp(a);
+  uint32_t vtep;
+  const uint8_t *data = nullptr;
+  size_t n = 0;
+  if (!b || !a.Id(1, "vtepId", DP_MAX_VTEPS, &vtep) || !a.Bytes(info[2], "payload", &data, &n)) return {};
+  bool df = true;
+  if (info.Length() > 3 && !info[3].IsUndefined()) {
+    Napi::Object opts;
+    Napi::Value v;
+    if (!a.Object(3, "options", &opts) || !a.Prop(opts, "df", &v)) return {};
+    if (!v.IsUndefined() && !v.IsBoolean()) return a.Fail(EINVAL, "df must be a boolean"), Napi::Value();
+    if (!v.IsUndefined()) df = v.As<Napi::Boolean>().Value();
+  }
+  return Check(a, b, dp_send_secure(b->dp, vtep, data, n, df));
+}
+
+Napi::Value DpCipher(const Napi::CallbackInfo &info) {
+  Args a(info, "dpCipher");
+  DpBox *b = GetDp(a);
+  if (!b) return {};
+  return Napi::String::New(a.env, dp_cipher(b->dp));
+}
+
 Napi::Value DpVtepDel(const Napi::CallbackInfo &info) {
   return DelById(info, "dpVtepDel", "vtepId", DP_MAX_VTEPS, dp_vtep_del);
 }
@@ -556,6 +644,13 @@ void DpExports(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "dpFdbIdle", DpFdbIdle);
   Export(env, exports, "dpTransmit", DpTransmit);
   Export(env, exports, "dpStats", DpStats);
+  Export(env, exports, "dpKeyRxSet", DpKeyRxSet);
+  Export(env, exports, "dpKeyRxDel", DpKeyRxDel);
+  Export(env, exports, "dpKeyTxSet", DpKeyTxSet);
+  Export(env, exports, "dpKeyTxDel", DpKeyTxDel);
+  Export(env, exports, "dpTenantEncrypt", DpTenantEncrypt);
+  Export(env, exports, "dpSendSecure", DpSendSecure);
+  Export(env, exports, "dpCipher", DpCipher);
 }
 
 } // namespace vtepd

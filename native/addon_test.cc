@@ -151,7 +151,8 @@ Napi::Value EncodeEvent(const Napi::CallbackInfo &info) {
     if (alen != 16) return a.Fail(EINVAL, "outerAddr must be 16 bytes"), Napi::Value();
     memcpy(ev.outer_addr, addr, 16);
   }
-  if (ev.type != DP_EV_CONTROL && len < 12) return a.Fail(EINVAL, "frame must hold the MAC addresses"), Napi::Value();
+  if ((ev.type == DP_EV_LEARN || ev.type == DP_EV_MISS || ev.type == DP_EV_TOO_BIG) && len < 12)
+    return a.Fail(EINVAL, "frame must hold the MAC addresses"), Napi::Value();
   std::vector<uint8_t> rec(dp_event_record_len(ev.type, len));
   dp_event_encode(rec.data(), &ev, frame, len);
   return Napi::Buffer<uint8_t>::Copy(a.env, rec.data(), rec.size());

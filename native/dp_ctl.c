@@ -405,6 +405,7 @@ int dp_vtep_del(struct dp *dp, uint32_t vid) {
   idmap_remove(dp, dp->addr_map, ADDR_MAP_SLOTS - 1, addr_hash(&v->addr), (uint16_t)vid, vtep_home);
   if (v->match_port) dp->n_match_port--;
   fdb_del_pointing_at(&dp->fdb, FDB_KIND_VTEP, vid);
+  sec_vtep_forget(dp, vid); /* its send key and the receive keys naming it */
   /* The id may be given to another VTEP: no tenant may keep accepting it. */
   for (uint32_t t = 1; t < DP_MAX_TENANTS; t++)
     if (dp->tenants[t].accept) dp->tenants[t].accept[vid >> 6] &= ~(1ull << (vid & 63));
@@ -517,11 +518,26 @@ int dp_transmit(struct dp *dp, uint32_t tid, const uint8_t *frame, size_t len, c
           memset(&w->tx_group[n], 0, sizeof w->tx_group[n]);
           w->tx_group[n].msg_hdr.msg_name = (void *)&v->sa;
           w->tx_group[n].msg_hdr.msg_namelen = v->salen;
+          if (t->encrypt) { /* sealed per VTEP (its key, its counter) into the arena */
+            const size_t room = (DP_TUNNEL_HLEN + len + DP_SEC_OVERHEAD + 7) & ~(size_t)7;
+            if (w->arena_used + room > DP_TX_ARENA) break; /* send these first */
+            uint8_t *out = w->arena + w->arena_used;
+            size_t dlen = tx_seal(w, v, vid, tid, iov[DP_ENCAP_VXLAN], 2, DP_TUNNEL_HLEN + len, out);
+            if (!dlen) continue;
+            w->arena_used += room;
+            w->tx_iov[n] = (struct iovec){out, dlen};
+            w->tx_group[n].msg_hdr.msg_iov = &w->tx_iov[n];
+            w->tx_group[n].msg_hdr.msg_iovlen = 1;
+            w->tx_group_d[n++] =
+                (struct dp_txmsg){.vtep = vid, .tenant = tid, .nseg = 1, .bytes = (uint32_t)dlen, .secure = 1};
+            continue;
+          }
           w->tx_group[n].msg_hdr.msg_iov = iov[v->encap];
           w->tx_group[n].msg_hdr.msg_iovlen = 2;
           w->tx_group_d[n++] = (struct dp_txmsg){.vtep = vid, .tenant = tid, .nseg = 1, .bytes = (uint32_t)(DP_TUNNEL_HLEN + len)};
         }
         if (n) n_ok += tx_send(w, fd, w->tx_group, w->tx_group_d, n, 0);
+        w->arena_used = 0;
       }
     }
   }

@@ -30,16 +30,19 @@ void dp_event_encode(uint8_t *rec, const struct dp_event *ev, const uint8_t *fra
   memcpy(h.outer_addr, ev->outer_addr, sizeof h.outer_addr);
   h.family = ev->family;
   h.encap = ev->encap;
-  if (ev->type != DP_EV_CONTROL) memcpy(h.src_mac, frame + PKT_ETH_ALEN, PKT_ETH_ALEN);
+  /* Ethernet frames only: EV_CONTROL and EV_SECURE carry a UDP payload, EV_KEY_USED and
+   * EV_ENDPOINT nothing. */
+  if (ev->type == DP_EV_LEARN || ev->type == DP_EV_MISS || ev->type == DP_EV_TOO_BIG)
+    memcpy(h.src_mac, frame + PKT_ETH_ALEN, PKT_ETH_ALEN);
   h.frame_len = htole32(body);
   h.out_id = htole32(ev->out_id);
   memcpy(rec, &h, sizeof h);
-  memcpy(rec + sizeof h, frame, body);
+  if (body) memcpy(rec + sizeof h, frame, body);
   memset(rec + sizeof h + body, 0, len - sizeof h - body);
 }
 
-/* Queue one record; frame + 6 is the source MAC (not for EV_CONTROL, whose "frame" is a
- * UDP payload); the frame (or payload) follows for every type but EV_LEARN. */
+/* Queue one record; frame + 6 is the source MAC (not for EV_CONTROL and EV_SECURE, whose
+ * "frame" is a UDP payload); the frame (or payload) follows for every type but EV_LEARN. */
 bool ev_emit_ex(struct dp_worker *w, uint8_t type, uint8_t in_kind, uint32_t tenant, uint32_t in_id,
                 const struct dp_addr *outer, uint16_t outer_port, const uint8_t *frame, size_t frame_len, uint32_t out_id,
                 struct dp_io_counters *io) {

@@ -34,10 +34,12 @@ static struct dp_worker *worker_new(struct dp *dp, const char *name, unsigned nb
   w->bufs = aligned_alloc(64, (size_t)nbufs * DP_BUF_SIZE);
   w->scratch = aligned_alloc(64, DP_BUF_SIZE);
   w->arena = aligned_alloc(64, DP_TX_ARENA);
-  if (!w->bufs || !w->scratch || !w->arena) {
+  w->endpoint_ms = calloc(DP_MAX_VTEPS, sizeof *w->endpoint_ms);
+  if (!w->bufs || !w->scratch || !w->arena || !w->endpoint_ms) {
     free(w->bufs);
     free(w->scratch);
     free(w->arena);
+    free(w->endpoint_ms);
     free(w);
     return NULL;
   }
@@ -59,6 +61,8 @@ static void worker_free(struct dp_worker *w) {
   free(w->bufs);
   free(w->scratch);
   free(w->arena);
+  free(w->endpoint_ms);
+  aead_cache_free(&w->aead);
   free(w);
 }
 
@@ -97,6 +101,7 @@ int dp_create(const struct dp_config *cfg, struct dp **out, const char **step) {
     *step = "FDB allocation";
     goto fail;
   }
+  if ((err = sec_init(dp, cfg->cipher, step)) != 0) goto fail;
   dp->evq.half[0] = malloc(DP_EVQ_HALF);
   dp->evq.half[1] = malloc(DP_EVQ_HALF);
   dp->nqueues = cfg->queues ? cfg->queues : 1;
@@ -282,6 +287,7 @@ void dp_destroy(struct dp *dp) {
   free(dp->evq.half[0]);
   free(dp->evq.half[1]);
   fdb_free(&dp->fdb);
+  sec_free(dp);
   for (uint32_t t = 1; t < DP_MAX_TENANTS; t++) free(dp->tenants[t].accept);
   pthread_mutex_destroy(&dp->evq.mu);
   pthread_rwlock_destroy(&dp->lock);

@@ -9,6 +9,7 @@
  *   dp_ctl.c     control calls from the JS thread: tenants, ports, VTEPs, FDB, transmit
  *   dp_life.c    create, start, stop, destroy: sockets, workers, threads
  *   dp_stats.c   counters: names, help, drop flags; per-thread sums
+ *   secure.c     encrypted tunnels: key tables, AEAD (OpenSSL EVP), replay window (secure.h)
  *
  * Only the data path's own files include it (and the fuzz targets, which drive the per-batch
  * functions without threads).
@@ -30,6 +31,7 @@
 #include "gre.h"
 #include "gso.h"
 #include "packet.h"
+#include "secure.h"
 #include "vxlan.h"
 
 /* Event record header: the EVENT layout of src/native/addon.ts, little endian, 8-aligned records. */
@@ -90,6 +92,9 @@ struct dp_tenant {
    * whose bit is set in `accept` (its flood list, static entries, hubs, spokes). */
   bool accept_any;
   bool relay;            /* hub: VTEP -> VTEP forwarding (never back to the ingress VTEP) */
+  /* Encryption required: frames go to VTEPs only sealed with their send key (none: dropped,
+   * secure_no_key), plain frames received for it are dropped (plaintext_refused). */
+  bool encrypt;
   uint16_t mss4, mss6;   /* MSS clamping of TCP SYNs, inner IPv4 / IPv6; 0 = off */
   uint32_t vni;
   struct vxlanhdr vxlan; /* header templates, copied per packet */
@@ -120,6 +125,9 @@ struct dp_vtep {
   struct dp_addr addr;
   socklen_t salen;
   struct sockaddr_storage sa; /* destination address and UDP port */
+  struct sec_txkey *tx;       /* send key (secure.h), or NULL */
+  uint8_t n_rx;               /* receive keys naming this VTEP, their indices in rx_index */
+  uint32_t rx_index[DP_SEC_RX_PER_VTEP];
 };
 
 /* One per thread that counts (encap, decap, control), summed by dp_stats_read. */
@@ -137,6 +145,7 @@ struct dp_txmsg {
   uint8_t sock;  /* index into tx_fd, or DP_SOCK_* */
   uint8_t train;
   uint8_t joinable; /* plain datagrams of `seg` bytes may still join (tx_queue) */
+  uint8_t secure;   /* sealed datagrams (DP_SEC_OVERHEAD more per segment) */
   uint16_t nseg;
   uint32_t seg; /* datagram size of the train */
   uint32_t vtep;
@@ -199,6 +208,9 @@ struct dp_worker {
   uint32_t gro_port;
   struct coalescer gro;
   struct learn_seen seen[LEARN_SEEN_SETS][LEARN_SEEN_WAYS];
+  /* encrypted tunnels: this thread's EVP contexts; when it last raised EV_ENDPOINT per VTEP */
+  struct aead_cache aead;
+  uint32_t *endpoint_ms; /* DP_MAX_VTEPS entries; 0 = never */
   struct dp_stats stats;
 };
 
@@ -252,6 +264,12 @@ struct dp {
   int q_epfd[DP_MAX_QUEUES];  /* queue q's encap epoll set: its ports' fds, and stopfd */
   int q_rx_fd[DP_MAX_QUEUES]; /* queues 1..: their receive sockets (queue 0's is rx_fd) */
   struct dp_evq evq;
+  /* Encrypted tunnels (secure.c): receive keys by our index (open addressing, backward-shift
+   * removal), the cipher this host seals with, the last key generation given out. */
+  struct sec_rxkey **rx_keys; /* DP_SEC_RX_SLOTS */
+  unsigned n_rx_keys;
+  uint8_t tx_cipher;
+  uint64_t key_gen;
   void (*notify)(void *);
   void *notify_arg;
   char err[256];
@@ -326,10 +344,21 @@ static inline int port_fd(const struct dp_port *p, const struct dp_worker *w) {
   return w->queue < p->nq ? p->qfd[w->queue] : p->fd;
 }
 
-/* Bytes in front of an Ethernet frame toward a VTEP: outer IP, then UDP + VXLAN or GRE. */
-static inline size_t vtep_outer_len(const struct dp_vtep *v) {
+/* Bytes around an Ethernet frame toward a VTEP: outer IP, then UDP + VXLAN or GRE; a
+ * tenant with encryption (secure) adds the transport header and tag (DP_SEC_OVERHEAD). */
+static inline size_t vtep_outer_len(const struct dp_vtep *v, bool secure) {
   size_t ip = v->addr.family == 4 ? 20u : 40u;
-  return v->encap == DP_ENCAP_VXLAN ? ip + 8u + VXLAN_HLEN : ip + GRE_HLEN_KEY;
+  return (v->encap == DP_ENCAP_VXLAN ? ip + 8u + VXLAN_HLEN : ip + GRE_HLEN_KEY) + (secure ? DP_SEC_OVERHEAD : 0u);
+}
+
+/* The receive key with our index `index`, or NULL (read lock held). */
+static inline struct sec_rxkey *rxkey_lookup(const struct dp *dp, uint32_t index) {
+  const uint32_t mask = DP_SEC_RX_SLOTS - 1;
+  if (!dp->n_rx_keys) return NULL;
+  for (uint32_t i = pkt_hash_final(index ^ 0x5bd1e995u) & mask;; i = (i + 1) & mask) {
+    struct sec_rxkey *k = dp->rx_keys[i];
+    if (!k || k->index == index) return k;
+  }
 }
 
 /*
@@ -409,6 +438,11 @@ void tx_queue(struct dp_worker *w, const struct dp_tenant *t, uint32_t vid, uint
 void tx_queue_gso(struct dp_worker *w, const struct dp_tenant *t, uint32_t vid, uint8_t *f, size_t len,
                   const struct vnet_hdr *vh, struct dp_io_counters *io);
 void tx_flush(struct dp_worker *w);
+/* Seal one datagram of tenant tid for VTEP vid (plaintext gathered from in[], plen bytes)
+ * into out (plen + DP_SEC_OVERHEAD bytes): its length, or 0 when it cannot go (counted:
+ * secure_no_key without a usable send key). */
+size_t tx_seal(struct dp_worker *w, const struct dp_vtep *v, uint32_t vid, uint32_t tid, const struct iovec *in,
+               unsigned nin, size_t plen, uint8_t *out);
 unsigned tx_send(struct dp_worker *w, int fd, struct mmsghdr *m, const struct dp_txmsg *d, unsigned n, int wait_ms);
 
 /* A frame over VTEP vid's path MTU: dropped, and quoted to TypeScript (EV_TOO_BIG). */
@@ -436,6 +470,14 @@ void *decap_main(void *arg);
 
 /* Record why a control call failed (dp_last_error) and return err. */
 __attribute__((format(printf, 3, 4))) int dp_fail(struct dp *dp, int err, const char *fmt, ...);
+
+/* ---- secure.c ------------------------------------------------------------------------- */
+
+/* Drop everything a VTEP's keys hold (dp_vtep_del). Write lock held. */
+void sec_vtep_forget(struct dp *dp, uint32_t vid);
+/* Create: the cipher to seal with (cfg, VTEPD_CIPHER, the CPU) and the key map. */
+int sec_init(struct dp *dp, uint8_t cipher, const char **step);
+void sec_free(struct dp *dp);
 
 /* ---- dp_stats.c ---------------------------------------------------------------------- */
 

@@ -246,8 +246,10 @@ static void underlay_count_tx(struct dp_worker *w, const struct dp_txmsg *d) {
   ctr_add(&io->tx_bytes, d->bytes);
   ctr_add(&w->stats.c[DPC_underlay_tx_packets], d->nseg);
   struct dp_io_counters *t = &w->stats.tenant[d->tenant];
+  const uint32_t per = DP_TUNNEL_HLEN + (d->secure ? DP_SEC_OVERHEAD : 0);
   ctr_add(&t->tx_packets, d->nseg);
-  ctr_add(&t->tx_bytes, d->bytes - (uint32_t)d->nseg * DP_TUNNEL_HLEN); /* the inner frames */
+  ctr_add(&t->tx_bytes, d->bytes - (uint32_t)d->nseg * per); /* the inner frames */
+  if (d->secure) ctr_add(&w->stats.c[DPC_secure_tx_packets], d->nseg);
 }
 
 static void underlay_drop(struct dp_worker *w, enum dp_counter why, const struct dp_txmsg *d) {
@@ -277,7 +279,7 @@ static void train_fallback(struct dp_worker *w, int fd, const struct mmsghdr *m,
     one[n].msg_hdr.msg_iovlen = per;
     uint32_t bytes = 0;
     for (size_t j = 0; j < per; j++) bytes += (uint32_t)m->msg_hdr.msg_iov[k + j].iov_len;
-    seg[n] = (struct dp_txmsg){.vtep = d->vtep, .tenant = d->tenant, .nseg = 1, .bytes = bytes};
+    seg[n] = (struct dp_txmsg){.vtep = d->vtep, .tenant = d->tenant, .nseg = 1, .bytes = bytes, .secure = d->secure};
     n++;
   }
   tx_send(w, fd, one, seg, n, 1);
@@ -388,6 +390,7 @@ static struct dp_txmsg *tx_msg(struct dp_worker *w, uint8_t sock, uint32_t vid, 
   d->niov = niov;
   d->train = 0;
   d->joinable = 0;
+  d->secure = 0;
   d->nseg = 1;
   w->ntx_iov += niov;
   return d;
@@ -408,14 +411,77 @@ static void train_cmsg(struct dp_worker *w, struct dp_txmsg *d, uint16_t seg_siz
  * shorter) join into one UDP_SEGMENT train: one skb through the stack for up to 64 of
  * them, and one UDP GRO buffer at a receiving vtepd.
  */
+static void tx_queue_dgram(struct dp_worker *w, uint8_t sock, uint32_t vid, uint32_t tid, uint8_t *pkt, uint32_t dlen,
+                           bool gre, bool secure);
+
+/* A frame of an encrypted tenant that cannot go (no send key): counted on the VTEP and the tenant. */
+static void secure_no_key(struct dp_worker *w, uint32_t vid, uint32_t tid) {
+  const struct dp_txmsg d = {.vtep = vid, .tenant = tid, .nseg = 1};
+  underlay_drop(w, DPC_secure_no_key, &d);
+}
+
+/*
+ * Seal one datagram of an encrypted tenant toward VTEP v into the arena: the transport
+ * header (its send key's peer index, the next counter), the ciphertext of the plaintext
+ * gathered from in[], the tag. Returns its length, 0 if it could not (counted).
+ */
+size_t tx_seal(struct dp_worker *w, const struct dp_vtep *v, uint32_t vid, uint32_t tid, const struct iovec *in,
+               unsigned nin, size_t plen, uint8_t *out) {
+  struct sec_txkey *k = v->tx;
+  uint64_t ctr;
+  if (!k || v->encap != DP_ENCAP_VXLAN || !sec_tx_counters(k, 1, &ctr)) {
+    secure_no_key(w, vid, tid);
+    return 0;
+  }
+  sec_hdr_build(out, w->dp->tx_cipher, k->remote_index, ctr);
+  if (!aead_seal(&w->aead, w->dp->tx_cipher, k->key, k->gen, out, in, nin, out + DP_SEC_HLEN)) {
+    const struct dp_txmsg d = {.vtep = vid, .tenant = tid, .nseg = 1};
+    underlay_drop(w, DPC_secure_crypto_error, &d);
+    return 0;
+  }
+  return plen + DP_SEC_OVERHEAD;
+}
+
+/* An encrypted tenant's frame: VXLAN header pushed in place, then sealed into the arena. */
+static void tx_queue_secure(struct dp_worker *w, const struct dp_tenant *t, uint32_t vid, uint8_t *frame, size_t len) {
+  struct dp *dp = w->dp;
+  const struct dp_vtep *v = &dp->vteps[vid];
+  const uint32_t tid = (uint32_t)(t - dp->tenants);
+  if (!v->tx || v->encap != DP_ENCAP_VXLAN) {
+    secure_no_key(w, vid, tid);
+    return;
+  }
+  const uint32_t flow = flow_hash(frame, len);
+  const uint8_t sock = vtep_sock(dp, v, flow);
+  const struct iovec in = {tunnel_push(t, DP_ENCAP_VXLAN, frame, flow), len + DP_TUNNEL_HLEN};
+  const size_t room = (len + DP_TUNNEL_HLEN + DP_SEC_OVERHEAD + 7) & ~(size_t)7;
+  tx_reserve(w, 1, room); /* before sealing into the arena: a flush would reuse it */
+  uint8_t *out = w->arena + w->arena_used;
+  size_t dlen = tx_seal(w, v, vid, tid, &in, 1, in.iov_len, out);
+  if (!dlen) return;
+  w->arena_used += room;
+  tx_queue_dgram(w, sock, vid, tid, out, (uint32_t)dlen, false, true);
+}
+
 void tx_queue(struct dp_worker *w, const struct dp_tenant *t, uint32_t vid, uint8_t *frame, size_t len) {
   struct dp *dp = w->dp;
+  if (t->encrypt) {
+    tx_queue_secure(w, t, vid, frame, len);
+    return;
+  }
   const struct dp_vtep *v = &dp->vteps[vid];
   const bool gre = v->encap != DP_ENCAP_VXLAN; /* GRE-TAP, NVGRE: the raw socket, no trains */
   const uint32_t flow = flow_hash(frame, len);
   uint8_t sock = vtep_sock(dp, v, flow);
   uint8_t *pkt = tunnel_push(t, v->encap, frame, flow);
-  uint32_t dlen = (uint32_t)(len + DP_TUNNEL_HLEN);
+  tx_queue_dgram(w, sock, vid, (uint32_t)(t - dp->tenants), pkt, (uint32_t)(len + DP_TUNNEL_HLEN), gre, false);
+}
+
+/* Queue one datagram (dlen bytes at pkt, plain or sealed), joining the last message's train if it can. */
+static void tx_queue_dgram(struct dp_worker *w, uint8_t sock, uint32_t vid, uint32_t tid, uint8_t *pkt, uint32_t dlen,
+                           bool gre, bool secure) {
+  struct dp *dp = w->dp;
+  const struct dp_vtep *v = &dp->vteps[vid];
   /* A train needs the socket's UDP checksum on: only an encap thread switches it on a
    * pool socket (tx_flush; always on with several queues); the receive socket always has
    * it. A hub's decap thread, relaying, joins trains toward fixed-port VTEPs (its spokes)
@@ -423,8 +489,8 @@ void tx_queue(struct dp_worker *w, const struct dp_tenant *t, uint32_t vid, uint
   if (!gre && dp->gso_ok && (w->is_encap || (sock & ~DP_SOCK_ALT) == DP_SOCK_RX) && w->ntx > 0 && w->ntx_iov < DP_TX_IOVS) {
     struct dp_txmsg *d = &w->txm[w->ntx - 1];
     const uint32_t max_dgram = v->addr.family == 4 ? 65507 : 65527;
-    if (d->joinable && d->sock == sock && d->vtep == vid && dlen <= d->seg && d->nseg < DP_GSO_MAX_SEGS &&
-        d->bytes + dlen <= max_dgram) {
+    if (d->joinable && d->sock == sock && d->vtep == vid && d->secure == secure && dlen <= d->seg &&
+        d->nseg < DP_GSO_MAX_SEGS && d->bytes + dlen <= max_dgram) {
       w->tx_iov[w->ntx_iov++] = (struct iovec){pkt, dlen};
       d->niov++;
       d->nseg++;
@@ -435,11 +501,77 @@ void tx_queue(struct dp_worker *w, const struct dp_tenant *t, uint32_t vid, uint
     }
   }
   tx_reserve(w, 1, 0);
-  struct dp_txmsg *d = tx_msg(w, sock, vid, (uint32_t)(t - dp->tenants), 1);
+  struct dp_txmsg *d = tx_msg(w, sock, vid, tid, 1);
   w->tx_iov[d->iov0] = (struct iovec){pkt, dlen};
   d->bytes = dlen;
   d->seg = dlen;
+  d->secure = secure;
   d->joinable = !gre && dlen <= 0xffff;
+}
+
+/*
+ * A super-frame of an encrypted tenant: each segment is sealed on its own (one header and
+ * tag each) into the arena, contiguous: [transport header][VXLAN + inner headers + payload,
+ * encrypted][tag]. A run of equal-sized datagrams (the last may be shorter) is one
+ * UDP_SEGMENT message, so a receiving vtepd's UDP GRO buffer splits back into datagrams.
+ */
+static void tx_queue_gso_secure(struct dp_worker *w, const struct dp_tenant *t, uint32_t vid, const uint8_t *f,
+                                size_t len, const struct gso_plan *plan) {
+  struct dp *dp = w->dp;
+  const struct dp_vtep *v = &dp->vteps[vid];
+  const uint32_t tid = (uint32_t)(t - dp->tenants);
+  struct sec_txkey *k = v->tx;
+  if (!k || v->encap != DP_ENCAP_VXLAN) {
+    secure_no_key(w, vid, tid);
+    return;
+  }
+  const uint32_t flow = flow_hash(f, len);
+  const uint8_t sock = vtep_sock(dp, v, flow);
+  const size_t hl = DP_TUNNEL_HLEN + plan->h.hdr_len;
+  const size_t seg_size = DP_SEC_OVERHEAD + hl + plan->mss, stride = (seg_size + 7) & ~(size_t)7;
+  const size_t max_dgram = v->addr.family == 4 ? 65507 : 65527;
+  unsigned per_msg = 1;
+  if (dp->gso_ok && seg_size <= max_dgram) {
+    per_msg = (unsigned)(max_dgram / seg_size);
+    if (per_msg > DP_GSO_MAX_SEGS) per_msg = DP_GSO_MAX_SEGS;
+  }
+  uint64_t ctr;
+  if (!sec_tx_counters(k, plan->nseg, &ctr)) {
+    secure_no_key(w, vid, tid);
+    return;
+  }
+  ctr_add(&w->stats.c[DPC_gso_segments], plan->nseg);
+  for (uint32_t first = 0; first < plan->nseg; first += per_msg) {
+    uint32_t n = plan->nseg - first < per_msg ? plan->nseg - first : per_msg;
+    tx_reserve(w, n, n * stride);
+    uint8_t *base = w->arena + w->arena_used;
+    w->arena_used += n * stride;
+    gso_segment(plan, f, first, n, base + DP_SEC_HLEN + DP_TUNNEL_HLEN, stride);
+    struct dp_txmsg *d = tx_msg(w, sock, vid, tid, n);
+    d->secure = 1;
+    uint32_t bytes = 0;
+    for (uint32_t j = 0; j < n; j++) {
+      uint8_t *slot = base + j * stride;
+      const uint32_t plen = gso_seg_payload(plan, first + j);
+      tunnel_push(t, DP_ENCAP_VXLAN, slot + DP_SEC_HLEN + DP_TUNNEL_HLEN, flow);
+      sec_hdr_build(slot, dp->tx_cipher, k->remote_index, ctr + first + j);
+      const struct iovec in[2] = {{slot + DP_SEC_HLEN, hl},
+                                  {(void *)(f + plan->h.hdr_len + (size_t)(first + j) * plan->mss), plen}};
+      if (!aead_seal(&w->aead, dp->tx_cipher, k->key, k->gen, slot, in, 2, slot + DP_SEC_HLEN)) {
+        /* OpenSSL failed (no memory): the run is dropped, not sent half sealed. */
+        w->ntx--;
+        w->ntx_iov -= n;
+        const struct dp_txmsg dd = {.vtep = vid, .tenant = tid, .nseg = (uint16_t)n};
+        underlay_drop(w, DPC_secure_crypto_error, &dd);
+        return;
+      }
+      w->tx_iov[d->iov0 + j] = (struct iovec){slot, DP_SEC_OVERHEAD + hl + plen};
+      bytes += (uint32_t)(DP_SEC_OVERHEAD + hl + plen);
+    }
+    d->nseg = (uint16_t)n;
+    d->bytes = bytes;
+    if (n > 1) train_cmsg(w, d, (uint16_t)seg_size);
+  }
 }
 
 /*
@@ -457,6 +589,10 @@ void tx_queue_gso(struct dp_worker *w, const struct dp_tenant *t, uint32_t vid, 
     return;
   }
   const struct dp_vtep *v = &dp->vteps[vid];
+  if (t->encrypt) {
+    tx_queue_gso_secure(w, t, vid, f, len, &plan);
+    return;
+  }
   const bool gre = v->encap != DP_ENCAP_VXLAN; /* one packet per segment on the raw socket */
   const uint32_t flow = flow_hash(f, len);
   uint8_t sock = vtep_sock(dp, v, flow);

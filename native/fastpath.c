@@ -59,7 +59,7 @@ void encap_frame(struct dp_worker *w, uint32_t pid, const struct dp_port *port, 
         size_t flen = len;
         struct gso_plan plan;
         if (gso && gso_plan(vh, f, len, &plan) == GSO_OK) flen = (size_t)plan.h.hdr_len + plan.mss;
-        if (flen + vtep_outer_len(v) > v->mtu) {
+        if (flen + vtep_outer_len(v, t->encrypt) > v->mtu) {
           too_big(w, tid, DP_IN_PORT, pid, NULL, 0, f, len, e->id, io);
           return;
         }
@@ -237,15 +237,87 @@ struct decap_ctx {
   uint32_t last_vni, last_tid;
   uint8_t last_eth[12]; /* dst + src of the last frame switched to last_pid */
   uint32_t last_pid_tid, last_pid;
+  bool secure;           /* the frames authenticated under a receive key of VTEP vid */
+  struct decap_ctx *sec; /* a UDP buffer's context for what it holds sealed */
 };
 
 static void decap_frame(struct dp_worker *w, struct decap_ctx *c, uint32_t tid, uint8_t *f, size_t flen);
+static void decap_vxlan(struct dp_worker *w, struct decap_ctx *c, uint8_t *pkt, size_t len);
+
+/* Does the outer source differ from where VTEP v is sent to (address and UDP port)? */
+static bool endpoint_moved(const struct dp_vtep *v, const struct dp_addr *a, uint16_t port) {
+  struct dp_addr va;
+  uint16_t vport;
+  if (!addr_from_sockaddr(&v->sa, &va, &vport)) return true;
+  return vport != port || va.family != a->family || memcmp(va.bytes, a->bytes, sizeof va.bytes) != 0;
+}
+
+/*
+ * A transport datagram (type 4/5, native/secure.h): the receive key by its index, a cheap
+ * replay check, open in place (one tag per datagram, so per GRO segment), then the replay
+ * window; nothing changes before the tag verified. From then on the packet is the key's
+ * VTEP's, whatever its outer source: key confirmation (EV_KEY_USED, once), roaming
+ * (EV_ENDPOINT, rate-limited), then a sealed liveness message (EV_SECURE) or VXLAN.
+ */
+static void decap_secure(struct dp_worker *w, struct decap_ctx *c, uint8_t *pkt, size_t len) {
+  struct dp *dp = w->dp;
+  if (len < DP_SEC_OVERHEAD + VXLAN_HLEN || (pkt[1] | pkt[2] | pkt[3])) { drop(w, DPC_secure_truncated, NULL); return; }
+  const uint64_t ctr = sec_get_le64(pkt + 8);
+  struct sec_rxkey *k = rxkey_lookup(dp, sec_get_le32(pkt + 4));
+  if (!k) { drop(w, DPC_secure_unknown_index, NULL); return; }
+  if (!sec_replay_precheck(k, ctr)) { drop(w, DPC_secure_replay, NULL); return; }
+  uint8_t *p = pkt + DP_SEC_HLEN;
+  const size_t plen = len - DP_SEC_OVERHEAD;
+  int r = aead_open(&w->aead, pkt[0], k->key, k->gen, pkt, p, plen + DP_SEC_TAGLEN, p);
+  if (r < 0) { drop(w, DPC_secure_crypto_error, NULL); return; }
+  if (r == 0) { drop(w, DPC_secure_bad_tag, NULL); return; }
+  const uint32_t vid = k->vtep;
+  struct dp_io_counters *io = &w->stats.vtep[vid];
+  if (!sec_replay_update(k, ctr)) { drop(w, DPC_secure_replay, io); return; }
+  count(w, DPC_secure_rx_packets);
+  io_count(&io->rx_packets, &io->rx_bytes, len);
+
+  if (!__atomic_load_n(&k->used, __ATOMIC_RELAXED) && !__atomic_exchange_n(&k->used, 1, __ATOMIC_RELAXED)) {
+    if (ev_emit_ex(w, DP_EV_KEY_USED, DP_IN_VTEP, 0, vid, &c->outer, c->outer_port, NULL, 0, k->index, io))
+      count(w, DPC_key_used_events);
+    else __atomic_store_n(&k->used, 0, __ATOMIC_RELAXED); /* the queue was full: the next packet tries again */
+  }
+  if (endpoint_moved(&dp->vteps[vid], &c->outer, c->outer_port)) {
+    uint32_t *last = &w->endpoint_ms[vid], now = w->now_ms ? w->now_ms : 1;
+    if (!*last || now - *last >= DP_SEC_ENDPOINT_MS) {
+      *last = now;
+      if (ev_emit_ex(w, DP_EV_ENDPOINT, DP_IN_VTEP, 0, vid, &c->outer, c->outer_port, NULL, 0, 0, io))
+        count(w, DPC_endpoint_events);
+    }
+  }
+
+  if (is_control(p, plen)) {
+    count(w, DPC_secure_control_rx);
+    if (plen <= DP_CONTROL_MAX) ev_emit_ex(w, DP_EV_SECURE, DP_IN_VTEP, 0, vid, &c->outer, c->outer_port, p, plen, 0, io);
+    return;
+  }
+  /* VXLAN from the key's VTEP; the buffer's other sealed datagrams share the decisions. */
+  struct decap_ctx *s = c->sec;
+  if (s->vid != vid) {
+    memset(s, 0, sizeof *s);
+    s->vid = vid;
+    s->io = io;
+    s->secure = true;
+  }
+  s->outer = c->outer;
+  s->outer_port = c->outer_port;
+  s->trusted = c->trusted;
+  decap_vxlan(w, s, p, plen);
+}
 
 static void decap_datagram(struct dp_worker *w, struct decap_ctx *c, uint8_t *pkt, size_t len) {
-  struct dp *dp = w->dp;
   struct dp_io_counters *io = c->io;
-  uint32_t vni;
   count(w, DPC_underlay_rx_packets);
+  /* Sealed: counted on the key's VTEP once it authenticated, never on the outer source's. */
+  if (len && (pkt[0] == DP_SEC_AES_GCM || pkt[0] == DP_SEC_CHACHA)) {
+    decap_secure(w, c, pkt, len);
+    return;
+  }
   if (io) io_count(&io->rx_packets, &io->rx_bytes, len);
   else count(w, DPC_unknown_vtep_packets);
 
@@ -256,7 +328,20 @@ static void decap_datagram(struct dp_worker *w, struct decap_ctx *c, uint8_t *pk
                  io);
     return;
   }
+  if (len && pkt[0] >= DP_HS_INIT && pkt[0] <= DP_HS_COOKIE) { /* handshake: TypeScript's, as liveness */
+    if (!sec_is_handshake(pkt, len)) { drop(w, DPC_handshake_malformed, io); return; }
+    count(w, DPC_handshake_rx);
+    ev_emit_ex(w, DP_EV_CONTROL, c->vid ? DP_IN_VTEP : DP_IN_UNKNOWN_VTEP, 0, c->vid, &c->outer, c->outer_port, pkt, len, 0, io);
+    return;
+  }
+  decap_vxlan(w, c, pkt, len);
+}
 
+/* A VXLAN datagram (plain, or opened from a sealed one: c->secure): VNI -> tenant, then the frame. */
+static void decap_vxlan(struct dp_worker *w, struct decap_ctx *c, uint8_t *pkt, size_t len) {
+  struct dp *dp = w->dp;
+  struct dp_io_counters *io = c->io;
+  uint32_t vni;
   switch (vxlan_pop(pkt, len, &vni)) {
   case VXLAN_TRUNCATED:
     { drop(w, DPC_vxlan_truncated, io); return; }
@@ -285,6 +370,7 @@ static void decap_datagram(struct dp_worker *w, struct decap_ctx *c, uint8_t *pk
 static void decap_frame(struct dp_worker *w, struct decap_ctx *c, uint32_t tid, uint8_t *f, size_t flen) {
   struct dp *dp = w->dp;
   struct dp_io_counters *io = c->io;
+  if (dp->tenants[tid].encrypt && !c->secure) { drop(w, DPC_plaintext_refused, io); return; }
   if (!tenant_accepts(&dp->tenants[tid], c->vid)) { drop(w, DPC_vtep_not_accepted, io); return; }
   io_count(&w->stats.tenant[tid].rx_packets, &w->stats.tenant[tid].rx_bytes, flen);
 
@@ -321,7 +407,7 @@ static void decap_frame(struct dp_worker *w, struct decap_ctx *c, uint32_t tid, 
       const struct dp_vtep *v = &dp->vteps[e->id];
       if (e->id == c->vid) { drop(w, DPC_hairpin, io); return; }
       if (!v->in_use) { drop(w, DPC_vtep_gone, io); return; }
-      if (v->mtu && flen + vtep_outer_len(v) > v->mtu) {
+      if (v->mtu && flen + vtep_outer_len(v, t->encrypt) > v->mtu) {
         too_big(w, tid, in_kind, c->vid, &c->outer, c->outer_port, f, flen, e->id, io);
         return;
       }
@@ -340,8 +426,10 @@ void decap_buffer(struct dp_worker *w, unsigned i) {
   struct mmsghdr *m = &w->rx[i];
   uint8_t *buf = w->rx_iov[i].iov_base;
   size_t len = m->msg_len;
-  struct decap_ctx c;
+  struct decap_ctx c, sc;
   memset(&c, 0, sizeof c);
+  memset(&sc, 0, sizeof sc);
+  c.sec = &sc;
   if (!addr_from_sockaddr(&w->rx_name[i], &c.outer, &c.outer_port)) {
     drop(w, DPC_underlay_rx_error, NULL);
     return;

@@ -40,10 +40,11 @@ extern "C" {
 #define DP_HEADROOM 64
 /* Per-packet buffer: a 64 KB GSO super-frame (65535 bytes of IP, Ethernet, a tag) fits. */
 #define DP_BUF_SIZE (DP_HEADROOM + 65536 + 64)
-/* Encap transmit queue: messages, their iovecs, and the arena segment headers are built in. */
+/* Encap transmit queue: messages, their iovecs, and the arena segment headers (and sealed
+ * datagrams of encrypted tenants) are built in. */
 #define DP_TX_MSGS 64
 #define DP_TX_IOVS 1024
-#define DP_TX_ARENA (128 * 1024)
+#define DP_TX_ARENA (256 * 1024)
 /* Most segments per UDP_SEGMENT send (the kernel's UDP_MAX_SEGMENTS is 64 or more). */
 #define DP_GSO_MAX_SEGS 64
 /* Largest frame switched: a 9216-byte jumbo payload, Ethernet header and one tag. */
@@ -61,6 +62,15 @@ extern "C" {
 #define DP_EV_MISS 2
 #define DP_EV_CONTROL 3 /* a liveness message (UDP payload 00 56 54 50 ...) from the underlay */
 #define DP_EV_TOO_BIG 4 /* a frame too big for its VTEP's path MTU (ICMP feedback) */
+/* Encrypted tunnels (native/secure.h). EV_SECURE: a liveness message that came sealed
+ * (layout of EV_CONTROL; in_kind IN_VTEP, in_id the key's VTEP, outer the real source).
+ * EV_KEY_USED: the first packet that authenticated under a receive key (in_id its VTEP,
+ * out_id the index, outer the source), once per key. EV_ENDPOINT: an authenticated packet
+ * from another address:port than the VTEP's (in_id the VTEP, outer the new source), at
+ * most once per VTEP per 100 ms per thread. None of them carries a source MAC. */
+#define DP_EV_SECURE   5
+#define DP_EV_KEY_USED 6
+#define DP_EV_ENDPOINT 7
 /* Bytes of a too-big frame an EV_TOO_BIG carries: what an ICMPv6 error can quote. */
 #define DP_TOO_BIG_QUOTE 1294
 /* Largest liveness message handed up (a PMTU probe of a jumbo path). */
@@ -136,6 +146,13 @@ struct dp_config {
    * sockets stay with queue 0. Not with adopted sockets (EINVAL).
    */
   unsigned queues;
+  /*
+   * The cipher this host seals with: DP_SEC_AES_GCM (4) or DP_SEC_CHACHA (5, native/secure.h).
+   * 0: the environment's VTEPD_CIPHER (aes-256-gcm | chacha20-poly1305; another value is
+   * EINVAL), else AES-256-GCM where the CPU has AES instructions, else ChaCha20-Poly1305.
+   * Receiving takes both.
+   */
+  uint8_t cipher;
 };
 
 /* Monotonic milliseconds (CLOCK_MONOTONIC), the clock of FDB idle times. */
@@ -211,6 +228,34 @@ int dp_send_control(struct dp *dp, const struct sockaddr_storage *sa, socklen_t 
                     bool df, bool from_rx);
 int dp_vtep_del(struct dp *dp, uint32_t vtep);
 
+/* ---- encrypted tunnels (native/secure.h for the format) ----------------------------- */
+
+/*
+ * A receive key under OUR index (nonzero; TypeScript picks it at random) for a session with
+ * VTEP `vtep` (must exist, VXLAN). Replacing an index starts its replay window and its
+ * EV_KEY_USED afresh. At most DP_SEC_RX_PER_VTEP (3) per VTEP: ENOSPC beyond.
+ */
+int dp_key_rx_set(struct dp *dp, uint32_t index, uint32_t vtep, const uint8_t key[32]);
+/* Absent: not an error. */
+int dp_key_rx_del(struct dp *dp, uint32_t index);
+/* The VTEP's send key and the peer's index for it; its counter starts at 0. */
+int dp_key_tx_set(struct dp *dp, uint32_t vtep, uint32_t remote_index, const uint8_t key[32]);
+/* Absent: not an error. Deleting a VTEP deletes its send key and the receive keys naming it. */
+int dp_key_tx_del(struct dp *dp, uint32_t vtep);
+/*
+ * required: the tenant's frames go to a VTEP only sealed with its send key (none: dropped,
+ * secure_no_key; never in clear), and plain frames received for it are dropped
+ * (plaintext_refused). Off (default): plain VXLAN out, plain and sealed frames in.
+ */
+int dp_tenant_encrypt(struct dp *dp, uint32_t tenant, bool required);
+/*
+ * Seal one liveness message with the VTEP's send key and send it to the VTEP from the
+ * receive socket, with DF or without. ENOKEY: no send key; EMSGSIZE as dp_send_control.
+ */
+int dp_send_secure(struct dp *dp, uint32_t vtep, const uint8_t *payload, size_t n, bool df);
+/* The cipher this data path seals with: "aes-256-gcm" or "chacha20-poly1305". */
+const char *dp_cipher(const struct dp *dp);
+
 int dp_fdb_set(struct dp *dp, uint32_t tenant, const uint8_t mac[6], uint8_t kind, uint32_t id);
 /* Absent entry is not an error (port/VTEP/tenant deletion removes entries on its own). */
 int dp_fdb_del(struct dp *dp, uint32_t tenant, const uint8_t mac[6]);
@@ -255,8 +300,8 @@ struct dp_event {
  * record carries no frame). */
 size_t dp_event_record_len(uint8_t type, size_t frame_len);
 /* Encode one record at rec (dp_event_record_len bytes), as the fast path queues it. The
- * source MAC is frame + 6 (at least 12 bytes) for every type but EV_CONTROL, whose
- * "frame" is a UDP payload. */
+ * source MAC is frame + 6 (at least 12 bytes) for EV_LEARN, EV_MISS and EV_TOO_BIG; the
+ * "frame" of EV_CONTROL and EV_SECURE is a UDP payload, EV_KEY_USED and EV_ENDPOINT have none. */
 void dp_event_encode(uint8_t *rec, const struct dp_event *ev, const uint8_t *frame, size_t frame_len);
 
 #ifdef __cplusplus

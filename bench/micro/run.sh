@@ -1,6 +1,7 @@
 #!/bin/sh
 # `npm run bench:micro`: build bench/micro/micro.c (the per-packet routines) and
-# bench/micro/switch.c (the switch, linked from the data path's objects) against native/
+# bench/micro/switch.c (the switch, linked from the data path's objects) and bench/micro/seal.c
+# (sealing and opening a 1400-byte frame, per cipher) against native/
 # (gcc -O2 -flto, the addon's flags), print ns per packet, then instructions per packet
 # under callgrind (a count that does not drift with load or frequency), then what one
 # thread wake-up costs on this machine (bench/micro/wake.c). Needs gcc; valgrind is optional.
@@ -22,10 +23,10 @@ flags="-std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -fno-strict-aliasin
 # The switch of the tree at $1, built as $2.
 build_switch() {
   if [ -f "$1/native/dp_private.h" ]; then
-    $cc $flags -flto -pthread -I"$1/native" -o "$2" "$here/switch.c" "$1"/native/*.c
+    $cc $flags -flto -pthread -I"$1/native" -o "$2" "$here/switch.c" "$1"/native/*.c -l:libcrypto.so.3
   else
     $cc $flags -pthread -DDP_MONOLITH -I"$1/native" -o "$2" "$here/switch.c" \
-      $(ls "$1"/native/*.c | grep -v '/fastpath\.c$')
+      $(ls "$1"/native/*.c | grep -v '/fastpath\.c$') -l:libcrypto.so.3
   fi
 }
 
@@ -52,9 +53,12 @@ fi
 $cc $flags -o "$out/micro" "$here/micro.c" "$root/native/csum.c" "$root/native/gso.c" "$root/native/vxlan.c"
 build_switch "$root" "$out/switch"
 
+$cc $flags -flto -pthread -I"$root/native" -o "$out/seal" "$here/seal.c" "$root"/native/*.c -l:libcrypto.so.3
+
 echo "== time (best of 5 rounds; $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
 "$out/micro"
 "$out/switch"
+"$out/seal"
 
 if ! command -v valgrind >/dev/null 2>&1; then
   echo "== instructions: valgrind not installed (apt-get install valgrind), skipped"

@@ -249,3 +249,25 @@ write('fuzz_decap', 'gre-spoofed', drec(0x12, outer4(gre(key=7, payload=tcp_fram
       drec(0x10, outer4(gre(key=0x123456 << 8, payload=tcp_frame()))) + drec(0x10, outer4(gre(key=5001, payload=tcp_frame()))) +
       drec(0x10, outer4(gre(key=7, s=True, payload=ARP))) + drec(0x10, outer4(gre(key=7, ver=1, payload=ARP))) +
       drec(0x10, outer4(gre(payload=ARP))) + drec(0x10, b'\x45\x00\x00'))
+
+
+# ---- fuzz_secure: records [ctl][len 2][data]; ctl bits 0-1 source, bit 2 seal ([counter 2][plaintext]),
+# bit 3 a GRO buffer of 1 + (ctl >> 5 & 3) sealed datagrams, bit 4 K2 (else K1), bit 6 ChaCha20, bit 7 a flipped bit
+def srec(ctl, data):
+    return bytes([ctl]) + struct.pack('!H', len(data)) + data
+
+
+def sealed(ctl, counter, plaintext):
+    return srec(ctl | 4, struct.pack('!H', counter) + plaintext)
+
+
+LIVE = b'\0VTP' + bytes(40)
+write('fuzz_secure', 'port1-aes', sealed(0, 1, vxlan(T1) + tcp_frame(dst=mac(0x0101))) +
+      sealed(0x40, 2, vxlan(T1) + tcp_frame(dst=mac(0x0101), seq=1100)))
+write('fuzz_secure', 'gro-train', sealed(0x08 | 0x60, 10, vxlan(T1) + tcp_frame(dst=mac(0x0101), payload=b'y' * 1000)))
+write('fuzz_secure', 'liveness-moved', sealed(0x02, 20, LIVE) + sealed(0x12, 21, LIVE))
+write('fuzz_secure', 'forged-and-plain', sealed(0x80, 30, vxlan(T1) + tcp_frame(dst=mac(0x0101))) +
+      srec(0, vxlan(T1) + tcp_frame(dst=mac(0x0101))) + sealed(0x10, 31, vxlan(T1) + tcp_frame(dst=mac(0x0101))))
+write('fuzz_secure', 'handshakes', srec(0, bytes([1, 0, 0, 0]) + bytes(144)) + srec(0, bytes([2, 0, 0, 0]) + bytes(88)) +
+      srec(1, bytes([3, 0, 0, 0]) + bytes(48)) + srec(2, bytes([1, 0, 0, 0]) + bytes(10)) + srec(0, bytes([4, 0, 0, 0]) + bytes(20)))
+write('fuzz_secure', 'tenant2-sealed', sealed(0x10, 40, vxlan(T2) + tcp_frame(dst=mac(0x0101))))

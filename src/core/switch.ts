@@ -44,6 +44,8 @@ export interface SwitchOptions {
   maxVteps?: number;
   /** Liveness messages from the underlay go here (the role agent); dropped (counted) without. */
   onControl?: ControlHandler;
+  /** Encrypted-tunnel events of the data path (secure, key-used, endpoint) go here; ignored without. */
+  onSecureEvent?: (ev: DpEvent) => void;
   log?: Logger;
   /** The clock storm control and move dampening run on (ms); Date.now by default. */
   clock?: () => number;
@@ -380,6 +382,10 @@ export class Switch {
 
   /** One event; `state` carries what a miss needs from the learn just before it. */
   private handleEvent(ev: DpEvent, state: { lastLearn: string; lastRefused: string }): void {
+    if (ev.type === 'secure' || ev.type === 'key-used' || ev.type === 'endpoint') {
+      this.opts.onSecureEvent?.(ev);
+      return;
+    }
     if (ev.type === 'control') {
       this.c.controlMessages++;
       const from = ev.outer ?? (ev.ingress.kind === 'unknown-vtep' ? { address: ev.ingress.address, port: ev.ingress.port } : undefined);

@@ -142,7 +142,16 @@ export interface DpCreateOptions {
    * nothing over (a takeover's successor binds its own group).
    */
   queues?: number;
+  /**
+   * The cipher this host seals encrypted tunnels with (receiving takes both). Default: the
+   * environment's VTEPD_CIPHER (read once here; another value is EINVAL), else aes-256-gcm
+   * where the CPU has AES instructions, else chacha20-poly1305. `dpCipher` says which.
+   */
+  cipher?: Cipher;
 }
+
+/** The AEADs of the encrypted transport (native/secure.h): type byte 4 and 5 on the wire. */
+export type Cipher = 'aes-256-gcm' | 'chacha20-poly1305';
 
 /** The `encap` byte of an event record (VXLAN; GRE-TAP: GRE key = VNI; NVGRE: key = VSID << 8 | FlowID). */
 export const ENCAP_CODES: Record<number, Encap> = { 1: 'vxlan', 2: 'gre', 3: 'nvgre' };
@@ -176,6 +185,11 @@ export interface VtepOptions {
   encap?: Encap;
 }
 
+export interface SecureSendOptions {
+  /** Don't fragment (default true). */
+  df?: boolean;
+}
+
 export interface ControlSendOptions {
   /** Don't fragment (default true): a PMTU probe must arrive whole or not at all. */
   df?: boolean;
@@ -199,6 +213,12 @@ export const EV_MISS = 2;
 export const EV_CONTROL = 3;
 /** A frame that does not fit the path MTU of the VTEP it was going to (ICMP feedback). */
 export const EV_TOO_BIG = 4;
+/** Encrypted tunnels: a liveness message that came sealed under a receive key (layout of EV_CONTROL). */
+export const EV_SECURE = 5;
+/** The first packet that authenticated under a receive key (once per key): outId is its index. */
+export const EV_KEY_USED = 6;
+/** An authenticated packet from another outer address:port than the VTEP's (at most once per VTEP per 100 ms per thread). */
+export const EV_ENDPOINT = 7;
 /** Where a frame came in. */
 export const IN_PORT = 1;
 export const IN_VTEP = 2;
@@ -213,7 +233,8 @@ export const IN_UNKNOWN_VTEP = 3;
  *    0   4   recLen      total bytes of this record including header and padding
  *    4   1   type        EV_LEARN (source MAC not in the cache at this place) or
  *                        EV_MISS (the whole frame is punted: broadcast, multicast or
- *                        unknown unicast destination; TypeScript decides the flooding)
+ *                        unknown unicast destination; TypeScript decides the flooding),
+ *                        EV_CONTROL, EV_TOO_BIG, EV_SECURE, EV_KEY_USED, EV_ENDPOINT
  *    5   1   inKind      IN_PORT, IN_VTEP or IN_UNKNOWN_VTEP
  *    6   2   outerPort   outer UDP source port (IN_VTEP / IN_UNKNOWN_VTEP), else 0
  *    8   4   tenantId
@@ -223,14 +244,27 @@ export const IN_UNKNOWN_VTEP = 3;
  *   33   1   encap       events from the underlay: what carried the frame, 1 VXLAN, 2 GRE-TAP,
  *                        3 NVGRE (ENCAP_CODES); 0 for IN_PORT
  *   34   6   (zero)
- *   40   6   srcMac      the frame's source MAC
+ *   40   6   srcMac      the frame's source MAC (zero for EV_CONTROL, EV_SECURE,
+ *                        EV_KEY_USED, EV_ENDPOINT)
  *   46   2   (zero)
  *   48   4   frameLen    bytes of frame that follow (0 for EV_LEARN)
- *   52   4   outId       EV_TOO_BIG: the vtepId whose path MTU the frame exceeds; else 0
+ *   52   4   outId       EV_TOO_BIG: the vtepId whose path MTU the frame exceeds;
+ *                        EV_KEY_USED: the receive key's index; else 0
  *   56   .   frame       EV_MISS: the inner Ethernet frame; EV_TOO_BIG: its first bytes
  *                        (at most 1294: what an ICMP error quotes); EV_CONTROL: the UDP
  *                        payload (tenantId 0, inKind IN_VTEP or IN_UNKNOWN_VTEP, outer
  *                        address, family and port set)
+ *
+ * Encrypted tunnels (native/secure.h). All three: tenantId 0, inKind IN_VTEP, inId the VTEP
+ * of the receive key the packet authenticated under (never looked up by outer address),
+ * outer address, family and port the packet's real source:
+ *   EV_SECURE    frame: the opened liveness message (UDP payload, 00 56 54 50 ...)
+ *   EV_KEY_USED  no frame; outId: our index of the key (raised once per key: the peer has
+ *                it, switch the send key to the session after a rekey)
+ *   EV_ENDPOINT  no frame; the outer source differs from the VTEP's address:port (roaming,
+ *                a NAT rebinding: move the VTEP with dpVtepSet)
+ * Handshake messages (UDP payloads [1|2|3, 0, 0, 0] of exactly 148, 92, 52 bytes) come up
+ * as EV_CONTROL like liveness messages.
  *
  * EV_TOO_BIG comes from a port (the encap of a frame whose outer packet would exceed the
  * VTEP's `mtu`; for a GSO super-frame, the size of one segment counts) or, on a hub, from a
@@ -362,6 +396,33 @@ export interface NativeAddon {
   dpTransmit(dp: DpHandle, tenantId: number, frame: Buffer, ports: Uint32Array, vteps: Uint32Array): number;
 
   dpStats(dp: DpHandle): DpStats;
+
+  /**
+   * Encrypted tunnels (native/secure.h). A receive key under OUR index (1..2^32-1, random,
+   * chosen here) for a session with a VTEP (must exist, VXLAN): sealed packets naming the
+   * index are opened with it and belong to that VTEP. Replacing an index resets its replay
+   * window (and EV_KEY_USED). At most 3 per VTEP: ENOSPC beyond. key: 32 bytes.
+   */
+  dpKeyRxSet(dp: DpHandle, index: number, vtepId: number, key: Buffer): void;
+  /** Remove a receive key (absent: not an error). */
+  dpKeyRxDel(dp: DpHandle, index: number): void;
+  /** The VTEP's send key and the peer's index for it (0..2^32-1); its counter starts at 0. Replaces the one before. */
+  dpKeyTxSet(dp: DpHandle, vtepId: number, remoteIndex: number, key: Buffer): void;
+  /** Remove the VTEP's send key (absent: not an error). dpVtepDel removes all of a VTEP's keys. */
+  dpKeyTxDel(dp: DpHandle, vtepId: number): void;
+  /**
+   * required: the tenant's frames go to VTEPs only sealed with their send key (none: dropped,
+   * counted secure_no_key, never sent in clear), and plain frames received for it are dropped
+   * (plaintext_refused). false (default): plain VXLAN out, plain and sealed frames in.
+   */
+  dpTenantEncrypt(dp: DpHandle, tenantId: number, required: boolean): void;
+  /**
+   * Seal a liveness message with the VTEP's send key and send it to the VTEP from the receive
+   * socket. ENOKEY without a send key; EMSGSIZE if it cannot leave whole.
+   */
+  dpSendSecure(dp: DpHandle, vtepId: number, payload: Buffer, opts?: SecureSendOptions): void;
+  /** The cipher this data path seals with. */
+  dpCipher(dp: DpHandle): Cipher;
 
   /**
    * Takeover restart (native/scm.c): hand file descriptors and a payload from one process

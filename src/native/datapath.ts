@@ -15,6 +15,11 @@ import {
   EV_MISS,
   EV_CONTROL,
   EV_TOO_BIG,
+  EV_SECURE,
+  EV_KEY_USED,
+  EV_ENDPOINT,
+  type Cipher,
+  type SecureSendOptions,
   type VtepOptions,
   type ControlSendOptions,
   IN_PORT,
@@ -37,9 +42,12 @@ export interface DpEvent {
    * learn: the source MAC is not in the cache at this place. miss: the frame is punted for
    * flooding. too-big: a frame from `ingress` did not fit the path MTU of VTEP `outVtep`
    * (frame: its first bytes). control: a liveness message (src/overlay/liveness.ts) arrived on the
-   * underlay port from `outer` (frame: the UDP payload; tenantId 0).
+   * underlay port from `outer` (frame: the UDP payload; tenantId 0). Encrypted tunnels
+   * (ingress: the VTEP of the receive key, tenantId 0, outer: the real source): secure: a
+   * sealed liveness message (frame: its payload); key-used: the first packet under receive
+   * key `keyIndex`; endpoint: an authenticated packet from `outer`, not the VTEP's address.
    */
-  type: 'learn' | 'miss' | 'too-big' | 'control';
+  type: 'learn' | 'miss' | 'too-big' | 'control' | 'secure' | 'key-used' | 'endpoint';
   tenantId: number;
   ingress: Ingress;
   srcMac: string;
@@ -47,6 +55,8 @@ export interface DpEvent {
   frame?: Buffer;
   /** too-big: the VTEP whose path MTU the frame exceeded. */
   outVtep?: number;
+  /** key-used: our index of the receive key. */
+  keyIndex?: number;
   /** The outer source address and UDP port, for events from the underlay. */
   outer?: { address: string; port: number };
   /** What carried the frame, for events from the underlay (absent: vxlan). */
@@ -82,6 +92,18 @@ export interface Datapath {
   tenantMss(tenantId: number, mssV4: number, mssV6: number): void;
   /** Send a liveness message on the underlay (see ControlSendOptions). */
   sendControl(address: string, port: number, payload: Buffer, opts?: ControlSendOptions): void;
+  /** Encrypted tunnels: a receive key under our index for a session with the VTEP (dpKeyRxSet). */
+  keyRxSet(index: number, vtepId: number, key: Buffer): void;
+  keyRxDel(index: number): void;
+  /** The VTEP's send key and the peer's index for the session (dpKeyTxSet). */
+  keyTxSet(vtepId: number, remoteIndex: number, key: Buffer): void;
+  keyTxDel(vtepId: number): void;
+  /** Encryption required for the tenant's tunnel traffic, both ways (dpTenantEncrypt). */
+  tenantEncrypt(tenantId: number, required: boolean): void;
+  /** Seal a liveness message with the VTEP's send key and send it (dpSendSecure). */
+  sendSecure(vtepId: number, payload: Buffer, opts?: SecureSendOptions): void;
+  /** The cipher this host seals with. */
+  cipherName(): Cipher;
   fdbSet(tenantId: number, mac: string, place: Place): void;
   fdbDel(tenantId: number, mac: string): void;
   fdbIdle(): FdbIdle[];
@@ -156,15 +178,25 @@ export function decodeEvents(buf: Buffer): DpEvent[] {
       off += recLen;
       continue;
     }
-    const kinds: Record<number, DpEvent['type']> = { [EV_LEARN]: 'learn', [EV_MISS]: 'miss', [EV_CONTROL]: 'control', [EV_TOO_BIG]: 'too-big' };
+    const kinds: Record<number, DpEvent['type']> = {
+      [EV_LEARN]: 'learn',
+      [EV_MISS]: 'miss',
+      [EV_CONTROL]: 'control',
+      [EV_TOO_BIG]: 'too-big',
+      [EV_SECURE]: 'secure',
+      [EV_KEY_USED]: 'key-used',
+      [EV_ENDPOINT]: 'endpoint',
+    };
     const kind = kinds[type];
     if (!kind) {
       off += recLen;
       continue;
     }
     const ev: DpEvent = { type: kind, tenantId, ingress, srcMac };
-    if (type !== EV_LEARN) ev.frame = Buffer.from(buf.subarray(off + EVENT_HEADER, off + EVENT_HEADER + frameLen));
+    if (type !== EV_LEARN && type !== EV_KEY_USED && type !== EV_ENDPOINT)
+      ev.frame = Buffer.from(buf.subarray(off + EVENT_HEADER, off + EVENT_HEADER + frameLen));
     if (type === EV_TOO_BIG) ev.outVtep = buf.readUInt32LE(off + 52);
+    if (type === EV_KEY_USED) ev.keyIndex = buf.readUInt32LE(off + 52);
     if (family === 4 || family === 6) ev.outer = { address: formatAddress(buf, off + 16, family), port: outerPort };
     if (encap && encap !== 'vxlan') ev.encap = encap;
     events.push(ev);
@@ -231,6 +263,27 @@ export class NativeDatapath implements Datapath {
   }
   vtepDel(vtepId: number): void {
     this.n.dpVtepDel(this.dp, vtepId);
+  }
+  keyRxSet(index: number, vtepId: number, key: Buffer): void {
+    this.n.dpKeyRxSet(this.dp, index, vtepId, key);
+  }
+  keyRxDel(index: number): void {
+    this.n.dpKeyRxDel(this.dp, index);
+  }
+  keyTxSet(vtepId: number, remoteIndex: number, key: Buffer): void {
+    this.n.dpKeyTxSet(this.dp, vtepId, remoteIndex, key);
+  }
+  keyTxDel(vtepId: number): void {
+    this.n.dpKeyTxDel(this.dp, vtepId);
+  }
+  tenantEncrypt(tenantId: number, required: boolean): void {
+    this.n.dpTenantEncrypt(this.dp, tenantId, required);
+  }
+  sendSecure(vtepId: number, payload: Buffer, opts?: SecureSendOptions): void {
+    this.n.dpSendSecure(this.dp, vtepId, payload, opts ?? {});
+  }
+  cipherName(): Cipher {
+    return this.n.dpCipher(this.dp);
   }
   fdbSet(tenantId: number, mac: string, place: Place): void {
     const [kind, id] = placeToNative(place);

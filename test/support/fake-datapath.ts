@@ -6,7 +6,7 @@
  * drops, unknown VNIs dropped. Events are delivered synchronously.
  */
 import type { Datapath, DpEvent, FdbIdle, Place } from '../../src/native/datapath.js';
-import type { ControlSendOptions, DpStats, VtepOptions } from '../../src/native/addon.js';
+import type { Cipher, ControlSendOptions, DpStats, SecureSendOptions, VtepOptions } from '../../src/native/addon.js';
 import { frameMacs, isLearnableMac, isMulticastMac } from '../../src/util/mac.js';
 
 export interface WirePacket {
@@ -112,9 +112,44 @@ export class FakeDatapath implements Datapath {
     const byPort = [...this.vteps].find(([id, a]) => a === address && this.vtepOpts.get(id)?.matchPort && this.vtepOpts.get(id)?.port === port);
     return (byPort ?? [...this.vteps].find(([id, a]) => a === address && !this.vtepOpts.get(id)?.matchPort))?.[0];
   }
+  /** Encrypted tunnels (recorded only; the fake neither seals nor opens). */
+  readonly rxKeys = new Map<number, { vtepId: number; key: Buffer }>();
+  readonly txKeys = new Map<number, { remoteIndex: number; key: Buffer }>();
+  readonly encryptOf = new Set<number>();
+  readonly secureSent: { vtepId: number; payload: Buffer; opts: SecureSendOptions }[] = [];
+  cipher: Cipher = 'chacha20-poly1305';
+  keyRxSet(index: number, vtepId: number, key: Buffer): void {
+    if (!this.vteps.has(vtepId)) throw Object.assign(new Error(`dpKeyRxSet: VTEP ${vtepId} does not exist`), { code: 'ENOENT' });
+    const mine = [...this.rxKeys].filter(([i, k]) => k.vtepId === vtepId && i !== index);
+    if (mine.length >= 3) throw Object.assign(new Error(`dpKeyRxSet: VTEP ${vtepId} has 3 receive keys already`), { code: 'ENOSPC' });
+    this.rxKeys.set(index, { vtepId, key: Buffer.from(key) });
+  }
+  keyRxDel(index: number): void {
+    this.rxKeys.delete(index);
+  }
+  keyTxSet(vtepId: number, remoteIndex: number, key: Buffer): void {
+    if (!this.vteps.has(vtepId)) throw Object.assign(new Error(`dpKeyTxSet: VTEP ${vtepId} does not exist`), { code: 'ENOENT' });
+    this.txKeys.set(vtepId, { remoteIndex, key: Buffer.from(key) });
+  }
+  keyTxDel(vtepId: number): void {
+    this.txKeys.delete(vtepId);
+  }
+  tenantEncrypt(tenantId: number, required: boolean): void {
+    if (required) this.encryptOf.add(tenantId);
+    else this.encryptOf.delete(tenantId);
+  }
+  sendSecure(vtepId: number, payload: Buffer, opts: SecureSendOptions = {}): void {
+    if (!this.txKeys.has(vtepId)) throw Object.assign(new Error(`dpSendSecure: VTEP ${vtepId} has no send key`), { code: 'ENOKEY' });
+    this.secureSent.push({ vtepId, payload: Buffer.from(payload), opts });
+  }
+  cipherName(): Cipher {
+    return this.cipher;
+  }
   vtepDel(vtepId: number): void {
     this.vteps.delete(vtepId);
     this.vtepOpts.delete(vtepId);
+    this.txKeys.delete(vtepId);
+    for (const [i, k] of [...this.rxKeys]) if (k.vtepId === vtepId) this.rxKeys.delete(i);
     for (const set of this.acceptOf.values()) set.delete(vtepId);
     for (const [k, v] of [...this.fdb]) if (v.place.kind === 'vtep' && v.place.vtepId === vtepId) this.fdb.delete(k);
   }
