@@ -3,7 +3,8 @@
 // undefined) and run each for a bounded time, then print a summary and fail on any crash.
 //
 //   FUZZ_SECONDS=60      seconds per target (default 60)
-//   FUZZ_TARGETS=a,b     only these targets (default: every fuzz/fuzz_*.c)
+//   FUZZ_TARGETS=a,b     only these targets (default: every fuzz/fuzz_*.c, and the TypeScript
+//                        ones: handshake, fuzz/handshake.mjs, run from dist/)
 //   node fuzz/run.mjs --build-only
 //   build/fuzz/fuzz_decap CRASHFILE      reproduce one input (the run prints the path)
 //
@@ -141,20 +142,50 @@ function runTarget(t) {
   });
 }
 
+/**
+ * The TypeScript targets: Node scripts run from the built dist/ for FUZZ_SECONDS, failing
+ * with a non-zero exit. handshake: the key exchange's parsers (fuzz/handshake.mjs).
+ */
+const JS_TARGETS = { handshake: 'handshake.mjs' };
+
+/** Run one TypeScript target for `seconds`; it prints its own summary. */
+function runJsTarget(t) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(here, JS_TARGETS[t])], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, FUZZ_SECONDS: String(seconds) },
+    });
+    let log = '';
+    const keep = (d) => {
+      log = (log + d.toString()).slice(-100_000);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    child.on('exit', (code, signal) => {
+      const failed = code !== 0 || signal !== null;
+      if (failed) process.stderr.write(`\n==== ${t}: exit ${code ?? signal}\n${log.slice(-8000)}\n`);
+      const execs = Number(/ok, (\d+) messages/.exec(log)?.[1] ?? 0);
+      resolve({ t, execs, cov: 0, ft: 0, corpus: 0, crash: /written to (\S+)/.exec(log)?.[1] ?? null, failed, seeds: 0 });
+    });
+  });
+}
+
 const only = process.env.FUZZ_TARGETS
   ? process.env.FUZZ_TARGETS.split(',')
       .map((s) => s.trim())
       .filter(Boolean)
-  : Object.keys(TARGETS);
-for (const t of only) if (!TARGETS[t]) throw new Error(`fuzz: unknown target ${t} (known: ${Object.keys(TARGETS).join(', ')})`);
-const cc = findClang();
-console.log(`fuzz: ${cc}, ${only.length} target(s), ${seconds} s each`);
-build(cc, only);
+  : [...Object.keys(TARGETS), ...Object.keys(JS_TARGETS)];
+const known = [...Object.keys(TARGETS), ...Object.keys(JS_TARGETS)];
+for (const t of only) if (!known.includes(t)) throw new Error(`fuzz: unknown target ${t} (known: ${known.join(', ')})`);
+const cOnly = only.filter((t) => TARGETS[t]);
+const cc = cOnly.length ? findClang() : null;
+console.log(`fuzz: ${cc ?? 'node'}, ${only.length} target(s), ${seconds} s each`);
+if (cc) build(cc, cOnly);
 if (process.argv.includes('--build-only')) process.exit(0);
 
 const results = [];
 for (const t of only) {
-  const r = await runTarget(t);
+  const r = JS_TARGETS[t] ? await runJsTarget(t) : await runTarget(t);
   results.push(r);
   console.log(`fuzz: ${t}: ${r.execs} execs, cov ${r.cov}, ft ${r.ft}${r.failed ? `, FAILED${r.crash ? ` (reproducer ${r.crash})` : ''}` : ''}`);
 }

@@ -14,6 +14,7 @@ import type { ChildProcess } from 'node:child_process';
 import { Lab, waitForLine } from './netns.js';
 import { packageRoot } from '../src/util/paths.js';
 import type { Encap, Family } from '../src/core/encap.js';
+import { encodeKey, generatePrivateKey, publicKeyOf } from '../src/secure/keys.js';
 
 /** The compiled CLI (dist/src/cli/cli.js), whether we run from dist/ or from source under vitest. */
 export const CLI = join(packageRoot, 'dist', 'src', 'cli', 'cli.js');
@@ -257,6 +258,8 @@ export interface HubSpokeTenant {
   /** TAP MTU on the spokes (default: from underlay.mtu). */
   tapMtu?: number;
   mssClamp?: 'off' | 'auto' | number;
+  /** With `secure`: this tenant's encryption (default: required). */
+  encryption?: 'required' | 'off';
 }
 
 export interface HubSpokeOptions {
@@ -273,6 +276,30 @@ export interface HubSpokeOptions {
   /** Extra top-level YAML for spokes / hubs. */
   spokeExtra?: string[];
   hubExtra?: string[];
+  /**
+   * Identities (docs/security.md): every hub and spoke gets a key pair (files in `dir`,
+   * mode 0600), spokes pin their hubs by key, hubs list the spokes' keys, tenants are
+   * encrypted (unless `encryption: off`). `spokeVnis` limits what a spoke's key may join
+   * (default: every tenant).
+   */
+  secure?: { rekeyInterval?: number; encryption?: 'required' | 'off'; spokeVnis?: Record<string, number[]> };
+  /** More hosts on the underlay switch (an attacker), by name: their address. */
+  extraHosts?: Record<string, string>;
+}
+
+/** A node's key pair as the tests use it (base64) and where its private key file is. */
+export interface LabKey {
+  privateKey: string;
+  publicKey: string;
+  file: string;
+}
+
+/** A new key pair, its private key written to `dir/NAME.key` with mode 0600. */
+export function labKey(dir: string, name: string): LabKey {
+  const priv = generatePrivateKey();
+  const file = join(dir, `${name}.key`);
+  writeFileSync(file, `${encodeKey(priv)}\n`, { mode: 0o600 });
+  return { privateKey: encodeKey(priv), publicKey: encodeKey(publicKeyOf(priv)), file };
 }
 
 export interface HubSpoke {
@@ -289,6 +316,8 @@ export interface HubSpoke {
   endpoint(tenant: string, spoke: string): string;
   /** The YAML a host runs. */
   yaml: Map<string, string>;
+  /** With `secure`: each hub's and spoke's key pair, by host name. */
+  keys: Map<string, LabKey>;
   /** Start (again) the daemon of a host with its YAML. */
   start(host: string): Promise<Daemonised>;
   cleanup(): Promise<void>;
@@ -322,6 +351,15 @@ export async function hubAndSpoke(opts: HubSpokeOptions = {}): Promise<HubSpoke>
     return d;
   };
   const dead = opts.deadInterval !== undefined ? [`deadInterval: ${opts.deadInterval}`] : [];
+  const keys = new Map<string, LabKey>();
+  const sec = opts.secure;
+  const identity = (host: string) =>
+    sec ? [`identity: { privateKeyFile: ${keys.get(host)!.file}${sec.rekeyInterval ? `, rekeyInterval: ${sec.rekeyInterval}` : ''} }`] : [];
+  const encryptionOf = (t: HubSpokeTenant) => t.encryption ?? sec?.encryption;
+  if (sec) {
+    for (let i = 0; i < nHubs; i++) keys.set(`hub${i + 1}`, labKey(dir, `hub${i + 1}`));
+    for (const s of spokes) keys.set(s, labKey(dir, s));
+  }
   try {
     await lab.addHost('sw', { ipv6: false });
     await lab.exec('sw', 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
@@ -358,6 +396,10 @@ export async function hubAndSpoke(opts: HubSpokeOptions = {}): Promise<HubSpoke>
       for (const r of rules) await lab.exec(gw, 'nft', r.split(' '));
     }
     for (const t of tenants) for (const s of spokes) await lab.addHost(endpoint(t.name, s), { ipv6: false });
+    for (const [name, addr] of Object.entries(opts.extraHosts ?? {})) {
+      await lab.addHost(name, { ipv6: false });
+      await attach(name, addr);
+    }
 
     // Hubs: relays with no ports; a kernel spoke is a static spoke in the flood list.
     for (let i = 0; i < nHubs; i++) {
@@ -366,18 +408,30 @@ export async function hubAndSpoke(opts: HubSpokeOptions = {}): Promise<HubSpoke>
         `log: { level: ${opts.log ?? 'warn'} }`,
         'role: hub',
         ...dead,
+        ...identity(`hub${i + 1}`),
+        ...(sec
+          ? [
+              'spokes:',
+              ...spokes.map(
+                (s) => `  - { name: ${s}, publicKey: "${keys.get(s)!.publicKey}", vnis: [ ${(sec.spokeVnis?.[s] ?? tenants.map((t) => t.vni)).join(', ')} ] }`,
+              ),
+            ]
+          : []),
         ...(opts.hubExtra ?? []),
         'tenants:',
       ];
       for (const t of tenants) {
         lines.push(
-          `  - { name: ${t.name}, vni: ${t.vni}${opts.kernelSpoke && i === 0 ? ', flood: [ 10.0.0.9 ]' : ''}${t.mssClamp ? `, mssClamp: ${t.mssClamp}` : ''} }`,
+          `  - { name: ${t.name}, vni: ${t.vni}${opts.kernelSpoke && i === 0 ? ', flood: [ 10.0.0.9 ]' : ''}${t.mssClamp ? `, mssClamp: ${t.mssClamp}` : ''}${encryptionOf(t) ? `, encryption: ${encryptionOf(t)}` : ''} }`,
         );
       }
       yaml.set(`hub${i + 1}`, lines.join('\n') + '\n');
     }
     for (const s of spokes) {
-      const hubs = Array.from({ length: nHubs }, (_, i) => `{ address: ${hubAddress(i)} }`).join(', ');
+      const hubs = Array.from(
+        { length: nHubs },
+        (_, i) => `{ address: ${hubAddress(i)}${sec ? `, publicKey: "${keys.get(`hub${i + 1}`)!.publicKey}"` : ''} }`,
+      ).join(', ');
       const lines = [
         `underlay: { local: ${spokeLocal(s)}, mtu: 1500 }`,
         `log: { level: ${opts.log ?? 'warn'} }`,
@@ -385,6 +439,7 @@ export async function hubAndSpoke(opts: HubSpokeOptions = {}): Promise<HubSpoke>
         `hubs: [ ${hubs} ]`,
         ...(nat.has(s) ? ['nat: true'] : []),
         ...dead,
+        ...identity(s),
         ...(opts.spokeExtra ?? []),
         'tenants:',
       ];
@@ -395,6 +450,7 @@ export async function hubAndSpoke(opts: HubSpokeOptions = {}): Promise<HubSpoke>
           `  - name: ${t.name}`,
           `    vni: ${t.vni}`,
           ...(t.mssClamp ? [`    mssClamp: ${t.mssClamp}`] : []),
+          ...(encryptionOf(t) ? [`    encryption: ${encryptionOf(t)}`] : []),
           `    ports: [ { tap: ${t.name}0, netns: ${lab.ns(endpoint(t.name, s))}, address: ${overlay(t.name, s)}/24, mac: "${mac}"${t.tapMtu ? `, mtu: ${t.tapMtu}` : ''} } ]`,
         );
       }
@@ -416,7 +472,7 @@ export async function hubAndSpoke(opts: HubSpokeOptions = {}): Promise<HubSpoke>
         await lab.exec(ep, 'ip', ['link', 'set', dev, 'up']);
       }
     }
-    return { lab, dir, daemons, hubAddress, spokeLocal, overlay, endpoint, yaml, start, cleanup };
+    return { lab, dir, daemons, hubAddress, spokeLocal, overlay, endpoint, yaml, keys, start, cleanup };
   } catch (e) {
     await cleanup();
     throw e;

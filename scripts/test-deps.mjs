@@ -16,6 +16,8 @@ const TOOLS = {
   'ovs-vsctl': 'openvswitch-switch',
   // nftables: the NAT (masquerade) namespace between a spoke and its hub in the hub-and-spoke tests.
   nft: 'nftables',
+  // conntrack: the NAT-rebinding test flushes the NAT's mappings (conntrack -F).
+  conntrack: 'conntrack',
   // WireGuard's wg: the reference for the key text form (`vtepd genkey`/`pubkey` against `wg genkey`/`pubkey`).
   wg: 'wireguard-tools',
 };

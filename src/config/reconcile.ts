@@ -21,7 +21,10 @@ import type { Config, ConfigError, LogLevel, MetricsConfig, PortConfig, StaticFd
 
 /** A tenant's policy: everything reload changes in place without touching its table. */
 /** The node's role and its timers (top-level keys; src/overlay/roles.ts). */
-export type RolesChange = Pick<Config, 'role' | 'hubs' | 'nat' | 'keepalive' | 'deadInterval' | 'pmtuDiscovery'>;
+export type RolesChange = Pick<Config, 'role' | 'hubs' | 'nat' | 'keepalive' | 'deadInterval' | 'pmtuDiscovery' | 'spokes'> & {
+  /** identity.rekeyInterval (s); null without an identity. */
+  rekeyInterval: number | null;
+};
 export const ROLE_KEYS = ['role', 'hubs', 'nat', 'keepalive', 'deadInterval', 'pmtuDiscovery'] as const;
 
 export type PolicyChange = Pick<TenantConfig, 'learning' | 'ageing' | 'maxMacs' | 'acceptFrom' | 'stormControl' | 'moveDampening'>;
@@ -97,6 +100,11 @@ export function plan(running: Config, next: Config): Plan {
       path: 'underlay.local',
       message: "the underlay addresses differ from the running daemon's; changing the underlay needs a restart (vtepd restart), not a reload",
     });
+  if (running.identity?.privateKeyFile !== next.identity?.privateKeyFile)
+    errors.push({
+      path: 'identity',
+      message: `${running.identity ? `is ${running.identity.privateKeyFile}` : 'is absent'} in the running daemon; a new identity needs a restart (vtepd restart), not a reload`,
+    });
   if (errors.length) return { changes: [], errors };
 
   const removePorts: Change[] = [];
@@ -119,11 +127,25 @@ export function plan(running: Config, next: Config): Plan {
   for (const t of running.tenants) {
     const n = newT.get(t.name);
     if (!n) removeTenants.push({ op: 'tenant.remove', tenant: t.name, why: 'not in the new config' });
-    else if (n.vni !== t.vni || n.encap !== t.encap || encapChanged(t.vtepEncap, n.vtepEncap)) {
-      // Another VNI, or another encapsulation on the wire: another segment.
+    else if (
+      n.vni !== t.vni ||
+      n.encap !== t.encap ||
+      encapChanged(t.vtepEncap, n.vtepEncap) ||
+      n.encryption !== t.encryption ||
+      !eqJson(t.vtepKeys, n.vtepKeys)
+    ) {
+      // Another VNI, another encapsulation, encryption or keys on the wire: another segment.
       replaced.add(t.name);
       const why =
-        n.vni !== t.vni ? `VNI ${t.vni} -> ${n.vni}` : n.encap !== t.encap ? `encap ${t.encap} -> ${n.encap}` : 'encapsulation toward its VTEPs changed';
+        n.vni !== t.vni
+          ? `VNI ${t.vni} -> ${n.vni}`
+          : n.encap !== t.encap
+            ? `encap ${t.encap} -> ${n.encap}`
+            : n.encryption !== t.encryption
+              ? `encryption ${t.encryption} -> ${n.encryption}`
+              : !eqJson(t.vtepKeys, n.vtepKeys)
+                ? 'the keys of its VTEPs changed'
+                : 'encapsulation toward its VTEPs changed';
       removeTenants.push({ op: 'tenant.remove', tenant: t.name, why });
     }
   }
@@ -186,6 +208,8 @@ export function plan(running: Config, next: Config): Plan {
     keepalive: c.keepalive,
     deadInterval: c.deadInterval,
     pmtuDiscovery: c.pmtuDiscovery,
+    spokes: c.spokes,
+    rekeyInterval: c.identity?.rekeyInterval ?? null,
   });
   if (!eqJson(roles(running), roles(next))) services.push({ op: 'roles', ...roles(next) });
   if (running.log.level !== next.log.level) services.push({ op: 'log.level', level: next.log.level });
@@ -226,7 +250,7 @@ export function describeChange(c: Change): string {
     case 'tenant.mss':
       return `tenant ${c.tenant}: mssClamp ${c.mssClamp}`;
     case 'roles':
-      return `role ${c.role}${c.role === 'spoke' ? ` (hubs ${c.hubs.map((h) => `${h.address}:${h.port}`).join(', ')}${c.nat ? ', behind NAT' : ''})` : ''}, deadInterval ${c.deadInterval} s, keepalive ${c.keepalive} s, pmtuDiscovery ${c.pmtuDiscovery}`;
+      return `role ${c.role}${c.role === 'spoke' ? ` (hubs ${c.hubs.map((h) => `${h.address}:${h.port}`).join(', ')}${c.nat ? ', behind NAT' : ''})` : ''}${c.role === 'hub' && c.spokes.length ? ` (${c.spokes.length} spokes by key)` : ''}, deadInterval ${c.deadInterval} s, keepalive ${c.keepalive} s, pmtuDiscovery ${c.pmtuDiscovery}${c.rekeyInterval !== null ? `, rekeyInterval ${c.rekeyInterval} s` : ''}`;
     case 'log.level':
       return `log level ${c.level}`;
     case 'limits':

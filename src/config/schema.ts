@@ -156,7 +156,7 @@ const KEY_MSG = 'must be an X25519 public key: 32 bytes of base64 (44 characters
 /** A public key as `vtepd pubkey` / `wg pubkey` print it: 32 bytes, standard base64. */
 export function parsePublicKey(text: string): Parsed<string> {
   const b = /^[A-Za-z0-9+/]{43}=$/.test(text) ? Buffer.from(text, 'base64') : null;
-  if (!b || b.length !== 32 || b.toString('base64') !== text) return { error: KEY_MSG };
+  if (b?.length !== 32 || b.toString('base64') !== text) return { error: KEY_MSG };
   if (b.every((x) => x === 0)) return { error: `${KEY_MSG}, not all-zero` };
   return { value: text };
 }

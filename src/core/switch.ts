@@ -25,6 +25,10 @@ export interface TenantSpec extends BridgeSpec {
   /** How the tenant reaches its VTEPs (default vxlan), and per VTEP address where it differs. */
   encap?: Encap;
   vtepEncap?: Record<string, Encap>;
+  /** encryption: required: the data path sends and takes this tenant's frames only encrypted. */
+  encrypted?: boolean;
+  /** VTEP addresses that hold a key (mesh peers): sent to from the underlay port, one endpoint each. */
+  keyed?: string[];
 }
 
 /** A tenant's learning policy, in the units the Bridge runs on (ms). */
@@ -92,6 +96,8 @@ export class Switch {
   private readonly tooBig: TooBigResponder;
   /** How each tenant reaches its VTEPs: its encap, and per VTEP address where it differs. */
   private readonly encapOf = new Map<string, { encap: Encap; vtepEncap: Record<string, Encap> }>();
+  /** VTEP addresses with a key (mesh peers): their VTEPs send from the underlay port. */
+  private readonly keyed = new Set<string>();
   /** MSS clamping per tenant id, as last programmed ("v4/v6"). */
   private readonly mss = new Map<number, string>();
 
@@ -188,6 +194,8 @@ export class Switch {
       throw e;
     }
     this.encapOf.set(spec.name, encap);
+    for (const a of spec.keyed ?? []) this.keyed.add(a);
+    if (spec.encrypted) this.dp.tenantEncrypt(tenantId, true);
     this.dp.tenantAcceptAny(tenantId, bridge.acceptAny);
     this.bridges.set(spec.name, bridge);
     this.bridgesById.set(tenantId, bridge);
@@ -513,6 +521,8 @@ export class Switch {
 
   /** A configured VTEP of a tenant (flood list, static entry): by address in the tenant's encap, or by key ("gre:ADDR"). */
   private peerVtep(tenant: string, addressOrKey: string): Vtep {
-    return this.vteps.configured(addressOrKey, this.encapTo(tenant, addressOrKey));
+    const v = this.vteps.configured(addressOrKey, this.encapTo(tenant, addressOrKey));
+    if (this.keyed.has(v.address)) this.vteps.fixSource(v);
+    return v;
   }
 }

@@ -249,6 +249,13 @@ export class VtepRegistry {
     this.gc(v);
   }
 
+  /** Send to the VTEP from the underlay port (a peer with a key: one endpoint, as its session expects). */
+  fixSource(v: Vtep): void {
+    if (v.fixedSourcePort || !this.byId.has(v.id)) return;
+    v.fixedSourcePort = true;
+    this.program(v);
+  }
+
   /** Set the path MTU toward a VTEP (0: unchecked); the fast path checks it on every encap. */
   setMtu(v: Vtep, mtu: number): void {
     if (v.mtu === mtu || !this.byId.has(v.id)) return;

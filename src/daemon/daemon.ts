@@ -26,6 +26,8 @@ import { Telemetry, type StatsSnapshot } from './stats.js';
 import { VERSION } from '../util/paths.js';
 import type { ConfigError } from '../config/config.js';
 import { usesGre } from '../config/config.js';
+import { handshakeType, type Identity } from '../secure/handshake.js';
+import { publicKeyOf, readPrivateKeyFile } from '../secure/keys.js';
 
 const log = logger('daemon');
 
@@ -96,7 +98,13 @@ export function tenantPolicy(t: PolicyChange): TenantPolicy {
 }
 
 /** The role agent's options from a config (its seconds in milliseconds, converted here only). */
-export function roleOptions(c: Pick<Config, 'role' | 'hubs' | 'nat' | 'keepalive' | 'deadInterval' | 'pmtuDiscovery' | 'underlay'>): RoleOptions {
+export function roleOptions(
+  c: Pick<Config, 'role' | 'hubs' | 'nat' | 'keepalive' | 'deadInterval' | 'pmtuDiscovery' | 'underlay' | 'spokes'> & {
+    /** A reload's identity.rekeyInterval, or the config's identity. */
+    rekeyInterval?: number | null;
+    identity?: Config['identity'];
+  },
+): RoleOptions {
   return {
     role: c.role,
     hubs: c.hubs,
@@ -106,7 +114,17 @@ export function roleOptions(c: Pick<Config, 'role' | 'hubs' | 'nat' | 'keepalive
     pmtuDiscovery: c.pmtuDiscovery,
     underlayMtu: c.underlay.mtu,
     family: c.underlay.family,
+    spokes: c.spokes,
+    rekeyMs: (c.rekeyInterval ?? c.identity?.rekeyInterval ?? 120) * 1000,
+    port: c.underlay.port,
   };
+}
+
+/** The node's key pair from identity.privateKeyFile (refused if group or others may read it); null without one. */
+export function loadIdentity(c: Pick<Config, 'identity'>): Identity | null {
+  if (!c.identity) return null;
+  const privateKey = readPrivateKeyFile(c.identity.privateKeyFile);
+  return { privateKey, publicKey: publicKeyOf(privateKey) };
 }
 
 export class Daemon implements Target {
@@ -142,9 +160,11 @@ export class Daemon implements Target {
       maxMacsTotal,
       // Every VTEP's path MTU starts at the underlay's: frames that do not fit get ICMP too-big.
       defaultVtepMtu: config.underlay.mtu,
-      onControl: (payload, from) => this.roles.onControl(payload, from),
+      onControl: (payload, from) => (handshakeType(payload) !== null ? this.roles.onHandshake(payload, from) : this.roles.onControl(payload, from)),
+      onSecureEvent: (ev) => this.roles.onSecureEvent(ev),
     });
-    this.roles = new RoleAgent({ sw: this.sw, vteps: this.sw.vteps, dp }, roleOptions(config));
+    const identity = loadIdentity(config);
+    this.roles = new RoleAgent({ sw: this.sw, vteps: this.sw.vteps, dp, identity }, roleOptions(config));
     this.telemetry = new Telemetry({ sw: this.sw, dp, roles: this.roles, startedAt: this.startedAt });
     this.lost = new LostPorts({
       ports: () => this.ports,
@@ -201,7 +221,8 @@ export class Daemon implements Target {
   // ---- Target: the reconcile operations ------------------------------------------------
 
   addTenant(t: TenantConfig): void {
-    this.roles.setTenant(t.name, { mssClamp: t.mssClamp, encap: t.encap });
+    const encrypted = t.encryption === 'required';
+    this.roles.setTenant(t.name, { mssClamp: t.mssClamp, encap: t.encap, encrypted, vtepKeys: t.vtepKeys });
     const b = this.sw.addTenant({
       name: t.name,
       vni: t.vni,
@@ -209,6 +230,8 @@ export class Daemon implements Target {
       fdb: t.fdb,
       encap: t.encap,
       vtepEncap: t.vtepEncap,
+      encrypted,
+      keyed: Object.keys(t.vtepKeys),
       ...tenantPolicy(t),
     });
     this.roles.applyTo(b);
@@ -231,7 +254,12 @@ export class Daemon implements Target {
   }
   setMssClamp(name: string, clamp: TenantConfig['mssClamp']): void {
     const t = this.running.tenants.find((x) => x.name === name);
-    this.roles.setTenant(name, { mssClamp: clamp, encap: t?.encap ?? 'vxlan' });
+    this.roles.setTenant(name, {
+      mssClamp: clamp,
+      encap: t?.encap ?? 'vxlan',
+      encrypted: t?.encryption === 'required',
+      vtepKeys: t?.vtepKeys ?? {},
+    });
   }
   setRoles(r: RolesChange): void {
     this.roles.reconfigure(roleOptions({ ...r, underlay: this.running.underlay }));

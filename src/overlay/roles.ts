@@ -27,6 +27,15 @@
  *   fast path then answers frames that do not fit with ICMP too-big (see Switch).
  * - MSS clamping: per tenant, off, a fixed MSS, or auto (the smallest path MTU of the
  *   tenant's VTEPs minus the encapsulation overhead and 40 / 60 bytes of IP + TCP).
+ *
+ * With an identity (src/secure/peers.ts), every peer is a key: a spoke's hubs are pinned by
+ * theirs, a hub admits only the spokes it lists (into their VNIs only), a mesh VTEP with a
+ * key is one too. Liveness and path MTU probes then travel only inside the authenticated
+ * channel (the data path encrypts them, dpSendSecure); a plaintext liveness message is
+ * counted (`unauthenticated`) and never answered, and nothing is sent to a peer before its
+ * handshake succeeded. A hub learns a spoke when its handshake authenticates, at the
+ * address and port it came from, and follows it there (NAT rebinding) only on packets the
+ * data path authenticated.
  */
 import { randomBytes } from 'node:crypto';
 import type { Bridge } from '../core/bridge.js';
@@ -35,11 +44,14 @@ import { encapOverhead, type Encap, type Family } from '../core/encap.js';
 import { HEADER, PROBE, REPLY, decodeLiveness, encodeLiveness, type LivenessMessage } from './liveness.js';
 import { logger, type Logger } from '../util/log.js';
 import type { Switch } from '../core/switch.js';
-import type { Vtep, VtepRegistry } from '../core/vteps.js';
-import type { Datapath } from '../native/datapath.js';
+import { vtepKey, type Vtep, type VtepRegistry } from '../core/vteps.js';
+import type { Datapath, DpEvent } from '../native/datapath.js';
 import { PmtuSearch } from './pmtu.js';
 import { SpokeRole } from './spoke.js';
 import { HubRole, spokeTimeoutMs } from './hub.js';
+import { SECURE_OVERHEAD } from '../core/encap.js';
+import type { Identity } from '../secure/handshake.js';
+import { SecureLayer, type Endpoint, type Peer, type PeerSpec, type SecureDatapath, type SecureHooks } from '../secure/peers.js';
 
 /**
  * The role keys of the config, keepalive and deadInterval in milliseconds, plus
@@ -51,6 +63,12 @@ export type RoleOptions = Pick<Config, 'role' | 'hubs' | 'nat' | 'pmtuDiscovery'
   deadIntervalMs: number;
   underlayMtu: number;
   family: Family;
+  /** A hub with an identity: the spokes it admits, by key (config `spokes`). */
+  spokes?: Config['spokes'];
+  /** Session key rotation (identity.rekeyInterval), ms. */
+  rekeyMs?: number;
+  /** The tunnel's UDP port (mesh peers with keys are reached there). */
+  port?: number;
 };
 
 /** What the role agent works on: the tenants, the VTEPs, and the data path's sends. */
@@ -58,10 +76,12 @@ export interface RoleDeps {
   sw: Switch;
   vteps: VtepRegistry;
   dp: RoleDatapath;
+  /** The node's key pair: authenticated peers and encrypted tunnels (null or absent: plain). */
+  identity?: Identity | null;
 }
 
-/** The data path as the role agent uses it: announcements and liveness messages. */
-export type RoleDatapath = Pick<Datapath, 'transmit' | 'sendControl'>;
+/** The data path as the role agent uses it: announcements, liveness messages, session keys. */
+export type RoleDatapath = Pick<Datapath, 'transmit' | 'sendControl' | 'sendSecure'> & SecureDatapath;
 
 /** What a spoke's or a hub's side (spoke.ts, hub.ts) uses of the agent. */
 export interface RoleContext extends RoleDeps {
@@ -69,10 +89,12 @@ export interface RoleContext extends RoleDeps {
   readonly log: Logger;
   readonly counters: RoleAgent['counters'];
   clock(): number;
-  /** Send a PROBE. */
-  probe(address: string, port: number): void;
+  /** The authenticated peers (null without an identity). */
+  readonly secure: SecureLayer | null;
+  /** Send a PROBE to the VTEP (inside its session with an identity: not before it is up). */
+  probe(v: Vtep): void;
   /** One round of path MTU probes toward a peer; its VTEP gets the confirmed size. */
-  pmtuRound(address: string, port: number, family: Family, search: PmtuSearch, v: Vtep, verify: boolean): void;
+  pmtuRound(family: Family, search: PmtuSearch, v: Vtep, verify: boolean): void;
   newSearch(family: Family): PmtuSearch;
   /** Put the role's state into one tenant. */
   applyTo(b: Bridge): void;
@@ -82,6 +104,10 @@ export interface RoleContext extends RoleDeps {
 export interface TenantRoleSpec {
   mssClamp: 'off' | 'auto' | number;
   encap: Encap;
+  /** Frames travel encrypted (32 bytes more per packet: the MSS clamp leaves room). */
+  encrypted?: boolean;
+  /** Mesh VTEPs with a key (flood entries): address -> public key. */
+  vtepKeys?: Record<string, string>;
 }
 
 export interface RoleStatus {
@@ -107,9 +133,34 @@ export interface RoleStatus {
   probesSent: number;
   repliesSent: number;
   invalidMessages: number;
+  /** Plaintext liveness messages ignored because this node talks only to authenticated peers. */
+  unauthenticated: number;
+  /** With an identity: the handshakes and peers (src/secure/peers.ts). */
+  secure: SecureStatus | null;
 }
 
-export class RoleAgent implements RoleContext {
+export interface SecureStatus {
+  publicKey: string;
+  rekeyInterval: number;
+  peers: {
+    name: string;
+    publicKey: string;
+    vtep: string | null;
+    up: boolean;
+    handshakes: number;
+    sessionAgeSeconds: number | null;
+    lastHeardSecondsAgo: number | null;
+  }[];
+  handshakes: number;
+  initiationsSent: number;
+  responsesSent: number;
+  cookiesSent: number;
+  cookiesReceived: number;
+  roams: number;
+  dropped: Record<string, number>;
+}
+
+export class RoleAgent implements RoleContext, SecureHooks {
   readonly sender = randomBytes(4).readUInt32BE(0);
   opts: RoleOptions;
   private seq = 0;
@@ -124,7 +175,8 @@ export class RoleAgent implements RoleContext {
   readonly sw: Switch;
   readonly vteps: VtepRegistry;
   readonly dp: RoleDatapath;
-  readonly counters = { failovers: 0, announcements: 0, probesSent: 0, repliesSent: 0, invalidMessages: 0 };
+  readonly counters = { failovers: 0, announcements: 0, probesSent: 0, repliesSent: 0, invalidMessages: 0, unauthenticated: 0 };
+  readonly secure: SecureLayer | null;
 
   /**
    * The agent works on the Switch's tenants, the VTEP registry and the data path it is
@@ -142,8 +194,10 @@ export class RoleAgent implements RoleContext {
     this.dp = deps.dp;
     this.opts = opts;
     this.log = log ?? logger('roles');
-    // A hub learns spokes from their probes as soon as events flow, before start().
+    this.secure = deps.identity ? new SecureLayer(deps.identity, this.dp, this, { rekeyMs: opts.rekeyMs ?? 120_000, clock, log: this.log }) : null;
+    // A hub learns spokes from their probes (their handshakes) as soon as events flow, before start().
     if (opts.role === 'hub') this.hub = new HubRole(this);
+    this.refreshPeers();
   }
 
   get role(): Role {
@@ -176,10 +230,112 @@ export class RoleAgent implements RoleContext {
     this.tenants.set(name, spec);
     const b = this.sw.tenant(name);
     if (b) this.refreshMss(b);
+    this.refreshPeers();
   }
 
   forgetTenant(name: string): void {
     this.tenants.delete(name);
+    this.refreshPeers();
+  }
+
+  // ---- authenticated peers (with an identity) ---------------------------------------------
+
+  /** Who holds a key we accept, from the role and the tenants: a spoke's hubs, a hub's spokes, mesh VTEPs with keys. */
+  private peerSpecs(): PeerSpec[] {
+    const me = this.secure?.publicKey;
+    if (!me) return [];
+    const specs = new Map<string, PeerSpec>();
+    if (this.opts.role === 'spoke')
+      for (const h of this.opts.hubs)
+        if (h.publicKey)
+          specs.set(h.publicKey, {
+            publicKey: h.publicKey,
+            name: `hub ${vtepKey(h.address, h.port)}`,
+            endpoint: { address: h.address, port: h.port },
+            initiator: true,
+          });
+    if (this.opts.role === 'hub')
+      for (const sp of this.opts.spokes ?? []) specs.set(sp.publicKey, { publicKey: sp.publicKey, name: sp.name, endpoint: null, initiator: false });
+    for (const t of this.tenants.values())
+      for (const [address, key] of Object.entries(t.vtepKeys ?? {}))
+        if (!specs.has(key))
+          specs.set(key, {
+            publicKey: key,
+            name: `vtep ${address}`,
+            endpoint: { address, port: this.opts.port ?? 4789 },
+            // Between mesh VTEPs, the one with the smaller key starts handshakes.
+            initiator: Buffer.compare(me, Buffer.from(key, 'base64')) < 0,
+          });
+    return [...specs.values()];
+  }
+
+  private refreshPeers(): void {
+    this.secure?.setPeers(this.peerSpecs());
+  }
+
+  /** SecureHooks: the VTEP an authenticated peer's sessions bind to. */
+  bind(peer: Peer, from: Endpoint): number | null {
+    const key = peer.spec.publicKey;
+    if (this.hub && this.opts.spokes?.some((s) => s.publicKey === key)) return this.hub.bind(peer, from, this.clock());
+    const hub = this.spoke?.hubOfKey(key);
+    if (hub) return hub.id;
+    // A mesh VTEP: the configured one at the address its key is listed for.
+    for (const t of this.tenants.values())
+      for (const [address, k] of Object.entries(t.vtepKeys ?? {})) if (k === key) return this.vteps.find(address)?.id ?? null;
+    return null;
+  }
+
+  /** SecureHooks: a session is up; a probe through it confirms the keys to the responder and measures the peer. */
+  up(peer: Peer): void {
+    const v = peer.vtepId !== null ? this.vteps.get(peer.vtepId) : undefined;
+    if (v && peer.spec.initiator) this.probe(v);
+  }
+
+  /** SecureHooks: the peer's keys are gone (revoked by a reload, or expired). */
+  down(peer: Peer, why: 'expired' | 'revoked'): void {
+    this.hub?.drop(peer.spec.publicKey, why);
+  }
+
+  /** An encrypted liveness message the data path authenticated: from VTEP `vtepId`'s session. */
+  onSecureControl(payload: Buffer, vtepId: number, _from: Endpoint): void {
+    if (!this.secure) return;
+    this.secure.heard(vtepId);
+    const m = decodeLiveness(payload);
+    if ('error' in m) {
+      this.counters.invalidMessages++;
+      return;
+    }
+    const v = this.vteps.get(vtepId);
+    if (!v) return;
+    const now = this.clock();
+    if (m.type === PROBE) {
+      if (this.hub) this.hub.onSecureProbe(vtepId, m, now);
+      const reply = this.message(REPLY, { seq: m.seq, timestamp: m.timestamp, probedSize: m.length, vnis: this.vnisFor(v.id) });
+      if (this.sendTo(v, reply, false)) this.counters.repliesSent++;
+      return;
+    }
+    const probe = this.pmtuProbes.get(m.seq);
+    if (probe && m.probedSize === this.probePayload(probe.size, v.address.includes(':') ? 6 : 4)) probe.search.confirm(probe.size);
+    this.spoke?.onSecureReply(vtepId, m, now);
+  }
+
+  /**
+   * The data path's events of encrypted tunnels: a liveness message it authenticated
+   * (`secure`), the first packet under one of our receive keys (`key-used`: key
+   * confirmation), an authenticated packet from a new source (`endpoint`: the peer moved).
+   */
+  onSecureEvent(ev: DpEvent): void {
+    if (!this.secure || ev.ingress.kind !== 'vtep') return;
+    const vtepId = ev.ingress.vtepId;
+    if (ev.type === 'secure' && ev.frame && ev.outer) this.onSecureControl(ev.frame, vtepId, ev.outer);
+    else if (ev.type === 'key-used' && ev.keyIndex !== undefined) this.secure.onKeyUsed(vtepId, ev.keyIndex);
+    else if (ev.type === 'endpoint' && ev.outer) this.secure.onEndpoint(vtepId, ev.outer);
+  }
+
+  /** The handshake messages (types 1..3), for the secure layer. */
+  onHandshake(payload: Buffer, from: Endpoint): void {
+    if (this.secure) this.secure.onHandshake(payload, from);
+    else this.counters.invalidMessages++;
   }
 
   /** Apply a new role configuration (reload): what changed is torn down and set up again. */
@@ -192,11 +348,15 @@ export class RoleAgent implements RoleContext {
       a.pmtuDiscovery === b.pmtuDiscovery &&
       a.underlayMtu === b.underlayMtu &&
       JSON.stringify(a.hubs) === JSON.stringify(b.hubs);
+    // The peers first: a key no longer listed is revoked (its keys deleted) before anything else.
+    this.refreshPeers();
+    this.secure?.setRekey(opts.rekeyMs ?? 120_000);
     if (!same(before, opts)) {
       this.teardown();
       this.setup();
     } else {
       this.spoke?.setDeadInterval(opts.deadIntervalMs); // timers only: hubs and learned state stay
+      this.hub?.reconfigure(); // a listed spoke's VNIs may have changed
     }
     if (this.timer) this.restartTimer();
   }
@@ -217,6 +377,7 @@ export class RoleAgent implements RoleContext {
     this.spoke?.teardown();
     this.hub?.teardown();
     for (const b of this.sw.tenants()) this.sw.setRelay(b, false);
+    for (const p of this.secure?.all() ?? []) this.secure!.forget(p);
     this.spoke = null;
     this.hub = null;
     this.pmtuProbes.clear();
@@ -249,7 +410,7 @@ export class RoleAgent implements RoleContext {
         family = v.address.includes(':') ? 6 : 4;
       }
     }
-    const inner = mtu - encapOverhead(family, spec?.encap ?? 'vxlan');
+    const inner = mtu - encapOverhead(family, spec?.encap ?? 'vxlan', spec?.encrypted ?? false);
     this.sw.setMss(b, Math.max(88, inner - 40), Math.max(88, inner - 60));
   }
 
@@ -262,8 +423,21 @@ export class RoleAgent implements RoleContext {
     const pmtuEvery = Math.max(1, Math.round(1000 / this.probeIntervalMs));
     const pmtuNow = this.ticks % pmtuEvery === 0;
     const verify = this.ticks % (60 * pmtuEvery) === 0;
+    this.secure?.tick(now);
     this.spoke?.tick(now, pmtuNow, verify);
     this.hub?.tick(now, pmtuNow, verify);
+  }
+
+  /** The VNIs a REPLY to this VTEP names: a listed spoke's own (a hub with keys), else every tenant's. */
+  private vnisFor(vtepId: number): number[] {
+    const mine = this.sw.tenants().map((b) => b.vni);
+    const allowed = this.hub?.vnisOf(vtepId);
+    return allowed ? mine.filter((v) => allowed.has(v)) : mine;
+  }
+
+  /** The liveness payload of a PMTU probe of `size` bytes of outer IP packet (encrypted: 32 bytes fewer). */
+  private probePayload(size: number, family: Family): number {
+    return size - (family === 4 ? 20 : 40) - 8 - (this.secure ? SECURE_OVERHEAD : 0);
   }
 
   private message(type: typeof PROBE | typeof REPLY, extra: Partial<LivenessMessage> & { padTo?: number } = {}): Buffer {
@@ -275,9 +449,27 @@ export class RoleAgent implements RoleContext {
       probedSize: extra.probedSize ?? 0,
       role: this.opts.role,
       nat: this.opts.nat,
-      vnis: this.sw.tenants().map((b) => b.vni),
+      vnis: extra.vnis ?? this.sw.tenants().map((b) => b.vni),
       padTo: extra.padTo,
     });
+  }
+
+  /**
+   * A liveness message to a VTEP: with an identity, only inside its session (encrypted by the
+   * data path), and nothing before the handshake; without, in the clear from the underlay port.
+   */
+  private sendTo(v: Vtep, payload: Buffer, df = true): boolean {
+    if (!this.secure) return this.send(v.address, v.port, payload);
+    const p = this.secure.peerOfVtep(v.id);
+    if (!p || !this.secure.established(p)) return false;
+    try {
+      this.dp.sendSecure(v.id, payload, { df });
+      return true;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'EMSGSIZE') this.log.debug({ to: v.key, err: (e as Error).message }, 'liveness message not sent');
+      return false;
+    }
   }
 
   private send(address: string, port: number, payload: Buffer): boolean {
@@ -291,20 +483,28 @@ export class RoleAgent implements RoleContext {
     }
   }
 
-  probe(address: string, port: number): void {
-    if (this.send(address, port, this.message(PROBE))) this.counters.probesSent++;
+  probe(v: Vtep): void {
+    if (this.sendTo(v, this.message(PROBE))) this.counters.probesSent++;
   }
 
-  /** One round of path MTU probes toward a peer; the VTEP gets the confirmed size. */
-  pmtuRound(address: string, port: number, family: Family, search: PmtuSearch, v: Vtep, verify: boolean): void {
+  /**
+   * One round of path MTU probes toward a peer; the VTEP gets the confirmed size. With an
+   * identity, only toward a peer whose handshake succeeded: a path MTU search never sends
+   * an unauthenticated source anything.
+   */
+  pmtuRound(family: Family, search: PmtuSearch, v: Vtep, verify: boolean): void {
     for (const [seq, p] of this.pmtuProbes) if (p.search === search) this.pmtuProbes.delete(seq);
+    if (this.secure) {
+      const p = this.secure.peerOfVtep(v.id);
+      if (!p || !this.secure.established(p)) return;
+    }
     const sizes = !search.done || search.pending ? search.next() : verify ? search.verify() : [];
     if (search.done) this.setPathMtu(v, search.value);
     for (const size of sizes) {
-      const payload = size - (family === 4 ? 20 : 40) - 8;
+      const payload = this.probePayload(size, family);
       if (payload < HEADER + 4 * this.sw.tenants().length) continue;
       const msg = this.message(PROBE, { padTo: payload });
-      if (this.send(address, port, msg)) this.pmtuProbes.set(msg.readUInt32BE(8), { search, size });
+      if (this.sendTo(v, msg)) this.pmtuProbes.set(msg.readUInt32BE(8), { search, size });
       else search.refuse(size);
     }
   }
@@ -319,6 +519,11 @@ export class RoleAgent implements RoleContext {
   // ---- messages in -------------------------------------------------------------------------
 
   onControl(payload: Buffer, from: { address: string; port: number }): void {
+    // With an identity, liveness lives inside the authenticated channel only.
+    if (this.secure) {
+      this.counters.unauthenticated++;
+      return;
+    }
     const m = decodeLiveness(payload);
     if ('error' in m) {
       this.counters.invalidMessages++;
@@ -328,7 +533,13 @@ export class RoleAgent implements RoleContext {
     if (m.type === PROBE) {
       // A hub refuses (and does not answer) a probe that would learn one spoke too many.
       if (this.hub && m.role === 'spoke' && !this.hub.onProbe(from, m, now)) return;
-      const reply = this.message(REPLY, { seq: m.seq, timestamp: m.timestamp, probedSize: m.length });
+      // A REPLY names only the VNIs the probe named that this node carries: no enumeration.
+      const asked = new Set(m.vnis);
+      const vnis = this.sw
+        .tenants()
+        .map((b) => b.vni)
+        .filter((v) => asked.has(v));
+      const reply = this.message(REPLY, { seq: m.seq, timestamp: m.timestamp, probedSize: m.length, vnis });
       if (this.send(from.address, from.port, reply)) this.counters.repliesSent++;
       return;
     }
@@ -348,6 +559,28 @@ export class RoleAgent implements RoleContext {
       spokes: this.hub?.status(now) ?? [],
       spokesRefused: { ...(this.hub?.refused ?? { tableFull: 0, perAddress: 0 }) },
       ...this.counters,
+      secure: this.secureStatus(now),
+    };
+  }
+
+  private secureStatus(now: number): SecureStatus | null {
+    const s = this.secure;
+    if (!s) return null;
+    const { dropped, ...c } = s.counters;
+    return {
+      publicKey: s.publicKey.toString('base64'),
+      rekeyInterval: (this.opts.rekeyMs ?? 120_000) / 1000,
+      peers: s.all().map((p) => ({
+        name: p.spec.name,
+        publicKey: p.spec.publicKey,
+        vtep: p.vtepId !== null ? (this.vteps.get(p.vtepId)?.key ?? null) : null,
+        up: s.established(p),
+        handshakes: p.handshakes,
+        sessionAgeSeconds: p.current ? Math.floor((now - p.current.createdAt) / 1000) : null,
+        lastHeardSecondsAgo: p.lastHeard === null ? null : Math.floor((now - p.lastHeard) / 1000),
+      })),
+      ...c,
+      dropped: { ...dropped },
     };
   }
 }

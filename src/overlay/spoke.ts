@@ -6,6 +6,11 @@
  * the new one (a RARP broadcast, as QEMU does after a migration), so the other spokes
  * learn them behind the new hub. The same announcement follows a restart of the active
  * hub (its sender id changed).
+ *
+ * With an identity, each hub is pinned by its key: the spoke starts a handshake toward it
+ * (src/secure/peers.ts) and counts as alive only the REPLYs that arrive inside that
+ * session. A hub that cannot prove the key gets nothing but initiations: no frames, no
+ * probes, and its own messages move nothing here.
  */
 import type { Bridge } from '../core/bridge.js';
 import type { HubConfig } from '../config/config.js';
@@ -49,7 +54,8 @@ export class SpokeRole {
     const o = ctx.opts;
     this.hubs = o.hubs.map((cfg) => ({
       cfg,
-      vtep: ctx.vteps.role(cfg.address, cfg.port, { fixedSourcePort: o.nat, mtu: cfg.mtu ?? o.underlayMtu }),
+      // Encrypted traffic goes out from the underlay port too: one endpoint per peer.
+      vtep: ctx.vteps.role(cfg.address, cfg.port, { fixedSourcePort: o.nat || ctx.secure !== null, mtu: cfg.mtu ?? o.underlayMtu }),
       pmtu: cfg.mtu === null && o.pmtuDiscovery ? ctx.newSearch(cfg.family) : null,
       alive: false,
     }));
@@ -79,8 +85,8 @@ export class SpokeRole {
   /** Probe every hub (and its path MTU, in a PMTU round), then see which are alive; fail over if the active one is not. */
   tick(now: number, pmtuNow: boolean, verify: boolean): void {
     for (const h of this.hubs) {
-      this.ctx.probe(h.cfg.address, h.cfg.port);
-      if (h.pmtu && pmtuNow) this.ctx.pmtuRound(h.cfg.address, h.cfg.port, h.cfg.family, h.pmtu, h.vtep, verify);
+      this.ctx.probe(h.vtep);
+      if (h.pmtu && pmtuNow) this.ctx.pmtuRound(h.cfg.family, h.pmtu, h.vtep, verify);
     }
     this.checkHubs(now);
   }
@@ -133,6 +139,17 @@ export class SpokeRole {
       this.ctx.sw.flushVtep(h.vtep.id);
       if (h === this.activeHub()) this.announce(h);
     }
+  }
+
+  /** The VTEP of the hub pinned by this key. */
+  hubOfKey(publicKey: string): Vtep | undefined {
+    return this.hubs.find((h) => h.cfg.publicKey === publicKey)?.vtep;
+  }
+
+  /** A REPLY that arrived inside the session of the hub at VTEP `vtepId`. */
+  onSecureReply(vtepId: number, m: LivenessMessage, now: number): void {
+    const h = this.hubs.find((x) => x.vtep.id === vtepId);
+    if (h) this.onReply({ address: h.cfg.address, port: h.cfg.port }, m, now);
   }
 
   /** Withdraw the hubs from every tenant and release their VTEPs. */
