@@ -16,7 +16,8 @@ import { iperfGbps } from '../lab/netns.js';
 import { hubAndSpoke, type HubSpoke } from '../lab/topology.js';
 import { untilListening } from '../lab/wait.js';
 
-async function addKernelHub(hs: HubSpoke): Promise<void> {
+/** The kernel's hub beside the lab's vtepd one: two VXLAN devices on a Linux bridge, spokes k1/k2 (endpoints kx1/kx2, 10.9.0.1/.2). */
+export async function addKernelHub(hs: HubSpoke): Promise<void> {
   const { lab } = hs;
   let n = 0;
   const attach = async (host: string, addrs: string[]) => {

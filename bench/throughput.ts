@@ -18,6 +18,9 @@
  *                     VXLAN and Open vSwitch's userspace GRE; VXLAN and GRE-TAP over IPv6 vs
  *                     the kernel's VXLAN over IPv6 (labs of their own)
  *                     (bench/hubspoke.ts; 0 skips it)
+ *   BENCH_SECURE=1    the encrypted rows (bench/secure.ts): one TCP stream and spoke→hub→spoke,
+ *                     each as the kernel's plaintext VXLAN, vtepd plaintext and vtepd
+ *                     encrypted, rotated in one run (labs of their own; 0 skips them)
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -28,10 +31,12 @@ import type { Lab } from '../lab/netns.js';
 import { untilListening } from '../lab/wait.js';
 import { hubSpokeThroughput } from './hubspoke.js';
 import { encapTable, encapThroughput } from './encap.js';
+import { secureThroughput, type SecureFigures } from './secure.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const HUBSPOKE = process.env.BENCH_HUBSPOKE !== '0';
 const ENCAP = process.env.BENCH_ENCAP !== '0';
+const SECURE = process.env.BENCH_SECURE !== '0';
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const PINGS = Math.ceil(Number(process.env.BENCH_PINGS ?? 1000) / ROUNDS);
 const RSS_SECONDS = Number(process.env.BENCH_RSS_SECONDS ?? 60);
@@ -282,6 +287,7 @@ async function main(): Promise<void> {
     const hub = HUBSPOKE ? await hubSpokeThroughput(SECONDS) : null;
     if (ENCAP) progress('encapsulations: GRE-TAP, NVGRE, Open vSwitch GRE, IPv6 (labs of their own)');
     const encaps = ENCAP ? await encapThroughput(SECONDS) : null;
+    const secure = SECURE ? await secureThroughput(SECONDS, ROUNDS, progress) : null;
     const rows: [string, string, string, string, number][] = [
       ['TCP 1 stream', 'Gbit/s', k.tcp1.toFixed(2), v.tcp1.toFixed(2), v.tcp1 / k.tcp1],
       ['TCP 4 streams', 'Gbit/s', k.tcp4.toFixed(2), v.tcp4.toFixed(2), v.tcp4 / k.tcp4],
@@ -321,6 +327,7 @@ async function main(): Promise<void> {
     );
     console.log([fmt(head), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...cells.map(fmt)].join('\n'));
     if (encaps) console.log(`\nEncapsulations (TCP through each tunnel, ${SECONDS} s per run, references measured in the same run):\n${encapTable(encaps)}`);
+    if (secure) console.log(`\n${secureTable(secure)}`);
     mkdirSync(resultsDir, { recursive: true });
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     writeFileSync(
@@ -338,6 +345,7 @@ async function main(): Promise<void> {
           perRound: rounds,
           hubSpoke: hub,
           encapsulations: encaps,
+          encrypted: secure,
           vtepdPeakRssMB: rss,
           vtepdRssSamples: rssSamples,
           rssEverySeconds: RSS_EVERY,
@@ -351,6 +359,21 @@ async function main(): Promise<void> {
   } finally {
     await t.cleanup();
   }
+}
+
+/** The encrypted rows: kernel plaintext, vtepd plaintext, vtepd encrypted, and the ratio encrypted / vtepd plaintext. */
+function secureTable(f: SecureFigures): string {
+  const head = ['TCP 1 stream, Gbit/s', 'kernel VXLAN', 'vtepd plaintext', `vtepd encrypted (${f.cipher})`, 'encrypted/plaintext'];
+  const row = (name: string, r: SecureFigures['direct']) => [name, r.kernel.toFixed(2), r.plain.toFixed(2), r.encrypted.toFixed(2), `${(r.encrypted / r.plain).toFixed(2)}×`];
+  const cells = [row('host to host', f.direct), row('spoke→hub→spoke', f.relay)];
+  const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const fmt = (r: string[]) => `| ${r.map((c, i) => c.padEnd(w[i]!)).join(' | ')} |`;
+  return [
+    `Encrypted tunnels (median of ${ROUNDS} rounds, the three rotated in one run; targets: encrypted ≥ 0.6× plaintext host to host, ≥ 0.5× through a hub):`,
+    fmt(head),
+    `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`,
+    ...cells.map(fmt),
+  ].join('\n');
 }
 
 main().catch((e) => {

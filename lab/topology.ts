@@ -38,6 +38,8 @@ export interface TenantPlan {
   ageing?: number;
   /** How the tenant reaches the other hosts (default vxlan). */
   encap?: Encap;
+  /** With keys (meshVtepd's `secure`): the tenant's encryption (default required). */
+  encryption?: 'required' | 'off';
 }
 
 /** A YAML config for one host of a mesh: every other host is in the flood list. */
@@ -46,7 +48,7 @@ export function meshConfig(
   host: number,
   hosts: string[],
   tenants: TenantPlan[],
-  extra: { port?: number; log?: string; queues?: number; sourcePorts?: number } = {},
+  extra: { port?: number; log?: string; queues?: number; sourcePorts?: number; keys?: LabKey[] } = {},
 ): string {
   const local = hosts[host];
   // Addresses are quoted: an IPv6 address is not a safe plain scalar in a YAML flow mapping.
@@ -54,16 +56,25 @@ export function meshConfig(
   const lines = [
     `underlay: { local: ${q(local)}, port: ${extra.port ?? 4789}, mtu: 1500${extra.queues ? `, queues: ${extra.queues}` : ''}${extra.sourcePorts ? `, sourcePorts: ${extra.sourcePorts}` : ''} }`,
     `log: { level: ${extra.log ?? 'warn'} }`,
+    ...(extra.keys ? [`identity: { privateKeyFile: ${extra.keys[host]!.file} }`] : []),
     'tenants:',
   ];
+  // With keys, every flood entry names its VTEP's key.
+  const peer = (a: string, i: number) => (extra.keys ? `{ vtep: ${q(a)}, publicKey: "${extra.keys[i]!.publicKey}" }` : q(a));
   for (const t of tenants) {
-    lines.push(`  - name: ${t.name}`, `    vni: ${t.vni}`, ...(t.encap ? [`    encap: ${t.encap}`] : []), '    ports:');
+    lines.push(
+      `  - name: ${t.name}`,
+      `    vni: ${t.vni}`,
+      ...(t.encap ? [`    encap: ${t.encap}`] : []),
+      ...(t.encryption ? [`    encryption: ${t.encryption}`] : []),
+      '    ports:',
+    );
     const mac = t.macs?.[host] ? `, mac: "${t.macs[host]}"` : '';
     lines.push(`      - { tap: ${t.name}0, netns: ${lab.ns(`${t.name}${host + 1}`)}, address: ${t.addresses[host]}${mac} }`);
     lines.push(
       `    flood: [ ${hosts
-        .filter((_, i) => i !== host)
-        .map(q)
+        .map((a, i) => (i === host ? null : peer(a, i)))
+        .filter((x) => x !== null)
         .join(', ')} ]`,
     );
     if (t.ageing) lines.push(`    ageing: ${t.ageing}`);
@@ -117,7 +128,7 @@ export interface Mesh {
 export async function meshVtepd(
   n: number,
   tenants: TenantPlan[],
-  opts: { log?: string; tag?: string; family?: UnderlayFamily; queues?: number } = {},
+  opts: { log?: string; tag?: string; family?: UnderlayFamily; queues?: number; secure?: boolean } = {},
 ): Promise<Mesh> {
   const lab = new Lab(opts.tag ?? 'vt');
   const dir = mkdtempSync(join(tmpdir(), 'vtepd-'));
@@ -143,8 +154,9 @@ export async function meshVtepd(
     }
     for (const t of tenants) for (let i = 1; i <= n; i++) await lab.addHost(`${t.name}${i}`, { ipv6: false });
     const daemons: Daemonised[] = [];
+    const keys = opts.secure ? hosts.map((_, i) => labKey(dir, `h${i + 1}`)) : undefined;
     for (let i = 0; i < n; i++)
-      daemons.push(await startDaemon(lab, `h${i + 1}`, meshConfig(lab, i, hosts, tenants, { log: opts.log, queues: opts.queues }), dir));
+      daemons.push(await startDaemon(lab, `h${i + 1}`, meshConfig(lab, i, hosts, tenants, { log: opts.log, queues: opts.queues, keys }), dir));
     return { lab, dir, hosts, daemons, endpoint: (name, host) => lab.ns(`${name}${host}`), cleanup };
   } catch (e) {
     await cleanup();
@@ -153,7 +165,10 @@ export async function meshVtepd(
 }
 
 /** Two hosts over one veth, vtepd on both. */
-export function twoHostsVtepd(tenants: TenantPlan[], opts: { log?: string; tag?: string; family?: UnderlayFamily; queues?: number } = {}): Promise<Mesh> {
+export function twoHostsVtepd(
+  tenants: TenantPlan[],
+  opts: { log?: string; tag?: string; family?: UnderlayFamily; queues?: number; secure?: boolean } = {},
+): Promise<Mesh> {
   return meshVtepd(2, tenants, opts);
 }
 

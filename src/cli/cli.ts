@@ -12,7 +12,7 @@ import { openCaptureFile } from './capture-file.js';
 import { DEFAULT_CONTROL_SOCKET, formatConfigError, type Config } from '../config/config.js';
 import { loadConfig } from '../config/load.js';
 import { RemoteError, request } from '../daemon/control.js';
-import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf } from '../secure/keys.js';
+import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf, readPrivateKeyFile } from '../secure/keys.js';
 import type { PeerInfo, StatsSnapshot } from '../daemon/stats.js';
 import type { FdbRow } from '../core/fdb.js';
 import type { TraceResult } from '../core/trace.js';
@@ -109,7 +109,17 @@ program
   .action((opts: { config: string }) => {
     const config = load(opts.config);
     const ports = config.tenants.reduce((n, t) => n + t.ports.length, 0);
-    process.stdout.write(`${opts.config}: ok (${config.tenants.length} tenant(s), ${ports} port(s))\n`);
+    // The key file too: run refuses one group or others can read, so check does.
+    let identity = '';
+    if (config.identity) {
+      try {
+        identity = `, identity ${encodeKey(publicKeyOf(readPrivateKeyFile(config.identity.privateKeyFile)))}`;
+      } catch (e) {
+        process.stderr.write(`${opts.config}: ${(e as Error).message}\n`);
+        process.exit(1);
+      }
+    }
+    process.stdout.write(`${opts.config}: ok (${config.tenants.length} tenant(s), ${ports} port(s)${identity})\n`);
   });
 
 client(program.command('status').description('tenants, ports, peers, uptime of the running daemon')).action(async (o: ClientOpts) => {

@@ -67,9 +67,38 @@ export function formatStatus(s: StatusResult): string {
   return `${head}\n${tenants}\n${ports}\n${peers}${s.overlay ? formatOverlay(s.overlay) : ''}`;
 }
 
-/** The role's part of `vtepd status`: a spoke's hubs, a hub's spokes. */
+/** The role's part of `vtepd status`: a spoke's hubs, a hub's spokes, and the node's keyed peers. */
 function formatOverlay(o: RoleStatus): string {
-  const ago = (n: number | null) => (n === null ? 'never' : `${n}s ago`);
+  return formatRole(o) + formatSecure(o);
+}
+
+const ago = (n: number | null) => (n === null ? 'never' : `${n}s ago`);
+
+/** With an identity: this node's public key, each peer's session, what was dropped unanswered. */
+function formatSecure(o: RoleStatus): string {
+  const s = o.secure;
+  if (!s) return '';
+  const dropped = Object.entries(s.dropped)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
+  return (
+    `\n\nidentity ${s.publicKey}, ${s.cipher}, rekey every ${s.rekeyInterval} s, handshakes ${s.handshakes}, cookies sent ${s.cookiesSent}, ` +
+    `unauthenticated liveness ${o.unauthenticated}${dropped ? `\ndropped unanswered: ${dropped}` : ''}\n${table(
+      ['PEER', 'KEY', 'VTEP', 'SESSION', 'AGE', 'HANDSHAKES', 'LAST HEARD'],
+      s.peers.map((p) => [
+        p.name,
+        `${p.publicKey.slice(0, 10)}…`,
+        p.vtep ?? '-',
+        p.up ? 'up' : 'DOWN',
+        p.sessionAgeSeconds === null ? '-' : `${p.sessionAgeSeconds}s`,
+        p.handshakes,
+        ago(p.lastHeardSecondsAgo),
+      ]),
+    )}`
+  );
+}
+
+function formatRole(o: RoleStatus): string {
   const head = `\nrole ${o.role}${o.nat ? ' (behind NAT)' : ''}, sender ${o.senderId}, deadInterval ${o.deadInterval} s, failovers ${o.failovers}`;
   if (o.role === 'spoke') {
     return `${head}\n${table(

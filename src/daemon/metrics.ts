@@ -174,6 +174,24 @@ export class Metrics {
       [{ reason: 'per_address' }, s.overlay.spokesRefused.perAddress],
     ]);
     gauge('vtepd_spokes', 'a hub: spokes learned from their probes', [], (s) => [[{}, s.overlay.spokes.length]]);
+    counter('vtepd_liveness_unauthenticated_total', 'with an identity: plaintext liveness messages ignored (never answered)', [], (s) => [
+      [{}, s.overlay.unauthenticated],
+    ]);
+    gauge('vtepd_secure_peer_up', 'with an identity: the peer has a session (1) or not (0)', ['peer'], (s) =>
+      (s.overlay.secure?.peers ?? []).map((p) => [{ peer: p.name }, p.up ? 1 : 0]),
+    );
+    counter('vtepd_handshakes_total', 'with an identity: handshakes completed (sessions made and rekeyed)', [], (s) => [
+      [{}, s.overlay.secure?.handshakes ?? 0],
+    ]);
+    counter(
+      'vtepd_handshake_cookies_sent_total',
+      'with an identity: cookie replies sent under a handshake flood (each smaller than what it answers)',
+      [],
+      (s) => [[{}, s.overlay.secure?.cookiesSent ?? 0]],
+    );
+    counter('vtepd_handshake_dropped_total', 'with an identity: handshake messages dropped without an answer, by reason', ['reason'], (s) =>
+      Object.entries(s.overlay.secure?.dropped ?? {}).map(([reason, n]) => [{ reason }, n]),
+    );
     this.batchSize = new Histogram({
       name: 'vtepd_event_batch_size',
       help: 'events per batch handed from the fast path to JavaScript (one call per batch)',

@@ -81,7 +81,7 @@ export interface RoleDeps {
 }
 
 /** The data path as the role agent uses it: announcements, liveness messages, session keys. */
-export type RoleDatapath = Pick<Datapath, 'transmit' | 'sendControl' | 'sendSecure'> & SecureDatapath;
+export type RoleDatapath = Pick<Datapath, 'transmit' | 'sendControl' | 'sendSecure' | 'cipherName'> & SecureDatapath;
 
 /** What a spoke's or a hub's side (spoke.ts, hub.ts) uses of the agent. */
 export interface RoleContext extends RoleDeps {
@@ -141,6 +141,8 @@ export interface RoleStatus {
 
 export interface SecureStatus {
   publicKey: string;
+  /** What this node seals with (each receiver takes both): aes-256-gcm with AES-NI, else chacha20-poly1305. */
+  cipher: string;
   rekeyInterval: number;
   peers: {
     name: string;
@@ -194,7 +196,9 @@ export class RoleAgent implements RoleContext, SecureHooks {
     this.dp = deps.dp;
     this.opts = opts;
     this.log = log ?? logger('roles');
-    this.secure = deps.identity ? new SecureLayer(deps.identity, this.dp, this, { rekeyMs: opts.rekeyMs ?? 120_000, clock, log: this.log }) : null;
+    this.secure = deps.identity
+      ? new SecureLayer(deps.identity, this.dp, this, { rekeyMs: opts.rekeyMs ?? 120_000, staleMs: opts.deadIntervalMs, clock, log: this.log })
+      : null;
     // A hub learns spokes from their probes (their handshakes) as soon as events flow, before start().
     if (opts.role === 'hub') this.hub = new HubRole(this);
     this.refreshPeers();
@@ -350,7 +354,7 @@ export class RoleAgent implements RoleContext, SecureHooks {
       JSON.stringify(a.hubs) === JSON.stringify(b.hubs);
     // The peers first: a key no longer listed is revoked (its keys deleted) before anything else.
     this.refreshPeers();
-    this.secure?.setRekey(opts.rekeyMs ?? 120_000);
+    this.secure?.setRekey(opts.rekeyMs ?? 120_000, opts.deadIntervalMs);
     if (!same(before, opts)) {
       this.teardown();
       this.setup();
@@ -569,6 +573,7 @@ export class RoleAgent implements RoleContext, SecureHooks {
     const { dropped, ...c } = s.counters;
     return {
       publicKey: s.publicKey.toString('base64'),
+      cipher: this.dp.cipherName(),
       rekeyInterval: (this.opts.rekeyMs ?? 120_000) / 1000,
       peers: s.all().map((p) => ({
         name: p.spec.name,

@@ -21,7 +21,9 @@
  * starts it (a spoke toward its hubs; between mesh VTEPs, the one with the smaller key), the
  * other side only if that has not happened by 1.5 x rekeyMs. A session older than 3 x
  * rekeyMs is no longer used (its keys are deleted): the peer is down until a handshake
- * succeeds. Initiations are retried every RETRY_MS until answered.
+ * succeeds. Initiations are retried every RETRY_MS until answered. An initiator that has
+ * heard nothing authenticated from a peer for `staleMs` (a spoke: the dead interval)
+ * handshakes again: the peer may have restarted without its keys.
  *
  * ## What an unauthenticated sender gets
  *
@@ -117,6 +119,12 @@ export interface Peer {
 
 export interface SecureOptions {
   rekeyMs: number;
+  /**
+   * An initiator that has heard nothing authenticated from a peer for this long starts a
+   * new handshake (every RETRY_MS) though its session is not due: the peer may have
+   * restarted and lost its keys (a hub's deadInterval). Default: never.
+   */
+  staleMs?: number;
   clock?: () => number;
   log?: Logger;
 }
@@ -149,6 +157,7 @@ export class SecureLayer {
   private readonly clock: () => number;
   private readonly log: Logger;
   private rekeyMs: number;
+  private staleMs: number;
   /** TAI64N timestamps of our initiations: strictly increasing. */
   private readonly timestamps = new Tai64nClock();
   /** Initiations in the current one-second window (load). */
@@ -171,6 +180,7 @@ export class SecureLayer {
   ) {
     this.clock = opts.clock ?? Date.now;
     this.rekeyMs = opts.rekeyMs;
+    this.staleMs = opts.staleMs ?? Number.POSITIVE_INFINITY;
     this.log = opts.log ?? logger('secure');
     // The responder looks initiators up here and keeps each one's newest timestamp on it (replays refused).
     this.responder = new Responder(identity, { peers: (pub) => this.peers.get(pub.toString('base64')), clockMs: this.clock });
@@ -180,8 +190,9 @@ export class SecureLayer {
     return this.identity.publicKey;
   }
 
-  setRekey(ms: number): void {
+  setRekey(ms: number, staleMs?: number): void {
     this.rekeyMs = ms;
+    if (staleMs !== undefined) this.staleMs = staleMs;
   }
 
   /** The peers as the config lists them now: new ones added, gone ones revoked at once, the rest updated. */
@@ -351,7 +362,9 @@ export class SecureLayer {
         p.next = null;
       }
       const age = p.current ? now - p.current.createdAt : Number.POSITIVE_INFINITY;
-      const due = p.spec.initiator ? age >= this.rekeyMs : age >= 1.5 * this.rekeyMs;
+      const silent = p.current !== null && now - (p.lastHeard ?? p.current.createdAt) > this.staleMs;
+      // A peer without a configured endpoint (a hub's spoke) is never initiated to: it comes to us.
+      const due = p.spec.initiator ? age >= this.rekeyMs || silent : p.spec.endpoint !== null && age >= 1.5 * this.rekeyMs;
       if (due && p.endpoint && (!p.pending || now - p.pending.sentAt >= RETRY_MS)) this.initiate(p, now);
     }
   }

@@ -2,6 +2,9 @@
  * `vtepd genkey` and `vtepd pubkey` as a user runs them (the built command, as a process).
  * Interoperability with WireGuard's own `wg` is in test/native/wg-keys.test.ts.
  */
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { decodeKey, encodeKey, generatePrivateKey, KEY_TEXT_ERROR, publicKeyOf } from '../../src/secure/keys.js';
 import { ensureBuilt, vtepd } from '../support/built-cli.js';
@@ -41,5 +44,29 @@ describe('vtepd genkey / pubkey', () => {
   ])('pubkey refuses %s with exit 1', async (_, input) => {
     const r = await vtepd(['pubkey'], input);
     expect(r).toEqual({ code: 1, stdout: '', stderr: `vtepd: pubkey: the private key on standard input ${KEY_TEXT_ERROR}\n` });
+  });
+});
+
+describe('vtepd check with an identity', () => {
+  beforeAll(() => ensureBuilt(['src/cli/cli.ts', 'src/secure/keys.ts', 'src/config/schema.ts']), 120_000);
+
+  it('refuses a key file group or others can read, as run does, and names the fix; accepts one only its owner reads', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vtepd-check-'));
+    try {
+      const priv = generatePrivateKey();
+      const key = join(dir, 'private.key');
+      writeFileSync(key, `${encodeKey(priv)}\n`, { mode: 0o644 });
+      chmodSync(key, 0o644);
+      const cfg = join(dir, 'vtepd.yaml');
+      writeFileSync(cfg, `identity: { privateKeyFile: ${key} }\nunderlay: { local: 10.0.0.1 }\ntenants: []\n`);
+      const bad = await vtepd(['check', '--config', cfg]);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toBe(`${cfg}: identity.privateKeyFile: ${key} is readable or writable by group or others (mode 0644); chmod 600 it\n`);
+      chmodSync(key, 0o600);
+      const good = await vtepd(['check', '--config', cfg]);
+      expect(good).toEqual({ code: 0, stdout: `${cfg}: ok (0 tenant(s), 0 port(s), identity ${encodeKey(publicKeyOf(priv))})\n`, stderr: '' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -43,7 +43,7 @@ class KeyTables implements SecureDatapath {
 const id = (): Identity => identityOf(generatePrivateKey());
 const b64 = (i: Identity) => i.publicKey.toString('base64');
 
-function node(me: Identity, specs: PeerSpec[], clock: { now: number }, vtep = 7) {
+function node(me: Identity, specs: PeerSpec[], clock: { now: number }, vtep = 7, staleMs?: number) {
   const dp = new KeyTables();
   const events: string[] = [];
   const layer = new SecureLayer(
@@ -54,7 +54,7 @@ function node(me: Identity, specs: PeerSpec[], clock: { now: number }, vtep = 7)
       up: (p: Peer, first: boolean) => events.push(`${first ? 'up' : 'rekeyed'} ${p.spec.name}`),
       down: (p: Peer, why: string) => events.push(`down ${p.spec.name} ${why}`),
     },
-    { rekeyMs: 120_000, clock: () => clock.now },
+    { rekeyMs: 120_000, clock: () => clock.now, ...(staleMs ? { staleMs } : {}) },
   );
   layer.setPeers(specs);
   return { dp, layer, events };
@@ -67,7 +67,7 @@ function pair() {
   const clock = { now: 1_000_000 };
   const hubId = id();
   const spokeId = id();
-  const spoke = node(spokeId, [{ publicKey: b64(hubId), name: 'hub', endpoint: HUB_AT, initiator: true }], clock, 3);
+  const spoke = node(spokeId, [{ publicKey: b64(hubId), name: 'hub', endpoint: HUB_AT, initiator: true }], clock, 3, 3000);
   const hub = node(hubId, [{ publicKey: b64(spokeId), name: 'spoke', endpoint: null, initiator: false }], clock, 9);
   /** Deliver everything each side sent to the other, until quiet. */
   const exchange = () => {
@@ -132,6 +132,20 @@ describe('sessions', () => {
     expect(spoke.dp.rx.size).toBe(1);
     expect(hub.dp.rx.size).toBe(1);
     expect(first.some((i) => spoke.dp.rx.has(i))).toBe(false);
+  });
+
+  it('an initiator that hears nothing from its peer for staleMs handshakes again (the peer may have restarted)', () => {
+    const { clock, spoke, exchange, confirm } = pair();
+    spoke.layer.tick();
+    exchange();
+    confirm();
+    spoke.layer.heard(3);
+    clock.now += 2000;
+    spoke.layer.tick();
+    expect(spoke.dp.take()).toEqual([]);
+    clock.now += 1500; // 3.5 s without an authenticated packet
+    spoke.layer.tick();
+    expect(spoke.dp.take().map((m) => handshakeType(m.payload))).toEqual([INIT]);
   });
 
   it('revocation (the key leaves the config) deletes every key of the peer at once', () => {
