@@ -102,7 +102,12 @@ export async function secureThroughput(seconds: number, rounds: number, progress
     await hs.lab.exec('kx1', 'ping', ['-c', '2', '-i', '0.2', '10.9.0.2']);
     for (const t of ['plain', 'enc']) await hs.lab.exec(hs.endpoint(t, 'a'), 'ping', ['-c', '3', '-i', '0.2', '-w', '20', hs.overlay(t, 'b')]);
     const side = (t: string) => () => tcp(hs.lab, hs.endpoint(t, 'a'), hs.endpoint(t, 'b'), hs.overlay(t, 'b'), seconds);
-    const [kernel, plain, encrypted] = await rotate(rounds, [() => tcp(hs.lab, 'kx1', 'kx2', '10.9.0.2', seconds), side('plain'), side('enc')], progress, 'spoke→hub→spoke');
+    const [kernel, plain, encrypted] = await rotate(
+      rounds,
+      [() => tcp(hs.lab, 'kx1', 'kx2', '10.9.0.2', seconds), side('plain'), side('enc')],
+      progress,
+      'spoke→hub→spoke',
+    );
     return { direct, relay: { kernel: kernel!, plain: plain!, encrypted: encrypted! }, cipher };
   } finally {
     await hs.cleanup();

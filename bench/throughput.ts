@@ -364,7 +364,13 @@ async function main(): Promise<void> {
 /** The encrypted rows: kernel plaintext, vtepd plaintext, vtepd encrypted, and the ratio encrypted / vtepd plaintext. */
 function secureTable(f: SecureFigures): string {
   const head = ['TCP 1 stream, Gbit/s', 'kernel VXLAN', 'vtepd plaintext', `vtepd encrypted (${f.cipher})`, 'encrypted/plaintext'];
-  const row = (name: string, r: SecureFigures['direct']) => [name, r.kernel.toFixed(2), r.plain.toFixed(2), r.encrypted.toFixed(2), `${(r.encrypted / r.plain).toFixed(2)}×`];
+  const row = (name: string, r: SecureFigures['direct']) => [
+    name,
+    r.kernel.toFixed(2),
+    r.plain.toFixed(2),
+    r.encrypted.toFixed(2),
+    `${(r.encrypted / r.plain).toFixed(2)}×`,
+  ];
   const cells = [row('host to host', f.direct), row('spoke→hub→spoke', f.relay)];
   const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const fmt = (r: string[]) => `| ${r.map((c, i) => c.padEnd(w[i]!)).join(' | ')} |`;
