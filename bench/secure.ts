@@ -69,16 +69,16 @@ export async function secureThroughput(seconds: number, rounds: number, progress
     await addKernelVxlan(m.lab, { vni: 9001, port: 8472, addresses: ['10.9.0.1/24', '10.9.0.2/24'] });
     for (const [c, a] of [
       ['k1', '10.9.0.2'],
-      [m.endpoint('plain', 1), '10.1.0.2'],
-      [m.endpoint('enc', 1), '10.2.0.2'],
+      ['plain1', '10.1.0.2'],
+      ['enc1', '10.2.0.2'],
     ] as const)
       await m.lab.exec(c, 'ping', ['-c', '3', '-i', '0.2', '-w', '20', a]);
     const [kernel, plain, encrypted] = await rotate(
       rounds,
       [
         () => tcp(m.lab, 'k1', 'k2', '10.9.0.2', seconds),
-        () => tcp(m.lab, m.endpoint('plain', 1), m.endpoint('plain', 2), '10.1.0.2', seconds),
-        () => tcp(m.lab, m.endpoint('enc', 1), m.endpoint('enc', 2), '10.2.0.2', seconds),
+        () => tcp(m.lab, 'plain1', 'plain2', '10.1.0.2', seconds),
+        () => tcp(m.lab, 'enc1', 'enc2', '10.2.0.2', seconds),
       ],
       progress,
       'TCP 1 stream',

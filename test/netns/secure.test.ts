@@ -15,7 +15,7 @@ import { parsePing } from '../../lab/netns.js';
 import { until, untilListening } from '../../lab/wait.js';
 import { hubAndSpoke, labKey, startDaemon, type HubSpoke } from '../../lab/topology.js';
 import { request } from '../../src/daemon/control.js';
-import { encodeLiveness, PROBE } from '../../src/overlay/liveness.js';
+import { encodeLiveness, PROBE, REPLY } from '../../src/overlay/liveness.js';
 import { Initiation, Tai64nClock } from '../../src/secure/handshake.js';
 import { generatePrivateKey, identityOf } from '../../src/secure/keys.js';
 import type { RoleStatus } from '../../src/overlay/roles.js';
@@ -168,6 +168,34 @@ describe('encrypted hub and spoke with an attacker on the underlay', () => {
     expect((await overlay(hs, 'hub1')).spokes).toHaveLength(2);
   });
 
+  it("probes spoofed from spoke a's address and REPLYs spoofed from the hub's move nothing", async () => {
+    const hubBefore = await overlay(hs, 'hub1');
+    const aBefore = await overlay(hs, 'a');
+    const spokeA = hubBefore.spokes.find((s) => s.vnis.length === 3)!;
+    // A probe from a's own address and port, naming every VNI: no longer a way to widen, move or flush a.
+    await spoof(hs, SPOKE_A, 4789, HUB, [legacyProbe()], 6);
+    // REPLYs from the hub's address with a new sender id: no longer a "hub restarted" (flush and re-announce).
+    const reply = encodeLiveness({ type: REPLY, seq: 7, sender: 0x0badf00d, timestamp: 0, probedSize: 0, role: 'hub', nat: false, vnis: [5001] });
+    await spoof(hs, HUB, 4789, SPOKE_A, [reply], 6);
+    await until(
+      'hub counts 6 spoofed probes',
+      () => overlay(hs, 'hub1'),
+      (o) => o.unauthenticated >= hubBefore.unauthenticated + 6,
+    );
+    await until(
+      'a counts 6 spoofed replies',
+      () => overlay(hs, 'a'),
+      (o) => o.unauthenticated >= aBefore.unauthenticated + 6,
+    );
+    const hubAfter = await overlay(hs, 'hub1');
+    const aAfter = await overlay(hs, 'a');
+    expect(hubAfter.unauthenticated - hubBefore.unauthenticated).toBe(6);
+    expect(aAfter.unauthenticated - aBefore.unauthenticated).toBe(6);
+    expect(hubAfter.spokes.find((s) => s.vtep === spokeA.vtep)!.vnis).toEqual(spokeA.vnis);
+    expect([aAfter.failovers, aAfter.announcements]).toEqual([aBefore.failovers, aBefore.announcements]);
+    expect(await ping(hs, 'blue', 'a', 'b')).toBe(3);
+  });
+
   it('a handshake with a key pair that is not listed gets no answer', async () => {
     const hubKey = Buffer.from(hs.keys.get('hub1')!.publicKey, 'base64');
     const stranger = identityOf(generatePrivateKey());
@@ -182,6 +210,17 @@ describe('encrypted hub and spoke with an attacker on the underlay', () => {
     );
     expect((await secure(hs, 'hub1')).dropped['initiation: unknown peer']! - before).toBe(3);
     expect((await overlay(hs, 'hub1')).spokes).toHaveLength(2);
+    // The same toward spoke a, which answers only its hub.
+    const aKey = Buffer.from(hs.keys.get('a')!.publicKey, 'base64');
+    const toA = [4, 5].map((i) => Initiation.create(stranger, aKey, 0x1000 + i, { timestamps: clock }).message);
+    const aBefore = (await secure(hs, 'a')).dropped['initiation: unknown peer'] ?? 0;
+    await attack(hs, SPOKE_A, toA);
+    await until(
+      'a drops 2 unlisted keys',
+      () => secure(hs, 'a'),
+      (s) => (s.dropped['initiation: unknown peer'] ?? 0) >= aBefore + 2,
+    );
+    expect((await secure(hs, 'a')).dropped['initiation: unknown peer']! - aBefore).toBe(2);
   });
 
   it("plaintext and bad-tag packets spoofed from spoke a's address are dropped, each by its counter", async () => {
@@ -190,6 +229,10 @@ describe('encrypted hub and spoke with an attacker on the underlay', () => {
     let before = await counter(hs, 'hub1', 'plaintext_refused');
     await spoof(hs, SPOKE_A, 4789, HUB, [vxlan], 7);
     await moves(hs, 'hub1', 'plaintext_refused', before, 7);
+    // And into spoke a, from the hub's address.
+    before = await counter(hs, 'a', 'plaintext_refused');
+    await spoof(hs, HUB, 4789, SPOKE_A, [vxlan], 5);
+    await moves(hs, 'a', 'plaintext_refused', before, 5);
     // A transport packet under the hub's real receive index (read off the on-path capture)
     // with a forged body: it does not authenticate.
     const real = onPath.find((d) => d.src === SPOKE_A && d.dst === HUB && (d.payload[0] === 4 || d.payload[0] === 5));
