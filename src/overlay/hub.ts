@@ -38,7 +38,15 @@ interface SpokePeer {
   lastHeard: number;
   sender: number;
   pmtu: PmtuSearch | null;
+  /**
+   * A spoke learned from its probes (no identity): the outer bytes it has sent us that our
+   * path MTU probes toward it may still spend (capped): it never gets more than it sent.
+   */
+  budget: { bytes: number } | null;
 }
+
+/** The most a spoke's unspent bytes buy of path MTU probes toward it. */
+const PMTU_BUDGET_CAP = 64 * 1024;
 
 /** How long a hub keeps a silent spoke (ms): 3 x deadInterval, at least keepalive + deadInterval. */
 export function spokeTimeoutMs(o: Pick<RoleOptions, 'deadIntervalMs' | 'keepaliveMs'>): number {
@@ -68,7 +76,7 @@ export class HubRole {
         this.forget(s, 'silent');
         continue;
       }
-      if (s.pmtu && pmtuNow) this.ctx.pmtuRound(s.address.includes(':') ? 6 : 4, s.pmtu, s.vtep, verify);
+      if (s.pmtu && pmtuNow) this.ctx.pmtuRound(s.address.includes(':') ? 6 : 4, s.pmtu, s.vtep, verify, s.budget ?? undefined);
     }
   }
 
@@ -103,6 +111,7 @@ export class HubRole {
         lastHeard: now,
         sender: m.sender,
         pmtu: opts.pmtuDiscovery ? this.ctx.newSearch(from.address.includes(':') ? 6 : 4) : null,
+        budget: { bytes: 0 },
       };
       this.spokes.set(key, s);
       this.ctx.log.info({ spoke: vtep.key, nat: m.nat, vnis: m.vnis }, 'spoke learned from its probes');
@@ -117,6 +126,7 @@ export class HubRole {
       sw.flushVtep(s.vtep.id);
     }
     s.lastHeard = now;
+    if (s.budget) s.budget.bytes = Math.min(PMTU_BUDGET_CAP, s.budget.bytes + m.length + 8 + (from.address.includes(':') ? 40 : 20));
     const vnis = new Set(m.vnis);
     const changed = vnis.size !== s.vnis.size || [...vnis].some((v) => !s!.vnis.has(v));
     s.vnis = vnis;
@@ -167,6 +177,7 @@ export class HubRole {
         lastHeard: now,
         sender: 0,
         pmtu: opts.pmtuDiscovery ? this.ctx.newSearch(from.address.includes(':') ? 6 : 4) : null,
+        budget: null, // authenticated: probes go inside its session
       };
       this.spokes.set(s.key, s);
       for (const b of sw.tenants()) {

@@ -151,6 +151,11 @@ export class PmtuSearch {
     if (this.round.has(size)) this.round.set(size, true);
   }
 
+  /** A probe of `size` was not sent this round (no byte budget for it): neither lost nor confirmed. */
+  skip(size: number): void {
+    this.round.delete(size);
+  }
+
   /** A probe of `size` could not even leave this host (EMSGSIZE). */
   refuse(size: number): void {
     if (this.round.has(size)) this.round.delete(size);

@@ -94,7 +94,7 @@ export interface RoleContext extends RoleDeps {
   /** Send a PROBE to the VTEP (inside its session with an identity: not before it is up). */
   probe(v: Vtep): void;
   /** One round of path MTU probes toward a peer; its VTEP gets the confirmed size. */
-  pmtuRound(family: Family, search: PmtuSearch, v: Vtep, verify: boolean): void;
+  pmtuRound(family: Family, search: PmtuSearch, v: Vtep, verify: boolean, budget?: { bytes: number }): void;
   newSearch(family: Family): PmtuSearch;
   /** Put the role's state into one tenant. */
   applyTo(b: Bridge): void;
@@ -494,9 +494,12 @@ export class RoleAgent implements RoleContext, SecureHooks {
   /**
    * One round of path MTU probes toward a peer; the VTEP gets the confirmed size. With an
    * identity, only toward a peer whose handshake succeeded: a path MTU search never sends
-   * an unauthenticated source anything.
+   * an unauthenticated source anything. Without one, toward a peer that was never
+   * authenticated (a hub's spoke learned from its probes), within `budget`: the bytes it
+   * has sent us, so that one spoofed probe never buys a search's worth of packets toward
+   * its forged source; a size that does not fit waits for a later round.
    */
-  pmtuRound(family: Family, search: PmtuSearch, v: Vtep, verify: boolean): void {
+  pmtuRound(family: Family, search: PmtuSearch, v: Vtep, verify: boolean, budget?: { bytes: number }): void {
     for (const [seq, p] of this.pmtuProbes) if (p.search === search) this.pmtuProbes.delete(seq);
     if (this.secure) {
       const p = this.secure.peerOfVtep(v.id);
@@ -507,6 +510,13 @@ export class RoleAgent implements RoleContext, SecureHooks {
     for (const size of sizes) {
       const payload = this.probePayload(size, family);
       if (payload < HEADER + 4 * this.sw.tenants().length) continue;
+      if (budget) {
+        if (size > budget.bytes) {
+          search.skip(size);
+          continue;
+        }
+        budget.bytes -= size;
+      }
       const msg = this.message(PROBE, { padTo: payload });
       if (this.sendTo(v, msg)) this.pmtuProbes.set(msg.readUInt32BE(8), { search, size });
       else search.refuse(size);

@@ -148,6 +148,29 @@ describe('hub', () => {
     expect(sw.tenant('blue')!.trusted.size).toBe(HUB_LIMITS.spokes);
   });
 
+  it('never sends a spoke learned from its probes (unauthenticated) more bytes of path MTU probes than it sent', () => {
+    const r = rig({ role: 'hub', pmtuDiscovery: true });
+    r.sw.addTenant(tenantSpec({ name: 'blue', vni: 5001 }));
+    r.agent.start();
+    r.agent.stop();
+    const sentTo = () => r.dp.control.filter((c) => c.address === '192.0.2.66').reduce((n, c) => n + c.payload.length + 28, 0);
+    // One (spoofed) 36-byte probe: the hub answers it, and its path MTU search waits.
+    const probe = msg({ vnis: [5001] });
+    let received = probe.length + 28;
+    r.dp.fromControl('192.0.2.66', 4789, probe);
+    for (let tick = 0; tick < 30; tick++) r.agent.tick();
+    expect(sentTo()).toBeLessThanOrEqual(received);
+    // A spoke that sends its own padded probes (its path MTU search) buys the hub's search as much.
+    for (let i = 0; i < 6; i++) {
+      const big = encodeLiveness({ ...(decodeLiveness(probe) as LivenessMessage), padTo: 1400 });
+      received += big.length + 28;
+      r.dp.fromControl('192.0.2.66', 4789, big);
+      for (let tick = 0; tick < 3; tick++) r.agent.tick();
+    }
+    expect(sentTo()).toBeLessThanOrEqual(received);
+    expect(r.dp.control.filter((c) => c.address === '192.0.2.66' && c.payload.length > 1000).length).toBeGreaterThan(0);
+  });
+
   it('recomputes the MSS clamp (auto) when a spoke with a small path MTU is forgotten', () => {
     const r = hub();
     const blue = r.sw.tenant('blue')!;
