@@ -84,7 +84,7 @@ export interface BridgeHost {
   /** A MAC was found flapping between two places and is pinned (reported, not bounced). */
   flapping?(bridge: Bridge, mac: string, from: Place, to: Place): void;
   /** Does a frame of `len` bytes fit the path MTU toward this VTEP once encapsulated? */
-  fits?(vtepId: number, len: number): boolean;
+  fits?(b: Bridge, vtepId: number, len: number): boolean;
   /** A frame too big for `vtepId`: answer its sender with ICMP too-big through `ingress`. */
   tooBig?(bridge: Bridge, ingress: Place, frame: Buffer, vtepId: number): void;
 }
@@ -313,7 +313,7 @@ export class Bridge {
     let { vteps } = out;
     // Copies too big for a VTEP's path are not sent; the sender hears ICMP too-big instead.
     if (vteps.length && this.host.fits) {
-      const fit = vteps.filter((v) => this.host.fits!(v, frame.length));
+      const fit = vteps.filter((v) => this.host.fits!(this, v, frame.length));
       if (fit.length !== vteps.length) {
         this.tooBig++;
         this.host.tooBig?.(this, ingress, frame, vteps.find((v) => !fit.includes(v))!);

@@ -12,7 +12,7 @@ import type { Datapath, DpEvent, Place } from '../native/datapath.js';
 import { logger, type Logger } from '../util/log.js';
 import { isLearnableMac } from '../util/mac.js';
 import type { PortSetOptions } from '../native/addon.js';
-import type { Encap } from './encap.js';
+import { SECURE_OVERHEAD, type Encap } from './encap.js';
 import { TooBigResponder } from '../overlay/pmtu.js';
 import { Ageing } from './ageing.js';
 import { IdAllocator, VtepRegistry, encapKey, type Vtep } from './vteps.js';
@@ -96,6 +96,8 @@ export class Switch {
   private readonly tooBig: TooBigResponder;
   /** How each tenant reaches its VTEPs: its encap, and per VTEP address where it differs. */
   private readonly encapOf = new Map<string, { encap: Encap; vtepEncap: Record<string, Encap> }>();
+  /** Tenants whose frames travel encrypted (encryption: required), by id. */
+  private readonly encrypted = new Set<number>();
   /** VTEP addresses with a key (mesh peers): their VTEPs send from the underlay port. */
   private readonly keyed = new Set<string>();
   /** MSS clamping per tenant id, as last programmed ("v4/v6"). */
@@ -195,7 +197,10 @@ export class Switch {
     }
     this.encapOf.set(spec.name, encap);
     for (const a of spec.keyed ?? []) this.keyed.add(a);
-    if (spec.encrypted) this.dp.tenantEncrypt(tenantId, true);
+    if (spec.encrypted) {
+      this.dp.tenantEncrypt(tenantId, true);
+      this.encrypted.add(tenantId);
+    }
     this.dp.tenantAcceptAny(tenantId, bridge.acceptAny);
     this.bridges.set(spec.name, bridge);
     this.bridgesById.set(tenantId, bridge);
@@ -219,6 +224,7 @@ export class Switch {
     this.dp.tenantDel(b.tenantId);
     this.encapOf.delete(name);
     this.mss.delete(b.tenantId);
+    this.encrypted.delete(b.tenantId);
     this.bridges.delete(name);
     this.bridgesById.delete(b.tenantId);
     this.tenantIds.give(b.tenantId);
@@ -432,7 +438,7 @@ export class Switch {
       return;
     }
     if (ev.type === 'too-big') {
-      if (ev.frame && ev.outVtep) this.tooBig.answer(b.tenantId, place, ev.frame, ev.outVtep);
+      if (ev.frame && ev.outVtep) this.tooBig.answer(b.tenantId, place, ev.frame, ev.outVtep, this.sealed(b.tenantId));
       if (created) this.vteps.gc(created);
       return;
     }
@@ -468,8 +474,9 @@ export class Switch {
           'MAC flapping between two places: pinned, moves refused for the hold time',
         );
       },
-      fits: (id, len) => this.vteps.fits(id, len),
-      tooBig: (b, ingress, frame, id) => this.tooBig.answer(b.tenantId, ingress, frame, id),
+      // An encrypted tenant's datagrams carry 32 bytes more (transport header and tag).
+      fits: (b, id, len) => this.vteps.fits(id, len + this.sealed(b.tenantId)),
+      tooBig: (b, ingress, frame, id) => this.tooBig.answer(b.tenantId, ingress, frame, id, this.sealed(b.tenantId)),
     };
   }
 
@@ -520,6 +527,11 @@ export class Switch {
   }
 
   /** A configured VTEP of a tenant (flood list, static entry): by address in the tenant's encap, or by key ("gre:ADDR"). */
+  /** Bytes encryption adds to each of the tenant's datagrams (0 for a plain tenant). */
+  private sealed(tenantId: number): number {
+    return this.encrypted.has(tenantId) ? SECURE_OVERHEAD : 0;
+  }
+
   private peerVtep(tenant: string, addressOrKey: string): Vtep {
     const v = this.vteps.configured(addressOrKey, this.encapTo(tenant, addressOrKey));
     if (this.keyed.has(v.address)) this.vteps.fixSource(v);

@@ -227,11 +227,12 @@ export class TooBigResponder {
     private readonly log: Logger,
   ) {}
 
-  answer(tenantId: number, ingress: Place, frame: Buffer, vtepId: number): void {
+  /** `extra`: bytes the tenant's datagrams carry beyond the encapsulation (32 when encrypted). */
+  answer(tenantId: number, ingress: Place, frame: Buffer, vtepId: number, extra = 0): void {
     this.frames++;
     const v = this.vteps.get(vtepId);
     if (!v || v.mtu === 0) return;
-    const reply = tooBigReply(frame, v.mtu - outerBytes(v) - 14);
+    const reply = tooBigReply(frame, v.mtu - outerBytes(v) - 14 - extra);
     if (!reply || !this.bucket.take(Date.now())) return;
     try {
       const n = ingress.kind === 'port' ? this.dp.transmit(tenantId, reply, [ingress.portId], []) : this.dp.transmit(tenantId, reply, [], [ingress.vtepId]);

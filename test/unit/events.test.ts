@@ -62,3 +62,45 @@ it('a full VTEP table refuses new sources under acceptFrom: any, counted once pe
   expect(open.table.get(mac(0x101))?.place.kind).toBe('port');
   sw.stop();
 });
+
+it('an encrypted tenant counts its 32 bytes when it floods: a frame that fits plain but not sealed gets ICMP with the sealed MTU', () => {
+  const dp = new FakeDatapath();
+  const sw = new Switch(dp, { vxlanPort: 4789, maxMacsTotal: 1000 });
+  sw.start();
+  for (const [name, vni, encrypted] of [
+    ['plain', 5001, false],
+    ['sealed', 5002, true],
+  ] as const) {
+    sw.addTenant(tenantSpec({ name, vni, flood: ['10.0.0.2'], encrypted, keyed: encrypted ? ['10.0.0.2'] : [] }));
+  }
+  const pPlain = sw.addPort('plain', 'p0', -1);
+  const pSealed = sw.addPort('sealed', 's0', -1);
+  sw.vteps.setMtu(sw.vteps.find('10.0.0.2')!, 1400);
+  // An IPv4 packet with DF of 1340 bytes to an unknown MAC (flooded): 1354 + 36 = 1390 fits a plain VXLAN datagram, + 32 does not.
+  const f = Buffer.alloc(14 + 1340);
+  Buffer.from(
+    mac(0x999)
+      .split(':')
+      .map((h) => Number.parseInt(h, 16)),
+  ).copy(f, 0);
+  Buffer.from(
+    mac(0x101)
+      .split(':')
+      .map((h) => Number.parseInt(h, 16)),
+  ).copy(f, 6);
+  f.writeUInt16BE(0x0800, 12);
+  f[14] = 0x45;
+  f.writeUInt16BE(1340, 16);
+  f.writeUInt16BE(0x4000, 20);
+  f[22] = 64;
+  f[23] = 17;
+  dp.fromPort(pPlain, f);
+  expect(dp.wire.map((w) => w.to)).toEqual(['10.0.0.2']);
+  dp.wire.length = 0;
+  dp.fromPort(pSealed, f);
+  expect(dp.wire).toEqual([]);
+  const icmp = dp.portOut.get(pSealed)!.at(-1)!;
+  expect(icmp[14 + 9]).toBe(1); // ICMP
+  expect(icmp.readUInt16BE(14 + 20 + 6)).toBe(1400 - 36 - 14 - 32); // next-hop MTU: the sealed one
+  sw.stop();
+});
