@@ -5,7 +5,7 @@
  * watcher's revision, and an unreachable etcd. No addon needed; it lives in the native
  * tier because that tier runs after scripts/test-deps.mjs installs etcd-server.
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EtcdMember, freePort, startEtcd } from '../../lab/etcd.js';
 import { until } from '../../lab/wait.js';
@@ -21,6 +21,44 @@ function newClient(timeoutMs = 5000, endpoints = [etcd.url], maxInFlight?: numbe
   const c = new EtcdClient({ endpoints, timeoutMs, maxInFlight });
   extra.push(c);
   return c;
+}
+
+/**
+ * A TCP proxy in front of etcd that a test can stall (bytes from etcd are dropped, the
+ * connection stays open: a hung server or a black-holed path) and resume.
+ */
+async function stallableProxy(target: number): Promise<{ url: string; stall(on: boolean): void; close(): Promise<void> }> {
+  let stalled = false;
+  const sockets = new Set<Socket>();
+  const srv = createServer((down) => {
+    const up = connect(target, '127.0.0.1');
+    for (const s of [up, down]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => {
+        sockets.delete(s);
+        up.destroy();
+        down.destroy();
+      });
+    }
+    down.on('data', (b) => {
+      if (!stalled) up.write(b);
+    });
+    up.on('data', (b) => {
+      if (!stalled) down.write(b);
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(srv.address() as { port: number }).port}`,
+    stall: (on) => {
+      stalled = on;
+    },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => srv.close(() => r()));
+    },
+  };
 }
 
 beforeAll(async () => {
@@ -307,6 +345,72 @@ describe('etcd client: watch', () => {
     expect(compactions).toHaveLength(1);
     w.close();
   });
+
+  it("a watcher that lags behind a compaction (its stream stalled) says 'compacted' when it reconnects; no deletes", async () => {
+    const p = ns('lag');
+    const proxy = await stallableProxy(etcd.clientPort);
+    try {
+      const wc = newClient(2000, [proxy.url]);
+      const seen: WatchEvent[] = [];
+      const errors: Error[] = [];
+      const compactions: number[] = [];
+      const states: string[] = [];
+      const w = wc.watch(
+        p,
+        { prefix: true, progressNotify: true, idleTimeoutMs: 2500 },
+        {
+          onEvents: (e) => seen.push(...e),
+          onCompacted: (r) => compactions.push(r),
+          onState: (st) => states.push(st),
+          onError: (e) => errors.push(e),
+        },
+      );
+      await until('the watch to be up', async () => states.includes('up'), Boolean, 10_000, 20);
+      await client.put(`${p}a`, '1');
+      await until(
+        'the first event',
+        async () => seen.length,
+        (n) => n === 1,
+        10_000,
+        20,
+      );
+      proxy.stall(true); // the watcher hears nothing from now on
+      await client.delete(`${p}a`);
+      await client.put(`${p}b`, '2');
+      const head = (await client.put(`${p}c`, '3')).revision;
+      await client.compact(head);
+      await until('the watcher to notice the stall', async () => states.includes('down'), Boolean, 15_000, 50);
+      proxy.stall(false);
+      // The idle timeout (progress is every 1 s) notices the stall; the reconnect from the
+      // lagging revision finds it compacted.
+      await until(
+        "the lagging watcher's compacted signal",
+        async () => compactions.length,
+        (n) => n === 1,
+        15_000,
+        50,
+      );
+      expect(compactions[0]).toBe(head);
+      expect(states).toContain('down');
+      expect(seen.map((e) => [e.type, e.kv.key])).toEqual([['put', `${p}a`]]); // no deletes reported for the gap
+      expect(errors).toEqual([]);
+      const reread = await wc.range(p, { prefix: true });
+      expect(reread.kvs.map((kv) => kv.key)).toEqual([`${p}b`, `${p}c`]);
+      w.resume(reread.revision + 1);
+      await client.put(`${p}d`, '4');
+      await until(
+        'the event after resume',
+        async () => seen.length,
+        (n) => n === 2,
+        10_000,
+        20,
+      );
+      expect(seen[1].kv.key).toBe(`${p}d`);
+      w.close();
+    } finally {
+      await proxy.close();
+    }
+  }, 30_000);
 });
 
 describe('etcd client: unreachable', () => {
