@@ -12,7 +12,7 @@
  *   which writes many ops as txns of at most 128 ops each (etcd's --max-txn-ops), in order.
  * - Leases: `grant(ttl)`, `keepAliveOnce(id)` (the remaining TTL; 0 = gone), `revoke(id)`,
  *   and `lease(ttl, handlers)`: a `Lease` that keeps itself alive every TTL/3 on its own
- *   connection (never queued behind KV traffic). When etcd says the lease is gone, it
+ *   connection (never queued behind KV traffic), retrying a failed keepalive after 250 ms. When etcd says the lease is gone, it
  *   grants a new one and calls `onRegranted(newId, oldId)`, so the caller re-publishes its
  *   keys under `lease.id`; when etcd cannot be reached for a whole TTL it calls `onLost`.
  * - Watch: `watch(key, { prefix, startRevision, progressNotify, prevKv, idleTimeoutMs },
@@ -28,7 +28,9 @@
  * typed: `EtcdUnavailable` (cannot connect, connection lost), `EtcdTimeout` (a subclass:
  * the deadline passed), `EtcdCompacted` (a read at a compacted revision),
  * `EtcdLeaseNotFound`, `EtcdClosed`, and `EtcdError` (anything else etcd answered, with
- * its gRPC code). A connection refused moves on to the next endpoint. Stream callbacks
+ * its gRPC code). A connection refused moves on to the next endpoint. KV requests in flight
+ * are bounded (`maxInFlight`): a burst waits in the client, not in etcd's apply queue,
+ * where it would delay lease renewals past their TTL. Stream callbacks
  * never throw out of the client: a handler that throws is reported to `onError`.
  */
 import { Agent, type ClientRequest, type IncomingMessage, request } from 'node:http';
@@ -536,6 +538,8 @@ export class Lease {
   /** Successful keepalives and re-grants, for tests and metrics. */
   keepalives = 0;
   regrants = 0;
+  /** Keepalives that failed (each retried after 250 ms). */
+  failures = 0;
   /** The longest time between two successful keepalives (or grants), in ms. */
   maxGapMs = 0;
   private lastOk = Date.now();
@@ -556,9 +560,10 @@ export class Lease {
     this.schedule();
   }
 
-  private schedule(): void {
+  /** Next keepalive after TTL/3; after a failed one, 250 ms (the lease has only TTL left). */
+  private schedule(failed = false): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => void this.tick(), Math.max(100, (this.ttl * 1000) / 3));
+    this.timer = setTimeout(() => void this.tick(), failed ? 250 : Math.max(100, (this.ttl * 1000) / 3));
   }
 
   private report(f: () => void): void {
@@ -574,8 +579,11 @@ export class Lease {
   }
 
   private async tick(): Promise<void> {
+    let failed = false;
     try {
-      const ttl = await this.client.keepAliveOnce(this.id, Math.max(500, (this.ttl * 1000) / 3));
+      // A slow answer is still an answer: under a write backlog etcd 3.4 holds a renewal
+      // until its applied index catches up (up to 1 s), so wait up to TTL/2.
+      const ttl = await this.client.keepAliveOnce(this.id, Math.max(1000, (this.ttl * 1000) / 2));
       if (this.stopped) return;
       if (ttl > 0) {
         this.keepalives++;
@@ -587,6 +595,8 @@ export class Lease {
       }
     } catch (e) {
       if (this.stopped) return;
+      failed = true;
+      this.failures++;
       if (e instanceof EtcdLeaseNotFound) {
         await this.regrant().catch((err: Error) => this.report(() => this.handlers.onError?.(err)));
       } else {
@@ -597,7 +607,7 @@ export class Lease {
         }
       }
     } finally {
-      this.schedule();
+      this.schedule(failed);
     }
   }
 
