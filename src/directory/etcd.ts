@@ -581,8 +581,9 @@ export class Lease {
   private async tick(): Promise<void> {
     let failed = false;
     try {
-      // A slow answer is still an answer: under a write backlog etcd 3.4 holds a renewal
-      // until its applied index catches up (up to 1 s), so wait up to TTL/2.
+      // A slow answer is still an answer: the leader applies every entry it committed
+      // before it renews (etcd commit fef4a79), so a write backlog delays renewals; wait
+      // up to TTL/2 for one.
       const ttl = await this.client.keepAliveOnce(this.id, Math.max(1000, (this.ttl * 1000) / 2));
       if (this.stopped) return;
       if (ttl > 0) {
