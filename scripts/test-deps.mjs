@@ -20,6 +20,8 @@ const TOOLS = {
   conntrack: 'conntrack',
   // WireGuard's wg: the reference for the key text form (`vtepd genkey`/`pubkey` against `wg genkey`/`pubkey`).
   wg: 'wireguard-tools',
+  // etcd 3.4 (/usr/bin/etcd): the directory's store; tests run private members (lab/etcd.ts).
+  etcd: 'etcd-server',
 };
 
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
