@@ -105,6 +105,14 @@
  *                            #   (VXLAN only; 32 bytes more per packet, counted in the TAP MTU);
  *                            #   plaintext is dropped and counted. off (the default without one):
  *                            #   plain VXLAN/GRE, for the kernel and Open vSwitch inside a DC
+ * directory:                 # optional (docs/directory.md): the members of every VNI come from etcd;
+ *                            #   each tenant floods to the hosts with a port in its VNI, plus its own
+ *                            #   flood list (which may then be empty). Without it: static flood lists
+ *   etcd:
+ *     endpoints: [ "http://10.0.0.9:2379" ]   # required; etcd client URLs, http:// or https://
+ *     prefix: /vtepd/v1      # every key under it; default /vtepd/v1
+ *     leaseTtl: 10           # seconds, 2..3600; default 10: a host that dies leaves the other
+ *                            #   hosts' flood lists this long after its last keepalive
  * ```
  *
  * Unknown keys are errors. MACs may be written with ':' or '-' and any case; they are
@@ -218,6 +226,17 @@ export interface MetricsConfig {
   host: string;
   port: number;
 }
+/** Where the VNIs' members come from instead of (or besides) the flood lists (src/directory/). */
+export interface DirectoryConfig {
+  etcd: {
+    /** Client URLs, http(s)://HOST:PORT, without a trailing '/'. */
+    endpoints: string[];
+    /** Every key vtepd writes or reads starts with it (default /vtepd/v1). */
+    prefix: string;
+    /** Seconds: the TTL of this host's lease; a dead host leaves the others' flood lists after it (default 10). */
+    leaseTtl: number;
+  };
+}
 export interface Config {
   log: { level: LogLevel };
   /** Switch-wide: FDB entries over all tenants; learning beyond it is refused and counted. */
@@ -243,6 +262,8 @@ export interface Config {
   identity: IdentityConfig | null;
   /** A hub's admitted spokes (with an identity); [] otherwise. */
   spokes: SpokeConfig[];
+  /** null: static flood lists only (no directory). */
+  directory: DirectoryConfig | null;
 }
 export interface ConfigError {
   path: string;

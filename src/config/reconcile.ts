@@ -105,6 +105,11 @@ export function plan(running: Config, next: Config): Plan {
       path: 'identity',
       message: `${running.identity ? `is ${running.identity.privateKeyFile}` : 'is absent'} in the running daemon; a new identity needs a restart (vtepd restart), not a reload`,
     });
+  if (!eqJson(running.directory ?? null, next.directory ?? null))
+    errors.push({
+      path: 'directory',
+      message: `${running.directory ? "differs from the running daemon's" : 'is absent in the running daemon'}; changing the directory needs a restart (vtepd restart), not a reload`,
+    });
   if (errors.length) return { changes: [], errors };
 
   const removePorts: Change[] = [];

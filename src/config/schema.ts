@@ -235,6 +235,27 @@ const Control = z.strictObject(
   },
   need('must be a mapping like { socket: /run/vtepd/vtepd.sock }'),
 );
+const ENDPOINT_MSG = 'must be an http:// or https:// URL like "http://10.0.0.9:2379"';
+const isEndpoint = (s: string) => {
+  try {
+    const u = new URL(s);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '' && (u.pathname === '/' || u.pathname === '') && !u.search && !u.hash;
+  } catch {
+    return false;
+  }
+};
+const PREFIX_MSG = 'must be a key prefix like /vtepd/v1: starting with "/", not ending with "/", no whitespace';
+const EtcdDirectory = z.strictObject(
+  {
+    endpoints: z
+      .array(text(ENDPOINT_MSG, isEndpoint), need('must be a list of etcd client URLs like [ "http://10.0.0.9:2379" ]'))
+      .min(1, 'must list at least one etcd client URL like "http://10.0.0.9:2379"'),
+    prefix: text(PREFIX_MSG, (s) => /^\/\S*[^/\s]$/.test(s)).default('/vtepd/v1'),
+    leaseTtl: intIn(2, 3600).default(10),
+  },
+  need('must be a mapping like { endpoints: [ "http://10.0.0.9:2379" ] }'),
+);
+const Directory = z.strictObject({ etcd: EtcdDirectory }, need('must be a mapping like { etcd: { endpoints: [ "http://10.0.0.9:2379" ] } }'));
 const Metrics = z.strictObject({ listen: parsed(LISTEN_MSG, parseListen) }, need('must be a mapping like { listen: "127.0.0.1:9477" }'));
 const Log = z.strictObject(
   { level: z.enum(LOG_LEVELS, need(`must be one of ${LOG_LEVELS.join(', ')}`)).default('warn') },
@@ -259,6 +280,7 @@ const Root = z.strictObject(
     pmtuDiscovery: z.boolean(need('must be true or false')).default(true),
     identity: Identity.optional(),
     spokes: Spokes.optional(),
+    directory: Directory.optional(),
   },
   need('must be a mapping with underlay and tenants'),
 );
@@ -278,6 +300,8 @@ const SHAPES: Record<string, string[]> = {
   hubs: Object.keys(HubPeer.shape),
   spokes: Object.keys(SpokePeer.shape),
   identity: Object.keys(Identity.shape),
+  directory: Object.keys(Directory.shape),
+  'directory.etcd': Object.keys(EtcdDirectory.shape),
 };
 function unknownKey(path: PropertyKey[], key: string): string {
   const known = SHAPES[path.filter((p) => typeof p === 'string').join('.')] ?? [];
@@ -571,7 +595,8 @@ export function validateConfig(data: unknown, position?: (path: PropertyKey[]) =
     return { ok: false, errors: order.map(({ iss }) => ({ path: formatPath(iss.path), message: iss.message })) };
   }
 
-  const { log, limits, control, metrics, underlay, tenants, role, hubs, nat, keepalive, deadInterval, pmtuDiscovery, identity, spokes } = result.data;
+  const { log, limits, control, metrics, underlay, tenants, role, hubs, nat, keepalive, deadInterval, pmtuDiscovery, identity, spokes, directory } =
+    result.data;
   const locals = (Array.isArray(underlay.local) ? underlay.local : [underlay.local]).map((ip) => ({ address: ip.address, family: ip.family }));
   const families = locals.map((l) => l.family);
   const config: Config = {
@@ -625,6 +650,9 @@ export function validateConfig(data: unknown, position?: (path: PropertyKey[]) =
     keepalive,
     deadInterval,
     pmtuDiscovery,
+    directory: directory
+      ? { etcd: { endpoints: directory.etcd.endpoints.map((e) => e.replace(/\/$/, '')), prefix: directory.etcd.prefix, leaseTtl: directory.etcd.leaseTtl } }
+      : null,
   };
   const warnings = warned.map((w) => ({ path: formatPath(w.path), message: w.message }));
   return { ok: true, config, warnings };

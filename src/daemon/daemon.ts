@@ -27,7 +27,10 @@ import { VERSION } from '../util/paths.js';
 import type { ConfigError } from '../config/config.js';
 import { usesGre } from '../config/config.js';
 import { handshakeType, type Identity } from '../secure/handshake.js';
-import { publicKeyOf, readPrivateKeyFile } from '../secure/keys.js';
+import { encodeKey, publicKeyOf, readPrivateKeyFile } from '../secure/keys.js';
+import type { Directory } from '../directory/directory.js';
+import { EtcdDirectory } from '../directory/etcd-directory.js';
+import { Membership } from '../directory/membership.js';
 
 const log = logger('daemon');
 
@@ -52,6 +55,8 @@ export interface DaemonOptions {
   hooks?: DaemonHooks;
   /** Switch-wide FDB limit; default half the addon's cache capacity. */
   maxMacsTotal?: number;
+  /** The directory backend (tests); default: etcd when the config has `directory`, else none. */
+  directory?: Directory;
 }
 
 export interface ReloadResult {
@@ -148,6 +153,13 @@ export class Daemon implements Target {
   /** Ports whose TAP went away under us: recreated, retried once a second. */
   private readonly lost: LostPorts;
   private eventBatches = 0;
+  /** This node's public key (base64), published in the directory; null without an identity. */
+  private readonly identityKey: string | null;
+  /** With a directory: the VNIs' members, each tenant's flood list from them (src/directory/). */
+  readonly directory: Directory | null;
+  private readonly membership: Membership | null;
+  /** Set by close(): the directory withdrawing this host (best effort, bounded). */
+  closing: Promise<void> = Promise.resolve();
 
   private constructor(config: Config, opts: DaemonOptions) {
     this.running = config;
@@ -164,6 +176,12 @@ export class Daemon implements Target {
       onSecureEvent: (ev) => this.roles.onSecureEvent(ev),
     });
     const identity = loadIdentity(config);
+    this.identityKey = identity ? encodeKey(identity.publicKey) : null;
+    const dc = config.directory;
+    this.directory = opts.directory ?? (dc ? new EtcdDirectory({ endpoints: dc.etcd.endpoints, prefix: dc.etcd.prefix, leaseTtl: dc.etcd.leaseTtl }) : null);
+    this.membership = this.directory
+      ? new Membership({ directory: this.directory, self: config.underlay.locals.map((a) => a.address), apply: (t, flood) => this.applyFlood(t, flood) })
+      : null;
     this.roles = new RoleAgent({ sw: this.sw, vteps: this.sw.vteps, dp, identity }, roleOptions(config));
     this.telemetry = new Telemetry({ sw: this.sw, dp, roles: this.roles, startedAt: this.startedAt });
     this.lost = new LostPorts({
@@ -202,6 +220,12 @@ export class Daemon implements Target {
       }
       d.sw.ageing.start();
       d.roles.start();
+      if (d.directory && d.membership) {
+        d.membership.start();
+        const u = config.underlay;
+        d.directory.publish({ address: u.local, port: u.port, role: config.role, ...(d.identityKey ? { publicKey: d.identityKey } : {}) });
+        await d.directory.start();
+      }
       d.peerTimer = setInterval(() => {
         try {
           d.tick();
@@ -226,7 +250,7 @@ export class Daemon implements Target {
     const b = this.sw.addTenant({
       name: t.name,
       vni: t.vni,
-      flood: t.flood,
+      flood: this.membership ? this.membership.addTenant(t.name, t.vni, t.flood) : t.flood,
       fdb: t.fdb,
       encap: t.encap,
       vtepEncap: t.vtepEncap,
@@ -239,6 +263,7 @@ export class Daemon implements Target {
 
   async removeTenant(name: string): Promise<void> {
     const ports = this.ports.filter((p) => p.tenant === name);
+    this.membership?.removeTenant(name);
     this.sw.removeTenant(name);
     this.roles.forgetTenant(name);
     for (const p of ports) this.dropPort(p);
@@ -247,7 +272,11 @@ export class Daemon implements Target {
   setPolicy(name: string, p: PolicyChange): void {
     this.sw.setPolicy(name, tenantPolicy(p));
   }
+  /** The config's flood list (reload); with a directory, joined with the VNI's members. */
   setFlood(name: string, flood: string[]): void {
+    this.applyFlood(name, this.membership ? this.membership.setStatic(name, flood) : flood);
+  }
+  private applyFlood(name: string, flood: string[]): void {
     this.sw.setFlood(name, flood);
     const b = this.sw.tenant(name);
     if (b) this.roles.refreshMss(b);
@@ -285,6 +314,7 @@ export class Daemon implements Target {
       throw e;
     }
     this.ports.push(port);
+    this.membership?.portAdded(tenant);
     log.info({ tenant, tap: p.tap, netns: p.netns, mtu: p.mtu, adopted: !!adopted }, 'port up');
   }
 
@@ -320,7 +350,10 @@ export class Daemon implements Target {
 
   private dropPort(p: RunningPort): void {
     const i = this.ports.indexOf(p);
-    if (i >= 0) this.ports.splice(i, 1);
+    if (i >= 0) {
+      this.ports.splice(i, 1);
+      this.membership?.portRemoved(p.tenant);
+    }
     try {
       this.backend.close(p);
     } catch (e) {
@@ -383,6 +416,19 @@ export class Daemon implements Target {
       ports: this.ports.map((p) => ({ tenant: p.tenant, tap: p.tap, netns: p.netns, ifindex: p.ifindex, mac: p.mac, mtu: p.mtu })),
       peers: this.sw.vteps.all().map((v) => ({ vtep: v.key, dynamic: v.dynamic, pathMtu: v.mtu })),
       overlay: this.roles.status(),
+      directory: this.directoryStatus(),
+    };
+  }
+
+  /** The directory's state and each tenant's members other than this host; null without a directory. */
+  directoryStatus() {
+    if (!this.directory || !this.membership) return null;
+    const members = this.membership.status();
+    return {
+      ...this.directory.status(),
+      floodUpdates: this.membership.updates,
+      applyErrors: this.membership.applyErrors,
+      tenants: Object.fromEntries(Object.entries(members).map(([t, ms]) => [t, ms.map((m) => m.address)])),
     };
   }
 
@@ -463,6 +509,7 @@ export class Daemon implements Target {
   /** After a successful handover: close our copies of the TAP fds (the new daemon holds them: the TAPs stay). */
   release(): void {
     this.closed = true;
+    this.leaveDirectory(false);
     for (const p of this.ports.splice(0)) {
       try {
         closePortFds(p.fd, p.queueFds);
@@ -475,13 +522,21 @@ export class Daemon implements Target {
   /** Give up this daemon object without touching its fds (a new Daemon adopted them). */
   detach(): void {
     this.closed = true;
+    this.leaveDirectory(false);
     this.ports.splice(0);
+  }
+
+  /** Stop the directory; `withdraw`: take this host's records back now (not on a handover: the successor publishes them). */
+  private leaveDirectory(withdraw: boolean): void {
+    this.membership?.stop();
+    if (this.directory) this.closing = this.directory.stop(withdraw).catch((e: Error) => log.warn({ err: e.message }, 'leaving the directory failed'));
   }
 
   /** Stop the data path and delete the TAPs (closing a TAP's fd removes it). */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.leaveDirectory(true);
     if (this.peerTimer) clearInterval(this.peerTimer);
     this.roles.stop();
     this.sw.stop();

@@ -123,6 +123,7 @@ export class Runtime implements TakeoverHost {
     this.control.destroyAll();
     await this.control.close();
     await this.metrics.close();
+    await this.daemon?.closing;
   }
 }
 

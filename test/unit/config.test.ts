@@ -84,6 +84,7 @@ describe('valid configs', () => {
       pmtuDiscovery: true,
       identity: null,
       spokes: [],
+      directory: null,
     });
   });
 
@@ -757,5 +758,39 @@ describe('identity, keys and encryption (#12)', () => {
     expect(r.ok && r.warnings?.map((w) => `${w.path}: ${w.message}`)).toEqual([
       'spokes: no spokes are listed: a hub with an identity admits only the spokes whose keys it lists',
     ]);
+  });
+});
+
+describe('directory (#13)', () => {
+  const dir = (body: string) => `underlay: { local: 10.0.0.1 }\ntenants: [ { name: blue, vni: 5001, ports: [ { tap: blue0 } ] } ]\ndirectory: ${body}\n`;
+  it('is null without the key; endpoints with the default prefix and lease TTL', () => {
+    expect(ok(blue()).directory).toBeNull();
+    expect(ok(dir('{ etcd: { endpoints: [ "http://10.0.0.9:2379/" ] } }')).directory).toEqual({
+      etcd: { endpoints: ['http://10.0.0.9:2379'], prefix: '/vtepd/v1', leaseTtl: 10 },
+    });
+    expect(ok(dir('{ etcd: { endpoints: [ "https://[2001:db8::9]:2379", "http://e2:2379" ], prefix: /lab/x, leaseTtl: 3 } }')).directory).toEqual({
+      etcd: { endpoints: ['https://[2001:db8::9]:2379', 'http://e2:2379'], prefix: '/lab/x', leaseTtl: 3 },
+    });
+  });
+  it('a tenant may have no flood list with a directory', () => {
+    expect(ok(dir('{ etcd: { endpoints: [ "http://10.0.0.9:2379" ] } }')).tenants[0]!.flood).toEqual([]);
+  });
+  it('names the bad field', () => {
+    expect(errors(dir('{ etcd: { endpoints: [ "10.0.0.9:2379" ] } }'))).toEqual([
+      'directory.etcd.endpoints[0]: must be an http:// or https:// URL like "http://10.0.0.9:2379"',
+    ]);
+    expect(errors(dir('{ etcd: { endpoints: [ "ftp://e:2379" ] } }'))).toEqual([
+      'directory.etcd.endpoints[0]: must be an http:// or https:// URL like "http://10.0.0.9:2379"',
+    ]);
+    expect(errors(dir('{ etcd: { endpoints: [] } }'))).toEqual([
+      'directory.etcd.endpoints: must list at least one etcd client URL like "http://10.0.0.9:2379"',
+    ]);
+    expect(errors(dir('{ etcd: {} }'))).toEqual(['directory.etcd.endpoints: is required']);
+    expect(errors(dir('{ etcd: { endpoints: [ "http://e:2379" ], prefix: vtepd/ } }'))).toEqual([
+      'directory.etcd.prefix: must be a key prefix like /vtepd/v1: starting with "/", not ending with "/", no whitespace',
+    ]);
+    expect(errors(dir('{ etcd: { endpoints: [ "http://e:2379" ], leaseTtl: 1 } }'))).toEqual(['directory.etcd.leaseTtl: must be an integer 2..3600']);
+    expect(errors(dir('{ etcd: { endpoints: [ "http://e:2379" ], ttl: 3 } }'))).toEqual(['directory.etcd.ttl: unknown key']);
+    expect(errors(dir('{ consul: {} }'))).toEqual(['directory.consul: unknown key', 'directory.etcd: is required']);
   });
 });
