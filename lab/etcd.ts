@@ -4,9 +4,15 @@
  * stopped by PID (SIGTERM, then SIGKILL after a deadline), the directory removed at the end.
  * `stop()` + `start()` restart the same member on the same data directory and ports, for
  * outage tests. Never touches a system etcd.
+ *
+ * With `netns` (a lab host's namespace) and `host` (that host's address), the member runs
+ * inside the namespace and listens on HOST:2379 (clients) and HOST:2380 (peers): the ports
+ * are free there, nothing else lives in it. Its health is then polled from inside the
+ * namespace (curl), so nothing is sent from the root namespace.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
 import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +25,10 @@ export interface EtcdOptions {
   args?: string[];
   /** How long start() waits for /health before it gives up. */
   readyMs?: number;
+  /** Run inside this network namespace (a lab host's, `lab.ns(host)`); needs `host`. */
+  netns?: string;
+  /** The address to listen on (default 127.0.0.1); inside `netns`, that host's address. */
+  host?: string;
 }
 
 /** A free TCP port on 127.0.0.1: bind port 0, read it, close. */
@@ -62,9 +72,24 @@ export class EtcdMember {
 
   constructor(private readonly opts: EtcdOptions = {}) {}
 
-  /** The client URL, http://127.0.0.1:PORT. */
+  /** The client URL, http://HOST:PORT (HOST 127.0.0.1 unless given; an IPv6 one in brackets). */
   get url(): string {
-    return `http://127.0.0.1:${this.clientPort}`;
+    return `http://${this.hostPart}:${this.clientPort}`;
+  }
+  private get hostPart(): string {
+    const h = this.opts.host ?? '127.0.0.1';
+    return h.includes(':') ? `[${h}]` : h;
+  }
+
+  /** /health, from where the member runs (inside its namespace with `netns`). */
+  private healthy(): Promise<boolean> {
+    const ns = this.opts.netns;
+    if (!ns) return health(this.url);
+    return new Promise((resolve) => {
+      execFile('ip', ['netns', 'exec', ns, 'curl', '-s', '-m', '1', `${this.url}/health`], { timeout: 3000 }, (err, stdout) =>
+        resolve(!err && stdout.includes('"true"')),
+      );
+    });
   }
 
   /** The PID of the running member, or null. */
@@ -87,7 +112,10 @@ export class EtcdMember {
     if (first) this.dataDir = await mkdtemp(join(tmpdir(), 'vtepd-etcd-'));
     for (let attempt = 0; ; attempt++) {
       if (first && attempt > 0) await rm(join(this.dataDir, 'member'), { recursive: true, force: true });
-      if (first) {
+      if (first && this.opts.netns) {
+        this.clientPort = 2379;
+        this.peerPort = 2380;
+      } else if (first) {
         this.clientPort = await freePort();
         do this.peerPort = await freePort();
         while (this.peerPort === this.clientPort);
@@ -102,7 +130,7 @@ export class EtcdMember {
   }
 
   private async launch(): Promise<void> {
-    const peer = `http://127.0.0.1:${this.peerPort}`;
+    const peer = `http://${this.hostPart}:${this.peerPort}`;
     const args = [
       '--name',
       this.name,
@@ -127,7 +155,11 @@ export class EtcdMember {
       ...(this.opts.args ?? []),
     ];
     this.log = '';
-    const child = spawn(this.opts.binary ?? 'etcd', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const bin = this.opts.binary ?? 'etcd';
+    // `ip netns exec` execs etcd in place: the child's PID is etcd's.
+    const child = this.opts.netns
+      ? spawn('ip', ['netns', 'exec', this.opts.netns, bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     let exited = false;
     const append = (b: Buffer) => {
@@ -148,7 +180,7 @@ export class EtcdMember {
         `etcd on ${this.url} to report healthy`,
         async () => {
           if (exited) throw new Error(`etcd exited: ${this.output}`);
-          return health(this.url);
+          return this.healthy();
         },
         (ok) => ok || exited,
         this.opts.readyMs ?? READY_MS,
