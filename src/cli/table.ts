@@ -2,6 +2,7 @@
  * Readable output of the CLI verbs: aligned tables and short summaries. `--json` bypasses
  * all of this and prints the API's answer as is.
  */
+import type { DirectoryStatus } from '../directory/directory.js';
 import type { PeerInfo, StatsSnapshot } from '../daemon/stats.js';
 import type { FdbRow } from '../core/fdb.js';
 import type { TraceResult } from '../core/trace.js';
@@ -43,6 +44,8 @@ export interface StatusResult {
   ports: { tenant: string; tap: string; netns: string | null; ifindex: number; mac: string; mtu: number }[];
   peers: { vtep: string; dynamic: boolean; pathMtu?: number }[];
   overlay?: RoleStatus;
+  /** null or absent: no directory (static flood lists). */
+  directory?: (DirectoryStatus & { floodUpdates: number; applyErrors: number; tenants: Record<string, string[]> }) | null;
 }
 
 export function formatStatus(s: StatusResult): string {
@@ -64,7 +67,19 @@ export function formatStatus(s: StatusResult): string {
     ['PEER', 'TYPE', 'PATH MTU'],
     s.peers.map((p) => [p.vtep, p.dynamic ? 'learned' : 'configured', p.pathMtu || '-']),
   );
-  return `${head}\n${tenants}\n${ports}\n${peers}${s.overlay ? formatOverlay(s.overlay) : ''}`;
+  return `${head}\n${tenants}\n${ports}\n${peers}${s.overlay ? formatOverlay(s.overlay) : ''}${s.directory ? formatDirectory(s.directory) : ''}`;
+}
+
+/** With a directory: its backend and state, and each tenant's members (other than this host). */
+function formatDirectory(d: NonNullable<StatusResult['directory']>): string {
+  const where = d.endpoints ? ` ${d.endpoints.join(',')} prefix ${d.prefix}` : '';
+  return (
+    `\n\ndirectory ${d.backend}${where}: ${d.connected ? 'connected' : 'UNREACHABLE (last-known members kept)'}, errors ${d.errors}, ` +
+    `flood lists updated ${d.floodUpdates}, joined VNIs ${d.joined.join(',') || '-'}\n${table(
+      ['TENANT', 'MEMBERS'],
+      Object.entries(d.tenants).map(([t, ms]) => [t, ms.join(',') || '-']),
+    )}`
+  );
 }
 
 /** The role's part of `vtepd status`: a spoke's hubs, a hub's spokes, and the node's keyed peers. */

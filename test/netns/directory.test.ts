@@ -21,6 +21,7 @@ import { EtcdMember } from '../../lab/etcd.js';
 import { startDaemon, type Daemonised } from '../../lab/topology.js';
 import { until, untilPings } from '../../lab/wait.js';
 import { request } from '../../src/daemon/control.js';
+import { vtepd } from '../support/ops.js';
 
 const HOSTS = ['10.0.0.1', '10.0.0.2', '10.0.0.3'];
 const ETCD = '10.0.0.9';
@@ -106,6 +107,9 @@ describe('etcd directory: membership instead of flood lists', () => {
       const s = await status(i);
       expect(s.directory).toMatchObject({ backend: 'etcd', connected: true, joined: [5001] });
     }
+    const text = await vtepd(lab, 'h1', ['status', '--socket', daemons[0]!.socket]);
+    expect(text.stdout).toMatch(new RegExp(`directory etcd http://${ETCD}:2379 prefix ${prefix}: connected, errors \\d+`));
+    expect(text.stdout).toMatch(/blue\s+10\.0\.0\.2,10\.0\.0\.3/);
     for (let a = 1; a <= 3; a++) for (let b = 1; b <= 3; b++) if (a !== b) await untilPings(lab, `blue${a}`, `10.1.0.${b}`, ['-c', '1', '-W', '1']);
   }, 60_000);
 
