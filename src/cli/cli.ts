@@ -6,7 +6,8 @@
  * control.socket), or at the default /run/vtepd/vtepd.sock, and prints a readable table,
  * or the API's JSON answer with --json. The `net` verbs (create, delete, list, pool: tenant
  * networks and their VNIs, src/directory/nets.ts) talk to etcd itself (--etcd URL[,URL] or
- * --config FILE's directory:), so they need no running daemon.
+ * --config FILE's directory:), so they need no running daemon; without an etcd URL they ask
+ * the running daemon (API calls net.create, net.delete, net.list, net.pool).
  */
 import { fstatSync, readFileSync, type WriteStream } from 'node:fs';
 import { Command, Option } from 'commander';
@@ -277,28 +278,58 @@ interface NetOpts {
   etcd?: string;
   prefix?: string;
   config?: string;
+  socket?: string;
   json?: boolean;
 }
 
-/** The options of the `net` verbs: they talk to etcd, not to a daemon. */
+/** The options of the `net` verbs: they talk to etcd, or without an etcd URL to the running daemon. */
 function netClient(cmd: Command): Command {
   return cmd
     .option('--etcd <urls>', 'etcd client URL(s), comma-separated (default: $VTEPD_ETCD, or directory.etcd.endpoints of --config)')
     .option('--prefix <prefix>', 'key prefix (default: directory.etcd.prefix of --config, or /vtepd/v1)')
     .option('--config <file>', "take etcd's endpoints and prefix from this config's directory:")
+    .option(
+      '-s, --socket <path>',
+      "without an etcd URL: ask the running daemon (its directory's etcd) on this control socket (default $VTEPD_SOCKET or /run/vtepd/vtepd.sock)",
+    )
     .option('--json', 'print JSON instead of text', false);
 }
 
-/** Run `f` with a Nets on the etcd of `o`; print its answer (text or --json); exit 1 with the error. */
-async function withNets<T>(o: NetOpts, f: (nets: import('../directory/nets.js').Nets) => Promise<T>, readable: (r: T) => string): Promise<never> {
+/**
+ * Run a `net` verb: on etcd itself when an etcd URL is known (--etcd, $VTEPD_ETCD, --config's
+ * directory:), else through the running daemon's API (`method` with `params`). Print the
+ * answer (text or --json); on a refusal exit 1 (with --json, `{ ok: false, error: { code, message } }`).
+ */
+async function withNets<T>(
+  o: NetOpts,
+  f: (nets: import('../directory/nets.js').Nets) => Promise<T>,
+  method: string,
+  params: Record<string, unknown>,
+  readable: (r: T) => string,
+): Promise<never> {
   const { EtcdClient } = await import('../directory/etcd.js');
   const { Nets, NetError } = await import('../directory/nets.js');
-  const dir = o.config ? load(o.config).directory?.etcd : undefined;
+  const cfg = o.config ? load(o.config) : undefined;
+  const dir = cfg?.directory?.etcd;
   const endpoints = (o.etcd ?? process.env.VTEPD_ETCD ?? dir?.endpoints.join(',') ?? '')
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  if (endpoints.length === 0) fail(new Error('net: give --etcd URL[,URL] (or $VTEPD_ETCD, or --config with a directory:)'));
+  const refuse: (e: unknown, code: string) => never = (e, code) => {
+    if (o.json) process.stdout.write(`${JSON.stringify({ ok: false, error: { code, message: (e as Error).message } }, null, 2)}\n`);
+    fail(e);
+  };
+  if (endpoints.length === 0) {
+    if (o.prefix) fail(new Error('net: --prefix needs --etcd (the daemon uses its own directory prefix)'));
+    let r: T;
+    try {
+      r = await request<T>(o.socket || cfg?.control.socket || process.env.VTEPD_SOCKET || DEFAULT_CONTROL_SOCKET, method, params, { timeoutMs: 15_000 });
+    } catch (e) {
+      refuse(e, e instanceof RemoteError ? e.code : 'ECONNREFUSED');
+    }
+    out(o, r!, () => readable(r));
+    process.exit(0);
+  }
   const etcd = new EtcdClient({ endpoints, timeoutMs: 5000 });
   try {
     const r = await f(new Nets(etcd, { prefix: o.prefix ?? dir?.prefix }));
@@ -307,9 +338,7 @@ async function withNets<T>(o: NetOpts, f: (nets: import('../directory/nets.js').
     process.exit(0);
   } catch (e) {
     etcd.close();
-    const code = e instanceof NetError ? e.code : 'etcd';
-    if (o.json) process.stdout.write(`${JSON.stringify({ ok: false, error: { code, message: (e as Error).message } }, null, 2)}\n`);
-    fail(e);
+    refuse(e, e instanceof NetError ? e.code : 'etcd');
   }
 }
 
@@ -328,6 +357,8 @@ netClient(net.command('create').description('create a network with a free VNI fr
     withNets(
       o,
       (nets) => nets.create({ tenant: o.tenant, name: o.name, vni: intArg('vni', o.vni) }),
+      'net.create',
+      { tenant: o.tenant, name: o.name, vni: intArg('vni', o.vni) },
       (r) => `${r.tenant}/${r.name}: created, vni ${r.vni}\n`,
     ),
   );
@@ -338,6 +369,8 @@ netClient(net.command('delete').description('delete a network and free its VNI')
     withNets(
       o,
       (nets) => nets.delete({ tenant: o.tenant, name: o.name }),
+      'net.delete',
+      { tenant: o.tenant, name: o.name },
       (r) => `${r.tenant}/${r.name}: deleted, vni ${r.vni} freed\n`,
     ),
   );
@@ -347,6 +380,8 @@ netClient(net.command('list').description('the networks (of one tenant) and thei
     withNets(
       o,
       (nets) => nets.list(o.tenant),
+      'net.list',
+      { tenant: o.tenant },
       (rows) => {
         const w1 = Math.max(6, ...rows.map((r) => r.tenant.length));
         const w2 = Math.max(7, ...rows.map((r) => r.name.length));
@@ -363,6 +398,8 @@ netClient(net.command('pool').description('show the VNI pool, or set it with --f
     return withNets(
       o,
       async (nets) => (o.first !== undefined ? nets.setPool(intArg('first', o.first)!, intArg('last', o.last)!) : ((await nets.pool()) ?? null)),
+      'net.pool',
+      { first: intArg('first', o.first), last: intArg('last', o.last) },
       (p) => (p ? `pool ${p.first}..${p.last} (${p.last - p.first + 1} VNIs)\n` : 'no pool set\n'),
     );
   });

@@ -2,23 +2,28 @@
  * Tenant networks in etcd (src/directory/nets.ts, `vtepd net …`) against a real etcd started
  * privately on 127.0.0.1 by lab/etcd.ts: 50 concurrent creates (in-process and through the
  * CLI) get 50 distinct VNIs inside the pool; a taken or outside VNI, a duplicate name, an
- * exhausted or missing pool are refused with their codes; delete frees a VNI for reuse; list.
+ * exhausted or missing pool are refused with their codes; delete frees a VNI for reuse; list;
+ * the same through the daemon's API (net.create, net.delete, net.list, net.pool) and `--socket`.
  */
 import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EtcdMember, startEtcd } from '../../lab/etcd.js';
 import { EtcdClient } from '../../src/directory/etcd.js';
 import { NetError, Nets, type Network, nthFree } from '../../src/directory/nets.js';
+import { type ApiHost, apiHandlers } from '../../src/daemon/api.js';
+import { ControlServer, RemoteError, request } from '../../src/daemon/control.js';
 
 let etcd: EtcdMember;
 let client: EtcdClient;
 const base = `/t-nets-${process.pid}`;
 const CLI = join(import.meta.dirname, '../../bin/vtepd.js');
 
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function cli(args: string[], via: string[] = ['--etcd', etcd.url]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, 'net', ...args, '--etcd', etcd.url], { timeout: 20_000 }, (err, stdout, stderr) =>
+    execFile(process.execPath, [CLI, 'net', ...args, ...via], { timeout: 20_000 }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
@@ -137,5 +142,46 @@ describe('vtepd net: networks and VNIs in etcd', () => {
     const r = await cli(['create', '--prefix', prefix, '--tenant', 'x', '--name', 'e']);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe('vtepd: the VNI pool 7..9 is exhausted (3 networks)\n');
+  });
+});
+
+describe('the daemon API: net.create, net.delete, net.list, net.pool', () => {
+  it("answers on the daemon's control socket with its directory's etcd and prefix, refusals keep their code", async () => {
+    const prefix = `${base}/api`;
+    const dir = mkdtempSync(join(tmpdir(), 'vtepd-nets-api-'));
+    const socket = join(dir, 'vtepd.sock');
+    // Only what the net.* handlers read of the daemon: its running config's directory.
+    const host = { daemon: { running: { directory: { etcd: { endpoints: [etcd.url], prefix, leaseTtl: 10 } } } } } as unknown as ApiHost;
+    const bare = { daemon: { running: { directory: null } } } as unknown as ApiHost;
+    const srv = new ControlServer(apiHandlers(host));
+    const srv2 = new ControlServer(apiHandlers(bare));
+    await srv.listen(socket);
+    await srv2.listen(join(dir, 'bare.sock'));
+    try {
+      const via = ['--socket', socket];
+      expect(await request(socket, 'net.pool', { first: 500, last: 501 })).toEqual({ first: 500, last: 501 });
+      expect(await request(socket, 'net.create', { tenant: 'acme', name: 'web' })).toEqual({ tenant: 'acme', name: 'web', vni: 500 });
+      const c = await cli(['create', '--tenant', 'acme', '--name', 'db', '--json'], via);
+      expect(c.code).toBe(0);
+      expect(JSON.parse(c.stdout)).toEqual({ tenant: 'acme', name: 'db', vni: 501 });
+      const ex = await request(socket, 'net.create', { tenant: 'acme', name: 'api' }).catch((e: RemoteError) => e);
+      expect(ex).toBeInstanceOf(RemoteError);
+      expect((ex as RemoteError).code).toBe('pool-exhausted');
+      const bad = await request(socket, 'net.create', { tenant: 'acme', name: 'api', vni: 0 }).catch((e: RemoteError) => e);
+      expect((bad as RemoteError).message).toBe('vni: must be an integer 1..16777215');
+      const taken = await cli(['create', '--tenant', 'acme', '--name', 'api', '--vni', '500', '--json'], via);
+      expect(taken.code).toBe(1);
+      expect(JSON.parse(taken.stdout).error).toEqual({ code: 'vni-taken', message: 'vni 500 is taken by acme/web' });
+      expect((await cli(['list'], via)).stdout).toBe('TENANT  NETWORK  VNI\nacme    db       501\nacme    web      500\n');
+      expect((await cli(['delete', '--tenant', 'acme', '--name', 'web'], via)).stdout).toBe('acme/web: deleted, vni 500 freed\n');
+      expect(await request(socket, 'net.list', { tenant: 'acme' })).toEqual([{ tenant: 'acme', name: 'db', vni: 501 }]);
+      // A daemon without a directory says so.
+      const none = await cli(['list'], ['--socket', join(dir, 'bare.sock')]);
+      expect(none).toMatchObject({ code: 1, stderr: 'vtepd: net: this daemon has no directory (directory: in its config)\n' });
+    } finally {
+      await srv.close();
+      await srv2.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
