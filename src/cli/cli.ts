@@ -4,7 +4,10 @@
  * daemon over its control socket (status, fdb, peers, stats, reload, restart, capture,
  * trace). Each of those finds the daemon by --socket PATH, or by --config FILE (its
  * control.socket), or at the default /run/vtepd/vtepd.sock, and prints a readable table,
- * or the API's JSON answer with --json.
+ * or the API's JSON answer with --json. The `net` verbs (create, delete, list, pool: tenant
+ * networks and their VNIs, src/directory/nets.ts) talk to etcd itself (--etcd URL[,URL] or
+ * --config FILE's directory:), so they need no running daemon; without an etcd URL they ask
+ * the running daemon (API calls net.create, net.delete, net.list, net.pool).
  */
 import { fstatSync, readFileSync, type WriteStream } from 'node:fs';
 import { Command, Option } from 'commander';
@@ -270,6 +273,136 @@ program
       process.exit(0);
     },
   );
+
+interface NetOpts {
+  etcd?: string;
+  prefix?: string;
+  config?: string;
+  socket?: string;
+  json?: boolean;
+}
+
+/** The options of the `net` verbs: they talk to etcd, or without an etcd URL to the running daemon. */
+function netClient(cmd: Command): Command {
+  return cmd
+    .option('--etcd <urls>', 'etcd client URL(s), comma-separated (default: $VTEPD_ETCD, or directory.etcd.endpoints of --config)')
+    .option('--prefix <prefix>', 'key prefix (default: directory.etcd.prefix of --config, or /vtepd/v1)')
+    .option('--config <file>', "take etcd's endpoints and prefix from this config's directory:")
+    .option(
+      '-s, --socket <path>',
+      "without an etcd URL: ask the running daemon (its directory's etcd) on this control socket (default $VTEPD_SOCKET or /run/vtepd/vtepd.sock)",
+    )
+    .option('--json', 'print JSON instead of text', false);
+}
+
+/**
+ * Run a `net` verb: on etcd itself when an etcd URL is known (--etcd, $VTEPD_ETCD, --config's
+ * directory:), else through the running daemon's API (`method` with `params`). Print the
+ * answer (text or --json); on a refusal exit 1 (with --json, `{ ok: false, error: { code, message } }`).
+ */
+async function withNets<T>(
+  o: NetOpts,
+  f: (nets: import('../directory/nets.js').Nets) => Promise<T>,
+  method: string,
+  params: Record<string, unknown>,
+  readable: (r: T) => string,
+): Promise<never> {
+  const { EtcdClient } = await import('../directory/etcd.js');
+  const { Nets, NetError } = await import('../directory/nets.js');
+  const cfg = o.config ? load(o.config) : undefined;
+  const dir = cfg?.directory?.etcd;
+  const endpoints = (o.etcd ?? process.env.VTEPD_ETCD ?? dir?.endpoints.join(',') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const refuse: (e: unknown, code: string) => never = (e, code) => {
+    if (o.json) process.stdout.write(`${JSON.stringify({ ok: false, error: { code, message: (e as Error).message } }, null, 2)}\n`);
+    fail(e);
+  };
+  if (endpoints.length === 0) {
+    if (o.prefix) fail(new Error('net: --prefix needs --etcd (the daemon uses its own directory prefix)'));
+    let r: T;
+    try {
+      r = await request<T>(o.socket || cfg?.control.socket || process.env.VTEPD_SOCKET || DEFAULT_CONTROL_SOCKET, method, params, { timeoutMs: 15_000 });
+    } catch (e) {
+      refuse(e, e instanceof RemoteError ? e.code : 'ECONNREFUSED');
+    }
+    out(o, r!, () => readable(r));
+    process.exit(0);
+  }
+  const etcd = new EtcdClient({ endpoints, timeoutMs: 5000 });
+  try {
+    const r = await f(new Nets(etcd, { prefix: o.prefix ?? dir?.prefix }));
+    out(o, r, () => readable(r));
+    etcd.close();
+    process.exit(0);
+  } catch (e) {
+    etcd.close();
+    refuse(e, e instanceof NetError ? e.code : 'etcd');
+  }
+}
+
+function intArg(what: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) fail(new Error(`${what}: must be an integer`));
+  return Number(v);
+}
+
+const net = program.command('net').description('tenant networks in etcd (VNIs from a pool, claimed by transaction): create, delete, list, pool');
+netClient(net.command('create').description('create a network with a free VNI from the pool (or --vni, which must be in the pool and free)'))
+  .requiredOption('-t, --tenant <tenant>', 'tenant (1..32 of A-Z a-z 0-9 _ . -)')
+  .requiredOption('-n, --name <name>', 'network name (1..32 of A-Z a-z 0-9 _ . -)')
+  .option('--vni <vni>', 'this VNI instead of the next free one')
+  .action((o: NetOpts & { tenant: string; name: string; vni?: string }) =>
+    withNets(
+      o,
+      (nets) => nets.create({ tenant: o.tenant, name: o.name, vni: intArg('vni', o.vni) }),
+      'net.create',
+      { tenant: o.tenant, name: o.name, vni: intArg('vni', o.vni) },
+      (r) => `${r.tenant}/${r.name}: created, vni ${r.vni}\n`,
+    ),
+  );
+netClient(net.command('delete').description('delete a network and free its VNI'))
+  .requiredOption('-t, --tenant <tenant>', 'tenant')
+  .requiredOption('-n, --name <name>', 'network name')
+  .action((o: NetOpts & { tenant: string; name: string }) =>
+    withNets(
+      o,
+      (nets) => nets.delete({ tenant: o.tenant, name: o.name }),
+      'net.delete',
+      { tenant: o.tenant, name: o.name },
+      (r) => `${r.tenant}/${r.name}: deleted, vni ${r.vni} freed\n`,
+    ),
+  );
+netClient(net.command('list').description('the networks (of one tenant) and their VNIs'))
+  .option('-t, --tenant <tenant>', 'one tenant only')
+  .action((o: NetOpts & { tenant?: string }) =>
+    withNets(
+      o,
+      (nets) => nets.list(o.tenant),
+      'net.list',
+      { tenant: o.tenant },
+      (rows) => {
+        const w1 = Math.max(6, ...rows.map((r) => r.tenant.length));
+        const w2 = Math.max(7, ...rows.map((r) => r.name.length));
+        const line = (a: string, b: string, c: string) => `${a.padEnd(w1)}  ${b.padEnd(w2)}  ${c}\n`;
+        return rows.length === 0 ? 'no networks\n' : line('TENANT', 'NETWORK', 'VNI') + rows.map((r) => line(r.tenant, r.name, String(r.vni))).join('');
+      },
+    ),
+  );
+netClient(net.command('pool').description('show the VNI pool, or set it with --first and --last (existing networks keep their VNIs)'))
+  .option('--first <vni>', 'first VNI of the pool')
+  .option('--last <vni>', 'last VNI of the pool (inclusive)')
+  .action((o: NetOpts & { first?: string; last?: string }) => {
+    if ((o.first === undefined) !== (o.last === undefined)) fail(new Error('net pool: give both --first and --last, or neither'));
+    return withNets(
+      o,
+      async (nets) => (o.first !== undefined ? nets.setPool(intArg('first', o.first)!, intArg('last', o.last)!) : ((await nets.pool()) ?? null)),
+      'net.pool',
+      { first: intArg('first', o.first), last: intArg('last', o.last) },
+      (p) => (p ? `pool ${p.first}..${p.last} (${p.last - p.first + 1} VNIs)\n` : 'no pool set\n'),
+    );
+  });
 
 program
   .command('genkey')

@@ -4,6 +4,8 @@
  */
 import { Address4, Address6 } from 'ip-address';
 import { parseMac } from '../config/schema.js';
+import { EtcdClient, EtcdError } from '../directory/etcd.js';
+import { NetError, Nets, VNI_MAX } from '../directory/nets.js';
 import type { Where } from '../core/switch.js';
 import { runCapture, type CaptureRequest } from './capture.js';
 import { ApiError, type CallContext, type Handler } from './control.js';
@@ -62,6 +64,26 @@ function whereParam(p: Record<string, unknown>): Where {
 }
 
 /**
+ * Run `f` on the tenant networks of this daemon's directory (its config's etcd and prefix),
+ * on a client of its own that is closed after the call. A refusal keeps its code
+ * (`vni-taken`, …); etcd unreachable is `etcd`; no directory is `ENODIRECTORY`.
+ */
+async function withNets<T>(rt: ApiHost, f: (nets: Nets) => Promise<T>): Promise<T> {
+  const dc = rt.daemon.running.directory;
+  if (!dc) throw new ApiError('net: this daemon has no directory (directory: in its config)', 'ENODIRECTORY');
+  const etcd = new EtcdClient({ endpoints: dc.etcd.endpoints, timeoutMs: 5000 });
+  try {
+    return await f(new Nets(etcd, { prefix: dc.etcd.prefix }));
+  } catch (e) {
+    if (e instanceof NetError) throw new ApiError(e.message, e.code);
+    if (e instanceof EtcdError) throw new ApiError(e.message, 'etcd');
+    throw e;
+  } finally {
+    etcd.close();
+  }
+}
+
+/**
  * The control API's methods (names and answers are fixed: the CLI and other tools speak
  * them), each checking its parameters with exact messages before it reaches the daemon.
  */
@@ -89,6 +111,15 @@ export function apiHandlers(rt: ApiHost): Record<string, Handler> {
     reload: () => rt.reload(),
     restart: () => rt.takeover.restart(),
     handover: (p) => rt.takeover.handover(str(p, 'path')!, num(p, 'pid', 1, 2 ** 31)!, p.underlay),
+    'net.create': (p) => withNets(rt, (n) => n.create({ tenant: str(p, 'tenant')!, name: str(p, 'name')!, vni: num(p, 'vni', 1, VNI_MAX) })),
+    'net.delete': (p) => withNets(rt, (n) => n.delete({ tenant: str(p, 'tenant')!, name: str(p, 'name')! })),
+    'net.list': (p) => withNets(rt, (n) => n.list(str(p, 'tenant', false))),
+    'net.pool': (p) => {
+      const first = num(p, 'first', 1, VNI_MAX);
+      const last = num(p, 'last', 1, VNI_MAX);
+      if ((first === undefined) !== (last === undefined)) throw new ApiError('give both first and last, or neither');
+      return withNets(rt, async (n) => (first !== undefined ? n.setPool(first, last!) : ((await n.pool()) ?? null)));
+    },
     trace: (p) => {
       const tenant = str(p, 'tenant')!;
       const inp = str(p, 'in')!;
