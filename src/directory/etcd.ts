@@ -567,15 +567,7 @@ export class Lease {
   }
 
   private report(f: () => void): void {
-    try {
-      f();
-    } catch (e) {
-      try {
-        this.handlers.onError?.(e as Error);
-      } catch {
-        // a handler that throws from onError is ignored
-      }
-    }
+    guarded(f, this.handlers.onError);
   }
 
   private async tick(): Promise<void> {
@@ -710,15 +702,7 @@ export class Watcher {
   }
 
   private safe(f: () => void): void {
-    try {
-      f();
-    } catch (e) {
-      try {
-        this.handlers.onError?.(e as Error);
-      } catch {
-        // ignored: nothing may escape a stream callback
-      }
-    }
+    guarded(f, this.handlers.onError);
   }
 
   private connect(): void {
@@ -842,5 +826,18 @@ export class Watcher {
     const delay = this.backoff;
     this.backoff = Math.min(this.backoff * 2, 2000);
     this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+}
+
+/** Run a caller's handler; what it throws goes to onError, and what onError throws is ignored: nothing escapes a timer or a stream callback. */
+function guarded(f: () => void, onError: ((e: Error) => void) | undefined): void {
+  try {
+    f();
+  } catch (e) {
+    try {
+      onError?.(e as Error);
+    } catch {
+      // ignored
+    }
   }
 }
