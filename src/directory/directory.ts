@@ -46,6 +46,58 @@ export interface DirectoryStatus {
 /** Called with the whole member list of a VNI whenever it changes (this host included). */
 export type MembersListener = (vni: number, members: Member[]) => void;
 
+/**
+ * Where a MAC of a VNI lives (like an EVPN type-2 route): its owner VTEP and the IP addresses
+ * it answers for. A record belongs to one VNI, so a MAC never moves across tenants.
+ */
+export interface MacRecord {
+  vni: number;
+  /** Lower case, colon separated. */
+  mac: string;
+  /** The owner VTEP's underlay address (normalized). */
+  owner: string;
+  /** The owner's VXLAN UDP port. */
+  port: number;
+  /** IPv4 and IPv6 addresses (normalized, sorted) the MAC answers for: ARP/ND suppression. */
+  ips: string[];
+  /** +1 on every move to another owner. */
+  seq: number;
+  /** A static pin (`${prefix}/pins/`): no claim moves it. */
+  pinned?: boolean;
+  publicKey?: string;
+}
+
+/**
+ * Why a MAC listener is called: a new record, a move to another owner, new IPs (same owner),
+ * removed (withdrawn or its owner's lease expired), or frozen (it moved too often; it stays
+ * where it is and claims are refused until the hold ends).
+ */
+export type MacChange = 'add' | 'move' | 'update' | 'remove' | 'frozen';
+
+/** A MAC record changed (`rec` null: removed). Records this host owns are reported too. */
+export type MacListener = (vni: number, mac: string, rec: MacRecord | null, why: MacChange) => void;
+
+/** The MAC layer's counters, for status and metrics. */
+export interface MacDirectoryStats {
+  /** Records known (all VNIs, all owners). */
+  macs: number;
+  /** Records this host owns. */
+  owned: number;
+  /** Claims written (new MACs and moves to this host). */
+  claims: number;
+  /** Claims lost to a concurrent writer (compare failed), retried after a re-read. */
+  claimConflicts: number;
+  /** Moves seen (any owner to another). */
+  moves: number;
+  /** MACs frozen by duplicate detection, and claims refused because a MAC was frozen. */
+  frozen: number;
+  claimsRefusedFrozen: number;
+  /** Claims refused because the MAC is pinned elsewhere. */
+  claimsRefusedPinned: number;
+  /** Withdrawals (aged out, port removed, moved away). */
+  withdrawn: number;
+}
+
 export interface Directory {
   readonly backend: DirectoryStatus['backend'];
   /** Connect (a backend that cannot connect yet keeps trying; start does not wait for it). */
@@ -66,6 +118,30 @@ export interface Directory {
   /** The last-known members of `vni` (kept while the backend is unreachable). */
   members(vni: number): Member[];
   status(): DirectoryStatus;
+
+  // ---- MACs (type-2 routes) -------------------------------------------------------------
+  /**
+   * A MAC seen on a local port of `vni`, with the IPs seen for it: claim it for this host.
+   * New: written if no record exists. Elsewhere: a move, compare-and-swap with seq + 1.
+   * Already ours: the IPs are updated if they changed. Refused (counted) when frozen or pinned
+   * elsewhere. Queued while the backend is unreachable, written when it returns.
+   */
+  claimMac(vni: number, mac: string, ips?: string[]): void;
+  /** This host no longer has `mac` (aged out, port gone): delete its record if it is still ours. */
+  withdrawMac(vni: number, mac: string): void;
+  /** Every MAC record as it changes; the current records are reported at once (why 'add'). */
+  subscribeMacs(listener: MacListener): () => void;
+  mac(vni: number, mac: string): MacRecord | null;
+  macs(vni: number): MacRecord[];
+  /** The record of the MAC that answers for `ip` (normalized or not) in `vni`, or null. */
+  lookupIp(vni: number, ip: string): MacRecord | null;
+  /** Is `mac` frozen by duplicate detection now? */
+  isFrozen(vni: number, mac: string): boolean;
+  macStats(): MacDirectoryStats;
+}
+
+export function emptyMacStats(): MacDirectoryStats {
+  return { macs: 0, owned: 0, claims: 0, claimConflicts: 0, moves: 0, frozen: 0, claimsRefusedFrozen: 0, claimsRefusedPinned: 0, withdrawn: 0 };
 }
 
 /** Members sorted by address, for stable output and comparisons. */
@@ -113,5 +189,26 @@ export class StaticDirectory implements Directory {
   }
   status(): DirectoryStatus {
     return { backend: 'static', connected: true, errors: 0, joined: [...this.joined].sort((a, b) => a - b) };
+  }
+  /** Static YAML has no MAC directory: learning does the work, nothing is published. */
+  claimMac(_vni: number, _mac: string, _ips?: string[]): void {}
+  withdrawMac(_vni: number, _mac: string): void {}
+  subscribeMacs(_listener: MacListener): () => void {
+    return () => undefined;
+  }
+  mac(_vni: number, _mac: string): MacRecord | null {
+    return null;
+  }
+  macs(_vni: number): MacRecord[] {
+    return [];
+  }
+  lookupIp(_vni: number, _ip: string): MacRecord | null {
+    return null;
+  }
+  isFrozen(_vni: number, _mac: string): boolean {
+    return false;
+  }
+  macStats(): MacDirectoryStats {
+    return emptyMacStats();
   }
 }

@@ -25,7 +25,18 @@
  */
 import { EtcdClient, EtcdLeaseNotFound, type Lease, type Op, type WatchEvent, type Watcher } from './etcd.js';
 import { logger } from '../util/log.js';
-import { sortMembers, type Directory, type DirectoryStatus, type Member, type MembersListener, type VtepRecord } from './directory.js';
+import {
+  emptyMacStats,
+  sortMembers,
+  type Directory,
+  type DirectoryStatus,
+  type MacDirectoryStats,
+  type MacListener,
+  type MacRecord,
+  type Member,
+  type MembersListener,
+  type VtepRecord,
+} from './directory.js';
 
 const log = logger('directory');
 
@@ -128,6 +139,28 @@ export class EtcdDirectory implements Directory {
       regrants: this.regrants,
       resyncs: this.resyncs,
     };
+  }
+
+  // ---- MACs (not yet: issue #13 step 4) ------------------------------------------------------
+  claimMac(_vni: number, _mac: string, _ips?: string[]): void {}
+  withdrawMac(_vni: number, _mac: string): void {}
+  subscribeMacs(_listener: MacListener): () => void {
+    return () => undefined;
+  }
+  mac(_vni: number, _mac: string): MacRecord | null {
+    return null;
+  }
+  macs(_vni: number): MacRecord[] {
+    return [];
+  }
+  lookupIp(_vni: number, _ip: string): MacRecord | null {
+    return null;
+  }
+  isFrozen(_vni: number, _mac: string): boolean {
+    return false;
+  }
+  macStats(): MacDirectoryStats {
+    return emptyMacStats();
   }
 
   // ---- connection --------------------------------------------------------------------------

@@ -8,10 +8,12 @@ import type { Config, PortConfig } from '../../src/config/config.js';
 import { parseConfig } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import {
+  emptyMacStats,
   sortMembers,
   StaticDirectory,
   type Directory,
   type DirectoryStatus,
+  type MacRecord,
   type Member,
   type MembersListener,
   type VtepRecord,
@@ -57,6 +59,26 @@ class FakeDirectory implements Directory {
   }
   status(): DirectoryStatus {
     return { backend: 'etcd', connected: true, errors: 0, joined: [...this.joined].sort((a, b) => a - b) };
+  }
+  claimMac(): void {}
+  withdrawMac(): void {}
+  subscribeMacs(): () => void {
+    return () => undefined;
+  }
+  mac(): MacRecord | null {
+    return null;
+  }
+  macs(): MacRecord[] {
+    return [];
+  }
+  lookupIp(): MacRecord | null {
+    return null;
+  }
+  isFrozen(): boolean {
+    return false;
+  }
+  macStats() {
+    return emptyMacStats();
   }
   /** The test's stand-in for a watch event. */
   set(vni: number, addresses: string[]): void {
