@@ -14,25 +14,12 @@
 import type { Datapath, Place } from '../native/datapath.js';
 import { TokenBucket } from '../core/policy.js';
 import { outerBytes, type VtepRegistry } from '../core/vteps.js';
+import { csum16, csumFinish as finish, ipv6PseudoSum } from '../util/checksum.js';
 import type { Logger } from '../util/log.js';
 
 const ETH = 14;
 const ETH_IPV4 = 0x0800;
 const ETH_IPV6 = 0x86dd;
-
-/** One's-complement sum of 16-bit words (RFC 1071), folded. */
-export function csum16(buf: Buffer, start = 0, end = buf.length, initial = 0): number {
-  let sum = initial;
-  let i = start;
-  for (; i + 1 < end; i += 2) sum += (buf[i] << 8) | buf[i + 1];
-  if (i < end) sum += buf[i] << 8;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return sum;
-}
-
-function finish(sum: number): number {
-  return ~sum & 0xffff;
-}
 
 function swapEthernet(out: Buffer, frame: Buffer, ethertype: number): void {
   frame.copy(out, 0, 6, 12); // dst = the sender
@@ -106,9 +93,7 @@ function packetTooBig(frame: Buffer, mtu: number): Buffer | null {
   out.writeUInt32BE(Math.max(1280, mtu), c + 4);
   frame.copy(out, c + 8, ip, ip + quote);
   // Pseudo-header: addresses, upper-layer length, next header.
-  let sum = csum16(out, o + 8, o + 40);
-  sum += 8 + quote + 58;
-  out.writeUInt16BE(finish(csum16(out, c, out.length, sum)), c + 2);
+  out.writeUInt16BE(finish(csum16(out, c, out.length, ipv6PseudoSum(out, o, 8 + quote, 58))), c + 2);
   return out;
 }
 

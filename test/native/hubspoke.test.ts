@@ -10,7 +10,7 @@ import { NativeDatapath } from '../../src/native/datapath.js';
 import { native } from '../../src/native/addon.js';
 import { testAddon } from '../support/test-addon.js';
 import { Switch, type ControlHandler } from '../../src/core/switch.js';
-import { csum16 } from '../../src/overlay/pmtu.js';
+import { csum16 } from '../../src/util/checksum.js';
 import { encodeLiveness, PROBE } from '../../src/overlay/liveness.js';
 import { tenantSpec } from '../support/harness.js';
 import { BCAST, frame, mac, payloadOf } from '../support/frames.js';
