@@ -1,9 +1,12 @@
 /**
- * Captures for the attacker tests: tcpdump writes a pcap file inside a namespace, and this
- * reads back the IPv4/UDP datagrams in it (what an on-path attacker holds).
+ * pcap files for the tests: tcpdump writes one inside a namespace, and this reads back its
+ * Ethernet frames or the IPv4/UDP datagrams in it (what an on-path attacker holds); frames
+ * a test made are written to one for tshark's dissectors to judge.
  */
-import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { type ChildProcess, execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Lab } from '../../lab/netns.js';
 import { until } from '../../lab/wait.js';
 
@@ -15,17 +18,25 @@ export interface Datagram {
   payload: Buffer;
 }
 
-/** The IPv4 UDP datagrams of a pcap file (Ethernet link type), in order. */
-export function readPcap(file: string): Datagram[] {
+/** The Ethernet frames of a pcap file (Ethernet link type), in order. */
+export function readPcapFrames(file: string): Buffer[] {
   const b = readFileSync(file);
   if (b.length < 24) return [];
   const le = b.readUInt32LE(0) === 0xa1b2c3d4 || b.readUInt32LE(0) === 0xa1b23c4d;
   const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
-  const out: Datagram[] = [];
+  const out: Buffer[] = [];
   for (let off = 24; off + 16 <= b.length; ) {
     const incl = u32(off + 8);
-    const pkt = b.subarray(off + 16, off + 16 + incl);
+    out.push(Buffer.from(b.subarray(off + 16, off + 16 + incl)));
     off += 16 + incl;
+  }
+  return out;
+}
+
+/** The IPv4 UDP datagrams of a pcap file (Ethernet link type), in order. */
+export function readPcap(file: string): Datagram[] {
+  const out: Datagram[] = [];
+  for (const pkt of readPcapFrames(file)) {
     if (pkt.length < 14 + 20 + 8 || pkt.readUInt16BE(12) !== 0x0800) continue;
     const ip = pkt.subarray(14);
     const ihl = (ip[0]! & 0x0f) * 4;
@@ -41,6 +52,46 @@ export function readPcap(file: string): Datagram[] {
     });
   }
   return out;
+}
+
+/** Write Ethernet frames to a pcap file (microsecond timestamps, all zero). */
+export function writePcap(file: string, frames: Buffer[]): void {
+  const hdr = Buffer.alloc(24);
+  hdr.writeUInt32LE(0xa1b2c3d4, 0);
+  hdr.writeUInt16LE(2, 4);
+  hdr.writeUInt16LE(4, 6);
+  hdr.writeUInt32LE(65535, 16);
+  hdr.writeUInt32LE(1, 20); // LINKTYPE_ETHERNET
+  const recs = frames.map((f) => {
+    const r = Buffer.alloc(16);
+    r.writeUInt32LE(f.length, 8);
+    r.writeUInt32LE(f.length, 12);
+    return Buffer.concat([r, f]);
+  });
+  writeFileSync(file, Buffer.concat([hdr, ...recs]));
+}
+
+/**
+ * Let tshark dissect Ethernet frames (through a pcap file), with IPv4 header checksums
+ * checked: one row per frame, the first occurrence of each field ('' where absent).
+ */
+export function dissect(frames: Buffer[], fields: string[]): string[][] {
+  const dir = mkdtempSync(join(tmpdir(), 'dissect-'));
+  try {
+    const file = join(dir, 'x.pcap');
+    writePcap(file, frames);
+    const out = execFileSync(
+      'tshark',
+      ['-r', file, '-o', 'ip.check_checksum:TRUE', '-T', 'fields', '-E', 'occurrence=f', ...fields.flatMap((f) => ['-e', f])],
+      { encoding: 'utf8' },
+    );
+    return out
+      .replace(/\n$/, '')
+      .split('\n')
+      .map((l) => l.split('\t'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /**

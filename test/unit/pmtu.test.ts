@@ -3,12 +3,9 @@
  * than by our own encoder: frames are written to a pcap and read back with tshark.
  */
 import { describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { tooBigReply } from '../../src/overlay/pmtu.js';
 import { macToBuffer } from '../../src/util/mac.js';
+import { dissect } from '../support/pcap.js';
 
 const A = '02:00:00:00:00:0a';
 const B = '02:00:00:00:00:0b';
@@ -43,38 +40,6 @@ function ipv6Tcp(len: number): Buffer {
   Buffer.from('20010db8000000000000000000000001', 'hex').copy(f, 22);
   Buffer.from('20010db8000000000000000000000002', 'hex').copy(f, 38);
   return f;
-}
-
-/** Write Ethernet frames to a pcap and let tshark dissect them with checksum validation. */
-function dissect(frames: Buffer[], fields: string[]): string[][] {
-  const dir = mkdtempSync(join(tmpdir(), 'pmtu-'));
-  try {
-    const hdr = Buffer.alloc(24);
-    hdr.writeUInt32LE(0xa1b2c3d4, 0);
-    hdr.writeUInt16LE(2, 4);
-    hdr.writeUInt16LE(4, 6);
-    hdr.writeUInt32LE(65535, 16);
-    hdr.writeUInt32LE(1, 20);
-    const recs = frames.map((f) => {
-      const r = Buffer.alloc(16);
-      r.writeUInt32LE(f.length, 8);
-      r.writeUInt32LE(f.length, 12);
-      return Buffer.concat([r, f]);
-    });
-    const file = join(dir, 'x.pcap');
-    writeFileSync(file, Buffer.concat([hdr, ...recs]));
-    const out = execFileSync(
-      'tshark',
-      ['-r', file, '-o', 'ip.check_checksum:TRUE', '-T', 'fields', '-E', 'occurrence=f', ...fields.flatMap((f) => ['-e', f])],
-      { encoding: 'utf8' },
-    );
-    return out
-      .trim()
-      .split('\n')
-      .map((l) => l.split('\t'));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }
 
 describe('ICMP too-big replies (judged by tshark)', () => {
