@@ -5,7 +5,7 @@
 import { Address4, Address6 } from 'ip-address';
 import { parseMac } from '../config/schema.js';
 import { EtcdClient, EtcdError } from '../directory/etcd.js';
-import { NetError, Nets, VNI_MAX } from '../directory/nets.js';
+import { checkName, NetError, Nets, VNI_MAX } from '../directory/nets.js';
 import type { Where } from '../core/switch.js';
 import { runCapture, type CaptureRequest } from './capture.js';
 import { ApiError, type CallContext, type Handler } from './control.js';
@@ -106,6 +106,12 @@ async function portAdd(rt: ApiHost, p: Record<string, unknown>, serial: <T>(f: (
   const net = str(p, 'net')!;
   const m = /^([^/]+)\/([^/]+)$/.exec(net);
   if (!m) throw new ApiError('net: must be TENANT/NAME like acme/web', 'invalid');
+  try {
+    checkName('tenant', m[1]);
+    checkName('name', m[2]);
+  } catch (e) {
+    throw new ApiError(`net: ${(e as Error).message}`, 'invalid');
+  }
   if (p.mtu !== undefined && p.mtu !== null && typeof p.mtu !== 'number') throw new ApiError('mtu: must be an integer 68..65535', 'invalid');
   const rec: DynamicPort = { net, vni: 1, tap: str(p, 'tap')! };
   const netns = str(p, 'netns', false);

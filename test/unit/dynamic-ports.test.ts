@@ -267,6 +267,10 @@ describe('API: port.add refusals before anything is attached', () => {
     });
     const host = { daemon: { running: cfg(BASE) } } as unknown as ApiHost;
     expect(await call(host, 'port.add', { net: 'web', tap: 'web0' })).toEqual({ code: 'invalid', message: 'net: must be TENANT/NAME like acme/web' });
+    expect(await call(host, 'port.add', { net: 'acme/we b', tap: 'web0' })).toEqual({
+      code: 'invalid',
+      message: 'net: name: must be 1..32 characters of A-Z a-z 0-9 _ . -',
+    });
     expect(await call(host, 'port.add', { net: 'acme/web' })).toEqual({ code: 'EINVAL', message: 'tap: is required' });
     expect(await call(host, 'port.add', { net: 'acme/web', tap: 'web0', mtu: 'big' })).toEqual({
       code: 'invalid',
