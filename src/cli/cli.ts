@@ -7,7 +7,9 @@
  * or the API's JSON answer with --json. The `net` verbs (create, delete, list, pool: tenant
  * networks and their VNIs, src/directory/nets.ts) talk to etcd itself (--etcd URL[,URL] or
  * --config FILE's directory:), so they need no running daemon; without an etcd URL they ask
- * the running daemon (API calls net.create, net.delete, net.list, net.pool).
+ * the running daemon (API calls net.create, net.delete, net.list, net.pool). The `port` verbs
+ * (add, del, list) attach a TAP in a network's VNI to the running daemon (API calls port.add,
+ * port.del, port.list; src/ports/dynamic.ts).
  */
 import { fstatSync, readFileSync, type WriteStream } from 'node:fs';
 import { Command, Option } from 'commander';
@@ -19,7 +21,7 @@ import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf, readPrivateKeyFi
 import type { PeerInfo, StatsSnapshot } from '../daemon/stats.js';
 import type { FdbRow } from '../core/fdb.js';
 import type { TraceResult } from '../core/trace.js';
-import { formatFdb, formatPeers, formatStats, formatStatus, formatTrace, type StatusResult } from './table.js';
+import { formatFdb, formatPeers, formatStats, formatStatus, formatTrace, table, type StatusResult } from './table.js';
 
 function load(path: string): Config {
   const r = loadConfig(path);
@@ -315,20 +317,9 @@ async function withNets<T>(
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  const refuse: (e: unknown, code: string) => never = (e, code) => {
-    if (o.json) process.stdout.write(`${JSON.stringify({ ok: false, error: { code, message: (e as Error).message } }, null, 2)}\n`);
-    fail(e);
-  };
   if (endpoints.length === 0) {
     if (o.prefix) fail(new Error('net: --prefix needs --etcd (the daemon uses its own directory prefix)'));
-    let r: T;
-    try {
-      r = await request<T>(o.socket || cfg?.control.socket || process.env.VTEPD_SOCKET || DEFAULT_CONTROL_SOCKET, method, params, { timeoutMs: 15_000 });
-    } catch (e) {
-      refuse(e, e instanceof RemoteError ? e.code : 'ECONNREFUSED');
-    }
-    out(o, r!, () => readable(r));
-    process.exit(0);
+    return ask(o, o.socket || cfg?.control.socket || process.env.VTEPD_SOCKET || DEFAULT_CONTROL_SOCKET, method, params, readable);
   }
   const etcd = new EtcdClient({ endpoints, timeoutMs: 5000 });
   try {
@@ -338,8 +329,26 @@ async function withNets<T>(
     process.exit(0);
   } catch (e) {
     etcd.close();
-    refuse(e, e instanceof NetError ? e.code : 'etcd');
+    refuse(o, e, e instanceof NetError ? e.code : 'etcd');
   }
+}
+
+/** A refusal: exit 1, the message on stderr (with --json also `{ ok: false, error: { code, message } }` on stdout). */
+function refuse(o: { json?: boolean }, e: unknown, code: string): never {
+  if (o.json) process.stdout.write(`${JSON.stringify({ ok: false, error: { code, message: (e as Error).message } }, null, 2)}\n`);
+  fail(e);
+}
+
+/** Ask the daemon on `socket`, print the answer (text or --json) and exit 0; a refusal keeps its code (refuse). */
+async function ask<T>(o: { json?: boolean }, socket: string, method: string, params: Record<string, unknown>, readable: (r: T) => string): Promise<never> {
+  let r: T;
+  try {
+    r = await request<T>(socket, method, params, { timeoutMs: 15_000 });
+  } catch (e) {
+    refuse(o, e, e instanceof RemoteError ? e.code : 'ECONNREFUSED');
+  }
+  out(o, r!, () => readable(r));
+  process.exit(0);
 }
 
 function intArg(what: string, v: string | undefined): number | undefined {
@@ -403,6 +412,64 @@ netClient(net.command('pool').description('show the VNI pool, or set it with --f
       (p) => (p ? `pool ${p.first}..${p.last} (${p.last - p.first + 1} VNIs)\n` : 'no pool set\n'),
     );
   });
+
+interface PortRow {
+  net: string;
+  vni: number;
+  tenant: string | null;
+  tap: string;
+  netns?: string;
+  address?: string;
+  mac: string | null;
+  mtu: number | null;
+}
+const port = program
+  .command('port')
+  .description("ports attached to the running daemon at runtime, in a directory network's VNI: add, del, list (kept across reloads and restarts)");
+client(port.command('add').description('attach a TAP to the tenant of a network (net create) on this host; the host joins its VNI'))
+  .requiredOption('--net <tenant/name>', 'the network, like acme/web')
+  .requiredOption('--tap <name>', 'TAP interface name (1..15 bytes)')
+  .option('--netns <ns>', 'create the TAP in this namespace (under /run/netns)')
+  .option('--address <cidr>', 'interface address with prefix length, like 10.1.0.5/24 or 2001:db8::5/64')
+  .option('--mac <mac>', 'unicast MAC of the TAP (default: the kernel picks one)')
+  .option('--mtu <n>', "TAP MTU (default: the underlay's MTU minus the tenant's overhead)")
+  .action((o: ClientOpts & { net: string; tap: string; netns?: string; address?: string; mac?: string; mtu?: string }) => {
+    let mtu: number | undefined;
+    if (o.mtu !== undefined) {
+      if (!/^\d+$/.test(o.mtu)) refuse(o, new Error(`mtu: must be an integer 68..65535, not ${o.mtu}`), 'invalid');
+      mtu = Number(o.mtu);
+    }
+    const params = { net: o.net, tap: o.tap, netns: o.netns, address: o.address, mac: o.mac, mtu };
+    return ask<PortRow & { mtu: number }>(
+      o,
+      socketOf(o),
+      'port.add',
+      params,
+      (r) => `port ${r.tap} in ${r.net} (VNI ${r.vni})${r.tenant !== r.net ? `, tenant ${r.tenant}` : ''}\n`,
+    );
+  });
+client(port.command('del').description('detach a port attached by port add (its TAP is deleted); the host leaves the VNI with its last port'))
+  .requiredOption('--tap <name>', 'TAP interface name')
+  .option('--net <tenant/name>', 'refuse unless the port is in this network')
+  .action((o: ClientOpts & { tap: string; net?: string }) =>
+    ask<PortRow & { tenantRemoved: boolean }>(
+      o,
+      socketOf(o),
+      'port.del',
+      { tap: o.tap, net: o.net },
+      (r) => `port ${r.tap} removed from ${r.net} (VNI ${r.vni})${r.tenantRemoved ? `, tenant ${r.tenant} removed` : ''}\n`,
+    ),
+  );
+client(port.command('list').description('the ports attached at runtime (the config file has the others)')).action((o: ClientOpts) =>
+  ask<PortRow[]>(o, socketOf(o), 'port.list', {}, (rows) =>
+    rows.length === 0
+      ? 'no ports attached by port add\n'
+      : table(
+          ['PORT', 'NET', 'VNI', 'TENANT', 'NETNS', 'ADDRESS', 'MAC', 'MTU'],
+          rows.map((r) => [r.tap, r.net, r.vni, r.tenant ?? '(not running)', r.netns ?? '-', r.address ?? '-', r.mac ?? '-', r.mtu ?? '-']),
+        ),
+  ),
+);
 
 program
   .command('genkey')

@@ -41,7 +41,8 @@ export interface StatusResult {
   takeover: { fromPid: number; gapMs: number } | null;
   reloads: { ok: number; failed: number };
   tenants: { name: string; vni: number; learning: boolean; ports: string[]; flood: string[]; macs: number }[];
-  ports: { tenant: string; tap: string; netns: string | null; ifindex: number; mac: string; mtu: number }[];
+  /** net: the network of a port attached at runtime (vtepd port add); null or absent: from the config. */
+  ports: { tenant: string; tap: string; netns: string | null; ifindex: number; mac: string; mtu: number; net?: string | null }[];
   peers: { vtep: string; dynamic: boolean; pathMtu?: number }[];
   overlay?: RoleStatus;
   /** null or absent: no directory (static flood lists). */
@@ -60,8 +61,8 @@ export function formatStatus(s: StatusResult): string {
     s.tenants.map((t) => [t.name, t.vni, t.ports.join(',') || '-', t.flood.join(',') || '-', t.macs, t.learning ? 'on' : 'off']),
   );
   const ports = table(
-    ['PORT', 'TENANT', 'NETNS', 'IFINDEX', 'MAC', 'MTU'],
-    s.ports.map((p) => [p.tap, p.tenant, p.netns ?? '-', p.ifindex, p.mac, p.mtu]),
+    ['PORT', 'TENANT', 'NETNS', 'IFINDEX', 'MAC', 'MTU', 'FROM'],
+    s.ports.map((p) => [p.tap, p.tenant, p.netns ?? '-', p.ifindex, p.mac, p.mtu, p.net ? `port add ${p.net}` : 'config']),
   );
   const peers = table(
     ['PEER', 'TYPE', 'PATH MTU'],

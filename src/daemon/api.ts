@@ -5,18 +5,22 @@
 import { Address4, Address6 } from 'ip-address';
 import { parseMac } from '../config/schema.js';
 import { EtcdClient, EtcdError } from '../directory/etcd.js';
-import { NetError, Nets, VNI_MAX } from '../directory/nets.js';
+import { checkName, NetError, Nets, VNI_MAX } from '../directory/nets.js';
 import type { Where } from '../core/switch.js';
 import { runCapture, type CaptureRequest } from './capture.js';
 import { ApiError, type CallContext, type Handler } from './control.js';
 import type { Daemon } from './daemon.js';
-import type { Takeover } from './takeover.js';
+import type { Busy, Takeover } from './takeover.js';
+import { existsSync } from 'node:fs';
+import { checkDynamic, PortError, type DynamicPort } from '../ports/dynamic.js';
 
 /** What the handlers call: the process around the daemon (the Runtime). */
 export interface ApiHost {
   readonly daemon: Daemon;
   readonly configPath: string;
   readonly takeover: Takeover;
+  /** A reload or a handover in progress (a port is not attached meanwhile). */
+  readonly busy?: Busy;
   reload(): Promise<{ changes: string[]; failed: string[] }>;
 }
 
@@ -68,9 +72,9 @@ function whereParam(p: Record<string, unknown>): Where {
  * on a client of its own that is closed after the call. A refusal keeps its code
  * (`vni-taken`, …); etcd unreachable is `etcd`; no directory is `ENODIRECTORY`.
  */
-async function withNets<T>(rt: ApiHost, f: (nets: Nets) => Promise<T>): Promise<T> {
+async function withNets<T>(rt: ApiHost, f: (nets: Nets) => Promise<T>, verb = 'net'): Promise<T> {
   const dc = rt.daemon.running.directory;
-  if (!dc) throw new ApiError('net: this daemon has no directory (directory: in its config)', 'ENODIRECTORY');
+  if (!dc) throw new ApiError(`${verb}: this daemon has no directory (directory: in its config)`, 'ENODIRECTORY');
   const etcd = new EtcdClient({ endpoints: dc.etcd.endpoints, timeoutMs: 5000 });
   try {
     return await f(new Nets(etcd, { prefix: dc.etcd.prefix }));
@@ -83,11 +87,81 @@ async function withNets<T>(rt: ApiHost, f: (nets: Nets) => Promise<T>): Promise<
   }
 }
 
+/** A port refusal (PortError) as an API error with its code. */
+async function portCall<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof PortError) throw new ApiError(e.message, e.code);
+    throw e;
+  }
+}
+
+/**
+ * port.add: check the request's fields, look its network up in the directory (its VNI),
+ * then attach the port (one port operation at a time, never during a reload or handover).
+ */
+async function portAdd(rt: ApiHost, p: Record<string, unknown>, serial: <T>(f: () => Promise<T>) => Promise<T>) {
+  if (!rt.daemon.running.directory) throw new ApiError('port: this daemon has no directory (directory: in its config)', 'ENODIRECTORY');
+  const net = str(p, 'net')!;
+  const m = /^([^/]+)\/([^/]+)$/.exec(net);
+  if (!m) throw new ApiError('net: must be TENANT/NAME like acme/web', 'invalid');
+  try {
+    checkName('tenant', m[1]);
+    checkName('name', m[2]);
+  } catch (e) {
+    throw new ApiError(`net: ${(e as Error).message}`, 'invalid');
+  }
+  if (p.mtu !== undefined && p.mtu !== null && typeof p.mtu !== 'number') throw new ApiError('mtu: must be an integer 68..65535', 'invalid');
+  const rec: DynamicPort = { net, vni: 1, tap: str(p, 'tap')! };
+  const netns = str(p, 'netns', false);
+  const address = str(p, 'address', false);
+  const mac = str(p, 'mac', false);
+  if (netns !== undefined) rec.netns = netns;
+  if (address !== undefined) rec.address = address;
+  if (mac !== undefined) rec.mac = mac;
+  if (typeof p.mtu === 'number') rec.mtu = p.mtu;
+  await portCall(async () => checkDynamic(rt.daemon.running, rec));
+  if (netns !== undefined && !existsSync(`/run/netns/${netns}`)) throw new ApiError(`netns: no network namespace ${netns} (/run/netns/${netns})`, 'no-netns');
+  const found = await withNets(rt, (n) => n.get(m[1]!, m[2]!), 'port');
+  if (!found) throw new ApiError(`net: no network ${net} in the directory (vtepd net create)`, 'not-found');
+  rec.vni = found.vni;
+  return serial(() =>
+    portCall(async () => {
+      rt.busy?.claim('port add'); // throws EBUSY (nothing claimed) during a reload or handover
+      try {
+        const r = await rt.daemon.attachPort(rec);
+        return {
+          net,
+          vni: rec.vni,
+          tenant: r.tenant,
+          created: r.created,
+          tap: rec.tap,
+          netns: r.port.netns,
+          address: r.port.config.address ? `${r.port.config.address.address}/${r.port.config.address.prefixLength}` : null,
+          mac: r.port.mac,
+          mtu: r.port.mtu,
+          ifindex: r.port.ifindex,
+        };
+      } finally {
+        rt.busy?.release();
+      }
+    }),
+  );
+}
+
 /**
  * The control API's methods (names and answers are fixed: the CLI and other tools speak
  * them), each checking its parameters with exact messages before it reaches the daemon.
  */
 export function apiHandlers(rt: ApiHost): Record<string, Handler> {
+  // Port operations one after the other (a second port.add waits for the first).
+  let portQueue: Promise<unknown> = Promise.resolve();
+  const serial = <T>(f: () => Promise<T>): Promise<T> => {
+    const r = portQueue.then(f, f);
+    portQueue = r.catch(() => undefined);
+    return r;
+  };
   return {
     status: () => ({ ...rt.daemon.status(), config: rt.configPath }),
     'fdb.show': (p) => rt.daemon.fdb(str(p, 'tenant', false)),
@@ -120,6 +194,23 @@ export function apiHandlers(rt: ApiHost): Record<string, Handler> {
       if ((first === undefined) !== (last === undefined)) throw new ApiError('give both first and last, or neither');
       return withNets(rt, async (n) => (first !== undefined ? n.setPool(first, last!) : ((await n.pool()) ?? null)));
     },
+    'port.add': (p) => portAdd(rt, p, serial),
+    'port.del': (p) => {
+      const tap = str(p, 'tap')!;
+      const net = str(p, 'net', false);
+      return serial(() =>
+        portCall(async () => {
+          rt.busy?.claim('port del');
+          try {
+            const r = await rt.daemon.detachPort(tap, net);
+            return { net: r.rec.net, vni: r.rec.vni, tenant: r.tenant, tap, tenantRemoved: r.tenantRemoved };
+          } finally {
+            rt.busy?.release();
+          }
+        }),
+      );
+    },
+    'port.list': () => rt.daemon.dynamicPorts(),
     trace: (p) => {
       const tenant = str(p, 'tenant')!;
       const inp = str(p, 'in')!;

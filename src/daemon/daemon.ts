@@ -19,7 +19,7 @@ import { fdbRows, restoreEntry, snapshotFdb, type FdbRow, type SnapshotEntry } f
 import { traceFrame, type TraceResult } from '../core/trace.js';
 import { logger, setLogLevel } from '../util/log.js';
 import { RoleAgent, type RoleOptions } from '../overlay/roles.js';
-import { applyPlan, describeChange, plan, type Change, type Target } from '../config/reconcile.js';
+import { applyPlan, describeChange, patch, plan, type Change, type Target } from '../config/reconcile.js';
 import { LostPorts } from '../ports/lost.js';
 import { TapPorts, closePortFds, type PortBackend, type PortHandle, type RunningPort } from '../ports/tap.js';
 import { Telemetry, type StatsSnapshot } from './stats.js';
@@ -31,6 +31,7 @@ import { encodeKey, publicKeyOf, readPrivateKeyFile } from '../secure/keys.js';
 import type { Directory } from '../directory/directory.js';
 import { EtcdDirectory } from '../directory/etcd-directory.js';
 import { Membership } from '../directory/membership.js';
+import { isDynamicTenant, placeDynamic, PortError, tenantOfPort, withDynamic, type DynamicPort } from '../ports/dynamic.js';
 
 const log = logger('daemon');
 
@@ -46,6 +47,8 @@ export interface DaemonHooks {
   metrics?(m: MetricsConfig | null): Promise<void>;
   /** Once per batch of events from the data path, with its size (metrics). */
   eventBatch?(size: number): void;
+  /** The ports attached at runtime changed (the runtime keeps them in its state file). */
+  dynamicPorts?(ports: DynamicPort[]): void;
 }
 
 export interface DaemonOptions {
@@ -57,6 +60,13 @@ export interface DaemonOptions {
   maxMacsTotal?: number;
   /** The directory backend (tests); default: etcd when the config has `directory`, else none. */
   directory?: Directory;
+  /** Ports attached at runtime that `config` already holds (merged by withDynamic): a restart or a takeover. */
+  dynamic?: DynamicPort[];
+}
+
+/** What the directory wiring adds to the Daemon (publish a local port's MAC and IPs); absent until then. */
+interface LocalAnnouncer {
+  announceLocal?(tenant: string, mac: string, ips: string[]): void;
 }
 
 export interface ReloadResult {
@@ -160,9 +170,12 @@ export class Daemon implements Target {
   private readonly membership: Membership | null;
   /** Set by close(): the directory withdrawing this host (best effort, bounded). */
   closing: Promise<void> = Promise.resolve();
+  /** Ports attached at runtime (`vtepd port add`), by TAP name; also in `running` (src/ports/dynamic.ts). */
+  readonly dynamic = new Map<string, DynamicPort>();
 
   private constructor(config: Config, opts: DaemonOptions) {
     this.running = config;
+    for (const r of opts.dynamic ?? []) this.dynamic.set(r.tap, r);
     const dp = (this.dp = opts.dp ?? new NativeDatapath(datapathOptions(config)));
     this.backend = opts.ports ?? new TapPorts(config.underlay.queues);
     this.hooks = opts.hooks ?? {};
@@ -368,12 +381,19 @@ export class Daemon implements Target {
    * (underlay changes) refuse it whole; a change that fails while applying is reported and
    * the rest still applied. `running` becomes what really runs.
    */
-  async reload(next: Config): Promise<ReloadResult> {
+  async reload(file: Config): Promise<ReloadResult> {
+    // The ports attached at runtime stay: merged into the file's config before planning.
+    const { config: next, dropped } = withDynamic(file, this.dynamic.values());
     const p = plan(this.running, next);
     if (p.errors.length) {
       this.reloads.failed++;
       log.warn({ errors: p.errors }, 'reload refused');
       return { ok: false, errors: p.errors, changes: [], failed: [] };
+    }
+    if (dropped.length) {
+      for (const d of dropped) this.dynamic.delete(d.rec.tap);
+      log.warn({ dropped: dropped.map((d) => `${d.rec.tap} (${d.rec.net}): ${d.why}`) }, 'reload: ports attached at runtime dropped');
+      this.dynamicChanged();
     }
     const r = await applyPlan(this.running, p.changes, this);
     // All applied: what runs is exactly `next`. Else the old config with what succeeded.
@@ -387,8 +407,90 @@ export class Daemon implements Target {
   }
 
   /** The changes a reload to `next` would make, without making them. */
-  planReload(next: Config): { changes: Change[]; errors: ConfigError[] } {
-    return plan(this.running, next);
+  planReload(file: Config): { changes: Change[]; errors: ConfigError[] } {
+    return plan(this.running, withDynamic(file, this.dynamic.values()).config);
+  }
+
+  // ---- ports attached at runtime (vtepd port add / del) --------------------------------------
+
+  /**
+   * Attach a port to the tenant of its network's VNI (made, named after the network, when
+   * the config has none). Refused (PortError) when its TAP name is taken or a field does not
+   * check; a TAP that cannot be made throws the backend's error. Nothing stays of a failure.
+   */
+  async attachPort(rec: DynamicPort): Promise<{ tenant: string; created: boolean; port: RunningPort }> {
+    const holder = tenantOfPort(this.running, rec.tap) ?? this.sw.tenant(this.ports.find((p) => p.tap === rec.tap)?.tenant ?? '');
+    if (holder) throw new PortError('exists', `tap: ${rec.tap} is already a port (tenant ${holder.name})`);
+    const { tenant, created, port } = placeDynamic(this.running, rec);
+    if (created) this.addTenant(tenant);
+    try {
+      await this.addPort(tenant.name, port);
+    } catch (e) {
+      if (created) await this.removeTenant(tenant.name);
+      throw e;
+    }
+    this.running = created
+      ? patch(this.running, { op: 'tenant.add', tenant: tenant.name, config: { ...tenant, ports: [port] } })
+      : patch(this.running, { op: 'port.add', tenant: tenant.name, port });
+    this.dynamic.set(rec.tap, rec);
+    this.dynamicChanged();
+    const running = this.ports.find((p) => p.tap === rec.tap)!;
+    // Publish the port's MAC and IP in the directory (src/directory: announceLocal, where it exists).
+    if (port.address) (this as unknown as LocalAnnouncer).announceLocal?.(tenant.name, running.mac, [port.address.address]);
+    log.info({ net: rec.net, vni: rec.vni, tenant: tenant.name, tap: rec.tap, created }, 'port attached');
+    return { tenant: tenant.name, created, port: running };
+  }
+
+  /**
+   * Detach a port attached at runtime (`net`, if given, must be its network); a tenant made
+   * for such ports goes with the last of them (this host then leaves the VNI).
+   */
+  async detachPort(tap: string, net?: string): Promise<{ rec: DynamicPort; tenant: string; tenantRemoved: boolean }> {
+    const rec = this.dynamic.get(tap);
+    if (!rec) {
+      const holder = tenantOfPort(this.running, tap);
+      throw new PortError(
+        'not-found',
+        holder ? `tap: ${tap} is a port of the config (tenant ${holder.name}): remove it there and reload` : `tap: no port ${tap} was attached by port add`,
+      );
+    }
+    if (net !== undefined && net !== rec.net) throw new PortError('invalid', `net: port ${tap} is in ${rec.net}, not ${net}`);
+    const tenant = tenantOfPort(this.running, tap);
+    if (tenant) {
+      this.removePort(tenant.name, tap);
+      this.running = patch(this.running, { op: 'port.remove', tenant: tenant.name, tap, why: 'port del' });
+    }
+    const last = !!tenant && isDynamicTenant(tenant.name) && tenant.ports.length === 1;
+    if (last) {
+      await this.removeTenant(tenant.name);
+      this.running = patch(this.running, { op: 'tenant.remove', tenant: tenant.name, why: 'its last port detached' });
+    }
+    this.dynamic.delete(tap);
+    this.dynamicChanged();
+    log.info({ net: rec.net, tap, tenant: tenant?.name, tenantRemoved: last }, 'port detached');
+    return { rec, tenant: tenant?.name ?? rec.net, tenantRemoved: last };
+  }
+
+  /** The ports attached at runtime, with the tenant each is in now (null: not running, e.g. its TAP could not be made on a reload). */
+  dynamicPorts() {
+    return [...this.dynamic.values()].map((rec) => {
+      const p = this.ports.find((x) => x.tap === rec.tap);
+      return {
+        ...rec,
+        tenant: tenantOfPort(this.running, rec.tap)?.name ?? null,
+        ifindex: p?.ifindex ?? null,
+        mac: p?.mac ?? rec.mac ?? null,
+        mtu: p?.mtu ?? rec.mtu ?? null,
+      };
+    });
+  }
+
+  private dynamicChanged(): void {
+    try {
+      this.hooks.dynamicPorts?.([...this.dynamic.values()]);
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, 'saving the ports attached at runtime failed');
+    }
   }
 
   // ---- queries ---------------------------------------------------------------------------
@@ -413,7 +515,16 @@ export class Daemon implements Target {
         flood: [...b.flood].map((id) => this.sw.vteps.get(id)?.address ?? String(id)),
         macs: rows.filter((r) => r.tenant === b.name).length,
       })),
-      ports: this.ports.map((p) => ({ tenant: p.tenant, tap: p.tap, netns: p.netns, ifindex: p.ifindex, mac: p.mac, mtu: p.mtu })),
+      ports: this.ports.map((p) => ({
+        tenant: p.tenant,
+        tap: p.tap,
+        netns: p.netns,
+        ifindex: p.ifindex,
+        mac: p.mac,
+        mtu: p.mtu,
+        // The network of a port attached at runtime (vtepd port add); null: from the config.
+        net: this.dynamic.get(p.tap)?.net ?? null,
+      })),
       peers: this.sw.vteps.all().map((v) => ({ vtep: v.key, dynamic: v.dynamic, pathMtu: v.mtu })),
       overlay: this.roles.status(),
       directory: this.directoryStatus(),

@@ -16,6 +16,12 @@ import { answers, ApiError, ControlServer } from './control.js';
 import { Daemon, type DaemonHooks } from './daemon.js';
 import { Metrics } from './metrics.js';
 import { Busy, Takeover, type TakeoverHost } from './takeover.js';
+import { EtcdClient } from '../directory/etcd.js';
+import { Nets } from '../directory/nets.js';
+import { readDynamicState, stateFileOf, withDynamic, writeDynamicState, type DynamicPort } from '../ports/dynamic.js';
+import { logger } from '../util/log.js';
+
+const log = logger('server');
 
 export interface RunOptions {
   configPath: string;
@@ -50,6 +56,7 @@ export class Runtime implements TakeoverHost {
       },
       metrics: (m) => this.metrics.listen(m),
       eventBatch: (n) => this.metrics.observeBatch(n),
+      dynamicPorts: (ports) => writeDynamicState(stateFileOf(this.daemon.running.control.socket), ports),
     };
   }
 
@@ -67,7 +74,12 @@ export class Runtime implements TakeoverHost {
   async start(config: Config): Promise<void> {
     const socket = config.control.socket;
     if (existsSync(socket) && (await answers(socket))) throw new Error(`another vtepd answers on ${socket}: stop it, or start with --takeover to replace it`);
-    this.adopt(await Daemon.start(config, { hooks: this.daemonHooks() }));
+    const dynamic = await restoreDynamic(config);
+    const merged = withDynamic(config, dynamic);
+    for (const d of merged.dropped) log.warn({ net: d.rec.net, tap: d.rec.tap, why: d.why }, 'a port attached before the restart is not attached again');
+    const kept = dynamic.filter((r) => !merged.dropped.some((d) => d.rec === r));
+    this.adopt(await Daemon.start(merged.config, { hooks: this.daemonHooks(), dynamic: kept }));
+    if (kept.length !== dynamic.length) writeDynamicState(stateFileOf(socket), kept);
     try {
       await this.control.listen(socket);
       await this.metrics.listen(config.metrics);
@@ -124,6 +136,46 @@ export class Runtime implements TakeoverHost {
     await this.control.close();
     await this.metrics.close();
     await this.daemon?.closing;
+  }
+}
+
+/**
+ * The ports attached before a plain restart (the state file next to the control socket),
+ * each with its network's VNI as the directory has it now: a network deleted meanwhile
+ * drops its ports. With etcd unreachable, the VNIs last known are kept.
+ */
+export async function restoreDynamic(config: Config): Promise<DynamicPort[]> {
+  const file = stateFileOf(config.control.socket);
+  let recs: DynamicPort[];
+  try {
+    recs = readDynamicState(file);
+  } catch (e) {
+    log.warn({ file, err: (e as Error).message }, 'ports attached before the restart: state file unreadable, ignored');
+    return [];
+  }
+  const dc = config.directory;
+  if (recs.length === 0 || !dc) {
+    if (recs.length) log.warn({ file, ports: recs.length }, 'ports attached before the restart need a directory: not attached again');
+    return [];
+  }
+  const etcd = new EtcdClient({ endpoints: dc.etcd.endpoints, timeoutMs: 5000 });
+  try {
+    const nets = new Nets(etcd, { prefix: dc.etcd.prefix });
+    const out: DynamicPort[] = [];
+    for (const r of recs) {
+      const [tenant, name] = r.net.split('/') as [string, string];
+      const n = await nets.get(tenant, name);
+      if (!n) log.warn({ net: r.net, tap: r.tap }, 'the network of a port attached before the restart is gone: not attached again');
+      else if (r.netns && !existsSync(`/run/netns/${r.netns}`))
+        log.warn({ net: r.net, tap: r.tap, netns: r.netns }, 'the namespace of a port attached before the restart is gone: not attached again');
+      else out.push({ ...r, vni: n.vni });
+    }
+    return out;
+  } catch (e) {
+    log.warn({ err: (e as Error).message }, 'the directory is unreachable: ports attached before the restart keep their last-known VNIs');
+    return recs.filter((r) => !r.netns || existsSync(`/run/netns/${r.netns}`));
+  } finally {
+    etcd.close();
   }
 }
 

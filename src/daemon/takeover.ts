@@ -36,6 +36,7 @@ import { logger } from '../util/log.js';
 import { answers, ApiError, request, type ControlServer } from './control.js';
 import { Daemon, datapathOptions, type Adopted, type DaemonHooks } from './daemon.js';
 import type { Metrics } from './metrics.js';
+import type { DynamicPort } from '../ports/dynamic.js';
 
 const log = logger('server');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -53,6 +54,8 @@ interface HandoverPayload {
   reloads: { ok: number; failed: number };
   /** Indexes (in the fds) of the underlay sockets, when the data path can hand them over. */
   underlayFdIndex: number[];
+  /** The ports attached at runtime (`config` holds them too); absent from an older daemon. */
+  dynamic?: DynamicPort[];
 }
 
 /** One operation at a time that must not overlap another (a reload, a handover). */
@@ -139,7 +142,7 @@ export class Takeover {
     const underlayFds = (p.underlayFdIndex ?? []).map((i) => got!.fds[i]!);
     // The old running config, on this file's underlay (the one thing a reload cannot change).
     const start = eqJson(p.config.underlay, fileConfig.underlay) ? p.config : { ...p.config, underlay: fileConfig.underlay };
-    const d = await this.startAdopted(start, adopted, underlayFds);
+    const d = await this.startAdopted(start, adopted, underlayFds, p.dynamic ?? []);
     const gapMs = Date.now() - p.frozenAt;
     d.takeover = { fromPid: p.fromPid, gapMs };
     Object.assign(d.reloads, p.reloads);
@@ -166,7 +169,7 @@ export class Takeover {
    * (nothing is lost in the pause: packets wait in the socket buffers), else on sockets
    * bound afresh (the old daemon has closed its own; retried briefly).
    */
-  private async startAdopted(config: Config, adopted: Adopted, underlayFds: number[]): Promise<Daemon> {
+  private async startAdopted(config: Config, adopted: Adopted, underlayFds: number[], dynamic: DynamicPort[]): Promise<Daemon> {
     // Once a data path has adopted the sockets they are its own: it closes them (once) when
     // it stops, so they must not be closed here again (the numbers may be reused by then).
     let adoptedByDp = false;
@@ -174,7 +177,7 @@ export class Takeover {
       try {
         const dp = new NativeDatapath(datapathOptions(config, underlayFds));
         adoptedByDp = true;
-        return await Daemon.start(config, { adopt: adopted, hooks: this.rt.daemonHooks(), dp });
+        return await Daemon.start(config, { adopt: adopted, hooks: this.rt.daemonHooks(), dp, dynamic });
       } catch (e) {
         log.warn({ err: (e as Error).message }, 'adopting the underlay sockets failed; binding new ones');
       }
@@ -182,7 +185,7 @@ export class Takeover {
     if (!adoptedByDp) closeQuietly(underlayFds);
     for (let attempt = 0; ; attempt++) {
       try {
-        return await Daemon.start(config, { adopt: adopted, hooks: this.rt.daemonHooks() });
+        return await Daemon.start(config, { adopt: adopted, hooks: this.rt.daemonHooks(), dynamic });
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 50) throw e;
         await sleep(10);
@@ -219,6 +222,7 @@ export class Takeover {
       fdb,
       reloads: d.reloads,
       underlayFdIndex: (underlay ?? []).map((_, i) => fds.length + i),
+      dynamic: [...d.dynamic.values()],
     };
     try {
       scmSend(path, all, Buffer.from(JSON.stringify(payload)), 10_000);
@@ -278,7 +282,7 @@ export class Takeover {
     const running = d.running;
     const reloads = d.reloads;
     d.detach();
-    const nd = await Daemon.start(running, { adopt: { ports, fdb }, hooks: this.rt.daemonHooks() });
+    const nd = await Daemon.start(running, { adopt: { ports, fdb }, hooks: this.rt.daemonHooks(), dynamic: [...d.dynamic.values()] });
     Object.assign(nd.reloads, reloads);
     this.rt.adopt(nd);
   }

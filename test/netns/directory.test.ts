@@ -17,7 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab } from '../../lab/netns.js';
-import { EtcdMember } from '../../lab/etcd.js';
+import type { EtcdMember } from '../../lab/etcd.js';
+import { directoryLab } from '../support/directory-lab.js';
 import { startDaemon, type Daemonised } from '../../lab/topology.js';
 import { until, untilPings } from '../../lab/wait.js';
 import { request } from '../../src/daemon/control.js';
@@ -72,19 +73,8 @@ describe('etcd directory: membership instead of flood lists', () => {
   };
 
   beforeAll(async () => {
-    await lab.addHost('sw');
-    await lab.exec('sw', 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
-    await lab.exec('sw', 'ip', ['link', 'set', 'br0', 'up']);
-    const attach = async (host: string, addr: string, port: string) => {
-      await lab.addHost(host);
-      await lab.link(host, 'ul0', `${addr}/24`, 'sw', port, null);
-      await lab.exec('sw', 'ip', ['link', 'set', port, 'master', 'br0']);
-    };
-    await attach('et', ETCD, 'pe');
-    for (let i = 0; i < 3; i++) await attach(`h${i + 1}`, HOSTS[i]!, `p${i + 1}`);
+    etcd = await directoryLab(lab, HOSTS, ETCD);
     for (let i = 1; i <= 3; i++) await lab.addHost(`blue${i}`, { ipv6: false });
-    etcd = new EtcdMember({ netns: lab.ns('et'), host: ETCD });
-    await etcd.start();
     for (let i = 0; i < 3; i++) daemons.push(await startDaemon(lab, `h${i + 1}`, config(i), dir));
   }, 120_000);
 
