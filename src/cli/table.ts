@@ -2,7 +2,8 @@
  * Readable output of the CLI verbs: aligned tables and short summaries. `--json` bypasses
  * all of this and prints the API's answer as is.
  */
-import type { DirectoryStatus } from '../directory/directory.js';
+import type { DirectoryStatus, MacDirectoryStats } from '../directory/directory.js';
+import type { DirectoryForwardingCounters } from '../directory/forwarding.js';
 import type { PeerInfo, StatsSnapshot } from '../daemon/stats.js';
 import type { FdbRow } from '../core/fdb.js';
 import type { TraceResult } from '../core/trace.js';
@@ -46,7 +47,15 @@ export interface StatusResult {
   peers: { vtep: string; dynamic: boolean; pathMtu?: number }[];
   overlay?: RoleStatus;
   /** null or absent: no directory (static flood lists). */
-  directory?: (DirectoryStatus & { floodUpdates: number; applyErrors: number; tenants: Record<string, string[]> }) | null;
+  directory?:
+    | (DirectoryStatus & {
+        floodUpdates: number;
+        applyErrors: number;
+        tenants: Record<string, string[]>;
+        macs?: MacDirectoryStats;
+        forwarding?: DirectoryForwardingCounters | null;
+      })
+    | null;
 }
 
 export function formatStatus(s: StatusResult): string {
@@ -79,7 +88,13 @@ function formatDirectory(d: NonNullable<StatusResult['directory']>): string {
     `flood lists updated ${d.floodUpdates}, joined VNIs ${d.joined.join(',') || '-'}\n${table(
       ['TENANT', 'MEMBERS'],
       Object.entries(d.tenants).map(([t, ms]) => [t, ms.join(',') || '-']),
-    )}`
+    )}` +
+    (d.macs
+      ? `MACs in the directory ${d.macs.macs} (this host ${d.macs.owned}), claims ${d.macs.claims}, conflicts ${d.macs.claimConflicts}, ` +
+        `moves ${d.macs.moves}, frozen ${d.macs.frozen}, withdrawn ${d.macs.withdrawn}` +
+        (d.forwarding ? `; programmed here ${d.forwarding.programmed}, moved here ${d.forwarding.movedHere}, moved away ${d.forwarding.movedAway}` : '') +
+        '\n'
+      : '')
   );
 }
 
@@ -216,7 +231,15 @@ export function formatStats(s: StatsSnapshot, all = false): string {
           s.queues.map((q) => [q.queue, q.encapFrames, q.decapPackets]),
         )}\n`
       : '';
-  return `${tenants}\n${tunnels}\n${ports}\n${peers}\n${queues}${dp}\n${dropText}`;
+  // Only with a directory (or --all): remote MACs it put in the tables, neighbour requests answered here or flooded.
+  const dirRows = s.tenants.filter((t) => all || t.fdbDirectory || t.arpSuppressed || t.arpFlooded || t.ndSuppressed || t.ndFlooded);
+  const directory = dirRows.length
+    ? `${table(
+        ['TENANT', 'DIRECTORY MACS', 'ARP SUPPRESSED', 'ARP FLOODED', 'ND SUPPRESSED', 'ND FLOODED'],
+        dirRows.map((t) => [t.tenant, t.fdbDirectory ?? 0, t.arpSuppressed ?? 0, t.arpFlooded ?? 0, t.ndSuppressed ?? 0, t.ndFlooded ?? 0]),
+      )}\n`
+    : '';
+  return `${tenants}\n${directory}${tunnels}\n${ports}\n${peers}\n${queues}${dp}\n${dropText}`;
 }
 
 export function formatTrace(t: TraceResult): string {

@@ -88,6 +88,8 @@
  *       - { mac: "02:00:00:00:02:01", vtep: 10.0.0.2 }  # MAC unique within the tenant; an
  *                            #   optional encap: as in flood. One encap per VTEP in a tenant.
  *     learning: true         # learn inner source MAC -> outer source VTEP; default true
+ *     learnFromUnderlay: true   # learn MACs behind VTEPs from their frames; default true, and
+ *                            #   false with a directory (remote MACs come from the directory)
  *     ageing: 300            # seconds a learned MAC lives unseen; 1..1000000; default 300
  *     maxMacs: 8192          # MAC table limit of the tenant; 1..1048576; default 8192
  *     acceptFrom: known      # known (default): take encapsulated frames only from this tenant's
@@ -179,6 +181,8 @@ export interface TenantConfig {
   /** The encapsulation toward every VTEP of `flood` and `fdb`: the entry's own, else `encap`. */
   vtepEncap: Record<string, Encap>;
   learning: boolean;
+  /** Learn MACs behind VTEPs from their frames (default: true; false with a directory). */
+  learnFromUnderlay: boolean;
   ageing: number;
   maxMacs: number;
   /** Anti-spoofing: take encapsulated frames only from known VTEPs (default), or from any. */

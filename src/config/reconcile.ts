@@ -27,7 +27,7 @@ export type RolesChange = Pick<Config, 'role' | 'hubs' | 'nat' | 'keepalive' | '
 };
 export const ROLE_KEYS = ['role', 'hubs', 'nat', 'keepalive', 'deadInterval', 'pmtuDiscovery'] as const;
 
-export type PolicyChange = Pick<TenantConfig, 'learning' | 'ageing' | 'maxMacs' | 'acceptFrom' | 'stormControl' | 'moveDampening'>;
+export type PolicyChange = Pick<TenantConfig, 'learning' | 'learnFromUnderlay' | 'ageing' | 'maxMacs' | 'acceptFrom' | 'stormControl' | 'moveDampening'>;
 
 export type Change =
   | { op: 'port.remove'; tenant: string; tap: string; why: string }
@@ -172,6 +172,7 @@ export function plan(running: Config, next: Config): Plan {
     const o = oldT.get(t.name)!;
     const policy = (x: TenantConfig): PolicyChange => ({
       learning: x.learning,
+      learnFromUnderlay: x.learnFromUnderlay,
       ageing: x.ageing,
       maxMacs: x.maxMacs,
       acceptFrom: x.acceptFrom,
@@ -234,7 +235,7 @@ export function describeChange(c: Change): string {
       return `tenant ${c.tenant}: removed (${c.why})`;
     case 'tenant.policy':
       return (
-        `tenant ${c.tenant}: policy learning=${c.learning} ageing=${c.ageing}s maxMacs=${c.maxMacs} acceptFrom=${c.acceptFrom}` +
+        `tenant ${c.tenant}: policy learning=${c.learning} learnFromUnderlay=${c.learnFromUnderlay} ageing=${c.ageing}s maxMacs=${c.maxMacs} acceptFrom=${c.acceptFrom}` +
         ` stormControl=${c.stormControl === 'off' ? 'off' : `${c.stormControl.pps}/s burst ${c.stormControl.burst}`}` +
         ` moveDampening=${c.moveDampening === 'off' ? 'off' : `${c.moveDampening.moves} in ${c.moveDampening.window}s hold ${c.moveDampening.hold}s`}`
       );
@@ -322,6 +323,7 @@ export function patch(config: Config, c: Change): Config {
       if (t)
         Object.assign(t, {
           learning: c.learning,
+          learnFromUnderlay: c.learnFromUnderlay,
           ageing: c.ageing,
           maxMacs: c.maxMacs,
           acceptFrom: c.acceptFrom,

@@ -206,6 +206,7 @@ const Tenant = z.strictObject(
     flood: z.array(FloodEntry, need('must be a list of VTEP addresses')).default([]),
     fdb: z.array(FdbEntry, need('must be a list of { mac, vtep } entries')).default([]),
     learning: z.boolean(need('must be true or false')).default(true),
+    learnFromUnderlay: z.boolean(need('must be true or false')).optional(),
     ageing: intIn(1, 1000000).default(300),
     maxMacs: intIn(1, 1048576).default(8192),
     acceptFrom: z.enum(['known', 'any'], need('must be known or any')).default('known'),
@@ -622,6 +623,7 @@ export function validateConfig(data: unknown, position?: (path: PropertyKey[]) =
       const worst = worstOverhead(families, new Set([t.encap, ...Object.values(vtepEncap)]), encryption === 'required');
       return {
         ...t,
+        learnFromUnderlay: t.learnFromUnderlay ?? !directory,
         encryption,
         flood,
         fdb,

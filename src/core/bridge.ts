@@ -28,12 +28,19 @@ export interface BridgeSpec {
   stormControl?: { pps: number; burst: number } | null;
   /** A MAC that moves more than `maxMoves` times within `windowMs` is pinned where it is for `holdMs`; null = off. */
   moveDampening?: DampeningOptions | null;
+  /**
+   * Learn source MACs of frames from VTEPs (default true). Off with a directory: where a
+   * remote MAC lives is the directory's word (`setDirectory`), not the last frame's.
+   */
+  learnFromUnderlay?: boolean;
 }
 
 export interface FdbEntry {
   mac: string;
   place: Place;
   static: boolean;
+  /** Put there by the directory (a remote MAC's record): never ages, never flushed by learning's rules. */
+  directory?: boolean;
   /** Date.now() when learned or last moved. */
   since: number;
   moves: number;
@@ -71,7 +78,16 @@ export interface BridgeCounters {
   movesDampened: number;
   /** Times a MAC was found flapping and pinned. */
   flapping: number;
+  /** ARP requests and neighbour solicitations answered on this host from the directory (never flooded). */
+  arpSuppressed: number;
+  ndSuppressed: number;
+  /** ARP requests and neighbour solicitations flooded (the directory did not know the IP, or there is no directory). */
+  arpFlooded: number;
+  ndFlooded: number;
 }
+
+/** What a bridge's host may do with an ARP request or a neighbour solicitation from a local port. */
+export type NeighborVerdict = 'arp-suppressed' | 'nd-suppressed' | 'arp-flood' | 'nd-flood' | null;
 
 /** Hooks the Switch gives a bridge: VTEP reference counting and a global table limit. */
 export interface BridgeHost {
@@ -87,6 +103,19 @@ export interface BridgeHost {
   fits?(b: Bridge, vtepId: number, len: number): boolean;
   /** A frame too big for `vtepId`: answer its sender with ICMP too-big through `ingress`. */
   tooBig?(bridge: Bridge, ingress: Place, frame: Buffer, vtepId: number): void;
+  /**
+   * A learned MAC is now at a local port (`present`), or no longer is (aged, flushed, its port
+   * gone, moved to a VTEP): the directory publishes or withdraws it. Not called for static
+   * entries, nor when the directory itself moves the MAC away.
+   */
+  localMac?(bridge: Bridge, mac: string, portId: number | null, present: boolean): void;
+  /**
+   * A punted frame from a local port, before it is flooded: the host may glean its sender's
+   * IP and answer an ARP request or a neighbour solicitation itself. 'arp-suppressed' /
+   * 'nd-suppressed': answered, not flooded; 'arp-flood' / 'nd-flood': a request it could not
+   * answer (flooded, counted); null: not a neighbour request.
+   */
+  neighbor?(bridge: Bridge, portId: number, frame: Buffer): NeighborVerdict;
 }
 
 export class Bridge {
@@ -111,6 +140,10 @@ export class Bridge {
     stormDrops: 0,
     movesDampened: 0,
     flapping: 0,
+    arpSuppressed: 0,
+    ndSuppressed: 0,
+    arpFlooded: 0,
+    ndFlooded: 0,
   };
   storm: TokenBucket | null = null;
   dampener: MoveDampener | null = null;
@@ -127,6 +160,7 @@ export class Bridge {
     this.ageingMs = spec.ageingMs;
     this.maxMacs = spec.maxMacs;
     this.acceptAny = spec.acceptFrom === 'any';
+    this.learnFromUnderlay = spec.learnFromUnderlay ?? true;
     this.setProtection(spec.stormControl ?? null, spec.moveDampening ?? null);
   }
 
@@ -144,6 +178,8 @@ export class Bridge {
 
   /** acceptFrom: any. */
   acceptAny: boolean;
+  /** Learn MACs behind VTEPs from their frames (see BridgeSpec.learnFromUnderlay). */
+  learnFromUnderlay: boolean;
   /** VTEP ids the tenant accepts frames from (kept in step with the data path by the Switch). */
   readonly accepted = new Set<number>();
   /** VTEP ids accepted beyond the flood list and static entries (hubs, spokes). */
@@ -170,7 +206,7 @@ export class Bridge {
   /** What `learn` would do with `mac` at `place`, without doing it (trace uses this). */
   learnDecision(mac: string, place: Place): LearnResult {
     if (!isLearnableMac(mac)) return 'not-learnable';
-    if (!this.learning) return 'disabled';
+    if (!this.learning || (place.kind === 'vtep' && !this.learnFromUnderlay)) return 'disabled';
     const cur = this.table.get(mac);
     if (cur) {
       if (samePlace(cur.place, place)) return 'refresh';
@@ -200,22 +236,29 @@ export class Bridge {
       case 'refresh':
         // The cache reported it, so it lost the entry (or never had it): program again.
         this.dp.fdbSet(this.tenantId, mac, place);
+        if (place.kind === 'port') this.host.localMac?.(this, mac, place.portId, true);
         break;
       case 'static-conflict':
         this.counters.staticConflicts++;
         break;
-      case 'move':
+      case 'move': {
+        const from = cur!.place;
         this.retarget(cur!, place);
         cur!.moves++;
         cur!.since = Date.now();
+        cur!.directory = undefined;
         this.counters.moves++;
+        if (place.kind === 'port') this.host.localMac?.(this, mac, place.portId, true);
+        else if (from.kind === 'port') this.host.localMac?.(this, mac, null, false);
         break;
+      }
       case 'limit':
         this.counters.limitRefused++;
         break;
       case 'new':
         this.insert({ mac, place, static: false, since: Date.now(), moves: 0 });
         this.counters.learned++;
+        if (place.kind === 'port') this.host.localMac?.(this, mac, place.portId, true);
         break;
     }
     return result;
@@ -234,6 +277,38 @@ export class Bridge {
     this.insert({ mac, place, static: true, since: Date.now(), moves: 0 });
   }
 
+  /**
+   * Where the directory says a MAC lives (a remote owner's VTEP): replaces a learned entry
+   * (the MAC moved away from here; its claim is the other host's now), never a static one.
+   * Returns false if a static entry holds the MAC or the table is full.
+   */
+  setDirectory(mac: string, place: Place): boolean {
+    if (!isLearnableMac(mac)) return false;
+    const cur = this.table.get(mac);
+    if (cur) {
+      if (cur.static) return false;
+      if (!samePlace(cur.place, place)) {
+        this.retarget(cur, place);
+        cur.since = Date.now();
+      }
+      cur.directory = true;
+      return true;
+    }
+    if (this.table.size >= this.maxMacs || !this.host.globalRoom()) {
+      this.counters.limitRefused++;
+      return false;
+    }
+    this.insert({ mac, place, static: false, directory: true, since: Date.now(), moves: 0 });
+    return true;
+  }
+
+  /** The directory no longer knows `mac` (withdrawn, its owner gone): remove it if the directory put it there. */
+  removeDirectory(mac: string): boolean {
+    const cur = this.table.get(mac);
+    if (!cur?.directory) return false;
+    return this.remove(mac);
+  }
+
   /** Remove one entry from the table and the cache. Returns false if there was none. */
   remove(mac: string): boolean {
     const cur = this.table.get(mac);
@@ -243,14 +318,15 @@ export class Bridge {
     this.host.entryCountDelta(-1);
     if (cur.place.kind === 'vtep') this.host.vtepRef(cur.place.vtepId, -1);
     this.dp.fdbDel(this.tenantId, mac);
+    if (cur.place.kind === 'port' && !cur.static) this.host.localMac?.(this, mac, cur.place.portId, false);
     return true;
   }
 
-  /** Remove learned entries (all, or those at one place); static ones stay. Returns how many. */
+  /** Remove learned entries (all, or those at one place); static and directory ones stay. Returns how many. */
   flush(where?: Place): number {
     let n = 0;
     for (const e of [...this.table.values()]) {
-      if (e.static) continue;
+      if (e.static || e.directory) continue;
       if (where && !samePlace(e.place, where)) continue;
       this.remove(e.mac);
       n++;
@@ -267,7 +343,7 @@ export class Bridge {
   age(idleMs: Map<string, number>): string[] {
     const aged: string[] = [];
     for (const e of [...this.table.values()]) {
-      if (e.static) continue;
+      if (e.static || e.directory) continue;
       const idle = idleMs.get(e.mac);
       if (idle !== undefined && idle >= this.ageingMs) {
         this.remove(e.mac);
@@ -304,6 +380,17 @@ export class Bridge {
     // The fast path reports a new source (learn event) before it punts the same frame
     // (miss event): learn it once, so a refusal is counted once.
     if (!sourceLearned) this.learn(src, ingress);
+    if (ingress.kind === 'port' && this.host.neighbor && (dst === 'ff:ff:ff:ff:ff:ff' || isMulticastMac(dst))) {
+      const v = this.host.neighbor(this, ingress.portId, frame);
+      // Answered on this host (the reply went back out of the port): nothing to flood.
+      if (v === 'arp-suppressed' || v === 'nd-suppressed') {
+        if (v === 'arp-suppressed') this.counters.arpSuppressed++;
+        else this.counters.ndSuppressed++;
+        return 1;
+      }
+      if (v === 'arp-flood') this.counters.arpFlooded++;
+      else if (v === 'nd-flood') this.counters.ndFlooded++;
+    }
     const d = decide(this, ingress, dst);
     if (this.storm && d.action === 'flood' && !this.storm.take(this.host.now())) {
       this.counters.stormDrops++;

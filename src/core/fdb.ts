@@ -15,7 +15,8 @@ export interface FdbRow {
   mac: string;
   /** "port blue0" or "vtep 10.0.0.2". */
   where: string;
-  type: 'static' | 'learned';
+  /** static: config or API; learned: from traffic; directory: a remote MAC's record in the directory. */
+  type: 'static' | 'learned' | 'directory';
   ageSeconds: number | null;
 }
 
@@ -25,6 +26,8 @@ export interface SnapshotEntry {
   mac: string;
   where: Where;
   static: boolean;
+  /** Put there by the directory: restored as such, so the successor forwards before its own directory has caught up. */
+  directory?: boolean;
   since: number;
   moves: number;
 }
@@ -49,8 +52,8 @@ export function fdbRow(sw: Switch, b: Bridge, e: FdbEntry, idleMs: number | unde
     vni: b.vni,
     mac: e.mac,
     where,
-    type: e.static ? 'static' : 'learned',
-    ageSeconds: e.static || idleMs === undefined ? null : Math.floor(idleMs / 1000),
+    type: e.static ? 'static' : e.directory ? 'directory' : 'learned',
+    ageSeconds: e.static || e.directory || idleMs === undefined ? null : Math.floor(idleMs / 1000),
   };
 }
 
@@ -60,7 +63,7 @@ export function snapshotFdb(sw: Switch): SnapshotEntry[] {
   for (const b of sw.tenants()) {
     for (const e of b.table.values()) {
       const where = sw.whereOf(e.place);
-      if (where) out.push({ tenant: b.name, mac: e.mac, where, static: e.static, since: e.since, moves: e.moves });
+      if (where) out.push({ tenant: b.name, mac: e.mac, where, static: e.static, ...(e.directory ? { directory: true } : {}), since: e.since, moves: e.moves });
     }
   }
   return out;
@@ -77,6 +80,14 @@ export function restoreEntry(sw: Switch, e: SnapshotEntry): boolean {
       return false;
     }
     return true;
+  }
+  if (e.directory) {
+    if (!('vtep' in e.where)) return false;
+    try {
+      return sw.setDirectoryEntry(e.tenant, e.mac, e.where.vtep);
+    } catch {
+      return false;
+    }
   }
   let place: Place;
   let created: Vtep | undefined;

@@ -32,7 +32,7 @@ export interface TenantSpec extends BridgeSpec {
 }
 
 /** A tenant's learning policy, in the units the Bridge runs on (ms). */
-export type TenantPolicy = Pick<BridgeSpec, 'learning' | 'ageingMs' | 'maxMacs' | 'acceptFrom' | 'stormControl' | 'moveDampening'>;
+export type TenantPolicy = Pick<BridgeSpec, 'learning' | 'ageingMs' | 'maxMacs' | 'acceptFrom' | 'stormControl' | 'moveDampening' | 'learnFromUnderlay'>;
 
 /** A liveness message from the underlay (src/overlay/roles.ts), with the VTEP it came from if known. */
 export type ControlHandler = (payload: Buffer, from: { address: string; port: number }, vtep: Vtep | undefined) => void;
@@ -53,6 +53,10 @@ export interface SwitchOptions {
   log?: Logger;
   /** The clock storm control and move dampening run on (ms); Date.now by default. */
   clock?: () => number;
+  /** A learned MAC came to a local port or left it (the directory publishes it); see BridgeHost.localMac. */
+  localMac?: BridgeHost['localMac'];
+  /** ARP/ND from a local port: glean, and answer from the directory; see BridgeHost.neighbor. */
+  neighbor?: BridgeHost['neighbor'];
 }
 
 export interface SwitchCounters {
@@ -242,6 +246,7 @@ export class Switch {
     const b = this.bridge(name);
     if (p.stormControl !== undefined || p.moveDampening !== undefined) b.setProtection(p.stormControl ?? null, p.moveDampening ?? null);
     b.learning = p.learning;
+    if (p.learnFromUnderlay !== undefined) b.learnFromUnderlay = p.learnFromUnderlay;
     b.ageingMs = p.ageingMs;
     b.maxMacs = p.maxMacs;
     this.ageing.reschedule();
@@ -305,6 +310,25 @@ export class Switch {
     b.setStatic(mac, { kind: 'vtep', vtepId: v.id });
     this.vteps.gc(v);
     this.syncAccept(b);
+  }
+
+  /**
+   * A remote MAC from the directory, at the VTEP of its owner (`vtep`, an address in the
+   * tenant's encap). False when a static entry holds the MAC or the table is full.
+   */
+  setDirectoryEntry(tenant: string, mac: string, vtep: string): boolean {
+    const b = this.bridge(tenant);
+    // The entry holds the VTEP (entryRefs), as a static entry does. Frames are accepted from
+    // the VNI's members (the flood list), the owner among them.
+    const v = this.peerVtep(tenant, vtep);
+    const ok = b.setDirectory(mac, { kind: 'vtep', vtepId: v.id });
+    this.vteps.gc(v);
+    return ok;
+  }
+
+  /** The directory withdrew a MAC: remove the entry it had put there. */
+  removeDirectoryEntry(tenant: string, mac: string): boolean {
+    return this.bridge(tenant).removeDirectory(mac);
   }
 
   /** Remove one entry (static or learned). False if the tenant has no such MAC. */
@@ -477,6 +501,8 @@ export class Switch {
       // An encrypted tenant's datagrams carry 32 bytes more (transport header and tag).
       fits: (b, id, len) => this.vteps.fits(id, len + this.sealed(b.tenantId)),
       tooBig: (b, ingress, frame, id) => this.tooBig.answer(b.tenantId, ingress, frame, id, this.sealed(b.tenantId)),
+      ...(this.opts.localMac ? { localMac: this.opts.localMac } : {}),
+      ...(this.opts.neighbor ? { neighbor: this.opts.neighbor } : {}),
     };
   }
 

@@ -179,6 +179,7 @@ export function apiHandlers(rt: ApiHost): Record<string, Handler> {
       rt.daemon.fdbDel(tenant, mac);
       return { tenant, mac };
     },
+    'directory.macs': (p) => rt.daemon.directoryMacs(str(p, 'tenant')!),
     'fdb.flush': (p) => ({ flushed: rt.daemon.fdbFlush(str(p, 'tenant', false)) }),
     peers: () => rt.daemon.stats().peers,
     stats: () => rt.daemon.stats(),

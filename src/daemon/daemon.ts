@@ -28,10 +28,12 @@ import type { ConfigError } from '../config/config.js';
 import { usesGre } from '../config/config.js';
 import { handshakeType, type Identity } from '../secure/handshake.js';
 import { encodeKey, publicKeyOf, readPrivateKeyFile } from '../secure/keys.js';
-import type { Directory } from '../directory/directory.js';
+import type { Directory, MacRecord } from '../directory/directory.js';
+import { ApiError } from './control.js';
 import { EtcdDirectory } from '../directory/etcd-directory.js';
 import { Membership } from '../directory/membership.js';
 import { isDynamicTenant, placeDynamic, PortError, tenantOfPort, withDynamic, type DynamicPort } from '../ports/dynamic.js';
+import { DirectoryForwarding } from '../directory/forwarding.js';
 
 const log = logger('daemon');
 
@@ -62,11 +64,6 @@ export interface DaemonOptions {
   directory?: Directory;
   /** Ports attached at runtime that `config` already holds (merged by withDynamic): a restart or a takeover. */
   dynamic?: DynamicPort[];
-}
-
-/** What the directory wiring adds to the Daemon (publish a local port's MAC and IPs); absent until then. */
-interface LocalAnnouncer {
-  announceLocal?(tenant: string, mac: string, ips: string[]): void;
 }
 
 export interface ReloadResult {
@@ -104,6 +101,7 @@ export function tenantPolicy(t: PolicyChange): TenantPolicy {
   const d = t.moveDampening;
   return {
     learning: t.learning,
+    learnFromUnderlay: t.learnFromUnderlay,
     ageingMs: t.ageing * 1000,
     maxMacs: t.maxMacs,
     acceptFrom: t.acceptFrom,
@@ -168,6 +166,8 @@ export class Daemon implements Target {
   /** With a directory: the VNIs' members, each tenant's flood list from them (src/directory/). */
   readonly directory: Directory | null;
   private readonly membership: Membership | null;
+  /** With a directory: remote MACs from its records, local MACs into it, ARP/ND answered from it. */
+  readonly forwarding: DirectoryForwarding | null;
   /** Set by close(): the directory withdrawing this host (best effort, bounded). */
   closing: Promise<void> = Promise.resolve();
   /** Ports attached at runtime (`vtepd port add`), by TAP name; also in `running` (src/ports/dynamic.ts). */
@@ -187,6 +187,8 @@ export class Daemon implements Target {
       defaultVtepMtu: config.underlay.mtu,
       onControl: (payload, from) => (handshakeType(payload) !== null ? this.roles.onHandshake(payload, from) : this.roles.onControl(payload, from)),
       onSecureEvent: (ev) => this.roles.onSecureEvent(ev),
+      localMac: (b, mac, portId, present) => this.forwarding?.localMac(b, mac, portId, present),
+      neighbor: (b, portId, frame) => this.forwarding?.neighbor(b, portId, frame) ?? null,
     });
     const identity = loadIdentity(config);
     this.identityKey = identity ? encodeKey(identity.publicKey) : null;
@@ -194,6 +196,9 @@ export class Daemon implements Target {
     this.directory = opts.directory ?? (dc ? new EtcdDirectory({ endpoints: dc.etcd.endpoints, prefix: dc.etcd.prefix, leaseTtl: dc.etcd.leaseTtl }) : null);
     this.membership = this.directory
       ? new Membership({ directory: this.directory, self: config.underlay.locals.map((a) => a.address), apply: (t, flood) => this.applyFlood(t, flood) })
+      : null;
+    this.forwarding = this.directory
+      ? new DirectoryForwarding({ directory: this.directory, sw: this.sw, dp, self: config.underlay.locals.map((a) => a.address) })
       : null;
     this.roles = new RoleAgent({ sw: this.sw, vteps: this.sw.vteps, dp, identity }, roleOptions(config));
     this.telemetry = new Telemetry({ sw: this.sw, dp, roles: this.roles, startedAt: this.startedAt });
@@ -235,6 +240,7 @@ export class Daemon implements Target {
       d.roles.start();
       if (d.directory && d.membership) {
         d.membership.start();
+        d.forwarding?.start();
         const u = config.underlay;
         d.directory.publish({ address: u.local, port: u.port, role: config.role, ...(d.identityKey ? { publicKey: d.identityKey } : {}) });
         await d.directory.start();
@@ -272,11 +278,13 @@ export class Daemon implements Target {
       ...tenantPolicy(t),
     });
     this.roles.applyTo(b);
+    this.forwarding?.addTenant(t.name, t.vni);
   }
 
   async removeTenant(name: string): Promise<void> {
     const ports = this.ports.filter((p) => p.tenant === name);
     this.membership?.removeTenant(name);
+    this.forwarding?.removeTenant(name);
     this.sw.removeTenant(name);
     this.roles.forgetTenant(name);
     for (const p of ports) this.dropPort(p);
@@ -328,7 +336,23 @@ export class Daemon implements Target {
     }
     this.ports.push(port);
     this.membership?.portAdded(tenant);
+    // A port whose MAC and address the config gives is in the directory before it speaks.
+    if (p.address && port.mac) this.announceLocal(tenant, port.mac, [p.address.address]);
     log.info({ tenant, tap: p.tap, netns: p.netns, mtu: p.mtu, adopted: !!adopted }, 'port up');
+  }
+
+  /**
+   * A local port's MAC and IP addresses (config, `vtepd port add --mac --address`): learned at
+   * the port and published in the directory at once, so it is found (and its ARP answered)
+   * before it sends a frame. Without a directory, nothing.
+   */
+  announceLocal(tenant: string, mac: string, ips: string[]): void {
+    if (!this.forwarding) return;
+    const b = this.sw.tenant(tenant);
+    const port = this.ports.find((x) => x.tenant === tenant && (x.mac === mac || x.config.mac === mac));
+    if (!b || !port) return;
+    b.learn(mac, this.sw.portPlace(tenant, port.tap));
+    this.forwarding.announce(tenant, mac, ips);
   }
 
   removePort(tenant: string, tap: string): void {
@@ -434,9 +458,8 @@ export class Daemon implements Target {
       : patch(this.running, { op: 'port.add', tenant: tenant.name, port });
     this.dynamic.set(rec.tap, rec);
     this.dynamicChanged();
+    // addPort published the port's MAC and address in the directory (announceLocal).
     const running = this.ports.find((p) => p.tap === rec.tap)!;
-    // Publish the port's MAC and IP in the directory (src/directory: announceLocal, where it exists).
-    if (port.address) (this as unknown as LocalAnnouncer).announceLocal?.(tenant.name, running.mac, [port.address.address]);
     log.info({ net: rec.net, vni: rec.vni, tenant: tenant.name, tap: rec.tap, created }, 'port attached');
     return { tenant: tenant.name, created, port: running };
   }
@@ -539,8 +562,21 @@ export class Daemon implements Target {
       ...this.directory.status(),
       floodUpdates: this.membership.updates,
       applyErrors: this.membership.applyErrors,
+      macs: this.directory.macStats(),
+      forwarding: this.forwarding ? { ...this.forwarding.counters } : null,
       tenants: Object.fromEntries(Object.entries(members).map(([t, ms]) => [t, ms.map((m) => m.address)])),
     };
+  }
+
+  /** The directory's MAC records of a tenant's VNI (owner, IPs, seq), sorted by MAC; frozen ones marked. */
+  directoryMacs(tenant: string): (MacRecord & { frozen: boolean })[] {
+    const b = this.sw.tenant(tenant);
+    if (!b) throw new Error(`no tenant "${tenant}"`);
+    if (!this.directory) throw new ApiError('this daemon has no directory (directory: in its config)', 'ENODIRECTORY');
+    return this.directory
+      .macs(b.vni)
+      .map((r) => ({ ...r, frozen: this.directory!.isFrozen(b.vni, r.mac) }))
+      .sort((x, y) => (x.mac < y.mac ? -1 : x.mac > y.mac ? 1 : 0));
   }
 
   fdb(tenant?: string): FdbRow[] {
@@ -640,6 +676,7 @@ export class Daemon implements Target {
   /** Stop the directory; `withdraw`: take this host's records back now (not on a handover: the successor publishes them). */
   private leaveDirectory(withdraw: boolean): void {
     this.membership?.stop();
+    this.forwarding?.stop();
     if (this.directory) this.closing = this.directory.stop(withdraw).catch((e: Error) => log.warn({ err: e.message }, 'leaving the directory failed'));
   }
 

@@ -105,6 +105,7 @@ export class Metrics {
           [
             [{ tenant: t.tenant, type: 'learned' }, t.fdbLearned],
             [{ tenant: t.tenant, type: 'static' }, t.fdbStatic],
+            [{ tenant: t.tenant, type: 'directory' }, t.fdbDirectory],
           ] as Rows,
       ),
     );
@@ -118,6 +119,21 @@ export class Metrics {
       ['moves_dampened', 'movesDampened', 'moves refused because the MAC was pinned by move dampening'],
       ['flapping', 'flapping', 'MACs found flapping between two places and pinned'],
     ] as const;
+    counter(
+      'vtepd_tenant_neighbor_requests_total',
+      'tenant: ARP requests and IPv6 neighbour solicitations from local ports, answered from the directory (suppressed) or flooded',
+      ['tenant', 'protocol', 'result'],
+      (s) =>
+        s.tenants.flatMap(
+          (t) =>
+            [
+              [{ tenant: t.tenant, protocol: 'arp', result: 'suppressed' }, t.arpSuppressed],
+              [{ tenant: t.tenant, protocol: 'arp', result: 'flooded' }, t.arpFlooded],
+              [{ tenant: t.tenant, protocol: 'nd', result: 'suppressed' }, t.ndSuppressed],
+              [{ tenant: t.tenant, protocol: 'nd', result: 'flooded' }, t.ndFlooded],
+            ] as Rows,
+        ),
+    );
     for (const [suffix, key, what] of bridge) {
       counter(`vtepd_tenant_${suffix}_total`, `tenant: ${what}`, ['tenant'], (s) => s.tenants.map((t) => [{ tenant: t.tenant }, t[key]]));
     }

@@ -52,6 +52,8 @@ export interface TenantStats extends BridgeCounters {
   ports: number;
   fdbLearned: number;
   fdbStatic: number;
+  /** Remote MACs put there by the directory. */
+  fdbDirectory: number;
   /** Its tunnel traffic, all VTEPs together: inner frames and bytes (DpStats.tenants). */
   tunnel: { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number; drops: number };
 }
@@ -146,16 +148,19 @@ export class Telemetry {
     const tenants: TenantStats[] = sw.tenants().map((b) => {
       for (const id of b.flood) floodOf.set(id, [...(floodOf.get(id) ?? []), b.name]);
       let fdbStatic = 0;
+      let fdbDirectory = 0;
       for (const e of b.table.values()) {
         if (e.static) fdbStatic++;
+        else if (e.directory) fdbDirectory++;
         if (e.place.kind === 'vtep') macsAt.set(e.place.vtepId, (macsAt.get(e.place.vtepId) ?? 0) + 1);
       }
       return {
         tenant: b.name,
         vni: b.vni,
         ports: b.ports.size,
-        fdbLearned: b.table.size - fdbStatic,
+        fdbLearned: b.table.size - fdbStatic - fdbDirectory,
         fdbStatic,
+        fdbDirectory,
         ...b.counters,
         tunnel: { ...zero, ...s.tenants?.[b.tenantId] },
       };

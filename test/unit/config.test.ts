@@ -66,6 +66,7 @@ describe('valid configs', () => {
           fdb: [{ mac: '02:00:00:00:02:01', vtep: '10.0.0.2' }],
           vtepEncap: { '10.0.0.2': 'vxlan', '10.0.0.3': 'vxlan' },
           learning: true,
+          learnFromUnderlay: true,
           ageing: 300,
           maxMacs: 8192,
           acceptFrom: 'known',

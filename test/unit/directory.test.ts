@@ -4,8 +4,6 @@
  * the first port, leave on the last, flood lists from the members, reload, status).
  */
 import { describe, expect, it } from 'vitest';
-import type { Config, PortConfig } from '../../src/config/config.js';
-import { parseConfig } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import {
   emptyMacStats,
@@ -19,8 +17,8 @@ import {
   type VtepRecord,
 } from '../../src/directory/directory.js';
 import { Membership } from '../../src/directory/membership.js';
-import type { PortBackend, PortHandle } from '../../src/ports/tap.js';
 import { FakeDatapath } from '../support/fake-datapath.js';
+import { cfg, MemPorts } from '../support/fake-ports.js';
 
 /** A directory in memory: the test sets members; joins and leaves are recorded. */
 class FakeDirectory implements Directory {
@@ -183,19 +181,6 @@ describe('StaticDirectory', () => {
 
 // ---- the daemon over the fake data path -----------------------------------------------------
 
-function cfg(text: string): Config {
-  const r = parseConfig(text);
-  if (!r.ok) throw new Error(r.errors.map((e) => `${e.path}: ${e.message}`).join('\n'));
-  return r.config;
-}
-class FakePorts implements PortBackend {
-  next = 100;
-  async open(_tenant: string, p: PortConfig): Promise<PortHandle> {
-    return { fd: -1, ifindex: this.next++, mac: p.mac ?? '02:aa:00:00:00:01' };
-  }
-  close(): void {}
-  async change(): Promise<void> {}
-}
 const DIR = 'directory: { etcd: { endpoints: [ "http://127.0.0.1:1" ] } }';
 const BASE = `underlay: { local: 10.0.0.1 }
 ${DIR}
@@ -208,7 +193,7 @@ const flood = (d: Daemon, t: string) => d.status().tenants.find((x) => x.name ==
 describe('Daemon with a directory (fake)', () => {
   it('publishes itself, joins where it has ports, floods to the members, follows reloads, shows it all in status', async () => {
     const dir = new FakeDirectory();
-    const d = await Daemon.start(cfg(BASE), { dp: new FakeDatapath(), ports: new FakePorts(), maxMacsTotal: 1000, directory: dir });
+    const d = await Daemon.start(cfg(BASE), { dp: new FakeDatapath(), ports: new MemPorts(), maxMacsTotal: 1000, directory: dir });
     try {
       expect(dir.started).toBe(true);
       expect(dir.self).toEqual({ address: '10.0.0.1', port: 4789, role: 'mesh' });
@@ -252,7 +237,7 @@ describe('Daemon with a directory (fake)', () => {
   });
 
   it('without a directory, status says so and flood lists are the config', async () => {
-    const d = await Daemon.start(cfg(BASE.replace(`${DIR}\n`, '')), { dp: new FakeDatapath(), ports: new FakePorts(), maxMacsTotal: 1000 });
+    const d = await Daemon.start(cfg(BASE.replace(`${DIR}\n`, '')), { dp: new FakeDatapath(), ports: new MemPorts(), maxMacsTotal: 1000 });
     try {
       expect(d.status().directory).toBeNull();
       expect(flood(d, 'red')).toEqual(['10.0.0.9']);

@@ -28,6 +28,7 @@ describe('policy units', () => {
     );
     expect(tenantPolicy(c.tenants[0]!)).toEqual({
       learning: true,
+      learnFromUnderlay: true,
       ageingMs: 60_000,
       maxMacs: c.tenants[0]!.maxMacs,
       acceptFrom: 'known',
