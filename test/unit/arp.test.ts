@@ -4,6 +4,7 @@
  * judged by tshark's dissectors (checksums verified). Kernel-made frames: test/netns/arp.test.ts.
  */
 import { execFileSync } from 'node:child_process';
+import { Address6 } from 'ip-address';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
@@ -12,6 +13,7 @@ import {
   arpReply,
   glean,
   gratuitousArp,
+  ipv6At,
   neighborAdvertisement,
   parseArpRequest,
   parseNeighborSolicitation,
@@ -222,6 +224,9 @@ describe('replies and announcements, judged by tshark', () => {
     expect(() => gratuitousArp('02:00:00:00:00', '10.0.0.1')).toThrow(/not a MAC/);
     expect(() => gratuitousArp(A, '10.0.0.256')).toThrow(/not an IPv4/);
     expect(() => gratuitousArp(A, '2001:db8::1')).toThrow(/not an IPv4/);
+    expect(() => gratuitousArp(A, '010.0.0.1')).toThrow(/not an IPv4/);
+    expect(() => gratuitousArp(A, '10.0.0.1/24')).toThrow(/not an IPv4/);
+    expect(() => unsolicitedNeighborAdvertisement(A, '2001:db8::/64')).toThrow(/not an IPv6/);
     expect(() => unsolicitedNeighborAdvertisement(A, 'fe80::1%eth0')).toThrow(/not an IPv6/);
     expect(() => unsolicitedNeighborAdvertisement(A, '10.0.0.1')).toThrow(/not an IPv6/);
   });
@@ -254,6 +259,19 @@ describe('gleaning a port’s own addresses', () => {
     expect(glean(f('ns_sllao_other_mac'))).toBeNull();
     expect(glean(f('na_spoofed_tlla'))).toBeNull();
     expect(glean(f('ns_hop_limit_254'))).toBeNull();
+  });
+});
+
+describe('addresses', () => {
+  it('IPv6 reads in the same RFC 5952 form as ip-address writes (what the directory stores)', () => {
+    const r = prng(5952);
+    for (let i = 0; i < 5000; i++) {
+      const b = Buffer.alloc(16);
+      for (let g = 0; g < 16; g += 2) if (r.below(2) === 0) b.writeUInt16BE(r.below(4) === 0 ? r.below(16) : r.u32() & 0xffff, g);
+      expect(ipv6At(b, 0)).toBe(Address6.fromUnsignedByteArray([...b]).correctForm());
+    }
+    expect(ipv6At(Buffer.from('20010DB8000000000001000000000001', 'hex'), 0)).toBe('2001:db8::1:0:0:1');
+    expect(ipv6At(Buffer.alloc(16), 0)).toBe('::');
   });
 });
 
