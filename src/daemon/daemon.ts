@@ -609,7 +609,7 @@ export class Daemon implements Target {
 
   /** Everything counted, from one dpStats() call. */
   stats(): StatsSnapshot {
-    return this.telemetry.snapshot({ eventBatches: this.eventBatches, portsRecreated: this.lost.recreated });
+    return { ...this.telemetry.snapshot({ eventBatches: this.eventBatches, portsRecreated: this.lost.recreated }), directory: this.directoryStatus() };
   }
 
   // ---- takeover ---------------------------------------------------------------------------

@@ -119,6 +119,35 @@ export class Metrics {
       ['moves_dampened', 'movesDampened', 'moves refused because the MAC was pinned by move dampening'],
       ['flapping', 'flapping', 'MACs found flapping between two places and pinned'],
     ] as const;
+    // The directory (absent without one): reachability, errors, its MAC layer, what this host did with it.
+    const dir = (s: StatsSnapshot) => (s.directory ? [s.directory] : []);
+    gauge('vtepd_directory_connected', 'the directory backend answers (1) or not (0); absent without a directory', [], (s) =>
+      dir(s).map((d) => [{}, d.connected ? 1 : 0]),
+    );
+    counter('vtepd_directory_errors_total', 'directory: failed requests, broken watches, lost leases', [], (s) => dir(s).map((d) => [{}, d.errors]));
+    counter('vtepd_directory_lease_regrants_total', 'directory: leases re-granted (everything published again)', [], (s) =>
+      dir(s).map((d) => [{}, d.regrants ?? 0]),
+    );
+    gauge('vtepd_directory_macs', 'directory: MAC records known, by owner (this host or others)', ['owner'], (s) =>
+      dir(s).flatMap(
+        (d) =>
+          [
+            [{ owner: 'self' }, d.macs?.owned ?? 0],
+            [{ owner: 'others' }, (d.macs?.macs ?? 0) - (d.macs?.owned ?? 0)],
+          ] as Rows,
+      ),
+    );
+    const macCounters = [
+      ['claims', 'claims', 'MAC claims written (new MACs and moves to this host)'],
+      ['claim_conflicts', 'claimConflicts', 'MAC claims that lost a compare-and-swap and were retried'],
+      ['moves', 'moves', 'MAC moves seen (any owner to another)'],
+      ['frozen', 'frozen', 'MACs frozen by duplicate detection'],
+      ['claims_refused_frozen', 'claimsRefusedFrozen', 'MAC claims refused because the MAC was frozen'],
+      ['claims_refused_pinned', 'claimsRefusedPinned', 'MAC claims refused because the MAC is pinned elsewhere'],
+      ['withdrawn', 'withdrawn', 'MAC records withdrawn (aged out, port gone)'],
+    ] as const;
+    for (const [suffix, key, what] of macCounters)
+      counter(`vtepd_directory_mac_${suffix}_total`, `directory: ${what}`, [], (s) => dir(s).map((d) => [{}, d.macs?.[key] ?? 0]));
     counter(
       'vtepd_tenant_neighbor_requests_total',
       'tenant: ARP requests and IPv6 neighbour solicitations from local ports, answered from the directory (suppressed) or flooded',

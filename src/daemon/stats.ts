@@ -3,6 +3,8 @@
  * `peers` answers of the API (and the metrics built from them), and once a second, peers
  * going quiet or coming back and fast-path I/O faults, logged.
  */
+import type { MacDirectoryStats } from '../directory/directory.js';
+import type { DirectoryForwardingCounters } from '../directory/forwarding.js';
 import type { BridgeCounters } from '../core/bridge.js';
 import type { Switch, SwitchCounters } from '../core/switch.js';
 import type { Datapath } from '../native/datapath.js';
@@ -74,6 +76,18 @@ export interface StatsSnapshot {
   switch: SwitchCounters & { eventBatches: number; portsRecreated: number };
   /** The role: hubs (a spoke), learned spokes (a hub), failovers, path MTUs. */
   overlay: RoleStatus;
+  /** With a directory: its state, its MAC layer and what this host did with it (absent: none). */
+  directory?: DirectoryStats | null;
+}
+
+/** The directory's figures in a stats snapshot (metrics). */
+export interface DirectoryStats {
+  connected: boolean;
+  errors: number;
+  regrants?: number;
+  resyncs?: number;
+  macs?: MacDirectoryStats;
+  forwarding?: DirectoryForwardingCounters | null;
 }
 
 /** Fast-path counters of I/O faults (not hostile input): a rise is logged, once a second at most. */

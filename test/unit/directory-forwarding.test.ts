@@ -7,6 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Daemon } from '../../src/daemon/daemon.js';
+import { Metrics } from '../../src/daemon/metrics.js';
 import { FakeDatapath } from '../support/fake-datapath.js';
 import { cfg, MemPorts } from '../support/fake-ports.js';
 import { frame } from '../support/frames.js';
@@ -166,6 +167,13 @@ describe('forwarding from the directory (fake data path)', () => {
     h2.dp.fromPort(p2, request('10.1.0.77'));
     expect(h2.dp.wire.map((w) => w.to)).toEqual(['10.0.0.1']);
     expect(b2.counters).toMatchObject({ arpSuppressed: 1, arpFlooded: 1, flooded: 1 });
+    // What Prometheus scrapes.
+    const text = await new Metrics(() => h2.d).render();
+    expect(text).toMatch(/vtepd_tenant_neighbor_requests_total\{tenant="blue",protocol="arp",result="suppressed"\} 1/);
+    expect(text).toMatch(/vtepd_tenant_neighbor_requests_total\{tenant="blue",protocol="arp",result="flooded"\} 1/);
+    expect(text).toMatch(/vtepd_fdb_entries\{tenant="blue",type="directory"\} 1/);
+    expect(text).toMatch(/vtepd_directory_connected 1/);
+    expect(text).toMatch(/vtepd_directory_macs\{owner="self"\} 1/);
   });
 
   it('an owner that dies leaves the others once its records expire', async () => {
