@@ -7,7 +7,7 @@
  * `pins/<vni>/<mac>` (an operator's pin, no lease). `<vni>` decimal, `<mac>` lower case with colons.
  */
 import { isIP } from 'node:net';
-import { Address4, Address6 } from 'ip-address';
+import { Address6 } from 'ip-address';
 import { parseMac } from '../config/schema.js';
 import type { EtcdClient } from './etcd.js';
 import type { MacRecord } from './directory.js';
@@ -16,7 +16,7 @@ import type { MacRecord } from './directory.js';
 export function normalizeIp(text: string): string | null {
   if (text.includes('%')) return null; // a zone index means nothing to another host
   const family = isIP(text);
-  if (family === 4) return new Address4(text).correctForm();
+  if (family === 4) return text; // node:net takes only the canonical dotted quad (no leading zeros)
   if (family === 6) return new Address6(text).correctForm();
   return null;
 }
