@@ -24,8 +24,9 @@
  *   at a time. New MAC: compare createRevision == 0, seq 1 (or the seq of the record that
  *   expired, + 1 if another host held it). Another host's: a move, compare modRevision with
  *   the one known, seq + 1. Ours with other IPs: an update, same seq. A failed txn's keys are
- *   read (one read-only txn) and applied, and the chunk retried in halves down to one key:
- *   a conflict (counted). A new MAC another host claimed first stays theirs.
+ *   read (one read-only txn) and applied; a new MAC another host claimed first stays theirs
+ *   (a conflict, counted), the rest is written again, in halves down to one key while no such
+ *   culprit shows (a single key that fails is a conflict, tried again up to 3 times).
  * - `withdrawMac` deletes only if the record is still ours (compare modRevision).
  * - A MAC this host wrote that the watch shows owned by another host (moved away) is dropped
  *   from what this host publishes: never written again unless claimed again.
@@ -594,9 +595,9 @@ export class EtcdDirectory implements Directory {
 
   /**
    * One txn: every compare must hold. When one fails, the keys are read (one read-only txn),
-   * the reads are applied, and the chunk is planned again in halves, down to one key: then it is a
-   * conflict (counted). A new MAC someone else claimed first stays theirs; otherwise the claim
-   * is tried again (3 times) against what was read.
+   * the reads are applied. A new MAC another host claimed first stays theirs (a conflict,
+   * counted). The others are planned again against what was read: in halves while none was
+   * found, down to one key, which is then a conflict (counted) tried again (3 times).
    */
   private async writeChunk(plans: Plan[], self: VtepRecord, leaseId: string, left: Map<string, Intent>): Promise<void> {
     const r = await this.client.txn({ compare: plans.map((p) => p.compare), success: plans.map((p) => p.op) });
@@ -628,31 +629,35 @@ export class EtcdDirectory implements Directory {
       if (d?.stored) this.applyRecord(p.key, d.stored, kv!.modRevision);
       else this.applyRecord(p.key, null, kv?.modRevision ?? read.revision);
     });
-    if (plans.length > 1) {
-      const half = Math.ceil(plans.length / 2);
-      await this.writeIntents(
-        plans.slice(0, half).map((p) => [p.key, p.intent]),
-        self,
-        leaseId,
-        left,
-      );
-      await this.writeIntents(
-        plans.slice(half).map((p) => [p.key, p.intent]),
-        self,
-        leaseId,
-        left,
-      );
-      return;
-    }
-    const p = plans[0]!;
-    this.macCounters.claimConflicts++;
-    const now = this.records.get(p.key);
-    if (p.put?.kind === 'create' && now && now.rec.owner !== self.address) {
+    // A new MAC that another host claimed first (the read shows it): theirs stands, whether
+    // this host's claim was alone in its txn or one of 128.
+    const rest = plans.filter((p) => {
+      const now = this.records.get(p.key);
+      if (p.put?.kind !== 'create' || !now || now.rec.owner === self.address) return true;
+      this.macCounters.claimConflicts++;
       log.info({ key: p.key, owner: now.rec.owner }, 'MAC claimed by another host at the same time: theirs stands');
       this.mine.delete(p.key);
       left.delete(p.key);
+      return false;
+    });
+    const again = (ps: Plan[]) =>
+      this.writeIntents(
+        ps.map((p): [string, Intent] => [p.key, p.intent]),
+        self,
+        leaseId,
+        left,
+      );
+    if (rest.length === 0) return;
+    if (rest.length < plans.length) return again(rest); // the culprits are out: try the others
+    if (rest.length > 1) {
+      const half = Math.ceil(rest.length / 2);
+      await again(rest.slice(0, half));
+      await again(rest.slice(half));
       return;
     }
+    // One key whose record changed under this host (a move or update raced): try again against what was read.
+    const p = rest[0]!;
+    this.macCounters.claimConflicts++;
     if (p.intent.tries >= 3) {
       log.warn({ key: p.key }, 'MAC record kept changing under this host: giving up on this claim');
       left.delete(p.key);

@@ -2,9 +2,11 @@
  * The directory's MAC layer (#13, step 4) on a private etcd on 127.0.0.1 (lab/etcd.ts):
  * several "hosts" in one process, each an EtcdDirectory with its own underlay address. A
  * claim seen everywhere with its IPs, a move with seq + 1, two claims of one new MAC at
- * once, a MAC frozen after six moves, an owner whose lease expires, a watcher that falls
- * behind a compaction (its host cut off by lab/tcp-proxy.ts), a claim made while etcd is
- * down, a pin, and a burst of 10,000 claims under a 3 s lease. No addon, no namespace.
+ * once, a batch of claims racing another host's, a MAC frozen after six moves, a pin, an
+ * owner whose lease expires, a MAC claimed by another host while its owner's lease was gone,
+ * a watcher that falls behind a compaction (its host cut off by lab/tcp-proxy.ts), a claim
+ * made while etcd is down, and a burst of 10,000 claims under a 3 s lease. No addon, no
+ * namespace.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EtcdMember, startEtcd } from '../../lab/etcd.js';
@@ -140,6 +142,22 @@ describe('EtcdDirectory: MAC records', () => {
     console.log(`concurrent claim: ${r.owner} won with seq ${r.seq}; conflicts a ${a.macStats().claimConflicts}, b ${b.macStats().claimConflicts}`);
   });
 
+  it('a batch that races another host on a few keys: the conflicts are found in halves, the rest is written', async () => {
+    const vni = 6000;
+    const before = a.macStats().claimConflicts + b.macStats().claimConflicts;
+    for (let i = 1; i <= 300; i++) b.claimMac(vni, mac(i));
+    for (let i = 150; i <= 160; i++) a.claimMac(vni, mac(i)); // the same moment: one of them gets there first
+    const agree = async () => [a.macs(vni), b.macs(vni)].map((rs) => JSON.stringify(rs));
+    await until('a and b to agree on 300 records', agree, ([x, y]) => x === y && b.macs(vni).length === 300, 20_000, 20);
+    const { count } = await client.range(`${prefix}/macs/${vni}/`, { prefix: true, countOnly: true });
+    expect(count).toBe(300);
+    expect(b.macs(vni).every((r) => r.seq === 1)).toBe(true); // nobody moved anything
+    const fromA = b.macs(vni).filter((r) => r.owner === '10.0.0.1').length;
+    expect([0, 11]).toContain(fromA);
+    expect(a.macStats().claimConflicts + b.macStats().claimConflicts - before).toBe(11);
+    console.log(`batch race: ${fromA ? 'a' : 'b'} got the 11 contested MACs first; the other found 11 conflicts`);
+  });
+
   it('six moves inside the window freeze the MAC on every host; a seventh claim is refused and counted', async () => {
     const m = mac(4);
     const frozen: Record<string, MacChange[]> = { a: [], b: [], c: [] };
@@ -207,7 +225,31 @@ describe('EtcdDirectory: MAC records', () => {
     );
     console.log(`owner died: its MAC left the other hosts ${removed[0]! - t0} ms after its last keepalive could run (lease TTL 3 s)`);
     expect(b.mac(VNI, mac(7))).toBeNull();
+    await untilMac(c, VNI, mac(7), (r) => r === null, 'c to see the record go');
     unsub();
+  });
+
+  it('a MAC another host claimed while the owner lost its lease stays theirs after the re-grant', async () => {
+    const y = host('10.0.0.5', { leaseTtl: 9 }); // a keepalive every 3 s: b claims first
+    await y.start();
+    y.claimMac(VNI, mac(11), ['10.1.0.11']);
+    y.claimMac(VNI, mac(12), ['10.1.0.12']);
+    await untilMac(b, VNI, mac(11), owner('10.0.0.5', 1), 'y claims a MAC');
+    await untilMac(b, VNI, mac(12), owner('10.0.0.5', 1), 'y claims another');
+    const lease = (await client.get(`${prefix}/macs/${VNI}/${mac(11)}`))!.lease;
+    await client.revoke(lease);
+    await untilMac(b, VNI, mac(11), (r) => r === null, 'the MAC to go with the lease');
+    b.claimMac(VNI, mac(11), ['10.1.0.11']);
+    await untilMac(b, VNI, mac(11), owner('10.0.0.2', 2), 'b to claim it (seq + 1: another host held it last)');
+    const regranted = async () => y.status().regrants;
+    await until('y to re-grant its lease', regranted, (n) => n === 1, 20_000, 20);
+    // y writes its other MAC again under the new lease (same seq), and leaves b's alone.
+    const lease12 = async () => (await stored(VNI, mac(12)))?.lease;
+    await until('y to publish again', lease12, (l) => l !== undefined && l !== lease, 20_000, 20);
+    expect(await stored(VNI, mac(12))).toMatchObject({ owner: '10.0.0.5', seq: 1 });
+    expect(await stored(VNI, mac(11))).toMatchObject({ owner: '10.0.0.2', seq: 2, version: 1 });
+    expect(y.mac(VNI, mac(11))).toMatchObject({ owner: '10.0.0.2', seq: 2 });
+    expect(y.macStats().owned).toBe(1);
   });
 
   it('a watcher behind a compaction re-reads: no spurious removal, the records right after', async () => {
