@@ -168,6 +168,7 @@ export class EtcdDirectory implements Directory {
   private readonly macCounters = { ...emptyMacStats(), txns: 0 };
   private macsReady = false;
   private macFlushing = false;
+  private macWriteFailing = false;
   private macTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: EtcdDirectoryOptions) {
@@ -557,10 +558,15 @@ export class EtcdDirectory implements Directory {
       const left = new Map(intents);
       try {
         await this.writeIntents(intents, self, lease.id, left);
+        if (this.macWriteFailing) log.info('writing MAC records again');
+        this.macWriteFailing = false;
       } catch (e) {
-        this.errors++;
         for (const [k, i] of left) if (!this.pendingMacs.has(k)) this.pendingMacs.set(k, i);
-        log.warn({ err: (e as Error).message, queued: this.pendingMacs.size }, 'writing MAC records failed; retrying');
+        if (this.stopped) return false;
+        this.errors++;
+        // Once per outage, not once per retry.
+        if (!this.macWriteFailing) log.warn({ err: (e as Error).message, queued: this.pendingMacs.size }, 'writing MAC records failed; retrying');
+        this.macWriteFailing = true;
         return true;
       }
     }
