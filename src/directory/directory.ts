@@ -41,6 +41,8 @@ export interface DirectoryStatus {
   /** Lease re-grants (etcd) and full re-reads after a compaction or a reconnect. */
   regrants?: number;
   resyncs?: number;
+  /** The MAC layer's counters (etcd). */
+  macs?: MacDirectoryStats;
 }
 
 /** Called with the whole member list of a VNI whenever it changes (this host included). */
@@ -96,6 +98,8 @@ export interface MacDirectoryStats {
   claimsRefusedPinned: number;
   /** Withdrawals (aged out, port removed, moved away). */
   withdrawn: number;
+  /** etcd: transactions written for MAC records (a burst of claims is batched, at most 128 a txn). */
+  txns?: number;
 }
 
 export interface Directory {

@@ -5,9 +5,10 @@
  * watcher's revision, and an unreachable etcd. No addon needed; it lives in the native
  * tier because that tier runs after scripts/test-deps.mjs installs etcd-server.
  */
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EtcdMember, freePort, startEtcd } from '../../lab/etcd.js';
+import { tcpProxy } from '../../lab/tcp-proxy.js';
 import { until } from '../../lab/wait.js';
 import { EtcdClient, EtcdCompacted, EtcdTimeout, EtcdUnavailable, type Op, type WatchEvent } from '../../src/directory/etcd.js';
 
@@ -21,44 +22,6 @@ function newClient(timeoutMs = 5000, endpoints = [etcd.url], maxInFlight?: numbe
   const c = new EtcdClient({ endpoints, timeoutMs, maxInFlight });
   extra.push(c);
   return c;
-}
-
-/**
- * A TCP proxy in front of etcd that a test can stall (bytes from etcd are dropped, the
- * connection stays open: a hung server or a black-holed path) and resume.
- */
-async function stallableProxy(target: number): Promise<{ url: string; stall(on: boolean): void; close(): Promise<void> }> {
-  let stalled = false;
-  const sockets = new Set<Socket>();
-  const srv = createServer((down) => {
-    const up = connect(target, '127.0.0.1');
-    for (const s of [up, down]) {
-      sockets.add(s);
-      s.on('error', () => {});
-      s.on('close', () => {
-        sockets.delete(s);
-        up.destroy();
-        down.destroy();
-      });
-    }
-    down.on('data', (b) => {
-      if (!stalled) up.write(b);
-    });
-    up.on('data', (b) => {
-      if (!stalled) down.write(b);
-    });
-  });
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(srv.address() as { port: number }).port}`,
-    stall: (on) => {
-      stalled = on;
-    },
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => srv.close(() => r()));
-    },
-  };
 }
 
 beforeAll(async () => {
@@ -348,7 +311,7 @@ describe('etcd client: watch', () => {
 
   it("a watcher that lags behind a compaction (its stream stalled) says 'compacted' when it reconnects; no deletes", async () => {
     const p = ns('lag');
-    const proxy = await stallableProxy(etcd.clientPort);
+    const proxy = await tcpProxy(etcd.clientPort);
     try {
       const wc = newClient(2000, [proxy.url]);
       const seen: WatchEvent[] = [];
