@@ -14,8 +14,9 @@
  * - A record of this host that another host took (the MAC moved away) replaces the local
  *   entry: the bridge forwards to its new owner.
  * - ARP requests and neighbour solicitations from local ports are gleaned (the sender's
- *   IP joins its MAC's record) and, for an IP the directory knows, answered here and not
- *   flooded (src/core/arp.ts builds the replies).
+ *   IP joins its MAC's record, unless the directory has that IP for another MAC) and, for
+ *   an IP the directory knows, answered here and not flooded (src/core/arp.ts builds the
+ *   replies).
  *
  * The record key is per VNI, so a MAC never moves across tenants: a tenant on this host
  * is programmed only from its own VNI's records.
@@ -45,6 +46,8 @@ export interface DirectoryForwardingCounters {
   movedAway: number;
   /** IP addresses gleaned from local ARP and ND. */
   gleaned: number;
+  /** Addresses a local port's ARP/ND claimed while the directory has them for another MAC: not taken (an IP is not stolen by a gratuitous ARP). */
+  gleanRefused: number;
 }
 
 export interface DirectoryForwardingOptions {
@@ -66,6 +69,7 @@ export class DirectoryForwarding {
     announced: 0,
     movedAway: 0,
     gleaned: 0,
+    gleanRefused: 0,
   };
   private readonly self: Set<string>;
   /** VNI -> the tenant on this host that carries it. */
@@ -129,7 +133,17 @@ export class DirectoryForwarding {
     const g = glean(frame);
     if (g && b.table.get(g.mac)?.place.kind === 'port') {
       const set = this.ipsOf(b.name, g.mac);
-      const fresh = g.ips.filter((ip) => !set.has(ip));
+      // An address the directory has for another MAC stays theirs until it is withdrawn: a
+      // gratuitous ARP must not redirect every host's answers for it (ARP spoofing made global).
+      const fresh = g.ips.filter((ip) => {
+        if (set.has(ip)) return false;
+        const holder = this.opts.directory.lookupIp(b.vni, ip);
+        if (holder && holder.mac !== g.mac) {
+          this.counters.gleanRefused++;
+          return false;
+        }
+        return true;
+      });
       if (fresh.length) {
         for (const ip of fresh) set.add(ip);
         this.counters.gleaned += fresh.length;

@@ -16,7 +16,8 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab } from '../../lab/netns.js';
 import type { EtcdMember } from '../../lab/etcd.js';
@@ -29,6 +30,7 @@ import { directoryLab } from '../support/directory-lab.js';
 import { tcpdump } from '../support/pcap.js';
 
 const HOSTS = ['10.0.0.1', '10.0.0.2', '10.0.0.3'];
+const SPOOF = join(dirname(fileURLToPath(import.meta.url)), '..', 'support', 'spoof.py');
 const ETCD = '10.0.0.9';
 const TTL = 3;
 const macOf = (n: number) => `02:00:00:01:00:0${n}`;
@@ -271,6 +273,23 @@ describe('etcd directory: forwarding, ARP suppression, moves', () => {
     expect(await done).toBe(0);
     expect(out).toMatch(/150 packets transmitted, 150 received/);
   }, 120_000);
+
+  it('a member VTEP that forges an inner source MAC moves nothing: where a MAC lives is its record, not the last frame', async () => {
+    const victim = macOf(1);
+    expect(await where(2, 'blue', victim)).toBe('vtep 10.0.0.1');
+    const blueRx = async () => (await call<StatsSnapshot>(2, 'stats')).tenants.find((t) => t.tenant === 'blue')!.tunnel.rxPackets;
+    const before = await blueRx();
+    // From h2's underlay (a member of VNI 5001, so its datagrams are accepted): VXLAN to h3 with
+    // blue's VNI and the victim's MAC as the inner source, 20 times.
+    const vxlan = Buffer.from(`08000000${(5001).toString(16).padStart(6, '0')}00`, 'hex');
+    const inner = Buffer.concat([Buffer.alloc(6, 0xff), Buffer.from(victim.replaceAll(':', ''), 'hex'), Buffer.from('88b5', 'hex'), Buffer.alloc(46)]);
+    await lab.exec('h2', '/usr/bin/python3', [SPOOF, 'ul0', HOSTS[1]!, '4789', HOSTS[2]!, '4789', '20', Buffer.concat([vxlan, inner]).toString('hex')]);
+    await until('h3 to take the forged frames into blue', blueRx, (n) => n >= before + 20, 10_000, 100);
+    expect(await where(2, 'blue', victim)).toBe('vtep 10.0.0.1');
+    expect((await fdb(2, 'blue')).find((r) => r.mac === victim)?.type).toBe('directory');
+    expect((await records(2, 'blue')).find((r) => r.mac === victim)).toMatchObject({ owner: '10.0.0.1' });
+    await untilPings(lab, 'blue3m', '10.1.0.1', ['-c', '1', '-W', '1']);
+  }, 60_000);
 
   it("a SIGKILLed owner's MACs leave the other hosts after its lease", async () => {
     await until(

@@ -141,14 +141,14 @@ describe('forwarding from the directory (fake data path)', () => {
     const b2 = h2.d.sw.tenant('blue')!;
     const p2 = portId(h2, 'blue0');
     // An ARP request written by hand (an encoder independent of src/core/arp.ts).
-    const request = (target: string) => {
+    const request = (target: string, sender = PEER, senderIp = '10.1.0.2') => {
       const f = Buffer.alloc(60);
       Buffer.from('ffffffffffff', 'hex').copy(f, 0);
-      Buffer.from(PEER.replaceAll(':', ''), 'hex').copy(f, 6);
+      Buffer.from(sender.replaceAll(':', ''), 'hex').copy(f, 6);
       f.writeUInt16BE(0x0806, 12);
       Buffer.from('0001080006040001', 'hex').copy(f, 14);
-      Buffer.from(PEER.replaceAll(':', ''), 'hex').copy(f, 22);
-      Buffer.from([10, 1, 0, 2]).copy(f, 28);
+      Buffer.from(sender.replaceAll(':', ''), 'hex').copy(f, 22);
+      Buffer.from(senderIp.split('.').map(Number)).copy(f, 28);
       Buffer.from(target.split('.').map(Number)).copy(f, 38);
       return f;
     };
@@ -167,13 +167,20 @@ describe('forwarding from the directory (fake data path)', () => {
     h2.dp.fromPort(p2, request('10.1.0.77'));
     expect(h2.dp.wire.map((w) => w.to)).toEqual(['10.0.0.1']);
     expect(b2.counters).toMatchObject({ arpSuppressed: 1, arpFlooded: 1, flooded: 1 });
+    // An attacker on h2's port claims the VM's address in its ARP (spoofing): not gleaned, and
+    // every host still answers 10.1.0.1 with the VM's MAC.
+    const THIEF = '02:00:00:00:00:66';
+    h2.dp.fromPort(p2, request('10.1.0.9', THIEF, '10.1.0.1'));
+    expect(h2.d.forwarding!.counters.gleanRefused).toBe(1);
+    expect(store.macs.get(`5001/${THIEF}`)).toMatchObject({ owner: '10.0.0.2', ips: [] });
+    expect(h2.dir.lookupIp(5001, '10.1.0.1')).toMatchObject({ mac: VM });
     // What Prometheus scrapes.
     const text = await new Metrics(() => h2.d).render();
     expect(text).toMatch(/vtepd_tenant_neighbor_requests_total\{tenant="blue",protocol="arp",result="suppressed"\} 1/);
-    expect(text).toMatch(/vtepd_tenant_neighbor_requests_total\{tenant="blue",protocol="arp",result="flooded"\} 1/);
+    expect(text).toMatch(/vtepd_tenant_neighbor_requests_total\{tenant="blue",protocol="arp",result="flooded"\} 2/);
     expect(text).toMatch(/vtepd_fdb_entries\{tenant="blue",type="directory"\} 1/);
     expect(text).toMatch(/vtepd_directory_connected 1/);
-    expect(text).toMatch(/vtepd_directory_macs\{owner="self"\} 1/);
+    expect(text).toMatch(/vtepd_directory_macs\{owner="self"\} 2/);
   });
 
   it('an owner that dies leaves the others once its records expire', async () => {
