@@ -115,6 +115,9 @@
  *     prefix: /vtepd/v1      # every key under it; default /vtepd/v1
  *     leaseTtl: 10           # seconds, 2..3600; default 10: a host that dies leaves the other
  *                            #   hosts' flood lists this long after its last keepalive
+ *   freeze: { moves: 5, window: 10, hold: 60 }   # duplicate detection: a MAC that changes
+ *                            #   owner more than `moves` times in `window` s stays where it is for
+ *                            #   `hold` s (claims refused, counted); the defaults shown
  * ```
  *
  * Unknown keys are errors. MACs may be written with ':' or '-' and any case; they are
@@ -240,6 +243,8 @@ export interface DirectoryConfig {
     /** Seconds: the TTL of this host's lease; a dead host leaves the others' flood lists after it (default 10). */
     leaseTtl: number;
   };
+  /** Duplicate detection: a MAC that changes owner more than `moves` times within `window` s is frozen for `hold` s. */
+  freeze: { moves: number; window: number; hold: number };
 }
 export interface Config {
   log: { level: LogLevel };

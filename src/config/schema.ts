@@ -256,7 +256,14 @@ const EtcdDirectory = z.strictObject(
   },
   need('must be a mapping like { endpoints: [ "http://10.0.0.9:2379" ] }'),
 );
-const Directory = z.strictObject({ etcd: EtcdDirectory }, need('must be a mapping like { etcd: { endpoints: [ "http://10.0.0.9:2379" ] } }'));
+const Freeze = z.strictObject(
+  { moves: intIn(1, 1000).default(5), window: intIn(1, 3600).default(10), hold: intIn(1, 86400).default(60) },
+  need('must be a mapping like { moves: 5, window: 10, hold: 60 }'),
+);
+const Directory = z.strictObject(
+  { etcd: EtcdDirectory, freeze: Freeze.default({ moves: 5, window: 10, hold: 60 }) },
+  need('must be a mapping like { etcd: { endpoints: [ "http://10.0.0.9:2379" ] } }'),
+);
 const Metrics = z.strictObject({ listen: parsed(LISTEN_MSG, parseListen) }, need('must be a mapping like { listen: "127.0.0.1:9477" }'));
 const Log = z.strictObject(
   { level: z.enum(LOG_LEVELS, need(`must be one of ${LOG_LEVELS.join(', ')}`)).default('warn') },
@@ -303,6 +310,7 @@ const SHAPES: Record<string, string[]> = {
   identity: Object.keys(Identity.shape),
   directory: Object.keys(Directory.shape),
   'directory.etcd': Object.keys(EtcdDirectory.shape),
+  'directory.freeze': Object.keys(Freeze.shape),
 };
 function unknownKey(path: PropertyKey[], key: string): string {
   const known = SHAPES[path.filter((p) => typeof p === 'string').join('.')] ?? [];
@@ -653,7 +661,10 @@ export function validateConfig(data: unknown, position?: (path: PropertyKey[]) =
     deadInterval,
     pmtuDiscovery,
     directory: directory
-      ? { etcd: { endpoints: directory.etcd.endpoints.map((e) => e.replace(/\/$/, '')), prefix: directory.etcd.prefix, leaseTtl: directory.etcd.leaseTtl } }
+      ? {
+          etcd: { endpoints: directory.etcd.endpoints.map((e) => e.replace(/\/$/, '')), prefix: directory.etcd.prefix, leaseTtl: directory.etcd.leaseTtl },
+          freeze: directory.freeze,
+        }
       : null,
   };
   const warnings = warned.map((w) => ({ path: formatPath(w.path), message: w.message }));

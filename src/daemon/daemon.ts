@@ -193,7 +193,16 @@ export class Daemon implements Target {
     const identity = loadIdentity(config);
     this.identityKey = identity ? encodeKey(identity.publicKey) : null;
     const dc = config.directory;
-    this.directory = opts.directory ?? (dc ? new EtcdDirectory({ endpoints: dc.etcd.endpoints, prefix: dc.etcd.prefix, leaseTtl: dc.etcd.leaseTtl }) : null);
+    this.directory =
+      opts.directory ??
+      (dc
+        ? new EtcdDirectory({
+            endpoints: dc.etcd.endpoints,
+            prefix: dc.etcd.prefix,
+            leaseTtl: dc.etcd.leaseTtl,
+            freeze: { moves: dc.freeze.moves, windowMs: dc.freeze.window * 1000, holdMs: dc.freeze.hold * 1000 },
+          })
+        : null);
     this.membership = this.directory
       ? new Membership({ directory: this.directory, self: config.underlay.locals.map((a) => a.address), apply: (t, flood) => this.applyFlood(t, flood) })
       : null;

@@ -768,10 +768,15 @@ describe('directory (#13)', () => {
     expect(ok(blue()).directory).toBeNull();
     expect(ok(dir('{ etcd: { endpoints: [ "http://10.0.0.9:2379/" ] } }')).directory).toEqual({
       etcd: { endpoints: ['http://10.0.0.9:2379'], prefix: '/vtepd/v1', leaseTtl: 10 },
+      freeze: { moves: 5, window: 10, hold: 60 },
     });
-    expect(ok(dir('{ etcd: { endpoints: [ "https://[2001:db8::9]:2379", "http://e2:2379" ], prefix: /lab/x, leaseTtl: 3 } }')).directory).toEqual({
+    expect(
+      ok(dir('{ etcd: { endpoints: [ "https://[2001:db8::9]:2379", "http://e2:2379" ], prefix: /lab/x, leaseTtl: 3 }, freeze: { moves: 2 } }')).directory,
+    ).toEqual({
       etcd: { endpoints: ['https://[2001:db8::9]:2379', 'http://e2:2379'], prefix: '/lab/x', leaseTtl: 3 },
+      freeze: { moves: 2, window: 10, hold: 60 },
     });
+    expect(errors(dir('{ etcd: { endpoints: [ "http://e:2379" ] }, freeze: { moves: 0 } }'))).toEqual(['directory.freeze.moves: must be an integer 1..1000']);
   });
   it('a tenant may have no flood list with a directory', () => {
     expect(ok(dir('{ etcd: { endpoints: [ "http://10.0.0.9:2379" ] } }')).tenants[0]!.flood).toEqual([]);
