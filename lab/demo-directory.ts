@@ -277,7 +277,7 @@ export async function directoryDemo(opts: DirectoryDemoOptions = {}): Promise<bo
     await showDirectory(out, api, vnis, ['acme/web']);
   } catch (e) {
     ok = false;
-    out(`\ndemo: ${(e as Error).message}`);
+    if (!interrupted) out(`\ndemo: ${(e as Error).message}`); // else: what the cleanup pulled away
   } finally {
     if (!interrupted) await cleanup();
     process.off('SIGINT', onSignal);
