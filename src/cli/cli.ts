@@ -505,7 +505,16 @@ program
   .description('build two hosts and two tenants in network namespaces, ping and iperf3 through the overlay, print the results, clean up')
   .option('-s, --seconds <n>', 'iperf3 duration in seconds', '3')
   .option('--kernel', 'also measure the kernel VXLAN on the same veth for comparison', false)
-  .action(async (opts: { seconds: string; kernel: boolean }) => {
+  .option(
+    '--directory',
+    'instead: a private etcd and three hosts with no flood lists; net create of two tenants, port add, pings, isolation, a port moved (docs/directory.md)',
+    false,
+  )
+  .action(async (opts: { seconds: string; kernel: boolean; directory: boolean }) => {
+    if (opts.directory) {
+      const { directoryDemo } = await import('../../lab/demo-directory.js');
+      process.exit((await directoryDemo()) ? 0 : 1);
+    }
     const { demo } = await import('../../lab/demo.js');
     const ok = await demo({ seconds: Number(opts.seconds), kernel: opts.kernel });
     process.exit(ok ? 0 : 1);

@@ -90,7 +90,8 @@ export function placeDynamic(config: Config, rec: DynamicPort): { tenant: Tenant
   const fresh = viaSchema(config, rec);
   const port = fresh.ports[0]!;
   const existing = config.tenants.find((t) => t.vni === rec.vni);
-  const tenant = existing ?? { ...fresh, name: rec.net, ports: [] };
+  // A tenant of its own has a config tenant's defaults in this config: no underlay learning with a directory.
+  const tenant = existing ?? { ...fresh, name: rec.net, ports: [], learnFromUnderlay: !config.directory };
   if (rec.mtu === undefined && existing) {
     const worst = worstOverhead(
       config.underlay.locals.map((l) => l.family),

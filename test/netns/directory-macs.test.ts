@@ -26,7 +26,7 @@ import { until, untilPings } from '../../lab/wait.js';
 import { request } from '../../src/daemon/control.js';
 import type { FdbRow } from '../../src/core/fdb.js';
 import type { StatsSnapshot } from '../../src/daemon/stats.js';
-import { directoryLab } from '../support/directory-lab.js';
+import { directoryLab } from '../../lab/directory-lab.js';
 import { tcpdump } from '../support/pcap.js';
 
 const HOSTS = ['10.0.0.1', '10.0.0.2', '10.0.0.3'];

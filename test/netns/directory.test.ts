@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab } from '../../lab/netns.js';
 import type { EtcdMember } from '../../lab/etcd.js';
-import { directoryLab } from '../support/directory-lab.js';
+import { directoryLab } from '../../lab/directory-lab.js';
 import { startDaemon, type Daemonised } from '../../lab/topology.js';
 import { until, untilPings } from '../../lab/wait.js';
 import { request } from '../../src/daemon/control.js';

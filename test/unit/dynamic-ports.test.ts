@@ -55,6 +55,7 @@ describe('placeDynamic and withDynamic', () => {
       flood: [],
       fdb: [],
       learning: true,
+      learnFromUnderlay: false, // a directory's: remote MACs come from it
       ageing: 300,
       maxMacs: 8192,
       acceptFrom: 'known',

@@ -1,5 +1,5 @@
 /**
- * The underlay of the directory tests: hosts h1..hN and an etcd host "et" on one Linux
+ * The underlay of the directory tests and of `vtepd demo --directory`: hosts h1..hN and an etcd host "et" on one Linux
  * bridge (br0 in host "sw"), each on its ul0 in a /24, and a private etcd member running in
  * "et" (lab/etcd.ts), so nothing is sent from the root namespace.
  *
@@ -7,8 +7,8 @@
  *   [h1] ──────┼── br0 in [sw]
  *   [hN] ──────┘
  */
-import { EtcdMember } from '../../lab/etcd.js';
-import type { Lab } from '../../lab/netns.js';
+import { EtcdMember } from './etcd.js';
+import type { Lab } from './netns.js';
 
 /** Build it: `hosts[i]` is h<i+1>'s underlay address; returns the started etcd member (destroy it at the end). */
 export async function directoryLab(lab: Lab, hosts: string[], etcdAddress: string): Promise<EtcdMember> {
