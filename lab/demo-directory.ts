@@ -236,7 +236,9 @@ export async function directoryDemo(opts: DirectoryDemoOptions = {}): Promise<bo
     if (seqBefore) {
       try {
         const w = await until('h1 and h2 to have the moved VM at h1, h3 nothing', where, converged, opts.moveTimeoutMs ?? 10_000, 20);
-        out(`h1 and h2 have it at h1, h3 nothing, ${Date.now() - tMove} ms after port add on h1 (${Date.now() - tDel} ms after port del on h3): ${w.join(', ')}`);
+        out(
+          `h1 and h2 have it at h1, h3 nothing, ${Date.now() - tMove} ms after port add on h1 (${Date.now() - tDel} ms after port del on h3): ${w.join(', ')}`,
+        );
       } catch (e) {
         check(false, (e as Error).message);
       }

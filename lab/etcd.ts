@@ -29,6 +29,8 @@ export interface EtcdOptions {
   netns?: string;
   /** The address to listen on (default 127.0.0.1); inside `netns`, that host's address. */
   host?: string;
+  /** A member of a cluster (startCluster): its name, ports and the cluster's `--initial-cluster` and token. */
+  member?: { name: string; clientPort: number; peerPort: number; initialCluster: string; token: string };
 }
 
 /** A free TCP port on 127.0.0.1: bind port 0, read it, close. */
@@ -63,14 +65,16 @@ function health(url: string, timeoutMs = 1000): Promise<boolean> {
 }
 
 export class EtcdMember {
-  readonly name = `vtepd-lab-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
+  readonly name: string;
   dataDir = '';
   clientPort = 0;
   peerPort = 0;
   private child: ChildProcess | null = null;
   private log = '';
 
-  constructor(private readonly opts: EtcdOptions = {}) {}
+  constructor(private readonly opts: EtcdOptions = {}) {
+    this.name = opts.member?.name ?? `vtepd-lab-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
+  }
 
   /** The client URL, http://HOST:PORT (HOST 127.0.0.1 unless given; an IPv6 one in brackets). */
   get url(): string {
@@ -112,7 +116,10 @@ export class EtcdMember {
     if (first) this.dataDir = await mkdtemp(join(tmpdir(), 'vtepd-etcd-'));
     for (let attempt = 0; ; attempt++) {
       if (first && attempt > 0) await rm(join(this.dataDir, 'member'), { recursive: true, force: true });
-      if (first && this.opts.netns) {
+      if (first && this.opts.member) {
+        this.clientPort = this.opts.member.clientPort;
+        this.peerPort = this.opts.member.peerPort;
+      } else if (first && this.opts.netns) {
         this.clientPort = 2379;
         this.peerPort = 2380;
       } else if (first) {
@@ -124,7 +131,7 @@ export class EtcdMember {
         await this.launch();
         return;
       } catch (e) {
-        if (!first || attempt >= 4 || !/address already in use/.test(this.log)) throw e;
+        if (!first || this.opts.member || attempt >= 4 || !/address already in use/.test(this.log)) throw e;
       }
     }
   }
@@ -145,9 +152,9 @@ export class EtcdMember {
       '--initial-advertise-peer-urls',
       peer,
       '--initial-cluster',
-      `${this.name}=${peer}`,
+      this.opts.member?.initialCluster ?? `${this.name}=${peer}`,
       '--initial-cluster-token',
-      this.name,
+      this.opts.member?.token ?? this.name,
       '--initial-cluster-state',
       'new',
       '--log-level',
@@ -193,14 +200,14 @@ export class EtcdMember {
     if (exited) throw new Error(`etcd exited during start: ${this.output}`);
   }
 
-  /** Stop the member by PID: SIGTERM, then SIGKILL after `timeoutMs`. The data directory stays. */
-  async stop(timeoutMs = 5000): Promise<void> {
+  /** Stop the member by PID: `signal` (SIGTERM), then SIGKILL after `timeoutMs`. The data directory stays. */
+  async stop(timeoutMs = 5000, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const child = this.child;
     if (!child) return;
     this.child = null;
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
+    child.kill(signal);
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     await exited;
     clearTimeout(timer);
@@ -223,4 +230,32 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdMember> {
     throw e;
   }
   return m;
+}
+
+/**
+ * A private cluster of `size` members on 127.0.0.1 (free client and peer ports each), started
+ * together: a member reports healthy only once a quorum has elected a leader. The same flags
+ * as docs/directory.md's three-member walk-through. `destroy()` each member when done.
+ */
+export async function startCluster(size = 3, opts: Omit<EtcdOptions, 'member' | 'netns' | 'host'> = {}): Promise<EtcdMember[]> {
+  const tag = `vtepd-lab-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
+  const used = new Set<number>();
+  const port = async () => {
+    let p: number;
+    do p = await freePort();
+    while (used.has(p));
+    used.add(p);
+    return p;
+  };
+  const specs: { name: string; clientPort: number; peerPort: number }[] = [];
+  for (let i = 1; i <= size; i++) specs.push({ name: `${tag}-${i}`, clientPort: await port(), peerPort: await port() });
+  const initialCluster = specs.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(',');
+  const members = specs.map((m) => new EtcdMember({ ...opts, member: { ...m, initialCluster, token: tag } }));
+  const started = await Promise.allSettled(members.map((m) => m.start()));
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(members.map((m) => m.destroy()));
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  return members;
 }

@@ -22,6 +22,8 @@ const TOOLS = {
   wg: 'wireguard-tools',
   // etcd 3.4 (/usr/bin/etcd): the directory's store; tests run private members (lab/etcd.ts).
   etcd: 'etcd-server',
+  // etcdctl: the three-member cluster test checks `etcdctl endpoint health` (docs/directory.md).
+  etcdctl: 'etcd-client',
 };
 
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
