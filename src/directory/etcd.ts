@@ -246,8 +246,11 @@ function compareJson(c: Compare): Record<string, unknown> {
 
 /** Turn etcd's error body ({error, message, code}) into a typed error. */
 function serverError(body: { error?: unknown; message?: unknown; code?: unknown }, status: number): EtcdError {
-  const message = String(body.message ?? body.error ?? `HTTP ${status}`);
-  const code = typeof body.code === 'number' ? body.code : undefined;
+  // A streaming call (keepalive, watch) wraps its error: { error: { grpc_code, message, … } }.
+  const inner = typeof body.error === 'object' && body.error !== null ? (body.error as { message?: unknown; grpc_code?: unknown }) : null;
+  const message = String(inner ? (inner.message ?? JSON.stringify(inner)) : (body.message ?? body.error ?? `HTTP ${status}`));
+  const rawCode = inner ? inner.grpc_code : body.code;
+  const code = typeof rawCode === 'number' ? rawCode : undefined;
   if (message.includes('required revision has been compacted')) return new EtcdCompacted(message, code);
   if (message.includes('requested lease not found')) return new EtcdLeaseNotFound(message, code);
   // 14 UNAVAILABLE (e.g. no leader yet, server stopping), 4 DEADLINE_EXCEEDED.

@@ -71,3 +71,26 @@ describe('etcd client: batch', () => {
     client.close();
   });
 });
+
+describe('etcd client: errors from the gateway', () => {
+  it('a streaming call’s wrapped error { error: { grpc_code, message } } keeps its message and code', async () => {
+    const { createServer } = await import('node:http');
+    const body = JSON.stringify({ error: { grpc_code: 14, http_code: 503, message: 'etcdserver: request timed out', http_status: 'Service Unavailable' } });
+    const server = createServer((_req, res) => {
+      res.writeHead(503, { 'content-type': 'application/json' });
+      res.end(body);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const client = new EtcdClient({ endpoints: [`http://127.0.0.1:${port}`], timeoutMs: 2000 });
+    try {
+      const e = await client.keepAliveOnce('1').catch((err: Error) => err);
+      expect(e).toBeInstanceOf(EtcdUnavailable);
+      expect((e as Error).message).toContain('etcdserver: request timed out');
+      expect((e as EtcdUnavailable).code).toBe(14);
+    } finally {
+      client.close();
+      server.close();
+    }
+  });
+});
