@@ -21,7 +21,8 @@ import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf, readPrivateKeyFi
 import type { PeerInfo, StatsSnapshot } from '../daemon/stats.js';
 import type { FdbRow } from '../core/fdb.js';
 import type { TraceResult } from '../core/trace.js';
-import { formatFdb, formatPeers, formatStats, formatStatus, formatTrace, table, type StatusResult } from './table.js';
+import type { MacRecord } from '../directory/directory.js';
+import { formatFdb, formatMacRecords, formatPeers, formatStats, formatStatus, formatTrace, table, type StatusResult } from './table.js';
 
 function load(path: string): Config {
   const r = loadConfig(path);
@@ -138,6 +139,12 @@ client(fdb.command('show').description('MAC, where (port or VTEP), static/learne
   .action(async (o: ClientOpts & { tenant?: string }) => {
     const rows = await call<FdbRow[]>(o, 'fdb.show', { tenant: o.tenant });
     out(o, rows, () => formatFdb(rows));
+  });
+client(fdb.command('directory').description("the directory's MAC records of a tenant's VNI: owner VTEP, IPs, seq, pinned or frozen"))
+  .requiredOption('-t, --tenant <name>', 'tenant')
+  .action(async (o: ClientOpts & { tenant: string }) => {
+    const rows = await call<(MacRecord & { frozen: boolean })[]>(o, 'directory.macs', { tenant: o.tenant });
+    out(o, rows, () => formatMacRecords(rows));
   });
 client(fdb.command('add').description('add a static entry at runtime (kept until deleted or the daemon stops; put it in the config to keep it)'))
   .requiredOption('-t, --tenant <name>', 'tenant')

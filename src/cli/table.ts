@@ -2,7 +2,7 @@
  * Readable output of the CLI verbs: aligned tables and short summaries. `--json` bypasses
  * all of this and prints the API's answer as is.
  */
-import type { DirectoryStatus, MacDirectoryStats } from '../directory/directory.js';
+import type { DirectoryStatus, MacDirectoryStats, MacRecord } from '../directory/directory.js';
 import type { DirectoryForwardingCounters } from '../directory/forwarding.js';
 import type { PeerInfo, StatsSnapshot } from '../daemon/stats.js';
 import type { FdbRow } from '../core/fdb.js';
@@ -157,6 +157,14 @@ export function formatFdb(rows: FdbRow[]): string {
   return table(
     ['TENANT', 'VNI', 'MAC', 'WHERE', 'TYPE', 'AGE'],
     rows.map((r) => [r.tenant, r.vni, r.mac, r.where, r.type, r.ageSeconds === null ? '-' : `${r.ageSeconds}s`]),
+  );
+}
+
+/** The directory's MAC records of one tenant (`vtepd fdb directory`). */
+export function formatMacRecords(rows: (MacRecord & { frozen: boolean })[]): string {
+  return table(
+    ['MAC', 'OWNER', 'IPS', 'SEQ', 'FLAGS'],
+    rows.map((r) => [r.mac, r.owner, r.ips.join(',') || '-', r.seq, [r.pinned ? 'pinned' : '', r.frozen ? 'frozen' : ''].filter(Boolean).join(',') || '-']),
   );
 }
 

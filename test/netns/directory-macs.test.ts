@@ -27,6 +27,7 @@ import { request } from '../../src/daemon/control.js';
 import type { FdbRow } from '../../src/core/fdb.js';
 import type { StatsSnapshot } from '../../src/daemon/stats.js';
 import { directoryLab } from '../../lab/directory-lab.js';
+import { vtepd } from '../support/ops.js';
 import { tcpdump } from '../support/pcap.js';
 
 const HOSTS = ['10.0.0.1', '10.0.0.2', '10.0.0.3'];
@@ -129,6 +130,9 @@ describe('etcd directory: forwarding, ARP suppression, moves', () => {
     console.log(`directory-macs: every host had the 4 remote VMs of each tenant ${Date.now() - t0} ms after the last daemon started`);
     const rows = await fdb(0, 'blue');
     expect(rows.filter((r) => r.type === 'directory').map((r) => r.mac)).toEqual([macOf(2), macOf(3)]);
+    // The records as an operator reads them.
+    const cli = await vtepd(lab, 'h1', ['fdb', 'directory', '--tenant', 'blue', '--socket', daemons[0]!.socket]);
+    expect(cli.stdout).toMatch(new RegExp(`${macOf(2)}\\s+10\\.0\\.0\\.2\\s+10\\.1\\.0\\.2\\s+1\\s+-`));
     // Red's VMs on h2 and h3 must not hear blue's traffic.
     const before = [await rx('red2', 'r2'), await rx('red3', 'r3')];
     for (let a = 1; a <= 3; a++) for (let b = 1; b <= 3; b++) if (a !== b) await untilPings(lab, `blue${a}`, `10.1.0.${b}`, ['-c', '1', '-W', '1']);
