@@ -278,6 +278,11 @@ export class Switch {
     }
   }
 
+  /** VTEP addresses that hold a key (from the directory): like a tenant's `keyed`, they send from the underlay port. */
+  addKeyed(addresses: Iterable<string>): void {
+    for (const a of addresses) this.keyed.add(a);
+  }
+
   /** Replace a tenant's flood list; VTEPs no longer referenced by anything are removed. */
   setFlood(name: string, flood: string[]): void {
     const b = this.bridge(name);

@@ -166,6 +166,8 @@ export class Daemon implements Target {
   /** With a directory: the VNIs' members, each tenant's flood list from them (src/directory/). */
   readonly directory: Directory | null;
   private readonly membership: Membership | null;
+  /** With a directory: the public keys its VNI's members published, per tenant (address -> key). */
+  private readonly dirKeys = new Map<string, Record<string, string>>();
   /** With a directory: remote MACs from its records, local MACs into it, ARP/ND answered from it. */
   readonly forwarding: DirectoryForwarding | null;
   /** Set by close(): the directory withdrawing this host (best effort, bounded). */
@@ -204,7 +206,11 @@ export class Daemon implements Target {
           })
         : null);
     this.membership = this.directory
-      ? new Membership({ directory: this.directory, self: config.underlay.locals.map((a) => a.address), apply: (t, flood) => this.applyFlood(t, flood) })
+      ? new Membership({
+          directory: this.directory,
+          self: config.underlay.locals.map((a) => a.address),
+          apply: (t, flood, keys) => this.applyFlood(t, flood, keys),
+        })
       : null;
     this.forwarding = this.directory
       ? new DirectoryForwarding({ directory: this.directory, sw: this.sw, dp, self: config.underlay.locals.map((a) => a.address) })
@@ -272,18 +278,35 @@ export class Daemon implements Target {
 
   // ---- Target: the reconcile operations ------------------------------------------------
 
+  /**
+   * What the role agent needs of a tenant: its MSS clamping, encap, encryption and the keys of
+   * its VTEPs: the config's, and (with a directory) those its VNI's members published (the
+   * config's win for an address both name).
+   */
+  private roleSpec(t: Pick<TenantConfig, 'name' | 'mssClamp' | 'encap' | 'encryption' | 'vtepKeys'>) {
+    return {
+      mssClamp: t.mssClamp,
+      encap: t.encap,
+      encrypted: t.encryption === 'required',
+      vtepKeys: { ...(this.dirKeys.get(t.name) ?? {}), ...t.vtepKeys },
+    };
+  }
+
   addTenant(t: TenantConfig): void {
     const encrypted = t.encryption === 'required';
-    this.roles.setTenant(t.name, { mssClamp: t.mssClamp, encap: t.encap, encrypted, vtepKeys: t.vtepKeys });
+    const flood = this.membership ? this.membership.addTenant(t.name, t.vni, t.flood) : t.flood;
+    if (this.membership) this.dirKeys.set(t.name, this.membership.keysOf(t.name));
+    const spec = this.roleSpec(t);
+    this.roles.setTenant(t.name, spec);
     const b = this.sw.addTenant({
       name: t.name,
       vni: t.vni,
-      flood: this.membership ? this.membership.addTenant(t.name, t.vni, t.flood) : t.flood,
+      flood,
       fdb: t.fdb,
       encap: t.encap,
       vtepEncap: t.vtepEncap,
       encrypted,
-      keyed: Object.keys(t.vtepKeys),
+      keyed: Object.keys(spec.vtepKeys),
       ...tenantPolicy(t),
     });
     this.roles.applyTo(b);
@@ -293,6 +316,7 @@ export class Daemon implements Target {
   async removeTenant(name: string): Promise<void> {
     const ports = this.ports.filter((p) => p.tenant === name);
     this.membership?.removeTenant(name);
+    this.dirKeys.delete(name);
     this.forwarding?.removeTenant(name);
     this.sw.removeTenant(name);
     this.roles.forgetTenant(name);
@@ -306,19 +330,25 @@ export class Daemon implements Target {
   setFlood(name: string, flood: string[]): void {
     this.applyFlood(name, this.membership ? this.membership.setStatic(name, flood) : flood);
   }
-  private applyFlood(name: string, flood: string[]): void {
+  /** A tenant's flood list; with a directory also its members' keys (`keys`), which change the role agent's peers. */
+  private applyFlood(name: string, flood: string[], keys?: Record<string, string>): void {
+    const keysChanged = keys !== undefined && JSON.stringify(keys) !== JSON.stringify(this.dirKeys.get(name) ?? {});
+    if (keys) {
+      this.dirKeys.set(name, keys);
+      this.sw.addKeyed(Object.keys(keys));
+    }
     this.sw.setFlood(name, flood);
+    const t = this.running.tenants.find((x) => x.name === name);
+    if (keysChanged && t) this.roles.setTenant(name, this.roleSpec(t));
     const b = this.sw.tenant(name);
     if (b) this.roles.refreshMss(b);
   }
   setMssClamp(name: string, clamp: TenantConfig['mssClamp']): void {
     const t = this.running.tenants.find((x) => x.name === name);
-    this.roles.setTenant(name, {
-      mssClamp: clamp,
-      encap: t?.encap ?? 'vxlan',
-      encrypted: t?.encryption === 'required',
-      vtepKeys: t?.vtepKeys ?? {},
-    });
+    this.roles.setTenant(
+      name,
+      this.roleSpec({ name, mssClamp: clamp, encap: t?.encap ?? 'vxlan', encryption: t?.encryption ?? 'off', vtepKeys: t?.vtepKeys ?? {} }),
+    );
   }
   setRoles(r: RolesChange): void {
     this.roles.reconfigure(roleOptions({ ...r, underlay: this.running.underlay }));

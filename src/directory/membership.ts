@@ -19,16 +19,20 @@ interface TenantState {
   /** The config's flood list. */
   static: string[];
   ports: number;
-  /** The flood list last applied. */
+  /** The flood list last applied, and the keys. */
   applied: string[];
+  appliedKeys: string;
 }
 
 export interface MembershipOptions {
   directory: Directory;
   /** This host's underlay addresses: never in its own flood lists. */
   self: string[];
-  /** Set a tenant's flood list (addresses, in order). */
-  apply(tenant: string, flood: string[]): void;
+  /**
+   * Set a tenant's flood list (addresses, in order) and the public keys the directory gives
+   * for them (address -> base64 key; members that published one), for encrypted tenants.
+   */
+  apply(tenant: string, flood: string[], keys: Record<string, string>): void;
 }
 
 const family = (a: string) => (isIPv6(a) ? 6 : 4);
@@ -58,6 +62,16 @@ export class Membership {
     this.unsubscribe = null;
   }
 
+  /** The public keys of the VNI's other members that published one (address -> base64 key). */
+  keysOf(tenant: string): Record<string, string> {
+    const t = this.tenants.get(tenant);
+    if (!t) return {};
+    const keys: Record<string, string> = {};
+    for (const m of this.opts.directory.members(t.vni))
+      if (m.publicKey && !this.self.has(m.address) && this.families.has(family(m.address))) keys[m.address] = m.publicKey;
+    return keys;
+  }
+
   /** The flood list a tenant gets now: its static list, then the VNI's other members (deduplicated). */
   floodOf(tenant: string): string[] {
     const t = this.tenants.get(tenant);
@@ -74,9 +88,11 @@ export class Membership {
 
   /** A new tenant: returns its flood list (the caller creates the tenant with it). */
   addTenant(name: string, vni: number, staticFlood: string[]): string[] {
-    this.tenants.set(name, { vni, static: [...staticFlood], ports: 0, applied: [] });
+    this.tenants.set(name, { vni, static: [...staticFlood], ports: 0, applied: [], appliedKeys: '{}' });
     const flood = this.floodOf(name);
-    this.tenants.get(name)!.applied = flood;
+    const t = this.tenants.get(name)!;
+    t.applied = flood;
+    t.appliedKeys = JSON.stringify(this.keysOf(name));
     return flood;
   }
 
@@ -124,9 +140,12 @@ export class Membership {
     for (const [name, t] of this.tenants) {
       if (t.vni !== vni) continue;
       const flood = this.floodOf(name);
-      if (flood.length === t.applied.length && flood.every((a, i) => a === t.applied[i])) continue;
+      const keys = this.keysOf(name);
+      const keysJson = JSON.stringify(keys);
+      if (flood.length === t.applied.length && flood.every((a, i) => a === t.applied[i]) && keysJson === t.appliedKeys) continue;
       try {
-        this.opts.apply(name, flood);
+        this.opts.apply(name, flood, keys);
+        t.appliedKeys = keysJson;
         const added = flood.filter((a) => !t.applied.includes(a));
         const removed = t.applied.filter((a) => !flood.includes(a));
         t.applied = flood;
