@@ -111,7 +111,7 @@
  *                            #   each tenant floods to the hosts with a port in its VNI, plus its own
  *                            #   flood list (which may then be empty). Without it: static flood lists
  *   etcd:
- *     endpoints: [ "http://10.0.0.9:2379" ]   # required; etcd client URLs, http:// or https://
+ *     endpoints: [ "http://10.0.0.9:2379" ]   # required; etcd client URLs, http:// (no TLS yet)
  *     prefix: /vtepd/v1      # every key under it; default /vtepd/v1
  *     leaseTtl: 10           # seconds, 2..3600; default 10: a host that dies leaves the other
  *                            #   hosts' flood lists this long after its last keepalive
