@@ -12,7 +12,8 @@
  * port.del, port.list; src/ports/dynamic.ts).
  */
 import { fstatSync, readFileSync, type WriteStream } from 'node:fs';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { VERSION } from '../util/paths.js';
 import { openCaptureFile } from './capture-file.js';
 import { DEFAULT_CONTROL_SOCKET, formatConfigError, type Config } from '../config/config.js';
 import { loadConfig } from '../config/load.js';
@@ -64,7 +65,18 @@ async function call<T>(o: ClientOpts, method: string, params: Record<string, unk
 }
 
 function out(o: ClientOpts, result: unknown, readable: () => string): void {
-  process.stdout.write(o.json ? `${JSON.stringify(result, null, 2)}\n` : readable());
+  const text = o.json ? `${JSON.stringify(result, null, 2)}\n` : readable();
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+/** A flag's integer value in lo..hi, checked as commander parses it (never NaN downstream). */
+function intOption(flag: string, lo: number, hi: number): (v: string) => number {
+  return (v: string) => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < lo || n > hi)
+      throw new InvalidArgumentError(`${flag}: must be an integer ${lo}..${hi}, not "${v}"`);
+    return n;
+  };
 }
 
 /** The options every client verb takes. */
@@ -76,7 +88,16 @@ function client(cmd: Command): Command {
 }
 
 const program = new Command();
-program.name('vtepd').description('Userspace VXLAN virtual switch: per-tenant layer-2 overlays over TAP ports');
+program
+  .name('vtepd')
+  .description('Userspace VXLAN virtual switch: per-tenant layer-2 overlays over TAP ports')
+  .version(VERSION, '-V, --version', 'print the version of vtepd');
+program
+  .command('version')
+  .description('print the version of vtepd')
+  .action(() => {
+    process.stdout.write(`vtepd ${VERSION}\n`);
+  });
 
 program
   .command('run')
@@ -232,14 +253,14 @@ program
   .option('--outer', 'the encapsulated packets on the underlay (with --peer or the tenant alone)', false)
   .requiredOption('-w, --write <file>', "pcap file to write, mode 0600, never through a symbolic link ('-': standard output)")
   .option('--force', 'overwrite the file if it exists', false)
-  .option('-c, --count <n>', 'stop after n frames')
-  .option('--seconds <n>', 'stop after n seconds')
+  .option('-c, --count <n>', 'stop after n frames', intOption('--count', 1, 2 ** 31))
+  .option('--seconds <n>', 'stop after n seconds', intOption('--seconds', 1, 86400))
   .option('-s, --socket <path>', `the daemon's control socket (default ${DEFAULT_CONTROL_SOCKET})`)
   .option('--config <file>', "find the daemon by its config file's control.socket")
   .option('--json', 'print a JSON summary at the end', false)
   .action(
     async (
-      o: ClientOpts & { tenant: string; port?: string; peer?: string; outer: boolean; write: string; force: boolean; count?: string; seconds?: string },
+      o: ClientOpts & { tenant: string; port?: string; peer?: string; outer: boolean; write: string; force: boolean; count?: number; seconds?: number },
     ) => {
       const toStdout = o.write === '-';
       const file: WriteStream | NodeJS.WriteStream = toStdout ? process.stdout : openCaptureFile(o.write, o.force);
@@ -253,8 +274,8 @@ program
         port: o.port,
         peer: o.peer,
         outer: o.outer,
-        count: o.count !== undefined ? Number(o.count) : undefined,
-        seconds: o.seconds !== undefined ? Number(o.seconds) : undefined,
+        count: o.count,
+        seconds: o.seconds,
       };
       let summary: { packets: number } | undefined;
       try {
@@ -510,20 +531,20 @@ program
 program
   .command('demo')
   .description('build two hosts and two tenants in network namespaces, ping and iperf3 through the overlay, print the results, clean up')
-  .option('-s, --seconds <n>', 'iperf3 duration in seconds', '3')
+  .option('-s, --seconds <n>', 'iperf3 duration in seconds', intOption('--seconds', 1, 3600), 3)
   .option('--kernel', 'also measure the kernel VXLAN on the same veth for comparison', false)
   .option(
     '--directory',
     'instead: a private etcd and three hosts with no flood lists; net create of two tenants, port add, pings, isolation, a port moved (docs/directory.md)',
     false,
   )
-  .action(async (opts: { seconds: string; kernel: boolean; directory: boolean }) => {
+  .action(async (opts: { seconds: number; kernel: boolean; directory: boolean }) => {
     if (opts.directory) {
       const { directoryDemo } = await import('../../lab/demo-directory.js');
       process.exit((await directoryDemo()) ? 0 : 1);
     }
     const { demo } = await import('../../lab/demo.js');
-    const ok = await demo({ seconds: Number(opts.seconds), kernel: opts.kernel });
+    const ok = await demo({ seconds: opts.seconds, kernel: opts.kernel });
     process.exit(ok ? 0 : 1);
   });
 

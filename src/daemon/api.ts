@@ -216,7 +216,16 @@ export function apiHandlers(rt: ApiHost): Record<string, Handler> {
       const tenant = str(p, 'tenant')!;
       const inp = str(p, 'in')!;
       const isPort = rt.daemon.sw.portList().some((x) => x.name === inp);
-      const ingress: Where = isPort ? { port: inp } : { vtep: address(inp, 'in (a port name or a VTEP address)') };
+      let ingress: Where;
+      if (isPort) ingress = { port: inp };
+      else {
+        try {
+          ingress = { vtep: address(inp, 'in') };
+        } catch {
+          const ports = rt.daemon.sw.portList().map((x) => x.name);
+          throw new ApiError(`in: "${inp}" is neither a port of this daemon (${ports.join(', ') || 'it has none'}) nor a VTEP address`);
+        }
+      }
       return rt.daemon.trace(tenant, ingress, anyMac(str(p, 'src')!, 'src'), anyMac(str(p, 'dst')!, 'dst'));
     },
     capture: async (p, ctx: CallContext) => {

@@ -1,6 +1,6 @@
 /**
  * Levelled, namespaced logging (pino), quiet ("warn") by default, never written per packet.
- * `VTEPD_LOG=debug` or the config's `log.level` turns it up.
+ * The config's `log.level` sets it; `VTEPD_LOG=debug` (any level) wins over the config.
  *
  * Format: JSON lines on stderr when stderr is not a terminal (a journal, a file, a pipe:
  * what machines read); on a terminal one compact line per record,
@@ -44,13 +44,25 @@ function destination(): DestinationStream {
   };
 }
 
-export const rootLogger: Logger = pino({ name: 'vtepd', level: process.env.VTEPD_LOG ?? 'warn', base: { pid: process.pid } }, destination());
+const LEVEL_NAMES = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+/** VTEPD_LOG, when it names a level: it wins over the config's log.level (a bad value is said once and ignored). */
+function envLevel(): string | undefined {
+  const v = process.env.VTEPD_LOG;
+  if (!v) return undefined;
+  if (LEVEL_NAMES.includes(v)) return v;
+  process.stderr.write(`vtepd: VTEPD_LOG: must be one of ${LEVEL_NAMES.join(', ')}, not "${v}" (ignored)\n`);
+  process.env.VTEPD_LOG = '';
+  return undefined;
+}
+
+export const rootLogger: Logger = pino({ name: 'vtepd', level: envLevel() ?? 'warn', base: { pid: process.pid } }, destination());
 
 /** A child logger for one part of the daemon, e.g. logger('bridge'). */
 export function logger(ns: string, bindings: Record<string, unknown> = {}): Logger {
   return rootLogger.child({ ns, ...bindings });
 }
 
+/** The config's log.level (start, reload); VTEPD_LOG, when set to a level, wins over it. */
 export function setLogLevel(level: string): void {
-  rootLogger.level = level;
+  rootLogger.level = envLevel() ?? level;
 }

@@ -133,6 +133,11 @@ describe('etcd directory: forwarding, ARP suppression, moves', () => {
     // The records as an operator reads them.
     const cli = await vtepd(lab, 'h1', ['fdb', 'directory', '--tenant', 'blue', '--socket', daemons[0]!.socket]);
     expect(cli.stdout).toMatch(new RegExp(`${macOf(2)}\\s+10\\.0\\.0\\.2\\s+10\\.1\\.0\\.2\\s+1\\s+-`));
+    // Operator UX (#14): status ends its last line; trace names what "--in" may be.
+    expect((await vtepd(lab, 'h1', ['status', '--socket', daemons[0]!.socket])).stdout).toMatch(/\n$/);
+    const bad = await vtepd(lab, 'h1', ['trace', '--socket', daemons[0]!.socket, '-t', 'blue', '--in', 'nosuchport', '--src', macOf(1), '--dst', macOf(2)]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/in: "nosuchport" is neither a port of this daemon \(b1, r1\) nor a VTEP address/);
     // Red's VMs on h2 and h3 must not hear blue's traffic.
     const before = [await rx('red2', 'r2'), await rx('red3', 'r3')];
     for (let a = 1; a <= 3; a++) for (let b = 1; b <= 3; b++) if (a !== b) await untilPings(lab, `blue${a}`, `10.1.0.${b}`, ['-c', '1', '-W', '1']);
