@@ -53,6 +53,9 @@ export class MoveDampener {
   private readonly pinnedUntil = new Map<string, number>();
   /** Moves refused because the MAC was pinned. */
   suppressed = 0;
+  /** Memory stays bounded: MACs whose moves all left the window, and ended pins, are forgotten on a sweep (once a window, or when the table doubled). */
+  private sweepAt = 1024;
+  private sweptAt = 0;
 
   constructor(readonly opts: DampeningOptions = DEFAULT_DAMPENING) {}
 
@@ -76,7 +79,20 @@ export class MoveDampener {
       return 'flapping';
     }
     this.moves.set(mac, recent);
+    if (this.moves.size >= this.sweepAt || now - this.sweptAt > this.opts.windowMs) this.sweep(now);
     return 'ok';
+  }
+
+  /** MACs tracked now (moving or pinned). */
+  get size(): number {
+    return this.moves.size + this.pinnedUntil.size;
+  }
+
+  private sweep(now: number): void {
+    for (const [m, times] of this.moves) if (now - times[times.length - 1]! >= this.opts.windowMs) this.moves.delete(m);
+    for (const [m, until] of this.pinnedUntil) if (now >= until) this.pinnedUntil.delete(m);
+    this.sweepAt = Math.max(1024, this.moves.size * 2);
+    this.sweptAt = now;
   }
 
   isPinned(mac: string, now: number): boolean {

@@ -10,6 +10,7 @@ import { isIP } from 'node:net';
 import { Address6 } from 'ip-address';
 import { parseMac } from '../config/schema.js';
 import type { EtcdClient } from './etcd.js';
+import { MoveDampener } from '../core/policy.js';
 import type { MacRecord } from './directory.js';
 
 /** An IPv4 or IPv6 address in its canonical text (IPv6: RFC 5952, lower case), or null. */
@@ -121,55 +122,29 @@ export const DEFAULT_FREEZE: FreezeOptions = { moves: 5, windowMs: 10_000, holdM
 
 /**
  * Counts the moves (owner changes) of each key and freezes a key that moved more than
- * `moves` times within `windowMs`, for `holdMs`. Time is passed in, so it is tested without
- * clocks. Keys whose moves are all older than the window are forgotten on a sweep (once a
- * window, or when the table doubled).
+ * `moves` times within `windowMs`, for `holdMs`: the bridges' move dampening
+ * (src/core/policy.ts, MoveDampener), fed with the moves the directory's event stream shows.
+ * Time is passed in, so it is tested without clocks.
  */
 export class FreezeCounter {
-  /** key -> times of its recent moves (at most moves + 1). */
-  private readonly recent = new Map<string, number[]>();
-  /** key -> the end of its hold. */
-  private readonly frozen = new Map<string, number>();
-  private sweepAt = 1024;
-  private sweptAt = 0;
+  private readonly dampener: MoveDampener;
 
-  constructor(readonly opts: FreezeOptions = DEFAULT_FREEZE) {}
+  constructor(readonly opts: FreezeOptions = DEFAULT_FREEZE) {
+    this.dampener = new MoveDampener({ maxMoves: opts.moves, windowMs: opts.windowMs, holdMs: opts.holdMs });
+  }
 
   /** Count a move of `key` at `now`; true when this move freezes it (it was not frozen). */
   move(key: string, now: number): boolean {
-    if (this.isFrozen(key, now)) return false;
-    const since = now - this.opts.windowMs;
-    const times = (this.recent.get(key) ?? []).filter((t) => t > since);
-    times.push(now);
-    if (times.length > this.opts.moves) {
-      this.recent.delete(key);
-      this.frozen.set(key, now + this.opts.holdMs);
-      return true;
-    }
-    this.recent.set(key, times);
-    if (this.recent.size >= this.sweepAt || now - this.sweptAt > this.opts.windowMs) this.sweep(now);
-    return false;
+    return this.dampener.allowMove(key, now) === 'flapping';
   }
 
   isFrozen(key: string, now: number): boolean {
-    const until = this.frozen.get(key);
-    if (until === undefined) return false;
-    if (now < until) return true;
-    this.frozen.delete(key);
-    return false;
+    return this.dampener.isPinned(key, now);
   }
 
   /** Keys tracked now (moving or frozen), for tests. */
   get size(): number {
-    return this.recent.size + this.frozen.size;
-  }
-
-  private sweep(now: number): void {
-    const since = now - this.opts.windowMs;
-    for (const [k, times] of this.recent) if (times[times.length - 1]! <= since) this.recent.delete(k);
-    for (const [k, until] of this.frozen) if (now >= until) this.frozen.delete(k);
-    this.sweepAt = Math.max(1024, this.recent.size * 2);
-    this.sweptAt = now;
+    return this.dampener.size;
   }
 }
 
