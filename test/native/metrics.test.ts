@@ -1,9 +1,12 @@
 /**
  * The metrics endpoint's contract without a network: one dpStats() call per scrape, no
  * matter how many metrics read it, the names and labels docs/metrics.md lists, the series
- * count it gives for a hub.
+ * count it gives for a hub, and that the Grafana dashboard and the alert rules in contrib/
+ * use only what a daemon exports.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import type { PortBackend } from '../../src/ports/tap.js';
@@ -92,6 +95,51 @@ describe('metrics', () => {
     expect(series).toBe(113 - 2 + 25 * T + 5 * P + 8 * N);
     d.close();
   });
+
+  it('the Grafana dashboard and the alert rules use only metrics and labels a daemon exports', async () => {
+    const { d, m } = await hub();
+    const exported = exports(await m.render(), m);
+    d.close();
+    const dashboard = JSON.parse(readFileSync('contrib/grafana/vtepd.json', 'utf8')) as Dashboard;
+    const panels = dashboard.panels.flatMap((p) => [p, ...(p.panels ?? [])]);
+    const dashExprs = panels.flatMap((p) => (p.targets ?? []).map((t) => ({ where: `dashboard: ${p.title}`, expr: t.expr })));
+    expect(dashExprs.length).toBeGreaterThan(20);
+    for (const want of ['vtepd_peer_up', 'vtepd_tenant_tunnel_rx_bytes_total', 'vtepd_drops_total', 'vtepd_fdb_max_entries', 'vtepd_handshakes_total'])
+      expect(
+        dashExprs.some((e) => e.expr.includes(want)),
+        want,
+      ).toBe(true);
+    expect(dashExprs.some((e) => e.expr.includes('reason="storm_control"'))).toBe(true);
+
+    const rules = parseYaml(readFileSync('contrib/prometheus/vtepd-alerts.yaml', 'utf8')) as unknown;
+    const ruleExprs = ruleGroupShape(rules);
+    expect(ruleExprs.map((r) => r.where)).toEqual(
+      expect.arrayContaining(['alert VtepdPeerDown', 'alert VtepdDatapathDrops', 'alert VtepdFdbNearLimit', 'alert VtepdStormDrops']),
+    );
+    for (const { where, expr } of [...dashExprs, ...ruleExprs]) {
+      const names = [...expr.matchAll(/\b(?:vtepd|process|nodejs)_[a-z0-9_]+/g)].map((x) => x[0]);
+      expect(names.length, `${where}: ${expr}`).toBeGreaterThan(0);
+      for (const n of names) expect(exported.has(n), `${where}: ${n} is not exported`).toBe(true);
+      // Label matchers on a metric: labels it has, and for reason="x" a reason it counts.
+      for (const [, name, body] of expr.matchAll(/\b((?:vtepd|process)_[a-z0-9_]+)\{([^}]*)\}/g)) {
+        for (const [, label, op, value] of body!.matchAll(/(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"/g)) {
+          if (label === 'instance' || label === 'job') continue;
+          expect(exported.get(name!)!.labels.has(label!), `${where}: ${name} has no label ${label}`).toBe(true);
+          if (op === '=') expect(exported.get(name!)!.values.get(label!)?.has(value!), `${where}: ${name}{${label}="${value}"} never exported`).toBe(true);
+        }
+      }
+      // by (...) labels: each exported by one of the expression's metrics.
+      for (const [, list] of expr.matchAll(/\b(?:by|on)\s*\(([^)]*)\)/g)) {
+        for (const label of list!.split(',').map((x) => x.trim())) {
+          if (label === 'instance' || label === 'job') continue;
+          expect(
+            names.some((n) => exported.get(n)!.labels.has(label)),
+            `${where}: no metric of ${expr} has label ${label}`,
+          ).toBe(true);
+        }
+      }
+    }
+  });
 });
 
 /** A hub with tenants blue (VXLAN, one port) and red (GRE, two ports, maxMacs 300), and two spokes heard from, one behind NAT. */
@@ -115,4 +163,75 @@ async function hub() {
   dp.fromControl('198.51.100.7', 40001, probe(true)); // a spoke behind NAT: known by address and port
   dp.heard = d.sw.vteps.all().map((v) => v.id);
   return { d, m };
+}
+
+interface Dashboard {
+  panels: { title: string; targets?: { expr: string }[]; panels?: Dashboard['panels'] }[];
+}
+
+/**
+ * What a daemon exports: every metric of the registry with its label names (histograms and
+ * summaries with their suffixes), and the label values of one scrape's samples.
+ */
+function exports(text: string, m: Metrics): Map<string, { labels: Set<string>; values: Map<string, Set<string>> }> {
+  const out = new Map<string, { labels: Set<string>; values: Map<string, Set<string>> }>();
+  const add = (name: string, labels: string[] = []) => {
+    const e = out.get(name) ?? out.set(name, { labels: new Set(), values: new Map() }).get(name)!;
+    for (const l of labels) e.labels.add(l);
+    return e;
+  };
+  for (const metric of m.registry.getMetricsAsArray()) {
+    const { name, labelNames = [] } = metric as unknown as { name: string; labelNames?: string[] };
+    add(name, labelNames);
+    const type = String((metric as unknown as { type: unknown }).type);
+    if (type === 'histogram') for (const s of ['_bucket', '_sum', '_count']) add(name + s, [...labelNames, ...(s === '_bucket' ? ['le'] : [])]);
+    if (type === 'summary') for (const s of ['_sum', '_count']) add(name + s, labelNames);
+  }
+  for (const [, name, body] of text.matchAll(/^(\w+)\{([^}]*)\}/gm)) {
+    const e = add(name!);
+    for (const [, k, v] of body!.matchAll(/(\w+)="([^"]*)"/g)) {
+      e.labels.add(k!);
+      if (!e.values.has(k!)) e.values.set(k!, new Set());
+      e.values.get(k!)!.add(v!);
+    }
+  }
+  return out;
+}
+
+/** The Prometheus rule-file shape (groups of named rule lists; each rule an alert or record with an expr): the exprs. */
+function ruleGroupShape(doc: unknown): { where: string; expr: string }[] {
+  const out: { where: string; expr: string }[] = [];
+  expect(doc).toMatchObject({ groups: expect.any(Array) });
+  const groups = (doc as { groups: unknown[] }).groups;
+  expect(groups.length).toBeGreaterThan(0);
+  const names = new Set<string>();
+  for (const g of groups as Record<string, unknown>[]) {
+    expect(
+      Object.keys(g).every((k) => ['name', 'interval', 'limit', 'rules'].includes(k)),
+      JSON.stringify(Object.keys(g)),
+    ).toBe(true);
+    expect(typeof g.name).toBe('string');
+    expect(names.has(g.name as string), `group ${g.name} twice`).toBe(false);
+    names.add(g.name as string);
+    expect(Array.isArray(g.rules)).toBe(true);
+    for (const r of g.rules as Record<string, unknown>[]) {
+      const where = r.alert !== undefined ? `alert ${r.alert}` : `record ${r.record}`;
+      expect(
+        Object.keys(r).every((k) => ['alert', 'record', 'expr', 'for', 'keep_firing_for', 'labels', 'annotations'].includes(k)),
+        where,
+      ).toBe(true);
+      expect(typeof (r.alert ?? r.record), where).toBe('string');
+      expect('alert' in r !== 'record' in r, `${where}: alert or record, not both`).toBe(true);
+      expect(typeof r.expr, where).toBe('string');
+      if (r.for !== undefined) expect(r.for, where).toMatch(/^(\d+(ms|s|m|h|d|w|y))+$/);
+      for (const k of ['labels', 'annotations'])
+        if (r[k] !== undefined)
+          expect(
+            Object.values(r[k] as object).every((v) => typeof v === 'string'),
+            `${where}: ${k}`,
+          ).toBe(true);
+      out.push({ where, expr: r.expr as string });
+    }
+  }
+  return out;
 }
