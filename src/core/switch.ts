@@ -236,6 +236,11 @@ export class Switch {
     this.log.info({ tenant: name }, 'tenant removed');
   }
 
+  /** The switch-wide FDB limit (limits.maxMacs). */
+  get maxMacsTotal(): number {
+    return this.opts.maxMacsTotal;
+  }
+
   /** The switch-wide FDB limit (reload). Lowering it refuses new MACs; it removes none. */
   setMaxMacsTotal(n: number): void {
     this.opts.maxMacsTotal = n;
@@ -549,6 +554,11 @@ export class Switch {
     let n = 0;
     for (const b of this.bridges.values()) n += b.flush({ kind: 'vtep', vtepId });
     return n;
+  }
+
+  /** Tenant `name`'s encapsulation (`encap` in its config; a flood or static entry may differ). */
+  tenantEncap(name: string): Encap {
+    return this.encapOf.get(name)?.encap ?? 'vxlan';
   }
 
   /** How tenant `name` reaches VTEP `address`: its per-VTEP encap, else the tenant's. */

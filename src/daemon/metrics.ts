@@ -13,7 +13,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { MetricsConfig } from '../config/config.js';
 import { counterInfo } from '../native/counters.js';
 import type { Daemon } from './daemon.js';
-import type { StatsSnapshot } from './stats.js';
+import type { PeerInfo, StatsSnapshot } from './stats.js';
 import { VERSION } from '../util/paths.js';
 import { logger } from '../util/log.js';
 
@@ -21,6 +21,14 @@ const log = logger('metrics');
 
 type Labels = Record<string, string>;
 type Rows = [Labels, number][];
+
+/** The labels of a VTEP peer: its address and encapsulation, and the UDP port it sends from where that tells it apart (NAT). */
+const PEER_LABELS = ['vtep', 'encap', 'udp_port'];
+function peerLabels(p: PeerInfo): Labels {
+  const l: Labels = { vtep: p.address, encap: p.encap };
+  if (p.udpPort !== null) l.udp_port = String(p.udpPort);
+  return l;
+}
 
 export class Metrics {
   readonly registry = new Registry();
@@ -61,8 +69,10 @@ export class Metrics {
       });
 
     gauge('vtepd_info', 'vtepd version (value 1)', ['version'], () => [[{ version: VERSION }, 1]]);
-    gauge('vtepd_start_time_seconds', 'when this daemon process started (Unix time)', [], () => [[{}, self.daemon().startedAt / 1000]]);
     gauge('vtepd_tenants', 'tenants configured', [], (s) => [[{}, s.tenants.length]]);
+    gauge('vtepd_tenant_info', 'a tenant: its VNI and encapsulation (value 1)', ['tenant', 'vni', 'encap'], (s) =>
+      s.tenants.map((t) => [{ tenant: t.tenant, vni: String(t.vni), encap: t.encap }, 1]),
+    );
     gauge('vtepd_ports', 'local ports (TAPs)', [], (s) => [[{}, s.ports.length]]);
     gauge('vtepd_peers', 'VTEPs known (configured and learned)', [], (s) => [[{}, s.peers.length]]);
     counter('vtepd_reloads_total', 'config reloads, by result', ['result'], () => {
@@ -84,7 +94,7 @@ export class Metrics {
       counter(`vtepd_port_${suffix}_total`, `local port: ${what} (fast path and flooding)`, ['tenant', 'port'], (s) =>
         s.ports.map((p) => [{ tenant: p.tenant, port: p.port }, p[key]]),
       );
-      counter(`vtepd_peer_${suffix}_total`, `VTEP peer: ${what} (all tenants)`, ['vtep'], (s) => s.peers.map((p) => [{ vtep: p.vtep }, p[key]]));
+      counter(`vtepd_peer_${suffix}_total`, `VTEP peer: ${what} (all tenants)`, PEER_LABELS, (s) => s.peers.map((p) => [peerLabels(p), p[key]]));
       counter(
         `vtepd_tenant_tunnel_${suffix}_total`,
         `tenant: ${what} through tunnels, all VTEPs together (inner frames; drops: sends the kernel refused)`,
@@ -92,11 +102,14 @@ export class Metrics {
         (s) => s.tenants.map((t) => [{ tenant: t.tenant }, t.tunnel[key]]),
       );
     }
-    gauge('vtepd_peer_up', 'VTEP peer received something in the last 10 s (1) or not (0)', ['vtep'], (s) =>
-      s.peers.map((p) => [{ vtep: p.vtep }, p.state === 'active' ? 1 : 0]),
+    gauge('vtepd_peer_up', 'VTEP peer received something in the last 10 s (1) or not (0)', PEER_LABELS, (s) =>
+      s.peers.map((p) => [peerLabels(p), p.state === 'active' ? 1 : 0]),
     );
-    gauge('vtepd_peer_last_seen_seconds', 'seconds since the VTEP peer last sent us a packet (absent: never)', ['vtep'], (s) =>
-      s.peers.filter((p) => p.lastSeenSeconds !== null).map((p) => [{ vtep: p.vtep }, p.lastSeenSeconds!]),
+    gauge(
+      'vtepd_peer_last_seen_timestamp_seconds',
+      'when the VTEP peer last sent us a packet (Unix time, sampled once a second; absent: never)',
+      PEER_LABELS,
+      (s) => s.peers.filter((p) => p.lastSeenAt !== null).map((p) => [peerLabels(p), p.lastSeenAt! / 1000]),
     );
 
     gauge('vtepd_fdb_entries', 'FDB entries, by tenant and type', ['tenant', 'type'], (s) =>
@@ -109,6 +122,10 @@ export class Metrics {
           ] as Rows,
       ),
     );
+    gauge('vtepd_fdb_max_entries', 'FDB limit of a tenant (maxMacs): learning refuses new MACs at it', ['tenant'], (s) =>
+      s.tenants.map((t) => [{ tenant: t.tenant }, t.maxMacs]),
+    );
+    gauge('vtepd_fdb_switch_max_entries', 'FDB limit over all tenants together (limits.maxMacs)', [], (s) => [[{}, s.maxMacsTotal]]);
     const bridge = [
       ['learned', 'learned', 'MACs learned'],
       ['moves', 'moves', 'MAC moves (port/VTEP to another place)'],
@@ -206,7 +223,9 @@ export class Metrics {
     counter('vtepd_icmp_too_big_total', 'ICMP fragmentation-needed / packet-too-big replies written back for frames too big for their tunnel', [], (s) => [
       [{}, s.switch.icmpTooBigSent],
     ]);
-    gauge('vtepd_peer_path_mtu', 'path MTU toward a VTEP peer (largest outer IP packet)', ['vtep'], (s) => s.peers.map((p) => [{ vtep: p.vtep }, p.pathMtu]));
+    gauge('vtepd_peer_path_mtu_bytes', 'path MTU toward a VTEP peer (largest outer IP packet)', PEER_LABELS, (s) =>
+      s.peers.map((p) => [peerLabels(p), p.pathMtu]),
+    );
     gauge('vtepd_hub_up', 'a spoke: the hub answered within deadInterval (1) or not (0)', ['hub'], (s) =>
       s.overlay.hubs.map((h) => [{ hub: `${h.address}:${h.port}` }, h.alive ? 1 : 0]),
     );

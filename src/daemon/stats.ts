@@ -6,6 +6,7 @@
 import type { MacDirectoryStats } from '../directory/directory.js';
 import type { DirectoryForwardingCounters } from '../directory/forwarding.js';
 import type { BridgeCounters } from '../core/bridge.js';
+import type { Encap } from '../core/encap.js';
 import type { Switch, SwitchCounters } from '../core/switch.js';
 import type { Datapath } from '../native/datapath.js';
 import type { DpStats } from '../native/addon.js';
@@ -16,7 +17,12 @@ import { logger } from '../util/log.js';
 const log = logger('daemon');
 
 export interface PeerInfo {
+  /** Its registry key: the address, "gre:ADDR" / "nvgre:ADDR", or "address:port" (known by address and port). */
   vtep: string;
+  address: string;
+  encap: Encap;
+  /** The UDP port it sends from, for a VTEP known by address and port (a spoke behind NAT or admitted by its key); else null. */
+  udpPort: number | null;
   id: number;
   /** Learned from traffic rather than configured. */
   dynamic: boolean;
@@ -28,6 +34,8 @@ export interface PeerInfo {
   state: 'active' | 'idle' | 'silent';
   /** Seconds since its rx counter last moved (sampled once a second); null: never. */
   lastSeenSeconds: number | null;
+  /** When its rx counter last moved (Unix time, ms; sampled once a second); null: never. */
+  lastSeenAt: number | null;
   /** Path MTU toward it (largest outer IP packet; underlay.mtu unless configured or discovered). */
   pathMtu: number;
   rxPackets: number;
@@ -51,7 +59,10 @@ export interface PortStats {
 export interface TenantStats extends BridgeCounters {
   tenant: string;
   vni: number;
+  encap: Encap;
   ports: number;
+  /** Its MAC table limit (maxMacs). */
+  maxMacs: number;
   fdbLearned: number;
   fdbStatic: number;
   /** Remote MACs put there by the directory. */
@@ -71,6 +82,8 @@ export interface StatsSnapshot {
   /** Per fast-path queue (underlay.queues): frames read from ports, packets taken from the underlay. */
   queues: { queue: number; encapFrames: number; decapPackets: number }[];
   tenants: TenantStats[];
+  /** The switch-wide FDB limit over all tenants (limits.maxMacs). */
+  maxMacsTotal: number;
   ports: PortStats[];
   peers: PeerInfo[];
   switch: SwitchCounters & { eventBatches: number; portsRecreated: number };
@@ -171,6 +184,8 @@ export class Telemetry {
       return {
         tenant: b.name,
         vni: b.vni,
+        encap: sw.tenantEncap(b.name),
+        maxMacs: b.maxMacs,
         ports: b.ports.size,
         fdbLearned: b.table.size - fdbStatic - fdbDirectory,
         fdbStatic,
@@ -185,12 +200,16 @@ export class Telemetry {
       const lastSeenSeconds = at === null ? null : Math.floor((now - at) / 1000);
       return {
         vtep: v.key,
+        address: v.address,
+        encap: v.encap,
+        udpPort: v.matchPort ? v.port : null,
         id: v.id,
         dynamic: v.dynamic,
         floodOf: floodOf.get(v.id) ?? [],
         macs: macsAt.get(v.id) ?? 0,
         state: lastSeenSeconds === null ? 'silent' : lastSeenSeconds <= 10 ? 'active' : 'idle',
         lastSeenSeconds,
+        lastSeenAt: at,
         pathMtu: v.mtu,
         ...zero,
         ...s.vteps[v.id],
@@ -203,6 +222,7 @@ export class Telemetry {
       drops,
       queues,
       tenants,
+      maxMacsTotal: sw.maxMacsTotal,
       ports,
       peers,
       overlay: roles.status(),

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { parsePing } from '../../lab/netns.js';
 import { fdb, iperf, ping, stats, status } from '../support/hubspoke.js';
+import { sample, scrape } from '../support/ops.js';
 import { hubAndSpoke, type HubSpoke } from '../../lab/topology.js';
 
 describe('hub C with spokes A and B', () => {
@@ -53,7 +54,7 @@ describe('hub C with spokes A and B', () => {
 describe('spoke B behind NAT', () => {
   let hs: HubSpoke;
   beforeAll(async () => {
-    hs = await hubAndSpoke({ tag: 'hsn', natSpokes: ['b'] });
+    hs = await hubAndSpoke({ tag: 'hsn', natSpokes: ['b'], hubExtra: ['metrics: { listen: "127.0.0.1:9477" }'] });
   });
   afterAll(async () => {
     await hs?.cleanup();
@@ -73,6 +74,22 @@ describe('spoke B behind NAT', () => {
     const ab = await iperf(hs, 'blue', 'a', 'b');
     console.log(`spoke-to-spoke through a vtepd hub, B behind NAT: a->b ${ab.toFixed(2)} Gbit/s`);
     expect(ab).toBeGreaterThan(0.05);
+  });
+
+  it("the hub's metrics: each spoke by address, encap and (behind NAT) UDP port; 113 + 25T + 5P + 8N series (docs/metrics.md)", async () => {
+    const b = (await status(hs, 'hub1')).overlay.spokes.find((s) => s.nat)!;
+    const [addr, port] = b.vtep.split(':');
+    const text = await scrape(hs.lab, 'hub1', '127.0.0.1:9477');
+    expect(sample(text, 'vtepd_peer_up', { vtep: '10.0.0.1', encap: 'vxlan' })).toBe(1);
+    expect(sample(text, 'vtepd_peer_up', { vtep: addr!, encap: 'vxlan', udp_port: port! })).toBe(1);
+    expect(sample(text, 'vtepd_peer_path_mtu_bytes', { vtep: '10.0.0.1', encap: 'vxlan' })).toBeGreaterThan(1000);
+    expect(Date.now() / 1000 - sample(text, 'vtepd_peer_last_seen_timestamp_seconds', { vtep: '10.0.0.1', encap: 'vxlan' })).toBeLessThan(10);
+    expect(sample(text, 'vtepd_tenant_info', { tenant: 'blue', vni: '5001', encap: 'vxlan' })).toBe(1);
+    const lines = text.split('\n');
+    const vtepd = lines.filter((l) => l.startsWith('vtepd_')).length;
+    const processSeries = lines.filter((l) => /^(process|nodejs)_/.test(l)).length;
+    console.log(`hub with 2 spokes, 1 tenant, no ports: ${vtepd} vtepd_ series, ${processSeries} process_/nodejs_ series`);
+    expect(vtepd).toBe(113 + 25 * 1 + 5 * 0 + 8 * 2);
   });
 });
 

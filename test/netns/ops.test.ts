@@ -137,8 +137,8 @@ describe('vtepd operations against a running daemon', () => {
     expect(delta('vtepd_port_tx_packets_total', port)).toBe(N);
     expect(delta('vtepd_port_rx_bytes_total', port)).toBe(N * 98); // 14 + 20 + 8 + 56
     expect(delta('vtepd_port_tx_bytes_total', port)).toBe(N * 98); // frames, without the TAP's virtio_net_hdr
-    expect(delta('vtepd_peer_tx_packets_total', { vtep: '10.0.0.2' })).toBe(N);
-    expect(delta('vtepd_peer_rx_packets_total', { vtep: '10.0.0.2' })).toBe(N);
+    expect(delta('vtepd_peer_tx_packets_total', { vtep: '10.0.0.2', encap: 'vxlan' })).toBe(N);
+    expect(delta('vtepd_peer_rx_packets_total', { vtep: '10.0.0.2', encap: 'vxlan' })).toBe(N);
     // Per tenant through tunnels, inner frames: blue's pings both ways, nothing of red's.
     expect(delta('vtepd_tenant_tunnel_tx_packets_total', { tenant: 'blue' })).toBe(N);
     expect(delta('vtepd_tenant_tunnel_rx_packets_total', { tenant: 'blue' })).toBe(N);
@@ -150,7 +150,7 @@ describe('vtepd operations against a running daemon', () => {
     expect(delta('vtepd_tenant_flooded_total', { tenant: 'blue' })).toBe(0);
     expect(sample(after, 'vtepd_fdb_entries', { tenant: 'blue', type: 'learned' })).toBe(2);
     expect(sample(after, 'vtepd_drops_total', { reason: 'vxlan_unknown_vni' })).toBe(0);
-    expect(sample(after, 'vtepd_peer_up', { vtep: '10.0.0.2' })).toBe(1);
+    expect(sample(after, 'vtepd_peer_up', { vtep: '10.0.0.2', encap: 'vxlan' })).toBe(1);
     expect(sample(after, 'vtepd_info', { version: JSON.parse(readFileSync('package.json', 'utf8')).version })).toBe(1);
     expect(after).toMatch(/^process_cpu_user_seconds_total \d/m);
     expect(after).toMatch(/^nodejs_heap_size_used_bytes \d/m);
