@@ -244,65 +244,123 @@ client(program.command('trace').description('which path a frame would take (lear
     out(o, r, () => formatTrace(r));
   });
 
+type FrameMeta = import('../daemon/capture.js').FrameMeta;
+
+interface CaptureOpts extends ClientOpts {
+  tenant?: string;
+  port?: string;
+  peer?: string;
+  outer: boolean;
+  write?: string;
+  force: boolean;
+  count?: number;
+  seconds?: number;
+}
+
+/**
+ * Stream a capture from the daemon: `frame` gets the pcap header, then each record with
+ * where it was seen; `started` the sources. Resolves with the daemon's count (undefined if
+ * Ctrl-C cut the stream).
+ */
+async function streamCapture(
+  o: CaptureOpts,
+  live: boolean,
+  frame: (bytes: Buffer, meta?: FrameMeta) => void,
+  started: (info: { sources: string[]; tenant: string }) => void,
+): Promise<number | undefined> {
+  const ac = new AbortController();
+  process.on('SIGINT', () => ac.abort());
+  process.on('SIGTERM', () => ac.abort());
+  const params = { tenant: o.tenant, port: o.port, peer: o.peer, outer: o.outer, count: o.count, seconds: o.seconds, live };
+  try {
+    const r = await request<{ packets: number }>(socketOf(o), 'capture', params, {
+      timeoutMs: 0,
+      signal: ac.signal,
+      onEvent: (name, body) => {
+        if (name === 'started') started(body as { sources: string[]; tenant: string });
+        else if (name === 'data') {
+          const { data, ...meta } = body as { data: string } & Partial<FrameMeta>;
+          frame(Buffer.from(String(data), 'base64'), meta.source === undefined ? undefined : (meta as FrameMeta));
+        }
+      },
+    });
+    return r.packets;
+  } catch (e) {
+    if (!ac.signal.aborted) fail(e);
+    return undefined;
+  }
+}
+
+function capturing(info: { sources: string[]; tenant: string }): void {
+  process.stderr.write(`vtepd: tenant ${info.tenant}: capturing on ${info.sources.join('; ')}\n`);
+}
+
+/** -w FILE (or '-'): pcap, and a count (or --json summary) at the end. */
+async function captureToFile(o: CaptureOpts & { write: string }): Promise<void> {
+  const toStdout = o.write === '-';
+  const file: WriteStream | NodeJS.WriteStream = toStdout ? process.stdout : openCaptureFile(o.write, o.force);
+  let packets = -1; // the header is not a packet
+  let bytes = 0;
+  const counted = await streamCapture(
+    o,
+    false,
+    (b) => {
+      file.write(b);
+      bytes += b.length;
+      packets++;
+    },
+    capturing,
+  );
+  const n = counted ?? Math.max(0, packets);
+  await new Promise<void>((r) => (toStdout ? r() : (file as WriteStream).end(() => r())));
+  const where = toStdout ? 'standard output' : o.write;
+  if (o.json && !toStdout) process.stdout.write(`${JSON.stringify({ packets: n, bytes, file: o.write }, null, 2)}\n`);
+  else process.stderr.write(`vtepd: ${n} packet${n === 1 ? '' : 's'} captured to ${where}\n`);
+}
+
+/** No -w: one line per frame on standard output (one JSON object with --json), in time order. */
+async function captureLive(o: CaptureOpts): Promise<void> {
+  const { LiveView, frameJson, frameLine } = await import('./capture-view.js');
+  let printed = 0;
+  process.stdout.on('error', () => process.exit(0)); // the reader went away (| head)
+  const view = new LiveView((r, meta) => {
+    printed++;
+    process.stdout.write(o.json ? `${JSON.stringify(frameJson(r, meta))}\n` : `${frameLine(r, meta)}\n`);
+  });
+  const tick = setInterval(() => view.flush(), 50);
+  const counted = await streamCapture(o, true, (b, meta) => view.push(b, meta), capturing);
+  clearInterval(tick);
+  view.flush(true);
+  const n = counted ?? printed;
+  process.stderr.write(`vtepd: ${n} packet${n === 1 ? '' : 's'} captured\n`);
+}
+
 program
   .command('capture')
-  .description("write a tenant's frames as pcap (inner frames; --outer: the VXLAN packets) until -c frames, --seconds or Ctrl-C")
-  .requiredOption('-t, --tenant <name>', 'tenant')
+  .description(
+    "a tenant's frames until --count frames, --seconds or Ctrl-C: one line per frame (like tcpdump -e), or pcap with -w " +
+      '(inner frames; --outer: the VXLAN, GRE-TAP or NVGRE packets)',
+  )
+  .option('-t, --tenant <name>', 'tenant (not needed with --port: the port names its tenant)')
   .addOption(new Option('--port <tap>', 'frames of one local port').conflicts('peer'))
   .addOption(new Option('--peer <vtep>', 'frames exchanged with one VTEP').conflicts('port'))
   .option('--outer', 'the encapsulated packets on the underlay (with --peer or the tenant alone)', false)
-  .requiredOption('-w, --write <file>', "pcap file to write, mode 0600, never through a symbolic link ('-': standard output)")
+  .option('-w, --write <file>', "write pcap to this file instead of printing, mode 0600, never through a symbolic link ('-': standard output)")
   .option('--force', 'overwrite the file if it exists', false)
-  .option('-c, --count <n>', 'stop after n frames', intOption('--count', 1, 2 ** 31))
+  .option('--count <n>', 'stop after n frames', intOption('--count', 1, 2 ** 31))
   .option('--seconds <n>', 'stop after n seconds', intOption('--seconds', 1, 86400))
   .option('-s, --socket <path>', `the daemon's control socket (default ${DEFAULT_CONTROL_SOCKET})`)
-  .option('--config <file>', "find the daemon by its config file's control.socket")
-  .option('--json', 'print a JSON summary at the end', false)
-  .action(
-    async (
-      o: ClientOpts & { tenant: string; port?: string; peer?: string; outer: boolean; write: string; force: boolean; count?: number; seconds?: number },
-    ) => {
-      const toStdout = o.write === '-';
-      const file: WriteStream | NodeJS.WriteStream = toStdout ? process.stdout : openCaptureFile(o.write, o.force);
-      let packets = -1; // the header is not a packet
-      let bytes = 0;
-      const ac = new AbortController();
-      process.on('SIGINT', () => ac.abort());
-      process.on('SIGTERM', () => ac.abort());
-      const params = {
-        tenant: o.tenant,
-        port: o.port,
-        peer: o.peer,
-        outer: o.outer,
-        count: o.count,
-        seconds: o.seconds,
-      };
-      let summary: { packets: number } | undefined;
-      try {
-        summary = await request<{ packets: number }>(socketOf(o), 'capture', params, {
-          timeoutMs: 0,
-          signal: ac.signal,
-          onEvent: (name, body) => {
-            if (name === 'started') process.stderr.write(`vtepd: capturing on ${(body.sources as string[]).join('; ')}\n`);
-            else if (name === 'data') {
-              const b = Buffer.from(String(body.data), 'base64');
-              file.write(b);
-              bytes += b.length;
-              packets++;
-            }
-          },
-        });
-      } catch (e) {
-        if (!ac.signal.aborted) fail(e);
-      }
-      const n = summary?.packets ?? Math.max(0, packets);
-      await new Promise<void>((r) => (toStdout ? r() : (file as WriteStream).end(() => r())));
-      const where = toStdout ? 'standard output' : o.write;
-      if (o.json && !toStdout) process.stdout.write(`${JSON.stringify({ packets: n, bytes, file: o.write }, null, 2)}\n`);
-      else process.stderr.write(`vtepd: ${n} packet${n === 1 ? '' : 's'} captured to ${where}\n`);
-      process.exit(0);
-    },
-  );
+  .option('-c, --config <file>', "find the daemon by its config file's control.socket")
+  .option('--json', 'with -w: a JSON summary at the end; else one JSON object per frame', false)
+  .action(async (o: CaptureOpts) => {
+    if (o.tenant === undefined && o.port === undefined) {
+      process.stderr.write('vtepd: capture: give --tenant NAME, or --port TAP (the port names its tenant)\n');
+      process.exit(1);
+    }
+    if (o.write !== undefined) await captureToFile({ ...o, write: o.write });
+    else await captureLive(o);
+    process.exit(0);
+  });
 
 interface NetOpts {
   etcd?: string;

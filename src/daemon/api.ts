@@ -230,19 +230,20 @@ export function apiHandlers(rt: ApiHost): Record<string, Handler> {
     },
     capture: async (p, ctx: CallContext) => {
       const req: CaptureRequest = {
-        tenant: str(p, 'tenant')!,
+        tenant: str(p, 'tenant', false),
         port: str(p, 'port', false),
         peer: str(p, 'peer', false) !== undefined ? address(str(p, 'peer')!, 'peer') : undefined,
         outer: p.outer === true,
         count: num(p, 'count', 1, 2 ** 31),
         seconds: num(p, 'seconds', 1, 86400),
+        live: p.live === true,
       };
       const ac = new AbortController();
       void ctx.closed.then(() => ac.abort());
       return runCapture(
         rt.daemon,
         req,
-        (b) => ctx.event('data', { data: b.toString('base64') }),
+        (b, meta) => ctx.event('data', { data: b.toString('base64'), ...meta }),
         (info) => ctx.event('started', info),
         ac.signal,
       );

@@ -227,9 +227,9 @@ describe('vtepd operations against a running daemon', () => {
     const portFile = join(p.dir, 'port.pcap');
     const peerFile = join(p.dir, 'peer.pcap');
     const outerFile = join(p.dir, 'outer.pcap');
-    const c1 = await capture(['--port', 'blue0', '-c', '6'], portFile);
-    const c2 = await capture(['--peer', '10.0.0.2', '-c', '6'], peerFile);
-    const c3 = await capture(['--outer', '-c', '6'], outerFile);
+    const c1 = await capture(['--port', 'blue0', '--count', '6'], portFile);
+    const c2 = await capture(['--peer', '10.0.0.2', '--count', '6'], peerFile);
+    const c3 = await capture(['--outer', '--count', '6'], outerFile);
     expect((await ping(3)).received).toBe(3);
     for (const c of [c1, c2, c3]) expect(await c.done).toBe(0);
     expect(c1.err()).toContain('6 packets captured to');

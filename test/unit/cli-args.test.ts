@@ -16,7 +16,7 @@ describe('vtepd command line: version and numbers', () => {
   });
 
   it('a non-numeric count or duration is refused by name before anything runs', async () => {
-    const cap = await vtepd(['capture', '-t', 'blue', '-w', '/tmp/never.pcap', '-c', 'abc', '-s', '/nonexistent.sock']);
+    const cap = await vtepd(['capture', '-t', 'blue', '-w', '/tmp/never.pcap', '--count', 'abc', '-s', '/nonexistent.sock']);
     expect(cap.code).toBe(1);
     expect(cap.stderr).toMatch(/--count: must be an integer 1\.\.2147483648, not "abc"/);
     const secs = await vtepd(['capture', '-t', 'blue', '-w', '/tmp/never.pcap', '--seconds', '1.5', '-s', '/nonexistent.sock']);
