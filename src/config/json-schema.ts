@@ -10,9 +10,11 @@ import { Root, STRING_OR } from './schema.js';
 
 type JsonSchema = Record<string, unknown>;
 
-/** The JSON Schema (draft 2020-12) of what a config file may hold. */
+/** The JSON Schema (draft 7) of what a config file may hold. */
 export function configJsonSchema(): JsonSchema {
   const schema = z.toJSONSchema(Root, {
+    // Draft 7: what yaml-language-server (editors' YAML support) reads.
+    target: 'draft-7',
     io: 'input',
     // Strings that are parsed (addresses, MACs, keys) are strings to an editor.
     unrepresentable: 'any',
@@ -31,7 +33,7 @@ export function configJsonSchema(): JsonSchema {
 
 /** One alternative of a stringOr, without its own $schema. */
 function part(s: z.ZodType): JsonSchema {
-  const { $schema: _, ...rest } = z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
+  const { $schema: _, ...rest } = z.toJSONSchema(s, { target: 'draft-7', io: 'input', unrepresentable: 'any' }) as JsonSchema;
   return rest;
 }
 
