@@ -1,2 +1,4 @@
 #!/usr/bin/env node
-import '../dist/src/cli/cli.js';
+import { main } from '../dist/src/cli/cli.js';
+
+main();

@@ -11,7 +11,8 @@
  * (add, del, list) attach a TAP in a network's VNI to the running daemon (API calls port.add,
  * port.del, port.list; src/ports/dynamic.ts).
  */
-import { fstatSync, readFileSync, type WriteStream } from 'node:fs';
+import { fstatSync, readFileSync, realpathSync, type WriteStream } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { VERSION } from '../util/paths.js';
 import { openCaptureFile } from './capture-file.js';
@@ -606,7 +607,31 @@ program
     process.exit(ok ? 0 : 1);
   });
 
-program.parseAsync(process.argv).catch((e: unknown) => {
-  process.stderr.write(`vtepd: ${(e as Error).message}\n`);
-  process.exit(1);
-});
+program
+  .command('schema')
+  .description("print the JSON Schema of the config file (as contrib/vtepd.schema.json), for an editor's YAML language server")
+  .action(async () => {
+    const { configJsonSchemaText } = await import('../config/json-schema.js');
+    process.stdout.write(configJsonSchemaText());
+  });
+program
+  .command('completion')
+  .description('print the completion script of a shell: source <(vtepd completion bash)')
+  .argument('<shell>', 'bash (the only one)')
+  .action(async (shell: string) => {
+    if (shell !== 'bash') fail(new Error(`completion: no completion for "${shell}"; there is one for bash`));
+    const { bashCompletion } = await import('./completion.js');
+    process.stdout.write(bashCompletion(program));
+  });
+
+/** The command line, defined; imported (tests, the completion), it runs nothing. */
+export { program };
+
+/** Run the verb of the command line (bin/vtepd.js; `node dist/src/cli/cli.js` runs it too). */
+export function main(argv: string[] = process.argv): void {
+  program.parseAsync(argv).catch((e: unknown) => {
+    process.stderr.write(`vtepd: ${(e as Error).message}\n`);
+    process.exit(1);
+  });
+}
+if (process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) main();

@@ -116,21 +116,26 @@ const Cidr = parsed(CIDR_MSG, (s) => parseIp(s, true));
 const TapName = text("must be a Linux interface name: 1..15 bytes, no '/', ':', '%' or whitespace, not '.' or '..'", isIfName);
 const PortMtu = intIn(68, 65535);
 
+/** What each stringOr accepts (its z.unknown() says nothing), for the JSON Schema (src/config/json-schema.ts). */
+export const STRING_OR = z.registry<{ anyOf: readonly unknown[] }>();
 /**
  * `a` for a string, `b` for anything else, each with its own messages and paths (z.union
  * would report only "Invalid input" when a member's transform fails).
  */
 const stringOr = <A extends z.ZodType, B extends z.ZodType>(a: A, b: B) =>
-  z.unknown().transform((v, ctx): z.output<A> | z.output<B> => {
-    if (v === undefined) {
-      ctx.addIssue({ code: 'custom', message: 'is required' });
+  z
+    .unknown()
+    .transform((v, ctx): z.output<A> | z.output<B> => {
+      if (v === undefined) {
+        ctx.addIssue({ code: 'custom', message: 'is required' });
+        return z.NEVER;
+      }
+      const r = (typeof v === 'string' ? a : b).safeParse(v);
+      if (r.success) return r.data;
+      for (const iss of r.error.issues) ctx.addIssue({ ...iss } as Parameters<typeof ctx.addIssue>[0]);
       return z.NEVER;
-    }
-    const r = (typeof v === 'string' ? a : b).safeParse(v);
-    if (r.success) return r.data;
-    for (const iss of r.error.issues) ctx.addIssue({ ...iss } as Parameters<typeof ctx.addIssue>[0]);
-    return z.NEVER;
-  });
+    })
+    .register(STRING_OR, { anyOf: [a, b] });
 const LOCAL_MSG = 'must be an IPv4 or IPv6 address, or a list of at most one of each like [10.0.0.1, "2001:db8::1"]';
 const Local = stringOr(HostAddress, z.array(HostAddress, need(LOCAL_MSG)).min(1, LOCAL_MSG).max(2, LOCAL_MSG));
 const EncapName = z.enum(ENCAPS, need(`must be one of ${ENCAPS.join(', ')}`));
@@ -273,7 +278,8 @@ const Log = z.strictObject(
 /** The switch-wide FDB limit: the fast path's cache holds 262144 entries. */
 export const MAX_MACS_TOTAL = 262144;
 const Limits = z.strictObject({ maxMacs: intIn(1, MAX_MACS_TOTAL).default(131072) }, need('must be a mapping like { maxMacs: 131072 }'));
-const Root = z.strictObject(
+/** The whole config file, as zod checks it (src/config/json-schema.ts derives the JSON Schema from it). */
+export const Root = z.strictObject(
   {
     log: Log.default({ level: 'warn' }),
     limits: Limits.default({ maxMacs: 131072 }),
