@@ -3,7 +3,8 @@
  * the same veth underlay. vtepd carries tenant blue (VNI 5001, udp/4789) between endpoint
  * namespaces blue1/blue2; the kernel carries VNI 9001 (udp/8472) between k1/k2. Each vtepd
  * figure is printed as a ratio of the kernel's. Raw results go to bench/results/*.json and
- * a chart to bench/results/latest.svg.
+ * a chart to bench/results/latest.svg (bench/chart.ts, which also redraws it from a JSON).
+ * Progress goes to stderr, a line as each measurement starts and ends (bench/progress.ts).
  *
  *   BENCH_SECONDS=5   iperf3 duration per measurement (default 5)
  *   BENCH_ROUNDS=3    rounds of every measurement, kernel and vtepd back to back; the
@@ -33,6 +34,7 @@ import { hubSpokeThroughput } from './hubspoke.js';
 import { ENCAP_STEPS, encapTable, encapThroughput } from './encap.js';
 import { secureSteps, secureThroughput, type SecureFigures } from './secure.js';
 import { gbps, progress, silent, type Progress } from './progress.js';
+import { chartSvg } from './chart.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const HUBSPOKE = process.env.BENCH_HUBSPOKE !== '0';
@@ -267,34 +269,6 @@ async function rssOverRun(lab: Lab, s: Side, pids: number[]): Promise<{ t: numbe
   return samples;
 }
 
-function svg(rows: { name: string; ratio: number }[]): string {
-  const w = 640,
-    bar = 26,
-    left = 230,
-    scale = 300;
-  const h = 50 + rows.length * (bar + 8);
-  const items = rows
-    .map((r, i) => {
-      const y = 40 + i * (bar + 8);
-      const len = Math.max(1, (Math.min(2, r.ratio) * scale) / 2);
-      return (
-        `<text x="${left - 8}" y="${y + 18}" text-anchor="end">${r.name}</text>` +
-        // Green where vtepd is as good as the kernel: a ratio >= 1 for throughput, <= 1 for
-        // the measures where less is better (RTT, CPU per GB).
-        `<rect x="${left}" y="${y}" width="${len.toFixed(1)}" height="${bar}" fill="${(/RTT|CPU/.test(r.name) ? r.ratio <= 1 : r.ratio >= 1) ? '#2a7' : '#d84'}"/>` +
-        `<text x="${left + len + 6}" y="${y + 18}">${r.ratio.toFixed(2)}×</text>`
-      );
-    })
-    .join('\n');
-  const one = left + scale / 2;
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif" font-size="13">
-<text x="10" y="22" font-weight="bold">vtepd / kernel VXLAN, same run, same veth (1.0 = kernel; green: as good or better)</text>
-<line x1="${one}" y1="32" x2="${one}" y2="${h - 6}" stroke="#555" stroke-dasharray="4 3"/>
-${items}
-</svg>
-`;
-}
-
 async function main(): Promise<void> {
   const steps = 10 * ROUNDS + (RSS_SECONDS > 0 ? 1 : 0) + (HUBSPOKE ? 2 : 0) + (ENCAP ? ENCAP_STEPS : 0) + (SECURE ? secureSteps(ROUNDS) : 0);
   report = progress('bench', steps);
@@ -374,31 +348,25 @@ async function main(): Promise<void> {
     if (secure) console.log(`\n${secureTable(secure)}`);
     mkdirSync(resultsDir, { recursive: true });
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    writeFileSync(
-      join(resultsDir, `throughput-${stamp}.json`),
-      JSON.stringify(
-        {
-          date: new Date().toISOString(),
-          seconds: SECONDS,
-          pings: PINGS,
-          queues: QUEUES,
-          rounds: ROUNDS,
-          loadAverage: [load0, loadavg()[0]],
-          kernel: k,
-          vtepd: v,
-          perRound: rounds,
-          hubSpoke: hub,
-          encapsulations: encaps,
-          encrypted: secure,
-          vtepdPeakRssMB: rss,
-          vtepdRssSamples: rssSamples,
-          rssEverySeconds: RSS_EVERY,
-        },
-        null,
-        2,
-      ),
-    );
-    writeFileSync(join(resultsDir, 'latest.svg'), svg(rows.filter((r) => !Number.isNaN(r[4])).map((r) => ({ name: r[0], ratio: r[4] }))));
+    const results = {
+      date: new Date().toISOString(),
+      seconds: SECONDS,
+      pings: PINGS,
+      queues: QUEUES,
+      rounds: ROUNDS,
+      loadAverage: [load0, loadavg()[0]],
+      kernel: k,
+      vtepd: v,
+      perRound: rounds,
+      hubSpoke: hub,
+      encapsulations: encaps,
+      encrypted: secure,
+      vtepdPeakRssMB: rss,
+      vtepdRssSamples: rssSamples,
+      rssEverySeconds: RSS_EVERY,
+    };
+    writeFileSync(join(resultsDir, `throughput-${stamp}.json`), JSON.stringify(results, null, 2));
+    writeFileSync(join(resultsDir, 'latest.svg'), chartSvg(results));
     console.log(`results: bench/results/throughput-${stamp}.json, chart: bench/results/latest.svg`);
   } finally {
     await t.cleanup();
