@@ -484,6 +484,7 @@ async function main(): Promise<void> {
     const k0 = vteps.reduce((s, v) => s + v.lease!.keepalives, 0);
     const steady = await phase(pid, () => sleep(STEADY * 1000));
     const steadyKeepalives = vteps.reduce((s, v) => s + v.lease!.keepalives, 0) - k0;
+    progress(`steady state: ${thousands(steadyKeepalives)} keepalives in ${STEADY} s`);
     const moveMissed = movesTried * WATCHERS - moveLatencies.length - moveFailures * WATCHERS;
 
     // Leases: every VTEP's keepalive loop ran through the cold start and the moves.

@@ -14,6 +14,10 @@ import { Lab, iperfGbps } from '../lab/netns.js';
 import { Ovs } from '../lab/ovs.js';
 import { addKernelVxlan, twoHostsVtepd } from '../lab/topology.js';
 import { untilListening } from '../lab/wait.js';
+import { gbps, progress, silent, type Progress } from './progress.js';
+
+/** Progress steps of encapThroughput: TCP 1 and 4 streams through each of its 7 tunnels. */
+export const ENCAP_STEPS = 14;
 
 export interface EncapFigure {
   /** "vtepd GRE-TAP", "OVS userspace GRE", ... */
@@ -41,13 +45,23 @@ async function tcp(lab: Lab, client: string, server: string, addr: string, secon
   }
 }
 
-async function both(lab: Lab, client: string, server: string, addr: string, seconds: number): Promise<{ tcp1: number; tcp4: number }> {
+async function both(
+  lab: Lab,
+  client: string,
+  server: string,
+  addr: string,
+  seconds: number,
+  report: Progress,
+  what: string,
+): Promise<{ tcp1: number; tcp4: number }> {
   await lab.exec(client, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', addr]); // ARP and learning
-  return { tcp1: await tcp(lab, client, server, addr, seconds, 1), tcp4: await tcp(lab, client, server, addr, seconds, 4) };
+  const streams = (n: number) =>
+    report.step(`${what} TCP ${n === 1 ? '1 stream' : `${n} streams`}`, () => tcp(lab, client, server, addr, seconds, n), gbps, `${seconds} s`);
+  return { tcp1: await streams(1), tcp4: await streams(4) };
 }
 
 /** vtepd VXLAN, GRE-TAP and NVGRE between the same two daemons. */
-async function vtepdIpv4(seconds: number): Promise<EncapFigure[]> {
+async function vtepdIpv4(seconds: number, report: Progress): Promise<EncapFigure[]> {
   const m = await twoHostsVtepd(
     [
       { name: 'vx', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] },
@@ -63,7 +77,7 @@ async function vtepdIpv4(seconds: number): Promise<EncapFigure[]> {
       ['gr', 'vtepd GRE-TAP', '10.2.0'],
       ['nv', 'vtepd NVGRE', '10.3.0'],
     ] as const)
-      out.push({ name, underlay: 'IPv4', ...(await both(m.lab, `${t}1`, `${t}2`, `${net}.2`, seconds)) });
+      out.push({ name, underlay: 'IPv4', ...(await both(m.lab, `${t}1`, `${t}2`, `${net}.2`, seconds, report, `${name} IPv4`)) });
     return out;
   } finally {
     await m.cleanup();
@@ -71,7 +85,7 @@ async function vtepdIpv4(seconds: number): Promise<EncapFigure[]> {
 }
 
 /** Open vSwitch userspace GRE (key 5001) between two hosts, each with its own OVS. */
-async function ovsGre(seconds: number): Promise<EncapFigure> {
+async function ovsGre(seconds: number, report: Progress): Promise<EncapFigure> {
   const lab = new Lab('vog');
   const ovss: Ovs[] = [];
   try {
@@ -95,7 +109,7 @@ async function ovsGre(seconds: number): Promise<EncapFigure> {
       await o.vsctl('add-port', 'br-int', 'vm0');
       await lab.exec(h, 'ip', ['link', 'set', 'br-int', 'up']);
     }
-    return { name: 'OVS userspace GRE', underlay: 'IPv4', ...(await both(lab, 'e1', 'e2', '10.1.0.2', seconds)) };
+    return { name: 'OVS userspace GRE', underlay: 'IPv4', ...(await both(lab, 'e1', 'e2', '10.1.0.2', seconds, report, 'OVS userspace GRE IPv4')) };
   } finally {
     for (const o of ovss) await o.stop();
     await lab.cleanup();
@@ -103,7 +117,7 @@ async function ovsGre(seconds: number): Promise<EncapFigure> {
 }
 
 /** vtepd VXLAN and GRE-TAP, and the kernel's VXLAN, over one IPv6 veth. */
-async function ipv6(seconds: number): Promise<EncapFigure[]> {
+async function ipv6(seconds: number, report: Progress): Promise<EncapFigure[]> {
   const m = await twoHostsVtepd(
     [
       { name: 'vx', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] },
@@ -114,9 +128,9 @@ async function ipv6(seconds: number): Promise<EncapFigure[]> {
   try {
     await addKernelVxlan(m.lab, { vni: 9001, port: 8472, addresses: ['10.9.0.1/24', '10.9.0.2/24'], mtu: 1430, family: 6 });
     const out: EncapFigure[] = [];
-    out.push({ name: 'kernel VXLAN', underlay: 'IPv6', ...(await both(m.lab, 'k1', 'k2', '10.9.0.2', seconds)) });
-    out.push({ name: 'vtepd VXLAN', underlay: 'IPv6', ...(await both(m.lab, 'vx1', 'vx2', '10.1.0.2', seconds)) });
-    out.push({ name: 'vtepd GRE-TAP', underlay: 'IPv6', ...(await both(m.lab, 'gr1', 'gr2', '10.2.0.2', seconds)) });
+    out.push({ name: 'kernel VXLAN', underlay: 'IPv6', ...(await both(m.lab, 'k1', 'k2', '10.9.0.2', seconds, report, 'kernel VXLAN IPv6')) });
+    out.push({ name: 'vtepd VXLAN', underlay: 'IPv6', ...(await both(m.lab, 'vx1', 'vx2', '10.1.0.2', seconds, report, 'vtepd VXLAN IPv6')) });
+    out.push({ name: 'vtepd GRE-TAP', underlay: 'IPv6', ...(await both(m.lab, 'gr1', 'gr2', '10.2.0.2', seconds, report, 'vtepd GRE-TAP IPv6')) });
     return out;
   } finally {
     await m.cleanup();
@@ -124,8 +138,8 @@ async function ipv6(seconds: number): Promise<EncapFigure[]> {
 }
 
 /** Every row, with the ratios the README quotes. */
-export async function encapThroughput(seconds: number): Promise<EncapFigure[]> {
-  const rows = [...(await vtepdIpv4(seconds)), await ovsGre(seconds), ...(await ipv6(seconds))];
+export async function encapThroughput(seconds: number, report: Progress = silent): Promise<EncapFigure[]> {
+  const rows = [...(await vtepdIpv4(seconds, report)), await ovsGre(seconds, report), ...(await ipv6(seconds, report))];
   const get = (name: string, underlay: string) => rows.find((r) => r.name === name && r.underlay === underlay)!;
   const vs = (row: EncapFigure, ...refs: [string, string][]) => {
     row.vs = refs.map(([n, u]) => ({ name: `${n} ${u}`, ratio: row.tcp1 / get(n, u).tcp1 }));
@@ -155,7 +169,7 @@ export function encapTable(rows: EncapFigure[]): string {
 // Run alone: node dist/bench/encap.js
 if (process.argv[1] && /bench[/\\]encap\.js$/.test(process.argv[1])) {
   const seconds = Number(process.env.BENCH_SECONDS ?? 5);
-  encapThroughput(seconds)
+  encapThroughput(seconds, progress('bench:encap', ENCAP_STEPS))
     .then((rows) => {
       console.log(`vtepd encapsulations — ${new Date().toISOString()} — ${seconds} s per iperf3 run`);
       console.log(encapTable(rows));

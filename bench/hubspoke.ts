@@ -15,6 +15,7 @@
 import { iperfGbps } from '../lab/netns.js';
 import { hubAndSpoke, type HubSpoke } from '../lab/topology.js';
 import { untilListening } from '../lab/wait.js';
+import { gbps, silent, type Progress } from './progress.js';
 
 /** The kernel's hub beside the lab's vtepd one: two VXLAN devices on a Linux bridge, spokes k1/k2 (endpoints kx1/kx2, 10.9.0.1/.2). */
 export async function addKernelHub(hs: HubSpoke): Promise<void> {
@@ -60,15 +61,20 @@ async function tcp(hs: HubSpoke, client: string, server: string, addr: string, s
   }
 }
 
-/** Spoke-to-spoke TCP through a hub: { kernel, vtepd } in Gbit/s. */
-export async function hubSpokeThroughput(seconds: number): Promise<{ kernel: number; vtepd: number }> {
+/** Spoke-to-spoke TCP through a hub: { kernel, vtepd } in Gbit/s (2 progress steps). */
+export async function hubSpokeThroughput(seconds: number, report: Progress = silent): Promise<{ kernel: number; vtepd: number }> {
   const hs = await hubAndSpoke({ tag: 'bh' });
   try {
     await addKernelHub(hs);
     await hs.lab.exec('kx1', 'ping', ['-c', '2', '-i', '0.2', '10.9.0.2']);
     await hs.lab.exec(hs.endpoint('blue', 'a'), 'ping', ['-c', '2', '-i', '0.2', hs.overlay('blue', 'b')]);
-    const kernel = await tcp(hs, 'kx1', 'kx2', '10.9.0.2', seconds);
-    const vtepd = await tcp(hs, hs.endpoint('blue', 'a'), hs.endpoint('blue', 'b'), hs.overlay('blue', 'b'), seconds);
+    const kernel = await report.step('kernel TCP spoke→hub→spoke', () => tcp(hs, 'kx1', 'kx2', '10.9.0.2', seconds), gbps, `${seconds} s`);
+    const vtepd = await report.step(
+      'vtepd TCP spoke→hub→spoke',
+      () => tcp(hs, hs.endpoint('blue', 'a'), hs.endpoint('blue', 'b'), hs.overlay('blue', 'b'), seconds),
+      (g) => `${gbps(g)} (vtepd ${(g / kernel).toFixed(2)}× kernel)`,
+      `${seconds} s`,
+    );
     return { kernel, vtepd };
   } finally {
     await hs.cleanup();

@@ -14,6 +14,7 @@ import { iperfGbps, type Lab } from '../lab/netns.js';
 import { addKernelVxlan, hubAndSpoke, twoHostsVtepd } from '../lab/topology.js';
 import { untilListening } from '../lab/wait.js';
 import { addKernelHub } from './hubspoke.js';
+import { gbps, type Progress } from './progress.js';
 import { request } from '../src/daemon/control.js';
 import type { RoleStatus } from '../src/overlay/roles.js';
 
@@ -43,19 +44,22 @@ async function tcp(lab: Lab, client: string, server: string, addr: string, secon
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Each of the sides `rounds` times, in a rotating order; the median of each. */
-async function rotate(rounds: number, sides: (() => Promise<number>)[], progress: (s: string) => void, what: string): Promise<number[]> {
+async function rotate(rounds: number, sides: (() => Promise<number>)[], report: Progress, what: string, seconds: number): Promise<number[]> {
   const got: number[][] = sides.map(() => []);
   for (let r = 0; r < rounds; r++) {
     for (let k = 0; k < sides.length; k++) {
       const i = (k + r) % sides.length;
-      progress(`encrypted rows: ${what}, round ${r + 1}/${rounds}, ${['kernel', 'vtepd plaintext', 'vtepd encrypted'][i]}`);
-      got[i]!.push(await sides[i]!());
+      const name = ['kernel', 'vtepd plaintext', 'vtepd encrypted'][i];
+      got[i]!.push(await report.step(`${name} TCP ${what}`, sides[i]!, gbps, `round ${r + 1}/${rounds}, ${seconds} s`));
     }
   }
   return got.map(median);
 }
 
-export async function secureThroughput(seconds: number, rounds: number, progress: (s: string) => void): Promise<SecureFigures> {
+/** Progress steps of secureThroughput: three sides, two labs, `rounds` each. */
+export const secureSteps = (rounds: number) => 6 * rounds;
+
+export async function secureThroughput(seconds: number, rounds: number, report: Progress): Promise<SecureFigures> {
   let direct: SecureRow;
   let cipher = '';
   const m = await twoHostsVtepd(
@@ -80,8 +84,9 @@ export async function secureThroughput(seconds: number, rounds: number, progress
         () => tcp(m.lab, 'plain1', 'plain2', '10.1.0.2', seconds),
         () => tcp(m.lab, 'enc1', 'enc2', '10.2.0.2', seconds),
       ],
-      progress,
-      'TCP 1 stream',
+      report,
+      'host to host',
+      seconds,
     );
     direct = { kernel: kernel!, plain: plain!, encrypted: encrypted! };
     cipher = (await request<{ overlay: RoleStatus }>(m.daemons[0]!.socket, 'status', {}, { timeoutMs: 5000 })).overlay.secure?.cipher ?? '?';
@@ -105,8 +110,9 @@ export async function secureThroughput(seconds: number, rounds: number, progress
     const [kernel, plain, encrypted] = await rotate(
       rounds,
       [() => tcp(hs.lab, 'kx1', 'kx2', '10.9.0.2', seconds), side('plain'), side('enc')],
-      progress,
+      report,
       'spoke→hub→spoke',
+      seconds,
     );
     return { direct, relay: { kernel: kernel!, plain: plain!, encrypted: encrypted! }, cipher };
   } finally {

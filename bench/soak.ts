@@ -52,6 +52,16 @@ interface Sample {
   redAged: number;
 }
 
+const mmss = (t: number) => `${Math.floor(t / 60)}:${String(t % 60).padStart(2, '0')}`;
+
+/** One line on stderr per sample (the table comes at the end, on stdout). */
+function progressLine(s: Sample): void {
+  const host = (k: number) => `h${k + 1} ${s.rss[k]!.toFixed(1)} MB ${s.fds[k]} fds`;
+  process.stderr.write(
+    `soak: [${mmss(s.t)}/${mmss(SECONDS)}] ${host(0)}, ${host(1)}; ${s.reloads} reloads; red ${s.redTable} MACs, ${s.redRefused} refused, ${s.redAged} aged\n`,
+  );
+}
+
 async function main(): Promise<void> {
   const lab = new Lab('vs');
   const dir = mkdtempSync(join(tmpdir(), 'vtepd-soak-'));
@@ -140,6 +150,7 @@ async function main(): Promise<void> {
           redRefused: red(s1).limitRefused,
           redAged: red(s1).aged,
         });
+        progressLine(samples[samples.length - 1]!);
         nextSample += SAMPLE_SECONDS * 1000;
       }
       await sleep(100);

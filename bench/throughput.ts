@@ -3,7 +3,8 @@
  * the same veth underlay. vtepd carries tenant blue (VNI 5001, udp/4789) between endpoint
  * namespaces blue1/blue2; the kernel carries VNI 9001 (udp/8472) between k1/k2. Each vtepd
  * figure is printed as a ratio of the kernel's. Raw results go to bench/results/*.json and
- * a chart to bench/results/latest.svg.
+ * a chart to bench/results/latest.svg (bench/chart.ts, which also redraws it from a JSON).
+ * Progress goes to stderr, a line as each measurement starts and ends (bench/progress.ts).
  *
  *   BENCH_SECONDS=5   iperf3 duration per measurement (default 5)
  *   BENCH_ROUNDS=3    rounds of every measurement, kernel and vtepd back to back; the
@@ -30,8 +31,10 @@ import { addKernelVxlan, twoHostsVtepd } from '../lab/topology.js';
 import type { Lab } from '../lab/netns.js';
 import { untilListening } from '../lab/wait.js';
 import { hubSpokeThroughput } from './hubspoke.js';
-import { encapTable, encapThroughput } from './encap.js';
-import { secureThroughput, type SecureFigures } from './secure.js';
+import { ENCAP_STEPS, encapTable, encapThroughput } from './encap.js';
+import { secureSteps, secureThroughput, type SecureFigures } from './secure.js';
+import { gbps, progress, silent, type Progress } from './progress.js';
+import { chartSvg } from './chart.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const HUBSPOKE = process.env.BENCH_HUBSPOKE !== '0';
@@ -94,15 +97,12 @@ async function iperf(lab: Lab, s: Side, args: string[]): Promise<IperfReport> {
 
 type Test = (lab: Lab, s: Side) => Promise<Partial<Figures>>;
 
-/** The iperf3 measurements, each a function of one side. */
-const started = Date.now();
-/** One progress line on stderr (the table goes to stdout): where the run is, and since when. */
-function progress(what: string): void {
-  const t = Math.round((Date.now() - started) / 1000);
-  process.stderr.write(`bench [${Math.floor(t / 60)}:${String(t % 60).padStart(2, '0')}] ${what}\n`);
-}
+/** Progress on stderr, one numbered step per measurement (set in main, once the steps are counted). */
+let report: Progress = silent;
 
 const TEST_NAMES = ['TCP 1 stream', 'TCP 4 streams', 'UDP 64 B', 'UDP 1400 B'];
+/** The figure of each test that its progress line compares with the other side's of the same round. */
+const TEST_KEYS = ['tcp1', 'tcp4', 'udp64pps', 'udp1400pps'] as const;
 const TESTS: Test[] = [
   async (lab, s) => {
     const cpu0 = cpuBusySeconds();
@@ -151,6 +151,28 @@ async function pings(lab: Lab, s: Side): Promise<Partial<Figures>> {
   };
 }
 
+/** What one step measured, in the table's units. */
+function said(f: Partial<Figures>): string {
+  const parts: string[] = [];
+  if (f.tcp1 !== undefined) parts.push(`${gbps(f.tcp1)}, ${f.cpuSecPerGB?.toFixed(2)} CPU s/GB`);
+  if (f.tcp4 !== undefined) parts.push(gbps(f.tcp4));
+  for (const [pps, loss, arrived] of [
+    [f.udp64pps, f.udp64loss, f.udp64arrived],
+    [f.udp1400pps, f.udp1400loss, f.udp1400arrived],
+  ])
+    if (pps !== undefined)
+      parts.push(`${(pps / 1e3).toFixed(0)} kpps received (${loss?.toFixed(1)}% lost), ${((arrived ?? NaN) / 1e3).toFixed(0)} kpps to the receiver`);
+  if (f.rttMean !== undefined) parts.push(`mean ${f.rttMean.toFixed(3)} ms, p99 ${f.rttP99?.toFixed(3)} ms`);
+  return parts.join('; ');
+}
+
+/** " (0.80× kernel)" once both sides of a round have the figure, else "". */
+function versus(key: keyof Figures, vtepd: Partial<Figures>, kernel: Partial<Figures>): string {
+  const a = vtepd[key];
+  const b = kernel[key];
+  return a === undefined || b === undefined ? '' : ` (vtepd ${(a / b).toFixed(2)}× kernel)`;
+}
+
 function median(xs: number[]): number {
   const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (!v.length) return NaN;
@@ -169,8 +191,14 @@ async function measureBoth(lab: Lab, k: Side, v: Side): Promise<{ k: Figures; v:
     const rv: Partial<Figures> = {};
     for (const [i, test] of TESTS.entries()) {
       for (const side of r % 2 ? [v, k] : [k, v]) {
-        progress(`round ${r + 1}/${ROUNDS}: ${TEST_NAMES[i] ?? `test ${i + 1}`} through ${side.label}`);
-        Object.assign(side === k ? rk : rv, await test(lab, side));
+        const [mine, other] = side === k ? [rk, rv] : [rv, rk];
+        const got = await report.step(
+          `${side.label} ${TEST_NAMES[i]}`,
+          () => test(lab, side),
+          (f) => said(f) + versus(TEST_KEYS[i]!, side === k ? other : f, side === k ? f : other),
+          `round ${r + 1}/${ROUNDS}, ${SECONDS} s`,
+        );
+        Object.assign(mine, got);
       }
     }
     rounds.kernel.push(rk);
@@ -180,8 +208,14 @@ async function measureBoth(lab: Lab, k: Side, v: Side): Promise<{ k: Figures; v:
   const pv: Partial<Figures>[] = [];
   for (let r = 0; r < ROUNDS; r++)
     for (const side of r % 2 ? [v, k] : [k, v]) {
-      progress(`round ${r + 1}/${ROUNDS}: pings through ${side.label}`);
-      (side === k ? pk : pv).push(await pings(lab, side));
+      const other = (side === k ? pv : pk)[r] ?? {};
+      const got = await report.step(
+        `${side.label} ping RTT`,
+        () => pings(lab, side),
+        (f) => said(f) + versus('rttMean', side === k ? other : f, side === k ? f : other),
+        `round ${r + 1}/${ROUNDS}, ${PINGS} pings`,
+      );
+      (side === k ? pk : pv).push(got);
     }
   const fold = (rs: Partial<Figures>[], ps: Partial<Figures>[]): Figures => {
     const all = [...rs, ...ps];
@@ -235,35 +269,10 @@ async function rssOverRun(lab: Lab, s: Side, pids: number[]): Promise<{ t: numbe
   return samples;
 }
 
-function svg(rows: { name: string; ratio: number }[]): string {
-  const w = 640,
-    bar = 26,
-    left = 230,
-    scale = 300;
-  const h = 50 + rows.length * (bar + 8);
-  const items = rows
-    .map((r, i) => {
-      const y = 40 + i * (bar + 8);
-      const len = Math.max(1, (Math.min(2, r.ratio) * scale) / 2);
-      return (
-        `<text x="${left - 8}" y="${y + 18}" text-anchor="end">${r.name}</text>` +
-        // Green where vtepd is as good as the kernel: a ratio >= 1 for throughput, <= 1 for
-        // the measures where less is better (RTT, CPU per GB).
-        `<rect x="${left}" y="${y}" width="${len.toFixed(1)}" height="${bar}" fill="${(/RTT|CPU/.test(r.name) ? r.ratio <= 1 : r.ratio >= 1) ? '#2a7' : '#d84'}"/>` +
-        `<text x="${left + len + 6}" y="${y + 18}">${r.ratio.toFixed(2)}×</text>`
-      );
-    })
-    .join('\n');
-  const one = left + scale / 2;
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif" font-size="13">
-<text x="10" y="22" font-weight="bold">vtepd / kernel VXLAN, same run, same veth (1.0 = kernel; green: as good or better)</text>
-<line x1="${one}" y1="32" x2="${one}" y2="${h - 6}" stroke="#555" stroke-dasharray="4 3"/>
-${items}
-</svg>
-`;
-}
-
 async function main(): Promise<void> {
+  const steps = 10 * ROUNDS + (RSS_SECONDS > 0 ? 1 : 0) + (HUBSPOKE ? 2 : 0) + (ENCAP ? ENCAP_STEPS : 0) + (SECURE ? secureSteps(ROUNDS) : 0);
+  report = progress('bench', steps);
+  report.note(`${steps} measurements, ${SECONDS} s each (BENCH_SECONDS), ${ROUNDS} rounds (BENCH_ROUNDS); building the lab`);
   const t = await twoHostsVtepd([{ name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] }], { tag: 'vb', queues: QUEUES });
   try {
     await addKernelVxlan(t.lab, { vni: 9001, port: 8472, addresses: ['10.9.0.1/24', '10.9.0.2/24'] });
@@ -274,8 +283,16 @@ async function main(): Promise<void> {
     const load0 = loadavg()[0]!;
     const { k, v, rounds } = await measureBoth(t.lab, kernel, vtepd);
     const pids = t.daemons.map((d) => d.child.pid!);
-    if (RSS_SECONDS > 0) progress(`daemon RSS over a ${RSS_SECONDS} s TCP run`);
-    const rssSamples = RSS_SECONDS > 0 ? await rssOverRun(t.lab, vtepd, pids) : [];
+    const rssSamples =
+      RSS_SECONDS > 0
+        ? await report.step(
+            'vtepd daemon RSS under TCP',
+            () => rssOverRun(t.lab, vtepd, pids),
+            (xs) =>
+              `${xs.length} samples, ${xs.length ? `${Math.min(...xs.flatMap((x) => x.mb)).toFixed(1)}–${Math.max(...xs.flatMap((x) => x.mb)).toFixed(1)} MB` : 'none'}`,
+            `${RSS_SECONDS} s, sampled every ${RSS_EVERY} s`,
+          )
+        : [];
     const rss = pids.map(peakRssMB);
     // Flat: the busiest daemon's RSS at the end of the run against its first sample.
     const series = pids.map((_, i) => rssSamples.map((x) => x.mb[i]!));
@@ -283,11 +300,12 @@ async function main(): Promise<void> {
     const worst = growth.reduce((a, g, i) => (Math.abs(g) > Math.abs(growth[a]!) ? i : a), 0);
     // Spoke to spoke through a hub: vtepd spokes and hub against kernel VXLAN spokes and a
     // kernel VXLAN + bridge hub (bench/hubspoke.ts), in a lab of its own.
-    if (HUBSPOKE) progress('spoke to spoke through a hub (a lab of its own)');
-    const hub = HUBSPOKE ? await hubSpokeThroughput(SECONDS) : null;
-    if (ENCAP) progress('encapsulations: GRE-TAP, NVGRE, Open vSwitch GRE, IPv6 (labs of their own)');
-    const encaps = ENCAP ? await encapThroughput(SECONDS) : null;
-    const secure = SECURE ? await secureThroughput(SECONDS, ROUNDS, progress) : null;
+    if (HUBSPOKE) report.note('spoke to spoke through a hub (a lab of its own)');
+    const hub = HUBSPOKE ? await hubSpokeThroughput(SECONDS, report) : null;
+    if (ENCAP) report.note('encapsulations: GRE-TAP, NVGRE, Open vSwitch GRE, IPv6 (labs of their own)');
+    const encaps = ENCAP ? await encapThroughput(SECONDS, report) : null;
+    if (SECURE) report.note('encrypted tunnels, host to host and through a hub (labs of their own)');
+    const secure = SECURE ? await secureThroughput(SECONDS, ROUNDS, report) : null;
     const rows: [string, string, string, string, number][] = [
       ['TCP 1 stream', 'Gbit/s', k.tcp1.toFixed(2), v.tcp1.toFixed(2), v.tcp1 / k.tcp1],
       ['TCP 4 streams', 'Gbit/s', k.tcp4.toFixed(2), v.tcp4.toFixed(2), v.tcp4 / k.tcp4],
@@ -330,31 +348,25 @@ async function main(): Promise<void> {
     if (secure) console.log(`\n${secureTable(secure)}`);
     mkdirSync(resultsDir, { recursive: true });
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    writeFileSync(
-      join(resultsDir, `throughput-${stamp}.json`),
-      JSON.stringify(
-        {
-          date: new Date().toISOString(),
-          seconds: SECONDS,
-          pings: PINGS,
-          queues: QUEUES,
-          rounds: ROUNDS,
-          loadAverage: [load0, loadavg()[0]],
-          kernel: k,
-          vtepd: v,
-          perRound: rounds,
-          hubSpoke: hub,
-          encapsulations: encaps,
-          encrypted: secure,
-          vtepdPeakRssMB: rss,
-          vtepdRssSamples: rssSamples,
-          rssEverySeconds: RSS_EVERY,
-        },
-        null,
-        2,
-      ),
-    );
-    writeFileSync(join(resultsDir, 'latest.svg'), svg(rows.filter((r) => !Number.isNaN(r[4])).map((r) => ({ name: r[0], ratio: r[4] }))));
+    const results = {
+      date: new Date().toISOString(),
+      seconds: SECONDS,
+      pings: PINGS,
+      queues: QUEUES,
+      rounds: ROUNDS,
+      loadAverage: [load0, loadavg()[0]],
+      kernel: k,
+      vtepd: v,
+      perRound: rounds,
+      hubSpoke: hub,
+      encapsulations: encaps,
+      encrypted: secure,
+      vtepdPeakRssMB: rss,
+      vtepdRssSamples: rssSamples,
+      rssEverySeconds: RSS_EVERY,
+    };
+    writeFileSync(join(resultsDir, `throughput-${stamp}.json`), JSON.stringify(results, null, 2));
+    writeFileSync(join(resultsDir, 'latest.svg'), chartSvg(results));
     console.log(`results: bench/results/throughput-${stamp}.json, chart: bench/results/latest.svg`);
   } finally {
     await t.cleanup();

@@ -145,6 +145,16 @@ export class Lab {
     };
   }
 
+  /**
+   * Hand what this lab made over to the caller (`vtepd demo --keep`): the namespaces and the
+   * PIDs of the processes still running. cleanup() then leaves them; the caller removes them.
+   */
+  keep(): { namespaces: string[]; pids: number[] } {
+    const pids = this.children.filter((c) => c.exitCode === null && c.signalCode === null && c.pid).map((c) => c.pid!);
+    this.children.splice(0);
+    return { namespaces: this.namespaces.splice(0), pids };
+  }
+
   async cleanup(): Promise<void> {
     for (const c of this.children.splice(0).reverse()) {
       try {

@@ -7,11 +7,12 @@
  *   endpoints:   an endpoint namespace per tenant per host (a "VM"), holding the
  *                tenant's TAP (vtepd) or the kernel's VXLAN device (reference).
  */
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Lab, waitForLine } from './netns.js';
+import { until } from './wait.js';
 import { packageRoot } from '../src/util/paths.js';
 import type { Encap, Family } from '../src/core/encap.js';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../src/secure/keys.js';
@@ -95,11 +96,12 @@ export interface Daemonised {
  * YAML says otherwise, its control socket is `<dir>/<host>.sock`, so daemons of different
  * labs (and a real vtepd on /run/vtepd/vtepd.sock) never meet.
  */
-export async function startDaemon(lab: Lab, host: string, yaml: string, dir: string): Promise<Daemonised> {
+export async function startDaemon(lab: Lab, host: string, yaml: string, dir: string, opts: { detached?: boolean } = {}): Promise<Daemonised> {
   const configPath = join(dir, `${host}.yaml`);
   const named = /^control:\s*\{\s*socket:\s*(\S+?)\s*\}/m.exec(yaml);
   const socket = named ? named[1]! : join(dir, `${host}.sock`);
   writeFileSync(configPath, named ? yaml : `control: { socket: ${socket} }\n${yaml}`);
+  if (opts.detached) return startDetached(lab, host, configPath, socket, join(dir, `${host}.log`));
   const child = lab.spawn(host, process.execPath, [CLI, 'run', '--config', configPath]);
   let err = '';
   child.stderr?.on('data', (d: Buffer) => {
@@ -107,6 +109,23 @@ export async function startDaemon(lab: Lab, host: string, yaml: string, dir: str
   });
   await waitForLine(child, /^vtepd: running/);
   return { child, configPath, socket, stderr: () => err };
+}
+
+/**
+ * A daemon that outlives this process (`vtepd demo --keep`): its own session, its output to
+ * `log`; running once the log says so.
+ */
+async function startDetached(lab: Lab, host: string, configPath: string, socket: string, log: string): Promise<Daemonised> {
+  const fd = openSync(log, 'a');
+  const child = lab.spawn(host, process.execPath, [CLI, 'run', '--config', configPath], { detached: true, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  child.unref();
+  const text = () => readFileSync(log, 'utf8');
+  await until(`${host}'s vtepd to say it is running (${log})`, async () => {
+    if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}: ${text().slice(-2000)}`);
+    return /^vtepd: running/m.test(text());
+  });
+  return { child, configPath, socket, stderr: text };
 }
 
 export interface Mesh {
@@ -128,7 +147,7 @@ export interface Mesh {
 export async function meshVtepd(
   n: number,
   tenants: TenantPlan[],
-  opts: { log?: string; tag?: string; family?: UnderlayFamily; queues?: number; secure?: boolean } = {},
+  opts: { log?: string; tag?: string; family?: UnderlayFamily; queues?: number; secure?: boolean; detached?: boolean } = {},
 ): Promise<Mesh> {
   const lab = new Lab(opts.tag ?? 'vt');
   const dir = mkdtempSync(join(tmpdir(), 'vtepd-'));
@@ -156,7 +175,9 @@ export async function meshVtepd(
     const daemons: Daemonised[] = [];
     const keys = opts.secure ? hosts.map((_, i) => labKey(dir, `h${i + 1}`)) : undefined;
     for (let i = 0; i < n; i++)
-      daemons.push(await startDaemon(lab, `h${i + 1}`, meshConfig(lab, i, hosts, tenants, { log: opts.log, queues: opts.queues, keys }), dir));
+      daemons.push(
+        await startDaemon(lab, `h${i + 1}`, meshConfig(lab, i, hosts, tenants, { log: opts.log, queues: opts.queues, keys }), dir, { detached: opts.detached }),
+      );
     return { lab, dir, hosts, daemons, endpoint: (name, host) => lab.ns(`${name}${host}`), cleanup };
   } catch (e) {
     await cleanup();
@@ -164,10 +185,10 @@ export async function meshVtepd(
   }
 }
 
-/** Two hosts over one veth, vtepd on both. */
+/** Two hosts over one veth, vtepd on both (`detached`: daemons that can outlive this process, logging to <dir>/<host>.log). */
 export function twoHostsVtepd(
   tenants: TenantPlan[],
-  opts: { log?: string; tag?: string; family?: UnderlayFamily; queues?: number; secure?: boolean } = {},
+  opts: { log?: string; tag?: string; family?: UnderlayFamily; queues?: number; secure?: boolean; detached?: boolean } = {},
 ): Promise<Mesh> {
   return meshVtepd(2, tenants, opts);
 }

@@ -590,20 +590,28 @@ program
 program
   .command('demo')
   .description('build two hosts and two tenants in network namespaces, ping and iperf3 through the overlay, print the results, clean up')
-  .option('-s, --seconds <n>', 'iperf3 duration in seconds', intOption('--seconds', 1, 3600), 3)
+  .option('-t, --seconds <n>', 'iperf3 duration in seconds', intOption('--seconds', 1, 3600), 3)
   .option('--kernel', 'also measure the kernel VXLAN on the same veth for comparison', false)
+  .option('--keep', 'leave the namespaces and daemons up, print their configs, what to try and how to remove them', false)
+  .option('--clean <id>', 'remove a demo left up by --keep: stop its daemons (by the PIDs it recorded), delete its namespaces')
   .option(
     '--directory',
     'instead: a private etcd and three hosts with no flood lists; net create of two tenants, port add, pings, isolation, a port moved (docs/directory.md)',
     false,
   )
-  .action(async (opts: { seconds: number; kernel: boolean; directory: boolean }) => {
+  .action(async (opts: { seconds: number; kernel: boolean; directory: boolean; keep: boolean; clean?: string }) => {
+    if (opts.clean !== undefined) {
+      const { cleanDemo } = await import('../../lab/demo-keep.js');
+      const said = (l: string) => process.stdout.write(`${l}\n`);
+      process.exit((await cleanDemo(opts.clean, said).catch((e: Error) => fail(e))) ? 0 : 1);
+    }
+    if (opts.directory && opts.keep) fail(new Error('demo: --keep leaves the two-host demo up; --directory has no --keep'));
     if (opts.directory) {
       const { directoryDemo } = await import('../../lab/demo-directory.js');
       process.exit((await directoryDemo()) ? 0 : 1);
     }
     const { demo } = await import('../../lab/demo.js');
-    const ok = await demo({ seconds: opts.seconds, kernel: opts.kernel });
+    const ok = await demo({ seconds: opts.seconds, kernel: opts.kernel, keep: opts.keep });
     process.exit(ok ? 0 : 1);
   });
 
