@@ -48,4 +48,18 @@ describe('man/vtepd.8', () => {
     }
     expect(missing).toEqual([]);
   });
+
+  it("gives in each verb's synopsis only flags that verb has (a renamed flag leaves no stale spelling)", () => {
+    const stale: string[] = [];
+    for (const v of verbs) {
+      if (v.path.length === 0) continue;
+      const heading = sectionOf(v.path)?.split('\n')[0];
+      if (heading === undefined) continue;
+      let cmd = program;
+      for (const p of v.path) cmd = cmd.commands.find((c) => c.name() === p)!;
+      const known = new Set(cmd.options.flatMap((o) => [o.short, o.long]).filter((s) => s !== undefined));
+      for (const m of heading.matchAll(/(?<=^|[\s[|])(--?[a-zA-Z][a-zA-Z-]*)/g)) if (!known.has(m[1])) stale.push(`vtepd ${v.path.join(' ')}: ${m[1]}`);
+    }
+    expect(stale).toEqual([]);
+  });
 });
