@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { Switch } from '../../src/core/switch.js';
 import { traceFrame } from '../../src/core/trace.js';
-import { fdbRows } from '../../src/core/fdb.js';
+import { fdbRows, whereText } from '../../src/core/fdb.js';
 import { HUB_LIMITS } from '../../src/overlay/hub.js';
 import { RoleAgent, type RoleOptions } from '../../src/overlay/roles.js';
 import { PmtuSearch } from '../../src/overlay/pmtu.js';
@@ -224,7 +224,7 @@ describe('hub', () => {
     expect(dp.wire.map((w) => [w.to, w.port, w.fixed])).toEqual([[NAT, 40002, true]]);
     expect(
       fdbRows(sw, 'blue')
-        .map((r) => r.where)
+        .map((r) => whereText(r.where))
         .sort(),
     ).toEqual([`vtep ${NAT}:40001`, `vtep ${NAT}:40002`]);
   });
