@@ -13,6 +13,7 @@ import { filterFdb, whereText, type FdbRow } from '../../src/core/fdb.js';
 import { humanBytes, table } from '../../src/cli/table.js';
 import { handedOver } from '../../src/daemon/takeover.js';
 import { normalizeMac } from '../../src/util/mac.js';
+import { prettyLine } from '../../src/util/log.js';
 import { parseConfig } from '../../src/config/load.js';
 import { describeChange, plan } from '../../src/config/reconcile.js';
 import type { Config } from '../../src/config/config.js';
@@ -112,6 +113,13 @@ describe('reload says what changed, old and new', () => {
       'tenant a: flood list +10.0.0.4 -10.0.0.3',
       'tenant a: static entry 02:00:00:00:00:01 -> vtep 10.0.0.4 (was vtep 10.0.0.2)',
     ]);
+  });
+});
+
+describe('log times', () => {
+  it('the terminal line reads the ISO time of a record as local HH:MM:SS.mmm', () => {
+    const t = new Date(2026, 0, 2, 3, 4, 5, 67);
+    expect(prettyLine(JSON.stringify({ level: 30, time: t.toISOString(), ns: 'daemon', msg: 'up' }))).toBe('03:04:05.067 INFO  daemon: up\n');
   });
 });
 
