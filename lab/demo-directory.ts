@@ -24,7 +24,7 @@ import { Lab, parsePing } from './netns.js';
 import { CLI, startDaemon, type Daemonised } from './topology.js';
 import { READY_MS, until, untilPings } from './wait.js';
 import { request } from '../src/daemon/control.js';
-import type { FdbRow } from '../src/core/fdb.js';
+import { whereText, type FdbRow } from '../src/core/fdb.js';
 import type { StatsSnapshot } from '../src/daemon/stats.js';
 import { table, type StatusResult } from '../src/cli/table.js';
 import type { MacRecord } from '../src/directory/directory.js';
@@ -226,7 +226,7 @@ export async function directoryDemo(opts: DirectoryDemoOptions = {}): Promise<bo
         [0, 1, 2].map(async (h) => {
           const rows = await api<FdbRow[]>(h, 'fdb.show', {}).catch(() => [] as FdbRow[]);
           const r = rows.find((x) => x.tenant === 'acme/web' && x.mac === moved.mac);
-          return r ? `${r.where} (${r.type})` : 'absent';
+          return r ? `${whereText(r.where)} (${r.type})` : 'absent';
         }),
       );
     // h1 on its new port, h2 at h1's VTEP from the directory; h3 has no acme/web any more (its
@@ -334,12 +334,12 @@ async function showDirectory(out: (s?: string) => void, api: Api, vnis: Record<s
   if (!only) {
     const fdb = await api<FdbRow[]>(1, 'fdb.show', { tenant: 'acme/web' }).catch(() => [] as FdbRow[]);
     const r = fdb.find((x) => x.mac === '02:00:00:00:01:01');
-    const yes = r?.type === 'directory' && r.where === `vtep ${HOSTS[0]}`;
+    const yes = r?.type === 'directory' && whereText(r.where) === `vtep ${HOSTS[0]}`;
     const why = !r
       ? "no FDB entry: unicast to it is flooded to the VNI's members"
       : r.type === 'learned'
-        ? `${r.where}, learned from the underlay`
-        : `${r.where}, ${r.type}`;
+        ? `${whereText(r.where)}, learned from the underlay`
+        : `${whereText(r.where)}, ${r.type}`;
     out(`h2 has acme/web's VM on h1 from the directory: ${yes ? 'yes' : `no (${why})`}`);
   }
 }

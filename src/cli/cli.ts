@@ -2,26 +2,29 @@
  * vtepd command line: run, check, demo, genkey and pubkey (node keys, in the text form of
  * `wg genkey` / `wg pubkey`), and the operator's verbs that talk to a running
  * daemon over its control socket (status, fdb, peers, stats, reload, restart, capture,
- * trace). Each of those finds the daemon by --socket PATH, or by --config FILE (its
- * control.socket), or at the default /run/vtepd/vtepd.sock, and prints a readable table,
- * or the API's JSON answer with --json. The `net` verbs (create, delete, list, pool: tenant
- * networks and their VNIs, src/directory/nets.ts) talk to etcd itself (--etcd URL[,URL] or
- * --config FILE's directory:), so they need no running daemon; without an etcd URL they ask
+ * trace, log level). Each of those finds the daemon by -s/--socket PATH, or by -c/--config
+ * FILE (its control.socket), or $VTEPD_SOCKET, or the default config's control.socket, or at
+ * /run/vtepd/vtepd.sock, and prints a readable table, or the API's JSON answer with --json
+ * (a refusal, or no daemon: `{ ok: false, error: { code, message } }`, exit 1). run and
+ * check read -c FILE, or $VTEPD_CONFIG, or /etc/vtepd/vtepd.yaml (the default config file).
+ * The `net` verbs (create, delete, list, pool: tenant networks and their VNIs,
+ * src/directory/nets.ts) talk to etcd itself (--etcd URL[,URL] or -c FILE's directory:), so
+ * they need no running daemon; without an etcd URL they ask
  * the running daemon (API calls net.create, net.delete, net.list, net.pool). The `port` verbs
  * (add, del, list) attach a TAP in a network's VNI to the running daemon (API calls port.add,
  * port.del, port.list; src/ports/dynamic.ts).
  */
-import { fstatSync, readFileSync, realpathSync, type WriteStream } from 'node:fs';
+import { existsSync, fstatSync, readFileSync, realpathSync, type WriteStream } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { VERSION } from '../util/paths.js';
 import { openCaptureFile } from './capture-file.js';
-import { DEFAULT_CONTROL_SOCKET, formatConfigError, type Config } from '../config/config.js';
+import { DEFAULT_CONTROL_SOCKET, formatConfigError, LOG_LEVELS, type Config } from '../config/config.js';
 import { loadConfig } from '../config/load.js';
 import { RemoteError, request } from '../daemon/control.js';
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf, readPrivateKeyFile } from '../secure/keys.js';
 import type { PeerInfo, StatsSnapshot } from '../daemon/stats.js';
-import type { FdbRow } from '../core/fdb.js';
+import { whereText, type FdbRow, type FdbWhere } from '../core/fdb.js';
 import type { TraceResult } from '../core/trace.js';
 import type { MacRecord } from '../directory/directory.js';
 import { formatFdb, formatMacRecords, formatPeers, formatStats, formatStatus, formatTrace, table, type StatusResult } from './table.js';
@@ -37,16 +40,41 @@ function load(path: string): Config {
   return r.config;
 }
 
+/** The config file when -c/--config is not given (run, check; a client's way to the socket): contrib/vtepd.service's. */
+const SYSTEM_CONFIG = '/etc/vtepd/vtepd.yaml';
+const DEFAULT_CONFIG = process.env.VTEPD_CONFIG || SYSTEM_CONFIG;
+
+/** run's and check's config file: -c FILE, else the default, which must exist (said with what to do). */
+function configPath(given: string | undefined): string {
+  if (given) return given;
+  if (!existsSync(DEFAULT_CONFIG)) {
+    process.stderr.write(
+      `vtepd: no config file: ${DEFAULT_CONFIG} (the default${process.env.VTEPD_CONFIG ? ', from $VTEPD_CONFIG' : ''}) does not exist; ` +
+        'give one with -c FILE, or start from contrib/vtepd.example.yaml\n',
+    );
+    process.exit(1);
+  }
+  return DEFAULT_CONFIG;
+}
+
+/** The default config file when it exists and is valid (quietly: a client only looks for its control.socket there). */
+function defaultConfig(): Config | undefined {
+  if (!existsSync(DEFAULT_CONFIG)) return undefined;
+  const r = loadConfig(DEFAULT_CONFIG);
+  return r.ok ? r.config : undefined;
+}
+
 interface ClientOpts {
   socket?: string;
   config?: string;
   json?: boolean;
 }
 
+/** --socket, else --config's control.socket, else $VTEPD_SOCKET, else the default config's, else /run/vtepd/vtepd.sock. */
 function socketOf(o: ClientOpts): string {
   if (o.socket) return o.socket;
   if (o.config) return load(o.config).control.socket;
-  return process.env.VTEPD_SOCKET || DEFAULT_CONTROL_SOCKET;
+  return process.env.VTEPD_SOCKET || defaultConfig()?.control.socket || DEFAULT_CONTROL_SOCKET;
 }
 
 /** Print an error from the daemon (with every config error's path) and exit 1. */
@@ -57,12 +85,19 @@ function fail(e: unknown, configPath?: string): never {
   process.exit(1);
 }
 
+/** Ask the daemon; a refusal or no daemon exits 1 (with --json also as JSON on stdout: refuse). */
 async function call<T>(o: ClientOpts, method: string, params: Record<string, unknown> = {}, timeoutMs?: number): Promise<T> {
   try {
     return await request<T>(socketOf(o), method, params, { timeoutMs });
   } catch (e) {
-    fail(e);
+    refuse(o, e, codeOf(e));
   }
+}
+
+/** An error's code for --json: the daemon's (EINVAL, …), or the socket's (ENOENT, ECONNREFUSED: no daemon). */
+function codeOf(e: unknown): string {
+  if (e instanceof RemoteError) return e.code;
+  return (e as NodeJS.ErrnoException).code ?? 'EIO';
 }
 
 function out(o: ClientOpts, result: unknown, readable: () => string): void {
@@ -80,12 +115,20 @@ function intOption(flag: string, lo: number, hi: number): (v: string) => number 
   };
 }
 
-/** The options every client verb takes. */
+/** The options every client verb takes: -s/--socket, -c/--config (the same on every verb), --json. */
 function client(cmd: Command): Command {
   return cmd
-    .option('-s, --socket <path>', `the daemon's control socket (default ${DEFAULT_CONTROL_SOCKET}, or $VTEPD_SOCKET)`)
-    .option('--config <file>', "find the daemon by its config file's control.socket")
+    .option(
+      '-s, --socket <path>',
+      `the daemon's control socket (default $VTEPD_SOCKET, or the control.socket of the default config file, or ${DEFAULT_CONTROL_SOCKET})`,
+    )
+    .option('-c, --config <file>', "find the daemon by its config file's control.socket")
     .option('--json', 'print the JSON answer of the control API instead of a table', false);
+}
+
+/** -h/--human on a verb that prints byte counts (as ip -s -h); its help stays --help. */
+function human(cmd: Command): Command {
+  return cmd.helpOption('--help', 'display help for command').option('-h, --human', 'byte counts in K, M, G (powers of 1000, one decimal), as ip -s -h', false);
 }
 
 const program = new Command();
@@ -103,14 +146,15 @@ program
 program
   .command('run')
   .description('run the switch in the foreground until SIGINT/SIGTERM; TAPs are removed on exit; SIGHUP reloads the config')
-  .requiredOption('-c, --config <file>', 'YAML config file')
+  .option('-c, --config <file>', `YAML config file (default $VTEPD_CONFIG, or ${SYSTEM_CONFIG})`)
   .option('--takeover', 'take the TAPs and FDB over from the vtepd running on the control socket (restart without dropping traffic)', false)
-  .action(async (opts: { config: string; takeover: boolean }) => {
+  .action(async (opts: { config?: string; takeover: boolean }) => {
+    opts.config = configPath(opts.config);
     const config = load(opts.config);
     const { runDaemon } = await import('../daemon/runtime.js');
     let rt: Awaited<ReturnType<typeof runDaemon>>;
     try {
-      rt = await runDaemon({ configPath: opts.config, takeover: opts.takeover }, config);
+      rt = await runDaemon({ configPath: opts.config!, takeover: opts.takeover }, config);
     } catch (e) {
       process.stderr.write(`vtepd: ${(e as Error).message}\n`);
       process.exit(1);
@@ -133,8 +177,9 @@ program
 program
   .command('check')
   .description('validate a config file; print every error with its path; exit 0 if valid, 1 if not')
-  .requiredOption('-c, --config <file>', 'YAML config file')
-  .action((opts: { config: string }) => {
+  .option('-c, --config <file>', `YAML config file (default $VTEPD_CONFIG, or ${SYSTEM_CONFIG})`)
+  .action((opts: { config?: string }) => {
+    opts.config = configPath(opts.config);
     const config = load(opts.config);
     const ports = config.tenants.reduce((n, t) => n + t.ports.length, 0);
     // The key file too: run refuses one group or others can read, so check does.
@@ -156,10 +201,24 @@ client(program.command('status').description('tenants, ports, peers, uptime of t
 });
 
 const fdb = program.command('fdb').description('show and change the MAC tables (FDB)');
-client(fdb.command('show').description('MAC, where (port or VTEP), static/learned, age'))
+interface FdbShowOpts extends ClientOpts {
+  tenant?: string;
+  vni?: number;
+  mac?: string;
+  port?: string;
+  vtep?: string;
+}
+client(fdb.command('show').description('MAC, where (port or VTEP), static/learned, age; the filters given must all match'))
+  .argument('[tenant]', 'one tenant only (as --tenant)')
   .option('-t, --tenant <name>', 'one tenant only')
-  .action(async (o: ClientOpts & { tenant?: string }) => {
-    const rows = await call<FdbRow[]>(o, 'fdb.show', { tenant: o.tenant });
+  .option('--vni <vni>', 'one VNI only', intOption('--vni', 1, 16777215))
+  .option('-m, --mac <mac>', 'one MAC, in any common form: 02:00:00:00:09:09, 02-00-00-00-09-09, 0200.0000.0909')
+  .option('--port <tap>', 'the entries at this local port')
+  .option('--vtep <address>', 'the entries at this remote VTEP (any encapsulation)')
+  .action(async (tenant: string | undefined, o: FdbShowOpts) => {
+    if (tenant !== undefined && o.tenant !== undefined && tenant !== o.tenant)
+      refuse(o, new Error(`fdb show: two tenants given (${tenant} and --tenant ${o.tenant})`), 'EINVAL');
+    const rows = await call<FdbRow[]>(o, 'fdb.show', { tenant: tenant ?? o.tenant, vni: o.vni, mac: o.mac, port: o.port, vtep: o.vtep });
     out(o, rows, () => formatFdb(rows));
   });
 client(fdb.command('directory').description("the directory's MAC records of a tenant's VNI: owner VTEP, IPs, seq, pinned or frozen"))
@@ -174,9 +233,15 @@ client(fdb.command('add').description('add a static entry at runtime (kept until
   .addOption(new Option('--vtep <address>', 'the remote VTEP the MAC is behind').conflicts('port'))
   .addOption(new Option('--port <tap>', 'the local port the MAC is behind').conflicts('vtep'))
   .action(async (o: ClientOpts & { tenant: string; mac: string; vtep?: string; port?: string }) => {
-    if (!o.vtep && !o.port) fail(new Error('fdb add: give --vtep ADDRESS or --port TAP'));
-    const r = await call<{ tenant: string; mac: string; where: string }>(o, 'fdb.add', { tenant: o.tenant, mac: o.mac, vtep: o.vtep, port: o.port });
-    out(o, r, () => `${r.tenant}: ${r.mac} -> ${r.where} (static)\n`);
+    if (!o.vtep && !o.port) refuse(o, new Error('fdb add: give --vtep ADDRESS or --port TAP'), 'EINVAL');
+    const r = await call<{ tenant: string; mac: string; where: FdbWhere; replaced: Pick<FdbRow, 'where' | 'type'> | null }>(o, 'fdb.add', {
+      tenant: o.tenant,
+      mac: o.mac,
+      vtep: o.vtep,
+      port: o.port,
+    });
+    const was = r.replaced ? `; replaced the ${r.replaced.type} entry at ${whereText(r.replaced.where)}` : '';
+    out(o, r, () => `${r.tenant}: ${r.mac} -> ${whereText(r.where)} (static${was})\n`);
   });
 client(fdb.command('del').description('delete an entry (static or learned)'))
   .requiredOption('-t, --tenant <name>', 'tenant')
@@ -192,16 +257,18 @@ client(fdb.command('flush').description('delete learned entries (static ones sta
     out(o, r, () => `flushed ${r.flushed} learned entr${r.flushed === 1 ? 'y' : 'ies'}${o.tenant ? ` of ${o.tenant}` : ''}\n`);
   });
 
-client(program.command('peers').description('VTEPs: liveness (last packet received), configured or learned, counters')).action(async (o: ClientOpts) => {
-  const r = await call<PeerInfo[]>(o, 'peers');
-  out(o, r, () => formatPeers(r));
-});
+human(client(program.command('peers').description('VTEPs: liveness (last packet received), configured or learned, counters'))).action(
+  async (o: ClientOpts & { human: boolean }) => {
+    const r = await call<PeerInfo[]>(o, 'peers');
+    out(o, r, () => formatPeers(r, o.human));
+  },
+);
 
-client(program.command('stats').description('per tenant, port and peer: packets, bytes, drops by named reason'))
+human(client(program.command('stats').description('per tenant, port and peer: packets, bytes, drops by named reason')))
   .option('-a, --all', 'also list counters and drop reasons that are zero', false)
-  .action(async (o: ClientOpts & { all: boolean }) => {
+  .action(async (o: ClientOpts & { all: boolean; human: boolean }) => {
     const r = await call<StatsSnapshot>(o, 'stats');
-    out(o, r, () => formatStats(r, o.all));
+    out(o, r, () => formatStats(r, o.all, o.human));
   });
 
 client(program.command('reload').description('re-read the config file and apply it as a diff (a bad one is refused; the running config stays)')).action(
@@ -210,12 +277,7 @@ client(program.command('reload').description('re-read the config file and apply 
       const r = await request<{ changes: string[] }>(socketOf(o), 'reload', {}, { timeoutMs: 120_000 });
       out(o, r, () => (r.changes.length ? `reloaded: ${r.changes.length} change(s)\n${r.changes.map((c) => `  ${c}\n`).join('')}` : 'reloaded: no change\n'));
     } catch (e) {
-      if (o.json && e instanceof RemoteError) {
-        process.stdout.write(`${JSON.stringify({ ok: false, error: e.body }, null, 2)}\n`);
-        process.exit(1);
-      }
-      const st = e instanceof RemoteError ? /^(\S+): /.exec(e.message)?.[1] : undefined;
-      fail(e, st);
+      refuse(o, e, codeOf(e), e instanceof RemoteError ? /^(\S+): /.exec(e.message)?.[1] : undefined);
     }
   },
 );
@@ -287,7 +349,7 @@ async function streamCapture(
     });
     return r.packets;
   } catch (e) {
-    if (!ac.signal.aborted) fail(e);
+    if (!ac.signal.aborted) refuse(o, e, codeOf(e));
     return undefined;
   }
 }
@@ -336,6 +398,17 @@ async function captureLive(o: CaptureOpts): Promise<void> {
   process.stderr.write(`vtepd: ${n} packet${n === 1 ? '' : 's'} captured\n`);
 }
 
+const log = program.command('log').description("the running daemon's logging");
+client(
+  log
+    .command('level')
+    .description('print the log level, or set it (like ovs-appctl vlog/set); it lasts until a reload changes log.level, or a restart')
+    .addArgument(new Argument('[level]', 'the new level').choices(LOG_LEVELS)),
+).action(async (level: string | undefined, o: ClientOpts) => {
+  const r = await call<{ level: string; was: string }>(o, 'log.level', { level });
+  out(o, r, () => (level === undefined ? `log level ${r.level}\n` : `log level ${r.was} -> ${r.level}\n`));
+});
+
 program
   .command('capture')
   .description(
@@ -350,7 +423,10 @@ program
   .option('--force', 'overwrite the file if it exists', false)
   .option('--count <n>', 'stop after n frames', intOption('--count', 1, 2 ** 31))
   .option('--seconds <n>', 'stop after n seconds', intOption('--seconds', 1, 86400))
-  .option('-s, --socket <path>', `the daemon's control socket (default ${DEFAULT_CONTROL_SOCKET})`)
+  .option(
+    '-s, --socket <path>',
+    `the daemon's control socket (default $VTEPD_SOCKET, or the control.socket of the default config file, or ${DEFAULT_CONTROL_SOCKET})`,
+  )
   .option('-c, --config <file>', "find the daemon by its config file's control.socket")
   .option('--json', 'with -w: a JSON summary at the end; else one JSON object per frame', false)
   .action(async (o: CaptureOpts) => {
@@ -374,9 +450,9 @@ interface NetOpts {
 /** The options of the `net` verbs: they talk to etcd, or without an etcd URL to the running daemon. */
 function netClient(cmd: Command): Command {
   return cmd
-    .option('--etcd <urls>', 'etcd client URL(s), comma-separated (default: $VTEPD_ETCD, or directory.etcd.endpoints of --config)')
+    .option('--etcd <urls>', 'etcd client URL(s), comma-separated (default: $VTEPD_ETCD, or directory.etcd.endpoints of -c FILE or of the default config file)')
     .option('--prefix <prefix>', 'key prefix (default: directory.etcd.prefix of --config, or /vtepd/v1)')
-    .option('--config <file>', "take etcd's endpoints and prefix from this config's directory:")
+    .option('-c, --config <file>', "take etcd's endpoints and prefix from this config's directory:")
     .option(
       '-s, --socket <path>',
       "without an etcd URL: ask the running daemon (its directory's etcd) on this control socket (default $VTEPD_SOCKET or /run/vtepd/vtepd.sock)",
@@ -398,7 +474,7 @@ async function withNets<T>(
 ): Promise<never> {
   const { EtcdClient } = await import('../directory/etcd.js');
   const { Nets, NetError } = await import('../directory/nets.js');
-  const cfg = o.config ? load(o.config) : undefined;
+  const cfg = o.config ? load(o.config) : defaultConfig();
   const dir = cfg?.directory?.etcd;
   const endpoints = (o.etcd ?? process.env.VTEPD_ETCD ?? dir?.endpoints.join(',') ?? '')
     .split(',')
@@ -420,10 +496,14 @@ async function withNets<T>(
   }
 }
 
-/** A refusal: exit 1, the message on stderr (with --json also `{ ok: false, error: { code, message } }` on stdout). */
-function refuse(o: { json?: boolean }, e: unknown, code: string): never {
-  if (o.json) process.stdout.write(`${JSON.stringify({ ok: false, error: { code, message: (e as Error).message } }, null, 2)}\n`);
-  fail(e);
+/**
+ * A refusal: exit 1, the message on stderr; with --json also `{ ok: false, error: { code, message } }`
+ * on stdout (a refusal of the daemon's as it sent it, config errors in `error.errors`).
+ */
+function refuse(o: { json?: boolean }, e: unknown, code: string, configPath?: string): never {
+  const error = e instanceof RemoteError ? e.body : { code, message: (e as Error).message };
+  if (o.json) process.stdout.write(`${JSON.stringify({ ok: false, error }, null, 2)}\n`);
+  fail(e, configPath);
 }
 
 /** Ask the daemon on `socket`, print the answer (text or --json) and exit 0; a refusal keeps its code (refuse). */
@@ -432,7 +512,7 @@ async function ask<T>(o: { json?: boolean }, socket: string, method: string, par
   try {
     r = await request<T>(socket, method, params, { timeoutMs: 15_000 });
   } catch (e) {
-    refuse(o, e, e instanceof RemoteError ? e.code : 'ECONNREFUSED');
+    refuse(o, e, codeOf(e));
   }
   out(o, r!, () => readable(r));
   process.exit(0);

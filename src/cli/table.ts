@@ -5,14 +5,18 @@
 import type { DirectoryStatus, MacDirectoryStats, MacRecord } from '../directory/directory.js';
 import type { DirectoryForwardingCounters } from '../directory/forwarding.js';
 import type { PeerInfo, StatsSnapshot } from '../daemon/stats.js';
-import type { FdbRow } from '../core/fdb.js';
+import { whereText, type FdbRow } from '../core/fdb.js';
 import type { TraceResult } from '../core/trace.js';
 import type { RoleStatus } from '../overlay/roles.js';
 
-/** Columns padded to their widest cell; numbers right-aligned. */
+/** A count as humanBytes writes it: right-aligned like a number. */
+const HUMAN = /^\d+(\.\d)?[KMGTPE]$/;
+
+/** Columns padded to their widest cell; numbers (and humanBytes counts) right-aligned. */
 export function table(headers: string[], rows: (string | number | null)[][]): string {
   const cells = rows.map((r) => r.map((c) => (c === null ? '-' : String(c))));
-  const numeric = headers.map((_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === 'number' || r[i] === null));
+  const isNumber = (c: string | number | null | undefined) => typeof c === 'number' || c === null || (typeof c === 'string' && HUMAN.test(c));
+  const numeric = headers.map((_, i) => rows.length > 0 && rows.every((r) => isNumber(r[i])));
   const width = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]!.length)));
   const line = (r: string[]) =>
     r
@@ -20,6 +24,22 @@ export function table(headers: string[], rows: (string | number | null)[][]): st
       .join('  ')
       .trimEnd();
   return [line(headers), ...cells.map(line)].join('\n') + '\n';
+}
+
+/**
+ * A byte count in units a person reads, as `ip -s -h` does: powers of 1000, K M G T P E
+ * with one decimal (1500 -> "1.5K", 2000000 -> "2.0M"); below 1000 the number itself.
+ */
+export function humanBytes(n: number): string | number {
+  if (n < 1000) return n;
+  const units = 'KMGTPE';
+  let i = 0;
+  let v = n / 1000;
+  while (v >= 999.95 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${v.toFixed(1)}${units[i]}`;
 }
 
 export function duration(seconds: number): string {
@@ -156,7 +176,7 @@ function formatRole(o: RoleStatus): string {
 export function formatFdb(rows: FdbRow[]): string {
   return table(
     ['TENANT', 'VNI', 'MAC', 'WHERE', 'TYPE', 'AGE'],
-    rows.map((r) => [r.tenant, r.vni, r.mac, r.where, r.type, r.ageSeconds === null ? '-' : `${r.ageSeconds}s`]),
+    rows.map((r) => [r.tenant, r.vni, r.mac, whereText(r.where), r.type, r.ageSeconds === null ? '-' : `${r.ageSeconds}s`]),
   );
 }
 
@@ -168,9 +188,13 @@ export function formatMacRecords(rows: (MacRecord & { frozen: boolean })[]): str
   );
 }
 
-export function formatPeers(peers: PeerInfo[]): string {
+/** Byte counts as they are, or (`human`) in K/M/G. */
+const bytesIn = (human: boolean) => (n: number) => (human ? humanBytes(n) : n);
+
+export function formatPeers(peers: PeerInfo[], human = false): string {
+  const b = bytesIn(human);
   return table(
-    ['VTEP', 'STATE', 'LAST SEEN', 'TYPE', 'FLOOD OF', 'MACS', 'RX PKTS', 'RX BYTES', 'TX PKTS', 'TX BYTES', 'DROPS'],
+    ['VTEP', 'STATE', 'LAST SEEN', 'TYPE', 'IN FLOOD LIST OF', 'MACS', 'RX PKTS', 'RX BYTES', 'TX PKTS', 'TX BYTES', 'DROPS'],
     peers.map((p) => [
       p.vtep,
       p.state,
@@ -179,17 +203,31 @@ export function formatPeers(peers: PeerInfo[]): string {
       p.floodOf.join(',') || '-',
       p.macs,
       p.rxPackets,
-      p.rxBytes,
+      b(p.rxBytes),
       p.txPackets,
-      p.txBytes,
+      b(p.txBytes),
       p.drops,
     ]),
   );
 }
 
-export function formatStats(s: StatsSnapshot, all = false): string {
+export function formatStats(s: StatsSnapshot, all = false, human = false): string {
+  const b = bytesIn(human);
   const tenants = table(
-    ['TENANT', 'VNI', 'PORTS', 'MACS', 'STATIC', 'LEARNED', 'MOVES', 'AGED', 'LIMIT', 'FLOODED', 'HAIRPIN', 'SPLIT-HZ'],
+    [
+      'TENANT',
+      'VNI',
+      'PORTS',
+      'LEARNED MACS',
+      'STATIC MACS',
+      'LEARN EVENTS',
+      'MOVES',
+      'AGED OUT',
+      'REFUSED (MAXMACS)',
+      'FLOODED',
+      'HAIRPIN DROPS',
+      'SPLIT-HORIZON DROPS',
+    ],
     s.tenants.map((t) => [
       t.tenant,
       t.vni,
@@ -208,15 +246,22 @@ export function formatStats(s: StatsSnapshot, all = false): string {
   // A tenant's traffic through tunnels (all VTEPs together), inner frames.
   const tunnels = table(
     ['TENANT', 'TUNNEL RX PKTS', 'TUNNEL RX BYTES', 'TUNNEL TX PKTS', 'TUNNEL TX BYTES', 'TUNNEL DROPS'],
-    s.tenants.map((t) => [t.tenant, t.tunnel?.rxPackets ?? 0, t.tunnel?.rxBytes ?? 0, t.tunnel?.txPackets ?? 0, t.tunnel?.txBytes ?? 0, t.tunnel?.drops ?? 0]),
+    s.tenants.map((t) => [
+      t.tenant,
+      t.tunnel?.rxPackets ?? 0,
+      b(t.tunnel?.rxBytes ?? 0),
+      t.tunnel?.txPackets ?? 0,
+      b(t.tunnel?.txBytes ?? 0),
+      t.tunnel?.drops ?? 0,
+    ]),
   );
   const ports = table(
     ['PORT', 'TENANT', 'RX PKTS', 'RX BYTES', 'TX PKTS', 'TX BYTES', 'DROPS'],
-    s.ports.map((p) => [p.port, p.tenant, p.rxPackets, p.rxBytes, p.txPackets, p.txBytes, p.drops]),
+    s.ports.map((p) => [p.port, p.tenant, p.rxPackets, b(p.rxBytes), p.txPackets, b(p.txBytes), p.drops]),
   );
   const peers = table(
     ['PEER', 'RX PKTS', 'RX BYTES', 'TX PKTS', 'TX BYTES', 'DROPS'],
-    s.peers.map((p) => [p.vtep, p.rxPackets, p.rxBytes, p.txPackets, p.txBytes, p.drops]),
+    s.peers.map((p) => [p.vtep, p.rxPackets, b(p.rxBytes), p.txPackets, b(p.txBytes), p.drops]),
   );
   const dp = table(
     ['FAST PATH', 'COUNT'],

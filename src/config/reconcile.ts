@@ -32,15 +32,15 @@ export type PolicyChange = Pick<TenantConfig, 'learning' | 'learnFromUnderlay' |
 export type Change =
   | { op: 'port.remove'; tenant: string; tap: string; why: string }
   | { op: 'tenant.remove'; tenant: string; why: string }
-  | ({ op: 'tenant.policy'; tenant: string } & PolicyChange)
+  | ({ op: 'tenant.policy'; tenant: string; was: PolicyChange } & PolicyChange)
   | { op: 'tenant.flood'; tenant: string; flood: string[]; added: string[]; removed: string[] }
   | { op: 'fdb.del'; tenant: string; mac: string }
-  | { op: 'fdb.set'; tenant: string; entry: StaticFdbEntry }
+  | { op: 'fdb.set'; tenant: string; entry: StaticFdbEntry; was?: string }
   | { op: 'tenant.add'; tenant: string; config: TenantConfig }
   | { op: 'port.add'; tenant: string; port: PortConfig }
   | { op: 'port.change'; tenant: string; from: PortConfig; to: PortConfig }
-  | { op: 'tenant.mss'; tenant: string; mssClamp: TenantConfig['mssClamp'] }
-  | ({ op: 'roles' } & RolesChange)
+  | { op: 'tenant.mss'; tenant: string; mssClamp: TenantConfig['mssClamp']; was: TenantConfig['mssClamp'] }
+  | ({ op: 'roles'; was: RolesChange } & RolesChange)
   | { op: 'log.level'; level: LogLevel }
   | { op: 'limits'; maxMacs: number }
   | { op: 'control.socket'; socket: string }
@@ -179,7 +179,7 @@ export function plan(running: Config, next: Config): Plan {
       stormControl: x.stormControl,
       moveDampening: x.moveDampening,
     });
-    if (JSON.stringify(policy(o)) !== JSON.stringify(policy(t))) modify.push({ op: 'tenant.policy', tenant: t.name, ...policy(t) });
+    if (JSON.stringify(policy(o)) !== JSON.stringify(policy(t))) modify.push({ op: 'tenant.policy', tenant: t.name, ...policy(t), was: policy(o) });
     if (!eqJson([...o.flood].sort(), [...t.flood].sort())) {
       const added = t.flood.filter((v) => !o.flood.includes(v));
       const removed = o.flood.filter((v) => !t.flood.includes(v));
@@ -188,8 +188,11 @@ export function plan(running: Config, next: Config): Plan {
     const oldFdb = new Map(o.fdb.map((e) => [e.mac, e.vtep]));
     const newFdb = new Map(t.fdb.map((e) => [e.mac, e.vtep]));
     for (const mac of oldFdb.keys()) if (!newFdb.has(mac)) modify.push({ op: 'fdb.del', tenant: t.name, mac });
-    for (const e of t.fdb) if (oldFdb.get(e.mac) !== e.vtep) modify.push({ op: 'fdb.set', tenant: t.name, entry: e });
-    if (!eqJson(o.mssClamp, t.mssClamp)) modify.push({ op: 'tenant.mss', tenant: t.name, mssClamp: t.mssClamp });
+    for (const e of t.fdb) {
+      const was = oldFdb.get(e.mac);
+      if (was !== e.vtep) modify.push({ op: 'fdb.set', tenant: t.name, entry: e, ...(was !== undefined ? { was } : {}) });
+    }
+    if (!eqJson(o.mssClamp, t.mssClamp)) modify.push({ op: 'tenant.mss', tenant: t.name, mssClamp: t.mssClamp, was: o.mssClamp });
   }
 
   // New tenants (and replaced ones), then every port that is not running where it should.
@@ -217,7 +220,7 @@ export function plan(running: Config, next: Config): Plan {
     spokes: c.spokes,
     rekeyInterval: c.identity?.rekeyInterval ?? null,
   });
-  if (!eqJson(roles(running), roles(next))) services.push({ op: 'roles', ...roles(next) });
+  if (!eqJson(roles(running), roles(next))) services.push({ op: 'roles', ...roles(next), was: roles(running) });
   if (running.log.level !== next.log.level) services.push({ op: 'log.level', level: next.log.level });
   if (running.limits.maxMacs !== next.limits.maxMacs) services.push({ op: 'limits', maxMacs: next.limits.maxMacs });
   if (running.control.socket !== next.control.socket) services.push({ op: 'control.socket', socket: next.control.socket });
@@ -234,17 +237,13 @@ export function describeChange(c: Change): string {
     case 'tenant.remove':
       return `tenant ${c.tenant}: removed (${c.why})`;
     case 'tenant.policy':
-      return (
-        `tenant ${c.tenant}: policy learning=${c.learning} learnFromUnderlay=${c.learnFromUnderlay} ageing=${c.ageing}s maxMacs=${c.maxMacs} acceptFrom=${c.acceptFrom}` +
-        ` stormControl=${c.stormControl === 'off' ? 'off' : `${c.stormControl.pps}/s burst ${c.stormControl.burst}`}` +
-        ` moveDampening=${c.moveDampening === 'off' ? 'off' : `${c.moveDampening.moves} in ${c.moveDampening.window}s hold ${c.moveDampening.hold}s`}`
-      );
+      return `tenant ${c.tenant}: ${diffText(c.was, c, POLICY_TEXT)}`;
     case 'tenant.flood':
-      return `tenant ${c.tenant}: flood list [${c.flood.join(', ')}] (+${c.added.length} -${c.removed.length})`;
+      return `tenant ${c.tenant}: flood list ${[...c.added.map((v) => `+${v}`), ...c.removed.map((v) => `-${v}`)].join(' ')}`;
     case 'fdb.del':
       return `tenant ${c.tenant}: static entry ${c.mac} removed`;
     case 'fdb.set':
-      return `tenant ${c.tenant}: static entry ${c.entry.mac} -> vtep ${c.entry.vtep}`;
+      return `tenant ${c.tenant}: static entry ${c.entry.mac} -> vtep ${c.entry.vtep}${c.was ? ` (was vtep ${c.was})` : ''}`;
     case 'tenant.add':
       return `tenant ${c.tenant}: added (VNI ${c.config.vni})`;
     case 'port.add':
@@ -254,9 +253,9 @@ export function describeChange(c: Change): string {
       return `port ${c.to.tap} (tenant ${c.tenant}): changed ${what.join(', ')}`;
     }
     case 'tenant.mss':
-      return `tenant ${c.tenant}: mssClamp ${c.mssClamp}`;
+      return `tenant ${c.tenant}: mssClamp ${c.was} -> ${c.mssClamp}`;
     case 'roles':
-      return `role ${c.role}${c.role === 'spoke' ? ` (hubs ${c.hubs.map((h) => `${h.address}:${h.port}`).join(', ')}${c.nat ? ', behind NAT' : ''})` : ''}${c.role === 'hub' && c.spokes.length ? ` (${c.spokes.length} spokes by key)` : ''}, deadInterval ${c.deadInterval} s, keepalive ${c.keepalive} s, pmtuDiscovery ${c.pmtuDiscovery}${c.rekeyInterval !== null ? `, rekeyInterval ${c.rekeyInterval} s` : ''}`;
+      return [diffText(c.was, c, ROLES_TEXT), spokesText(c.was.spokes, c.spokes)].filter(Boolean).join(', ');
     case 'log.level':
       return `log level ${c.level}`;
     case 'limits':
@@ -266,6 +265,50 @@ export function describeChange(c: Change): string {
     case 'metrics':
       return c.metrics ? `metrics on ${c.metrics.listen}` : 'metrics off';
   }
+}
+
+type Texts<T> = { [K in keyof T]?: (v: T[K]) => string };
+
+/** "key old -> new" for each key of `texts` whose value differs, joined by commas. */
+function diffText<T>(was: T, now: T, texts: Texts<T>): string {
+  const keys = Object.keys(texts) as (keyof T)[];
+  return keys
+    .filter((k) => !eqJson(was[k], now[k]))
+    .map((k) => `${String(k)} ${texts[k]!(was[k])} -> ${texts[k]!(now[k])}`)
+    .join(', ');
+}
+
+const str = (v: unknown) => String(v);
+const secs = (v: number | null) => (v === null ? 'none' : `${v}s`);
+const POLICY_TEXT: Texts<PolicyChange> = {
+  learning: str,
+  learnFromUnderlay: str,
+  ageing: secs,
+  maxMacs: str,
+  acceptFrom: str,
+  stormControl: (v) => (v === 'off' ? 'off' : `${v.pps}/s burst ${v.burst}`),
+  moveDampening: (v) => (v === 'off' ? 'off' : `${v.moves} in ${v.window}s hold ${v.hold}s`),
+};
+const ROLES_TEXT: Texts<RolesChange> = {
+  role: str,
+  hubs: (v) => (v.length ? v.map((h) => `${h.address}:${h.port}`).join(',') : 'none'),
+  nat: str,
+  keepalive: secs,
+  deadInterval: secs,
+  pmtuDiscovery: str,
+  rekeyInterval: secs,
+};
+
+/** A hub's admitted spokes that came, went or changed (by name, key and VNIs). */
+function spokesText(was: RolesChange['spokes'], now: RolesChange['spokes']): string {
+  const key = (s: RolesChange['spokes'][number]) => JSON.stringify(s);
+  const before = new Set(was.map(key));
+  const after = new Set(now.map(key));
+  const parts = [
+    ...now.filter((s) => !before.has(key(s))).map((s) => `+${s.name} (${s.publicKey.slice(0, 10)}…, VNIs ${s.vnis.join(',')})`),
+    ...was.filter((s) => !after.has(key(s))).map((s) => `-${s.name}`),
+  ];
+  return parts.length ? `spokes ${parts.join(' ')}` : '';
 }
 
 async function run(target: Target, c: Change): Promise<void> {
@@ -291,7 +334,7 @@ async function run(target: Target, c: Change): Promise<void> {
     case 'tenant.mss':
       return target.setMssClamp(c.tenant, c.mssClamp);
     case 'roles': {
-      const { op: _op, ...r } = c;
+      const { op: _op, was: _was, ...r } = c;
       return target.setRoles(r);
     }
     case 'log.level':

@@ -7,14 +7,26 @@ import type { Bridge, FdbEntry } from './bridge.js';
 import type { Place } from '../native/datapath.js';
 import { isLearnableMac } from '../util/mac.js';
 import type { Switch, Where } from './switch.js';
-import type { Vtep } from './vteps.js';
+import { encapKey, vtepKey, type Vtep } from './vteps.js';
+import type { Encap } from './encap.js';
+
+/**
+ * Where an FDB entry sends its MAC, as the API answers it (no string to parse): a local port,
+ * or a remote VTEP by address and encapsulation (udpPort: a spoke behind NAT, matched by port too).
+ */
+export type FdbWhere = { kind: 'port'; port: string } | { kind: 'vtep'; vtep: string; encap: Encap; udpPort?: number };
+
+/** A place as the tables show it: "port blue0", "vtep 10.0.0.2", "vtep gre:10.0.0.3". */
+export function whereText(w: FdbWhere): string {
+  return w.kind === 'port' ? `port ${w.port}` : `vtep ${w.udpPort !== undefined ? vtepKey(w.vtep, w.udpPort) : encapKey(w.vtep, w.encap)}`;
+}
 
 export interface FdbRow {
   tenant: string;
   vni: number;
   mac: string;
-  /** "port blue0" or "vtep 10.0.0.2". */
-  where: string;
+  /** The port or VTEP; whereText() writes it "port blue0" or "vtep 10.0.0.2". */
+  where: FdbWhere;
   /** static: config or API; learned: from traffic; directory: a remote MAC's record in the directory. */
   type: 'static' | 'learned' | 'directory';
   ageSeconds: number | null;
@@ -45,8 +57,7 @@ export function fdbRows(sw: Switch, tenant?: string): FdbRow[] {
 
 /** One FDB entry as a row; `idleMs` from the data path (learned entries show their age). */
 export function fdbRow(sw: Switch, b: Bridge, e: FdbEntry, idleMs: number | undefined): FdbRow {
-  const where =
-    e.place.kind === 'port' ? `port ${sw.portName(e.place.portId) ?? e.place.portId}` : `vtep ${sw.vteps.get(e.place.vtepId)?.key ?? e.place.vtepId}`;
+  const where = fdbWhere(sw, e.place);
   return {
     tenant: b.name,
     vni: b.vni,
@@ -55,6 +66,35 @@ export function fdbRow(sw: Switch, b: Bridge, e: FdbEntry, idleMs: number | unde
     type: e.static ? 'static' : e.directory ? 'directory' : 'learned',
     ageSeconds: e.static || e.directory || idleMs === undefined ? null : Math.floor(idleMs / 1000),
   };
+}
+
+/** A place of the data path as the API names it. */
+export function fdbWhere(sw: Switch, place: Place): FdbWhere {
+  if (place.kind === 'port') return { kind: 'port', port: sw.portName(place.portId) ?? String(place.portId) };
+  const v = sw.vteps.get(place.vtepId);
+  if (!v) return { kind: 'vtep', vtep: `?${place.vtepId}`, encap: 'vxlan' };
+  return { kind: 'vtep', vtep: v.address, encap: v.encap, ...(v.matchPort ? { udpPort: v.port } : {}) };
+}
+
+/** What `fdb show` may filter on; every one given must match. `vtep` is an address (any encapsulation). */
+export interface FdbFilter {
+  tenant?: string;
+  vni?: number;
+  mac?: string;
+  port?: string;
+  vtep?: string;
+}
+
+/** The rows that match every field of `f`. */
+export function filterFdb(rows: FdbRow[], f: FdbFilter): FdbRow[] {
+  return rows.filter(
+    (r) =>
+      (f.tenant === undefined || r.tenant === f.tenant) &&
+      (f.vni === undefined || r.vni === f.vni) &&
+      (f.mac === undefined || r.mac === f.mac) &&
+      (f.port === undefined || (r.where.kind === 'port' && r.where.port === f.port)) &&
+      (f.vtep === undefined || (r.where.kind === 'vtep' && r.where.vtep === f.vtep)),
+  );
 }
 
 /** Every FDB entry, places by name, for a takeover snapshot. */

@@ -7,7 +7,7 @@ import { decide, type LearnResult } from './bridge.js';
 import type { Place } from '../native/datapath.js';
 import { isLearnableMac } from '../util/mac.js';
 import type { Switch, Where } from './switch.js';
-import { fdbRow, type FdbRow } from './fdb.js';
+import { fdbRow, whereText, type FdbRow } from './fdb.js';
 
 /** What `traceFrame` says about one frame. */
 export interface TraceResult {
@@ -85,12 +85,12 @@ export function traceFrame(sw: Switch, tenant: string, ingress: Where, src: stri
   });
   if (d.action === 'forward') {
     const out = d.to.kind === 'port' ? names([d.to.portId], []) : names([], [d.to.vtepId]);
-    steps.push(`destination ${dst}: ${entry!.type} entry at ${entry!.where}${entry!.ageSeconds !== null ? ` (idle ${entry!.ageSeconds} s)` : ''}`);
+    steps.push(`destination ${dst}: ${entry!.type} entry at ${whereText(entry!.where)}${entry!.ageSeconds !== null ? ` (idle ${entry!.ageSeconds} s)` : ''}`);
     steps.push(`fast path: cache hit, forwarded in C without the bridge${d.to.kind === 'vtep' ? ` (VXLAN, VNI ${b.vni})` : ''}`);
     return { ...base, learn, handledBy: 'fast-path', action: 'forward', reason: d.reason, entry, outputs: out, steps };
   }
   if (d.action === 'drop') {
-    steps.push(`destination ${dst}: ${entry!.type} entry at ${entry!.where}`);
+    steps.push(`destination ${dst}: ${entry!.type} entry at ${whereText(entry!.where)}`);
     steps.push(
       d.reason === 'hairpin'
         ? `fast path: the destination is the ${place.kind === 'vtep' ? 'VTEP' : 'port'} the frame came in: dropped (counter hairpin)`

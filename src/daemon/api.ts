@@ -13,6 +13,9 @@ import type { Daemon } from './daemon.js';
 import type { Busy, Takeover } from './takeover.js';
 import { existsSync } from 'node:fs';
 import { checkDynamic, PortError, type DynamicPort } from '../ports/dynamic.js';
+import { logLevel, setRuntimeLogLevel } from '../util/log.js';
+import { normalizeMac } from '../util/mac.js';
+import type { FdbFilter } from '../core/fdb.js';
 
 /** What the handlers call: the process around the daemon (the Runtime). */
 export interface ApiHost {
@@ -36,13 +39,15 @@ function str(p: Record<string, unknown>, key: string, required = true): string |
   return v;
 }
 
+/** A MAC in any common form (02:00:00:00:01:01, 02-00-…, 0200.0000.0101, either case), as aa:bb:…. */
 function anyMac(v: string, key: string): string {
-  if (!/^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$/i.test(v)) throw new ApiError(`${key}: must be a MAC like 02:00:00:00:01:01`);
-  return v.toLowerCase().replaceAll('-', ':');
+  const mac = normalizeMac(v);
+  if (mac === null) throw new ApiError(`${key}: must be a MAC like 02:00:00:00:01:01, 02-00-00-00-01-01 or 0200.0000.0101, not "${v}"`);
+  return mac;
 }
 
 function unicastMac(v: string, key: string): string {
-  const r = parseMac(v);
+  const r = parseMac(normalizeMac(v) ?? v);
   if ('error' in r) throw new ApiError(`${key}: ${r.error}`);
   return r.value;
 }
@@ -65,6 +70,19 @@ function whereParam(p: Record<string, unknown>): Where {
   const vtep = str(p, 'vtep', false);
   if ((port === undefined) === (vtep === undefined)) throw new ApiError('give either port or vtep');
   return port !== undefined ? { port } : { vtep: address(vtep!, 'vtep') };
+}
+
+/** fdb.show's filters: tenant, vni, mac (any common form), port, vtep (an address). */
+function fdbFilter(p: Record<string, unknown>): FdbFilter {
+  const mac = str(p, 'mac', false);
+  const vtep = str(p, 'vtep', false);
+  return {
+    tenant: str(p, 'tenant', false),
+    vni: num(p, 'vni', 1, VNI_MAX),
+    mac: mac === undefined ? undefined : anyMac(mac, 'mac'),
+    port: str(p, 'port', false),
+    vtep: vtep === undefined ? undefined : address(vtep, 'vtep'),
+  };
 }
 
 /**
@@ -150,6 +168,19 @@ async function portAdd(rt: ApiHost, p: Record<string, unknown>, serial: <T>(f: (
   );
 }
 
+/** log.level: the level now; with `level`, set it first (was: the one before). */
+function logLevelCall(level: string | undefined): { level: string; was: string } {
+  const was = logLevel();
+  if (level !== undefined) {
+    try {
+      setRuntimeLogLevel(level);
+    } catch (e) {
+      throw new ApiError((e as Error).message);
+    }
+  }
+  return { level: logLevel(), was };
+}
+
 /**
  * The control API's methods (names and answers are fixed: the CLI and other tools speak
  * them), each checking its parameters with exact messages before it reaches the daemon.
@@ -164,14 +195,15 @@ export function apiHandlers(rt: ApiHost): Record<string, Handler> {
   };
   return {
     status: () => ({ ...rt.daemon.status(), config: rt.configPath }),
-    'fdb.show': (p) => rt.daemon.fdb(str(p, 'tenant', false)),
+    'fdb.show': (p) => rt.daemon.fdb(fdbFilter(p)),
     'fdb.add': (p) => {
       const tenant = str(p, 'tenant')!;
       const mac = unicastMac(str(p, 'mac')!, 'mac');
       const where = whereParam(p);
       if ('vtep' in where && where.vtep === rt.daemon.running.underlay.local) throw new ApiError('vtep: is this host (underlay.local)');
-      rt.daemon.fdbAdd(tenant, mac, where);
-      return { tenant, mac, where: 'port' in where ? `port ${where.port}` : `vtep ${where.vtep}`, type: 'static' };
+      const was = rt.daemon.fdbAdd(tenant, mac, where);
+      const now = rt.daemon.fdb({ tenant, mac })[0]!; // setStatic throws rather than leave it out
+      return { tenant, mac, where: now.where, type: 'static', replaced: was ? { where: was.where, type: was.type } : null };
     },
     'fdb.del': (p) => {
       const tenant = str(p, 'tenant')!;
@@ -212,6 +244,7 @@ export function apiHandlers(rt: ApiHost): Record<string, Handler> {
       );
     },
     'port.list': () => rt.daemon.dynamicPorts(),
+    'log.level': (p) => logLevelCall(str(p, 'level', false)),
     trace: (p) => {
       const tenant = str(p, 'tenant')!;
       const inp = str(p, 'in')!;

@@ -15,7 +15,7 @@ import { NativeDatapath, type Datapath } from '../native/datapath.js';
 import { closeQuietly, limits } from '../native/system.js';
 import type { DpCreateOptions } from '../native/addon.js';
 import { Switch, type TenantPolicy, type Where } from '../core/switch.js';
-import { fdbRows, restoreEntry, snapshotFdb, type FdbRow, type SnapshotEntry } from '../core/fdb.js';
+import { fdbRow, fdbRows, filterFdb, restoreEntry, snapshotFdb, type FdbFilter, type FdbRow, type SnapshotEntry } from '../core/fdb.js';
 import { traceFrame, type TraceResult } from '../core/trace.js';
 import { logger, setLogLevel } from '../util/log.js';
 import { RoleAgent, type RoleOptions } from '../overlay/roles.js';
@@ -618,13 +618,19 @@ export class Daemon implements Target {
       .sort((x, y) => (x.mac < y.mac ? -1 : x.mac > y.mac ? 1 : 0));
   }
 
-  fdb(tenant?: string): FdbRow[] {
-    if (tenant !== undefined && !this.sw.tenant(tenant)) throw new Error(`no tenant "${tenant}"`);
-    return fdbRows(this.sw, tenant);
+  /** The FDB rows that match `f` (a tenant that does not exist is an error, not an empty list). */
+  fdb(f: FdbFilter = {}): FdbRow[] {
+    if (f.tenant !== undefined && !this.sw.tenant(f.tenant)) throw new Error(`no tenant "${f.tenant}"`);
+    return filterFdb(fdbRows(this.sw, f.tenant), f);
   }
 
-  fdbAdd(tenant: string, mac: string, where: Where): void {
+  /** Add a static entry; the entry it replaced (static or learned), if there was one. */
+  fdbAdd(tenant: string, mac: string, where: Where): FdbRow | null {
+    const b = this.sw.tenant(tenant);
+    const old = b?.table.get(mac);
+    const was = b && old ? fdbRow(this.sw, b, old, undefined) : null;
     this.sw.setStatic(tenant, mac, where);
+    return was;
   }
 
   fdbDel(tenant: string, mac: string): void {

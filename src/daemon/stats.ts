@@ -73,7 +73,8 @@ export interface TenantStats extends BridgeCounters {
 
 /** Everything counted, from one dpStats() call. */
 export interface StatsSnapshot {
-  at: number;
+  /** When it was taken, ISO 8601 UTC (as status.startedAt). */
+  at: string;
   uptimeSeconds: number;
   /** The fast path's global counters, traffic (not drops). */
   datapath: Record<string, number>;
@@ -216,7 +217,7 @@ export class Telemetry {
       };
     });
     return {
-      at: now,
+      at: new Date(now).toISOString(),
       uptimeSeconds: (now - startedAt) / 1000,
       datapath,
       drops,

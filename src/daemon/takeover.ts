@@ -39,6 +39,17 @@ import type { Metrics } from './metrics.js';
 import type { DynamicPort } from '../ports/dynamic.js';
 
 const log = logger('server');
+
+/**
+ * What the old daemon says as it leaves. From a terminal: the successor runs on in its own
+ * session (it must outlive this process and its terminal's job control), so Ctrl-C there
+ * no longer reaches it; say how to stop it.
+ */
+export function handedOver(pid: number, terminal: boolean): string {
+  const line = `vtepd: handed over to pid ${pid}\n`;
+  if (!terminal) return line;
+  return `${line}vtepd: pid ${pid} runs on detached from this terminal (Ctrl-C does not reach it); stop it with: kill ${pid}\n`;
+}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** What the old daemon sends with the fds. */
@@ -272,7 +283,7 @@ export class Takeover {
     }
     d.release();
     this.successor?.done(true);
-    process.stdout.write(`vtepd: handed over to pid ${pid}\n`);
+    process.stdout.write(handedOver(pid, process.stdout.isTTY === true));
     this.rt.exit();
   }
 

@@ -3,7 +3,7 @@
  * The config's `log.level` sets it; `VTEPD_LOG=debug` (any level) wins over the config.
  *
  * Format: JSON lines on stderr when stderr is not a terminal (a journal, a file, a pipe:
- * what machines read); on a terminal one compact line per record,
+ * what machines read), `time` in ISO 8601 UTC ("2026-01-02T03:04:05.067Z"); on a terminal one compact line per record,
  *   17:31:02.120 INFO  daemon: port up tenant=blue tap=blue0 mtu=1450
  * `VTEPD_LOG_FORMAT=json` or `=pretty` overrides the choice.
  */
@@ -22,7 +22,7 @@ export function prettyLine(json: string): string {
   } catch {
     return json.endsWith('\n') ? json : `${json}\n`;
   }
-  const t = new Date(typeof r.time === 'number' ? r.time : Date.now());
+  const t = new Date(typeof r.time === 'number' || typeof r.time === 'string' ? r.time : Date.now());
   const hh = (n: number, w = 2) => String(n).padStart(w, '0');
   const time = `${hh(t.getHours())}:${hh(t.getMinutes())}:${hh(t.getSeconds())}.${hh(t.getMilliseconds(), 3)}`;
   const level = (LEVELS[Number(r.level)] ?? String(r.level)).padEnd(5);
@@ -55,7 +55,10 @@ function envLevel(): string | undefined {
   return undefined;
 }
 
-export const rootLogger: Logger = pino({ name: 'vtepd', level: envLevel() ?? 'warn', base: { pid: process.pid } }, destination());
+export const rootLogger: Logger = pino(
+  { name: 'vtepd', level: envLevel() ?? 'warn', base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
+  destination(),
+);
 
 /** A child logger for one part of the daemon, e.g. logger('bridge'). */
 export function logger(ns: string, bindings: Record<string, unknown> = {}): Logger {
@@ -65,4 +68,18 @@ export function logger(ns: string, bindings: Record<string, unknown> = {}): Logg
 /** The config's log.level (start, reload); VTEPD_LOG, when set to a level, wins over it. */
 export function setLogLevel(level: string): void {
   rootLogger.level = envLevel() ?? level;
+}
+
+/** The level now (`vtepd log level`). */
+export function logLevel(): string {
+  return rootLogger.level;
+}
+
+/**
+ * Set the level at runtime (`vtepd log level LEVEL`, API log.level): it wins over VTEPD_LOG
+ * and the config until the next reload that changes log.level, or a restart.
+ */
+export function setRuntimeLogLevel(level: string): void {
+  if (!LEVEL_NAMES.includes(level)) throw new Error(`level: must be one of ${LEVEL_NAMES.join(', ')}, not "${level}"`);
+  rootLogger.level = level;
 }

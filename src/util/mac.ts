@@ -6,6 +6,23 @@ export function isMacString(s: string): boolean {
   return MAC_RE.test(s.toLowerCase());
 }
 
+/**
+ * A MAC written in any common form, as "aa:bb:cc:dd:ee:ff"; null if it is none of them:
+ * colons or dashes between bytes (02:00:00:00:09:09, 02-00-00-00-09-09), Cisco's dotted
+ * groups of four (0200.0000.0909), or twelve hex digits; either case.
+ */
+export function normalizeMac(s: string): string | null {
+  const t = s.trim().toLowerCase();
+  const hex = /^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$/.test(t)
+    ? t.replace(/[:-]/g, '')
+    : /^[0-9a-f]{4}\.[0-9a-f]{4}\.[0-9a-f]{4}$/.test(t)
+      ? t.replaceAll('.', '')
+      : /^[0-9a-f]{12}$/.test(t)
+        ? t
+        : null;
+  return hex === null ? null : hex.match(/../g)!.join(':');
+}
+
 export function macToBuffer(mac: string): Buffer {
   if (!isMacString(mac)) throw new Error(`not a MAC address: "${mac}"`);
   return Buffer.from(mac.replaceAll(':', ''), 'hex');

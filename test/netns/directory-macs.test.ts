@@ -24,7 +24,7 @@ import type { EtcdMember } from '../../lab/etcd.js';
 import { startDaemon, type Daemonised } from '../../lab/topology.js';
 import { until, untilPings } from '../../lab/wait.js';
 import { request } from '../../src/daemon/control.js';
-import type { FdbRow } from '../../src/core/fdb.js';
+import { whereText, type FdbRow } from '../../src/core/fdb.js';
 import type { StatsSnapshot } from '../../src/daemon/stats.js';
 import { directoryLab } from '../../lab/directory-lab.js';
 import { vtepd } from '../support/ops.js';
@@ -84,7 +84,10 @@ describe('etcd directory: forwarding, ARP suppression, moves', () => {
   const call = <T>(i: number, method: string, params: Record<string, unknown> = {}) => request<T>(daemons[i]!.socket, method, params, { timeoutMs: 3000 });
   const fdb = (i: number, tenant: string) => call<FdbRow[]>(i, 'fdb.show', { tenant });
   const records = (i: number, tenant: string) => call<Rec[]>(i, 'directory.macs', { tenant });
-  const where = async (i: number, tenant: string, mac: string) => (await fdb(i, tenant)).find((r) => r.mac === mac)?.where ?? null;
+  const where = async (i: number, tenant: string, mac: string) => {
+    const r = (await fdb(i, tenant)).find((x) => x.mac === mac);
+    return r ? whereText(r.where) : null;
+  };
   const reload = async (i: number) => {
     writeFileSync(daemons[i]!.configPath, config(i));
     await call(i, 'reload');
@@ -314,13 +317,13 @@ describe('etcd directory: forwarding, ARP suppression, moves', () => {
       await until(
         `h${i + 1} to drop h2's MACs`,
         () => fdb(i, 'red'),
-        (rows) => !rows.some((r) => r.where === 'vtep 10.0.0.2'),
+        (rows) => !rows.some((r) => whereText(r.where) === 'vtep 10.0.0.2'),
         30_000,
         100,
       );
     }
     const ms = Date.now() - t0;
     console.log(`directory-macs: h2 SIGKILLed; its MACs left h1 and h3 after ${ms} ms (lease TTL ${TTL} s)`);
-    expect((await fdb(0, 'blue')).some((r) => r.where === 'vtep 10.0.0.2')).toBe(false);
+    expect((await fdb(0, 'blue')).some((r) => whereText(r.where) === 'vtep 10.0.0.2')).toBe(false);
   }, 60_000);
 });

@@ -22,6 +22,7 @@ import { until, untilListening, untilPings } from '../../lab/wait.js';
 import { UNDERLAY, startDaemon, twoHostsVtepd, type Daemonised, type Mesh } from '../../lab/topology.js';
 import { request } from '../../src/daemon/control.js';
 import type { StatsSnapshot } from '../../src/daemon/stats.js';
+import type { FdbRow } from '../../src/core/fdb.js';
 
 const GRE_SEND = join(dirname(fileURLToPath(import.meta.url)), '..', 'support', 'gre-send.py');
 
@@ -182,11 +183,11 @@ describe('vtepd GRE-TAP <-> Open vSwitch userspace GRE', () => {
     expect(good.stdout).toContain('good sent 1');
     const fdb = await until(
       'blue to learn 02:00:00:00:ee:02',
-      () => request<{ mac: string; where: string }[]>(d.socket, 'fdb.show', { tenant: 'blue' }),
+      () => request<FdbRow[]>(d.socket, 'fdb.show', { tenant: 'blue' }),
       (rows) => rows.some((e) => e.mac === '02:00:00:00:ee:02'),
       10_000,
-    ).catch(() => request<{ mac: string; where: string }[]>(d.socket, 'fdb.show', { tenant: 'blue' }));
-    expect(fdb.find((e) => e.mac === '02:00:00:00:ee:02')?.where, JSON.stringify(fdb)).toBe('vtep gre:10.0.0.2');
+    ).catch(() => request<FdbRow[]>(d.socket, 'fdb.show', { tenant: 'blue' }));
+    expect(fdb.find((e) => e.mac === '02:00:00:00:ee:02')?.where, JSON.stringify(fdb)).toEqual({ kind: 'vtep', vtep: '10.0.0.2', encap: 'gre' });
   });
 });
 

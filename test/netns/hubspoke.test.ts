@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { parsePing } from '../../lab/netns.js';
+import { whereText } from '../../src/core/fdb.js';
 import { fdb, iperf, ping, stats, status } from '../support/hubspoke.js';
 import { sample, scrape } from '../support/ops.js';
 import { hubAndSpoke, type HubSpoke } from '../../lab/topology.js';
@@ -26,9 +27,9 @@ describe('hub C with spokes A and B', () => {
     const hub = await status(hs, 'hub1');
     expect(hub.overlay.spokes.map((s) => s.vtep).sort()).toEqual(['10.0.0.1', '10.0.0.2']);
     const rows = await fdb(hs, 'hub1');
-    expect(rows.map((r) => r.where).sort()).toEqual(['vtep 10.0.0.1', 'vtep 10.0.0.2']);
+    expect(rows.map((r) => whereText(r.where)).sort()).toEqual(['vtep 10.0.0.1', 'vtep 10.0.0.2']);
     // The spokes know each other's MAC behind the hub, and nothing else.
-    expect((await fdb(hs, 'a')).filter((r) => r.where.startsWith('vtep')).map((r) => r.where)).toEqual(['vtep 10.0.0.10']);
+    expect((await fdb(hs, 'a')).filter((r) => r.where.kind === 'vtep').map((r) => whereText(r.where))).toEqual(['vtep 10.0.0.10']);
     const a = await status(hs, 'a');
     expect(a.overlay.hubs).toMatchObject([{ address: '10.0.0.10', active: true, alive: true, pathMtu: 1500 }]);
   });
@@ -70,7 +71,7 @@ describe('spoke B behind NAT', () => {
     // Nothing in the hub's config names B's real address or port.
     expect(readFileSync(hs.daemons.get('hub1')!.configPath, 'utf8')).not.toMatch(/192\.168|10\.0\.0\.101/);
     const rows = await fdb(hs, 'hub1');
-    expect(rows.map((r) => r.where).sort()).toEqual(['vtep 10.0.0.1', `vtep ${b.vtep}`]);
+    expect(rows.map((r) => whereText(r.where)).sort()).toEqual(['vtep 10.0.0.1', `vtep ${b.vtep}`]);
     const ab = await iperf(hs, 'blue', 'a', 'b');
     console.log(`spoke-to-spoke through a vtepd hub, B behind NAT: a->b ${ab.toFixed(2)} Gbit/s`);
     expect(ab).toBeGreaterThan(0.05);
@@ -107,6 +108,6 @@ describe('a kernel VXLAN host as a spoke of a vtepd hub', () => {
     expect(parsePing(k.stdout).received).toBe(3);
     expect(await ping(hs, 'blue', 'a', 'k')).toBe(3);
     const rows = await fdb(hs, 'hub1');
-    expect(rows.map((r) => r.where).sort()).toEqual(['vtep 10.0.0.1', 'vtep 10.0.0.9']);
+    expect(rows.map((r) => whereText(r.where)).sort()).toEqual(['vtep 10.0.0.1', 'vtep 10.0.0.9']);
   });
 });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parsePing } from '../../lab/netns.js';
 import { CLI } from '../../lab/topology.js';
 import type { PeerInfo, StatsSnapshot } from '../../src/daemon/stats.js';
-import type { FdbRow } from '../../src/core/fdb.js';
+import { whereText, type FdbRow } from '../../src/core/fdb.js';
 import type { TraceResult } from '../../src/core/trace.js';
 import type { StatusResult } from '../../src/cli/table.js';
 import { MAC_1, MAC_2, pair, pinNeighbours, rewrite, sample, scrape, vtepd, vtepdJson, type Pair } from '../support/ops.js';
@@ -58,8 +58,8 @@ describe('vtepd operations against a running daemon', () => {
   it('fdb show: learned entries at a port and at a VTEP, per tenant', async () => {
     const rows = await json<FdbRow[]>(['fdb', 'show', '--tenant', 'blue']);
     const by = Object.fromEntries(rows.map((r) => [r.mac, r]));
-    expect(by[MAC_1]).toMatchObject({ tenant: 'blue', where: 'port blue0', type: 'learned' });
-    expect(by[MAC_2]).toMatchObject({ tenant: 'blue', where: 'vtep 10.0.0.2', type: 'learned' });
+    expect(by[MAC_1]).toMatchObject({ tenant: 'blue', where: { kind: 'port', port: 'blue0' }, type: 'learned' });
+    expect(by[MAC_2]).toMatchObject({ tenant: 'blue', where: { kind: 'vtep', vtep: '10.0.0.2', encap: 'vxlan' }, type: 'learned' });
     expect(by[MAC_2]!.ageSeconds).toBeGreaterThanOrEqual(0);
     const t = await cli(['fdb', 'show']);
     expect(t.stdout).toMatch(/^TENANT\s+VNI\s+MAC\s+WHERE\s+TYPE\s+AGE$/m);
@@ -72,8 +72,9 @@ describe('vtepd operations against a running daemon', () => {
     expect(await json(['fdb', 'add', '--tenant', 'red', '--mac', M, '--vtep', '10.0.0.2'])).toEqual({
       tenant: 'red',
       mac: M,
-      where: 'vtep 10.0.0.2',
+      where: { kind: 'vtep', vtep: '10.0.0.2', encap: 'vxlan' },
       type: 'static',
+      replaced: null,
     });
     expect((await cli(['fdb', 'add', '--tenant', 'red', '--mac', '02:00:00:00:bb:02', '--port', 'red0'])).stdout).toBe(
       'red: 02:00:00:00:bb:02 -> port red0 (static)\n',
@@ -82,7 +83,7 @@ describe('vtepd operations against a running daemon', () => {
     expect(
       rows
         .filter((r) => r.type === 'static')
-        .map((r) => `${r.mac} ${r.where}`)
+        .map((r) => `${r.mac} ${whereText(r.where)}`)
         .sort(),
     ).toEqual([`${M} vtep 10.0.0.2`, '02:00:00:00:bb:02 port red0']);
     expect((await cli(['fdb', 'add', '--tenant', 'red', '--mac', 'ff:ff:ff:ff:ff:ff', '--port', 'red0'])).stderr).toContain('mac: must be a unicast MAC');
@@ -167,7 +168,7 @@ describe('vtepd operations against a running daemon', () => {
       learn: 'refresh',
       outputs: { ports: [], vteps: ['10.0.0.2'] },
     });
-    expect(known.entry).toMatchObject({ mac: MAC_2, where: 'vtep 10.0.0.2', type: 'learned' });
+    expect(known.entry).toMatchObject({ mac: MAC_2, where: { kind: 'vtep', vtep: '10.0.0.2', encap: 'vxlan' }, type: 'learned' });
     const flood = await json<TraceResult>(['trace', '--tenant', 'blue', '--in', 'blue0', '--src', MAC_1, '--dst', '02:00:00:00:99:99']);
     expect(flood).toMatchObject({ action: 'flood', reason: 'unknown-unicast', handledBy: 'bridge', outputs: { ports: [], vteps: ['10.0.0.2'] } });
     const fromVtep = await json<TraceResult>(['trace', '--tenant', 'blue', '--in', '10.0.0.2', '--src', MAC_2, '--dst', 'ff:ff:ff:ff:ff:ff']);

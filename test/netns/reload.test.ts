@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePing } from '../../lab/netns.js';
 import type { StatsSnapshot } from '../../src/daemon/stats.js';
-import type { FdbRow } from '../../src/core/fdb.js';
+import { whereText, type FdbRow } from '../../src/core/fdb.js';
 import { MAC_1, MAC_2, pair, pinNeighbours, rewrite, vtepd, vtepdJson, type Pair } from '../support/ops.js';
 import { untilText } from '../../lab/wait.js';
 
@@ -71,7 +71,7 @@ describe('reload under a running ping', () => {
     // Blue's MACs are where they were, and no learn event happened for them since.
     for (const h of [0, 1]) {
       const rows = await json<FdbRow[]>(h, ['fdb', 'show', '--tenant', 'blue']);
-      expect(rows.map((x) => `${x.mac} ${x.where}`)).toEqual(fdbBefore[h]!.map((x) => `${x.mac} ${x.where}`));
+      expect(rows.map((x) => `${x.mac} ${whereText(x.where)}`)).toEqual(fdbBefore[h]!.map((x) => `${x.mac} ${whereText(x.where)}`));
       const st = await json<StatsSnapshot>(h, ['stats']);
       const blue = (s: StatsSnapshot) => s.tenants.find((t) => t.tenant === 'blue')!;
       expect(blue(st).learned).toBe(blue(statsBefore[h]!).learned);

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import { parsePing } from '../../lab/netns.js';
 import type { StatsSnapshot } from '../../src/daemon/stats.js';
-import type { FdbRow } from '../../src/core/fdb.js';
+import { whereText, type FdbRow } from '../../src/core/fdb.js';
 import type { StatusResult } from '../../src/cli/table.js';
 import { MAC_1, MAC_2, pair, pinNeighbours, stopPids, vtepd, vtepdJson, type Pair } from '../support/ops.js';
 import { untilText } from '../../lab/wait.js';
@@ -91,7 +91,7 @@ describe('vtepd restart (takeover) under a running ping', () => {
     expect(r.events).not.toMatch(/Deleted.*blue0/);
     // The FDB came along: learned entries and the runtime static one.
     const rows = await json<FdbRow[]>(['fdb', 'show', '--tenant', 'blue']);
-    const by = Object.fromEntries(rows.map((x) => [x.mac, `${x.where} ${x.type}`]));
+    const by = Object.fromEntries(rows.map((x) => [x.mac, `${whereText(x.where)} ${x.type}`]));
     expect(by).toEqual({ [MAC_1]: 'port blue0 learned', [MAC_2]: 'vtep 10.0.0.2 learned', [RUNTIME_MAC]: 'vtep 10.0.0.2 static' });
     // The new daemon found every destination in its cache: nothing was flooded.
     const stats = await json<StatsSnapshot>(['stats']);

@@ -7,6 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Daemon } from '../../src/daemon/daemon.js';
+import { whereText } from '../../src/core/fdb.js';
 import { Metrics } from '../../src/daemon/metrics.js';
 import { FakeDatapath } from '../support/fake-datapath.js';
 import { cfg, MemPorts } from '../support/fake-ports.js';
@@ -36,7 +37,10 @@ async function start(store: MemStore, i: number, ports: string): Promise<Host> {
   running.push(h);
   return h;
 }
-const row = (h: Host, tenant: string, mac: string) => h.d.fdb(tenant).find((r) => r.mac === mac);
+const row = (h: Host, tenant: string, mac: string) => {
+  const r = h.d.fdb({ tenant }).find((x) => x.mac === mac);
+  return r && { ...r, where: whereText(r.where) };
+};
 const portId = (h: Host, tap: string) => h.d.sw.portId(tap)!;
 
 afterEach(() => {

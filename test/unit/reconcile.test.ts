@@ -79,9 +79,9 @@ describe('plan', () => {
       ),
     );
     expect(ops(plan(cfg(BASE), next).changes)).toEqual([
-      'tenant.policy tenant blue: policy learning=true learnFromUnderlay=true ageing=60s maxMacs=10 acceptFrom=known stormControl=5000/s burst 2000 moveDampening=5 in 10s hold 60s',
-      'tenant.flood tenant blue: flood list [10.0.0.3, 10.0.0.4] (+1 -1)',
-      'fdb.set tenant blue: static entry 02:00:00:00:0f:01 -> vtep 10.0.0.4',
+      'tenant.policy tenant blue: ageing 300s -> 60s, maxMacs 8192 -> 10',
+      'tenant.flood tenant blue: flood list +10.0.0.4 -10.0.0.2',
+      'fdb.set tenant blue: static entry 02:00:00:00:0f:01 -> vtep 10.0.0.4 (was vtep 10.0.0.2)',
       'fdb.set tenant blue: static entry 02:00:00:00:0f:02 -> vtep 10.0.0.3',
     ]);
     const back = plan(next, cfg(BASE)).changes;
