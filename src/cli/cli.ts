@@ -15,7 +15,7 @@ import { fstatSync, readFileSync, type WriteStream } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { VERSION } from '../util/paths.js';
 import { openCaptureFile } from './capture-file.js';
-import { DEFAULT_CONTROL_SOCKET, formatConfigError, type Config } from '../config/config.js';
+import { DEFAULT_CONTROL_SOCKET, formatConfigErrorIn, type Config, type ConfigResult } from '../config/config.js';
 import { loadConfig } from '../config/load.js';
 import { RemoteError, request } from '../daemon/control.js';
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf, readPrivateKeyFile } from '../secure/keys.js';
@@ -26,14 +26,18 @@ import type { MacRecord } from '../directory/directory.js';
 import { formatFdb, formatMacRecords, formatPeers, formatStats, formatStatus, formatTrace, table, type StatusResult } from './table.js';
 
 function load(path: string): Config {
+  return loadChecked(path).config;
+}
+/** The config with its source positions; every error as `file:line:col: path: message`, then exit 1. */
+function loadChecked(path: string): Extract<ConfigResult, { ok: true }> {
   const r = loadConfig(path);
   if (!r.ok) {
-    for (const e of r.errors) process.stderr.write(`${path}: ${formatConfigError(e)}\n`);
-    process.stderr.write(`${path}: ${r.errors.length} error${r.errors.length === 1 ? '' : 's'}\n`);
+    for (const e of r.errors) process.stderr.write(`${formatConfigErrorIn(path, e)}\n`);
+    if (r.errors.length > 1) process.stderr.write(`${path}: ${r.errors.length} errors\n`);
     process.exit(1);
   }
-  for (const w of r.warnings ?? []) process.stderr.write(`${path}: warning: ${formatConfigError(w)}\n`);
-  return r.config;
+  for (const w of r.warnings ?? []) process.stderr.write(`${formatConfigErrorIn(path, w, 'warning')}\n`);
+  return r;
 }
 
 interface ClientOpts {
@@ -52,7 +56,7 @@ function socketOf(o: ClientOpts): string {
 function fail(e: unknown, configPath?: string): never {
   const err = e as Error;
   process.stderr.write(`vtepd: ${err.message}\n`);
-  if (e instanceof RemoteError) for (const x of e.errors ?? []) process.stderr.write(`${configPath ?? 'config'}: ${formatConfigError(x)}\n`);
+  if (e instanceof RemoteError) for (const x of e.errors ?? []) process.stderr.write(`${formatConfigErrorIn(configPath ?? 'config', x)}\n`);
   process.exit(1);
 }
 

@@ -8,7 +8,7 @@
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { Config } from '../config/config.js';
+import { formatConfigErrorIn, type Config } from '../config/config.js';
 import { loadConfig } from '../config/load.js';
 import { sdNotify } from '../native/system.js';
 import { apiHandlers } from './api.js';
@@ -122,7 +122,7 @@ export class Runtime implements TakeoverHost {
     } catch (e) {
       const err = e as ApiError;
       process.stderr.write(`vtepd: reload failed: ${err.message}\n`);
-      for (const x of err.errors ?? []) process.stderr.write(`${this.configPath}: ${x.path}: ${x.message}\n`);
+      for (const x of err.errors ?? []) process.stderr.write(`${formatConfigErrorIn(this.configPath, x)}\n`);
     }
   }
 
