@@ -17,6 +17,8 @@ import { VERSION } from '../util/paths.js';
 import { openCaptureFile } from './capture-file.js';
 import { DEFAULT_CONTROL_SOCKET, formatConfigErrorIn, type Config, type ConfigResult } from '../config/config.js';
 import { loadConfig } from '../config/load.js';
+import { formatPath } from '../config/schema.js';
+import { hostWarnings } from '../daemon/explain.js';
 import { RemoteError, request } from '../daemon/control.js';
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf, readPrivateKeyFile } from '../secure/keys.js';
 import type { PeerInfo, StatsSnapshot } from '../daemon/stats.js';
@@ -135,10 +137,10 @@ program
 
 program
   .command('check')
-  .description('validate a config file; print every error with its path; exit 0 if valid, 1 if not')
+  .description('validate a config file; print every error with its place; warn of what run would trip over on this host; exit 0 if valid, 1 if not')
   .requiredOption('-c, --config <file>', 'YAML config file')
-  .action((opts: { config: string }) => {
-    const config = load(opts.config);
+  .action(async (opts: { config: string }) => {
+    const { config, locate } = loadChecked(opts.config);
     const ports = config.tenants.reduce((n, t) => n + t.ports.length, 0);
     // The key file too: run refuses one group or others can read, so check does.
     let identity = '';
@@ -149,6 +151,13 @@ program
         process.stderr.write(`${opts.config}: ${(e as Error).message}\n`);
         process.exit(1);
       }
+    }
+    // What run would trip over on this host (a missing namespace, a name or port taken), where check can see it.
+    for (const w of await hostWarnings(config)) {
+      const at = locate?.(w.path);
+      process.stderr.write(
+        `${formatConfigErrorIn(opts.config, { path: formatPath(w.path), message: w.message, ...(at && { line: at.line, col: at.col }) }, 'warning')}\n`,
+      );
     }
     process.stdout.write(`${opts.config}: ok (${config.tenants.length} tenant(s), ${ports} port(s)${identity})\n`);
   });

@@ -602,7 +602,7 @@ function crossCheck(raw: unknown, warnings: Issue[] = []): Issue[] {
 // Entry points
 // ---------------------------------------------------------------------------------------
 
-function formatPath(path: readonly PropertyKey[]): string {
+export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const p of path) {
     if (typeof p === 'number') out += `[${p}]`;

@@ -110,6 +110,8 @@ tenants:
       () => 'started',
       (e: Error) => e.message,
     );
-    expect(r).toMatch(/nosuch.*No such file or directory/);
+    expect(r).toContain(
+      `tenants[0].ports[0].netns: namespace ${lab.ns('nosuch')} does not exist (create it with ip netns add ${lab.ns('nosuch')}, or drop netns)`,
+    );
   });
 });
