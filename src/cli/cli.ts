@@ -19,8 +19,10 @@ import { fileURLToPath } from 'node:url';
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { VERSION } from '../util/paths.js';
 import { openCaptureFile } from './capture-file.js';
-import { DEFAULT_CONTROL_SOCKET, formatConfigError, LOG_LEVELS, type Config } from '../config/config.js';
+import { DEFAULT_CONTROL_SOCKET, formatConfigErrorIn, LOG_LEVELS, type Config, type ConfigResult } from '../config/config.js';
 import { loadConfig } from '../config/load.js';
+import { formatPath } from '../config/schema.js';
+import { hostWarnings } from '../daemon/explain.js';
 import { RemoteError, request } from '../daemon/control.js';
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf, readPrivateKeyFile } from '../secure/keys.js';
 import type { PeerInfo, StatsSnapshot } from '../daemon/stats.js';
@@ -30,14 +32,18 @@ import type { MacRecord } from '../directory/directory.js';
 import { formatFdb, formatMacRecords, formatPeers, formatStats, formatStatus, formatTrace, table, type StatusResult } from './table.js';
 
 function load(path: string): Config {
+  return loadChecked(path).config;
+}
+/** The config with its source positions; every error as `file:line:col: path: message`, then exit 1. */
+function loadChecked(path: string): Extract<ConfigResult, { ok: true }> {
   const r = loadConfig(path);
   if (!r.ok) {
-    for (const e of r.errors) process.stderr.write(`${path}: ${formatConfigError(e)}\n`);
-    process.stderr.write(`${path}: ${r.errors.length} error${r.errors.length === 1 ? '' : 's'}\n`);
+    for (const e of r.errors) process.stderr.write(`${formatConfigErrorIn(path, e)}\n`);
+    if (r.errors.length > 1) process.stderr.write(`${path}: ${r.errors.length} errors\n`);
     process.exit(1);
   }
-  for (const w of r.warnings ?? []) process.stderr.write(`${path}: warning: ${formatConfigError(w)}\n`);
-  return r.config;
+  for (const w of r.warnings ?? []) process.stderr.write(`${formatConfigErrorIn(path, w, 'warning')}\n`);
+  return r;
 }
 
 /** The config file when -c/--config is not given (run, check; a client's way to the socket): contrib/vtepd.service's. */
@@ -81,7 +87,7 @@ function socketOf(o: ClientOpts): string {
 function fail(e: unknown, configPath?: string): never {
   const err = e as Error;
   process.stderr.write(`vtepd: ${err.message}\n`);
-  if (e instanceof RemoteError) for (const x of e.errors ?? []) process.stderr.write(`${configPath ?? 'config'}: ${formatConfigError(x)}\n`);
+  if (e instanceof RemoteError) for (const x of e.errors ?? []) process.stderr.write(`${formatConfigErrorIn(configPath ?? 'config', x)}\n`);
   process.exit(1);
 }
 
@@ -176,11 +182,11 @@ program
 
 program
   .command('check')
-  .description('validate a config file; print every error with its path; exit 0 if valid, 1 if not')
+  .description('validate a config file; print every error with its place; warn of what run would trip over on this host; exit 0 if valid, 1 if not')
   .option('-c, --config <file>', `YAML config file (default $VTEPD_CONFIG, or ${SYSTEM_CONFIG})`)
-  .action((opts: { config?: string }) => {
+  .action(async (opts: { config?: string }) => {
     opts.config = configPath(opts.config);
-    const config = load(opts.config);
+    const { config, locate } = loadChecked(opts.config);
     const ports = config.tenants.reduce((n, t) => n + t.ports.length, 0);
     // The key file too: run refuses one group or others can read, so check does.
     let identity = '';
@@ -191,6 +197,13 @@ program
         process.stderr.write(`${opts.config}: ${(e as Error).message}\n`);
         process.exit(1);
       }
+    }
+    // What run would trip over on this host (a missing namespace, a name or port taken), where check can see it.
+    for (const w of await hostWarnings(config)) {
+      const at = locate?.(w.path);
+      process.stderr.write(
+        `${formatConfigErrorIn(opts.config, { path: formatPath(w.path), message: w.message, ...(at && { line: at.line, col: at.col }) }, 'warning')}\n`,
+      );
     }
     process.stdout.write(`${opts.config}: ok (${config.tenants.length} tenant(s), ${ports} port(s)${identity})\n`);
   });

@@ -162,15 +162,36 @@ export interface Config {
 export interface ConfigError {
   path: string;
   message: string;
+  /** Where in the YAML file (1-based), when it was read from one. */
+  line?: number;
+  col?: number;
 }
 /** A valid config may come with warnings (e.g. a TAP MTU above what the tunnel carries). */
-export type ConfigResult = { ok: true; config: Config; warnings?: ConfigError[] } | { ok: false; errors: ConfigError[] };
+export type ConfigResult =
+  | {
+      ok: true;
+      config: Config;
+      warnings?: ConfigError[];
+      /** Read from YAML: the line and column of a config path (to place what is found later, e.g. `vtepd check`'s host warnings). */
+      locate?: (path: readonly PropertyKey[]) => { line: number; col: number } | undefined;
+    }
+  | { ok: false; errors: ConfigError[] };
 
 /** Where the control API listens unless the config says otherwise. */
 export const DEFAULT_CONTROL_SOCKET = '/run/vtepd/vtepd.sock';
 
 export function formatConfigError(e: ConfigError): string {
   return `${e.path}: ${e.message}`;
+}
+
+/**
+ * As the CLI prints it: `file:line:col: path: message` (the form editors jump to; `(root)`
+ * left out), e.g. `vtepd.yaml:5:10: tenants[0].vni: ...`, with `label` after the place:
+ * `vtepd.yaml:7:16: warning: tenants[0].ports[0].mtu: ...`.
+ */
+export function formatConfigErrorIn(file: string, e: ConfigError, label?: string): string {
+  const where = e.line === undefined ? file : `${file}:${e.line}:${e.col}`;
+  return [where, label, e.path === '(root)' ? undefined : e.path, e.message].filter((x) => x !== undefined).join(': ');
 }
 
 // ---------------------------------------------------------------------------------------

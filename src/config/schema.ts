@@ -34,7 +34,8 @@ export function parseMac(text: string): Parsed<string> {
 /** An IPv4/IPv6 address (`cidr`: with a required /prefix) that is unicast and usable. */
 function parseIp(text: string, cidr: boolean): Parsed<Ip> {
   const bad = { error: cidr ? CIDR_MSG : ADDRESS_MSG };
-  if (text.includes('/') !== cidr) return bad;
+  if (!cidr && text.includes('/')) return { error: `${ADDRESS_MSG} without a prefix length (drop the ${text.slice(text.indexOf('/'))})` };
+  if (cidr && !text.includes('/')) return bad;
   let ip: Address4 | Address6;
   if (Address4.isValid(text)) ip = new Address4(text);
   else if (Address6.isValid(text)) ip = new Address6(text);
@@ -82,6 +83,7 @@ export function parseListen(text: string): Parsed<MetricsConfig> {
   let host: string;
   if (m[1] !== undefined && Address6.isValid(raw) && !raw.includes('%')) host = new Address6(raw).correctForm();
   else if (m[2] !== undefined && Address4.isValid(raw) && !raw.includes('/')) host = new Address4(raw).correctForm();
+  else if (raw.includes('/')) return { error: `${LISTEN_MSG}; an address without a prefix length (drop the ${raw.slice(raw.indexOf('/'))})` };
   else return { error: `${LISTEN_MSG}; ${raw} is not an IPv4 address or a bracketed IPv6 address` };
   return { value: { listen: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`, host, port } };
 }
@@ -320,10 +322,33 @@ const SHAPES: Record<string, string[]> = {
   'directory.freeze': Object.keys(Freeze.shape),
 };
 function unknownKey(path: PropertyKey[], key: string): string {
-  const known = SHAPES[path.filter((p) => typeof p === 'string').join('.')] ?? [];
+  const near = closest(key, SHAPES[path.filter((p) => typeof p === 'string').join('.')] ?? []);
+  return near ? `unknown key (did you mean ${near}?)` : 'unknown key';
+}
+
+/** The known word nearest `word` (case, '-' and '_' ignored), if it is a likely typo of it. */
+export function closest(word: string, known: readonly string[]): string | undefined {
   const squash = (s: string) => s.toLowerCase().replace(/[-_]/g, '');
-  const near = known.find((k) => squash(k) === squash(key));
-  return near ? `unknown key (did you mean "${near}"?)` : 'unknown key';
+  const w = squash(word);
+  const limit = w.length <= 4 ? 1 : w.length <= 8 ? 2 : 3;
+  let best: { k: string; d: number } | undefined;
+  for (const k of known) {
+    const d = editDistance(w, squash(k));
+    if (d <= limit && (!best || d < best.d)) best = { k, d };
+  }
+  return best?.k;
+}
+
+/** Edit distance: insertions, deletions, substitutions and swaps of two neighbours (mut: mtu is 1). */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++) {
+      const row = d[i]!;
+      row[j] = Math.min(d[i - 1]![j]! + 1, row[j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) row[j] = Math.min(row[j]!, d[i - 2]![j - 2]! + 1);
+    }
+  return d[a.length]![b.length]!;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -331,7 +356,8 @@ function unknownKey(path: PropertyKey[], key: string): string {
 // wrong, and look only at values that pass their own field check.
 // ---------------------------------------------------------------------------------------
 
-type Issue = { path: PropertyKey[]; message: string };
+/** `key`: about the key at `path` (unknown), not its value. */
+type Issue = { path: PropertyKey[]; message: string; key?: boolean };
 const record = (v: unknown): Record<string, unknown> => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
 const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 function valid<S extends z.ZodType>(schema: S, v: unknown): z.output<S> | undefined {
@@ -582,7 +608,7 @@ function crossCheck(raw: unknown, warnings: Issue[] = []): Issue[] {
 // Entry points
 // ---------------------------------------------------------------------------------------
 
-function formatPath(path: readonly PropertyKey[]): string {
+export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const p of path) {
     if (typeof p === 'number') out += `[${p}]`;
@@ -592,23 +618,87 @@ function formatPath(path: readonly PropertyKey[]): string {
   return out || '(root)';
 }
 
+/** Where a node is in the source: offset (for the order), line and column (1-based). */
+export interface SourcePosition {
+  offset: number;
+  line: number;
+  col: number;
+}
+/** The position of the node at `path` (`key`: the key itself, e.g. an unknown key). */
+export type Locate = (path: readonly PropertyKey[], what: 'value' | 'key') => SourcePosition | undefined;
+
+/** The raw value at `path` in the parsed data. */
+function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
+  let v = data;
+  for (const p of path) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[p] : undefined;
+  return v;
+}
+
+/** A zod issue as the user reads it: an unknown key with the one meant, a wrong type with what was given. */
+function schemaIssues(data: unknown, iss: z.core.$ZodIssue): Issue[] {
+  if (iss.code === 'unrecognized_keys') return iss.keys.map((k) => ({ path: [...iss.path, k], message: unknownKey(iss.path, k), key: true }));
+  const hint = iss.code === 'invalid_type' || iss.code === 'invalid_value' || iss.code === 'invalid_union' ? wrongValueHint(data, iss) : undefined;
+  return [{ path: iss.path, message: hint ? `${iss.message} (${hint})` : iss.message }];
+}
+
 /**
- * Validate already-parsed data (e.g. JSON from the API socket). `position` orders the
- * errors (by where they are in the source); without it they come in schema order.
+ * For a value of the wrong type or not one of the names: what was received and the fix
+ * that would pass (`received the string "5001"; drop the quotes`, `received the number 7;
+ * quote it`), or the name meant (`did you mean vxlan?`).
  */
-export function validateConfig(data: unknown, position?: (path: PropertyKey[]) => number): ConfigResult {
+function wrongValueHint(data: unknown, iss: z.core.$ZodIssue): string | undefined {
+  const value = valueAt(data, iss.path);
+  if (value === undefined) return undefined;
+  const names = (i: z.core.$ZodIssue): unknown[] => (i.code === 'invalid_value' ? i.values : i.code === 'invalid_union' ? i.errors.flat().flatMap(names) : []);
+  const near =
+    typeof value === 'string'
+      ? closest(
+          value,
+          names(iss).filter((x): x is string => typeof x === 'string'),
+        )
+      : undefined;
+  if (near) return `did you mean ${near}?`;
+  const passes = (v: unknown) => passesWith(data, iss.path, v);
+  if (typeof value === 'string') {
+    const unquoted =
+      value.trim() !== '' && Number.isFinite(Number(value)) ? Number(value) : value === 'true' || value === 'false' ? value === 'true' : undefined;
+    if (unquoted !== undefined && passes(unquoted)) return `received the string ${JSON.stringify(value)}; drop the quotes`;
+    return iss.code === 'invalid_type' ? `received the string ${JSON.stringify(value)}` : undefined;
+  }
+  if (typeof value === 'number' || typeof value === 'boolean') return `received the ${typeof value} ${value}${passes(String(value)) ? '; quote it' : ''}`;
+  if (value === null) return 'received an empty value';
+  return Array.isArray(value) ? 'received a list' : 'received a mapping';
+}
+
+/** Whether the schema takes `data` with the value at `path` replaced by `v` (no issue left there). */
+function passesWith(data: unknown, path: readonly PropertyKey[], v: unknown): boolean {
+  const copy = structuredClone(data) as Record<PropertyKey, unknown>;
+  let parent = copy;
+  for (const p of path.slice(0, -1)) parent = parent[p] as Record<PropertyKey, unknown>;
+  parent[path.at(-1)!] = v;
+  const same = (a: readonly PropertyKey[]) => a.length === path.length && a.every((p, i) => p === path[i]);
+  return !(Root.safeParse(copy).error?.issues ?? []).some((i) => same(i.path));
+}
+
+/**
+ * Validate already-parsed data (e.g. JSON from the API socket). `locate` (YAML read with
+ * positions) gives every error and warning its line and column, and orders the errors as
+ * they are in the source; without it they come in schema order.
+ */
+export function validateConfig(data: unknown, locate?: Locate): ConfigResult {
   const issues: Issue[] = [];
   const result = Root.safeParse(data);
-  for (const iss of result.error?.issues ?? []) {
-    if (iss.code === 'unrecognized_keys') for (const k of iss.keys) issues.push({ path: [...iss.path, k], message: unknownKey(iss.path, k) });
-    else issues.push({ path: iss.path, message: iss.message });
-  }
+  for (const iss of result.error?.issues ?? []) issues.push(...schemaIssues(data, iss));
   const warned: Issue[] = [];
   issues.push(...crossCheck(data, warned));
+  const placed = (iss: Issue) => {
+    const at = locate?.(iss.path, iss.key ? 'key' : 'value');
+    return { offset: at?.offset ?? 0, error: { path: formatPath(iss.path), message: iss.message, ...(at ? { line: at.line, col: at.col } : {}) } };
+  };
   if (issues.length > 0 || !result.success) {
-    const order = issues.map((iss, n) => ({ iss, n, at: position?.(iss.path) ?? 0 }));
-    order.sort((a, b) => a.at - b.at || a.n - b.n);
-    return { ok: false, errors: order.map(({ iss }) => ({ path: formatPath(iss.path), message: iss.message })) };
+    const order = issues.map((iss, n) => ({ ...placed(iss), n }));
+    order.sort((a, b) => a.offset - b.offset || a.n - b.n);
+    return { ok: false, errors: order.map((o) => o.error) };
   }
 
   const { log, limits, control, metrics, underlay, tenants, role, hubs, nat, keepalive, deadInterval, pmtuDiscovery, identity, spokes, directory } =
@@ -674,6 +764,6 @@ export function validateConfig(data: unknown, position?: (path: PropertyKey[]) =
         }
       : null,
   };
-  const warnings = warned.map((w) => ({ path: formatPath(w.path), message: w.message }));
-  return { ok: true, config, warnings };
+  const warnings = warned.map((w) => placed(w).error);
+  return { ok: true, config, warnings, ...(locate ? { locate: (path: readonly PropertyKey[]) => locate(path, 'value') } : {}) };
 }

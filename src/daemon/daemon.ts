@@ -34,6 +34,7 @@ import { EtcdDirectory } from '../directory/etcd-directory.js';
 import { Membership } from '../directory/membership.js';
 import { isDynamicTenant, placeDynamic, PortError, tenantOfPort, withDynamic, type DynamicPort } from '../ports/dynamic.js';
 import { DirectoryForwarding } from '../directory/forwarding.js';
+import { explainPortError, explainUnderlayError } from './explain.js';
 
 const log = logger('daemon');
 
@@ -91,6 +92,15 @@ export function datapathOptions(config: Config, underlayFds?: number[]): DpCreat
     ...(u.locals[1] ? { local2: u.locals[1].address } : {}),
     queues: u.queues,
   };
+}
+
+/** The native data path of a config; a socket that cannot be bound names underlay.local or underlay.port, and what to do. */
+function openDatapath(config: Config): NativeDatapath {
+  try {
+    return new NativeDatapath(datapathOptions(config));
+  } catch (e) {
+    throw explainUnderlayError(e as Error, config);
+  }
 }
 
 /**
@@ -152,6 +162,8 @@ export class Daemon implements Target {
   takeover: { fromPid: number; gapMs: number } | null = null;
   /** The config that runs (the last good one, with every change that succeeded). */
   running: Config;
+  /** While a reload applies: the config it applies (to name a failed port by its path in it). */
+  private applying: Config | null = null;
   private closed = false;
   private readonly backend: PortBackend;
   private readonly hooks: DaemonHooks;
@@ -178,7 +190,7 @@ export class Daemon implements Target {
   private constructor(config: Config, opts: DaemonOptions) {
     this.running = config;
     for (const r of opts.dynamic ?? []) this.dynamic.set(r.tap, r);
-    const dp = (this.dp = opts.dp ?? new NativeDatapath(datapathOptions(config)));
+    const dp = (this.dp = opts.dp ?? openDatapath(config));
     this.backend = opts.ports ?? new TapPorts(config.underlay.queues);
     this.hooks = opts.hooks ?? {};
     const maxMacsTotal = opts.maxMacsTotal ?? Math.min(config.limits.maxMacs, limits().fdbCapacity);
@@ -361,7 +373,7 @@ export class Daemon implements Target {
   }
 
   async addPort(tenant: string, p: PortConfig, adopted?: PortHandle): Promise<void> {
-    const h = adopted ?? (await this.backend.open(tenant, p));
+    const h = adopted ?? (await this.openPort(tenant, p));
     // An adopted TAP keeps the queues it came with, up to this data path's: a queue
     // nobody reads would stall the flows the kernel steers to it, so extra ones close.
     const queueFds = [...(h.queueFds ?? [])];
@@ -378,6 +390,23 @@ export class Daemon implements Target {
     // A port whose MAC and address the config gives is in the directory before it speaks.
     if (p.address && port.mac) this.announceLocal(tenant, port.mac, [p.address.address]);
     log.info({ tenant, tap: p.tap, netns: p.netns, mtu: p.mtu, adopted: !!adopted }, 'port up');
+  }
+
+  /** A port's TAP; a failure names the port's field as the user wrote it, and what to do. */
+  private async openPort(tenant: string, p: PortConfig): Promise<PortHandle> {
+    try {
+      return await this.backend.open(tenant, p);
+    } catch (e) {
+      throw explainPortError(e as Error, this.portField(tenant, p.tap), p);
+    }
+  }
+  /** `tenants[0].ports[1](.KEY)` for a port of the config (being applied), `(KEY of )port TAP` for one attached at runtime. */
+  private portField(tenant: string, tap: string): (key?: string) => string {
+    const tenants = (this.applying ?? this.running).tenants;
+    const i = tenants.findIndex((t) => t.name === tenant);
+    const j = tenants[i]?.ports.findIndex((p) => p.tap === tap) ?? -1;
+    if (this.dynamic.has(tap) || j < 0) return (key) => (key ? `${key} of port ${tap}` : `port ${tap}`);
+    return (key) => `tenants[${i}].ports[${j}]${key ? `.${key}` : ''}`;
   }
 
   /**
@@ -458,7 +487,10 @@ export class Daemon implements Target {
       log.warn({ dropped: dropped.map((d) => `${d.rec.tap} (${d.rec.net}): ${d.why}`) }, 'reload: ports attached at runtime dropped');
       this.dynamicChanged();
     }
-    const r = await applyPlan(this.running, p.changes, this);
+    this.applying = next;
+    const r = await applyPlan(this.running, p.changes, this).finally(() => {
+      this.applying = null;
+    });
     // All applied: what runs is exactly `next`. Else the old config with what succeeded.
     this.running = r.failed.length ? r.config : next;
     const failed = r.failed.map((f) => `${describeChange(f.change)}: ${f.error}`);

@@ -8,13 +8,14 @@
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { Config } from '../config/config.js';
+import { formatConfigErrorIn, type Config } from '../config/config.js';
 import { loadConfig } from '../config/load.js';
 import { sdNotify } from '../native/system.js';
 import { apiHandlers } from './api.js';
 import { answers, ApiError, ControlServer } from './control.js';
 import { Daemon, type DaemonHooks } from './daemon.js';
 import { Metrics } from './metrics.js';
+import { explainControlError, explainMetricsError, say } from './explain.js';
 import { Busy, Takeover, type TakeoverHost } from './takeover.js';
 import { EtcdClient } from '../directory/etcd.js';
 import { Nets } from '../directory/nets.js';
@@ -52,9 +53,9 @@ export class Runtime implements TakeoverHost {
     return {
       control: async (socket) => {
         await this.control.close();
-        await this.control.listen(socket);
+        await this.control.listen(socket).catch((e: Error) => Promise.reject(explainControlError(e, socket)));
       },
-      metrics: (m) => this.metrics.listen(m),
+      metrics: (m) => this.metrics.listen(m).catch((e: Error) => Promise.reject(m ? explainMetricsError(e, m) : e)),
       eventBatch: (n) => this.metrics.observeBatch(n),
       dynamicPorts: (ports) => writeDynamicState(stateFileOf(this.daemon.running.control.socket), ports),
     };
@@ -73,7 +74,7 @@ export class Runtime implements TakeoverHost {
   /** Start fresh from a config. */
   async start(config: Config): Promise<void> {
     const socket = config.control.socket;
-    if (existsSync(socket) && (await answers(socket))) throw new Error(`another vtepd answers on ${socket}: stop it, or start with --takeover to replace it`);
+    if (existsSync(socket) && (await answers(socket))) throw new Error(`control.socket: ${say.daemonAnswers(socket)}`);
     const dynamic = await restoreDynamic(config);
     const merged = withDynamic(config, dynamic);
     for (const d of merged.dropped) log.warn({ net: d.rec.net, tap: d.rec.tap, why: d.why }, 'a port attached before the restart is not attached again');
@@ -81,8 +82,9 @@ export class Runtime implements TakeoverHost {
     this.adopt(await Daemon.start(merged.config, { hooks: this.daemonHooks(), dynamic: kept }));
     if (kept.length !== dynamic.length) writeDynamicState(stateFileOf(socket), kept);
     try {
-      await this.control.listen(socket);
-      await this.metrics.listen(config.metrics);
+      await this.control.listen(socket).catch((e: Error) => Promise.reject(explainControlError(e, socket)));
+      const m = config.metrics;
+      await this.metrics.listen(m).catch((e: Error) => Promise.reject(m ? explainMetricsError(e, m) : e));
     } catch (e) {
       this.daemon.close();
       await this.control.close();
@@ -122,7 +124,7 @@ export class Runtime implements TakeoverHost {
     } catch (e) {
       const err = e as ApiError;
       process.stderr.write(`vtepd: reload failed: ${err.message}\n`);
-      for (const x of err.errors ?? []) process.stderr.write(`${this.configPath}: ${x.path}: ${x.message}\n`);
+      for (const x of err.errors ?? []) process.stderr.write(`${formatConfigErrorIn(this.configPath, x)}\n`);
     }
   }
 

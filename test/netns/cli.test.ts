@@ -36,10 +36,10 @@ describe('vtepd check', () => {
     writeFileSync(f, 'underlay: { local: 10.0.0.1, port: 0 }\ntenants:\n  - { name: blue, vni: 0 }\n  - { name: blue, vni: 5002, flood: [ nope ] }\n');
     const r = await vtepd(['check', '--config', f]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`${f}: underlay.port: must be an integer 1..65535`);
-    expect(r.stderr).toContain(`${f}: tenants[0].vni: must be an integer 1..16777215`);
-    expect(r.stderr).toContain(`${f}: tenants[1].name: duplicate tenant name "blue" (also tenants[0])`);
-    expect(r.stderr).toContain(`${f}: tenants[1].flood[0]: must be an IPv4 or IPv6 address`);
+    expect(r.stderr).toContain(`${f}:1:36: underlay.port: must be an integer 1..65535`);
+    expect(r.stderr).toContain(`${f}:3:24: tenants[0].vni: must be an integer 1..16777215`);
+    expect(r.stderr).toContain(`${f}:4:13: tenants[1].name: duplicate tenant name "blue" (also tenants[0])`);
+    expect(r.stderr).toContain(`${f}:4:39: tenants[1].flood[0]: must be an IPv4 or IPv6 address`);
     expect(r.stderr).toContain('4 errors');
   });
 
@@ -110,6 +110,8 @@ tenants:
       () => 'started',
       (e: Error) => e.message,
     );
-    expect(r).toMatch(/nosuch.*No such file or directory/);
+    expect(r).toContain(
+      `tenants[0].ports[0].netns: namespace ${lab.ns('nosuch')} does not exist (create it with ip netns add ${lab.ns('nosuch')}, or drop netns)`,
+    );
   });
 });

@@ -291,7 +291,13 @@ describe('vtepd operations against a running daemon', () => {
     expect(badJson.code).toBe(1);
     const body = JSON.parse(badJson.stdout) as { ok: boolean; error: { code: string; errors: { path: string; message: string }[] } };
     expect(body.ok).toBe(false);
-    expect(body.error.errors).toContainEqual({ path: 'tenants[1].vni', message: 'must be an integer 1..16777215' });
+    // Each error also says where it is in the file (line, col).
+    expect(body.error.errors).toContainEqual({
+      path: 'tenants[1].vni',
+      message: 'must be an integer 1..16777215',
+      line: expect.any(Number),
+      col: expect.any(Number),
+    });
     rewrite(p, 0, yaml.replace('underlay: { local: "10.0.0.1"', 'underlay: { local: "10.0.0.9"'));
     expect((await cli(['reload'])).stderr).toContain('underlay.local: is 10.0.0.1 in the running daemon; changing the underlay needs a restart');
     // A port changed in place: the TAP stays (same ifindex), its MTU changes.

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultTapMtu, encapOverhead, worstOverhead } from '../../src/core/encap.js';
-import { formatConfigError, DEFAULT_CONTROL_SOCKET, type Config } from '../../src/config/config.js';
+import { formatConfigError, formatConfigErrorIn, DEFAULT_CONTROL_SOCKET, type Config } from '../../src/config/config.js';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
-import { validateConfig } from '../../src/config/schema.js';
+import { closest, validateConfig } from '../../src/config/schema.js';
 
 const EXAMPLE = `
 underlay: { local: 10.0.0.1 }
@@ -178,7 +178,7 @@ tenants:
     ).toEqual([
       'underlay.local: must be a unicast address; 224.0.0.1 is multicast',
       'underlay.port: must be an integer 1..65535',
-      'underlay.mtu: must be an integer 576..65535',
+      'underlay.mtu: must be an integer 576..65535 (received the number 1500.5)',
       'underlay.sourcePorts: must be an integer 1..64',
       'underlay.queues: must be an integer 1..8',
       'tenants[0].vni: must be an integer 1..16777215',
@@ -189,12 +189,12 @@ tenants:
       'tenants[0].ports[1].mac: must be a unicast MAC like 02:00:00:00:01:01',
       'tenants[0].ports[1].tap: is required',
       'tenants[0].flood[1]: must be an IPv4 or IPv6 address',
-      'tenants[0].learning: must be true or false',
+      'tenants[0].learning: must be true or false (received the string "yes")',
       'tenants[0].ageing: must be an integer 1..1000000',
       'tenants[0].maxMacs: must be an integer 1..1048576',
       'tenants[1].name: must be 1..32 characters of a-z A-Z 0-9 _ . -',
       'tenants[1].vni: is required',
-      'tenants[2]: must be a mapping like { name: blue, vni: 5001 }',
+      'tenants[2]: must be a mapping like { name: blue, vni: 5001 } (received the number 7)',
     ]);
   });
 
@@ -213,10 +213,10 @@ tenants:
 extra: {}
 `),
     ).toEqual([
-      'underlay.source_ports: unknown key (did you mean "sourcePorts"?)',
+      'underlay.source_ports: unknown key (did you mean sourcePorts?)',
       'log.colour: unknown key',
       'tenants[0].foo: unknown key',
-      'tenants[0].MaxMacs: unknown key (did you mean "maxMacs"?)',
+      'tenants[0].MaxMacs: unknown key (did you mean maxMacs?)',
       'tenants[0].ports[0].ip: unknown key',
       'tenants[0].fdb[0].port: unknown key',
       'extra: unknown key',
@@ -229,9 +229,12 @@ extra: {}
       'underlay: is required',
       'tenants: is required',
     ]);
-    expect(errors('underlay: {}\ntenants:\n')).toEqual(['underlay.local: is required', 'tenants: must be a list of tenants (write tenants: [] for none)']);
-    expect(errors('')).toEqual(['(root): must be a mapping with underlay and tenants']);
-    expect(errors('- 1\n')).toEqual(['(root): must be a mapping with underlay and tenants']);
+    expect(errors('underlay: {}\ntenants:\n')).toEqual([
+      'underlay.local: is required',
+      'tenants: must be a list of tenants (write tenants: [] for none) (received an empty value)',
+    ]);
+    expect(errors('')).toEqual(['(root): must be a mapping with underlay and tenants (received an empty value)']);
+    expect(errors('- 1\n')).toEqual(['(root): must be a mapping with underlay and tenants (received a list)']);
   });
 
   it('checks MACs: unicast, not all-zero, well-formed', () => {
@@ -246,7 +249,9 @@ extra: {}
     expect(errors('underlay: { local: 0.0.0.0 }\ntenants: []')).toEqual(['underlay.local: must be a unicast address; 0.0.0.0 is unspecified']);
     expect(errors('underlay: { local: "::" }\ntenants: []')).toEqual(['underlay.local: must be a unicast address; :: is unspecified']);
     expect(errors('underlay: { local: "ff02::1" }\ntenants: []')).toEqual(['underlay.local: must be a unicast address; ff02::1 is multicast']);
-    expect(errors('underlay: { local: 10.0.0.1/24 }\ntenants: []')).toEqual(['underlay.local: must be an IPv4 or IPv6 address']);
+    expect(errors('underlay: { local: 10.0.0.1/24 }\ntenants: []')).toEqual([
+      'underlay.local: must be an IPv4 or IPv6 address without a prefix length (drop the /24)',
+    ]);
     expect(errors('underlay: { local: "fe80::1%eth0" }\ntenants: []')).toEqual([
       'underlay.local: must be an IPv4 or IPv6 address without a zone index (%eth0)',
     ]);
@@ -376,7 +381,7 @@ tenants:
       'tenants[0].ageing: must be an integer 1..1000000',
       'tenants[0].flood[0]: IPv6 VTEP but underlay.local is IPv4',
       'tenants[1].name: duplicate tenant name "blue" (also tenants[0])',
-      'tenants[1].vni: must be an integer 1..16777215',
+      'tenants[1].vni: must be an integer 1..16777215 (received the string "x")',
     ]);
   });
 });
@@ -441,10 +446,12 @@ describe('encapsulations (VXLAN, GRE-TAP, NVGRE) and dual stack', () => {
 
   it('checks encap names, flood entry shapes and one encapsulation per VTEP in a tenant', () => {
     expect(errors(blue('encap: geneve'))).toEqual(['tenants[0].encap: must be one of vxlan, gre, nvgre']);
-    expect(errors(blue('flood: [ { vtep: 10.0.0.2, encap: GRE } ]'))).toEqual(['tenants[0].flood[0].encap: must be one of vxlan, gre, nvgre']);
-    expect(errors(blue('flood: [ { vtep: 10.0.0.2, Encap: gre } ]'))).toEqual(['tenants[0].flood[0].Encap: unknown key (did you mean "encap"?)']);
+    expect(errors(blue('flood: [ { vtep: 10.0.0.2, encap: GRE } ]'))).toEqual([
+      'tenants[0].flood[0].encap: must be one of vxlan, gre, nvgre (did you mean gre?)',
+    ]);
+    expect(errors(blue('flood: [ { vtep: 10.0.0.2, Encap: gre } ]'))).toEqual(['tenants[0].flood[0].Encap: unknown key (did you mean encap?)']);
     expect(errors(blue('flood: [ 7, { encap: gre } ]'))).toEqual([
-      'tenants[0].flood[0]: must be a VTEP address or a mapping like { vtep: 10.0.0.2, encap: gre }',
+      'tenants[0].flood[0]: must be a VTEP address or a mapping like { vtep: 10.0.0.2, encap: gre } (received the number 7)',
       'tenants[0].flood[1].vtep: is required',
     ]);
     expect(errors(blue('flood: [ { vtep: 10.0.0.1 } ]'))).toEqual(['tenants[0].flood[0].vtep: must not be underlay.local (10.0.0.1), this host']);
@@ -498,7 +505,7 @@ describe('encapsulations (VXLAN, GRE-TAP, NVGRE) and dual stack', () => {
     expect(errors(one('[ 10.0.0.1, 10.0.0.2 ]'))).toEqual(['underlay.local[1]: at most one address per family: 10.0.0.1 and 10.0.0.2 are both IPv4']);
     expect(errors(one('[]'))).toEqual([LOCAL]);
     expect(errors(one('[ 10.0.0.1, "2001:db8::1", "2001:db8::2" ]'))).toEqual([LOCAL]);
-    expect(errors(one('7'))).toEqual([LOCAL]);
+    expect(errors(one('7'))).toEqual([`${LOCAL} (received the number 7)`]);
     expect(errors(one('[ 10.0.0.1, nope ]'))).toEqual(['underlay.local[1]: must be an IPv4 or IPv6 address']);
     expect(errors(one('[ 10.0.0.1, "2001:db8::1" ]', 'flood: [ "2001:db8::1" ]'))).toEqual([
       'tenants[0].flood[0]: must not be underlay.local (2001:db8::1), this host',
@@ -512,17 +519,20 @@ describe('encapsulations (VXLAN, GRE-TAP, NVGRE) and dual stack', () => {
 
 describe('YAML and files', () => {
   it('reports YAML syntax errors at (root) with line and column', () => {
-    expect(errors('underlay:\n  local: 10.0.0.1\n  local: 10.0.0.2\ntenants: []\n')).toEqual(['(root): line 3, column 3: Map keys must be unique']);
-    const r = parseConfig('tenants: [ { name: a\nunderlay: {}\n', 'vtepd.yaml');
+    const dup = parseConfig('underlay:\n  local: 10.0.0.1\n  local: 10.0.0.2\ntenants: []\n');
+    expect(!dup.ok && dup.errors).toEqual([{ path: '(root)', message: 'Map keys must be unique', line: 3, col: 3 }]);
+    expect(!dup.ok && formatConfigErrorIn('vtepd.yaml', dup.errors[0]!)).toBe('vtepd.yaml:3:3: Map keys must be unique');
+    const r = parseConfig('tenants: [ { name: a\nunderlay: {}\n');
     expect(r.ok).toBe(false);
     if (!r.ok) {
       expect(r.errors.length).toBeGreaterThan(0);
-      for (const e of r.errors) expect(formatConfigError(e)).toMatch(/^\(root\): vtepd\.yaml:\d+:\d+: \S/);
+      for (const e of r.errors) expect(formatConfigErrorIn('vtepd.yaml', e)).toMatch(/^vtepd\.yaml:\d+:\d+: \S/);
     }
-    expect(errors('a: 1\n---\nb: 2\n')[0]).toMatch(/^\(root\): line 2, column 1: Source contains multiple documents/);
+    const docs = parseConfig('a: 1\n---\nb: 2\n');
+    expect(!docs.ok && docs.errors[0]).toMatchObject({ line: 2, col: 1, message: expect.stringMatching(/^Source contains multiple documents/) });
   });
 
-  it('loadConfig reads a file and names it in errors', () => {
+  it('loadConfig reads a file; a missing one is one error that does not repeat its path', () => {
     const dir = mkdtempSync(join(tmpdir(), 'vtepd-config-'));
     try {
       const good = join(dir, 'good.yaml');
@@ -532,12 +542,82 @@ describe('YAML and files', () => {
       const bad = join(dir, 'bad.yaml');
       writeFileSync(bad, 'tenants: [\n');
       const b = loadConfig(bad);
-      expect(!b.ok && b.errors[0]!.message.startsWith(`${bad}:2:1: `)).toBe(true);
+      expect(!b.ok && b.errors[0]).toMatchObject({ line: 2, col: 1 });
       const missing = loadConfig(join(dir, 'missing.yaml'));
-      expect(!missing.ok && missing.errors[0]!.message).toMatch(/^cannot read .*missing\.yaml: ENOENT/);
+      expect(!missing.ok && missing.errors).toEqual([{ path: '(root)', message: 'cannot read the config file: no such file (give its path with --config)' }]);
+      expect(!missing.ok && formatConfigErrorIn('missing.yaml', missing.errors[0]!)).toBe(
+        'missing.yaml: cannot read the config file: no such file (give its path with --config)',
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('messages that say where and what to do (#14)', () => {
+  /** Every error as the CLI prints it for `vtepd.yaml`. */
+  const printed = (text: string) => {
+    const r = parseConfig(text);
+    if (r.ok) expect.fail('config unexpectedly valid');
+    return r.errors.map((e) => formatConfigErrorIn('vtepd.yaml', e));
+  };
+
+  it('places every schema error at file:line:col and says what a wrong type received', () => {
+    expect(printed(blue().replace('vni: 5001', 'vni: "5001"'))).toEqual([
+      'vtepd.yaml:4:10: tenants[0].vni: must be an integer 1..16777215 (received the string "5001"; drop the quotes)',
+    ]);
+    expect(printed(blue('learning: "false"', 'ports: [ { tap: 1234 } ]'))).toEqual([
+      'vtepd.yaml:5:15: tenants[0].learning: must be true or false (received the string "false"; drop the quotes)',
+      "vtepd.yaml:6:21: tenants[0].ports[0].tap: must be a Linux interface name: 1..15 bytes, no '/', ':', '%' or whitespace, not '.' or '..' (received the number 1234; quote it)",
+    ]);
+    // A quoted string that would not pass unquoted either: no "drop the quotes".
+    expect(printed(blue('ageing: "soon"'))).toEqual(['vtepd.yaml:5:13: tenants[0].ageing: must be an integer 1..1000000 (received the string "soon")']);
+    expect(printed(blue('mssClamp: "1400"'))).toEqual([
+      'vtepd.yaml:5:15: tenants[0].mssClamp: must be auto, off or an integer 536..65495 (the TCP MSS to clamp to) (received the string "1400"; drop the quotes)',
+    ]);
+    expect(printed('underlay:\n  local:\ntenants: []\n')).toEqual([
+      'vtepd.yaml:2:9: underlay.local: must be an IPv4 or IPv6 address, or a list of at most one of each like [10.0.0.1, "2001:db8::1"] (received an empty value)',
+    ]);
+    expect(printed('underlay: { local: 10.0.0.1 }\ntenants:\n  - name: blue\n')).toEqual(['vtepd.yaml:3:5: tenants[0].vni: is required']);
+  });
+
+  it('says which key was meant, when one is close', () => {
+    expect(printed(blue('floood: [ 10.0.0.2 ]'))).toEqual(['vtepd.yaml:5:5: tenants[0].floood: unknown key (did you mean flood?)']);
+    expect(printed('underlay: { local: 10.0.0.1, mut: 1400 }\ntenants: []\n')).toEqual(['vtepd.yaml:1:30: underlay.mut: unknown key (did you mean mtu?)']);
+    expect(printed('underlay: { local: 10.0.0.1 }\ntenant: []\n')).toEqual([
+      'vtepd.yaml:2:1: tenant: unknown key (did you mean tenants?)',
+      'vtepd.yaml:1:1: tenants: is required',
+    ]);
+    expect(printed(blue('colour: blue'))).toEqual(['vtepd.yaml:5:5: tenants[0].colour: unknown key']);
+    expect(printed(blue('encap: vxaln', 'acceptFrom: knwon'))).toEqual([
+      'vtepd.yaml:5:12: tenants[0].encap: must be one of vxlan, gre, nvgre (did you mean vxlan?)',
+      'vtepd.yaml:6:17: tenants[0].acceptFrom: must be known or any (did you mean known?)',
+    ]);
+    expect(closest('floood', ['flood', 'fdb'])).toBe('flood');
+    expect(closest('foo', ['flood', 'fdb'])).toBeUndefined();
+  });
+
+  it('tells to drop the prefix length where a bare address is wanted', () => {
+    const drop = (path: string, prefix: string) => `${path}: must be an IPv4 or IPv6 address without a prefix length (drop the ${prefix})`;
+    expect(errors('underlay: { local: 10.0.0.0/24 }\ntenants: []\n')).toEqual([drop('underlay.local', '/24')]);
+    expect(errors('underlay: { local: [ 10.0.0.1, "2001:db8::1/64" ] }\ntenants: []\n')).toEqual([drop('underlay.local[1]', '/64')]);
+    expect(errors(blue('flood: [ 10.0.0.2/32, { vtep: 10.0.0.3/24 } ]', 'fdb: [ { mac: "02:00:00:00:02:01", vtep: 10.0.0.4/8 } ]'))).toEqual([
+      drop('tenants[0].flood[0]', '/32'),
+      drop('tenants[0].flood[1].vtep', '/24'),
+      drop('tenants[0].fdb[0].vtep', '/8'),
+    ]);
+    expect(errors('role: spoke\nhubs: [ { address: 10.0.0.10/24 } ]\nunderlay: { local: 10.0.0.1 }\ntenants: []\n')).toEqual([drop('hubs[0].address', '/24')]);
+    expect(errors('metrics: { listen: "127.0.0.1/8:9477" }\nunderlay: { local: 10.0.0.1 }\ntenants: []\n')).toEqual([
+      'metrics.listen: must be ADDRESS:PORT like 127.0.0.1:9477 or [::1]:9477; an address without a prefix length (drop the /8)',
+    ]);
+  });
+
+  it('places warnings too', () => {
+    const r = parseConfig(blue('ports: [ { tap: b0, mtu: 1451 } ]'));
+    expect(r.ok && r.warnings?.map((w) => formatConfigErrorIn('vtepd.yaml', w, 'warning'))).toEqual([
+      'vtepd.yaml:5:30: warning: tenants[0].ports[0].mtu: 1451 exceeds underlay.mtu 1500 minus 50 bytes of VXLAN over IPv4 (at most 1450): larger frames are answered with ICMP too-big (set mssClamp to spare TCP the round trip)',
+    ]);
+    expect(r.ok && r.locate?.(['tenants', 0, 'ports', 0, 'tap'])).toMatchObject({ line: 5, col: 21 });
   });
 });
 
@@ -572,10 +652,12 @@ describe('control and metrics', () => {
       'metrics.listen: must be ADDRESS:PORT like 127.0.0.1:9477 or [::1]:9477; port must be 1..65535',
     ]);
     expect(errors(`metrics: { listen: "::1:9477" }\n${base}`)).toEqual(['metrics.listen: must be ADDRESS:PORT like 127.0.0.1:9477 or [::1]:9477']);
-    expect(errors(`metrics: { listen: 9477 }\n${base}`)).toEqual(['metrics.listen: must be ADDRESS:PORT like 127.0.0.1:9477 or [::1]:9477']);
+    expect(errors(`metrics: { listen: 9477 }\n${base}`)).toEqual([
+      'metrics.listen: must be ADDRESS:PORT like 127.0.0.1:9477 or [::1]:9477 (received the number 9477)',
+    ]);
     expect(errors(`metrics: {}\n${base}`)).toEqual(['metrics.listen: is required']);
     expect(errors(`control: { Socket: /x }\nmetrics: { address: x }\n${base}`)).toEqual([
-      'control.Socket: unknown key (did you mean "socket"?)',
+      'control.Socket: unknown key (did you mean socket?)',
       'metrics.address: unknown key',
       'metrics.listen: is required',
     ]);
@@ -641,13 +723,13 @@ describe('roles: hub, spoke, mesh; NAT, liveness timers, path MTU, mssClamp', ()
     expect(errors(spoke('role: spoke', 'hubs: [ { address: 10.0.0.10 } ]', 'keepalive: 0', 'deadInterval: 0.1', 'nat: yes-please'))).toEqual([
       'keepalive: must be a number of seconds 1..3600',
       'deadInterval: must be a number of seconds 0.5..3600',
-      'nat: must be true or false',
+      'nat: must be true or false (received the string "yes-please")',
     ]);
     expect(errors(blue('mssClamp: 100'))).toEqual(['tenants[0].mssClamp: must be auto, off or an integer 536..65495 (the TCP MSS to clamp to)']);
     expect(errors(blue('mssClamp: sometimes'))).toEqual(['tenants[0].mssClamp: must be auto, off or an integer 536..65495 (the TCP MSS to clamp to)']);
     expect(errors(spoke('role: spoke', 'hubs: [ 10.0.0.10, { address: 10.0.0.11, MTU: 1400 }, { port: 70000, mtu: 100 } ]'))).toEqual([
-      'hubs[0]: must be a mapping like { address: 10.0.0.10 }',
-      'hubs[1].MTU: unknown key (did you mean "mtu"?)',
+      'hubs[0]: must be a mapping like { address: 10.0.0.10 } (received the string "10.0.0.10")',
+      'hubs[1].MTU: unknown key (did you mean mtu?)',
       'hubs[2].port: must be an integer 1..65535',
       'hubs[2].mtu: must be an integer 576..65535',
       'hubs[2].address: is required',

@@ -241,7 +241,7 @@ describe('Daemon.reload over the fake data path', () => {
     const next = cfg(`${BASE}  - { name: green, vni: 5003, ports: [ { tap: green0 } ] }\n`);
     const r = await d.reload(next);
     expect(r.ok).toBe(false);
-    expect(r.failed).toEqual(['port green0 (tenant green): added: cannot create green0']);
+    expect(r.failed).toEqual(['port green0 (tenant green): added: tenants[2].ports[0]: cannot create green0']);
     expect(d.running.tenants.find((t) => t.name === 'green')?.ports).toEqual([]);
     ports.failOpen.clear();
     const again = await d.reload(next);

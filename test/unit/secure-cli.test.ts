@@ -58,7 +58,11 @@ describe('vtepd check with an identity', () => {
       writeFileSync(key, `${encodeKey(priv)}\n`, { mode: 0o644 });
       chmodSync(key, 0o644);
       const cfg = join(dir, 'vtepd.yaml');
-      writeFileSync(cfg, `identity: { privateKeyFile: ${key} }\nunderlay: { local: 10.0.0.1 }\ntenants: []\n`);
+      // An address of this host (check warns of one that is not), on a port unlikely to be bound.
+      writeFileSync(
+        cfg,
+        `identity: { privateKeyFile: ${key} }\nunderlay: { local: 127.0.0.1, port: ${20000 + Math.floor(Math.random() * 20000)} }\ntenants: []\n`,
+      );
       const bad = await vtepd(['check', '--config', cfg]);
       expect(bad.code).toBe(1);
       expect(bad.stderr).toBe(`${cfg}: identity.privateKeyFile: ${key} is readable or writable by group or others (mode 0644); chmod 600 it\n`);
