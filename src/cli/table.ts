@@ -296,14 +296,17 @@ export function formatStats(s: StatsSnapshot, all = false, human = false): strin
 }
 
 export function formatTrace(t: TraceResult): string {
-  const to = [...t.outputs.ports.map((p) => `port ${p}`), ...t.outputs.vteps.map((v) => `vtep ${v}`)];
+  const to = [...t.outputs.ports.map((p) => `port ${p}`), ...t.outputs.vteps.map((v) => whereText(v))];
   const result =
     t.action === 'drop'
       ? `drop (${t.reason})`
       : t.action === 'forward'
         ? `forward to ${to.join(', ')} (${t.reason})`
         : `flood (${t.reason}) to ${to.length ? to.join(', ') : 'nowhere'}`;
-  return [`trace tenant ${t.tenant} (VNI ${t.vni}): ${t.src} -> ${t.dst}, in ${t.ingress}`, ...t.steps.map((s) => `  ${s}`), `result: ${result}`, ''].join(
-    '\n',
-  );
+  return [
+    `trace tenant ${t.tenant} (VNI ${t.vni}): ${t.src} -> ${t.dst}, in ${whereText(t.ingress)}${t.ingress.known === false ? ' (not known)' : ''}`,
+    ...t.steps.map((s) => `  ${s}`),
+    `result: ${result}`,
+    '',
+  ].join('\n');
 }

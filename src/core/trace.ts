@@ -7,13 +7,15 @@ import { decide, type LearnResult } from './bridge.js';
 import type { Place } from '../native/datapath.js';
 import { isLearnableMac } from '../util/mac.js';
 import type { Switch, Where } from './switch.js';
-import { fdbRow, whereText, type FdbRow } from './fdb.js';
+import { fdbRow, fdbWhere, whereText, type FdbRow, type FdbWhere } from './fdb.js';
+import type { Encap } from './encap.js';
 
 /** What `traceFrame` says about one frame. */
 export interface TraceResult {
   tenant: string;
   vni: number;
-  ingress: string;
+  /** Where the frame comes in; a VTEP this daemon does not know yet has `known: false` (and the tenant's encapsulation). */
+  ingress: FdbWhere & { known?: false };
   src: string;
   dst: string;
   /** What learning does with the source MAC at the ingress. */
@@ -24,11 +26,14 @@ export interface TraceResult {
   reason: string;
   /** The FDB entry the destination matched, if any. */
   entry: FdbRow | null;
-  /** Where copies go. */
-  outputs: { ports: string[]; vteps: string[] };
+  /** Where copies go: port names, and VTEPs as fdb show gives them. */
+  outputs: { ports: string[]; vteps: FdbWhere[] };
   /** Human-readable steps. */
   steps: string[];
 }
+
+/** How each encapsulation names the tenant's 24-bit id on the wire. */
+const TUNNEL: Record<Encap, string> = { vxlan: 'VXLAN, VNI', gre: 'GRE-TAP, key', nvgre: 'NVGRE, VSID' };
 
 /**
  * Which path a frame would take, using the bridge's own decision (`decide`), without
@@ -38,17 +43,22 @@ export function traceFrame(sw: Switch, tenant: string, ingress: Where, src: stri
   const b = sw.bridge(tenant);
   let place: Place | undefined;
   let inName: string;
+  let inWhere: TraceResult['ingress'];
   if ('port' in ingress) {
     place = sw.portPlace(tenant, ingress.port);
     inName = `port ${ingress.port}`;
+    inWhere = { kind: 'port', port: ingress.port };
   } else {
     const v = sw.vteps.find(ingress.vtep);
     // An unknown VTEP would be learned as a dynamic one on its first packet (acceptFrom: any).
     place = v ? { kind: 'vtep', vtepId: v.id } : { kind: 'vtep', vtepId: 0 };
     inName = `vtep ${ingress.vtep}${v ? '' : b.acceptAny ? ' (not known yet: learned as a dynamic VTEP on its first packet)' : ' (not known)'}`;
+    inWhere = v ? fdbWhere(sw, place) : { kind: 'vtep', vtep: ingress.vtep, encap: sw.tenantEncap(tenant), known: false };
   }
   const steps: string[] = [];
-  const base = { tenant, vni: b.vni, ingress: inName, src, dst };
+  if (inWhere.known === false && b.acceptAny)
+    steps.push(`vtep ${inWhere.kind === 'vtep' ? inWhere.vtep : ''} is not known yet: it is learned as a dynamic VTEP on its first packet`);
+  const base = { tenant, vni: b.vni, ingress: inWhere, src, dst };
   if (place.kind === 'vtep' && !(b.acceptAny || (place.vtepId !== 0 && b.accepts(place.vtepId)))) {
     steps.push(
       `fast path: tenant ${tenant} does not accept frames from ${inName} (acceptFrom: known; not in its flood list, static entries, hubs or spokes): dropped (counter vtep_not_accepted)`,
@@ -81,12 +91,13 @@ export function traceFrame(sw: Switch, tenant: string, ingress: Where, src: stri
   const entry = d.action === 'flood' ? null : fdbRow(sw, b, d.entry, sw.idleTimes().get(`${b.tenantId}/${dst}`));
   const names = (ports: number[], vteps: number[]) => ({
     ports: ports.map((id) => sw.portName(id) ?? String(id)),
-    vteps: vteps.map((id) => sw.vteps.get(id)?.key ?? String(id)),
+    vteps: vteps.map((id) => fdbWhere(sw, { kind: 'vtep', vtepId: id })),
   });
   if (d.action === 'forward') {
     const out = d.to.kind === 'port' ? names([d.to.portId], []) : names([], [d.to.vtepId]);
     steps.push(`destination ${dst}: ${entry!.type} entry at ${whereText(entry!.where)}${entry!.ageSeconds !== null ? ` (idle ${entry!.ageSeconds} s)` : ''}`);
-    steps.push(`fast path: cache hit, forwarded in C without the bridge${d.to.kind === 'vtep' ? ` (VXLAN, VNI ${b.vni})` : ''}`);
+    const tunnel = entry!.where.kind === 'vtep' ? ` (${TUNNEL[entry!.where.encap]} ${b.vni})` : '';
+    steps.push(`fast path: cache hit, forwarded in C without the bridge${tunnel}`);
     return { ...base, learn, handledBy: 'fast-path', action: 'forward', reason: d.reason, entry, outputs: out, steps };
   }
   if (d.action === 'drop') {

@@ -619,7 +619,9 @@ export class Daemon implements Target {
         // The network of a port attached at runtime (vtepd port add); null: from the config.
         net: this.dynamic.get(p.tap)?.net ?? null,
       })),
-      peers: this.sw.vteps.all().map((v) => ({ vtep: v.key, dynamic: v.dynamic, pathMtu: v.mtu })),
+      peers: this.sw.vteps
+        .all()
+        .map((v) => ({ vtep: v.key, address: v.address, encap: v.encap, udpPort: v.matchPort ? v.port : null, dynamic: v.dynamic, pathMtu: v.mtu })),
       overlay: this.roles.status(),
       directory: this.directoryStatus(),
     };

@@ -109,7 +109,7 @@ export class Metrics {
       'vtepd_peer_last_seen_timestamp_seconds',
       'when the VTEP peer last sent us a packet (Unix time, sampled once a second; absent: never)',
       PEER_LABELS,
-      (s) => s.peers.filter((p) => p.lastSeenAt !== null).map((p) => [peerLabels(p), p.lastSeenAt! / 1000]),
+      (s) => s.peers.filter((p) => p.lastSeenAt !== null).map((p) => [peerLabels(p), Date.parse(p.lastSeenAt!) / 1000]),
     );
 
     gauge('vtepd_fdb_entries', 'FDB entries, by tenant and type', ['tenant', 'type'], (s) =>

@@ -34,8 +34,8 @@ export interface PeerInfo {
   state: 'active' | 'idle' | 'silent';
   /** Seconds since its rx counter last moved (sampled once a second); null: never. */
   lastSeenSeconds: number | null;
-  /** When its rx counter last moved (Unix time, ms; sampled once a second); null: never. */
-  lastSeenAt: number | null;
+  /** When its rx counter last moved (ISO 8601, as stats.at; sampled once a second); null: never. */
+  lastSeenAt: string | null;
   /** Path MTU toward it (largest outer IP packet; underlay.mtu unless configured or discovered). */
   pathMtu: number;
   rxPackets: number;
@@ -210,7 +210,7 @@ export class Telemetry {
         macs: macsAt.get(v.id) ?? 0,
         state: lastSeenSeconds === null ? 'silent' : lastSeenSeconds <= 10 ? 'active' : 'idle',
         lastSeenSeconds,
-        lastSeenAt: at,
+        lastSeenAt: at === null ? null : new Date(at).toISOString(),
         pathMtu: v.mtu,
         ...zero,
         ...s.vteps[v.id],

@@ -42,7 +42,7 @@ describe('vtepd operations against a running daemon', () => {
       ['blue', 5001, ['blue0']],
       ['red', 5002, ['red0']],
     ]);
-    expect(s.peers).toEqual([{ vtep: '10.0.0.2', dynamic: false, pathMtu: 1500 }]);
+    expect(s.peers).toEqual([{ vtep: '10.0.0.2', address: '10.0.0.2', encap: 'vxlan', udpPort: null, dynamic: false, pathMtu: 1500 }]);
     expect(s.metrics).toBe(LISTEN);
     expect(s.uptimeSeconds).toBeGreaterThanOrEqual(0);
     const t = await cli(['status']);
@@ -104,6 +104,8 @@ describe('vtepd operations against a running daemon', () => {
     const peers = await json<PeerInfo[]>(['peers']);
     expect(peers).toHaveLength(1);
     expect(peers[0]).toMatchObject({ vtep: '10.0.0.2', dynamic: false, floodOf: ['blue', 'red'], state: 'active' });
+    // Times are ISO 8601 everywhere in the JSON (stats.at, status.startedAt, a peer's lastSeenAt).
+    expect(peers[0]!.lastSeenAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect(peers[0]!.rxPackets).toBeGreaterThan(0);
     expect(peers[0]!.lastSeenSeconds).toBeLessThanOrEqual(10);
     const t = await cli(['peers']);
@@ -166,13 +168,24 @@ describe('vtepd operations against a running daemon', () => {
       reason: 'known-unicast',
       handledBy: 'fast-path',
       learn: 'refresh',
-      outputs: { ports: [], vteps: ['10.0.0.2'] },
+      ingress: { kind: 'port', port: 'blue0' },
+      outputs: { ports: [], vteps: [{ kind: 'vtep', vtep: '10.0.0.2', encap: 'vxlan' }] },
     });
     expect(known.entry).toMatchObject({ mac: MAC_2, where: { kind: 'vtep', vtep: '10.0.0.2', encap: 'vxlan' }, type: 'learned' });
     const flood = await json<TraceResult>(['trace', '--tenant', 'blue', '--in', 'blue0', '--src', MAC_1, '--dst', '02:00:00:00:99:99']);
-    expect(flood).toMatchObject({ action: 'flood', reason: 'unknown-unicast', handledBy: 'bridge', outputs: { ports: [], vteps: ['10.0.0.2'] } });
+    expect(flood).toMatchObject({
+      action: 'flood',
+      reason: 'unknown-unicast',
+      handledBy: 'bridge',
+      outputs: { ports: [], vteps: [{ kind: 'vtep', vtep: '10.0.0.2', encap: 'vxlan' }] },
+    });
     const fromVtep = await json<TraceResult>(['trace', '--tenant', 'blue', '--in', '10.0.0.2', '--src', MAC_2, '--dst', 'ff:ff:ff:ff:ff:ff']);
-    expect(fromVtep).toMatchObject({ action: 'flood', reason: 'broadcast', outputs: { ports: ['blue0'], vteps: [] } });
+    expect(fromVtep).toMatchObject({
+      action: 'flood',
+      reason: 'broadcast',
+      ingress: { kind: 'vtep', vtep: '10.0.0.2', encap: 'vxlan' },
+      outputs: { ports: ['blue0'], vteps: [] },
+    });
     const hairpin = await json<TraceResult>(['trace', '--tenant', 'blue', '--in', 'blue0', '--src', '02:00:00:00:99:98', '--dst', MAC_1]);
     expect(hairpin).toMatchObject({ action: 'drop', reason: 'hairpin', learn: 'new' });
     const bad = await json<TraceResult>(['trace', '--tenant', 'blue', '--in', 'blue0', '--src', '01:00:5e:00:00:01', '--dst', MAC_2]);

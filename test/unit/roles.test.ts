@@ -203,7 +203,7 @@ describe('hub', () => {
     dp.fromUnderlay('10.0.0.1', 5001, frame(M_A, mac(0x299), 'hairpin'), 50000);
     expect(dp.wire).toEqual([]);
     expect(dp.drops.hairpin).toBe(1);
-    expect(traceFrame(sw, 'blue', { vtep: '10.0.0.2' }, M_B, M_A).outputs.vteps).toEqual(['10.0.0.1']);
+    expect(traceFrame(sw, 'blue', { vtep: '10.0.0.2' }, M_B, M_A).outputs.vteps).toEqual([{ kind: 'vtep', vtep: '10.0.0.1', encap: 'vxlan' }]);
   });
 
   it('tells spokes behind one NAT apart by outer port, and answers each at its port', () => {

@@ -63,7 +63,10 @@ describe('trace agrees with forwarding', () => {
         expect(JSON.stringify([...sw.tenant('blue')!.table.values()])).toBe(tableBefore);
         send(probe.at, probe.src, probe.dst);
         const got = take();
-        const predicted = t.action === 'drop' ? { ports: [], vteps: [] } : { ports: [...t.outputs.ports].sort(), vteps: [...t.outputs.vteps].sort() };
+        const predicted =
+          t.action === 'drop'
+            ? { ports: [], vteps: [] }
+            : { ports: [...t.outputs.ports].sort(), vteps: t.outputs.vteps.map((v) => (v.kind === 'vtep' ? v.vtep : v.port)).sort() };
         expect(got, JSON.stringify({ history, probe, t })).toEqual(predicted);
       }),
       { numRuns: 500 },
@@ -75,7 +78,12 @@ describe('trace agrees with forwarding', () => {
     send({ port: 'p1' }, MACS[0]!, BCAST);
     send({ vtep: VTEP_A }, MACS[1]!, BCAST);
     const known = traceFrame(sw, 'blue', { port: 'p2' }, MACS[2]!, MACS[1]!);
-    expect(known).toMatchObject({ action: 'forward', handledBy: 'fast-path', learn: 'new', outputs: { ports: [], vteps: [VTEP_A] } });
+    expect(known).toMatchObject({
+      action: 'forward',
+      handledBy: 'fast-path',
+      learn: 'new',
+      outputs: { ports: [], vteps: [{ kind: 'vtep', vtep: VTEP_A, encap: 'vxlan' }] },
+    });
     expect(known.steps).toEqual([
       `source ${MACS[2]}: not in the table: learned at port p2`,
       `destination ${MACS[1]}: learned entry at vtep ${VTEP_A} (idle 0 s)`,
@@ -89,7 +97,8 @@ describe('trace agrees with forwarding', () => {
     expect(spoof).toMatchObject({ action: 'drop', reason: 'vtep_not_accepted', handledBy: 'none' });
     sw.setPolicy('blue', { learning: true, ageingMs: 300_000, maxMacs: 8192, acceptFrom: 'any' });
     const flood = traceFrame(sw, 'blue', { vtep: VTEP_C }, MACS[2]!, BCAST);
-    expect(flood.ingress).toContain('not known yet');
+    expect(flood.ingress).toEqual({ kind: 'vtep', vtep: VTEP_C, encap: 'vxlan', known: false });
+    expect(flood.steps[0]).toContain('not known yet');
     expect(flood).toMatchObject({ action: 'flood', reason: 'broadcast', handledBy: 'bridge', outputs: { ports: ['p1', 'p2', 'p3'], vteps: [] } });
     expect(traceFrame(sw, 'blue', { port: 'p1' }, MACS[1]!, MACS[0]!).steps[0]).toBe(`source ${MACS[1]}: known elsewhere (vtep ${VTEP_A}): moves to port p1`);
     expect(traceFrame(sw, 'blue', { port: 'p1' }, MACS[3]!, MACS[0]!).steps[0]).toContain('static entry at vtep 127.0.0.3: not moved');
