@@ -5,8 +5,10 @@
  * ping each other both ways and run iperf3 both ways (reported next to TAP <-> TAP of the
  * same run, no thresholds); bm0 is brought up, is promiscuous while vtepd holds it and not
  * after it stops; vtepd's own transmits on bm0 are not learned back (the FDB keeps the
- * bare-metal MAC at bm0 and the VM's behind its VTEP, no moves); a missing interface is
- * said by its config path with what to do, by run and by check.
+ * bare-metal MAC at bm0 and the VM's behind its VTEP, no moves); `vtepd restart` hands the
+ * packet socket over; bm0 going down and up keeps the port, bm0 deleted and made again is
+ * attached again while the TAP goes on; a missing interface is said by its config path with
+ * what to do, by run and by check.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -158,6 +160,32 @@ describe('an attached interface as an access port (#15)', () => {
     expect(s.ports.find((p) => p.tap === 'bm0')).toMatchObject({ kind: 'attach' });
     expect(await promiscuity('h2', 'bm0')).toBe(1);
     expect(await ping('bm', '10.1.0.1')).toBe(3);
+  });
+
+  it('an interface that goes down and up keeps its port; one deleted and made again is attached again', async () => {
+    await lab.exec('h2', 'ip', ['link', 'set', 'bm0', 'down']);
+    await lab.exec('h2', 'ip', ['link', 'set', 'bm0', 'up']);
+    await until(
+      'bm to reach the VM after bm0 went down and up',
+      () => ping('bm', '10.1.0.1'),
+      (n) => n > 0,
+    );
+    const before = (await cli<StatusResult>(h2, ['status'])).ports.find((p) => p.tap === 'bm0')!.ifindex;
+    await lab.exec('h2', 'ip', ['link', 'del', 'bm0']); // takes the bare-metal end with it
+    expect(await ping('vm2', '10.1.0.1')).toBe(3); // the other ports go on
+    await lab.link('h2', 'bm0', null, 'bm', 'eth0', '10.1.0.3/24', 1450);
+    await until(
+      'bm0 attached again',
+      async () => (await cli<StatusResult>(h2, ['status'])).ports.find((p) => p.tap === 'bm0')?.ifindex,
+      (i) => i !== undefined && i !== before,
+    );
+    expect(await promiscuity('h2', 'bm0')).toBe(1);
+    await until(
+      'bm to reach the VM through the new bm0',
+      () => ping('bm', '10.1.0.1'),
+      (n) => n > 0,
+    );
+    expect((await cli<StatsSnapshot>(h2, ['stats'])).switch.portsRecreated).toBe(1);
   });
 
   it('a missing interface: run stops and check warns, each naming tenants[0].ports[0].attach and what to do', async () => {
