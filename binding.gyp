@@ -8,6 +8,8 @@
         "native/addon_tap.cc",
         "native/addon_scm.cc",
         "native/tap.c",
+        "native/netns.c",
+        "native/attach.c",
         "native/udp.c",
         "native/vxlan.c",
         "native/fdb.c",

@@ -1,14 +1,30 @@
-// TAP devices and plain fds: tapOpen, fdClose (native/tap.c).
+// TAP devices, attached interfaces and plain fds: tapOpen, attachOpen, attachIfindex, fdClose
+// (native/tap.c, native/attach.c).
 #include "addon.h"
 
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <unistd.h>
 
+#include "attach.h"
 #include "tap.h"
 
 namespace vtepd {
 namespace {
+
+// An options object's interface name (1..15 bytes) and optional netns; false after throwing.
+bool NameAndNetns(Args &a, Napi::Object o, std::string *name, std::string *netns, const char **cnetns) {
+  Napi::Value v;
+  if (!a.Prop(o, "name", &v) || !a.String(v, "name", name)) return false;
+  if (name->empty() || name->size() >= IFNAMSIZ || name->find('\0') != std::string::npos)
+    return a.Fail(EINVAL, "name '" + *name + "' must be 1..15 bytes");
+  if (!a.Prop(o, "netns", &v)) return false;
+  if (!v.IsUndefined() && !v.IsNull()) {
+    if (!a.String(v, "netns", netns)) return false;
+    *cnetns = netns->c_str();
+  }
+  return true;
+}
 
 Napi::Value TapOpen(const Napi::CallbackInfo &info) {
   Args a(info, "tapOpen");
@@ -19,16 +35,8 @@ Napi::Value TapOpen(const Napi::CallbackInfo &info) {
   int64_t n = 0;
   if (!a.Object(0, "options", &o)) return {};
 
-  if (!a.Prop(o, "name", &v) || !a.String(v, "name", &name)) return {};
-  if (name.empty() || name.size() >= IFNAMSIZ || name.find('\0') != std::string::npos)
-    return a.Fail(EINVAL, "name '" + name + "' must be 1..15 bytes"), Napi::Value();
+  if (!NameAndNetns(a, o, &name, &netns, &cfg.netns)) return {};
   cfg.name = name.c_str();
-
-  if (!a.Prop(o, "netns", &v)) return {};
-  if (!v.IsUndefined() && !v.IsNull()) {
-    if (!a.String(v, "netns", &netns)) return {};
-    cfg.netns = netns.c_str();
-  }
 
   if (!a.Prop(o, "mtu", &v) || !a.Int(v, "mtu", 0, 0x7fffffff, &n)) return {};
   cfg.mtu = (int)n; // the kernel judges the range (68..65535 for a TAP)
@@ -89,6 +97,41 @@ Napi::Value TapOpen(const Napi::CallbackInfo &info) {
   return out;
 }
 
+Napi::Value AttachOpen(const Napi::CallbackInfo &info) {
+  Args a(info, "attachOpen");
+  Napi::Object o;
+  Napi::Value v;
+  std::string name, netns;
+  struct attach_config cfg = {};
+  if (!a.Object(0, "options", &o)) return {};
+  if (!NameAndNetns(a, o, &name, &netns, &cfg.netns)) return {};
+  cfg.name = name.c_str();
+  if (!a.Prop(o, "up", &v)) return {};
+  if (!v.IsUndefined() && !v.IsBoolean()) return a.Fail(EINVAL, "up must be a boolean"), Napi::Value();
+  cfg.up = v.IsUndefined() || v.As<Napi::Boolean>().Value();
+
+  struct attach_result r;
+  int err = attach_open(&cfg, &r);
+  if (err) return a.Fail(err, std::string(r.step) + " on " + name + ": " + ErrText(err)), Napi::Value();
+  Napi::Object out = Napi::Object::New(a.env);
+  out.Set("fd", r.fd);
+  out.Set("name", name);
+  out.Set("ifindex", r.ifindex);
+  out.Set("mac", MacString(r.mac));
+  out.Set("mtu", r.mtu);
+  out.Set("broughtUp", r.was_down);
+  return out;
+}
+
+Napi::Value AttachIfindex(const Napi::CallbackInfo &info) {
+  Args a(info, "attachIfindex");
+  int fd;
+  if (!a.Fd(0, &fd)) return {};
+  int r = attach_bound_ifindex(fd);
+  if (r < -1) return a.Fail(-r, "fd " + std::to_string(fd) + ": " + ErrText(-r)), Napi::Value();
+  return Napi::Number::New(a.env, r);
+}
+
 Napi::Value FdClose(const Napi::CallbackInfo &info) {
   Args a(info, "fdClose");
   int fd;
@@ -104,6 +147,8 @@ Napi::Value FdClose(const Napi::CallbackInfo &info) {
 
 void TapExports(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "tapOpen", TapOpen);
+  Export(env, exports, "attachOpen", AttachOpen);
+  Export(env, exports, "attachIfindex", AttachIfindex);
   Export(env, exports, "fdClose", FdClose);
 }
 

@@ -114,6 +114,12 @@ void encap_port(struct dp_worker *w, uint32_t pid, uint32_t events) {
       }
       if (vl) memset(&w->rd_vh[n], 0, VNET_HDR_LEN);
       w->len[n++] = 0;
+    } else if (errno == ENETDOWN) {
+      /* An attached interface went down (or away): the packet socket says so once, then
+       * reads nothing until it is up again. Counted; the port stays polled. */
+      drop(w, DPC_tap_rx_error, &w->stats.port[pid]);
+      events &= ~(uint32_t)EPOLLERR; /* the error was this, and it is read */
+      break;
     } else if (errno != EINTR) {
       dead = errno != EAGAIN;
       break;

@@ -1,5 +1,7 @@
 #include "tap.h"
 
+#include "netns.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -7,15 +9,11 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <net/if_arp.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#define NETNS_DIR "/run/netns/"
 
 static int fail(struct tap_result *r, const char *step, int err) {
   snprintf(r->step, sizeof r->step, "%s", step);
@@ -227,50 +225,16 @@ out:
 struct tap_job {
   const struct tap_config *cfg;
   struct tap_result *res;
-  int err;
 };
 
-/*
- * setns(CLONE_NEWNET) changes only the calling thread's namespace; this thread exists for
- * that one purpose and ends here, so no other thread ever runs in the wrong namespace.
- */
-static void *tap_netns_thread(void *arg) {
+static int tap_setup_job(void *arg) {
   struct tap_job *j = arg;
-  char path[sizeof NETNS_DIR + 256]; /* names are checked to be at most 255 bytes */
-  char step[sizeof path + 8];
-  snprintf(path, sizeof path, NETNS_DIR "%s", j->cfg->netns);
-  int ns = open(path, O_RDONLY | O_CLOEXEC);
-  if (ns < 0) {
-    snprintf(step, sizeof step, "open %s", path);
-    j->err = fail(j->res, step, errno);
-    return NULL;
-  }
-  if (setns(ns, CLONE_NEWNET) < 0) {
-    snprintf(step, sizeof step, "setns %s", path);
-    j->err = fail(j->res, step, errno);
-    close(ns);
-    return NULL;
-  }
-  close(ns);
-  j->err = tap_setup(j->cfg, j->res);
-  return NULL;
+  return tap_setup(j->cfg, j->res);
 }
 
 int tap_open(const struct tap_config *cfg, struct tap_result *res) {
   memset(res, 0, sizeof *res);
   res->fd = -1;
-  if (!cfg->netns) return tap_setup(cfg, res);
-
-  /* A name, not a path: no separators, no dot entries. */
-  size_t n = strlen(cfg->netns);
-  if (n == 0 || n > 255 || strchr(cfg->netns, '/') || strcmp(cfg->netns, ".") == 0 ||
-      strcmp(cfg->netns, "..") == 0)
-    return fail(res, "netns name", EINVAL);
-
-  struct tap_job job = {cfg, res, 0};
-  pthread_t t;
-  int err = pthread_create(&t, NULL, tap_netns_thread, &job);
-  if (err) return fail(res, "pthread_create", err);
-  pthread_join(t, NULL);
-  return job.err;
+  struct tap_job job = {cfg, res};
+  return netns_call(cfg->netns, tap_setup_job, &job, res->step, sizeof res->step);
 }

@@ -63,7 +63,7 @@ export interface StatusResult {
   reloads: { ok: number; failed: number };
   tenants: { name: string; vni: number; learning: boolean; ports: string[]; flood: string[]; macs: number }[];
   /** net: the network of a port attached at runtime (vtepd port add); null or absent: from the config. */
-  ports: { tenant: string; tap: string; netns: string | null; ifindex: number; mac: string; mtu: number; net?: string | null }[];
+  ports: { tenant: string; tap: string; kind?: string; netns: string | null; ifindex: number; mac: string; mtu: number; net?: string | null }[];
   peers: { vtep: string; dynamic: boolean; pathMtu?: number }[];
   overlay?: RoleStatus;
   /** null or absent: no directory (static flood lists). */
@@ -90,8 +90,8 @@ export function formatStatus(s: StatusResult): string {
     s.tenants.map((t) => [t.name, t.vni, t.ports.join(',') || '-', t.flood.join(',') || '-', t.macs, t.learning ? 'on' : 'off']),
   );
   const ports = table(
-    ['PORT', 'TENANT', 'NETNS', 'IFINDEX', 'MAC', 'MTU', 'FROM'],
-    s.ports.map((p) => [p.tap, p.tenant, p.netns ?? '-', p.ifindex, p.mac, p.mtu, p.net ? `port add ${p.net}` : 'config']),
+    ['PORT', 'TENANT', 'NETNS', 'IFINDEX', 'MAC', 'MTU', 'FROM', 'KIND'],
+    s.ports.map((p) => [p.tap, p.tenant, p.netns ?? '-', p.ifindex, p.mac, p.mtu, p.net ? `port add ${p.net}` : 'config', p.kind ?? 'tap']),
   );
   const peers = table(
     ['PEER', 'TYPE', 'PATH MTU'],
@@ -256,8 +256,8 @@ export function formatStats(s: StatsSnapshot, all = false, human = false): strin
     ]),
   );
   const ports = table(
-    ['PORT', 'TENANT', 'RX PKTS', 'RX BYTES', 'TX PKTS', 'TX BYTES', 'DROPS'],
-    s.ports.map((p) => [p.port, p.tenant, p.rxPackets, b(p.rxBytes), p.txPackets, b(p.txBytes), p.drops]),
+    ['PORT', 'TENANT', 'RX PKTS', 'RX BYTES', 'TX PKTS', 'TX BYTES', 'DROPS', 'KIND'],
+    s.ports.map((p) => [p.port, p.tenant, p.rxPackets, b(p.rxBytes), p.txPackets, b(p.txBytes), p.drops, p.kind ?? 'tap']),
   );
   const peers = table(
     ['PEER', 'RX PKTS', 'RX BYTES', 'TX PKTS', 'TX BYTES', 'DROPS'],

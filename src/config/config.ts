@@ -38,13 +38,20 @@ export interface UnderlayConfig {
   /** Fast-path thread pairs, receive sockets and TAP queues (1..8). */
   queues: number;
 }
+export type PortKind = 'tap' | 'attach';
 export interface PortAddress {
   address: string;
   prefixLength: number;
   family: Family;
 }
 export interface PortConfig {
+  /**
+   * The port's interface and its name everywhere (FDB, status, capture, reload): the TAP's
+   * name (kind tap), or the name of the interface it attaches (kind attach).
+   */
   tap: string;
+  /** tap: a TAP vtepd creates and owns; attach: an interface that exists, read and written with AF_PACKET. */
+  kind: PortKind;
   netns: string | null;
   address: PortAddress | null;
   /** Lower-case colon form; null: the kernel picks one. */
@@ -197,6 +204,11 @@ export function formatConfigErrorIn(file: string, e: ConfigError, label?: string
 // ---------------------------------------------------------------------------------------
 // Derived values
 // ---------------------------------------------------------------------------------------
+
+/** A port's kind; a config handed over by a daemon older than attached ports has TAPs only. */
+export function portKind(p: Partial<Pick<PortConfig, 'kind'>>): PortKind {
+  return p.kind ?? 'tap';
+}
 
 /** Whether any tenant reaches any VTEP over GRE-TAP or NVGRE (the data path then opens a raw GRE socket). */
 export function usesGre(c: Pick<Config, 'tenants'>): boolean {

@@ -6,7 +6,7 @@
  * across fields (unique names, address families, roles) are vtepd check's.
  */
 import { z } from 'zod';
-import { Root, STRING_OR } from './schema.js';
+import { ONE_OF, Root, STRING_OR } from './schema.js';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -21,6 +21,8 @@ export function configJsonSchema(): JsonSchema {
     override: (ctx) => {
       const alt = STRING_OR.get(ctx.zodSchema as unknown as z.core.$ZodType);
       if (alt) ctx.jsonSchema.anyOf = alt.anyOf.map((s) => part(s as z.ZodType));
+      const one = ONE_OF.get(ctx.zodSchema as unknown as z.core.$ZodType);
+      if (one) ctx.jsonSchema.oneOf = [...one.oneOf];
     },
   }) as JsonSchema;
   return {

@@ -17,7 +17,16 @@
  * tests), carries on past a failed change, and returns the config that really runs:
  * the old one with every change that succeeded applied to it.
  */
-import type { Config, ConfigError, LogLevel, MetricsConfig, PortConfig, StaticFdbEntry, TenantConfig } from './config.js';
+import {
+  type Config,
+  type ConfigError,
+  type LogLevel,
+  type MetricsConfig,
+  type PortConfig,
+  portKind,
+  type StaticFdbEntry,
+  type TenantConfig,
+} from './config.js';
 
 /** A tenant's policy: everything reload changes in place without touching its table. */
 /** The node's role and its timers (top-level keys; src/overlay/roles.ts). */
@@ -162,6 +171,8 @@ export function plan(running: Config, next: Config): Plan {
     const n = newPorts.get(tap);
     if (!n) removePorts.push({ op: 'port.remove', tenant: o.tenant, tap, why: 'not in the new config' });
     else if (n.tenant !== o.tenant) removePorts.push({ op: 'port.remove', tenant: o.tenant, tap, why: `moves to tenant ${n.tenant}` });
+    else if (portKind(n.port) !== portKind(o.port))
+      removePorts.push({ op: 'port.remove', tenant: o.tenant, tap, why: `becomes ${portKind(n.port) === 'attach' ? 'an attached interface' : 'a TAP'}` });
     else if (n.port.netns !== o.port.netns)
       removePorts.push({ op: 'port.remove', tenant: o.tenant, tap, why: `moves from namespace ${o.port.netns ?? '(host)'} to ${n.port.netns ?? '(host)'}` });
   }
@@ -203,7 +214,7 @@ export function plan(running: Config, next: Config): Plan {
   for (const t of next.tenants) {
     for (const p of t.ports) {
       const o = oldPorts.get(p.tap);
-      const same = o && kept(t.name) && o.tenant === t.name && o.port.netns === p.netns;
+      const same = o && kept(t.name) && o.tenant === t.name && o.port.netns === p.netns && portKind(o.port) === portKind(p);
       if (!same) addPorts.push({ op: 'port.add', tenant: t.name, port: p });
       else if (!eqJson(o.port, p)) changePorts.push({ op: 'port.change', tenant: t.name, from: o.port, to: p });
     }
@@ -247,7 +258,7 @@ export function describeChange(c: Change): string {
     case 'tenant.add':
       return `tenant ${c.tenant}: added (VNI ${c.config.vni})`;
     case 'port.add':
-      return `port ${c.port.tap} (tenant ${c.tenant}): added`;
+      return `port ${c.port.tap} (tenant ${c.tenant}): ${portKind(c.port) === 'attach' ? 'attached' : 'added'}`;
     case 'port.change': {
       const what = (['mtu', 'mac', 'address'] as const).filter((k) => !eqJson(c.from[k], c.to[k]));
       return `port ${c.to.tap} (tenant ${c.tenant}): changed ${what.join(', ')}`;

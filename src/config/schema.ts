@@ -118,6 +118,8 @@ const Cidr = parsed(CIDR_MSG, (s) => parseIp(s, true));
 const TapName = text("must be a Linux interface name: 1..15 bytes, no '/', ':', '%' or whitespace, not '.' or '..'", isIfName);
 const PortMtu = intIn(68, 65535);
 
+/** An object that takes exactly one of some keys (a port: tap or attach), for the JSON Schema. */
+export const ONE_OF = z.registry<{ oneOf: readonly { required: string[] }[] }>();
 /** What each stringOr accepts (its z.unknown() says nothing), for the JSON Schema (src/config/json-schema.ts). */
 export const STRING_OR = z.registry<{ anyOf: readonly unknown[] }>();
 /**
@@ -145,16 +147,19 @@ const Underlay = z.strictObject(
   { local: Local, port: intIn(1, 65535).default(4789), mtu: UnderlayMtu, sourcePorts: intIn(1, 64).default(8), queues: intIn(1, 8).default(1) },
   need('must be a mapping like { local: 10.0.0.1 }'),
 );
-const Port = z.strictObject(
-  {
-    tap: TapName,
-    netns: text("must be a network namespace name under /run/netns: no '/', not '.' or '..'", isNetnsName).optional(),
-    address: Cidr.optional(),
-    mac: Mac.optional(),
-    mtu: PortMtu.optional(),
-  },
-  need('must be a mapping like { tap: blue0 }'),
-);
+const Port = z
+  .strictObject(
+    {
+      tap: TapName.optional(),
+      attach: TapName.optional(),
+      netns: text("must be a network namespace name under /run/netns: no '/', not '.' or '..'", isNetnsName).optional(),
+      address: Cidr.optional(),
+      mac: Mac.optional(),
+      mtu: PortMtu.optional(),
+    },
+    need('must be a mapping like { tap: blue0 } or { attach: eth1 }'),
+  )
+  .register(ONE_OF, { oneOf: [{ required: ['tap'] }, { required: ['attach'] }] });
 const FdbEntry = z.strictObject(
   { mac: Mac, vtep: Vtep, encap: EncapName.optional() },
   need('must be a mapping like { mac: "02:00:00:00:02:01", vtep: 10.0.0.2 }'),
@@ -365,6 +370,25 @@ function valid<S extends z.ZodType>(schema: S, v: unknown): z.output<S> | undefi
   return r.success ? r.data : undefined;
 }
 
+/**
+ * An attached port ({ attach: eth1 }): not a TAP too, and none of a TAP's creation keys, as
+ * vtepd does not change an interface it did not create (each refused with what to do).
+ */
+function checkAttached(
+  port: Record<string, unknown>,
+  path: (key: string) => PropertyKey[],
+  maxMtu: number | undefined,
+  why: string | undefined,
+  add: (path: PropertyKey[], message: string) => void,
+): void {
+  const not = 'not for an attached port (attach), as vtepd does not change an interface it did not create:';
+  if (port.tap !== undefined) add(path('tap'), 'a port is a TAP vtepd creates (tap) or an interface it attaches (attach), not both: keep one');
+  if (port.address !== undefined) add(path('address'), `${not} an attached interface is a switch port and needs no address; set one on the host behind it`);
+  if (port.mac !== undefined) add(path('mac'), `${not} it keeps its own MAC`);
+  if (port.mtu !== undefined)
+    add(path('mtu'), `${not} set its MTU (and the MTU of the hosts behind it) yourself${maxMtu !== undefined ? `, at most ${maxMtu} (${why})` : ''}`);
+}
+
 function crossCheck(raw: unknown, warnings: Issue[] = []): Issue[] {
   const issues: Issue[] = [];
   const add = (path: PropertyKey[], message: string) => issues.push({ path, message });
@@ -509,6 +533,11 @@ function crossCheck(raw: unknown, warnings: Issue[] = []): Issue[] {
       const path = (key: string) => ['tenants', i, 'ports', j, key];
       const tap = valid(TapName, port.tap);
       if (tap !== undefined) once(taps, tap, `${at}.ports[${j}]`, path('tap'), `TAP name "${tap}"`);
+      const attach = valid(TapName, port.attach);
+      if (attach !== undefined) once(taps, attach, `${at}.ports[${j}]`, path('attach'), `interface "${attach}"`);
+      if (port.tap === undefined && port.attach === undefined && p !== null && typeof p === 'object' && !Array.isArray(p))
+        add(['tenants', i, 'ports', j], 'a port needs tap: NAME (a TAP vtepd creates) or attach: NAME (an interface that exists, vtepd attaches it)');
+      if (port.attach !== undefined) return checkAttached(port, path, maxMtu, why, add);
       const mac = valid(Mac, port.mac);
       if (mac !== undefined) once(macs, mac, `${at}.ports[${j}].mac`, path('mac'), `MAC ${mac}`);
       const address = valid(Cidr, port.address);
@@ -735,7 +764,8 @@ export function validateConfig(data: unknown, locate?: Locate): ConfigResult {
         vtepEncap,
         vtepKeys,
         ports: t.ports.map((p) => ({
-          tap: p.tap,
+          tap: (p.tap ?? p.attach)!,
+          kind: p.attach !== undefined ? ('attach' as const) : ('tap' as const),
           netns: p.netns ?? null,
           address: p.address ?? null,
           mac: p.mac ?? null,

@@ -20,6 +20,7 @@
  * one tcpdump per direction, since pcap does not carry it.
  * Nothing is captured in the fast path: it costs no cycle when no capture runs.
  */
+import { type PortConfig, portKind } from '../config/config.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
 import { Address6 } from 'ip-address';
@@ -298,14 +299,17 @@ export function planCapture(d: Daemon, req: CaptureRequest): CapturePlan {
   const tenants = wireTenants(d);
   const encaps = tenants.find((t) => t.name === tenant)?.encaps ?? new Set<Encap>(['vxlan']);
   const mode = req.outer ? 'outer' : 'decap';
-  const portSources = (p: { tap: string; netns: string | null }): CaptureSource[] =>
-    req.live
+  const portSources = (p: { tap: string; netns: string | null; config: PortConfig }): CaptureSource[] => {
+    // tcpdump's "out" on a TAP is what its side sends into the switch (rx), "in" what the switch writes (tx);
+    // on an attached interface it is the other way round ("in": from the wire into the switch).
+    const [rx, tx] = portKind(p.config) === 'attach' ? (['in', 'out'] as const) : (['out', 'in'] as const);
+    return req.live
       ? [
-          // tcpdump's "out" on a TAP is what its side sends into the switch (rx), "in" what the switch writes (tx).
-          { label: `port ${p.tap}`, netns: p.netns, iface: p.tap, filter: '', mode: 'none', direction: 'out', dir: 'rx' },
-          { label: `port ${p.tap}`, netns: p.netns, iface: p.tap, filter: '', mode: 'none', direction: 'in', dir: 'tx' },
+          { label: `port ${p.tap}`, netns: p.netns, iface: p.tap, filter: '', mode: 'none', direction: rx, dir: 'rx' },
+          { label: `port ${p.tap}`, netns: p.netns, iface: p.tap, filter: '', mode: 'none', direction: tx, dir: 'tx' },
         ]
       : [{ label: `port ${p.tap}`, netns: p.netns, iface: p.tap, filter: '', mode: 'none' }];
+  };
   const sources: CaptureSource[] = [];
   if (req.port !== undefined) {
     sources.push(...portSources(d.ports.find((x) => x.tap === req.port)!));

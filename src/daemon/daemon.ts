@@ -10,7 +10,7 @@
  * fake data path.
  */
 import type { PolicyChange, RolesChange } from '../config/reconcile.js';
-import type { Config, LogLevel, MetricsConfig, PortConfig, StaticFdbEntry, TenantConfig } from '../config/config.js';
+import { type Config, type LogLevel, type MetricsConfig, type PortConfig, portKind, type StaticFdbEntry, type TenantConfig } from '../config/config.js';
 import { NativeDatapath, type Datapath } from '../native/datapath.js';
 import { closeQuietly, limits } from '../native/system.js';
 import type { DpCreateOptions } from '../native/addon.js';
@@ -21,6 +21,7 @@ import { logger, setLogLevel } from '../util/log.js';
 import { RoleAgent, type RoleOptions } from '../overlay/roles.js';
 import { applyPlan, describeChange, patch, plan, type Change, type Target } from '../config/reconcile.js';
 import { LostPorts } from '../ports/lost.js';
+import { PortsByKind } from '../ports/attach.js';
 import { TapPorts, closePortFds, type PortBackend, type PortHandle, type RunningPort } from '../ports/tap.js';
 import { Telemetry, type StatsSnapshot } from './stats.js';
 import { VERSION } from '../util/paths.js';
@@ -191,7 +192,7 @@ export class Daemon implements Target {
     this.running = config;
     for (const r of opts.dynamic ?? []) this.dynamic.set(r.tap, r);
     const dp = (this.dp = opts.dp ?? openDatapath(config));
-    this.backend = opts.ports ?? new TapPorts(config.underlay.queues);
+    this.backend = opts.ports ?? new PortsByKind(new TapPorts(config.underlay.queues));
     this.hooks = opts.hooks ?? {};
     const maxMacsTotal = opts.maxMacsTotal ?? Math.min(config.limits.maxMacs, limits().fdbCapacity);
     this.sw = new Switch(dp, {
@@ -378,9 +379,11 @@ export class Daemon implements Target {
     // nobody reads would stall the flows the kernel steers to it, so extra ones close.
     const queueFds = [...(h.queueFds ?? [])];
     closeQuietly(queueFds.splice(this.running.underlay.queues - 1));
-    const port: RunningPort = { tenant, tap: p.tap, netns: p.netns, fd: h.fd, queueFds, ifindex: h.ifindex, mac: h.mac, mtu: p.mtu, config: p };
+    const port: RunningPort = { tenant, tap: p.tap, netns: p.netns, fd: h.fd, queueFds, ifindex: h.ifindex, mac: h.mac, mtu: h.mtu ?? p.mtu, config: p };
+    // A packet socket cannot say it reads a virtio_net_hdr (a TAP can): an attached port always does.
+    const vnetHdr = h.vnetHdr ?? (portKind(p) === 'attach' ? true : undefined);
     try {
-      this.sw.addPort(tenant, p.tap, h.fd, { vnetHdr: h.vnetHdr, ...(queueFds.length ? { queueFds } : {}) });
+      this.sw.addPort(tenant, p.tap, h.fd, { vnetHdr, ...(queueFds.length ? { queueFds } : {}) });
     } catch (e) {
       this.backend.close(port);
       throw e;
@@ -389,7 +392,7 @@ export class Daemon implements Target {
     this.membership?.portAdded(tenant);
     // A port whose MAC and address the config gives is in the directory before it speaks.
     if (p.address && port.mac) this.announceLocal(tenant, port.mac, [p.address.address]);
-    log.info({ tenant, tap: p.tap, netns: p.netns, mtu: p.mtu, adopted: !!adopted }, 'port up');
+    log.info({ tenant, tap: p.tap, kind: portKind(p), netns: p.netns, mtu: port.mtu, adopted: !!adopted }, 'port up');
   }
 
   /** A port's TAP; a failure names the port's field as the user wrote it, and what to do. */
@@ -612,6 +615,7 @@ export class Daemon implements Target {
       ports: this.ports.map((p) => ({
         tenant: p.tenant,
         tap: p.tap,
+        kind: portKind(p.config),
         netns: p.netns,
         ifindex: p.ifindex,
         mac: p.mac,
@@ -680,15 +684,16 @@ export class Daemon implements Target {
     return traceFrame(this.sw, tenant, ingress, src, dst);
   }
 
-  /** Once a second: peer liveness and fault counters (logged), lost TAPs (recreated). */
+  /** Once a second: peer liveness and fault counters (logged), lost TAPs and attached interfaces (brought back). */
   private tick(): void {
     this.telemetry.tick();
-    if (this.backend instanceof TapPorts) this.lost.check().catch((e: Error) => log.warn({ err: e.message }, 'checking ports failed'));
+    if (this.backend instanceof PortsByKind) this.lost.check().catch((e: Error) => log.warn({ err: e.message }, 'checking ports failed'));
   }
 
   /** Everything counted, from one dpStats() call. */
   stats(): StatsSnapshot {
-    return { ...this.telemetry.snapshot({ eventBatches: this.eventBatches, portsRecreated: this.lost.recreated }), directory: this.directoryStatus() };
+    const kindOf = (name: string) => portKind(this.ports.find((p) => p.tap === name)?.config ?? {});
+    return { ...this.telemetry.snapshot({ eventBatches: this.eventBatches, portsRecreated: this.lost.recreated, kindOf }), directory: this.directoryStatus() };
   }
 
   // ---- takeover ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@
  * or drop netns)`. `vtepd run` throws these; `vtepd check` warns of the same (hostWarnings),
  * where it can see them, in the same words.
  */
-import type { Config, MetricsConfig, PortConfig } from '../config/config.js';
+import { type Config, type MetricsConfig, type PortConfig, portKind } from '../config/config.js';
 import { answers } from './control.js';
 import { linkOf, netnsExists, probeTcp, probeUdp, socketHolder, tapHolder, vxlanDevicesOn, type BindProbe } from './host.js';
 
@@ -26,6 +26,9 @@ export const say = {
   notLocal: (address: string, key: string) =>
     `${address} is not an address of this host (add it with ip addr add, or set ${key} to one of this host's addresses)`,
   tcpInUse: (listen: string, holder: string | undefined) => `${listen} is in use by ${holder ?? 'another process'} (stop it, or pick another port)`,
+  noInterface: (name: string, netns: string | null) =>
+    `interface ${name} does not exist${netns ? ` in namespace ${netns}` : ''} (attach takes an interface that exists: check the name with ip ${netns ? `-n ${netns} ` : ''}link, create it first, or write tap: ${name} to have vtepd create a TAP)`,
+  notEthernet: (name: string) => `${name} is not an Ethernet interface (attach takes a NIC, a bond or a veth: it switches Ethernet frames)`,
   daemonAnswers: (socket: string) => `another vtepd answers on ${socket} (stop it, start with --takeover to replace it, or set another control.socket)`,
 };
 
@@ -38,6 +41,11 @@ const coded = (message: string, e: Coded): Coded => Object.assign(new Error(mess
  */
 export function explainPortError(e: Coded, field: (key?: string) => string, p: PortConfig): Coded {
   if (p.netns && e.code === 'ENOENT' && e.message.includes(`/run/netns/${p.netns}`)) return coded(`${field('netns')}: ${say.noNetns(p.netns)}`, e);
+  if (portKind(p) === 'attach') {
+    if (e.code === 'ENODEV') return coded(`${field('attach')}: ${say.noInterface(p.tap, p.netns)}`, e);
+    if (e.code === 'EPROTOTYPE') return coded(`${field('attach')}: ${say.notEthernet(p.tap)}`, e);
+    return coded(`${field('attach')}: ${e.message}`, e);
+  }
   if (e.message.includes('TUNSETIFF') && e.code === 'EINVAL') {
     const link = linkOf(p.tap, p.netns);
     if (link && link.kind !== 'tap') return coded(`${field('tap')}: ${say.notTap(p.tap, link.kind, p.netns)}`, e);
@@ -99,6 +107,7 @@ export async function hostWarnings(config: Config): Promise<HostWarning[]> {
       const at = (key: string) => ['tenants', i, 'ports', j, key];
       if (p.netns && !netnsExists(p.netns)) return out.push({ path: at('netns'), message: say.noNetns(p.netns) });
       const link = linkOf(p.tap, p.netns);
+      if (portKind(p) === 'attach') return link === null && out.push({ path: at('attach'), message: say.noInterface(p.tap, p.netns) });
       if (link && link.kind !== 'tap') out.push({ path: at('tap'), message: say.notTap(p.tap, link.kind, p.netns) });
       else if (link && !running) {
         const holder = tapHolder(p.tap);

@@ -48,6 +48,8 @@ export interface PeerInfo {
 export interface PortStats {
   tenant: string;
   port: string;
+  /** tap or attach (an attached interface). */
+  kind: string;
   rxPackets: number;
   rxBytes: number;
   txPackets: number;
@@ -159,7 +161,7 @@ export class Telemetry {
   }
 
   /** Everything counted, from one dpStats() call. */
-  snapshot(daemon: { eventBatches: number; portsRecreated: number }): StatsSnapshot {
+  snapshot(daemon: { eventBatches: number; portsRecreated: number; kindOf?: (port: string) => string }): StatsSnapshot {
     const { sw, roles, startedAt } = this.src;
     const s = this.src.dp.stats();
     this.samplePeers(s);
@@ -170,7 +172,8 @@ export class Telemetry {
     for (const [k, v] of Object.entries(s.counters)) if (!(k in datapath) && !(k in drops)) datapath[k] = v;
     const queues = (s.queues ?? []).map((q, queue) => ({ queue, ...q }));
     const zero = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, drops: 0 };
-    const ports: PortStats[] = sw.portList().map((p) => ({ tenant: p.tenant, port: p.name, ...zero, ...s.ports[p.id] }));
+    const kindOf = daemon.kindOf ?? (() => 'tap');
+    const ports: PortStats[] = sw.portList().map((p) => ({ tenant: p.tenant, port: p.name, kind: kindOf(p.name), ...zero, ...s.ports[p.id] }));
     const floodOf = new Map<number, string[]>();
     const macsAt = new Map<number, number>();
     const tenants: TenantStats[] = sw.tenants().map((b) => {

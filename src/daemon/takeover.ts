@@ -60,7 +60,7 @@ interface HandoverPayload {
   frozenAt: number;
   config: Config;
   /** fdIndex: the TAP's (queue 0's) fd; queueFdIndex: a multi-queue TAP's other queues. */
-  ports: { tenant: string; tap: string; ifindex: number; mac: string; config: PortConfig; fdIndex: number; queueFdIndex?: number[] }[];
+  ports: { tenant: string; tap: string; ifindex: number; mac: string; mtu?: number; config: PortConfig; fdIndex: number; queueFdIndex?: number[] }[];
   fdb: SnapshotEntry[];
   reloads: { ok: number; failed: number };
   /** Indexes (in the fds) of the underlay sockets, when the data path can hand them over. */
@@ -147,7 +147,7 @@ export class Takeover {
     const p = JSON.parse(got.payload.toString('utf8')) as HandoverPayload;
     const ports = new Map<string, PortHandle>();
     for (const x of p.ports) {
-      ports.set(x.tap, { fd: got.fds[x.fdIndex]!, ifindex: x.ifindex, mac: x.mac, queueFds: (x.queueFdIndex ?? []).map((i) => got!.fds[i]!) });
+      ports.set(x.tap, { fd: got.fds[x.fdIndex]!, ifindex: x.ifindex, mac: x.mac, mtu: x.mtu, queueFds: (x.queueFdIndex ?? []).map((i) => got!.fds[i]!) });
     }
     const adopted: Adopted = { ports, fdb: p.fdb };
     const underlayFds = (p.underlayFdIndex ?? []).map((i) => got!.fds[i]!);
@@ -226,6 +226,7 @@ export class Takeover {
         tap: p.tap,
         ifindex: p.ifindex,
         mac: p.mac,
+        mtu: p.mtu,
         config: p.config,
         fdIndex: p.fdIndex,
         queueFdIndex: p.queueFdIndex,
@@ -289,7 +290,7 @@ export class Takeover {
 
   /** A new data path over our own (still open) TAP fds, after a failed handover. */
   private async recover(d: Daemon, fdb: SnapshotEntry[]): Promise<void> {
-    const ports = new Map<string, PortHandle>(d.ports.map((p) => [p.tap, { fd: p.fd, ifindex: p.ifindex, mac: p.mac, queueFds: p.queueFds }]));
+    const ports = new Map<string, PortHandle>(d.ports.map((p) => [p.tap, { fd: p.fd, ifindex: p.ifindex, mac: p.mac, mtu: p.mtu, queueFds: p.queueFds }]));
     const running = d.running;
     const reloads = d.reloads;
     d.detach();

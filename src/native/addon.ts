@@ -77,6 +77,32 @@ export interface TapInfo {
   queueFds: number[];
 }
 
+export interface AttachOpenOptions {
+  /** The interface to attach, at most 15 bytes; it must exist. */
+  name: string;
+  /** A network namespace name under /run/netns the interface is in. */
+  netns?: string;
+  /** Bring the interface up if it is down (default true). */
+  up?: boolean;
+}
+
+/**
+ * An attached interface (native/attach.c): an AF_PACKET socket bound to it, with
+ * PACKET_VNET_HDR (attach it with `dpPortSet(..., { vnetHdr: true })`),
+ * PACKET_IGNORE_OUTGOING and the interface in promiscuous mode while the socket is open.
+ */
+export interface AttachInfo {
+  /** The packet socket, non-blocking; closing it ends promiscuous mode. */
+  fd: number;
+  name: string;
+  ifindex: number;
+  /** The interface's MAC, "aa:bb:cc:dd:ee:ff". */
+  mac: string;
+  mtu: number;
+  /** The interface was down and was brought up. */
+  broughtUp: boolean;
+}
+
 export interface PortSetOptions {
   /**
    * The fd reads and writes frames behind a virtio_net_hdr (a TAP from `tapOpen` with
@@ -315,6 +341,9 @@ export interface NativeAddon {
   tapOpen(opts: TapOpenOptions): TapInfo;
   /** close(2) a descriptor the addon gave out (TAP or test socket). */
   fdClose(fd: number): void;
+  attachOpen(opts: AttachOpenOptions): AttachInfo;
+  /** The ifindex a packet socket is bound to; -1 once its interface was deleted. */
+  attachIfindex(fd: number): number;
 
   dpCreate(opts: DpCreateOptions): DpHandle;
   /** Start the fast-path threads. `onEvents` is called on the JS thread with one Buffer of event records per wake-up, never per packet. */

@@ -4,9 +4,9 @@
  * Everything in src/ outside src/native/ reaches the addon through here or through
  * NativeDatapath (src/native/datapath.ts); nothing else loads it.
  */
-import { native, type NativeLimits, type TapInfo, type TapOpenOptions } from './addon.js';
+import { type AttachInfo, type AttachOpenOptions, native, type NativeLimits, type TapInfo, type TapOpenOptions } from './addon.js';
 
-export type { NativeLimits, TapInfo, TapOpenOptions };
+export type { AttachInfo, AttachOpenOptions, NativeLimits, TapInfo, TapOpenOptions };
 
 /** Limits compiled into the addon. */
 export function limits(): NativeLimits {
@@ -16,6 +16,16 @@ export function limits(): NativeLimits {
 /** Create (or open) a TAP device; see TapOpenOptions. Closing its fds deletes it. */
 export function tapOpen(opts: TapOpenOptions): TapInfo {
   return native().tapOpen(opts);
+}
+
+/** Attach an existing interface (a packet socket bound to it); see AttachInfo. Closing the fd detaches it. */
+export function attachOpen(opts: AttachOpenOptions): AttachInfo {
+  return native().attachOpen(opts);
+}
+
+/** The ifindex a packet socket from attachOpen is bound to; -1 once its interface was deleted. */
+export function attachIfindex(fd: number): number {
+  return native().attachIfindex(fd);
 }
 
 /** close(2) a descriptor the addon gave out (a TAP queue, a received fd, a listening socket). */

@@ -3,9 +3,14 @@
  * the fast path counts a read error and stops polling it. Checked once a second, such a
  * port is logged, taken down and made again from its config (same name, namespace,
  * address and MAC), retried once a second until that works.
+ *
+ * An attached interface deleted under the daemon is the same: its packet socket is bound to
+ * nothing any more; the port is taken down and attached again once an interface of that
+ * name is back (tried once a second; the first failure is logged, the others at debug).
  */
-import type { PortConfig } from '../config/config.js';
+import { type PortConfig, portKind } from '../config/config.js';
 import { logger } from '../util/log.js';
+import { attachDetached } from './attach.js';
 import { tapDetached, type RunningPort } from './tap.js';
 
 const log = logger('daemon');
@@ -22,15 +27,22 @@ export interface LostPortsHost {
   closed(): boolean;
 }
 
+/** Whether a port's interface went away under the daemon. */
+export function portDetached(p: RunningPort): boolean {
+  return portKind(p.config) === 'attach' ? attachDetached(p.fd) : tapDetached(p.fd);
+}
+
+const what = (c: PortConfig) => (c.kind === 'attach' ? 'attached interface' : 'TAP');
+
 export class LostPorts {
-  private readonly lost = new Map<string, { tenant: string; config: PortConfig }>();
+  private readonly lost = new Map<string, { tenant: string; config: PortConfig; failures?: number }>();
   private checking = false;
   /** Ports made again after their TAP went away. */
   recreated = 0;
 
   constructor(
     private readonly host: LostPortsHost,
-    private readonly detached: (fd: number) => boolean = tapDetached,
+    private readonly detached: (p: RunningPort) => boolean = portDetached,
   ) {}
 
   /** A lost port that left the config: stop recreating it. False if it was not lost. */
@@ -53,8 +65,9 @@ export class LostPorts {
 
   private async recreate(): Promise<void> {
     for (const p of [...this.host.ports()]) {
-      if (!this.detached(p.fd)) continue;
-      log.warn({ tenant: p.tenant, tap: p.tap, netns: p.netns }, 'TAP gone (deleted under the daemon); recreating it');
+      if (!this.detached(p)) continue;
+      const again = p.config.kind === 'attach' ? 're-attaching it when it is back' : 'recreating it';
+      log.warn({ tenant: p.tenant, tap: p.tap, netns: p.netns }, `${what(p.config)} gone (deleted under the daemon); ${again}`);
       this.host.takeDown(p);
       this.lost.set(p.tap, { tenant: p.tenant, config: p.config });
     }
@@ -68,10 +81,12 @@ export class LostPorts {
         this.lost.delete(tap);
         await this.host.bringUp(lost.tenant, lost.config);
         this.recreated++;
-        log.warn({ tenant: lost.tenant, tap }, 'TAP recreated');
+        log.warn({ tenant: lost.tenant, tap }, lost.config.kind === 'attach' ? 'attached interface back: re-attached' : 'TAP recreated');
       } catch (e) {
-        if (!running(tap)) this.lost.set(tap, lost);
-        log.warn({ tenant: lost.tenant, tap, err: (e as Error).message }, 'recreating a TAP failed; retrying');
+        const failures = (lost.failures ?? 0) + 1;
+        if (!running(tap)) this.lost.set(tap, { ...lost, failures });
+        const level = failures === 1 || lost.config.kind !== 'attach' ? 'warn' : 'debug';
+        log[level]({ tenant: lost.tenant, tap, err: (e as Error).message }, `bringing back a ${what(lost.config)} failed; retrying every second`);
       }
     }
   }

@@ -36,6 +36,8 @@ export interface PortHandle {
   mac: string;
   /** Frames carry a virtio_net_hdr (a TAP with offloads); absent: the data path asks the fd. */
   vnetHdr?: boolean;
+  /** The interface's MTU when it is not the config's (an attached interface keeps its own). */
+  mtu?: number;
 }
 
 /** Where ports come from: TAP devices (default), or a fake in tests. */

@@ -79,8 +79,8 @@ describe('vtepd CLI habits against a running daemon', () => {
     const rx = s.ports.find((x) => x.port === 'blue0')!.rxBytes;
     expect(rx).toBeGreaterThanOrEqual(1000);
     const h = await cli(['stats', '-h']);
-    expect(h.stdout).toMatch(/^PORT\s+TENANT\s+RX PKTS\s+RX BYTES\s+TX PKTS\s+TX BYTES\s+DROPS$/m);
-    expect(h.stdout).toMatch(/^blue0\s+blue\s+\d+\s+\d+\.\dK\s+\d+\s+\d+\.\dK\s+\d+$/m);
+    expect(h.stdout).toMatch(/^PORT\s+TENANT\s+RX PKTS\s+RX BYTES\s+TX PKTS\s+TX BYTES\s+DROPS\s+KIND$/m);
+    expect(h.stdout).toMatch(/^blue0\s+blue\s+\d+\s+\d+\.\dK\s+\d+\s+\d+\.\dK\s+\d+\s+tap$/m);
     expect(h.stdout).toMatch(
       /^TENANT\s+VNI\s+PORTS\s+LEARNED MACS\s+STATIC MACS\s+LEARN EVENTS\s+MOVES\s+AGED OUT\s+REFUSED \(MAXMACS\)\s+FLOODED\s+HAIRPIN DROPS\s+SPLIT-HORIZON DROPS$/m,
     );

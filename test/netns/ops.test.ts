@@ -120,7 +120,7 @@ describe('vtepd operations against a running daemon', () => {
     expect(Object.keys(s.datapath)).toContain('tap_rx_frames');
     expect(s.tenants.map((t) => t.tenant)).toEqual(['blue', 'red']);
     const t = await cli(['stats', '--all']);
-    expect(t.stdout).toMatch(/^PORT\s+TENANT\s+RX PKTS\s+RX BYTES\s+TX PKTS\s+TX BYTES\s+DROPS$/m);
+    expect(t.stdout).toMatch(/^PORT\s+TENANT\s+RX PKTS\s+RX BYTES\s+TX PKTS\s+TX BYTES\s+DROPS\s+KIND$/m);
     expect(t.stdout).toMatch(/^blue0\s+blue\s+\d+/m);
     expect(t.stdout).toMatch(/^TENANT\s+TUNNEL RX PKTS\s+TUNNEL RX BYTES\s+TUNNEL TX PKTS\s+TUNNEL TX BYTES\s+TUNNEL DROPS$/m);
     const blue = s.tenants.find((x) => x.tenant === 'blue')!;

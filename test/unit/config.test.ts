@@ -56,6 +56,7 @@ describe('valid configs', () => {
           ports: [
             {
               tap: 'blue0',
+              kind: 'tap',
               netns: 'vmA',
               address: { address: '10.1.0.1', prefixLength: 24, family: 4 },
               mac: '02:00:00:00:01:01',
@@ -110,8 +111,8 @@ tenants:
     const t = c.tenants[0]!;
     expect([t.learning, t.ageing, t.maxMacs, t.flood, t.fdb]).toEqual([false, 10, 1048576, [], []]);
     expect(t.ports).toEqual([
-      { tap: 'red0', netns: null, address: null, mac: null, mtu: 8950 },
-      { tap: 'red1', netns: null, address: null, mac: null, mtu: 1500 },
+      { tap: 'red0', kind: 'tap', netns: null, address: null, mac: null, mtu: 8950 },
+      { tap: 'red1', kind: 'tap', netns: null, address: null, mac: null, mtu: 1500 },
     ]);
   });
 
@@ -129,6 +130,7 @@ tenants:
     expect(c.underlay.family).toBe(6);
     expect(c.tenants[0]!.ports[0]).toEqual({
       tap: 'v6a',
+      kind: 'tap',
       netns: null,
       address: { address: 'fd00::1', prefixLength: 64, family: 6 },
       mac: '0a:bc:de:f0:12:34',
@@ -186,8 +188,8 @@ tenants:
       'tenants[0].ports[0].mac: must be a unicast MAC like 02:00:00:00:01:01; 01:00:5e:00:00:01 is multicast',
       'tenants[0].ports[0].address: 10.1.0.0 is the network address of 10.1.0.0/24; use a host address in it',
       'tenants[0].ports[0].mtu: must be an integer 68..65535',
+      'tenants[0].ports[1]: a port needs tap: NAME (a TAP vtepd creates) or attach: NAME (an interface that exists, vtepd attaches it)',
       'tenants[0].ports[1].mac: must be a unicast MAC like 02:00:00:00:01:01',
-      'tenants[0].ports[1].tap: is required',
       'tenants[0].flood[1]: must be an IPv4 or IPv6 address',
       'tenants[0].learning: must be true or false (received the string "yes")',
       'tenants[0].ageing: must be an integer 1..1000000',
@@ -514,6 +516,45 @@ describe('encapsulations (VXLAN, GRE-TAP, NVGRE) and dual stack', () => {
       'underlay.mtu: must be at least 1280 for an IPv6 underlay',
     ]);
     expect(errors(one('10.0.0.1', 'flood: [ "2001:db8::2" ]'))).toEqual(['tenants[0].flood[0]: IPv6 VTEP but underlay.local is IPv4']);
+  });
+});
+
+describe('attached ports (#15)', () => {
+  it('takes { attach: NAME, netns } as a port of kind attach, named by its interface', () => {
+    const c = ok(blue('ports: [ { tap: blue0 }, { attach: eth1 }, { attach: veth-bm, netns: tor } ]'));
+    expect(c.tenants[0]!.ports.map((p) => [p.tap, p.kind, p.netns])).toEqual([
+      ['blue0', 'tap', null],
+      ['eth1', 'attach', null],
+      ['veth-bm', 'attach', 'tor'],
+    ]);
+    // The MTU the tunnel carries (the attached interface keeps its own; vtepd warns when it is larger).
+    expect(c.tenants[0]!.ports[1]!.mtu).toBe(1450);
+  });
+
+  it('a port is exactly one of tap or attach, the error names the port', () => {
+    expect(errors(blue('ports: [ { tap: blue0, attach: eth1 } ]'))).toEqual([
+      'tenants[0].ports[0].tap: a port is a TAP vtepd creates (tap) or an interface it attaches (attach), not both: keep one',
+    ]);
+    expect(errors(blue('ports: [ { netns: vmA } ]'))).toEqual([
+      'tenants[0].ports[0]: a port needs tap: NAME (a TAP vtepd creates) or attach: NAME (an interface that exists, vtepd attaches it)',
+    ]);
+    expect(errors(blue('ports: [ { attach: "eth/1" } ]'))).toEqual([
+      "tenants[0].ports[0].attach: must be a Linux interface name: 1..15 bytes, no '/', ':', '%' or whitespace, not '.' or '..'",
+    ]);
+  });
+
+  it('refuses address, mac and mtu on an attached port by name, with what to do', () => {
+    expect(errors(blue('ports: [ { attach: eth1, address: 10.1.0.1/24, mac: "02:00:00:00:01:01", mtu: 1400 } ]'))).toEqual([
+      'tenants[0].ports[0].address: not for an attached port (attach), as vtepd does not change an interface it did not create: an attached interface is a switch port and needs no address; set one on the host behind it',
+      'tenants[0].ports[0].mac: not for an attached port (attach), as vtepd does not change an interface it did not create: it keeps its own MAC',
+      'tenants[0].ports[0].mtu: not for an attached port (attach), as vtepd does not change an interface it did not create: set its MTU (and the MTU of the hosts behind it) yourself, at most 1450 (underlay.mtu 1500 minus 50 bytes of VXLAN over IPv4)',
+    ]);
+  });
+
+  it('one interface is one port: a TAP and an attached port of one name collide', () => {
+    expect(errors(blue('ports: [ { tap: eth1 }, { attach: eth1 } ]'))).toEqual([
+      'tenants[0].ports[1].attach: duplicate interface "eth1" (also tenants[0].ports[0])',
+    ]);
   });
 });
 

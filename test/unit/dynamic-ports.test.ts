@@ -62,7 +62,14 @@ describe('placeDynamic and withDynamic', () => {
       encryption: 'off',
       ports: [],
     });
-    expect(port).toEqual({ tap: 'web0', netns: null, address: { address: '10.2.0.1', prefixLength: 24, family: 4 }, mac: '02:00:00:00:03:01', mtu: 1450 });
+    expect(port).toEqual({
+      tap: 'web0',
+      kind: 'tap',
+      netns: null,
+      address: { address: '10.2.0.1', prefixLength: 24, family: 4 },
+      mac: '02:00:00:00:03:01',
+      mtu: 1450,
+    });
   });
 
   it("a network whose VNI a config tenant has joins that tenant (its MTU from that tenant's encapsulation)", () => {

@@ -33,7 +33,7 @@ function rig() {
       },
       closed: () => false,
     },
-    (fd) => detached.has(fd),
+    (p) => detached.has(p.fd),
   );
   return {
     ports,

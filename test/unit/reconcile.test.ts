@@ -102,6 +102,18 @@ describe('plan', () => {
     ]);
   });
 
+  it('attaches and detaches an attached interface as a diff, and replaces a port that changes kind (#15)', () => {
+    const withEth = cfg(BASE.replace('{ tap: red0 }', '{ tap: red0 }, { attach: eth1, netns: tor }'));
+    expect(ops(plan(cfg(BASE), withEth).changes)).toEqual(['port.add port eth1 (tenant red): attached']);
+    expect(ops(plan(withEth, cfg(BASE)).changes)).toEqual(['port.remove port eth1 (tenant red): removed (not in the new config)']);
+    const attached = cfg(BASE.replace('{ tap: red0 }', '{ attach: red0 }'));
+    expect(ops(plan(cfg(BASE), attached).changes)).toEqual([
+      'port.remove port red0 (tenant red): removed (becomes an attached interface)',
+      'port.add port red0 (tenant red): attached',
+    ]);
+    expect(plan(withEth, withEth).changes).toEqual([]);
+  });
+
   it('recreates a port that moves to another namespace', () => {
     const next = cfg(BASE.replace('{ tap: red0 }', '{ tap: red0, netns: vmB }'));
     expect(ops(plan(cfg(BASE), next).changes)).toEqual([

@@ -1,0 +1,222 @@
+/**
+ * Attached ports (#15, step 1): vtepd on h2 attaches an interface that exists (veth bm0,
+ * whose peer is the NIC of a "bare-metal" namespace bm) as an access port of tenant blue,
+ * beside a TAP VM (vm2); vtepd on h1 has a TAP VM (vm1). The bare-metal host and the VM
+ * ping each other both ways and run iperf3 both ways (reported next to TAP <-> TAP of the
+ * same run, no thresholds); bm0 is brought up, is promiscuous while vtepd holds it and not
+ * after it stops; vtepd's own transmits on bm0 are not learned back (the FDB keeps the
+ * bare-metal MAC at bm0 and the VM's behind its VTEP, no moves); `vtepd restart` hands the
+ * packet socket over; bm0 going down and up keeps the port, bm0 deleted and made again is
+ * attached again while the TAP goes on; a missing interface is said by its config path with
+ * what to do, by run and by check.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Lab, parsePing, run } from '../../lab/netns.js';
+import { CLI, UNDERLAY, startDaemon, type Daemonised } from '../../lab/topology.js';
+import { until } from '../../lab/wait.js';
+import type { FdbRow } from '../../src/core/fdb.js';
+import type { StatsSnapshot } from '../../src/daemon/stats.js';
+import type { StatusResult } from '../../src/cli/table.js';
+
+const lab = new Lab('va');
+const dir = mkdtempSync(join(tmpdir(), 'vtepd-attach-'));
+let h2: Daemonised;
+/** The daemon `vtepd restart` started (not a child of the lab): stopped by PID. */
+let successor = 0;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function config(local: string, peer: string, ports: string[]): string {
+  return [
+    `underlay: { local: ${local} }`,
+    'log: { level: info }',
+    'tenants:',
+    '  - name: blue',
+    '    vni: 5001',
+    '    ports:',
+    ...ports.map((p) => `      - ${p}`),
+    `    flood: [ ${peer} ]`,
+    '',
+  ].join('\n');
+}
+
+async function cli<T>(d: Daemonised, args: string[]): Promise<T> {
+  const r = await run(process.execPath, [CLI, ...args, '--socket', d.socket, '--json']);
+  return JSON.parse(r.stdout) as T;
+}
+
+async function counters(): Promise<Record<string, number>> {
+  const j = await cli<{ datapath: Record<string, unknown> }>(h2, ['stats']);
+  return (j.datapath.counters ?? j.datapath) as Record<string, number>;
+}
+
+/** The interface's promiscuity count (the kernel's, which `ip -d link` shows). */
+async function promiscuity(host: string, dev: string): Promise<number> {
+  const j = JSON.parse((await lab.exec(host, 'ip', ['-d', '-j', 'link', 'show', 'dev', dev])).stdout) as { promiscuity: number }[];
+  return j[0]!.promiscuity;
+}
+
+async function macOf(host: string, dev: string): Promise<string> {
+  return (JSON.parse((await lab.exec(host, 'ip', ['-j', 'link', 'show', 'dev', dev])).stdout) as { address: string }[])[0]!.address;
+}
+
+async function ping(from: string, to: string): Promise<number> {
+  return parsePing((await lab.exec(from, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', to])).stdout).received;
+}
+
+beforeAll(async () => {
+  for (const h of ['h1', 'h2', 'vm1', 'vm2', 'bm', 'h3']) await lab.addHost(h, { ipv6: false });
+  await lab.link('h1', 'ul0', `${UNDERLAY.h1}/24`, 'h2', 'ul0', `${UNDERLAY.h2}/24`);
+  // The bare-metal host's NIC (eth0, MTU of the overlay) and its switch port bm0 on h2, left down: vtepd brings it up.
+  await lab.link('h2', 'bm0', null, 'bm', 'eth0', '10.1.0.3/24', 1450);
+  await lab.exec('h2', 'ip', ['link', 'set', 'bm0', 'down']);
+  await startDaemon(lab, 'h1', config(UNDERLAY.h1, UNDERLAY.h2, [`{ tap: blue0, netns: ${lab.ns('vm1')}, address: 10.1.0.1/24 }`]), dir);
+  h2 = await startDaemon(
+    lab,
+    'h2',
+    config(UNDERLAY.h2, UNDERLAY.h1, [`{ tap: blue0, netns: ${lab.ns('vm2')}, address: 10.1.0.2/24 }`, '{ attach: bm0 }']),
+    dir,
+  );
+}, 120_000);
+
+afterAll(async () => {
+  if (successor && alive(successor)) process.kill(successor, 'SIGTERM');
+  await lab.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('an attached interface as an access port (#15)', () => {
+  it('brings the interface up, holds it promiscuous, and shows the port with its kind', async () => {
+    const link = JSON.parse((await lab.exec('h2', 'ip', ['-j', 'link', 'show', 'dev', 'bm0'])).stdout) as { flags: string[] }[];
+    expect(link[0]!.flags).toContain('UP');
+    expect(await promiscuity('h2', 'bm0')).toBe(1);
+    expect(h2.stderr()).toMatch(/attached interface was down: brought it up/);
+    const s = await cli<StatusResult>(h2, ['status']);
+    expect(s.ports.map((p) => [p.tap, p.kind, p.mtu])).toEqual([
+      ['blue0', 'tap', 1450],
+      ['bm0', 'attach', 1450],
+    ]);
+    const t = await run(process.execPath, [CLI, 'status', '--socket', h2.socket]);
+    expect(t.stdout).toMatch(/^bm0\s+blue\s+-\s+\d+\s+\S+\s+1450\s+config\s+attach$/m);
+    const st = await run(process.execPath, [CLI, 'stats', '--socket', h2.socket]);
+    expect(st.stdout).toMatch(/^bm0\s+blue\s+(\d+\s+\S+\s+){2}\d+\s+attach$/m);
+  });
+
+  it('the bare-metal host and the VM on the other host ping each other, both ways', async () => {
+    expect(await ping('bm', '10.1.0.1')).toBe(3);
+    expect(await ping('vm1', '10.1.0.3')).toBe(3);
+    expect(await ping('vm2', '10.1.0.3')).toBe(3); // and the TAP VM beside it on h2
+  });
+
+  it('iperf3 runs both ways, reported next to TAP <-> TAP of this run', async () => {
+    const tap = await lab.iperfBothWays('vm1', 'vm2', '10.1.0.2');
+    const before = await counters();
+    const attached = await lab.iperfBothWays('bm', 'vm1', '10.1.0.1');
+    const after = await counters();
+    // Super-frames both ways through the packet socket: read with their virtio_net_hdr, and coalesced toward bm0.
+    expect(after.tap_rx_gso_frames! - before.tap_rx_gso_frames!).toBeGreaterThan(0);
+    expect(after.gro_frames! - before.gro_frames!).toBeGreaterThan(0);
+    const f = (n: number) => n.toFixed(2);
+    console.log(
+      `iperf3 TCP, Gbit/s: TAP vm2 <- VXLAN <- TAP vm1 ${f(tap.up)}, back ${f(tap.down)}; ` +
+        `bare metal bm -> attached bm0 -> VXLAN -> TAP vm1 ${f(attached.up)}, back ${f(attached.down)}`,
+    );
+    for (const g of [tap.up, tap.down, attached.up, attached.down]) expect(g).toBeGreaterThan(0);
+    const st = await cli<StatsSnapshot>(h2, ['stats']);
+    const bm0 = st.ports.find((p) => p.port === 'bm0')!;
+    expect(bm0).toMatchObject({ kind: 'attach', tenant: 'blue' });
+    expect(bm0.rxPackets).toBeGreaterThan(1000);
+    expect(bm0.txPackets).toBeGreaterThan(1000);
+  });
+
+  it('learns the bare-metal MAC at bm0 and the VM behind its VTEP: its own transmits do not come back (no moves)', async () => {
+    const bmMac = await macOf('bm', 'eth0');
+    const vmMac = await macOf('vm1', 'blue0');
+    const rows = await cli<FdbRow[]>(h2, ['fdb', 'show', '--tenant', 'blue']);
+    const by = Object.fromEntries(rows.map((r) => [r.mac, r.where]));
+    expect(by[bmMac]).toEqual({ kind: 'port', port: 'bm0' });
+    expect(by[vmMac]).toMatchObject({ kind: 'vtep', vtep: UNDERLAY.h1 });
+    const st = await cli<StatsSnapshot>(h2, ['stats']);
+    expect(st.tenants.find((t) => t.tenant === 'blue')!.moves).toBe(0);
+  });
+
+  it('vtepd restart hands the packet socket over: still attached, still promiscuous, still forwarding', async () => {
+    const r = await vtepdIn('h2', ['restart', '--socket', h2.socket, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    successor = (JSON.parse(r.stdout) as { newPid: number }).newPid;
+    const s = await cli<StatusResult>(h2, ['status']);
+    expect(s.pid).toBe(successor);
+    expect(s.ports.find((p) => p.tap === 'bm0')).toMatchObject({ kind: 'attach' });
+    expect(await promiscuity('h2', 'bm0')).toBe(1);
+    expect(await ping('bm', '10.1.0.1')).toBe(3);
+  });
+
+  it('an interface that goes down and up keeps its port; one deleted and made again is attached again', async () => {
+    await lab.exec('h2', 'ip', ['link', 'set', 'bm0', 'down']);
+    await lab.exec('h2', 'ip', ['link', 'set', 'bm0', 'up']);
+    await until(
+      'bm to reach the VM after bm0 went down and up',
+      () => ping('bm', '10.1.0.1'),
+      (n) => n > 0,
+    );
+    const before = (await cli<StatusResult>(h2, ['status'])).ports.find((p) => p.tap === 'bm0')!.ifindex;
+    await lab.exec('h2', 'ip', ['link', 'del', 'bm0']); // takes the bare-metal end with it
+    expect(await ping('vm2', '10.1.0.1')).toBe(3); // the other ports go on
+    await lab.link('h2', 'bm0', null, 'bm', 'eth0', '10.1.0.3/24', 1450);
+    await until(
+      'bm0 attached again',
+      async () => (await cli<StatusResult>(h2, ['status'])).ports.find((p) => p.tap === 'bm0')?.ifindex,
+      (i) => i !== undefined && i !== before,
+    );
+    expect(await promiscuity('h2', 'bm0')).toBe(1);
+    await until(
+      'bm to reach the VM through the new bm0',
+      () => ping('bm', '10.1.0.1'),
+      (n) => n > 0,
+    );
+    expect((await cli<StatsSnapshot>(h2, ['stats'])).switch.portsRecreated).toBe(1);
+  });
+
+  it('a missing interface: run stops and check warns, each naming tenants[0].ports[0].attach and what to do', async () => {
+    await lab.exec('h3', 'ip', ['addr', 'add', '10.9.0.1/32', 'dev', 'lo']);
+    const file = join(dir, 'missing.yaml');
+    writeFileSync(file, `control: { socket: ${join(dir, 'h3.sock')} }\n${config('10.9.0.1', '10.9.0.2', ['{ attach: nosuch0 }'])}`);
+    const say =
+      'interface nosuch0 does not exist (attach takes an interface that exists: check the name with ip link, create it first, or write tap: nosuch0 to have vtepd create a TAP)';
+    const r = await vtepdIn('h3', ['run', '--config', file]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`tenants[0].ports[0].attach: ${say}`);
+    const c = await vtepdIn('h3', ['check', '--config', file]);
+    expect(c.stdout + c.stderr).toContain(`tenants[0].ports[0].attach: ${say}`);
+  });
+
+  it('after vtepd stops, the interface is no longer promiscuous', async () => {
+    await lab.stop(h2.child); // gone already after the restart
+    if (successor) process.kill(successor, 'SIGTERM');
+    await until('the successor to exit', async () => !alive(successor), Boolean);
+    await until(
+      'bm0 to leave promiscuous mode',
+      () => promiscuity('h2', 'bm0'),
+      (n) => n === 0,
+    );
+  });
+});
+
+function vtepdIn(host: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('ip', ['netns', 'exec', lab.ns(host), process.execPath, CLI, ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
