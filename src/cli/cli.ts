@@ -83,10 +83,23 @@ function socketOf(o: ClientOpts): string {
   return process.env.VTEPD_SOCKET || defaultConfig()?.control.socket || DEFAULT_CONTROL_SOCKET;
 }
 
+/** The verb being run (set before its action), so that a refusal can name its flags. */
+let running: Command | undefined;
+
+/**
+ * A daemon's refusal about an API field (`vtep: must be …`) said by the flag of the verb
+ * being run that carries it (`--vtep: must be …`, `-t/--tenant: …`); other messages as they are.
+ */
+function asFlags(message: string, cmd: Command | undefined): string {
+  const field = /^(\w+): /.exec(message)?.[1];
+  const o = field === undefined ? undefined : cmd?.options.find((x) => x.long !== undefined && x.attributeName() === field);
+  return o ? `${o.short ? `${o.short}/` : ''}${o.long}${message.slice(field!.length)}` : message;
+}
+
 /** Print an error from the daemon (with every config error's path) and exit 1. */
 function fail(e: unknown, configPath?: string): never {
   const err = e as Error;
-  process.stderr.write(`vtepd: ${err.message}\n`);
+  process.stderr.write(`vtepd: ${e instanceof RemoteError ? asFlags(err.message, running) : err.message}\n`);
   if (e instanceof RemoteError) for (const x of e.errors ?? []) process.stderr.write(`${formatConfigErrorIn(configPath ?? 'config', x)}\n`);
   process.exit(1);
 }
@@ -141,7 +154,10 @@ const program = new Command();
 program
   .name('vtepd')
   .description('Userspace VXLAN virtual switch: per-tenant layer-2 overlays over TAP ports')
-  .version(VERSION, '-V, --version', 'print the version of vtepd');
+  .version(VERSION, '-V, --version', 'print the version of vtepd')
+  .hook('preAction', (_program, verb) => {
+    running = verb;
+  });
 program
   .command('version')
   .description('print the version of vtepd')

@@ -293,7 +293,7 @@ export function planCapture(d: Daemon, req: CaptureRequest): CapturePlan {
   if (req.port !== undefined && req.peer !== undefined) throw new Error('give --port or --peer, not both');
   if (req.outer && req.port !== undefined) throw new Error('--outer captures the underlay: use it with --peer VTEP or the tenant alone, not --port');
   const tenant = requestedTenant(d, req);
-  if (!d.sw.tenant(tenant)) throw new Error(`no tenant "${tenant}"`);
+  if (!d.sw.tenant(tenant)) throw d.sw.noTenant(tenant);
   const u = d.running.underlay;
   const tenants = wireTenants(d);
   const encaps = tenants.find((t) => t.name === tenant)?.encaps ?? new Set<Encap>(['vxlan']);
