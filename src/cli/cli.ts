@@ -372,7 +372,7 @@ async function streamCapture(
         if (name === 'started') started(body as { sources: string[]; tenant: string });
         else if (name === 'data') {
           const { data, ...meta } = body as { data: string } & Partial<FrameMeta>;
-          frame(Buffer.from(String(data), 'base64'), meta.source === undefined ? undefined : (meta as FrameMeta));
+          frame(Buffer.from(String(data), 'base64'), meta.where === undefined ? undefined : (meta as FrameMeta));
         }
       },
     });
