@@ -46,6 +46,20 @@ function loadChecked(path: string): Extract<ConfigResult, { ok: true }> {
   return r;
 }
 
+/**
+ * run's error about a config path (`tenants[0].ports[0].netns: namespace … does not exist`),
+ * at the `file:line:col` of its value as check says it; other errors as `vtepd: message`.
+ */
+function runError(file: string, message: string, locate: Extract<ConfigResult, { ok: true }>['locate']): string {
+  const m = /^([A-Za-z_]\w*(?:\[\d+\]|\.[A-Za-z_]\w*)*): (.*)$/s.exec(message);
+  const path = m?.[1]
+    ?.split(/[.[\]]+/)
+    .filter(Boolean)
+    .map((x) => (/^\d+$/.test(x) ? Number(x) : x));
+  const at = path && locate?.(path);
+  return at ? formatConfigErrorIn(file, { path: m![1]!, message: m![2]!, line: at.line, col: at.col }) : `vtepd: ${message}`;
+}
+
 /** The config file when -c/--config is not given (run, check; a client's way to the socket): contrib/vtepd.service's. */
 const SYSTEM_CONFIG = '/etc/vtepd/vtepd.yaml';
 const DEFAULT_CONFIG = process.env.VTEPD_CONFIG || SYSTEM_CONFIG;
@@ -172,13 +186,13 @@ program
   .option('--takeover', 'take the TAPs and FDB over from the vtepd running on the control socket (restart without dropping traffic)', false)
   .action(async (opts: { config?: string; takeover: boolean }) => {
     opts.config = configPath(opts.config);
-    const config = load(opts.config);
+    const { config, locate } = loadChecked(opts.config);
     const { runDaemon } = await import('../daemon/runtime.js');
     let rt: Awaited<ReturnType<typeof runDaemon>>;
     try {
       rt = await runDaemon({ configPath: opts.config!, takeover: opts.takeover }, config);
     } catch (e) {
-      process.stderr.write(`vtepd: ${(e as Error).message}\n`);
+      process.stderr.write(`${runError(opts.config, (e as Error).message, locate)}\n`);
       process.exit(1);
     }
     const shutdown = async (sig: string) => {
