@@ -748,7 +748,8 @@ program
 program
   .command('completion')
   .description('print the completion script of a shell: source <(vtepd completion bash)')
-  .argument('<shell>', 'bash (the only one)')
+  // The choices are for the completion; any other shell is refused below, by name.
+  .addArgument(new Argument('<shell>', 'bash (the only one)').choices(['bash']).argParser((v: string) => v))
   .action(async (shell: string) => {
     if (shell !== 'bash') fail(new Error(`completion: no completion for "${shell}"; there is one for bash`));
     const { bashCompletion } = await import('./completion.js');
