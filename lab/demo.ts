@@ -5,6 +5,8 @@
  * everything it made, or with `keep` leaves it up for `status`, `fdb` and `trace`
  * (lab/demo-keep.ts; `vtepd demo --clean ID` removes it).
  */
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { iperfGbps, type Lab, parsePing } from './netns.js';
 import { addKernelVxlan, twoHostsVtepd, type TenantPlan } from './topology.js';
 import { untilListening } from './wait.js';
@@ -22,18 +24,54 @@ const TENANTS: TenantPlan[] = [
   { name: 'red', vni: 5002, addresses: ['10.1.0.1/24', '10.1.0.2/24'], macs: ['02:00:00:00:02:01', '02:00:00:00:02:02'] },
 ];
 
+/** The programs the demo runs, and the Debian package of each (said when one is missing). */
+export const DEMO_TOOLS: Record<string, string> = { ip: 'iproute2', ping: 'iputils-ping', iperf3: 'iperf3' };
+
+/** The first of `tools` not found as an executable on `path` ($PATH), or undefined. */
+export function missingTool(tools: string[], path = process.env.PATH ?? ''): string | undefined {
+  const found = (t: string) =>
+    path
+      .split(delimiter)
+      .filter(Boolean)
+      .some((d) => {
+        try {
+          accessSync(join(d, t), constants.X_OK);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+  return tools.find((t) => !found(t));
+}
+
+/** The demo, with its last line `demo: OK (...)` or `demo: FAILED: <reason>`, whatever goes wrong. */
 export async function demo(opts: DemoOptions): Promise<boolean> {
   const out = (s: string) => process.stdout.write(s + '\n');
+  const missing = missingTool(Object.keys(DEMO_TOOLS));
+  if (missing) {
+    out(`demo: FAILED: ${missing} not found (install it: apt-get install ${DEMO_TOOLS[missing]})`);
+    return false;
+  }
+  try {
+    return await runDemo(opts, out);
+  } catch (e) {
+    out(`demo: FAILED: ${(e as Error).message} (namespaces removed)`);
+    return false;
+  }
+}
+
+async function runDemo(opts: DemoOptions, out: (s: string) => void): Promise<boolean> {
   out('vtepd demo: hosts h1 (10.0.0.1) and h2 (10.0.0.2) joined by a veth underlay;');
   out('tenants blue (VNI 5001) and red (VNI 5002), both using 10.1.0.1 <-> 10.1.0.2.');
   const t = await twoHostsVtepd(TENANTS, { tag: 'vd', detached: opts.keep });
-  let ok = true;
+  /** What went wrong, said on the last line. */
+  const failed: string[] = [];
   let kept = false;
   // Interrupted (Ctrl-C): remove what was made, also with --keep (nothing is recorded yet).
   const onSignal = (sig: NodeJS.Signals) => {
     out(`\ndemo: ${sig}: cleaning up`);
     void t.cleanup().finally(() => {
-      out('demo: FAILED (interrupted; namespaces removed)');
+      out('demo: FAILED: interrupted (namespaces removed)');
       process.exit(130);
     });
   };
@@ -46,7 +84,7 @@ export async function demo(opts: DemoOptions): Promise<boolean> {
       const ping = parsePing(
         (await lab.exec(`${ten.name}1`, 'ping', ['-c', '5', '-i', '0.2', '-W', '2', '10.1.0.2'], 30_000).catch((e: Error) => ({ stdout: e.message }))).stdout,
       );
-      ok &&= ping.received === ping.sent && ping.sent > 0;
+      if (ping.received !== ping.sent || ping.sent === 0) failed.push(`ping in ${ten.name}: ${ping.received}/${ping.sent} replies`);
       rows.push([ten.name, `${ping.received}/${ping.sent}`, ping.avgMs === null ? '-' : `${ping.avgMs.toFixed(3)} ms`]);
     }
     out('');
@@ -58,7 +96,7 @@ export async function demo(opts: DemoOptions): Promise<boolean> {
     const before = await rxBlue();
     await lab.exec('red1', 'ping', ['-c', '20', '-i', '0.05', '-W', '2', '10.1.0.2']);
     const leaked = (await rxBlue()) - before;
-    ok &&= leaked === 0;
+    if (leaked !== 0) failed.push(`isolation: ${leaked} frame(s) of red reached blue`);
     out(`isolation: 20 pings in red delivered ${leaked} frame(s) to blue's TAP on h2 ${leaked === 0 ? '(none: isolated)' : '(LEAK)'}`);
 
     out('');
@@ -73,7 +111,7 @@ export async function demo(opts: DemoOptions): Promise<boolean> {
     out('');
     out(`iperf3 TCP, 1 stream, ${opts.seconds} s, h1 -> h2`);
     out(table(['path', 'Gbit/s'], perf));
-    ok &&= gbps > 0;
+    if (!(gbps > 0)) failed.push('iperf3 through vtepd: 0 Gbit/s');
     if (opts.keep) {
       out('');
       await keepDemo(t, TENANTS, out);
@@ -85,8 +123,9 @@ export async function demo(opts: DemoOptions): Promise<boolean> {
     if (!kept) await t.cleanup();
   }
   out('');
-  out(`demo: ${ok ? 'OK' : 'FAILED'} (${kept ? 'left up: see above' : 'namespaces removed'})`);
-  return ok;
+  const where = kept ? 'left up: see above' : 'namespaces removed';
+  out(failed.length === 0 ? `demo: OK (${where})` : `demo: FAILED: ${failed.join('; ')} (${where})`);
+  return failed.length === 0;
 }
 
 /**

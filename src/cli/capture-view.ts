@@ -122,21 +122,21 @@ function clock(r: PcapRecord): string {
  * an --outer packet: its tunnel id, then the inner frame), and its length on the wire.
  */
 export function frameLine(r: PcapRecord, meta: FrameMeta): string {
-  const where = `${meta.source}${meta.dir ? ` ${meta.dir}` : ''}`;
+  const w = meta.where;
+  const where = `${w.kind === 'port' ? `port ${w.port}` : `vtep ${w.vtep}`}${meta.dir ? ` ${meta.dir}` : ''}`;
   const outer = meta.inner !== undefined && meta.key !== undefined && meta.encap !== undefined;
   const what = outer ? `${tunnelId(meta.encap!, meta.key!)}: ${describeEthernet(r.data.subarray(meta.inner))}` : describeEthernet(r.data);
   return `${clock(r)} ${where} ${what}, length ${r.origLen}`;
 }
 
-/** A frame as one JSON object (the live view with --json): what the line says, in fields. */
+/** A frame as one JSON object (the live view with --json): what the line says, in fields; `where` as fdb show's. */
 export function frameJson(r: PcapRecord, meta: FrameMeta): Record<string, unknown> {
   const time = new Date(r.tsSec * 1000).toISOString().replace(/\.\d+Z$/, `.${String(r.tsUsec).padStart(6, '0')}Z`);
   const frame = meta.inner !== undefined ? r.data.subarray(meta.inner) : r.data;
   return {
     time,
-    source: meta.source,
+    where: meta.where,
     dir: meta.dir ?? null,
-    ...(meta.encap ? { encap: meta.encap } : {}),
     ...(meta.key !== undefined ? { key: meta.key } : {}),
     frame: describeEthernet(frame),
     length: r.origLen,

@@ -46,6 +46,20 @@ function loadChecked(path: string): Extract<ConfigResult, { ok: true }> {
   return r;
 }
 
+/**
+ * run's error about a config path (`tenants[0].ports[0].netns: namespace … does not exist`),
+ * at the `file:line:col` of its value as check says it; other errors as `vtepd: message`.
+ */
+function runError(file: string, message: string, locate: Extract<ConfigResult, { ok: true }>['locate']): string {
+  const m = /^([A-Za-z_]\w*(?:\[\d+\]|\.[A-Za-z_]\w*)*): (.*)$/s.exec(message);
+  const path = m?.[1]
+    ?.split(/[.[\]]+/)
+    .filter(Boolean)
+    .map((x) => (/^\d+$/.test(x) ? Number(x) : x));
+  const at = path && locate?.(path);
+  return at ? formatConfigErrorIn(file, { path: m![1]!, message: m![2]!, line: at.line, col: at.col }) : `vtepd: ${message}`;
+}
+
 /** The config file when -c/--config is not given (run, check; a client's way to the socket): contrib/vtepd.service's. */
 const SYSTEM_CONFIG = '/etc/vtepd/vtepd.yaml';
 const DEFAULT_CONFIG = process.env.VTEPD_CONFIG || SYSTEM_CONFIG;
@@ -83,10 +97,23 @@ function socketOf(o: ClientOpts): string {
   return process.env.VTEPD_SOCKET || defaultConfig()?.control.socket || DEFAULT_CONTROL_SOCKET;
 }
 
+/** The verb being run (set before its action), so that a refusal can name its flags. */
+let running: Command | undefined;
+
+/**
+ * A daemon's refusal about an API field (`vtep: must be …`) said by the flag of the verb
+ * being run that carries it (`--vtep: must be …`, `-t/--tenant: …`); other messages as they are.
+ */
+function asFlags(message: string, cmd: Command | undefined): string {
+  const field = /^(\w+): /.exec(message)?.[1];
+  const o = field === undefined ? undefined : cmd?.options.find((x) => x.long !== undefined && x.attributeName() === field);
+  return o ? `${o.short ? `${o.short}/` : ''}${o.long}${message.slice(field!.length)}` : message;
+}
+
 /** Print an error from the daemon (with every config error's path) and exit 1. */
 function fail(e: unknown, configPath?: string): never {
   const err = e as Error;
-  process.stderr.write(`vtepd: ${err.message}\n`);
+  process.stderr.write(`vtepd: ${e instanceof RemoteError ? asFlags(err.message, running) : err.message}\n`);
   if (e instanceof RemoteError) for (const x of e.errors ?? []) process.stderr.write(`${formatConfigErrorIn(configPath ?? 'config', x)}\n`);
   process.exit(1);
 }
@@ -141,7 +168,10 @@ const program = new Command();
 program
   .name('vtepd')
   .description('Userspace VXLAN virtual switch: per-tenant layer-2 overlays over TAP ports')
-  .version(VERSION, '-V, --version', 'print the version of vtepd');
+  .version(VERSION, '-V, --version', 'print the version of vtepd')
+  .hook('preAction', (_program, verb) => {
+    running = verb;
+  });
 program
   .command('version')
   .description('print the version of vtepd')
@@ -156,13 +186,13 @@ program
   .option('--takeover', 'take the TAPs and FDB over from the vtepd running on the control socket (restart without dropping traffic)', false)
   .action(async (opts: { config?: string; takeover: boolean }) => {
     opts.config = configPath(opts.config);
-    const config = load(opts.config);
+    const { config, locate } = loadChecked(opts.config);
     const { runDaemon } = await import('../daemon/runtime.js');
     let rt: Awaited<ReturnType<typeof runDaemon>>;
     try {
       rt = await runDaemon({ configPath: opts.config!, takeover: opts.takeover }, config);
     } catch (e) {
-      process.stderr.write(`vtepd: ${(e as Error).message}\n`);
+      process.stderr.write(`${runError(opts.config, (e as Error).message, locate)}\n`);
       process.exit(1);
     }
     const shutdown = async (sig: string) => {
@@ -356,7 +386,7 @@ async function streamCapture(
         if (name === 'started') started(body as { sources: string[]; tenant: string });
         else if (name === 'data') {
           const { data, ...meta } = body as { data: string } & Partial<FrameMeta>;
-          frame(Buffer.from(String(data), 'base64'), meta.source === undefined ? undefined : (meta as FrameMeta));
+          frame(Buffer.from(String(data), 'base64'), meta.where === undefined ? undefined : (meta as FrameMeta));
         }
       },
     });
@@ -718,7 +748,8 @@ program
 program
   .command('completion')
   .description('print the completion script of a shell: source <(vtepd completion bash)')
-  .argument('<shell>', 'bash (the only one)')
+  // The choices are for the completion; any other shell is refused below, by name.
+  .addArgument(new Argument('<shell>', 'bash (the only one)').choices(['bash']).argParser((v: string) => v))
   .action(async (shell: string) => {
     if (shell !== 'bash') fail(new Error(`completion: no completion for "${shell}"; there is one for bash`));
     const { bashCompletion } = await import('./completion.js');

@@ -11,6 +11,7 @@ import { Bridge, type BridgeHost, type BridgeSpec } from './bridge.js';
 import type { Datapath, DpEvent, Place } from '../native/datapath.js';
 import { logger, type Logger } from '../util/log.js';
 import { isLearnableMac } from '../util/mac.js';
+import { closest } from '../util/closest.js';
 import type { PortSetOptions } from '../native/addon.js';
 import { SECURE_OVERHEAD, type Encap } from './encap.js';
 import { TooBigResponder } from '../overlay/pmtu.js';
@@ -181,8 +182,15 @@ export class Switch {
   /** A tenant by name; throws if there is none. */
   bridge(name: string): Bridge {
     const b = this.bridges.get(name);
-    if (!b) throw new Error(`no tenant "${name}"`);
+    if (!b) throw this.noTenant(name);
     return b;
+  }
+
+  /** The error for a tenant that does not exist: `no tenant "bleu" (tenants: blue, red; did you mean blue?)`. */
+  noTenant(name: string): Error {
+    const names = [...this.bridges.keys()].sort();
+    const near = closest(name, names);
+    return new Error(`no tenant "${name}" (${names.length ? `tenants: ${names.join(', ')}` : 'there are none'}${near ? `; did you mean ${near}?` : ''})`);
   }
 
   addTenant(spec: TenantSpec): Bridge {

@@ -47,7 +47,7 @@ function anyMac(v: string, key: string): string {
 }
 
 function unicastMac(v: string, key: string): string {
-  const r = parseMac(normalizeMac(v) ?? v);
+  const r = parseMac(anyMac(v, key));
   if ('error' in r) throw new ApiError(`${key}: ${r.error}`);
   return r.value;
 }
@@ -55,13 +55,14 @@ function unicastMac(v: string, key: string): string {
 function address(v: string, key: string): string {
   if (Address4.isValid(v) && !v.includes('/')) return new Address4(v).correctForm();
   if (Address6.isValid(v) && !v.includes('/') && !v.includes('%')) return new Address6(v).correctForm();
-  throw new ApiError(`${key}: must be an IPv4 or IPv6 address`);
+  throw new ApiError(`${key}: must be an IPv4 or IPv6 address, not ${JSON.stringify(v)}`);
 }
 
 function num(p: Record<string, unknown>, key: string, lo: number, hi: number): number | undefined {
   const v = p[key];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw new ApiError(`${key}: must be an integer ${lo}..${hi}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi)
+    throw new ApiError(`${key}: must be an integer ${lo}..${hi}, not ${JSON.stringify(v)}`);
   return v;
 }
 

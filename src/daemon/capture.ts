@@ -25,6 +25,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
 import { Address6 } from 'ip-address';
 import type { Encap } from '../core/encap.js';
+import type { FdbWhere } from '../core/fdb.js';
 import type { Daemon } from './daemon.js';
 import { logger } from '../util/log.js';
 
@@ -63,9 +64,9 @@ export interface CaptureSource {
   dir?: 'rx' | 'tx';
 }
 
-/** Where a frame was seen, sent with it to the client: a port, or the VTEP at the other end. */
+/** Where a frame was seen, sent with it to the client: a port, or the VTEP at the other end (as fdb show's where). */
 export interface FrameMeta {
-  source: string;
+  where: FdbWhere;
   dir?: 'rx' | 'tx';
   /** The encapsulation of an underlay packet, as the tenant reads it. */
   encap?: Encap;
@@ -294,7 +295,7 @@ export function planCapture(d: Daemon, req: CaptureRequest): CapturePlan {
   if (req.port !== undefined && req.peer !== undefined) throw new Error('give --port or --peer, not both');
   if (req.outer && req.port !== undefined) throw new Error('--outer captures the underlay: use it with --peer VTEP or the tenant alone, not --port');
   const tenant = requestedTenant(d, req);
-  if (!d.sw.tenant(tenant)) throw new Error(`no tenant "${tenant}"`);
+  if (!d.sw.tenant(tenant)) throw d.sw.noTenant(tenant);
   const u = d.running.underlay;
   const tenants = wireTenants(d);
   const encaps = tenants.find((t) => t.name === tenant)?.encaps ?? new Set<Encap>(['vxlan']);
@@ -371,12 +372,13 @@ function listening(s: CaptureSource, child: ChildProcess): Promise<void> {
 
 /** What a source's record becomes: the frame to write, its link type and where it was seen; null: not the tenant's. */
 function keep(plan: CapturePlan, s: CaptureSource, lt: number, r: PcapRecord, port: number): { r: PcapRecord; lt: number; meta: FrameMeta } | null {
-  if (s.mode === 'none') return { r, lt, meta: { source: s.label, dir: s.dir } };
+  // A source that takes frames as captured is a port's TAP.
+  if (s.mode === 'none') return { r, lt, meta: { where: { kind: 'port', port: s.iface }, dir: s.dir } };
   const o = underlayDecap(lt, r.data, port);
   const owner = o && tenantOf(plan.tenants, o);
   if (!o || owner?.tenant !== plan.tenant) return null;
   const tx = plan.locals.includes(o.src);
-  const meta: FrameMeta = { source: `vtep ${tx ? o.dst : o.src}`, dir: tx ? 'tx' : 'rx', encap: owner.encap };
+  const meta: FrameMeta = { where: { kind: 'vtep', vtep: tx ? o.dst : o.src, encap: owner.encap }, dir: tx ? 'tx' : 'rx', encap: owner.encap };
   if (s.mode === 'outer') return { r, lt, meta: { ...meta, key: o.key, inner: o.inner.byteOffset - r.data.byteOffset } };
   const inner = { tsSec: r.tsSec, tsUsec: r.tsUsec, origLen: o.inner.length + (r.origLen - r.data.length), data: Buffer.from(o.inner) };
   return { r: inner, lt: LINKTYPE_ETHERNET, meta };

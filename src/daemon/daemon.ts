@@ -648,7 +648,7 @@ export class Daemon implements Target {
   /** The directory's MAC records of a tenant's VNI (owner, IPs, seq), sorted by MAC; frozen ones marked. */
   directoryMacs(tenant: string): (MacRecord & { frozen: boolean })[] {
     const b = this.sw.tenant(tenant);
-    if (!b) throw new Error(`no tenant "${tenant}"`);
+    if (!b) throw this.sw.noTenant(tenant);
     if (!this.directory) throw new ApiError('this daemon has no directory (directory: in its config)', 'ENODIRECTORY');
     return this.directory
       .macs(b.vni)
@@ -658,7 +658,7 @@ export class Daemon implements Target {
 
   /** The FDB rows that match `f` (a tenant that does not exist is an error, not an empty list). */
   fdb(f: FdbFilter = {}): FdbRow[] {
-    if (f.tenant !== undefined && !this.sw.tenant(f.tenant)) throw new Error(`no tenant "${f.tenant}"`);
+    if (f.tenant !== undefined && !this.sw.tenant(f.tenant)) throw this.sw.noTenant(f.tenant);
     return filterFdb(fdbRows(this.sw, f.tenant), f);
   }
 
@@ -676,7 +676,7 @@ export class Daemon implements Target {
   }
 
   fdbFlush(tenant?: string): number {
-    if (tenant !== undefined && !this.sw.tenant(tenant)) throw new Error(`no tenant "${tenant}"`);
+    if (tenant !== undefined && !this.sw.tenant(tenant)) throw this.sw.noTenant(tenant);
     return this.sw.flush(tenant);
   }
 

@@ -8,11 +8,12 @@ import type { DirectoryForwardingCounters } from '../directory/forwarding.js';
 import type { BridgeCounters } from '../core/bridge.js';
 import type { Encap } from '../core/encap.js';
 import type { Switch, SwitchCounters } from '../core/switch.js';
+import type { Vtep } from '../core/vteps.js';
 import type { Datapath } from '../native/datapath.js';
 import type { DpStats } from '../native/addon.js';
 import { counterInfo } from '../native/counters.js';
 import type { RoleAgent, RoleStatus } from '../overlay/roles.js';
-import { logger } from '../util/log.js';
+import { logger, type Logger } from '../util/log.js';
 
 const log = logger('daemon');
 
@@ -109,12 +110,23 @@ export interface DirectoryStats {
 /** Fast-path counters of I/O faults (not hostile input): a rise is logged, once a second at most. */
 const FAULT_COUNTERS = ['tap_rx_error', 'tap_tx_error', 'underlay_rx_error', 'underlay_tx_error', 'underlay_tx_too_big', 'event_queue_full'];
 
+/**
+ * How loud `peer quiet` is: warn for a VTEP that is expected to keep talking (a spoke's hub,
+ * a hub's spoke: `roleRefs`, or a peer with a key, which keeps its session alive); info for
+ * a plain mesh VTEP, which sends nothing when its VMs are quiet.
+ */
+export function quietLevel(v: Pick<Vtep, 'roleRefs'> | undefined, keyed: boolean): 'warn' | 'info' {
+  return (v?.roleRefs ?? 0) > 0 || keyed ? 'warn' : 'info';
+}
+
 /** What the telemetry reads: the switch's tables, the data path's counters, the role's status. */
 export interface TelemetrySource {
   sw: Switch;
   dp: Pick<Datapath, 'stats'>;
   roles: Pick<RoleAgent, 'status'>;
   startedAt: number;
+  /** Where peer liveness is logged (default: the daemon's logger). */
+  log?: Pick<Logger, 'warn' | 'info'>;
 }
 
 export class Telemetry {
@@ -139,6 +151,11 @@ export class Telemetry {
     for (const a of [...this.peerSeen.keys()]) if (!this.src.sw.vteps.find(a)) this.peerSeen.delete(a);
   }
 
+  /** The VTEP `key` is an authenticated peer's (with an identity). */
+  private keyed(key: string): boolean {
+    return this.src.roles.status().secure?.peers.some((p) => p.vtep === key) ?? false;
+  }
+
   /** Once a second: peer liveness (logged when a peer goes quiet or comes back) and fault counters. */
   tick(): void {
     const s = this.src.dp.stats();
@@ -148,8 +165,11 @@ export class Telemetry {
       if (seen.at === null) continue;
       const active = now - seen.at <= 10_000;
       if (seen.active === true && !active)
-        log.warn({ vtep, lastSeenSeconds: Math.floor((now - seen.at) / 1000) }, 'peer quiet: nothing received from it for 10 s');
-      else if (seen.active === false && active) log.info({ vtep }, 'peer receiving again');
+        (this.src.log ?? log)[quietLevel(this.src.sw.vteps.find(vtep), this.keyed(vtep))](
+          { vtep, lastSeenSeconds: Math.floor((now - seen.at) / 1000) },
+          'peer quiet: nothing received from it for 10 s',
+        );
+      else if (seen.active === false && active) (this.src.log ?? log).info({ vtep }, 'peer receiving again');
       seen.active = active;
     }
     for (const name of FAULT_COUNTERS) {

@@ -168,7 +168,7 @@ describe('the daemon API: net.create, net.delete, net.list, net.pool', () => {
       expect(ex).toBeInstanceOf(RemoteError);
       expect((ex as RemoteError).code).toBe('pool-exhausted');
       const bad = await request(socket, 'net.create', { tenant: 'acme', name: 'api', vni: 0 }).catch((e: RemoteError) => e);
-      expect((bad as RemoteError).message).toBe('vni: must be an integer 1..16777215');
+      expect((bad as RemoteError).message).toBe('vni: must be an integer 1..16777215, not 0');
       const taken = await cli(['create', '--tenant', 'acme', '--name', 'api', '--vni', '500', '--json'], via);
       expect(taken.code).toBe(1);
       expect(JSON.parse(taken.stdout).error).toEqual({ code: 'vni-taken', message: 'vni 500 is taken by acme/web' });

@@ -7,7 +7,8 @@
  *    or its VSID in the key's upper 24 bits), request and reply, never another tenant's;
  *  - `--peer VTEP -w`: the inner frames of the NVGRE tenant;
  *  - no -w: the live view, one line per frame with the port or VTEP and the direction,
- *    `--port` without `--tenant`, `-c` naming the config; Ctrl-C ends it with a count.
+ *    `--port` without `--tenant`, `-c` naming the config; Ctrl-C ends it with a count;
+ *    with --json one object per frame, `where` structured as fdb show's.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
@@ -133,6 +134,33 @@ describe.each([4, 6] as const)('vtepd capture of GRE-TAP and NVGRE tenants, IPv%
           `${TIME} vtep ${peer} rx NVGRE vsid 74565 flowid \\d+: ${MAC_2} > ${MAC_1}, IPv4, 10\\.1\\.0\\.2 > 10\\.1\\.0\\.1: ICMP echo reply, length ${outer}\n$`,
       ),
     );
+  });
+
+  it('live view --json: one object per frame, where as fdb show has it (a port, or a VTEP with its encapsulation)', async () => {
+    const lines = async (args: string[], tenant: string) => {
+      const c = await capture(['--socket', sock(), ...args, '--count', '2', '--json']);
+      await withNoise(
+        ['blue', 'green', 'red'].filter((t) => t !== tenant),
+        () => ping(tenant, 1),
+      );
+      expect(await c.done).toBe(0);
+      return c
+        .out()
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    };
+    const port = await lines(['--port', 'blue0'], 'blue');
+    expect(port.map((o) => [o.where, o.dir])).toEqual([
+      [{ kind: 'port', port: 'blue0' }, 'rx'],
+      [{ kind: 'port', port: 'blue0' }, 'tx'],
+    ]);
+    const outer = await lines(['--tenant', 'green', '--peer', h2, '--outer'], 'green');
+    expect(outer.map((o) => [o.where, o.dir, Number(o.key) >>> 8])).toEqual([
+      [{ kind: 'vtep', vtep: h2, encap: 'nvgre' }, 'tx', 0x12345],
+      [{ kind: 'vtep', vtep: h2, encap: 'nvgre' }, 'rx', 0x12345],
+    ]);
+    expect(outer[0]).not.toHaveProperty('source');
   });
 
   it('live view until Ctrl-C, and errors that say what to give', async () => {

@@ -2,7 +2,8 @@
  * The CLI in the field's habits (#14), with the built command against a running daemon in
  * namespaces: fdb show filters and a positional tenant, MACs in Cisco and dashed forms,
  * places as structured JSON, "replaced" on fdb add, human byte counts (-h), stats.at in
- * ISO, the log level at runtime, reload printing what changed, -c on the client verbs.
+ * ISO, the log level at runtime, reload printing what changed, -c on the client verbs,
+ * refusals by the flag typed (and did-you-mean for a tenant), one newline after every table.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePing } from '../../lab/netns.js';
@@ -49,10 +50,50 @@ describe('vtepd CLI habits against a running daemon', () => {
     expect(t.stdout).toMatch(
       new RegExp(`^TENANT\\s+VNI\\s+MAC\\s+WHERE\\s+TYPE\\s+AGE\\nblue\\s+5001\\s+${MAC_2}\\s+vtep 10\\.0\\.0\\.2\\s+learned\\s+\\d+s\\n$`),
     );
-    expect((await cli(['fdb', 'show', '--mac', '0200.0000'])).stderr).toContain(
-      'mac: must be a MAC like 02:00:00:00:01:01, 02-00-00-00-01-01 or 0200.0000.0101',
+    expect((await cli(['fdb', 'show', '--mac', '0200.0000'])).stderr).toBe(
+      'vtepd: -m/--mac: must be a MAC like 02:00:00:00:01:01, 02-00-00-00-01-01 or 0200.0000.0101, not "0200.0000"\n',
     );
-    expect((await cli(['fdb', 'show', 'nope'])).stderr).toContain('no tenant "nope"');
+    expect((await cli(['fdb', 'show', 'nope'])).stderr).toBe('vtepd: no tenant "nope" (tenants: blue, red)\n');
+  });
+
+  it('refusals name the flag the user typed and echo the value; a mistyped tenant gets did-you-mean', async () => {
+    const said = async (args: string[]) => {
+      const r = await cli(args);
+      expect(r.code, args.join(' ')).toBe(1);
+      return r.stderr;
+    };
+    const ADDR = 'must be an IPv4 or IPv6 address, not "10.0.0"';
+    expect(await said(['fdb', 'show', '--vtep', '10.0.0'])).toBe(`vtepd: --vtep: ${ADDR}\n`);
+    expect(await said(['fdb', 'add', '-t', 'blue', '-m', '02:00:00:00:bb:09', '--vtep', '10.0.0'])).toBe(`vtepd: --vtep: ${ADDR}\n`);
+    expect(await said(['fdb', 'add', '-t', 'blue', '-m', 'zz', '--vtep', '10.0.0.2'])).toMatch(/^vtepd: -m\/--mac: must be a MAC like .*, not "zz"\n$/);
+    expect(await said(['fdb', 'del', '-t', 'blue', '--mac', 'zz'])).toMatch(/^vtepd: -m\/--mac: .*, not "zz"\n$/);
+    const trace = ['trace', '-t', 'blue', '--in', 'blue0', '--src', MAC_1, '--dst', MAC_2];
+    expect(await said([...trace.slice(0, 5), '--src', 'x1', '--dst', MAC_2])).toMatch(/^vtepd: --src: must be a MAC like .*, not "x1"\n$/);
+    expect(await said([...trace.slice(0, 7), '--dst', 'x2'])).toMatch(/^vtepd: --dst: .*, not "x2"\n$/);
+    expect(await said(['trace', '-t', 'blue', '--in', 'nosuchport', '--src', MAC_1, '--dst', MAC_2])).toBe(
+      'vtepd: --in: "nosuchport" is neither a port of this daemon (blue0, red0) nor a VTEP address\n',
+    );
+    expect(await said(['capture', '-t', 'blue', '--peer', '10.0.0', '--count', '1'])).toBe(`vtepd: --peer: ${ADDR}\n`);
+    // A tenant: the ones there are, and the nearest one.
+    const bleu = 'vtepd: no tenant "bleu" (tenants: blue, red; did you mean blue?)\n';
+    expect(await said(['fdb', 'show', 'bleu'])).toBe(bleu);
+    expect(await said(['fdb', 'add', '-t', 'bleu', '-m', '02:00:00:00:bb:09', '--port', 'blue0'])).toBe(bleu);
+    expect(await said(['fdb', 'del', '-t', 'bleu', '-m', '02:00:00:00:bb:09'])).toBe(bleu);
+    expect(await said(['fdb', 'flush', '-t', 'bleu'])).toBe(bleu);
+    expect(await said(['trace', '-t', 'bleu', '--in', 'blue0', '--src', MAC_1, '--dst', MAC_2])).toBe(bleu);
+    expect(await said(['capture', '-t', 'bleu', '--count', '1'])).toBe(bleu);
+    expect(await said(['fdb', 'show', 'green'])).toBe('vtepd: no tenant "green" (tenants: blue, red)\n');
+    // --json keeps the daemon's own words and code.
+    const j = await cli(['fdb', 'show', '--vtep', '10.0.0', '--json']);
+    expect(JSON.parse(j.stdout)).toEqual({ ok: false, error: { code: 'EINVAL', message: `vtep: ${ADDR}` } });
+  });
+
+  it('every table verb ends its text with exactly one newline', async () => {
+    for (const verb of [['status'], ['fdb', 'show'], ['peers'], ['stats'], ['trace', '-t', 'blue', '--in', 'blue0', '--src', MAC_1, '--dst', MAC_2]]) {
+      const r = await cli(verb);
+      expect(r.code, verb.join(' ')).toBe(0);
+      expect(r.stdout, verb.join(' ')).toMatch(/[^\n]\n$/);
+    }
   });
 
   it('fdb add over an entry says what it replaced; add, del and trace take any MAC form', async () => {

@@ -1,7 +1,7 @@
 /**
  * The `vtepd` command as a user runs it: check (exit codes, every error with its path),
  * run (TAPs created in the named namespace with the right MTU, address and MAC; removed
- * on SIGTERM; a bad config never starts).
+ * on SIGTERM; a bad config never starts; VTEPD_LOG wins over the config's log.level).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab, waitForLine } from '../../lab/netns.js';
 import { CLI } from '../../lab/topology.js';
+import { until } from '../../lab/wait.js';
 
 function vtepd(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -90,6 +91,49 @@ tenants:
     expect(second).toContain(`another vtepd answers on ${join(dir, 'run.sock')}`);
     expect(await lab.stop(child, 'SIGTERM')).toBe(0);
     await expect(lab.exec('vm', 'ip', ['link', 'show', 'blue0'])).rejects.toThrow(/does not exist/);
+  });
+
+  it('VTEPD_LOG=debug wins over log.level: warn in the config; a bad VTEPD_LOG is said by name', async () => {
+    const f = join(dir, 'loud.yaml');
+    writeFileSync(
+      f,
+      `control: { socket: ${join(dir, 'loud.sock')} }\nlog: { level: warn }\nunderlay: { local: 10.0.0.1 }\n` +
+        `tenants: [ { name: blue, vni: 5001, ports: [ { tap: blue0, netns: ${lab.ns('vm')} } ] } ]\n`,
+    );
+    /** run with VTEPD_LOG=`level`: its stderr once it says it runs (JSON lines: stderr is a pipe). */
+    const runWith = async (level: string) => {
+      const child = lab.spawn('h', process.execPath, [CLI, 'run', '--config', f], { env: { ...process.env, VTEPD_LOG: level, VTEPD_LOG_FORMAT: 'json' } });
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => {
+        err += d.toString();
+      });
+      try {
+        await waitForLine(child, /^vtepd: running/);
+        return { child, stderr: () => err };
+      } catch (e) {
+        await lab.stop(child);
+        throw e;
+      }
+    };
+    const loud = await runWith('debug');
+    try {
+      const line = await until('a debug line on stderr', async () =>
+        loud
+          .stderr()
+          .split('\n')
+          .find((l) => l.includes('"level":20')),
+      );
+      expect(JSON.parse(line!)).toMatchObject({ level: 20, ns: 'daemon', msg: 'TAP offloads' });
+    } finally {
+      expect(await lab.stop(loud.child, 'SIGTERM')).toBe(0);
+    }
+    const bogus = await runWith('bogus');
+    try {
+      expect(bogus.stderr()).toContain('vtepd: VTEPD_LOG: must be one of fatal, error, warn, info, debug, trace, silent, not "bogus" (ignored)\n');
+      expect(bogus.stderr()).not.toContain('"level":20');
+    } finally {
+      expect(await lab.stop(bogus.child, 'SIGTERM')).toBe(0);
+    }
   });
 
   it('refuses to start on a bad config and leaves nothing behind', async () => {

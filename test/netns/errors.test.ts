@@ -64,11 +64,12 @@ function at(f: string, text: string, key: string, value: string): string {
   return `${f}:${n + 1}:${lines[n]!.indexOf(`${key}: `) + key.length + 3}`;
 }
 
-/** `vtepd run` of config `c` in host h: it must fail with exactly this one line. */
-async function runFails(c: Cfg): Promise<string> {
-  const r = await vtepdIn('h', ['run', '--config', config(c)]);
+/** `vtepd run` of config `c` in host h: it must fail (exit 1); its stderr, and where (`file:line:col`) `key: value` is. */
+async function runFails(c: Cfg): Promise<{ stderr: string; at: (key: string, value: string) => string }> {
+  const file = config(c);
+  const r = await vtepdIn('h', ['run', '--config', file]);
   expect(r.code).toBe(1);
-  return r.stderr;
+  return { stderr: r.stderr, at: (key, value) => at(file, readFileSync(file, 'utf8'), key, value) };
 }
 /** `vtepd check` of config `c` in host h: ok (exit 0), with these warnings. */
 async function checkWarns(c: Cfg): Promise<{ file: string; text: string; stderr: string }> {
@@ -100,51 +101,59 @@ afterAll(async () => {
 describe('vtepd run names the config path and what to do', () => {
   it('a missing namespace', async () => {
     const ns = lab.ns('nosuch');
-    expect(await runFails({ name: 'r-netns', port: 4800, ports: [{ tap: `${P}e1`, netns: ns }] })).toBe(
-      `vtepd: tenants[0].ports[0].netns: namespace ${ns} does not exist (create it with ip netns add ${ns}, or drop netns)\n`,
+    const r = await runFails({ name: 'r-netns', port: 4800, ports: [{ tap: `${P}e1`, netns: ns }] });
+    expect(r.stderr).toBe(
+      `${r.at('netns', ns)}: tenants[0].ports[0].netns: namespace ${ns} does not exist (create it with ip netns add ${ns}, or drop netns)\n`,
     );
   });
 
   it('a TAP name that belongs to a veth', async () => {
-    expect(await runFails({ name: 'r-veth', port: 4801, ports: [{ tap: `${P}va` }] })).toBe(
-      `vtepd: tenants[0].ports[0].tap: ${P}va is already a veth device, not a TAP (pick another tap name, or delete it with ip link del ${P}va)\n`,
+    const r = await runFails({ name: 'r-veth', port: 4801, ports: [{ tap: `${P}va` }] });
+    expect(r.stderr).toBe(
+      `${r.at('tap', `${P}va`)}: tenants[0].ports[0].tap: ${P}va is already a veth device, not a TAP (pick another tap name, or delete it with ip link del ${P}va)\n`,
     );
   });
 
   it("another daemon's TAP", async () => {
-    expect(await runFails({ name: 'r-busy', port: 4802, ports: [{ tap: `${P}ga` }] })).toBe(
-      `vtepd: tenants[0].ports[0].tap: TAP ${P}ga is in use by vtepd, pid ${first.pid} (stop it, or pick another tap name)\n`,
+    const r = await runFails({ name: 'r-busy', port: 4802, ports: [{ tap: `${P}ga` }] });
+    expect(r.stderr).toBe(
+      `${r.at('tap', `${P}ga`)}: tenants[0].ports[0].tap: TAP ${P}ga is in use by vtepd, pid ${first.pid} (stop it, or pick another tap name)\n`,
     );
   });
 
   it('an underlay port another daemon holds', async () => {
-    expect(await runFails({ name: 'r-udp', port: 4789 })).toBe(
-      `vtepd: underlay.port: UDP port 4789 on 10.0.0.1 is in use by vtepd, pid ${first.pid} (stop it, or pick another underlay.port)\n`,
+    const r = await runFails({ name: 'r-udp', port: 4789 });
+    expect(r.stderr).toBe(
+      `${r.at('port', '4789')}: underlay.port: UDP port 4789 on 10.0.0.1 is in use by vtepd, pid ${first.pid} (stop it, or pick another underlay.port)\n`,
     );
   });
 
   it('an underlay port a kernel VXLAN device holds', async () => {
-    expect(await runFails({ name: 'r-vxlan', port: 4790 })).toBe(
-      `vtepd: underlay.port: UDP port 4790 is in use by the kernel VXLAN device ${P}vx (delete it with ip link del ${P}vx, or pick another underlay.port)\n`,
+    const r = await runFails({ name: 'r-vxlan', port: 4790 });
+    expect(r.stderr).toBe(
+      `${r.at('port', '4790')}: underlay.port: UDP port 4790 is in use by the kernel VXLAN device ${P}vx (delete it with ip link del ${P}vx, or pick another underlay.port)\n`,
     );
   });
 
   it('an underlay address that is not on this host', async () => {
-    expect(await runFails({ name: 'r-addr', local: '192.168.77.50', port: 4803 })).toBe(
-      "vtepd: underlay.local: 192.168.77.50 is not an address of this host (add it with ip addr add, or set underlay.local to one of this host's addresses)\n",
+    const r = await runFails({ name: 'r-addr', local: '192.168.77.50', port: 4803 });
+    expect(r.stderr).toBe(
+      `${r.at('local', '192.168.77.50')}: underlay.local: 192.168.77.50 is not an address of this host (add it with ip addr add, or set underlay.local to one of this host's addresses)\n`,
     );
   });
 
   it('metrics.listen in use', async () => {
-    expect(await runFails({ name: 'r-metrics', port: 4804, metrics: '127.0.0.1:19477' })).toBe(
-      `vtepd: metrics.listen: 127.0.0.1:19477 is in use by vtepd, pid ${first.pid} (stop it, or pick another port)\n`,
+    const r = await runFails({ name: 'r-metrics', port: 4804, metrics: '127.0.0.1:19477' });
+    expect(r.stderr).toBe(
+      `${r.at('listen', '127.0.0.1:19477')}: metrics.listen: 127.0.0.1:19477 is in use by vtepd, pid ${first.pid} (stop it, or pick another port)\n`,
     );
   });
 
   it('control.socket in use', async () => {
     const socket = join(dir, 'first.sock');
-    expect(await runFails({ name: 'r-control', port: 4805, socket })).toBe(
-      `vtepd: control.socket: another vtepd answers on ${socket} (stop it, start with --takeover to replace it, or set another control.socket)\n`,
+    const r = await runFails({ name: 'r-control', port: 4805, socket });
+    expect(r.stderr).toBe(
+      `${r.at('socket', socket)}: control.socket: another vtepd answers on ${socket} (stop it, start with --takeover to replace it, or set another control.socket)\n`,
     );
   });
 });

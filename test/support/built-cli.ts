@@ -26,10 +26,10 @@ export interface Run {
   stderr: string;
 }
 
-/** `vtepd ARGS` with `input` on standard input. */
-export function vtepd(args: string[], input = ''): Promise<Run> {
+/** `vtepd ARGS` with `input` on standard input (and `env` as its environment, if given). */
+export function vtepd(args: string[], input = '', env?: NodeJS.ProcessEnv): Promise<Run> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [BIN, ...args], { cwd: ROOT }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [BIN, ...args], { cwd: ROOT, env }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
     child.stdin?.end(input);

@@ -112,18 +112,25 @@ describe('capture: the live view', () => {
   });
 
   it('a line: local time to the microsecond, where and which way, the frame, the length', () => {
-    const line = frameLine(rec(ICMP_FRAME), { source: 'port blue0', dir: 'rx' });
+    const line = frameLine(rec(ICMP_FRAME), { where: { kind: 'port', port: 'blue0' }, dir: 'rx' });
     expect(line).toMatch(
       new RegExp(`^\\d\\d:\\d\\d:\\d\\d\\.000005 port blue0 rx ${M1} > ${M2}, IPv4, 10\\.1\\.0\\.1 > 10\\.1\\.0\\.2: ICMP echo request, length 42$`),
     );
     const pkt = ipv4(47, gre((0x12345 << 8) | 9));
-    const outer = frameLine(rec(pkt), { source: 'vtep 10.0.0.2', dir: 'tx', encap: 'nvgre', key: (0x12345 << 8) | 9, inner: 14 + 20 + 8 });
+    const outer = frameLine(rec(pkt), {
+      where: { kind: 'vtep', vtep: '10.0.0.2', encap: 'nvgre' },
+      dir: 'tx',
+      encap: 'nvgre',
+      key: (0x12345 << 8) | 9,
+      inner: 14 + 20 + 8,
+    });
     expect(outer).toMatch(/ vtep 10\.0\.0\.2 tx NVGRE vsid 74565 flowid 9: 02:00:00:00:aa:01 > .*ICMP echo request, length 84$/);
-    expect(frameJson(rec(ICMP_FRAME), { source: 'vtep 10.0.0.2', dir: 'rx', encap: 'gre' })).toEqual({
+    const gre10 = { kind: 'vtep', vtep: '10.0.0.2', encap: 'gre' } as const;
+    expect(frameLine(rec(ICMP_FRAME), { where: gre10, dir: 'rx', encap: 'gre' })).toMatch(/^\S+ vtep 10\.0\.0\.2 rx 02:/);
+    expect(frameJson(rec(ICMP_FRAME), { where: gre10, dir: 'rx', encap: 'gre' })).toEqual({
       time: '2023-11-14T22:13:20.000005Z',
-      source: 'vtep 10.0.0.2',
+      where: { kind: 'vtep', vtep: '10.0.0.2', encap: 'gre' },
       dir: 'rx',
-      encap: 'gre',
       frame: `${M1} > ${M2}, IPv4, 10.1.0.1 > 10.1.0.2: ICMP echo request`,
       length: 42,
     });
@@ -133,14 +140,14 @@ describe('capture: the live view', () => {
     const out: string[] = [];
     const view = new LiveView((r, meta) => out.push(`${r.tsUsec} ${meta.dir}`), 100);
     view.push(pcapHeader(LINKTYPE_ETHERNET));
-    view.push(pcapRecord(rec(ICMP_FRAME, 300)), { source: 'port blue0', dir: 'tx' });
-    view.push(pcapRecord(rec(ICMP_FRAME, 100)), { source: 'port blue0', dir: 'rx' });
+    view.push(pcapRecord(rec(ICMP_FRAME, 300)), { where: { kind: 'port', port: 'blue0' }, dir: 'tx' });
+    view.push(pcapRecord(rec(ICMP_FRAME, 100)), { where: { kind: 'port', port: 'blue0' }, dir: 'rx' });
     const t0 = 1_700_000_000_000;
     view.flush(false, t0 + 50);
     expect(out).toEqual([]);
     view.flush(false, t0 + 101);
     expect(out).toEqual(['100 rx', '300 tx']);
-    view.push(pcapRecord(rec(ICMP_FRAME, 900)), { source: 'port blue0', dir: 'rx' });
+    view.push(pcapRecord(rec(ICMP_FRAME, 900)), { where: { kind: 'port', port: 'blue0' }, dir: 'rx' });
     view.flush(true, t0);
     expect(out).toEqual(['100 rx', '300 tx', '900 rx']);
   });

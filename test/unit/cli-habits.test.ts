@@ -1,7 +1,8 @@
 /**
  * The CLI in the field's habits (#14): MACs in any common form, byte counts in human units,
  * fdb filters, places as structured JSON, the default config file and its example, short
- * flags, JSON errors without a daemon, ISO log times, what a restart from a terminal says.
+ * flags, JSON errors without a daemon, ISO log times, what a restart from a terminal says, a
+ * daemon's refusal said by the flag the user typed.
  * Pure functions here; the built command for what a user types (no daemon needed).
  */
 import { execFile } from 'node:child_process';
@@ -17,6 +18,7 @@ import { prettyLine } from '../../src/util/log.js';
 import { parseConfig } from '../../src/config/load.js';
 import { describeChange, plan } from '../../src/config/reconcile.js';
 import type { Config } from '../../src/config/config.js';
+import { ApiError, ControlServer } from '../../src/daemon/control.js';
 import { BIN, ensureBuilt, ROOT, vtepd } from '../support/built-cli.js';
 
 describe('MACs in any common form', () => {
@@ -234,5 +236,41 @@ describe('the built command: config file, short flags, JSON errors, logs', { tim
     const rec = JSON.parse(r.stderr.trim()) as { time: string; msg: string };
     expect(rec.msg).toBe('hello');
     expect(rec.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  });
+});
+
+describe("a daemon's refusal about a field, said by the flag typed", { timeout: 60_000 }, () => {
+  let dir: string;
+  let srv: ControlServer;
+  beforeAll(async () => {
+    ensureBuilt(['src/cli/cli.ts']);
+    dir = mkdtempSync(join(tmpdir(), 'vtepd-flags-'));
+    // A stand-in daemon that refuses each call by the field it names.
+    const refuse = (m: string) => () => {
+      throw new ApiError(m);
+    };
+    srv = new ControlServer({
+      'fdb.add': refuse('tenant: must be a string'),
+      'fdb.show': refuse('port: no port "x0"'),
+      'port.add': refuse('mac: must be a unicast MAC like 02:00:00:00:01:01'),
+      stats: refuse('tenant: unknown'),
+    });
+    await srv.listen(join(dir, 'sock'));
+  });
+  afterAll(async () => {
+    await srv?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('-t/--tenant, --port, --mac as the verb spells them; a verb without the flag keeps the field; --json the daemon’s words', async () => {
+    const s = ['-s', join(dir, 'sock')];
+    expect((await vtepd(['fdb', 'add', '-t', 'blue', '-m', '02:00:00:00:01:01', '--port', 'x0', ...s])).stderr).toBe('vtepd: -t/--tenant: must be a string\n');
+    expect((await vtepd(['fdb', 'show', '--port', 'x0', ...s])).stderr).toBe('vtepd: --port: no port "x0"\n');
+    expect((await vtepd(['port', 'add', '--net', 'a/b', '--tap', 't0', '--mac', '01:00:00:00:00:01', ...s])).stderr).toBe(
+      'vtepd: --mac: must be a unicast MAC like 02:00:00:00:01:01\n',
+    );
+    expect((await vtepd(['stats', ...s])).stderr).toBe('vtepd: tenant: unknown\n');
+    const j = await vtepd(['fdb', 'show', '--port', 'x0', '--json', ...s]);
+    expect(JSON.parse(j.stdout)).toEqual({ ok: false, error: { code: 'EINVAL', message: 'port: no port "x0"' } });
   });
 });

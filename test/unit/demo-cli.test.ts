@@ -1,8 +1,11 @@
 /**
  * `vtepd demo` as a user types it, without building anything: -t for the seconds (-s is
  * --socket on every verb), --clean of a demo that was never kept, and the iperf3 interval
- * lines the demo prints while it measures.
+ * lines the demo prints while it measures; a tool missing from PATH is said as the last line.
  */
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { iperfInterval } from '../../lab/demo.js';
 import { ensureBuilt, vtepd } from '../support/built-cli.js';
@@ -25,6 +28,23 @@ describe('vtepd demo options', () => {
     expect(r.stderr).toMatch(/^vtepd: demo --clean: no demo kept as "vd000000" \((kept here: vd[0-9a-f]{6}.*|none is kept here)\)\n$/);
     const bad = await vtepd(['demo', '--clean', '../../etc/passwd']);
     expect(bad.stderr).toContain('no demo kept as "../../etc/passwd"');
+  });
+
+  it('without iperf3 on PATH says so and how to install it as its last line, before building anything', async () => {
+    const bin = mkdtempSync(join(tmpdir(), 'vtepd-path-'));
+    try {
+      for (const [name, target] of [
+        ['node', process.execPath],
+        ['ip', '/usr/sbin/ip'],
+        ['ping', '/usr/bin/ping'],
+      ])
+        symlinkSync(target!, join(bin, name!));
+      const r = await vtepd(['demo'], '', { ...process.env, PATH: bin });
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe('demo: FAILED: iperf3 not found (install it: apt-get install iperf3)\n');
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
   });
 
   it('--keep is for the two-host demo only', async () => {

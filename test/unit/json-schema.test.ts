@@ -60,6 +60,13 @@ describe('bash completion', () => {
     expect(complete(r.stdout, ['run', '--config', 'package.j'])).toEqual(['package.json']);
   });
 
+  it('completes the values of log level and completion', async () => {
+    const r = await vtepd(['completion', 'bash']);
+    expect(complete(r.stdout, ['log', 'level', ''])).toEqual(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+    expect(complete(r.stdout, ['log', 'level', '-s', '/run/x.sock', 'de'])).toEqual(['debug']);
+    expect(complete(r.stdout, ['completion', ''])).toEqual(['bash']);
+  });
+
   it('refuses a shell it has no script for, by name', async () => {
     expect(await vtepd(['completion', 'zsh'])).toMatchObject({ code: 1, stderr: 'vtepd: completion: no completion for "zsh"; there is one for bash\n' });
   });
