@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { directoryLab } from './directory-lab.js';
 import type { EtcdMember } from './etcd.js';
+import { missingTool } from './demo.js';
 import { Lab, parsePing } from './netns.js';
 import { CLI, startDaemon, type Daemonised } from './topology.js';
 import { READY_MS, until, untilPings } from './wait.js';
@@ -51,8 +52,16 @@ interface CliRun {
   stderr: string;
 }
 
+/** The programs the directory demo runs, and the Debian package of each (said when one is missing). */
+export const DIRECTORY_DEMO_TOOLS: Record<string, string> = { ip: 'iproute2', ping: 'iputils-ping', etcd: 'etcd-server' };
+
 export async function directoryDemo(opts: DirectoryDemoOptions = {}): Promise<boolean> {
   const out = (s = '') => process.stdout.write(`${s}\n`);
+  const missing = missingTool(Object.keys(DIRECTORY_DEMO_TOOLS));
+  if (missing) {
+    out(`demo --directory: FAILED: ${missing} not found (install it: apt-get install ${DIRECTORY_DEMO_TOOLS[missing]})`);
+    return false;
+  }
   const step = (s: string) => out(`\n== ${s}`);
   const lab = new Lab('vdd');
   const dir = mkdtempSync(join(tmpdir(), 'vtepd-demo-'));
@@ -101,6 +110,7 @@ export async function directoryDemo(opts: DirectoryDemoOptions = {}): Promise<bo
     parsePing((await lab.exec(vm, 'ping', ['-c', String(count), '-i', interval, '-W', '2', to], 60_000).catch((e: Error) => ({ stdout: e.message }))).stdout);
 
   let ok = true;
+  let reason: string | undefined;
   const check = (cond: boolean, what: string) => {
     if (!cond) {
       ok = false;
@@ -281,7 +291,8 @@ export async function directoryDemo(opts: DirectoryDemoOptions = {}): Promise<bo
     await showDirectory(out, api, vnis, ['acme/web']);
   } catch (e) {
     ok = false;
-    if (!interrupted) out(`\ndemo: ${(e as Error).message}`); // else: what the cleanup pulled away
+    reason = (e as Error).message;
+    if (!interrupted) out(`\ndemo: ${reason}`); // else: what the cleanup pulled away
   } finally {
     if (!interrupted) await cleanup();
     process.off('SIGINT', onSignal);
@@ -289,7 +300,11 @@ export async function directoryDemo(opts: DirectoryDemoOptions = {}): Promise<bo
   }
   if (interrupted) await new Promise(() => {}); // the signal handler exits
   out('');
-  out(ok ? 'demo --directory: OK (daemons and etcd stopped, namespaces removed)' : 'demo --directory: FAILED (daemons and etcd stopped, namespaces removed)');
+  out(
+    ok
+      ? 'demo --directory: OK (daemons and etcd stopped, namespaces removed)'
+      : `demo --directory: FAILED: ${reason ?? 'a check above failed'} (daemons and etcd stopped, namespaces removed)`,
+  );
   return ok;
 }
 

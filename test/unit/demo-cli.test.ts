@@ -10,6 +10,22 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { iperfInterval } from '../../lab/demo.js';
 import { ensureBuilt, vtepd } from '../support/built-cli.js';
 
+/** The built CLI with a PATH that has only node, ip and ping (no iperf3, no etcd). */
+async function withOnly(args: string[]) {
+  const bin = mkdtempSync(join(tmpdir(), 'vtepd-path-'));
+  try {
+    for (const [name, target] of [
+      ['node', process.execPath],
+      ['ip', '/usr/sbin/ip'],
+      ['ping', '/usr/bin/ping'],
+    ])
+      symlinkSync(target!, join(bin, name!));
+    return await vtepd(args, '', { ...process.env, PATH: bin });
+  } finally {
+    rmSync(bin, { recursive: true, force: true });
+  }
+}
+
 describe('vtepd demo options', () => {
   beforeAll(() => ensureBuilt(['src/cli/cli.ts', 'lab/demo.ts', 'lab/demo-keep.ts']), 120_000);
 
@@ -31,20 +47,15 @@ describe('vtepd demo options', () => {
   });
 
   it('without iperf3 on PATH says so and how to install it as its last line, before building anything', async () => {
-    const bin = mkdtempSync(join(tmpdir(), 'vtepd-path-'));
-    try {
-      for (const [name, target] of [
-        ['node', process.execPath],
-        ['ip', '/usr/sbin/ip'],
-        ['ping', '/usr/bin/ping'],
-      ])
-        symlinkSync(target!, join(bin, name!));
-      const r = await vtepd(['demo'], '', { ...process.env, PATH: bin });
-      expect(r.code).toBe(1);
-      expect(r.stdout).toBe('demo: FAILED: iperf3 not found (install it: apt-get install iperf3)\n');
-    } finally {
-      rmSync(bin, { recursive: true, force: true });
-    }
+    const r = await withOnly(['demo']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('demo: FAILED: iperf3 not found (install it: apt-get install iperf3)\n');
+  });
+
+  it('--directory without etcd on PATH says so and how to install it, before building anything', async () => {
+    const r = await withOnly(['demo', '--directory']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('demo --directory: FAILED: etcd not found (install it: apt-get install etcd-server)\n');
   });
 
   it('--keep is for the two-host demo only', async () => {
