@@ -54,10 +54,12 @@ static int sockopt(int sk, int level, int name, const void *v, socklen_t len, st
   return setsockopt(sk, level, name, v, len) < 0 ? fail(r, step, errno) : 0;
 }
 
-/* The socket: options before bind, so no frame is ever read without its virtio_net_hdr. */
+/* The socket: options before bind, so no frame is ever read without its virtio_net_hdr, nor
+ * without the auxdata that carries the 802.1Q tag the kernel took off the frame. */
 static int packet_setup(int sk, struct attach_result *r) {
   const int one = 1;
   int err = sockopt(sk, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one, r, "PACKET_VNET_HDR");
+  if (!err) err = sockopt(sk, SOL_PACKET, PACKET_AUXDATA, &one, sizeof one, r, "PACKET_AUXDATA");
   if (!err) err = sockopt(sk, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one, r, "PACKET_IGNORE_OUTGOING");
   if (err) return err;
   /* Bigger socket buffers where allowed (CAP_NET_ADMIN); the defaults if not. */

@@ -235,6 +235,7 @@ int dp_port_set_queues(struct dp *dp, uint32_t pid, uint32_t tid, const int *fds
   if (nfds == 0 || nfds > dp->nqueues)
     return dp_fail(dp, EINVAL, "%u fds for port %u: the data path runs %u queue(s)", nfds, pid, dp->nqueues);
   int fl[DP_MAX_QUEUES];
+  bool packet = false;
   for (unsigned q = 0; q < nfds; q++) {
     const int fd = fds[q];
     if ((fl[q] = fcntl(fd, F_GETFL)) < 0) return dp_fail(dp, errno, "fd %d is not an open descriptor", fd);
@@ -255,6 +256,9 @@ int dp_port_set_queues(struct dp *dp, uint32_t pid, uint32_t tid, const int *fds
     } else if (vnet_hdr < 0) {
       vnet_hdr = 0;
     }
+    int domain = 0;
+    socklen_t dlen = sizeof domain;
+    packet = nfds == 1 && getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) == 0 && domain == AF_PACKET;
   }
 
   int err = 0;
@@ -306,6 +310,7 @@ int dp_port_set_queues(struct dp *dp, uint32_t pid, uint32_t tid, const int *fds
   for (unsigned q = 0; q < DP_MAX_QUEUES; q++) p->qfd[q] = q < nfds ? fds[q] : -1;
   p->tenant = tid;
   p->vnet = vnet_hdr != 0;
+  p->packet = packet;
   p->in_use = true;
 out:
   pthread_rwlock_unlock(&dp->lock);

@@ -17,6 +17,7 @@
 #ifndef VTEPD_DP_PRIVATE_H
 #define VTEPD_DP_PRIVATE_H
 
+#include <linux/if_packet.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -110,6 +111,7 @@ static inline bool tenant_accepts(const struct dp_tenant *t, uint32_t vid) {
 struct dp_port {
   bool in_use;
   bool vnet; /* frames are read and written behind a virtio_net_hdr (a TAP with IFF_VNET_HDR) */
+  bool packet; /* an AF_PACKET socket (attached port): read with recvmmsg and PACKET_AUXDATA */
   int fd;    /* queue 0's: qfd[0] */
   uint8_t nq;                 /* fds in qfd (1..queues) */
   int qfd[DP_MAX_QUEUES];     /* queue q's encap thread reads qfd[q], its decap thread writes it */
@@ -182,6 +184,12 @@ struct dp_worker {
   uint8_t *bufs; /* nbufs * DP_BUF_SIZE, each used from DP_HEADROOM on */
   size_t len[DP_BATCH];
   struct vnet_hdr rd_vh[DP_BATCH]; /* encap: the virtio_net_hdr of each frame read */
+  /* encap, packet sockets: the 802.1Q tag the kernel took off each frame (tpid 0: none) */
+  uint16_t rd_tpid[DP_BATCH], rd_tci[DP_BATCH];
+  union {
+    char buf[CMSG_SPACE(sizeof(struct tpacket_auxdata))];
+    struct cmsghdr align;
+  } rd_aux[DP_BATCH];
   uint8_t *scratch;                /* one frame: segments of a super-frame on slow paths */
   /* encap: underlay messages of the current batch, flushed per socket in order */
   unsigned ntx, ntx_iov;

@@ -86,6 +86,66 @@ void encap_frame(struct dp_worker *w, uint32_t pid, const struct dp_port *port, 
  * would otherwise spin); it stays configured until dpPortDel. A TAP with a
  * virtio_net_hdr is read with the header in the headroom, just in front of the frame.
  */
+/* The 802.1Q/802.1ad tag the kernel took off frame i before the packet socket saw it
+ * (PACKET_AUXDATA): its TPID and TCI, or TPID 0 when the frame came untagged. */
+static void packet_tag(struct dp_worker *w, unsigned i, struct msghdr *m) {
+  w->rd_tpid[i] = 0;
+  w->rd_tci[i] = 0;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+    if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA) continue;
+    struct tpacket_auxdata a;
+    memcpy(&a, CMSG_DATA(c), sizeof a);
+    if (!(a.tp_status & TP_STATUS_VLAN_VALID)) continue;
+    w->rd_tpid[i] = (a.tp_status & TP_STATUS_VLAN_TPID_VALID) && a.tp_vlan_tpid ? a.tp_vlan_tpid : 0x8100;
+    w->rd_tci[i] = a.tp_vlan_tci;
+  }
+}
+
+/*
+ * An attached port: up to a batch of frames in one recvmmsg, each behind its
+ * virtio_net_hdr as read() gives it, with its auxdata (the tag). Returns the frames read,
+ * or -1 with errno when the first read failed.
+ */
+static int packet_read(struct dp_worker *w, int fd, size_t vl) {
+  for (unsigned i = 0; i < DP_BATCH; i++) {
+    w->rx_iov[i] = (struct iovec){.iov_base = worker_buf(w, i) - vl, .iov_len = DP_BUF_SIZE - DP_HEADROOM + vl};
+    w->rx[i].msg_hdr = (struct msghdr){.msg_iov = &w->rx_iov[i], .msg_iovlen = 1, .msg_control = w->rd_aux[i].buf,
+                                       .msg_controllen = sizeof w->rd_aux[i].buf};
+  }
+  int r;
+  do r = recvmmsg(fd, w->rx, DP_BATCH, MSG_DONTWAIT, NULL);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
+
+/* Frames from an attached port into w->len, w->rd_vh, w->rd_tpid/rd_tci: see encap_port. */
+static unsigned encap_read_packet(struct dp_worker *w, uint32_t pid, int fd, size_t vl, uint32_t *events, bool *dead) {
+  int r = packet_read(w, fd, vl);
+  if (r < 0) {
+    if (errno == ENETDOWN) {
+      drop(w, DPC_tap_rx_error, &w->stats.port[pid]);
+      *events &= ~(uint32_t)EPOLLERR;
+    } else {
+      *dead = errno != EAGAIN;
+    }
+    return 0;
+  }
+  unsigned n = 0;
+  for (int k = 0; k < r; k++) {
+    size_t got = w->rx[k].msg_len;
+    if (got < vl) {
+      drop(w, DPC_inner_runt, &w->stats.port[pid]);
+      continue;
+    }
+    uint8_t *b = worker_buf(w, (unsigned)k);
+    if ((unsigned)k != n) memmove(worker_buf(w, n) - vl, b - vl, got); /* after a runt: keep them packed */
+    if (vl) memcpy(&w->rd_vh[n], worker_buf(w, n) - vl, VNET_HDR_LEN);
+    packet_tag(w, n, &w->rx[k].msg_hdr);
+    w->len[n++] = got - vl;
+  }
+  return n;
+}
+
 void encap_port(struct dp_worker *w, uint32_t pid, uint32_t events) {
   struct dp *dp = w->dp;
   if (pid == 0 || pid >= DP_MAX_PORTS || !dp->ports[pid].in_use) return;
@@ -95,8 +155,9 @@ void encap_port(struct dp_worker *w, uint32_t pid, uint32_t events) {
   unsigned n = 0;
   size_t bytes = 0;
   bool dead = false;
+  if (port->packet) n = encap_read_packet(w, pid, fd, vl, &events, &dead);
   /* Up to a batch of frames, or of bytes: super-frames are processed while still in cache. */
-  while (n < DP_BATCH && bytes < DP_BATCH_BYTES) {
+  while (!port->packet && n < DP_BATCH && bytes < DP_BATCH_BYTES) {
     uint8_t *b = worker_buf(w, n);
     ssize_t r = read(fd, b - vl, DP_BUF_SIZE - DP_HEADROOM + vl);
     if (r > 0) {
@@ -126,7 +187,17 @@ void encap_port(struct dp_worker *w, uint32_t pid, uint32_t events) {
     }
   }
   if (n == 0 && (events & (EPOLLERR | EPOLLHUP))) dead = true;
-  for (unsigned i = 0; i < n; i++) encap_frame(w, pid, port, worker_buf(w, i), w->len[i], vl ? &w->rd_vh[i] : NULL);
+  for (unsigned i = 0; i < n; i++) {
+    if (port->packet && w->rd_tpid[i]) {
+      /* An access port takes untagged frames only: a tag the kernel took off is no licence
+       * to enter the tenant untagged. (A trunk will classify by w->rd_tci[i] here.) */
+      count(w, DPC_tap_rx_frames);
+      io_count(&w->stats.port[pid].rx_packets, &w->stats.port[pid].rx_bytes, w->len[i]);
+      drop(w, DPC_vlan_on_access, &w->stats.port[pid]);
+      continue;
+    }
+    encap_frame(w, pid, port, worker_buf(w, i), w->len[i], vl ? &w->rd_vh[i] : NULL);
+  }
   tx_flush(w);
   if (dead) {
     drop(w, DPC_tap_rx_error, &w->stats.port[pid]);

@@ -8,12 +8,15 @@
  * bare-metal MAC at bm0 and the VM's behind its VTEP, no moves); `vtepd restart` hands the
  * packet socket over; bm0 going down and up keeps the port, bm0 deleted and made again is
  * attached again while the TAP goes on; a missing interface is said by its config path with
- * what to do, by run and by check.
+ * what to do, by run and by check. Step 2: frames that came tagged (802.1Q, or 802.1ad with an
+ * 802.1Q inside) are dropped at the access port as vlan_on_access, exactly counted, and flood
+ * nowhere, while untagged traffic flows.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, parsePing, run } from '../../lab/netns.js';
 import { CLI, UNDERLAY, startDaemon, type Daemonised } from '../../lab/topology.js';
@@ -22,8 +25,10 @@ import type { FdbRow } from '../../src/core/fdb.js';
 import type { StatsSnapshot } from '../../src/daemon/stats.js';
 import type { StatusResult } from '../../src/cli/table.js';
 
+const VLAN_FRAMES = join(dirname(fileURLToPath(import.meta.url)), '..', 'support', 'vlan-frames.py');
 const lab = new Lab('va');
 const dir = mkdtempSync(join(tmpdir(), 'vtepd-attach-'));
+let h1: Daemonised;
 let h2: Daemonised;
 /** The daemon `vtepd restart` started (not a child of the lab): stopped by PID. */
 let successor = 0;
@@ -81,7 +86,7 @@ beforeAll(async () => {
   // The bare-metal host's NIC (eth0, MTU of the overlay) and its switch port bm0 on h2, left down: vtepd brings it up.
   await lab.link('h2', 'bm0', null, 'bm', 'eth0', '10.1.0.3/24', 1450);
   await lab.exec('h2', 'ip', ['link', 'set', 'bm0', 'down']);
-  await startDaemon(lab, 'h1', config(UNDERLAY.h1, UNDERLAY.h2, [`{ tap: blue0, netns: ${lab.ns('vm1')}, address: 10.1.0.1/24 }`]), dir);
+  h1 = await startDaemon(lab, 'h1', config(UNDERLAY.h1, UNDERLAY.h2, [`{ tap: blue0, netns: ${lab.ns('vm1')}, address: 10.1.0.1/24 }`]), dir);
   h2 = await startDaemon(
     lab,
     'h2',
@@ -117,6 +122,37 @@ describe('an attached interface as an access port (#15)', () => {
     expect(await ping('bm', '10.1.0.1')).toBe(3);
     expect(await ping('vm1', '10.1.0.3')).toBe(3);
     expect(await ping('vm2', '10.1.0.3')).toBe(3); // and the TAP VM beside it on h2
+  });
+
+  it('drops tagged frames at the access port, exactly counted, flooded nowhere; untagged ping goes on', async () => {
+    const snap = async () => {
+      const [a, b] = [await cli<StatsSnapshot>(h2, ['stats']), await cli<StatsSnapshot>(h1, ['stats'])];
+      return { h2: a, h1: b, bm0: a.ports.find((p) => p.port === 'bm0')!, vm2: a.ports.find((p) => p.port === 'blue0')! };
+    };
+    const fdbMacs = async () => (await cli<FdbRow[]>(h2, ['fdb', 'show', '--tenant', 'blue'])).map((r) => r.mac);
+    const send = async (kind: string, n: number, mac: string) =>
+      expect((await lab.exec('bm', '/usr/bin/python3', [VLAN_FRAMES, 'eth0', kind, String(n), mac, '10.1.0.1'])).stdout).toContain(`sent ${n}`);
+    for (const [kind, mac] of [
+      ['dot1q', '02:15:00:00:00:01'],
+      ['prio', '02:15:00:00:00:03'], // VLAN 0 (a priority tag) is a tag too
+      // 802.1ad outside, 802.1Q inside: the kernel takes the outer tag off (its TPID 0x88a8 in
+      // the auxdata), so the frame is dropped for that tag and never reaches a VTEP's inner_vlan.
+      ['qinq', '02:15:00:00:00:02'],
+    ] as const) {
+      const before = await snap();
+      await send(kind, 25, mac);
+      const after = await until(`25 ${kind} frames counted at bm0`, snap, (s) => s.h2.drops.vlan_on_access! - before.h2.drops.vlan_on_access! >= 25);
+      expect(after.h2.drops.vlan_on_access! - before.h2.drops.vlan_on_access!).toBe(25);
+      expect(after.bm0.drops - before.bm0.drops).toBe(25);
+      expect(after.h2.datapath.punted_frames).toBe(before.h2.datapath.punted_frames); // no broadcast flooded
+      expect(after.vm2.txPackets).toBe(before.vm2.txPackets); // the TAP VM beside it got none
+      expect(after.h2.drops.inner_vlan).toBe(before.h2.drops.inner_vlan);
+      expect(after.h1.drops.inner_vlan).toBe(before.h1.drops.inner_vlan); // nothing reached the other VTEP
+      expect(await fdbMacs()).not.toContain(mac); // never learned
+    }
+    const st = await run(process.execPath, [CLI, 'stats', '--socket', h2.socket]);
+    expect(st.stdout).toMatch(/vlan_on_access\s+75\b/);
+    expect(await ping('bm', '10.1.0.1')).toBe(3);
   });
 
   it('iperf3 runs both ways, reported next to TAP <-> TAP of this run', async () => {
