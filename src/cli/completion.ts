@@ -54,13 +54,15 @@ export function bashCompletion(program: Command): string {
 #   source <(vtepd completion bash)
 #   vtepd completion bash > /usr/share/bash-completion/completions/vtepd
 ${lookup('subverbs', (v) => v.subverbs)}${lookup('flags', (v) => v.flags)}${lookup('valued', (v) => v.valued)}${lookup('files', (v) => v.files)}${lookup('choices', (v) => v.choices)}_vtepd() {
-  local cur=\${COMP_WORDS[COMP_CWORD]} prev=\${COMP_WORDS[COMP_CWORD-1]} path='' w i
+  local cur=\${COMP_WORDS[COMP_CWORD]} prev=\${COMP_WORDS[COMP_CWORD-1]} path='' w i given=''
   for ((i = 1; i < COMP_CWORD; i++)); do
     w=\${COMP_WORDS[i]}
     if [[ $w == -* ]]; then
       [[ " $(_vtepd_valued "$path") " == *" $w "* ]] && ((i++))
     elif [[ " $(_vtepd_subverbs "$path") " == *" $w "* ]]; then
       path=\${path:+$path }$w
+    else
+      given=1 # the verb's argument (a log level, a shell) is already there
     fi
   done
   if [[ " $(_vtepd_files "$path") " == *" $prev "* ]]; then
@@ -70,7 +72,8 @@ ${lookup('subverbs', (v) => v.subverbs)}${lookup('flags', (v) => v.flags)}${look
   elif [[ $cur == -* ]]; then
     COMPREPLY=($(compgen -W "$(_vtepd_flags "$path")" -- "$cur"))
   else
-    COMPREPLY=($(compgen -W "$(_vtepd_subverbs "$path") $(_vtepd_choices "$path")" -- "$cur"))
+    [[ -z $given ]] && given=$(_vtepd_choices "$path") || given=''
+    COMPREPLY=($(compgen -W "$(_vtepd_subverbs "$path") $given" -- "$cur"))
   fi
 }
 complete -o filenames -F _vtepd vtepd

@@ -65,6 +65,9 @@ describe('bash completion', () => {
     expect(complete(r.stdout, ['log', 'level', ''])).toEqual(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
     expect(complete(r.stdout, ['log', 'level', '-s', '/run/x.sock', 'de'])).toEqual(['debug']);
     expect(complete(r.stdout, ['completion', ''])).toEqual(['bash']);
+    // Once the level is given, no second one is offered.
+    expect(complete(r.stdout, ['log', 'level', 'debug', ''])).toEqual([]);
+    expect(complete(r.stdout, ['completion', 'bash', ''])).toEqual([]);
   });
 
   it('refuses a shell it has no script for, by name', async () => {
