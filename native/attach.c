@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "ifreq.h"
 #include "netns.h"
 
 #ifndef PACKET_IGNORE_OUTGOING
@@ -20,11 +21,6 @@
 static int fail(struct attach_result *r, const char *step, int err) {
   snprintf(r->step, sizeof r->step, "%s", step);
   return err;
-}
-
-static void ifr_init(struct ifreq *ifr, const char *name) {
-  memset(ifr, 0, sizeof *ifr);
-  memcpy(ifr->ifr_name, name, strnlen(name, IFNAMSIZ - 1));
 }
 
 /* What the interface is: ifindex, Ethernet MAC, MTU; brought up if asked. Any socket of the namespace will do. */

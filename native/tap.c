@@ -1,5 +1,6 @@
 #include "tap.h"
 
+#include "ifreq.h"
 #include "netns.h"
 
 #include <arpa/inet.h>
@@ -18,11 +19,6 @@
 static int fail(struct tap_result *r, const char *step, int err) {
   snprintf(r->step, sizeof r->step, "%s", step);
   return err;
-}
-
-static void ifr_init(struct ifreq *ifr, const char *name) {
-  memset(ifr, 0, sizeof *ifr);
-  memcpy(ifr->ifr_name, name, strnlen(name, IFNAMSIZ - 1));
 }
 
 /*
