@@ -58,6 +58,30 @@ export interface PortConfig {
   mac: string | null;
   /** Resolved: the configured value, or underlay.mtu minus the encapsulation overhead. */
   mtu: number;
+  /**
+   * A TAP whose frames carry this 802.1Q VLAN ID (1..4094) on the wire (the VM tags them):
+   * the tag is taken off on the way in and put on on the way out; null: untagged. (An
+   * attached port with `vlan:` is normalized into `Config.trunks`, and has null here.)
+   */
+  vlan?: number | null;
+}
+/**
+ * A trunk (#15): one attached interface carrying several tenants, each by its 802.1Q VLAN ID.
+ * Also what `{ attach: eth1, vlan: 100 }` in a tenant's ports becomes (merged with any other
+ * entry of the same interface and netns).
+ */
+export interface TrunkConfig {
+  /** The interface (it exists; attached with AF_PACKET like `{ attach }`). */
+  attach: string;
+  netns: string | null;
+  /** Fixed VLAN IDs (1..4094), each to one tenant, in config order. */
+  vlans: { vlan: number; tenant: string }[];
+  /** The tenant that takes untagged (and priority-tagged, VID 0) frames; null: dropped as untagged_no_native. */
+  native: string | null;
+  /** VLAN IDs handed out to `tenants`, lowest free first, kept across restarts; null: no pool. */
+  pool: { first: number; last: number } | null;
+  /** Tenants given the trunk without a VLAN: each gets an ID from `pool`. */
+  tenants: string[];
 }
 export interface StaticFdbEntry {
   mac: string;
@@ -147,6 +171,8 @@ export interface Config {
   metrics: MetricsConfig | null;
   underlay: UnderlayConfig;
   tenants: TenantConfig[];
+  /** VLAN trunks toward switches and bare-metal hosts (#15); [] for none. */
+  trunks: TrunkConfig[];
   /** mesh (default), hub or spoke. */
   role: Role;
   /** A spoke's hubs, first preferred; [] otherwise. */

@@ -752,6 +752,7 @@ export function validateConfig(data: unknown, locate?: Locate): ConfigResult {
         })),
       };
     }),
+    trunks: [],
     role,
     hubs: (hubs ?? []).map((h) => ({
       address: h.address.address,
