@@ -335,6 +335,31 @@ Napi::Value DpPortSet(const Napi::CallbackInfo &info) {
   return Check(a, b, dp_port_set_queues(b->dp, port, tenant, fds.data(), (unsigned)fds.size(), vnet));
 }
 
+// dpTrunkSet(dp, portId, fd): an attached interface's packet socket (behind a virtio_net_hdr) as a trunk (no tenant);
+// any other fd (a test's socketpair) reads and writes plain frames.
+Napi::Value DpTrunkSet(const Napi::CallbackInfo &info) {
+  Args a(info, "dpTrunkSet");
+  DpBox *b = GetDp(a);
+  uint32_t port;
+  int fd;
+  if (!b || !a.Id(1, "portId", DP_MAX_PORTS, &port) || !a.Fd(2, &fd)) return {};
+  return Check(a, b, dp_trunk_set(b->dp, port, fd, -1));
+}
+
+// dpVlanPortSet(dp, portId, tenantId, trunkId, vlan): tenant's VLAN port on a trunk (vlan 0: untagged).
+Napi::Value DpVlanPortSet(const Napi::CallbackInfo &info) {
+  Args a(info, "dpVlanPortSet");
+  DpBox *b = GetDp(a);
+  uint32_t port, tenant, trunk;
+  if (!b || !a.Id(1, "portId", DP_MAX_PORTS, &port) || !a.Id(2, "tenantId", DP_MAX_TENANTS, &tenant) ||
+      !a.Id(3, "trunkId", DP_MAX_PORTS, &trunk))
+    return {};
+  if (!info[4].IsNumber()) return a.Fail(EINVAL, "vlan must be a number 0..4094"), Napi::Value();
+  double v = info[4].As<Napi::Number>().DoubleValue();
+  if (!(v >= 0 && v <= 4094 && v == (double)(uint32_t)v)) return a.Fail(EINVAL, "vlan must be an integer 0..4094"), Napi::Value();
+  return Check(a, b, dp_vlan_port_set(b->dp, port, tenant, trunk, (uint32_t)v));
+}
+
 Napi::Value DpPortDel(const Napi::CallbackInfo &info) {
   return DelById(info, "dpPortDel", "portId", DP_MAX_PORTS, dp_port_del);
 }
@@ -636,6 +661,8 @@ void DpExports(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "dpSendControl", DpSendControl);
   Export(env, exports, "dpPortSet", DpPortSet);
   Export(env, exports, "dpPortDel", DpPortDel);
+  Export(env, exports, "dpTrunkSet", DpTrunkSet);
+  Export(env, exports, "dpVlanPortSet", DpVlanPortSet);
   Export(env, exports, "dpVtepSet", DpVtepSet);
   Export(env, exports, "dpTenantEncaps", DpTenantEncaps);
   Export(env, exports, "dpVtepDel", DpVtepDel);

@@ -229,9 +229,29 @@ static void port_unpoll(struct dp *dp, const struct dp_port *p) {
   for (unsigned q = 0; q < p->nq; q++) epoll_ctl(dp->q_epfd[q], EPOLL_CTL_DEL, p->qfd[q], NULL);
 }
 
+static int port_set(struct dp *dp, uint32_t pid, uint32_t tid, const int *fds, unsigned nfds, int vnet_hdr, bool trunk);
+
 int dp_port_set_queues(struct dp *dp, uint32_t pid, uint32_t tid, const int *fds, unsigned nfds, int vnet_hdr) {
-  CHECK_ID(dp, "portId", pid, DP_MAX_PORTS);
   CHECK_ID(dp, "tenantId", tid, DP_MAX_TENANTS);
+  return port_set(dp, pid, tid, fds, nfds, vnet_hdr, false);
+}
+
+/*
+ * A trunk: a port with an fd (an attached interface's packet socket) and no tenant; its
+ * frames go to its VLAN ports (dp_vlan_port_set) by their tags. Set again (a new fd after
+ * the interface came back), it keeps its VLAN ports.
+ */
+int dp_trunk_set(struct dp *dp, uint32_t pid, int fd, int vnet_hdr) {
+  if (vnet_hdr < 0) { /* as the fd is: an attached interface's packet socket reads a virtio_net_hdr */
+    int domain = 0;
+    socklen_t dlen = sizeof domain;
+    vnet_hdr = getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) == 0 && domain == AF_PACKET;
+  }
+  return port_set(dp, pid, 0, &fd, 1, vnet_hdr, true);
+}
+
+static int port_set(struct dp *dp, uint32_t pid, uint32_t tid, const int *fds, unsigned nfds, int vnet_hdr, bool trunk) {
+  CHECK_ID(dp, "portId", pid, DP_MAX_PORTS);
   if (nfds == 0 || nfds > dp->nqueues)
     return dp_fail(dp, EINVAL, "%u fds for port %u: the data path runs %u queue(s)", nfds, pid, dp->nqueues);
   int fl[DP_MAX_QUEUES];
@@ -264,8 +284,17 @@ int dp_port_set_queues(struct dp *dp, uint32_t pid, uint32_t tid, const int *fds
   int err = 0;
   pthread_rwlock_wrlock(&dp->lock);
   struct dp_port *p = &dp->ports[pid];
-  if (!dp->tenants[tid].in_use) {
+  if (!trunk && !dp->tenants[tid].in_use) {
     err = dp_fail(dp, ENOENT, "tenant %u does not exist", tid);
+    goto out;
+  }
+  if (p->in_use && (p->parent || p->trunk != trunk)) {
+    err = dp_fail(dp, EEXIST, "port %u is a %s: delete it first", pid, p->parent ? "VLAN port" : p->trunk ? "trunk" : "port");
+    goto out;
+  }
+  uint16_t *vmap = p->in_use ? p->vmap : NULL;
+  if (trunk && !vmap && !(vmap = calloc(DP_VLAN_IDS, sizeof *vmap))) {
+    err = dp_fail(dp, ENOMEM, "no memory for the VLAN map of trunk %u", pid);
     goto out;
   }
   for (uint32_t i = 1; i < DP_MAX_PORTS; i++) {
@@ -311,8 +340,49 @@ int dp_port_set_queues(struct dp *dp, uint32_t pid, uint32_t tid, const int *fds
   p->tenant = tid;
   p->vnet = vnet_hdr != 0;
   p->packet = packet;
+  p->trunk = trunk;
+  p->vmap = trunk ? vmap : NULL;
   p->in_use = true;
 out:
+  if (err && trunk && vmap && vmap != p->vmap) free(vmap);
+  pthread_rwlock_unlock(&dp->lock);
+  return err;
+}
+
+/*
+ * A VLAN port: tenant `tid`'s share of trunk `trunk`, for frames tagged `vlan` (1..4094), or
+ * the untagged ones (vlan 0, the native tenant). Frames toward it go out on the trunk with
+ * that tag. Set again, it may move to another tenant (its MACs go) but not to another VLAN.
+ */
+int dp_vlan_port_set(struct dp *dp, uint32_t pid, uint32_t tid, uint32_t trunk, uint32_t vlan) {
+  CHECK_ID(dp, "portId", pid, DP_MAX_PORTS);
+  CHECK_ID(dp, "tenantId", tid, DP_MAX_TENANTS);
+  CHECK_ID(dp, "trunk", trunk, DP_MAX_PORTS);
+  if (vlan > 4094) return dp_fail(dp, EINVAL, "VLAN ID %u: must be 1..4094 (0: untagged)", vlan);
+  int err = 0;
+  pthread_rwlock_wrlock(&dp->lock);
+  struct dp_port *p = &dp->ports[pid], *t = &dp->ports[trunk];
+  uint16_t *slot = vlan ? (t->vmap ? &t->vmap[vlan] : NULL) : &t->native_pid;
+  if (!dp->tenants[tid].in_use) err = dp_fail(dp, ENOENT, "tenant %u does not exist", tid);
+  else if (!t->in_use || !t->trunk) err = dp_fail(dp, ENOENT, "port %u is not a trunk", trunk);
+  else if (*slot && *slot != pid) err = dp_fail(dp, EEXIST, "VLAN %u of trunk %u is port %u", vlan, trunk, *slot);
+  else if (p->in_use && !(p->parent == trunk && p->vlan == vlan))
+    err = dp_fail(dp, EEXIST, "port %u exists (not VLAN %u of trunk %u): delete it first", pid, vlan, trunk);
+  if (!err) {
+    if (p->in_use && p->tenant != tid) fdb_del_pointing_at(&dp->fdb, FDB_KIND_PORT, pid);
+    if (!p->in_use) {
+      io_reset(dp, IO_PORT, pid);
+      memset(p, 0, sizeof *p);
+    }
+    p->fd = -1;
+    p->tenant = tid;
+    p->parent = (uint16_t)trunk;
+    p->vlan = (uint16_t)vlan;
+    p->vnet = t->vnet;
+    p->packet = t->packet;
+    p->in_use = true;
+    *slot = (uint16_t)pid;
+  }
   pthread_rwlock_unlock(&dp->lock);
   return err;
 }
@@ -325,8 +395,20 @@ int dp_port_del(struct dp *dp, uint32_t pid) {
     pthread_rwlock_unlock(&dp->lock);
     return dp_fail(dp, ENOENT, "port %u does not exist", pid);
   }
+  for (uint32_t i = 1; p->trunk && i < DP_MAX_PORTS; i++) {
+    if (dp->ports[i].in_use && dp->ports[i].parent == pid) {
+      pthread_rwlock_unlock(&dp->lock);
+      return dp_fail(dp, EBUSY, "trunk %u still has VLAN port %u: delete its VLAN ports first", pid, i);
+    }
+  }
+  if (p->parent) {
+    struct dp_port *t = &dp->ports[p->parent];
+    if (p->vlan && t->vmap && t->vmap[p->vlan] == pid) t->vmap[p->vlan] = 0;
+    if (!p->vlan && t->native_pid == pid) t->native_pid = 0;
+  }
   port_unpoll(dp, p);
   fdb_del_pointing_at(&dp->fdb, FDB_KIND_PORT, pid);
+  free(p->vmap);
   memset(p, 0, sizeof *p);
   pthread_rwlock_unlock(&dp->lock);
   return 0;

@@ -116,7 +116,17 @@ struct dp_port {
   uint8_t nq;                 /* fds in qfd (1..queues) */
   int qfd[DP_MAX_QUEUES];     /* queue q's encap thread reads qfd[q], its decap thread writes it */
   uint32_t tenant; /* 0 once its tenant is deleted: frames count port_no_tenant */
+  /* A trunk (an attached interface carrying several tenants by 802.1Q VLAN ID): no tenant
+   * of its own; each frame read goes to the VLAN port its tag (or its absence) names. */
+  bool trunk;
+  uint16_t *vmap;      /* trunk: VLAN ID (1..4094) -> its VLAN port id, 0 = unmapped */
+  uint16_t native_pid; /* trunk: the VLAN port of untagged (and VID 0) frames, 0 = none */
+  /* A VLAN port: one tenant's share of a trunk. It has no fd: it reads through the trunk's
+   * classification and writes through the trunk's fd, with its tag put in (0: untagged). */
+  uint16_t parent; /* the trunk's port id, 0 = not a VLAN port */
+  uint16_t vlan;   /* the VLAN ID written on frames toward it; 0: untagged (native) */
 };
+#define DP_VLAN_IDS 4096
 
 struct dp_vtep {
   bool in_use;
@@ -349,6 +359,7 @@ static inline int af_of(uint8_t family46) { return family46 == 6 ? AF_INET6 : AF
 
 /* The fd of the port's queue that this worker serves (queue 0's if the port has fewer). */
 static inline int port_fd(const struct dp_port *p, const struct dp_worker *w) {
+  if (p->parent) p = &w->dp->ports[p->parent]; /* a VLAN port writes through its trunk */
   return w->queue < p->nq ? p->qfd[w->queue] : p->fd;
 }
 
@@ -430,6 +441,8 @@ void punt(struct dp_worker *w, uint32_t tenant, uint8_t in_kind, uint32_t in_id,
 /* To ports: counted on the port; a frame with a virtio_net_hdr is finished or segmented
  * for a port without one. port_ok: the port is of the tenant (else port_no_tenant). */
 bool port_writev(struct dp_worker *w, uint32_t pid, const struct iovec *iov, int niov, size_t len);
+ssize_t port_sys_writev(struct dp_worker *w, const struct dp_port *p, const struct iovec *iov, int niov);
+void port_tx_count(struct dp_worker *w, uint32_t pid, size_t frame_len);
 bool port_write_plain(struct dp_worker *w, uint32_t pid, const uint8_t *frame, size_t len);
 bool port_ok(struct dp_worker *w, uint32_t tenant, uint32_t pid, struct dp_io_counters *in_io);
 bool port_deliver(struct dp_worker *w, uint32_t tenant, uint32_t pid, const uint8_t *frame, size_t len,

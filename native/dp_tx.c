@@ -88,19 +88,86 @@ bool mss_clamp(struct dp_worker *w, const struct dp_tenant *t, uint8_t *f, size_
 
 static const struct vnet_hdr zero_vh;
 
-/* One write of one frame (header + iovecs) to a port; counted on the port. */
-bool port_writev(struct dp_worker *w, uint32_t pid, const struct iovec *iov, int niov, size_t len) {
-  const struct dp_port *p = &w->dp->ports[pid];
-  struct dp_io_counters *io = &w->stats.port[pid];
+/* Iovecs of the longest frame a port is written (a coalesced super-frame), and the tag's one. */
+#define PORT_IOV_MAX (GRO_MAX_SEGS + 3)
+
+/*
+ * A VLAN port's frame (header + iovecs) with its 802.1Q tag put in after the MACs: the
+ * first vl + 12 bytes gathered into `head` (the virtio_net_hdr's offsets moved on by the
+ * tag's 4 bytes), the rest referenced. Returns the iovecs in `out`, or 0 when the frame is
+ * shorter than its MACs or has more iovecs than PORT_IOV_MAX.
+ */
+static int vlan_tag_iov(const struct dp_port *p, const struct iovec *iov, int niov, uint8_t *head,
+                        struct iovec *out) {
+  const size_t vl = p->vnet ? VNET_HDR_LEN : 0, want = vl + 2 * PKT_ETH_ALEN;
+  size_t got = 0, off = 0;
+  int k = 0;
+  while (k < niov && got < want) {
+    size_t take = iov[k].iov_len - off < want - got ? iov[k].iov_len - off : want - got;
+    memcpy(head + got, (const uint8_t *)iov[k].iov_base + off, take);
+    got += take;
+    off += take;
+    if (off == iov[k].iov_len) k++, off = 0;
+  }
+  if (got < want || niov - k + 2 > PORT_IOV_MAX) return 0;
+  if (vl) {
+    struct vnet_hdr vh;
+    memcpy(&vh, head, sizeof vh);
+    if (vh.flags & VNET_F_NEEDS_CSUM) vh.csum_start = (uint16_t)(vh.csum_start + 4);
+    if (vh.gso_type != VNET_GSO_NONE) vh.hdr_len = (uint16_t)(vh.hdr_len + 4);
+    memcpy(head, &vh, sizeof vh);
+  }
+  head[want] = 0x81;
+  head[want + 1] = 0x00;
+  head[want + 2] = (uint8_t)(p->vlan >> 8);
+  head[want + 3] = (uint8_t)p->vlan;
+  int n = 0;
+  out[n++] = (struct iovec){head, want + 4};
+  if (k < niov && off) out[n++] = (struct iovec){(uint8_t *)iov[k].iov_base + off, iov[k].iov_len - off}, k++;
+  while (k < niov) out[n++] = iov[k++];
+  return n;
+}
+
+/*
+ * writev() of one frame to a port's fd, as writev returns (EINTR retried). A VLAN port of a
+ * trunk writes through the trunk's fd with its tag put in (not for the native one, which
+ * writes untagged); what it returns does not count the tag.
+ */
+ssize_t port_sys_writev(struct dp_worker *w, const struct dp_port *p, const struct iovec *iov, int niov) {
+  uint8_t head[VNET_HDR_LEN + 2 * PKT_ETH_ALEN + 4];
+  struct iovec out[PORT_IOV_MAX];
+  bool tag = p->parent && p->vlan;
+  if (tag) {
+    niov = vlan_tag_iov(p, iov, niov, head, out);
+    if (!niov) {
+      errno = EINVAL;
+      return -1;
+    }
+    iov = out;
+  }
   ssize_t r;
   do r = writev(port_fd(p, w), iov, niov);
   while (r < 0 && errno == EINTR);
+  return tag && r >= 4 ? r - 4 : r;
+}
+
+/* A frame written to a port: counted on it, and on its trunk for a VLAN port (frame bytes, as on rx). */
+void port_tx_count(struct dp_worker *w, uint32_t pid, size_t frame_len) {
+  const struct dp_port *p = &w->dp->ports[pid];
+  count(w, DPC_tap_tx_frames);
+  io_count(&w->stats.port[pid].tx_packets, &w->stats.port[pid].tx_bytes, frame_len);
+  if (p->parent) io_count(&w->stats.port[p->parent].tx_packets, &w->stats.port[p->parent].tx_bytes, frame_len);
+}
+
+/* One write of one frame (header + iovecs) to a port; counted on the port. */
+bool port_writev(struct dp_worker *w, uint32_t pid, const struct iovec *iov, int niov, size_t len) {
+  const struct dp_port *p = &w->dp->ports[pid];
+  ssize_t r = port_sys_writev(w, p, iov, niov);
   if (r == (ssize_t)len) {
-    count(w, DPC_tap_tx_frames);
-    io_count(&io->tx_packets, &io->tx_bytes, len - (p->vnet ? VNET_HDR_LEN : 0)); /* frame bytes, as on rx */
+    port_tx_count(w, pid, len - (p->vnet ? VNET_HDR_LEN : 0));
     return true;
   }
-  drop(w, r < 0 && errno == EAGAIN ? DPC_tap_tx_busy : DPC_tap_tx_error, io);
+  drop(w, r < 0 && errno == EAGAIN ? DPC_tap_tx_busy : DPC_tap_tx_error, &w->stats.port[pid]);
   return false;
 }
 

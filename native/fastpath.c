@@ -146,6 +146,61 @@ static unsigned encap_read_packet(struct dp_worker *w, uint32_t pid, int fd, siz
   return n;
 }
 
+/* An 802.1Q/802.1ad TPID (the EtherType of a tagged frame). */
+static inline bool is_vlan_tpid(uint16_t t) { return t == 0x8100 || t == 0x88a8 || t == 0x9100; }
+
+/*
+ * A frame read on a trunk: to the VLAN port its tag names (the tag the kernel took off,
+ * w->rd_tpid/rd_tci; or, from a reader that leaves it in, the one in the frame, popped
+ * here), untagged and VID 0 to the native one. Counted on the trunk as read; a frame no
+ * VLAN port takes is dropped there by name.
+ */
+static void trunk_frame(struct dp_worker *w, uint32_t pid, const struct dp_port *trunk, unsigned i, size_t vl) {
+  struct dp *dp = w->dp;
+  struct dp_io_counters *io = &w->stats.port[pid];
+  uint8_t *f = worker_buf(w, i);
+  size_t len = w->len[i];
+  struct vnet_hdr *vh = vl ? &w->rd_vh[i] : NULL;
+  uint16_t tpid = w->rd_tpid[i], tci = w->rd_tci[i];
+  io_count(&io->rx_packets, &io->rx_bytes, len);
+  if (len < PKT_ETH_HLEN) {
+    count(w, DPC_tap_rx_frames);
+    drop(w, DPC_inner_runt, io);
+    return;
+  }
+  uint16_t et = (uint16_t)(f[12] << 8 | f[13]);
+  if (!tpid && is_vlan_tpid(et) && len >= PKT_ETH_HLEN + 4) {
+    /* The tag is still in the frame: take it off (the MACs move 4 bytes on). */
+    tpid = et;
+    tci = (uint16_t)(f[14] << 8 | f[15]);
+    memmove(f + 4, f, 12);
+    f += 4;
+    len -= 4;
+    if (vh && (vh->flags & VNET_F_NEEDS_CSUM)) vh->csum_start = (uint16_t)(vh->csum_start - 4);
+    if (vh && vh->gso_type != VNET_GSO_NONE && vh->hdr_len >= 4) vh->hdr_len = (uint16_t)(vh->hdr_len - 4);
+    et = (uint16_t)(f[12] << 8 | f[13]);
+  }
+  enum dp_counter why = DPC_untagged_no_native;
+  uint16_t lpid = 0;
+  if (tpid && is_vlan_tpid(et)) {
+    why = DPC_vlan_double;
+  } else if (tpid && tpid != 0x8100) {
+    why = DPC_vlan_unmapped; /* an S-tag alone: a service VLAN, never a tenant's */
+  } else if (tpid && (tci & 0xfff)) {
+    why = DPC_vlan_unmapped;
+    lpid = trunk->vmap ? trunk->vmap[tci & 0xfff] : 0;
+  } else {
+    lpid = trunk->native_pid;
+  }
+  const struct dp_port *lp = &dp->ports[lpid];
+  if (!lpid || !lp->in_use || lp->parent != pid) {
+    count(w, DPC_tap_rx_frames);
+    drop(w, why, io);
+    return;
+  }
+  encap_frame(w, lpid, lp, f, len, vh);
+}
+
 void encap_port(struct dp_worker *w, uint32_t pid, uint32_t events) {
   struct dp *dp = w->dp;
   if (pid == 0 || pid >= DP_MAX_PORTS || !dp->ports[pid].in_use) return;
@@ -166,6 +221,7 @@ void encap_port(struct dp_worker *w, uint32_t pid, uint32_t events) {
         continue;
       }
       if (vl) memcpy(&w->rd_vh[n], b - vl, VNET_HDR_LEN);
+      w->rd_tpid[n] = 0; /* a TAP leaves any tag in the frame */
       w->len[n++] = (size_t)r - vl;
       bytes += (size_t)r;
     } else if (r == 0) {
@@ -188,9 +244,13 @@ void encap_port(struct dp_worker *w, uint32_t pid, uint32_t events) {
   }
   if (n == 0 && (events & (EPOLLERR | EPOLLHUP))) dead = true;
   for (unsigned i = 0; i < n; i++) {
+    if (port->trunk) {
+      trunk_frame(w, pid, port, i, vl);
+      continue;
+    }
     if (port->packet && w->rd_tpid[i]) {
       /* An access port takes untagged frames only: a tag the kernel took off is no licence
-       * to enter the tenant untagged. (A trunk will classify by w->rd_tci[i] here.) */
+       * to enter the tenant untagged. (A trunk classifies by it: trunk_frame.) */
       count(w, DPC_tap_rx_frames);
       io_count(&w->stats.port[pid].rx_packets, &w->stats.port[pid].rx_bytes, w->len[i]);
       drop(w, DPC_vlan_on_access, &w->stats.port[pid]);
@@ -238,15 +298,11 @@ void gro_flush(struct dp_worker *w) {
   size_t len = VNET_HDR_LEN + c->total;
   const struct dp_port *p = &w->dp->ports[w->gro_port];
   if (c->nseg > 1) {
-    ssize_t r;
-    do r = writev(port_fd(p, w), c->iov, (int)niov);
-    while (r < 0 && errno == EINTR);
+    ssize_t r = port_sys_writev(w, p, c->iov, (int)niov);
     if (r == (ssize_t)len) {
-      struct dp_io_counters *io = &w->stats.port[w->gro_port];
-      count(w, DPC_tap_tx_frames);
       count(w, DPC_gro_frames);
       ctr_add(&w->stats.c[DPC_gro_segments], c->nseg);
-      io_count(&io->tx_packets, &io->tx_bytes, c->total); /* the super-frame, without its virtio_net_hdr */
+      port_tx_count(w, w->gro_port, c->total); /* the super-frame, without its virtio_net_hdr */
       return;
     }
     if (!(r < 0 && errno == EINVAL && c->h.proto == 17)) {

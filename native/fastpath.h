@@ -205,6 +205,9 @@ int dp_port_set(struct dp *dp, uint32_t port, uint32_t tenant, int fd, int vnet_
  */
 int dp_port_set_queues(struct dp *dp, uint32_t port, uint32_t tenant, const int *fds, unsigned n, int vnet_hdr);
 int dp_port_del(struct dp *dp, uint32_t port);
+/* Trunks (#15): an attached interface carrying tenants by VLAN ID, and each tenant's VLAN port on it. */
+int dp_trunk_set(struct dp *dp, uint32_t port, int fd, int vnet_hdr); /* vnet_hdr -1: an AF_PACKET fd has one */
+int dp_vlan_port_set(struct dp *dp, uint32_t port, uint32_t tenant, uint32_t trunk, uint32_t vlan);
 /* Port 0 in sa means the data path's own UDP port. */
 int dp_vtep_set(struct dp *dp, uint32_t vtep, const struct sockaddr_storage *sa, socklen_t len);
 /* Per-VTEP options (dp_vtep_set: all zero). */

@@ -250,6 +250,7 @@ interface FdbShowOpts extends ClientOpts {
   mac?: string;
   port?: string;
   vtep?: string;
+  vlan?: number;
 }
 client(fdb.command('show').description('MAC, where (port or VTEP), static/learned, age; the filters given must all match'))
   .argument('[tenant]', 'one tenant only (as --tenant)')
@@ -258,10 +259,11 @@ client(fdb.command('show').description('MAC, where (port or VTEP), static/learne
   .option('-m, --mac <mac>', 'one MAC, in any common form: 02:00:00:00:09:09, 02-00-00-00-09-09, 0200.0000.0909')
   .option('--port <tap>', 'the entries at this local port')
   .option('--vtep <address>', 'the entries at this remote VTEP (any encapsulation)')
+  .option('--vlan <id>', 'the entries learned on this VLAN of a trunk (0: untagged)', intOption('--vlan', 0, 4094))
   .action(async (tenant: string | undefined, o: FdbShowOpts) => {
     if (tenant !== undefined && o.tenant !== undefined && tenant !== o.tenant)
       refuse(o, new Error(`fdb show: two tenants given (${tenant} and --tenant ${o.tenant})`), 'EINVAL');
-    const rows = await call<FdbRow[]>(o, 'fdb.show', { tenant: tenant ?? o.tenant, vni: o.vni, mac: o.mac, port: o.port, vtep: o.vtep });
+    const rows = await call<FdbRow[]>(o, 'fdb.show', { tenant: tenant ?? o.tenant, vni: o.vni, mac: o.mac, port: o.port, vtep: o.vtep, vlan: o.vlan });
     out(o, rows, () => formatFdb(rows));
   });
 client(fdb.command('directory').description("the directory's MAC records of a tenant's VNI: owner VTEP, IPs, seq, pinned or frozen"))
@@ -342,11 +344,12 @@ client(program.command('restart').description('replace the running daemon by a n
 
 client(program.command('trace').description('which path a frame would take (learned entry, flood list, drop and why), without sending anything'))
   .requiredOption('-t, --tenant <name>', 'tenant')
-  .requiredOption('--in <port|vtep>', 'where the frame comes in: a port (TAP) name or a VTEP address')
+  .requiredOption('--in <port|vtep>', 'where the frame comes in: a port (TAP) name, a trunk, or a VTEP address')
+  .option('--vlan <id>', 'with --in TRUNK: the VLAN ID the frame is tagged with (default: untagged)', intOption('--vlan', 0, 4094))
   .requiredOption('--src <mac>', 'source MAC')
   .requiredOption('--dst <mac>', 'destination MAC')
-  .action(async (o: ClientOpts & { tenant: string; in: string; src: string; dst: string }) => {
-    const r = await call<TraceResult>(o, 'trace', { tenant: o.tenant, in: o.in, src: o.src, dst: o.dst });
+  .action(async (o: ClientOpts & { tenant: string; in: string; vlan?: number; src: string; dst: string }) => {
+    const r = await call<TraceResult>(o, 'trace', { tenant: o.tenant, in: o.in, src: o.src, dst: o.dst, ...(o.vlan !== undefined ? { vlan: o.vlan } : {}) });
     out(o, r, () => formatTrace(r));
   });
 

@@ -26,6 +26,7 @@ import {
   portKind,
   type StaticFdbEntry,
   type TenantConfig,
+  type TrunkConfig,
 } from './config.js';
 
 /** A tenant's policy: everything reload changes in place without touching its table. */
@@ -40,6 +41,8 @@ export type PolicyChange = Pick<TenantConfig, 'learning' | 'learnFromUnderlay' |
 
 export type Change =
   | { op: 'port.remove'; tenant: string; tap: string; why: string }
+  | { op: 'trunk.remove'; attach: string; why: string }
+  | { op: 'trunk.set'; trunk: TrunkConfig; was: TrunkConfig | null }
   | { op: 'tenant.remove'; tenant: string; why: string }
   | ({ op: 'tenant.policy'; tenant: string; was: PolicyChange } & PolicyChange)
   | { op: 'tenant.flood'; tenant: string; flood: string[]; added: string[]; removed: string[] }
@@ -77,6 +80,10 @@ export interface Target {
   setMaxMacsTotal(n: number): void;
   setControl(socket: string): Promise<void>;
   setMetrics(m: MetricsConfig | null): Promise<void>;
+  /** A trunk as its config says: its interface attached if new, its VLAN ports added and removed as a diff. */
+  setTrunk(t: TrunkConfig): Promise<void>;
+  /** A trunk with its VLAN ports; its interface is let go. */
+  removeTrunk(attach: string): Promise<void> | void;
 }
 
 export interface Plan {
@@ -237,12 +244,43 @@ export function plan(running: Config, next: Config): Plan {
   if (running.control.socket !== next.control.socket) services.push({ op: 'control.socket', socket: next.control.socket });
   if (!eqJson(running.metrics, next.metrics)) services.push({ op: 'metrics', metrics: next.metrics });
 
-  return { changes: [...removePorts, ...removeTenants, ...modify, ...addTenants, ...addPorts, ...changePorts, ...services], errors: [] };
+  const { removeTrunks, setTrunks } = planTrunks(running, next, [...removeTenants, ...addTenants]);
+  return {
+    changes: [...removeTrunks, ...removePorts, ...removeTenants, ...modify, ...addTenants, ...addPorts, ...changePorts, ...setTrunks, ...services],
+    errors: [],
+  };
+}
+
+/**
+ * Trunks by interface: one that left (or moved namespace) is removed before anything else;
+ * one that is new or changed is set after the tenants were added. A tenant removed or added
+ * again (its VNI changed) takes its VLAN ports with it, so a trunk that names it is set again.
+ */
+function planTrunks(running: Config, next: Config, tenantChanges: Change[]): { removeTrunks: Change[]; setTrunks: Change[] } {
+  const touched = new Set(tenantChanges.map((c) => ('tenant' in c ? c.tenant : '')));
+  const names = (t: TrunkConfig) => [...t.vlans.map((v) => v.tenant), ...(t.native ? [t.native] : []), ...t.tenants];
+  const oldT = new Map((running.trunks ?? []).map((t) => [t.attach, t]));
+  const removeTrunks: Change[] = [];
+  const setTrunks: Change[] = [];
+  for (const t of next.trunks ?? []) {
+    const o = oldT.get(t.attach);
+    if (o && o.netns !== t.netns)
+      removeTrunks.push({ op: 'trunk.remove', attach: o.attach, why: `moves from namespace ${o.netns ?? '(host)'} to ${t.netns ?? '(host)'}` });
+    const same = o && o.netns === t.netns && eqJson(o, t);
+    if (!same || names(t).some((n) => touched.has(n))) setTrunks.push({ op: 'trunk.set', trunk: t, was: o && o.netns === t.netns ? o : null });
+  }
+  const newNames = new Set((next.trunks ?? []).map((t) => t.attach));
+  for (const o of running.trunks ?? []) if (!newNames.has(o.attach)) removeTrunks.push({ op: 'trunk.remove', attach: o.attach, why: 'not in the new config' });
+  return { removeTrunks, setTrunks };
 }
 
 /** One line a person reads, e.g. "tenant red: added (VNI 5002)". */
 export function describeChange(c: Change): string {
   switch (c.op) {
+    case 'trunk.remove':
+      return `trunk ${c.attach}: removed (${c.why})`;
+    case 'trunk.set':
+      return `trunk ${c.trunk.attach}: ${c.was ? `changed (${trunkDiff(c.was, c.trunk)})` : `attached (${trunkText(c.trunk)})`}`;
     case 'port.remove':
       return `port ${c.tap} (tenant ${c.tenant}): removed (${c.why})`;
     case 'tenant.remove':
@@ -276,6 +314,31 @@ export function describeChange(c: Change): string {
     case 'metrics':
       return c.metrics ? `metrics on ${c.metrics.listen}` : 'metrics off';
   }
+}
+
+/** "VLAN 100 blue, 200 red, native green, pool 100-199 for orange". */
+function trunkText(t: TrunkConfig): string {
+  const parts = [
+    ...(t.vlans.length ? [`VLAN ${t.vlans.map((v) => `${v.vlan} ${v.tenant}`).join(', ')}`] : []),
+    ...(t.native ? [`native ${t.native}`] : []),
+    ...(t.pool ? [`pool ${t.pool.first}-${t.pool.last}${t.tenants.length ? ` for ${t.tenants.join(', ')}` : ''}`] : []),
+  ];
+  return parts.join(', ') || 'no VLANs';
+}
+
+/** What changed on a trunk: +VLAN / -VLAN, native, pool. */
+function trunkDiff(was: TrunkConfig, now: TrunkConfig): string {
+  const key = (v: { vlan: number; tenant: string }) => `${v.vlan} ${v.tenant}`;
+  const before = new Set(was.vlans.map(key));
+  const after = new Set(now.vlans.map(key));
+  const parts = [
+    ...now.vlans.filter((v) => !before.has(key(v))).map((v) => `+VLAN ${key(v)}`),
+    ...was.vlans.filter((v) => !after.has(key(v))).map((v) => `-VLAN ${key(v)}`),
+  ];
+  if (was.native !== now.native) parts.push(`native ${was.native ?? 'none'} -> ${now.native ?? 'none'}`);
+  if (!eqJson(was.pool, now.pool) || !eqJson(was.tenants, now.tenants))
+    parts.push(trunkText({ ...now, vlans: [], native: null }) === 'no VLANs' ? 'pool removed' : trunkText({ ...now, vlans: [], native: null }));
+  return parts.join(', ') || 'its tenants were added again';
 }
 
 type Texts<T> = { [K in keyof T]?: (v: T[K]) => string };
@@ -324,6 +387,10 @@ function spokesText(was: RolesChange['spokes'], now: RolesChange['spokes']): str
 
 async function run(target: Target, c: Change): Promise<void> {
   switch (c.op) {
+    case 'trunk.remove':
+      return target.removeTrunk(c.attach);
+    case 'trunk.set':
+      return target.setTrunk(c.trunk);
     case 'port.remove':
       return target.removePort(c.tenant, c.tap);
     case 'tenant.remove':
@@ -364,6 +431,12 @@ export function patch(config: Config, c: Change): Config {
   const cfg: Config = structuredClone(config);
   const tenant = (name: string) => cfg.tenants.find((t) => t.name === name);
   switch (c.op) {
+    case 'trunk.remove':
+      cfg.trunks = (cfg.trunks ?? []).filter((t) => t.attach !== c.attach);
+      break;
+    case 'trunk.set':
+      cfg.trunks = [...(cfg.trunks ?? []).filter((t) => t.attach !== c.trunk.attach), structuredClone(c.trunk)];
+      break;
     case 'port.remove': {
       const t = tenant(c.tenant);
       if (t) t.ports = t.ports.filter((p) => p.tap !== c.tap);

@@ -6,7 +6,7 @@
 import type { Bridge, FdbEntry } from './bridge.js';
 import type { Place } from '../native/datapath.js';
 import { isLearnableMac } from '../util/mac.js';
-import type { Switch, Where } from './switch.js';
+import { portNameOf, type Switch, type Where } from './switch.js';
 import { encapKey, vtepKey, type Vtep } from './vteps.js';
 import type { Encap } from './encap.js';
 
@@ -14,11 +14,12 @@ import type { Encap } from './encap.js';
  * Where an FDB entry sends its MAC, as the API answers it (no string to parse): a local port,
  * or a remote VTEP by address and encapsulation (udpPort: a spoke behind NAT, matched by port too).
  */
-export type FdbWhere = { kind: 'port'; port: string } | { kind: 'vtep'; vtep: string; encap: Encap; udpPort?: number };
+export type FdbWhere = { kind: 'port'; port: string; vlan?: number } | { kind: 'vtep'; vtep: string; encap: Encap; udpPort?: number };
 
-/** A place as the tables show it: "port blue0", "vtep 10.0.0.2", "vtep gre:10.0.0.3". */
+/** A place as the tables show it: "port blue0", "port eth1 vlan 100", "port eth1 untagged", "vtep 10.0.0.2", "vtep gre:10.0.0.3". */
 export function whereText(w: FdbWhere): string {
-  return w.kind === 'port' ? `port ${w.port}` : `vtep ${w.udpPort !== undefined ? vtepKey(w.vtep, w.udpPort) : encapKey(w.vtep, w.encap)}`;
+  if (w.kind === 'port') return `port ${w.port}${w.vlan === undefined ? '' : w.vlan ? ` vlan ${w.vlan}` : ' untagged'}`;
+  return `vtep ${w.udpPort !== undefined ? vtepKey(w.vtep, w.udpPort) : encapKey(w.vtep, w.encap)}`;
 }
 
 export interface FdbRow {
@@ -70,7 +71,10 @@ export function fdbRow(sw: Switch, b: Bridge, e: FdbEntry, idleMs: number | unde
 
 /** A place of the data path as the API names it. */
 export function fdbWhere(sw: Switch, place: Place): FdbWhere {
-  if (place.kind === 'port') return { kind: 'port', port: sw.portName(place.portId) ?? String(place.portId) };
+  if (place.kind === 'port') {
+    const w = sw.whereOf(place);
+    return w && 'port' in w ? { kind: 'port', ...w } : { kind: 'port', port: String(place.portId) };
+  }
   const v = sw.vteps.get(place.vtepId);
   if (!v) return { kind: 'vtep', vtep: `?${place.vtepId}`, encap: 'vxlan' };
   return { kind: 'vtep', vtep: v.address, encap: v.encap, ...(v.matchPort ? { udpPort: v.port } : {}) };
@@ -83,6 +87,8 @@ export interface FdbFilter {
   mac?: string;
   port?: string;
   vtep?: string;
+  /** With `port`: entries on that VLAN of a trunk (0: untagged). */
+  vlan?: number;
 }
 
 /** The rows that match every field of `f`. */
@@ -93,6 +99,7 @@ export function filterFdb(rows: FdbRow[], f: FdbFilter): FdbRow[] {
       (f.vni === undefined || r.vni === f.vni) &&
       (f.mac === undefined || r.mac === f.mac) &&
       (f.port === undefined || (r.where.kind === 'port' && r.where.port === f.port)) &&
+      (f.vlan === undefined || (r.where.kind === 'port' && (r.where.vlan ?? -1) === f.vlan)) &&
       (f.vtep === undefined || (r.where.kind === 'vtep' && r.where.vtep === f.vtep)),
   );
 }
@@ -133,7 +140,7 @@ export function restoreEntry(sw: Switch, e: SnapshotEntry): boolean {
   let created: Vtep | undefined;
   if ('port' in e.where) {
     try {
-      place = sw.portPlace(e.tenant, e.where.port);
+      place = sw.portPlace(e.tenant, portNameOf(e.where));
     } catch {
       return false;
     }

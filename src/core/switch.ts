@@ -79,12 +79,25 @@ export interface SwitchCounters {
 }
 
 /** Where an FDB entry points, by name: what the API, the snapshot and the CLI speak. */
-export type Where = { port: string } | { vtep: string };
+/** A place by name; a VLAN port of a trunk is its interface and its VLAN (0: untagged, the native tenant's). */
+export type Where = { port: string; vlan?: number } | { vtep: string };
+
+/** The name of the port a place names: a VLAN port's (eth1.100) for one with a VLAN. */
+export function portNameOf(w: { port: string; vlan?: number }): string {
+  return w.vlan === undefined ? w.port : vlanPortName(w.port, w.vlan);
+}
+
+/** The name a trunk's VLAN port goes by (FDB, stats, trace, capture): eth1.100, eth1.native. */
+export function vlanPortName(trunk: string, vlan: number): string {
+  return vlan ? `${trunk}.${vlan}` : `${trunk}.native`;
+}
 
 export class Switch {
   private readonly bridges = new Map<string, Bridge>();
   private readonly bridgesById = new Map<number, Bridge>();
-  private readonly ports = new Map<string, { id: number; tenant: string }>();
+  private readonly ports = new Map<string, { id: number; tenant: string; trunk?: string; vlan?: number }>();
+  /** Trunks (#15) by interface name: a port id with no tenant, whose VLAN ports are in `ports`. */
+  private readonly trunks = new Map<string, number>();
   private readonly portNames = new Map<number, string>();
   private readonly tenantIds = new IdAllocator(4096, 'tenant');
   private readonly portIds = new IdAllocator(4096, 'port');
@@ -320,7 +333,7 @@ export class Switch {
     const b = this.bridge(tenant);
     if (!isLearnableMac(mac)) throw new Error(`${mac}: not a unicast MAC`);
     if ('port' in where) {
-      b.setStatic(mac, this.portPlace(tenant, where.port));
+      b.setStatic(mac, this.portPlace(tenant, portNameOf(where)));
       return;
     }
     // The entry itself holds the VTEP (entryRefs); no config reference needed.
@@ -365,15 +378,68 @@ export class Switch {
     return n;
   }
 
-  /** Ports by name, with their tenant and id. */
-  portList(): { name: string; id: number; tenant: string }[] {
-    return [...this.ports].map(([name, p]) => ({ name, id: p.id, tenant: p.tenant }));
+  /** Ports by name, with their tenant and id (a trunk's VLAN port: its trunk and VLAN too). */
+  portList(): { name: string; id: number; tenant: string; trunk?: string; vlan?: number }[] {
+    return [...this.ports].map(([name, p]) => ({ name, ...p }));
+  }
+  /** Trunks by interface name, with their port id. */
+  trunkList(): { name: string; id: number }[] {
+    return [...this.trunks].map(([name, id]) => ({ name, id }));
+  }
+
+  /** A trunk (#15): an attached interface's packet socket, carrying tenants by VLAN ID. Set again (a new fd), it keeps its VLAN ports. */
+  setTrunk(name: string, fd: number): number {
+    if (this.ports.has(name)) throw new Error(`port "${name}" exists`);
+    const known = this.trunks.get(name);
+    const id = known ?? this.portIds.take();
+    try {
+      this.dp.trunkSet(id, fd);
+    } catch (e) {
+      if (known === undefined) this.portIds.give(id);
+      throw e;
+    }
+    this.trunks.set(name, id);
+    this.portNames.set(id, name);
+    return id;
+  }
+
+  /** A tenant's VLAN port on a trunk (vlan 0: untagged frames, the native tenant). Returns its name. */
+  addVlanPort(tenant: string, trunk: string, vlan: number): string {
+    const b = this.bridge(tenant);
+    const tid = this.trunks.get(trunk);
+    if (tid === undefined) throw new Error(`no trunk "${trunk}"`);
+    const name = vlanPortName(trunk, vlan);
+    if (this.ports.has(name)) throw new Error(`port "${name}" exists`);
+    const id = this.portIds.take();
+    try {
+      this.dp.vlanPortSet(id, b.tenantId, tid, vlan);
+    } catch (e) {
+      this.portIds.give(id);
+      throw e;
+    }
+    b.ports.add(id);
+    this.ports.set(name, { id, tenant, trunk, vlan });
+    this.portNames.set(id, name);
+    return name;
+  }
+
+  /** Remove a trunk and its VLAN ports. */
+  removeTrunk(name: string): void {
+    const id = this.trunks.get(name);
+    if (id === undefined) throw new Error(`no trunk "${name}"`);
+    for (const [portName, p] of [...this.ports]) if (p.trunk === name) this.removePort(portName);
+    this.dp.portDel(id);
+    this.trunks.delete(name);
+    this.portNames.delete(id);
+    this.portIds.give(id);
   }
 
   /** A place by name ({ port } or { vtep: key }); undefined once the port or VTEP is gone. */
   whereOf(place: Place): Where | undefined {
     if (place.kind === 'port') {
       const name = this.portNames.get(place.portId);
+      const p = name === undefined ? undefined : this.ports.get(name);
+      if (p?.trunk !== undefined) return { port: p.trunk, vlan: p.vlan ?? 0 };
       return name === undefined ? undefined : { port: name };
     }
     const v = this.vteps.get(place.vtepId);
@@ -383,6 +449,7 @@ export class Switch {
   /** A place as the FDB shows it: "port NAME" / "vtep KEY" ("?" if gone). */
   whereText(place: Place | undefined): string {
     const w = place && this.whereOf(place);
+    if (w && 'port' in w && w.vlan !== undefined) return `port ${w.port} ${w.vlan ? `vlan ${w.vlan}` : 'untagged'}`;
     return !w ? '?' : 'port' in w ? `port ${w.port}` : `vtep ${w.vtep}`;
   }
 

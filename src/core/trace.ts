@@ -6,7 +6,7 @@
 import { decide, type LearnResult } from './bridge.js';
 import type { Place } from '../native/datapath.js';
 import { isLearnableMac } from '../util/mac.js';
-import type { Switch, Where } from './switch.js';
+import { portNameOf, type Switch, type Where } from './switch.js';
 import { fdbRow, fdbWhere, whereText, type FdbRow, type FdbWhere } from './fdb.js';
 import type { Encap } from './encap.js';
 
@@ -45,9 +45,9 @@ export function traceFrame(sw: Switch, tenant: string, ingress: Where, src: stri
   let inName: string;
   let inWhere: TraceResult['ingress'];
   if ('port' in ingress) {
-    place = sw.portPlace(tenant, ingress.port);
-    inName = `port ${ingress.port}`;
-    inWhere = { kind: 'port', port: ingress.port };
+    place = sw.portPlace(tenant, portNameOf(ingress));
+    inWhere = { kind: 'port', port: ingress.port, ...(ingress.vlan !== undefined ? { vlan: ingress.vlan } : {}) };
+    inName = whereText(inWhere);
   } else {
     const v = sw.vteps.find(ingress.vtep);
     // An unknown VTEP would be learned as a dynamic one on its first packet (acceptFrom: any).

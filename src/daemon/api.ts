@@ -7,6 +7,7 @@ import { parseMac } from '../config/schema.js';
 import { EtcdClient, EtcdError } from '../directory/etcd.js';
 import { checkName, NetError, Nets, VNI_MAX } from '../directory/nets.js';
 import type { Where } from '../core/switch.js';
+import type { RunningTrunk } from '../ports/trunk.js';
 import { runCapture, type CaptureRequest } from './capture.js';
 import { ApiError, type CallContext, type Handler } from './control.js';
 import type { Daemon } from './daemon.js';
@@ -18,6 +19,24 @@ import { normalizeMac } from '../util/mac.js';
 import type { FdbFilter } from '../core/fdb.js';
 
 /** What the handlers call: the process around the daemon (the Runtime). */
+/**
+ * A frame on a trunk, tagged `vlan` (absent or 0: untagged): the VLAN it enters, which must be
+ * the tenant's there. A VLAN no tenant has is what the fast path drops (vlan_unmapped), said so.
+ */
+function trunkIngress(t: RunningTrunk, tenant: string, vlan: number | undefined): number {
+  const v = vlan ?? 0;
+  const who = t.vlans.get(v);
+  const name = t.config.attach;
+  if (who === undefined)
+    throw new ApiError(
+      v
+        ? `vlan: ${name} carries no VLAN ${v}: a frame tagged ${v} is dropped there (vlan_unmapped)`
+        : `vlan: ${name} has no native tenant: an untagged frame is dropped there (untagged_no_native); give --vlan`,
+    );
+  if (who !== tenant) throw new ApiError(`vlan: ${v ? `VLAN ${v}` : 'untagged'} on ${name} is tenant ${who}'s, not ${tenant}'s`);
+  return v;
+}
+
 export interface ApiHost {
   readonly daemon: Daemon;
   readonly configPath: string;
@@ -73,7 +92,7 @@ function whereParam(p: Record<string, unknown>): Where {
   return port !== undefined ? { port } : { vtep: address(vtep!, 'vtep') };
 }
 
-/** fdb.show's filters: tenant, vni, mac (any common form), port, vtep (an address). */
+/** fdb.show's filters: tenant, vni, mac (any common form), port, vtep (an address), vlan (on a trunk; 0: untagged). */
 function fdbFilter(p: Record<string, unknown>): FdbFilter {
   const mac = str(p, 'mac', false);
   const vtep = str(p, 'vtep', false);
@@ -83,6 +102,7 @@ function fdbFilter(p: Record<string, unknown>): FdbFilter {
     mac: mac === undefined ? undefined : anyMac(mac, 'mac'),
     port: str(p, 'port', false),
     vtep: vtep === undefined ? undefined : address(vtep, 'vtep'),
+    vlan: num(p, 'vlan', 0, 4094),
   };
 }
 
@@ -249,14 +269,32 @@ export function apiHandlers(rt: ApiHost): Record<string, Handler> {
     trace: (p) => {
       const tenant = str(p, 'tenant')!;
       const inp = str(p, 'in')!;
+      const vlan = num(p, 'vlan', 0, 4094);
       const isPort = rt.daemon.sw.portList().some((x) => x.name === inp);
+      const trunk = rt.daemon.trunks.get(inp);
       let ingress: Where;
-      if (isPort) ingress = { port: inp };
+      if (trunk) ingress = { port: inp, vlan: trunkIngress(trunk, tenant, vlan) };
+      else if (vlan !== undefined)
+        throw new ApiError(
+          `vlan: --in ${inp} is not a trunk (trunks: ${
+            rt.daemon.trunks
+              .list()
+              .map((t) => t.config.attach)
+              .join(', ') || 'none'
+          })`,
+        );
+      else if (isPort) ingress = { port: inp };
       else {
         try {
           ingress = { vtep: address(inp, 'in') };
         } catch {
-          const ports = rt.daemon.sw.portList().map((x) => x.name);
+          const ports = [
+            ...rt.daemon.sw
+              .portList()
+              .filter((x) => x.trunk === undefined)
+              .map((x) => x.name),
+            ...rt.daemon.trunks.list().map((t) => t.config.attach),
+          ];
           throw new ApiError(`in: "${inp}" is neither a port of this daemon (${ports.join(', ') || 'it has none'}) nor a VTEP address`);
         }
       }

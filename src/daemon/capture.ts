@@ -27,6 +27,7 @@ import { Address6 } from 'ip-address';
 import type { Encap } from '../core/encap.js';
 import type { FdbWhere } from '../core/fdb.js';
 import type { Daemon } from './daemon.js';
+import type { RunningTrunk } from '../ports/trunk.js';
 import { logger } from '../util/log.js';
 
 const log = logger('capture');
@@ -270,15 +271,48 @@ function wireTenants(d: Daemon): TenantWire[] {
   return d.running.tenants.map((t) => ({ name: t.name, vni: t.vni, encaps: new Set<Encap>([t.encap, ...Object.values(t.vtepEncap)]) }));
 }
 
+/**
+ * A trunk's VLAN a request names: --port eth1 (the whole trunk, or with --tenant that tenant's
+ * VLAN on it), or --port eth1.100 / eth1.native (one VLAN). undefined: not a trunk.
+ */
+function trunkOf(d: Daemon, req: CaptureRequest): { trunk: RunningTrunk; vlan: number | null; tenant: string } | undefined {
+  if (req.port === undefined) return undefined;
+  const dot = req.port.lastIndexOf('.');
+  const whole = d.trunks.get(req.port);
+  const trunk = whole ?? (dot > 0 ? d.trunks.get(req.port.slice(0, dot)) : undefined);
+  if (!trunk) return undefined;
+  let vlan: number | null = null;
+  if (!whole) {
+    const v = req.port.slice(dot + 1);
+    vlan = v === 'native' ? 0 : Number(v);
+    if (!trunk.vlans.has(vlan)) throw new Error(`no VLAN ${v} on trunk ${trunk.config.attach} (its VLANs: ${vlanList(trunk)})`);
+  } else if (req.tenant !== undefined) {
+    const mine = [...trunk.vlans].find(([, t]) => t === req.tenant);
+    if (!mine) throw new Error(`tenant "${req.tenant}" has no VLAN on trunk ${trunk.config.attach} (its VLANs: ${vlanList(trunk)})`);
+    vlan = mine[0];
+  }
+  const tenant = vlan === null ? (req.tenant ?? '') : trunk.vlans.get(vlan)!;
+  if (req.tenant !== undefined && tenant !== req.tenant) throw new Error(`no port "${req.port}" in tenant "${req.tenant}"`);
+  return { trunk, vlan, tenant };
+}
+
+const vlanList = (t: RunningTrunk) => [...t.vlans].map(([v, tenant]) => `${v || 'native'} ${tenant}`).join(', ') || 'none';
+
+/** tcpdump's filter for one VLAN of a trunk (the tag is what the wire carries: tcpdump shows it), or all of it. */
+const vlanFilter = (vlan: number | null) => (vlan === null ? '' : vlan ? `vlan ${vlan}` : 'not vlan');
+
 /** The tenant a request names: --tenant, or the tenant of --port. */
 function requestedTenant(d: Daemon, req: CaptureRequest): string {
+  const t = trunkOf(d, req);
+  if (t) return t.tenant;
   if (req.port === undefined) {
     if (req.tenant === undefined) throw new Error('give --tenant NAME or --port TAP');
     return req.tenant;
   }
   const p = d.ports.find((x) => x.tap === req.port);
   if (req.tenant !== undefined && (!p || p.tenant !== req.tenant)) throw new Error(`no port "${req.port}" in tenant "${req.tenant}"`);
-  if (!p) throw new Error(`no port "${req.port}" on this daemon (its ports: ${d.ports.map((x) => x.tap).join(', ') || 'none'})`);
+  const names = [...d.ports.map((x) => x.tap), ...d.trunks.list().map((x) => x.config.attach)];
+  if (!p) throw new Error(`no port "${req.port}" on this daemon (its ports: ${names.join(', ') || 'none'})`);
   return p.tenant;
 }
 
@@ -295,7 +329,8 @@ export function planCapture(d: Daemon, req: CaptureRequest): CapturePlan {
   if (req.port !== undefined && req.peer !== undefined) throw new Error('give --port or --peer, not both');
   if (req.outer && req.port !== undefined) throw new Error('--outer captures the underlay: use it with --peer VTEP or the tenant alone, not --port');
   const tenant = requestedTenant(d, req);
-  if (!d.sw.tenant(tenant)) throw d.sw.noTenant(tenant);
+  const onTrunk = trunkOf(d, req);
+  if (!d.sw.tenant(tenant) && !(onTrunk && tenant === '')) throw d.sw.noTenant(tenant);
   const u = d.running.underlay;
   const tenants = wireTenants(d);
   const encaps = tenants.find((t) => t.name === tenant)?.encaps ?? new Set<Encap>(['vxlan']);
@@ -311,8 +346,21 @@ export function planCapture(d: Daemon, req: CaptureRequest): CapturePlan {
         ]
       : [{ label: `port ${p.tap}`, netns: p.netns, iface: p.tap, filter: '', mode: 'none' }];
   };
+  // A trunk: tcpdump on its interface sees each frame with its tag (libpcap puts back the one the kernel took off).
+  const trunkSources = (t: RunningTrunk, vlan: number | null): CaptureSource[] => {
+    const label = `port ${t.config.attach}${vlan === null ? '' : vlan ? ` vlan ${vlan}` : ' untagged'}`;
+    const at = { label, netns: t.config.netns, iface: t.config.attach, filter: vlanFilter(vlan), mode: 'none' as const };
+    return req.live
+      ? [
+          { ...at, direction: 'in', dir: 'rx' },
+          { ...at, direction: 'out', dir: 'tx' },
+        ]
+      : [at];
+  };
   const sources: CaptureSource[] = [];
-  if (req.port !== undefined) {
+  if (onTrunk) {
+    sources.push(...trunkSources(onTrunk.trunk, onTrunk.vlan));
+  } else if (req.port !== undefined) {
     sources.push(...portSources(d.ports.find((x) => x.tap === req.port)!));
   } else if (req.peer !== undefined) {
     if (!d.sw.vteps.all().some((v) => v.address === req.peer)) throw new Error(`no VTEP ${req.peer} (vtepd peers lists them)`);
@@ -321,6 +369,7 @@ export function planCapture(d: Daemon, req: CaptureRequest): CapturePlan {
     sources.push({ label: `vtep ${req.peer}`, netns: null, iface: interfaceOf(local), filter: underlayFilter(encaps, u.port, req.peer), mode });
   } else {
     if (!req.outer) for (const p of d.ports.filter((x) => x.tenant === tenant)) sources.push(...portSources(p));
+    if (!req.outer) for (const t of d.trunks.list()) for (const [vlan, who] of t.vlans) if (who === tenant) sources.push(...trunkSources(t, vlan));
     const ifaces = [...new Set(u.locals.map((l) => interfaceOf(l.address)))];
     sources.push({ label: 'underlay', netns: null, iface: ifaces.length === 1 ? ifaces[0]! : 'any', filter: underlayFilter(encaps, u.port), mode });
   }

@@ -10,7 +10,16 @@
  * fake data path.
  */
 import type { PolicyChange, RolesChange } from '../config/reconcile.js';
-import { type Config, type LogLevel, type MetricsConfig, type PortConfig, portKind, type StaticFdbEntry, type TenantConfig } from '../config/config.js';
+import {
+  type Config,
+  type LogLevel,
+  type MetricsConfig,
+  type PortConfig,
+  portKind,
+  type StaticFdbEntry,
+  type TenantConfig,
+  type TrunkConfig,
+} from '../config/config.js';
 import { NativeDatapath, type Datapath } from '../native/datapath.js';
 import { closeQuietly, limits } from '../native/system.js';
 import type { DpCreateOptions } from '../native/addon.js';
@@ -21,6 +30,7 @@ import { logger, setLogLevel } from '../util/log.js';
 import { RoleAgent, type RoleOptions } from '../overlay/roles.js';
 import { applyPlan, describeChange, patch, plan, type Change, type Target } from '../config/reconcile.js';
 import { LostPorts } from '../ports/lost.js';
+import { Trunks, type TrunksDeps } from '../ports/trunk.js';
 import { PortsByKind } from '../ports/attach.js';
 import { TapPorts, closePortFds, type PortBackend, type PortHandle, type RunningPort } from '../ports/tap.js';
 import { Telemetry, type StatsSnapshot } from './stats.js';
@@ -66,6 +76,8 @@ export interface DaemonOptions {
   directory?: Directory;
   /** Ports attached at runtime that `config` already holds (merged by withDynamic): a restart or a takeover. */
   dynamic?: DynamicPort[];
+  /** How trunks open interfaces and get pool IDs (tests; default: the addon, no pool store). */
+  trunks?: Omit<TrunksDeps, 'sw'>;
 }
 
 export interface ReloadResult {
@@ -187,6 +199,8 @@ export class Daemon implements Target {
   closing: Promise<void> = Promise.resolve();
   /** Ports attached at runtime (`vtepd port add`), by TAP name; also in `running` (src/ports/dynamic.ts). */
   readonly dynamic = new Map<string, DynamicPort>();
+  /** VLAN trunks (#15): interfaces carrying tenants by VLAN ID (src/ports/trunk.ts). */
+  readonly trunks: Trunks;
 
   private constructor(config: Config, opts: DaemonOptions) {
     this.running = config;
@@ -230,6 +244,7 @@ export class Daemon implements Target {
       : null;
     this.roles = new RoleAgent({ sw: this.sw, vteps: this.sw.vteps, dp, identity }, roleOptions(config));
     this.telemetry = new Telemetry({ sw: this.sw, dp, roles: this.roles, startedAt: this.startedAt });
+    this.trunks = new Trunks({ sw: this.sw, ...opts.trunks });
     this.lost = new LostPorts({
       ports: () => this.ports,
       takeDown: (p) => {
@@ -258,6 +273,7 @@ export class Daemon implements Target {
         await d.addTenant(t);
         for (const p of t.ports) await d.addPort(t.name, p, opts.adopt?.ports.get(p.tap));
       }
+      for (const t of config.trunks ?? []) await d.setTrunk(t);
       if (opts.adopt) {
         let restored = 0;
         for (const e of opts.adopt.fdb) if (restoreEntry(d.sw, e)) restored++;
@@ -332,8 +348,29 @@ export class Daemon implements Target {
     this.dirKeys.delete(name);
     this.forwarding?.removeTenant(name);
     this.sw.removeTenant(name);
+    this.trunks.tenantRemoved(name);
     this.roles.forgetTenant(name);
     for (const p of ports) this.dropPort(p);
+  }
+
+  /** A trunk as its config says (attached if new; VLAN ports added and removed as a diff). */
+  async setTrunk(t: TrunkConfig): Promise<void> {
+    try {
+      await this.trunks.set(t);
+    } catch (e) {
+      const i = (this.applying ?? this.running).trunks?.findIndex((x) => x.attach === t.attach) ?? -1;
+      throw explainPortError(e as Error, (key) => (i < 0 ? `trunk ${t.attach}` : `trunks[${i}]${key ? `.${key}` : ''}`), {
+        tap: t.attach,
+        kind: 'attach',
+        netns: t.netns,
+        address: null,
+        mac: null,
+        mtu: 0,
+      });
+    }
+  }
+  removeTrunk(attach: string): void {
+    this.trunks.remove(attach);
   }
 
   setPolicy(name: string, p: PolicyChange): void {
@@ -608,7 +645,13 @@ export class Daemon implements Target {
         name: b.name,
         vni: b.vni,
         learning: b.learning,
-        ports: this.ports.filter((p) => p.tenant === b.name).map((p) => p.tap),
+        ports: [
+          ...this.ports.filter((p) => p.tenant === b.name).map((p) => p.tap),
+          ...this.sw
+            .portList()
+            .filter((p) => p.tenant === b.name && p.trunk !== undefined)
+            .map((p) => p.name),
+        ],
         flood: [...b.flood].map((id) => this.sw.vteps.get(id)?.address ?? String(id)),
         macs: rows.filter((r) => r.tenant === b.name).length,
       })),
@@ -622,6 +665,21 @@ export class Daemon implements Target {
         mtu: p.mtu,
         // The network of a port attached at runtime (vtepd port add); null: from the config.
         net: this.dynamic.get(p.tap)?.net ?? null,
+      })),
+      trunks: this.trunks.list().map((r) => ({
+        attach: r.config.attach,
+        netns: r.config.netns,
+        ifindex: r.ifindex,
+        mac: r.mac,
+        mtu: r.mtu,
+        up: !r.lost,
+        native: r.vlans.get(0) ?? null,
+        // Every VLAN and its tenant; `pool`: the ID came from the trunk's pool (kept across restarts).
+        vlans: [...r.vlans]
+          .filter(([v]) => v !== 0)
+          .sort(([a], [b]) => a - b)
+          .map(([vlan, tenant]) => ({ vlan, tenant, port: `${r.config.attach}.${vlan}`, pool: r.pooled.has(vlan) })),
+        pool: r.config.pool,
       })),
       peers: this.sw.vteps
         .all()
@@ -687,6 +745,7 @@ export class Daemon implements Target {
   /** Once a second: peer liveness and fault counters (logged), lost TAPs and attached interfaces (brought back). */
   private tick(): void {
     this.telemetry.tick();
+    this.trunks.check();
     if (this.backend instanceof PortsByKind) this.lost.check().catch((e: Error) => log.warn({ err: e.message }, 'checking ports failed'));
   }
 
@@ -741,6 +800,7 @@ export class Daemon implements Target {
   release(): void {
     this.closed = true;
     this.leaveDirectory(false);
+    this.trunks.close();
     for (const p of this.ports.splice(0)) {
       try {
         closePortFds(p.fd, p.queueFds);
@@ -772,6 +832,7 @@ export class Daemon implements Target {
     if (this.peerTimer) clearInterval(this.peerTimer);
     this.roles.stop();
     this.sw.stop();
+    this.trunks.close();
     for (const p of this.ports.splice(0)) {
       try {
         this.backend.close(p);

@@ -49,8 +49,11 @@ export interface PeerInfo {
 export interface PortStats {
   tenant: string;
   port: string;
-  /** tap or attach (an attached interface). */
+  /** tap, attach (an attached interface), trunk (one carrying tenants by VLAN: tenant "-") or vlan (a tenant's VLAN on a trunk, port eth1.100 / eth1.native). */
   kind: string;
+  /** A VLAN port: its trunk's interface and VLAN ID (0: untagged, the native tenant). */
+  trunk?: string;
+  vlan?: number;
   rxPackets: number;
   rxBytes: number;
   txPackets: number;
@@ -193,7 +196,18 @@ export class Telemetry {
     const queues = (s.queues ?? []).map((q, queue) => ({ queue, ...q }));
     const zero = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, drops: 0 };
     const kindOf = daemon.kindOf ?? (() => 'tap');
-    const ports: PortStats[] = sw.portList().map((p) => ({ tenant: p.tenant, port: p.name, kind: kindOf(p.name), ...zero, ...s.ports[p.id] }));
+    const ports: PortStats[] = [
+      ...sw.portList().map((p) => ({
+        tenant: p.tenant,
+        port: p.name,
+        kind: p.trunk !== undefined ? 'vlan' : kindOf(p.name),
+        ...(p.trunk !== undefined ? { trunk: p.trunk, vlan: p.vlan ?? 0 } : {}),
+        ...zero,
+        ...s.ports[p.id],
+      })),
+      // A trunk's own row: every frame read on the interface (its drops: untagged_no_native, vlan_unmapped, vlan_double).
+      ...sw.trunkList().map((t) => ({ tenant: '-', port: t.name, kind: 'trunk', ...zero, ...s.ports[t.id] })),
+    ];
     const floodOf = new Map<number, string[]>();
     const macsAt = new Map<number, number>();
     const tenants: TenantStats[] = sw.tenants().map((b) => {

@@ -397,8 +397,12 @@ export interface NativeAddon {
   dpTenantDel(dp: DpHandle, tenantId: number): void;
   /** Attach an fd (a TAP, or any packet fd such as one end of a SOCK_SEQPACKET pair) as a port of a tenant. */
   dpPortSet(dp: DpHandle, portId: number, tenantId: number, fd: number, opts?: PortSetOptions): void;
-  /** Detach a port and remove FDB entries pointing at it. Does not close the fd. */
+  /** Detach a port and remove FDB entries pointing at it. Does not close the fd. EBUSY for a trunk with VLAN ports. */
   dpPortDel(dp: DpHandle, portId: number): void;
+  /** An attached interface's packet socket as a trunk (#15): no tenant; its frames go to its VLAN ports by tag. */
+  dpTrunkSet(dp: DpHandle, portId: number, fd: number): void;
+  /** A tenant's VLAN port on a trunk: frames tagged `vlan` (1..4094; 0: untagged) in, tagged out. */
+  dpVlanPortSet(dp: DpHandle, portId: number, tenantId: number, trunkId: number, vlan: number): void;
   /**
    * Configure a VTEP (remote underlay address, destination UDP port, options). Builds its
    * outer-header template. With matchPort, EEXIST if another VTEP has that address and

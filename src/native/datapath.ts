@@ -83,6 +83,9 @@ export interface Datapath {
   /** fd: the port's packet descriptor (a TAP); the fake ignores it. opts.vnetHdr: see PortSetOptions. */
   portSet(portId: number, tenantId: number, fd: number, opts?: PortSetOptions): void;
   portDel(portId: number): void;
+  /** A trunk (#15): see NativeAddon.dpTrunkSet / dpVlanPortSet. */
+  trunkSet(portId: number, fd: number): void;
+  vlanPortSet(portId: number, tenantId: number, trunkId: number, vlan: number): void;
   /** opts: path MTU, fixed source port, identity by address and port (VtepOptions). */
   vtepSet(vtepId: number, address: string, port: number, opts?: VtepOptions): void;
   vtepDel(vtepId: number): void;
@@ -247,6 +250,12 @@ export class NativeDatapath implements Datapath {
   }
   portDel(portId: number): void {
     this.n.dpPortDel(this.dp, portId);
+  }
+  trunkSet(portId: number, fd: number): void {
+    this.n.dpTrunkSet(this.dp, portId, fd);
+  }
+  vlanPortSet(portId: number, tenantId: number, trunkId: number, vlan: number): void {
+    this.n.dpVlanPortSet(this.dp, portId, tenantId, trunkId, vlan);
   }
   vtepSet(vtepId: number, address: string, port: number, opts?: VtepOptions): void {
     if (opts) this.n.dpVtepSet(this.dp, vtepId, address, port, opts);

@@ -82,6 +82,12 @@ export class FakeDatapath implements Datapath {
   portSet(portId: number, tenantId: number): void {
     this.ports.set(portId, tenantId);
   }
+  trunkSet(portId: number): void {
+    this.ports.set(portId, 0);
+  }
+  vlanPortSet(portId: number, tenantId: number): void {
+    this.ports.set(portId, tenantId);
+  }
   portDel(portId: number): void {
     this.ports.delete(portId);
     for (const [k, v] of [...this.fdb]) if (v.place.kind === 'port' && v.place.portId === portId) this.fdb.delete(k);

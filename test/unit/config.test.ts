@@ -78,6 +78,7 @@ describe('valid configs', () => {
           vtepKeys: {},
         },
       ],
+      trunks: [],
       role: 'mesh',
       hubs: [],
       nat: false,
