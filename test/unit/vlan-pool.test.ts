@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { until } from '../../lab/wait.js';
 import type { TrunkConfig } from '../../src/config/config.js';
 import { allocate, FileVlanPoolStore, type PoolRequest, poolRequestOf, type VlanRange, vlanStateFileOf } from '../../src/ports/vlan-pool.js';
@@ -81,6 +81,9 @@ describe('VLAN pool: the allocation rules', () => {
 });
 
 describe('VLAN pool: the state file', () => {
+  // The writer that is killed runs the compiled module.
+  beforeAll(() => ensureBuilt(['src/ports/vlan-pool.ts']), 120_000);
+
   it('lives next to the control socket', () => {
     expect(vlanStateFileOf('/run/vtepd/vtepd.sock')).toBe('/run/vtepd/vtepd.vlans.json');
   });
@@ -136,7 +139,6 @@ describe('VLAN pool: the state file', () => {
   });
 
   it('a process killed by PID in the middle of a write leaves the last whole state', async () => {
-    ensureBuilt(['src/ports/vlan-pool.ts']);
     const mod = join(ROOT, 'dist', 'src', 'ports', 'vlan-pool.js');
     const file = stateFile();
     // 300 tenants on a pool of 300 IDs; the writer alternates between two sets, forever.
@@ -179,5 +181,5 @@ describe('VLAN pool: the state file', () => {
       expect(new Set(ids).size).toBe(300);
       expect(ids.every((v) => v >= 1000 && v <= 1299)).toBe(true);
     }
-  });
+  }, 90_000);
 });
