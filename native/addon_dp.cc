@@ -423,6 +423,10 @@ Napi::Value DpTenantEncaps(const Napi::CallbackInfo &info) {
   return Check(a, b, dp_tenant_encaps(b->dp, tenant, mask));
 }
 
+Napi::Value DpTenantInnerVlan(const Napi::CallbackInfo &info) {
+  return TenantFlag(info, "dpTenantInnerVlan", "allow", dp_tenant_inner_vlan);
+}
+
 Napi::Value DpTenantRelay(const Napi::CallbackInfo &info) {
   return TenantFlag(info, "dpTenantRelay", "relay", dp_tenant_relay);
 }
@@ -657,6 +661,7 @@ void DpExports(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "dpTenantAcceptAny", DpTenantAcceptAny);
   Export(env, exports, "dpTenantDel", DpTenantDel);
   Export(env, exports, "dpTenantRelay", DpTenantRelay);
+  Export(env, exports, "dpTenantInnerVlan", DpTenantInnerVlan);
   Export(env, exports, "dpTenantMss", DpTenantMss);
   Export(env, exports, "dpSendControl", DpSendControl);
   Export(env, exports, "dpPortSet", DpPortSet);

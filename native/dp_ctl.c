@@ -154,6 +154,16 @@ int dp_tenant_relay(struct dp *dp, uint32_t tid, bool relay) {
   return err;
 }
 
+int dp_tenant_inner_vlan(struct dp *dp, uint32_t tid, bool allow) {
+  CHECK_ID(dp, "tenantId", tid, DP_MAX_TENANTS);
+  int err = 0;
+  pthread_rwlock_wrlock(&dp->lock);
+  if (!dp->tenants[tid].in_use) err = dp_fail(dp, ENOENT, "tenant %u does not exist", tid);
+  else dp->tenants[tid].inner_vlan = allow;
+  pthread_rwlock_unlock(&dp->lock);
+  return err;
+}
+
 int dp_tenant_mss(struct dp *dp, uint32_t tid, uint16_t mss4, uint16_t mss6) {
   CHECK_ID(dp, "tenantId", tid, DP_MAX_TENANTS);
   int err = 0;

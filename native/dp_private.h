@@ -93,6 +93,7 @@ struct dp_tenant {
    * whose bit is set in `accept` (its flood list, static entries, hubs, spokes). */
   bool accept_any;
   bool relay;            /* hub: VTEP -> VTEP forwarding (never back to the ingress VTEP) */
+  bool inner_vlan;       /* frames from VTEPs may carry an 802.1Q/802.1ad tag (innerVlan: allow); else inner_vlan drops */
   /* Encryption required: frames go to VTEPs only sealed with their send key (none: dropped,
    * secure_no_key), plain frames received for it are dropped (plaintext_refused). */
   bool encrypt;

@@ -509,7 +509,7 @@ static void decap_frame(struct dp_worker *w, struct decap_ctx *c, uint32_t tid, 
 
   if (flen < PKT_ETH_HLEN) { drop(w, DPC_inner_runt, io); return; }
   if (flen > DP_MAX_FRAME) { drop(w, DPC_frame_too_big, io); return; }
-  if (eth_is_vlan_tagged(f)) { drop(w, DPC_inner_vlan, io); return; }
+  if (eth_is_vlan_tagged(f) && !dp->tenants[tid].inner_vlan) { drop(w, DPC_inner_vlan, io); return; }
   const struct dp_tenant *t = &dp->tenants[tid];
   if (t->mss4 | t->mss6) mss_clamp(w, t, f, flen, false);
 

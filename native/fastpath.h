@@ -221,6 +221,8 @@ int dp_vtep_set_ex(struct dp *dp, uint32_t vtep, const struct sockaddr_storage *
                    const struct dp_vtep_opts *opts);
 /* Hub relay: VTEP -> VTEP forwarding in the tenant (never back to the ingress VTEP). */
 int dp_tenant_relay(struct dp *dp, uint32_t tenant, bool relay);
+/* Tagged frames from VTEPs: dropped as inner_vlan (default), or let through (allow). */
+int dp_tenant_inner_vlan(struct dp *dp, uint32_t tenant, bool allow);
 /* MSS clamping of TCP SYNs (inner IPv4 / IPv6); 0 = off. */
 int dp_tenant_mss(struct dp *dp, uint32_t tenant, uint16_t mss4, uint16_t mss6);
 /*

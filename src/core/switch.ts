@@ -609,6 +609,11 @@ export class Switch {
     this.syncAccept(b);
   }
 
+  /** Frames from VTEPs with an 802.1Q/802.1ad tag: let through (innerVlan: allow) or dropped as inner_vlan (default). */
+  setInnerVlan(tenant: string, allow: boolean): void {
+    this.dp.tenantInnerVlan(this.bridge(tenant).tenantId, allow);
+  }
+
   /** Hub relay on or off for a tenant. */
   setRelay(b: Bridge, relay: boolean): void {
     if (b.relay === relay) return;

@@ -31,6 +31,7 @@ import { RoleAgent, type RoleOptions } from '../overlay/roles.js';
 import { applyPlan, describeChange, patch, plan, type Change, type Target } from '../config/reconcile.js';
 import { LostPorts } from '../ports/lost.js';
 import { Trunks, type TrunksDeps } from '../ports/trunk.js';
+import { EtcdVlanPoolStore, FileVlanPoolStore, vlanStateFileOf } from '../ports/vlan-pool.js';
 import { PortsByKind } from '../ports/attach.js';
 import { TapPorts, closePortFds, type PortBackend, type PortHandle, type RunningPort } from '../ports/tap.js';
 import { Telemetry, type StatsSnapshot } from './stats.js';
@@ -244,7 +245,15 @@ export class Daemon implements Target {
       : null;
     this.roles = new RoleAgent({ sw: this.sw, vteps: this.sw.vteps, dp, identity }, roleOptions(config));
     this.telemetry = new Telemetry({ sw: this.sw, dp, roles: this.roles, startedAt: this.startedAt });
-    this.trunks = new Trunks({ sw: this.sw, ...opts.trunks });
+    this.trunks = new Trunks({
+      sw: this.sw,
+      // Pool IDs: in etcd with a directory (two gateways never hand out one ID twice), else in a state file by the control socket.
+      pools: () =>
+        dc
+          ? new EtcdVlanPoolStore({ endpoints: dc.etcd.endpoints, prefix: dc.etcd.prefix, host: config.underlay.locals[0]!.address })
+          : new FileVlanPoolStore(vlanStateFileOf(config.control.socket)),
+      ...opts.trunks,
+    });
     this.lost = new LostPorts({
       ports: () => this.ports,
       takeDown: (p) => {
@@ -369,8 +378,8 @@ export class Daemon implements Target {
       });
     }
   }
-  removeTrunk(attach: string): void {
-    this.trunks.remove(attach);
+  async removeTrunk(attach: string): Promise<void> {
+    await this.trunks.remove(attach);
   }
 
   setPolicy(name: string, p: PolicyChange): void {

@@ -381,6 +381,8 @@ export interface NativeAddon {
    * Off (default): split horizon.
    */
   dpTenantRelay(dp: DpHandle, tenantId: number, relay: boolean): void;
+  /** Frames from VTEPs with an 802.1Q/802.1ad tag: dropped as inner_vlan (false, the default) or let through. */
+  dpTenantInnerVlan(dp: DpHandle, tenantId: number, allow: boolean): void;
   /**
    * TCP MSS clamping: lower the MSS option of SYN and SYN-ACK segments of the tenant to
    * mssV4 (inner IPv4) or mssV6 (inner IPv6), in both directions (port -> VTEP and VTEP ->

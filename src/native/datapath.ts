@@ -91,6 +91,7 @@ export interface Datapath {
   vtepDel(vtepId: number): void;
   /** Hub relay for a tenant: VTEP -> VTEP forwarding (never back to the ingress VTEP). */
   tenantRelay(tenantId: number, relay: boolean): void;
+  tenantInnerVlan(tenantId: number, allow: boolean): void;
   /** Clamp the MSS option of TCP SYNs of the tenant, both directions; 0 = off. */
   tenantMss(tenantId: number, mssV4: number, mssV6: number): void;
   /** Send a liveness message on the underlay (see ControlSendOptions). */
@@ -263,6 +264,9 @@ export class NativeDatapath implements Datapath {
   }
   tenantRelay(tenantId: number, relay: boolean): void {
     this.n.dpTenantRelay(this.dp, tenantId, relay);
+  }
+  tenantInnerVlan(tenantId: number, allow: boolean): void {
+    this.n.dpTenantInnerVlan(this.dp, tenantId, allow);
   }
   tenantMss(tenantId: number, mssV4: number, mssV6: number): void {
     this.n.dpTenantMss(this.dp, tenantId, mssV4, mssV6);

@@ -19,6 +19,7 @@ import type { TrunkConfig } from '../config/config.js';
 import type { Switch } from '../core/switch.js';
 import { attachIfindex, attachOpen, fdClose, type AttachInfo } from '../native/system.js';
 import { logger } from '../util/log.js';
+import { poolRequestOf, type VlanPoolStore } from './vlan-pool.js';
 
 const log = logger('daemon');
 
@@ -44,8 +45,8 @@ export interface TrunksDeps {
   sw: Switch;
   /** Open the interface (tests give a fake); default: the addon's attachOpen. */
   open?: (t: TrunkConfig) => AttachInfo;
-  /** The pool's IDs for `t.tenants` (tenant -> VLAN ID); required when a trunk has a pool. */
-  assign?: (t: TrunkConfig) => Promise<Map<string, number>>;
+  /** Where a pool's IDs are kept (a state file, or etcd with a directory); made when the first pool needs it. */
+  pools?: () => VlanPoolStore;
   /** Whether a socket's interface was deleted under the daemon. */
   detached?: (fd: number) => boolean;
 }
@@ -61,6 +62,7 @@ const defaultDetached = (fd: number) => {
 
 export class Trunks {
   private readonly running = new Map<string, RunningTrunk>();
+  private store: VlanPoolStore | undefined;
   /** Interfaces re-attached after they went away. */
   reattached = 0;
 
@@ -78,14 +80,34 @@ export class Trunks {
     const vlans = new Map<VlanId, string>(t.vlans.map((v) => [v.vlan, v.tenant]));
     if (t.native) vlans.set(0, t.native);
     const pooled = new Set<VlanId>();
-    if (t.pool && t.tenants.length) {
-      if (!this.deps.assign) throw new Error(`trunk ${t.attach}: a pool needs a VLAN pool store`);
-      for (const [tenant, vlan] of await this.deps.assign(t)) {
+    const req = poolRequestOf(t);
+    if (req && (req.tenants.length || this.running.get(t.attach)?.pooled.size)) {
+      const r = await this.pools().assign(req);
+      // A full pool refuses the tenants that do not fit; the others still get theirs.
+      for (const e of r.refused) log.error({ trunk: t.attach, tenant: e.tenant, err: e.message }, 'trunk: no VLAN from the pool');
+      for (const [tenant, vlan] of r.vlans) {
         vlans.set(vlan, tenant);
         pooled.add(vlan);
       }
     }
     return { vlans, pooled };
+  }
+
+  private pools(): VlanPoolStore {
+    if (!this.deps.pools) throw new Error('a trunk pool needs a VLAN pool store');
+    this.store ??= this.deps.pools();
+    return this.store;
+  }
+
+  /** A trunk left the config: its pool IDs go back (not on a stop or a takeover: the successor keeps them). */
+  private async releasePool(t: TrunkConfig): Promise<void> {
+    const req = poolRequestOf(t);
+    if (!req) return;
+    try {
+      await this.pools().assign({ ...req, tenants: [] });
+    } catch (e) {
+      log.warn({ trunk: t.attach, err: (e as Error).message }, 'trunk: giving its pool IDs back failed (they stay taken)');
+    }
   }
 
   /**
@@ -96,7 +118,7 @@ export class Trunks {
     const { vlans, pooled } = await this.wanted(t);
     let r = this.running.get(t.attach);
     if (r && r.config.netns !== t.netns) {
-      this.remove(t.attach);
+      await this.remove(t.attach, false);
       r = undefined;
     }
     if (!r) r = this.open(t);
@@ -144,14 +166,15 @@ export class Trunks {
     for (const r of this.running.values()) for (const [vlan, t] of [...r.vlans]) if (t === tenant) r.vlans.delete(vlan);
   }
 
-  /** Remove a trunk: its VLAN ports, then the interface (promiscuous mode ends with the socket). */
-  remove(attach: string): void {
+  /** Remove a trunk: its VLAN ports, then the interface (promiscuous mode ends with the socket); `release`: its pool IDs go back. */
+  async remove(attach: string, release = true): Promise<void> {
     const r = this.running.get(attach);
     if (!r) throw new Error(`no trunk "${attach}"`);
     this.deps.sw.removeTrunk(attach);
     if (r.fd >= 0) fdClose(r.fd);
     this.running.delete(attach);
     log.info({ trunk: attach }, 'trunk removed');
+    if (release) await this.releasePool(r.config);
   }
 
   /** Once a second: a trunk whose interface was deleted is attached again when it is back. */
@@ -188,9 +211,10 @@ export class Trunks {
     log.info({ trunk: r.config.attach, netns: r.config.netns }, 'trunk interface back: attached again');
   }
 
-  /** Close every trunk's socket (the daemon is closing; the switch goes with the data path). */
+  /** Close every trunk's socket (the daemon is closing; the switch goes with the data path). Pool IDs stay taken. */
   close(): void {
     for (const r of this.running.values()) if (r.fd >= 0) fdClose(r.fd);
     this.running.clear();
+    this.store?.close();
   }
 }

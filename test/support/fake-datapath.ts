@@ -96,6 +96,7 @@ export class FakeDatapath implements Datapath {
     this.vteps.set(vtepId, address);
     this.vtepOpts.set(vtepId, { port, ...opts });
   }
+  tenantInnerVlan(): void {}
   tenantRelay(tenantId: number, relay: boolean): void {
     if (relay) this.relayOf.add(tenantId);
     else this.relayOf.delete(tenantId);
