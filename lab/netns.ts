@@ -105,9 +105,15 @@ export class Lab {
   /**
    * Capture with tshark inside a host: starts, waits until tshark is capturing, and
    * returns `stop()`, which ends the capture and gives one row of `fields` per packet (the
-   * outermost occurrence of each field).
+   * outermost occurrence of each field), and `rows()`, the rows so far (to poll on).
    */
-  async capture(host: string, iface: string, filter: string, fields: string[], tsharkArgs: string[] = []): Promise<{ stop(): Promise<string[][]> }> {
+  async capture(
+    host: string,
+    iface: string,
+    filter: string,
+    fields: string[],
+    tsharkArgs: string[] = [],
+  ): Promise<{ stop(): Promise<string[][]>; rows(): string[][] }> {
     // occurrence=f: the first (outer) instance of a field that the inner packet repeats.
     // tsharkArgs: extra options, e.g. ['-o', 'udp.check_checksum:TRUE'].
     const args = ['-l', '-n', '-i', iface, '-f', filter, '-T', 'fields', '-E', 'occurrence=f', ...tsharkArgs, ...fields.flatMap((f) => ['-e', f])];
@@ -133,15 +139,18 @@ export class Lab {
     });
     // tshark says "Capturing on" a moment before the socket is live.
     await new Promise((r) => setTimeout(r, 300));
+    const rows = (text: string) =>
+      text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split('\t'));
     return {
       stop: async () => {
         await new Promise((r) => setTimeout(r, 300));
         await this.stop(child, 'SIGINT');
-        return out
-          .split('\n')
-          .filter(Boolean)
-          .map((l) => l.split('\t'));
+        return rows(out);
       },
+      rows: () => rows(out.slice(0, out.lastIndexOf('\n') + 1)),
     };
   }
 
