@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultTapMtu, encapOverhead, worstOverhead } from '../../src/core/encap.js';
-import { formatConfigError, formatConfigErrorIn, DEFAULT_CONTROL_SOCKET, type Config } from '../../src/config/config.js';
+import { formatConfigError, formatConfigErrorIn, DEFAULT_CONTROL_SOCKET } from '../../src/config/config.js';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
 import { closest, validateConfig } from '../../src/config/schema.js';
+import { errors, ok } from '../support/config-text.js';
 
 const EXAMPLE = `
 underlay: { local: 10.0.0.1 }
@@ -18,18 +19,6 @@ tenants:
     fdb: [ { mac: "02:00:00:00:02:01", vtep: 10.0.0.2 } ]
 `;
 
-/** The config, or a failure that shows every error. */
-function ok(text: string): Config {
-  const r = parseConfig(text);
-  if (!r.ok) expect.fail(r.errors.map(formatConfigError).join('\n'));
-  return r.config;
-}
-/** Every error as `path: message`, in order. */
-function errors(text: string): string[] {
-  const r = parseConfig(text);
-  if (r.ok) expect.fail('config unexpectedly valid');
-  return r.errors.map(formatConfigError);
-}
 /** The warnings of a valid config, as `path: message`. */
 function warnings(text: string): string[] {
   const r = parseConfig(text);
@@ -78,6 +67,7 @@ describe('valid configs', () => {
           vtepKeys: {},
         },
       ],
+      trunks: [],
       role: 'mesh',
       hubs: [],
       nat: false,
