@@ -50,6 +50,7 @@ describe('valid configs', () => {
               address: { address: '10.1.0.1', prefixLength: 24, family: 4 },
               mac: '02:00:00:00:01:01',
               mtu: 1450,
+              vlan: null,
             },
           ],
           flood: ['10.0.0.2', '10.0.0.3'],
@@ -101,8 +102,8 @@ tenants:
     const t = c.tenants[0]!;
     expect([t.learning, t.ageing, t.maxMacs, t.flood, t.fdb]).toEqual([false, 10, 1048576, [], []]);
     expect(t.ports).toEqual([
-      { tap: 'red0', kind: 'tap', netns: null, address: null, mac: null, mtu: 8950 },
-      { tap: 'red1', kind: 'tap', netns: null, address: null, mac: null, mtu: 1500 },
+      { tap: 'red0', kind: 'tap', netns: null, address: null, mac: null, mtu: 8950, vlan: null },
+      { tap: 'red1', kind: 'tap', netns: null, address: null, mac: null, mtu: 1500, vlan: null },
     ]);
   });
 
@@ -125,6 +126,7 @@ tenants:
       address: { address: 'fd00::1', prefixLength: 64, family: 6 },
       mac: '0a:bc:de:f0:12:34',
       mtu: 1430,
+      vlan: null,
     });
     expect(c.tenants[0]!.flood).toEqual(['2001:db8::2']);
     expect(c.tenants[0]!.fdb).toEqual([{ mac: '0a:bc:de:f0:12:35', vtep: '2001:db8::3' }]);
