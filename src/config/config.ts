@@ -74,7 +74,7 @@ export interface TrunkConfig {
   /** The interface (it exists; attached with AF_PACKET like `{ attach }`). */
   attach: string;
   netns: string | null;
-  /** Fixed VLAN IDs (1..4094), each to one tenant, in config order. */
+  /** Fixed VLAN IDs (1..4094), each to one tenant, in ascending order (tagged attached ports merged in). */
   vlans: { vlan: number; tenant: string }[];
   /** The tenant that takes untagged (and priority-tagged, VID 0) frames; null: dropped as untagged_no_native. */
   native: string | null;

@@ -50,14 +50,16 @@ function readError(e: NodeJS.ErrnoException): string {
  */
 function locator(doc: Document, lc: LineCounter): Locate {
   const at = (offset: number, lineOf = offset): SourcePosition => ({ offset, ...lc.linePos(lineOf) });
+  // A map key YAML read as a number (the 100 of `vlans: { 100: blue }`) is the string "100" in the path.
+  const asRead = (path: readonly PropertyKey[]) => path.map((p) => (typeof p === 'string' && /^\d+$/.test(p) ? Number(p) : p));
   const rangeOf = (path: readonly PropertyKey[]) => {
-    const node = path.length === 0 ? doc.contents : doc.getIn(path, true);
+    const node = path.length === 0 ? doc.contents : (doc.getIn(path, true) ?? doc.getIn(asRead(path), true));
     return (node as { range?: [number, number, number] } | null | undefined)?.range;
   };
   return (path, what) => {
     if (what === 'key' && path.length > 0) {
-      const parent = doc.getIn(path.slice(0, -1), true);
-      const pair = isMap(parent) ? parent.items.find((p) => isScalar(p.key) && p.key.value === path.at(-1)) : undefined;
+      const parent = doc.getIn(path.slice(0, -1), true) ?? doc.getIn(asRead(path.slice(0, -1)), true);
+      const pair = isMap(parent) ? parent.items.find((p) => isScalar(p.key) && String(p.key.value) === String(path.at(-1))) : undefined;
       const range = isScalar(pair?.key) ? pair.key.range : undefined;
       if (range) return at(range[0]);
     }

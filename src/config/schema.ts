@@ -6,7 +6,7 @@
 import { Address4, Address6 } from 'ip-address';
 import { z } from 'zod';
 import { ENCAPS, ENCAP_NAMES, NVGRE_VSID_MIN, worstOverhead, type Encap, type Family } from '../core/encap.js';
-import { DEFAULT_CONTROL_SOCKET, LOG_LEVELS, ROLES, type Config, type ConfigResult, type MetricsConfig } from './config.js';
+import { DEFAULT_CONTROL_SOCKET, LOG_LEVELS, ROLES, type Config, type ConfigResult, type MetricsConfig, type TrunkConfig } from './config.js';
 import { closest } from '../util/closest.js';
 
 // ---------------------------------------------------------------------------------------
@@ -89,6 +89,27 @@ export function parseListen(text: string): Parsed<MetricsConfig> {
   return { value: { listen: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`, host, port } };
 }
 
+const VLAN_MSG = 'must be a VLAN ID, an integer 1..4094';
+/** Why an integer is not a VLAN ID: 0 and 4095 have meanings of their own (`zero`: what to write instead of 0). */
+function vlanRange(n: unknown, zero: string): string {
+  if (n === 0) return `${VLAN_MSG}; 0 is for untagged (priority-tagged) frames: ${zero}`;
+  if (n === 4095) return `${VLAN_MSG}; 4095 is reserved`;
+  return VLAN_MSG;
+}
+const POOL_MSG = 'must be a range of VLAN IDs FIRST-LAST like 100-199, or one VLAN ID';
+/** A VLAN pool: "100-199", or "100" (one ID). */
+export function parsePool(text: string): Parsed<{ first: number; last: number }> {
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text.replaceAll(' ', ''));
+  if (!m) return { error: POOL_MSG };
+  const first = Number(m[1]);
+  const last = Number(m[2] ?? m[1]);
+  const out = [first, last].find((n) => n < 1 || n > 4094);
+  if (out !== undefined)
+    return { error: `${POOL_MSG}; VLAN IDs are 1..4094, not ${out}${out === 0 ? ' (0 is untagged)' : out === 4095 ? ' (4095 is reserved)' : ''}` };
+  if (first > last) return { error: `${POOL_MSG}; ${first} is above ${last} (write ${last}-${first})` };
+  return { value: { first, last } };
+}
+
 // ---------------------------------------------------------------------------------------
 // Schema (per-field checks, defaults and normalization)
 // ---------------------------------------------------------------------------------------
@@ -148,15 +169,24 @@ const Underlay = z.strictObject(
   { local: Local, port: intIn(1, 65535).default(4789), mtu: UnderlayMtu, sourcePorts: intIn(1, 64).default(8), queues: intIn(1, 8).default(1) },
   need('must be a mapping like { local: 10.0.0.1 }'),
 );
+const Netns = text("must be a network namespace name under /run/netns: no '/', not '.' or '..'", isNetnsName);
+/** An integer VLAN ID 1..4094 (`zero`: what to write instead of 0). */
+const vlanId = (zero: string) =>
+  z
+    .int(need(VLAN_MSG))
+    .min(1, { error: (iss) => vlanRange(iss.input, zero) })
+    .max(4094, { error: (iss) => vlanRange(iss.input, zero) });
+const PortVlan = vlanId('leave vlan out');
 const Port = z
   .strictObject(
     {
       tap: TapName.optional(),
       attach: TapName.optional(),
-      netns: text("must be a network namespace name under /run/netns: no '/', not '.' or '..'", isNetnsName).optional(),
+      netns: Netns.optional(),
       address: Cidr.optional(),
       mac: Mac.optional(),
       mtu: PortMtu.optional(),
+      vlan: PortVlan.optional(),
     },
     need('must be a mapping like { tap: blue0 } or { attach: eth1 }'),
   )
@@ -243,6 +273,36 @@ const Tenant = z.strictObject(
   },
   need('must be a mapping like { name: blue, vni: 5001 }'),
 );
+/** A key of a trunk's vlans (YAML reads `100: blue` as the key "100"). */
+const VlanKey = z.string().regex(/^([1-9]\d{0,2}|[1-3]\d{3}|40[0-8]\d|409[0-4])$/, {
+  error: (iss) => (typeof iss.input === 'string' && /^\d+$/.test(iss.input) ? vlanRange(Number(iss.input), 'name their tenant under native') : VLAN_MSG),
+});
+/** A pool written as one number out of range: as parsePool says it of the same text. */
+const poolError = {
+  error: (iss: { input?: unknown }) => {
+    const r = parsePool(String(iss.input));
+    return 'error' in r ? r.error : POOL_MSG;
+  },
+};
+const Pool = stringOr(
+  parsed(POOL_MSG, parsePool),
+  z
+    .int(need(POOL_MSG))
+    .min(1, poolError)
+    .max(4094, poolError)
+    .transform((n) => ({ first: n, last: n })),
+);
+const Trunk = z.strictObject(
+  {
+    attach: TapName,
+    netns: Netns.optional(),
+    vlans: z.record(VlanKey, TenantName, need('must be a mapping of VLAN IDs to tenants like { 100: blue, 200: red }')).optional(),
+    native: TenantName.optional(),
+    pool: Pool.optional(),
+    tenants: z.array(TenantName, need('must be a list of tenant names like [ green, orange ]')).optional(),
+  },
+  need('must be a mapping like { attach: eth1, vlans: { 100: blue } }'),
+);
 const Control = z.strictObject(
   {
     socket: text('must be an absolute path of at most 107 bytes (a Unix socket), like /run/vtepd/vtepd.sock', isSocketPath).default(DEFAULT_CONTROL_SOCKET),
@@ -295,6 +355,7 @@ export const Root = z.strictObject(
     metrics: Metrics.optional(),
     underlay: Underlay,
     tenants: z.array(Tenant, need('must be a list of tenants (write tenants: [] for none)')),
+    trunks: z.array(Trunk, need('must be a list of trunks like [ { attach: eth1, vlans: { 100: blue } } ]')).default([]),
     role: RoleName.default('mesh'),
     hubs: Hubs.optional(),
     nat: z.boolean(need('must be true or false')).default(false),
@@ -320,6 +381,7 @@ const SHAPES: Record<string, string[]> = {
   'tenants.ports': Object.keys(Port.shape),
   'tenants.fdb': Object.keys(FdbEntry.shape),
   'tenants.flood': Object.keys(FloodPeer.shape),
+  trunks: Object.keys(Trunk.shape),
   hubs: Object.keys(HubPeer.shape),
   spokes: Object.keys(SpokePeer.shape),
   identity: Object.keys(Identity.shape),
@@ -366,6 +428,146 @@ function checkAttached(
   if (port.mac !== undefined) add(path('mac'), `${not} it keeps its own MAC`);
   if (port.mtu !== undefined)
     add(path('mtu'), `${not} set its MTU (and the MTU of the hosts behind it) yourself${maxMtu !== undefined ? `, at most ${maxMtu} (${why})` : ''}`);
+}
+
+/** The error for a name that is no tenant: `no tenant "bleu" (tenants: blue, red; did you mean blue?)`, as the CLI says it. */
+function noTenant(name: string, names: readonly string[]): string {
+  const near = closest(name, names);
+  return `no tenant "${name}" (${names.length ? `tenants: ${names.join(', ')}` : 'there are none'}${near ? `; did you mean ${near}?` : ''})`;
+}
+
+type Add = (path: PropertyKey[], message: string) => void;
+/** One interface that carries VLANs (a trunk entry, or tagged access ports): what it holds, and where. */
+interface TrunkIface {
+  /** For messages: `interface "eth1"`, `interface "eth1" in netns rack1`. */
+  name: string;
+  /** Where it first became a trunk: `trunks[0]` or `tenants[1].ports[0]`. */
+  where: string;
+  /** VLAN ID to where it is given. */
+  vlans: Map<number, string>;
+  /** Tenant to where it is given. */
+  tenants: Map<string, string>;
+}
+/** The interfaces that carry VLANs, by name and netns, each VLAN ID and each tenant once on each. */
+class TrunkIfaces {
+  readonly byKey = new Map<string, TrunkIface>();
+  constructor(private readonly add: Add) {}
+
+  /** The key of the interface `attach` in `r.netns` (undefined: a name or netns that is wrong, reported by the schema). */
+  static keyOf(r: Record<string, unknown>, attach: unknown): string | undefined {
+    const name = valid(TapName, attach);
+    const netns = valid(Netns, r.netns);
+    return name === undefined || (r.netns !== undefined && netns === undefined) ? undefined : `${netns ?? ''}/${name}`;
+  }
+  /** The interface of `key` (`r`: the entry or port that names it), made at `where` if it is new. */
+  at(key: string, r: Record<string, unknown>, where: string): TrunkIface {
+    const name = `interface "${String(r.attach)}"${r.netns === undefined ? '' : ` in netns ${String(r.netns)}`}`;
+    if (!this.byKey.has(key)) this.byKey.set(key, { name, where, vlans: new Map(), tenants: new Map() });
+    return this.byKey.get(key)!;
+  }
+  vlan(f: TrunkIface, vlan: number, where: string, path: PropertyKey[]): void {
+    const first = f.vlans.get(vlan);
+    if (first !== undefined) this.add(path, `duplicate VLAN ${vlan} on ${f.name} (also ${first})`);
+    else f.vlans.set(vlan, where);
+  }
+  tenant(f: TrunkIface, tenant: string, where: string, path: PropertyKey[]): void {
+    const first = f.tenants.get(tenant);
+    if (first !== undefined) this.add(path, `tenant "${tenant}" is already on ${f.name} (${first}); a tenant gets one VLAN per trunk`);
+    else f.tenants.set(tenant, where);
+  }
+}
+
+/**
+ * Trunks (#15) and tagged access ports ({ attach: eth1, vlan: 100 }, one VLAN of the trunk of
+ * eth1): tenants that exist, each VLAN ID and each tenant once per interface (an interface
+ * is its name and netns), pools that fit their tenants, and no interface that is a trunk
+ * and also an untagged attached port or a TAP.
+ */
+function checkTrunks(root: Record<string, unknown>, add: Add): void {
+  const ifaces = new TrunkIfaces(add);
+  const pools = checkTrunkEntries(root, ifaces, add);
+  // Tagged access ports: each a VLAN of the trunk of its interface (one is made if there is none).
+  list(root.tenants).forEach((t, i) => {
+    const tenant = valid(TenantName, record(t).name);
+    list(record(t).ports).forEach((p, j) => {
+      const port = record(p);
+      const key = port.vlan === undefined || port.tap !== undefined ? undefined : TrunkIfaces.keyOf(port, port.attach);
+      if (key === undefined) return;
+      const where = `tenants[${i}].ports[${j}]`;
+      const f = ifaces.at(key, port, where);
+      const vlan = valid(PortVlan, port.vlan);
+      if (vlan !== undefined) ifaces.vlan(f, vlan, `${where}.vlan`, ['tenants', i, 'ports', j, 'vlan']);
+      if (tenant !== undefined) ifaces.tenant(f, tenant, `${where}.vlan`, ['tenants', i, 'ports', j, 'vlan']);
+    });
+  });
+  for (const { i, f, pool, count } of pools) {
+    const size = pool.last - pool.first + 1;
+    const fixed = [...f.vlans.keys()].filter((vlan) => vlan >= pool.first && vlan <= pool.last).length;
+    const range = pool.first === pool.last ? `${pool.first}` : `${pool.first}-${pool.last}`;
+    if (count > size - fixed)
+      add(
+        ['trunks', i, 'tenants'],
+        `${count} tenants need a VLAN ID from the pool, but ${range} has ${size - fixed} free of ${size}${fixed ? ` (${fixed} fixed under vlans or vlan: on ${f.name})` : ''}: widen the pool`,
+      );
+  }
+  checkPortsOnTrunks(root, ifaces, add);
+}
+
+/** The entries of trunks: tenants that exist, once each; a pool for `tenants`. Returns the pools to fit once every VLAN is known. */
+function checkTrunkEntries(root: Record<string, unknown>, ifaces: TrunkIfaces, add: Add) {
+  const tenantNames = list(root.tenants).flatMap((t) => valid(TenantName, record(t).name) ?? []);
+  const known = (path: PropertyKey[], v: unknown): string | undefined => {
+    const name = valid(TenantName, v);
+    if (name !== undefined && !tenantNames.includes(name)) return void add(path, noTenant(name, tenantNames));
+    return name;
+  };
+  const pools: { i: number; f: TrunkIface; pool: { first: number; last: number }; count: number }[] = [];
+  list(root.trunks).forEach((tr, i) => {
+    const trunk = record(tr);
+    const at = `trunks[${i}]`;
+    const key = TrunkIfaces.keyOf(trunk, trunk.attach);
+    const twice = key === undefined ? undefined : ifaces.byKey.get(key);
+    if (twice) add(['trunks', i, 'attach'], `duplicate trunk ${twice.name} (also ${twice.where}); give all its VLANs in one entry`);
+    const f = key === undefined ? undefined : ifaces.at(key, trunk, at);
+    for (const [k, v] of Object.entries(record(trunk.vlans))) {
+      const path = ['trunks', i, 'vlans', k];
+      const tenant = known(path, v);
+      if (!f || valid(VlanKey, k) === undefined) continue;
+      ifaces.vlan(f, Number(k), `${at}.vlans.${k}`, path);
+      if (tenant !== undefined) ifaces.tenant(f, tenant, `${at}.vlans.${k}`, path);
+    }
+    const native = known(['trunks', i, 'native'], trunk.native);
+    if (f && native !== undefined) ifaces.tenant(f, native, `${at}.native`, ['trunks', i, 'native']);
+    list(trunk.tenants).forEach((v, j) => {
+      const tenant = known(['trunks', i, 'tenants', j], v);
+      if (f && tenant !== undefined) ifaces.tenant(f, tenant, `${at}.tenants[${j}]`, ['trunks', i, 'tenants', j]);
+    });
+    const pool = valid(Pool, trunk.pool);
+    const count = list(trunk.tenants).length;
+    if (count > 0 && trunk.pool === undefined)
+      add(['trunks', i, 'tenants'], 'these tenants get their VLAN IDs from a pool: add pool: FIRST-LAST (like pool: 100-199), or give each a VLAN under vlans');
+    if (f && pool) pools.push({ i, f, pool, count });
+  });
+  return pools;
+}
+
+/** Untagged attached ports and TAPs on an interface that is a trunk (the same name in the same netns). */
+function checkPortsOnTrunks(root: Record<string, unknown>, ifaces: TrunkIfaces, add: Add): void {
+  list(root.tenants).forEach((t, i) => {
+    list(record(t).ports).forEach((p, j) => {
+      const port = record(p);
+      const tap = port.tap !== undefined;
+      if (!tap && port.vlan !== undefined) return;
+      const f = ifaces.byKey.get(TrunkIfaces.keyOf(port, tap ? port.tap : port.attach) ?? '');
+      if (!f) return;
+      if (tap) add(['tenants', i, 'ports', j, 'tap'], `${f.name} is a trunk (${f.where}): a TAP vtepd creates cannot take its name; pick another tap name`);
+      else
+        add(
+          ['tenants', i, 'ports', j, 'attach'],
+          `${f.name} is a trunk (${f.where}), where untagged frames are the native VLAN's: give this port a vlan: (its tenant joins the trunk tagged), or make its tenant the trunk's native`,
+        );
+    });
+  });
 }
 
 function crossCheck(raw: unknown, warnings: Issue[] = []): Issue[] {
@@ -513,7 +715,8 @@ function crossCheck(raw: unknown, warnings: Issue[] = []): Issue[] {
       const tap = valid(TapName, port.tap);
       if (tap !== undefined) once(taps, tap, `${at}.ports[${j}]`, path('tap'), `TAP name "${tap}"`);
       const attach = valid(TapName, port.attach);
-      if (attach !== undefined) once(taps, attach, `${at}.ports[${j}]`, path('attach'), `interface "${attach}"`);
+      // A tagged attached port is one VLAN of a trunk (checkTrunks).
+      if (attach !== undefined && port.vlan === undefined) once(taps, attach, `${at}.ports[${j}]`, path('attach'), `interface "${attach}"`);
       if (port.tap === undefined && port.attach === undefined && p !== null && typeof p === 'object' && !Array.isArray(p))
         add(['tenants', i, 'ports', j], 'a port needs tap: NAME (a TAP vtepd creates) or attach: NAME (an interface that exists, vtepd attaches it)');
       if (port.attach !== undefined) return checkAttached(port, path, maxMtu, why, add);
@@ -609,6 +812,7 @@ function crossCheck(raw: unknown, warnings: Issue[] = []): Issue[] {
       add(['tenants', g.i, 'vni'], `GRE-TAP key ${g.vni} would be read as NVGRE VSID ${g.vni >>> 8} of ${owner}; pick a VNI whose top 16 bits differ`);
     }
   }
+  checkTrunks(root, add);
   return issues;
 }
 
@@ -620,7 +824,7 @@ export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const p of path) {
     if (typeof p === 'number') out += `[${p}]`;
-    else if (/^[A-Za-z_$][\w$]*$/.test(String(p))) out += out ? `.${String(p)}` : String(p);
+    else if (/^([A-Za-z_$][\w$]*|\d+)$/.test(String(p))) out += out ? `.${String(p)}` : String(p);
     else out += `[${JSON.stringify(String(p))}]`;
   }
   return out || '(root)';
@@ -645,6 +849,7 @@ function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
 /** A zod issue as the user reads it: an unknown key with the one meant, a wrong type with what was given. */
 function schemaIssues(data: unknown, iss: z.core.$ZodIssue): Issue[] {
   if (iss.code === 'unrecognized_keys') return iss.keys.map((k) => ({ path: [...iss.path, k], message: unknownKey(iss.path, k), key: true }));
+  if (iss.code === 'invalid_key') return [{ path: iss.path, message: iss.issues[0]?.message ?? iss.message, key: true }];
   const hint = iss.code === 'invalid_type' || iss.code === 'invalid_value' || iss.code === 'invalid_union' ? wrongValueHint(data, iss) : undefined;
   return [{ path: iss.path, message: hint ? `${iss.message} (${hint})` : iss.message }];
 }
@@ -689,6 +894,32 @@ function passesWith(data: unknown, path: readonly PropertyKey[], v: unknown): bo
 }
 
 /**
+ * The trunks, each entry's VLANs in ascending order, with every tagged attached port
+ * ({ attach: eth1, vlan: 100 }) merged into the entry of its interface (name and netns), or
+ * in a new entry after the configured ones.
+ */
+function trunksOf(trunks: z.output<typeof Trunk>[], tenants: z.output<typeof Tenant>[]): TrunkConfig[] {
+  const out: TrunkConfig[] = trunks.map((t) => ({
+    attach: t.attach,
+    netns: t.netns ?? null,
+    vlans: Object.entries(t.vlans ?? {}).map(([vlan, tenant]) => ({ vlan: Number(vlan), tenant })),
+    native: t.native ?? null,
+    pool: t.pool ?? null,
+    tenants: t.tenants ?? [],
+  }));
+  for (const t of tenants)
+    for (const p of t.ports) {
+      if (p.attach === undefined || p.vlan === undefined) continue;
+      const netns = p.netns ?? null;
+      let trunk = out.find((x) => x.attach === p.attach && x.netns === netns);
+      if (!trunk) out.push((trunk = { attach: p.attach, netns, vlans: [], native: null, pool: null, tenants: [] }));
+      trunk.vlans.push({ vlan: p.vlan, tenant: t.name });
+    }
+  for (const trunk of out) trunk.vlans.sort((a, b) => a.vlan - b.vlan);
+  return out;
+}
+
+/**
  * Validate already-parsed data (e.g. JSON from the API socket). `locate` (YAML read with
  * positions) gives every error and warning its line and column, and orders the errors as
  * they are in the source; without it they come in schema order.
@@ -709,7 +940,7 @@ export function validateConfig(data: unknown, locate?: Locate): ConfigResult {
     return { ok: false, errors: order.map((o) => o.error) };
   }
 
-  const { log, limits, control, metrics, underlay, tenants, role, hubs, nat, keepalive, deadInterval, pmtuDiscovery, identity, spokes, directory } =
+  const { log, limits, control, metrics, underlay, tenants, trunks, role, hubs, nat, keepalive, deadInterval, pmtuDiscovery, identity, spokes, directory } =
     result.data;
   const locals = (Array.isArray(underlay.local) ? underlay.local : [underlay.local]).map((ip) => ({ address: ip.address, family: ip.family }));
   const families = locals.map((l) => l.family);
@@ -742,17 +973,20 @@ export function validateConfig(data: unknown, locate?: Locate): ConfigResult {
         fdb,
         vtepEncap,
         vtepKeys,
-        ports: t.ports.map((p) => ({
-          tap: (p.tap ?? p.attach)!,
-          kind: p.attach !== undefined ? ('attach' as const) : ('tap' as const),
-          netns: p.netns ?? null,
-          address: p.address ?? null,
-          mac: p.mac ?? null,
-          mtu: p.mtu ?? underlay.mtu - worst.overhead,
-        })),
+        ports: t.ports
+          .filter((p) => p.attach === undefined || p.vlan === undefined)
+          .map((p) => ({
+            tap: (p.tap ?? p.attach)!,
+            kind: p.attach !== undefined ? ('attach' as const) : ('tap' as const),
+            netns: p.netns ?? null,
+            address: p.address ?? null,
+            mac: p.mac ?? null,
+            mtu: p.mtu ?? underlay.mtu - worst.overhead,
+            vlan: p.vlan ?? null,
+          })),
       };
     }),
-    trunks: [],
+    trunks: trunksOf(trunks, tenants),
     role,
     hubs: (hubs ?? []).map((h) => ({
       address: h.address.address,

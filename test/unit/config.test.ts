@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultTapMtu, encapOverhead, worstOverhead } from '../../src/core/encap.js';
-import { formatConfigError, formatConfigErrorIn, DEFAULT_CONTROL_SOCKET, type Config } from '../../src/config/config.js';
+import { formatConfigError, formatConfigErrorIn, DEFAULT_CONTROL_SOCKET } from '../../src/config/config.js';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
 import { closest, validateConfig } from '../../src/config/schema.js';
+import { errors, ok } from '../support/config-text.js';
 
 const EXAMPLE = `
 underlay: { local: 10.0.0.1 }
@@ -18,18 +19,6 @@ tenants:
     fdb: [ { mac: "02:00:00:00:02:01", vtep: 10.0.0.2 } ]
 `;
 
-/** The config, or a failure that shows every error. */
-function ok(text: string): Config {
-  const r = parseConfig(text);
-  if (!r.ok) expect.fail(r.errors.map(formatConfigError).join('\n'));
-  return r.config;
-}
-/** Every error as `path: message`, in order. */
-function errors(text: string): string[] {
-  const r = parseConfig(text);
-  if (r.ok) expect.fail('config unexpectedly valid');
-  return r.errors.map(formatConfigError);
-}
 /** The warnings of a valid config, as `path: message`. */
 function warnings(text: string): string[] {
   const r = parseConfig(text);
@@ -61,6 +50,7 @@ describe('valid configs', () => {
               address: { address: '10.1.0.1', prefixLength: 24, family: 4 },
               mac: '02:00:00:00:01:01',
               mtu: 1450,
+              vlan: null,
             },
           ],
           flood: ['10.0.0.2', '10.0.0.3'],
@@ -112,8 +102,8 @@ tenants:
     const t = c.tenants[0]!;
     expect([t.learning, t.ageing, t.maxMacs, t.flood, t.fdb]).toEqual([false, 10, 1048576, [], []]);
     expect(t.ports).toEqual([
-      { tap: 'red0', kind: 'tap', netns: null, address: null, mac: null, mtu: 8950 },
-      { tap: 'red1', kind: 'tap', netns: null, address: null, mac: null, mtu: 1500 },
+      { tap: 'red0', kind: 'tap', netns: null, address: null, mac: null, mtu: 8950, vlan: null },
+      { tap: 'red1', kind: 'tap', netns: null, address: null, mac: null, mtu: 1500, vlan: null },
     ]);
   });
 
@@ -136,6 +126,7 @@ tenants:
       address: { address: 'fd00::1', prefixLength: 64, family: 6 },
       mac: '0a:bc:de:f0:12:34',
       mtu: 1430,
+      vlan: null,
     });
     expect(c.tenants[0]!.flood).toEqual(['2001:db8::2']);
     expect(c.tenants[0]!.fdb).toEqual([{ mac: '0a:bc:de:f0:12:35', vtep: '2001:db8::3' }]);

@@ -69,6 +69,7 @@ describe('placeDynamic and withDynamic', () => {
       address: { address: '10.2.0.1', prefixLength: 24, family: 4 },
       mac: '02:00:00:00:03:01',
       mtu: 1450,
+      vlan: null,
     });
   });
 
