@@ -252,10 +252,10 @@ int dp_port_set_queues(struct dp *dp, uint32_t pid, uint32_t tid, const int *fds
  * the interface came back), it keeps its VLAN ports.
  */
 int dp_trunk_set(struct dp *dp, uint32_t pid, int fd, int vnet_hdr) {
-  if (vnet_hdr < 0) { /* as the fd is: an attached interface's packet socket reads a virtio_net_hdr */
+  if (vnet_hdr < 0) { /* as the fd is: an attached interface's packet socket reads a virtio_net_hdr, a TAP says */
     int domain = 0;
     socklen_t dlen = sizeof domain;
-    vnet_hdr = getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) == 0 && domain == AF_PACKET;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) == 0 && domain == AF_PACKET) vnet_hdr = 1;
   }
   return port_set(dp, pid, 0, &fd, 1, vnet_hdr, true);
 }

@@ -65,6 +65,16 @@ export interface StatusResult {
   /** net: the network of a port attached at runtime (vtepd port add); null or absent: from the config. */
   ports: { tenant: string; tap: string; kind?: string; netns: string | null; ifindex: number; mac: string; mtu: number; net?: string | null }[];
   peers: { vtep: string; dynamic: boolean; pathMtu?: number }[];
+  /** VLAN trunks (#15); absent from a daemon older than trunks. */
+  trunks?: {
+    attach: string;
+    netns: string | null;
+    mtu: number;
+    up: boolean;
+    native: string | null;
+    vlans: { vlan: number; tenant: string; port: string; pool: boolean }[];
+    pool: { first: number; last: number } | null;
+  }[];
   overlay?: RoleStatus;
   /** null or absent: no directory (static flood lists). */
   directory?:
@@ -97,7 +107,20 @@ export function formatStatus(s: StatusResult): string {
     ['PEER', 'TYPE', 'PATH MTU'],
     s.peers.map((p) => [p.vtep, p.dynamic ? 'learned' : 'configured', p.pathMtu || '-']),
   );
-  return `${head}\n${tenants}\n${ports}\n${peers}${s.overlay ? formatOverlay(s.overlay) : ''}${s.directory ? formatDirectory(s.directory) : ''}`;
+  return `${head}\n${tenants}\n${ports}\n${formatTrunks(s.trunks ?? [])}${peers}${s.overlay ? formatOverlay(s.overlay) : ''}${s.directory ? formatDirectory(s.directory) : ''}`;
+}
+
+/** Trunks: one row per VLAN (and the native one), where each VLAN ID came from (vlans, or the pool). */
+function formatTrunks(trunks: NonNullable<StatusResult['trunks']>): string {
+  if (!trunks.length) return '';
+  const rows = trunks.flatMap((t) => {
+    const where = [t.attach, t.netns ?? '-'];
+    const state = t.up ? `up, MTU ${t.mtu}` : 'GONE (re-attached when back)';
+    const vlans = t.vlans.map((v) => [...where, v.vlan, v.tenant, v.pool ? `pool ${t.pool ? `${t.pool.first}-${t.pool.last}` : ''}` : 'config', state]);
+    const native = t.native ? [[...where, 'untagged', t.native, 'native', state]] : [];
+    return [...vlans, ...native];
+  });
+  return `${table(['TRUNK', 'NETNS', 'VLAN', 'TENANT', 'FROM', 'STATE'], rows)}\n`;
 }
 
 /** With a directory: its backend and state, and each tenant's members (other than this host). */

@@ -180,6 +180,8 @@ export function plan(running: Config, next: Config): Plan {
     else if (n.tenant !== o.tenant) removePorts.push({ op: 'port.remove', tenant: o.tenant, tap, why: `moves to tenant ${n.tenant}` });
     else if (portKind(n.port) !== portKind(o.port))
       removePorts.push({ op: 'port.remove', tenant: o.tenant, tap, why: `becomes ${portKind(n.port) === 'attach' ? 'an attached interface' : 'a TAP'}` });
+    else if ((n.port.vlan ?? null) !== (o.port.vlan ?? null))
+      removePorts.push({ op: 'port.remove', tenant: o.tenant, tap, why: `its VLAN ${o.port.vlan ?? 'none'} -> ${n.port.vlan ?? 'none'}` });
     else if (n.port.netns !== o.port.netns)
       removePorts.push({ op: 'port.remove', tenant: o.tenant, tap, why: `moves from namespace ${o.port.netns ?? '(host)'} to ${n.port.netns ?? '(host)'}` });
   }
@@ -221,7 +223,8 @@ export function plan(running: Config, next: Config): Plan {
   for (const t of next.tenants) {
     for (const p of t.ports) {
       const o = oldPorts.get(p.tap);
-      const same = o && kept(t.name) && o.tenant === t.name && o.port.netns === p.netns && portKind(o.port) === portKind(p);
+      const same =
+        o && kept(t.name) && o.tenant === t.name && o.port.netns === p.netns && portKind(o.port) === portKind(p) && (o.port.vlan ?? null) === (p.vlan ?? null);
       if (!same) addPorts.push({ op: 'port.add', tenant: t.name, port: p });
       else if (!eqJson(o.port, p)) changePorts.push({ op: 'port.change', tenant: t.name, from: o.port, to: p });
     }

@@ -522,12 +522,21 @@ function checkTrunkEntries(root: Record<string, unknown>, ifaces: TrunkIfaces, a
     return name;
   };
   const pools: { i: number; f: TrunkIface; pool: { first: number; last: number }; count: number }[] = [];
+  const byName = new Map<string, string>();
   list(root.trunks).forEach((tr, i) => {
     const trunk = record(tr);
     const at = `trunks[${i}]`;
     const key = TrunkIfaces.keyOf(trunk, trunk.attach);
     const twice = key === undefined ? undefined : ifaces.byKey.get(key);
     if (twice) add(['trunks', i, 'attach'], `duplicate trunk ${twice.name} (also ${twice.where}); give all its VLANs in one entry`);
+    const name = valid(TapName, trunk.attach);
+    const other = name === undefined ? undefined : byName.get(name);
+    if (name !== undefined && other !== undefined && !twice)
+      add(
+        ['trunks', i, 'attach'],
+        `a trunk ${name} in another namespace is ${other}: a trunk goes by its interface's name (status, capture --port, trace --in), so trunks in two namespaces need two names`,
+      );
+    if (name !== undefined && !byName.has(name)) byName.set(name, at);
     const f = key === undefined ? undefined : ifaces.at(key, trunk, at);
     for (const [k, v] of Object.entries(record(trunk.vlans))) {
       const path = ['trunks', i, 'vlans', k];

@@ -257,7 +257,7 @@ export class Daemon implements Target {
     this.lost = new LostPorts({
       ports: () => this.ports,
       takeDown: (p) => {
-        this.sw.removePort(p.tap);
+        this.unswitch(p);
         this.dropPort(p);
       },
       bringUp: (tenant, config) => this.addPort(tenant, config),
@@ -356,6 +356,7 @@ export class Daemon implements Target {
     this.membership?.removeTenant(name);
     this.dirKeys.delete(name);
     this.forwarding?.removeTenant(name);
+    for (const p of ports) if (p.config.vlan) this.sw.removeTrunk(p.tap); // a tagged TAP's trunk has no tenant to go with
     this.sw.removeTenant(name);
     this.trunks.tenantRemoved(name);
     this.roles.forgetTenant(name);
@@ -423,14 +424,22 @@ export class Daemon implements Target {
     const h = adopted ?? (await this.openPort(tenant, p));
     // An adopted TAP keeps the queues it came with, up to this data path's: a queue
     // nobody reads would stall the flows the kernel steers to it, so extra ones close.
+    // A tagged TAP (vlan:) is read as a trunk of one VLAN: one queue.
     const queueFds = [...(h.queueFds ?? [])];
-    closeQuietly(queueFds.splice(this.running.underlay.queues - 1));
+    closeQuietly(queueFds.splice(p.vlan ? 0 : this.running.underlay.queues - 1));
     const port: RunningPort = { tenant, tap: p.tap, netns: p.netns, fd: h.fd, queueFds, ifindex: h.ifindex, mac: h.mac, mtu: h.mtu ?? p.mtu, config: p };
     // A packet socket cannot say it reads a virtio_net_hdr (a TAP can): an attached port always does.
     const vnetHdr = h.vnetHdr ?? (portKind(p) === 'attach' ? true : undefined);
     try {
-      this.sw.addPort(tenant, p.tap, h.fd, { vnetHdr, ...(queueFds.length ? { queueFds } : {}) });
+      if (p.vlan) {
+        // The VM tags its frames: the TAP is a trunk with this one VLAN (tag off on the way in, on on the way out).
+        this.sw.setTrunk(p.tap, h.fd);
+        this.sw.addVlanPort(tenant, p.tap, p.vlan);
+      } else {
+        this.sw.addPort(tenant, p.tap, h.fd, { vnetHdr, ...(queueFds.length ? { queueFds } : {}) });
+      }
     } catch (e) {
+      if (p.vlan && this.sw.trunkList().some((t) => t.name === p.tap)) this.sw.removeTrunk(p.tap);
       this.backend.close(port);
       throw e;
     }
@@ -439,6 +448,12 @@ export class Daemon implements Target {
     // A port whose MAC and address the config gives is in the directory before it speaks.
     if (p.address && port.mac) this.announceLocal(tenant, port.mac, [p.address.address]);
     log.info({ tenant, tap: p.tap, kind: portKind(p), netns: p.netns, mtu: port.mtu, adopted: !!adopted }, 'port up');
+  }
+
+  /** Take a port out of the switch: a tagged TAP is a trunk of one VLAN. */
+  private unswitch(p: RunningPort): void {
+    if (p.config.vlan) this.sw.removeTrunk(p.tap);
+    else this.sw.removePort(p.tap);
   }
 
   /** A port's TAP; a failure names the port's field as the user wrote it, and what to do. */
@@ -476,7 +491,7 @@ export class Daemon implements Target {
     if (this.lost.forget(tenant, tap)) return; // its TAP was gone already (deleted under us, not recreated yet)
     const p = this.ports.find((x) => x.tap === tap && x.tenant === tenant);
     if (!p) throw new Error(`no port "${tap}" in tenant "${tenant}"`);
-    this.sw.removePort(tap);
+    this.unswitch(p);
     this.dropPort(p);
   }
 
@@ -658,7 +673,7 @@ export class Daemon implements Target {
           ...this.ports.filter((p) => p.tenant === b.name).map((p) => p.tap),
           ...this.sw
             .portList()
-            .filter((p) => p.tenant === b.name && p.trunk !== undefined)
+            .filter((p) => p.tenant === b.name && p.trunk !== undefined && !this.ports.some((x) => x.tap === p.trunk))
             .map((p) => p.name),
         ],
         flood: [...b.flood].map((id) => this.sw.vteps.get(id)?.address ?? String(id)),

@@ -171,8 +171,9 @@ describe('trunks: refused, each at its path with what to do', () => {
     ]);
   });
 
-  it('two entries for one interface (name and netns)', () => {
+  it('two entries for one interface (name and netns); one name in two namespaces', () => {
     expect(errors(config({}, 'trunks:', '  - { attach: eth1, netns: r1 }', '  - { attach: eth1 }', '  - { attach: eth1, netns: r1 }'))).toEqual([
+      "trunks[1].attach: a trunk eth1 in another namespace is trunks[0]: a trunk goes by its interface's name (status, capture --port, trace --in), so trunks in two namespaces need two names",
       'trunks[2].attach: duplicate trunk interface "eth1" in netns r1 (also trunks[0]); give all its VLANs in one entry',
     ]);
   });
