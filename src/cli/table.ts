@@ -69,6 +69,8 @@ export interface StatusResult {
   trunks?: {
     attach: string;
     netns: string | null;
+    ifindex: number;
+    mac: string;
     mtu: number;
     up: boolean;
     native: string | null;
