@@ -112,6 +112,8 @@ export interface TenantConfig {
   moveDampening: 'off' | { moves: number; window: number; hold: number };
   /** TCP MSS clamping on SYNs crossing the tunnel: off, auto (from the path MTU), or an MSS. */
   mssClamp: 'off' | 'auto' | number;
+  /** Frames from VTEPs that carry an 802.1Q/802.1ad tag inside: dropped (inner_vlan, the default) or let through. */
+  innerVlan: 'drop' | 'allow';
   /** required: only authenticated, encrypted frames (the default with an identity); off: plain VXLAN/GRE. */
   encryption: 'required' | 'off';
   /** The public key of every VTEP of `flood` that has one (base64). */

@@ -52,6 +52,7 @@ export type Change =
   | { op: 'port.add'; tenant: string; port: PortConfig }
   | { op: 'port.change'; tenant: string; from: PortConfig; to: PortConfig }
   | { op: 'tenant.mss'; tenant: string; mssClamp: TenantConfig['mssClamp']; was: TenantConfig['mssClamp'] }
+  | { op: 'tenant.innerVlan'; tenant: string; innerVlan: TenantConfig['innerVlan']; was: TenantConfig['innerVlan'] }
   | ({ op: 'roles'; was: RolesChange } & RolesChange)
   | { op: 'log.level'; level: LogLevel }
   | { op: 'limits'; maxMacs: number }
@@ -72,6 +73,8 @@ export interface Target {
   removePort(tenant: string, tap: string): Promise<void> | void;
   changePort(tenant: string, from: PortConfig, to: PortConfig): Promise<void>;
   setLogLevel(level: LogLevel): void;
+  /** Tagged frames from VTEPs: dropped or let through. */
+  setInnerVlan(name: string, v: TenantConfig['innerVlan']): void;
   /** MSS clamping of a tenant (off, auto, or an MSS). */
   setMssClamp(name: string, clamp: TenantConfig['mssClamp']): void;
   /** The role, hubs, NAT and liveness timers: hubs and spokes kept where they did not change. */
@@ -213,6 +216,8 @@ export function plan(running: Config, next: Config): Plan {
       if (was !== e.vtep) modify.push({ op: 'fdb.set', tenant: t.name, entry: e, ...(was !== undefined ? { was } : {}) });
     }
     if (!eqJson(o.mssClamp, t.mssClamp)) modify.push({ op: 'tenant.mss', tenant: t.name, mssClamp: t.mssClamp, was: o.mssClamp });
+    if ((o.innerVlan ?? 'drop') !== (t.innerVlan ?? 'drop'))
+      modify.push({ op: 'tenant.innerVlan', tenant: t.name, innerVlan: t.innerVlan, was: o.innerVlan ?? 'drop' });
   }
 
   // New tenants (and replaced ones), then every port that is not running where it should.
@@ -306,6 +311,8 @@ export function describeChange(c: Change): string {
     }
     case 'tenant.mss':
       return `tenant ${c.tenant}: mssClamp ${c.was} -> ${c.mssClamp}`;
+    case 'tenant.innerVlan':
+      return `tenant ${c.tenant}: innerVlan ${c.was} -> ${c.innerVlan}`;
     case 'roles':
       return [diffText(c.was, c, ROLES_TEXT), spokesText(c.was.spokes, c.spokes)].filter(Boolean).join(', ');
     case 'log.level':
@@ -414,6 +421,8 @@ async function run(target: Target, c: Change): Promise<void> {
       return target.changePort(c.tenant, c.from, c.to);
     case 'tenant.mss':
       return target.setMssClamp(c.tenant, c.mssClamp);
+    case 'tenant.innerVlan':
+      return target.setInnerVlan(c.tenant, c.innerVlan);
     case 'roles': {
       const { op: _op, was: _was, ...r } = c;
       return target.setRoles(r);
@@ -488,6 +497,11 @@ export function patch(config: Config, c: Change): Config {
     case 'port.change': {
       const t = tenant(c.tenant);
       if (t) t.ports = t.ports.map((p) => (p.tap === c.to.tap ? { ...c.to } : p));
+      break;
+    }
+    case 'tenant.innerVlan': {
+      const t = tenant(c.tenant);
+      if (t) t.innerVlan = c.innerVlan;
       break;
     }
     case 'tenant.mss': {

@@ -253,6 +253,7 @@ const Tenant = z.strictObject(
     ageing: intIn(1, 1000000).default(300),
     maxMacs: intIn(1, 1048576).default(8192),
     acceptFrom: z.enum(['known', 'any'], need('must be known or any')).default('known'),
+    innerVlan: z.enum(['drop', 'allow'], need('must be drop or allow')).default('drop'),
     stormControl: z
       .union(
         [z.literal('off'), z.strictObject({ pps: intIn(1, 10_000_000), burst: intIn(1, 10_000_000) }, need('must be off or { pps, burst }'))],

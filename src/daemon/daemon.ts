@@ -348,7 +348,11 @@ export class Daemon implements Target {
       ...tenantPolicy(t),
     });
     this.roles.applyTo(b);
+    if (t.innerVlan === 'allow') this.sw.setInnerVlan(t.name, true);
     this.forwarding?.addTenant(t.name, t.vni);
+  }
+  setInnerVlan(name: string, v: TenantConfig['innerVlan']): void {
+    this.sw.setInnerVlan(name, v === 'allow');
   }
 
   async removeTenant(name: string): Promise<void> {

@@ -147,3 +147,17 @@ it('a VLAN port is removed cleanly; the trunk refuses to go before its VLAN port
   expect(h.sw.portList()).toEqual([]);
   expect(h.sw.trunkList()).toEqual([]);
 });
+
+it('innerVlan: a tagged frame from a VTEP is dropped (inner_vlan) unless the tenant allows it', async () => {
+  h.addPort('blue', 'p1');
+  const f = tagged(frame(BCAST, R1, 'tagged inside VXLAN'), [0x8100, 42]);
+  const before = drops('inner_vlan');
+  h.fromVtep(VTEP_A, BLUE, f);
+  await until('counted as inner_vlan', () => drops('inner_vlan') === before + 1);
+  expect(await h.takePort('p1')).toEqual([]);
+  h.sw.setInnerVlan('blue', true);
+  h.fromVtep(VTEP_A, BLUE, f);
+  const got = await until('the tagged frame at p1', async () => (await h.takePort('p1'))[0]);
+  expect(got.equals(f)).toBe(true);
+  expect(drops('inner_vlan')).toBe(before + 1);
+});

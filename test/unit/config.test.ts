@@ -61,6 +61,7 @@ describe('valid configs', () => {
           ageing: 300,
           maxMacs: 8192,
           acceptFrom: 'known',
+          innerVlan: 'drop',
           stormControl: { pps: 5000, burst: 2000 },
           moveDampening: { moves: 5, window: 10, hold: 60 },
           mssClamp: 'off',

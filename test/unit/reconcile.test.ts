@@ -114,6 +114,26 @@ describe('plan', () => {
     expect(plan(withEth, withEth).changes).toEqual([]);
   });
 
+  it('trunks: attached, changed VLAN by VLAN, set again when a tenant on it is replaced, removed; a tagged TAP whose VLAN changes is replaced; innerVlan in place (#15)', () => {
+    const trunk = (t: string) => cfg(`${BASE}trunks:\n  - ${t}\n`);
+    const a = trunk('{ attach: eth1, vlans: { 100: blue } }');
+    const b = trunk('{ attach: eth1, vlans: { 100: blue, 200: red }, native: red }'.replace(', native: red', ''));
+    expect(ops(plan(cfg(BASE), a).changes)).toEqual(['trunk.set trunk eth1: attached (VLAN 100 blue)']);
+    expect(ops(plan(a, b).changes)).toEqual(['trunk.set trunk eth1: changed (+VLAN 200 red)']);
+    expect(ops(plan(b, a).changes)).toEqual(['trunk.set trunk eth1: changed (-VLAN 200 red)']);
+    expect(ops(plan(a, cfg(BASE)).changes)).toEqual(['trunk.remove trunk eth1: removed (not in the new config)']);
+    expect(plan(a, a).changes).toEqual([]);
+    const newVni = cfg(`${BASE.replace('vni: 5001', 'vni: 5009')}trunks:\n  - { attach: eth1, vlans: { 100: blue } }\n`);
+    expect(ops(plan(a, newVni).changes).filter((c) => c.startsWith('trunk'))).toEqual(['trunk.set trunk eth1: changed (its tenants were added again)']);
+    const tagged = cfg(BASE.replace('{ tap: red0 }', '{ tap: red0, vlan: 30 }'));
+    expect(ops(plan(cfg(BASE), tagged).changes)).toEqual([
+      'port.remove port red0 (tenant red): removed (its VLAN none -> 30)',
+      'port.add port red0 (tenant red): added',
+    ]);
+    const allow = cfg(BASE.replace('vni: 5002', 'vni: 5002\n    innerVlan: allow'));
+    expect(ops(plan(cfg(BASE), allow).changes)).toEqual(['tenant.innerVlan tenant red: innerVlan drop -> allow']);
+  });
+
   it('recreates a port that moves to another namespace', () => {
     const next = cfg(BASE.replace('{ tap: red0 }', '{ tap: red0, netns: vmB }'));
     expect(ops(plan(cfg(BASE), next).changes)).toEqual([
