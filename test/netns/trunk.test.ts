@@ -33,6 +33,7 @@ import type { StatusResult } from '../../src/cli/table.js';
 import type { TraceResult } from '../../src/core/trace.js';
 
 const TRUNK_FRAMES = join(dirname(fileURLToPath(import.meta.url)), '..', 'support', 'trunk-frames.py');
+const VLAN_ARP = join(dirname(fileURLToPath(import.meta.url)), '..', 'support', 'vlan-arp.py');
 const M = '02:15:00:00:01:03'; /* bm100 and bm200 both */
 const INJECTOR = '02:15:00:00:09:09';
 const lab = new Lab('vk');
@@ -59,13 +60,18 @@ function h1Config(): string {
   ].join('\n');
 }
 
-function h2Config(native: boolean): string {
+function h2Config(native: boolean, tagged = false): string {
   return [
     `underlay: { local: ${UNDERLAY.h2} }`,
     'log: { level: info }',
     'metrics: { listen: "127.0.0.1:9479" }',
     'tenants:',
-    ...tenant('blue', 5001, [`{ tap: blue2, netns: ${lab.ns('vm2')}, address: 10.1.0.2/24 }`], UNDERLAY.h1),
+    ...tenant(
+      'blue',
+      5001,
+      [`{ tap: blue2, netns: ${lab.ns('vm2')}, address: 10.1.0.2/24 }`, ...(tagged ? [`{ tap: tag30, netns: ${lab.ns('vmt')}, vlan: 30 }`] : [])],
+      UNDERLAY.h1,
+    ),
     ...tenant('red', 5002, [], UNDERLAY.h1),
     ...tenant('green', 5003, [], UNDERLAY.h1),
     'trunks:',
@@ -88,7 +94,7 @@ async function ping(from: string, to: string, args: string[] = []): Promise<numb
 }
 
 beforeAll(async () => {
-  for (const h of ['h1', 'h2', 'vm1', 'vm1r', 'vm1g', 'vm2']) await lab.addHost(h, { ipv6: false });
+  for (const h of ['h1', 'h2', 'vm1', 'vm1r', 'vm1g', 'vm2', 'vmt']) await lab.addHost(h, { ipv6: false });
   await lab.link('h1', 'ul0', `${UNDERLAY.h1}/24`, 'h2', 'ul0', `${UNDERLAY.h2}/24`);
   sw = await tor(lab, {
     servers: [
@@ -273,6 +279,29 @@ describe('a trunk toward a top-of-rack switch (#15)', () => {
     expect(body).toMatch(/vtepd_port_rx_packets_total\{tenant="-",port="eth1"\} [1-9]/);
     expect(body).toMatch(/vtepd_drops_total\{reason="vlan_unmapped"\} [1-9]/);
   });
+
+  it('a tagged TAP (vlan: 30): the VM tags its frames; the tag comes off into blue and goes back on toward the VM', async () => {
+    writeFileSync(h2.configPath, `control: { socket: ${h2.socket} }\n${h2Config(true, true)}`);
+    expect((await cli<{ changes: string[] }>(h2, ['reload'])).changes).toEqual(['port tag30 (tenant blue): added']);
+    const vm1 = (await lab.exec('vm1', 'cat', ['/sys/class/net/blue0/address'])).stdout.trim();
+    const ask = async (vlan: number) =>
+      (await lab.exec('vmt', '/usr/bin/python3', [VLAN_ARP, 'tag30', String(vlan), '02:15:00:00:03:30', '10.1.0.30', '10.1.0.1'])).stdout.trim();
+    await lab.exec('vmt', 'ip', ['link', 'set', 'tag30', 'up']);
+    expect(
+      await until(
+        'a reply tagged 30 from the VM on h1',
+        () => ask(30),
+        (r) => r !== 'none',
+      ),
+    ).toBe(`reply 30 ${vm1}`);
+    const before = (await drops()).vlan_unmapped!;
+    expect(await ask(31)).toBe('none'); /* another VLAN is no tenant's on this TAP */
+    expect((await drops()).vlan_unmapped! - before).toBe(1);
+    const fdb = await cli<FdbRow[]>(h2, ['fdb', 'show', 'blue', '--mac', '02:15:00:00:03:30']);
+    expect(fdb.map((r) => r.where)).toEqual([{ kind: 'port', port: 'tag30', vlan: 30 }]);
+    writeFileSync(h2.configPath, `control: { socket: ${h2.socket} }\n${h2Config(true)}`);
+    expect((await cli<{ changes: string[] }>(h2, ['reload'])).changes).toEqual(['port tag30 (tenant blue): removed (not in the new config)']);
+  }, 60_000);
 
   it('8. the trunk going down and up, then deleted and made again: counted, logged, back; the TAP never stops', async () => {
     await lab.exec('h2', 'ip', ['link', 'set', 'eth1', 'down']);
