@@ -105,6 +105,8 @@ export interface TrunkFigures {
   rows: TrunkRow[];
   /** Drops by reason that rose on the gateway over the whole run (all steps). */
   gatewayDrops: Record<string, number>;
+  /** The gateway's traffic counters over the whole run (`vtepd stats` datapath: super-frames read, trains sent, GSO fallbacks). */
+  gatewayCounters: Record<string, number>;
 }
 
 function gatewayConfig(lab: Lab): string {
@@ -189,12 +191,15 @@ async function stats(d: Daemonised): Promise<StatsSnapshot> {
   return request<StatsSnapshot>(d.socket, 'stats', {}, { timeoutMs: 10_000 });
 }
 
-/** Drops by reason that rose from `a` to `b`. */
-function dropsBetween(a: StatsSnapshot, b: StatsSnapshot): Record<string, number> {
+/** The counters of `b` that rose since `a`, by how much. */
+function rose(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(b.drops)) if (v > (a.drops[k] ?? 0)) out[k] = v - (a.drops[k] ?? 0);
+  for (const [k, v] of Object.entries(b)) if (typeof v === 'number' && v > (a[k] ?? 0)) out[k] = v - (a[k] ?? 0);
   return out;
 }
+
+/** Drops by reason that rose from `a` to `b`. */
+const dropsBetween = (a: StatsSnapshot, b: StatsSnapshot) => rose(a.drops, b.drops);
 
 function portFigures(a: StatsSnapshot, b: StatsSnapshot, port: string): PortFigures {
   const find = (s: StatsSnapshot) => s.ports.find((p) => p.port === port);
@@ -287,7 +292,7 @@ export async function trunkThroughput(seconds: number, rounds: number, report: P
           report.note(`  gateway during ${legName(leg)}${saidPort(leg.port, ports[i]!)}`);
         }
       }
-    const gatewayDrops = dropsBetween(first, await stats(t.gateway));
+    const last = await stats(t.gateway);
     return {
       rows: LEGS.map((l, i) => ({
         path: l.path,
@@ -298,7 +303,8 @@ export async function trunkThroughput(seconds: number, rounds: number, report: P
         cpu: got[i]!.map((m) => m.cpu),
         port: ports[i],
       })),
-      gatewayDrops,
+      gatewayDrops: dropsBetween(first, last),
+      gatewayCounters: rose(first.datapath, last.datapath),
     };
   } finally {
     await t.cleanup();

@@ -25,6 +25,7 @@ const figures = (gatewayDrops: Record<string, number>): TrunkFigures => ({
     row('OVS alone', 'to the VM', 4, 1.9),
   ],
   gatewayDrops,
+  gatewayCounters: {},
 });
 
 describe('bench trunk table', () => {
