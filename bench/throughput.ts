@@ -22,6 +22,10 @@
  *   BENCH_SECURE=1    the encrypted rows (bench/secure.ts): one TCP stream and spoke→hub→spoke,
  *                     each as the kernel's plaintext VXLAN, vtepd plaintext and vtepd
  *                     encrypted, rotated in one run (labs of their own; 0 skips them)
+ *   BENCH_TRUNK=1     the trunk rows (bench/trunk.ts): TCP both ways between a bare-metal
+ *                     server in VLAN 100 behind an OVS switch, through vtepd's trunk and VXLAN,
+ *                     and a TAP VM, next to a TAP VM, an untagged attached port and OVS alone
+ *                     in the same lab, BENCH_ROUNDS rounds (a lab of its own; 0 skips them)
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -33,6 +37,7 @@ import { untilListening } from '../lab/wait.js';
 import { hubSpokeThroughput } from './hubspoke.js';
 import { ENCAP_STEPS, encapTable, encapThroughput } from './encap.js';
 import { secureSteps, secureThroughput, type SecureFigures } from './secure.js';
+import { trunkSteps, trunkTable, trunkThroughput } from './trunk.js';
 import { gbps, progress, silent, type Progress } from './progress.js';
 import { chartSvg } from './chart.js';
 
@@ -40,6 +45,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const HUBSPOKE = process.env.BENCH_HUBSPOKE !== '0';
 const ENCAP = process.env.BENCH_ENCAP !== '0';
 const SECURE = process.env.BENCH_SECURE !== '0';
+const TRUNK = process.env.BENCH_TRUNK !== '0';
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const PINGS = Math.ceil(Number(process.env.BENCH_PINGS ?? 1000) / ROUNDS);
 const RSS_SECONDS = Number(process.env.BENCH_RSS_SECONDS ?? 60);
@@ -270,7 +276,13 @@ async function rssOverRun(lab: Lab, s: Side, pids: number[]): Promise<{ t: numbe
 }
 
 async function main(): Promise<void> {
-  const steps = 10 * ROUNDS + (RSS_SECONDS > 0 ? 1 : 0) + (HUBSPOKE ? 2 : 0) + (ENCAP ? ENCAP_STEPS : 0) + (SECURE ? secureSteps(ROUNDS) : 0);
+  const steps =
+    10 * ROUNDS +
+    (RSS_SECONDS > 0 ? 1 : 0) +
+    (HUBSPOKE ? 2 : 0) +
+    (ENCAP ? ENCAP_STEPS : 0) +
+    (SECURE ? secureSteps(ROUNDS) : 0) +
+    (TRUNK ? trunkSteps(ROUNDS) : 0);
   report = progress('bench', steps);
   report.note(`${steps} measurements, ${SECONDS} s each (BENCH_SECONDS), ${ROUNDS} rounds (BENCH_ROUNDS); building the lab`);
   const t = await twoHostsVtepd([{ name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] }], { tag: 'vb', queues: QUEUES });
@@ -306,6 +318,8 @@ async function main(): Promise<void> {
     const encaps = ENCAP ? await encapThroughput(SECONDS, report) : null;
     if (SECURE) report.note('encrypted tunnels, host to host and through a hub (labs of their own)');
     const secure = SECURE ? await secureThroughput(SECONDS, ROUNDS, report) : null;
+    if (TRUNK) report.note('trunk gateway: bare metal behind an OVS switch, VLAN 100 into the trunk (a lab of its own)');
+    const trunk = TRUNK ? await trunkThroughput(SECONDS, ROUNDS, report) : null;
     const rows: [string, string, string, string, number][] = [
       ['TCP 1 stream', 'Gbit/s', k.tcp1.toFixed(2), v.tcp1.toFixed(2), v.tcp1 / k.tcp1],
       ['TCP 4 streams', 'Gbit/s', k.tcp4.toFixed(2), v.tcp4.toFixed(2), v.tcp4 / k.tcp4],
@@ -346,6 +360,7 @@ async function main(): Promise<void> {
     console.log([fmt(head), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...cells.map(fmt)].join('\n'));
     if (encaps) console.log(`\nEncapsulations (TCP through each tunnel, ${SECONDS} s per run, references measured in the same run):\n${encapTable(encaps)}`);
     if (secure) console.log(`\n${secureTable(secure)}`);
+    if (trunk) console.log(`\n${trunkTable(trunk)}`);
     mkdirSync(resultsDir, { recursive: true });
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     const results = {
@@ -361,6 +376,7 @@ async function main(): Promise<void> {
       hubSpoke: hub,
       encapsulations: encaps,
       encrypted: secure,
+      trunk,
       vtepdPeakRssMB: rss,
       vtepdRssSamples: rssSamples,
       rssEverySeconds: RSS_EVERY,
