@@ -373,14 +373,19 @@ export class Daemon implements Target {
       await this.trunks.set(t);
     } catch (e) {
       const i = (this.applying ?? this.running).trunks?.findIndex((x) => x.attach === t.attach) ?? -1;
-      throw explainPortError(e as Error, (key) => (i < 0 ? `trunk ${t.attach}` : `trunks[${i}]${key ? `.${key}` : ''}`), {
-        tap: t.attach,
-        kind: 'attach',
-        netns: t.netns,
-        address: null,
-        mac: null,
-        mtu: 0,
-      });
+      throw explainPortError(
+        e as Error,
+        (key) => (i < 0 ? `trunk ${t.attach}` : `trunks[${i}]${key ? `.${key}` : ''}`),
+        {
+          tap: t.attach,
+          kind: 'attach',
+          netns: t.netns,
+          address: null,
+          mac: null,
+          mtu: 0,
+        },
+        true,
+      );
     }
   }
   async removeTrunk(attach: string): Promise<void> {

@@ -26,8 +26,8 @@ export const say = {
   notLocal: (address: string, key: string) =>
     `${address} is not an address of this host (add it with ip addr add, or set ${key} to one of this host's addresses)`,
   tcpInUse: (listen: string, holder: string | undefined) => `${listen} is in use by ${holder ?? 'another process'} (stop it, or pick another port)`,
-  noInterface: (name: string, netns: string | null) =>
-    `interface ${name} does not exist${netns ? ` in namespace ${netns}` : ''} (attach takes an interface that exists: check the name with ip ${netns ? `-n ${netns} ` : ''}link, create it first, or write tap: ${name} to have vtepd create a TAP)`,
+  noInterface: (name: string, netns: string | null, trunk = false) =>
+    `interface ${name} does not exist${netns ? ` in namespace ${netns}` : ''} (${trunk ? 'a trunk attaches' : 'attach takes'} an interface that exists: check the name with ip ${netns ? `-n ${netns} ` : ''}link, ${trunk ? 'or create it first' : `create it first, or write tap: ${name} to have vtepd create a TAP`})`,
   notEthernet: (name: string) => `${name} is not an Ethernet interface (attach takes a NIC, a bond or a veth: it switches Ethernet frames)`,
   daemonAnswers: (socket: string) => `another vtepd answers on ${socket} (stop it, start with --takeover to replace it, or set another control.socket)`,
 };
@@ -39,10 +39,10 @@ const coded = (message: string, e: Coded): Coded => Object.assign(new Error(mess
  * A port's TAP that could not be made. `field` names the port, or a field of it, as the user
  * wrote it (`tenants[0].ports[1].tap`; for a port attached at runtime `tap of port blue9`).
  */
-export function explainPortError(e: Coded, field: (key?: string) => string, p: PortConfig): Coded {
+export function explainPortError(e: Coded, field: (key?: string) => string, p: PortConfig, trunk = false): Coded {
   if (p.netns && e.code === 'ENOENT' && e.message.includes(`/run/netns/${p.netns}`)) return coded(`${field('netns')}: ${say.noNetns(p.netns)}`, e);
   if (portKind(p) === 'attach') {
-    if (e.code === 'ENODEV') return coded(`${field('attach')}: ${say.noInterface(p.tap, p.netns)}`, e);
+    if (e.code === 'ENODEV') return coded(`${field('attach')}: ${say.noInterface(p.tap, p.netns, trunk)}`, e);
     if (e.code === 'EPROTOTYPE') return coded(`${field('attach')}: ${say.notEthernet(p.tap)}`, e);
     return coded(`${field('attach')}: ${e.message}`, e);
   }
@@ -94,7 +94,7 @@ export interface HostWarning {
 
 /**
  * What `run` would trip over on this host, where check can see it: a missing namespace, a
- * TAP name taken by another kind of device or a TAP another process holds, an underlay or
+ * TAP name taken by another kind of device or a TAP another process holds, a missing trunk interface, an underlay or
  * metrics address that is not this host's, a port already bound. With a vtepd answering on
  * control.socket (a check before a reload), what it holds is its own: not reported.
  */
@@ -115,6 +115,10 @@ export async function hostWarnings(config: Config): Promise<HostWarning[]> {
       }
     }),
   );
+  (config.trunks ?? []).forEach((t, i) => {
+    if (t.netns && !netnsExists(t.netns)) return out.push({ path: ['trunks', i, 'netns'], message: say.noNetns(t.netns) });
+    if (linkOf(t.attach, t.netns) === null) out.push({ path: ['trunks', i, 'attach'], message: say.noInterface(t.attach, t.netns, true) });
+  });
   const u = config.underlay;
   for (const [i, l] of u.locals.entries()) {
     const probe = await bindProbe(probeUdp, l.address, u.port);
