@@ -30,7 +30,7 @@ import { logger, setLogLevel } from '../util/log.js';
 import { RoleAgent, type RoleOptions } from '../overlay/roles.js';
 import { applyPlan, describeChange, patch, plan, type Change, type Target } from '../config/reconcile.js';
 import { LostPorts } from '../ports/lost.js';
-import { Trunks, type TrunksDeps } from '../ports/trunk.js';
+import { Trunks, type AdoptedTrunk, type TrunksDeps } from '../ports/trunk.js';
 import { EtcdVlanPoolStore, FileVlanPoolStore, vlanStateFileOf } from '../ports/vlan-pool.js';
 import { PortsByKind } from '../ports/attach.js';
 import { TapPorts, closePortFds, type PortBackend, type PortHandle, type RunningPort } from '../ports/tap.js';
@@ -54,6 +54,8 @@ const log = logger('daemon');
 export interface Adopted {
   ports: Map<string, PortHandle>;
   fdb: SnapshotEntry[];
+  /** Trunks' packet sockets by interface name (#15); absent from a daemon older than trunks. */
+  trunks?: Map<string, AdoptedTrunk>;
 }
 
 /** Hooks for what lives outside the model (the control socket, the metrics endpoint). */
@@ -247,6 +249,7 @@ export class Daemon implements Target {
     this.telemetry = new Telemetry({ sw: this.sw, dp, roles: this.roles, startedAt: this.startedAt });
     this.trunks = new Trunks({
       sw: this.sw,
+      adopted: opts.adopt?.trunks,
       // Pool IDs: in etcd with a directory (two gateways never hand out one ID twice), else in a state file by the control socket.
       pools: () =>
         dc
@@ -283,6 +286,7 @@ export class Daemon implements Target {
         for (const p of t.ports) await d.addPort(t.name, p, opts.adopt?.ports.get(p.tap));
       }
       for (const t of config.trunks ?? []) await d.setTrunk(t);
+      d.trunks.dropUnadopted();
       if (opts.adopt) {
         let restored = 0;
         for (const e of opts.adopt.fdb) if (restoreEntry(d.sw, e)) restored++;
@@ -800,6 +804,7 @@ export class Daemon implements Target {
     fds: number[];
     ports: (Omit<RunningPort, 'fd' | 'queueFds' | 'config'> & { config: PortConfig; fdIndex: number; queueFdIndex: number[] })[];
     fdb: SnapshotEntry[];
+    trunks: (Omit<AdoptedTrunk, 'fd'> & { attach: string; fdIndex: number })[];
   } {
     const fdb = snapshotFdb(this.sw);
     if (stop) this.stopForwarding();
@@ -810,7 +815,12 @@ export class Daemon implements Target {
       const queueFdIndex = queueFds.map((q) => fds.push(q) - 1);
       return { ...rest, fdIndex, queueFdIndex };
     });
-    return { fds, ports, fdb };
+    // A trunk whose interface is gone has no socket to hand over: the successor attaches it when it is back.
+    const trunks = this.trunks
+      .list()
+      .filter((t) => t.fd >= 0)
+      .map((t) => ({ attach: t.config.attach, ifindex: t.ifindex, mac: t.mac, mtu: t.mtu, fdIndex: fds.push(t.fd) - 1 }));
+    return { fds, ports, fdb, trunks };
   }
 
   /**
@@ -833,7 +843,7 @@ export class Daemon implements Target {
   release(): void {
     this.closed = true;
     this.leaveDirectory(false);
-    this.trunks.close();
+    this.trunks.close(); // our copies: the successor holds the trunks' sockets
     for (const p of this.ports.splice(0)) {
       try {
         closePortFds(p.fd, p.queueFds);

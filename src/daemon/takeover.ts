@@ -67,6 +67,8 @@ interface HandoverPayload {
   underlayFdIndex: number[];
   /** The ports attached at runtime (`config` holds them too); absent from an older daemon. */
   dynamic?: DynamicPort[];
+  /** Trunks' packet sockets (#15); absent from an older daemon (the successor attaches them again). */
+  trunks?: { attach: string; ifindex: number; mac: string; mtu: number; fdIndex: number }[];
 }
 
 /** One operation at a time that must not overlap another (a reload, a handover). */
@@ -149,7 +151,8 @@ export class Takeover {
     for (const x of p.ports) {
       ports.set(x.tap, { fd: got.fds[x.fdIndex]!, ifindex: x.ifindex, mac: x.mac, mtu: x.mtu, queueFds: (x.queueFdIndex ?? []).map((i) => got!.fds[i]!) });
     }
-    const adopted: Adopted = { ports, fdb: p.fdb };
+    const trunks = new Map((p.trunks ?? []).map((t) => [t.attach, { fd: got!.fds[t.fdIndex]!, ifindex: t.ifindex, mac: t.mac, mtu: t.mtu }]));
+    const adopted: Adopted = { ports, fdb: p.fdb, trunks };
     const underlayFds = (p.underlayFdIndex ?? []).map((i) => got!.fds[i]!);
     // The old running config, on this file's underlay (the one thing a reload cannot change).
     const start = eqJson(p.config.underlay, fileConfig.underlay) ? p.config : { ...p.config, underlay: fileConfig.underlay };
@@ -214,7 +217,7 @@ export class Takeover {
     // daemon holds everything; without (they cannot be, or the successor wants another
     // underlay), it stops first so the new one can bind its own.
     const underlay = wanted === undefined || eqJson(d.running.underlay, wanted) ? d.underlayFds() : null;
-    const { fds, ports, fdb } = d.freeze(underlay === null);
+    const { fds, ports, fdb, trunks } = d.freeze(underlay === null);
     const all = [...fds, ...(underlay ?? [])];
     const payload: HandoverPayload = {
       v: 1,
@@ -235,6 +238,7 @@ export class Takeover {
       reloads: d.reloads,
       underlayFdIndex: (underlay ?? []).map((_, i) => fds.length + i),
       dynamic: [...d.dynamic.values()],
+      trunks,
     };
     try {
       scmSend(path, all, Buffer.from(JSON.stringify(payload)), 10_000);
@@ -291,10 +295,16 @@ export class Takeover {
   /** A new data path over our own (still open) TAP fds, after a failed handover. */
   private async recover(d: Daemon, fdb: SnapshotEntry[]): Promise<void> {
     const ports = new Map<string, PortHandle>(d.ports.map((p) => [p.tap, { fd: p.fd, ifindex: p.ifindex, mac: p.mac, mtu: p.mtu, queueFds: p.queueFds }]));
+    const trunks = new Map(
+      d.trunks
+        .list()
+        .filter((t) => t.fd >= 0)
+        .map((t) => [t.config.attach, { fd: t.fd, ifindex: t.ifindex, mac: t.mac, mtu: t.mtu }]),
+    );
     const running = d.running;
     const reloads = d.reloads;
     d.detach();
-    const nd = await Daemon.start(running, { adopt: { ports, fdb }, hooks: this.rt.daemonHooks(), dynamic: [...d.dynamic.values()] });
+    const nd = await Daemon.start(running, { adopt: { ports, fdb, trunks }, hooks: this.rt.daemonHooks(), dynamic: [...d.dynamic.values()] });
     Object.assign(nd.reloads, reloads);
     this.rt.adopt(nd);
   }

@@ -41,8 +41,18 @@ export interface RunningTrunk {
   lost?: { failures: number };
 }
 
+/** A trunk's packet socket handed over by the previous daemon (vtepd restart). */
+export interface AdoptedTrunk {
+  fd: number;
+  ifindex: number;
+  mac: string;
+  mtu: number;
+}
+
 export interface TrunksDeps {
   sw: Switch;
+  /** Sockets the previous daemon handed over, by interface: used instead of attaching again; the unused ones closed at the first `set`. */
+  adopted?: Map<string, AdoptedTrunk>;
   /** Open the interface (tests give a fake); default: the addon's attachOpen. */
   open?: (t: TrunkConfig) => AttachInfo;
   /** Where a pool's IDs are kept (a state file, or etcd with a directory); made when the first pool needs it. */
@@ -142,7 +152,10 @@ export class Trunks {
   }
 
   private open(t: TrunkConfig): RunningTrunk {
-    const a = (this.deps.open ?? defaultOpen)(t);
+    const handed = this.deps.adopted?.get(t.attach);
+    this.deps.adopted?.delete(t.attach);
+    const a = handed ? { ...handed, name: t.attach, broughtUp: false } : (this.deps.open ?? defaultOpen)(t);
+    if (handed) log.info({ trunk: t.attach }, 'trunk socket taken over from the previous daemon');
     try {
       this.deps.sw.setTrunk(t.attach, a.fd);
     } catch (e) {
@@ -209,6 +222,12 @@ export class Trunks {
     Object.assign(r, { fd: a.fd, ifindex: a.ifindex, mac: a.mac, mtu: a.mtu, lost: undefined });
     this.reattached++;
     log.info({ trunk: r.config.attach, netns: r.config.netns }, 'trunk interface back: attached again');
+  }
+
+  /** Handed-over sockets of trunks the config no longer has: closed (their interfaces leave promiscuous mode). */
+  dropUnadopted(): void {
+    for (const a of this.deps.adopted?.values() ?? []) fdClose(a.fd);
+    this.deps.adopted?.clear();
   }
 
   /** Close every trunk's socket (the daemon is closing; the switch goes with the data path). Pool IDs stay taken. */

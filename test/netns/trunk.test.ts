@@ -111,7 +111,26 @@ beforeAll(async () => {
   h2 = await startDaemon(lab, 'h2', h2Config(true), dir);
 }, 180_000);
 
+/** The daemon `vtepd restart` started (not a child of the lab): stopped by PID. */
+let successor = 0;
+
+/** The inodes of the packet sockets bound to interface `ifindex` in h2 (/proc/net/packet). */
+async function packetSockets(ifindex: number): Promise<string[]> {
+  const rows = (await lab.exec('h2', 'cat', ['/proc/net/packet'])).stdout.trim().split('\n').slice(1);
+  return rows
+    .map((r) => r.trim().split(/\s+/))
+    .filter((c) => Number(c[4]) === ifindex)
+    .map((c) => c[8]!);
+}
+
 afterAll(async () => {
+  if (successor) {
+    try {
+      process.kill(successor, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
+  }
   await sw?.stop();
   await lab.cleanup();
   rmSync(dir, { recursive: true, force: true });
@@ -342,4 +361,31 @@ describe('a trunk toward a top-of-rack switch (#15)', () => {
       (n) => n > 0,
     );
   }, 90_000);
+
+  it('vtepd restart hands the trunk socket over (the same socket, no re-attach) and keeps forwarding', async () => {
+    const before = (await cli<StatusResult>(h2, ['status'])).trunks![0]!;
+    const sockets = await packetSockets(before.ifindex);
+    expect(sockets).toHaveLength(1);
+    const r = await run('ip', ['netns', 'exec', lab.ns('h2'), process.execPath, CLI, 'restart', '--socket', h2.socket, '--json']);
+    successor = (JSON.parse(r.stdout) as { newPid: number }).newPid;
+    const st = await cli<StatusResult>(h2, ['status']);
+    expect(st.pid).toBe(successor);
+    expect(st.trunks![0]).toMatchObject({ attach: 'eth1', ifindex: before.ifindex, up: true });
+    await until(
+      'the old daemon to let its copy go',
+      () => packetSockets(before.ifindex),
+      (s) => s.length === 1,
+    );
+    expect(await packetSockets(before.ifindex)).toEqual(sockets);
+    await until(
+      'bm100 to reach the VM through the successor',
+      () => ping('bm100', '10.1.0.1'),
+      (n) => n === 3,
+    );
+    await until(
+      'bm10 to reach green through the successor',
+      () => ping('bm10', '10.3.0.1'),
+      (n) => n === 3,
+    );
+  }, 60_000);
 });
