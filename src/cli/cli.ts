@@ -205,7 +205,7 @@ program
     const c = rt.daemon.running;
     const u = c.underlay;
     process.stdout.write(
-      `vtepd: running, ${c.tenants.length} tenant(s), ${rt.daemon.ports.length} port(s), underlay ${u.local} udp/${u.port}, control ${c.control.socket}` +
+      `vtepd: running, ${c.tenants.length} tenant(s), ${rt.daemon.ports.length} port(s)${rt.daemon.trunks.list().length ? `, ${rt.daemon.trunks.list().length} trunk(s)` : ''}, underlay ${u.local} udp/${u.port}, control ${c.control.socket}` +
         `${c.metrics ? `, metrics http://${c.metrics.listen}/metrics` : ''}, pid ${process.pid}\n`,
     );
   });
@@ -235,7 +235,8 @@ program
         `${formatConfigErrorIn(opts.config, { path: formatPath(w.path), message: w.message, ...(at && { line: at.line, col: at.col }) }, 'warning')}\n`,
       );
     }
-    process.stdout.write(`${opts.config}: ok (${config.tenants.length} tenant(s), ${ports} port(s)${identity})\n`);
+    const trunks = config.trunks.length ? `, ${config.trunks.length} trunk(s) with ${config.trunks.reduce((n, t) => n + t.vlans.length + (t.native ? 1 : 0) + t.tenants.length, 0)} VLAN(s)` : '';
+    process.stdout.write(`${opts.config}: ok (${config.tenants.length} tenant(s), ${ports} port(s)${trunks}${identity})\n`);
   });
 
 client(program.command('status').description('tenants, ports, peers, uptime of the running daemon')).action(async (o: ClientOpts) => {

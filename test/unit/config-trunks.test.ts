@@ -253,7 +253,7 @@ describe('trunks: refused, each at its path with what to do', () => {
 
 describe('vtepd check of a trunk config', () => {
   const dir = mkdtempSync(join(tmpdir(), 'vtepd-trunks-'));
-  beforeAll(() => ensureBuilt(['src/cli/cli.ts', 'src/config/schema.ts', 'src/config/load.ts']), 120_000);
+  beforeAll(() => ensureBuilt(['src/cli/cli.ts', 'src/config/schema.ts', 'src/config/load.ts', 'src/daemon/explain.ts']), 120_000);
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('prints every error at file:line:col with its path', async () => {
@@ -268,5 +268,18 @@ describe('vtepd check of a trunk config', () => {
         '',
       ].join('\n'),
     });
+  });
+
+  it('counts trunks and their VLANs in its ok line, and warns of a trunk interface this host does not have', async () => {
+    const file = join(dir, 'good.yaml');
+    writeFileSync(
+      file,
+      'underlay: { local: 127.0.0.1, port: 47998 }\ncontrol: { socket: /nonexistent/x.sock }\ntenants:\n  - { name: blue, vni: 5001, ports: [] }\n  - { name: red, vni: 5002, ports: [] }\ntrunks:\n  - { attach: nosuch9, vlans: { 100: blue }, native: red }\n',
+    );
+    const r = await vtepd(['check', '-c', file]);
+    expect(r.stdout).toBe(`${file}: ok (2 tenant(s), 0 port(s), 1 trunk(s) with 2 VLAN(s))\n`);
+    expect(r.stderr).toContain(
+      `${file}:7:15: warning: trunks[0].attach: interface nosuch9 does not exist (a trunk attaches an interface that exists: check the name with ip link, or create it first)`,
+    );
   });
 });
