@@ -235,7 +235,9 @@ program
         `${formatConfigErrorIn(opts.config, { path: formatPath(w.path), message: w.message, ...(at && { line: at.line, col: at.col }) }, 'warning')}\n`,
       );
     }
-    const trunks = config.trunks.length ? `, ${config.trunks.length} trunk(s) with ${config.trunks.reduce((n, t) => n + t.vlans.length + (t.native ? 1 : 0) + t.tenants.length, 0)} VLAN(s)` : '';
+    const trunks = config.trunks.length
+      ? `, ${config.trunks.length} trunk(s) with ${config.trunks.reduce((n, t) => n + t.vlans.length + (t.native ? 1 : 0) + t.tenants.length, 0)} VLAN(s)`
+      : '';
     process.stdout.write(`${opts.config}: ok (${config.tenants.length} tenant(s), ${ports} port(s)${trunks}${identity})\n`);
   });
 
