@@ -24,6 +24,8 @@ const TOOLS = {
   etcd: 'etcd-server',
   // etcdctl: the three-member cluster test checks `etcdctl endpoint health` (docs/directory.md).
   etcdctl: 'etcd-client',
+  // QEMU (TCG, no KVM needed) and a static busybox: the virtio-net guest of the VM tests (lab/guest.ts).
+  'qemu-system-x86_64': 'qemu-system-x86',
 };
 
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
@@ -33,6 +35,9 @@ const missing = Object.entries(TOOLS)
 // scapy crafts the hostile and malformed packets of the barrage tests. Debian's python3
 // (/usr/bin/python3, which the tests call by path: a pyenv python may shadow it on PATH).
 if (spawnSync('/usr/bin/python3', ['-c', 'import scapy.all'], { stdio: 'ignore' }).status !== 0) missing.push('python3-scapy');
+// busybox-static: the guest's userland, a /bin/busybox that needs no library (`ldd` says so;
+// Debian's dynamic busybox package would not do inside the initramfs).
+if (spawnSync('sh', ['-c', '[ -x /bin/busybox ] && ! ldd /bin/busybox'], { stdio: 'ignore' }).status !== 0) missing.push('busybox-static');
 if (missing.length === 0) process.exit(0);
 if (process.getuid?.() !== 0) {
   console.error(`test-deps: missing ${missing.join(', ')} and not root; install them with apt-get`);
