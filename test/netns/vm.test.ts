@@ -93,7 +93,7 @@ describe('a QEMU guest on an attached vnet0 (#16)', () => {
       async () => (await guest.run('netstat -ltn')).output,
       (o) => /:5201\s/.test(o),
     );
-    const iperf = async (extra: string[]) => iperfGbps((await lab.exec('c1', 'iperf3', ['-c', GUEST.ip, '-t', '5', '-J', ...extra], 90_000)).stdout);
+    const iperf = async (extra: string[]) => iperfGbps((await lab.exec('c1', 'iperf3', ['-c', GUEST.ip, '-t', '2', '-J', ...extra], 90_000)).stdout);
     const s0 = await stats();
     const toGuest = await iperf([]);
     const s1 = await stats();
