@@ -619,6 +619,7 @@ export class Daemon implements Target {
     if (holder) throw new PortError('exists', `${field}: ${rec.tap} is already a port (tenant ${holder.name})`);
     if (rec.kind === 'attach' && this.trunks.get(rec.tap)) throw new PortError('exists', `${field}: ${rec.tap} is a trunk of the config (trunks)`);
     const { tenant, created, port } = placeDynamic(this.running, rec);
+    if (rec.tenant !== undefined) rec.vni = tenant.vni;
     if (created) this.addTenant(tenant);
     this.dynamic.set(rec.tap, rec); // before addOrWait: a missing interface of this port is waited for
     try {
