@@ -265,7 +265,7 @@ export class Daemon implements Target {
         this.unswitch(p);
         this.dropPort(p);
       },
-      bringUp: (tenant, config) => this.addPort(tenant, config),
+      bringUp: (tenant, config) => this.plugPort(tenant, config),
       closed: () => this.closed,
     });
   }
@@ -285,7 +285,7 @@ export class Daemon implements Target {
       if (!opts.adopt) start();
       for (const t of config.tenants) {
         await d.addTenant(t);
-        for (const p of t.ports) await d.addOrWait(t.name, p, opts.adopt?.ports.get(p.tap));
+        for (const p of t.ports) await d.addPort(t.name, p, opts.adopt?.ports.get(p.tap));
       }
       for (const t of config.trunks ?? []) await d.setTrunk(t);
       d.trunks.dropUnadopted();
@@ -436,7 +436,13 @@ export class Daemon implements Target {
     this.sw.removeEntry(name, mac);
   }
 
+  /** A port of the config (start, reload) or attached at runtime; one attached at runtime waits for a missing interface. */
   async addPort(tenant: string, p: PortConfig, adopted?: PortHandle): Promise<void> {
+    await this.addOrWait(tenant, p, adopted);
+  }
+
+  /** Open a port (or take the adopted one) and switch it; throws if that fails. */
+  private async plugPort(tenant: string, p: PortConfig, adopted?: PortHandle): Promise<void> {
     const h = adopted ?? (await this.openPort(tenant, p));
     // An adopted TAP keeps the queues it came with, up to this data path's: a queue
     // nobody reads would stall the flows the kernel steers to it, so extra ones close.
@@ -473,7 +479,7 @@ export class Daemon implements Target {
    */
   private async addOrWait(tenant: string, p: PortConfig, adopted?: PortHandle): Promise<boolean> {
     try {
-      await this.addPort(tenant, p, adopted);
+      await this.plugPort(tenant, p, adopted);
       return true;
     } catch (e) {
       if (portKind(p) !== 'attach' || !this.dynamic.has(p.tap) || (e as { code?: string }).code !== 'ENODEV') throw e;
@@ -530,6 +536,7 @@ export class Daemon implements Target {
 
   async changePort(tenant: string, _from: PortConfig, to: PortConfig): Promise<void> {
     const p = this.ports.find((x) => x.tap === to.tap && x.tenant === tenant);
+    if (!p && this.lost.changed(tenant, to)) return; // its interface is gone or not there yet: brought back as `to` says
     if (!p) throw new Error(`no port "${to.tap}" in tenant "${tenant}"`);
     await this.backend.change(p, to);
     p.config = to;

@@ -63,6 +63,14 @@ export class LostPorts {
     for (const [tap, l] of this.lost) if (l.tenant === tenant) this.lost.delete(tap);
   }
 
+  /** A reload changed a port that waits for its interface: bring it back as `config` says. False if it does not wait. */
+  changed(tenant: string, config: PortConfig): boolean {
+    const l = this.lost.get(config.tap);
+    if (l?.tenant !== tenant) return false;
+    this.lost.set(config.tap, { ...l, config });
+    return true;
+  }
+
   /** Whether port `tap` waits for its interface (gone, or not there yet). */
   waiting(tap: string): boolean {
     return this.lost.has(tap);

@@ -364,6 +364,9 @@ describe('ports of a config tenant, attached at runtime', () => {
       const rl = await d.reload(cfg(text));
       expect(rl.changes).toEqual([]);
       expect(rl.runtimePorts).toEqual({ kept: ['vnet7 (tenant blue)', 'vnet8 (tenant blue)'], dropped: [] });
+      // A reload that changes the waiting port (its MTU, from blue's encapsulation): applied to the port it waits to bring back.
+      const gre = await d.reload(cfg(text.replace('learning: false', 'learning: false, encap: gre')));
+      expect([gre.ok, gre.failed]).toEqual([true, []]);
       await expect(d.detachPort('vnet7', undefined, 'tap')).rejects.toThrow('tap: port vnet7 is an attached interface (port del --attach)');
       expect((await d.detachPort('vnet8', undefined, 'attach')).tenant).toBe('blue'); // a waiting one too
       expect((await d.detachPort('vnet7', undefined, 'attach')).tenantRemoved).toBe(false);

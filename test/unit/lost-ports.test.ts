@@ -29,7 +29,7 @@ function rig() {
       bringUp: async (tenant, config) => {
         log.push(`up ${config.tap}`);
         if (failUp) throw new Error('cannot create');
-        ports.push({ ...port(config.tap, nextFd++), tenant });
+        ports.push({ ...port(config.tap, nextFd++), tenant, config });
       },
       closed: () => false,
     },
@@ -104,5 +104,20 @@ describe('LostPorts: attached interfaces (#16)', () => {
     r.lost.wait('red', { ...config, tap: 'vnet8' });
     r.lost.forgetTenant('red');
     expect(r.lost.waiting('vnet8')).toBe(false);
+  });
+});
+
+describe('LostPorts: a reload changes a port that waits', () => {
+  it('brings it back as the new config says; a port that does not wait is not its business', async () => {
+    const r = rig();
+    const config = { ...r.ports[0]!.config, tap: 'vnet7', kind: 'attach' } as PortConfig;
+    r.fail(true);
+    r.lost.wait('blue', config);
+    expect(r.lost.changed('blue', { ...config, mtu: 1400 })).toBe(true);
+    expect(r.lost.changed('red', config)).toBe(false);
+    expect(r.lost.changed('blue', { ...config, tap: 'blue1' })).toBe(false);
+    r.fail(false);
+    await r.lost.check();
+    expect(r.ports.at(-1)).toMatchObject({ tap: 'vnet7', config: { mtu: 1400 } });
   });
 });
