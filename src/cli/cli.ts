@@ -322,8 +322,15 @@ human(client(program.command('stats').description('per tenant, port and peer: pa
 client(program.command('reload').description('re-read the config file and apply it as a diff (a bad one is refused; the running config stays)')).action(
   async (o: ClientOpts) => {
     try {
-      const r = await request<{ changes: string[] }>(socketOf(o), 'reload', {}, { timeoutMs: 120_000 });
-      out(o, r, () => (r.changes.length ? `reloaded: ${r.changes.length} change(s)\n${r.changes.map((c) => `  ${c}\n`).join('')}` : 'reloaded: no change\n'));
+      const r = await request<{ changes: string[]; runtimePorts?: { kept: string[]; dropped: string[] } }>(socketOf(o), 'reload', {}, { timeoutMs: 120_000 });
+      const rp = r.runtimePorts;
+      // What became of the ports attached at runtime (port add): kept, or dropped with why.
+      const runtime = `${rp?.kept.length ? `ports attached at runtime kept: ${rp.kept.join(', ')}\n` : ''}${(rp?.dropped ?? []).map((d) => `port attached at runtime dropped: ${d}\n`).join('')}`;
+      out(
+        o,
+        r,
+        () => (r.changes.length ? `reloaded: ${r.changes.length} change(s)\n${r.changes.map((c) => `  ${c}\n`).join('')}` : 'reloaded: no change\n') + runtime,
+      );
     } catch (e) {
       refuse(o, e, codeOf(e), e instanceof RemoteError ? /^(\S+): /.exec(e.message)?.[1] : undefined);
     }
@@ -630,10 +637,12 @@ netClient(net.command('pool').description('show the VNI pool, or set it with --f
   });
 
 interface PortRow {
-  net: string;
+  net: string | null;
   vni: number;
   tenant: string | null;
   tap: string;
+  kind?: string;
+  waiting?: boolean;
   netns?: string;
   address?: string;
   mac: string | null;
@@ -642,47 +651,74 @@ interface PortRow {
 const port = program
   .command('port')
   .description("ports attached to the running daemon at runtime, in a directory network's VNI: add, del, list (kept across reloads and restarts)");
-client(port.command('add').description('attach a TAP to the tenant of a network (net create) on this host; the host joins its VNI'))
-  .requiredOption('--net <tenant/name>', 'the network, like acme/web')
-  .requiredOption('--tap <name>', 'TAP interface name (1..15 bytes)')
-  .option('--netns <ns>', 'create the TAP in this namespace (under /run/netns)')
+client(
+  port
+    .command('add')
+    .description(
+      "attach a TAP to the tenant of a network (net create) on this host, the host joins its VNI; or an interface that exists (a VM's TAP) to a tenant of the config",
+    ),
+)
+  .option('--net <tenant/name>', 'the network, like acme/web')
+  .option('--tenant <name>', 'a tenant of the config (instead of --net)')
+  .option('--tap <name>', 'TAP interface name (1..15 bytes): vtepd creates it')
+  .option('--attach <name>', "an interface that exists, like a hypervisor's vnet7 (waited for if it does not exist yet)")
+  .option('--netns <ns>', 'the namespace (under /run/netns) to create the TAP in, or of the interface to attach')
   .option('--address <cidr>', 'interface address with prefix length, like 10.1.0.5/24 or 2001:db8::5/64')
   .option('--mac <mac>', 'unicast MAC of the TAP (default: the kernel picks one)')
   .option('--mtu <n>', "TAP MTU (default: the underlay's MTU minus the tenant's overhead)")
-  .action((o: ClientOpts & { net: string; tap: string; netns?: string; address?: string; mac?: string; mtu?: string }) => {
+  .action((o: ClientOpts & { net?: string; tenant?: string; tap?: string; attach?: string; netns?: string; address?: string; mac?: string; mtu?: string }) => {
+    if ((o.net === undefined) === (o.tenant === undefined)) refuse(o, new Error('port add: give --net (a network) or --tenant (of the config)'), 'invalid');
+    if ((o.tap === undefined) === (o.attach === undefined))
+      refuse(o, new Error('port add: give --tap (a TAP vtepd creates) or --attach (an interface that exists)'), 'invalid');
     let mtu: number | undefined;
     if (o.mtu !== undefined) {
       if (!/^\d+$/.test(o.mtu)) refuse(o, new Error(`mtu: must be an integer 68..65535, not ${o.mtu}`), 'invalid');
       mtu = Number(o.mtu);
     }
-    const params = { net: o.net, tap: o.tap, netns: o.netns, address: o.address, mac: o.mac, mtu };
-    return ask<PortRow & { mtu: number }>(
-      o,
-      socketOf(o),
-      'port.add',
-      params,
-      (r) => `port ${r.tap} in ${r.net} (VNI ${r.vni})${r.tenant !== r.net ? `, tenant ${r.tenant}` : ''}\n`,
+    const params = { net: o.net, tenant: o.tenant, tap: o.tap, attach: o.attach, netns: o.netns, address: o.address, mac: o.mac, mtu };
+    return ask<PortRow & { mtu: number }>(o, socketOf(o), 'port.add', params, (r) =>
+      r.net === null
+        ? `port ${r.tap} (${r.kind}) in tenant ${r.tenant} (VNI ${r.vni})${r.waiting ? ': the interface does not exist yet, attached when it appears' : ''}\n`
+        : `port ${r.tap} in ${r.net} (VNI ${r.vni})${r.tenant !== r.net ? `, tenant ${r.tenant}` : ''}${r.waiting ? ': the interface does not exist yet, attached when it appears' : ''}\n`,
     );
   });
-client(port.command('del').description('detach a port attached by port add (its TAP is deleted); the host leaves the VNI with its last port'))
-  .requiredOption('--tap <name>', 'TAP interface name')
+client(
+  port
+    .command('del')
+    .description(
+      'detach a port attached by port add (its TAP is deleted; an attached interface is left as it was); the host leaves the VNI with its last port',
+    ),
+)
+  .option('--tap <name>', 'TAP interface name')
+  .option('--attach <name>', 'the attached interface')
   .option('--net <tenant/name>', 'refuse unless the port is in this network')
-  .action((o: ClientOpts & { tap: string; net?: string }) =>
-    ask<PortRow & { tenantRemoved: boolean }>(
+  .action((o: ClientOpts & { tap?: string; attach?: string; net?: string }) => {
+    if ((o.tap === undefined) === (o.attach === undefined)) refuse(o, new Error('port del: give --tap or --attach'), 'invalid');
+    return ask<PortRow & { tenantRemoved: boolean }>(
       o,
       socketOf(o),
       'port.del',
-      { tap: o.tap, net: o.net },
-      (r) => `port ${r.tap} removed from ${r.net} (VNI ${r.vni})${r.tenantRemoved ? `, tenant ${r.tenant} removed` : ''}\n`,
-    ),
-  );
+      { tap: o.tap, attach: o.attach, net: o.net },
+      (r) => `port ${r.tap} removed from ${r.net ?? `tenant ${r.tenant}`} (VNI ${r.vni})${r.tenantRemoved ? `, tenant ${r.tenant} removed` : ''}\n`,
+    );
+  });
 client(port.command('list').description('the ports attached at runtime (the config file has the others)')).action((o: ClientOpts) =>
   ask<PortRow[]>(o, socketOf(o), 'port.list', {}, (rows) =>
     rows.length === 0
       ? 'no ports attached by port add\n'
       : table(
-          ['PORT', 'NET', 'VNI', 'TENANT', 'NETNS', 'ADDRESS', 'MAC', 'MTU'],
-          rows.map((r) => [r.tap, r.net, r.vni, r.tenant ?? '(not running)', r.netns ?? '-', r.address ?? '-', r.mac ?? '-', r.mtu ?? '-']),
+          ['PORT', 'NET', 'VNI', 'TENANT', 'NETNS', 'ADDRESS', 'MAC', 'MTU', 'KIND'],
+          rows.map((r) => [
+            r.tap,
+            r.net ?? '-',
+            r.vni,
+            r.tenant ?? '(not running)',
+            r.netns ?? '-',
+            r.address ?? '-',
+            r.mac ?? '-',
+            r.mtu ?? '-',
+            r.waiting ? `${r.kind} (waiting for it)` : (r.kind ?? 'tap'),
+          ]),
         ),
   ),
 );

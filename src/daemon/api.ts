@@ -136,11 +136,25 @@ async function portCall<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
+/** port.add's interface: `tap` (a TAP vtepd makes) or `attach` (one that exists, a hypervisor's), exactly one. */
+function portInterface(p: Record<string, unknown>): { tap: string; kind?: 'attach' } {
+  const tap = str(p, 'tap', false);
+  const attach = str(p, 'attach', false);
+  if (tap !== undefined && attach !== undefined)
+    throw new ApiError('port: give tap (a TAP vtepd makes) or attach (an interface that exists), not both', 'invalid');
+  return attach !== undefined ? { tap: attach, kind: 'attach' } : { tap: str(p, 'tap')! };
+}
+
 /**
- * port.add: check the request's fields, look its network up in the directory (its VNI),
- * then attach the port (one port operation at a time, never during a reload or handover).
+ * port.add: check the request's fields, find where it goes (a config tenant by name; or a
+ * network, looked up in the directory for its VNI), then attach the port (one port operation
+ * at a time, never during a reload or handover).
  */
 async function portAdd(rt: ApiHost, p: Record<string, unknown>, serial: <T>(f: () => Promise<T>) => Promise<T>) {
+  const tenant = str(p, 'tenant', false);
+  if (tenant !== undefined && p.net !== undefined && p.net !== null)
+    throw new ApiError('port: give net (a network) or tenant (of the config), not both', 'invalid');
+  if (tenant !== undefined) return portAddTo(rt, p, serial, { tenant, vni: 1, ...portInterface(p) });
   if (!rt.daemon.running.directory) throw new ApiError('port: this daemon has no directory (directory: in its config)', 'ENODIRECTORY');
   const net = str(p, 'net')!;
   const m = /^([^/]+)\/([^/]+)$/.exec(net);
@@ -152,7 +166,23 @@ async function portAdd(rt: ApiHost, p: Record<string, unknown>, serial: <T>(f: (
     throw new ApiError(`net: ${(e as Error).message}`, 'invalid');
   }
   if (p.mtu !== undefined && p.mtu !== null && typeof p.mtu !== 'number') throw new ApiError('mtu: must be an integer 68..65535', 'invalid');
-  const rec: DynamicPort = { net, vni: 1, tap: str(p, 'tap')! };
+  const rec: DynamicPort = { net, vni: 1, ...portInterface(p) };
+  const found = await lookupNet(rt, rec, p, m[1]!, m[2]!);
+  rec.vni = found.vni;
+  return portAddTo(rt, p, serial, rec);
+}
+
+/** The network of a `--net` request, checked first; refused when the directory has none. */
+async function lookupNet(rt: ApiHost, rec: DynamicPort, p: Record<string, unknown>, tenant: string, name: string) {
+  await checkRequest(rt, rec, p);
+  const found = await withNets(rt, (n) => n.get(tenant, name), 'port');
+  if (!found) throw new ApiError(`net: no network ${rec.net} in the directory (vtepd net create)`, 'not-found');
+  return found;
+}
+
+/** The request's optional fields (netns, address, mac, mtu) into `rec`. */
+function withFields(rec: DynamicPort, p: Record<string, unknown>): void {
+  if (p.mtu !== undefined && p.mtu !== null && typeof p.mtu !== 'number') throw new ApiError('mtu: must be an integer 68..65535', 'invalid');
   const netns = str(p, 'netns', false);
   const address = str(p, 'address', false);
   const mac = str(p, 'mac', false);
@@ -160,27 +190,39 @@ async function portAdd(rt: ApiHost, p: Record<string, unknown>, serial: <T>(f: (
   if (address !== undefined) rec.address = address;
   if (mac !== undefined) rec.mac = mac;
   if (typeof p.mtu === 'number') rec.mtu = p.mtu;
+}
+
+/** The request's fields into `rec`, checked (schema, namespace) before anything is looked up or attached. */
+async function checkRequest(rt: ApiHost, rec: DynamicPort, p: Record<string, unknown>): Promise<void> {
+  withFields(rec, p);
   await portCall(async () => checkDynamic(rt.daemon.running, rec));
+  const netns = rec.netns;
   if (netns !== undefined && !existsSync(`/run/netns/${netns}`)) throw new ApiError(`netns: no network namespace ${netns} (/run/netns/${netns})`, 'no-netns');
-  const found = await withNets(rt, (n) => n.get(m[1]!, m[2]!), 'port');
-  if (!found) throw new ApiError(`net: no network ${net} in the directory (vtepd net create)`, 'not-found');
-  rec.vni = found.vni;
+}
+
+/** Attach `rec` (checked again: cheap, and a `--tenant` request's first time), one port operation at a time. */
+async function portAddTo(rt: ApiHost, p: Record<string, unknown>, serial: <T>(f: () => Promise<T>) => Promise<T>, rec: DynamicPort) {
+  await checkRequest(rt, rec, p);
   return serial(() =>
     portCall(async () => {
       rt.busy?.claim('port add'); // throws EBUSY (nothing claimed) during a reload or handover
       try {
         const r = await rt.daemon.attachPort(rec);
+        const a = r.port?.config.address;
         return {
-          net,
+          net: rec.net ?? null,
           vni: rec.vni,
           tenant: r.tenant,
           created: r.created,
           tap: rec.tap,
-          netns: r.port.netns,
-          address: r.port.config.address ? `${r.port.config.address.address}/${r.port.config.address.prefixLength}` : null,
-          mac: r.port.mac,
-          mtu: r.port.mtu,
-          ifindex: r.port.ifindex,
+          kind: rec.kind ?? 'tap',
+          // The interface does not exist yet: attached when it appears.
+          waiting: !r.port,
+          netns: rec.netns ?? null,
+          address: a ? `${a.address}/${a.prefixLength}` : null,
+          mac: r.port?.mac ?? null,
+          mtu: r.port?.mtu ?? null,
+          ifindex: r.port?.ifindex ?? null,
         };
       } finally {
         rt.busy?.release();
@@ -250,14 +292,14 @@ export function apiHandlers(rt: ApiHost): Record<string, Handler> {
     },
     'port.add': (p) => portAdd(rt, p, serial),
     'port.del': (p) => {
-      const tap = str(p, 'tap')!;
+      const { tap, kind } = portInterface(p);
       const net = str(p, 'net', false);
       return serial(() =>
         portCall(async () => {
           rt.busy?.claim('port del');
           try {
-            const r = await rt.daemon.detachPort(tap, net);
-            return { net: r.rec.net, vni: r.rec.vni, tenant: r.tenant, tap, tenantRemoved: r.tenantRemoved };
+            const r = await rt.daemon.detachPort(tap, net, p.attach !== undefined && p.attach !== null ? kind : undefined);
+            return { net: r.rec.net ?? null, vni: r.rec.vni, tenant: r.tenant, tap, kind: r.rec.kind ?? 'tap', tenantRemoved: r.tenantRemoved };
           } finally {
             rt.busy?.release();
           }

@@ -44,7 +44,7 @@ import type { Directory, MacRecord } from '../directory/directory.js';
 import { ApiError } from './control.js';
 import { EtcdDirectory } from '../directory/etcd-directory.js';
 import { Membership } from '../directory/membership.js';
-import { isDynamicTenant, placeDynamic, PortError, tenantOfPort, withDynamic, type DynamicPort } from '../ports/dynamic.js';
+import { isDynamicTenant, placeDynamic, placeOf, PortError, tenantOfPort, withDynamic, type DynamicPort } from '../ports/dynamic.js';
 import { DirectoryForwarding } from '../directory/forwarding.js';
 import { explainPortError, explainUnderlayError } from './explain.js';
 
@@ -91,6 +91,8 @@ export interface ReloadResult {
   changes: string[];
   /** Changes that failed while applying (the rest were applied). */
   failed: string[];
+  /** The ports attached at runtime (`vtepd port add`): kept (`vnet7 (tenant blue)`), or dropped with why. */
+  runtimePorts: { kept: string[]; dropped: string[] };
 }
 
 /**
@@ -263,7 +265,7 @@ export class Daemon implements Target {
         this.unswitch(p);
         this.dropPort(p);
       },
-      bringUp: (tenant, config) => this.addPort(tenant, config),
+      bringUp: (tenant, config) => this.plugPort(tenant, config),
       closed: () => this.closed,
     });
   }
@@ -368,6 +370,7 @@ export class Daemon implements Target {
     this.sw.removeTenant(name);
     this.trunks.tenantRemoved(name);
     this.roles.forgetTenant(name);
+    this.lost.forgetTenant(name);
     for (const p of ports) this.dropPort(p);
   }
 
@@ -433,7 +436,13 @@ export class Daemon implements Target {
     this.sw.removeEntry(name, mac);
   }
 
+  /** A port of the config (start, reload) or attached at runtime; one attached at runtime waits for a missing interface. */
   async addPort(tenant: string, p: PortConfig, adopted?: PortHandle): Promise<void> {
+    await this.addOrWait(tenant, p, adopted);
+  }
+
+  /** Open a port (or take the adopted one) and switch it; throws if that fails. */
+  private async plugPort(tenant: string, p: PortConfig, adopted?: PortHandle): Promise<void> {
     const h = adopted ?? (await this.openPort(tenant, p));
     // An adopted TAP keeps the queues it came with, up to this data path's: a queue
     // nobody reads would stall the flows the kernel steers to it, so extra ones close.
@@ -461,6 +470,23 @@ export class Daemon implements Target {
     // A port whose MAC and address the config gives is in the directory before it speaks.
     if (p.address && port.mac) this.announceLocal(tenant, port.mac, [p.address.address]);
     log.info({ tenant, tap: p.tap, kind: portKind(p), netns: p.netns, mtu: port.mtu, adopted: !!adopted }, 'port up');
+  }
+
+  /**
+   * addPort, except that an interface attached at runtime (`port add --attach`) that does not
+   * exist (yet) is waited for: logged once, attached when it appears (LostPorts). A config
+   * port's missing interface still fails (run refuses it). True: attached now.
+   */
+  private async addOrWait(tenant: string, p: PortConfig, adopted?: PortHandle): Promise<boolean> {
+    try {
+      await this.plugPort(tenant, p, adopted);
+      return true;
+    } catch (e) {
+      if (portKind(p) !== 'attach' || !this.dynamic.has(p.tap) || (e as { code?: string }).code !== 'ENODEV') throw e;
+      log.warn({ tenant, attach: p.tap, netns: p.netns }, 'attached interface does not exist yet: attaching it when it appears');
+      this.lost.wait(tenant, p);
+      return false;
+    }
   }
 
   /** Take a port out of the switch: a tagged TAP is a trunk of one VLAN. */
@@ -510,6 +536,7 @@ export class Daemon implements Target {
 
   async changePort(tenant: string, _from: PortConfig, to: PortConfig): Promise<void> {
     const p = this.ports.find((x) => x.tap === to.tap && x.tenant === tenant);
+    if (!p && this.lost.changed(tenant, to)) return; // its interface is gone or not there yet: brought back as `to` says
     if (!p) throw new Error(`no port "${to.tap}" in tenant "${tenant}"`);
     await this.backend.change(p, to);
     p.config = to;
@@ -557,13 +584,16 @@ export class Daemon implements Target {
     if (p.errors.length) {
       this.reloads.failed++;
       log.warn({ errors: p.errors }, 'reload refused');
-      return { ok: false, errors: p.errors, changes: [], failed: [] };
+      return { ok: false, errors: p.errors, changes: [], failed: [], runtimePorts: { kept: [], dropped: [] } };
     }
+    const runtimePorts = { kept: [] as string[], dropped: dropped.map((d) => `${d.rec.tap} (${placeOf(d.rec)}): ${d.why}`) };
     if (dropped.length) {
       for (const d of dropped) this.dynamic.delete(d.rec.tap);
-      log.warn({ dropped: dropped.map((d) => `${d.rec.tap} (${d.rec.net}): ${d.why}`) }, 'reload: ports attached at runtime dropped');
+      log.warn({ dropped: runtimePorts.dropped }, 'reload: ports attached at runtime dropped');
       this.dynamicChanged();
     }
+    runtimePorts.kept = [...this.dynamic.values()].map((r) => `${r.tap} (${placeOf(r)})`);
+    if (runtimePorts.kept.length) log.info({ kept: runtimePorts.kept }, 'reload: ports attached at runtime kept');
     this.applying = next;
     const r = await applyPlan(this.running, p.changes, this).finally(() => {
       this.applying = null;
@@ -575,7 +605,7 @@ export class Daemon implements Target {
     else this.reloads.ok++;
     log.info({ changes: r.applied.length, failed: failed.length }, 'reloaded');
     if (failed.length) log.warn({ failed }, 'reload: some changes failed');
-    return { ok: failed.length === 0, errors: [], changes: r.applied.map(describeChange), failed };
+    return { ok: failed.length === 0, errors: [], changes: r.applied.map(describeChange), failed, runtimePorts };
   }
 
   /** The changes a reload to `next` would make, without making them. */
@@ -590,25 +620,29 @@ export class Daemon implements Target {
    * the config has none). Refused (PortError) when its TAP name is taken or a field does not
    * check; a TAP that cannot be made throws the backend's error. Nothing stays of a failure.
    */
-  async attachPort(rec: DynamicPort): Promise<{ tenant: string; created: boolean; port: RunningPort }> {
+  async attachPort(rec: DynamicPort): Promise<{ tenant: string; created: boolean; port: RunningPort | null }> {
+    const field = rec.kind === 'attach' ? 'attach' : 'tap';
     const holder = tenantOfPort(this.running, rec.tap) ?? this.sw.tenant(this.ports.find((p) => p.tap === rec.tap)?.tenant ?? '');
-    if (holder) throw new PortError('exists', `tap: ${rec.tap} is already a port (tenant ${holder.name})`);
+    if (holder) throw new PortError('exists', `${field}: ${rec.tap} is already a port (tenant ${holder.name})`);
+    if (rec.kind === 'attach' && this.trunks.get(rec.tap)) throw new PortError('exists', `${field}: ${rec.tap} is a trunk of the config (trunks)`);
     const { tenant, created, port } = placeDynamic(this.running, rec);
+    if (rec.tenant !== undefined) rec.vni = tenant.vni;
     if (created) this.addTenant(tenant);
+    this.dynamic.set(rec.tap, rec); // before addOrWait: a missing interface of this port is waited for
     try {
-      await this.addPort(tenant.name, port);
+      await this.addOrWait(tenant.name, port);
     } catch (e) {
+      this.dynamic.delete(rec.tap);
       if (created) await this.removeTenant(tenant.name);
       throw e;
     }
     this.running = created
       ? patch(this.running, { op: 'tenant.add', tenant: tenant.name, config: { ...tenant, ports: [port] } })
       : patch(this.running, { op: 'port.add', tenant: tenant.name, port });
-    this.dynamic.set(rec.tap, rec);
     this.dynamicChanged();
-    // addPort published the port's MAC and address in the directory (announceLocal).
-    const running = this.ports.find((p) => p.tap === rec.tap)!;
-    log.info({ net: rec.net, vni: rec.vni, tenant: tenant.name, tap: rec.tap, created }, 'port attached');
+    // addPort published the port's MAC and address in the directory (announceLocal). Null: waiting for its interface.
+    const running = this.ports.find((p) => p.tap === rec.tap) ?? null;
+    log.info({ net: rec.net, vni: rec.vni, tenant: tenant.name, tap: rec.tap, kind: port.kind, created, waiting: !running }, 'port attached');
     return { tenant: tenant.name, created, port: running };
   }
 
@@ -616,16 +650,22 @@ export class Daemon implements Target {
    * Detach a port attached at runtime (`net`, if given, must be its network); a tenant made
    * for such ports goes with the last of them (this host then leaves the VNI).
    */
-  async detachPort(tap: string, net?: string): Promise<{ rec: DynamicPort; tenant: string; tenantRemoved: boolean }> {
+  async detachPort(tap: string, net?: string, kind?: 'tap' | 'attach'): Promise<{ rec: DynamicPort; tenant: string; tenantRemoved: boolean }> {
     const rec = this.dynamic.get(tap);
+    const field = kind ?? 'tap';
     if (!rec) {
       const holder = tenantOfPort(this.running, tap);
       throw new PortError(
         'not-found',
-        holder ? `tap: ${tap} is a port of the config (tenant ${holder.name}): remove it there and reload` : `tap: no port ${tap} was attached by port add`,
+        holder
+          ? `${field}: ${tap} is a port of the config (tenant ${holder.name}): remove it there and reload`
+          : `${field}: no port ${tap} was attached by port add`,
       );
     }
-    if (net !== undefined && net !== rec.net) throw new PortError('invalid', `net: port ${tap} is in ${rec.net}, not ${net}`);
+    const its = rec.kind ?? 'tap';
+    if (kind !== undefined && kind !== its)
+      throw new PortError('invalid', `${field}: port ${tap} is ${its === 'attach' ? 'an attached interface (port del --attach)' : 'a TAP (port del --tap)'}`);
+    if (net !== undefined && net !== rec.net) throw new PortError('invalid', `net: port ${tap} is in ${placeOf(rec)}, not ${net}`);
     const tenant = tenantOfPort(this.running, tap);
     if (tenant) {
       this.removePort(tenant.name, tap);
@@ -639,7 +679,7 @@ export class Daemon implements Target {
     this.dynamic.delete(tap);
     this.dynamicChanged();
     log.info({ net: rec.net, tap, tenant: tenant?.name, tenantRemoved: last }, 'port detached');
-    return { rec, tenant: tenant?.name ?? rec.net, tenantRemoved: last };
+    return { rec, tenant: tenant?.name ?? rec.tenant ?? rec.net ?? '', tenantRemoved: last };
   }
 
   /** The ports attached at runtime, with the tenant each is in now (null: not running, e.g. its TAP could not be made on a reload). */
@@ -648,12 +688,21 @@ export class Daemon implements Target {
       const p = this.ports.find((x) => x.tap === rec.tap);
       return {
         ...rec,
+        kind: rec.kind ?? 'tap',
+        // Gone under the daemon or not there yet: attached when an interface of its name appears.
+        waiting: !p && this.lost.waiting(rec.tap),
         tenant: tenantOfPort(this.running, rec.tap)?.name ?? null,
         ifindex: p?.ifindex ?? null,
         mac: p?.mac ?? rec.mac ?? null,
         mtu: p?.mtu ?? rec.mtu ?? null,
       };
     });
+  }
+
+  /** Where a port attached at runtime went (`acme/web`, `tenant blue`); null: a port of the config. */
+  private dynamicPlace(tap: string): string | null {
+    const rec = this.dynamic.get(tap);
+    return rec ? placeOf(rec) : null;
   }
 
   private dynamicChanged(): void {
@@ -701,7 +750,7 @@ export class Daemon implements Target {
         mac: p.mac,
         mtu: p.mtu,
         // The network of a port attached at runtime (vtepd port add); null: from the config.
-        net: this.dynamic.get(p.tap)?.net ?? null,
+        net: this.dynamicPlace(p.tap),
       })),
       trunks: this.trunks.list().map((r) => ({
         attach: r.config.attach,
@@ -789,7 +838,9 @@ export class Daemon implements Target {
   /** Everything counted, from one dpStats() call. */
   stats(): StatsSnapshot {
     const kindOf = (name: string) => portKind(this.ports.find((p) => p.tap === name)?.config ?? {});
-    return { ...this.telemetry.snapshot({ eventBatches: this.eventBatches, portsRecreated: this.lost.recreated, kindOf }), directory: this.directoryStatus() };
+    const { recreated, portsDetached, portsAttached } = this.lost;
+    const counts = { eventBatches: this.eventBatches, portsRecreated: recreated, portsDetached, portsAttached, kindOf };
+    return { ...this.telemetry.snapshot(counts), directory: this.directoryStatus() };
   }
 
   // ---- takeover ---------------------------------------------------------------------------

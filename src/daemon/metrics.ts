@@ -220,6 +220,15 @@ export class Metrics {
     counter('vtepd_vteps_refused_total', 'VTEPs not learned from traffic (acceptFrom: any) because the VTEP table was full', [], (s) => [
       [{}, s.switch.vtepsRefused],
     ]);
+    counter(
+      'vtepd_ports_detached_total',
+      'attached interfaces that vanished under the daemon (a VM stopped or migrated): detached, attached again when back',
+      [],
+      (s) => [[{}, s.switch.portsDetached]],
+    );
+    counter('vtepd_ports_attached_total', 'attached interfaces attached when they appeared (back, or after a port waited for them)', [], (s) => [
+      [{}, s.switch.portsAttached],
+    ]);
     counter('vtepd_icmp_too_big_total', 'ICMP fragmentation-needed / packet-too-big replies written back for frames too big for their tunnel', [], (s) => [
       [{}, s.switch.icmpTooBigSent],
     ]);

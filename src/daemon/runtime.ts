@@ -77,7 +77,8 @@ export class Runtime implements TakeoverHost {
     if (existsSync(socket) && (await answers(socket))) throw new Error(`control.socket: ${say.daemonAnswers(socket)}`);
     const dynamic = await restoreDynamic(config);
     const merged = withDynamic(config, dynamic);
-    for (const d of merged.dropped) log.warn({ net: d.rec.net, tap: d.rec.tap, why: d.why }, 'a port attached before the restart is not attached again');
+    for (const d of merged.dropped)
+      log.warn({ net: d.rec.net, tenant: d.rec.tenant, tap: d.rec.tap, why: d.why }, 'a port attached before the restart is not attached again');
     const kept = dynamic.filter((r) => !merged.dropped.some((d) => d.rec === r));
     this.adopt(await Daemon.start(merged.config, { hooks: this.daemonHooks(), dynamic: kept }));
     if (kept.length !== dynamic.length) writeDynamicState(stateFileOf(socket), kept);
@@ -95,7 +96,7 @@ export class Runtime implements TakeoverHost {
 
   // ---- reload ----------------------------------------------------------------------------
 
-  async reload(): Promise<{ changes: string[]; failed: string[] }> {
+  async reload(): Promise<{ changes: string[]; failed: string[]; runtimePorts: { kept: string[]; dropped: string[] } }> {
     this.busy.check();
     const r = loadConfig(this.configPath);
     if (!r.ok) {
@@ -109,7 +110,7 @@ export class Runtime implements TakeoverHost {
       if (res.errors.length) throw new ApiError(`${this.configPath}: cannot be applied by a reload; the running config stays`, 'EINVAL', res.errors);
       if (res.failed.length)
         throw new ApiError(`${this.configPath}: ${res.failed.length} change(s) failed (the others were applied):\n${res.failed.join('\n')}`, 'EIO');
-      return { changes: res.changes, failed: res.failed };
+      return { changes: res.changes, failed: res.failed, runtimePorts: res.runtimePorts };
     } finally {
       this.busy.release();
       sdNotify('READY=1');
@@ -120,7 +121,7 @@ export class Runtime implements TakeoverHost {
   async reloadOnSignal(): Promise<void> {
     try {
       const r = await this.reload();
-      process.stderr.write(`vtepd: reloaded ${this.configPath}: ${r.changes.length ? r.changes.join('; ') : 'no change'}\n`);
+      process.stderr.write(`vtepd: reloaded ${this.configPath}: ${r.changes.length ? r.changes.join('; ') : 'no change'}${runtimeLine(r.runtimePorts)}\n`);
     } catch (e) {
       const err = e as ApiError;
       process.stderr.write(`vtepd: reload failed: ${err.message}\n`);
@@ -142,9 +143,11 @@ export class Runtime implements TakeoverHost {
 }
 
 /**
- * The ports attached before a plain restart (the state file next to the control socket),
- * each with its network's VNI as the directory has it now: a network deleted meanwhile
- * drops its ports. With etcd unreachable, the VNIs last known are kept.
+ * The ports attached before a plain restart (the state file next to the control socket):
+ * those of a config tenant (`port add --tenant`) as they were (withDynamic drops one whose
+ * tenant is gone; one whose interface is missing waits for it), those of a network each with
+ * its VNI as the directory has it now: a network deleted meanwhile drops its ports. With etcd
+ * unreachable, the VNIs last known are kept.
  */
 export async function restoreDynamic(config: Config): Promise<DynamicPort[]> {
   const file = stateFileOf(config.control.socket);
@@ -155,6 +158,26 @@ export async function restoreDynamic(config: Config): Promise<DynamicPort[]> {
     log.warn({ file, err: (e as Error).message }, 'ports attached before the restart: state file unreadable, ignored');
     return [];
   }
+  const byTenant = recs.filter((r) => r.net === undefined && netnsThere(r));
+  return [
+    ...byTenant,
+    ...(await restoreNets(
+      config,
+      recs.filter((r) => r.net !== undefined),
+    )),
+  ];
+}
+
+/** The namespace of a port attached before the restart is there (or it has none); logged when not. */
+function netnsThere(r: DynamicPort): boolean {
+  if (!r.netns || existsSync(`/run/netns/${r.netns}`)) return true;
+  log.warn({ net: r.net, tenant: r.tenant, tap: r.tap, netns: r.netns }, 'the namespace of a port attached before the restart is gone: not attached again');
+  return false;
+}
+
+/** The ports of directory networks (`port add --net`), with their VNIs now. */
+async function restoreNets(config: Config, recs: DynamicPort[]): Promise<DynamicPort[]> {
+  const file = stateFileOf(config.control.socket);
   const dc = config.directory;
   if (recs.length === 0 || !dc) {
     if (recs.length) log.warn({ file, ports: recs.length }, 'ports attached before the restart need a directory: not attached again');
@@ -165,12 +188,10 @@ export async function restoreDynamic(config: Config): Promise<DynamicPort[]> {
     const nets = new Nets(etcd, { prefix: dc.etcd.prefix });
     const out: DynamicPort[] = [];
     for (const r of recs) {
-      const [tenant, name] = r.net.split('/') as [string, string];
+      const [tenant, name] = r.net!.split('/') as [string, string];
       const n = await nets.get(tenant, name);
       if (!n) log.warn({ net: r.net, tap: r.tap }, 'the network of a port attached before the restart is gone: not attached again');
-      else if (r.netns && !existsSync(`/run/netns/${r.netns}`))
-        log.warn({ net: r.net, tap: r.tap, netns: r.netns }, 'the namespace of a port attached before the restart is gone: not attached again');
-      else out.push({ ...r, vni: n.vni });
+      else if (netnsThere(r)) out.push({ ...r, vni: n.vni });
     }
     return out;
   } catch (e) {
@@ -179,6 +200,12 @@ export async function restoreDynamic(config: Config): Promise<DynamicPort[]> {
   } finally {
     etcd.close();
   }
+}
+
+/** What a reload did with the ports attached at runtime, for its one line ('' when there are none). */
+export function runtimeLine(r: { kept: string[]; dropped: string[] }): string {
+  const kept = r.kept.length ? `; ports attached at runtime kept: ${r.kept.join(', ')}` : '';
+  return `${kept}${r.dropped.length ? `; dropped: ${r.dropped.join('; ')}` : ''}`;
 }
 
 /** `vtepd run`: start (or take over), then serve until a signal. */

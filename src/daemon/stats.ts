@@ -93,7 +93,8 @@ export interface StatsSnapshot {
   maxMacsTotal: number;
   ports: PortStats[];
   peers: PeerInfo[];
-  switch: SwitchCounters & { eventBatches: number; portsRecreated: number };
+  /** portsDetached / portsAttached: attached interfaces that vanished / were attached when they appeared (#16). */
+  switch: SwitchCounters & { eventBatches: number; portsRecreated: number; portsDetached: number; portsAttached: number };
   /** The role: hubs (a spoke), learned spokes (a hub), failovers, path MTUs. */
   overlay: RoleStatus;
   /** With a directory: its state, its MAC layer and what this host did with it (absent: none). */
@@ -184,7 +185,13 @@ export class Telemetry {
   }
 
   /** Everything counted, from one dpStats() call. */
-  snapshot(daemon: { eventBatches: number; portsRecreated: number; kindOf?: (port: string) => string }): StatsSnapshot {
+  snapshot(daemon: {
+    eventBatches: number;
+    portsRecreated: number;
+    portsDetached: number;
+    portsAttached: number;
+    kindOf?: (port: string) => string;
+  }): StatsSnapshot {
     const { sw, roles, startedAt } = this.src;
     const s = this.src.dp.stats();
     this.samplePeers(s);

@@ -15,6 +15,11 @@
  * merges them into the next config before the reload plans, so a reload from the file keeps
  * them, and a config tenant that appears or goes with their VNI takes them in or hands them
  * back to a tenant of their own.
+ *
+ * A port can also name a tenant of the config (`vtepd port add --tenant blue --attach vnet7`,
+ * issue #16: a hypervisor plugs a VM's TAP in; no directory needed). It is that tenant's while
+ * the config has it; a reload whose file drops the tenant drops the port (logged, and said in
+ * the reload's answer).
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -24,11 +29,16 @@ import { worstOverhead } from '../core/encap.js';
 
 /** A port attached at runtime, as asked for (JSON: the handover and the state file carry it). */
 export interface DynamicPort {
-  /** The directory's network, `<tenant>/<name>`. */
-  net: string;
-  /** The network's VNI when it was attached (or last looked up). */
+  /** The directory's network, `<tenant>/<name>` (`--net`); absent: a port of config tenant `tenant`. */
+  net?: string;
+  /** A tenant of the config, by name (`--tenant`, issue #16): the port joins it, no directory needed. */
+  tenant?: string;
+  /** The network's VNI when it was attached (or last looked up); for `tenant`, that tenant's. */
   vni: number;
+  /** The interface: a TAP vtepd makes, or (kind attach) one that exists, like a hypervisor's vnet7. */
   tap: string;
+  /** 'attach' (`--attach`): an interface vtepd does not make; absent: a TAP (`--tap`). */
+  kind?: 'attach';
   netns?: string;
   /** With prefix length, like a config port's: 10.1.0.5/24, 2001:db8::5/64. */
   address?: string;
@@ -61,7 +71,7 @@ const PORT_PATH = 'tenants[0].ports[0].';
  */
 function viaSchema(running: Config, rec: DynamicPort): TenantConfig {
   const u = running.underlay;
-  const port: Record<string, unknown> = { tap: rec.tap };
+  const port: Record<string, unknown> = rec.kind === 'attach' ? { attach: rec.tap } : { tap: rec.tap };
   for (const k of ['netns', 'address', 'mac', 'mtu'] as const) if (rec[k] !== undefined) port[k] = rec[k];
   const r = validateConfig({
     underlay: { local: u.locals.map((l) => l.address), port: u.port, mtu: u.mtu },
@@ -81,17 +91,23 @@ export function checkDynamic(running: Config, rec: DynamicPort): void {
   viaSchema(running, rec);
 }
 
+/** Where a port goes: `--net` names a network, `--tenant` a tenant of the config. */
+export const placeOf = (rec: DynamicPort): string => rec.net ?? `tenant ${rec.tenant}`;
+
 /**
- * Where `rec` goes in `config`: the tenant with its VNI (`created` false: the caller adds
+ * Where `rec` goes in `config`: the config tenant it names (`tenant`: refused with code
+ * not-found when there is none), else the tenant with its VNI (`created` false: the caller adds
  * the port to it), or a new tenant named after the network (`created`: without ports), and
  * the port resolved (its MTU, when not given, from the tenant's encapsulations).
  */
 export function placeDynamic(config: Config, rec: DynamicPort): { tenant: TenantConfig; created: boolean; port: PortConfig } {
-  const fresh = viaSchema(config, rec);
+  const named = rec.tenant === undefined ? undefined : config.tenants.find((t) => t.name === rec.tenant && !isDynamicTenant(t.name));
+  if (rec.tenant !== undefined && !named) throw new PortError('not-found', `tenant: no tenant ${rec.tenant} in the config (${tenantNames(config)})`);
+  const fresh = viaSchema(config, named ? { ...rec, vni: named.vni } : rec);
   const port = fresh.ports[0]!;
-  const existing = config.tenants.find((t) => t.vni === rec.vni);
+  const existing = named ?? config.tenants.find((t) => t.vni === rec.vni);
   // A tenant of its own has a config tenant's defaults in this config: no underlay learning with a directory.
-  const tenant = existing ?? { ...fresh, name: rec.net, ports: [], learnFromUnderlay: !config.directory };
+  const tenant = existing ?? { ...fresh, name: rec.net ?? '', ports: [], learnFromUnderlay: !config.directory };
   if (rec.mtu === undefined && existing) {
     const worst = worstOverhead(
       config.underlay.locals.map((l) => l.family),
@@ -102,6 +118,11 @@ export function placeDynamic(config: Config, rec: DynamicPort): { tenant: Tenant
   }
   if (port.address?.family === 6 && port.mtu < 1280) throw new PortError('invalid', `mtu: an IPv6 address needs a port MTU of at least 1280, not ${port.mtu}`);
   return { tenant, created: !existing, port };
+}
+
+function tenantNames(config: Config): string {
+  const names = config.tenants.filter((t) => !isDynamicTenant(t.name)).map((t) => t.name);
+  return names.length ? `it has ${names.join(', ')}` : 'it has none';
 }
 
 /** The tenant (in `config`) that holds port `tap`, if any. */
@@ -159,5 +180,7 @@ export function readDynamicState(file: string): DynamicPort[] {
   }
   const data = JSON.parse(text) as { v?: unknown; ports?: unknown };
   if (data.v !== 1 || !Array.isArray(data.ports)) throw new Error(`${file}: not a vtepd ports file (v 1)`);
-  return (data.ports as DynamicPort[]).filter((p) => typeof p?.net === 'string' && typeof p.tap === 'string' && typeof p.vni === 'number');
+  return (data.ports as DynamicPort[]).filter(
+    (p) => (typeof p?.net === 'string' || typeof p?.tenant === 'string') && typeof p.tap === 'string' && typeof p.vni === 'number',
+  );
 }

@@ -31,6 +31,7 @@ import type { FdbRow } from '../../src/core/fdb.js';
 import type { StatsSnapshot } from '../../src/daemon/stats.js';
 import type { StatusResult } from '../../src/cli/table.js';
 import type { TraceResult } from '../../src/core/trace.js';
+import { packetSockets } from '../support/links.js';
 
 const TRUNK_FRAMES = join(dirname(fileURLToPath(import.meta.url)), '..', 'support', 'trunk-frames.py');
 const VLAN_ARP = join(dirname(fileURLToPath(import.meta.url)), '..', 'support', 'vlan-arp.py');
@@ -113,15 +114,6 @@ beforeAll(async () => {
 
 /** The daemon `vtepd restart` started (not a child of the lab): stopped by PID. */
 let successor = 0;
-
-/** The inodes of the packet sockets bound to interface `ifindex` in h2 (/proc/net/packet). */
-async function packetSockets(ifindex: number): Promise<string[]> {
-  const rows = (await lab.exec('h2', 'cat', ['/proc/net/packet'])).stdout.trim().split('\n').slice(1);
-  return rows
-    .map((r) => r.trim().split(/\s+/))
-    .filter((c) => Number(c[4]) === ifindex)
-    .map((c) => c[8]!);
-}
 
 afterAll(async () => {
   if (successor) {
@@ -364,7 +356,7 @@ describe('a trunk toward a top-of-rack switch (#15)', () => {
 
   it('vtepd restart hands the trunk socket over (the same socket, no re-attach) and keeps forwarding', async () => {
     const before = (await cli<StatusResult>(h2, ['status'])).trunks![0]!;
-    const sockets = await packetSockets(before.ifindex);
+    const sockets = await packetSockets(lab, 'h2', before.ifindex);
     expect(sockets).toHaveLength(1);
     const r = await run('ip', ['netns', 'exec', lab.ns('h2'), process.execPath, CLI, 'restart', '--socket', h2.socket, '--json']);
     successor = (JSON.parse(r.stdout) as { newPid: number }).newPid;
@@ -373,10 +365,10 @@ describe('a trunk toward a top-of-rack switch (#15)', () => {
     expect(st.trunks![0]).toMatchObject({ attach: 'eth1', ifindex: before.ifindex, up: true });
     await until(
       'the old daemon to let its copy go',
-      () => packetSockets(before.ifindex),
+      () => packetSockets(lab, 'h2', before.ifindex),
       (s) => s.length === 1,
     );
-    expect(await packetSockets(before.ifindex)).toEqual(sockets);
+    expect(await packetSockets(lab, 'h2', before.ifindex)).toEqual(sockets);
     await until(
       'bm100 to reach the VM through the successor',
       () => ping('bm100', '10.1.0.1'),

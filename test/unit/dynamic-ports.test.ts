@@ -174,7 +174,7 @@ describe('Daemon: ports attached at runtime', () => {
         ['web0', 'acme/web'],
       ]);
       expect(saved).toEqual([[WEB]]);
-      expect(d.dynamicPorts()).toEqual([{ ...WEB, tenant: 'acme/web', ifindex: 101, mac: '02:00:00:00:03:01', mtu: 1450 }]);
+      expect(d.dynamicPorts()).toEqual([{ ...WEB, kind: 'tap', waiting: false, tenant: 'acme/web', ifindex: 101, mac: '02:00:00:00:03:01', mtu: 1450 }]);
       // The same TAP again, or a config port's name: refused.
       await expect(d.attachPort({ ...WEB, net: 'acme/db', vni: 5004 })).rejects.toMatchObject({
         code: 'exists',
@@ -293,5 +293,102 @@ describe('API: port.add refusals before anything is attached', () => {
       code: 'no-netns',
       message: 'netns: no network namespace vtepd-no-such-ns (/run/netns/vtepd-no-such-ns)',
     });
+  });
+});
+
+// ---- a config tenant's attached interface (#16: port add --tenant blue --attach vnet7) --------------
+
+const VNET: DynamicPort = { tenant: 'blue', vni: 1, tap: 'vnet7', kind: 'attach' };
+
+/** A backend whose attached interfaces exist only once `present` has them (else ENODEV, as the addon says). */
+class HypervisorPorts extends FakePorts {
+  readonly present = new Set<string>();
+  override async open(tenant: string, p: PortConfig): Promise<PortHandle> {
+    if (p.kind === 'attach' && !this.present.has(p.tap)) throw Object.assign(new Error(`attach ${p.tap}: No such device`), { code: 'ENODEV' });
+    return super.open(tenant, p);
+  }
+}
+
+describe('ports of a config tenant, attached at runtime', () => {
+  it("joins the tenant by name with its VNI and MTU; an unknown tenant or a TAP's fields are refused", () => {
+    const c = cfg(`${BASE}  - { name: gre, vni: 5003, encap: gre }\n`);
+    const { tenant, created, port } = placeDynamic(c, { ...VNET, tenant: 'gre' });
+    expect([tenant.name, created, port.kind, port.tap, port.mtu]).toEqual(['gre', false, 'attach', 'vnet7', 1458]);
+    const e = refusal(() => placeDynamic(c, { ...VNET, tenant: 'red' }));
+    expect([e.code, e.message]).toEqual(['not-found', 'tenant: no tenant red in the config (it has blue, gre)']);
+    expect(refusal(() => placeDynamic(c, { ...VNET, address: '10.1.0.9/24' })).message).toMatch(/^address: not for an attached port/);
+  });
+
+  it('a reload whose file drops the tenant drops the port, with why; the state file keeps tenant ports', () => {
+    const m = withDynamic(cfg(BASE), [VNET]);
+    expect(m.config.tenants[0]!.ports.map((p) => [p.tap, p.kind])).toEqual([
+      ['blue0', 'tap'],
+      ['vnet7', 'attach'],
+    ]);
+    const gone = withDynamic(cfg(BASE.replace('name: blue', 'name: red')), [VNET]);
+    expect(gone.dropped).toEqual([{ rec: VNET, why: 'tenant: no tenant blue in the config (it has red)' }]);
+    const dir = mkdtempSync(join(tmpdir(), 'vtepd-dyn-'));
+    try {
+      const file = join(dir, 'h1.ports.json');
+      writeDynamicState(file, [VNET, WEB]);
+      expect(readDynamicState(file)).toEqual([VNET, WEB]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('attaches without a directory, waits for a missing interface, says in a reload what it kept, and detaches', async () => {
+    const ports = new HypervisorPorts();
+    const saved: DynamicPort[][] = [];
+    const text = BASE.replace(`${DIR}\n`, '');
+    const d = await Daemon.start(cfg(text), { dp: new FakeDatapath(), ports, maxMacsTotal: 1000, hooks: { dynamicPorts: (p) => saved.push(p) } });
+    try {
+      ports.present.add('vnet7');
+      const r = await d.attachPort({ ...VNET });
+      expect([r.tenant, r.created, r.port?.tap, r.port?.config.kind]).toEqual(['blue', false, 'vnet7', 'attach']);
+      expect(d.status().ports.map((p) => [p.tap, p.kind, p.net])).toEqual([
+        ['blue0', 'tap', null],
+        ['vnet7', 'attach', 'tenant blue'],
+      ]);
+      await expect(d.attachPort({ ...VNET })).rejects.toThrow('attach: vnet7 is already a port (tenant blue)');
+      await expect(d.attachPort({ ...VNET, tenant: 'red' })).rejects.toThrow(/already a port/);
+      await expect(d.attachPort({ ...VNET, tap: 'vnet8', tenant: 'red' })).rejects.toThrow('tenant: no tenant red in the config (it has blue)');
+      // Not there yet (the VM not started): kept, waiting, not an error.
+      const w = await d.attachPort({ ...VNET, tap: 'vnet8' });
+      expect(w.port).toBeNull();
+      expect(d.dynamicPorts().map((p) => [p.tap, p.kind, p.waiting, p.tenant])).toEqual([
+        ['vnet7', 'attach', false, 'blue'],
+        ['vnet8', 'attach', true, 'blue'],
+      ]);
+      expect(saved.at(-1)!.map((p) => p.tap)).toEqual(['vnet7', 'vnet8']);
+      const rl = await d.reload(cfg(text));
+      expect(rl.changes).toEqual([]);
+      expect(rl.runtimePorts).toEqual({ kept: ['vnet7 (tenant blue)', 'vnet8 (tenant blue)'], dropped: [] });
+      // A reload that changes the waiting port (its MTU, from blue's encapsulation): applied to the port it waits to bring back.
+      const gre = await d.reload(cfg(text.replace('learning: false', 'learning: false, encap: gre')));
+      expect([gre.ok, gre.failed]).toEqual([true, []]);
+      await expect(d.detachPort('vnet7', undefined, 'tap')).rejects.toThrow('tap: port vnet7 is an attached interface (port del --attach)');
+      expect((await d.detachPort('vnet8', undefined, 'attach')).tenant).toBe('blue'); // a waiting one too
+      expect((await d.detachPort('vnet7', undefined, 'attach')).tenantRemoved).toBe(false);
+      expect(ports.open_).toEqual(['blue0']);
+      expect(saved.at(-1)).toEqual([]);
+    } finally {
+      d.close();
+    }
+  });
+
+  it('a daemon started with a port whose interface is missing waits for it; a config port still fails', async () => {
+    const text = BASE.replace(`${DIR}\n`, '');
+    const merged = withDynamic(cfg(text), [VNET]).config;
+    const d = await Daemon.start(merged, { dp: new FakeDatapath(), ports: new HypervisorPorts(), maxMacsTotal: 1000, dynamic: [VNET] });
+    try {
+      expect(d.dynamicPorts().map((p) => [p.tap, p.waiting])).toEqual([['vnet7', true]]);
+    } finally {
+      d.close();
+    }
+    const fromConfig = cfg(text.replace('ports: [ { tap: blue0 } ]', 'ports: [ { tap: blue0 }, { attach: vnet7 } ]'));
+    await expect(Daemon.start(fromConfig, { dp: new FakeDatapath(), ports: new HypervisorPorts(), maxMacsTotal: 1000 })).rejects.toThrow(
+      /^tenants\[0\]\.ports\[1\]\.attach: interface vnet7 does not exist/,
+    );
   });
 });

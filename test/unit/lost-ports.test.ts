@@ -29,7 +29,7 @@ function rig() {
       bringUp: async (tenant, config) => {
         log.push(`up ${config.tap}`);
         if (failUp) throw new Error('cannot create');
-        ports.push({ ...port(config.tap, nextFd++), tenant });
+        ports.push({ ...port(config.tap, nextFd++), tenant, config });
       },
       closed: () => false,
     },
@@ -73,5 +73,51 @@ describe('LostPorts', () => {
     await r.lost.check();
     expect(r.log).toEqual(['up blue0']);
     expect(r.lost.recreated).toBe(1);
+  });
+});
+
+describe('LostPorts: attached interfaces (#16)', () => {
+  const attached = (p: RunningPort): RunningPort => ({ ...p, config: { ...p.config, kind: 'attach' } });
+  it('counts an attached interface that goes and one that comes back (a new ifindex, the same name)', async () => {
+    const r = rig();
+    r.ports[0] = attached(r.ports[0]!);
+    r.detached.add(10);
+    r.fail(true);
+    await r.lost.check();
+    expect([r.lost.portsDetached, r.lost.portsAttached, r.lost.waiting('blue0')]).toEqual([1, 0, true]);
+    r.fail(false);
+    await r.lost.check();
+    expect([r.lost.portsDetached, r.lost.portsAttached, r.lost.waiting('blue0')]).toEqual([1, 1, false]);
+    expect(r.ports.map((p) => `${p.tap}/${p.fd}`)).toEqual(['blue1/11', 'blue0/20']);
+  });
+
+  it('waits for an interface that does not exist yet, and forgets those of a tenant removed', async () => {
+    const r = rig();
+    const config = { ...r.ports[0]!.config, tap: 'vnet7', kind: 'attach' } as PortConfig;
+    r.fail(true);
+    r.lost.wait('blue', config);
+    await r.lost.check();
+    expect(r.lost.waiting('vnet7')).toBe(true);
+    r.fail(false);
+    await r.lost.check();
+    expect([r.lost.waiting('vnet7'), r.lost.portsAttached, r.ports.at(-1)?.tap]).toEqual([false, 1, 'vnet7']);
+    r.lost.wait('red', { ...config, tap: 'vnet8' });
+    r.lost.forgetTenant('red');
+    expect(r.lost.waiting('vnet8')).toBe(false);
+  });
+});
+
+describe('LostPorts: a reload changes a port that waits', () => {
+  it('brings it back as the new config says; a port that does not wait is not its business', async () => {
+    const r = rig();
+    const config = { ...r.ports[0]!.config, tap: 'vnet7', kind: 'attach' } as PortConfig;
+    r.fail(true);
+    r.lost.wait('blue', config);
+    expect(r.lost.changed('blue', { ...config, mtu: 1400 })).toBe(true);
+    expect(r.lost.changed('red', config)).toBe(false);
+    expect(r.lost.changed('blue', { ...config, tap: 'blue1' })).toBe(false);
+    r.fail(false);
+    await r.lost.check();
+    expect(r.ports.at(-1)).toMatchObject({ tap: 'vnet7', config: { mtu: 1400 } });
   });
 });

@@ -239,6 +239,7 @@ describe('Daemon.reload over the fake data path', () => {
       errors: [],
       failed: [],
       changes: ['tenant red: removed (not in the new config)', 'tenant green: added (VNI 5003)', 'port green0 (tenant green): added'],
+      runtimePorts: { kept: [], dropped: [] },
     });
     expect(JSON.stringify([...d.sw.tenant('blue')!.table.values()])).toBe(before);
     expect(dp.calls.filter((c) => new RegExp(`^(tenant|fdb)\\w+ ${blueId}\\b`).test(c))).toEqual([]);
