@@ -11,10 +11,11 @@
  * A reload says it keeps the port; `vtepd restart` hands its packet socket over (the same inode); a stop and run with vnet7 missing
  * waits for it from the state file; `port del --attach` detaches it (no longer promiscuous).
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, parsePing, run } from '../../lab/netns.js';
 import { CLI, UNDERLAY, startDaemon, type Daemonised } from '../../lab/topology.js';
@@ -29,6 +30,8 @@ let h1: Daemonised;
 let h2: Daemonised;
 /** The daemon `vtepd restart` started (not a child of the lab): stopped by PID. */
 let successor = 0;
+
+const HOOK = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'contrib', 'libvirt', 'qemu');
 
 interface PortRow {
   tap: string;
@@ -192,5 +195,26 @@ describe('a VM plugged in at runtime (port add --tenant --attach, #16)', () => {
     expect(await vnet7()).toBeUndefined();
     expect(await ping('r2', '10.2.0.1')).toBe(3);
     expect(h1).toBeDefined();
+  });
+
+  it('the libvirt hook (contrib/libvirt/qemu) puts the domain on its tenant when it starts and takes it off when it stops', async () => {
+    const wrapper = join(dir, 'vtepd-cli');
+    writeFileSync(wrapper, `#!/bin/sh\nexec ${process.execPath} ${CLI} "$@"\n`, { mode: 0o755 });
+    const xml = `<domain><name>vm</name><metadata><vtepd:ports xmlns:vtepd="urn:vtepd:libvirt:1"><vtepd:port dev="vnet7" tenant="blue"/></vtepd:ports></metadata>
+      <devices><interface type="ethernet"><target dev="vnet7"/><model type="virtio"/><mtu size="1450"/></interface></devices></domain>`;
+    const hook = (op: string) =>
+      spawnSync('/usr/bin/python3', [HOOK, 'vm', op, 'begin', '-'], {
+        input: xml,
+        encoding: 'utf8',
+        env: { ...process.env, VTEPD: wrapper, VTEPD_SOCKET: h2.socket },
+      });
+    const started = hook('started');
+    expect(started.status, started.stderr).toBe(0);
+    expect(started.stderr).toBe('');
+    expect((await portList()).map((p) => [p.tap, p.tenant])).toEqual([['vnet7', 'blue']]);
+    expect(await ping('vm', '10.1.0.1')).toBe(3);
+    const stopped = hook('stopped');
+    expect(stopped.status, stopped.stderr).toBe(0);
+    expect(await portList()).toEqual([]);
   });
 });
