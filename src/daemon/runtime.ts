@@ -96,7 +96,7 @@ export class Runtime implements TakeoverHost {
 
   // ---- reload ----------------------------------------------------------------------------
 
-  async reload(): Promise<{ changes: string[]; failed: string[]; runtimePorts: { kept: string[]; dropped: string[] } }> {
+  async reload(): Promise<{ changes: string[]; failed: string[]; runtimePorts?: { kept: string[]; dropped: string[] } }> {
     this.busy.check();
     const r = loadConfig(this.configPath);
     if (!r.ok) {
@@ -110,7 +110,9 @@ export class Runtime implements TakeoverHost {
       if (res.errors.length) throw new ApiError(`${this.configPath}: cannot be applied by a reload; the running config stays`, 'EINVAL', res.errors);
       if (res.failed.length)
         throw new ApiError(`${this.configPath}: ${res.failed.length} change(s) failed (the others were applied):\n${res.failed.join('\n')}`, 'EIO');
-      return { changes: res.changes, failed: res.failed, runtimePorts: res.runtimePorts };
+      // runtimePorts only when there are ports attached at runtime: the answer stays as it was for a daemon without them.
+      const rp = res.runtimePorts;
+      return { changes: res.changes, failed: res.failed, ...(rp.kept.length || rp.dropped.length ? { runtimePorts: rp } : {}) };
     } finally {
       this.busy.release();
       sdNotify('READY=1');
@@ -203,7 +205,7 @@ async function restoreNets(config: Config, recs: DynamicPort[]): Promise<Dynamic
 }
 
 /** What a reload did with the ports attached at runtime, for its one line ('' when there are none). */
-export function runtimeLine(r: { kept: string[]; dropped: string[] }): string {
+export function runtimeLine(r: { kept: string[]; dropped: string[] } = { kept: [], dropped: [] }): string {
   const kept = r.kept.length ? `; ports attached at runtime kept: ${r.kept.join(', ')}` : '';
   return `${kept}${r.dropped.length ? `; dropped: ${r.dropped.join('; ')}` : ''}`;
 }
