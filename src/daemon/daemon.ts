@@ -23,7 +23,7 @@ import {
 import { NativeDatapath, type Datapath } from '../native/datapath.js';
 import { closeQuietly, limits } from '../native/system.js';
 import type { DpCreateOptions } from '../native/addon.js';
-import { Switch, type TenantPolicy, type Where } from '../core/switch.js';
+import { Switch, type TenantPolicy, vlanPortName, type Where } from '../core/switch.js';
 import { fdbRow, fdbRows, filterFdb, restoreEntry, snapshotFdb, type FdbFilter, type FdbRow, type SnapshotEntry } from '../core/fdb.js';
 import { traceFrame, type TraceResult } from '../core/trace.js';
 import { logger, setLogLevel } from '../util/log.js';
@@ -764,7 +764,7 @@ export class Daemon implements Target {
         vlans: [...r.vlans]
           .filter(([v]) => v !== 0)
           .sort(([a], [b]) => a - b)
-          .map(([vlan, tenant]) => ({ vlan, tenant, port: `${r.config.attach}.${vlan}`, pool: r.pooled.has(vlan) })),
+          .map(([vlan, tenant]) => ({ vlan, tenant, port: vlanPortName(r.config.attach, vlan), pool: r.pooled.has(vlan) })),
         pool: r.config.pool,
       })),
       peers: this.sw.vteps

@@ -16,8 +16,9 @@
  * the same trunk as soon as it is back.
  */
 import type { TrunkConfig } from '../config/config.js';
-import type { Switch } from '../core/switch.js';
-import { attachIfindex, attachOpen, fdClose, type AttachInfo } from '../native/system.js';
+import { type Switch, vlanPortName } from '../core/switch.js';
+import { attachDetached } from './attach.js';
+import { attachOpen, fdClose, type AttachInfo } from '../native/system.js';
 import { logger } from '../util/log.js';
 import { poolRequestOf, type VlanPoolStore } from './vlan-pool.js';
 
@@ -62,13 +63,6 @@ export interface TrunksDeps {
 }
 
 const defaultOpen = (t: TrunkConfig) => attachOpen({ name: t.attach, netns: t.netns ?? undefined, up: true });
-const defaultDetached = (fd: number) => {
-  try {
-    return attachIfindex(fd) < 0;
-  } catch {
-    return false;
-  }
-};
 
 export class Trunks {
   private readonly running = new Map<string, RunningTrunk>();
@@ -169,7 +163,7 @@ export class Trunks {
   }
 
   private dropVlan(r: RunningTrunk, vlan: VlanId): void {
-    const name = vlan ? `${r.config.attach}.${vlan}` : `${r.config.attach}.native`;
+    const name = vlanPortName(r.config.attach, vlan);
     if (this.deps.sw.portId(name) !== undefined) this.deps.sw.removePort(name);
     r.vlans.delete(vlan);
   }
@@ -192,7 +186,7 @@ export class Trunks {
 
   /** Once a second: a trunk whose interface was deleted is attached again when it is back. */
   check(): void {
-    const detached = this.deps.detached ?? defaultDetached;
+    const detached = this.deps.detached ?? attachDetached;
     for (const r of this.running.values()) {
       if (!r.lost && r.fd >= 0 && detached(r.fd)) {
         log.warn({ trunk: r.config.attach, netns: r.config.netns }, 'trunk interface gone (deleted under the daemon); re-attaching it when it is back');
