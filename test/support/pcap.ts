@@ -109,7 +109,7 @@ export async function tcpdump(
   file: string,
   filter = 'udp',
   prime?: () => Promise<void>,
-): Promise<{ stop(): Promise<Datagram[]> }> {
+): Promise<{ stop(enough?: (got: Datagram[]) => boolean): Promise<Datagram[]> }> {
   const child: ChildProcess = lab.spawn(host, 'tcpdump', ['-i', iface, '--immediate-mode', '-B', '65536', '-U', '-n', '-s', '0', '-w', file, filter]);
   // tcpdump says "listening on IFACE" on stderr once its socket is live.
   await new Promise<void>((resolve, reject) => {
@@ -138,7 +138,11 @@ export async function tcpdump(
     50,
   );
   return {
-    stop: async () => {
+    // `enough`: what the file must hold before tcpdump stops (a busy machine lets it fall behind
+    // the socket, and what it has not read yet is lost with it); polled for 10 s at most, then
+    // the caller's assertions say what was missing.
+    stop: async (enough?: (got: Datagram[]) => boolean) => {
+      if (enough) await until('tcpdump to write what was sent', async () => readPcap(file), enough, 10_000, 50).catch(() => undefined);
       await lab.stop(child, 'SIGINT');
       return readPcap(file);
     },
