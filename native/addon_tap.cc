@@ -109,6 +109,9 @@ Napi::Value AttachOpen(const Napi::CallbackInfo &info) {
   if (!a.Prop(o, "up", &v)) return {};
   if (!v.IsUndefined() && !v.IsBoolean()) return a.Fail(EINVAL, "up must be a boolean"), Napi::Value();
   cfg.up = v.IsUndefined() || v.As<Napi::Boolean>().Value();
+  if (!a.Prop(o, "ipv6Off", &v)) return {};
+  if (!v.IsUndefined() && !v.IsBoolean()) return a.Fail(EINVAL, "ipv6Off must be a boolean"), Napi::Value();
+  cfg.ipv6_off = !v.IsUndefined() && v.As<Napi::Boolean>().Value();
 
   struct attach_result r;
   int err = attach_open(&cfg, &r);
@@ -120,6 +123,7 @@ Napi::Value AttachOpen(const Napi::CallbackInfo &info) {
   out.Set("mac", MacString(r.mac));
   out.Set("mtu", r.mtu);
   out.Set("broughtUp", r.was_down);
+  out.Set("ipv6TurnedOff", r.ipv6_was_on);
   return out;
 }
 

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if_arp.h>
@@ -46,6 +47,22 @@ static int link_query(int sk, const struct attach_config *c, struct attach_resul
   return 0;
 }
 
+/* IPv6 off on the interface: no link-local address, no ND, MLD or router solicitation from
+ * this host into the segment. /proc/sys/net is the namespace's that the thread is in. */
+static int ipv6_off(const struct attach_config *c, struct attach_result *r) {
+  char path[96];
+  snprintf(path, sizeof path, "/proc/sys/net/ipv6/conf/%s/disable_ipv6", c->name);
+  int fd = open(path, O_RDWR | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? 0 : fail(r, "open disable_ipv6", errno); /* no IPv6 in this kernel */
+  char was = '1';
+  int err = 0;
+  if (read(fd, &was, 1) != 1) err = fail(r, "read disable_ipv6", errno);
+  else if (was == '0' && pwrite(fd, "1\n", 2, 0) != 2) err = fail(r, "write disable_ipv6", errno);
+  else r->ipv6_was_on = was == '0';
+  close(fd);
+  return err;
+}
+
 static int sockopt(int sk, int level, int name, const void *v, socklen_t len, struct attach_result *r, const char *step) {
   return setsockopt(sk, level, name, v, len) < 0 ? fail(r, step, errno) : 0;
 }
@@ -82,6 +99,7 @@ static int attach_setup(void *arg) {
   int sk = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (sk < 0) return fail(r, "socket(AF_PACKET)", errno);
   int err = link_query(sk, c, r);
+  if (!err && c->ipv6_off) err = ipv6_off(c, r);
   if (!err) err = packet_setup(sk, r);
   if (err) {
     close(sk);

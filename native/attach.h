@@ -20,6 +20,7 @@ struct attach_config {
   const char *name;  /* the interface, 1..15 bytes */
   const char *netns; /* name under /run/netns, or NULL for the caller's namespace */
   bool up;           /* bring the interface up if it is down */
+  bool ipv6_off;     /* turn IPv6 off on it (disable_ipv6): the host takes no part in the segment */
 };
 
 struct attach_result {
@@ -28,6 +29,7 @@ struct attach_result {
   int mtu;
   uint8_t mac[6];
   bool was_down; /* the interface was down and was brought up (cfg.up) */
+  bool ipv6_was_on; /* IPv6 was on and was turned off (cfg.ipv6_off) */
   char step[300]; /* on failure: what failed, e.g. "SIOCGIFINDEX" or "setns /run/netns/x" */
 };
 
@@ -35,7 +37,8 @@ struct attach_result {
  * Open a packet socket on interface cfg->name (inside cfg->netns when given):
  * PACKET_VNET_HDR, PACKET_IGNORE_OUTGOING (its own transmits do not come back), bound to
  * the interface for every protocol, and PACKET_MR_PROMISC (the kernel drops it when the
- * socket closes). An interface that does not exist is ENODEV at step "SIOCGIFINDEX"; one
+ * socket closes). With cfg->ipv6_off, net.ipv6.conf.<name>.disable_ipv6 is set in its
+ * namespace (nothing when the kernel has no IPv6). An interface that does not exist is ENODEV at step "SIOCGIFINDEX"; one
  * that is not Ethernet is EPROTOTYPE at step "ARPHRD". Returns 0 or errno (nothing open).
  */
 int attach_open(const struct attach_config *cfg, struct attach_result *res);

@@ -63,7 +63,17 @@ export interface StatusResult {
   reloads: { ok: number; failed: number };
   tenants: { name: string; vni: number; learning: boolean; ports: string[]; flood: string[]; macs: number }[];
   /** net: the network of a port attached at runtime (vtepd port add); null or absent: from the config. */
-  ports: { tenant: string; tap: string; kind?: string; netns: string | null; ifindex: number; mac: string; mtu: number; net?: string | null }[];
+  ports: {
+    tenant: string;
+    tap: string;
+    kind?: string;
+    netns: string | null;
+    ifindex: number;
+    mac: string;
+    mtu: number;
+    net?: string | null;
+    waiting?: boolean;
+  }[];
   peers: { vtep: string; dynamic: boolean; pathMtu?: number }[];
   /** VLAN trunks (#15); absent from a daemon older than trunks. */
   trunks?: {
@@ -103,7 +113,11 @@ export function formatStatus(s: StatusResult): string {
   );
   const ports = table(
     ['PORT', 'TENANT', 'NETNS', 'IFINDEX', 'MAC', 'MTU', 'FROM', 'KIND'],
-    s.ports.map((p) => [p.tap, p.tenant, p.netns ?? '-', p.ifindex, p.mac, p.mtu, p.net ? `port add ${p.net}` : 'config', p.kind ?? 'tap']),
+    s.ports.map((p) =>
+      p.waiting
+        ? [p.tap, p.tenant, p.netns ?? '-', '-', '-', '-', p.net ? `port add ${p.net}` : 'config', `${p.kind} (waiting for it)`]
+        : [p.tap, p.tenant, p.netns ?? '-', p.ifindex, p.mac, p.mtu, p.net ? `port add ${p.net}` : 'config', p.kind ?? 'tap'],
+    ),
   );
   const peers = table(
     ['PEER', 'TYPE', 'PATH MTU'],

@@ -32,7 +32,7 @@ import { applyPlan, describeChange, patch, plan, type Change, type Target } from
 import { LostPorts } from '../ports/lost.js';
 import { Trunks, type AdoptedTrunk, type TrunksDeps } from '../ports/trunk.js';
 import { EtcdVlanPoolStore, FileVlanPoolStore, vlanStateFileOf } from '../ports/vlan-pool.js';
-import { PortsByKind } from '../ports/attach.js';
+import { AttachPorts, PortsByKind } from '../ports/attach.js';
 import { TapPorts, closePortFds, type PortBackend, type PortHandle, type RunningPort } from '../ports/tap.js';
 import { Telemetry, type StatsSnapshot } from './stats.js';
 import { VERSION } from '../util/paths.js';
@@ -211,7 +211,7 @@ export class Daemon implements Target {
     this.running = config;
     for (const r of opts.dynamic ?? []) this.dynamic.set(r.tap, r);
     const dp = (this.dp = opts.dp ?? openDatapath(config));
-    this.backend = opts.ports ?? new PortsByKind(new TapPorts(config.underlay.queues));
+    this.backend = opts.ports ?? new PortsByKind(new TapPorts(config.underlay.queues), new AttachPorts(config.underlay.locals.map((l) => l.address)));
     this.hooks = opts.hooks ?? {};
     const maxMacsTotal = opts.maxMacsTotal ?? Math.min(config.limits.maxMacs, limits().fdbCapacity);
     this.sw = new Switch(dp, {
@@ -251,6 +251,7 @@ export class Daemon implements Target {
     this.telemetry = new Telemetry({ sw: this.sw, dp, roles: this.roles, startedAt: this.startedAt });
     this.trunks = new Trunks({
       sw: this.sw,
+      underlay: config.underlay.locals.map((l) => l.address),
       adopted: opts.adopt?.trunks,
       // Pool IDs: in etcd with a directory (two gateways never hand out one ID twice), else in a state file by the control socket.
       pools: () =>
@@ -436,7 +437,7 @@ export class Daemon implements Target {
     this.sw.removeEntry(name, mac);
   }
 
-  /** A port of the config (start, reload) or attached at runtime; one attached at runtime waits for a missing interface. */
+  /** A port of the config (start, reload) or attached at runtime; an attached interface that does not exist yet is waited for. */
   async addPort(tenant: string, p: PortConfig, adopted?: PortHandle): Promise<void> {
     await this.addOrWait(tenant, p, adopted);
   }
@@ -473,16 +474,16 @@ export class Daemon implements Target {
   }
 
   /**
-   * addPort, except that an interface attached at runtime (`port add --attach`) that does not
-   * exist (yet) is waited for: logged once, attached when it appears (LostPorts). A config
-   * port's missing interface still fails (run refuses it). True: attached now.
+   * addPort, except that an attached interface (`{ attach: vnet0 }` in the config, or `port
+   * add --attach`) that does not exist (yet) is waited for: logged once, attached when it
+   * appears (LostPorts); a VM's TAP exists only while the VM runs. True: attached now.
    */
   private async addOrWait(tenant: string, p: PortConfig, adopted?: PortHandle): Promise<boolean> {
     try {
       await this.plugPort(tenant, p, adopted);
       return true;
     } catch (e) {
-      if (portKind(p) !== 'attach' || !this.dynamic.has(p.tap) || (e as { code?: string }).code !== 'ENODEV') throw e;
+      if (portKind(p) !== 'attach' || (e as { code?: string }).code !== 'ENODEV') throw e;
       log.warn({ tenant, attach: p.tap, netns: p.netns }, 'attached interface does not exist yet: attaching it when it appears');
       this.lost.wait(tenant, p);
       return false;
@@ -741,17 +742,34 @@ export class Daemon implements Target {
         flood: [...b.flood].map((id) => this.sw.vteps.get(id)?.address ?? String(id)),
         macs: rows.filter((r) => r.tenant === b.name).length,
       })),
-      ports: this.ports.map((p) => ({
-        tenant: p.tenant,
-        tap: p.tap,
-        kind: portKind(p.config),
-        netns: p.netns,
-        ifindex: p.ifindex,
-        mac: p.mac,
-        mtu: p.mtu,
-        // The network of a port attached at runtime (vtepd port add); null: from the config.
-        net: this.dynamicPlace(p.tap),
-      })),
+      ports: [
+        ...this.ports.map((p) => ({
+          tenant: p.tenant,
+          tap: p.tap,
+          kind: portKind(p.config),
+          netns: p.netns,
+          ifindex: p.ifindex,
+          mac: p.mac,
+          mtu: p.mtu,
+          // The network of a port attached at runtime (vtepd port add); null: from the config.
+          net: this.dynamicPlace(p.tap),
+        })),
+        // Attached interfaces not there (yet): a VM not started, or stopped.
+        ...this.lost
+          .list()
+          .filter((l) => portKind(l.config) === 'attach' && !this.ports.some((p) => p.tap === l.config.tap))
+          .map((l) => ({
+            tenant: l.tenant,
+            tap: l.config.tap,
+            kind: 'attach',
+            netns: l.config.netns,
+            ifindex: 0,
+            mac: '',
+            mtu: 0,
+            net: this.dynamicPlace(l.config.tap),
+            waiting: true,
+          })),
+      ],
       trunks: this.trunks.list().map((r) => ({
         attach: r.config.attach,
         netns: r.config.netns,

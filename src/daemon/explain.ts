@@ -7,6 +7,8 @@
  * where it can see them, in the same words.
  */
 import { type Config, type MetricsConfig, type PortConfig, portKind } from '../config/config.js';
+import { underlayHeld } from '../ports/attach.js';
+import { addressesOf } from '../util/iproute.js';
 import { answers } from './control.js';
 import { linkOf, netnsExists, probeTcp, probeUdp, socketHolder, tapHolder, vxlanDevicesOn, type BindProbe } from './host.js';
 
@@ -27,7 +29,11 @@ export const say = {
     `${address} is not an address of this host (add it with ip addr add, or set ${key} to one of this host's addresses)`,
   tcpInUse: (listen: string, holder: string | undefined) => `${listen} is in use by ${holder ?? 'another process'} (stop it, or pick another port)`,
   noInterface: (name: string, netns: string | null, trunk = false) =>
-    `interface ${name} does not exist${netns ? ` in namespace ${netns}` : ''} (${trunk ? 'a trunk attaches' : 'attach takes'} an interface that exists: check the name with ip ${netns ? `-n ${netns} ` : ''}link, ${trunk ? 'or create it first' : `create it first, or write tap: ${name} to have vtepd create a TAP`})`,
+    trunk
+      ? `interface ${name} does not exist${netns ? ` in namespace ${netns}` : ''} (a trunk attaches an interface that exists: check the name with ip ${netns ? `-n ${netns} ` : ''}link, or create it first)`
+      : `interface ${name} does not exist${netns ? ` in namespace ${netns}` : ''} yet: vtepd attaches it when it appears, as a VM's TAP does when the VM starts (if it should exist now, check the name with ip ${netns ? `-n ${netns} ` : ''}link; write tap: ${name} to have vtepd create a TAP)`,
+  hostAddresses: (name: string, v4: string[]) =>
+    `${name} has the IPv4 address${v4.length > 1 ? 'es' : ''} ${v4.join(', ')}: vtepd removes ${v4.length > 1 ? 'them' : 'it'} and turns IPv6 off on it when it attaches it (a switch port carries no host address)`,
   notEthernet: (name: string) => `${name} is not an Ethernet interface (attach takes a NIC, a bond or a veth: it switches Ethernet frames)`,
   daemonAnswers: (socket: string) => `another vtepd answers on ${socket} (stop it, start with --takeover to replace it, or set another control.socket)`,
 };
@@ -92,9 +98,20 @@ export interface HostWarning {
   message: string;
 }
 
+/** An attached interface as `check` sees it: missing (waited for), holding an underlay address (refused), or addresses vtepd removes. */
+function attachWarnings(name: string, netns: string | null, config: Config, path: (string | number)[]): HostWarning[] {
+  const held = addressesOf(name, netns);
+  if (held === null) return [{ path, message: say.noInterface(name, netns) }];
+  const u = held?.find((a) => config.underlay.locals.some((l) => l.address === a.address));
+  if (u) return [{ path, message: underlayHeld(name, u.address) }];
+  const v4 = (held ?? []).filter((a) => a.family === 'inet').map((a) => `${a.address}/${a.prefix}`);
+  return v4.length ? [{ path, message: say.hostAddresses(name, v4) }] : [];
+}
+
 /**
  * What `run` would trip over on this host, where check can see it: a missing namespace, a
- * TAP name taken by another kind of device or a TAP another process holds, a missing trunk interface, an underlay or
+ * TAP name taken by another kind of device or a TAP another process holds, a missing trunk or
+ * attached interface, the addresses an attached interface would lose, an underlay or
  * metrics address that is not this host's, a port already bound. With a vtepd answering on
  * control.socket (a check before a reload), what it holds is its own: not reported.
  */
@@ -107,7 +124,7 @@ export async function hostWarnings(config: Config): Promise<HostWarning[]> {
       const at = (key: string) => ['tenants', i, 'ports', j, key];
       if (p.netns && !netnsExists(p.netns)) return out.push({ path: at('netns'), message: say.noNetns(p.netns) });
       const link = linkOf(p.tap, p.netns);
-      if (portKind(p) === 'attach') return link === null && out.push({ path: at('attach'), message: say.noInterface(p.tap, p.netns) });
+      if (portKind(p) === 'attach') return out.push(...attachWarnings(p.tap, p.netns, config, at('attach')));
       if (link && link.kind !== 'tap') out.push({ path: at('tap'), message: say.notTap(p.tap, link.kind, p.netns) });
       else if (link && !running) {
         const holder = tapHolder(p.tap);
@@ -118,6 +135,7 @@ export async function hostWarnings(config: Config): Promise<HostWarning[]> {
   (config.trunks ?? []).forEach((t, i) => {
     if (t.netns && !netnsExists(t.netns)) return out.push({ path: ['trunks', i, 'netns'], message: say.noNetns(t.netns) });
     if (linkOf(t.attach, t.netns) === null) out.push({ path: ['trunks', i, 'attach'], message: say.noInterface(t.attach, t.netns, true) });
+    else out.push(...attachWarnings(t.attach, t.netns, config, ['trunks', i, 'attach']));
   });
   const u = config.underlay;
   for (const [i, l] of u.locals.entries()) {

@@ -4,10 +4,10 @@
  * holds them. Each probe answers only what it can see: without root, inside a namespace or
  * in another process's /proc it says "unknown" (undefined), never a guess.
  */
-import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { ipJson as ip } from '../util/iproute.js';
 
 export function netnsExists(name: string): boolean {
   return existsSync(`/run/netns/${name}`);
@@ -34,16 +34,6 @@ export function vxlanDevicesOn(port: number): string[] {
   const out = ip(null, ['-d', '-j', 'link', 'show', 'type', 'vxlan']);
   const links = (Array.isArray(out) ? out : []) as { ifname: string; linkinfo?: { info_data?: { port?: number } } }[];
   return links.filter((l) => l.linkinfo?.info_data?.port === port).map((l) => l.ifname);
-}
-
-/** `ip -j ...` parsed; null when the device does not exist; undefined when ip could not answer. */
-function ip(netns: string | null, args: string[]): unknown {
-  try {
-    const out = execFileSync('ip', [...(netns ? ['-n', netns] : []), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 5000 });
-    return JSON.parse(out || '[]');
-  } catch (e) {
-    return /does not exist/.test(String((e as { stderr?: string }).stderr)) ? null : undefined;
-  }
 }
 
 // ---- who holds it --------------------------------------------------------------------------

@@ -84,6 +84,8 @@ export interface AttachOpenOptions {
   netns?: string;
   /** Bring the interface up if it is down (default true). */
   up?: boolean;
+  /** Turn IPv6 off on the interface (net.ipv6.conf.NAME.disable_ipv6 in its namespace); default false. */
+  ipv6Off?: boolean;
 }
 
 /**
@@ -101,6 +103,8 @@ export interface AttachInfo {
   mtu: number;
   /** The interface was down and was brought up. */
   broughtUp: boolean;
+  /** IPv6 was on and was turned off (ipv6Off). */
+  ipv6TurnedOff: boolean;
 }
 
 export interface PortSetOptions {

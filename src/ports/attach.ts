@@ -1,26 +1,61 @@
 /**
  * Attached ports (`{ attach: eth1, netns: NS }`): an interface that exists (a NIC, a bond, a
- * veth toward a switch or a bare-metal host), read and written by the fast path through an
- * AF_PACKET socket (native/attach.c) like a TAP with offloads. vtepd does not create, address
- * or resize such an interface: it brings it up if it is down, holds it in promiscuous mode
- * while the socket is open (the kernel ends that when the socket closes, also when vtepd is
- * killed) and leaves the rest to whoever owns it.
+ * veth toward a switch or a bare-metal host, a hypervisor's vnet0), read and written by the
+ * fast path through an AF_PACKET socket (native/attach.c) like a TAP with offloads. vtepd
+ * does not create or resize such an interface: it brings it up if it is down, holds it in
+ * promiscuous mode while the socket is open (the kernel ends that when the socket closes,
+ * also when vtepd is killed) and makes it a switch port, not a host interface: IPv6 off and
+ * its IPv4 addresses removed (each logged), so the host takes no part in the tenant's
+ * segment. One that holds an underlay address is refused before anything changes.
  *
  * Which tenant the port belongs to is the caller's (Switch.addPort); this file only opens
  * and closes the interface, so a trunk (one interface, several tenants) can reuse it.
  */
 import { type PortConfig, portKind } from '../config/config.js';
-import { attachIfindex, attachOpen, fdClose } from '../native/system.js';
+import { type AttachInfo, attachIfindex, attachOpen, fdClose } from '../native/system.js';
+import { addressesOf, flushIpv4 } from '../util/iproute.js';
 import { logger } from '../util/log.js';
 import type { PortBackend, PortHandle, RunningPort } from './tap.js';
 
 const log = logger('daemon');
 
+/** Why an interface that holds an underlay address is not attached. */
+export const underlayHeld = (name: string, address: string) =>
+  `${name} holds the underlay address ${address} (an attached interface is a switch port: vtepd would take its addresses away; attach another interface, or move the address)`;
+
+/**
+ * Open interface `name` (in `netns`) as a switch port: refused (EADDRINUSE) if it holds one of
+ * the `underlay` addresses; else attached (native/attach.c) with IPv6 turned off, then its
+ * IPv4 addresses removed. `who` goes into the log lines. A missing interface is ENODEV.
+ */
+export function openSwitchPort(name: string, netns: string | null, underlay: readonly string[], who: Record<string, unknown>): AttachInfo {
+  const held = addressesOf(name, netns) ?? [];
+  const u = held.find((a) => underlay.includes(a.address));
+  if (u) throw Object.assign(new Error(underlayHeld(name, u.address)), { code: 'EADDRINUSE' });
+  const a = attachOpen({ name, netns: netns ?? undefined, up: true, ipv6Off: true });
+  if (a.broughtUp) log.warn(who, 'attached interface was down: brought it up (vtepd leaves it up)');
+  if (a.ipv6TurnedOff) log.info(who, 'attached interface: IPv6 turned off (a switch port: no link-local address, no ND from this host)');
+  const v4 = held.filter((x) => x.family === 'inet').map((x) => `${x.address}/${x.prefix}`);
+  if (v4.length === 0) return a;
+  try {
+    flushIpv4(name, netns);
+  } catch (e) {
+    fdClose(a.fd);
+    throw new Error(
+      `removing the IPv4 addresses of ${name} (${v4.join(', ')}) failed: ${String((e as { stderr?: Buffer }).stderr ?? (e as Error).message).trim()}`,
+    );
+  }
+  log.warn({ ...who, removed: v4 }, 'attached interface: its IPv4 addresses removed (a switch port carries no host address)');
+  return a;
+}
+
 /** Attached interfaces through the addon's packet sockets. */
 export class AttachPorts implements PortBackend {
+  /** underlay: this host's underlay addresses (an interface holding one is refused). */
+  constructor(private readonly underlay: readonly string[] = []) {}
+
   async open(tenant: string, p: PortConfig): Promise<PortHandle> {
-    const a = attachOpen({ name: p.tap, netns: p.netns ?? undefined, up: true });
-    if (a.broughtUp) log.warn({ tenant, attach: p.tap, netns: p.netns }, 'attached interface was down: brought it up (vtepd leaves it up)');
+    const a = openSwitchPort(p.tap, p.netns, this.underlay, { tenant, attach: p.tap, netns: p.netns });
     warnMtu(tenant, p, a.mtu);
     return { fd: a.fd, ifindex: a.ifindex, mac: a.mac, vnetHdr: true, mtu: a.mtu };
   }

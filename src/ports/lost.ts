@@ -71,6 +71,11 @@ export class LostPorts {
     return true;
   }
 
+  /** The ports that wait for their interface (gone, or not there yet). */
+  list(): { tenant: string; config: PortConfig }[] {
+    return [...this.lost.values()].map((l) => ({ tenant: l.tenant, config: l.config }));
+  }
+
   /** Whether port `tap` waits for its interface (gone, or not there yet). */
   waiting(tap: string): boolean {
     return this.lost.has(tap);

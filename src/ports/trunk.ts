@@ -17,8 +17,8 @@
  */
 import type { TrunkConfig } from '../config/config.js';
 import { type Switch, vlanPortName } from '../core/switch.js';
-import { attachDetached } from './attach.js';
-import { attachOpen, fdClose, type AttachInfo } from '../native/system.js';
+import { attachDetached, openSwitchPort } from './attach.js';
+import { fdClose, type AttachInfo } from '../native/system.js';
 import { logger } from '../util/log.js';
 import { poolRequestOf, type VlanPoolStore } from './vlan-pool.js';
 
@@ -54,15 +54,15 @@ export interface TrunksDeps {
   sw: Switch;
   /** Sockets the previous daemon handed over, by interface: used instead of attaching again; the unused ones closed at the first `set`. */
   adopted?: Map<string, AdoptedTrunk>;
-  /** Open the interface (tests give a fake); default: the addon's attachOpen. */
+  /** Open the interface (tests give a fake); default: openSwitchPort (IPv6 off, IPv4 addresses removed). */
   open?: (t: TrunkConfig) => AttachInfo;
+  /** This host's underlay addresses: an interface holding one is not attached. */
+  underlay?: readonly string[];
   /** Where a pool's IDs are kept (a state file, or etcd with a directory); made when the first pool needs it. */
   pools?: () => VlanPoolStore;
   /** Whether a socket's interface was deleted under the daemon. */
   detached?: (fd: number) => boolean;
 }
-
-const defaultOpen = (t: TrunkConfig) => attachOpen({ name: t.attach, netns: t.netns ?? undefined, up: true });
 
 export class Trunks {
   private readonly running = new Map<string, RunningTrunk>();
@@ -145,10 +145,15 @@ export class Trunks {
     return r;
   }
 
+  /** The trunk's interface as a switch port (openSwitchPort logs what it changed), or the tests' fake. */
+  private attach(t: TrunkConfig): AttachInfo {
+    return this.deps.open ? this.deps.open(t) : openSwitchPort(t.attach, t.netns, this.deps.underlay ?? [], { trunk: t.attach, netns: t.netns });
+  }
+
   private open(t: TrunkConfig): RunningTrunk {
     const handed = this.deps.adopted?.get(t.attach);
     this.deps.adopted?.delete(t.attach);
-    const a = handed ? { ...handed, name: t.attach, broughtUp: false } : (this.deps.open ?? defaultOpen)(t);
+    const a = handed ? { ...handed, name: t.attach, broughtUp: false, ipv6TurnedOff: false } : this.attach(t);
     if (handed) log.info({ trunk: t.attach }, 'trunk socket taken over from the previous daemon');
     try {
       this.deps.sw.setTrunk(t.attach, a.fd);
@@ -156,7 +161,6 @@ export class Trunks {
       fdClose(a.fd);
       throw e;
     }
-    if (a.broughtUp) log.warn({ trunk: t.attach, netns: t.netns }, 'trunk interface was down: brought it up (vtepd leaves it up)');
     const r: RunningTrunk = { config: t, fd: a.fd, ifindex: a.ifindex, mac: a.mac, mtu: a.mtu, vlans: new Map(), pooled: new Set() };
     this.running.set(t.attach, r);
     return r;
@@ -201,7 +205,7 @@ export class Trunks {
   private reattach(r: RunningTrunk): void {
     let a: AttachInfo;
     try {
-      a = (this.deps.open ?? defaultOpen)(r.config);
+      a = this.attach(r.config);
     } catch (e) {
       if (r.lost!.failures++ === 0) log.warn({ trunk: r.config.attach, err: (e as Error).message }, 'trunk interface not back yet; retrying once a second');
       return;

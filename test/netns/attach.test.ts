@@ -7,8 +7,9 @@
  * after it stops; vtepd's own transmits on bm0 are not learned back (the FDB keeps the
  * bare-metal MAC at bm0 and the VM's behind its VTEP, no moves); `vtepd restart` hands the
  * packet socket over; bm0 going down and up keeps the port, bm0 deleted and made again is
- * attached again while the TAP goes on; a missing interface is said by its config path with
- * what to do, by run and by check. Step 2: frames that came tagged (802.1Q, or 802.1ad with an
+ * attached again while the TAP goes on. An interface that holds the underlay address is
+ * refused by run and warned of by check, at its config path; a missing one is waited for (check
+ * says so) and attached when it appears, as a switch port: its IPv4 addresses removed, IPv6 off. Step 2: frames that came tagged (802.1Q, or 802.1ad with an
  * 802.1Q inside) are dropped at the access port as vlan_on_access, exactly counted, and flood
  * nowhere, while untagged traffic flows.
  */
@@ -81,7 +82,8 @@ async function ping(from: string, to: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  for (const h of ['h1', 'h2', 'vm1', 'vm2', 'bm', 'h3']) await lab.addHost(h, { ipv6: false });
+  for (const h of ['h1', 'h2', 'vm1', 'vm2', 'bm']) await lab.addHost(h, { ipv6: false });
+  await lab.addHost('h3');
   await lab.link('h1', 'ul0', `${UNDERLAY.h1}/24`, 'h2', 'ul0', `${UNDERLAY.h2}/24`);
   // The bare-metal host's NIC (eth0, MTU of the overlay) and its switch port bm0 on h2, left down: vtepd brings it up.
   await lab.link('h2', 'bm0', null, 'bm', 'eth0', '10.1.0.3/24', 1450);
@@ -226,17 +228,67 @@ describe('an attached interface as an access port (#15)', () => {
     expect((await cli<StatsSnapshot>(h2, ['stats'])).switch.portsRecreated).toBe(1);
   });
 
-  it('a missing interface: run stops and check warns, each naming tenants[0].ports[0].attach and what to do', async () => {
-    await lab.exec('h3', 'ip', ['addr', 'add', '10.9.0.1/32', 'dev', 'lo']);
-    const file = join(dir, 'missing.yaml');
-    writeFileSync(file, `control: { socket: ${join(dir, 'h3.sock')} }\n${config('10.9.0.1', '10.9.0.2', ['{ attach: nosuch0 }'])}`);
+  it('an interface holding the underlay address: run refuses it and check warns, at tenants[0].ports[0].attach', async () => {
+    // h3 has IPv6 on (as a hypervisor has): its underlay address on a NIC, ul3.
+    await lab.exec('h3', 'ip', ['link', 'add', 'ul3', 'type', 'veth', 'peer', 'name', 'ul3p']);
+    await lab.exec('h3', 'ip', ['addr', 'add', '10.9.0.1/24', 'dev', 'ul3']);
+    await lab.exec('h3', 'ip', ['link', 'set', 'ul3', 'up']);
+    const file = join(dir, 'underlay.yaml');
+    writeFileSync(file, `control: { socket: ${join(dir, 'h3.sock')} }\n${config('10.9.0.1', '10.9.0.2', ['{ attach: ul3 }'])}`);
     const say =
-      'interface nosuch0 does not exist (attach takes an interface that exists: check the name with ip link, create it first, or write tap: nosuch0 to have vtepd create a TAP)';
+      'ul3 holds the underlay address 10.9.0.1 (an attached interface is a switch port: vtepd would take its addresses away; attach another interface, or move the address)';
+    const c = await vtepdIn('h3', ['check', '--config', file]);
+    expect(c.code).toBe(0);
+    expect(c.stdout + c.stderr).toContain(`warning: tenants[0].ports[0].attach: ${say}`);
     const r = await vtepdIn('h3', ['run', '--config', file]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(`tenants[0].ports[0].attach: ${say}`);
-    const c = await vtepdIn('h3', ['check', '--config', file]);
-    expect(c.stdout + c.stderr).toContain(`tenants[0].ports[0].attach: ${say}`);
+    expect(JSON.parse((await lab.exec('h3', 'ip', ['-j', 'addr', 'show', 'dev', 'ul3'])).stdout)[0].addr_info.length).toBeGreaterThan(0);
+  });
+
+  it("a missing interface is waited for (a VM's TAP before the VM starts); attached when it appears, its IPv4 address removed and IPv6 off", async () => {
+    // addr3: an interface with host addresses, attached at start; vnet3: appears later.
+    await lab.exec('h3', 'ip', ['link', 'add', 'addr3', 'type', 'veth', 'peer', 'name', 'addr3p']);
+    await lab.exec('h3', 'ip', ['addr', 'add', '10.1.9.1/24', 'dev', 'addr3']);
+    const yaml = config('10.9.0.1', '10.9.0.2', ['{ attach: addr3 }', '{ attach: vnet3 }']);
+    writeFileSync(join(dir, 'h3.yaml'), `control: { socket: ${join(dir, 'h3.sock')} }\n${yaml}`);
+    const c = await vtepdIn('h3', ['check', '--config', join(dir, 'h3.yaml')]);
+    expect(c.code).toBe(0);
+    const warned = c.stdout + c.stderr;
+    expect(warned).toContain(
+      'warning: tenants[0].ports[0].attach: addr3 has the IPv4 address 10.1.9.1/24: vtepd removes it and turns IPv6 off on it when it attaches it (a switch port carries no host address)',
+    );
+    expect(warned).toContain(
+      "warning: tenants[0].ports[1].attach: interface vnet3 does not exist yet: vtepd attaches it when it appears, as a VM's TAP does when the VM starts (if it should exist now, check the name with ip link; write tap: vnet3 to have vtepd create a TAP)",
+    );
+    const h3 = await startDaemon(lab, 'h3', yaml, dir);
+    try {
+      expect(h3.stderr()).toMatch(/attached interface does not exist yet: attaching it when it appears/);
+      expect(h3.stderr()).toMatch(/its IPv4 addresses removed \(a switch port carries no host address\)/);
+      const addrs = async (dev: string) =>
+        (JSON.parse((await lab.exec('h3', 'ip', ['-j', 'addr', 'show', 'dev', dev])).stdout) as { addr_info: unknown[] }[])[0]!.addr_info;
+      const ipv6 = async (dev: string) => (await lab.exec('h3', 'sysctl', ['-n', `net.ipv6.conf.${dev}.disable_ipv6`])).stdout.trim();
+      expect(await addrs('addr3')).toEqual([]);
+      expect(await ipv6('addr3')).toBe('1');
+      const waiting = (await cli<StatusResult>(h3, ['status'])).ports.find((p) => p.tap === 'vnet3');
+      expect(waiting).toMatchObject({ kind: 'attach', waiting: true });
+      const text = (await run(process.execPath, [CLI, 'status', '--socket', h3.socket])).stdout;
+      expect(text).toMatch(/^vnet3\s+blue\s+-\s+-\s+-\s+-\s+config\s+attach \(waiting for it\)$/m);
+      // The VM starts: its TAP appears, with the IPv6 link-local a new interface gets.
+      await lab.exec('h3', 'ip', ['link', 'add', 'vnet3', 'type', 'veth', 'peer', 'name', 'vnet3p']);
+      await lab.exec('h3', 'ip', ['addr', 'add', '10.1.9.2/24', 'dev', 'vnet3']);
+      await lab.exec('h3', 'ip', ['addr', 'add', '2001:db8:9::2/64', 'dev', 'vnet3', 'nodad']);
+      await until(
+        'vnet3 attached',
+        async () => (await cli<StatusResult>(h3, ['status'])).ports.find((p) => p.tap === 'vnet3'),
+        (p) => p !== undefined && !p.waiting && p.ifindex > 0,
+      );
+      expect(await addrs('vnet3')).toEqual([]);
+      expect(await ipv6('vnet3')).toBe('1');
+      expect((await cli<StatsSnapshot>(h3, ['stats'])).switch.portsAttached).toBe(1);
+    } finally {
+      await lab.stop(h3.child);
+    }
   });
 
   it('after vtepd stops, the interface is no longer promiscuous', async () => {
