@@ -203,7 +203,8 @@ export function twoHostsVtepd(
  * that it is partial. `finishChecksums` says who finishes it, as on real hardware:
  * 'endpoint' (tx checksum offload off on the endpoint's eth0) or 'vxlan' (off on the VXLAN
  * device: the kernel segments and finishes before it encapsulates, and the endpoint keeps
- * TSO).
+ * TSO). `devices` names the VXLAN device, the bridge and the host's veth end (default vx0,
+ * br0, vm0), so that one host can hold several (one per VNI).
  */
 export async function addKernelBridgePeer(
   lab: Lab,
@@ -216,19 +217,21 @@ export async function addKernelBridgePeer(
     address: string;
     mtu: number;
     finishChecksums: 'endpoint' | 'vxlan';
+    devices?: { vxlan: string; bridge: string; veth: string };
   },
 ): Promise<void> {
   const { host } = opts;
+  const { vxlan: vx0, bridge: br0, veth: vm0 } = opts.devices ?? { vxlan: 'vx0', bridge: 'br0', veth: 'vm0' };
   await lab.addHost(opts.endpoint, { ipv6: false });
-  await lab.exec(host, 'ip', ['link', 'add', 'vx0', 'type', 'vxlan', 'id', String(opts.vni), 'local', opts.local, 'dstport', '4789']);
-  await lab.exec(host, 'bridge', ['fdb', 'append', '00:00:00:00:00:00', 'dev', 'vx0', 'dst', opts.remote]);
-  await lab.exec(host, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
-  await lab.exec(host, 'ip', ['link', 'set', 'vx0', 'master', 'br0', 'mtu', '1500']);
-  await lab.link(host, 'vm0', null, opts.endpoint, 'eth0', opts.address, opts.mtu);
-  await lab.exec(host, 'ip', ['link', 'set', 'vm0', 'master', 'br0']);
+  await lab.exec(host, 'ip', ['link', 'add', vx0, 'type', 'vxlan', 'id', String(opts.vni), 'local', opts.local, 'dstport', '4789']);
+  await lab.exec(host, 'bridge', ['fdb', 'append', '00:00:00:00:00:00', 'dev', vx0, 'dst', opts.remote]);
+  await lab.exec(host, 'ip', ['link', 'add', br0, 'type', 'bridge']);
+  await lab.exec(host, 'ip', ['link', 'set', vx0, 'master', br0, 'mtu', '1500']);
+  await lab.link(host, vm0, null, opts.endpoint, 'eth0', opts.address, opts.mtu);
+  await lab.exec(host, 'ip', ['link', 'set', vm0, 'master', br0]);
   if (opts.finishChecksums === 'endpoint') await lab.exec(opts.endpoint, 'ethtool', ['-K', 'eth0', 'tx', 'off']);
-  else await lab.exec(host, 'ethtool', ['-K', 'vx0', 'tx', 'off']);
-  for (const d of ['vx0', 'br0']) await lab.exec(host, 'ip', ['link', 'set', d, 'up']);
+  else await lab.exec(host, 'ethtool', ['-K', vx0, 'tx', 'off']);
+  for (const d of [vx0, br0]) await lab.exec(host, 'ip', ['link', 'set', d, 'up']);
 }
 
 /**
