@@ -26,6 +26,9 @@
  *                     server in VLAN 100 behind an OVS switch, through vtepd's trunk and VXLAN,
  *                     and a TAP VM, next to a TAP VM, an untagged attached port and OVS alone
  *                     in the same lab, BENCH_ROUNDS rounds (a lab of its own; 0 skips them)
+ *   BENCH_VM=1        the VM rows (bench/vm.ts): a QEMU guest (TCG) to a container on the
+ *                     other host and back, through vtepd (attached vnet0) and through the
+ *                     kernel (bridge + VXLAN), BENCH_VM_ROUNDS=2 rounds (a lab of its own; 0 skips them)
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -38,6 +41,7 @@ import { hubSpokeThroughput } from './hubspoke.js';
 import { ENCAP_STEPS, encapTable, encapThroughput } from './encap.js';
 import { secureSteps, secureThroughput, type SecureFigures } from './secure.js';
 import { trunkSteps, trunkTable, trunkThroughput } from './trunk.js';
+import { vmSteps, vmTable, vmThroughput } from './vm.js';
 import { gbps, progress, silent, type Progress } from './progress.js';
 import { chartSvg } from './chart.js';
 
@@ -46,6 +50,8 @@ const HUBSPOKE = process.env.BENCH_HUBSPOKE !== '0';
 const ENCAP = process.env.BENCH_ENCAP !== '0';
 const SECURE = process.env.BENCH_SECURE !== '0';
 const TRUNK = process.env.BENCH_TRUNK !== '0';
+const VM = process.env.BENCH_VM !== '0';
+const VM_ROUNDS = Math.max(1, Number(process.env.BENCH_VM_ROUNDS ?? 2));
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const PINGS = Math.ceil(Number(process.env.BENCH_PINGS ?? 1000) / ROUNDS);
 const RSS_SECONDS = Number(process.env.BENCH_RSS_SECONDS ?? 60);
@@ -282,7 +288,8 @@ async function main(): Promise<void> {
     (HUBSPOKE ? 2 : 0) +
     (ENCAP ? ENCAP_STEPS : 0) +
     (SECURE ? secureSteps(ROUNDS) : 0) +
-    (TRUNK ? trunkSteps(ROUNDS) : 0);
+    (TRUNK ? trunkSteps(ROUNDS) : 0) +
+    (VM ? vmSteps(VM_ROUNDS) : 0);
   report = progress('bench', steps);
   report.note(`${steps} measurements, ${SECONDS} s each (BENCH_SECONDS), ${ROUNDS} rounds (BENCH_ROUNDS); building the lab`);
   const t = await twoHostsVtepd([{ name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] }], { tag: 'vb', queues: QUEUES });
@@ -320,6 +327,8 @@ async function main(): Promise<void> {
     const secure = SECURE ? await secureThroughput(SECONDS, ROUNDS, report) : null;
     if (TRUNK) report.note('trunk gateway: bare metal behind an OVS switch, VLAN 100 into the trunk (a lab of its own)');
     const trunk = TRUNK ? await trunkThroughput(SECONDS, ROUNDS, report) : null;
+    if (VM) report.note('a QEMU guest to a container on the other host, through vtepd and the kernel (a lab of its own)');
+    const vm = VM ? await vmThroughput(SECONDS, VM_ROUNDS, report) : null;
     const rows: [string, string, string, string, number][] = [
       ['TCP 1 stream', 'Gbit/s', k.tcp1.toFixed(2), v.tcp1.toFixed(2), v.tcp1 / k.tcp1],
       ['TCP 4 streams', 'Gbit/s', k.tcp4.toFixed(2), v.tcp4.toFixed(2), v.tcp4 / k.tcp4],
@@ -361,6 +370,7 @@ async function main(): Promise<void> {
     if (encaps) console.log(`\nEncapsulations (TCP through each tunnel, ${SECONDS} s per run, references measured in the same run):\n${encapTable(encaps)}`);
     if (secure) console.log(`\n${secureTable(secure)}`);
     if (trunk) console.log(`\n${trunkTable(trunk)}`);
+    if (vm) console.log(`\n${vmTable(vm)}`);
     mkdirSync(resultsDir, { recursive: true });
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     const results = {
@@ -377,6 +387,7 @@ async function main(): Promise<void> {
       encapsulations: encaps,
       encrypted: secure,
       trunk,
+      vm,
       vtepdPeakRssMB: rss,
       vtepdRssSamples: rssSamples,
       rssEverySeconds: RSS_EVERY,

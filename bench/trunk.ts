@@ -192,7 +192,7 @@ async function stats(d: Daemonised): Promise<StatsSnapshot> {
 }
 
 /** The counters of `b` that rose since `a`, by how much. */
-function rose(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+export function rose(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(b)) if (typeof v === 'number' && v > (a[k] ?? 0)) out[k] = v - (a[k] ?? 0);
   return out;
@@ -267,7 +267,7 @@ function saidPort(port: string, f: PortFigures): string {
   return `; ${port} read ${kb(f.rxBytesPerFrame)}/frame, wrote ${kb(f.txBytesPerFrame)}/frame, drops: ${drops.length ? drops.join(', ') : 'none'}`;
 }
 
-const median = (xs: number[]) => {
+export const median = (xs: number[]) => {
   const v = [...xs].sort((a, b) => a - b);
   return v.length % 2 ? v[(v.length - 1) >> 1]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
 };
