@@ -187,6 +187,16 @@ async function settleRx(e: Env, total: number): Promise<void> {
     10_000,
     5,
   );
+  // The counters move in the worker; its events reach JS later (the notify, then the loop):
+  // every key-used and endpoint record the data path counted must have arrived.
+  const arrived = (ty: DpEvent['type']) => e.events.filter((ev) => ev.type === ty).length;
+  await until(
+    'the counted key-used and endpoint events to reach JS',
+    async () => counters(e),
+    (c) => arrived('key-used') === (c.key_used_events ?? 0) && arrived('endpoint') === (c.endpoint_events ?? 0),
+    10_000,
+    5,
+  );
   await untilSteady('the data path to go quiet', async () => [counters(e), e.events.length, e.r.got.length], 10_000, 10);
 }
 
