@@ -241,7 +241,9 @@ export class GobgpClient {
   /** `target`: "unix:///run/vtepd/gobgpd.sock" or "127.0.0.1:50051". */
   constructor(readonly target: string) {
     const Api = service();
-    this.stub = new Api(target, credentials.createInsecure()) as unknown as GobgpClient['stub'];
+    // Reconnect soon after gobgpd restarts (grpc-js waits 1 s, then longer, by default).
+    const opts = { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 2000 };
+    this.stub = new Api(target, credentials.createInsecure(), opts) as unknown as GobgpClient['stub'];
   }
 
   private call(method: string, req: Msg, timeoutMs = 5000): Promise<Msg> {
