@@ -26,6 +26,12 @@ const TOOLS = {
   etcdctl: 'etcd-client',
   // QEMU (TCG, no KVM needed) and a static busybox: the virtio-net guest of the VM tests (lab/guest.ts).
   'qemu-system-x86_64': 'qemu-system-x86',
+  // GoBGP's daemon (Debian's 3.10, the version proto/gobgp/ is pinned to): the BGP EVPN speaker
+  // vtepd supervises (src/evpn/gobgpd.ts); tests run their own in lab namespaces.
+  gobgpd: 'gobgpd',
+  // FRR 8.4 with the kernel's VXLAN: the EVPN interop peer (#17); its daemons run per lab
+  // namespace, started directly, never the system's. vtysh comes with the frr package.
+  vtysh: 'frr',
 };
 
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
