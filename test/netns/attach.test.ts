@@ -216,7 +216,7 @@ describe('an attached interface as an access port (#15)', () => {
     await lab.link('h2', 'bm0', null, 'bm', 'eth0', '10.1.0.3/24', 1450);
     await until(
       'bm0 attached again',
-      async () => (await cli<StatusResult>(h2, ['status'])).ports.find((p) => p.tap === 'bm0')?.ifindex,
+      async () => (await cli<StatusResult>(h2, ['status'])).ports.find((p) => p.tap === 'bm0' && !p.waiting)?.ifindex,
       (i) => i !== undefined && i !== before,
     );
     expect(await promiscuity('h2', 'bm0')).toBe(1);

@@ -57,7 +57,8 @@ function vtepd(args: string[]): Promise<{ code: number; stdout: string; stderr: 
 async function json<T>(args: string[]): Promise<T> {
   return JSON.parse((await run(process.execPath, [CLI, ...args, '--socket', h2.socket, '--json'])).stdout) as T;
 }
-const vnet0 = async () => (await json<StatusResult>(['status'])).ports.find((p) => p.tap === GUEST.tap);
+// The attached port (a waiting one is listed too, with waiting: true).
+const vnet0 = async () => (await json<StatusResult>(['status'])).ports.find((p) => p.tap === GUEST.tap && !p.waiting);
 const switchCounters = async () => (await json<StatsSnapshot>(['stats'])).switch;
 const portList = () => json<{ tap: string; waiting: boolean }[]>(['port', 'list']);
 

@@ -74,7 +74,8 @@ async function json<T>(args: string[]): Promise<T> {
   return JSON.parse(r.stdout) as T;
 }
 const portList = () => json<PortRow[]>(['port', 'list']);
-const vnet7 = async () => (await json<StatusResult>(['status'])).ports.find((p) => p.tap === 'vnet7');
+// The attached port (a waiting one is listed too, with waiting: true).
+const vnet7 = async () => (await json<StatusResult>(['status'])).ports.find((p) => p.tap === 'vnet7' && !p.waiting);
 const switchCounters = async () => (await json<StatsSnapshot>(['stats'])).switch;
 
 async function ping(from: string, to: string): Promise<number> {
