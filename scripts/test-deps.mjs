@@ -26,6 +26,7 @@ const TOOLS = {
   etcdctl: 'etcd-client',
   // QEMU (TCG, no KVM needed) and a static busybox: the virtio-net guest of the VM tests (lab/guest.ts).
   'qemu-system-x86_64': 'qemu-system-x86',
+  vtysh: 'frr', // FRR 8.4 (zebra, bgpd): the BGP EVPN VTEPs of the #17 tests, run privately per lab host (lab/frr.ts)
 };
 
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
