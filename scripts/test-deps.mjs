@@ -30,7 +30,7 @@ const TOOLS = {
   // vtepd supervises (src/evpn/gobgpd.ts); tests run their own in lab namespaces.
   gobgpd: 'gobgpd',
   // FRR 8.4 with the kernel's VXLAN: the EVPN interop peer (#17); its daemons run per lab
-  // namespace, started directly, never the system's. vtysh comes with the frr package.
+  // namespace, started directly, never the system's (lab/frr.ts). vtysh comes with the frr package.
   vtysh: 'frr',
 };
 
