@@ -170,7 +170,7 @@ describe('faults: the daemon logs, counts and recovers, and never exits on its o
     await start(2);
     for (const { name, t } of TENANTS) await pin(name, t);
     const ms = await pingRecovers('blue', 1);
-    expect((await ping('red', 2)).received).toBe(3);
+    await pingRecovers('red', 2); // red too: its first pings after the restart may wait for ARP and learning
     console.log(
       `peer restarted: forwarding resumed after ${ms} ms; log: ${d
         .log()
