@@ -26,6 +26,9 @@ const TOOLS = {
   etcdctl: 'etcd-client',
   // QEMU (TCG, no KVM needed) and a static busybox: the virtio-net guest of the VM tests (lab/guest.ts).
   'qemu-system-x86_64': 'qemu-system-x86',
+  // The userspace peers of the latency bench (bench/latency.ts): tinc 1.0 in switch mode and OpenVPN TAP.
+  tincd: 'tinc',
+  openvpn: 'openvpn',
 };
 
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
