@@ -10,8 +10,8 @@
  *
  *   BENCH_SECONDS=5   iperf3 duration per measurement
  */
-import { Lab, iperfGbps } from '../lab/netns.js';
-import { Ovs } from '../lab/ovs.js';
+import { type Lab, iperfGbps } from '../lab/netns.js';
+import { twoHostsOvs } from '../lab/ovs.js';
 import { addKernelVxlan, twoHostsVtepd } from '../lab/topology.js';
 import { untilListening } from '../lab/wait.js';
 import { gbps, progress, silent, type Progress } from './progress.js';
@@ -86,33 +86,11 @@ async function vtepdIpv4(seconds: number, report: Progress): Promise<EncapFigure
 
 /** Open vSwitch userspace GRE (key 5001) between two hosts, each with its own OVS. */
 async function ovsGre(seconds: number, report: Progress): Promise<EncapFigure> {
-  const lab = new Lab('vog');
-  const ovss: Ovs[] = [];
+  const o = await twoHostsOvs('vog', 'gre');
   try {
-    await lab.addHost('h1');
-    await lab.addHost('h2');
-    await lab.link('h1', 'ul0', '10.0.0.1/24', 'h2', 'ul0', '10.0.0.2/24');
-    for (const [h, me, peer, ep, addr] of [
-      ['h1', '10.0.0.1', '10.0.0.2', 'e1', '10.1.0.1/24'],
-      ['h2', '10.0.0.2', '10.0.0.1', 'e2', '10.1.0.2/24'],
-    ] as const) {
-      // OVS userspace drops tunnel packets with unfinished checksums (AF_PACKET over veth).
-      await lab.exec(h, 'ethtool', ['-K', 'ul0', 'tx', 'off']);
-      const o = await Ovs.start(lab, h);
-      ovss.push(o);
-      await o.underlayBridge('br-phy', 'ul0', `${me}/24`);
-      await o.addBridge('br-int');
-      await o.vsctl('add-port', 'br-int', 'gre0', '--', 'set', 'Interface', 'gre0', 'type=gre', `options:remote_ip=${peer}`, 'options:key=5001');
-      await lab.addHost(ep, { ipv6: false });
-      await lab.link(h, 'vm0', null, ep, 'eth0', addr, 1458);
-      await lab.exec(ep, 'ethtool', ['-K', 'eth0', 'tx', 'off']);
-      await o.vsctl('add-port', 'br-int', 'vm0');
-      await lab.exec(h, 'ip', ['link', 'set', 'br-int', 'up']);
-    }
-    return { name: 'OVS userspace GRE', underlay: 'IPv4', ...(await both(lab, 'e1', 'e2', '10.1.0.2', seconds, report, 'OVS userspace GRE IPv4')) };
+    return { name: 'OVS userspace GRE', underlay: 'IPv4', ...(await both(o.lab, 'e1', 'e2', '10.1.0.2', seconds, report, 'OVS userspace GRE IPv4')) };
   } finally {
-    for (const o of ovss) await o.stop();
-    await lab.cleanup();
+    await o.cleanup();
   }
 }
 

@@ -29,6 +29,9 @@
  *   BENCH_VM=1        the VM rows (bench/vm.ts): a QEMU guest (TCG) to a container on the
  *                     other host and back, through vtepd (attached vnet0) and through the
  *                     kernel (bridge + VXLAN), BENCH_VM_ROUNDS=2 rounds (a lab of its own; 0 skips them)
+ *   BENCH_LATENCY=1   the latency rows (bench/latency.ts): ping -i 0.01 and -i 0.2, TCP 1 stream
+ *                     and UDP 64 B through the kernel's VXLAN, vtepd, tinc, OpenVPN and OVS VXLAN,
+ *                     BENCH_LATENCY_PINGS=1000 and BENCH_LATENCY_SLOW_PINGS=100 (labs of their own; 0 skips them)
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -42,6 +45,7 @@ import { ENCAP_STEPS, encapTable, encapThroughput } from './encap.js';
 import { secureSteps, secureThroughput, type SecureFigures } from './secure.js';
 import { trunkSteps, trunkTable, trunkThroughput } from './trunk.js';
 import { vmSteps, vmTable, vmThroughput } from './vm.js';
+import { latencyOptions, latencyRows, latencySteps, latencyTable, vsBest } from './latency.js';
 import { gbps, progress, silent, type Progress } from './progress.js';
 import { chartSvg } from './chart.js';
 
@@ -51,6 +55,7 @@ const ENCAP = process.env.BENCH_ENCAP !== '0';
 const SECURE = process.env.BENCH_SECURE !== '0';
 const TRUNK = process.env.BENCH_TRUNK !== '0';
 const VM = process.env.BENCH_VM !== '0';
+const LATENCY = process.env.BENCH_LATENCY !== '0';
 const VM_ROUNDS = Math.max(1, Number(process.env.BENCH_VM_ROUNDS ?? 2));
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const PINGS = Math.ceil(Number(process.env.BENCH_PINGS ?? 1000) / ROUNDS);
@@ -289,7 +294,8 @@ async function main(): Promise<void> {
     (ENCAP ? ENCAP_STEPS : 0) +
     (SECURE ? secureSteps(ROUNDS) : 0) +
     (TRUNK ? trunkSteps(ROUNDS) : 0) +
-    (VM ? vmSteps(VM_ROUNDS) : 0);
+    (VM ? vmSteps(VM_ROUNDS) : 0) +
+    (LATENCY ? latencySteps() : 0);
   report = progress('bench', steps);
   report.note(`${steps} measurements, ${SECONDS} s each (BENCH_SECONDS), ${ROUNDS} rounds (BENCH_ROUNDS); building the lab`);
   const t = await twoHostsVtepd([{ name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] }], { tag: 'vb', queues: QUEUES });
@@ -329,6 +335,7 @@ async function main(): Promise<void> {
     const trunk = TRUNK ? await trunkThroughput(SECONDS, ROUNDS, report) : null;
     if (VM) report.note('a QEMU guest to a container on the other host, through vtepd and the kernel (a lab of its own)');
     const vm = VM ? await vmThroughput(SECONDS, VM_ROUNDS, report) : null;
+    const latency = LATENCY ? await latencyRows(latencyOptions(), report) : null;
     const rows: [string, string, string, string, number][] = [
       ['TCP 1 stream', 'Gbit/s', k.tcp1.toFixed(2), v.tcp1.toFixed(2), v.tcp1 / k.tcp1],
       ['TCP 4 streams', 'Gbit/s', k.tcp4.toFixed(2), v.tcp4.toFixed(2), v.tcp4 / k.tcp4],
@@ -371,6 +378,7 @@ async function main(): Promise<void> {
     if (secure) console.log(`\n${secureTable(secure)}`);
     if (trunk) console.log(`\n${trunkTable(trunk)}`);
     if (vm) console.log(`\n${vmTable(vm)}`);
+    if (latency) console.log(`\n${latencyTable(latency)}`);
     mkdirSync(resultsDir, { recursive: true });
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     const results = {
@@ -388,6 +396,7 @@ async function main(): Promise<void> {
       encrypted: secure,
       trunk,
       vm,
+      latency: latency && { ...latency, vsBest: vsBest(latency) },
       vtepdPeakRssMB: rss,
       vtepdRssSamples: rssSamples,
       rssEverySeconds: RSS_EVERY,

@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import type { Lab } from './netns.js';
+import { Lab } from './netns.js';
 import { until } from './wait.js';
 
 const SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema';
@@ -43,6 +43,11 @@ export class Ovs {
       OVS_SYSCONFDIR: this.dir,
       OVS_PKGDATADIR: '/usr/share/openvswitch',
     };
+  }
+
+  /** ovs-vswitchd's PID (its threads do the userspace datapath's work). */
+  get vswitchdPid(): number | undefined {
+    return this.vswitchd?.pid;
   }
 
   get dbSocket(): string {
@@ -185,5 +190,57 @@ export class Ovs {
     }
     this.vswitchd = this.db = undefined;
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Two hosts h1, h2 on one veth (ul0, 10.0.0.1 and 10.0.0.2/24), each with its own userspace
+ * Open vSwitch: the underlay on br-phy, on br-int a `tunnel` port to the other host (key
+ * 5001) and a veth vm0 to an endpoint namespace (e1 10.1.0.1/24, e2 10.1.0.2/24) whose MTU
+ * leaves room for the tunnel's header (GRE with key: 1458; VXLAN: 1450).
+ */
+export async function twoHostsOvs(tag: string, tunnel: 'gre' | 'vxlan'): Promise<{ lab: Lab; ovs: Ovs[]; cleanup(): Promise<void> }> {
+  const lab = new Lab(tag);
+  const ovs: Ovs[] = [];
+  const cleanup = async () => {
+    for (const o of ovs) await o.stop();
+    await lab.cleanup();
+  };
+  try {
+    await lab.addHost('h1');
+    await lab.addHost('h2');
+    await lab.link('h1', 'ul0', '10.0.0.1/24', 'h2', 'ul0', '10.0.0.2/24');
+    for (const [h, me, peer, ep, addr] of [
+      ['h1', '10.0.0.1', '10.0.0.2', 'e1', '10.1.0.1/24'],
+      ['h2', '10.0.0.2', '10.0.0.1', 'e2', '10.1.0.2/24'],
+    ] as const) {
+      // OVS userspace drops tunnel packets with unfinished checksums (AF_PACKET over veth).
+      await lab.exec(h, 'ethtool', ['-K', 'ul0', 'tx', 'off']);
+      const o = await Ovs.start(lab, h);
+      ovs.push(o);
+      await o.underlayBridge('br-phy', 'ul0', `${me}/24`);
+      await o.addBridge('br-int');
+      await o.vsctl(
+        'add-port',
+        'br-int',
+        `${tunnel}0`,
+        '--',
+        'set',
+        'Interface',
+        `${tunnel}0`,
+        `type=${tunnel}`,
+        `options:remote_ip=${peer}`,
+        'options:key=5001',
+      );
+      await lab.addHost(ep, { ipv6: false });
+      await lab.link(h, 'vm0', null, ep, 'eth0', addr, tunnel === 'gre' ? 1458 : 1450);
+      await lab.exec(ep, 'ethtool', ['-K', 'eth0', 'tx', 'off']);
+      await o.vsctl('add-port', 'br-int', 'vm0');
+      await lab.exec(h, 'ip', ['link', 'set', 'br-int', 'up']);
+    }
+    return { lab, ovs, cleanup };
+  } catch (e) {
+    await cleanup();
+    throw e;
   }
 }

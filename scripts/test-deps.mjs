@@ -32,6 +32,9 @@ const TOOLS = {
   // FRR 8.4 with the kernel's VXLAN: the EVPN interop peer (#17); its daemons run per lab
   // namespace, started directly, never the system's (lab/frr.ts). vtysh comes with the frr package.
   vtysh: 'frr',
+  // The userspace peers of the latency bench (bench/latency.ts): tinc 1.0 in switch mode and OpenVPN TAP.
+  tincd: 'tinc',
+  openvpn: 'openvpn',
 };
 
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;

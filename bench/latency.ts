@@ -1,0 +1,374 @@
+/**
+ * The latency rows of the benchmark (#18): vtepd's round trip and throughput against the
+ * kernel's VXLAN and the userspace overlays a user would pick instead, in ONE run, each on
+ * the two-host veth underlay shape (two namespaces over veth, an endpoint namespace behind
+ * each side), so that every change to the fast path is measured against them in the same run
+ * (`node dist/bench/latency.js`, `npm run bench:latency`, runs them alone):
+ *
+ *   kernel VXLAN            VNI 9001, udp/8472, the device in the endpoint (k1, k2)
+ *   vtepd VXLAN             tenant blue, VNI 5001, udp/4789, TAPs in blue1, blue2
+ *   tinc switch mode        tinc 1.0, tincd -D in h1/h2, TAP moved into the endpoint (lab/vpn.ts);
+ *                           Cipher/Digest none, and its default crypto (blowfish CBC + SHA1)
+ *   OpenVPN TAP             2.6, p2p over UDP, --cipher none --auth none, and its default
+ *                           crypto: TLS with lab certificates, AES-256-GCM negotiated
+ *   OVS userspace VXLAN     Open vSwitch's netdev datapath, key 5001 (lab/ovs.ts; a lab of its own)
+ *
+ * The first five share one lab (h1, h2, and each overlay's endpoints); OVS takes the underlay
+ * veth into its bridge, so it has its own two hosts of the same shape. For each overlay:
+ *
+ *   ping -i 0.01   BENCH_LATENCY_PINGS pings (default 1000): mean and p99 of the RTT
+ *   ping -i 0.2    BENCH_LATENCY_SLOW_PINGS pings (default 100): light traffic, every ping
+ *                  wakes an idle path
+ *   TCP 1 stream   iperf3 -t BENCH_SECONDS (default 5)
+ *   UDP 64 B       iperf3 -u -l 64 -b 0: the datagrams per second the receiver got
+ *
+ * One measurement at a time: each measurement runs over all overlays before the next, the
+ * order reversed every other measurement, so a load that comes and goes on the machine hits
+ * them alike. During each ping run, the daemons' wake-ups per round trip are counted: the
+ * voluntary context switches of all their threads (/proc/PID/task/TID/sched), and of those
+ * the migrations (a thread woken on another CPU than it last ran on), less their idle rate
+ * measured over the second before the run (timers: an idle vtepd's main thread wakes every
+ * 10 ms). The kernel's path has no daemon (0). The table gives vtepd ÷ the best userspace overlay for each column.
+ */
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { iperfGbps, type Lab } from '../lab/netns.js';
+import { twoHostsOvs } from '../lab/ovs.js';
+import { addKernelVxlan, twoHostsVtepd, UNDERLAY } from '../lab/topology.js';
+import { addOpenVpn, addTinc, type VpnPlan } from '../lab/vpn.js';
+import { untilListening, untilPings } from '../lab/wait.js';
+import { gbps, progress, silent, type Progress } from './progress.js';
+
+export const LATENCY_MEASURES = ['ping -i 0.01', 'ping -i 0.2', 'TCP 1 stream', 'UDP 64 B'] as const;
+type Measure = (typeof LATENCY_MEASURES)[number];
+export const LATENCY_OVERLAYS = [
+  'kernel VXLAN',
+  'vtepd VXLAN',
+  'tinc switch, no crypto',
+  'tinc switch, default crypto',
+  'OpenVPN TAP, no crypto',
+  'OpenVPN TAP, default crypto',
+  'OVS userspace VXLAN',
+] as const;
+
+/** Progress steps of latencyRows. */
+export const latencySteps = () => LATENCY_MEASURES.length * LATENCY_OVERLAYS.length;
+
+export interface PingFigure {
+  interval: number;
+  sent: number;
+  received: number;
+  /** RTT in ms. */
+  mean: number;
+  p99: number;
+  min: number;
+  /**
+   * The overlay's daemons' voluntary context switches per ping and their migrations per ping,
+   * less what they do idle (idleWakeupsPerSecond, measured over a second before the run).
+   */
+  wakeups: number;
+  migrations: number;
+  idleWakeupsPerSecond: number;
+}
+
+export interface LatencyRow {
+  overlay: string;
+  /** A userspace overlay that vtepd is compared with (not the kernel, not vtepd). */
+  peer: boolean;
+  /** What it encrypts with ("none" without crypto). */
+  cipher: string;
+  fast: PingFigure;
+  slow: PingFigure;
+  /** Gbit/s. */
+  tcp1: number;
+  /** UDP 64 B datagrams per second that reached the receiver. */
+  udp64pps: number;
+}
+
+export interface LatencyFigures {
+  pings: { fast: number; slow: number };
+  seconds: number;
+  rows: LatencyRow[];
+}
+
+interface Overlay {
+  name: string;
+  peer: boolean;
+  cipher: string;
+  lab: Lab;
+  client: string;
+  server: string;
+  addr: string;
+  /** The PIDs whose threads do its work. */
+  pids: number[];
+}
+
+/** Sum of nr_voluntary_switches and se.nr_migrations over every thread of `pids`. */
+function switches(pids: number[]): { wakeups: number; migrations: number } {
+  let wakeups = 0;
+  let migrations = 0;
+  for (const pid of pids) {
+    let tids: string[] = [];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      let text = '';
+      try {
+        text = readFileSync(`/proc/${pid}/task/${tid}/sched`, 'utf8');
+      } catch {
+        continue;
+      }
+      wakeups += Number(/^nr_voluntary_switches\s*:\s*(\d+)/m.exec(text)?.[1] ?? 0);
+      migrations += Number(/^se\.nr_migrations\s*:\s*(\d+)/m.exec(text)?.[1] ?? 0);
+    }
+  }
+  return { wakeups, migrations };
+}
+
+const IDLE_MS = 1000;
+
+async function ping(o: Overlay, interval: number, count: number): Promise<PingFigure> {
+  const idle0 = switches(o.pids);
+  await new Promise((r) => setTimeout(r, IDLE_MS));
+  const before = switches(o.pids);
+  const idle = { wakeups: (before.wakeups - idle0.wakeups) / IDLE_MS, migrations: (before.migrations - idle0.migrations) / IDLE_MS };
+  const t0 = Date.now();
+  const r = await o.lab.exec(o.client, 'ping', ['-c', String(count), '-i', String(interval), '-W', '1', o.addr], (count * interval + 60) * 1000);
+  const after = switches(o.pids);
+  const elapsed = Date.now() - t0;
+  const rtts = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
+  const n = Math.max(1, rtts.length);
+  return {
+    interval,
+    sent: count,
+    received: rtts.length,
+    mean: rtts.reduce((a, b) => a + b, 0) / n,
+    p99: rtts[Math.min(rtts.length - 1, Math.floor(rtts.length * 0.99))] ?? NaN,
+    min: rtts[0] ?? NaN,
+    wakeups: Math.max(0, after.wakeups - before.wakeups - idle.wakeups * elapsed) / n,
+    migrations: Math.max(0, after.migrations - before.migrations - idle.migrations * elapsed) / n,
+    idleWakeupsPerSecond: idle.wakeups * 1000,
+  };
+}
+
+/** iperf3 -J from the overlay's client to its server with `args`. */
+async function iperf(o: Overlay, seconds: number, args: string[]): Promise<string> {
+  const srv = o.lab.spawn(o.server, 'iperf3', ['-s', '-1', '-B', o.addr]);
+  await untilListening(o.lab, o.server, 5201);
+  try {
+    return (await o.lab.exec(o.client, 'iperf3', ['-c', o.addr, '-t', String(seconds), '-J', ...args], (seconds + 60) * 1000)).stdout;
+  } finally {
+    await o.lab.stop(srv);
+  }
+}
+
+/** UDP 64 B at full speed: datagrams per second the receiver got. */
+async function udp64(o: Overlay, seconds: number): Promise<number> {
+  const sum = (
+    JSON.parse(await iperf(o, seconds, ['-u', '-b', '0', '-l', '64'])) as { end: { sum: { packets: number; lost_packets: number; seconds: number } } }
+  ).end.sum;
+  return (sum.packets - sum.lost_packets) / sum.seconds;
+}
+
+const ms = (x: number) => x.toFixed(3);
+const pingSaid = (p: PingFigure) =>
+  `mean ${ms(p.mean)} ms, p99 ${ms(p.p99)} ms, min ${ms(p.min)} ms, ${p.received}/${p.sent} answered; ${p.wakeups.toFixed(1)} daemon wake-ups per ping (${p.migrations.toFixed(1)} migrations) beyond ${p.idleWakeupsPerSecond.toFixed(0)}/s idle`;
+
+/** The lab of the kernel, vtepd, tinc and OpenVPN rows; and its cleanup. */
+async function mainLab(dir: string): Promise<{ overlays: Overlay[]; cleanup(): Promise<void> }> {
+  const t = await twoHostsVtepd([{ name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] }], { tag: 'vl' });
+  try {
+    const lab = t.lab;
+    await addKernelVxlan(lab, { vni: 9001, port: 8472, addresses: ['10.9.0.1/24', '10.9.0.2/24'] });
+    const plan = (name: string, net: number, port: number, crypto: boolean): VpnPlan => ({
+      name,
+      hosts: ['h1', 'h2'],
+      underlay: [UNDERLAY.h1, UNDERLAY.h2],
+      endpoints: [`${name}1`, `${name}2`],
+      addresses: [`10.${net}.0.1/24`, `10.${net}.0.2/24`],
+      port,
+      crypto,
+      dir,
+    });
+    const overlay = (name: string, peer: boolean, cipher: string, ep: string, net: number, pids: number[]): Overlay => ({
+      name,
+      peer,
+      cipher,
+      lab,
+      client: `${ep}1`,
+      server: `${ep}2`,
+      addr: `10.${net}.0.2`,
+      pids,
+    });
+    const pidsOf = (cs: { pid?: number }[]) => cs.map((c) => c.pid!);
+    const overlays: Overlay[] = [
+      overlay('kernel VXLAN', false, 'none', 'k', 9, []),
+      overlay('vtepd VXLAN', false, 'none', 'blue', 1, pidsOf(t.daemons.map((d) => d.child))),
+    ];
+    for (const [name, label, net, port, crypto, add] of [
+      ['tp', 'tinc switch, no crypto', 21, 655, false, addTinc],
+      ['tc', 'tinc switch, default crypto', 22, 656, true, addTinc],
+      ['op', 'OpenVPN TAP, no crypto', 23, 1194, false, addOpenVpn],
+      ['oc', 'OpenVPN TAP, default crypto', 24, 1195, true, addOpenVpn],
+    ] as const) {
+      const v = await add(lab, plan(name, net, port, crypto));
+      overlays.push(overlay(label, true, v.cipher, name, net, pidsOf(v.children)));
+    }
+    return { overlays, cleanup: t.cleanup };
+  } catch (e) {
+    await t.cleanup();
+    throw e;
+  }
+}
+
+/**
+ * Every overlay, measured as the header says. `fast`, `slow`: pings at -i 0.01 and -i 0.2;
+ * `seconds`: iperf3's -t.
+ */
+export async function latencyRows(opts: { fast: number; slow: number; seconds: number }, report: Progress = silent): Promise<LatencyFigures> {
+  const dir = mkdtempSync(join(tmpdir(), 'vtepd-lat-'));
+  const cleanups: (() => Promise<void>)[] = [];
+  try {
+    report.note('latency: kernel VXLAN, vtepd, tinc and OpenVPN on one two-host lab, OVS VXLAN on another');
+    const main = await mainLab(dir);
+    cleanups.push(main.cleanup);
+    const o = await twoHostsOvs('vlo', 'vxlan');
+    cleanups.push(o.cleanup);
+    const overlays = [
+      ...main.overlays,
+      {
+        name: 'OVS userspace VXLAN',
+        peer: true,
+        cipher: 'none',
+        lab: o.lab,
+        client: 'e1',
+        server: 'e2',
+        addr: '10.1.0.2',
+        pids: o.ovs.map((x) => x.vswitchdPid!),
+      },
+    ];
+    // Neighbours resolved, MACs learnt, tunnels up (tinc's UDP path found): a few pings each.
+    for (const x of overlays) {
+      await untilPings(x.lab, x.client, x.addr);
+      await x.lab.exec(x.client, 'ping', ['-c', '5', '-i', '0.2', '-W', '1', x.addr]);
+    }
+    const got = new Map<string, Partial<LatencyRow>>(overlays.map((x) => [x.name, { overlay: x.name, peer: x.peer, cipher: x.cipher }]));
+    const run: Record<Measure, (x: Overlay) => Promise<Partial<LatencyRow>>> = {
+      'ping -i 0.01': async (x) => ({ fast: await ping(x, 0.01, opts.fast) }),
+      'ping -i 0.2': async (x) => ({ slow: await ping(x, 0.2, opts.slow) }),
+      'TCP 1 stream': async (x) => ({ tcp1: iperfGbps(await iperf(x, opts.seconds, [])) }),
+      'UDP 64 B': async (x) => ({ udp64pps: await udp64(x, opts.seconds) }),
+    };
+    const detail: Record<Measure, string> = {
+      'ping -i 0.01': `${opts.fast} pings`,
+      'ping -i 0.2': `${opts.slow} pings`,
+      'TCP 1 stream': `${opts.seconds} s`,
+      'UDP 64 B': `${opts.seconds} s`,
+    };
+    for (const [i, m] of LATENCY_MEASURES.entries())
+      for (const x of i % 2 ? [...overlays].reverse() : overlays)
+        Object.assign(
+          got.get(x.name)!,
+          await report.step(
+            `${x.name} ${m}`,
+            () => run[m](x),
+            (r) =>
+              r.fast
+                ? pingSaid(r.fast)
+                : r.slow
+                  ? pingSaid(r.slow)
+                  : r.tcp1 !== undefined
+                    ? gbps(r.tcp1)
+                    : `${((r.udp64pps ?? NaN) / 1e3).toFixed(0)} kpps received`,
+            detail[m],
+          ),
+        );
+    return { pings: { fast: opts.fast, slow: opts.slow }, seconds: opts.seconds, rows: overlays.map((x) => got.get(x.name) as LatencyRow) };
+  } finally {
+    for (const c of cleanups.reverse()) await c();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The columns of the table: a figure of a row, whether higher is better, and how it is printed. */
+const COLUMNS: { head: string; get: (r: LatencyRow) => number; higher: boolean; fmt: (x: number) => string }[] = [
+  { head: '-i 0.01 mean ms', get: (r) => r.fast.mean, higher: false, fmt: ms },
+  { head: '-i 0.01 p99 ms', get: (r) => r.fast.p99, higher: false, fmt: ms },
+  { head: '-i 0.2 mean ms', get: (r) => r.slow.mean, higher: false, fmt: ms },
+  { head: '-i 0.2 p99 ms', get: (r) => r.slow.p99, higher: false, fmt: ms },
+  { head: 'TCP 1 Gbit/s', get: (r) => r.tcp1, higher: true, fmt: (x) => x.toFixed(2) },
+  { head: 'UDP 64 B kpps', get: (r) => r.udp64pps, higher: true, fmt: (x) => (x / 1e3).toFixed(0) },
+];
+
+/** vtepd ÷ the best userspace overlay of each column (lower RTT, higher throughput), and that overlay. */
+export function vsBest(f: LatencyFigures): { head: string; ratio: number; best: string }[] {
+  const vtepd = f.rows.find((r) => r.overlay === 'vtepd VXLAN')!;
+  const peers = f.rows.filter((r) => r.peer);
+  return COLUMNS.map((c) => {
+    const best = peers.reduce((a, b) => ((c.higher ? c.get(b) > c.get(a) : c.get(b) < c.get(a)) ? b : a));
+    return { head: c.head, ratio: c.get(vtepd) / c.get(best), best: best.overlay };
+  });
+}
+
+/** The rows as a table: each overlay's figures and wake-ups per ping, then vtepd ÷ the best userspace overlay. */
+export function latencyTable(f: LatencyFigures): string {
+  const head = ['overlay', 'cipher', ...COLUMNS.map((c) => c.head), 'wake-ups/ping -i 0.01 (migrated)', '-i 0.2', 'idle wake-ups/s'];
+  const wakes = (p: PingFigure) => `${p.wakeups.toFixed(1)} (${p.migrations.toFixed(1)})`;
+  const cells = f.rows.map((r) => [
+    r.overlay,
+    r.cipher,
+    ...COLUMNS.map((c) => c.fmt(c.get(r))),
+    wakes(r.fast),
+    wakes(r.slow),
+    r.slow.idleWakeupsPerSecond.toFixed(0),
+  ]);
+  const vs = vsBest(f);
+  cells.push(['vtepd ÷ best userspace', '', ...vs.map((v) => `${v.ratio.toFixed(2)}×`), '', '', '']);
+  const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const fmt = (r: string[]) => `| ${r.map((c, i) => c.padEnd(w[i]!)).join(' | ')} |`;
+  return [
+    `Latency against userspace peers (#18; ping: ${f.pings.fast} at -i 0.01, ${f.pings.slow} at -i 0.2; iperf3 ${f.seconds} s; one run, each measurement over all overlays in turn):`,
+    fmt(head),
+    `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`,
+    ...cells.map(fmt),
+    `best userspace overlay per column: ${vs.map((v) => `${v.head}: ${v.best}`).join('; ')}`,
+  ].join('\n');
+}
+
+/** The run's sizes from the environment (BENCH_LATENCY_PINGS, BENCH_LATENCY_SLOW_PINGS, BENCH_SECONDS). */
+export function latencyOptions(env: NodeJS.ProcessEnv = process.env): { fast: number; slow: number; seconds: number } {
+  return {
+    fast: Math.max(1, Number(env.BENCH_LATENCY_PINGS ?? 1000)),
+    slow: Math.max(1, Number(env.BENCH_LATENCY_SLOW_PINGS ?? 100)),
+    seconds: Number(env.BENCH_SECONDS ?? 5),
+  };
+}
+
+// Run alone: node dist/bench/latency.js (npm run bench:latency)
+if (process.argv[1] && /bench[/\\]latency\.js$/.test(process.argv[1])) {
+  const opts = latencyOptions();
+  const t0 = Date.now();
+  const load0 = loadavg()[0]!;
+  latencyRows(opts, progress('bench:latency', latencySteps()))
+    .then((f) => {
+      const date = new Date().toISOString();
+      console.log(
+        `vtepd latency rows — ${date} — ${((Date.now() - t0) / 1000).toFixed(0)} s in all; load average ${load0.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end`,
+      );
+      console.log(latencyTable(f));
+      const resultsDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');
+      const file = `latency-${date.replace(/[:.]/g, '-')}.json`;
+      mkdirSync(resultsDir, { recursive: true });
+      writeFileSync(join(resultsDir, file), JSON.stringify({ date, ...opts, loadAverage: [load0, loadavg()[0]], latency: f, vsBest: vsBest(f) }, null, 2));
+      console.log(`results: bench/results/${file}`);
+    })
+    .catch((e) => {
+      console.error(e);
+      process.exit(1);
+    });
+}
