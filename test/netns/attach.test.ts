@@ -134,26 +134,27 @@ describe('an attached interface as an access port (#15)', () => {
     const fdbMacs = async () => (await cli<FdbRow[]>(h2, ['fdb', 'show', '--tenant', 'blue'])).map((r) => r.mac);
     const send = async (kind: string, n: number, mac: string) =>
       expect((await lab.exec('bm', '/usr/bin/python3', [VLAN_FRAMES, 'eth0', kind, String(n), mac, '10.1.0.1'])).stdout).toContain(`sent ${n}`);
-    for (const [kind, mac] of [
+    const kinds = [
       ['dot1q', '02:15:00:00:00:01'],
       ['prio', '02:15:00:00:00:03'], // VLAN 0 (a priority tag) is a tag too
       // 802.1ad outside, 802.1Q inside: the kernel takes the outer tag off (its TPID 0x88a8 in
       // the auxdata), so the frame is dropped for that tag and never reaches a VTEP's inner_vlan.
       ['qinq', '02:15:00:00:00:02'],
-    ] as const) {
+    ] as const;
+    // What reaches the TAP VM beside it from those MACs (not its own neighbours' unicast probes, which come and go).
+    const atVm2 = await lab.capture('vm2', 'blue0', kinds.map(([, mac]) => `ether src ${mac}`).join(' or '), ['frame.len']);
+    for (const [kind, mac] of kinds) {
       const before = await snap();
-      // What reaches the TAP VM beside it from that MAC (not its own neighbours' unicast probes, which come and go).
-      const atVm2 = await lab.capture('vm2', 'blue0', `ether src ${mac}`, ['frame.len']);
       await send(kind, 25, mac);
       const after = await until(`25 ${kind} frames counted at bm0`, snap, (s) => s.h2.drops.vlan_on_access! - before.h2.drops.vlan_on_access! >= 25);
       expect(after.h2.drops.vlan_on_access! - before.h2.drops.vlan_on_access!).toBe(25);
       expect(after.bm0.drops - before.bm0.drops).toBe(25);
       expect(after.h2.datapath.punted_frames).toBe(before.h2.datapath.punted_frames); // no broadcast flooded
-      expect(await atVm2.stop()).toEqual([]); // the TAP VM beside it got none
       expect(after.h2.drops.inner_vlan).toBe(before.h2.drops.inner_vlan);
       expect(after.h1.drops.inner_vlan).toBe(before.h1.drops.inner_vlan); // nothing reached the other VTEP
       expect(await fdbMacs()).not.toContain(mac); // never learned
     }
+    expect(await atVm2.stop()).toEqual([]); // the TAP VM beside it got none
     const st = await run(process.execPath, [CLI, 'stats', '--socket', h2.socket]);
     expect(st.stdout).toMatch(/vlan_on_access\s+75\b/);
     expect(await ping('bm', '10.1.0.1')).toBe(3);
