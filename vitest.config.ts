@@ -1,11 +1,11 @@
 import { defineConfig } from 'vitest/config';
 
 // Three tiers, one run (`npm test`): the unit tier's files run in parallel; then the
-// native tier (the real addon) and the netns tier (namespaces, daemons, real peers) run one
-// file at a time, in that order. See CONTRIBUTING.md.
+// native tier (the real addon) one file at a time, then the netns tier (namespaces, daemons,
+// real peers) two files at a time, in that order. See CONTRIBUTING.md.
 const serial = {
-  // One file at a time: netns files create hosts and daemons; native files share loopback
-  // addresses and the addon's process-wide state.
+  // One file at a time: native files share loopback addresses and the addon's process-wide
+  // state. (The netns tier overrides singleFork below.)
   poolOptions: { forks: { singleFork: true } },
   testTimeout: 60_000,
   hookTimeout: 60_000,
@@ -13,6 +13,8 @@ const serial = {
 
 export default defineConfig({
   test: {
+    // At most two files at once (unit and netns; native runs one at a time), on any machine.
+    poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     reporters: ['default', './test/support/summary-reporter.ts'],
     projects: [
       {
@@ -23,7 +25,15 @@ export default defineConfig({
         test: { name: 'native', include: ['test/native/**/*.test.ts'], sequence: { groupOrder: 1 }, ...serial },
       },
       {
-        test: { name: 'netns', include: ['test/netns/**/*.test.ts'], sequence: { groupOrder: 2 }, ...serial },
+        // Two files at a time: each makes its own namespaces (unique names), daemons and
+        // peers, and most of a file's time is waiting (boots, sessions, pings).
+        test: {
+          name: 'netns',
+          include: ['test/netns/**/*.test.ts'],
+          sequence: { groupOrder: 2 },
+          ...serial,
+          poolOptions: { forks: { singleFork: false } },
+        },
       },
     ],
   },

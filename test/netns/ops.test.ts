@@ -287,7 +287,7 @@ describe('vtepd operations against a running daemon', () => {
     expect((await vtepd(p.lab, 'h1', ['capture', '--socket', sock, '--tenant', 'blue', '--port', 'red0', '-w', join(p.dir, 'x.pcap')])).stderr).toContain(
       'no port "red0" in tenant "blue"',
     );
-  });
+  }, 120_000); // three captures, three tshark reads and two CLI runs: slow to start on a loaded machine
 
   it('reload: a good config is applied as a diff, a bad one refused with paths', async () => {
     const yaml = p.yaml(0, [BLUE, RED], `metrics: { listen: "${LISTEN}" }\n`);
