@@ -176,7 +176,8 @@ export class Gobgpd extends EventEmitter {
     if (this.timer) clearTimeout(this.timer);
     this.client.close();
     const child = this.child;
-    if (!child) return;
+    // A binary that could not be spawned (ENOENT) has an exit code and never emits 'exit'.
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const gone = new Promise<void>((r) => child.once('exit', () => r()));
     this.kill(child, 'SIGTERM');
     const t = setTimeout(() => this.kill(child, 'SIGKILL'), 5000);
