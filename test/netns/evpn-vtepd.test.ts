@@ -1,0 +1,135 @@
+/**
+ * BGP EVPN as vtepd's directory (#17, step 2): two vtepd hosts, each with its own supervised
+ * gobgpd, peered over iBGP (AS 65000, each names the other), no flood list in either config.
+ *
+ *   [h1] vtepd + gobgpd 10.0.0.1 ── veth ── [h2] vtepd + gobgpd 10.0.0.2
+ *        blue (VNI 5001): ns blue1, 10.1.0.1        blue (VNI 5001): ns blue2, 10.1.0.2
+ *
+ * Checked as a user would: `vtepd status --json` says the backend is evpn with the neighbor
+ * established; each host's flood list of blue holds the other VTEP (type-3 routes); `vtepd fdb
+ * show` lists the other VM's MAC behind the other VTEP (a type-2 route); the VMs ping each
+ * other; removing h2's port (reload) withdraws its MAC and its membership on h1.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Lab } from '../../lab/netns.js';
+import { startDaemon, type Daemonised } from '../../lab/topology.js';
+import { until, untilPings } from '../../lab/wait.js';
+import { whereText, type FdbRow } from '../../src/core/fdb.js';
+import { vtepd, vtepdJson } from '../support/ops.js';
+
+const HOSTS = ['10.0.0.1', '10.0.0.2'];
+const macOf = (n: number) => `02:00:00:01:00:0${n}`;
+
+interface Status {
+  directory: {
+    backend: string;
+    connected: boolean;
+    evpn: { asn: number; routerId: string; neighbors: { address: string; state: string }[]; routes: { in: number; out: number } };
+    macs: { macs: number; owned: number };
+  } | null;
+  tenants: { name: string; flood: string[] }[];
+}
+
+describe('evpn directory: two vtepd hosts over their own gobgpd', () => {
+  const lab = new Lab('ev');
+  const dir = mkdtempSync(join(tmpdir(), 'vtepd-ev-'));
+  const daemons: Daemonised[] = [];
+
+  const config = (i: number, withPort = true) =>
+    [
+      `underlay: { local: ${HOSTS[i]}, port: 4789 }`,
+      'log: { level: info }',
+      `directory: { evpn: { asn: 65000, neighbors: [ { address: ${HOSTS[1 - i]} } ] } }`,
+      'tenants:',
+      '  - name: blue',
+      '    vni: 5001',
+      withPort ? `    ports: [ { tap: b${i + 1}, netns: ${lab.ns(`blue${i + 1}`)}, mac: "${macOf(i + 1)}", address: 10.1.0.${i + 1}/24 } ]` : '    ports: []',
+      '',
+    ].join('\n');
+  const sock = (i: number) => daemons[i]!.socket;
+  const status = (i: number) => vtepdJson<Status>(lab, `h${i + 1}`, ['status', '--socket', sock(i)]);
+  const fdb = (i: number) => vtepdJson<FdbRow[]>(lab, `h${i + 1}`, ['fdb', 'show', '--tenant', 'blue', '--socket', sock(i)]);
+  const where = async (i: number, mac: string) => {
+    const r = (await fdb(i)).find((x) => x.mac === mac);
+    return r ? `${r.type} ${whereText(r.where)}` : null;
+  };
+  const floodOf = async (i: number) => (await status(i)).tenants.find((t) => t.name === 'blue')?.flood ?? [];
+
+  beforeAll(async () => {
+    await lab.addHost('h1');
+    await lab.addHost('h2');
+    await lab.link('h1', 'ul0', `${HOSTS[0]}/24`, 'h2', 'ul0', `${HOSTS[1]}/24`);
+    await lab.addHost('blue1', { ipv6: false });
+    await lab.addHost('blue2', { ipv6: false });
+    for (let i = 0; i < 2; i++) daemons.push(await startDaemon(lab, `h${i + 1}`, config(i), dir));
+  }, 60_000);
+
+  afterAll(async () => {
+    await lab.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the session comes up, each flood list holds the other VTEP, each FDB the other VM, and the VMs ping', async () => {
+    const t0 = Date.now();
+    for (let i = 0; i < 2; i++) {
+      const s = await until(
+        `h${i + 1}'s BGP session to ${HOSTS[1 - i]} to be established`,
+        () => status(i),
+        (x) => x.directory?.evpn.neighbors.some((n) => n.address === HOSTS[1 - i] && n.state === 'established') ?? false,
+        30_000,
+        200,
+      );
+      expect(s.directory).toMatchObject({ backend: 'evpn', connected: true, evpn: { asn: 65000, routerId: HOSTS[i] } });
+    }
+    for (let i = 0; i < 2; i++) {
+      await until(
+        `h${i + 1}'s blue flood list to hold ${HOSTS[1 - i]}`,
+        () => floodOf(i),
+        (f) => f.includes(HOSTS[1 - i]!),
+        20_000,
+        100,
+      );
+      await until(
+        `h${i + 1}'s FDB to have VM ${2 - i} behind ${HOSTS[1 - i]}`,
+        () => where(i, macOf(2 - i)),
+        (w) => w === `directory vtep ${HOSTS[1 - i]}`,
+        20_000,
+        100,
+      );
+    }
+    console.log(`evpn-vtepd: sessions up, flood lists and FDBs from the routes ${Date.now() - t0} ms after both daemons ran`);
+    expect(await floodOf(0)).toEqual([HOSTS[1]]);
+    // Each host advertises a type-3 route and the MAC+IP and MAC-only type-2 routes of its VM, and imports the other's.
+    expect((await status(0)).directory!.evpn.routes).toEqual({ in: 3, out: 3 });
+    const text = (await vtepd(lab, 'h1', ['status', '--socket', sock(0)])).stdout;
+    expect(text).toMatch(/directory evpn AS 65000 router-id 10\.0\.0\.1, neighbors 10\.0\.0\.2 established, routes in 3 out 3: connected/);
+    await untilPings(lab, 'blue1', '10.1.0.2');
+    await untilPings(lab, 'blue2', '10.1.0.1');
+  });
+
+  it('removing h2’s port (reload) withdraws its MAC and its membership on h1', async () => {
+    writeFileSync(daemons[1]!.configPath, config(1, false));
+    const r = await vtepd(lab, 'h2', ['reload', '--socket', sock(1)]);
+    expect(r.code, r.stderr).toBe(0);
+    const t0 = Date.now();
+    await until(
+      "h1's FDB to drop VM 2",
+      () => where(0, macOf(2)),
+      (w) => w === null,
+      20_000,
+      100,
+    );
+    await until(
+      "h1's blue flood list to drop 10.0.0.2",
+      () => floodOf(0),
+      (f) => f.length === 0,
+      20_000,
+      100,
+    );
+    console.log(`evpn-vtepd: withdrawal seen on h1 ${Date.now() - t0} ms after the reload`);
+    expect((await status(0)).directory!.evpn.routes.in).toBe(0);
+  });
+});
