@@ -49,8 +49,8 @@ export interface DirectoryStatus {
     routerId: string;
     /** gobgpd's gRPC API. */
     api: string;
-    /** Restarts of the gobgpd vtepd supervises; null: a running gobgpd (`gobgp.api`). */
-    gobgpdRestarts: number | null;
+    /** The gobgpd vtepd supervises (its PID, null while it is down, and its restarts); null: a running gobgpd (`gobgp.api`). */
+    gobgpd: { pid: number | null; restarts: number } | null;
     neighbors: { address: string; state: string }[];
     /** Routes imported (other routers' type 2 and 3) and advertised by this host. */
     routes: { in: number; out: number };

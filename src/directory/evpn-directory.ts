@@ -135,6 +135,8 @@ export class EvpnDirectory implements Directory {
       listenPort: 179,
       listenAddresses: [this.o.vtep],
       neighbors: this.o.neighbors.map((n) => ({ address: n.address })),
+      // Seconds between connection attempts: GoBGP 3's minimum (it waits up to about twice that before the first one too).
+      connectRetry: 5,
       dir: this.o.stateDir,
     });
     try {
@@ -427,7 +429,7 @@ export class EvpnDirectory implements Directory {
         asn: this.o.asn,
         routerId: this.o.routerId,
         api: this.gobgpd?.api ?? this.o.api ?? '',
-        gobgpdRestarts: this.gobgpd?.status().restarts ?? null,
+        gobgpd: this.gobgpd ? { pid: this.gobgpd.pid, restarts: this.gobgpd.status().restarts } : null,
         neighbors: [...this.peers].map(([address, state]) => ({ address, state })),
         routes: { in: this.rib.size, out: this.routesOut },
       },

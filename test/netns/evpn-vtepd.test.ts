@@ -8,7 +8,8 @@
  * Checked as a user would: `vtepd status --json` says the backend is evpn with the neighbor
  * established; each host's flood list of blue holds the other VTEP (type-3 routes); `vtepd fdb
  * show` lists the other VM's MAC behind the other VTEP (a type-2 route); the VMs ping each
- * other; removing h2's port (reload) withdraws its MAC and its membership on h1.
+ * other; h2's gobgpd SIGKILLed comes back with its routes; removing h2's port (reload)
+ * withdraws its MAC and its membership on h1.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,7 +28,13 @@ interface Status {
   directory: {
     backend: string;
     connected: boolean;
-    evpn: { asn: number; routerId: string; neighbors: { address: string; state: string }[]; routes: { in: number; out: number } };
+    evpn: {
+      asn: number;
+      routerId: string;
+      gobgpd: { pid: number | null; restarts: number } | null;
+      neighbors: { address: string; state: string }[];
+      routes: { in: number; out: number };
+    };
     macs: { macs: number; owned: number };
   } | null;
   tenants: { name: string; flood: string[] }[];
@@ -108,6 +115,38 @@ describe('evpn directory: two vtepd hosts over their own gobgpd', () => {
     expect(text).toMatch(/directory evpn AS 65000 router-id 10\.0\.0\.1, neighbors 10\.0\.0\.2 established, routes in 3 out 3: connected/);
     await untilPings(lab, 'blue1', '10.1.0.2');
     await untilPings(lab, 'blue2', '10.1.0.1');
+  });
+
+  it('h2’s gobgpd SIGKILLed: vtepd restarts it and advertises its routes again; h1 has VM 2 back', async () => {
+    const pid = (await status(1)).directory!.evpn.gobgpd!.pid!;
+    process.kill(pid, 'SIGKILL');
+    const t0 = Date.now();
+    await until(
+      "h1's FDB to drop VM 2 (the session went down)",
+      () => where(0, macOf(2)),
+      (w) => w === null,
+      20_000,
+      100,
+    );
+    const s = await until(
+      'h2 to have restarted gobgpd',
+      () => status(1),
+      (x) => (x.directory?.evpn.gobgpd?.restarts ?? 0) >= 1 && x.directory?.evpn.gobgpd?.pid !== null,
+      20_000,
+      100,
+    );
+    expect(s.directory!.evpn.gobgpd!.pid).not.toBe(pid);
+    await until(
+      "h1's FDB to have VM 2 again",
+      () => where(0, macOf(2)),
+      (w) => w === `directory vtep ${HOSTS[1]}`,
+      30_000,
+      100,
+    );
+    expect(await floodOf(0)).toEqual([HOSTS[1]]);
+    expect((await status(1)).directory!.evpn.routes).toEqual({ in: 3, out: 3 });
+    console.log(`evpn-vtepd: gobgpd killed on h2; h1 had VM 2 back after ${Date.now() - t0} ms`);
+    await untilPings(lab, 'blue1', '10.1.0.2');
   });
 
   it('removing h2’s port (reload) withdraws its MAC and its membership on h1', async () => {
