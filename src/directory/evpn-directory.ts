@@ -164,7 +164,7 @@ export class EvpnDirectory implements Directory {
     this.macListeners.clear();
     if (withdraw && this.client && !this.gobgpd) {
       for (const vni of this.joined) this.send('withdraw', (c) => c.deleteImetRoute(this.imetSpec(vni)));
-      for (const m of this.local.values()) for (const r of this.macSpecs(m)) this.send('withdraw', (c) => c.deleteMacRoute(r));
+      for (const m of this.local.values()) this.deleteMac(m);
       await Promise.race([this.chain, new Promise((r) => setTimeout(r, 2000).unref())]);
     }
     if (this.gobgpd) await this.gobgpd.stop();
@@ -203,8 +203,13 @@ export class EvpnDirectory implements Directory {
     for (const r of this.macSpecs(m, ips)) this.send(`advertise ${m.mac}`, (c) => c.addMacRoute(r));
   }
 
+  /**
+   * Withdrawn without the mobility community: the NLRI is what names the route, and gobgpd
+   * refuses ("invalid MAC mobility sequence number") a withdrawal whose sequence is below
+   * another VTEP's, which is just when a MAC that moved away is withdrawn.
+   */
   private deleteMac(m: LocalMac, ips = m.ips, macOnly = true): void {
-    for (const r of this.macSpecs(m, ips).slice(macOnly ? 0 : 1)) this.send(`withdraw ${m.mac}`, (c) => c.deleteMacRoute(r));
+    for (const r of this.macSpecs({ ...m, seq: 0 }, ips).slice(macOnly ? 0 : 1)) this.send(`withdraw ${m.mac}`, (c) => c.deleteMacRoute(r));
   }
 
   /** Every route of this host, again (a new or restarted gobgpd has none of them). */

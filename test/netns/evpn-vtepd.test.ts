@@ -8,7 +8,8 @@
  * Checked as a user would: `vtepd status --json` says the backend is evpn with the neighbor
  * established; each host's flood list of blue holds the other VTEP (type-3 routes); `vtepd fdb
  * show` lists the other VM's MAC behind the other VTEP (a type-2 route); the VMs ping each
- * other; h2's gobgpd SIGKILLed comes back with its routes; removing h2's port (reload)
+ * other; h2's gobgpd SIGKILLed comes back with its routes; VM 2's MAC moving to h1 and back
+ * is advertised with sequence 1 then 2 and the loser withdraws its route; removing h2's port (reload)
  * withdraws its MAC and its membership on h1.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,6 +24,19 @@ import { vtepd, vtepdJson } from '../support/ops.js';
 
 const HOSTS = ['10.0.0.1', '10.0.0.2'];
 const macOf = (n: number) => `02:00:00:01:00:0${n}`;
+/** A frame with a chosen source MAC out of `iface` (AF_PACKET): what a VM that moved says first. */
+const SEND = `
+import socket, sys
+iface, src = sys.argv[1], bytes.fromhex(sys.argv[2].replace(':', ''))
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((iface, 0))
+s.send(b'\\xff' * 6 + src + b'\\x88\\xb5' + b'vtepd move test'.ljust(46, b'\\0'))
+`;
+interface Rec {
+  mac: string;
+  owner: string;
+  seq: number;
+}
 
 interface Status {
   directory: {
@@ -53,7 +67,9 @@ describe('evpn directory: two vtepd hosts over their own gobgpd', () => {
       'tenants:',
       '  - name: blue',
       '    vni: 5001',
-      withPort ? `    ports: [ { tap: b${i + 1}, netns: ${lab.ns(`blue${i + 1}`)}, mac: "${macOf(i + 1)}", address: 10.1.0.${i + 1}/24 } ]` : '    ports: []',
+      withPort
+        ? `    ports: [ { tap: b${i + 1}, netns: ${lab.ns(`blue${i + 1}`)}, mac: "${macOf(i + 1)}", address: 10.1.0.${i + 1}/24 }${i === 0 ? `, { tap: b1m, netns: ${lab.ns('blue1m')} }` : ''} ]`
+        : '    ports: []',
       '',
     ].join('\n');
   const sock = (i: number) => daemons[i]!.socket;
@@ -71,6 +87,7 @@ describe('evpn directory: two vtepd hosts over their own gobgpd', () => {
     await lab.link('h1', 'ul0', `${HOSTS[0]}/24`, 'h2', 'ul0', `${HOSTS[1]}/24`);
     await lab.addHost('blue1', { ipv6: false });
     await lab.addHost('blue2', { ipv6: false });
+    await lab.addHost('blue1m', { ipv6: false });
     for (let i = 0; i < 2; i++) daemons.push(await startDaemon(lab, `h${i + 1}`, config(i), dir));
   }, 60_000);
 
@@ -146,6 +163,47 @@ describe('evpn directory: two vtepd hosts over their own gobgpd', () => {
     expect(await floodOf(0)).toEqual([HOSTS[1]]);
     expect((await status(1)).directory!.evpn.routes).toEqual({ in: 3, out: 3 });
     console.log(`evpn-vtepd: gobgpd killed on h2; h1 had VM 2 back after ${Date.now() - t0} ms`);
+    await untilPings(lab, 'blue1', '10.1.0.2');
+  });
+
+  it('VM 2’s MAC moves to h1 and back: sequence 1 then 2, the losing host withdraws its route each time', async () => {
+    const records = (i: number) => vtepdJson<Rec[]>(lab, `h${i + 1}`, ['fdb', 'directory', '--tenant', 'blue', '--socket', sock(i)]);
+    const rec = async (i: number) => (await records(i)).find((r) => r.mac === macOf(2));
+    /** VM 2's MAC speaks on host `to` (0 or 1): the other host converges on it with `seq` and imports `routesIn` routes once the loser withdrew. */
+    const move = async (to: number, ns: string, tap: string, seq: number, routesIn: number) => {
+      const t0 = Date.now();
+      const from = 1 - to;
+      await lab.exec(ns, 'python3', ['-c', SEND, tap, macOf(2)]);
+      const at = `h${from + 1}`;
+      await until(
+        `${at} to have VM 2 behind ${HOSTS[to]} with sequence ${seq}`,
+        () => rec(from),
+        (r) => r?.owner === HOSTS[to] && r.seq === seq,
+        20_000,
+        100,
+      );
+      await until(
+        `${at}'s FDB to point VM 2 at ${HOSTS[to]}`,
+        () => where(from, macOf(2)),
+        (w) => w === `directory vtep ${HOSTS[to]}`,
+        20_000,
+        100,
+      );
+      await until(
+        `h${to + 1} to import ${routesIn} routes (the loser's withdrawn)`,
+        async () => (await status(to)).directory!.evpn.routes.in,
+        (n) => n === routesIn,
+        20_000,
+        100,
+      );
+      expect(await where(to, macOf(2))).toBe(`learned port ${tap}`);
+      console.log(`evpn-vtepd: VM 2's MAC moved to h${to + 1}: converged with seq ${seq}, the other route withdrawn, in ${Date.now() - t0} ms`);
+    };
+    // h2 withdraws its two routes of the MAC (MAC-only and MAC+IP): h1 imports h2's type-3 route only.
+    await move(0, 'blue1m', 'b1m', 1, 1);
+    // h1 withdraws its MAC-only route: h2 imports h1's type-3 and VM 1's two routes.
+    await move(1, 'blue2', 'b2', 2, 3);
+    expect((await status(0)).directory!.macs).toMatchObject({ owned: 1 });
     await untilPings(lab, 'blue1', '10.1.0.2');
   });
 

@@ -157,6 +157,8 @@ class FakeClient implements EvpnClient {
     this.adj.set(this.k(r), r);
   }
   async deleteMacRoute(r: MacRouteSpec): Promise<void> {
+    // gobgpd refuses a withdrawal whose sequence is below another VTEP's: vtepd sends none.
+    if (r.seq !== undefined) throw new Error('gobgpd deletePath: invalid MAC mobility sequence number');
     this.calls.push(`del ${this.k(r)}`);
     this.adj.delete(this.k(r));
   }
