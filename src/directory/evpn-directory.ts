@@ -151,7 +151,7 @@ export class EvpnDirectory implements Directory {
 
   /** An existing gobgpd may have the neighbor already (a vtepd restart): not an error. */
   private async addPeer(c: EvpnClient, address: string): Promise<void> {
-    await c.addPeer({ address, asn: this.o.asn, connectRetry: 10 }).catch((e: Error) => {
+    await c.addPeer({ address, asn: this.o.asn, connectRetry: 5 }).catch((e: Error) => {
       if (!/exist/i.test(e.message)) throw e;
     });
   }

@@ -1,6 +1,7 @@
 /**
- * BGP EVPN as vtepd's directory (#17, step 2): two vtepd hosts, each with its own supervised
- * gobgpd, peered over iBGP (AS 65000, each names the other), no flood list in either config.
+ * BGP EVPN as vtepd's directory (#17, step 2): two vtepd hosts peered over iBGP (AS 65000,
+ * each names the other), no flood list in either config. h2's vtepd starts and supervises its
+ * gobgpd; h1's uses a gobgpd the test runs (`gobgp.api`), which vtepd gives the neighbor.
  *
  *   [h1] vtepd + gobgpd 10.0.0.1 ── veth ── [h2] vtepd + gobgpd 10.0.0.2
  *        blue (VNI 5001): ns blue1, 10.1.0.1        blue (VNI 5001): ns blue2, 10.1.0.2
@@ -20,6 +21,7 @@ import { Lab } from '../../lab/netns.js';
 import { startDaemon, type Daemonised } from '../../lab/topology.js';
 import { until, untilPings } from '../../lab/wait.js';
 import { whereText, type FdbRow } from '../../src/core/fdb.js';
+import { Gobgpd } from '../../src/evpn/gobgpd.js';
 import { vtepd, vtepdJson } from '../support/ops.js';
 
 const HOSTS = ['10.0.0.1', '10.0.0.2'];
@@ -45,6 +47,7 @@ interface Status {
     evpn: {
       asn: number;
       routerId: string;
+      api: string;
       gobgpd: { pid: number | null; restarts: number } | null;
       neighbors: { address: string; state: string }[];
       routes: { in: number; out: number };
@@ -54,16 +57,18 @@ interface Status {
   tenants: { name: string; flood: string[] }[];
 }
 
-describe('evpn directory: two vtepd hosts over their own gobgpd', () => {
+describe('evpn directory: two vtepd hosts over gobgpd (h2 supervises its own, h1 is given one)', () => {
   const lab = new Lab('ev');
   const dir = mkdtempSync(join(tmpdir(), 'vtepd-ev-'));
   const daemons: Daemonised[] = [];
+  /** h1's gobgpd, run by the test (no neighbor in its config: h1's vtepd adds it over the API). */
+  let external: Gobgpd | null = null;
 
   const config = (i: number, withPort = true) =>
     [
       `underlay: { local: ${HOSTS[i]}, port: 4789 }`,
       'log: { level: info }',
-      `directory: { evpn: { asn: 65000, neighbors: [ { address: ${HOSTS[1 - i]} } ] } }`,
+      `directory: { evpn: { asn: 65000, neighbors: [ { address: ${HOSTS[1 - i]} } ]${i === 0 ? `, gobgp: { api: "${external!.api}" }` : ''} } }`,
       'tenants:',
       '  - name: blue',
       '    vni: 5001',
@@ -88,10 +93,13 @@ describe('evpn directory: two vtepd hosts over their own gobgpd', () => {
     await lab.addHost('blue1', { ipv6: false });
     await lab.addHost('blue2', { ipv6: false });
     await lab.addHost('blue1m', { ipv6: false });
+    external = new Gobgpd({ asn: 65000, routerId: HOSTS[0], listenAddresses: [HOSTS[0]], dir: join(dir, 'gobgpd-h1'), netns: lab.ns('h1') });
+    await external.start();
     for (let i = 0; i < 2; i++) daemons.push(await startDaemon(lab, `h${i + 1}`, config(i), dir));
   }, 60_000);
 
   afterAll(async () => {
+    await external?.stop();
     await lab.cleanup();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -108,6 +116,9 @@ describe('evpn directory: two vtepd hosts over their own gobgpd', () => {
       );
       expect(s.directory).toMatchObject({ backend: 'evpn', connected: true, evpn: { asn: 65000, routerId: HOSTS[i] } });
     }
+    // h1 uses the test's gobgpd (no supervision), h2 its own.
+    expect((await status(0)).directory!.evpn).toMatchObject({ api: external!.api, gobgpd: null });
+    expect((await status(1)).directory!.evpn.gobgpd).toMatchObject({ restarts: 0 });
     for (let i = 0; i < 2; i++) {
       await until(
         `h${i + 1}'s blue flood list to hold ${HOSTS[1 - i]}`,
