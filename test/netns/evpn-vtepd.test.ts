@@ -11,9 +11,9 @@
  * show` lists the other VM's MAC behind the other VTEP (a type-2 route); the VMs ping each
  * other; h2's gobgpd SIGKILLed comes back with its routes; VM 2's MAC moving to h1 and back
  * is advertised with sequence 1 then 2 and the loser withdraws its route; removing h2's port (reload)
- * withdraws its MAC and its membership on h1.
+ * withdraws its MAC and its membership on h1; h2's vtepd SIGKILLed takes its gobgpd along.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -66,6 +66,8 @@ describe('evpn directory: two vtepd hosts over gobgpd (h2 supervises its own, h1
 
   const config = (i: number, withPort = true) =>
     [
+      // Named here so that a reload with this text keeps it (startDaemon adds one only to the first file).
+      `control: { socket: ${join(dir, `h${i + 1}.sock`)} }`,
       `underlay: { local: ${HOSTS[i]}, port: 4789 }`,
       'log: { level: info }',
       `directory: { evpn: { asn: 65000, neighbors: [ { address: ${HOSTS[1 - i]} } ]${i === 0 ? `, gobgp: { api: "${external!.api}" }` : ''} } }`,
@@ -239,5 +241,24 @@ describe('evpn directory: two vtepd hosts over gobgpd (h2 supervises its own, h1
     );
     console.log(`evpn-vtepd: withdrawal seen on h1 ${Date.now() - t0} ms after the reload`);
     expect((await status(0)).directory!.evpn.routes.in).toBe(0);
+  });
+
+  it('h2’s vtepd SIGKILLed: its gobgpd dies with it, and h1 sees the session go down', async () => {
+    const pid = (await status(1)).directory!.evpn.gobgpd!.pid!;
+    daemons[1]!.child.kill('SIGKILL');
+    await until(
+      `h2's gobgpd (pid ${pid}) to be gone`,
+      async () => existsSync(`/proc/${pid}`),
+      (alive) => !alive,
+      10_000,
+      50,
+    );
+    await until(
+      "h1's session to 10.0.0.2 to leave established",
+      () => status(0),
+      (x) => x.directory?.evpn.neighbors[0]?.state !== 'established',
+      20_000,
+      100,
+    );
   });
 });
