@@ -141,7 +141,11 @@ function formatTrunks(trunks: NonNullable<StatusResult['trunks']>): string {
 
 /** With a directory: its backend and state, and each tenant's members (other than this host). */
 function formatDirectory(d: NonNullable<StatusResult['directory']>): string {
-  const where = d.endpoints ? ` ${d.endpoints.join(',')} prefix ${d.prefix}` : '';
+  const bgp = d.evpn
+    ? ` AS ${d.evpn.asn} router-id ${d.evpn.routerId}, neighbors ${d.evpn.neighbors.map((n) => `${n.address} ${n.state}`).join(', ')}, ` +
+      `routes in ${d.evpn.routes.in} out ${d.evpn.routes.out}`
+    : '';
+  const where = d.endpoints ? ` ${d.endpoints.join(',')} prefix ${d.prefix}` : bgp;
   return (
     `\n\ndirectory ${d.backend}${where}: ${d.connected ? 'connected' : 'UNREACHABLE (last-known members kept)'}, errors ${d.errors}, ` +
     `flood lists updated ${d.floodUpdates}, joined VNIs ${d.joined.join(',') || '-'}\n${table(

@@ -151,8 +151,18 @@ export interface MetricsConfig {
   host: string;
   port: number;
 }
+export interface EvpnConfig {
+  /** This host's AS; every neighbor is in it (iBGP). */
+  asn: number;
+  neighbors: { address: string }[];
+  /** The BGP router id (IPv4), also the RD's admin field; default: the IPv4 underlay.local. */
+  routerId: string;
+  /** A running gobgpd's gRPC API (unix:///PATH or HOST:PORT); null: vtepd starts and supervises its own. */
+  gobgp: { api: string | null };
+}
 /** Where the VNIs' members come from instead of (or besides) the flood lists (src/directory/). */
 export interface DirectoryConfig {
+  /** One of etcd and evpn is set, the other null. */
   etcd: {
     /** Client URLs, http(s)://HOST:PORT, without a trailing '/'. */
     endpoints: string[];
@@ -160,7 +170,9 @@ export interface DirectoryConfig {
     prefix: string;
     /** Seconds: the TTL of this host's lease; a dead host leaves the others' flood lists after it (default 10). */
     leaseTtl: number;
-  };
+  } | null;
+  /** BGP EVPN (#17, docs/evpn.md): members and MACs from type-3 and type-2 routes, through gobgpd. */
+  evpn: EvpnConfig | null;
   /** Duplicate detection: a MAC that changes owner more than `moves` times within `window` s is frozen for `hold` s. */
   freeze: { moves: number; window: number; hold: number };
 }

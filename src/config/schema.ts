@@ -335,9 +335,35 @@ const Freeze = z.strictObject(
   { moves: intIn(1, 1000).default(5), window: intIn(1, 3600).default(10), hold: intIn(1, 86400).default(60) },
   need('must be a mapping like { moves: 5, window: 10, hold: 60 }'),
 );
+const ASN_MSG = 'must be an AS number, an integer 1..4294967295';
+const Asn = z.int(need(ASN_MSG)).min(1, ASN_MSG).max(4294967295, ASN_MSG);
+const ROUTER_ID_MSG = 'must be an IPv4 address like 10.0.0.1 (the BGP router id)';
+const RouterId = parsed(ROUTER_ID_MSG, (s) => {
+  const r = parseIp(s, false);
+  return 'value' in r && r.value.family !== 4 ? { error: ROUTER_ID_MSG } : 'value' in r ? { value: r.value.address } : { error: ROUTER_ID_MSG };
+});
+const GOBGP_API_MSG = 'must be unix:///PATH (an absolute path) or HOST:PORT like 127.0.0.1:50051: the gRPC API of a running gobgpd';
+/** A gRPC target of gobgpd: unix:///abs/path, or host:port (a name, an IPv4 address or [IPv6]). */
+export const isGobgpApi = (s: string): boolean => {
+  if (s.startsWith('unix://')) return /^unix:\/\/\/\S+$/.test(s);
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(s);
+  return m !== null && Number(m[2]) >= 1 && Number(m[2]) <= 65535;
+};
+const EvpnNeighbor = z.strictObject({ address: Vtep }, need('must be a mapping like { address: 10.0.0.2 }'));
+const EvpnDirectory = z.strictObject(
+  {
+    asn: Asn,
+    neighbors: z
+      .array(EvpnNeighbor, need('must be a list of BGP neighbors like [ { address: 10.0.0.2 } ]'))
+      .min(1, 'must list at least one BGP neighbor like { address: 10.0.0.2 }'),
+    routerId: RouterId.optional(),
+    gobgp: z.strictObject({ api: text(GOBGP_API_MSG, isGobgpApi).optional() }, need('must be a mapping like { api: "unix:///run/gobgpd.sock" }')).optional(),
+  },
+  need('must be a mapping like { asn: 65000, neighbors: [ { address: 10.0.0.2 } ] }'),
+);
 const Directory = z.strictObject(
-  { etcd: EtcdDirectory, freeze: Freeze.default({ moves: 5, window: 10, hold: 60 }) },
-  need('must be a mapping like { etcd: { endpoints: [ "http://10.0.0.9:2379" ] } }'),
+  { etcd: EtcdDirectory.optional(), evpn: EvpnDirectory.optional(), freeze: Freeze.default({ moves: 5, window: 10, hold: 60 }) },
+  need('must be a mapping like { etcd: { endpoints: [ "http://10.0.0.9:2379" ] } } or { evpn: { asn: 65000, neighbors: [ { address: 10.0.0.2 } ] } }'),
 );
 const Metrics = z.strictObject({ listen: parsed(LISTEN_MSG, parseListen) }, need('must be a mapping like { listen: "127.0.0.1:9477" }'));
 const Log = z.strictObject(
@@ -389,6 +415,9 @@ const SHAPES: Record<string, string[]> = {
   directory: Object.keys(Directory.shape),
   'directory.etcd': Object.keys(EtcdDirectory.shape),
   'directory.freeze': Object.keys(Freeze.shape),
+  'directory.evpn': Object.keys(EvpnDirectory.shape),
+  'directory.evpn.neighbors': Object.keys(EvpnNeighbor.shape),
+  'directory.evpn.gobgp': ['api'],
 };
 function unknownKey(path: PropertyKey[], key: string): string {
   const near = closest(key, SHAPES[path.filter((p) => typeof p === 'string').join('.')] ?? []);
@@ -815,6 +844,7 @@ function crossCheck(raw: unknown, warnings: Issue[] = []): Issue[] {
     });
   });
 
+  checkDirectory(record(root.directory), root.directory !== undefined, locals, add);
   // A GRE-TAP key K and an NVGRE key with VSID K >> 8 look alike on the wire.
   for (const g of greKeys) {
     const owner = nvgreVsids.get(g.vni >>> 8);
@@ -854,6 +884,25 @@ function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
   let v = data;
   for (const p of path) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[p] : undefined;
   return v;
+}
+
+/**
+ * The directory has one backend, etcd or evpn; EVPN's routes carry an IPv4 VTEP address
+ * (underlay.local), and its router id defaults to it.
+ */
+function checkDirectory(dir: Record<string, unknown>, present: boolean, locals: Ip[], add: (path: PropertyKey[], message: string) => void): void {
+  if (!present) return;
+  if (dir.etcd !== undefined && dir.evpn !== undefined)
+    add(['directory', 'evpn'], 'directory.etcd and directory.evpn are exclusive: the members and MACs come from etcd or from BGP EVPN, not both');
+  else if (dir.etcd === undefined && dir.evpn === undefined && Object.keys(dir).length > 0)
+    add(
+      ['directory'],
+      'needs a backend: etcd (like { etcd: { endpoints: [ "http://10.0.0.9:2379" ] } }) or evpn (like { evpn: { asn: 65000, neighbors: [ { address: 10.0.0.2 } ] } })',
+    );
+  if (dir.evpn === undefined || locals.length === 0 || locals.some((l) => l.family === 4)) return;
+  add(['directory', 'evpn'], 'needs an IPv4 underlay.local: the routes carry the VTEP address, and IPv6 VTEPs are not built yet');
+  if (record(dir.evpn).routerId === undefined)
+    add(['directory', 'evpn', 'routerId'], 'is required when underlay.local has no IPv4 address: set the BGP router id, an IPv4 address like 10.0.0.1');
 }
 
 /** A zod issue as the user reads it: an unknown key with the one meant, a wrong type with what was given. */
@@ -1013,7 +1062,18 @@ export function validateConfig(data: unknown, locate?: Locate): ConfigResult {
     pmtuDiscovery,
     directory: directory
       ? {
-          etcd: { endpoints: directory.etcd.endpoints.map((e) => e.replace(/\/$/, '')), prefix: directory.etcd.prefix, leaseTtl: directory.etcd.leaseTtl },
+          etcd: directory.etcd
+            ? { endpoints: directory.etcd.endpoints.map((e) => e.replace(/\/$/, '')), prefix: directory.etcd.prefix, leaseTtl: directory.etcd.leaseTtl }
+            : null,
+          evpn: directory.evpn
+            ? {
+                asn: directory.evpn.asn,
+                neighbors: directory.evpn.neighbors.map((n) => ({ address: n.address })),
+                // crossCheck refused a config without routerId and without an IPv4 underlay address.
+                routerId: directory.evpn.routerId ?? locals.find((l) => l.family === 4)!.address,
+                gobgp: { api: directory.evpn.gobgp?.api ?? null },
+              }
+            : null,
           freeze: directory.freeze,
         }
       : null,

@@ -112,11 +112,13 @@ function fdbFilter(p: Record<string, unknown>): FdbFilter {
  * (`vni-taken`, …); etcd unreachable is `etcd`; no directory is `ENODIRECTORY`.
  */
 async function withNets<T>(rt: ApiHost, f: (nets: Nets) => Promise<T>, verb = 'net'): Promise<T> {
-  const dc = rt.daemon.running.directory;
-  if (!dc) throw new ApiError(`${verb}: this daemon has no directory (directory: in its config)`, 'ENODIRECTORY');
-  const etcd = new EtcdClient({ endpoints: dc.etcd.endpoints, timeoutMs: 5000 });
+  const dir = rt.daemon.running.directory;
+  if (!dir) throw new ApiError(`${verb}: this daemon has no directory (directory: in its config)`, 'ENODIRECTORY');
+  const dc = dir.etcd;
+  if (!dc) throw new ApiError(`${verb}: networks live in the etcd directory; this daemon's directory is evpn`, 'ENODIRECTORY');
+  const etcd = new EtcdClient({ endpoints: dc.endpoints, timeoutMs: 5000 });
   try {
-    return await f(new Nets(etcd, { prefix: dc.etcd.prefix }));
+    return await f(new Nets(etcd, { prefix: dc.prefix }));
   } catch (e) {
     if (e instanceof NetError) throw new ApiError(e.message, e.code);
     if (e instanceof EtcdError) throw new ApiError(e.message, 'etcd');

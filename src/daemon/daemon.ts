@@ -43,6 +43,10 @@ import { encodeKey, publicKeyOf, readPrivateKeyFile } from '../secure/keys.js';
 import type { Directory, MacRecord } from '../directory/directory.js';
 import { ApiError } from './control.js';
 import { EtcdDirectory } from '../directory/etcd-directory.js';
+import { EvpnDirectory } from '../directory/evpn-directory.js';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Membership } from '../directory/membership.js';
 import { isDynamicTenant, placeDynamic, placeOf, PortError, tenantOfPort, withDynamic, type DynamicPort } from '../ports/dynamic.js';
 import { DirectoryForwarding } from '../directory/forwarding.js';
@@ -75,7 +79,7 @@ export interface DaemonOptions {
   hooks?: DaemonHooks;
   /** Switch-wide FDB limit; default half the addon's cache capacity. */
   maxMacsTotal?: number;
-  /** The directory backend (tests); default: etcd when the config has `directory`, else none. */
+  /** The directory backend (tests); default: the config's (`directory.etcd` or `directory.evpn`), else none. */
   directory?: Directory;
   /** Ports attached at runtime that `config` already holds (merged by withDynamic): a restart or a takeover. */
   dynamic?: DynamicPort[];
@@ -227,16 +231,7 @@ export class Daemon implements Target {
     const identity = loadIdentity(config);
     this.identityKey = identity ? encodeKey(identity.publicKey) : null;
     const dc = config.directory;
-    this.directory =
-      opts.directory ??
-      (dc
-        ? new EtcdDirectory({
-            endpoints: dc.etcd.endpoints,
-            prefix: dc.etcd.prefix,
-            leaseTtl: dc.etcd.leaseTtl,
-            freeze: { moves: dc.freeze.moves, windowMs: dc.freeze.window * 1000, holdMs: dc.freeze.hold * 1000 },
-          })
-        : null);
+    this.directory = opts.directory ?? (dc ? makeDirectory(config, dc) : null);
     this.membership = this.directory
       ? new Membership({
           directory: this.directory,
@@ -255,7 +250,7 @@ export class Daemon implements Target {
       adopted: opts.adopt?.trunks,
       // Pool IDs: in etcd with a directory (two gateways never hand out one ID twice), else in a state file by the control socket.
       pools: () =>
-        dc
+        dc?.etcd
           ? new EtcdVlanPoolStore({ endpoints: dc.etcd.endpoints, prefix: dc.etcd.prefix, host: config.underlay.locals[0]!.address })
           : new FileVlanPoolStore(vlanStateFileOf(config.control.socket)),
       ...opts.trunks,
@@ -953,4 +948,38 @@ export class Daemon implements Target {
       }
     }
   }
+}
+
+/** The directory the config names: etcd, or BGP EVPN through gobgpd (its state beside the control socket). */
+function makeDirectory(config: Config, dc: NonNullable<Config['directory']>): Directory {
+  if (dc.evpn) {
+    const e = dc.evpn;
+    return new EvpnDirectory({
+      asn: e.asn,
+      routerId: e.routerId,
+      neighbors: e.neighbors,
+      vtep: config.underlay.locals.find((l) => l.family === 4)!.address,
+      port: config.underlay.port,
+      api: e.gobgp.api,
+      stateDir: gobgpdDirOf(config.control.socket),
+    });
+  }
+  const etcd = dc.etcd!;
+  return new EtcdDirectory({
+    endpoints: etcd.endpoints,
+    prefix: etcd.prefix,
+    leaseTtl: etcd.leaseTtl,
+    freeze: { moves: dc.freeze.moves, windowMs: dc.freeze.window * 1000, holdMs: dc.freeze.hold * 1000 },
+  });
+}
+
+/**
+ * Where vtepd's own gobgpd keeps its config and API socket: `<socket>.gobgpd/` beside the
+ * control socket, or a directory in the temp dir named after it when that socket path
+ * would be too long for a unix socket.
+ */
+export function gobgpdDirOf(controlSocket: string): string {
+  const dir = `${controlSocket}.gobgpd`;
+  if (Buffer.byteLength(join(dir, 'gobgpd.sock')) <= 107) return dir;
+  return join(tmpdir(), `vtepd-gobgpd-${createHash('sha256').update(controlSocket).digest('hex').slice(0, 12)}`);
 }

@@ -180,14 +180,14 @@ function netnsThere(r: DynamicPort): boolean {
 /** The ports of directory networks (`port add --net`), with their VNIs now. */
 async function restoreNets(config: Config, recs: DynamicPort[]): Promise<DynamicPort[]> {
   const file = stateFileOf(config.control.socket);
-  const dc = config.directory;
+  const dc = config.directory?.etcd;
   if (recs.length === 0 || !dc) {
-    if (recs.length) log.warn({ file, ports: recs.length }, 'ports attached before the restart need a directory: not attached again');
+    if (recs.length) log.warn({ file, ports: recs.length }, 'ports attached before the restart need an etcd directory: not attached again');
     return [];
   }
-  const etcd = new EtcdClient({ endpoints: dc.etcd.endpoints, timeoutMs: 5000 });
+  const etcd = new EtcdClient({ endpoints: dc.endpoints, timeoutMs: 5000 });
   try {
-    const nets = new Nets(etcd, { prefix: dc.etcd.prefix });
+    const nets = new Nets(etcd, { prefix: dc.prefix });
     const out: DynamicPort[] = [];
     for (const r of recs) {
       const [tenant, name] = r.net!.split('/') as [string, string];

@@ -2,8 +2,8 @@
  * The directory: which VTEPs are members of which VNI, for the flood lists.
  *
  * A `Directory` is a control-plane backend behind one interface, free of any store's types:
- * static (the config's flood lists, below), etcd (src/directory/etcd-directory.ts) and, later,
- * BGP EVPN (type-3 routes say the same thing). This host publishes its VTEP record, joins a VNI
+ * static (the config's flood lists, below), etcd (src/directory/etcd-directory.ts) and
+ * BGP EVPN (src/directory/evpn-directory.ts: type-3 routes say the same thing). This host publishes its VTEP record, joins a VNI
  * while it has a port in it and leaves it when it has none, and learns every VNI's members as
  * they change. `Membership` (src/directory/membership.ts) turns that into each tenant's flood list.
  */
@@ -28,7 +28,7 @@ export interface Member {
 }
 
 export interface DirectoryStatus {
-  backend: 'static' | 'etcd';
+  backend: 'static' | 'etcd' | 'evpn';
   /** Whether the backend is reachable now (static: always). */
   connected: boolean;
   /** Failed requests, broken watches, lost leases since start. */
@@ -43,6 +43,18 @@ export interface DirectoryStatus {
   resyncs?: number;
   /** The MAC layer's counters (etcd). */
   macs?: MacDirectoryStats;
+  /** evpn: the BGP side (src/directory/evpn-directory.ts). */
+  evpn?: {
+    asn: number;
+    routerId: string;
+    /** gobgpd's gRPC API. */
+    api: string;
+    /** The gobgpd vtepd supervises (its PID, null while it is down, and its restarts); null: a running gobgpd (`gobgp.api`). */
+    gobgpd: { pid: number | null; restarts: number } | null;
+    neighbors: { address: string; state: string }[];
+    /** Routes imported (other routers' type 2 and 3) and advertised by this host. */
+    routes: { in: number; out: number };
+  };
 }
 
 /** Called with the whole member list of a VNI whenever it changes (this host included). */

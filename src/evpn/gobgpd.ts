@@ -64,6 +64,8 @@ export class Gobgpd extends EventEmitter {
   readonly client: GobgpClient;
   private child: ChildProcess | null = null;
   private stopping = false;
+  /** start() succeeded: from then on a death is restarted (before, start() reports it). */
+  private up = false;
   private restarts = 0;
   private delay: number;
   private timer: NodeJS.Timeout | null = null;
@@ -100,13 +102,17 @@ export class Gobgpd extends EventEmitter {
       await this.stop();
       throw err;
     }
+    this.up = true;
   }
 
   private async launch(): Promise<void> {
     await rm(join(this.o.dir, 'gobgpd.sock'), { force: true });
     const args = ['-f', join(this.o.dir, 'gobgpd.json'), '-t', 'json', '--api-hosts', this.api, '--pprof-disable', '-p', '-l', this.o.logLevel ?? 'warn'];
     const bin = this.o.binary ?? 'gobgpd';
-    const [cmd, argv] = this.o.netns ? ['ip', ['netns', 'exec', this.o.netns, bin, ...args]] : [bin, args];
+    // setpriv (util-linux) makes the kernel SIGKILL gobgpd when vtepd dies, even by SIGKILL: an
+    // orphan gobgpd would go on advertising the routes of a VTEP that no longer forwards.
+    const own = ['setpriv', '--pdeathsig', 'KILL', '--', bin, ...args];
+    const [cmd, argv] = this.o.netns ? ['ip', ['netns', 'exec', this.o.netns, ...own]] : [own[0]!, own.slice(1)];
     const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     this.tail = [];
@@ -144,7 +150,7 @@ export class Gobgpd extends EventEmitter {
     if (this.child !== child) return;
     this.child = null;
     this.emit('exit', code, signal);
-    if (this.stopping) return;
+    if (this.stopping || !this.up) return;
     this.log.warn({ pid: child.pid, code, signal, restartInMs: this.delay, restarts: this.restarts }, 'gobgpd died; restarting it');
     this.timer = setTimeout(() => void this.restart(), this.delay);
     this.delay = Math.min(this.delay * 2, this.backoff[1]);
@@ -176,7 +182,8 @@ export class Gobgpd extends EventEmitter {
     if (this.timer) clearTimeout(this.timer);
     this.client.close();
     const child = this.child;
-    if (!child) return;
+    // A binary that could not be spawned (ENOENT) has an exit code and never emits 'exit'.
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const gone = new Promise<void>((r) => child.once('exit', () => r()));
     this.kill(child, 'SIGTERM');
     const t = setTimeout(() => this.kill(child, 'SIGKILL'), 5000);

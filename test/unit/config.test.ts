@@ -884,12 +884,14 @@ describe('directory (#13)', () => {
     expect(ok(blue()).directory).toBeNull();
     expect(ok(dir('{ etcd: { endpoints: [ "http://10.0.0.9:2379/" ] } }')).directory).toEqual({
       etcd: { endpoints: ['http://10.0.0.9:2379'], prefix: '/vtepd/v1', leaseTtl: 10 },
+      evpn: null,
       freeze: { moves: 5, window: 10, hold: 60 },
     });
     expect(
       ok(dir('{ etcd: { endpoints: [ "http://[2001:db8::9]:2379", "http://e2:2379" ], prefix: /lab/x, leaseTtl: 3 }, freeze: { moves: 2 } }')).directory,
     ).toEqual({
       etcd: { endpoints: ['http://[2001:db8::9]:2379', 'http://e2:2379'], prefix: '/lab/x', leaseTtl: 3 },
+      evpn: null,
       freeze: { moves: 2, window: 10, hold: 60 },
     });
     expect(errors(dir('{ etcd: { endpoints: [ "http://e:2379" ] }, freeze: { moves: 0 } }'))).toEqual(['directory.freeze.moves: must be an integer 1..1000']);
@@ -916,6 +918,9 @@ describe('directory (#13)', () => {
     ]);
     expect(errors(dir('{ etcd: { endpoints: [ "http://e:2379" ], leaseTtl: 1 } }'))).toEqual(['directory.etcd.leaseTtl: must be an integer 2..3600']);
     expect(errors(dir('{ etcd: { endpoints: [ "http://e:2379" ], ttl: 3 } }'))).toEqual(['directory.etcd.ttl: unknown key']);
-    expect(errors(dir('{ consul: {} }'))).toEqual(['directory.consul: unknown key', 'directory.etcd: is required']);
+    expect(errors(dir('{ consul: {} }'))).toEqual([
+      'directory: needs a backend: etcd (like { etcd: { endpoints: [ "http://10.0.0.9:2379" ] } }) or evpn (like { evpn: { asn: 65000, neighbors: [ { address: 10.0.0.2 } ] } })',
+      'directory.consul: unknown key',
+    ]);
   });
 });
