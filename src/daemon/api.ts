@@ -156,7 +156,11 @@ async function portAdd(rt: ApiHost, p: Record<string, unknown>, serial: <T>(f: (
   const tenant = str(p, 'tenant', false);
   if (tenant !== undefined && p.net !== undefined && p.net !== null)
     throw new ApiError('port: give net (a network) or tenant (of the config), not both', 'invalid');
-  if (tenant !== undefined) return portAddTo(rt, p, serial, { tenant, vni: 1, ...portInterface(p) });
+  if (tenant !== undefined) {
+    const rec: DynamicPort = { tenant, vni: 1, ...portInterface(p) };
+    await checkRequest(rt, rec, p);
+    return portAddTo(rt, serial, rec);
+  }
   if (!rt.daemon.running.directory) throw new ApiError('port: this daemon has no directory (directory: in its config)', 'ENODIRECTORY');
   const net = str(p, 'net')!;
   const m = /^([^/]+)\/([^/]+)$/.exec(net);
@@ -171,7 +175,7 @@ async function portAdd(rt: ApiHost, p: Record<string, unknown>, serial: <T>(f: (
   const rec: DynamicPort = { net, vni: 1, ...portInterface(p) };
   const found = await lookupNet(rt, rec, p, m[1]!, m[2]!);
   rec.vni = found.vni;
-  return portAddTo(rt, p, serial, rec);
+  return portAddTo(rt, serial, rec);
 }
 
 /** The network of a `--net` request, checked first; refused when the directory has none. */
@@ -202,9 +206,8 @@ async function checkRequest(rt: ApiHost, rec: DynamicPort, p: Record<string, unk
   if (netns !== undefined && !existsSync(`/run/netns/${netns}`)) throw new ApiError(`netns: no network namespace ${netns} (/run/netns/${netns})`, 'no-netns');
 }
 
-/** Attach `rec` (checked again: cheap, and a `--tenant` request's first time), one port operation at a time. */
-async function portAddTo(rt: ApiHost, p: Record<string, unknown>, serial: <T>(f: () => Promise<T>) => Promise<T>, rec: DynamicPort) {
-  await checkRequest(rt, rec, p);
+/** Attach `rec` (checked by checkRequest), one port operation at a time. */
+async function portAddTo(rt: ApiHost, serial: <T>(f: () => Promise<T>) => Promise<T>, rec: DynamicPort) {
   return serial(() =>
     portCall(async () => {
       rt.busy?.claim('port add'); // throws EBUSY (nothing claimed) during a reload or handover
