@@ -7,7 +7,7 @@
  * where it can see them, in the same words.
  */
 import { type Config, type MetricsConfig, type PortConfig, portKind } from '../config/config.js';
-import { underlayHeld } from '../ports/attach.js';
+import { switchPortAddresses, underlayHeld } from '../ports/attach.js';
 import { addressesOf } from '../util/iproute.js';
 import { answers } from './control.js';
 import { linkOf, netnsExists, probeTcp, probeUdp, socketHolder, tapHolder, vxlanDevicesOn, type BindProbe } from './host.js';
@@ -98,13 +98,18 @@ export interface HostWarning {
   message: string;
 }
 
-/** An attached interface as `check` sees it: missing (waited for), holding an underlay address (refused), or addresses vtepd removes. */
-function attachWarnings(name: string, netns: string | null, config: Config, path: (string | number)[]): HostWarning[] {
+/**
+ * An attached interface (a trunk's: `trunk`) as `check` sees it: missing (a port's waited for,
+ * a trunk's refused), holding an underlay address (refused), or addresses vtepd removes.
+ */
+function attachWarnings(name: string, netns: string | null, config: Config, path: (string | number)[], trunk = false): HostWarning[] {
   const held = addressesOf(name, netns);
-  if (held === null) return [{ path, message: say.noInterface(name, netns) }];
-  const u = held?.find((a) => config.underlay.locals.some((l) => l.address === a.address));
-  if (u) return [{ path, message: underlayHeld(name, u.address) }];
-  const v4 = (held ?? []).filter((a) => a.family === 'inet').map((a) => `${a.address}/${a.prefix}`);
+  if (held === null) return [{ path, message: say.noInterface(name, netns, trunk) }];
+  const { underlay: u, v4 } = switchPortAddresses(
+    held ?? [],
+    config.underlay.locals.map((l) => l.address),
+  );
+  if (u) return [{ path, message: underlayHeld(name, u) }];
   return v4.length ? [{ path, message: say.hostAddresses(name, v4) }] : [];
 }
 
@@ -123,8 +128,8 @@ export async function hostWarnings(config: Config): Promise<HostWarning[]> {
     t.ports.forEach((p, j) => {
       const at = (key: string) => ['tenants', i, 'ports', j, key];
       if (p.netns && !netnsExists(p.netns)) return out.push({ path: at('netns'), message: say.noNetns(p.netns) });
-      const link = linkOf(p.tap, p.netns);
       if (portKind(p) === 'attach') return out.push(...attachWarnings(p.tap, p.netns, config, at('attach')));
+      const link = linkOf(p.tap, p.netns);
       if (link && link.kind !== 'tap') out.push({ path: at('tap'), message: say.notTap(p.tap, link.kind, p.netns) });
       else if (link && !running) {
         const holder = tapHolder(p.tap);
@@ -134,8 +139,7 @@ export async function hostWarnings(config: Config): Promise<HostWarning[]> {
   );
   (config.trunks ?? []).forEach((t, i) => {
     if (t.netns && !netnsExists(t.netns)) return out.push({ path: ['trunks', i, 'netns'], message: say.noNetns(t.netns) });
-    if (linkOf(t.attach, t.netns) === null) out.push({ path: ['trunks', i, 'attach'], message: say.noInterface(t.attach, t.netns, true) });
-    else out.push(...attachWarnings(t.attach, t.netns, config, ['trunks', i, 'attach']));
+    out.push(...attachWarnings(t.attach, t.netns, config, ['trunks', i, 'attach'], true));
   });
   const u = config.underlay;
   for (const [i, l] of u.locals.entries()) {

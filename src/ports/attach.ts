@@ -13,7 +13,7 @@
  */
 import { type PortConfig, portKind } from '../config/config.js';
 import { type AttachInfo, attachIfindex, attachOpen, fdClose } from '../native/system.js';
-import { addressesOf, flushIpv4 } from '../util/iproute.js';
+import { addressesOf, flushIpv4, type IfAddress } from '../util/iproute.js';
 import { logger } from '../util/log.js';
 import type { PortBackend, PortHandle, RunningPort } from './tap.js';
 
@@ -23,19 +23,25 @@ const log = logger('daemon');
 export const underlayHeld = (name: string, address: string) =>
   `${name} holds the underlay address ${address} (an attached interface is a switch port: vtepd would take its addresses away; attach another interface, or move the address)`;
 
+/** What attaching an interface with addresses `held` does to them: the underlay address it holds (refused), the IPv4 ones removed. */
+export function switchPortAddresses(held: readonly IfAddress[], underlay: readonly string[]): { underlay?: string; v4: string[] } {
+  return {
+    underlay: held.find((a) => underlay.includes(a.address))?.address,
+    v4: held.filter((a) => a.family === 'inet').map((a) => `${a.address}/${a.prefix}`),
+  };
+}
+
 /**
  * Open interface `name` (in `netns`) as a switch port: refused (EADDRINUSE) if it holds one of
  * the `underlay` addresses; else attached (native/attach.c) with IPv6 turned off, then its
  * IPv4 addresses removed. `who` goes into the log lines. A missing interface is ENODEV.
  */
 export function openSwitchPort(name: string, netns: string | null, underlay: readonly string[], who: Record<string, unknown>): AttachInfo {
-  const held = addressesOf(name, netns) ?? [];
-  const u = held.find((a) => underlay.includes(a.address));
-  if (u) throw Object.assign(new Error(underlayHeld(name, u.address)), { code: 'EADDRINUSE' });
+  const { underlay: u, v4 } = switchPortAddresses(addressesOf(name, netns) ?? [], underlay);
+  if (u) throw Object.assign(new Error(underlayHeld(name, u)), { code: 'EADDRINUSE' });
   const a = attachOpen({ name, netns: netns ?? undefined, up: true, ipv6Off: true });
   if (a.broughtUp) log.warn(who, 'attached interface was down: brought it up (vtepd leaves it up)');
   if (a.ipv6TurnedOff) log.info(who, 'attached interface: IPv6 turned off (a switch port: no link-local address, no ND from this host)');
-  const v4 = held.filter((x) => x.family === 'inet').map((x) => `${x.address}/${x.prefix}`);
   if (v4.length === 0) return a;
   try {
     flushIpv4(name, netns);
