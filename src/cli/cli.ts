@@ -29,7 +29,7 @@ import type { PeerInfo, StatsSnapshot } from '../daemon/stats.js';
 import { whereText, type FdbRow, type FdbWhere } from '../core/fdb.js';
 import type { TraceResult } from '../core/trace.js';
 import type { MacRecord } from '../directory/directory.js';
-import { formatFdb, formatMacRecords, formatPeers, formatStats, formatStatus, formatTrace, table, type StatusResult } from './table.js';
+import { formatFdb, formatMacRecords, formatPeers, formatStats, formatStatus, formatTrace, kindText, table, type StatusResult } from './table.js';
 
 function load(path: string): Config {
   return loadChecked(path).config;
@@ -676,11 +676,12 @@ client(
       mtu = Number(o.mtu);
     }
     const params = { net: o.net, tenant: o.tenant, tap: o.tap, attach: o.attach, netns: o.netns, address: o.address, mac: o.mac, mtu };
-    return ask<PortRow & { mtu: number }>(o, socketOf(o), 'port.add', params, (r) =>
-      r.net === null
-        ? `port ${r.tap} (${r.kind}) in tenant ${r.tenant} (VNI ${r.vni})${r.waiting ? ': the interface does not exist yet, attached when it appears' : ''}\n`
-        : `port ${r.tap} in ${r.net} (VNI ${r.vni})${r.tenant !== r.net ? `, tenant ${r.tenant}` : ''}${r.waiting ? ': the interface does not exist yet, attached when it appears' : ''}\n`,
-    );
+    return ask<PortRow & { mtu: number }>(o, socketOf(o), 'port.add', params, (r) => {
+      const waits = r.waiting ? ': the interface does not exist yet, attached when it appears' : '';
+      return r.net === null
+        ? `port ${r.tap} (${r.kind}) in tenant ${r.tenant} (VNI ${r.vni})${waits}\n`
+        : `port ${r.tap} in ${r.net} (VNI ${r.vni})${r.tenant !== r.net ? `, tenant ${r.tenant}` : ''}${waits}\n`;
+    });
   });
 client(
   port
@@ -717,7 +718,7 @@ client(port.command('list').description('the ports attached at runtime (the conf
             r.address ?? '-',
             r.mac ?? '-',
             r.mtu ?? '-',
-            r.waiting ? `${r.kind} (waiting for it)` : (r.kind ?? 'tap'),
+            kindText(r.kind, r.waiting),
           ]),
         ),
   ),

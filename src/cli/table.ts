@@ -100,6 +100,9 @@ export interface StatusResult {
     | null;
 }
 
+/** A port's KIND column: tap or attach, and `(waiting for it)` while its interface does not exist. */
+export const kindText = (kind: string | undefined, waiting = false): string => `${kind ?? 'tap'}${waiting ? ' (waiting for it)' : ''}`;
+
 export function formatStatus(s: StatusResult): string {
   const head = [
     `vtepd ${s.version}, pid ${s.pid}, up ${duration(s.uptimeSeconds)}, underlay ${s.underlay.local} udp/${s.underlay.port} (MTU ${s.underlay.mtu}${s.underlay.queues > 1 ? `, ${s.underlay.queues} queues` : ''})`,
@@ -115,8 +118,8 @@ export function formatStatus(s: StatusResult): string {
     ['PORT', 'TENANT', 'NETNS', 'IFINDEX', 'MAC', 'MTU', 'FROM', 'KIND'],
     s.ports.map((p) =>
       p.waiting
-        ? [p.tap, p.tenant, p.netns ?? '-', '-', '-', '-', p.net ? `port add ${p.net}` : 'config', `${p.kind} (waiting for it)`]
-        : [p.tap, p.tenant, p.netns ?? '-', p.ifindex, p.mac, p.mtu, p.net ? `port add ${p.net}` : 'config', p.kind ?? 'tap'],
+        ? [p.tap, p.tenant, p.netns ?? '-', '-', '-', '-', p.net ? `port add ${p.net}` : 'config', kindText(p.kind, true)]
+        : [p.tap, p.tenant, p.netns ?? '-', p.ifindex, p.mac, p.mtu, p.net ? `port add ${p.net}` : 'config', kindText(p.kind)],
     ),
   );
   const peers = table(
