@@ -40,6 +40,8 @@ export interface OwnerClaim {
 }
 
 const macKey = (vni: number, mac: string) => `${vni}/${mac}`;
+/** What names a route in its table: RD and originator (type 3), RD, MAC and IP (type 2). */
+const routeKey = (r: EvpnRoute) => (r.type === 3 ? `${r.rd}|${r.ip ?? r.nexthop}` : `${r.rd}|${r.mac}|${r.ip ?? ''}`);
 
 export class EvpnRib {
   private readonly macRoutes = new Map<string, MacRoute>();
@@ -60,7 +62,7 @@ export class EvpnRib {
     if (r.neighbor === '' || r.nexthop === this.self || !r.nexthop) return null;
     if (r.type === 3) return this.applyImet(r, gen);
     if (!r.mac) return null;
-    const key = `${r.rd}|${r.mac}|${r.ip ?? ''}`;
+    const key = routeKey(r);
     const old = this.macRoutes.get(key);
     if (old) this.unindex(key, old);
     if (r.withdrawal) return old ? { kind: 'mac', vni: old.vni, mac: old.mac } : null;
@@ -74,7 +76,7 @@ export class EvpnRib {
   }
 
   private applyImet(r: EvpnRoute, gen: number): RibChange | null {
-    const key = `${r.rd}|${r.ip ?? r.nexthop}`;
+    const key = routeKey(r);
     const old = this.imets.get(key);
     this.imets.delete(key);
     if (r.withdrawal) return old ? { kind: 'members', vni: old.vni } : null;
@@ -95,7 +97,7 @@ export class EvpnRib {
    * from `current` (a full listing), which were withdrawn while the watch was down.
    */
   sweep(gen: number, current: EvpnRoute[]): RibChange[] {
-    const live = new Set(current.map((r) => (r.type === 3 ? `${r.rd}|${r.ip ?? r.nexthop}` : `${r.rd}|${r.mac}|${r.ip ?? ''}`)));
+    const live = new Set(current.map(routeKey));
     const out: RibChange[] = [];
     for (const [key, r] of [...this.imets])
       if (r.gen < gen && !live.has(key)) {
