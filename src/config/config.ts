@@ -159,6 +159,8 @@ export interface EvpnConfig {
   routerId: string;
   /** A running gobgpd's gRPC API (unix:///PATH or HOST:PORT); null: vtepd starts and supervises its own. */
   gobgp: { api: string | null };
+  /** Seconds a lost session's (or a restarted gobgpd's) routes are kept, stale, before they are swept; 0: withdrawn at once. */
+  gracefulRestart: number;
 }
 /** Where the VNIs' members come from instead of (or besides) the flood lists (src/directory/). */
 export interface DirectoryConfig {

@@ -358,6 +358,7 @@ const EvpnDirectory = z.strictObject(
       .min(1, 'must list at least one BGP neighbor like { address: 10.0.0.2 }'),
     routerId: RouterId.optional(),
     gobgp: z.strictObject({ api: text(GOBGP_API_MSG, isGobgpApi).optional() }, need('must be a mapping like { api: "unix:///run/gobgpd.sock" }')).optional(),
+    gracefulRestart: intIn(0, 3600).default(120),
   },
   need('must be a mapping like { asn: 65000, neighbors: [ { address: 10.0.0.2 } ] }'),
 );
@@ -1072,6 +1073,7 @@ export function validateConfig(data: unknown, locate?: Locate): ConfigResult {
                 // crossCheck refused a config without routerId and without an IPv4 underlay address.
                 routerId: directory.evpn.routerId ?? locals.find((l) => l.family === 4)!.address,
                 gobgp: { api: directory.evpn.gobgp?.api ?? null },
+                gracefulRestart: directory.evpn.gracefulRestart,
               }
             : null,
           freeze: directory.freeze,

@@ -962,6 +962,7 @@ function makeDirectory(config: Config, dc: NonNullable<Config['directory']>): Di
       port: config.underlay.port,
       api: e.gobgp.api,
       stateDir: gobgpdDirOf(config.control.socket),
+      gracefulRestartMs: e.gracefulRestart * 1000,
     });
   }
   const etcd = dc.etcd!;

@@ -54,6 +54,9 @@ export interface DirectoryStatus {
     neighbors: { address: string; state: string }[];
     /** Routes imported (other routers' type 2 and 3) and advertised by this host. */
     routes: { in: number; out: number };
+    /** Graceful restart: imported routes kept stale now (their session is down or gobgpd restarted), and swept at a deadline since start. */
+    stale: number;
+    swept: number;
   };
 }
 

@@ -14,6 +14,12 @@
  * advertised with its sequence + 1; a higher sequence from another VTEP for a MAC of this host
  * withdraws this host's routes (the record then points at the other VTEP). Duplicate detection
  * (freeze) is not built: isFrozen is false, `frozen` 0.
+ *
+ * Graceful restart (`gracefulRestartMs`): when a session leaves established, its routes stay,
+ * stale, and so do those gobgpd then withdraws (it reports the withdrawals before the peer's
+ * new state: a withdrawal is checked against gobgpd's session state first). The same for the
+ * routes a restarted gobgpd no longer lists. Routes reported again are fresh; at the deadline
+ * the neighbor's stale routes are swept (logged and counted).
  */
 import { mkdir } from 'node:fs/promises';
 import { type Logger, logger } from '../util/log.js';
@@ -64,7 +70,13 @@ export interface EvpnDirectoryOptions {
   client?: EvpnClient;
   /** Re-watch delays after the watch ended: the first, doubled up to the last (default 250 ms to 5 s). */
   rewatchMs?: [number, number];
+  /** How long a lost session's routes are kept, stale, before they are swept; 0 (default): withdrawn at once. */
+  gracefulRestartMs?: number;
 }
+
+/** FRR's datacenter profile: a dead peer is noticed in seconds, not GoBGP's 90 (BGP takes the lower hold time of the two ends). */
+export const HOLD_TIME = 9;
+export const KEEPALIVE = 3;
 
 /** A neighbor as status shows it. */
 export interface EvpnNeighborStatus {
@@ -106,6 +118,12 @@ export class EvpnDirectory implements Directory {
   /** gRPC calls in order (a delete never overtakes its add). */
   private chain: Promise<void> = Promise.resolve();
   private routesOut = 0;
+  /** Withdrawals (and what follows them) waiting for gobgpd's session state: a session loss keeps them stale. */
+  private pending: { r: EvpnRoute; gen: number }[] = [];
+  private draining = false;
+  /** neighbor -> the timer that sweeps its stale routes. */
+  private readonly sweepTimers = new Map<string, NodeJS.Timeout>();
+  private swept = 0;
 
   constructor(private readonly o: EvpnDirectoryOptions) {
     this.rib = new EvpnRib(o.vtep);
@@ -137,6 +155,8 @@ export class EvpnDirectory implements Directory {
       neighbors: this.o.neighbors.map((n) => ({ address: n.address })),
       // Seconds between connection attempts: GoBGP 3's minimum (it waits up to about twice that before the first one too).
       connectRetry: 5,
+      holdTime: HOLD_TIME,
+      keepalive: KEEPALIVE,
       dir: this.o.stateDir,
     });
     try {
@@ -151,7 +171,7 @@ export class EvpnDirectory implements Directory {
 
   /** An existing gobgpd may have the neighbor already (a vtepd restart): not an error. */
   private async addPeer(c: EvpnClient, address: string): Promise<void> {
-    await c.addPeer({ address, asn: this.o.asn, connectRetry: 5 }).catch((e: Error) => {
+    await c.addPeer({ address, asn: this.o.asn, connectRetry: 5, holdTime: HOLD_TIME, keepalive: KEEPALIVE }).catch((e: Error) => {
       if (!/exist/i.test(e.message)) throw e;
     });
   }
@@ -159,6 +179,7 @@ export class EvpnDirectory implements Directory {
   async stop(withdraw = true): Promise<void> {
     this.stopping = true;
     if (this.rewatchTimer) clearTimeout(this.rewatchTimer);
+    for (const t of this.sweepTimers.values()) clearTimeout(t);
     this.unwatch?.();
     this.listeners.clear();
     this.macListeners.clear();
@@ -295,7 +316,8 @@ export class EvpnDirectory implements Directory {
       const [routes, peers] = await Promise.all([c.listEvpn('global'), c.listPeers()]);
       if (gen !== this.gen) return;
       for (const p of peers) this.onPeer(p);
-      for (const ch of this.rib.sweep(gen, routes)) this.changed(ch);
+      if (this.graceMs) for (const [neighbor, n] of this.rib.markUnlisted(gen, routes)) this.keptStale(neighbor, n, 'gobgpd no longer lists them');
+      else for (const ch of this.rib.sweep(gen, routes)) this.changed(ch);
       if (!this.connected) this.log.info({ routes: this.rib.size }, 'gobgpd API connected');
       this.connected = true;
       this.rewatchDelay = this.rewatchBounds[0];
@@ -325,11 +347,75 @@ export class EvpnDirectory implements Directory {
     if (was === p.state) return;
     this.peers.set(p.address, p.state);
     if (p.state === 'established' || was === 'established') this.log.info({ neighbor: p.address, state: p.state, was }, 'BGP session state');
+    if (was !== 'established' || !this.graceMs) return;
+    this.rib.markStale(p.address);
+    this.keptStale(p.address, this.rib.staleCount(p.address), 'session down');
+  }
+
+  private get graceMs(): number {
+    return this.o.gracefulRestartMs ?? 0;
   }
 
   private onRoute(r: EvpnRoute, gen: number): void {
+    if (!this.graceMs || (!this.pending.length && !(r.withdrawal && r.neighbor))) return this.applyRoute(r, gen);
+    this.pending.push({ r, gen });
+    if (!this.draining) void this.drain();
+  }
+
+  private applyRoute(r: EvpnRoute, gen: number): void {
     const ch = this.rib.apply(r, gen);
     if (ch) this.changed(ch);
+  }
+
+  /** Apply the queued routes in order; a withdrawal from a neighbor whose session is not established keeps its route, stale. */
+  private async drain(): Promise<void> {
+    this.draining = true;
+    while (this.pending.length) {
+      const states = await this.sessionStates();
+      for (const { r, gen } of this.pending.splice(0)) {
+        const lost = r.withdrawal && r.neighbor !== '' && states.get(r.neighbor) !== 'established';
+        if (lost && this.rib.keepStale(r)) this.armSweep(r.neighbor, false);
+        else this.applyRoute(r, gen);
+      }
+    }
+    this.draining = false;
+  }
+
+  /** gobgpd's session states (it sets a peer's state before it withdraws the peer's routes); none when it does not answer. */
+  private async sessionStates(): Promise<Map<string, SessionState>> {
+    const peers = await (this.client?.listPeers() ?? Promise.resolve([])).catch(() => [] as PeerInfo[]);
+    return new Map(peers.map((p) => [p.address, p.state]));
+  }
+
+  /** A neighbor's routes kept stale: logged, and swept at the deadline. */
+  private keptStale(neighbor: string, n: number, why: string): void {
+    if (!n) return;
+    this.log.info({ neighbor, stale: n, sweepInS: this.graceMs / 1000, why }, 'graceful restart: routes kept stale');
+    this.armSweep(neighbor, true);
+  }
+
+  /** Sweep `neighbor`'s stale routes after the restart time (from now when `again`, else from the running timer). */
+  private armSweep(neighbor: string, again: boolean): void {
+    const t = this.sweepTimers.get(neighbor);
+    if (t && !again) return;
+    if (t) clearTimeout(t);
+    const timer = setTimeout(() => this.sweepNeighbor(neighbor), this.graceMs);
+    timer.unref?.();
+    this.sweepTimers.set(neighbor, timer);
+  }
+
+  private sweepNeighbor(neighbor: string): void {
+    this.sweepTimers.delete(neighbor);
+    const chs = this.rib.sweepStale(neighbor);
+    this.swept += chs.length;
+    const seen = new Set<string>();
+    for (const ch of chs) {
+      const k = ch.kind === 'members' ? `m${ch.vni}` : `${ch.vni}/${ch.mac}`;
+      if (seen.has(k)) continue;
+      seen.add(k);
+      this.changed(ch);
+    }
+    this.log.info({ neighbor, swept: chs.length, state: this.peers.get(neighbor) ?? 'unknown' }, 'graceful restart over: stale routes swept');
   }
 
   private changed(ch: RibChange): void {
@@ -437,6 +523,8 @@ export class EvpnDirectory implements Directory {
         gobgpd: this.gobgpd ? { pid: this.gobgpd.pid, restarts: this.gobgpd.status().restarts } : null,
         neighbors: [...this.peers].map(([address, state]) => ({ address, state })),
         routes: { in: this.rib.size, out: this.routesOut },
+        stale: this.rib.staleCount(),
+        swept: this.swept,
       },
     };
   }

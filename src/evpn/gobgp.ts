@@ -98,6 +98,9 @@ export interface PeerSpec {
   asn: number;
   /** Seconds between connection attempts (GoBGP's default is 120). */
   connectRetry?: number;
+  /** Hold time and keepalive interval, seconds (default GoBGP's: 90 and 30). */
+  holdTime?: number;
+  keepalive?: number;
 }
 
 let api: ServiceClientConstructor | null = null;
@@ -278,7 +281,12 @@ export class GobgpClient {
   async addPeer(p: PeerSpec): Promise<void> {
     const peer = {
       conf: { neighborAddress: p.address, peerAsn: p.asn },
-      timers: { config: { connectRetry: p.connectRetry ?? 120 } },
+      timers: {
+        config: {
+          connectRetry: p.connectRetry ?? 120,
+          ...(p.holdTime ? { holdTime: p.holdTime, keepaliveInterval: p.keepalive ?? Math.floor(p.holdTime / 3) } : {}),
+        },
+      },
       afiSafis: [{ config: { family: EVPN_FAMILY, enabled: true } }],
     };
     await this.call('addPeer', { peer });

@@ -24,6 +24,9 @@ export interface GobgpdOptions {
   neighbors?: { address: string; asn?: number }[];
   /** Seconds between connection attempts to a neighbor (default 10; GoBGP's own is 120). */
   connectRetry?: number;
+  /** Hold time and keepalive interval, seconds (default GoBGP's: 90 and 30). */
+  holdTime?: number;
+  keepalive?: number;
   /** Where the config and the API socket live (created; the caller owns it). */
   dir: string;
   /** The gobgpd binary (default: gobgpd on PATH). */
@@ -44,7 +47,12 @@ export function gobgpdConfig(o: GobgpdOptions): object {
   const global = { config: { as: o.asn, 'router-id': o.routerId, port, ...(o.listenAddresses ? { 'local-address-list': o.listenAddresses } : {}) } };
   const neighbors = (o.neighbors ?? []).map((n) => ({
     config: { 'neighbor-address': n.address, 'peer-as': n.asn ?? o.asn },
-    timers: { config: { 'connect-retry': o.connectRetry ?? 10 } },
+    timers: {
+      config: {
+        'connect-retry': o.connectRetry ?? 10,
+        ...(o.holdTime ? { 'hold-time': o.holdTime, 'keepalive-interval': o.keepalive ?? Math.floor(o.holdTime / 3) } : {}),
+      },
+    },
     'afi-safis': [{ config: { 'afi-safi-name': 'l2vpn-evpn' } }],
   }));
   return { global, neighbors };

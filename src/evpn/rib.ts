@@ -12,6 +12,9 @@
  *
  * Routes are keyed by their NLRI (RD, MAC, IP), so two VTEPs that advertise one MAC are two
  * routes; `bestOwner` picks the record (RFC 7432 §15: highest sequence, then lowest VTEP IP).
+ *
+ * Graceful restart: a route can be kept `stale` (its session went down, or gobgpd restarted)
+ * instead of removed; it counts as before until it is reported again (fresh) or swept.
  */
 import type { EvpnRoute } from './gobgp.js';
 
@@ -23,11 +26,16 @@ interface MacRoute {
   seq: number;
   /** The watch generation that last reported it (re-watch sweeps what was not reported again). */
   gen: number;
+  /** The BGP neighbor it came through (a route reflector's routes name the reflector). */
+  neighbor: string;
+  stale: boolean;
 }
 interface ImetRoute {
   vni: number;
   address: string;
   gen: number;
+  neighbor: string;
+  stale: boolean;
 }
 
 /** What applying a route changed: the members of a VNI, or the owners of a MAC. */
@@ -66,7 +74,7 @@ export class EvpnRib {
     const old = this.macRoutes.get(key);
     if (old) this.unindex(key, old);
     if (r.withdrawal) return old ? { kind: 'mac', vni: old.vni, mac: old.mac } : null;
-    const route: MacRoute = { vni: r.vni, mac: r.mac, owner: r.nexthop, ip: r.ip, seq: r.seq ?? 0, gen };
+    const route: MacRoute = { vni: r.vni, mac: r.mac, owner: r.nexthop, ip: r.ip, seq: r.seq ?? 0, gen, neighbor: r.neighbor, stale: false };
     this.macRoutes.set(key, route);
     const k = macKey(route.vni, route.mac);
     let s = this.byMac.get(k);
@@ -80,7 +88,7 @@ export class EvpnRib {
     const old = this.imets.get(key);
     this.imets.delete(key);
     if (r.withdrawal) return old ? { kind: 'members', vni: old.vni } : null;
-    this.imets.set(key, { vni: r.vni, address: r.nexthop, gen });
+    this.imets.set(key, { vni: r.vni, address: r.nexthop, gen, neighbor: r.neighbor, stale: false });
     return { kind: 'members', vni: r.vni };
   }
 
@@ -110,6 +118,67 @@ export class EvpnRib {
         out.push({ kind: 'mac', vni: r.vni, mac: r.mac });
       }
     return out;
+  }
+
+  /**
+   * A withdrawal that follows a session loss (graceful restart): the route it names stays,
+   * stale. False when this host does not import it (then there is nothing to keep).
+   */
+  keepStale(r: EvpnRoute): boolean {
+    const route = r.type === 3 ? this.imets.get(routeKey(r)) : this.macRoutes.get(routeKey(r));
+    if (!route) return false;
+    route.stale = true;
+    return true;
+  }
+
+  /** Mark the routes learned through `neighbor` stale; how many were fresh. */
+  markStale(neighbor: string): number {
+    return this.markWhere((r) => r.neighbor === neighbor).get(neighbor) ?? 0;
+  }
+
+  /**
+   * After a re-watch (gobgpd restarted): the routes not reported since `gen` began and absent
+   * from `current` go stale. Returns how many per neighbor.
+   */
+  markUnlisted(gen: number, current: EvpnRoute[]): Map<string, number> {
+    const live = new Set(current.map(routeKey));
+    return this.markWhere((r, key) => r.gen < gen && !live.has(key));
+  }
+
+  private markWhere(pick: (r: MacRoute | ImetRoute, key: string) => boolean): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const routes of [this.imets, this.macRoutes] as Map<string, MacRoute | ImetRoute>[])
+      for (const [key, r] of routes)
+        if (!r.stale && pick(r, key)) {
+          r.stale = true;
+          out.set(r.neighbor, (out.get(r.neighbor) ?? 0) + 1);
+        }
+    return out;
+  }
+
+  /** Remove the stale routes (of `neighbor`, or all): what was not refreshed within the restart time. */
+  sweepStale(neighbor: string | null = null): RibChange[] {
+    const out: RibChange[] = [];
+    const pick = (r: MacRoute | ImetRoute) => r.stale && (neighbor === null || r.neighbor === neighbor);
+    for (const [key, r] of [...this.imets])
+      if (pick(r)) {
+        this.imets.delete(key);
+        out.push({ kind: 'members', vni: r.vni });
+      }
+    for (const [key, r] of [...this.macRoutes])
+      if (pick(r)) {
+        this.unindex(key, r);
+        out.push({ kind: 'mac', vni: r.vni, mac: r.mac });
+      }
+    return out;
+  }
+
+  /** Routes kept stale now (of `neighbor`, or all). */
+  staleCount(neighbor: string | null = null): number {
+    let n = 0;
+    for (const routes of [this.imets, this.macRoutes] as Map<string, MacRoute | ImetRoute>[])
+      for (const r of routes.values()) if (r.stale && (neighbor === null || r.neighbor === neighbor)) n++;
+    return n;
   }
 
   /** The other VTEPs with a type-3 route for `vni`, sorted. */

@@ -70,7 +70,8 @@ describe('evpn directory: two vtepd hosts over gobgpd (h2 supervises its own, h1
       `control: { socket: ${join(dir, `h${i + 1}.sock`)} }`,
       `underlay: { local: ${HOSTS[i]}, port: 4789 }`,
       'log: { level: info }',
-      `directory: { evpn: { asn: 65000, neighbors: [ { address: ${HOSTS[1 - i]} } ]${i === 0 ? `, gobgp: { api: "${external!.api}" }` : ''} } }`,
+      // h1 withdraws at once when the session goes (gracefulRestart: 0); evpn-restart-gr.test.ts holds the routes instead.
+      `directory: { evpn: { asn: 65000, neighbors: [ { address: ${HOSTS[1 - i]} } ]${i === 0 ? `, gobgp: { api: "${external!.api}" }, gracefulRestart: 0` : ''} } }`,
       'tenants:',
       '  - name: blue',
       '    vni: 5001',

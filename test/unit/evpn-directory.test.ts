@@ -3,7 +3,7 @@
  * import of routes (src/evpn/rib.ts: members, MAC records, the RFC 7432 §15 rules) and the
  * EvpnDirectory over a fake gobgpd client that records what it is asked to advertise.
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { EvpnDirectory, type EvpnClient } from '../../src/directory/evpn-directory.js';
 import type { MacChange, MacRecord } from '../../src/directory/directory.js';
 import type { EvpnRoute, ImetRouteSpec, MacRouteSpec, PeerInfo, WatchHandlers } from '../../src/evpn/gobgp.js';
@@ -39,12 +39,19 @@ describe('directory.evpn in the config', () => {
     const c = ok(cfg('{ asn: 65000, neighbors: [ { address: 10.0.0.2 } ] }', '[ "2001:db8::1", 10.0.0.1 ]'));
     expect(c.directory).toEqual({
       etcd: null,
-      evpn: { asn: 65000, neighbors: [{ address: '10.0.0.2' }], routerId: '10.0.0.1', gobgp: { api: null } },
+      evpn: { asn: 65000, neighbors: [{ address: '10.0.0.2' }], routerId: '10.0.0.1', gobgp: { api: null }, gracefulRestart: 120 },
       freeze: { moves: 5, window: 10, hold: 60 },
     });
     expect(c.tenants[0]!.learnFromUnderlay).toBe(false);
     const d = ok(cfg('{ asn: 4200000000, neighbors: [ { address: 10.0.0.2 } ], routerId: 192.0.2.7, gobgp: { api: "unix:///run/gobgpd.sock" } }')).directory;
-    expect(d?.evpn).toEqual({ asn: 4200000000, neighbors: [{ address: '10.0.0.2' }], routerId: '192.0.2.7', gobgp: { api: 'unix:///run/gobgpd.sock' } });
+    expect(d?.evpn).toEqual({
+      asn: 4200000000,
+      neighbors: [{ address: '10.0.0.2' }],
+      routerId: '192.0.2.7',
+      gobgp: { api: 'unix:///run/gobgpd.sock' },
+      gracefulRestart: 120,
+    });
+    expect(ok(cfg('{ asn: 1, neighbors: [ { address: 10.0.0.2 } ], gracefulRestart: 0 }')).directory?.evpn?.gracefulRestart).toBe(0);
     expect(ok(cfg('{ asn: 1, neighbors: [ { address: 10.0.0.2 } ], gobgp: { api: "127.0.0.1:50051" } }')).directory?.evpn?.gobgp.api).toBe('127.0.0.1:50051');
   });
   it('names the bad field', () => {
@@ -57,6 +64,9 @@ describe('directory.evpn in the config', () => {
     ]);
     expect(errors(cfg('{ asn: 65000, neighbors: [] }'))).toEqual(['directory.evpn.neighbors: must list at least one BGP neighbor like { address: 10.0.0.2 }']);
     expect(errors(cfg('{ asn: 65000 }'))).toEqual(['directory.evpn.neighbors: is required']);
+    expect(errors(cfg('{ asn: 65000, neighbors: [ { address: 10.0.0.2 } ], gracefulRestart: -1 }'))).toEqual([
+      'directory.evpn.gracefulRestart: must be an integer 0..3600',
+    ]);
     expect(errors(cfg('{ asn: 65000, neighbors: [ { address: 10.0.0.2, port: 179 } ] }'))).toEqual(['directory.evpn.neighbors[0].port: unknown key']);
     expect(errors(cfg('{ asn: 65000, neighbors: [ { address: 10.0.0.2 } ], routerId: "2001:db8::1" }'))).toEqual([
       'directory.evpn.routerId: must be an IPv4 address like 10.0.0.1 (the BGP router id)',
@@ -185,9 +195,10 @@ class FakeClient implements EvpnClient {
   }
 }
 
-const settle = () => new Promise((r) => setTimeout(r, 0));
+/** Let the fake client's promises run (with fake timers: without moving the clock). */
+const settle = () => (vi.isFakeTimers() ? vi.advanceTimersByTimeAsync(0) : new Promise((r) => setTimeout(r, 0)));
 
-async function directory() {
+async function directory(o: { gracefulRestartMs?: number; rewatchMs?: [number, number] } = {}) {
   const client = new FakeClient();
   const d = new EvpnDirectory({
     asn: 65000,
@@ -198,6 +209,7 @@ async function directory() {
     api: null,
     stateDir: '/nonexistent',
     client,
+    ...o,
   });
   const events: [string, MacChange, string | null, number | null][] = [];
   d.subscribeMacs((_vni, mac, rec: MacRecord | null, why) => events.push([mac, why, rec?.owner ?? null, rec?.seq ?? null]));
@@ -276,6 +288,103 @@ describe('EvpnDirectory over a fake gobgpd', () => {
     await new Promise((r) => setTimeout(r, 400));
     expect(client.calls).toEqual([`add 3 ${SELF}:5001`, `add 2 ${SELF}:5001 ${MAC} - seq -`]);
     expect(d.status()).toMatchObject({ connected: true, errors: 1 });
+    await d.stop();
+  });
+});
+
+describe('graceful restart (directory.evpn.gracefulRestart) over a fake gobgpd', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+  const GR = 120_000;
+  const down = { address: H2, asn: 65000, state: 'active' as const, routerId: '' };
+  const up = { ...down, state: 'established' as const, routerId: H2 };
+  /** What gobgpd does when H2's session drops: its state first, then its routes withdrawn, then the peer event. */
+  const lose = (client: FakeClient, routes: EvpnRoute[]) => {
+    client.peers = [down];
+    for (const r of routes) client.push({ ...r, withdrawal: true });
+    client.handlers!.peer!(down);
+  };
+  const imported = async () => {
+    vi.useFakeTimers();
+    const x = await directory({ gracefulRestartMs: GR });
+    x.client.push(imet(H2));
+    x.client.push(macRoute(H2, { ip: '10.1.0.5' }));
+    x.client.push(macRoute(H2));
+    x.client.handlers!.peer!(up);
+    await settle();
+    return x;
+  };
+
+  it('a lost session keeps its routes (stale); re-sent ones are fresh again and nothing is swept', async () => {
+    const { d, client, events, members } = await imported();
+    lose(client, [imet(H2), macRoute(H2, { ip: '10.1.0.5' }), macRoute(H2)]);
+    await settle();
+    expect(d.mac(5001, MAC)).toMatchObject({ owner: H2, ips: ['10.1.0.5'] });
+    expect(members.at(-1)).toEqual([H2]);
+    expect(d.status().evpn).toMatchObject({ neighbors: [{ address: H2, state: 'active' }], routes: { in: 3 }, stale: 3, swept: 0 });
+    await vi.advanceTimersByTimeAsync(GR / 2);
+    client.peers = [up];
+    client.handlers!.peer!(up);
+    client.push(imet(H2));
+    client.push(macRoute(H2, { ip: '10.1.0.5' }));
+    client.push(macRoute(H2));
+    await settle();
+    expect(d.status().evpn).toMatchObject({ stale: 0, swept: 0 });
+    await vi.advanceTimersByTimeAsync(GR);
+    expect(d.status().evpn).toMatchObject({ routes: { in: 3 }, stale: 0, swept: 0 });
+    expect(events).toEqual([[MAC, 'add', H2, 0]]); // no flap
+    await d.stop();
+  });
+
+  it('what the neighbor did not send again within the restart time is swept at its end', async () => {
+    const { d, client, events, members } = await imported();
+    lose(client, [imet(H2), macRoute(H2, { ip: '10.1.0.5' }), macRoute(H2)]);
+    await vi.advanceTimersByTimeAsync(GR - 1000);
+    expect(d.mac(5001, MAC)?.owner).toBe(H2);
+    client.peers = [up];
+    client.handlers!.peer!(up);
+    client.push(imet(H2)); // the MAC is gone from H2 meanwhile
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(d.mac(5001, MAC)).toBeNull();
+    expect(members.at(-1)).toEqual([H2]);
+    expect(events.at(-1)).toEqual([MAC, 'remove', null, null]);
+    expect(d.status().evpn).toMatchObject({ routes: { in: 1 }, stale: 0, swept: 2 });
+    await d.stop();
+  });
+
+  it('a withdrawal while the session is established removes the route at once', async () => {
+    const { d, client } = await imported();
+    client.push(macRoute(H2, { withdrawal: true }));
+    client.push(macRoute(H2, { ip: '10.1.0.5', withdrawal: true }));
+    await settle();
+    expect(d.mac(5001, MAC)).toBeNull();
+    expect(d.status().evpn).toMatchObject({ routes: { in: 1 }, stale: 0, swept: 0 });
+    await d.stop();
+  });
+
+  it('a restarted gobgpd: the routes it no longer lists stay until the restart time, the ones it reports again stay on', async () => {
+    vi.useFakeTimers();
+    const { d, client, events } = await directory({ gracefulRestartMs: GR, rewatchMs: [10, 10] });
+    client.push(imet(H2));
+    client.push(macRoute(H2));
+    client.push(macRoute(H3, { mac: '02:00:00:01:00:06', rd: `${H3}:5001`, neighbor: H3 }));
+    client.handlers!.peer!(up);
+    await settle();
+    client.handlers!.end!(new Error('gobgpd gone'));
+    client.peers = [down];
+    await vi.advanceTimersByTimeAsync(10); // watched again: gobgpd lists nothing yet
+    expect(d.status()).toMatchObject({ connected: true, evpn: { stale: 3, swept: 0 } });
+    expect(d.mac(5001, MAC)?.owner).toBe(H2);
+    client.peers = [up];
+    client.handlers!.peer!(up);
+    client.push(imet(H2));
+    client.push(macRoute(H2));
+    await vi.advanceTimersByTimeAsync(GR);
+    expect(d.mac(5001, MAC)?.owner).toBe(H2);
+    expect(d.mac(5001, '02:00:00:01:00:06')).toBeNull();
+    expect(d.status().evpn).toMatchObject({ routes: { in: 2 }, stale: 0, swept: 1 });
+    expect(events.map(([mac, why]) => `${why} ${mac}`)).toEqual([`add ${MAC}`, 'add 02:00:00:01:00:06', 'remove 02:00:00:01:00:06']);
     await d.stop();
   });
 });
