@@ -9,8 +9,9 @@
  *
  * Checked as a user would: h2 restarted with the built CLI while its VM pings h1's every 10 ms:
  * the ping loses what the other takeover tests allow, the old vtepd exits 0, gobgpd's PID is the
- * same, h1's gobgpd never saw the session leave established, the routes are all there; then the
- * new vtepd SIGKILLed still takes gobgpd along and h1 drops h2's routes.
+ * same, h1's gobgpd never saw the session leave established, the routes are all there; the
+ * adopted gobgpd SIGKILLed is restarted by the new vtepd; then the new vtepd SIGKILLed still
+ * takes its gobgpd along and h1 drops h2's routes.
  */
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -140,6 +141,26 @@ describe('vtepd restart with a supervised gobgpd: the successor adopts it', () =
     expect(after.tenants.find((t) => t.name === 'blue')?.flood).toEqual([HOSTS[0]]);
     expect(await where(1, macOf(1))).toBe(`directory vtep ${HOSTS[0]}`);
     expect(await where(0, macOf(2))).toBe(`directory vtep ${HOSTS[1]}`);
+  });
+
+  it('the adopted gobgpd SIGKILLed: the new vtepd notices (it is not its child), restarts it and advertises its routes again', async () => {
+    const pid = (await status(1)).directory!.evpn.gobgpd!.pid!;
+    process.kill(pid, 'SIGKILL');
+    const s = await until(
+      'h2 to have restarted gobgpd',
+      () => status(1),
+      (x) => (x.directory?.evpn.gobgpd?.restarts ?? 0) >= 1 && x.directory?.evpn.gobgpd?.pid !== null,
+      20_000,
+      100,
+    );
+    expect(s.directory!.evpn.gobgpd!.pid).not.toBe(pid);
+    await until(
+      "h1's FDB to have VM 2 behind h2 again",
+      () => where(0, macOf(2)),
+      (w) => w === `directory vtep ${HOSTS[1]}`,
+      30_000,
+      100,
+    );
   });
 
   it('the new vtepd SIGKILLed: the adopted gobgpd dies with it (its lifeline), and h1 drops h2’s routes', async () => {
