@@ -44,6 +44,7 @@ import type { Directory, MacRecord } from '../directory/directory.js';
 import { ApiError } from './control.js';
 import { EtcdDirectory } from '../directory/etcd-directory.js';
 import { EvpnDirectory } from '../directory/evpn-directory.js';
+import type { Gobgpd, GobgpdHandover } from '../evpn/gobgpd.js';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,6 +61,8 @@ export interface Adopted {
   fdb: SnapshotEntry[];
   /** Trunks' packet sockets by interface name (#15); absent from a daemon older than trunks. */
   trunks?: Map<string, AdoptedTrunk>;
+  /** The gobgpd the old daemon supervised (EVPN): adopted, not started again (src/evpn/gobgpd.ts). */
+  gobgpd?: GobgpdHandover | Gobgpd;
 }
 
 /** Hooks for what lives outside the model (the control socket, the metrics endpoint). */
@@ -231,7 +234,7 @@ export class Daemon implements Target {
     const identity = loadIdentity(config);
     this.identityKey = identity ? encodeKey(identity.publicKey) : null;
     const dc = config.directory;
-    this.directory = opts.directory ?? (dc ? makeDirectory(config, dc) : null);
+    this.directory = opts.directory ?? (dc ? makeDirectory(config, dc, opts.adopt?.gobgpd) : null);
     this.membership = this.directory
       ? new Membership({
           directory: this.directory,
@@ -896,6 +899,11 @@ export class Daemon implements Target {
     return fds.length ? fds : null;
   }
 
+  /** The gobgpd this daemon supervises (EVPN without gobgp.api): a successor adopts it. */
+  gobgpd(): Gobgpd | null {
+    return this.directory instanceof EvpnDirectory ? this.directory.supervisor : null;
+  }
+
   /** Stop the data path (and timers) but keep every TAP fd open: a handover in progress. */
   stopForwarding(): void {
     this.roles.stop();
@@ -951,7 +959,7 @@ export class Daemon implements Target {
 }
 
 /** The directory the config names: etcd, or BGP EVPN through gobgpd (its state beside the control socket). */
-function makeDirectory(config: Config, dc: NonNullable<Config['directory']>): Directory {
+function makeDirectory(config: Config, dc: NonNullable<Config['directory']>, gobgpd?: GobgpdHandover | Gobgpd): Directory {
   if (dc.evpn) {
     const e = dc.evpn;
     return new EvpnDirectory({
@@ -963,6 +971,7 @@ function makeDirectory(config: Config, dc: NonNullable<Config['directory']>): Di
       api: e.gobgp.api,
       stateDir: gobgpdDirOf(config.control.socket),
       gracefulRestartMs: e.gracefulRestart * 1000,
+      ...(gobgpd ? { adopt: gobgpd } : {}),
     });
   }
   const etcd = dc.etcd!;

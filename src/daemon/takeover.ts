@@ -69,6 +69,8 @@ interface HandoverPayload {
   dynamic?: DynamicPort[];
   /** Trunks' packet sockets (#15); absent from an older daemon (the successor attaches them again). */
   trunks?: { attach: string; ifindex: number; mac: string; mtu: number; fdIndex: number }[];
+  /** The gobgpd the old daemon supervises (EVPN): its PID and the fd index of its lifeline's write end. */
+  gobgpd?: { pid: number; fdIndex: number };
 }
 
 /** One operation at a time that must not overlap another (a reload, a handover). */
@@ -152,7 +154,8 @@ export class Takeover {
       ports.set(x.tap, { fd: got.fds[x.fdIndex]!, ifindex: x.ifindex, mac: x.mac, mtu: x.mtu, queueFds: (x.queueFdIndex ?? []).map((i) => got!.fds[i]!) });
     }
     const trunks = new Map((p.trunks ?? []).map((t) => [t.attach, { fd: got!.fds[t.fdIndex]!, ifindex: t.ifindex, mac: t.mac, mtu: t.mtu }]));
-    const adopted: Adopted = { ports, fdb: p.fdb, trunks };
+    const gobgpd = p.gobgpd ? { pid: p.gobgpd.pid, lifeline: got.fds[p.gobgpd.fdIndex]! } : undefined;
+    const adopted: Adopted = { ports, fdb: p.fdb, trunks, ...(gobgpd ? { gobgpd } : {}) };
     const underlayFds = (p.underlayFdIndex ?? []).map((i) => got!.fds[i]!);
     // The old running config, on this file's underlay (the one thing a reload cannot change).
     const start = eqJson(p.config.underlay, fileConfig.underlay) ? p.config : { ...p.config, underlay: fileConfig.underlay };
@@ -218,7 +221,9 @@ export class Takeover {
     // underlay), it stops first so the new one can bind its own.
     const underlay = wanted === undefined || eqJson(d.running.underlay, wanted) ? d.underlayFds() : null;
     const { fds, ports, fdb, trunks } = d.freeze(underlay === null);
-    const all = [...fds, ...(underlay ?? [])];
+    // gobgpd's lifeline goes along: gobgpd then lives as long as the successor (or this daemon, if it resumes).
+    const bgp = d.gobgpd()?.handover() ?? null;
+    const all = [...fds, ...(underlay ?? []), ...(bgp ? [bgp.lifeline] : [])];
     const payload: HandoverPayload = {
       v: 1,
       fromPid: process.pid,
@@ -239,6 +244,7 @@ export class Takeover {
       underlayFdIndex: (underlay ?? []).map((_, i) => fds.length + i),
       dynamic: [...d.dynamic.values()],
       trunks,
+      ...(bgp ? { gobgpd: { pid: bgp.pid, fdIndex: all.length - 1 } } : {}),
     };
     try {
       scmSend(path, all, Buffer.from(JSON.stringify(payload)), 10_000);
@@ -303,8 +309,10 @@ export class Takeover {
     );
     const running = d.running;
     const reloads = d.reloads;
+    const gobgpd = d.gobgpd() ?? undefined;
     d.detach();
-    const nd = await Daemon.start(running, { adopt: { ports, fdb, trunks }, hooks: this.rt.daemonHooks(), dynamic: [...d.dynamic.values()] });
+    await d.closing; // the directory let go of gobgpd (released, not stopped)
+    const nd = await Daemon.start(running, { adopt: { ports, fdb, trunks, gobgpd }, hooks: this.rt.daemonHooks(), dynamic: [...d.dynamic.values()] });
     Object.assign(nd.reloads, reloads);
     this.rt.adopt(nd);
   }

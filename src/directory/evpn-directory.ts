@@ -25,7 +25,7 @@ import { mkdir } from 'node:fs/promises';
 import { type Logger, logger } from '../util/log.js';
 import type { EvpnRoute, ImetRouteSpec, MacRouteSpec, PeerInfo, PeerSpec, SessionState, WatchHandlers } from '../evpn/gobgp.js';
 import { GobgpClient } from '../evpn/gobgp.js';
-import { Gobgpd } from '../evpn/gobgpd.js';
+import { Gobgpd, type GobgpdHandover } from '../evpn/gobgpd.js';
 import { bestOwner, claimSeq, EvpnRib, type OwnerClaim, outbid, type RibChange, rdNumber } from '../evpn/rib.js';
 import {
   type Directory,
@@ -66,6 +66,11 @@ export interface EvpnDirectoryOptions {
   /** A running gobgpd's API; null: start one (config and socket in `stateDir`, BGP on `vtep`:179). */
   api: string | null;
   stateDir: string;
+  /**
+   * A takeover (`vtepd restart`): the predecessor's gobgpd to supervise instead of starting one
+   * (its PID and lifeline; or, after a failed handover, this process's own supervisor again).
+   */
+  adopt?: GobgpdHandover | Gobgpd;
   /** Tests: this client instead of gobgpd. */
   client?: EvpnClient;
   /** Re-watch delays after the watch ended: the first, doubled up to the last (default 250 ms to 5 s). */
@@ -140,13 +145,52 @@ export class EvpnDirectory implements Directory {
   async start(): Promise<void> {
     this.client = this.o.client ?? (this.o.api ? new GobgpClient(this.o.api) : await this.startGobgpd());
     this.started = true;
+    const adopted = !!this.o.adopt && !this.o.api;
+    if (adopted) await this.adoptRoutes(this.client);
     if (this.o.api && !this.o.client) for (const n of this.o.neighbors) this.send(`add neighbor ${n.address}`, (c) => this.addPeer(c, n.address));
-    this.reexport('start');
-    this.watch();
+    this.reexport(adopted ? 'adopted gobgpd' : 'start');
+    const synced = this.watch();
+    // An adopted gobgpd has the routes already: FDB and flood lists are full when start() returns.
+    if (adopted) await synced;
+  }
+
+  /** The gobgpd this directory supervises (null with `gobgp.api`): a takeover hands it over. */
+  get supervisor(): Gobgpd | null {
+    return this.gobgpd;
+  }
+
+  /**
+   * An adopted gobgpd has the other routers' routes (imported here at once) and still
+   * advertises the predecessor's: take their MAC Mobility sequences for the MACs still here,
+   * and withdraw those that are no longer local.
+   */
+  private async adoptRoutes(c: EvpnClient): Promise<void> {
+    const routes = await c.listEvpn('global').catch(() => []);
+    for (const r of routes) this.onRoute(r, 0);
+    const own = routes.filter((r) => r.neighbor === '' && !r.withdrawal);
+    let stale = 0;
+    for (const r of own) {
+      const m = r.type === 2 && r.mac ? this.local.get(key(r.vni, r.mac)) : undefined;
+      if (m) m.seq = Math.max(m.seq, r.seq ?? 0);
+      const kept = r.type === 3 ? this.joined.has(r.vni) : !!m && (r.ip === null || m.ips.includes(r.ip));
+      if (kept) continue;
+      stale++;
+      const base = { rd: r.rd, rts: r.rts, vni: r.vni, nexthop: r.nexthop };
+      if (r.type === 3) this.send(`withdraw VNI ${r.vni}`, (x) => x.deleteImetRoute(base));
+      else this.send(`withdraw ${r.mac}`, (x) => x.deleteMacRoute({ ...base, mac: r.mac!, ...(r.ip ? { ip: r.ip } : {}) }));
+    }
+    this.log.info({ routes: routes.length, own: own.length, stale }, 'routes of the adopted gobgpd read');
   }
 
   private async startGobgpd(): Promise<EvpnClient> {
     await mkdir(this.o.stateDir, { recursive: true });
+    const adopt = this.o.adopt;
+    if (adopt instanceof Gobgpd) {
+      adopt.resume();
+      this.gobgpd = adopt;
+      adopt.on('restart', () => this.reexport('gobgpd restarted'));
+      return adopt.client;
+    }
     const g = new Gobgpd({
       asn: this.o.asn,
       routerId: this.o.routerId,
@@ -160,7 +204,7 @@ export class EvpnDirectory implements Directory {
       dir: this.o.stateDir,
     });
     try {
-      await g.start();
+      await (adopt ? g.adopt(adopt) : g.start());
     } catch (e) {
       throw new Error(`directory.evpn: ${(e as Error).message} (install gobgpd, Debian's 3.10, or set directory.evpn.gobgp.api)`);
     }
@@ -188,7 +232,11 @@ export class EvpnDirectory implements Directory {
       for (const m of this.local.values()) this.deleteMac(m);
       await Promise.race([this.chain, new Promise((r) => setTimeout(r, 2000).unref())]);
     }
-    if (this.gobgpd) await this.gobgpd.stop();
+    // Not withdrawing is a handover: the successor adopts gobgpd (its sessions stay up).
+    if (this.gobgpd && !withdraw) {
+      this.gobgpd.release();
+      this.gobgpd.removeAllListeners('restart');
+    } else if (this.gobgpd) await this.gobgpd.stop();
     else this.client?.close();
   }
 
@@ -298,16 +346,17 @@ export class EvpnDirectory implements Directory {
 
   // ---- import --------------------------------------------------------------------------
 
-  private watch(): void {
+  /** Watch, and list what is there (resync); resolves once listed. */
+  private watch(): Promise<void> {
     const c = this.client;
-    if (!c || this.stopping) return;
+    if (!c || this.stopping) return Promise.resolve();
     const gen = ++this.gen;
     this.unwatch = c.watch({
       route: (r) => this.onRoute(r, gen),
       peer: (p) => this.onPeer(p),
       end: (err) => this.onWatchEnd(err),
     });
-    void this.resync(c, gen);
+    return this.resync(c, gen);
   }
 
   /** After (re)watching: the peers' states, and what was withdrawn while the watch was down. */
@@ -336,7 +385,7 @@ export class EvpnDirectory implements Directory {
     this.log.warn({ err: err?.message, retryInMs: this.rewatchDelay }, 'gobgpd watch ended; watching again');
     this.rewatchTimer = setTimeout(() => {
       this.rewatchTimer = null;
-      this.watch();
+      void this.watch();
     }, this.rewatchDelay);
     this.rewatchDelay = Math.min(this.rewatchDelay * 2, this.rewatchBounds[1]);
   }

@@ -4,7 +4,7 @@
  * EvpnDirectory over a fake gobgpd client that records what it is asked to advertise.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { EvpnDirectory, type EvpnClient } from '../../src/directory/evpn-directory.js';
+import { EvpnDirectory, type EvpnClient, type EvpnDirectoryOptions } from '../../src/directory/evpn-directory.js';
 import type { MacChange, MacRecord } from '../../src/directory/directory.js';
 import type { EvpnRoute, ImetRouteSpec, MacRouteSpec, PeerInfo, WatchHandlers } from '../../src/evpn/gobgp.js';
 import { bestOwner, claimSeq, EvpnRib, outbid, rdNumber } from '../../src/evpn/rib.js';
@@ -198,8 +198,8 @@ class FakeClient implements EvpnClient {
 /** Let the fake client's promises run (with fake timers: without moving the clock). */
 const settle = () => (vi.isFakeTimers() ? vi.advanceTimersByTimeAsync(0) : new Promise((r) => setTimeout(r, 0)));
 
-async function directory(o: { gracefulRestartMs?: number; rewatchMs?: [number, number] } = {}) {
-  const client = new FakeClient();
+/** A started directory over `client`; `before` runs first (what a takeover claims before the directory starts). */
+async function directory(client = new FakeClient(), extra: Partial<EvpnDirectoryOptions> = {}, before?: (d: EvpnDirectory) => void) {
   const d = new EvpnDirectory({
     asn: 65000,
     routerId: SELF,
@@ -209,8 +209,9 @@ async function directory(o: { gracefulRestartMs?: number; rewatchMs?: [number, n
     api: null,
     stateDir: '/nonexistent',
     client,
-    ...o,
+    ...extra,
   });
+  before?.(d);
   const events: [string, MacChange, string | null, number | null][] = [];
   d.subscribeMacs((_vni, mac, rec: MacRecord | null, why) => events.push([mac, why, rec?.owner ?? null, rec?.seq ?? null]));
   const members: string[][] = [];
@@ -290,6 +291,28 @@ describe('EvpnDirectory over a fake gobgpd', () => {
     expect(d.status()).toMatchObject({ connected: true, errors: 1 });
     await d.stop();
   });
+
+  it('a gobgpd adopted at a takeover: the others’ routes imported at start, ours kept with their sequence, the stale ones withdrawn', async () => {
+    const client = new FakeClient();
+    const MAC2 = '02:00:00:01:00:06';
+    const own = { nexthop: SELF, neighbor: '', rd: `${SELF}:5001` };
+    const held = [
+      route({ type: 3, ...own }),
+      route({ type: 3, ...own, vni: 5002, rd: `${SELF}:5002`, rts: ['65000:5002'] }),
+      route({ type: 2, ...own, seq: 2 }),
+      route({ type: 2, ...own, mac: MAC2 }),
+      imet(H2),
+    ];
+    client.listEvpn = async () => held;
+    // The restored FDB and the ports claim before the directory starts.
+    const { d } = await directory(client, { adopt: { pid: 1, lifeline: -1 } }, (x) => {
+      x.join(5001);
+      x.claimMac(5001, MAC);
+    });
+    expect(d.members(5001).map((m) => m.address)).toEqual([SELF, H2]);
+    expect(client.calls).toEqual([`del 3 ${SELF}:5002`, `del 2 ${SELF}:5001 ${MAC2} -`, `add 3 ${SELF}:5001`, `add 2 ${SELF}:5001 ${MAC} - seq 2`]);
+    await d.stop();
+  });
 });
 
 describe('graceful restart (directory.evpn.gracefulRestart) over a fake gobgpd', () => {
@@ -307,7 +330,7 @@ describe('graceful restart (directory.evpn.gracefulRestart) over a fake gobgpd',
   };
   const imported = async () => {
     vi.useFakeTimers();
-    const x = await directory({ gracefulRestartMs: GR });
+    const x = await directory(new FakeClient(), { gracefulRestartMs: GR });
     x.client.push(imet(H2));
     x.client.push(macRoute(H2, { ip: '10.1.0.5' }));
     x.client.push(macRoute(H2));
@@ -365,7 +388,7 @@ describe('graceful restart (directory.evpn.gracefulRestart) over a fake gobgpd',
 
   it('a restarted gobgpd: the routes it no longer lists stay until the restart time, the ones it reports again stay on', async () => {
     vi.useFakeTimers();
-    const { d, client, events } = await directory({ gracefulRestartMs: GR, rewatchMs: [10, 10] });
+    const { d, client, events } = await directory(new FakeClient(), { gracefulRestartMs: GR, rewatchMs: [10, 10] });
     client.push(imet(H2));
     client.push(macRoute(H2));
     client.push(macRoute(H3, { mac: '02:00:00:01:00:06', rd: `${H3}:5001`, neighbor: H3 }));
