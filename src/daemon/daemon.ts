@@ -962,6 +962,7 @@ function makeDirectory(config: Config, dc: NonNullable<Config['directory']>): Di
       port: config.underlay.port,
       api: e.gobgp.api,
       stateDir: gobgpdDirOf(config.control.socket),
+      freeze: { moves: dc.freeze.moves, windowMs: dc.freeze.window * 1000, holdMs: dc.freeze.hold * 1000 },
     });
   }
   const etcd = dc.etcd!;
