@@ -7,7 +7,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { EvpnDirectory, type EvpnClient, type EvpnDirectoryOptions } from '../../src/directory/evpn-directory.js';
 import type { MacChange, MacRecord } from '../../src/directory/directory.js';
 import type { EvpnRoute, ImetRouteSpec, MacRouteSpec, PeerInfo, WatchHandlers } from '../../src/evpn/gobgp.js';
-import { bestOwner, claimSeq, EvpnRib, outbid, rdNumber } from '../../src/evpn/rib.js';
+import { bestOwner, claimSeq, EvpnRib, type OwnerClaim, outbid, rdNumber } from '../../src/evpn/rib.js';
 import { errors, ok } from '../support/config-text.js';
 
 const SELF = '10.0.0.1';
@@ -123,7 +123,7 @@ describe('EVPN routes imported (src/evpn/rib.ts)', () => {
     expect(rib.members(5001)).toEqual([H3]);
   });
   it('RFC 7432 §15: the highest sequence wins, then the lowest VTEP IP; a claim goes past every other', () => {
-    const claims = new Map([
+    const claims = new Map<string, OwnerClaim>([
       [H3, { seq: 1, ips: [] }],
       [H2, { seq: 1, ips: [] }],
     ]);
