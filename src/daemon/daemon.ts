@@ -972,6 +972,7 @@ function makeDirectory(config: Config, dc: NonNullable<Config['directory']>, gob
       stateDir: gobgpdDirOf(config.control.socket),
       gracefulRestartMs: e.gracefulRestart * 1000,
       ...(gobgpd ? { adopt: gobgpd } : {}),
+      freeze: { moves: dc.freeze.moves, windowMs: dc.freeze.window * 1000, holdMs: dc.freeze.hold * 1000 },
     });
   }
   const etcd = dc.etcd!;

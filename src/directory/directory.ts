@@ -144,8 +144,9 @@ export interface Directory {
    * New: written if no record exists. Elsewhere: a move, compare-and-swap with seq + 1.
    * Already ours: the IPs are updated if they changed. Refused (counted) when frozen or pinned
    * elsewhere. Queued while the backend is unreachable, written when it returns.
+   * `sticky`: the MAC is static here (a port's configured MAC): EVPN advertises it sticky.
    */
-  claimMac(vni: number, mac: string, ips?: string[]): void;
+  claimMac(vni: number, mac: string, ips?: string[], sticky?: boolean): void;
   /** This host no longer has `mac` (aged out, port gone): delete its record if it is still ours. */
   withdrawMac(vni: number, mac: string): void;
   /** Every MAC record as it changes; the current records are reported at once (why 'add'). */

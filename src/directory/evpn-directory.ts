@@ -12,8 +12,18 @@
  *
  * Mobility, minimal (RFC 7432 §15): a MAC claimed here that another VTEP advertises is
  * advertised with its sequence + 1; a higher sequence from another VTEP for a MAC of this host
- * withdraws this host's routes (the record then points at the other VTEP). Duplicate detection
- * (freeze) is not built: isFrozen is false, `frozen` 0.
+ * withdraws this host's routes (the record then points at the other VTEP).
+ *
+ * Duplicate detection (§15.1): more than `freeze.moves` moves of a MAC's record within
+ * `freeze.windowMs` freeze it for `freeze.holdMs` (the etcd directory's FreezeCounter): one
+ * warning, one 'frozen' call to the listeners; meanwhile this host claims it no more (no
+ * sequence bump, no route: the ping-pong with the other VTEP stops), a higher sequence does
+ * not withdraw its route, and the record stays where it was. When the hold ends the last
+ * refused claim is made and the rules apply again.
+ *
+ * Sticky MACs (§15.2): a claim with `sticky` (a port's configured MAC) is advertised with the
+ * sticky flag and never withdrawn for a higher sequence; a MAC another VTEP advertises sticky
+ * is not claimed here (counted as refused, pinned, logged once) and its record is `pinned`.
  *
  * Graceful restart (`gracefulRestartMs`): when a session leaves established, its routes stay,
  * stale, and so do those gobgpd then withdraws (it reports the withdrawals before the peer's
@@ -40,7 +50,7 @@ import {
   sortMembers,
   type VtepRecord,
 } from './directory.js';
-import { normalizeIp, normalizeIps, sameRecord } from './macs.js';
+import { DEFAULT_FREEZE, FreezeCounter, type FreezeOptions, normalizeIp, normalizeIps, sameRecord } from './macs.js';
 
 /** What the directory needs of gobgpd's API (GobgpClient; a fake in the unit tests). */
 export interface EvpnClient {
@@ -77,6 +87,8 @@ export interface EvpnDirectoryOptions {
   rewatchMs?: [number, number];
   /** How long a lost session's routes are kept, stale, before they are swept; 0 (default): withdrawn at once. */
   gracefulRestartMs?: number;
+  /** Duplicate detection: more than `moves` moves of a MAC within `windowMs` freeze it for `holdMs` (default 5, 10 s, 60 s). */
+  freeze?: Partial<FreezeOptions>;
 }
 
 /** FRR's datacenter profile: a dead peer is noticed in seconds, not GoBGP's 90 (BGP takes the lower hold time of the two ends). */
@@ -94,6 +106,8 @@ interface LocalMac {
   mac: string;
   ips: string[];
   seq: number;
+  /** Static here (a port's configured MAC): advertised sticky, never moves away. */
+  sticky?: boolean;
 }
 
 const key = (vni: number, mac: string) => `${vni}/${mac}`;
@@ -129,9 +143,16 @@ export class EvpnDirectory implements Directory {
   /** neighbor -> the timer that sweeps its stale routes. */
   private readonly sweepTimers = new Map<string, NodeJS.Timeout>();
   private swept = 0;
+  private readonly freeze: FreezeCounter;
+  /** vni/mac -> the last claim refused while the MAC was frozen (made when the hold ends). */
+  private readonly frozenClaims = new Map<string, { ips: string[]; sticky: boolean }>();
+  private readonly thawTimers = new Map<string, NodeJS.Timeout>();
+  /** vni/mac refused because another VTEP has it sticky (logged once, until withdrawn). */
+  private readonly stickyRefused = new Set<string>();
 
   constructor(private readonly o: EvpnDirectoryOptions) {
     this.rib = new EvpnRib(o.vtep);
+    this.freeze = new FreezeCounter({ ...DEFAULT_FREEZE, ...o.freeze });
     this.rewatchDelay = this.rewatchBounds[0];
     for (const n of o.neighbors) this.peers.set(n.address, 'unknown');
   }
@@ -224,6 +245,7 @@ export class EvpnDirectory implements Directory {
     this.stopping = true;
     if (this.rewatchTimer) clearTimeout(this.rewatchTimer);
     for (const t of this.sweepTimers.values()) clearTimeout(t);
+    for (const t of this.thawTimers.values()) clearTimeout(t);
     this.unwatch?.();
     this.listeners.clear();
     this.macListeners.clear();
@@ -252,7 +274,8 @@ export class EvpnDirectory implements Directory {
 
   /** A MAC-only route and one per IP (as FRR sends them); the mobility community past sequence 0. */
   private macSpecs(m: LocalMac, ips = m.ips): MacRouteSpec[] {
-    const base = { rd: this.rd(m.vni), rts: [`${this.o.asn}:${m.vni}`], vni: m.vni, mac: m.mac, nexthop: this.o.vtep, ...(m.seq > 0 ? { seq: m.seq } : {}) };
+    const mobility = m.sticky ? { seq: m.seq, sticky: true } : m.seq > 0 ? { seq: m.seq } : {};
+    const base = { rd: this.rd(m.vni), rts: [`${this.o.asn}:${m.vni}`], vni: m.vni, mac: m.mac, nexthop: this.o.vtep, ...mobility };
     return [base, ...ips.map((ip) => ({ ...base, ip }))];
   }
 
@@ -278,7 +301,7 @@ export class EvpnDirectory implements Directory {
    * another VTEP's, which is just when a MAC that moved away is withdrawn.
    */
   private deleteMac(m: LocalMac, ips = m.ips, macOnly = true): void {
-    for (const r of this.macSpecs({ ...m, seq: 0 }, ips).slice(macOnly ? 0 : 1)) this.send(`withdraw ${m.mac}`, (c) => c.deleteMacRoute(r));
+    for (const r of this.macSpecs({ ...m, seq: 0, sticky: false }, ips).slice(macOnly ? 0 : 1)) this.send(`withdraw ${m.mac}`, (c) => c.deleteMacRoute(r));
   }
 
   /** Every route of this host, again (a new or restarted gobgpd has none of them). */
@@ -312,19 +335,23 @@ export class EvpnDirectory implements Directory {
     this.emitMembers(vni);
   }
 
-  claimMac(vni: number, mac: string, ips: string[] = []): void {
+  /** `sticky`: a MAC static here (a port's configured MAC), advertised sticky (RFC 7432 §15.2). */
+  claimMac(vni: number, mac: string, ips: string[] = [], sticky = false): void {
     const want = normalizeIps(ips);
     const cur = this.local.get(key(vni, mac));
     if (cur) {
       const gone = cur.ips.filter((ip) => !want.includes(ip));
       const added = want.filter((ip) => !cur.ips.includes(ip));
-      if (!gone.length && !added.length) return;
+      const nowSticky = sticky && !cur.sticky;
+      if (!gone.length && !added.length && !nowSticky) return;
       this.deleteMac(cur, gone, false);
       cur.ips = want;
-      this.addMac(cur, added);
+      if (nowSticky) cur.sticky = true;
+      this.addMac(cur, nowSticky ? want : added);
     } else {
+      if (this.refuseClaim(vni, mac, want, sticky)) return;
       const others = this.rib.owners(vni, mac);
-      const m: LocalMac = { vni, mac, ips: want, seq: claimSeq(others) };
+      const m: LocalMac = { vni, mac, ips: want, seq: claimSeq(others), ...(sticky ? { sticky } : {}) };
       this.local.set(key(vni, mac), m);
       this.stats.claims++;
       if (others.size) this.log.info({ vni, mac, from: [...others.keys()], seq: m.seq }, 'MAC moved here: advertised with a higher sequence');
@@ -334,7 +361,29 @@ export class EvpnDirectory implements Directory {
     this.refresh(vni, mac);
   }
 
+  /**
+   * A new claim refused (counted): the MAC is frozen (kept, made when the hold ends), or
+   * another VTEP has it sticky and this claim is not (logged once until withdrawn).
+   */
+  private refuseClaim(vni: number, mac: string, ips: string[], sticky: boolean): boolean {
+    const k = key(vni, mac);
+    if (this.isFrozen(vni, mac)) {
+      this.stats.claimsRefusedFrozen++;
+      this.frozenClaims.set(k, { ips, sticky });
+      return true;
+    }
+    if (sticky) return false;
+    const owner = [...this.rib.owners(vni, mac)].find(([, c]) => c.sticky)?.[0];
+    if (!owner) return false;
+    this.stats.claimsRefusedPinned++;
+    if (!this.stickyRefused.has(k)) this.log.warn({ vni, mac, owner }, 'MAC is sticky (static) at another VTEP: not claimed here');
+    this.stickyRefused.add(k);
+    return true;
+  }
+
   withdrawMac(vni: number, mac: string): void {
+    this.frozenClaims.delete(key(vni, mac));
+    this.stickyRefused.delete(key(vni, mac));
     const cur = this.local.get(key(vni, mac));
     if (!cur) return;
     this.local.delete(key(vni, mac));
@@ -478,7 +527,7 @@ export class EvpnDirectory implements Directory {
   /** Another VTEP advertises a MAC of this host with a higher sequence: it moved there; ours goes. */
   private checkOutbid(vni: number, mac: string): void {
     const m = this.local.get(key(vni, mac));
-    if (!m) return;
+    if (!m || m.sticky || this.isFrozen(vni, mac)) return;
     const winner = outbid(m.seq, this.rib.owners(vni, mac));
     if (!winner) return;
     this.local.delete(key(vni, mac));
@@ -491,11 +540,15 @@ export class EvpnDirectory implements Directory {
   private refresh(vni: number, mac: string): void {
     const claims = new Map<string, OwnerClaim>(this.rib.owners(vni, mac));
     const m = this.local.get(key(vni, mac));
-    if (m) claims.set(this.o.vtep, { seq: m.seq, ips: m.ips });
-    const best = bestOwner(claims);
-    const rec: MacRecord | null = best ? { vni, mac, owner: best.owner, port: this.o.port, ips: best.claim.ips, seq: best.claim.seq } : null;
+    if (m) claims.set(this.o.vtep, { seq: m.seq, ips: m.ips, ...(m.sticky ? { sticky: true } : {}) });
     let t = this.records.get(vni);
     const old = t?.get(mac) ?? null;
+    // Frozen: the record stays with its owner while that owner still claims it.
+    const kept = old && this.isFrozen(vni, mac) ? claims.get(old.owner) : undefined;
+    const best = kept ? { owner: old!.owner, claim: kept } : bestOwner(claims);
+    const rec: MacRecord | null = best
+      ? { vni, mac, owner: best.owner, port: this.o.port, ips: best.claim.ips, seq: best.claim.seq, ...(best.claim.sticky ? { pinned: true } : {}) }
+      : null;
     if (old && rec && sameRecord(old, rec)) return;
     if (!old && !rec) return;
     if (rec) {
@@ -505,6 +558,37 @@ export class EvpnDirectory implements Directory {
     const why: MacChange = !rec ? 'remove' : !old ? 'add' : old.owner !== rec.owner ? 'move' : 'update';
     if (why === 'move') this.stats.moves++;
     for (const l of this.macListeners) l(vni, mac, rec, why);
+    if (why === 'move' && rec) this.countMove(rec);
+  }
+
+  /** Duplicate detection (RFC 7432 §15.1): a move that freezes the MAC is logged and told once; the hold's end is timed. */
+  private countMove(rec: MacRecord): void {
+    const k = key(rec.vni, rec.mac);
+    if (!this.freeze.move(k, Date.now())) return;
+    this.stats.frozen++;
+    const { holdMs } = this.freeze.opts;
+    this.log.warn({ vni: rec.vni, mac: rec.mac, owner: rec.owner, seq: rec.seq, holdMs }, 'MAC moves too often (a duplicate?): frozen where it is');
+    for (const l of this.macListeners) l(rec.vni, rec.mac, rec, 'frozen');
+    clearTimeout(this.thawTimers.get(k));
+    const t = setTimeout(() => this.thaw(rec.vni, rec.mac), holdMs + 1);
+    t.unref();
+    this.thawTimers.set(k, t);
+  }
+
+  /** The hold ended: the claim refused meanwhile is made, a higher sequence elsewhere wins again. */
+  private thaw(vni: number, mac: string): void {
+    const k = key(vni, mac);
+    this.thawTimers.delete(k);
+    if (this.stopping || this.isFrozen(vni, mac)) return;
+    this.log.info({ vni, mac }, 'MAC no longer frozen');
+    const c = this.frozenClaims.get(k);
+    this.frozenClaims.delete(k);
+    if (c && !this.local.has(k)) {
+      this.claimMac(vni, mac, c.ips, c.sticky);
+      return;
+    }
+    this.checkOutbid(vni, mac);
+    this.refresh(vni, mac);
   }
 
   private emitMembers(vni: number): void {
@@ -548,9 +632,8 @@ export class EvpnDirectory implements Directory {
     return null;
   }
 
-  /** Duplicate detection is not built for EVPN yet (docs/evpn.md). */
-  isFrozen(_vni: number, _mac: string): boolean {
-    return false;
+  isFrozen(vni: number, mac: string): boolean {
+    return this.freeze.isFrozen(key(vni, mac), Date.now());
   }
 
   macStats(): MacDirectoryStats {

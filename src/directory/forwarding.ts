@@ -76,6 +76,8 @@ export class DirectoryForwarding {
   private readonly tenants = new Map<number, string>();
   /** tenant -> MAC -> IP addresses seen for it (gleaned or given with its port). */
   private readonly ips = new Map<string, Map<string, Set<string>>>();
+  /** tenant -> the MACs its ports' config gives (static here: claimed sticky). */
+  private readonly statics = new Map<string, Set<string>>();
   private unsubscribe: (() => void) | null = null;
 
   constructor(private readonly opts: DirectoryForwardingOptions) {
@@ -100,6 +102,7 @@ export class DirectoryForwarding {
   removeTenant(name: string): void {
     for (const [vni, t] of this.tenants) if (t === name) this.tenants.delete(vni);
     this.ips.delete(name);
+    this.statics.delete(name);
   }
 
   /** A local port's own MAC and addresses (port add --mac --address): known before it speaks. */
@@ -108,6 +111,8 @@ export class DirectoryForwarding {
     if (!b) return;
     const set = this.ipsOf(tenant, mac);
     for (const ip of ips) set.add(ip);
+    if (!this.statics.has(tenant)) this.statics.set(tenant, new Set());
+    this.statics.get(tenant)!.add(mac);
     if (b.table.get(mac)?.place.kind === 'port') this.claim(b, mac);
   }
 
@@ -179,7 +184,7 @@ export class DirectoryForwarding {
   }
 
   private claim(b: Bridge, mac: string): void {
-    this.opts.directory.claimMac(b.vni, mac, [...(this.ips.get(b.name)?.get(mac) ?? [])].sort());
+    this.opts.directory.claimMac(b.vni, mac, [...(this.ips.get(b.name)?.get(mac) ?? [])].sort(), this.statics.get(b.name)?.has(mac) ?? false);
     this.counters.claimed++;
   }
 

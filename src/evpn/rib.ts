@@ -24,6 +24,8 @@ interface MacRoute {
   owner: string;
   ip: string | null;
   seq: number;
+  /** The MAC Mobility community's sticky flag (RFC 7432 §15.2: a static MAC). */
+  sticky: boolean;
   /** The watch generation that last reported it (re-watch sweeps what was not reported again). */
   gen: number;
   /** The BGP neighbor it came through (a route reflector's routes name the reflector). */
@@ -45,6 +47,8 @@ export type RibChange = { kind: 'members'; vni: number } | { kind: 'mac'; vni: n
 export interface OwnerClaim {
   seq: number;
   ips: string[];
+  /** A sticky (static) MAC there: it never moves (RFC 7432 §15.2). */
+  sticky?: boolean;
 }
 
 const macKey = (vni: number, mac: string) => `${vni}/${mac}`;
@@ -74,7 +78,7 @@ export class EvpnRib {
     const old = this.macRoutes.get(key);
     if (old) this.unindex(key, old);
     if (r.withdrawal) return old ? { kind: 'mac', vni: old.vni, mac: old.mac } : null;
-    const route: MacRoute = { vni: r.vni, mac: r.mac, owner: r.nexthop, ip: r.ip, seq: r.seq ?? 0, gen, neighbor: r.neighbor, stale: false };
+    const route: MacRoute = { vni: r.vni, mac: r.mac, owner: r.nexthop, ip: r.ip, seq: r.seq ?? 0, sticky: r.sticky, gen, neighbor: r.neighbor, stale: false };
     this.macRoutes.set(key, route);
     const k = macKey(route.vni, route.mac);
     let s = this.byMac.get(k);
@@ -196,6 +200,7 @@ export class EvpnRib {
       const c = out.get(r.owner) ?? { seq: 0, ips: [] };
       c.seq = Math.max(c.seq, r.seq);
       if (r.ip && !c.ips.includes(r.ip)) c.ips = [...c.ips, r.ip].sort();
+      if (r.sticky) c.sticky = true;
       out.set(r.owner, c);
     }
     return out;
@@ -215,14 +220,19 @@ export class EvpnRib {
 const ipNum = (ip: string) => ip.split('.').reduce((n, x) => n * 256 + Number(x), 0);
 
 /**
- * The VTEP that holds a MAC (RFC 7432 §15.1): the highest sequence number wins; on a tie, the
- * lowest VTEP IP. `claims` holds every claim, this host's included; null when there is none.
+ * The VTEP that holds a MAC (RFC 7432 §15): a sticky claim first (§15.2), then the highest
+ * sequence number; on a tie, the lowest VTEP IP. `claims` holds every claim, this host's
+ * included; null when there is none.
  */
 export function bestOwner(claims: Map<string, OwnerClaim>): { owner: string; claim: OwnerClaim } | null {
   let best: { owner: string; claim: OwnerClaim } | null = null;
-  for (const [owner, claim] of claims)
-    if (!best || claim.seq > best.claim.seq || (claim.seq === best.claim.seq && ipNum(owner) < ipNum(best.owner))) best = { owner, claim };
+  for (const [owner, claim] of claims) if (!best || beats(owner, claim, best.owner, best.claim)) best = { owner, claim };
   return best;
+}
+
+function beats(owner: string, c: OwnerClaim, bestOwner: string, b: OwnerClaim): boolean {
+  if (!!c.sticky !== !!b.sticky) return !!c.sticky;
+  return c.seq > b.seq || (c.seq === b.seq && ipNum(owner) < ipNum(bestOwner));
 }
 
 /** The sequence to advertise a MAC with when it appears here (RFC 7432 §15): past every other VTEP's, 0 when nobody has it. */
@@ -232,9 +242,9 @@ export function claimSeq(others: Map<string, OwnerClaim>): number {
   return max + 1;
 }
 
-/** Whether another VTEP advertises `mac` with a higher sequence than ours: then ours is withdrawn (it moved away). */
+/** Whether another VTEP advertises `mac` with a higher sequence than ours (or sticky, RFC 7432 §15.2): then ours is withdrawn (it moved away). */
 export function outbid(localSeq: number, others: Map<string, OwnerClaim>): string | null {
-  for (const [owner, c] of others) if (c.seq > localSeq) return owner;
+  for (const [owner, c] of others) if (c.seq > localSeq || c.sticky) return owner;
   return null;
 }
 

@@ -129,3 +129,17 @@ export async function stopPids(pids: number[]): Promise<void> {
     }
   }
 }
+
+/** A frame with a chosen source MAC out of `iface` (AF_PACKET): what a VM that moved says first. */
+const SEND = `
+import socket, sys
+iface, src = sys.argv[1], bytes.fromhex(sys.argv[2].replace(':', ''))
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((iface, 0))
+s.send(b'\\xff' * 6 + src + b'\\x88\\xb5' + b'vtepd move test'.ljust(46, b'\\0'))
+`;
+
+/** One broadcast frame from `mac` out of `iface` in lab host `host` (a VM that moved, or a duplicate). */
+export async function sendFrom(lab: Lab, host: string, iface: string, mac: string): Promise<void> {
+  await lab.exec(host, 'python3', ['-c', SEND, iface, mac]);
+}

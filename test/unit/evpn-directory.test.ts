@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { EvpnDirectory, type EvpnClient, type EvpnDirectoryOptions } from '../../src/directory/evpn-directory.js';
 import type { MacChange, MacRecord } from '../../src/directory/directory.js';
 import type { EvpnRoute, ImetRouteSpec, MacRouteSpec, PeerInfo, WatchHandlers } from '../../src/evpn/gobgp.js';
-import { bestOwner, claimSeq, EvpnRib, outbid, rdNumber } from '../../src/evpn/rib.js';
+import { bestOwner, claimSeq, EvpnRib, type OwnerClaim, outbid, rdNumber } from '../../src/evpn/rib.js';
 import { errors, ok } from '../support/config-text.js';
 
 const SELF = '10.0.0.1';
@@ -133,7 +133,7 @@ describe('EVPN routes imported (src/evpn/rib.ts)', () => {
     expect(rib.members(5001)).toEqual([H3]);
   });
   it('RFC 7432 §15: the highest sequence wins, then the lowest VTEP IP; a claim goes past every other', () => {
-    const claims = new Map([
+    const claims = new Map<string, OwnerClaim>([
       [H3, { seq: 1, ips: [] }],
       [H2, { seq: 1, ips: [] }],
     ]);
@@ -145,6 +145,10 @@ describe('EVPN routes imported (src/evpn/rib.ts)', () => {
     expect(claimSeq(claims)).toBe(5);
     expect(outbid(4, claims)).toBeNull();
     expect(outbid(3, claims)).toBe(H3);
+    // RFC 7432 §15.2: a sticky claim wins over any sequence, and outbids a local non-sticky one.
+    claims.set(H2, { seq: 0, ips: [], sticky: true });
+    expect(bestOwner(claims)?.owner).toBe(H2);
+    expect(outbid(9, new Map([[H2, { seq: 0, ips: [], sticky: true }]]))).toBe(H2);
     expect([rdNumber(5001), rdNumber(65535), rdNumber(65536), rdNumber(16777215)]).toEqual([5001, 65535, 2, 256]);
   });
 });
@@ -409,5 +413,90 @@ describe('graceful restart (directory.evpn.gracefulRestart) over a fake gobgpd',
     expect(d.status().evpn).toMatchObject({ routes: { in: 2 }, stale: 0, swept: 1 });
     expect(events.map(([mac, why]) => `${why} ${mac}`)).toEqual([`add ${MAC}`, 'add 02:00:00:01:00:06', 'remove 02:00:00:01:00:06']);
     await d.stop();
+  });
+});
+
+describe('EVPN mobility over a fake gobgpd: duplicate detection, sticky MACs', () => {
+  it('RFC 7432 §15.1: more than freeze.moves moves in the window freeze a MAC: no more claims or sequence bumps, the record stays', async () => {
+    const { d, client, events } = await directory(new FakeClient(), { freeze: { moves: 2, windowMs: 60_000, holdMs: 60_000 } });
+    const adds = () => client.calls.filter((c) => c.startsWith('add 2'));
+    client.push(macRoute(H2, { seq: 0 }));
+    d.claimMac(5001, MAC); // move 1: here, seq 1
+    client.push(macRoute(H2, { seq: 2 })); // move 2: back there, ours withdrawn
+    d.claimMac(5001, MAC); // move 3: here again, seq 3: frozen
+    await settle();
+    expect(d.isFrozen(5001, MAC)).toBe(true);
+    expect(events.map(([, why, owner, seq]) => `${why} ${owner} ${seq}`)).toEqual([
+      `add ${H2} 0`,
+      `move ${SELF} 1`,
+      `move ${H2} 2`,
+      `move ${SELF} 3`,
+      `frozen ${SELF} 3`,
+    ]);
+    expect(adds()).toEqual([`add 2 ${SELF}:5001 ${MAC} - seq 1`, `add 2 ${SELF}:5001 ${MAC} - seq 3`]);
+    // The other VTEP bumps again: our route stays, the record too (no ping-pong).
+    client.push(macRoute(H2, { seq: 4 }));
+    await settle();
+    expect(client.calls.at(-1)).toBe(`add 2 ${SELF}:5001 ${MAC} - seq 3`);
+    expect(d.mac(5001, MAC)).toMatchObject({ owner: SELF, seq: 3 });
+    // Gone here and back: the claim is refused, nothing advertised.
+    d.withdrawMac(5001, MAC);
+    d.claimMac(5001, MAC);
+    await settle();
+    expect(adds()).toHaveLength(2);
+    expect(d.mac(5001, MAC)).toMatchObject({ owner: H2, seq: 4 });
+    expect(d.macStats()).toMatchObject({ moves: 4, frozen: 1, claimsRefusedFrozen: 1, owned: 0 });
+  });
+
+  it('a frozen MAC thaws after the hold: the refused claim is made, past the other VTEP’s sequence', async () => {
+    const { d, client } = await directory(new FakeClient(), { freeze: { moves: 1, windowMs: 60_000, holdMs: 50 } });
+    client.push(macRoute(H2, { seq: 0 }));
+    d.claimMac(5001, MAC); // move 1
+    client.push(macRoute(H2, { seq: 2 })); // move 2: frozen, there
+    d.withdrawMac(5001, MAC);
+    d.claimMac(5001, MAC);
+    await settle();
+    expect(d.isFrozen(5001, MAC)).toBe(true);
+    expect(d.macStats()).toMatchObject({ frozen: 1, claimsRefusedFrozen: 1 });
+    await vi.waitFor(() => expect(d.mac(5001, MAC)).toMatchObject({ owner: SELF, seq: 3 }), { timeout: 5000, interval: 10 });
+    expect(d.isFrozen(5001, MAC)).toBe(false);
+    await settle();
+    expect(client.calls.at(-1)).toBe(`add 2 ${SELF}:5001 ${MAC} - seq 3`);
+  });
+
+  it('RFC 7432 §15.2: a static MAC is advertised sticky and stays on a higher sequence elsewhere', async () => {
+    const { d, client } = await directory();
+    d.claimMac(5001, MAC, ['10.1.0.5'], true);
+    await settle();
+    expect(client.adj.get(`2 ${SELF}:5001 ${MAC} -`)).toMatchObject({ seq: 0, sticky: true });
+    expect(client.adj.get(`2 ${SELF}:5001 ${MAC} 10.1.0.5`)).toMatchObject({ seq: 0, sticky: true, ip: '10.1.0.5' });
+    client.push(macRoute(H2, { seq: 7 }));
+    await settle();
+    expect(client.adj.size).toBe(2);
+    expect(d.mac(5001, MAC)).toMatchObject({ owner: SELF, seq: 0, pinned: true });
+    // A learned claim of it later (a gleaned IP) keeps it sticky; a withdrawal carries no community.
+    d.claimMac(5001, MAC, ['10.1.0.5']);
+    d.withdrawMac(5001, MAC);
+    await settle();
+    expect(client.adj.size).toBe(0);
+    expect(d.mac(5001, MAC)).toMatchObject({ owner: H2, seq: 7 });
+  });
+
+  it('RFC 7432 §15.2: a MAC sticky at another VTEP is not taken over by learning here (refused, counted)', async () => {
+    const { d, client } = await directory();
+    client.push(macRoute(H2, { seq: 0, sticky: true }));
+    d.claimMac(5001, MAC);
+    d.claimMac(5001, MAC);
+    await settle();
+    expect(client.calls).toEqual([]);
+    expect(d.mac(5001, MAC)).toMatchObject({ owner: H2, seq: 0, pinned: true });
+    expect(d.macStats()).toMatchObject({ claims: 0, claimsRefusedPinned: 2, moves: 0, owned: 0 });
+    // A claim that was learned before the sticky route came is withdrawn by it.
+    const other = await directory();
+    other.d.claimMac(5001, MAC);
+    other.client.push(macRoute(H2, { seq: 0, sticky: true }));
+    await settle();
+    expect(other.client.adj.size).toBe(0);
+    expect(other.d.mac(5001, MAC)).toMatchObject({ owner: H2, pinned: true });
   });
 });
