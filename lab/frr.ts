@@ -26,7 +26,7 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Lab } from './netns.js';
-import { READY_MS, until } from './wait.js';
+import { READY_MS, until, untilText } from './wait.js';
 
 const SBIN = '/usr/lib/frr';
 
@@ -324,4 +324,52 @@ export async function addFrrVtep(lab: Lab, host: string, opts: FrrVtepOptions): 
     untilFlood: (dev, dst) => untilEntry(`a flood entry to ${dst}`, dev, (e) => e.mac === '00:00:00:00:00:00' && e.dst === dst),
     stop: () => frr.stop(),
   };
+}
+
+/** `bridge -timestamp monitor fdb` in a host, to time FDB changes. */
+export interface FdbMonitor {
+  child: ChildProcess;
+  /** What it printed so far. */
+  text(): string;
+  /** The time (ms since the epoch) of the first event line matching `re`. */
+  at(re: RegExp): number | undefined;
+}
+
+/**
+ * Start `bridge -timestamp monitor fdb` in `host`; resolves once it is live (it printed an
+ * entry added after it started, on a bridge of its own that FRR does not serve). Stop it
+ * with `lab.stop(m.child)`.
+ */
+export async function fdbMonitor(lab: Lab, host: string): Promise<FdbMonitor> {
+  const child = lab.spawn(host, 'bridge', ['-timestamp', 'monitor', 'fdb']);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const at = (re: RegExp) => {
+    let stamp: number | undefined;
+    for (const line of out.split('\n')) {
+      const t = /^Timestamp: (.*\d{4}) (\d+) usec/.exec(line);
+      if (t) stamp = Date.parse(t[1]!) + Number(t[2]) / 1000;
+      else if (re.test(line)) return stamp;
+    }
+    return undefined;
+  };
+  await lab.exec(host, 'ip', ['link', 'add', 'brmon', 'type', 'bridge']);
+  await lab.exec(host, 'bridge', ['fdb', 'add', '02:00:00:00:00:99', 'dev', 'brmon', 'self', 'permanent']);
+  await untilText(`the FDB monitor in ${host}`, () => out, /02:00:00:00:00:99/);
+  await lab.exec(host, 'ip', ['link', 'del', 'brmon']);
+  return { child, text: () => out, at };
+}
+
+/** Hosts on one underlay switch (bridge br0 in host `sw`), each with `ul0` holding its address (/24). */
+export async function underlaySwitch(lab: Lab, hosts: [host: string, ip: string][]): Promise<void> {
+  await lab.addHost('sw');
+  await lab.exec('sw', 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
+  await lab.exec('sw', 'ip', ['link', 'set', 'br0', 'up']);
+  for (const [h, ip] of hosts) {
+    await lab.addHost(h);
+    await lab.link(h, 'ul0', `${ip}/24`, 'sw', `p${h}`, null);
+    await lab.exec('sw', 'ip', ['link', 'set', `p${h}`, 'master', 'br0']);
+  }
 }

@@ -9,10 +9,9 @@
  *   [vmb] eth0 10.100.0.2 -- vm100 br100 vx100 [b] ul0 10.0.0.2 --+
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ChildProcess } from 'node:child_process';
 import { Lab, parsePing } from '../../lab/netns.js';
-import { addFrrVtep, type FrrVtep } from '../../lab/frr.js';
-import { until, untilPings, untilText } from '../../lab/wait.js';
+import { addFrrVtep, fdbMonitor, underlaySwitch, type FrrVtep } from '../../lab/frr.js';
+import { until, untilPings } from '../../lab/wait.js';
 
 const A = '10.0.0.1';
 const B = '10.0.0.2';
@@ -20,42 +19,16 @@ const ASN = 65000;
 const MAC_A = '02:00:00:0a:00:01';
 const MAC_B = '02:00:00:0b:00:01';
 
-/** `bridge -timestamp monitor fdb` in a host: the time (ms since the epoch) of the first event line matching `re`. */
-function fdbMonitor(lab: Lab, host: string): { child: ChildProcess; text: () => string; at: (re: RegExp) => number | undefined } {
-  const child = lab.spawn(host, 'bridge', ['-timestamp', 'monitor', 'fdb']);
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  const at = (re: RegExp) => {
-    let stamp: number | undefined;
-    for (const line of out.split('\n')) {
-      const t = /^Timestamp: (.*\d{4}) (\d+) usec/.exec(line);
-      if (t) stamp = Date.parse(t[1]!) + Number(t[2]) / 1000;
-      else if (re.test(line)) return stamp;
-    }
-    return undefined;
-  };
-  return { child, text: () => out, at };
-}
-
 describe('FRR EVPN VTEPs with the kernel VXLAN (lab/frr.ts)', () => {
   const lab = new Lab('fr');
   let a: FrrVtep | undefined;
   let b: FrrVtep | undefined;
 
   beforeAll(async () => {
-    await lab.addHost('sw');
-    await lab.exec('sw', 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
-    await lab.exec('sw', 'ip', ['link', 'set', 'br0', 'up']);
-    for (const [h, ip] of [
+    await underlaySwitch(lab, [
       ['a', A],
       ['b', B],
-    ] as const) {
-      await lab.addHost(h);
-      await lab.link(h, 'ul0', `${ip}/24`, 'sw', `p${h}`, null);
-      await lab.exec('sw', 'ip', ['link', 'set', `p${h}`, 'master', 'br0']);
-    }
+    ]);
     a = await addFrrVtep(lab, 'a', {
       asn: ASN,
       routerId: A,
@@ -95,19 +68,8 @@ describe('FRR EVPN VTEPs with the kernel VXLAN (lab/frr.ts)', () => {
 
   it("lets B's VM ping A's VM, A learning B's MAC from a type-2 route", async () => {
     await a!.untilFlood('vx100', B);
-    const monA = fdbMonitor(lab, 'a');
-    const monB = fdbMonitor(lab, 'b');
-    // The monitors are live once they print an entry added after they started (on a bridge
-    // of their own, which FRR does not serve).
-    for (const [h, mon] of [
-      ['a', monA],
-      ['b', monB],
-    ] as const) {
-      await lab.exec(h, 'ip', ['link', 'add', 'brmon', 'type', 'bridge']);
-      await lab.exec(h, 'bridge', ['fdb', 'add', '02:00:00:00:00:99', 'dev', 'brmon', 'self', 'permanent']);
-      await untilText(`the FDB monitor in ${h}`, mon.text, /02:00:00:00:00:99/);
-      await lab.exec(h, 'ip', ['link', 'del', 'brmon']);
-    }
+    const monA = await fdbMonitor(lab, 'a');
+    const monB = await fdbMonitor(lab, 'b');
 
     // B's VM's first frames: ARP flooded to A by the type-3 entry, A's answer flooded back
     // the same way until B's type-2 route arrives.
