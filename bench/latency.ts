@@ -27,8 +27,8 @@
  * them alike. During each ping run, the daemons' wake-ups per round trip are counted: the
  * voluntary context switches of all their threads (/proc/PID/task/TID/sched), and of those
  * the migrations (a thread woken on another CPU than it last ran on), less their idle rate
- * measured over the second before the run (timers: an idle vtepd's main thread wakes every
- * 10 ms). The kernel's path has no daemon (0). The table gives vtepd ÷ the best userspace overlay for each column.
+ * measured over the second before the run (timers: an idle vtepd's main thread wakes about
+ * once a second). The kernel's path has no daemon (0). The table gives vtepd ÷ the best userspace overlay for each column.
  *
  * Before the measurements, every overlay's daemons sit idle together for BENCH_IDLE_SECONDS
  * (default 60; 0 skips it): the CPU they use meanwhile (utime + stime of each daemon process,
