@@ -36,28 +36,32 @@ export interface ChartInput {
   hubSpoke?: { kernel: number; vtepd: number } | null;
 }
 
-interface Bar {
+/** A bar: `value` ÷ `ref` (vtepd and the kernel, or an overlay and the best userspace one). */
+export interface Bar {
   name: string;
-  kernel: number;
-  vtepd: number;
+  ref: number;
+  value: number;
   /** The absolute figures, "11.68 vs 14.69 Gbit/s". */
-  unit: (vtepd: number, kernel: number) => string;
+  unit: (value: number, ref: number) => string;
 }
 
-interface Panel {
+export interface Panel {
   title: string;
   higherIsBetter: boolean;
   bars: Bar[];
+  /** The dashed line's label and the figures' heading (default: the kernel, vtepd/kernel). */
+  refLabel?: string;
+  figuresHead?: string;
 }
 
 const gbit = (v: number, k: number) => `${v.toFixed(2)} vs ${k.toFixed(2)} Gbit/s`;
 const kpps = (v: number, k: number) => `${(v / 1e3).toFixed(0)} vs ${(k / 1e3).toFixed(0)} kpps`;
 /** Milliseconds, in µs below 1 ms. */
-const time = (ms: number) => (ms < 1 ? `${Math.round(ms * 1000)} µs` : `${ms.toFixed(2)} ms`);
+export const time = (ms: number) => (ms < 1 ? `${Math.round(ms * 1000)} µs` : `${ms.toFixed(2)} ms`);
 
 function panels(r: ChartInput): Panel[] {
   const { kernel: k, vtepd: v } = r;
-  const bar = (name: string, key: keyof ChartFigures, unit: Bar['unit']): Bar => ({ name, kernel: k[key], vtepd: v[key], unit });
+  const bar = (name: string, key: keyof ChartFigures, unit: Bar['unit']): Bar => ({ name, ref: k[key], value: v[key], unit });
   return [
     {
       title: 'Throughput — higher is better',
@@ -69,7 +73,7 @@ function panels(r: ChartInput): Panel[] {
         bar('UDP 64 B to receiver', 'udp64arrived', kpps),
         bar('UDP 1400 B received', 'udp1400pps', kpps),
         bar('UDP 1400 B to receiver', 'udp1400arrived', kpps),
-        ...(r.hubSpoke ? [{ name: 'TCP spoke→hub→spoke', kernel: r.hubSpoke.kernel, vtepd: r.hubSpoke.vtepd, unit: gbit }] : []),
+        ...(r.hubSpoke ? [{ name: 'TCP spoke→hub→spoke', ref: r.hubSpoke.kernel, value: r.hubSpoke.vtepd, unit: gbit }] : []),
       ],
     },
     {
@@ -108,7 +112,7 @@ const BAD = '#d84';
 
 /** One panel at `y0`: its SVG and its height. */
 function panelSvg(p: Panel, y0: number): { svg: string; height: number } {
-  const ratios = p.bars.map((b) => b.vtepd / b.kernel);
+  const ratios = p.bars.map((b) => b.value / b.ref);
   const { top, step } = axis(Math.max(...ratios.filter(Number.isFinite)));
   const x = (ratio: number) => PLOT_X + (Math.min(ratio, top) / top) * PLOT_W;
   const barsTop = y0 + 44;
@@ -117,8 +121,8 @@ function panelSvg(p: Panel, y0: number): { svg: string; height: number } {
     `<g class="panel">`,
     `<text x="10" y="${y0 + 16}" font-weight="bold">${esc(p.title)}</text>`,
     // The 1× line, its label above it, clear of the bars and of every other label.
-    `<text x="${num(x(1))}" y="${y0 + 34}" text-anchor="middle" fill="#555">kernel = 1×</text>`,
-    `<text x="${VALUE_X}" y="${y0 + 34}" fill="#555">vtepd/kernel · vtepd vs kernel</text>`,
+    `<text x="${num(x(1))}" y="${y0 + 34}" text-anchor="middle" fill="#555">${esc(p.refLabel ?? 'kernel')} = 1×</text>`,
+    `<text x="${VALUE_X}" y="${y0 + 34}" fill="#555">${esc(p.figuresHead ?? 'vtepd/kernel · vtepd vs kernel')}</text>`,
   ];
   p.bars.forEach((b, i) => {
     const y = barsTop + i * (BAR + GAP);
@@ -128,7 +132,7 @@ function panelSvg(p: Panel, y0: number): { svg: string; height: number } {
     parts.push(`<text x="${NAME_X}" y="${y + 15}" text-anchor="end">${esc(b.name)}</text>`);
     if (ok) parts.push(`<rect x="${PLOT_X}" y="${y}" width="${num(Math.max(1, x(ratio) - PLOT_X))}" height="${BAR}" fill="${good ? GOOD : BAD}"/>`);
     parts.push(
-      `<text x="${VALUE_X}" y="${y + 15}"><tspan font-weight="bold">${ok ? `${ratio.toFixed(2)}×` : 'n/a'}</tspan><tspan dx="8">${esc(b.unit(b.vtepd, b.kernel))}</tspan></text>`,
+      `<text x="${VALUE_X}" y="${y + 15}"><tspan font-weight="bold">${ok ? `${ratio.toFixed(2)}×` : 'n/a'}</tspan><tspan dx="8">${esc(b.unit(b.value, b.ref))}</tspan></text>`,
     );
   });
   const axisY = barsEnd + 6;
@@ -152,14 +156,26 @@ export function chartSvg(r: ChartInput): string {
   ]
     .filter(Boolean)
     .join(', ');
+  return panelsSvg(
+    [
+      `vtepd against the kernel's VXLAN (same run, same veth)`,
+      when || 'one run of npm run bench',
+      'bar: vtepd / kernel; green: as good as the kernel or better, orange: worse',
+    ],
+    panels(r),
+  );
+}
+
+/** A chart of `panels` under three lines of heading (a title, then two in grey). */
+export function panelsSvg(heading: [string, string, string], ps: Panel[]): string {
   const head = [
-    `<text x="10" y="22" font-weight="bold" font-size="15">vtepd against the kernel's VXLAN (same run, same veth)</text>`,
-    `<text x="10" y="42" fill="#555">${esc(when || 'one run of npm run bench')}</text>`,
-    `<text x="10" y="60" fill="#555">bar: vtepd / kernel; green: as good as the kernel or better, orange: worse</text>`,
+    `<text x="10" y="22" font-weight="bold" font-size="15">${esc(heading[0])}</text>`,
+    `<text x="10" y="42" fill="#555">${esc(heading[1])}</text>`,
+    `<text x="10" y="60" fill="#555">${esc(heading[2])}</text>`,
   ];
   let y = 74;
   const body: string[] = [];
-  for (const p of panels(r)) {
+  for (const p of ps) {
     const { svg, height } = panelSvg(p, y);
     body.push(svg);
     y += height + 12;

@@ -27,8 +27,16 @@
  * them alike. During each ping run, the daemons' wake-ups per round trip are counted: the
  * voluntary context switches of all their threads (/proc/PID/task/TID/sched), and of those
  * the migrations (a thread woken on another CPU than it last ran on), less their idle rate
- * measured over the second before the run (timers: an idle vtepd's main thread wakes every
- * 10 ms). The kernel's path has no daemon (0). The table gives vtepd ÷ the best userspace overlay for each column.
+ * measured over the second before the run (timers: an idle vtepd's main thread wakes about
+ * once a second). The kernel's path has no daemon (0). The table gives vtepd ÷ the best userspace overlay for each column.
+ *
+ * Before the measurements, every overlay's daemons sit idle together for BENCH_IDLE_SECONDS
+ * (default 60; 0 skips it): the CPU they use meanwhile (utime + stime of each daemon process,
+ * all its threads, from /proc/PID/stat) is the column "idle CPU-s / 60 s", and their wake-ups
+ * per second over the same window go to the JSON and the progress line.
+ *
+ * The run also draws bench/results/latency-latest.svg (latencyChartSvg, with bench/chart.ts):
+ * the ping mean and p99 at both rates, each overlay ÷ the best userspace overlay.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -40,6 +48,7 @@ import { addKernelVxlan, twoHostsVtepd, UNDERLAY } from '../lab/topology.js';
 import { addOpenVpn, addTinc, type VpnPlan } from '../lab/vpn.js';
 import { untilListening, untilPings } from '../lab/wait.js';
 import { gbps, progress, silent, type Progress } from './progress.js';
+import { panelsSvg, time, type Panel } from './chart.js';
 
 export const LATENCY_MEASURES = ['ping -i 0.01', 'ping -i 0.2', 'TCP 1 stream', 'UDP 64 B'] as const;
 type Measure = (typeof LATENCY_MEASURES)[number];
@@ -53,8 +62,28 @@ export const LATENCY_OVERLAYS = [
   'OVS userspace VXLAN',
 ] as const;
 
-/** Progress steps of latencyRows. */
-export const latencySteps = () => LATENCY_MEASURES.length * LATENCY_OVERLAYS.length;
+/** Progress steps of latencyRows (the idle phase is one). */
+export const latencySteps = (opts: Pick<LatencyOptions, 'idleSeconds'> = latencyOptions()) =>
+  LATENCY_MEASURES.length * LATENCY_OVERLAYS.length + (opts.idleSeconds > 0 ? 1 : 0);
+
+export interface LatencyOptions {
+  /** Pings at -i 0.01 and -i 0.2. */
+  fast: number;
+  slow: number;
+  /** iperf3's -t. */
+  seconds: number;
+  /** The idle phase (0: none). */
+  idleSeconds: number;
+}
+
+/** What an overlay's daemons did while idle. */
+export interface IdleFigure {
+  seconds: number;
+  /** utime + stime of all their processes and threads over the window. */
+  cpuSeconds: number;
+  /** Voluntary context switches of all their threads, per second. */
+  wakeupsPerSecond: number;
+}
 
 export interface PingFigure {
   interval: number;
@@ -85,11 +114,15 @@ export interface LatencyRow {
   tcp1: number;
   /** UDP 64 B datagrams per second that reached the receiver. */
   udp64pps: number;
+  /** Absent when the run had no idle phase. */
+  idle?: IdleFigure;
 }
 
 export interface LatencyFigures {
   pings: { fast: number; slow: number };
   seconds: number;
+  /** The idle phase's length (0 or absent: none). */
+  idleSeconds?: number;
   rows: LatencyRow[];
 }
 
@@ -131,6 +164,47 @@ function switches(pids: number[]): { wakeups: number; migrations: number } {
 }
 
 const IDLE_MS = 1000;
+const CLK_TCK = 100; // USER_HZ: the unit of utime and stime in /proc/PID/stat
+
+/** utime + stime of every process of `pids`, all their threads (fields 14 and 15 of /proc/PID/stat), in seconds. */
+function cpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    let stat = '';
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks += Number(f[11]) + Number(f[12]);
+  }
+  return ticks / CLK_TCK;
+}
+
+/**
+ * Every overlay idle at once for `seconds` (they are all up): the CPU and wake-ups of each
+ * one's daemons over that one window. A note every 10 s says how far it is.
+ */
+async function idleWindow(overlays: Overlay[], seconds: number, report: Progress): Promise<Map<string, IdleFigure>> {
+  const before = overlays.map((o) => ({ cpu: cpuSeconds(o.pids), sw: switches(o.pids).wakeups }));
+  const t0 = Date.now();
+  for (let t = 10; t < seconds; t += 10) {
+    await new Promise((r) => setTimeout(r, t0 + t * 1000 - Date.now()));
+    report.note(`latency: idle ${t}/${seconds} s`);
+  }
+  await new Promise((r) => setTimeout(r, t0 + seconds * 1000 - Date.now()));
+  const elapsed = (Date.now() - t0) / 1000;
+  return new Map(
+    overlays.map((o, i) => [
+      o.name,
+      { seconds, cpuSeconds: cpuSeconds(o.pids) - before[i]!.cpu, wakeupsPerSecond: (switches(o.pids).wakeups - before[i]!.sw) / elapsed },
+    ]),
+  );
+}
+
+const idleSaid = (m: Map<string, IdleFigure>) =>
+  [...m].map(([name, f]) => `${name} ${f.cpuSeconds.toFixed(2)} CPU-s, ${f.wakeupsPerSecond.toFixed(1)} wake-ups/s`).join('; ');
 
 async function ping(o: Overlay, interval: number, count: number): Promise<PingFigure> {
   const idle0 = switches(o.pids);
@@ -230,7 +304,7 @@ async function mainLab(dir: string): Promise<{ overlays: Overlay[]; cleanup(): P
  * Every overlay, measured as the header says. `fast`, `slow`: pings at -i 0.01 and -i 0.2;
  * `seconds`: iperf3's -t.
  */
-export async function latencyRows(opts: { fast: number; slow: number; seconds: number }, report: Progress = silent): Promise<LatencyFigures> {
+export async function latencyRows(opts: LatencyOptions, report: Progress = silent): Promise<LatencyFigures> {
   const dir = mkdtempSync(join(tmpdir(), 'vtepd-lat-'));
   const cleanups: (() => Promise<void>)[] = [];
   try {
@@ -258,6 +332,10 @@ export async function latencyRows(opts: { fast: number; slow: number; seconds: n
       await x.lab.exec(x.client, 'ping', ['-c', '5', '-i', '0.2', '-W', '1', x.addr]);
     }
     const got = new Map<string, Partial<LatencyRow>>(overlays.map((x) => [x.name, { overlay: x.name, peer: x.peer, cipher: x.cipher }]));
+    if (opts.idleSeconds > 0) {
+      const idle = await report.step('every overlay idle', () => idleWindow(overlays, opts.idleSeconds, report), idleSaid, `${opts.idleSeconds} s`);
+      for (const [name, f] of idle) got.get(name)!.idle = f;
+    }
     const run: Record<Measure, (x: Overlay) => Promise<Partial<LatencyRow>>> = {
       'ping -i 0.01': async (x) => ({ fast: await ping(x, 0.01, opts.fast) }),
       'ping -i 0.2': async (x) => ({ slow: await ping(x, 0.2, opts.slow) }),
@@ -288,7 +366,12 @@ export async function latencyRows(opts: { fast: number; slow: number; seconds: n
             detail[m],
           ),
         );
-    return { pings: { fast: opts.fast, slow: opts.slow }, seconds: opts.seconds, rows: overlays.map((x) => got.get(x.name) as LatencyRow) };
+    return {
+      pings: { fast: opts.fast, slow: opts.slow },
+      seconds: opts.seconds,
+      idleSeconds: opts.idleSeconds,
+      rows: overlays.map((x) => got.get(x.name) as LatencyRow),
+    };
   } finally {
     for (const c of cleanups.reverse()) await c();
     rmSync(dir, { recursive: true, force: true });
@@ -317,7 +400,15 @@ export function vsBest(f: LatencyFigures): { head: string; ratio: number; best: 
 
 /** The rows as a table: each overlay's figures and wake-ups per ping, then vtepd ÷ the best userspace overlay. */
 export function latencyTable(f: LatencyFigures): string {
-  const head = ['overlay', 'cipher', ...COLUMNS.map((c) => c.head), 'wake-ups/ping -i 0.01 (migrated)', '-i 0.2', 'idle wake-ups/s'];
+  const head = [
+    'overlay',
+    'cipher',
+    ...COLUMNS.map((c) => c.head),
+    'wake-ups/ping -i 0.01 (migrated)',
+    '-i 0.2',
+    'idle wake-ups/s',
+    `idle CPU-s / ${f.idleSeconds || 60} s`,
+  ];
   const wakes = (p: PingFigure) => `${p.wakeups.toFixed(1)} (${p.migrations.toFixed(1)})`;
   const cells = f.rows.map((r) => [
     r.overlay,
@@ -326,9 +417,10 @@ export function latencyTable(f: LatencyFigures): string {
     wakes(r.fast),
     wakes(r.slow),
     r.slow.idleWakeupsPerSecond.toFixed(0),
+    r.idle ? r.idle.cpuSeconds.toFixed(2) : '-',
   ]);
   const vs = vsBest(f);
-  cells.push(['vtepd ÷ best userspace', '', ...vs.map((v) => `${v.ratio.toFixed(2)}×`), '', '', '']);
+  cells.push(['vtepd ÷ best userspace', '', ...vs.map((v) => `${v.ratio.toFixed(2)}×`), '', '', '', '']);
   const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const fmt = (r: string[]) => `| ${r.map((c, i) => c.padEnd(w[i]!)).join(' | ')} |`;
   return [
@@ -340,13 +432,52 @@ export function latencyTable(f: LatencyFigures): string {
   ].join('\n');
 }
 
-/** The run's sizes from the environment (BENCH_LATENCY_PINGS, BENCH_LATENCY_SLOW_PINGS, BENCH_SECONDS). */
-export function latencyOptions(env: NodeJS.ProcessEnv = process.env): { fast: number; slow: number; seconds: number } {
+/** The run's sizes from the environment (BENCH_LATENCY_PINGS, BENCH_LATENCY_SLOW_PINGS, BENCH_SECONDS, BENCH_IDLE_SECONDS). */
+export function latencyOptions(env: NodeJS.ProcessEnv = process.env): LatencyOptions {
   return {
     fast: Math.max(1, Number(env.BENCH_LATENCY_PINGS ?? 1000)),
     slow: Math.max(1, Number(env.BENCH_LATENCY_SLOW_PINGS ?? 100)),
     seconds: Number(env.BENCH_SECONDS ?? 5),
+    idleSeconds: Math.max(0, Number(env.BENCH_IDLE_SECONDS ?? 60)),
   };
+}
+
+/** An overlay's name short enough for the chart's name column ("tinc, default crypto"). */
+const short = (overlay: string) => overlay.replace(' switch,', ',').replace(' TAP,', ',');
+
+/** The ping figures the chart draws: a panel each, lower is better. */
+const CHART_PANELS: { title: string; get: (r: LatencyRow) => number }[] = [
+  { title: 'ping -i 0.01 mean', get: (r) => r.fast.mean },
+  { title: 'ping -i 0.01 p99', get: (r) => r.fast.p99 },
+  { title: 'ping -i 0.2 mean', get: (r) => r.slow.mean },
+  { title: 'ping -i 0.2 p99', get: (r) => r.slow.p99 },
+];
+
+/**
+ * The chart of the latency rows (bench/chart.ts's panels): the ping mean and p99 at both
+ * rates, a panel each; a bar per overlay, its RTT ÷ the best userspace overlay's (the dashed
+ * line at 1×, #18's target for vtepd), with both figures beside it.
+ */
+export function latencyChartSvg(f: LatencyFigures, date?: string): string {
+  const peers = f.rows.filter((r) => r.peer);
+  const panels: Panel[] = CHART_PANELS.map((c) => {
+    const best = peers.reduce((a, b) => (c.get(b) < c.get(a) ? b : a));
+    return {
+      title: `${c.title} — lower is better; best userspace: ${short(best.overlay)}`,
+      higherIsBetter: false,
+      refLabel: 'best userspace',
+      figuresHead: 'overlay/best · RTT vs best',
+      bars: f.rows.map((r) => ({ name: short(r.overlay), ref: c.get(best), value: c.get(r), unit: (v: number, b: number) => `${time(v)} vs ${time(b)}` })),
+    };
+  });
+  return panelsSvg(
+    [
+      'Round trip through vtepd and the userspace overlays (#18)',
+      [date?.slice(0, 10), `${f.pings.fast} pings at -i 0.01, ${f.pings.slow} at -i 0.2, one run`].filter(Boolean).join(', '),
+      "bar: the overlay's RTT / the best userspace overlay's; green: as good or better, orange: worse",
+    ],
+    panels,
+  );
 }
 
 // Run alone: node dist/bench/latency.js (npm run bench:latency)
@@ -365,7 +496,8 @@ if (process.argv[1] && /bench[/\\]latency\.js$/.test(process.argv[1])) {
       const file = `latency-${date.replace(/[:.]/g, '-')}.json`;
       mkdirSync(resultsDir, { recursive: true });
       writeFileSync(join(resultsDir, file), JSON.stringify({ date, ...opts, loadAverage: [load0, loadavg()[0]], latency: f, vsBest: vsBest(f) }, null, 2));
-      console.log(`results: bench/results/${file}`);
+      writeFileSync(join(resultsDir, 'latency-latest.svg'), latencyChartSvg(f, date));
+      console.log(`results: bench/results/${file}, chart: bench/results/latency-latest.svg`);
     })
     .catch((e) => {
       console.error(e);

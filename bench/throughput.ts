@@ -31,7 +31,9 @@
  *                     kernel (bridge + VXLAN), BENCH_VM_ROUNDS=2 rounds (a lab of its own; 0 skips them)
  *   BENCH_LATENCY=1   the latency rows (bench/latency.ts): ping -i 0.01 and -i 0.2, TCP 1 stream
  *                     and UDP 64 B through the kernel's VXLAN, vtepd, tinc, OpenVPN and OVS VXLAN,
- *                     BENCH_LATENCY_PINGS=1000 and BENCH_LATENCY_SLOW_PINGS=100 (labs of their own; 0 skips them)
+ *                     BENCH_LATENCY_PINGS=1000 and BENCH_LATENCY_SLOW_PINGS=100 (labs of their own; 0 skips them),
+ *                     after BENCH_IDLE_SECONDS=60 with every overlay idle (their CPU-seconds); its
+ *                     chart goes to bench/results/latency-latest.svg
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -45,7 +47,7 @@ import { ENCAP_STEPS, encapTable, encapThroughput } from './encap.js';
 import { secureSteps, secureThroughput, type SecureFigures } from './secure.js';
 import { trunkSteps, trunkTable, trunkThroughput } from './trunk.js';
 import { vmSteps, vmTable, vmThroughput } from './vm.js';
-import { latencyOptions, latencyRows, latencySteps, latencyTable, vsBest } from './latency.js';
+import { latencyChartSvg, latencyOptions, latencyRows, latencySteps, latencyTable, vsBest } from './latency.js';
 import { gbps, progress, silent, type Progress } from './progress.js';
 import { chartSvg } from './chart.js';
 
@@ -403,7 +405,10 @@ async function main(): Promise<void> {
     };
     writeFileSync(join(resultsDir, `throughput-${stamp}.json`), JSON.stringify(results, null, 2));
     writeFileSync(join(resultsDir, 'latest.svg'), chartSvg(results));
-    console.log(`results: bench/results/throughput-${stamp}.json, chart: bench/results/latest.svg`);
+    if (latency) writeFileSync(join(resultsDir, 'latency-latest.svg'), latencyChartSvg(latency, results.date));
+    console.log(
+      `results: bench/results/throughput-${stamp}.json, chart: bench/results/latest.svg${latency ? ', latency chart: bench/results/latency-latest.svg' : ''}`,
+    );
   } finally {
     await t.cleanup();
   }

@@ -354,6 +354,16 @@ export class Bridge {
     return aged;
   }
 
+  /** How long until the first learned entry would age if nothing refreshed it (ms; Infinity: none would). */
+  untilAged(idleMs: Map<string, number>): number {
+    let least = Number.POSITIVE_INFINITY;
+    for (const e of this.table.values()) {
+      const idle = e.static || e.directory ? undefined : idleMs.get(e.mac);
+      if (idle !== undefined) least = Math.min(least, this.ageingMs - idle);
+    }
+    return least;
+  }
+
   /**
    * Where a frame goes, from its `decide` decision, counted: known unicast to its one place, everything
    * else flooded to the tenant's other ports and (only if it came from a local port) its

@@ -173,6 +173,8 @@ export class RoleAgent implements RoleContext, SecureHooks {
   /** seq of a PMTU probe -> the peer's search and the size probed. */
   private readonly pmtuProbes = new Map<number, { search: PmtuSearch; size: number }>();
   private ticks = 0;
+  /** start() ran and stop() did not: reconfigure() restarts the timer. */
+  private started = false;
   readonly log: Logger;
   readonly sw: Switch;
   readonly vteps: VtepRegistry;
@@ -227,6 +229,7 @@ export class RoleAgent implements RoleContext, SecureHooks {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    this.started = false;
   }
 
   /** A tenant's MSS clamping and encapsulation (before it is added, or on reload). */
@@ -362,13 +365,18 @@ export class RoleAgent implements RoleContext, SecureHooks {
       this.spoke?.setDeadInterval(opts.deadIntervalMs); // timers only: hubs and learned state stay
       this.hub?.reconfigure(); // a listed spoke's VNIs may have changed
     }
-    if (this.timer) this.restartTimer();
+    if (this.started) this.restartTimer();
   }
 
+  /**
+   * Tick every probe interval while there is something to tick: a spoke, a hub or keys.
+   * Without (a static role, no identity) no timer runs, so an idle daemon does not wake for it.
+   */
   private restartTimer(): void {
     if (this.timer) clearInterval(this.timer);
-    this.timer = setInterval(() => this.tick(), this.probeIntervalMs);
-    this.timer.unref();
+    this.started = true;
+    this.timer = this.spoke || this.hub || this.secure ? setInterval(() => this.tick(), this.probeIntervalMs) : undefined;
+    this.timer?.unref();
   }
 
   private setup(): void {

@@ -114,8 +114,17 @@ describe('three hosts: flood and learn, ageing, a MAC move', () => {
     await m.lab.exec('blue3', 'ip', ['link', 'set', 'blue0', 'up']);
     // It announces itself (as a migrated VM would) by sending traffic.
     await m.lab.exec('blue3', 'ping', ['-c', '1', '-W', '2', '10.1.0.1']);
-    const c2 = await vxlanOn('h2');
-    const p = parsePing((await m.lab.exec('blue1', 'ping', ['-c', '5', '-i', '0.2', '-W', '2', '10.1.0.2'])).stdout);
+    // Ageing is 3 s, less than starting the capture can take on a busy machine: keep h1's entry
+    // for MAC_2 and h3's for blue1's MAC fresh (unicast between h1 and h3) until the pings are done.
+    const keep = m.lab.spawn('blue3', 'ping', ['-i', '0.5', '10.1.0.1']);
+    let p: ReturnType<typeof parsePing>;
+    let c2: Awaited<ReturnType<typeof vxlanOn>>;
+    try {
+      c2 = await vxlanOn('h2');
+      p = parsePing((await m.lab.exec('blue1', 'ping', ['-c', '5', '-i', '0.2', '-W', '2', '10.1.0.2'])).stdout);
+    } finally {
+      await m.lab.stop(keep);
+    }
     expect(p.received).toBe(5);
     expect((await c2.stop()).length).toBe(0);
   });

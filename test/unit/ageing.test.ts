@@ -2,11 +2,12 @@
  * FDB ageing's cadence (src/core/ageing.ts) follows the tenants' ageing times: set when
  * ageing starts, and again whenever a tenant comes, goes or changes its ageing time.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ageingCadenceMs } from '../../src/core/ageing.js';
 import { Switch } from '../../src/core/switch.js';
 import { FakeDatapath } from '../support/fake-datapath.js';
-import { tenantSpec } from '../support/harness.js';
+import { FakeHarness, tenantSpec } from '../support/harness.js';
+import { BCAST, frame, mac } from '../support/frames.js';
 
 describe('ageing cadence', () => {
   it('is a quarter of the shortest ageing time, between 100 ms and 1 s', () => {
@@ -36,5 +37,30 @@ describe('ageing cadence', () => {
     expect(sw.ageing.cadenceMs).toBe(1000);
     sw.ageing.stop();
     expect(sw.ageing.cadenceMs).toBe(0);
+  });
+});
+
+describe('ageing sweeps', () => {
+  afterEach(() => vi.useRealTimers());
+
+  it('sweep when the first learned entry would age, after the shortest ageing time when none is learned, and still age it', () => {
+    vi.useFakeTimers();
+    const h = new FakeHarness();
+    h.addTenant({ name: 'blue', vni: 5001, ageingMs: 10_000 });
+    h.addPort('blue', 'tap0');
+    h.addPort('blue', 'tap1');
+    h.sw.ageing.start();
+    vi.advanceTimersByTime(1000); // the first sweep, one cadence after the start
+    expect(h.sw.ageing.nextSweepMs).toBe(10_000); // nothing learned
+    h.fromPort('tap0', frame(BCAST, mac(1), 'hello'));
+    expect(h.sw.tenant('blue')!.table.has(mac(1))).toBe(true);
+    h.dp.now += 4000;
+    vi.advanceTimersByTime(10_000);
+    expect(h.sw.ageing.nextSweepMs).toBe(6000); // idle 4 s of 10
+    h.dp.now += 6000;
+    vi.advanceTimersByTime(6000);
+    expect(h.sw.tenant('blue')!.table.has(mac(1))).toBe(false);
+    expect(h.sw.ageing.nextSweepMs).toBe(10_000);
+    h.sw.stop();
   });
 });

@@ -4,7 +4,7 @@
  * throughput; the kernel is not a userspace overlay).
  */
 import { describe, expect, it } from 'vitest';
-import { latencyOptions, latencyTable, vsBest, type LatencyFigures, type LatencyRow } from '../../bench/latency.js';
+import { latencyChartSvg, latencyOptions, latencySteps, latencyTable, vsBest, type LatencyFigures, type LatencyRow } from '../../bench/latency.js';
 
 const ping = (mean: number, p99: number, wakeups = 0) => ({
   interval: 0.01,
@@ -25,11 +25,13 @@ const row = (overlay: string, peer: boolean, fast: number, slow: number, tcp1: n
   slow: ping(slow, slow * 3, 4),
   tcp1,
   udp64pps,
+  idle: { seconds: 60, cpuSeconds: overlay === 'vtepd VXLAN' ? 0.08 : 0, wakeupsPerSecond: 1.7 },
 });
 
 const figures: LatencyFigures = {
   pings: { fast: 1000, slow: 100 },
   seconds: 5,
+  idleSeconds: 60,
   rows: [
     row('kernel VXLAN', false, 0.012, 0.02, 20, 480e3),
     row('vtepd VXLAN', false, 0.16, 0.2, 10, 300e3),
@@ -60,12 +62,71 @@ describe('bench latency table', () => {
           .slice(1, -1)
           .map((c) => c.trim()),
       );
-    expect(cells[1]).toEqual(['vtepd VXLAN', 'none', '0.160', '0.320', '0.200', '0.600', '10.00', '300', '4.0 (0.0)', '4.0 (0.0)', '0']);
-    expect(cells[4]).toEqual(['vtepd ÷ best userspace', '', '1.60×', '1.60×', '2.00×', '2.00×', '5.56×', '3.66×', '', '', '']);
+    expect(cells[1]).toEqual(['vtepd VXLAN', 'none', '0.160', '0.320', '0.200', '0.600', '10.00', '300', '4.0 (0.0)', '4.0 (0.0)', '0', '0.08']);
+    expect(cells[4]).toEqual(['vtepd ÷ best userspace', '', '1.60×', '1.60×', '2.00×', '2.00×', '5.56×', '3.66×', '', '', '', '']);
+    expect(latencyTable(figures).split('\n')[1]).toContain('| idle CPU-s / 60 s |');
+  });
+
+  it('prints - for the idle CPU of a run without an idle phase', () => {
+    const none: LatencyFigures = { ...figures, idleSeconds: 0, rows: figures.rows.map(({ idle: _, ...r }) => r) };
+    const vtepd = latencyTable(none).split('\n')[4]!.split('|').slice(1, -1);
+    expect(vtepd.at(-1)!.trim()).toBe('-');
   });
 
   it('takes its sizes from the environment', () => {
-    expect(latencyOptions({})).toEqual({ fast: 1000, slow: 100, seconds: 5 });
-    expect(latencyOptions({ BENCH_LATENCY_PINGS: '200', BENCH_LATENCY_SLOW_PINGS: '20', BENCH_SECONDS: '2' })).toEqual({ fast: 200, slow: 20, seconds: 2 });
+    expect(latencyOptions({})).toEqual({ fast: 1000, slow: 100, seconds: 5, idleSeconds: 60 });
+    expect(latencyOptions({ BENCH_LATENCY_PINGS: '200', BENCH_LATENCY_SLOW_PINGS: '20', BENCH_SECONDS: '2', BENCH_IDLE_SECONDS: '0' })).toEqual({
+      fast: 200,
+      slow: 20,
+      seconds: 2,
+      idleSeconds: 0,
+    });
+    // The idle phase is one progress step more.
+    expect(latencySteps({ idleSeconds: 60 }) - latencySteps({ idleSeconds: 0 })).toBe(1);
+  });
+
+  it('charts the ping mean and p99 at both rates, a bar per overlay, each ÷ the best userspace overlay', () => {
+    const svg = latencyChartSvg(figures, '2026-12-07T08:00:00Z');
+    const panels = svg.split('<g class="panel">').slice(1);
+    expect(panels.map((p) => />([^<]*— lower is better[^<]*)</.exec(p)?.[1])).toEqual([
+      'ping -i 0.01 mean — lower is better; best userspace: tinc, no crypto',
+      'ping -i 0.01 p99 — lower is better; best userspace: tinc, no crypto',
+      'ping -i 0.2 mean — lower is better; best userspace: OpenVPN, no crypto',
+      'ping -i 0.2 p99 — lower is better; best userspace: OpenVPN, no crypto',
+    ]);
+    for (const p of panels) for (const name of ['kernel VXLAN', 'vtepd VXLAN', 'tinc, no crypto', 'OpenVPN, no crypto']) expect(p).toContain(`>${name}</text>`);
+    const words = (p: string) =>
+      [...p.matchAll(/<text\b[^>]*>(.*?)<\/text>/g)].map((m) =>
+        m[1]!
+          .replace(/<[^>]+>/g, ' ')
+          .replace(/\s+/g, ' ')
+          .trim(),
+      );
+    // vtepd's -i 0.01 mean 160 µs against tinc's 100 µs, the best userspace overlay there.
+    expect(words(panels[0]!)).toContain('1.60× 160 µs vs 100 µs');
+    expect(words(panels[0]!)).toContain('best userspace = 1×');
+    expect(words(panels[2]!)).toContain('overlay/best · RTT vs best');
+  });
+
+  it('keeps the longest overlay names and figures inside the chart', () => {
+    const all: LatencyFigures = {
+      ...figures,
+      rows: ['tinc switch, default crypto', 'OpenVPN TAP, default crypto', 'OVS userspace VXLAN']
+        .map((o) => row(o, true, 1.234, 12.345, 1, 1))
+        .concat(figures.rows),
+    };
+    const svg = latencyChartSvg(all);
+    const W = Number(/viewBox="0 0 (\d+)/.exec(svg)![1]);
+    for (const m of svg.matchAll(/<text\b([^>]*)>(.*?)<\/text>/g)) {
+      const words = m[2]!
+        .replace(/<[^>]+>/g, ' ')
+        .replace(/\s+/g, ' ')
+        .trim();
+      const x = Number(/ x="([\d.]+)"/.exec(m[1]!)![1]);
+      const width = words.length * 0.62 * (m[1]!.includes('font-weight') ? 15 : 13);
+      const [from, to] = m[1]!.includes('"end"') ? [x - width, x] : m[1]!.includes('"middle"') ? [x - width / 2, x + width / 2] : [x, x + width];
+      expect(from, words).toBeGreaterThanOrEqual(0);
+      expect(to, words).toBeLessThanOrEqual(W);
+    }
   });
 });
