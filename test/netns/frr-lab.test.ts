@@ -11,7 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import { Lab, parsePing } from '../../lab/netns.js';
-import { addFrrVtep, type FrrVtep } from '../../lab/frr.js';
+import { addFrrVtep, type FrrVtep, underlaySwitch } from '../../lab/frr.js';
 import { until, untilPings, untilText } from '../../lab/wait.js';
 
 const A = '10.0.0.1';
@@ -45,17 +45,10 @@ describe('FRR EVPN VTEPs with the kernel VXLAN (lab/frr.ts)', () => {
   let b: FrrVtep | undefined;
 
   beforeAll(async () => {
-    await lab.addHost('sw');
-    await lab.exec('sw', 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
-    await lab.exec('sw', 'ip', ['link', 'set', 'br0', 'up']);
-    for (const [h, ip] of [
+    await underlaySwitch(lab, [
       ['a', A],
       ['b', B],
-    ] as const) {
-      await lab.addHost(h);
-      await lab.link(h, 'ul0', `${ip}/24`, 'sw', `p${h}`, null);
-      await lab.exec('sw', 'ip', ['link', 'set', `p${h}`, 'master', 'br0']);
-    }
+    ]);
     a = await addFrrVtep(lab, 'a', {
       asn: ASN,
       routerId: A,
