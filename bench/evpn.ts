@@ -300,6 +300,7 @@ async function untilAll(
   macs: string[],
   t0: number,
   deadline: number,
+  also: () => Promise<string>,
 ): Promise<Reached> {
   const map = deleted ? e.watch.deleted : e.watch.added;
   const set = new Set(macs);
@@ -320,7 +321,9 @@ async function untilAll(
     }
     if (Date.now() - said >= 2000) {
       said = Date.now();
-      report.note(`${what}: ${ts.length.toLocaleString('en')} of ${macs.length.toLocaleString('en')} after ${((said - t0) / 1000).toFixed(1)} s`);
+      report.note(
+        `${what}: ${ts.length.toLocaleString('en')} of ${macs.length.toLocaleString('en')} after ${((said - t0) / 1000).toFixed(1)} s${await also()}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -333,9 +336,13 @@ function cpuSeconds(pid: number): number {
   return (Number(rest[11]) + Number(rest[12])) / 100;
 }
 
+/** vtepd's `status`, the part of it this bench reads. */
+const evpnStatus = (e: EvpnLab) =>
+  request<{ directory: { evpn: { gobgpd: { pid: number } | null; routes: { out: number } } } }>(e.v.socket, 'status', {}, { timeoutMs: 10_000 });
+
 /** The daemons' PIDs: vtepd's, its gobgpd's (from its status), FRR's (their pidfiles). */
 async function daemonPids(e: EvpnLab): Promise<Record<keyof DaemonCpu, number>> {
-  const st = await request<{ directory: { evpn: { gobgpd: { pid: number } | null } } }>(e.v.socket, 'status', {}, { timeoutMs: 10_000 });
+  const st = await evpnStatus(e);
   const frr = (f: FrrVtep, name: string) => Number(readFileSync(join(f.frr.dir, `${name}.pid`), 'utf8').trim());
   return {
     vtepd: e.v.child.pid!,
@@ -362,6 +369,8 @@ async function bulk(e: EvpnLab, report: Progress, side: EvpnSide, o: EvpnOptions
   const n = o.bulk.toLocaleString('en');
   const rate = (count: number, s: number) => `${Math.round(count / s).toLocaleString('en')} routes/s`;
   const pids = await daemonPids(e);
+  // vtepd's own count of the routes it advertises (it counts a route when it queues the call to gobgpd).
+  const also = async () => (side === 'vtepd' ? `; vtepd's routes out: ${(await evpnStatus(e)).directory.evpn.routes.out}` : '');
   const said = ([r, cpu]: [Reached, DaemonCpu]) =>
     `${r.count} in ${r.seconds.toFixed(2)} s, ${rate(r.count, r.seconds)}${r.lost ? ` (the monitor missed ${r.lost}: timed by a dump of the FDB)` : ''}; CPU s: ${Object.entries(
       cpu,
@@ -373,7 +382,7 @@ async function bulk(e: EvpnLab, report: Progress, side: EvpnSide, o: EvpnOptions
     () =>
       withCpu(pids, async () => {
         const t0 = await send(e.lab, side, 'bulk', tag + 2, 0, o.bulk);
-        return untilAll(e, report, `${side} originate`, false, vtep, macs, t0, o.deadline);
+        return untilAll(e, report, `${side} originate`, false, vtep, macs, t0, o.deadline, also);
       }),
     said,
   );
@@ -386,7 +395,7 @@ async function bulk(e: EvpnLab, report: Progress, side: EvpnSide, o: EvpnOptions
           writeFileSync(e.v.configPath, e.config(false));
           await request(e.v.socket, 'reload', {}, { timeoutMs: 60_000 });
         } else await e.lab.exec('b', 'ip', ['link', 'set', `bk${VNI}`, 'down']);
-        return untilAll(e, report, `${side} withdraw`, true, vtep, macs, t0, o.deadline);
+        return untilAll(e, report, `${side} withdraw`, true, vtep, macs, t0, o.deadline, also);
       }),
     said,
   );
@@ -452,7 +461,13 @@ export function evpnTable(f: EvpnFigures, o: Pick<EvpnOptions, 'macs' | 'bulk'>)
     ]),
   ];
   const head = ['measure (at the FRR host A)', 'unit', 'FRR → FRR (reference)', 'vtepd → FRR', 'vtepd ÷ FRR'];
-  const cells = rows.map(([name, unit, [frr, vtepd], digits]) => [name, unit, frr!.toFixed(digits), vtepd!.toFixed(digits), `${(vtepd! / frr!).toFixed(2)}×`]);
+  const cells = rows.map(([name, unit, [frr, vtepd], digits]) => [
+    name,
+    unit,
+    frr!.toFixed(digits),
+    vtepd!.toFixed(digits),
+    frr! > 0 ? `${(vtepd! / frr!).toFixed(2)}×` : '-',
+  ]);
   const short = EVPN_SIDES.filter((s) => f.bulk[s].originated < o.bulk || f.bulk[s].withdrawn < o.bulk).map(
     (s) => `${s}: ${f.bulk[s].originated} originated, ${f.bulk[s].withdrawn} withdrawn before the deadline`,
   );
