@@ -34,6 +34,9 @@
  *                     BENCH_LATENCY_PINGS=1000 and BENCH_LATENCY_SLOW_PINGS=100 (labs of their own; 0 skips them),
  *                     after BENCH_IDLE_SECONDS=60 with every overlay idle (their CPU-seconds); its
  *                     chart goes to bench/results/latency-latest.svg
+ *   BENCH_EVPN=1      the BGP EVPN rows (bench/evpn.ts): a new MAC's first frame to an FRR host's
+ *                     FDB, from vtepd and from FRR, and 10,000 MACs originated and withdrawn;
+ *                     BENCH_EVPN_MACS=20, BENCH_EVPN_BULK=10000 (a lab of its own; 0 skips them)
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -47,6 +50,7 @@ import { ENCAP_STEPS, encapTable, encapThroughput } from './encap.js';
 import { secureSteps, secureThroughput, type SecureFigures } from './secure.js';
 import { trunkSteps, trunkTable, trunkThroughput } from './trunk.js';
 import { vmSteps, vmTable, vmThroughput } from './vm.js';
+import { evpnOptions, evpnSteps, evpnTable, evpnBench } from './evpn.js';
 import { latencyChartSvg, latencyOptions, latencyRows, latencySteps, latencyTable, vsBest } from './latency.js';
 import { gbps, progress, silent, type Progress } from './progress.js';
 import { chartSvg } from './chart.js';
@@ -58,6 +62,7 @@ const SECURE = process.env.BENCH_SECURE !== '0';
 const TRUNK = process.env.BENCH_TRUNK !== '0';
 const VM = process.env.BENCH_VM !== '0';
 const LATENCY = process.env.BENCH_LATENCY !== '0';
+const EVPN = process.env.BENCH_EVPN !== '0';
 const VM_ROUNDS = Math.max(1, Number(process.env.BENCH_VM_ROUNDS ?? 2));
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const PINGS = Math.ceil(Number(process.env.BENCH_PINGS ?? 1000) / ROUNDS);
@@ -297,7 +302,8 @@ async function main(): Promise<void> {
     (SECURE ? secureSteps(ROUNDS) : 0) +
     (TRUNK ? trunkSteps(ROUNDS) : 0) +
     (VM ? vmSteps(VM_ROUNDS) : 0) +
-    (LATENCY ? latencySteps() : 0);
+    (LATENCY ? latencySteps() : 0) +
+    (EVPN ? evpnSteps(evpnOptions()) : 0);
   report = progress('bench', steps);
   report.note(`${steps} measurements, ${SECONDS} s each (BENCH_SECONDS), ${ROUNDS} rounds (BENCH_ROUNDS); building the lab`);
   const t = await twoHostsVtepd([{ name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] }], { tag: 'vb', queues: QUEUES });
@@ -338,6 +344,8 @@ async function main(): Promise<void> {
     if (VM) report.note('a QEMU guest to a container on the other host, through vtepd and the kernel (a lab of its own)');
     const vm = VM ? await vmThroughput(SECONDS, VM_ROUNDS, report) : null;
     const latency = LATENCY ? await latencyRows(latencyOptions(), report) : null;
+    if (EVPN) report.note('BGP EVPN: two FRR hosts and a vtepd host (a lab of its own)');
+    const evpn = EVPN ? await evpnBench(evpnOptions(), report) : null;
     const rows: [string, string, string, string, number][] = [
       ['TCP 1 stream', 'Gbit/s', k.tcp1.toFixed(2), v.tcp1.toFixed(2), v.tcp1 / k.tcp1],
       ['TCP 4 streams', 'Gbit/s', k.tcp4.toFixed(2), v.tcp4.toFixed(2), v.tcp4 / k.tcp4],
@@ -381,6 +389,7 @@ async function main(): Promise<void> {
     if (trunk) console.log(`\n${trunkTable(trunk)}`);
     if (vm) console.log(`\n${vmTable(vm)}`);
     if (latency) console.log(`\n${latencyTable(latency)}`);
+    if (evpn) console.log(`\n${evpnTable(evpn, evpnOptions())}`);
     mkdirSync(resultsDir, { recursive: true });
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     const results = {
@@ -399,6 +408,7 @@ async function main(): Promise<void> {
       trunk,
       vm,
       latency: latency && { ...latency, vsBest: vsBest(latency) },
+      evpn,
       vtepdPeakRssMB: rss,
       vtepdRssSamples: rssSamples,
       rssEverySeconds: RSS_EVERY,

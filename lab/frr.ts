@@ -292,6 +292,18 @@ async function addVni(lab: Lab, host: string, underlayIp: string, vni: number, v
   for (const d of [vx, br]) await lab.exec(host, 'ip', ['link', 'set', d, 'up']);
 }
 
+/** The underlay of an EVPN lab: a switch host `sw` (bridge br0) and each host's ul0 (its address /24) on a port `p<host>` of it. */
+export async function underlaySwitch(lab: Lab, hosts: [host: string, ip: string][]): Promise<void> {
+  await lab.addHost('sw');
+  await lab.exec('sw', 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
+  await lab.exec('sw', 'ip', ['link', 'set', 'br0', 'up']);
+  for (const [h, ip] of hosts) {
+    await lab.addHost(h);
+    await lab.link(h, 'ul0', `${ip}/24`, 'sw', `p${h}`, null);
+    await lab.exec('sw', 'ip', ['link', 'set', `p${h}`, 'master', 'br0']);
+  }
+}
+
 /** `bridge -j fdb show dev DEV` in a host. */
 export async function bridgeFdb(lab: Lab, host: string, dev: string): Promise<FdbEntry[]> {
   const out = (await lab.exec(host, 'bridge', ['-j', 'fdb', 'show', 'dev', dev])).stdout.trim();
@@ -360,16 +372,4 @@ export async function fdbMonitor(lab: Lab, host: string): Promise<FdbMonitor> {
   await untilText(`the FDB monitor in ${host}`, () => out, /02:00:00:00:00:99/);
   await lab.exec(host, 'ip', ['link', 'del', 'brmon']);
   return { child, text: () => out, at };
-}
-
-/** Hosts on one underlay switch (bridge br0 in host `sw`), each with `ul0` holding its address (/24). */
-export async function underlaySwitch(lab: Lab, hosts: [host: string, ip: string][]): Promise<void> {
-  await lab.addHost('sw');
-  await lab.exec('sw', 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
-  await lab.exec('sw', 'ip', ['link', 'set', 'br0', 'up']);
-  for (const [h, ip] of hosts) {
-    await lab.addHost(h);
-    await lab.link(h, 'ul0', `${ip}/24`, 'sw', `p${h}`, null);
-    await lab.exec('sw', 'ip', ['link', 'set', `p${h}`, 'master', 'br0']);
-  }
 }
