@@ -463,7 +463,8 @@ export class EvpnDirectory implements Directory {
 
   /** The configured neighbors: status's state and changes, and gobgpd's session times and route counts. */
   async neighbors(): Promise<EvpnNeighborRow[]> {
-    const list: NeighborInfo[] = (await this.client?.listNeighbors?.()) ?? [];
+    // gobgpd not answering (restarting): the states vtepd saw, without gobgpd's figures.
+    const list: NeighborInfo[] = (await this.client?.listNeighbors?.().catch(() => [])) ?? [];
     const info = new Map(list.map((n) => [n.address, n]));
     return [...this.peers].map(([address, state]) => {
       const n = info.get(address);

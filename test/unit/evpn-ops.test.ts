@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { formatEvpnNeighbors, formatEvpnRoutes } from '../../src/cli/table.js';
+import { type ApiHost, apiHandlers } from '../../src/daemon/api.js';
 import { type EvpnClient, EvpnDirectory } from '../../src/directory/evpn-directory.js';
 import type { EvpnRoute, NeighborInfo, PeerInfo, WatchHandlers } from '../../src/evpn/gobgp.js';
 import { gobgpdConfig } from '../../src/evpn/gobgpd.js';
@@ -145,5 +146,21 @@ describe('vtepd evpn routes / neighbors, from the directory', () => {
       'NEIGHBOR  STATE        FOR    ROUTER ID  UP/DOWNS  RECEIVED  ACCEPTED  ADVERTISED\n' +
         '10.0.0.2  established  2m 5s  10.0.0.2          1         3         3           2\n',
     );
+    // gobgpd not answering: the state vtepd saw, without gobgpd's figures.
+    client.listNeighbors = () => Promise.reject(new Error('gobgpd listPeer: unavailable'));
+    expect(await d.neighbors()).toEqual([{ ...rows[0], uptime: null, downtime: null, routerId: null, received: null, accepted: null, advertised: null }]);
+  });
+});
+
+describe('the evpn verbs on a daemon whose directory is not EVPN', () => {
+  it('refuse with what its directory is', async () => {
+    const handlers = (directory: unknown) => apiHandlers({ daemon: { directory } } as unknown as ApiHost);
+    await expect(async () => handlers(null)['evpn.routes']!({}, {} as never)).rejects.toMatchObject({
+      code: 'ENODIRECTORY',
+      message: 'evpn routes: the directory is not evpn: this daemon has no directory (directory.evpn in its config, docs/evpn.md)',
+    });
+    await expect(async () => handlers({ backend: 'etcd' })['evpn.neighbors']!({}, {} as never)).rejects.toMatchObject({
+      message: "evpn neighbors: the directory is not evpn: this daemon's directory is etcd (directory.evpn in its config, docs/evpn.md)",
+    });
   });
 });
