@@ -266,7 +266,7 @@ export interface FrrVtep {
   evpnMacs(vni: number): Promise<Record<string, Json>>;
   /** `bridge -j fdb show dev DEV` (e.g. "vx100"). */
   bridgeFdb(dev: string): Promise<FdbEntry[]>;
-  /** Wait until `dev`'s FDB has `mac` (lower case) with extern_learn, pointing at `dst` when given; returns the entry. */
+  /** Wait until `dev`'s FDB has `mac` (lower case) from a remote route (extern_learn; static when sticky), pointing at `dst` when given; returns the entry. */
   untilExternMac(dev: string, mac: string, dst?: string): Promise<FdbEntry>;
   /** Wait until `dev`'s FDB floods to `dst` (a 00:00:00:00:00:00 entry from a type-3 route). */
   untilFlood(dev: string, dst: string): Promise<FdbEntry>;
@@ -332,7 +332,12 @@ export async function addFrrVtep(lab: Lab, host: string, opts: FrrVtepOptions): 
     evpnMacs: (vni) => frr.evpnMacs(vni),
     bridgeFdb: fdb,
     untilExternMac: (dev, mac, dst) =>
-      untilEntry(`${mac} (extern_learn${dst ? `, dst ${dst}` : ''})`, dev, (e) => e.mac === mac && e.flags.includes('extern_learn') && (!dst || e.dst === dst)),
+      untilEntry(
+        `${mac} (extern_learn or static${dst ? `, dst ${dst}` : ''})`,
+        dev,
+        // zebra installs a remote MAC extern_learn, or static (NUD_NOARP) when its route is sticky (RFC 7432 §15.2).
+        (e) => e.mac === mac && (e.flags.includes('extern_learn') || e.state === 'static') && (!dst || e.dst === dst),
+      ),
     untilFlood: (dev, dst) => untilEntry(`a flood entry to ${dst}`, dev, (e) => e.mac === '00:00:00:00:00:00' && e.dst === dst),
     stop: () => frr.stop(),
   };

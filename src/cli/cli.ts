@@ -1,8 +1,8 @@
 /**
  * vtepd command line: run, check, demo, genkey and pubkey (node keys, in the text form of
  * `wg genkey` / `wg pubkey`), and the operator's verbs that talk to a running
- * daemon over its control socket (status, fdb, peers, stats, reload, restart, capture,
- * trace, log level). Each of those finds the daemon by -s/--socket PATH, or by -c/--config
+ * daemon over its control socket (status, fdb, evpn routes and neighbors, peers, stats, reload,
+ * restart, capture, trace, log level). Each of those finds the daemon by -s/--socket PATH, or by -c/--config
  * FILE (its control.socket), or $VTEPD_SOCKET, or the default config's control.socket, or at
  * /run/vtepd/vtepd.sock, and prints a readable table, or the API's JSON answer with --json
  * (a refusal, or no daemon: `{ ok: false, error: { code, message } }`, exit 1). run and
@@ -29,7 +29,20 @@ import type { PeerInfo, StatsSnapshot } from '../daemon/stats.js';
 import { whereText, type FdbRow, type FdbWhere } from '../core/fdb.js';
 import type { TraceResult } from '../core/trace.js';
 import type { MacRecord } from '../directory/directory.js';
-import { formatFdb, formatMacRecords, formatPeers, formatStats, formatStatus, formatTrace, kindText, table, type StatusResult } from './table.js';
+import type { EvpnNeighborRow, EvpnRouteRow } from '../directory/evpn-directory.js';
+import {
+  formatEvpnNeighbors,
+  formatEvpnRoutes,
+  formatFdb,
+  formatMacRecords,
+  formatPeers,
+  formatStats,
+  formatStatus,
+  formatTrace,
+  kindText,
+  table,
+  type StatusResult,
+} from './table.js';
 
 function load(path: string): Config {
   return loadChecked(path).config;
@@ -304,6 +317,20 @@ client(fdb.command('flush').description('delete learned entries (static ones sta
     const r = await call<{ flushed: number }>(o, 'fdb.flush', { tenant: o.tenant });
     out(o, r, () => `flushed ${r.flushed} learned entr${r.flushed === 1 ? 'y' : 'ies'}${o.tenant ? ` of ${o.tenant}` : ''}\n`);
   });
+
+const evpn = program.command('evpn').description('BGP EVPN (directory.evpn): the routes and the BGP sessions of the gobgpd vtepd uses');
+client(evpn.command('routes').description("gobgpd's EVPN routes, this host's and the neighbors': type, VNI, MAC, IP, VTEP, sequence, sticky, from"))
+  .option('--vni <vni>', 'one VNI only', intOption('--vni', 1, 16777215))
+  .action(async (o: ClientOpts & { vni?: number }) => {
+    const rows = await call<EvpnRouteRow[]>(o, 'evpn.routes', { vni: o.vni });
+    out(o, rows, () => formatEvpnRoutes(rows));
+  });
+client(
+  evpn.command('neighbors').description('the BGP neighbors: session state and for how long, ups and downs, routes received, accepted and advertised'),
+).action(async (o: ClientOpts) => {
+  const rows = await call<EvpnNeighborRow[]>(o, 'evpn.neighbors');
+  out(o, rows, () => formatEvpnNeighbors(rows));
+});
 
 human(client(program.command('peers').description('VTEPs: liveness (last packet received), configured or learned, counters'))).action(
   async (o: ClientOpts & { human: boolean }) => {

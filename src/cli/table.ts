@@ -4,6 +4,7 @@
  */
 import type { DirectoryStatus, MacDirectoryStats, MacRecord } from '../directory/directory.js';
 import type { DirectoryForwardingCounters } from '../directory/forwarding.js';
+import type { EvpnNeighborRow, EvpnRouteRow } from '../directory/evpn-directory.js';
 import type { PeerInfo, StatsSnapshot } from '../daemon/stats.js';
 import { whereText, type FdbRow } from '../core/fdb.js';
 import type { TraceResult } from '../core/trace.js';
@@ -231,6 +232,37 @@ export function formatMacRecords(rows: (MacRecord & { frozen: boolean })[]): str
   return table(
     ['MAC', 'OWNER', 'IPS', 'SEQ', 'FLAGS'],
     rows.map((r) => [r.mac, r.owner, r.ips.join(',') || '-', r.seq, [r.pinned ? 'pinned' : '', r.frozen ? 'frozen' : ''].filter(Boolean).join(',') || '-']),
+  );
+}
+
+/** `vtepd evpn routes`: gobgpd's EVPN routes, type 2 (MAC, MAC+IP) and type 3 (the VTEP's membership of a VNI). */
+export function formatEvpnRoutes(rows: EvpnRouteRow[]): string {
+  if (rows.length === 0) return 'no EVPN routes\n';
+  return table(
+    ['VNI', 'TYPE', 'MAC', 'IP', 'VTEP', 'SEQ', 'STICKY', 'FROM', 'RD'],
+    rows.map((r) => [
+      r.vni,
+      r.type === 2 ? '2 mac' : '3 vtep',
+      r.mac ?? '-',
+      r.type === 2 ? (r.ip ?? '-') : '-',
+      r.nexthop,
+      r.seq ?? '-',
+      r.sticky ? 'yes' : 'no',
+      r.from,
+      r.rd,
+    ]),
+  );
+}
+
+/** `vtepd evpn neighbors`: each BGP session, how long it has been in its state, its changes and route counts. */
+export function formatEvpnNeighbors(rows: EvpnNeighborRow[], now = Date.now()): string {
+  const since = (r: EvpnNeighborRow) => {
+    const t = r.state === 'established' ? r.uptime : r.downtime;
+    return t === null ? '-' : duration(Math.max(0, Math.round((now - Date.parse(t)) / 1000)));
+  };
+  return table(
+    ['NEIGHBOR', 'STATE', 'FOR', 'ROUTER ID', 'UP/DOWNS', 'RECEIVED', 'ACCEPTED', 'ADVERTISED'],
+    rows.map((r) => [r.address, r.state, since(r), r.routerId, r.changes, r.received, r.accepted, r.advertised]),
   );
 }
 

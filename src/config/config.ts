@@ -154,7 +154,8 @@ export interface MetricsConfig {
 export interface EvpnConfig {
   /** This host's AS; every neighbor is in it (iBGP). */
   asn: number;
-  neighbors: { address: string }[];
+  /** `password`: the TCP MD5 key of the session (RFC 2385, gobgpd's auth-password); absent: none. */
+  neighbors: { address: string; password?: string }[];
   /** The BGP router id (IPv4), also the RD's admin field; default: the IPv4 underlay.local. */
   routerId: string;
   /** A running gobgpd's gRPC API (unix:///PATH or HOST:PORT); null: vtepd starts and supervises its own. */

@@ -349,7 +349,9 @@ export const isGobgpApi = (s: string): boolean => {
   const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(s);
   return m !== null && Number(m[2]) >= 1 && Number(m[2]) <= 65535;
 };
-const EvpnNeighbor = z.strictObject({ address: Vtep }, need('must be a mapping like { address: 10.0.0.2 }'));
+const BGP_PASSWORD_MSG = 'must be 1..80 printable ASCII characters without spaces (the TCP MD5 key of the session, RFC 2385; the same on the neighbor)';
+const BgpPassword = text(BGP_PASSWORD_MSG, (s) => /^[\x21-\x7e]{1,80}$/.test(s));
+const EvpnNeighbor = z.strictObject({ address: Vtep, password: BgpPassword.optional() }, need('must be a mapping like { address: 10.0.0.2 }'));
 const EvpnDirectory = z.strictObject(
   {
     asn: Asn,
@@ -1069,7 +1071,7 @@ export function validateConfig(data: unknown, locate?: Locate): ConfigResult {
           evpn: directory.evpn
             ? {
                 asn: directory.evpn.asn,
-                neighbors: directory.evpn.neighbors.map((n) => ({ address: n.address })),
+                neighbors: directory.evpn.neighbors.map((n) => ({ address: n.address, ...(n.password !== undefined ? { password: n.password } : {}) })),
                 // crossCheck refused a config without routerId and without an IPv4 underlay address.
                 routerId: directory.evpn.routerId ?? locals.find((l) => l.family === 4)!.address,
                 gobgp: { api: directory.evpn.gobgp?.api ?? null },

@@ -5,6 +5,7 @@
 import { Address4, Address6 } from 'ip-address';
 import { parseMac } from '../config/schema.js';
 import { EtcdClient, EtcdError } from '../directory/etcd.js';
+import { EvpnDirectory } from '../directory/evpn-directory.js';
 import { checkName, NetError, Nets, VNI_MAX } from '../directory/nets.js';
 import type { Where } from '../core/switch.js';
 import type { RunningTrunk } from '../ports/trunk.js';
@@ -126,6 +127,14 @@ async function withNets<T>(rt: ApiHost, f: (nets: Nets) => Promise<T>, verb = 'n
   } finally {
     etcd.close();
   }
+}
+
+/** The daemon's EVPN directory, or a refusal that says what its directory is (`vtepd evpn ...` on an etcd or static daemon). */
+function evpnOf(rt: ApiHost, verb: string): EvpnDirectory {
+  const dir = rt.daemon.directory;
+  if (dir instanceof EvpnDirectory) return dir;
+  const is = dir ? `this daemon's directory is ${dir.backend}` : 'this daemon has no directory';
+  throw new ApiError(`${verb}: the directory is not evpn: ${is} (directory.evpn in its config, docs/evpn.md)`, 'ENODIRECTORY');
 }
 
 /** A port refusal (PortError) as an API error with its code. */
@@ -295,6 +304,8 @@ export function apiHandlers(rt: ApiHost): Record<string, Handler> {
       if ((first === undefined) !== (last === undefined)) throw new ApiError('give both first and last, or neither');
       return withNets(rt, async (n) => (first !== undefined ? n.setPool(first, last!) : ((await n.pool()) ?? null)));
     },
+    'evpn.routes': (p) => evpnOf(rt, 'evpn routes').routes(num(p, 'vni', 1, VNI_MAX)),
+    'evpn.neighbors': () => evpnOf(rt, 'evpn neighbors').neighbors(),
     'port.add': (p) => portAdd(rt, p, serial),
     'port.del': (p) => {
       const { tap, kind } = portInterface(p);

@@ -10,7 +10,7 @@
  * One JSON object per line, UTF-8. A connection may carry many requests; responses carry
  * the request's id. Streaming methods send events with the request's id before their one
  * response. Methods: status, fdb.show, fdb.add, fdb.del, fdb.flush, peers, stats, reload,
- * restart, trace, capture, net.create, net.delete, net.list, net.pool, port.add, port.del,
+ * restart, trace, capture, evpn.routes, evpn.neighbors, net.create, net.delete, net.list, net.pool, port.add, port.del,
  * port.list, log.level, and handover (the takeover of a successor daemon). The server
  * side lives in src/daemon/runtime.ts; this module is the protocol, the socket and the client.
  */

@@ -171,6 +171,27 @@ export class Metrics {
     ] as const;
     for (const [suffix, key, what] of macCounters)
       counter(`vtepd_directory_mac_${suffix}_total`, `directory: ${what}`, [], (s) => dir(s).map((d) => [{}, d.macs?.[key] ?? 0]));
+    // EVPN (absent without an EVPN directory): each BGP session, and the routes imported and advertised.
+    const bgp = (s: StatsSnapshot) => dir(s).flatMap((d) => (d.evpn ? [d.evpn] : []));
+    gauge('vtepd_bgp_session_up', 'EVPN: the BGP session to a neighbor is established (1) or not (0)', ['neighbor'], (s) =>
+      bgp(s).flatMap((e) => e.neighbors.map((n) => [{ neighbor: n.address }, n.state === 'established' ? 1 : 0] as Rows[number])),
+    );
+    counter('vtepd_bgp_session_changes_total', 'EVPN: times the BGP session to a neighbor came up or went down', ['neighbor'], (s) =>
+      bgp(s).flatMap((e) => e.neighbors.map((n) => [{ neighbor: n.address }, n.changes ?? 0] as Rows[number])),
+    );
+    gauge(
+      'vtepd_evpn_routes',
+      'EVPN: type-2 and type-3 routes imported from other routers (direction="in") and advertised (direction="out")',
+      ['direction'],
+      (s) =>
+        bgp(s).flatMap(
+          (e) =>
+            [
+              [{ direction: 'in' }, e.routes.in],
+              [{ direction: 'out' }, e.routes.out],
+            ] as Rows,
+        ),
+    );
     counter(
       'vtepd_tenant_neighbor_requests_total',
       'tenant: ARP requests and IPv6 neighbour solicitations from local ports, answered from the directory (suppressed) or flooded',

@@ -3,7 +3,7 @@
  * `peers` answers of the API (and the metrics built from them), and once a second, peers
  * going quiet or coming back and fast-path I/O faults, logged.
  */
-import type { MacDirectoryStats } from '../directory/directory.js';
+import type { DirectoryStatus, MacDirectoryStats } from '../directory/directory.js';
 import type { DirectoryForwardingCounters } from '../directory/forwarding.js';
 import type { BridgeCounters } from '../core/bridge.js';
 import type { Encap } from '../core/encap.js';
@@ -109,6 +109,8 @@ export interface DirectoryStats {
   resyncs?: number;
   macs?: MacDirectoryStats;
   forwarding?: DirectoryForwardingCounters | null;
+  /** EVPN: sessions and route counts (metrics vtepd_bgp_*, vtepd_evpn_routes). */
+  evpn?: DirectoryStatus['evpn'];
 }
 
 /** Fast-path counters of I/O faults (not hostile input): a rise is logged, once a second at most. */

@@ -51,7 +51,8 @@ export interface DirectoryStatus {
     api: string;
     /** The gobgpd vtepd supervises (its PID, null while it is down, and its restarts); null: a running gobgpd (`gobgp.api`). */
     gobgpd: { pid: number | null; restarts: number } | null;
-    neighbors: { address: string; state: string }[];
+    /** `changes`: times the session came up or went down since vtepd started. */
+    neighbors: { address: string; state: string; changes?: number }[];
     /** Routes imported (other routers' type 2 and 3) and advertised by this host. */
     routes: { in: number; out: number };
     /** Graceful restart: imported routes kept stale now (their session is down or gobgpd restarted), and swept at a deadline since start. */

@@ -33,7 +33,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { type Logger, logger } from '../util/log.js';
-import type { EvpnRoute, ImetRouteSpec, MacRouteSpec, PeerInfo, PeerSpec, SessionState, WatchHandlers } from '../evpn/gobgp.js';
+import type { EvpnRoute, ImetRouteSpec, MacRouteSpec, NeighborInfo, PeerInfo, PeerSpec, SessionState, WatchHandlers } from '../evpn/gobgp.js';
 import { GobgpClient } from '../evpn/gobgp.js';
 import { Gobgpd, type GobgpdHandover } from '../evpn/gobgpd.js';
 import { bestOwner, claimSeq, EvpnRib, type OwnerClaim, outbid, type RibChange, rdNumber } from '../evpn/rib.js';
@@ -56,6 +56,8 @@ import { DEFAULT_FREEZE, FreezeCounter, type FreezeOptions, normalizeIp, normali
 export interface EvpnClient {
   addPeer(p: PeerSpec): Promise<void>;
   listPeers(): Promise<PeerInfo[]>;
+  /** The peers with session times and route counts (`vtepd evpn neighbors`); absent: listPeers' states only. */
+  listNeighbors?(): Promise<NeighborInfo[]>;
   addMacRoute(r: MacRouteSpec): Promise<void>;
   deleteMacRoute(r: MacRouteSpec): Promise<void>;
   addImetRoute(r: ImetRouteSpec): Promise<void>;
@@ -68,7 +70,8 @@ export interface EvpnClient {
 export interface EvpnDirectoryOptions {
   asn: number;
   routerId: string;
-  neighbors: { address: string }[];
+  /** `password`: the session's TCP MD5 key (RFC 2385). */
+  neighbors: { address: string; password?: string }[];
   /** This host's VTEP address (IPv4 underlay.local): the next hop of its routes. */
   vtep: string;
   /** The VXLAN UDP port of members (EVPN says none: the underlay's). */
@@ -99,7 +102,33 @@ export const KEEPALIVE = 3;
 export interface EvpnNeighborStatus {
   address: string;
   state: SessionState;
+  /** Times the session came up or went down since vtepd started. */
+  changes: number;
 }
+
+/** A neighbor as `vtepd evpn neighbors` shows it: status's fields and gobgpd's figures (null when gobgpd does not answer). */
+export interface EvpnNeighborRow extends EvpnNeighborStatus {
+  routerId: string | null;
+  /** When the session came up (established) or last went down, ISO 8601; null: not known. */
+  uptime: string | null;
+  downtime: string | null;
+  received: number | null;
+  accepted: number | null;
+  advertised: number | null;
+}
+
+/** A route as `vtepd evpn routes` shows it: `from` is the neighbor it came from, or 'local' (this host's). */
+export interface EvpnRouteRow extends Pick<EvpnRoute, 'type' | 'vni' | 'mac' | 'ip' | 'nexthop' | 'seq' | 'sticky' | 'rd'> {
+  from: string;
+}
+
+const routeOrder = (a: EvpnRouteRow, b: EvpnRouteRow): number =>
+  a.vni - b.vni ||
+  a.type - b.type ||
+  (a.mac ?? '').localeCompare(b.mac ?? '') ||
+  (a.ip ?? '').localeCompare(b.ip ?? '', 'en', { numeric: true }) ||
+  a.nexthop.localeCompare(b.nexthop, 'en', { numeric: true }) ||
+  a.from.localeCompare(b.from);
 
 interface LocalMac {
   vni: number;
@@ -125,6 +154,8 @@ export class EvpnDirectory implements Directory {
   private readonly listeners = new Set<MembersListener>();
   private readonly macListeners = new Set<MacListener>();
   private readonly peers = new Map<string, SessionState>();
+  /** Per neighbor: times its session came up or went down (vtepd_bgp_session_changes_total). */
+  private readonly sessionChanges = new Map<string, number>();
   private readonly stats: MacDirectoryStats = emptyMacStats();
   private started = false;
   private stopping = false;
@@ -168,7 +199,7 @@ export class EvpnDirectory implements Directory {
     this.started = true;
     const adopted = !!this.o.adopt && !this.o.api;
     if (adopted) await this.adoptRoutes(this.client);
-    if (this.o.api && !this.o.client) for (const n of this.o.neighbors) this.send(`add neighbor ${n.address}`, (c) => this.addPeer(c, n.address));
+    if (this.o.api && !this.o.client) for (const n of this.o.neighbors) this.send(`add neighbor ${n.address}`, (c) => this.addPeer(c, n.address, n.password));
     this.reexport(adopted ? 'adopted gobgpd' : 'start');
     const synced = this.watch();
     // An adopted gobgpd has the routes already: FDB and flood lists are full when start() returns.
@@ -217,7 +248,7 @@ export class EvpnDirectory implements Directory {
       routerId: this.o.routerId,
       listenPort: 179,
       listenAddresses: [this.o.vtep],
-      neighbors: this.o.neighbors.map((n) => ({ address: n.address })),
+      neighbors: this.o.neighbors.map((n) => ({ address: n.address, password: n.password })),
       // Seconds between connection attempts: GoBGP 3's minimum (it waits up to about twice that before the first one too).
       connectRetry: 5,
       holdTime: HOLD_TIME,
@@ -234,9 +265,9 @@ export class EvpnDirectory implements Directory {
     return g.client;
   }
 
-  /** An existing gobgpd may have the neighbor already (a vtepd restart): not an error. */
-  private async addPeer(c: EvpnClient, address: string): Promise<void> {
-    await c.addPeer({ address, asn: this.o.asn, connectRetry: 5, holdTime: HOLD_TIME, keepalive: KEEPALIVE }).catch((e: Error) => {
+  /** An existing gobgpd may have the neighbor already (a vtepd restart): not an error (its password is then the one it has). */
+  private async addPeer(c: EvpnClient, address: string, password?: string): Promise<void> {
+    await c.addPeer({ address, asn: this.o.asn, connectRetry: 5, holdTime: HOLD_TIME, keepalive: KEEPALIVE, password }).catch((e: Error) => {
       if (!/exist/i.test(e.message)) throw e;
     });
   }
@@ -444,7 +475,14 @@ export class EvpnDirectory implements Directory {
     const was = this.peers.get(p.address);
     if (was === p.state) return;
     this.peers.set(p.address, p.state);
-    if (p.state === 'established' || was === 'established') this.log.info({ neighbor: p.address, state: p.state, was }, 'BGP session state');
+    const log = { neighbor: p.address, state: p.state, was };
+    if (p.state !== 'established' && was !== 'established') {
+      this.log.debug(log, 'BGP session state');
+      return;
+    }
+    this.sessionChanges.set(p.address, (this.sessionChanges.get(p.address) ?? 0) + 1);
+    if (p.state === 'established') this.log.info(log, 'BGP session up');
+    else this.log.warn(log, 'BGP session down');
     if (was !== 'established' || !this.graceMs) return;
     this.rib.markStale(p.address);
     this.keptStale(p.address, this.rib.staleCount(p.address), 'session down');
@@ -632,6 +670,37 @@ export class EvpnDirectory implements Directory {
     return null;
   }
 
+  /** The routes gobgpd holds (its global table: this host's and the neighbors'), of one VNI or all, sorted. */
+  async routes(vni?: number): Promise<EvpnRouteRow[]> {
+    const c = this.client;
+    if (!c) return [];
+    return (await c.listEvpn('global'))
+      .filter((r) => vni === undefined || r.vni === vni)
+      .map((r) => ({ type: r.type, vni: r.vni, mac: r.mac, ip: r.ip, nexthop: r.nexthop, seq: r.seq, sticky: r.sticky, rd: r.rd, from: r.neighbor || 'local' }))
+      .sort(routeOrder);
+  }
+
+  /** The configured neighbors: status's state and changes, and gobgpd's session times and route counts. */
+  async neighbors(): Promise<EvpnNeighborRow[]> {
+    // gobgpd not answering (restarting): the states vtepd saw, without gobgpd's figures.
+    const list: NeighborInfo[] = (await this.client?.listNeighbors?.().catch(() => [])) ?? [];
+    const info = new Map(list.map((n) => [n.address, n]));
+    return [...this.peers].map(([address, state]) => {
+      const n = info.get(address);
+      return {
+        address,
+        state: n?.state ?? state,
+        changes: this.sessionChanges.get(address) ?? 0,
+        routerId: n?.routerId || null,
+        uptime: n?.uptime ?? null,
+        downtime: n?.downtime ?? null,
+        received: n?.received ?? null,
+        accepted: n?.accepted ?? null,
+        advertised: n?.advertised ?? null,
+      };
+    });
+  }
+
   isFrozen(vni: number, mac: string): boolean {
     return this.freeze.isFrozen(key(vni, mac), Date.now());
   }
@@ -653,7 +722,7 @@ export class EvpnDirectory implements Directory {
         routerId: this.o.routerId,
         api: this.gobgpd?.api ?? this.o.api ?? '',
         gobgpd: this.gobgpd ? { pid: this.gobgpd.pid, restarts: this.gobgpd.status().restarts } : null,
-        neighbors: [...this.peers].map(([address, state]) => ({ address, state })),
+        neighbors: [...this.peers].map(([address, state]) => ({ address, state, changes: this.sessionChanges.get(address) ?? 0 })),
         routes: { in: this.rib.size, out: this.routesOut },
         stale: this.rib.staleCount(),
         swept: this.swept,

@@ -101,6 +101,19 @@ export interface PeerSpec {
   /** Hold time and keepalive interval, seconds (default GoBGP's: 90 and 30). */
   holdTime?: number;
   keepalive?: number;
+  /** TCP MD5 signature key (RFC 2385; GoBGP's auth-password): segments without it are dropped by the kernel. */
+  password?: string;
+}
+
+/** A peer with its session's figures (ListPeer with the advertised counts), for the operator's view. */
+export interface NeighborInfo extends PeerInfo {
+  /** When the session came up (established) or last went down, ISO 8601; null: never. */
+  uptime: string | null;
+  downtime: string | null;
+  /** l2vpn-evpn routes received from it, accepted of those, and advertised to it. */
+  received: number;
+  accepted: number;
+  advertised: number;
 }
 
 let api: ServiceClientConstructor | null = null;
@@ -230,6 +243,26 @@ function decodePeer(p: Msg): PeerInfo {
   };
 }
 
+/** A google.protobuf.Timestamp (seconds since 1970) as ISO 8601; null when unset (0). */
+function timestamp(t: Msg | string | null | undefined): string | null {
+  if (typeof t === 'string') return t && !t.startsWith('1970-') ? new Date(t).toISOString() : null;
+  const s = Number(t?.seconds ?? 0);
+  return s > 0 ? new Date(s * 1000).toISOString() : null;
+}
+
+function decodeNeighbor(p: Msg): NeighborInfo {
+  const evpn = (p.afiSafis ?? []).find((a: Msg) => a.state?.family?.afi === EVPN_FAMILY.afi && a.state?.family?.safi === EVPN_FAMILY.safi)?.state ?? {};
+  const t = p.timers?.state ?? {};
+  return {
+    ...decodePeer(p),
+    uptime: timestamp(t.uptime),
+    downtime: timestamp(t.downtime),
+    received: Number(evpn.received ?? 0),
+    accepted: Number(evpn.accepted ?? 0),
+    advertised: Number(evpn.advertised ?? 0),
+  };
+}
+
 /** Events of `watch`: routes (adds and withdrawals) and peer state changes. */
 export interface WatchHandlers {
   route?: (r: EvpnRoute) => void;
@@ -280,7 +313,7 @@ export class GobgpClient {
   /** A neighbor with the l2vpn-evpn family (iBGP when `asn` is ours). */
   async addPeer(p: PeerSpec): Promise<void> {
     const peer = {
-      conf: { neighborAddress: p.address, peerAsn: p.asn },
+      conf: { neighborAddress: p.address, peerAsn: p.asn, authPassword: p.password ?? '' },
       timers: {
         config: {
           connectRetry: p.connectRetry ?? 120,
@@ -294,6 +327,11 @@ export class GobgpClient {
 
   async listPeers(address = ''): Promise<PeerInfo[]> {
     return (await this.collect('listPeer', { address })).map((r) => decodePeer(r.peer ?? {}));
+  }
+
+  /** The peers with their session times and l2vpn-evpn route counts. */
+  async listNeighbors(): Promise<NeighborInfo[]> {
+    return (await this.collect('listPeer', { address: '', enableAdvertised: true })).map((r) => decodeNeighbor(r.peer ?? {}));
   }
 
   async addMacRoute(r: MacRouteSpec): Promise<void> {

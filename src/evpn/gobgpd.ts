@@ -17,7 +17,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { type Logger, logger } from '../util/log.js';
 import { GobgpClient } from './gobgp.js';
@@ -28,7 +28,7 @@ export interface GobgpdOptions {
   /** BGP TCP port (default 179); -1: no listener, outbound sessions only. */
   listenPort?: number;
   listenAddresses?: string[];
-  neighbors?: { address: string; asn?: number }[];
+  neighbors?: { address: string; asn?: number; password?: string }[];
   /** Seconds between connection attempts to a neighbor (default 10; GoBGP's own is 120). */
   connectRetry?: number;
   /** Hold time and keepalive interval, seconds (default GoBGP's: 90 and 30). */
@@ -53,7 +53,7 @@ export function gobgpdConfig(o: GobgpdOptions): object {
   const port = o.listenPort ?? 179;
   const global = { config: { as: o.asn, 'router-id': o.routerId, port, ...(o.listenAddresses ? { 'local-address-list': o.listenAddresses } : {}) } };
   const neighbors = (o.neighbors ?? []).map((n) => ({
-    config: { 'neighbor-address': n.address, 'peer-as': n.asn ?? o.asn },
+    config: { 'neighbor-address': n.address, 'peer-as': n.asn ?? o.asn, ...(n.password ? { 'auth-password': n.password } : {}) },
     timers: {
       config: {
         'connect-retry': o.connectRetry ?? 10,
@@ -174,8 +174,12 @@ export class Gobgpd extends EventEmitter {
 
   /** Write the config, start gobgpd and wait until its API answers; throws with its last output otherwise. */
   async start(): Promise<void> {
+    // Owner only: the config holds the neighbors' passwords, and the API (which adds routes and lists the passwords) is a socket in it.
     await mkdir(this.o.dir, { recursive: true });
-    await writeFile(join(this.o.dir, 'gobgpd.json'), JSON.stringify(gobgpdConfig(this.o), null, 2));
+    await chmod(this.o.dir, 0o700);
+    const file = join(this.o.dir, 'gobgpd.json');
+    await writeFile(file, JSON.stringify(gobgpdConfig(this.o), null, 2), { mode: 0o600 });
+    await chmod(file, 0o600);
     await writeFile(this.logPath, '');
     try {
       await this.launch();

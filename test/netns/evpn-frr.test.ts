@@ -142,6 +142,8 @@ describe('vtepd next to FRR: a route reflector, kernel VXLAN VTEPs and a vtepd V
       for (const { ip, mac, vm } of Object.values(VTEPD)) {
         const entry = await frr[h]!.untilExternMac('vx100', mac, ip);
         expect(entry.dst).toBe(ip);
+        // The port's configured MAC is a static one: advertised sticky (RFC 7432 §15.2), and zebra installs it so.
+        expect(entry).toMatchObject({ state: 'static', flags: expect.arrayContaining(['sticky']) });
         await frr[h]!.untilFlood('vx100', ip);
         const macs = await frr[h]!.evpnMacs(100);
         expect(macs[mac], await logs()).toMatchObject({ type: 'remote', remoteVtep: ip });
