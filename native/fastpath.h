@@ -283,8 +283,9 @@ void dp_stats_read(struct dp *dp, uint64_t counters[DPC__COUNT], struct dp_io_st
  * and bytes received from VTEPs the tenant accepts. Returns how many.
  */
 unsigned dp_tenant_stats(struct dp *dp, struct dp_io_stat *tenants);
-/* Per queue (room for DP_MAX_QUEUES): frames its encap thread read from ports, packets its
- * decap thread took from the underlay. Returns the number of queues. */
+/* Per queue (room for DP_MAX_QUEUES): frames its threads read from ports (the encap thread,
+ * and the decap thread answering a reply), packets its decap thread took from the underlay.
+ * Returns the number of queues. */
 unsigned dp_queue_stats(struct dp *dp, uint64_t *encap_frames, uint64_t *decap_packets);
 
 /* ---- event records ----------------------------------------------------------------- */
