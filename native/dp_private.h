@@ -295,6 +295,8 @@ struct dp {
   int q_epfd[DP_MAX_QUEUES];  /* queue q's encap epoll set: its ports' fds, and stopfd */
   int q_rx_fd[DP_MAX_QUEUES]; /* queues 1..: their receive sockets (queue 0's is rx_fd) */
   struct dp_evq evq;
+  int cpus[DP_MAX_CPUS]; /* underlay.cpus: queue q's threads on cpus[q % ncpus]; ncpus 0: unpinned */
+  unsigned ncpus;
   /* Encrypted tunnels (secure.c): receive keys by our index (open addressing, backward-shift
    * removal), the cipher this host seals with, the last key generation given out. */
   struct sec_rxkey **rx_keys; /* DP_SEC_RX_SLOTS */
