@@ -2,6 +2,7 @@
 // delivery to JS (uv_async, one Buffer of records per wake-up), stats (native/fastpath.h).
 #include "addon.h"
 
+#include <sched.h>
 #include <uv.h>
 
 #include <mutex>
@@ -182,6 +183,21 @@ Napi::Value DpCreate(const Napi::CallbackInfo &info) {
   if (!a.Prop(o, "queues", &v)) return {};
   if (!v.IsUndefined() && !a.Int(v, "queues", 1, DP_MAX_QUEUES, &queues)) return {};
   cfg.queues = (unsigned)queues;
+
+  if (!a.Prop(o, "cpus", &v)) return {};
+  if (!v.IsUndefined()) {
+    if (!v.IsArray()) return a.Fail(EINVAL, "cpus must be an array of CPU numbers"), Napi::Value();
+    Napi::Array arr = v.As<Napi::Array>();
+    if (arr.Length() < 1 || arr.Length() > DP_MAX_CPUS)
+      return a.Fail(EINVAL, "cpus must hold 1.." + std::to_string(DP_MAX_CPUS) + " CPU numbers"), Napi::Value();
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      Napi::Value e;
+      int64_t c = 0;
+      if (!a.Prop(arr, std::to_string(i).c_str(), &e) || !a.Int(e, ("cpus[" + std::to_string(i) + "]").c_str(), 0, CPU_SETSIZE - 1, &c))
+        return {};
+      cfg.cpus[cfg.ncpus++] = (int)c;
+    }
+  }
 
   std::vector<int> adopt;
   if (!a.Prop(o, "underlayFds", &v)) return {};

@@ -4,6 +4,7 @@
  * per queue; dp_stop joins them and closes the sockets; dp_destroy frees everything.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +94,8 @@ int dp_create(const struct dp_config *cfg, struct dp **out, const char **step) {
   pthread_rwlockattr_destroy(&attr);
   pthread_mutex_init(&dp->evq.mu, NULL);
   dp->family = cfg->local.ss_family;
+  dp->ncpus = cfg->ncpus <= DP_MAX_CPUS ? cfg->ncpus : DP_MAX_CPUS;
+  memcpy(dp->cpus, cfg->cpus, sizeof dp->cpus);
   dp->port = sockaddr_port(&cfg->local);
 
   int err;
@@ -206,6 +209,15 @@ fail:
   return err;
 }
 
+/* underlay.cpus: queue q's encap and decap threads on CPU cpus[q % ncpus]; 0 or an errno. */
+static int pin_queue(struct dp *dp, unsigned q) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(dp->cpus[q % dp->ncpus], &set);
+  int err = pthread_setaffinity_np(dp->q_encap[q]->thread, sizeof set, &set);
+  return err ? err : pthread_setaffinity_np(dp->q_decap[q]->thread, sizeof set, &set);
+}
+
 int dp_start(struct dp *dp, void (*notify)(void *), void *arg) {
   if (dp->stopped) return dp_fail(dp, ESHUTDOWN, "the data path was stopped");
   if (dp->started) return dp_fail(dp, EALREADY, "the data path is already started");
@@ -222,6 +234,13 @@ int dp_start(struct dp *dp, void (*notify)(void *), void *arg) {
     dp->q_encap[q]->running = true;
     err = pthread_create(&dp->q_decap[q]->thread, NULL, decap_main, dp->q_decap[q]);
     if (!err) dp->q_decap[q]->running = true;
+    if (!err && dp->ncpus && (err = pin_queue(dp, q)) != 0) {
+      pthread_sigmask(SIG_SETMASK, &old, NULL);
+      dp->started = true;
+      dp_stop(dp);
+      return dp_fail(dp, err, "underlay.cpus: cannot pin queue %u's threads to CPU %d (not one this process may run on)", q,
+                     dp->cpus[q % dp->ncpus]);
+    }
   }
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   dp->started = true;

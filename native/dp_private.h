@@ -126,6 +126,9 @@ struct dp_port {
    * classification and writes through the trunk's fd, with its tag put in (0: untagged). */
   uint16_t parent; /* the trunk's port id, 0 = not a VLAN port */
   uint16_t vlan;   /* the VLAN ID written on frames toward it; 0: untagged (native) */
+  /* Queue q's read exclusion (#18): set while a thread reads qfd[q] and switches what it
+   * read, so the encap thread and the decap thread answering a reply never read it at once. */
+  int reading[DP_MAX_QUEUES];
 };
 #define DP_VLAN_IDS 4096
 
@@ -174,6 +177,9 @@ struct dp_txmsg {
 #define LEARN_SEEN_WAYS 4
 #define LEARN_SEEN_MS 500
 
+/* Ports a decap batch remembers having written to (reply_ports). */
+#define DP_REPLY_PORTS 4
+
 struct learn_seen {
   uint64_t key;   /* fdb key: tenant << 48 | mac */
   uint32_t place; /* in_kind << 24 | id; unknown VTEP: 3 << 24 | 24 bits of address hash */
@@ -190,6 +196,12 @@ struct dp_worker {
   pthread_t thread;
   bool running;
   uint32_t now_ms; /* sampled once per batch */
+  /* Load (#18): encap, frames its last port read took (read by its queue's decap thread);
+   * decap, the TAP ports it wrote to in this batch (reply_ports reads them back). */
+  unsigned last_fill;
+  bool reply_on;   /* decap: this batch holds the TAP ports it writes to (reply_ports) */
+  unsigned nwrote; /* decap: ports held, in wrote[] */
+  uint16_t wrote[DP_REPLY_PORTS];
   uint32_t tb_window_ms, tb_count; /* EV_TOO_BIG rate: at most TOO_BIG_PER_100MS per 100 ms */
   bool events_queued;
   uint8_t *bufs; /* nbufs * DP_BUF_SIZE, each used from DP_HEADROOM on */
@@ -283,6 +295,8 @@ struct dp {
   int q_epfd[DP_MAX_QUEUES];  /* queue q's encap epoll set: its ports' fds, and stopfd */
   int q_rx_fd[DP_MAX_QUEUES]; /* queues 1..: their receive sockets (queue 0's is rx_fd) */
   struct dp_evq evq;
+  int cpus[DP_MAX_CPUS]; /* underlay.cpus: queue q's threads on cpus[q % ncpus]; ncpus 0: unpinned */
+  unsigned ncpus;
   /* Encrypted tunnels (secure.c): receive keys by our index (open addressing, backward-shift
    * removal), the cipher this host seals with, the last key generation given out. */
   struct sec_rxkey **rx_keys; /* DP_SEC_RX_SLOTS */
@@ -362,6 +376,11 @@ static inline int af_of(uint8_t family46) { return family46 == 6 ? AF_INET6 : AF
 static inline int port_fd(const struct dp_port *p, const struct dp_worker *w) {
   if (p->parent) p = &w->dp->ports[p->parent]; /* a VLAN port writes through its trunk */
   return w->queue < p->nq ? p->qfd[w->queue] : p->fd;
+}
+
+/* The queue whose fd of port p worker w reads and writes (port_fd): its read exclusion's index. */
+static inline unsigned port_queue(const struct dp_port *p, const struct dp_worker *w) {
+  return w->queue < p->nq ? w->queue : 0;
 }
 
 /* Bytes around an Ethernet frame toward a VTEP: outer IP, then UDP + VXLAN or GRE; a
@@ -481,6 +500,22 @@ void encap_frame(struct dp_worker *w, uint32_t pid, const struct dp_port *port, 
                  const struct vnet_hdr *vh);
 void encap_port(struct dp_worker *w, uint32_t pid, uint32_t events);
 void *encap_main(void *arg);
+/* Decap, light load: the TAP ports this batch wrote to (held since: reply_hold in dp_tx.c)
+ * read back if `read`, what their stacks answered inside the writes switched on this
+ * thread (one hand-off less per round trip), then released. */
+void reply_ports(struct dp_worker *w, bool read);
+/*
+ * Port p's read exclusion for queue q (a futex word: 0 free, 1 held, 2 held and the encap
+ * thread waits). The decap thread only tries (port_read_try); the encap thread waits
+ * (port_read_wait: asleep, never spinning against a preempted holder).
+ */
+static inline bool port_read_try(struct dp_port *p, unsigned q) {
+  int free_ = 0;
+  return !__atomic_load_n(&p->reading[q], __ATOMIC_RELAXED) &&
+         __atomic_compare_exchange_n(&p->reading[q], &free_, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+void port_read_wait(struct dp_port *p, unsigned q);
+void port_read_done(struct dp_port *p, unsigned q);
 /* Decap: received buffer i of the batch, from the UDP socket or from the raw GRE socket;
  * gro_flush writes the super-frame being coalesced; the thread. */
 void decap_buffer(struct dp_worker *w, unsigned i);

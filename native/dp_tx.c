@@ -5,6 +5,7 @@
  * way out: path MTU (too_big) and MSS clamping.
  */
 #include <errno.h>
+#include <sys/epoll.h>
 #include <poll.h>
 #include <string.h>
 #include <netinet/udp.h>
@@ -129,11 +130,30 @@ static int vlan_tag_iov(const struct dp_port *p, const struct iovec *iov, int ni
 }
 
 /*
+ * A decap batch under light load is about to write to TAP port pid: it takes the port's
+ * read exclusion first (up to DP_REPLY_PORTS ports), so that what the port's stack answers
+ * inside the write waits for this thread (reply_ports) and not for the encap thread,
+ * which the same write wakes.
+ */
+static void reply_hold(struct dp_worker *w, uint32_t pid) {
+  for (unsigned k = 0; k < w->nwrote; k++)
+    if (w->wrote[k] == pid) return;
+  struct dp_port *p = &w->dp->ports[pid];
+  const unsigned q = port_queue(p, w);
+  if (w->nwrote >= DP_REPLY_PORTS || !port_read_try(p, q)) return;
+  w->wrote[w->nwrote++] = (uint16_t)pid;
+  /* Nor wakes the encap thread: the port leaves its epoll set's readiness until reply_ports. */
+  struct epoll_event ev = {.events = 0, .data.u32 = pid};
+  epoll_ctl(w->dp->q_epfd[q], EPOLL_CTL_MOD, port_fd(p, w), &ev);
+}
+
+/*
  * writev() of one frame to a port's fd, as writev returns (EINTR retried). A VLAN port of a
  * trunk writes through the trunk's fd with its tag put in (not for the native one, which
  * writes untagged); what it returns does not count the tag.
  */
 ssize_t port_sys_writev(struct dp_worker *w, const struct dp_port *p, const struct iovec *iov, int niov) {
+  if (w->reply_on && !p->packet && !p->parent && !p->trunk) reply_hold(w, (uint32_t)(p - w->dp->ports));
   uint8_t head[VNET_HDR_LEN + 2 * PKT_ETH_ALEN + 4];
   struct iovec out[PORT_IOV_MAX];
   bool tag = p->parent && p->vlan;

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
@@ -201,9 +203,11 @@ static void trunk_frame(struct dp_worker *w, uint32_t pid, const struct dp_port 
   encap_frame(w, lpid, lp, f, len, vh);
 }
 
-void encap_port(struct dp_worker *w, uint32_t pid, uint32_t events) {
+/* encap_port with the port's read exclusion held; w is the thread running it (encap, or
+ * decap answering a reply): its buffers, its transmit queue, its counters. Returns the
+ * frames read. */
+static unsigned encap_port_held(struct dp_worker *w, uint32_t pid, uint32_t events) {
   struct dp *dp = w->dp;
-  if (pid == 0 || pid >= DP_MAX_PORTS || !dp->ports[pid].in_use) return;
   const struct dp_port *port = &dp->ports[pid];
   const int fd = port_fd(port, w);
   const size_t vl = port->vnet ? VNET_HDR_LEN : 0;
@@ -243,6 +247,7 @@ void encap_port(struct dp_worker *w, uint32_t pid, uint32_t events) {
     }
   }
   if (n == 0 && (events & (EPOLLERR | EPOLLHUP))) dead = true;
+  __atomic_store_n(&w->last_fill, port->packet || bytes >= DP_BATCH_BYTES ? DP_BATCH : n, __ATOMIC_RELAXED);
   for (unsigned i = 0; i < n; i++) {
     if (port->trunk) {
       trunk_frame(w, pid, port, i, vl);
@@ -261,8 +266,52 @@ void encap_port(struct dp_worker *w, uint32_t pid, uint32_t events) {
   tx_flush(w);
   if (dead) {
     drop(w, DPC_tap_rx_error, &w->stats.port[pid]);
-    epoll_ctl(w->epfd, EPOLL_CTL_DEL, fd, NULL);
+    epoll_ctl(dp->q_epfd[port_queue(port, w)], EPOLL_CTL_DEL, fd, NULL);
   }
+  return n;
+}
+
+/*
+ * Up to a batch from one ready port, switched, the sends flushed. Held against the decap
+ * thread answering a reply on the same fd (reply_ports: one batch at most), so that a
+ * flow's frames are read, switched and sent in order, each once.
+ */
+void encap_port(struct dp_worker *w, uint32_t pid, uint32_t events) {
+  struct dp *dp = w->dp;
+  if (pid == 0 || pid >= DP_MAX_PORTS || !dp->ports[pid].in_use) return;
+  struct dp_port *port = &dp->ports[pid];
+  const unsigned q = port_queue(port, w);
+  if (!port_read_try(port, q)) port_read_wait(port, q);
+  encap_port_held(w, pid, events);
+  port_read_done(port, q);
+}
+
+void port_read_wait(struct dp_port *p, unsigned q) {
+  while (__atomic_exchange_n(&p->reading[q], 2, __ATOMIC_ACQUIRE) != 0)
+    syscall(SYS_futex, &p->reading[q], FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+}
+
+void port_read_done(struct dp_port *p, unsigned q) {
+  if (__atomic_exchange_n(&p->reading[q], 0, __ATOMIC_RELEASE) == 2)
+    syscall(SYS_futex, &p->reading[q], FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+void reply_ports(struct dp_worker *w, bool read) {
+  struct dp *dp = w->dp;
+  for (unsigned k = 0; k < w->nwrote; k++) {
+    uint32_t pid = w->wrote[k];
+    struct dp_port *p = &dp->ports[pid];
+    const unsigned q = port_queue(p, w);
+    if (read && p->in_use) {
+      count(w, DPC_reply_batches);
+      ctr_add(&w->stats.c[DPC_reply_frames], encap_port_held(w, pid, 0));
+    }
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = pid};
+    epoll_ctl(dp->q_epfd[q], EPOLL_CTL_MOD, port_fd(p, w), &ev); /* re-armed (reply_hold) */
+    port_read_done(p, q);
+  }
+  w->nwrote = 0;
+  w->reply_on = false;
 }
 
 void *encap_main(void *arg) {
@@ -670,6 +719,17 @@ void decap_gre_packet(struct dp_worker *w, unsigned i) {
   decap_frame(w, &c, tid, pkt + info.hlen, len - info.hlen);
 }
 
+/*
+ * Light load (#18): the decap thread reads back what the stacks behind its TAPs answered
+ * inside its writes (reply_ports) while its own batch was neither full nor of GRO buffers
+ * and its queue's encap thread's last read was under half a batch. Under load the encap
+ * thread reads every port, as before.
+ */
+static inline bool reply_light(const struct dp_worker *w) {
+  const struct dp *dp = w->dp;
+  return __atomic_load_n(&dp->q_encap[w->queue]->last_fill, __ATOMIC_RELAXED) < DP_BATCH / 2;
+}
+
 /* Reset the receive batch's name and control lengths before a recvmmsg. */
 static void rx_prepare(struct dp_worker *w) {
   for (unsigned i = 0; i < DP_BATCH; i++) {
@@ -685,6 +745,7 @@ static void rx_prepare(struct dp_worker *w) {
  */
 static bool decap_batch(struct dp_worker *w, int fd, bool gre, bool *big) {
   rx_prepare(w);
+  w->reply_on = !*big && reply_light(w);
   /* Big (GRO) buffers come a few at a time, so each is written out while in cache. */
   unsigned vlen = !gre && *big ? DP_BATCH_BYTES / 65536 : DP_BATCH;
   int n = recvmmsg(fd, w->rx, vlen, MSG_DONTWAIT, NULL);
@@ -699,7 +760,9 @@ static bool decap_batch(struct dp_worker *w, int fd, bool gre, bool *big) {
   if (n > 0 && !gre) *big = got / (unsigned)n > 8192;
   tx_flush(w);  /* relayed frames (a hub), sent from these very buffers */
   gro_flush(w); /* before the buffers are read into again */
-  return n > 0 && (unsigned)n == vlen;
+  const bool full = n > 0 && (unsigned)n == vlen;
+  reply_ports(w, !full && !*big);
+  return full;
 }
 
 void *decap_main(void *arg) {

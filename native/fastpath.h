@@ -52,6 +52,7 @@ extern "C" {
 #define DP_MAX_SOURCE_PORTS 64
 /* Queues (underlay.queues): a thread pair, a TAP queue per port and a receive socket each. */
 #define DP_MAX_QUEUES 8
+#define DP_MAX_CPUS 64 /* underlay.cpus: at most this many */
 #define DP_DEFAULT_SOURCE_PORTS 8
 /* Event queue: two halves, producers fill one while the JS thread drains the other. */
 #define DP_EVENT_QUEUE_BYTES (4u << 20)
@@ -146,6 +147,9 @@ struct dp_config {
    * sockets stay with queue 0. Not with adopted sockets (EINVAL).
    */
   unsigned queues;
+  /* Pin the threads: queue q's encap and decap threads on CPU cpus[q % ncpus] (ncpus 0: not pinned). */
+  int cpus[DP_MAX_CPUS];
+  unsigned ncpus;
   /*
    * The cipher this host seals with: DP_SEC_AES_GCM (4) or DP_SEC_CHACHA (5, native/secure.h).
    * 0: the environment's VTEPD_CIPHER (aes-256-gcm | chacha20-poly1305; another value is
@@ -283,8 +287,9 @@ void dp_stats_read(struct dp *dp, uint64_t counters[DPC__COUNT], struct dp_io_st
  * and bytes received from VTEPs the tenant accepts. Returns how many.
  */
 unsigned dp_tenant_stats(struct dp *dp, struct dp_io_stat *tenants);
-/* Per queue (room for DP_MAX_QUEUES): frames its encap thread read from ports, packets its
- * decap thread took from the underlay. Returns the number of queues. */
+/* Per queue (room for DP_MAX_QUEUES): frames its threads read from ports (the encap thread,
+ * and the decap thread answering a reply), packets its decap thread took from the underlay.
+ * Returns the number of queues. */
 unsigned dp_queue_stats(struct dp *dp, uint64_t *encap_frames, uint64_t *decap_packets);
 
 /* ---- event records ----------------------------------------------------------------- */

@@ -37,6 +37,8 @@ export interface UnderlayConfig {
   sourcePorts: number;
   /** Fast-path thread pairs, receive sockets and TAP queues (1..8). */
   queues: number;
+  /** CPUs to pin the fast path to: queue q's encap and decap threads on cpus[q % length]. */
+  cpus?: number[];
 }
 export type PortKind = 'tap' | 'attach';
 export interface PortAddress {

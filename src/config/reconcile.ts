@@ -114,6 +114,11 @@ export function plan(running: Config, next: Config): Plan {
         message: `is ${String(running.underlay[key])} in the running daemon; changing the underlay needs a restart (vtepd restart), not a reload`,
       });
   }
+  if (!eqJson(running.underlay.cpus ?? null, next.underlay.cpus ?? null))
+    errors.push({
+      path: 'underlay.cpus',
+      message: 'differs from the running daemon; pinning the fast path to other CPUs needs a restart (vtepd restart), not a reload',
+    });
   if (!errors.some((e) => e.path === 'underlay.local') && !eqJson(running.underlay.locals, next.underlay.locals))
     errors.push({
       path: 'underlay.local',

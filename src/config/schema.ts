@@ -164,9 +164,25 @@ const stringOr = <A extends z.ZodType, B extends z.ZodType>(a: A, b: B) =>
     .register(STRING_OR, { anyOf: [a, b] });
 const LOCAL_MSG = 'must be an IPv4 or IPv6 address, or a list of at most one of each like [10.0.0.1, "2001:db8::1"]';
 const Local = stringOr(HostAddress, z.array(HostAddress, need(LOCAL_MSG)).min(1, LOCAL_MSG).max(2, LOCAL_MSG));
+const CPUS_MSG = 'must be a list of CPU numbers like [2, 3] (queue q runs on cpus[q % length])';
+/** underlay.cpus: the CPUs the fast path's queues are pinned to, each once. */
+const Cpus = z
+  .array(intIn(0, 1023), need(CPUS_MSG))
+  .min(1, CPUS_MSG)
+  .max(64, CPUS_MSG)
+  .superRefine((cpus, ctx) => {
+    for (const [i, c] of cpus.entries()) if (cpus.indexOf(c) < i) ctx.addIssue({ code: 'custom', path: [i], message: `CPU ${c} is listed twice` });
+  });
 const EncapName = z.enum(ENCAPS, need(`must be one of ${ENCAPS.join(', ')}`));
 const Underlay = z.strictObject(
-  { local: Local, port: intIn(1, 65535).default(4789), mtu: UnderlayMtu, sourcePorts: intIn(1, 64).default(8), queues: intIn(1, 8).default(1) },
+  {
+    local: Local,
+    port: intIn(1, 65535).default(4789),
+    mtu: UnderlayMtu,
+    sourcePorts: intIn(1, 64).default(8),
+    queues: intIn(1, 8).default(1),
+    cpus: Cpus.optional(),
+  },
   need('must be a mapping like { local: 10.0.0.1 }'),
 );
 const Netns = text("must be a network namespace name under /run/netns: no '/', not '.' or '..'", isNetnsName);

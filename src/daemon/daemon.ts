@@ -116,6 +116,7 @@ export function datapathOptions(config: Config, underlayFds?: number[]): DpCreat
     ...(usesGre(config) ? { gre: true } : {}),
     ...(u.locals[1] ? { local2: u.locals[1].address } : {}),
     queues: u.queues,
+    ...(u.cpus ? { cpus: u.cpus } : {}),
   };
 }
 

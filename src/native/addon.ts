@@ -173,6 +173,12 @@ export interface DpCreateOptions {
    */
   queues?: number;
   /**
+   * Pin the fast path: queue q's encap and decap threads run on CPU cpus[q % length] (each
+   * 0..1023). Without it the threads run where the scheduler puts them. dpStart fails (EINVAL,
+   * naming the CPU) when this process may not run on one of them.
+   */
+  cpus?: number[];
+  /**
    * The cipher this host seals encrypted tunnels with (receiving takes both). Default: the
    * environment's VTEPD_CIPHER (read once here; another value is EINVAL), else aes-256-gcm
    * where the CPU has AES instructions, else chacha20-poly1305. `dpCipher` says which.

@@ -108,6 +108,22 @@ tenants:
     ]);
   });
 
+  it('underlay.cpus pins the queues: kept as listed, each CPU once, errors naming the entry', () => {
+    expect(ok('underlay: { local: 192.0.2.1, queues: 2, cpus: [3, 1] }\ntenants: []\n').underlay.cpus).toEqual([3, 1]);
+    expect(ok('underlay: { local: 192.0.2.1 }\ntenants: []\n').underlay.cpus).toBeUndefined();
+    expect(errors('underlay: { local: 192.0.2.1, cpus: [0, 2, 0, -1] }\ntenants: []\n')).toEqual([
+      'underlay.cpus[2]: CPU 0 is listed twice',
+      'underlay.cpus[3]: must be an integer 0..1023',
+    ]);
+    expect(errors('underlay: { local: 192.0.2.1, cpus: [0, 2, 0] }\ntenants: []\n')).toEqual(['underlay.cpus[2]: CPU 0 is listed twice']);
+    expect(errors('underlay: { local: 192.0.2.1, cpus: [] }\ntenants: []\n')).toEqual([
+      'underlay.cpus: must be a list of CPU numbers like [2, 3] (queue q runs on cpus[q % length])',
+    ]);
+    expect(errors('underlay: { local: 192.0.2.1, cpus: 2 }\ntenants: []\n')).toEqual([
+      'underlay.cpus: must be a list of CPU numbers like [2, 3] (queue q runs on cpus[q % length]) (received the number 2)',
+    ]);
+  });
+
   it('over an IPv6 underlay the default TAP MTU is 1430 and addresses are RFC 5952', () => {
     const c = ok(`
 underlay: { local: "2001:DB8:0:0::0001" }
