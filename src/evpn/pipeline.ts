@@ -6,7 +6,7 @@
  */
 export type Call = () => Promise<void>;
 
-/** How many calls vtepd keeps in flight to gobgpd (one at a time made a burst 1 ÷ round trip). */
+/** How many calls vtepd keeps in flight to gobgpd (one at a time made a burst 1 ÷ round trip; src/evpn/gobgp.ts sends type-2 ones PATH_BATCH to a request). */
 export const PIPELINE_DEPTH = 256;
 
 export class CallPipeline {
