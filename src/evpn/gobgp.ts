@@ -40,6 +40,8 @@ type Upload = (opts: object, cb: (err: Error | null) => void) => ClientWritableS
 
 /** Type-2 routes sent together in one AddPathStream request (a burst: one HTTP/2 stream, not one call each). */
 export const PATH_BATCH = 64;
+/** gRPC codes of a call gobgpd did not answer (cancelled, deadline exceeded, unavailable): no use sending it again path by path. */
+const UNANSWERED = [1, 4, 14];
 
 interface Queued {
   path: Msg;
@@ -333,7 +335,8 @@ export class GobgpClient {
    * to an AddPathStream call (gobgpd takes a withdrawal there too), in the order they were
    * made. The caller keeps calls for the same route apart (src/evpn/pipeline.ts). gobgpd
    * refuses a whole request for one bad path: then each path is sent alone, one after the
-   * other in order, and each call settles with its own answer.
+   * other in order, and each call settles with its own answer (a gobgpd that did not answer
+   * fails them all at once).
    */
   private queuePath(path: Msg, alone: () => Promise<void>): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -354,8 +357,9 @@ export class GobgpClient {
       () => {
         for (const q of b) q.resolve();
       },
-      async () => {
-        for (const q of b) await q.alone().then(q.resolve, q.reject);
+      async (e: Error & { grpcCode?: number }) => {
+        if (e.grpcCode !== undefined && UNANSWERED.includes(e.grpcCode)) for (const q of b) q.reject(e);
+        else for (const q of b) await q.alone().then(q.resolve, q.reject);
       },
     );
   }
