@@ -36,6 +36,7 @@ import { type Logger, logger } from '../util/log.js';
 import type { EvpnRoute, ImetRouteSpec, MacRouteSpec, NeighborInfo, PeerInfo, PeerSpec, SessionState, WatchHandlers } from '../evpn/gobgp.js';
 import { GobgpClient } from '../evpn/gobgp.js';
 import { Gobgpd, type GobgpdHandover } from '../evpn/gobgpd.js';
+import { CallPipeline } from '../evpn/pipeline.js';
 import { bestOwner, claimSeq, EvpnRib, type OwnerClaim, outbid, type RibChange, rdNumber } from '../evpn/rib.js';
 import {
   type Directory,
@@ -140,6 +141,9 @@ interface LocalMac {
 }
 
 const key = (vni: number, mac: string) => `${vni}/${mac}`;
+/** What names a route of ours in gobgpd (its NLRI): calls for the same one stay in order. */
+const macRouteKey = (r: { rd: string; mac: string; ip?: string | null }) => `2 ${r.rd} ${r.mac} ${r.ip ?? ''}`;
+const imetRouteKey = (rd: string) => `3 ${rd}`;
 
 export class EvpnDirectory implements Directory {
   readonly backend = 'evpn' as const;
@@ -165,9 +169,10 @@ export class EvpnDirectory implements Directory {
   private rewatchDelay: number;
   private rewatchTimer: NodeJS.Timeout | null = null;
   private unwatch: (() => void) | null = null;
-  /** gRPC calls in order (a delete never overtakes its add). */
-  private chain: Promise<void> = Promise.resolve();
-  private routesOut = 0;
+  /** gRPC calls, several in flight; in order per route (a delete never overtakes its add). */
+  private readonly calls = new CallPipeline();
+  /** Type-2 routes of this host (a MAC-only one and one per IP of each local MAC), kept as they change. */
+  private macRoutesOut = 0;
   /** Withdrawals (and what follows them) waiting for gobgpd's session state: a session loss keeps them stale. */
   private pending: { r: EvpnRoute; gen: number }[] = [];
   private draining = false;
@@ -199,7 +204,8 @@ export class EvpnDirectory implements Directory {
     this.started = true;
     const adopted = !!this.o.adopt && !this.o.api;
     if (adopted) await this.adoptRoutes(this.client);
-    if (this.o.api && !this.o.client) for (const n of this.o.neighbors) this.send(`add neighbor ${n.address}`, (c) => this.addPeer(c, n.address, n.password));
+    if (this.o.api && !this.o.client)
+      for (const n of this.o.neighbors) this.send(`add neighbor ${n.address}`, `peer ${n.address}`, (c) => this.addPeer(c, n.address, n.password));
     this.reexport(adopted ? 'adopted gobgpd' : 'start');
     const synced = this.watch();
     // An adopted gobgpd has the routes already: FDB and flood lists are full when start() returns.
@@ -228,8 +234,11 @@ export class EvpnDirectory implements Directory {
       if (kept) continue;
       stale++;
       const base = { rd: r.rd, rts: r.rts, vni: r.vni, nexthop: r.nexthop };
-      if (r.type === 3) this.send(`withdraw VNI ${r.vni}`, (x) => x.deleteImetRoute(base));
-      else this.send(`withdraw ${r.mac}`, (x) => x.deleteMacRoute({ ...base, mac: r.mac!, ...(r.ip ? { ip: r.ip } : {}) }));
+      if (r.type === 3) this.send(`withdraw VNI ${r.vni}`, imetRouteKey(r.rd), (x) => x.deleteImetRoute(base));
+      else
+        this.send(`withdraw ${r.mac}`, macRouteKey({ rd: r.rd, mac: r.mac!, ip: r.ip }), (x) =>
+          x.deleteMacRoute({ ...base, mac: r.mac!, ...(r.ip ? { ip: r.ip } : {}) }),
+        );
     }
     this.log.info({ routes: routes.length, own: own.length, stale }, 'routes of the adopted gobgpd read');
   }
@@ -281,9 +290,9 @@ export class EvpnDirectory implements Directory {
     this.listeners.clear();
     this.macListeners.clear();
     if (withdraw && this.client && !this.gobgpd) {
-      for (const vni of this.joined) this.send('withdraw', (c) => c.deleteImetRoute(this.imetSpec(vni)));
+      for (const vni of this.joined) this.send('withdraw', imetRouteKey(this.rd(vni)), (c) => c.deleteImetRoute(this.imetSpec(vni)));
       for (const m of this.local.values()) this.deleteMac(m);
-      await Promise.race([this.chain, new Promise((r) => setTimeout(r, 2000).unref())]);
+      await Promise.race([this.calls.idle(), new Promise((r) => setTimeout(r, 2000).unref())]);
     }
     // Not withdrawing is a handover: the successor adopts gobgpd (its sessions stay up).
     if (this.gobgpd && !withdraw) {
@@ -311,10 +320,10 @@ export class EvpnDirectory implements Directory {
   }
 
   /** Queue a gRPC call (after start); a failure is counted and logged, never thrown. */
-  private send(what: string, f: (c: EvpnClient) => Promise<void>): void {
+  private send(what: string, routeKey: string, f: (c: EvpnClient) => Promise<void>): void {
     const c = this.client;
     if (!this.started || !c) return;
-    this.chain = this.chain.then(() =>
+    this.calls.push(routeKey, () =>
       f(c).catch((e: Error) => {
         this.errors++;
         this.log.warn({ err: e.message }, `gobgpd: ${what} failed`);
@@ -323,7 +332,7 @@ export class EvpnDirectory implements Directory {
   }
 
   private addMac(m: LocalMac, ips = m.ips): void {
-    for (const r of this.macSpecs(m, ips)) this.send(`advertise ${m.mac}`, (c) => c.addMacRoute(r));
+    for (const r of this.macSpecs(m, ips)) this.send(`advertise ${m.mac}`, macRouteKey(r), (c) => c.addMacRoute(r));
   }
 
   /**
@@ -332,21 +341,26 @@ export class EvpnDirectory implements Directory {
    * another VTEP's, which is just when a MAC that moved away is withdrawn.
    */
   private deleteMac(m: LocalMac, ips = m.ips, macOnly = true): void {
-    for (const r of this.macSpecs({ ...m, seq: 0, sticky: false }, ips).slice(macOnly ? 0 : 1)) this.send(`withdraw ${m.mac}`, (c) => c.deleteMacRoute(r));
+    for (const r of this.macSpecs({ ...m, seq: 0, sticky: false }, ips).slice(macOnly ? 0 : 1))
+      this.send(`withdraw ${m.mac}`, macRouteKey(r), (c) => c.deleteMacRoute(r));
   }
 
   /** Every route of this host, again (a new or restarted gobgpd has none of them). */
   private reexport(why: string): void {
-    for (const vni of this.joined) this.send(`advertise VNI ${vni}`, (c) => c.addImetRoute(this.imetSpec(vni)));
+    for (const vni of this.joined) this.send(`advertise VNI ${vni}`, imetRouteKey(this.rd(vni)), (c) => c.addImetRoute(this.imetSpec(vni)));
     for (const m of this.local.values()) this.addMac(m);
-    this.countOut();
     if (this.joined.size || this.local.size) this.log.info({ vnis: this.joined.size, macs: this.local.size, why }, 'EVPN routes advertised');
   }
 
-  private countOut(): void {
-    let n = this.joined.size;
-    for (const m of this.local.values()) n += 1 + m.ips.length;
-    this.routesOut = n;
+  /** A local MAC in or out of the table, its routes counted (O(1): no walk over the local MACs per claim). */
+  private setLocal(m: LocalMac): void {
+    this.local.set(key(m.vni, m.mac), m);
+    this.macRoutesOut += 1 + m.ips.length;
+  }
+
+  private dropLocal(m: LocalMac): void {
+    this.local.delete(key(m.vni, m.mac));
+    this.macRoutesOut -= 1 + m.ips.length;
   }
 
   publish(_self: VtepRecord): void {}
@@ -354,15 +368,13 @@ export class EvpnDirectory implements Directory {
   join(vni: number): void {
     if (this.joined.has(vni)) return;
     this.joined.add(vni);
-    this.send(`advertise VNI ${vni}`, (c) => c.addImetRoute(this.imetSpec(vni)));
-    this.countOut();
+    this.send(`advertise VNI ${vni}`, imetRouteKey(this.rd(vni)), (c) => c.addImetRoute(this.imetSpec(vni)));
     this.emitMembers(vni);
   }
 
   leave(vni: number): void {
     if (!this.joined.delete(vni)) return;
-    this.send(`withdraw VNI ${vni}`, (c) => c.deleteImetRoute(this.imetSpec(vni)));
-    this.countOut();
+    this.send(`withdraw VNI ${vni}`, imetRouteKey(this.rd(vni)), (c) => c.deleteImetRoute(this.imetSpec(vni)));
     this.emitMembers(vni);
   }
 
@@ -376,6 +388,7 @@ export class EvpnDirectory implements Directory {
       const nowSticky = sticky && !cur.sticky;
       if (!gone.length && !added.length && !nowSticky) return;
       this.deleteMac(cur, gone, false);
+      this.macRoutesOut += want.length - cur.ips.length;
       cur.ips = want;
       if (nowSticky) cur.sticky = true;
       this.addMac(cur, nowSticky ? want : added);
@@ -383,12 +396,11 @@ export class EvpnDirectory implements Directory {
       if (this.refuseClaim(vni, mac, want, sticky)) return;
       const others = this.rib.owners(vni, mac);
       const m: LocalMac = { vni, mac, ips: want, seq: claimSeq(others), ...(sticky ? { sticky } : {}) };
-      this.local.set(key(vni, mac), m);
+      this.setLocal(m);
       this.stats.claims++;
       if (others.size) this.log.info({ vni, mac, from: [...others.keys()], seq: m.seq }, 'MAC moved here: advertised with a higher sequence');
       this.addMac(m);
     }
-    this.countOut();
     this.refresh(vni, mac);
   }
 
@@ -417,10 +429,9 @@ export class EvpnDirectory implements Directory {
     this.stickyRefused.delete(key(vni, mac));
     const cur = this.local.get(key(vni, mac));
     if (!cur) return;
-    this.local.delete(key(vni, mac));
+    this.dropLocal(cur);
     this.stats.withdrawn++;
     this.deleteMac(cur);
-    this.countOut();
     this.refresh(vni, mac);
   }
 
@@ -568,9 +579,8 @@ export class EvpnDirectory implements Directory {
     if (!m || m.sticky || this.isFrozen(vni, mac)) return;
     const winner = outbid(m.seq, this.rib.owners(vni, mac));
     if (!winner) return;
-    this.local.delete(key(vni, mac));
+    this.dropLocal(m);
     this.deleteMac(m);
-    this.countOut();
     this.log.info({ vni, mac, to: winner, seq: m.seq }, 'MAC moved to another VTEP (higher sequence): our route withdrawn');
   }
 
@@ -723,7 +733,7 @@ export class EvpnDirectory implements Directory {
         api: this.gobgpd?.api ?? this.o.api ?? '',
         gobgpd: this.gobgpd ? { pid: this.gobgpd.pid, restarts: this.gobgpd.status().restarts } : null,
         neighbors: [...this.peers].map(([address, state]) => ({ address, state, changes: this.sessionChanges.get(address) ?? 0 })),
-        routes: { in: this.rib.size, out: this.routesOut },
+        routes: { in: this.rib.size, out: this.joined.size + this.macRoutesOut },
         stale: this.rib.staleCount(),
         swept: this.swept,
       },

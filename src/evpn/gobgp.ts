@@ -11,7 +11,14 @@
  * Encodings are FRR's (src/evpn/codec.ts): RD router-id:N, RT ASN:VNI, the encapsulation
  * community tunnel type 8 (VXLAN), Label1 and the PMSI label the raw 24-bit VNI.
  */
-import { credentials, type ClientReadableStream, type GrpcObject, loadPackageDefinition, type ServiceClientConstructor } from '@grpc/grpc-js';
+import {
+  credentials,
+  type ClientReadableStream,
+  type ClientWritableStream,
+  type GrpcObject,
+  loadPackageDefinition,
+  type ServiceClientConstructor,
+} from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { join } from 'node:path';
 import { packageRoot } from '../util/paths.js';
@@ -29,6 +36,20 @@ const ESI0 = { type: 0, value: Buffer.alloc(9) };
 type Msg = Record<string, any>;
 type Unary = (req: Msg, cb: (err: Error | null, res: Msg) => void) => void;
 type Stream = (req: Msg) => ClientReadableStream<Msg>;
+type Upload = (opts: object, cb: (err: Error | null) => void) => ClientWritableStream<Msg>;
+
+/** Type-2 routes sent together in one AddPathStream request (a burst: one HTTP/2 stream, not one call each). */
+export const PATH_BATCH = 64;
+/** gRPC codes of a call gobgpd did not answer (cancelled, deadline exceeded, unavailable): no use sending it again path by path. */
+const UNANSWERED = [1, 4, 14];
+
+interface Queued {
+  path: Msg;
+  /** The same route alone (AddPath or DeletePath): when the batch fails, each of its routes is retried so, to know which one gobgpd refuses. */
+  alone: () => Promise<void>;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
 
 /** A type-2 route to advertise: this VTEP has `mac` (and `ip`) in `vni`. */
 export interface MacRouteSpec {
@@ -272,7 +293,9 @@ export interface WatchHandlers {
 }
 
 export class GobgpClient {
-  private readonly stub: Record<string, Unary | Stream> & { close(): void };
+  private readonly stub: Record<string, Unary | Stream | Upload> & { close(): void };
+  /** Type-2 paths waiting for this tick's AddPathStream request. */
+  private batch: Queued[] = [];
 
   /** `target`: "unix:///run/vtepd/gobgpd.sock" or "127.0.0.1:50051". */
   constructor(readonly target: string) {
@@ -334,12 +357,58 @@ export class GobgpClient {
     return (await this.collect('listPeer', { address: '', enableAdvertised: true })).map((r) => decodeNeighbor(r.peer ?? {}));
   }
 
+  /** Advertised in a batch with the type-2 calls made in the same tick (see `queuePath`). */
   async addMacRoute(r: MacRouteSpec): Promise<void> {
-    await this.call('addPath', { tableType: 'GLOBAL', path: macPath(r) });
+    const path = macPath(r);
+    return this.queuePath(path, async () => void (await this.call('addPath', { tableType: 'GLOBAL', path })));
   }
 
   async deleteMacRoute(r: MacRouteSpec): Promise<void> {
-    await this.call('deletePath', { tableType: 'GLOBAL', family: EVPN_FAMILY, path: { ...macPath(r), isWithdraw: true } });
+    const path = { ...macPath(r), isWithdraw: true };
+    return this.queuePath(path, async () => void (await this.call('deletePath', { tableType: 'GLOBAL', family: EVPN_FAMILY, path })));
+  }
+
+  /**
+   * Type-2 adds and withdrawals made in the same tick go to gobgpd together, PATH_BATCH paths
+   * to an AddPathStream call (gobgpd takes a withdrawal there too), in the order they were
+   * made. The caller keeps calls for the same route apart (src/evpn/pipeline.ts). gobgpd
+   * refuses a whole request for one bad path: then each path is sent alone, one after the
+   * other in order, and each call settles with its own answer (a gobgpd that did not answer
+   * fails them all at once).
+   */
+  private queuePath(path: Msg, alone: () => Promise<void>): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.batch.push({ path, alone, resolve, reject });
+      if (this.batch.length >= PATH_BATCH) this.flushPaths();
+      else if (this.batch.length === 1) setImmediate(() => this.flushPaths());
+    });
+  }
+
+  private flushPaths(): void {
+    const b = this.batch.splice(0);
+    if (!b.length) return;
+    if (b.length === 1) {
+      b[0]!.alone().then(b[0]!.resolve, b[0]!.reject);
+      return;
+    }
+    this.addPathStream(b.map((q) => q.path)).then(
+      () => {
+        for (const q of b) q.resolve();
+      },
+      async (e: Error & { grpcCode?: number }) => {
+        if (e.grpcCode !== undefined && UNANSWERED.includes(e.grpcCode)) for (const q of b) q.reject(e);
+        else for (const q of b) await q.alone().then(q.resolve, q.reject);
+      },
+    );
+  }
+
+  private addPathStream(paths: Msg[], timeoutMs = 10_000): Promise<void> {
+    const fn = this.stub.addPathStream as unknown as Upload;
+    return new Promise((resolve, reject) => {
+      const s = fn.call(this.stub, { deadline: Date.now() + timeoutMs }, (err) => (err ? reject(gobgpError('addPathStream', err)) : resolve()));
+      s.write({ tableType: 'GLOBAL', paths });
+      s.end();
+    });
   }
 
   async addImetRoute(r: ImetRouteSpec): Promise<void> {

@@ -145,6 +145,27 @@ describe('gobgpd: supervisor and EVPN client against real gobgpd in two namespac
     expect((await gb.client.listEvpn('adj-in', A)).map((r) => r.mac).sort()).toEqual([mac2.mac, null].sort());
   });
 
+  it('type-2 calls made together (one AddPathStream request): each settles on its own, the one gobgpd refuses names its reason', async () => {
+    const x = (i: number, nexthop = A): MacRouteSpec => ({ ...mac2, mac: `02:00:00:0b:00:0${i}`, nexthop });
+    const results = await Promise.allSettled([
+      ga.client.addMacRoute(x(1)),
+      ga.client.addMacRoute(x(2, '10.77.0')),
+      ga.client.addMacRoute(x(3)),
+      ga.client.deleteMacRoute(mac2),
+    ]);
+    expect(results.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : 'ok'))).toEqual([
+      'ok',
+      'gobgpd addPath: invalid nexthop address: 10.77.0',
+      'ok',
+      'ok',
+    ]);
+    await until(
+      'B to hold x1 and x3 from A, and no longer mac2',
+      async () => (await gb.client.listEvpn('adj-in', A)).map((r) => r.mac).sort(),
+      (macs) => JSON.stringify(macs) === JSON.stringify([x(1).mac, x(3).mac, null].sort()),
+    );
+  });
+
   it("A's gobgpd SIGKILLed by PID: noticed, restarted, the session and re-added routes come back", async () => {
     const pid = ga.pid as number;
     const restarted = new Promise<void>((r) => ga.once('restart', () => r()));

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { EvpnDirectory, type EvpnClient, type EvpnDirectoryOptions } from '../../src/directory/evpn-directory.js';
 import type { MacChange, MacRecord } from '../../src/directory/directory.js';
 import type { EvpnRoute, ImetRouteSpec, MacRouteSpec, PeerInfo, WatchHandlers } from '../../src/evpn/gobgp.js';
+import { PIPELINE_DEPTH } from '../../src/evpn/pipeline.js';
 import { bestOwner, claimSeq, EvpnRib, type OwnerClaim, outbid, rdNumber } from '../../src/evpn/rib.js';
 import { errors, ok } from '../support/config-text.js';
 
@@ -498,5 +499,77 @@ describe('EVPN mobility over a fake gobgpd: duplicate detection, sticky MACs', (
     await settle();
     expect(other.client.adj.size).toBe(0);
     expect(other.d.mac(5001, MAC)).toMatchObject({ owner: H2, pinned: true });
+  });
+});
+
+/** A fake gobgpd whose MAC route calls stay in flight until `answer` (the order in which they start is `calls`). */
+class SlowClient extends FakeClient {
+  readonly open: { call: string; done: () => void }[] = [];
+  private hold(call: string, then: () => Promise<void>): Promise<void> {
+    return new Promise((resolve) => this.open.push({ call, done: () => void then().then(resolve) }));
+  }
+  override addMacRoute(r: MacRouteSpec): Promise<void> {
+    return this.hold(`add ${r.mac} ${r.ip ?? '-'}`, () => super.addMacRoute(r));
+  }
+  override deleteMacRoute(r: MacRouteSpec): Promise<void> {
+    return this.hold(`del ${r.mac} ${r.ip ?? '-'}`, () => super.deleteMacRoute(r));
+  }
+  inFlight(): string[] {
+    return this.open.map((o) => o.call);
+  }
+  answer(call: string): void {
+    const i = this.open.findIndex((o) => o.call === call);
+    this.open.splice(i, 1)[0]!.done();
+  }
+}
+
+describe('EvpnDirectory: calls to gobgpd in flight', () => {
+  const MAC2 = '02:00:00:01:00:06';
+  it('different routes are in flight together; a withdrawal never starts before the advertisement of the same route is answered', async () => {
+    const client = new SlowClient();
+    const { d } = await directory(client);
+    d.claimMac(5001, MAC, ['10.1.0.5']);
+    d.withdrawMac(5001, MAC);
+    d.claimMac(5001, MAC2);
+    await settle();
+    // MAC's two routes and MAC2's at once; MAC's withdrawals wait behind their adds.
+    expect(client.inFlight()).toEqual([`add ${MAC} -`, `add ${MAC} 10.1.0.5`, `add ${MAC2} -`]);
+    expect(d.status().evpn?.routes.out).toBe(1);
+    client.answer(`add ${MAC2} -`);
+    await settle();
+    expect(client.inFlight()).toEqual([`add ${MAC} -`, `add ${MAC} 10.1.0.5`]);
+    client.answer(`add ${MAC} 10.1.0.5`);
+    await settle();
+    expect(client.inFlight()).toEqual([`add ${MAC} -`, `del ${MAC} 10.1.0.5`]);
+    client.answer(`add ${MAC} -`);
+    await settle();
+    expect(client.inFlight()).toEqual([`del ${MAC} 10.1.0.5`, `del ${MAC} -`]);
+    client.answer(`del ${MAC} -`);
+    client.answer(`del ${MAC} 10.1.0.5`);
+    await settle();
+    expect([...client.adj.keys()]).toEqual([`2 ${SELF}:5001 ${MAC2} -`]);
+  });
+
+  it(`at most ${PIPELINE_DEPTH} calls are in flight; the rest start as answers come, and a failure is counted`, async () => {
+    const client = new SlowClient();
+    const { d } = await directory(client);
+    const n = PIPELINE_DEPTH + 8;
+    const mac = (i: number) => `02:00:00:02:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+    for (let i = 0; i < n; i++) d.claimMac(5001, mac(i));
+    await settle();
+    expect(client.inFlight()).toHaveLength(PIPELINE_DEPTH);
+    expect(d.status().evpn?.routes.out).toBe(n);
+    client.deleteMacRoute = () => Promise.reject(new Error('gobgpd deletePath: refused'));
+    d.withdrawMac(5001, mac(n - 1));
+    for (let i = 0; i < 10; i++) client.answer(`add ${mac(i)} -`);
+    await settle();
+    expect(client.inFlight()).toEqual([...Array(n - 10).keys()].map((i) => `add ${mac(i + 10)} -`));
+    for (let i = 10; i < n; i++) client.answer(`add ${mac(i)} -`);
+    await settle();
+    await settle();
+    expect(client.inFlight()).toEqual([]);
+    // The refused withdrawal (after its add) left the route there.
+    expect(client.adj.has(`2 ${SELF}:5001 ${mac(n - 1)} -`)).toBe(true);
+    expect(d.status().errors).toBe(1);
   });
 });
