@@ -24,11 +24,10 @@ import { until, untilPings } from '../../lab/wait.js';
 import type { TenantStats } from '../../src/daemon/stats.js';
 import { GobgpClient } from '../../src/evpn/gobgp.js';
 import { sendFrom, vtepdJson } from '../support/ops.js';
+import { evpnPair, HOSTS, macOf } from '../support/evpn-pair.js';
 import { readPcapFrames, tcpdump } from '../support/pcap.js';
 
-const HOSTS = ['10.0.0.1', '10.0.0.2'];
 const V6 = ['fd00:1::1', 'fd00:1::2'];
-const macOf = (n: number) => `02:00:00:01:00:0${n}`;
 /** A MAC no port owns: sent from blue1m and blue2m in turn, it moves between the hosts. */
 const FLAP = '02:00:00:01:00:09';
 
@@ -80,11 +79,7 @@ describe('evpn directory: ARP/ND suppression from MAC+IP routes, duplicate detec
   const send = (ns: string, tap: string, mac: string) => sendFrom(lab, ns, tap, mac);
 
   beforeAll(async () => {
-    await lab.addHost('h1');
-    await lab.addHost('h2');
-    await lab.link('h1', 'ul0', `${HOSTS[0]}/24`, 'h2', 'ul0', `${HOSTS[1]}/24`);
-    for (const h of ['blue1', 'blue2']) await lab.addHost(h);
-    for (const h of ['blue1m', 'blue2m']) await lab.addHost(h, { ipv6: false });
+    await evpnPair(lab, ['blue1', 'blue2', 'blue1m', 'blue2m'], ['blue1', 'blue2']);
     for (let i = 0; i < 2; i++) daemons.push(await startDaemon(lab, `h${i + 1}`, config(i), dir));
     for (let i = 0; i < 2; i++) await lab.exec(`blue${i + 1}`, 'ip', ['-6', 'addr', 'add', `${V6[i]}/64`, 'dev', `b${i + 1}`, 'nodad']);
     for (let i = 0; i < 2; i++) clients.push(new GobgpClient((await status(i)).directory!.evpn.api));

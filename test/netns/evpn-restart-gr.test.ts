@@ -19,16 +19,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab } from '../../lab/netns.js';
 import { startDaemon, type Daemonised } from '../../lab/topology.js';
 import { until, untilPings } from '../../lab/wait.js';
-import { whereText, type FdbRow } from '../../src/core/fdb.js';
 import { vtepdJson } from '../support/ops.js';
+import { evpnPair, HOSTS, macOf, pairCli } from '../support/evpn-pair.js';
 
-const HOSTS = ['10.0.0.1', '10.0.0.2'];
 const GR_S = 10;
 const KEPT = 'graceful restart: routes kept stale';
 const SWEPT = 'graceful restart over: stale routes swept';
 /** The time of a vtepd log line (JSON, `time` in ISO form). */
 const timeOf = (line: string) => Date.parse((JSON.parse(line) as { time: string }).time);
-const macOf = (n: number) => `02:00:00:01:00:0${n}`;
 
 interface Status {
   directory: {
@@ -63,11 +61,7 @@ describe('evpn graceful restart: a lost BGP session and a dead gobgpd keep forwa
   const evpn = async (i: number) => (await vtepdJson<Status>(lab, `h${i + 1}`, ['status', '--socket', sock(i)])).directory!.evpn;
   const state = async (i: number) => (await evpn(i)).neighbors[0]!.state;
   /** Where host i's FDB has the other VM: "directory vtep 10.0.0.x", or null. */
-  const other = async (i: number) => {
-    const rows = await vtepdJson<FdbRow[]>(lab, `h${i + 1}`, ['fdb', 'show', '--tenant', 'blue', '--socket', sock(i)]);
-    const r = rows.find((x) => x.mac === macOf(2 - i));
-    return r ? `${r.type} ${whereText(r.where)}` : null;
-  };
+  const other = (i: number) => pairCli(lab, sock).where(i, macOf(2 - i));
   const logLines = (i: number, msg: string) =>
     daemons[i]!.stderr()
       .split('\n')
@@ -92,11 +86,7 @@ describe('evpn graceful restart: a lost BGP session and a dead gobgpd keep forwa
   };
 
   beforeAll(async () => {
-    await lab.addHost('h1');
-    await lab.addHost('h2');
-    await lab.link('h1', 'ul0', `${HOSTS[0]}/24`, 'h2', 'ul0', `${HOSTS[1]}/24`);
-    await lab.addHost('blue1', { ipv6: false });
-    await lab.addHost('blue2', { ipv6: false });
+    await evpnPair(lab, ['blue1', 'blue2']);
     for (let i = 0; i < 2; i++) daemons.push(await startDaemon(lab, `h${i + 1}`, config(i), dir));
   }, 60_000);
 

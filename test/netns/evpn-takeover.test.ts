@@ -20,12 +20,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, parsePing } from '../../lab/netns.js';
 import { startDaemon, type Daemonised } from '../../lab/topology.js';
 import { until, untilPings, untilText } from '../../lab/wait.js';
-import { whereText, type FdbRow } from '../../src/core/fdb.js';
 import { Gobgpd } from '../../src/evpn/gobgpd.js';
-import { stopPids, vtepd, vtepdJson } from '../support/ops.js';
-
-const HOSTS = ['10.0.0.1', '10.0.0.2'];
-const macOf = (n: number) => `02:00:00:01:00:0${n}`;
+import { stopPids, vtepd } from '../support/ops.js';
+import { evpnPair, HOSTS, macOf, pairCli } from '../support/evpn-pair.js';
 
 interface Status {
   pid: number;
@@ -57,18 +54,12 @@ describe('vtepd restart with a supervised gobgpd: the successor adopts it', () =
       '',
     ].join('\n');
   const sock = (i: number) => daemons[i]!.socket;
-  const status = (i: number) => vtepdJson<Status>(lab, `h${i + 1}`, ['status', '--socket', sock(i)]);
-  const where = async (i: number, mac: string) => {
-    const r = (await vtepdJson<FdbRow[]>(lab, `h${i + 1}`, ['fdb', 'show', '--tenant', 'blue', '--socket', sock(i)])).find((x) => x.mac === mac);
-    return r ? `${r.type} ${whereText(r.where)}` : null;
-  };
+  const cli = pairCli(lab, sock);
+  const status = (i: number) => cli.status<Status>(i);
+  const { where, untilWhere } = cli;
 
   beforeAll(async () => {
-    await lab.addHost('h1');
-    await lab.addHost('h2');
-    await lab.link('h1', 'ul0', `${HOSTS[0]}/24`, 'h2', 'ul0', `${HOSTS[1]}/24`);
-    await lab.addHost('blue1', { ipv6: false });
-    await lab.addHost('blue2', { ipv6: false });
+    await evpnPair(lab, ['blue1', 'blue2']);
     external = new Gobgpd({ asn: 65000, routerId: HOSTS[0], listenAddresses: [HOSTS[0]], dir: join(dir, 'gobgpd-h1'), netns: lab.ns('h1') });
     await external.start();
     unwatch = external.client.watch({ peer: (p) => sessions.push(`${p.address} ${p.state}`) });
@@ -91,13 +82,7 @@ describe('vtepd restart with a supervised gobgpd: the successor adopts it', () =
       30_000,
       200,
     );
-    await until(
-      "h1's FDB to have VM 2 behind h2",
-      () => where(0, macOf(2)),
-      (w) => w === `directory vtep ${HOSTS[1]}`,
-      20_000,
-      100,
-    );
+    await untilWhere("h1's FDB to have VM 2 behind h2", 0, macOf(2), `directory vtep ${HOSTS[1]}`, 20_000);
     await untilPings(lab, 'blue2', '10.1.0.1');
     const before = await status(1);
     const gobgpdPid = before.directory!.evpn.gobgpd!.pid!;
@@ -155,13 +140,7 @@ describe('vtepd restart with a supervised gobgpd: the successor adopts it', () =
       100,
     );
     expect(s.directory!.evpn.gobgpd!.pid).not.toBe(pid);
-    await until(
-      "h1's FDB to have VM 2 behind h2 again",
-      () => where(0, macOf(2)),
-      (w) => w === `directory vtep ${HOSTS[1]}`,
-      30_000,
-      100,
-    );
+    await untilWhere("h1's FDB to have VM 2 behind h2 again", 0, macOf(2), `directory vtep ${HOSTS[1]}`);
   });
 
   it('the new vtepd SIGKILLed: the adopted gobgpd dies with it (its lifeline), and h1 drops h2’s routes', async () => {
@@ -174,13 +153,7 @@ describe('vtepd restart with a supervised gobgpd: the successor adopts it', () =
       10_000,
       50,
     );
-    await until(
-      "h1's FDB to drop VM 2",
-      () => where(0, macOf(2)),
-      (w) => w === null,
-      20_000,
-      100,
-    );
+    await untilWhere("h1's FDB to drop VM 2", 0, macOf(2), null, 20_000);
     await until(
       "h1's blue flood list to drop 10.0.0.2",
       () => status(0),

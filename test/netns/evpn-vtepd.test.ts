@@ -21,12 +21,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab } from '../../lab/netns.js';
 import { startDaemon, type Daemonised } from '../../lab/topology.js';
 import { until, untilPings } from '../../lab/wait.js';
-import { whereText, type FdbRow } from '../../src/core/fdb.js';
 import { Gobgpd } from '../../src/evpn/gobgpd.js';
 import { sendFrom, vtepd, vtepdJson } from '../support/ops.js';
+import { evpnPair, HOSTS, macOf, pairCli } from '../support/evpn-pair.js';
 
-const HOSTS = ['10.0.0.1', '10.0.0.2'];
-const macOf = (n: number) => `02:00:00:01:00:0${n}`;
 /** A MAC no port's config gives (learned, not sticky): the one that moves. */
 const MOVER = '02:00:00:01:00:09';
 interface Rec {
@@ -76,21 +74,13 @@ describe('evpn directory: two vtepd hosts over gobgpd (h2 supervises its own, h1
       '',
     ].join('\n');
   const sock = (i: number) => daemons[i]!.socket;
-  const status = (i: number) => vtepdJson<Status>(lab, `h${i + 1}`, ['status', '--socket', sock(i)]);
-  const fdb = (i: number) => vtepdJson<FdbRow[]>(lab, `h${i + 1}`, ['fdb', 'show', '--tenant', 'blue', '--socket', sock(i)]);
-  const where = async (i: number, mac: string) => {
-    const r = (await fdb(i)).find((x) => x.mac === mac);
-    return r ? `${r.type} ${whereText(r.where)}` : null;
-  };
+  const cli = pairCli(lab, sock);
+  const status = (i: number) => cli.status<Status>(i);
+  const { where, untilWhere } = cli;
   const floodOf = async (i: number) => (await status(i)).tenants.find((t) => t.name === 'blue')?.flood ?? [];
 
   beforeAll(async () => {
-    await lab.addHost('h1');
-    await lab.addHost('h2');
-    await lab.link('h1', 'ul0', `${HOSTS[0]}/24`, 'h2', 'ul0', `${HOSTS[1]}/24`);
-    await lab.addHost('blue1', { ipv6: false });
-    await lab.addHost('blue2', { ipv6: false });
-    await lab.addHost('blue1m', { ipv6: false });
+    await evpnPair(lab, ['blue1', 'blue2', 'blue1m']);
     external = new Gobgpd({ asn: 65000, routerId: HOSTS[0], listenAddresses: [HOSTS[0]], dir: join(dir, 'gobgpd-h1'), netns: lab.ns('h1') });
     await external.start();
     for (let i = 0; i < 2; i++) daemons.push(await startDaemon(lab, `h${i + 1}`, config(i), dir));
@@ -125,13 +115,7 @@ describe('evpn directory: two vtepd hosts over gobgpd (h2 supervises its own, h1
         20_000,
         100,
       );
-      await until(
-        `h${i + 1}'s FDB to have VM ${2 - i} behind ${HOSTS[1 - i]}`,
-        () => where(i, macOf(2 - i)),
-        (w) => w === `directory vtep ${HOSTS[1 - i]}`,
-        20_000,
-        100,
-      );
+      await untilWhere(`h${i + 1}'s FDB to have VM ${2 - i} behind ${HOSTS[1 - i]}`, i, macOf(2 - i), `directory vtep ${HOSTS[1 - i]}`, 20_000);
     }
     console.log(`evpn-vtepd: sessions up, flood lists and FDBs from the routes ${Date.now() - t0} ms after both daemons ran`);
     expect(await floodOf(0)).toEqual([HOSTS[1]]);
@@ -147,13 +131,7 @@ describe('evpn directory: two vtepd hosts over gobgpd (h2 supervises its own, h1
     const pid = (await status(1)).directory!.evpn.gobgpd!.pid!;
     process.kill(pid, 'SIGKILL');
     const t0 = Date.now();
-    await until(
-      "h1's FDB to drop VM 2 (the session went down)",
-      () => where(0, macOf(2)),
-      (w) => w === null,
-      20_000,
-      100,
-    );
+    await untilWhere("h1's FDB to drop VM 2 (the session went down)", 0, macOf(2), null, 20_000);
     const s = await until(
       'h2 to have restarted gobgpd',
       () => status(1),
@@ -162,13 +140,7 @@ describe('evpn directory: two vtepd hosts over gobgpd (h2 supervises its own, h1
       100,
     );
     expect(s.directory!.evpn.gobgpd!.pid).not.toBe(pid);
-    await until(
-      "h1's FDB to have VM 2 again",
-      () => where(0, macOf(2)),
-      (w) => w === `directory vtep ${HOSTS[1]}`,
-      30_000,
-      100,
-    );
+    await untilWhere("h1's FDB to have VM 2 again", 0, macOf(2), `directory vtep ${HOSTS[1]}`);
     expect(await floodOf(0)).toEqual([HOSTS[1]]);
     expect((await status(1)).directory!.evpn.routes).toEqual({ in: 3, out: 3 });
     console.log(`evpn-vtepd: gobgpd killed on h2; h1 had VM 2 back after ${Date.now() - t0} ms`);
@@ -191,13 +163,7 @@ describe('evpn directory: two vtepd hosts over gobgpd (h2 supervises its own, h1
         20_000,
         100,
       );
-      await until(
-        `${at}'s FDB to point ${MOVER} at ${HOSTS[to]}`,
-        () => where(from, MOVER),
-        (w) => w === `directory vtep ${HOSTS[to]}`,
-        20_000,
-        100,
-      );
+      await untilWhere(`${at}'s FDB to point ${MOVER} at ${HOSTS[to]}`, from, MOVER, `directory vtep ${HOSTS[to]}`, 20_000);
       await until(
         `h${to + 1} to import ${routesIn} routes (the loser's withdrawn)`,
         async () => (await status(to)).directory!.evpn.routes.in,
@@ -230,13 +196,7 @@ describe('evpn directory: two vtepd hosts over gobgpd (h2 supervises its own, h1
     const r = await vtepd(lab, 'h2', ['reload', '--socket', sock(1)]);
     expect(r.code, r.stderr).toBe(0);
     const t0 = Date.now();
-    await until(
-      "h1's FDB to drop VM 2",
-      () => where(0, macOf(2)),
-      (w) => w === null,
-      20_000,
-      100,
-    );
+    await untilWhere("h1's FDB to drop VM 2", 0, macOf(2), null, 20_000);
     await until(
       "h1's blue flood list to drop 10.0.0.2",
       () => floodOf(0),
