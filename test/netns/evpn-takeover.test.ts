@@ -56,7 +56,7 @@ describe('vtepd restart with a supervised gobgpd: the successor adopts it', () =
   const sock = (i: number) => daemons[i]!.socket;
   const cli = pairCli(lab, sock);
   const status = (i: number) => cli.status<Status>(i);
-  const { where, untilWhere } = cli;
+  const { where, untilWhere, untilGobgpdRestarted } = cli;
 
   beforeAll(async () => {
     await evpnPair(lab, ['blue1', 'blue2']);
@@ -132,14 +132,7 @@ describe('vtepd restart with a supervised gobgpd: the successor adopts it', () =
   it('the adopted gobgpd SIGKILLed: the new vtepd notices (it is not its child), restarts it and advertises its routes again', async () => {
     const pid = (await status(1)).directory!.evpn.gobgpd!.pid!;
     process.kill(pid, 'SIGKILL');
-    const s = await until(
-      'h2 to have restarted gobgpd',
-      () => status(1),
-      (x) => (x.directory?.evpn.gobgpd?.restarts ?? 0) >= 1 && x.directory?.evpn.gobgpd?.pid !== null,
-      20_000,
-      100,
-    );
-    expect(s.directory!.evpn.gobgpd!.pid).not.toBe(pid);
+    expect(await untilGobgpdRestarted(1)).not.toBe(pid);
     await untilWhere("h1's FDB to have VM 2 behind h2 again", 0, macOf(2), `directory vtep ${HOSTS[1]}`);
   });
 

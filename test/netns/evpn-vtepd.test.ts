@@ -76,7 +76,7 @@ describe('evpn directory: two vtepd hosts over gobgpd (h2 supervises its own, h1
   const sock = (i: number) => daemons[i]!.socket;
   const cli = pairCli(lab, sock);
   const status = (i: number) => cli.status<Status>(i);
-  const { where, untilWhere } = cli;
+  const { where, untilWhere, untilGobgpdRestarted } = cli;
   const floodOf = async (i: number) => (await status(i)).tenants.find((t) => t.name === 'blue')?.flood ?? [];
 
   beforeAll(async () => {
@@ -132,14 +132,7 @@ describe('evpn directory: two vtepd hosts over gobgpd (h2 supervises its own, h1
     process.kill(pid, 'SIGKILL');
     const t0 = Date.now();
     await untilWhere("h1's FDB to drop VM 2 (the session went down)", 0, macOf(2), null, 20_000);
-    const s = await until(
-      'h2 to have restarted gobgpd',
-      () => status(1),
-      (x) => (x.directory?.evpn.gobgpd?.restarts ?? 0) >= 1 && x.directory?.evpn.gobgpd?.pid !== null,
-      20_000,
-      100,
-    );
-    expect(s.directory!.evpn.gobgpd!.pid).not.toBe(pid);
+    expect(await untilGobgpdRestarted(1)).not.toBe(pid);
     await untilWhere("h1's FDB to have VM 2 again", 0, macOf(2), `directory vtep ${HOSTS[1]}`);
     expect(await floodOf(0)).toEqual([HOSTS[1]]);
     expect((await status(1)).directory!.evpn.routes).toEqual({ in: 3, out: 3 });

@@ -38,5 +38,17 @@ export function pairCli(lab: Lab, sock: (i: number) => string) {
       timeoutMs,
       100,
     );
-  return { status, fdb, where, untilWhere };
+  /** Wait until host i's supervised gobgpd has been restarted (restarts ≥ 1, running again); returns its pid. */
+  const untilGobgpdRestarted = async (i: number) => {
+    type S = { directory: { evpn: { gobgpd: { pid: number | null; restarts: number } | null } } | null };
+    const s = await until(
+      `h${i + 1} to have restarted gobgpd`,
+      () => status<S>(i),
+      (x) => (x.directory?.evpn.gobgpd?.restarts ?? 0) >= 1 && x.directory?.evpn.gobgpd?.pid !== null,
+      20_000,
+      100,
+    );
+    return s.directory!.evpn.gobgpd!.pid;
+  };
+  return { status, fdb, where, untilWhere, untilGobgpdRestarted };
 }
