@@ -241,6 +241,7 @@ const work = (r: Round, i: number) => (r.hops[i + 1]?.t ?? r.end) - r.hops[i]!.o
 
 /** One thread's hand-offs over all rounds. Times in µs; shares 0–1. */
 export interface ThreadFigure {
+  /** "h1 tincd"; "h1 tincd, again": its second wake-up in a round. */
   thread: string;
   perRound: number;
   delayMean: number;
@@ -336,9 +337,12 @@ export function profileFigure(
   all.set(ping, 'ping');
   const { wakes, sleeps } = trackWakes(events, all);
   const { rounds, cut, awake, dropped, droppedBy } = findRounds(wakes, ping, threads);
-  const hops = rounds.flatMap((r) => r.hops.map((h, i) => ({ h, work: work(r, i) })));
+  // A thread's second wake-up in a round (a one-thread peer's near-host thread, woken by the reply) is a row of its own.
+  const hops = rounds.flatMap((r) =>
+    r.hops.map((h, i) => ({ h, work: work(r, i), key: r.hops.slice(0, i).some((p) => p.tid === h.tid) ? `${h.thread}, again` : h.thread })),
+  );
   const span = (r: Round) => r.end - r.hops[0]!.t;
-  const names = [...new Set(hops.map((x) => x.h.thread))].sort();
+  const names = [...new Set(hops.map((x) => x.key))].sort();
   const answered = Math.max(1, rtts.length);
   const bySpan = [...rounds].sort((a, b) => span(a) - span(b));
   const mid = bySpan[(bySpan.length - 1) >> 1];
@@ -378,7 +382,7 @@ export function profileFigure(
     preempted: share(hops.map((x) => x.h.preempted > 0)),
     pingDelayMean: mean(rounds.flatMap((r) => (r.reply ? [delay(r.reply)] : []))),
     threads: names.map((thread) => {
-      const mine = hops.filter((x) => x.h.thread === thread);
+      const mine = hops.filter((x) => x.key === thread);
       return {
         thread,
         perRound: mine.length / rounds.length,

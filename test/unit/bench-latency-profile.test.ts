@@ -91,4 +91,28 @@ describe('latency profile', () => {
     expect(rounds[0]!.hops).toHaveLength(3);
     expect(rounds[0]!.others).toBe(1);
   });
+
+  it("gives a one-thread peer's second wake-up in a round a row of its own", () => {
+    const peer = new Map([
+      [31, 'h1 tincd'],
+      [41, 'h2 tincd'],
+    ]);
+    const text = [
+      wake('ping', PING, 0, 2.0, 'tincd', 31),
+      sw('ping', PING, 0, 2.00001, 'S', 'tincd', 31),
+      wake('tincd', 31, 0, 2.0001, 'tincd', 41),
+      sw('tincd', 31, 0, 2.00011, 'S', 'tincd', 41),
+      wake('tincd', 41, 0, 2.0002, 'tincd', 31),
+      sw('tincd', 41, 0, 2.00021, 'S', 'tincd', 31),
+      wake('tincd', 31, 0, 2.0003, 'ping', PING),
+      sw('tincd', 31, 0, 2.00031, 'S', 'ping', PING),
+    ].join('\n');
+    const f = profileFigure('tinc', 0.01, 1, [300], parsePerfScript(text), peer, PING);
+    expect(f.threads.map((t) => [t.thread, t.perRound])).toEqual([
+      ['h1 tincd', 1],
+      ['h1 tincd, again', 1],
+      ['h2 tincd', 1],
+    ]);
+    expect(f.wakeupsPerRound).toBe(3);
+  });
 });
