@@ -126,7 +126,8 @@ export interface LatencyFigures {
   rows: LatencyRow[];
 }
 
-interface Overlay {
+/** An overlay of the lab: its name, where to ping from and to, and its daemons. */
+export interface Overlay {
   name: string;
   peer: boolean;
   cipher: string;
@@ -134,7 +135,7 @@ interface Overlay {
   client: string;
   server: string;
   addr: string;
-  /** The PIDs whose threads do its work. */
+  /** The PIDs whose threads do its work (h1's first, then h2's). */
   pids: number[];
 }
 
@@ -253,8 +254,11 @@ const ms = (x: number) => x.toFixed(3);
 const pingSaid = (p: PingFigure) =>
   `mean ${ms(p.mean)} ms, p99 ${ms(p.p99)} ms, min ${ms(p.min)} ms, ${p.received}/${p.sent} answered; ${p.wakeups.toFixed(1)} daemon wake-ups per ping (${p.migrations.toFixed(1)} migrations) beyond ${p.idleWakeupsPerSecond.toFixed(0)}/s idle`;
 
-/** The lab of the kernel, vtepd, tinc and OpenVPN rows; and its cleanup. */
-async function mainLab(dir: string): Promise<{ overlays: Overlay[]; cleanup(): Promise<void> }> {
+/**
+ * The lab of the kernel, vtepd, tinc and OpenVPN rows; and its cleanup. `crypto: false`
+ * leaves out tinc's and OpenVPN's crypto variants (bench/latency-profile.ts).
+ */
+export async function mainLab(dir: string, opts: { crypto?: boolean } = {}): Promise<{ overlays: Overlay[]; cleanup(): Promise<void> }> {
   const t = await twoHostsVtepd([{ name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] }], { tag: 'vl' });
   try {
     const lab = t.lab;
@@ -290,6 +294,7 @@ async function mainLab(dir: string): Promise<{ overlays: Overlay[]; cleanup(): P
       ['op', 'OpenVPN TAP, no crypto', 23, 1194, false, addOpenVpn],
       ['oc', 'OpenVPN TAP, default crypto', 24, 1195, true, addOpenVpn],
     ] as const) {
+      if (crypto && opts.crypto === false) continue;
       const v = await add(lab, plan(name, net, port, crypto));
       overlays.push(overlay(label, true, v.cipher, name, net, pidsOf(v.children)));
     }
