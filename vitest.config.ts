@@ -19,7 +19,9 @@ export default defineConfig({
     projects: [
       {
         // No root, no addon, no network: pure logic against in-memory fakes.
-        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], sequence: { groupOrder: 0 } },
+        // A few start a tool (tshark, python3, bash): tshark alone took 9 s to start beside a
+        // benchmark on 2 vCPUs, so the guard against a hung test is 30 s, not vitest's 5.
+        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], sequence: { groupOrder: 0 }, testTimeout: 30_000 },
       },
       {
         test: { name: 'native', include: ['test/native/**/*.test.ts'], sequence: { groupOrder: 1 }, ...serial },

@@ -131,7 +131,9 @@ describe('vtepd CLI habits against a running daemon', () => {
     expect(peers[0]!.rxBytes).toBeGreaterThanOrEqual(1000);
     const ph = await cli(['peers', '-h']);
     expect(ph.stdout).toMatch(/^VTEP\s+STATE\s+LAST SEEN\s+TYPE\s+IN FLOOD LIST OF\s+MACS\s+RX PKTS\s+RX BYTES/m);
-    expect(ph.stdout).toMatch(/^10\.0\.0\.2\s+active\s+\d+s ago\s+configured\s+blue,red\s+\d+\s+\d+\s+\d+\.\dK/m);
+    // The state is active, or idle if this test's last packet is over 10 s old on a loaded machine
+    // (liveness itself: test/unit/peer-quiet.test.ts, test/netns/faults.test.ts).
+    expect(ph.stdout).toMatch(/^10\.0\.0\.2\s+(active|idle)\s+\d+s ago\s+configured\s+blue,red\s+\d+\s+\d+\s+\d+\.\dK/m);
   });
 
   it('log level: prints it, sets it at runtime, refuses a bad one', async () => {
