@@ -84,7 +84,9 @@ int dp_create(const struct dp_config *cfg, struct dp **out, const char **step) {
     return ENOMEM;
   }
   dp->rx_fd = dp->gre_fd = dp->stopfd = -1;
-  for (unsigned q = 0; q < DP_MAX_QUEUES; q++) dp->q_epfd[q] = dp->q_rx_fd[q] = -1;
+  for (unsigned q = 0; q < DP_MAX_QUEUES; q++) dp->q_epfd[q] = dp->q_rx_fd[q] = dp->q_wake_fd[q] = -1;
+  const char *merge = getenv("VTEPD_MERGE");
+  dp->merge_on = !(merge && strcmp(merge, "0") == 0);
   dp->alt.rx_fd = dp->alt.gre_fd = -1;
   pthread_rwlockattr_t attr;
   pthread_rwlockattr_init(&attr);
@@ -147,6 +149,11 @@ int dp_create(const struct dp_config *cfg, struct dp **out, const char **step) {
       goto fail;
     }
     dp->q_encap[q]->epfd = dp->q_epfd[q];
+    if ((dp->q_wake_fd[q] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+      err = errno;
+      *step = "eventfd";
+      goto fail;
+    }
     if (epoll_ctl(dp->q_epfd[q], EPOLL_CTL_ADD, dp->stopfd, &ev) < 0) {
       err = errno;
       *step = "epoll_ctl";
@@ -297,6 +304,8 @@ void dp_destroy(struct dp *dp) {
   dp_stop(dp);
   for (unsigned q = 0; q < DP_MAX_QUEUES; q++)
     if (dp->q_epfd[q] >= 0) close(dp->q_epfd[q]);
+  for (unsigned q = 0; q < DP_MAX_QUEUES; q++)
+    if (dp->q_wake_fd[q] >= 0) close(dp->q_wake_fd[q]);
   if (dp->stopfd >= 0) close(dp->stopfd);
   for (unsigned q = 0; q < DP_MAX_QUEUES; q++) {
     worker_free(dp->q_encap[q]);

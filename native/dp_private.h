@@ -177,6 +177,13 @@ struct dp_txmsg {
 #define LEARN_SEEN_WAYS 4
 #define LEARN_SEEN_MS 500
 
+/* epoll data of an underlay socket in a merged queue's encap set: this bit | its index. */
+#define DP_EV_UNDERLAY 0x80000000u
+/* Merged queue load, frames and packets per 100 ms window, both directions: merge below
+ * DP_MERGE_LOW, split above DP_MERGE_HIGH (or on a full or GRO batch). */
+#define DP_MERGE_LOW 200
+#define DP_MERGE_HIGH 1000
+
 /* Ports a decap batch remembers having written to (reply_ports). */
 #define DP_REPLY_PORTS 4
 
@@ -202,6 +209,10 @@ struct dp_worker {
   bool reply_on;   /* decap: this batch holds the TAP ports it writes to (reply_ports) */
   unsigned nwrote; /* decap: ports held, in wrote[] */
   uint16_t wrote[DP_REPLY_PORTS];
+  /* Load (#18, merged queues): frames (ports) and packets (underlay) this thread read in its
+   * current 100 ms window (opened at win_ms) and in the last whole one (rate). */
+  uint32_t win_ms, win_frames, rate;
+  bool mbig[4]; /* encap, merged: its underlay sources' GRO state (decap_batch's `big`) */
   uint32_t tb_window_ms, tb_count; /* EV_TOO_BIG rate: at most TOO_BIG_PER_100MS per 100 ms */
   bool events_queued;
   uint8_t *bufs; /* nbufs * DP_BUF_SIZE, each used from DP_HEADROOM on */
@@ -294,6 +305,16 @@ struct dp {
   struct dp_worker *q_encap[DP_MAX_QUEUES], *q_decap[DP_MAX_QUEUES];
   int q_epfd[DP_MAX_QUEUES];  /* queue q's encap epoll set: its ports' fds, and stopfd */
   int q_rx_fd[DP_MAX_QUEUES]; /* queues 1..: their receive sockets (queue 0's is rx_fd) */
+  /* One thread per light queue (#18): while queue q is merged (q_merged[q]), its encap
+   * thread reads its underlay sockets too (in its epoll set, data DP_EV_UNDERLAY | index)
+   * and its decap thread sleeps on q_wake_fd[q] (an eventfd) until the encap thread splits
+   * the queue again. merge_on: VTEPD_MERGE is not 0. */
+  bool merge_on;
+  int q_merged[DP_MAX_QUEUES];
+  int q_wake_fd[DP_MAX_QUEUES];
+  unsigned q_nsrc[DP_MAX_QUEUES];
+  int q_src_fd[DP_MAX_QUEUES][4];
+  bool q_src_gre[DP_MAX_QUEUES][4];
   struct dp_evq evq;
   int cpus[DP_MAX_CPUS]; /* underlay.cpus: queue q's threads on cpus[q % ncpus]; ncpus 0: unpinned */
   unsigned ncpus;
@@ -519,6 +540,18 @@ void port_read_done(struct dp_port *p, unsigned q);
 /* Decap: received buffer i of the batch, from the UDP socket or from the raw GRE socket;
  * gro_flush writes the super-frame being coalesced; the thread. */
 void decap_buffer(struct dp_worker *w, unsigned i);
+/*
+ * One thread per light queue (#18). queue_sources: queue q's underlay sockets into
+ * dp->q_src_fd (its decap thread, at start). queue_merge: the decap thread, light load,
+ * hands them to the encap thread's epoll set (DP_EV_UNDERLAY | index) and stops polling
+ * them. merged_read: the encap thread reads source i with its own buffers and counters;
+ * true if the queue is no longer light (a full or GRO batch). queue_split: the encap
+ * thread, under load, takes them out of its set and wakes the decap thread (q_wake_fd).
+ */
+unsigned queue_sources(struct dp *dp, unsigned q);
+void queue_merge(struct dp_worker *w);
+bool merged_read(struct dp_worker *w, unsigned i);
+void queue_split(struct dp_worker *w);
 void decap_gre_packet(struct dp_worker *w, unsigned i);
 void gro_flush(struct dp_worker *w);
 void *decap_main(void *arg);

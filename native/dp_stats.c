@@ -91,7 +91,8 @@ unsigned dp_queue_stats(struct dp *dp, uint64_t *encap_frames, uint64_t *decap_p
   for (unsigned q = 0; q < dp->nqueues; q++) {
     /* The decap thread reads ports too, answering a reply (reply_ports). */
     encap_frames[q] = ctr_get(&dp->q_encap[q]->stats.c[DPC_tap_rx_frames]) + ctr_get(&dp->q_decap[q]->stats.c[DPC_tap_rx_frames]);
-    decap_packets[q] = ctr_get(&dp->q_decap[q]->stats.c[DPC_underlay_rx_packets]);
+    /* And the encap thread reads the underlay while its queue is merged. */
+    decap_packets[q] = ctr_get(&dp->q_decap[q]->stats.c[DPC_underlay_rx_packets]) + ctr_get(&dp->q_encap[q]->stats.c[DPC_underlay_rx_packets]);
   }
   return dp->nqueues;
 }

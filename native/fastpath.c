@@ -203,6 +203,34 @@ static void trunk_frame(struct dp_worker *w, uint32_t pid, const struct dp_port 
   encap_frame(w, lpid, lp, f, len, vh);
 }
 
+/*
+ * Queue load (#18, merged queues): what this thread read, in frames or packets plus one per
+ * 2 KB (a super-frame or a GRO buffer weighs what it carries), per 100 ms window. Counted
+ * at batch time only: an idle thread keeps no timer.
+ */
+static void load_note(struct dp_worker *w, unsigned n, size_t bytes) {
+  const uint32_t now = w->now_ms, age = now - w->win_ms;
+  if (age >= 100) {
+    uint32_t f = w->win_frames;
+    __atomic_store_n(&w->rate, age < 200 ? f : (uint32_t)((uint64_t)f * 100 / age), __ATOMIC_RELAXED);
+    __atomic_store_n(&w->win_ms, now, __ATOMIC_RELAXED);
+    __atomic_store_n(&w->win_frames, 0, __ATOMIC_RELAXED);
+  }
+  __atomic_store_n(&w->win_frames, w->win_frames + n + (uint32_t)(bytes / 2048), __ATOMIC_RELAXED);
+}
+
+/* Thread w's load at `now` (read by the other thread of its queue too): its last whole
+ * window, or its current one if that has more; a window left open over 200 ms ago (the
+ * thread slept since) counts what it holds. */
+static uint32_t load_of(const struct dp_worker *w, uint32_t now) {
+  const uint32_t start = __atomic_load_n(&w->win_ms, __ATOMIC_RELAXED);
+  const uint32_t cur = __atomic_load_n(&w->win_frames, __ATOMIC_RELAXED);
+  const uint32_t rate = __atomic_load_n(&w->rate, __ATOMIC_RELAXED);
+  const int32_t age = (int32_t)(now - start); /* < 0: opened after `now` was sampled */
+  if (age >= 200) return cur;
+  return rate > cur ? rate : cur;
+}
+
 /* encap_port with the port's read exclusion held; w is the thread running it (encap, or
  * decap answering a reply): its buffers, its transmit queue, its counters. Returns the
  * frames read. */
@@ -247,6 +275,7 @@ static unsigned encap_port_held(struct dp_worker *w, uint32_t pid, uint32_t even
     }
   }
   if (n == 0 && (events & (EPOLLERR | EPOLLHUP))) dead = true;
+  load_note(w, n, bytes);
   __atomic_store_n(&w->last_fill, port->packet || bytes >= DP_BATCH_BYTES ? DP_BATCH : n, __ATOMIC_RELAXED);
   for (unsigned i = 0; i < n; i++) {
     if (port->trunk) {
@@ -314,6 +343,36 @@ void reply_ports(struct dp_worker *w, bool read) {
   w->reply_on = false;
 }
 
+static bool decap_batch(struct dp_worker *w, int fd, bool gre, bool *big, unsigned *nread);
+
+bool merged_read(struct dp_worker *w, unsigned i) {
+  struct dp *dp = w->dp;
+  const unsigned q = w->queue;
+  /* The receive batch as worker_new set it up (a packet port's read reuses it). */
+  for (unsigned k = 0; k < DP_BATCH; k++) {
+    w->rx_iov[k] = (struct iovec){.iov_base = worker_buf(w, k), .iov_len = DP_BUF_SIZE - DP_HEADROOM};
+    w->rx[k].msg_hdr = (struct msghdr){.msg_name = &w->rx_name[k], .msg_iov = &w->rx_iov[k], .msg_iovlen = 1,
+                                       .msg_control = w->rx_cmsg[k].buf};
+  }
+  unsigned n = 0;
+  const bool full = decap_batch(w, dp->q_src_fd[q][i], dp->q_src_gre[q][i], &w->mbig[i], &n);
+  if (n) {
+    count(w, DPC_merged_batches);
+    ctr_add(&w->stats.c[DPC_merged_packets], n);
+  }
+  return full || w->mbig[i];
+}
+
+void queue_split(struct dp_worker *w) {
+  struct dp *dp = w->dp;
+  const unsigned q = w->queue;
+  for (unsigned i = 0; i < dp->q_nsrc[q]; i++) epoll_ctl(w->epfd, EPOLL_CTL_DEL, dp->q_src_fd[q][i], NULL);
+  __atomic_store_n(&dp->q_merged[q], 0, __ATOMIC_RELEASE);
+  uint64_t one = 1;
+  ssize_t r = write(dp->q_wake_fd[q], &one, sizeof one);
+  (void)r;
+}
+
 void *encap_main(void *arg) {
   struct dp_worker *w = arg;
   struct dp *dp = w->dp;
@@ -326,9 +385,19 @@ void *encap_main(void *arg) {
     pthread_rwlock_rdlock(&dp->lock);
     w->now_ms = (uint32_t)dp_now_ms();
     count(w, DPC_encap_batches);
+    const bool merged = __atomic_load_n(&dp->q_merged[w->queue], __ATOMIC_ACQUIRE);
+    bool heavy = false;
     for (int i = 0; i < n; i++) {
-      if (ev[i].data.u32 != 0) encap_port(w, ev[i].data.u32, ev[i].events);
+      const uint32_t d = ev[i].data.u32;
+      if (d & DP_EV_UNDERLAY) {
+        if (merged) heavy |= merged_read(w, d & ~DP_EV_UNDERLAY);
+      } else if (d != 0) {
+        encap_port(w, d, ev[i].events);
+      }
     }
+    if (merged && (heavy || __atomic_load_n(&w->last_fill, __ATOMIC_RELAXED) >= DP_BATCH / 2 ||
+                   load_of(w, w->now_ms) > DP_MERGE_HIGH))
+      queue_split(w);
     pthread_rwlock_unlock(&dp->lock);
     worker_notify(w);
   }
@@ -743,9 +812,10 @@ static void rx_prepare(struct dp_worker *w) {
  * switched, then the sends and the coalesced writes flushed before the shared buffers are
  * read into again. True if the socket may hold more (a full batch).
  */
-static bool decap_batch(struct dp_worker *w, int fd, bool gre, bool *big) {
+static bool decap_batch(struct dp_worker *w, int fd, bool gre, bool *big, unsigned *nread) {
   rx_prepare(w);
-  w->reply_on = !*big && reply_light(w);
+  /* (A merged queue's encap thread reads what the port answers at its next epoll_wait.) */
+  w->reply_on = !*big && !w->is_encap && reply_light(w);
   /* Big (GRO) buffers come a few at a time, so each is written out while in cache. */
   unsigned vlen = !gre && *big ? DP_BATCH_BYTES / 65536 : DP_BATCH;
   int n = recvmmsg(fd, w->rx, vlen, MSG_DONTWAIT, NULL);
@@ -758,6 +828,8 @@ static bool decap_batch(struct dp_worker *w, int fd, bool gre, bool *big) {
     else decap_buffer(w, (unsigned)i);
   }
   if (n > 0 && !gre) *big = got / (unsigned)n > 8192;
+  *nread = n > 0 ? (unsigned)n : 0;
+  load_note(w, *nread, got);
   tx_flush(w);  /* relayed frames (a hub), sent from these very buffers */
   gro_flush(w); /* before the buffers are read into again */
   const bool full = n > 0 && (unsigned)n == vlen;
@@ -765,34 +837,75 @@ static bool decap_batch(struct dp_worker *w, int fd, bool gre, bool *big) {
   return full;
 }
 
+void queue_merge(struct dp_worker *w) {
+  struct dp *dp = w->dp;
+  const unsigned q = w->queue;
+  for (unsigned i = 0; i < dp->q_nsrc[q]; i++) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = DP_EV_UNDERLAY | i};
+    epoll_ctl(dp->q_epfd[q], EPOLL_CTL_ADD, dp->q_src_fd[q][i], &ev);
+  }
+  __atomic_store_n(&dp->q_merged[q], 1, __ATOMIC_RELEASE);
+  count(w, DPC_queue_merges);
+}
+
+unsigned queue_sources(struct dp *dp, unsigned q) {
+  /* Queue 0: all of them; another queue: its own receive socket (SO_REUSEPORT). */
+  const int fds[4] = {q ? dp->q_rx_fd[q] : dp->rx_fd, q ? -1 : dp->gre_fd, !q && dp->alt.family ? dp->alt.rx_fd : -1,
+                      !q && dp->alt.family ? dp->alt.gre_fd : -1};
+  unsigned n = 0;
+  for (unsigned i = 0; i < 4; i++)
+    if (fds[i] >= 0) {
+      dp->q_src_fd[q][n] = fds[i];
+      dp->q_src_gre[q][n++] = i % 2 == 1;
+    }
+  return dp->q_nsrc[q] = n;
+}
+
 void *decap_main(void *arg) {
   struct dp_worker *w = arg;
   struct dp *dp = w->dp;
+  const unsigned q = w->queue;
   /* The underlay sockets: UDP (VXLAN) and raw GRE, of one family or (dual stack) two. */
   struct { int fd; bool gre; bool big; } src[4];
-  unsigned nsrc = 0;
-  /* Queue 0: all of them; another queue: its own receive socket (SO_REUSEPORT). */
-  const int fds[4] = {w->queue ? dp->q_rx_fd[w->queue] : dp->rx_fd, w->queue ? -1 : dp->gre_fd, !w->queue && dp->alt.family ? dp->alt.rx_fd : -1,
-                      !w->queue && dp->alt.family ? dp->alt.gre_fd : -1};
-  for (unsigned i = 0; i < 4; i++)
-    if (fds[i] >= 0) src[nsrc++] = (typeof(src[0])){fds[i], i % 2 == 1, false};
-  struct pollfd pfd[5];
+  const unsigned nsrc = queue_sources(dp, q);
+  for (unsigned i = 0; i < nsrc; i++) src[i] = (typeof(src[0])){dp->q_src_fd[q][i], dp->q_src_gre[q][i], false};
+  struct pollfd pfd[6];
   pfd[0] = (struct pollfd){.fd = dp->stopfd, .events = POLLIN};
-  for (unsigned i = 0; i < nsrc; i++) pfd[1 + i] = (struct pollfd){.fd = src[i].fd, .events = POLLIN};
+  pfd[1] = (struct pollfd){.fd = dp->q_wake_fd[q], .events = POLLIN};
+  for (unsigned i = 0; i < nsrc; i++) pfd[2 + i] = (struct pollfd){.fd = src[i].fd, .events = POLLIN};
   pthread_setname_np(pthread_self(), w->name);
   for (;;) {
-    int r = poll(pfd, 1 + nsrc, -1);
+    int r = poll(pfd, 2 + nsrc, -1);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0 || __atomic_load_n(&dp->stopping, __ATOMIC_ACQUIRE)) break;
+    if (pfd[1].revents) {
+      uint64_t v;
+      ssize_t k = read(dp->q_wake_fd[q], &v, sizeof v);
+      (void)k;
+    }
+    if (__atomic_load_n(&dp->q_merged[q], __ATOMIC_ACQUIRE)) continue; /* the encap thread reads them */
+    for (unsigned i = 0; i < nsrc; i++) pfd[2 + i].fd = src[i].fd; /* split again (queue_split) */
     /* A few batches per wake-up while a socket stays full; the lock drops in between. */
+    bool more = false;
     for (int round = 0; round < 8; round++) {
       pthread_rwlock_rdlock(&dp->lock);
       w->now_ms = (uint32_t)dp_now_ms();
-      bool more = false;
-      for (unsigned i = 0; i < nsrc; i++) more |= decap_batch(w, src[i].fd, src[i].gre, &src[i].big);
+      more = false;
+      for (unsigned i = 0; i < nsrc; i++) {
+        unsigned got;
+        more |= decap_batch(w, src[i].fd, src[i].gre, &src[i].big, &got);
+      }
       pthread_rwlock_unlock(&dp->lock);
       worker_notify(w);
       if (!more) break;
+    }
+    /* Light (both directions, and no GRO buffers): one thread for the queue until it is not. */
+    bool big = false;
+    for (unsigned i = 0; i < nsrc; i++) big |= src[i].big;
+    const uint32_t now = (uint32_t)dp_now_ms();
+    if (dp->merge_on && !more && !big && reply_light(w) && load_of(w, now) + load_of(dp->q_encap[q], now) < DP_MERGE_LOW) {
+      queue_merge(w);
+      for (unsigned i = 0; i < nsrc; i++) pfd[2 + i].fd = -1;
     }
   }
   return NULL;

@@ -69,7 +69,7 @@ describe('metrics', () => {
     d.close();
   });
 
-  it('a hub with N spokes, T tenants and P ports: peers by address, encap and NAT port; 121 + 25T + 5P + 8N vtepd series', async () => {
+  it('a hub with N spokes, T tenants and P ports: peers by address, encap and NAT port; 124 + 25T + 5P + 8N vtepd series', async () => {
     const before = Date.now() / 1000;
     const { d, m } = await hub();
     const text = await m.render();
@@ -91,8 +91,8 @@ describe('metrics', () => {
     // The count docs/metrics.md gives (the fake has no fast-path queues: a real one adds 2 per queue).
     const series = text.split('\n').filter((l) => l.startsWith('vtepd_')).length;
     const [T, P, N] = [2, 3, 2];
-    expect(counterInfo().length).toBe(76);
-    expect(series).toBe(121 - 2 + 25 * T + 5 * P + 8 * N);
+    expect(counterInfo().length).toBe(79);
+    expect(series).toBe(124 - 2 + 25 * T + 5 * P + 8 * N);
     d.close();
   });
 

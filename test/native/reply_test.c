@@ -3,7 +3,8 @@
  * native/dp_tx.c reply_hold), built with cc and run by test/native/reply.test.ts. The real
  * data path without its threads (fuzz/dp_harness.h: ports are socketpairs, VTEPs UDP
  * sockets on a namespace's loopback); the test calls, on the workers, what decap_batch and
- * encap_port do. Prints TAP ("ok N - name") and exits 1 if anything failed.
+ * encap_port do, and (6) what a light queue merged into one thread does (queue_merge,
+ * merged_read, queue_split). Prints TAP ("ok N - name") and exits 1 if anything failed.
  */
 #include <sys/epoll.h>
 
@@ -129,6 +130,43 @@ int main(void) {
 
   /* 5. Every frame read once across both threads. */
   check(ctr(de, DPC_tap_rx_frames) + ctr(en, DPC_tap_rx_frames) == 8, "8 answers, 8 frames read in all");
+
+  /* 6. One thread per light queue (#18): merged, the encap thread reads the underlay socket
+   * from its own epoll set, decapsulates with its own counters, and sends the answers from
+   * the port it is woken for next; split, the socket leaves its set and the decap thread is woken. */
+  check(queue_sources(H.dp, 0) >= 1 && H.dp->q_src_fd[0][0] == H.dp->rx_fd, "queue 0's underlay sources start with its UDP socket");
+  queue_merge(de);
+  check(H.dp->q_merged[0] == 1 && ctr(de, DPC_queue_merges) == 1, "merged: q_merged set, queue_merges 1 (decap's counter)");
+  endpoint_answers(8, 10);
+  vtep1_sends_request();
+  struct epoll_event ev[8];
+  int ne = epoll_wait(en->epfd, ev, 8, 2000);
+  bool saw_rx = false;
+  for (int i = 0; i < ne; i++) saw_rx |= ev[i].data.u32 == DP_EV_UNDERLAY;
+  check(saw_rx, "the request wakes the encap thread's epoll set (DP_EV_UNDERLAY | 0)");
+  const uint64_t de_rx = ctr(de, DPC_underlay_rx_packets), de_tx2 = ctr_get(&de->stats.port[2].tx_packets);
+  bool heavy = merged_read(en, 0);
+  check(!heavy && endpoint_got_request(), "the encap thread decapsulated the request to port 2; the queue stays light");
+  check(ctr(en, DPC_merged_batches) == 1 && ctr(en, DPC_merged_packets) == 1 && ctr(en, DPC_underlay_rx_packets) == 1 &&
+            ctr_get(&en->stats.port[2].tx_packets) == 1,
+        "merged_batches 1, merged_packets 1, underlay_rx_packets 1, port 2 tx 1: on the encap thread");
+  check(ctr(de, DPC_underlay_rx_packets) == de_rx && ctr_get(&de->stats.port[2].tx_packets) == de_tx2 && p2->reading[0] == 0,
+        "nothing counted on the decap thread, no port held");
+  encap_port(en, 2, EPOLLIN);
+  n = vtep1_got(got, 64);
+  check(n == 2 && got[0] == 8 && got[1] == 9, "the encap thread sent the answers, in order");
+  queue_split(en);
+  uint64_t woke = 0;
+  check(H.dp->q_merged[0] == 0 && read(H.dp->q_wake_fd[0], &woke, sizeof woke) == sizeof woke && woke == 1,
+        "split: q_merged cleared, the decap thread's eventfd written");
+  vtep1_sends_request();
+  usleep(10000);
+  ne = epoll_wait(en->epfd, ev, 8, 0);
+  saw_rx = false;
+  for (int i = 0; i < ne; i++) saw_rx |= (ev[i].data.u32 & DP_EV_UNDERLAY) != 0;
+  check(!saw_rx, "the underlay socket left the encap thread's epoll set");
+  decap_batch_light(de, true);
+  check(endpoint_got_request() && ctr(de, DPC_underlay_rx_packets) == de_rx + 1, "the decap thread reads it again");
 
   printf("1..%d\n", n_test);
   return n_fail ? 1 : 0;
