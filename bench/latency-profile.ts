@@ -42,6 +42,7 @@ import { promisify } from 'node:util';
 import { untilPings } from '../lab/wait.js';
 import { mainLab, type Overlay } from './latency.js';
 import { progress, silent, type Progress } from './progress.js';
+import { markdownTable } from './table.js';
 
 const execFileP = promisify(execFile);
 
@@ -527,19 +528,13 @@ export async function profileRuns(opts: ProfileOptions, report: Progress = silen
 const us = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : '-');
 const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(0)} %` : '-');
 
-function table(head: string[], rows: string[][]): string[] {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (r: string[]) => `| ${r.map((c, i) => c.padEnd(w[i]!)).join(' | ')} |`;
-  return [fmt(head), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...rows.map(fmt)];
-}
-
 /** The tables of one rate: per overlay, per thread, and each overlay's median round. */
 export function profileTables(figures: ProfileFigure[], interval: number): string {
   const fs = figures.filter((f) => f.interval === interval);
   if (!fs.length) return '';
   const out = [
     `Round trip profile (#18), ping -i ${interval}, ${fs[0]!.sent} pings; times in µs; "hand-off": a wake-up of a daemon thread between ping's send and ping's wake-up by the reply:`,
-    ...table(
+    ...markdownTable(
       [
         'overlay',
         'RTT mean / median',
@@ -579,7 +574,7 @@ export function profileTables(figures: ProfileFigure[], interval: number): strin
     ),
     '',
     'Per thread (mean per round; delay: sched_waking → on a CPU; work: on a CPU → the next hand-off; run: on-CPU time until it slept):',
-    ...table(
+    ...markdownTable(
       ['overlay', 'thread', 'wake-ups / round', 'delay mean / median', 'work mean / median', 'run mean / median', 'cross-CPU', 'CPU idle', 'preempted'],
       fs.flatMap((f) =>
         f.threads.map((t) => [
@@ -599,7 +594,7 @@ export function profileTables(figures: ProfileFigure[], interval: number): strin
   for (const f of fs.filter((x) => x.medianRound.length)) {
     out.push('', `${f.overlay}, the median round (span ${us(f.spanMedian)} µs):`);
     out.push(
-      ...table(
+      ...markdownTable(
         ['at', 'woken', 'by', 'CPU', 'delay', 'CPU was', 'work', 'run'],
         f.medianRound.map((s) => [
           us(s.at),

@@ -49,6 +49,7 @@ import { addOpenVpn, addTinc, type VpnPlan } from '../lab/vpn.js';
 import { untilListening, untilPings } from '../lab/wait.js';
 import { gbps, progress, silent, type Progress } from './progress.js';
 import { panelsSvg, time, type Panel } from './chart.js';
+import { markdownTable } from './table.js';
 
 export const LATENCY_MEASURES = ['ping -i 0.01', 'ping -i 0.2', 'TCP 1 stream', 'UDP 64 B'] as const;
 type Measure = (typeof LATENCY_MEASURES)[number];
@@ -426,13 +427,9 @@ export function latencyTable(f: LatencyFigures): string {
   ]);
   const vs = vsBest(f);
   cells.push(['vtepd ÷ best userspace', '', ...vs.map((v) => `${v.ratio.toFixed(2)}×`), '', '', '', '']);
-  const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  const fmt = (r: string[]) => `| ${r.map((c, i) => c.padEnd(w[i]!)).join(' | ')} |`;
   return [
     `Latency against userspace peers (#18; ping: ${f.pings.fast} at -i 0.01, ${f.pings.slow} at -i 0.2; iperf3 ${f.seconds} s; one run, each measurement over all overlays in turn):`,
-    fmt(head),
-    `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`,
-    ...cells.map(fmt),
+    ...markdownTable(head, cells),
     `best userspace overlay per column: ${vs.map((v) => `${v.head}: ${v.best}`).join('; ')}`,
   ].join('\n');
 }
