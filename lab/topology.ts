@@ -14,6 +14,7 @@ import type { ChildProcess } from 'node:child_process';
 import { Lab, waitForLine } from './netns.js';
 import { until } from './wait.js';
 import { packageRoot } from '../src/util/paths.js';
+import { DAEMON_NODE_FLAGS } from '../src/daemon/node-flags.js';
 import type { Encap, Family } from '../src/core/encap.js';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../src/secure/keys.js';
 
@@ -102,7 +103,7 @@ export async function startDaemon(lab: Lab, host: string, yaml: string, dir: str
   const socket = named ? named[1]! : join(dir, `${host}.sock`);
   writeFileSync(configPath, named ? yaml : `control: { socket: ${socket} }\n${yaml}`);
   if (opts.detached) return startDetached(lab, host, configPath, socket, join(dir, `${host}.log`));
-  const child = lab.spawn(host, process.execPath, [CLI, 'run', '--config', configPath]);
+  const child = lab.spawn(host, process.execPath, [...DAEMON_NODE_FLAGS, CLI, 'run', '--config', configPath]);
   let err = '';
   child.stderr?.on('data', (d: Buffer) => {
     err = (err + d.toString()).slice(-20000);
@@ -117,7 +118,7 @@ export async function startDaemon(lab: Lab, host: string, yaml: string, dir: str
  */
 async function startDetached(lab: Lab, host: string, configPath: string, socket: string, log: string): Promise<Daemonised> {
   const fd = openSync(log, 'a');
-  const child = lab.spawn(host, process.execPath, [CLI, 'run', '--config', configPath], { detached: true, stdio: ['ignore', fd, fd] });
+  const child = lab.spawn(host, process.execPath, [...DAEMON_NODE_FLAGS, CLI, 'run', '--config', configPath], { detached: true, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   child.unref();
   const text = () => readFileSync(log, 'utf8');

@@ -4,7 +4,8 @@
 # (sealing and opening a 1400-byte frame, per cipher) against native/
 # (gcc -O2 -flto, the addon's flags), print ns per packet, then instructions per packet
 # under callgrind (a count that does not drift with load or frequency), then what one
-# thread wake-up costs on this machine (bench/micro/wake.c). Needs gcc; valgrind is optional.
+# thread wake-up costs on this machine (bench/micro/wake.c), and how late a thread wakes
+# with the process's resident memory (bench/micro/rss.c). Needs gcc; valgrind is optional.
 #
 #   sh bench/micro/run.sh --against DIR [ROUNDS]
 #       the switch of this tree and of the tree at DIR (another checkout, e.g. before a
@@ -84,3 +85,8 @@ done <"$out/packets"
 $cc -std=gnu11 -O2 -Wall -Wextra -D_GNU_SOURCE -pthread -o "$out/wake" "$here/wake.c"
 echo "== thread wake-up (median of 2000 round trips; one round trip is two wake-ups)"
 "$out/wake"
+
+# What a wake-up costs with the process's resident memory (why node's size shows in the ping).
+$cc -std=gnu11 -O2 -Wall -Wextra -D_GNU_SOURCE -pthread -o "$out/rss" "$here/rss.c"
+echo "== wake-up lateness by resident memory (bench/micro/rss.c; 30 sleeps of 200 ms each)"
+"$out/rss"

@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
+
 static int to_peer[2], from_peer[2];
 static int peer_cpu;
 
@@ -42,17 +44,6 @@ static void *peer(void *arg) {
     if (write(from_peer[1], &c, 1) != 1) break;
   }
   return NULL;
-}
-
-static double now_us(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
 }
 
 /* Median round trip (two wake-ups) in µs, the peer on `cpu`, `gap_us` idle between trips. */
@@ -79,7 +70,7 @@ static double round_trip(int cpu, int gap_us, int n) {
     close(to_peer[k]);
     close(from_peer[k]);
   }
-  qsort(rt, (size_t)n, sizeof *rt, cmp);
+  qsort(rt, (size_t)n, sizeof *rt, cmp_double);
   double m = rt[n / 2];
   free(rt);
   return m;
