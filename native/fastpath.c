@@ -384,17 +384,19 @@ void *encap_main(void *arg) {
     if (n < 0 || __atomic_load_n(&dp->stopping, __ATOMIC_ACQUIRE)) break;
     pthread_rwlock_rdlock(&dp->lock);
     w->now_ms = (uint32_t)dp_now_ms();
-    count(w, DPC_encap_batches);
     const bool merged = __atomic_load_n(&dp->q_merged[w->queue], __ATOMIC_ACQUIRE);
-    bool heavy = false;
+    bool heavy = false, ports = false;
     for (int i = 0; i < n; i++) {
       const uint32_t d = ev[i].data.u32;
       if (d & DP_EV_UNDERLAY) {
         if (merged) heavy |= merged_read(w, d & ~DP_EV_UNDERLAY);
       } else if (d != 0) {
+        ports = true;
         encap_port(w, d, ev[i].events);
       }
     }
+    /* A merged queue's wake-up for the underlay alone is a merged batch, not an encap batch. */
+    if (ports) count(w, DPC_encap_batches);
     if (merged && (heavy || __atomic_load_n(&w->last_fill, __ATOMIC_RELAXED) >= DP_BATCH / 2 ||
                    load_of(w, w->now_ms) > DP_MERGE_HIGH))
       queue_split(w);
