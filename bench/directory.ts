@@ -39,6 +39,7 @@ import { parseArgs } from 'node:util';
 import { request } from 'node:http';
 import { EtcdClient, EtcdLeaseNotFound, type Lease, type Op } from '../src/directory/etcd.js';
 import { type EtcdMember, startEtcd } from '../lab/etcd.js';
+import { markdownTable } from './table.js';
 
 const resultsDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');
 const PREFIX = '/vtepd/v1';
@@ -533,13 +534,11 @@ async function main(): Promise<void> {
       ['ARP copies per request, answered from the directory (suppressed)', 'copies', '0'],
     ];
     const head = ['measure', 'unit', 'value'];
-    const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-    const fmt = (r: string[]) => `| ${r.map((c, i) => c.padEnd(w[i]!)).join(' | ')} |`;
     console.log(`$ ${command}`);
     console.log(
       `vtepd directory benchmark — ${new Date().toISOString()} — ${CPUS} CPUs, etcd ${version} on 127.0.0.1 (one member); ${VTEPS} VTEPs × ${MACS} MACs, ${VNIS} VNIs, ${PER} VNIs per VTEP, ${WATCHERS} sampled watchers of ${PREFIX}/macs/ (all N write and keep leases, ${CLIENTS} EtcdClients), ${MOVES} moves; load average ${fix(load0)} at the start, ${fix(loadavg()[0]!)} at the end`,
     );
-    console.log([fmt(head), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...rows.map(fmt)].join('\n'));
+    console.log(markdownTable(head, rows).join('\n'));
     const notes: string[] = [];
     if (notConverged.length)
       notes.push(`${notConverged.length} sampled watchers had not seen every MAC after ${DEADLINE} s (saw ${notConverged.map(thousands).join(', ')})`);

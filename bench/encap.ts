@@ -15,6 +15,7 @@ import { twoHostsOvs } from '../lab/ovs.js';
 import { addKernelVxlan, twoHostsVtepd } from '../lab/topology.js';
 import { untilListening } from '../lab/wait.js';
 import { gbps, progress, silent, type Progress } from './progress.js';
+import { markdownTable } from './table.js';
 
 /** Progress steps of encapThroughput: TCP 1 and 4 streams through each of its 7 tunnels. */
 export const ENCAP_STEPS = 14;
@@ -139,9 +140,7 @@ export function encapTable(rows: EncapFigure[]): string {
     r.tcp4.toFixed(2),
     (r.vs ?? []).map((v) => `${v.ratio.toFixed(2)}× ${v.name}`).join(', '),
   ]);
-  const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  const fmt = (r: string[]) => `| ${r.map((c, i) => c.padEnd(w[i]!)).join(' | ')} |`;
-  return [fmt(head), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...cells.map(fmt)].join('\n');
+  return markdownTable(head, cells).join('\n');
 }
 
 // Run alone: node dist/bench/encap.js

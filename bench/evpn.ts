@@ -36,6 +36,7 @@ import { startDaemon, type Daemonised } from '../lab/topology.js';
 import { until, untilPings } from '../lab/wait.js';
 import { request } from '../src/daemon/control.js';
 import { progress, silent, type Progress } from './progress.js';
+import { markdownTable } from './table.js';
 
 const [A, B, V] = ['10.0.0.1', '10.0.0.2', '10.0.0.3'];
 const ASN = 65000;
@@ -471,13 +472,9 @@ export function evpnTable(f: EvpnFigures, o: Pick<EvpnOptions, 'macs' | 'bulk'>)
   const short = EVPN_SIDES.filter((s) => f.bulk[s].originated < o.bulk || f.bulk[s].withdrawn < o.bulk).map(
     (s) => `${s}: ${f.bulk[s].originated} originated, ${f.bulk[s].withdrawn} withdrawn before the deadline`,
   );
-  const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  const fmt = (r: string[]) => `| ${r.map((c, i) => c.padEnd(w[i]!)).join(' | ')} |`;
   return [
     `BGP EVPN (#17; ${o.macs} new MACs per side, one at a time, and ${n} at once; judged by A's kernel FDB of vx${VNI}, bridge monitor timestamps; originating host's daemons: FRR B's bgpd + zebra, vtepd + its gobgpd${short.length ? `; ${short.join('; ')}` : ''}):`,
-    fmt(head),
-    `|${w.map((x) => '-'.repeat(x + 2)).join('|')}|`,
-    ...cells.map(fmt),
+    ...markdownTable(head, cells),
   ].join('\n');
 }
 

@@ -54,6 +54,7 @@ import { evpnOptions, evpnSteps, evpnTable, evpnBench } from './evpn.js';
 import { latencyChartSvg, latencyOptions, latencyRows, latencySteps, latencyTable, vsBest } from './latency.js';
 import { gbps, progress, silent, type Progress } from './progress.js';
 import { chartSvg } from './chart.js';
+import { markdownTable } from './table.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const HUBSPOKE = process.env.BENCH_HUBSPOKE !== '0';
@@ -376,14 +377,12 @@ async function main(): Promise<void> {
     ];
     const head = ['measure', 'unit', 'kernel', 'vtepd', 'vtepd/kernel'];
     const cells = rows.map((r) => [r[0], r[1], r[2], r[3], Number.isNaN(r[4]) ? '' : `${r[4].toFixed(2)}×`]);
-    const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
-    const fmt = (r: string[]) => `| ${r.map((c, i) => c.padEnd(w[i])).join(' | ')} |`;
     console.log(
       `vtepd benchmark — ${new Date().toISOString()} — ${cpus().length} CPUs, ${SECONDS} s per iperf3 run, median of ${ROUNDS} rounds, ${PINGS * ROUNDS} pings, underlay.queues ${QUEUES}` +
         (RSS_SECONDS > 0 ? `, RSS sampled every ${RSS_EVERY} s over a ${RSS_SECONDS} s run` : '') +
         `; load average ${load0.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (other work on the machine skews the ratios)`,
     );
-    console.log([fmt(head), `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...cells.map(fmt)].join('\n'));
+    console.log(markdownTable(head, cells).join('\n'));
     if (encaps) console.log(`\nEncapsulations (TCP through each tunnel, ${SECONDS} s per run, references measured in the same run):\n${encapTable(encaps)}`);
     if (secure) console.log(`\n${secureTable(secure)}`);
     if (trunk) console.log(`\n${trunkTable(trunk)}`);
@@ -435,13 +434,9 @@ function secureTable(f: SecureFigures): string {
     `${(r.encrypted / r.plain).toFixed(2)}×`,
   ];
   const cells = [row('host to host', f.direct), row('spoke→hub→spoke', f.relay)];
-  const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  const fmt = (r: string[]) => `| ${r.map((c, i) => c.padEnd(w[i]!)).join(' | ')} |`;
   return [
     `Encrypted tunnels (median of ${ROUNDS} rounds, the three rotated in one run; targets: encrypted ≥ 0.6× plaintext host to host, ≥ 0.5× through a hub):`,
-    fmt(head),
-    `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`,
-    ...cells.map(fmt),
+    ...markdownTable(head, cells),
   ].join('\n');
 }
 

@@ -39,6 +39,7 @@ import { untilListening } from '../lab/wait.js';
 import { request } from '../src/daemon/control.js';
 import type { StatsSnapshot } from '../src/daemon/stats.js';
 import { gbps, progress, silent, type Progress } from './progress.js';
+import { markdownTable } from './table.js';
 
 /** The measured paths, in the table's order. */
 export const TRUNK_PATHS = ['TAP', 'access', 'trunk', 'OVS alone'] as const;
@@ -337,14 +338,10 @@ export function trunkTable(f: TrunkFigures): string {
           })
           .join(' / '),
   ]);
-  const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  const fmt = (r: string[]) => `| ${r.map((c, i) => c.padEnd(w[i]!)).join(' | ')} |`;
   const drops = Object.entries(f.gatewayDrops).map(([k, v]) => `${k} ${v}`);
   return [
     `Trunk gateway (#15; median of the rounds; target: trunk ≥ 0.7× the TAP VM; the gateway's drops over the run: ${drops.length ? drops.join(', ') : 'none'}):`,
-    fmt(head),
-    `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`,
-    ...cells.map(fmt),
+    ...markdownTable(head, cells),
   ].join('\n');
 }
 

@@ -35,6 +35,7 @@ import { request } from '../src/daemon/control.js';
 import type { StatsSnapshot } from '../src/daemon/stats.js';
 import { gbps, progress, silent, type Progress } from './progress.js';
 import { median, rose } from './trunk.js';
+import { markdownTable } from './table.js';
 
 export const VM_PATHS = ['vtepd', 'kernel'] as const;
 export type VmPath = (typeof VM_PATHS)[number];
@@ -308,8 +309,6 @@ export function vmTable(f: VmFigures): string {
       ];
     }),
   );
-  const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  const fmt = (r: string[]) => `| ${r.map((c, i) => c.padEnd(w[i]!)).join(' | ')} |`;
   const drops = Object.entries(f.guestHostDrops).map(([k, x]) => `${k} ${x}`);
   const c = f.guestHostCounters;
   const gso = c.tap_rx_gso_frames
@@ -317,9 +316,7 @@ export function vmTable(f: VmFigures): string {
     : '';
   return [
     `A QEMU guest (#16; TCG, 1 vCPU, virtio-net offloads on, MTU ${MTU}; guest kernel ${f.guest.package}; median of the rounds; cores = CPU s/s of each process during the step, per vCPU core = Gbit/s ÷ the QEMU vCPU's cores; h2's drops: ${drops.length ? drops.join(', ') : 'none'}${gso}):`,
-    fmt(head),
-    `|${w.map((n) => '-'.repeat(n + 2)).join('|')}|`,
-    ...cells.map(fmt),
+    ...markdownTable(head, cells),
   ].join('\n');
 }
 
