@@ -22,8 +22,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Lab, parsePing, waitForLine } from '../lab/netns.js';
-import { CLI } from '../lab/topology.js';
-import { DAEMON_NODE_FLAGS } from '../src/daemon/node-flags.js';
+import { daemonArgv } from '../lab/topology.js';
 import { request } from '../src/daemon/control.js';
 import type { StatsSnapshot } from '../src/daemon/stats.js';
 import { untilListening } from '../lab/wait.js';
@@ -90,7 +89,7 @@ async function main(): Promise<void> {
     const logs: string[] = ['', ''];
     for (const i of [1, 2]) {
       writeFileSync(cfgPath(i), config(i, 'A'));
-      const child = lab.spawn(`h${i}`, process.execPath, [...DAEMON_NODE_FLAGS, CLI, 'run', '--config', cfgPath(i)]);
+      const child = lab.spawn(`h${i}`, process.execPath, daemonArgv(cfgPath(i)));
       child.stderr!.on('data', (d: Buffer) => {
         logs[i - 1] = (logs[i - 1] + d.toString()).slice(-100_000);
       });

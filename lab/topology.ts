@@ -21,6 +21,9 @@ import { encodeKey, generatePrivateKey, publicKeyOf } from '../src/secure/keys.j
 /** The compiled CLI (dist/src/cli/cli.js), whether we run from dist/ or from source under vitest. */
 export const CLI = join(packageRoot, 'dist', 'src', 'cli', 'cli.js');
 
+/** node's arguments for `vtepd run --config FILE`, with the daemon's node flags (src/daemon/node-flags.ts). */
+export const daemonArgv = (configPath: string): string[] => [...DAEMON_NODE_FLAGS, CLI, 'run', '--config', configPath];
+
 export const UNDERLAY = { h1: '10.0.0.1', h2: '10.0.0.2', h3: '10.0.0.3', prefix: 24 };
 /** The IPv6 underlay of the same hosts (documentation prefix, RFC 3849). */
 export const UNDERLAY6 = { h1: '2001:db8::1', h2: '2001:db8::2', h3: '2001:db8::3', prefix: 64 };
@@ -103,7 +106,7 @@ export async function startDaemon(lab: Lab, host: string, yaml: string, dir: str
   const socket = named ? named[1]! : join(dir, `${host}.sock`);
   writeFileSync(configPath, named ? yaml : `control: { socket: ${socket} }\n${yaml}`);
   if (opts.detached) return startDetached(lab, host, configPath, socket, join(dir, `${host}.log`));
-  const child = lab.spawn(host, process.execPath, [...DAEMON_NODE_FLAGS, CLI, 'run', '--config', configPath]);
+  const child = lab.spawn(host, process.execPath, daemonArgv(configPath));
   let err = '';
   child.stderr?.on('data', (d: Buffer) => {
     err = (err + d.toString()).slice(-20000);
@@ -118,7 +121,7 @@ export async function startDaemon(lab: Lab, host: string, yaml: string, dir: str
  */
 async function startDetached(lab: Lab, host: string, configPath: string, socket: string, log: string): Promise<Daemonised> {
   const fd = openSync(log, 'a');
-  const child = lab.spawn(host, process.execPath, [...DAEMON_NODE_FLAGS, CLI, 'run', '--config', configPath], { detached: true, stdio: ['ignore', fd, fd] });
+  const child = lab.spawn(host, process.execPath, daemonArgv(configPath), { detached: true, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   child.unref();
   const text = () => readFileSync(log, 'utf8');
