@@ -223,8 +223,6 @@ Napi::Value DpCreate(const Napi::CallbackInfo &info) {
       return a.Fail(EINVAL, "process must be the absolute path of vtepd-dp, not '" + exe + "'"), Napi::Value();
   }
 
-  if (exe.empty() && getenv("VTEPD_DP_EXE_TEMP")) exe = getenv("VTEPD_DP_EXE_TEMP"); // TEMP: validation
-
   struct dpx *dp = nullptr;
   const char *step = "";
   int err = dpx_create(&cfg, exe.empty() ? nullptr : exe.c_str(), &dp, &step);
