@@ -52,25 +52,18 @@ function read(path: string): string | undefined {
   }
 }
 
-/** A data path's own process (vtepd-dp) holds its daemon's fds: it is its daemon (its parent). */
-function owner(pid: string): string {
-  if (read(`/proc/${pid}/comm`)?.trim() !== 'vtepd-dp') return pid;
-  return read(`/proc/${pid}/status`)?.match(/^PPid:\s*(\d+)/m)?.[1] ?? pid;
-}
-
-/** Every open fd of every process we may look at, with what it points to (pid: its owner, see owner()). */
-function* openFds(): Generator<{ pid: string; path: string; target: string }> {
-  for (const proc of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    const pid = owner(proc);
+/** Every open fd of every process we may look at, with what it points to. */
+function* openFds(): Generator<{ pid: string; fd: string; target: string }> {
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     let fds: string[];
     try {
-      fds = readdirSync(`/proc/${proc}/fd`);
+      fds = readdirSync(`/proc/${pid}/fd`);
     } catch {
       continue;
     }
     for (const fd of fds) {
       try {
-        yield { pid, path: `/proc/${proc}/fd/${fd}`, target: readlinkSync(`/proc/${proc}/fd/${fd}`) };
+        yield { pid, fd, target: readlinkSync(`/proc/${pid}/fd/${fd}`) };
       } catch {
         // closed meanwhile
       }
@@ -83,7 +76,7 @@ export function tapHolder(name: string): string | undefined {
   const pids = new Set<string>();
   for (const f of openFds()) {
     if (f.target !== '/dev/net/tun' || f.pid === String(process.pid)) continue;
-    if (read(f.path.replace('/fd/', '/fdinfo/'))?.match(/^iff:\s*(\S+)/m)?.[1] === name) pids.add(f.pid);
+    if (read(`/proc/${f.pid}/fdinfo/${f.fd}`)?.match(/^iff:\s*(\S+)/m)?.[1] === name) pids.add(f.pid);
   }
   return pids.size === 1 ? describePid([...pids][0]!) : undefined;
 }
