@@ -32,6 +32,10 @@ struct dpx {
   char err[DPP_ERR_LEN];
   char cipher[32];
   int ufds[1 + DP_MAX_SOURCE_PORTS]; /* our copies of the child's underlay sockets */
+  /* The last DPP_STATS answer, kept by dpx_stats_read for the dpx_tenant_stats and
+   * dpx_queue_stats that the addon calls right after it (one request, not three). */
+  uint8_t *snap;
+  uint64_t snap_ms;
   unsigned nufds;
   /* events from the child */
   pthread_t reader;
@@ -261,6 +265,7 @@ void dpx_destroy(struct dpx *x) {
   if (x->ev >= 0) close(x->ev);
   reap(x, true);
   for (unsigned i = 0; i < x->nufds; i++) close(x->ufds[i]);
+  free(x->snap);
   free(x->half[0]);
   free(x->half[1]);
   pthread_mutex_destroy(&x->mu);
@@ -489,8 +494,15 @@ int dpx_transmit(struct dpx *x, uint32_t tenant, const uint8_t *frame, size_t le
   return err;
 }
 
-/* The whole DPP_STATS reply, for the three readers (the addon calls them one after another). */
-static struct dpp_stats_hdr *stats_fetch(struct dpx *x, uint8_t **raw, size_t *rl) {
+/* The whole DPP_STATS reply, for the three readers (the addon calls them one after another):
+ * dpx_stats_read's snapshot while it is at most 50 ms old (*raw then stays the snapshot's:
+ * not the caller's to free), else a new request (*raw the caller's). */
+#define SNAP_MS 50
+static struct dpp_stats_hdr *stats_fetch(struct dpx *x, uint8_t **raw, size_t *rl, bool fresh) {
+  if (!fresh && x->snap && dp_now_ms() - x->snap_ms <= SNAP_MS) {
+    *raw = NULL;
+    return (struct dpp_stats_hdr *)x->snap;
+  }
   if (call(x, DPP_STATS, NULL, 0, NULL, 0, raw, rl, NULL, 0, NULL) || *rl < sizeof(struct dpp_stats_hdr)) {
     free(*raw);
     *raw = NULL;
@@ -515,7 +527,7 @@ void dpx_stats_read(struct dpx *x, uint64_t counters[DPC__COUNT], struct dp_io_s
   }
   uint8_t *raw = NULL;
   size_t rl = 0;
-  struct dpp_stats_hdr *h = stats_fetch(x, &raw, &rl);
+  struct dpp_stats_hdr *h = stats_fetch(x, &raw, &rl, true);
   if (!h) { /* the child is gone: zeros, as a stopped data path would say */
     memset(counters, 0, sizeof(uint64_t) * DPC__COUNT);
     *nports = *nvteps = 0;
@@ -527,14 +539,16 @@ void dpx_stats_read(struct dpx *x, uint64_t counters[DPC__COUNT], struct dp_io_s
   memcpy(vteps, s + h->nports, h->nvteps * sizeof *s);
   *nports = h->nports;
   *nvteps = h->nvteps;
-  free(raw);
+  free(x->snap); /* kept for the tenant and queue readers that follow */
+  x->snap = raw;
+  x->snap_ms = dp_now_ms();
 }
 
 unsigned dpx_tenant_stats(struct dpx *x, struct dp_io_stat *tenants) {
   if (x->dp) return dp_tenant_stats(x->dp, tenants);
   uint8_t *raw = NULL;
   size_t rl = 0;
-  struct dpp_stats_hdr *h = stats_fetch(x, &raw, &rl);
+  struct dpp_stats_hdr *h = stats_fetch(x, &raw, &rl, false);
   if (!h) return 0;
   const struct dp_io_stat *s = (const struct dp_io_stat *)(h + 1);
   unsigned n = h->ntenants;
@@ -547,7 +561,7 @@ unsigned dpx_queue_stats(struct dpx *x, uint64_t *encap_frames, uint64_t *decap_
   if (x->dp) return dp_queue_stats(x->dp, encap_frames, decap_packets);
   uint8_t *raw = NULL;
   size_t rl = 0;
-  struct dpp_stats_hdr *h = stats_fetch(x, &raw, &rl);
+  struct dpp_stats_hdr *h = stats_fetch(x, &raw, &rl, false);
   if (!h) return 0;
   unsigned n = h->nqueues;
   memcpy(encap_frames, h->encap_frames, n * sizeof *encap_frames);
