@@ -7,13 +7,16 @@
  *
  *   kernel VXLAN            VNI 9001, udp/8472, the device in the endpoint (k1, k2)
  *   vtepd VXLAN             tenant blue, VNI 5001, udp/4789, TAPs in blue1, blue2
+ *   vtepd VXLAN, own        a second pair of daemons with VTEPD_DP_PROCESS=1 (the data path in
+ *     process               a process of its own, vtepd-dp): tenant own, VNI 5001, udp/4790,
+ *                           TAPs in own1, own2
  *   tinc switch mode        tinc 1.0, tincd -D in h1/h2, TAP moved into the endpoint (lab/vpn.ts);
  *                           Cipher/Digest none, and its default crypto (blowfish CBC + SHA1)
  *   OpenVPN TAP             2.6, p2p over UDP, --cipher none --auth none, and its default
  *                           crypto: TLS with lab certificates, AES-256-GCM negotiated
  *   OVS userspace VXLAN     Open vSwitch's netdev datapath, key 5001 (lab/ovs.ts; a lab of its own)
  *
- * The first five share one lab (h1, h2, and each overlay's endpoints); OVS takes the underlay
+ * The first six share one lab (h1, h2, and each overlay's endpoints); OVS takes the underlay
  * veth into its bridge, so it has its own two hosts of the same shape. For each overlay:
  *
  *   ping -i 0.01   BENCH_LATENCY_PINGS pings (default 1000): mean and p99 of the RTT
@@ -28,7 +31,9 @@
  * voluntary context switches of all their threads (/proc/PID/task/TID/sched), and of those
  * the migrations (a thread woken on another CPU than it last ran on), less their idle rate
  * measured over the second before the run (timers: an idle vtepd's main thread wakes about
- * once a second). The kernel's path has no daemon (0). The table gives vtepd ÷ the best userspace overlay for each column.
+ * once a second). A vtepd whose data path has its own process counts that process's threads
+ * too (its PID from the daemon's status). The kernel's path has no daemon (0). The table gives
+ * each vtepd row ÷ the best userspace overlay for each column.
  *
  * Before the measurements, every overlay's daemons sit idle together for BENCH_IDLE_SECONDS
  * (default 60; 0 skips it): the CPU they use meanwhile (utime + stime of each daemon process,
@@ -44,18 +49,25 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { iperfGbps, type Lab } from '../lab/netns.js';
 import { twoHostsOvs } from '../lab/ovs.js';
-import { addKernelVxlan, twoHostsVtepd, UNDERLAY } from '../lab/topology.js';
+import { addKernelVxlan, meshConfig, startDaemon, twoHostsVtepd, UNDERLAY, type Daemonised, type TenantPlan } from '../lab/topology.js';
+import { request } from '../src/daemon/control.js';
+import type { StatusResult } from '../src/cli/table.js';
 import { addOpenVpn, addTinc, type VpnPlan } from '../lab/vpn.js';
 import { untilListening, untilPings } from '../lab/wait.js';
 import { gbps, progress, silent, type Progress } from './progress.js';
 import { panelsSvg, time, type Panel } from './chart.js';
 import { markdownTable } from './table.js';
 
+/** The vtepd rows: the data path in the daemon's process, and in a process of its own (VTEPD_DP_PROCESS=1). */
+export const VTEPD_IN_PROCESS = 'vtepd VXLAN';
+export const VTEPD_OWN_PROCESS = 'vtepd VXLAN, own process';
+
 export const LATENCY_MEASURES = ['ping -i 0.01', 'ping -i 0.2', 'TCP 1 stream', 'UDP 64 B'] as const;
 type Measure = (typeof LATENCY_MEASURES)[number];
 export const LATENCY_OVERLAYS = [
   'kernel VXLAN',
   'vtepd VXLAN',
+  'vtepd VXLAN, own process',
   'tinc switch, no crypto',
   'tinc switch, default crypto',
   'OpenVPN TAP, no crypto',
@@ -256,10 +268,33 @@ const pingSaid = (p: PingFigure) =>
   `mean ${ms(p.mean)} ms, p99 ${ms(p.p99)} ms, min ${ms(p.min)} ms, ${p.received}/${p.sent} answered; ${p.wakeups.toFixed(1)} daemon wake-ups per ping (${p.migrations.toFixed(1)} migrations) beyond ${p.idleWakeupsPerSecond.toFixed(0)}/s idle`;
 
 /**
- * The lab of the kernel, vtepd, tinc and OpenVPN rows; and its cleanup. `crypto: false`
+ * A second pair of vtepd daemons in the lab's h1 and h2, with VTEPD_DP_PROCESS=1: tenant
+ * `own` (VNI 5001 on udp/4790, beside the first pair's 4789), TAPs in own1 and own2 at
+ * 10.3.0.1 and .2, configs and sockets in `dir`. The PIDs: the daemons' and their data path
+ * processes' (from the status).
+ */
+async function ownProcessPair(lab: Lab, dir: string): Promise<{ daemons: Daemonised[]; pids: number[] }> {
+  const plan: TenantPlan = { name: 'own', vni: 5001, addresses: ['10.3.0.1/24', '10.3.0.2/24'] };
+  const hosts = [UNDERLAY.h1, UNDERLAY.h2];
+  for (const h of [1, 2]) await lab.addHost(`own${h}`, { ipv6: false });
+  const daemons: Daemonised[] = [];
+  for (const [i, h] of ['h1', 'h2'].entries())
+    daemons.push(await startDaemon(lab, h, meshConfig(lab, i, hosts, [plan], { port: 4790 }), dir, { env: { VTEPD_DP_PROCESS: '1' } }));
+  const children: number[] = [];
+  for (const d of daemons) {
+    const p = (await request<StatusResult>(d.socket, 'status')).datapath?.process;
+    if (typeof p !== 'number') throw new Error(`${d.configPath}: VTEPD_DP_PROCESS=1, yet the status names no data path process`);
+    children.push(p);
+  }
+  return { daemons, pids: [...daemons.map((d) => d.child.pid!), ...children] };
+}
+
+/**
+ * The lab of the kernel, vtepd (in process and, unless `ownProcess: false`, with its data
+ * path in a process of its own), tinc and OpenVPN rows; and its cleanup. `crypto: false`
  * leaves out tinc's and OpenVPN's crypto variants (bench/latency-profile.ts).
  */
-export async function mainLab(dir: string, opts: { crypto?: boolean } = {}): Promise<{ overlays: Overlay[]; cleanup(): Promise<void> }> {
+export async function mainLab(dir: string, opts: { crypto?: boolean; ownProcess?: boolean } = {}): Promise<{ overlays: Overlay[]; cleanup(): Promise<void> }> {
   const t = await twoHostsVtepd([{ name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] }], { tag: 'vl' });
   try {
     const lab = t.lab;
@@ -287,8 +322,13 @@ export async function mainLab(dir: string, opts: { crypto?: boolean } = {}): Pro
     const pidsOf = (cs: { pid?: number }[]) => cs.map((c) => c.pid!);
     const overlays: Overlay[] = [
       overlay('kernel VXLAN', false, 'none', 'k', 9, []),
-      overlay('vtepd VXLAN', false, 'none', 'blue', 1, pidsOf(t.daemons.map((d) => d.child))),
+      overlay(VTEPD_IN_PROCESS, false, 'none', 'blue', 1, pidsOf(t.daemons.map((d) => d.child))),
     ];
+    if (opts.ownProcess !== false) {
+      const ownDir = join(dir, 'own-process');
+      mkdirSync(ownDir, { recursive: true });
+      overlays.push(overlay(VTEPD_OWN_PROCESS, false, 'none', 'own', 3, (await ownProcessPair(lab, ownDir)).pids));
+    }
     for (const [name, label, net, port, crypto, add] of [
       ['tp', 'tinc switch, no crypto', 21, 655, false, addTinc],
       ['tc', 'tinc switch, default crypto', 22, 656, true, addTinc],
@@ -314,7 +354,7 @@ export async function latencyRows(opts: LatencyOptions, report: Progress = silen
   const dir = mkdtempSync(join(tmpdir(), 'vtepd-lat-'));
   const cleanups: (() => Promise<void>)[] = [];
   try {
-    report.note('latency: kernel VXLAN, vtepd, tinc and OpenVPN on one two-host lab, OVS VXLAN on another');
+    report.note('latency: kernel VXLAN, vtepd (in process, own process), tinc and OpenVPN on one two-host lab, OVS VXLAN on another');
     const main = await mainLab(dir);
     cleanups.push(main.cleanup);
     const o = await twoHostsOvs('vlo', 'vxlan');
@@ -394,9 +434,13 @@ const COLUMNS: { head: string; get: (r: LatencyRow) => number; higher: boolean; 
   { head: 'UDP 64 B kpps', get: (r) => r.udp64pps, higher: true, fmt: (x) => (x / 1e3).toFixed(0) },
 ];
 
-/** vtepd ÷ the best userspace overlay of each column (lower RTT, higher throughput), and that overlay. */
-export function vsBest(f: LatencyFigures): { head: string; ratio: number; best: string }[] {
-  const vtepd = f.rows.find((r) => r.overlay === 'vtepd VXLAN')!;
+/**
+ * A vtepd row (default: the data path in the daemon's process) ÷ the best userspace overlay of
+ * each column (lower RTT, higher throughput), and that overlay.
+ */
+export function vsBest(f: LatencyFigures, overlay: string = VTEPD_IN_PROCESS): { head: string; ratio: number; best: string }[] {
+  const vtepd = f.rows.find((r) => r.overlay === overlay);
+  if (!vtepd) throw new Error(`vsBest: no row "${overlay}"`);
   const peers = f.rows.filter((r) => r.peer);
   return COLUMNS.map((c) => {
     const best = peers.reduce((a, b) => ((c.higher ? c.get(b) > c.get(a) : c.get(b) < c.get(a)) ? b : a));
@@ -404,7 +448,18 @@ export function vsBest(f: LatencyFigures): { head: string; ratio: number; best: 
   });
 }
 
-/** The rows as a table: each overlay's figures and wake-ups per ping, then vtepd ÷ the best userspace overlay. */
+/** The vtepd rows the run has, in-process first. */
+const vtepdRows = (f: LatencyFigures): string[] => [VTEPD_IN_PROCESS, VTEPD_OWN_PROCESS].filter((o) => f.rows.some((r) => r.overlay === o));
+
+/** The ratios for the results' JSON: vsBest (in process, as before) and vsBestOwnProcess (when the run has that row). */
+export function vsBestJson(f: LatencyFigures): { vsBest: ReturnType<typeof vsBest>; vsBestOwnProcess?: ReturnType<typeof vsBest> } {
+  return { vsBest: vsBest(f), ...(vtepdRows(f).includes(VTEPD_OWN_PROCESS) ? { vsBestOwnProcess: vsBest(f, VTEPD_OWN_PROCESS) } : {}) };
+}
+
+/** The name of a vtepd row's ratio line: "vtepd ÷ best userspace", "vtepd, own process ÷ best userspace". */
+const ratioLabel = (overlay: string) => `${overlay.replace(' VXLAN', '')} ÷ best userspace`;
+
+/** The rows as a table: each overlay's figures and wake-ups per ping, then each vtepd row ÷ the best userspace overlay. */
 export function latencyTable(f: LatencyFigures): string {
   const head = [
     'overlay',
@@ -426,7 +481,7 @@ export function latencyTable(f: LatencyFigures): string {
     r.idle ? r.idle.cpuSeconds.toFixed(2) : '-',
   ]);
   const vs = vsBest(f);
-  cells.push(['vtepd ÷ best userspace', '', ...vs.map((v) => `${v.ratio.toFixed(2)}×`), '', '', '', '']);
+  for (const o of vtepdRows(f)) cells.push([ratioLabel(o), '', ...vsBest(f, o).map((v) => `${v.ratio.toFixed(2)}×`), '', '', '', '']);
   return [
     `Latency against userspace peers (#18; ping: ${f.pings.fast} at -i 0.01, ${f.pings.slow} at -i 0.2; iperf3 ${f.seconds} s; one run, each measurement over all overlays in turn):`,
     ...markdownTable(head, cells),
@@ -444,8 +499,8 @@ export function latencyOptions(env: NodeJS.ProcessEnv = process.env): LatencyOpt
   };
 }
 
-/** An overlay's name short enough for the chart's name column ("tinc, default crypto"). */
-const short = (overlay: string) => overlay.replace(' switch,', ',').replace(' TAP,', ',');
+/** An overlay's name short enough for the chart's name column ("tinc, default crypto", "vtepd, own process"). */
+const short = (overlay: string) => overlay.replace(' switch,', ',').replace(' TAP,', ',').replace('vtepd VXLAN,', 'vtepd,');
 
 /** The ping figures the chart draws: a panel each, lower is better. */
 const CHART_PANELS: { title: string; get: (r: LatencyRow) => number }[] = [
@@ -497,7 +552,7 @@ if (process.argv[1] && /bench[/\\]latency\.js$/.test(process.argv[1])) {
       const resultsDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');
       const file = `latency-${date.replace(/[:.]/g, '-')}.json`;
       mkdirSync(resultsDir, { recursive: true });
-      writeFileSync(join(resultsDir, file), JSON.stringify({ date, ...opts, loadAverage: [load0, loadavg()[0]], latency: f, vsBest: vsBest(f) }, null, 2));
+      writeFileSync(join(resultsDir, file), JSON.stringify({ date, ...opts, loadAverage: [load0, loadavg()[0]], latency: f, ...vsBestJson(f) }, null, 2));
       writeFileSync(join(resultsDir, 'latency-latest.svg'), latencyChartSvg(f, date));
       console.log(`results: bench/results/${file}, chart: bench/results/latency-latest.svg`);
     })

@@ -51,7 +51,7 @@ import { secureSteps, secureThroughput, type SecureFigures } from './secure.js';
 import { trunkSteps, trunkTable, trunkThroughput } from './trunk.js';
 import { vmSteps, vmTable, vmThroughput } from './vm.js';
 import { evpnOptions, evpnSteps, evpnTable, evpnBench } from './evpn.js';
-import { latencyChartSvg, latencyOptions, latencyRows, latencySteps, latencyTable, vsBest } from './latency.js';
+import { latencyChartSvg, latencyOptions, latencyRows, latencySteps, latencyTable, vsBestJson } from './latency.js';
 import { gbps, progress, silent, type Progress } from './progress.js';
 import { chartSvg } from './chart.js';
 import { markdownTable } from './table.js';
@@ -406,7 +406,7 @@ async function main(): Promise<void> {
       encrypted: secure,
       trunk,
       vm,
-      latency: latency && { ...latency, vsBest: vsBest(latency) },
+      latency: latency && { ...latency, ...vsBestJson(latency) },
       evpn,
       vtepdPeakRssMB: rss,
       vtepdRssSamples: rssSamples,

@@ -95,18 +95,25 @@ export interface Daemonised {
   stderr: () => string;
 }
 
+/** How a lab daemon is started: `detached` (it may outlive this process), `env` (added to this process's environment, e.g. VTEPD_DP_PROCESS). */
+export interface DaemonStart {
+  detached?: boolean;
+  env?: Record<string, string>;
+}
+
 /**
  * Start `vtepd run` inside a lab host and wait until it says it is running. Unless the
  * YAML says otherwise, its control socket is `<dir>/<host>.sock`, so daemons of different
  * labs (and a real vtepd on /run/vtepd/vtepd.sock) never meet.
  */
-export async function startDaemon(lab: Lab, host: string, yaml: string, dir: string, opts: { detached?: boolean } = {}): Promise<Daemonised> {
+export async function startDaemon(lab: Lab, host: string, yaml: string, dir: string, opts: DaemonStart = {}): Promise<Daemonised> {
   const configPath = join(dir, `${host}.yaml`);
   const named = /^control:\s*\{\s*socket:\s*(\S+?)\s*\}/m.exec(yaml);
   const socket = named ? named[1]! : join(dir, `${host}.sock`);
   writeFileSync(configPath, named ? yaml : `control: { socket: ${socket} }\n${yaml}`);
-  if (opts.detached) return startDetached(lab, host, configPath, socket, join(dir, `${host}.log`));
-  const child = lab.spawn(host, process.execPath, daemonArgv(configPath));
+  const env = opts.env ? { env: { ...process.env, ...opts.env } } : {};
+  if (opts.detached) return startDetached(lab, host, configPath, socket, join(dir, `${host}.log`), env);
+  const child = lab.spawn(host, process.execPath, daemonArgv(configPath), env);
   let err = '';
   child.stderr?.on('data', (d: Buffer) => {
     err = (err + d.toString()).slice(-20000);
@@ -119,9 +126,9 @@ export async function startDaemon(lab: Lab, host: string, yaml: string, dir: str
  * A daemon that outlives this process (`vtepd demo --keep`): its own session, its output to
  * `log`; running once the log says so.
  */
-async function startDetached(lab: Lab, host: string, configPath: string, socket: string, log: string): Promise<Daemonised> {
+async function startDetached(lab: Lab, host: string, configPath: string, socket: string, log: string, env: { env?: NodeJS.ProcessEnv }): Promise<Daemonised> {
   const fd = openSync(log, 'a');
-  const child = lab.spawn(host, process.execPath, daemonArgv(configPath), { detached: true, stdio: ['ignore', fd, fd] });
+  const child = lab.spawn(host, process.execPath, daemonArgv(configPath), { detached: true, stdio: ['ignore', fd, fd], ...env });
   closeSync(fd);
   child.unref();
   const text = () => readFileSync(log, 'utf8');
@@ -143,16 +150,23 @@ export interface Mesh {
   cleanup(): Promise<void>;
 }
 
+/** Options of meshVtepd and twoHostsVtepd: `env` reaches every daemon (startDaemon). */
+export interface MeshOptions {
+  log?: string;
+  tag?: string;
+  family?: UnderlayFamily;
+  queues?: number;
+  secure?: boolean;
+  detached?: boolean;
+  env?: Record<string, string>;
+}
+
 /**
  * `n` hosts running vtepd in a full mesh (each floods to all others), one endpoint
  * namespace per tenant per host. Two hosts share a veth; three or more hang off a Linux
  * bridge in an underlay-switch namespace "sw".
  */
-export async function meshVtepd(
-  n: number,
-  tenants: TenantPlan[],
-  opts: { log?: string; tag?: string; family?: UnderlayFamily; queues?: number; secure?: boolean; detached?: boolean } = {},
-): Promise<Mesh> {
+export async function meshVtepd(n: number, tenants: TenantPlan[], opts: MeshOptions = {}): Promise<Mesh> {
   const lab = new Lab(opts.tag ?? 'vt');
   const dir = mkdtempSync(join(tmpdir(), 'vtepd-'));
   const family = opts.family ?? 4;
@@ -180,7 +194,10 @@ export async function meshVtepd(
     const keys = opts.secure ? hosts.map((_, i) => labKey(dir, `h${i + 1}`)) : undefined;
     for (let i = 0; i < n; i++)
       daemons.push(
-        await startDaemon(lab, `h${i + 1}`, meshConfig(lab, i, hosts, tenants, { log: opts.log, queues: opts.queues, keys }), dir, { detached: opts.detached }),
+        await startDaemon(lab, `h${i + 1}`, meshConfig(lab, i, hosts, tenants, { log: opts.log, queues: opts.queues, keys }), dir, {
+          detached: opts.detached,
+          env: opts.env,
+        }),
       );
     return { lab, dir, hosts, daemons, endpoint: (name, host) => lab.ns(`${name}${host}`), cleanup };
   } catch (e) {
@@ -190,10 +207,7 @@ export async function meshVtepd(
 }
 
 /** Two hosts over one veth, vtepd on both (`detached`: daemons that can outlive this process, logging to <dir>/<host>.log). */
-export function twoHostsVtepd(
-  tenants: TenantPlan[],
-  opts: { log?: string; tag?: string; family?: UnderlayFamily; queues?: number; secure?: boolean; detached?: boolean } = {},
-): Promise<Mesh> {
+export function twoHostsVtepd(tenants: TenantPlan[], opts: MeshOptions = {}): Promise<Mesh> {
   return meshVtepd(2, tenants, opts);
 }
 

@@ -8,7 +8,7 @@
 #include <mutex>
 #include <unordered_set>
 
-#include "fastpath.h"
+#include "dpx.h"
 #include "secure.h"
 #include "udp.h"
 
@@ -18,7 +18,7 @@ namespace {
 // ---- data-path handles --------------------------------------------------------------
 
 struct DpBox {
-  struct dp *dp = nullptr;
+  struct dpx *dp = nullptr;
   napi_env env = nullptr;
   Napi::FunctionReference onEvents;
   napi_async_context actx = nullptr;
@@ -34,7 +34,7 @@ std::unordered_set<DpBox *> gLive;
 void Notify(void *arg) { uv_async_send(static_cast<uv_async_t *>(arg)); }
 
 void StopBox(DpBox *b) {
-  if (b->dp) dp_stop(b->dp); // joins the threads: nothing calls Notify after this
+  if (b->dp) dpx_stop(b->dp); // joins the threads: nothing calls Notify after this
   if (b->async) {
     uv_close(reinterpret_cast<uv_handle_t *>(b->async),
              [](uv_handle_t *h) { delete reinterpret_cast<uv_async_t *>(h); });
@@ -56,7 +56,7 @@ void OnEvents(uv_async_t *h) {
   if (!b->dp || b->onEvents.IsEmpty()) return;
   const uint8_t *data;
   size_t len;
-  dp_events_take(b->dp, &data, &len);
+  dpx_events_take(b->dp, &data, &len);
   if (len == 0) return;
 
   napi_env env = b->env;
@@ -96,7 +96,7 @@ void EnvCleanup(void *arg) {
 void FinalizeDp(Napi::Env env, DpBox *b) {
   if (!b->hookDone) napi_remove_env_cleanup_hook(env, EnvCleanup, b);
   StopBox(b);
-  dp_destroy(b->dp);
+  dpx_destroy(b->dp);
   {
     std::lock_guard<std::mutex> lock(gLiveMu);
     gLive.erase(b);
@@ -115,9 +115,9 @@ DpBox *GetDp(Args &a) {
   return nullptr;
 }
 
-// C control functions return 0 or errno and leave the reason in dp_last_error().
+// C control functions return 0 or errno and leave the reason in dpx_last_error().
 Napi::Value Check(Args &a, DpBox *b, int err) {
-  if (err) a.Fail(err, dp_last_error(b->dp));
+  if (err) a.Fail(err, dpx_last_error(b->dp));
   return a.env.Undefined();
 }
 
@@ -214,9 +214,18 @@ Napi::Value DpCreate(const Napi::CallbackInfo &info) {
     cfg.source_ports = cfg.adopt_n - 1;
   }
 
-  struct dp *dp = nullptr;
+  // process: the data path in a process of its own, this executable (vtepd-dp; native/dpx.h).
+  std::string exe;
+  if (!a.Prop(o, "process", &v)) return {};
+  if (!v.IsUndefined()) {
+    if (!a.String(v, "process", &exe)) return {};
+    if (exe.empty() || exe[0] != '/')
+      return a.Fail(EINVAL, "process must be the absolute path of vtepd-dp, not '" + exe + "'"), Napi::Value();
+  }
+
+  struct dpx *dp = nullptr;
   const char *step = "";
-  int err = dp_create(&cfg, &dp, &step);
+  int err = dpx_create(&cfg, exe.empty() ? nullptr : exe.c_str(), &dp, &step);
   if (err) return a.Fail(err, std::string(step) + " on " + Endpoint(local, port) + ": " + ErrText(err)), Napi::Value();
 
   DpBox *b = new DpBox();
@@ -252,10 +261,10 @@ Napi::Value DpStart(const Napi::CallbackInfo &info) {
   uv_unref(reinterpret_cast<uv_handle_t *>(b->async));
   b->onEvents = Napi::Persistent(info[1].As<Napi::Function>());
 
-  int err = dp_start(b->dp, Notify, b->async);
+  int err = dpx_start(b->dp, Notify, b->async);
   if (err) {
-    std::string why = dp_last_error(b->dp);
-    StopBox(b); // undo the above; dp_start has left the data path stopped or untouched
+    std::string why = dpx_last_error(b->dp);
+    StopBox(b); // undo the above; dpx_start has left the data path stopped or untouched
     return a.Fail(err, why), Napi::Value();
   }
   return a.env.Undefined();
@@ -274,7 +283,7 @@ Napi::Value DpUnderlayFds(const Napi::CallbackInfo &info) {
   DpBox *b = GetDp(a);
   if (!b) return {};
   int fds[1 + DP_MAX_SOURCE_PORTS];
-  unsigned n = dp_underlay_fds(b->dp, fds);
+  unsigned n = dpx_underlay_fds(b->dp, fds);
   Napi::Array out = Napi::Array::New(a.env, n);
   for (unsigned i = 0; i < n; i++) out.Set(i, fds[i]);
   return out;
@@ -282,7 +291,7 @@ Napi::Value DpUnderlayFds(const Napi::CallbackInfo &info) {
 
 // dpXDel(dp, id): delete a tenant, port or VTEP by id.
 Napi::Value DelById(const Napi::CallbackInfo &info, const char *call, const char *idName, uint32_t max,
-                    int (*del)(struct dp *, uint32_t)) {
+                    int (*del)(struct dpx *, uint32_t)) {
   Args a(info, call);
   DpBox *b = GetDp(a);
   uint32_t id;
@@ -292,7 +301,7 @@ Napi::Value DelById(const Napi::CallbackInfo &info, const char *call, const char
 
 // dpTenantX(dp, tenantId, flag): one boolean setting of a tenant.
 Napi::Value TenantFlag(const Napi::CallbackInfo &info, const char *call, const char *flag,
-                       int (*set)(struct dp *, uint32_t, bool)) {
+                       int (*set)(struct dpx *, uint32_t, bool)) {
   Args a(info, call);
   DpBox *b = GetDp(a);
   uint32_t tenant;
@@ -308,11 +317,11 @@ Napi::Value DpTenantSet(const Napi::CallbackInfo &info) {
   int64_t vni = 0;
   if (!b || !a.Id(1, "tenantId", DP_MAX_TENANTS, &tenant) || !a.Int(info[2], "vni", 0, 0xFFFFFF, &vni, ERANGE))
     return {};
-  return Check(a, b, dp_tenant_set(b->dp, tenant, (uint32_t)vni));
+  return Check(a, b, dpx_tenant_set(b->dp, tenant, (uint32_t)vni));
 }
 
 Napi::Value DpTenantDel(const Napi::CallbackInfo &info) {
-  return DelById(info, "dpTenantDel", "tenantId", DP_MAX_TENANTS, dp_tenant_del);
+  return DelById(info, "dpTenantDel", "tenantId", DP_MAX_TENANTS, dpx_tenant_del);
 }
 
 Napi::Value DpTenantAccept(const Napi::CallbackInfo &info) {
@@ -321,11 +330,11 @@ Napi::Value DpTenantAccept(const Napi::CallbackInfo &info) {
   uint32_t tenant, vtep;
   if (!b || !a.Id(1, "tenantId", DP_MAX_TENANTS, &tenant) || !a.Id(2, "vtepId", DP_MAX_VTEPS, &vtep)) return {};
   if (!info[3].IsBoolean()) return a.Fail(EINVAL, "accept must be a boolean"), Napi::Value();
-  return Check(a, b, dp_tenant_accept(b->dp, tenant, vtep, info[3].As<Napi::Boolean>().Value()));
+  return Check(a, b, dpx_tenant_accept(b->dp, tenant, vtep, info[3].As<Napi::Boolean>().Value()));
 }
 
 Napi::Value DpTenantAcceptAny(const Napi::CallbackInfo &info) {
-  return TenantFlag(info, "dpTenantAcceptAny", "any", dp_tenant_accept_any);
+  return TenantFlag(info, "dpTenantAcceptAny", "any", dpx_tenant_accept_any);
 }
 
 Napi::Value DpPortSet(const Napi::CallbackInfo &info) {
@@ -348,7 +357,7 @@ Napi::Value DpPortSet(const Napi::CallbackInfo &info) {
     if (!v.IsUndefined() && !a.FdArray(v, "queueFds", 0, DP_MAX_QUEUES - 1, "queues 1.. of a multi-queue TAP", &fds))
       return {};
   }
-  return Check(a, b, dp_port_set_queues(b->dp, port, tenant, fds.data(), (unsigned)fds.size(), vnet));
+  return Check(a, b, dpx_port_set_queues(b->dp, port, tenant, fds.data(), (unsigned)fds.size(), vnet));
 }
 
 // dpTrunkSet(dp, portId, fd): an attached interface's packet socket (behind a virtio_net_hdr) as a trunk (no tenant);
@@ -359,7 +368,7 @@ Napi::Value DpTrunkSet(const Napi::CallbackInfo &info) {
   uint32_t port;
   int fd;
   if (!b || !a.Id(1, "portId", DP_MAX_PORTS, &port) || !a.Fd(2, &fd)) return {};
-  return Check(a, b, dp_trunk_set(b->dp, port, fd, -1));
+  return Check(a, b, dpx_trunk_set(b->dp, port, fd, -1));
 }
 
 // dpVlanPortSet(dp, portId, tenantId, trunkId, vlan): tenant's VLAN port on a trunk (vlan 0: untagged).
@@ -373,11 +382,11 @@ Napi::Value DpVlanPortSet(const Napi::CallbackInfo &info) {
   if (!info[4].IsNumber()) return a.Fail(EINVAL, "vlan must be a number 0..4094"), Napi::Value();
   double v = info[4].As<Napi::Number>().DoubleValue();
   if (!(v >= 0 && v <= 4094 && v == (double)(uint32_t)v)) return a.Fail(EINVAL, "vlan must be an integer 0..4094"), Napi::Value();
-  return Check(a, b, dp_vlan_port_set(b->dp, port, tenant, trunk, (uint32_t)v));
+  return Check(a, b, dpx_vlan_port_set(b->dp, port, tenant, trunk, (uint32_t)v));
 }
 
 Napi::Value DpPortDel(const Napi::CallbackInfo &info) {
-  return DelById(info, "dpPortDel", "portId", DP_MAX_PORTS, dp_port_del);
+  return DelById(info, "dpPortDel", "portId", DP_MAX_PORTS, dpx_port_del);
 }
 
 Napi::Value DpVtepSet(const Napi::CallbackInfo &info) {
@@ -415,7 +424,7 @@ Napi::Value DpVtepSet(const Napi::CallbackInfo &info) {
         return a.Fail(EINVAL, "encap '" + e + "' is none of vxlan, gre, nvgre"), Napi::Value();
     }
   }
-  return Check(a, b, dp_vtep_set_ex(b->dp, vtep, &ss, len, &o));
+  return Check(a, b, dpx_vtep_set_ex(b->dp, vtep, &ss, len, &o));
 }
 
 // dpTenantEncaps(dp, tenantId, ['vxlan', 'gre', 'nvgre']): what the tenant takes on receive.
@@ -436,15 +445,15 @@ Napi::Value DpTenantEncaps(const Napi::CallbackInfo &info) {
     if (!ParseEncap(e, &code)) return a.Fail(EINVAL, "encaps[" + std::to_string(i) + "] '" + e + "' is none of vxlan, gre, nvgre"), Napi::Value();
     mask |= DP_ENCAP_BIT(code);
   }
-  return Check(a, b, dp_tenant_encaps(b->dp, tenant, mask));
+  return Check(a, b, dpx_tenant_encaps(b->dp, tenant, mask));
 }
 
 Napi::Value DpTenantInnerVlan(const Napi::CallbackInfo &info) {
-  return TenantFlag(info, "dpTenantInnerVlan", "allow", dp_tenant_inner_vlan);
+  return TenantFlag(info, "dpTenantInnerVlan", "allow", dpx_tenant_inner_vlan);
 }
 
 Napi::Value DpTenantRelay(const Napi::CallbackInfo &info) {
-  return TenantFlag(info, "dpTenantRelay", "relay", dp_tenant_relay);
+  return TenantFlag(info, "dpTenantRelay", "relay", dpx_tenant_relay);
 }
 
 Napi::Value DpTenantMss(const Napi::CallbackInfo &info) {
@@ -455,7 +464,7 @@ Napi::Value DpTenantMss(const Napi::CallbackInfo &info) {
   if (!b || !a.Id(1, "tenantId", DP_MAX_TENANTS, &tenant) || !a.Int(info[2], "mssV4", 0, 65535, &v4) ||
       !a.Int(info[3], "mssV6", 0, 65535, &v6))
     return {};
-  return Check(a, b, dp_tenant_mss(b->dp, tenant, (uint16_t)v4, (uint16_t)v6));
+  return Check(a, b, dpx_tenant_mss(b->dp, tenant, (uint16_t)v4, (uint16_t)v6));
 }
 
 // dpSendControl(dp, address, port, payload, { df = true, fromRxSocket = true })
@@ -485,7 +494,7 @@ Napi::Value DpSendControl(const Napi::CallbackInfo &info) {
   socklen_t len;
   if (sockaddr_from_string(addr.c_str(), (uint16_t)port, &ss, &len) != 0)
     return a.Fail(EINVAL, "address '" + addr + "' is not an IPv4 or IPv6 address"), Napi::Value();
-  return Check(a, b, dp_send_control(b->dp, &ss, len, data, n, df, rx));
+  return Check(a, b, dpx_send_control(b->dp, &ss, len, data, n, df, rx));
 }
 
 // ---- encrypted tunnels (native/secure.h) ------------------------------------------------
@@ -508,7 +517,7 @@ Napi::Value DpKeyRxSet(const Napi::CallbackInfo &info) {
   if (!b || !a.Int(info[1], "index", 1, 0xFFFFFFFF, &index, ERANGE) || !a.Id(2, "vtepId", DP_MAX_VTEPS, &vtep) ||
       !Key(a, 3, &key))
     return {};
-  return Check(a, b, dp_key_rx_set(b->dp, (uint32_t)index, vtep, key));
+  return Check(a, b, dpx_key_rx_set(b->dp, (uint32_t)index, vtep, key));
 }
 
 // dpKeyRxDel(dp, index)
@@ -517,7 +526,7 @@ Napi::Value DpKeyRxDel(const Napi::CallbackInfo &info) {
   DpBox *b = GetDp(a);
   int64_t index = 0;
   if (!b || !a.Int(info[1], "index", 1, 0xFFFFFFFF, &index, ERANGE)) return {};
-  return Check(a, b, dp_key_rx_del(b->dp, (uint32_t)index));
+  return Check(a, b, dpx_key_rx_del(b->dp, (uint32_t)index));
 }
 
 // dpKeyTxSet(dp, vtepId, remoteIndex, key)
@@ -530,15 +539,15 @@ Napi::Value DpKeyTxSet(const Napi::CallbackInfo &info) {
   if (!b || !a.Id(1, "vtepId", DP_MAX_VTEPS, &vtep) || !a.Int(info[2], "remoteIndex", 0, 0xFFFFFFFF, &remote, ERANGE) ||
       !Key(a, 3, &key))
     return {};
-  return Check(a, b, dp_key_tx_set(b->dp, vtep, (uint32_t)remote, key));
+  return Check(a, b, dpx_key_tx_set(b->dp, vtep, (uint32_t)remote, key));
 }
 
 Napi::Value DpKeyTxDel(const Napi::CallbackInfo &info) {
-  return DelById(info, "dpKeyTxDel", "vtepId", DP_MAX_VTEPS, dp_key_tx_del);
+  return DelById(info, "dpKeyTxDel", "vtepId", DP_MAX_VTEPS, dpx_key_tx_del);
 }
 
 Napi::Value DpTenantEncrypt(const Napi::CallbackInfo &info) {
-  return TenantFlag(info, "dpTenantEncrypt", "required", dp_tenant_encrypt);
+  return TenantFlag(info, "dpTenantEncrypt", "required", dpx_tenant_encrypt);
 }
 
 // dpSendSecure(dp, vtepId, payload, { df = true })
@@ -557,18 +566,34 @@ Napi::Value DpSendSecure(const Napi::CallbackInfo &info) {
     if (!v.IsUndefined() && !v.IsBoolean()) return a.Fail(EINVAL, "df must be a boolean"), Napi::Value();
     if (!v.IsUndefined()) df = v.As<Napi::Boolean>().Value();
   }
-  return Check(a, b, dp_send_secure(b->dp, vtep, data, n, df));
+  return Check(a, b, dpx_send_secure(b->dp, vtep, data, n, df));
+}
+
+// dpProcess(dp): null for a data path in this process; else { pid, alive, exit? }.
+Napi::Value DpProcess(const Napi::CallbackInfo &info) {
+  Args a(info, "dpProcess");
+  DpBox *b = GetDp(a);
+  if (!b) return {};
+  bool alive = true;
+  char exit[64];
+  pid_t pid = dpx_process(b->dp, &alive, exit, sizeof exit);
+  if (!pid) return a.env.Null();
+  Napi::Object o = Napi::Object::New(a.env);
+  o.Set("pid", (double)pid);
+  o.Set("alive", alive);
+  if (!alive) o.Set("exit", exit);
+  return o;
 }
 
 Napi::Value DpCipher(const Napi::CallbackInfo &info) {
   Args a(info, "dpCipher");
   DpBox *b = GetDp(a);
   if (!b) return {};
-  return Napi::String::New(a.env, dp_cipher(b->dp));
+  return Napi::String::New(a.env, dpx_cipher(b->dp));
 }
 
 Napi::Value DpVtepDel(const Napi::CallbackInfo &info) {
-  return DelById(info, "dpVtepDel", "vtepId", DP_MAX_VTEPS, dp_vtep_del);
+  return DelById(info, "dpVtepDel", "vtepId", DP_MAX_VTEPS, dpx_vtep_del);
 }
 
 Napi::Value DpFdbSet(const Napi::CallbackInfo &info) {
@@ -582,7 +607,7 @@ Napi::Value DpFdbSet(const Napi::CallbackInfo &info) {
     return {};
   if (!a.Id(4, kind == DP_FDB_PORT ? "portId" : "vtepId", kind == DP_FDB_PORT ? DP_MAX_PORTS : DP_MAX_VTEPS, &id))
     return {};
-  return Check(a, b, dp_fdb_set(b->dp, tenant, mac, (uint8_t)kind, id));
+  return Check(a, b, dpx_fdb_set(b->dp, tenant, mac, (uint8_t)kind, id));
 }
 
 Napi::Value DpFdbDel(const Napi::CallbackInfo &info) {
@@ -591,7 +616,7 @@ Napi::Value DpFdbDel(const Napi::CallbackInfo &info) {
   uint32_t tenant;
   uint8_t mac[6];
   if (!b || !a.Id(1, "tenantId", DP_MAX_TENANTS, &tenant) || !a.Mac(2, mac)) return {};
-  return Check(a, b, dp_fdb_del(b->dp, tenant, mac));
+  return Check(a, b, dpx_fdb_del(b->dp, tenant, mac));
 }
 
 Napi::Value DpFdbIdle(const Napi::CallbackInfo &info) {
@@ -600,7 +625,7 @@ Napi::Value DpFdbIdle(const Napi::CallbackInfo &info) {
   if (!b) return {};
   uint8_t *data;
   size_t len;
-  int err = dp_fdb_idle(b->dp, &data, &len);
+  int err = dpx_fdb_idle(b->dp, &data, &len);
   if (err) return Check(a, b, err);
   return Napi::Buffer<uint8_t>::New(a.env, data, len, [](Napi::Env, uint8_t *p) { free(p); });
 }
@@ -615,7 +640,7 @@ Napi::Value DpTransmit(const Napi::CallbackInfo &info) {
   if (!b || !a.Id(1, "tenantId", DP_MAX_TENANTS, &tenant) || !a.Bytes(info[2], "frame", &frame, &len) ||
       !a.Ids(3, "ports", DP_MAX_PORTS, &ports, &nports) || !a.Ids(4, "vteps", DP_MAX_VTEPS, &vteps, &nvteps))
     return {};
-  int err = dp_transmit(b->dp, tenant, frame, len, ports, nports, vteps, nvteps, &sent);
+  int err = dpx_transmit(b->dp, tenant, frame, len, ports, nports, vteps, nvteps, &sent);
   if (err) return Check(a, b, err);
   return Napi::Number::New(a.env, sent);
 }
@@ -637,7 +662,7 @@ Napi::Value DpStats(const Napi::CallbackInfo &info) {
   uint64_t counters[DPC__COUNT];
   std::vector<struct dp_io_stat> ports(DP_MAX_PORTS), vteps(DP_MAX_VTEPS);
   uint32_t np = 0, nv = 0;
-  dp_stats_read(b->dp, counters, ports.data(), &np, vteps.data(), &nv);
+  dpx_stats_read(b->dp, counters, ports.data(), &np, vteps.data(), &nv);
 
   Napi::Object out = Napi::Object::New(a.env), c = Napi::Object::New(a.env);
   Napi::Object po = Napi::Object::New(a.env), vo = Napi::Object::New(a.env);
@@ -648,12 +673,12 @@ Napi::Value DpStats(const Napi::CallbackInfo &info) {
   out.Set("ports", po);
   out.Set("vteps", vo);
   std::vector<struct dp_io_stat> tenants(DP_MAX_TENANTS);
-  unsigned nt = dp_tenant_stats(b->dp, tenants.data());
+  unsigned nt = dpx_tenant_stats(b->dp, tenants.data());
   Napi::Object to = Napi::Object::New(a.env);
   for (unsigned i = 0; i < nt; i++) to.Set(tenants[i].id, IoObject(a.env, tenants[i].c));
   out.Set("tenants", to);
   uint64_t qe[DP_MAX_QUEUES], qd[DP_MAX_QUEUES];
-  unsigned nq = dp_queue_stats(b->dp, qe, qd);
+  unsigned nq = dpx_queue_stats(b->dp, qe, qd);
   Napi::Array qa = Napi::Array::New(a.env, nq);
   for (unsigned q = 0; q < nq; q++) {
     Napi::Object x = Napi::Object::New(a.env);
@@ -699,6 +724,7 @@ void DpExports(Napi::Env env, Napi::Object exports) {
   Export(env, exports, "dpTenantEncrypt", DpTenantEncrypt);
   Export(env, exports, "dpSendSecure", DpSendSecure);
   Export(env, exports, "dpCipher", DpCipher);
+  Export(env, exports, "dpProcess", DpProcess);
 }
 
 } // namespace vtepd

@@ -14,6 +14,9 @@
 #include <net/if.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <linux/kcmp.h>
+#include <unistd.h>
 
 #include "dp_private.h"
 
@@ -260,6 +263,14 @@ int dp_trunk_set(struct dp *dp, uint32_t pid, int fd, int vnet_hdr) {
   return port_set(dp, pid, 0, &fd, 1, vnet_hdr, true);
 }
 
+/* The same open file: the same fd, or another fd of it (a dup, or a copy sent to the data
+ * path's own process, where the numbers differ from the parent's). */
+static bool same_file(int a, int b) {
+  if (a == b) return true;
+  pid_t self = getpid();
+  return syscall(SYS_kcmp, self, self, KCMP_FILE, a, b) == 0;
+}
+
 static int port_set(struct dp *dp, uint32_t pid, uint32_t tid, const int *fds, unsigned nfds, int vnet_hdr, bool trunk) {
   CHECK_ID(dp, "portId", pid, DP_MAX_PORTS);
   if (nfds == 0 || nfds > dp->nqueues)
@@ -270,7 +281,7 @@ static int port_set(struct dp *dp, uint32_t pid, uint32_t tid, const int *fds, u
     const int fd = fds[q];
     if ((fl[q] = fcntl(fd, F_GETFL)) < 0) return dp_fail(dp, errno, "fd %d is not an open descriptor", fd);
     for (unsigned k = 0; k < q; k++)
-      if (fds[k] == fd) return dp_fail(dp, EINVAL, "fd %d is given twice for port %u", fd, pid);
+      if (same_file(fds[k], fd)) return dp_fail(dp, EINVAL, "fd %d is given twice for port %u", fd, pid);
     /* A TAP says whether it was opened with IFF_VNET_HDR; reading it without the header
      * (or with one it does not have) would shift every frame by 10 bytes. */
     struct ifreq ifr;
@@ -311,7 +322,7 @@ static int port_set(struct dp *dp, uint32_t pid, uint32_t tid, const int *fds, u
     if (i == pid || !dp->ports[i].in_use) continue;
     for (unsigned a = 0; a < dp->ports[i].nq; a++)
       for (unsigned q = 0; q < nfds; q++)
-        if (dp->ports[i].qfd[a] == fds[q]) {
+        if (same_file(dp->ports[i].qfd[a], fds[q])) {
           err = dp_fail(dp, EEXIST, "fd %d is already port %u", fds[q], i);
           goto out;
         }

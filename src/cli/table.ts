@@ -57,6 +57,8 @@ export interface StatusResult {
   version: string;
   uptimeSeconds: number;
   underlay: { local: string; port: number; mtu: number; queues: number };
+  /** process: the PID of the data path's own process (VTEPD_DP_PROCESS=1), null: in the daemon's. Absent from older daemons. */
+  datapath?: { process: number | null };
   control: string;
   metrics: string | null;
   config: string;
@@ -109,6 +111,7 @@ export function formatStatus(s: StatusResult): string {
     `vtepd ${s.version}, pid ${s.pid}, up ${duration(s.uptimeSeconds)}, underlay ${s.underlay.local} udp/${s.underlay.port} (MTU ${s.underlay.mtu}${s.underlay.queues > 1 ? `, ${s.underlay.queues} queues` : ''})`,
     `config ${s.config}, control ${s.control}, metrics ${s.metrics ?? 'off'}, reloads ${s.reloads.ok} ok / ${s.reloads.failed} failed` +
       (s.takeover ? `, took over from pid ${s.takeover.fromPid} (forwarding paused ${s.takeover.gapMs} ms)` : ''),
+    ...(s.datapath ? [`data path: ${s.datapath.process === null ? 'in process' : `process ${s.datapath.process}`}`] : []),
     '',
   ].join('\n');
   const tenants = table(

@@ -22,7 +22,7 @@ import {
 } from '../config/config.js';
 import { NativeDatapath, type Datapath } from '../native/datapath.js';
 import { closeQuietly, limits } from '../native/system.js';
-import type { DpCreateOptions } from '../native/addon.js';
+import { dpProcessPath, type DpCreateOptions, type DpProcessInfo } from '../native/addon.js';
 import { Switch, type TenantPolicy, vlanPortName, type Where } from '../core/switch.js';
 import { fdbRow, fdbRows, filterFdb, restoreEntry, snapshotFdb, type FdbFilter, type FdbRow, type SnapshotEntry } from '../core/fdb.js';
 import { traceFrame, type TraceResult } from '../core/trace.js';
@@ -73,6 +73,8 @@ export interface DaemonHooks {
   eventBatch?(size: number): void;
   /** The ports attached at runtime changed (the runtime keeps them in its state file). */
   dynamicPorts?(ports: DynamicPort[]): void;
+  /** The data path's process died (VTEPD_DP_PROCESS=1); said once, already logged. The runtime exits. */
+  dataPathLost?(p: DpProcessInfo): void;
 }
 
 export interface DaemonOptions {
@@ -105,11 +107,14 @@ export interface ReloadResult {
 /**
  * The data path's options from a config: its underlay, the raw GRE socket if a tenant
  * needs it, and (a takeover) the predecessor's underlay sockets to adopt instead of
- * binding new ones (their count says how many send sockets there are).
+ * binding new ones (their count says how many send sockets there are). With
+ * VTEPD_DP_PROCESS=1 in the environment the data path runs in a process of its own
+ * (`vtepd-dp`, docs/performance.md); anything else: in this one.
  */
-export function datapathOptions(config: Config, underlayFds?: number[]): DpCreateOptions {
+export function datapathOptions(config: Config, underlayFds?: number[], env: NodeJS.ProcessEnv = process.env): DpCreateOptions {
   const u = config.underlay;
   return {
+    ...(dpInOwnProcess(env) ? { process: dpExecutable() } : {}),
     local: u.local,
     port: u.port,
     ...(underlayFds?.length ? { underlayFds } : { sourcePorts: u.sourcePorts }),
@@ -120,10 +125,23 @@ export function datapathOptions(config: Config, underlayFds?: number[]): DpCreat
   };
 }
 
+/** VTEPD_DP_PROCESS=1: the data path in a process of its own (step 1 of #18's move: opt-in). */
+export const dpInOwnProcess = (env: NodeJS.ProcessEnv = process.env): boolean => env.VTEPD_DP_PROCESS === '1';
+
+/** vtepd-dp's path, or an error that says VTEPD_DP_PROCESS asked for it. */
+function dpExecutable(): string {
+  try {
+    return dpProcessPath();
+  } catch (e) {
+    throw new Error(`VTEPD_DP_PROCESS=1: ${(e as Error).message}`);
+  }
+}
+
 /** The native data path of a config; a socket that cannot be bound names underlay.local or underlay.port, and what to do. */
 function openDatapath(config: Config): NativeDatapath {
+  const opts = datapathOptions(config); // outside: a vtepd-dp not built is not the underlay's fault
   try {
-    return new NativeDatapath(datapathOptions(config));
+    return new NativeDatapath(opts);
   } catch (e) {
     throw explainUnderlayError(e as Error, config);
   }
@@ -723,6 +741,8 @@ export class Daemon implements Target {
       uptimeSeconds: Math.floor((Date.now() - this.startedAt) / 1000),
       startedAt: new Date(this.startedAt).toISOString(),
       underlay: { local: this.running.underlay.local, port: this.running.underlay.port, mtu: this.running.underlay.mtu, queues: this.running.underlay.queues },
+      // The data path's own process (VTEPD_DP_PROCESS=1): its PID; null: it runs in this one.
+      datapath: { process: this.dp.process()?.pid ?? null },
       control: this.running.control.socket,
       metrics: this.running.metrics?.listen ?? null,
       takeover: this.takeover,
@@ -845,11 +865,30 @@ export class Daemon implements Target {
     return traceFrame(this.sw, tenant, ingress, src, dst);
   }
 
-  /** Once a second: peer liveness and fault counters (logged), lost TAPs and attached interfaces (brought back). */
+  /**
+   * Once a second: the data path's process (if it has one) still running, peer liveness and
+   * fault counters (logged), lost TAPs and attached interfaces (brought back).
+   */
   private tick(): void {
+    if (this.dataPathGone()) return;
     this.telemetry.tick();
     this.trunks.check();
     if (this.backend instanceof PortsByKind) this.lost.check().catch((e: Error) => log.warn({ err: e.message }, 'checking ports failed'));
+  }
+
+  /**
+   * The data path's process died: logged (naming it and how it ended), the periodic check
+   * stopped, the hook told (the runtime exits non-zero; the service manager starts vtepd
+   * again). Step 1: nothing is respawned here yet.
+   */
+  private dataPathGone(): boolean {
+    const p = this.dp.process();
+    if (!p || p.alive) return false;
+    if (this.peerTimer) clearInterval(this.peerTimer);
+    const exit = p.exit ?? 'ended';
+    log.error({ pid: p.pid, exit }, `data path process ${p.pid} ${exit}`);
+    this.hooks.dataPathLost?.(p);
+    return true;
   }
 
   /** Everything counted, from one dpStats() call. */

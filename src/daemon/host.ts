@@ -44,6 +44,14 @@ function describePid(pid: string): string {
   if (cmdline.some((a) => /vtepd(\.js)?$|\/dist\/src\/cli\/cli\.js$/.test(a))) return `vtepd, pid ${pid}`;
   return `${read(`/proc/${pid}/comm`)?.trim() ?? 'a process'}, pid ${pid}`;
 }
+/**
+ * Whom to name for what a process holds: a data path process (vtepd-dp, VTEPD_DP_PROCESS=1)
+ * stands for its daemon, its parent (the one to stop); any other process for itself.
+ */
+function ownerOf(pid: string): string {
+  if (read(`/proc/${pid}/comm`)?.trim() !== 'vtepd-dp') return pid;
+  return /^PPid:\s*(\d+)/m.exec(read(`/proc/${pid}/status`) ?? '')?.[1] ?? pid;
+}
 function read(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8');
@@ -71,13 +79,14 @@ function* openFds(): Generator<{ pid: string; fd: string; target: string }> {
   }
 }
 
-/** The one process (other than this one) holding TAP `name` open, if exactly one is seen. */
+/** The one process (other than this one) holding TAP `name` open, if exactly one is seen (a daemon and its data path process: one). */
 export function tapHolder(name: string): string | undefined {
   const pids = new Set<string>();
   for (const f of openFds()) {
     if (f.target !== '/dev/net/tun' || f.pid === String(process.pid)) continue;
-    if (read(`/proc/${f.pid}/fdinfo/${f.fd}`)?.match(/^iff:\s*(\S+)/m)?.[1] === name) pids.add(f.pid);
+    if (read(`/proc/${f.pid}/fdinfo/${f.fd}`)?.match(/^iff:\s*(\S+)/m)?.[1] === name) pids.add(ownerOf(f.pid));
   }
+  pids.delete(String(process.pid)); // our own data path process's copy
   return pids.size === 1 ? describePid([...pids][0]!) : undefined;
 }
 
@@ -92,7 +101,11 @@ export function socketHolder(proto: 'udp' | 'tcp', port: number): string | undef
     }
   }
   if (inodes.size === 0) return undefined;
-  for (const f of openFds()) if (inodes.has(f.target) && f.pid !== String(process.pid)) return describePid(f.pid);
+  for (const f of openFds()) {
+    if (!inodes.has(f.target)) continue;
+    const owner = ownerOf(f.pid);
+    if (owner !== String(process.pid)) return describePid(owner);
+  }
   return undefined;
 }
 

@@ -58,7 +58,22 @@ export class Runtime implements TakeoverHost {
       metrics: (m) => this.metrics.listen(m).catch((e: Error) => Promise.reject(m ? explainMetricsError(e, m) : e)),
       eventBatch: (n) => this.metrics.observeBatch(n),
       dynamicPorts: (ports) => writeDynamicState(stateFileOf(this.daemon.running.control.socket), ports),
+      dataPathLost: () => void this.dataPathLost(),
     };
+  }
+
+  /**
+   * The data path's process died (the daemon logged it): stop as on SIGTERM (the TAPs go)
+   * and exit 1, so that the service manager starts vtepd again (systemd: Restart=on-failure).
+   * Step 1 of #18's move; later the daemon respawns the process and replays its state.
+   */
+  private async dataPathLost(): Promise<void> {
+    try {
+      await this.shutdown();
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, 'stopping after the data path process died failed');
+    }
+    process.exit(1);
   }
 
   adopt(d: Daemon): void {

@@ -15,7 +15,7 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { packageRoot } from '../util/paths.js';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Encap } from '../core/encap.js';
 
 /** Limits compiled into the addon (also returned by `limits()`). */
@@ -184,6 +184,23 @@ export interface DpCreateOptions {
    * where the CPU has AES instructions, else chacha20-poly1305. `dpCipher` says which.
    */
   cipher?: Cipher;
+  /**
+   * Absolute path of the `vtepd-dp` executable (`dpProcessPath()`). Given: dpCreate spawns it
+   * (posix_spawn, same network namespace and privileges) and the whole data path (sockets,
+   * threads, tables) lives in that child process; every other dp* call works as without it,
+   * marshalled over a socketpair (fds go by SCM_RIGHTS), and events come back over it.
+   * Absent: the data path runs in this process. See `dpProcess`.
+   */
+  process?: string;
+}
+
+/** The data path's own process (`DpCreateOptions.process`), as `dpProcess` sees it. */
+export interface DpProcessInfo {
+  pid: number;
+  /** Still running. Once false, every dp* control call throws EPIPE and no event comes any more. */
+  alive: boolean;
+  /** Once dead: how it ended, "exited with status 1" or "killed by signal 9". */
+  exit?: string;
 }
 
 /** The AEADs of the encrypted transport (native/secure.h): type byte 4 and 5 on the wire. */
@@ -468,6 +485,11 @@ export interface NativeAddon {
   dpSendSecure(dp: DpHandle, vtepId: number, payload: Buffer, opts?: SecureSendOptions): void;
   /** The cipher this data path seals with. */
   dpCipher(dp: DpHandle): Cipher;
+  /**
+   * The child process of a data path created with `process`: its PID, whether it still runs
+   * and, once dead, how it ended. null for a data path in this process.
+   */
+  dpProcess(dp: DpHandle): DpProcessInfo | null;
 
   /**
    * Takeover restart (native/scm.c): hand file descriptors and a payload from one process
@@ -493,6 +515,19 @@ function findAddon(): string {
   const p = join(packageRoot, 'build', 'Release', 'vtepd.node');
   if (existsSync(p)) return p;
   throw new Error('vtepd native addon not built: run `npm ci` (or `npx node-gyp rebuild`)');
+}
+
+/** The name of the data path's executable, built by node-gyp beside the addon (binding.gyp). */
+export const DP_EXECUTABLE = 'vtepd-dp';
+
+/**
+ * Absolute path of `vtepd-dp`, the data path in a process of its own (`DpCreateOptions.process`):
+ * in the directory of the addon. Throws when it is not built.
+ */
+export function dpProcessPath(): string {
+  const p = join(dirname(findAddon()), DP_EXECUTABLE);
+  if (existsSync(p)) return p;
+  throw new Error(`${p}: the data path's executable is not built: run \`npm ci\` (or \`npx node-gyp rebuild\`)`);
 }
 
 let cached: NativeAddon | undefined;

@@ -7,6 +7,7 @@ import {
   native,
   type DpCreateOptions,
   type DpHandle,
+  type DpProcessInfo,
   type DpStats,
   type FdbKind,
   type PortSetOptions,
@@ -118,6 +119,8 @@ export interface Datapath {
    * here); [] when there are none to hand over (several queues, stopped, or the fake).
    */
   underlayFds(): number[];
+  /** The data path's own process (DpCreateOptions.process): PID, running or how it ended; null when it runs in this one. */
+  process(): DpProcessInfo | null;
 }
 
 function placeToNative(place: Place): [FdbKind, number] {
@@ -226,7 +229,15 @@ export class NativeDatapath implements Datapath {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    this.n.dpStop(this.dp);
+    try {
+      this.n.dpStop(this.dp);
+    } catch (e) {
+      // A data path process that died has nothing left to stop (its sockets and threads went with it).
+      if (this.process()?.alive !== false) throw e;
+    }
+  }
+  process(): DpProcessInfo | null {
+    return this.n.dpProcess(this.dp);
   }
   tenantSet(tenantId: number, vni: number): void {
     this.n.dpTenantSet(this.dp, tenantId, vni);

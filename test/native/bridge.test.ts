@@ -4,6 +4,7 @@ import { NativeHarness, VTEP_A } from '../support/harness.js';
 import { frame, mac } from '../support/frames.js';
 
 bridgeBehaviours('C fast path', () => NativeHarness.create());
+bridgeBehaviours('C fast path in its own process', () => NativeHarness.create({ ownProcess: true }));
 
 it('counts fast-path batches, so frames per batch can be read from the counters', async () => {
   const h = await NativeHarness.create();

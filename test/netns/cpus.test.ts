@@ -2,7 +2,8 @@
  * underlay.cpus pins the fast path (#18): with `queues: 2, cpus: [1, 0]`, queue 0's threads
  * (vtepd-encap, vtepd-decap) run on CPU 1 only and queue 1's (vtepd-encap1, vtepd-decap1)
  * on CPU 0 only, as `taskset -p` on their thread ids says (names from pthread_setname_np,
- * /proc/PID/task/TID/comm). A CPU this process may not run on stops the start with an error
+ * /proc/PID/task/TID/comm; in the daemon, or in its data path process when the status names
+ * one: VTEPD_DP_PROCESS=1). A CPU this process may not run on stops the start with an error
  * naming underlay.cpus.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +12,8 @@ import { cpus as hostCpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab } from '../../lab/netns.js';
 import { CLI, startDaemon, type Daemonised } from '../../lab/topology.js';
+import type { StatusResult } from '../../src/cli/table.js';
+import { request } from '../../src/daemon/control.js';
 
 const yaml = (local: string, underlay: string) =>
   `underlay: { local: ${local}, ${underlay} }\ntenants:\n  - { name: blue, vni: 5001, ports: [ { tap: blue0 } ] }\n`;
@@ -32,7 +35,7 @@ describe.skipIf(hostCpus().length < 2)('underlay.cpus', () => {
   });
 
   it("pins queue q's encap and decap threads to cpus[q % length]", async () => {
-    const pid = d.child.pid!;
+    const pid = (await request<StatusResult>(d.socket, 'status')).datapath?.process ?? d.child.pid!;
     const affinity: Record<string, string> = {};
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();

@@ -6,7 +6,7 @@
  * drops, unknown VNIs dropped. Events are delivered synchronously.
  */
 import type { Datapath, DpEvent, FdbIdle, Place } from '../../src/native/datapath.js';
-import type { Cipher, ControlSendOptions, DpStats, SecureSendOptions, VtepOptions } from '../../src/native/addon.js';
+import type { Cipher, ControlSendOptions, DpProcessInfo, DpStats, SecureSendOptions, VtepOptions } from '../../src/native/addon.js';
 import { frameMacs, isLearnableMac, isMulticastMac } from '../../src/util/mac.js';
 
 export interface WirePacket {
@@ -51,6 +51,11 @@ export class FakeDatapath implements Datapath {
   }
   underlayFds(): number[] {
     return [];
+  }
+  /** What process() answers: null (in process) unless a test plays a data path process. */
+  dpProcess: DpProcessInfo | null = null;
+  process(): DpProcessInfo | null {
+    return this.dpProcess;
   }
   stop(): void {
     this.onEvents = undefined;

@@ -8,7 +8,7 @@
 import dgram from 'node:dgram';
 import { Switch, type TenantSpec } from '../../src/core/switch.js';
 import { NativeDatapath, type DpEvent } from '../../src/native/datapath.js';
-import { native } from '../../src/native/addon.js';
+import { dpProcessPath, native } from '../../src/native/addon.js';
 import { testAddon } from './test-addon.js';
 import { FakeDatapath, type WirePacket } from './fake-datapath.js';
 
@@ -117,19 +117,25 @@ export class NativeHarness implements Harness {
   /** Datagrams the remote VTEPs have received, ever (the wire is emptied by takeWire). */
   private wireTotal = 0;
 
-  private constructor(readonly port: number) {
-    this.dp = new CountingDatapath({ local: this.local, port, sourcePorts: 4 });
+  private constructor(
+    readonly port: number,
+    ownProcess: boolean,
+  ) {
+    this.dp = new CountingDatapath({ local: this.local, port, sourcePorts: 4, ...(ownProcess ? { process: dpProcessPath() } : {}) });
     this.sw = new Switch(this.dp, { vxlanPort: port, maxMacsTotal: 100000 });
     this.sw.start();
   }
 
-  /** A switch on a free loopback UDP port, with remote VTEP sockets on 127.0.0.2..4 at the same port. */
-  static async create(): Promise<NativeHarness> {
+  /**
+   * A switch on a free loopback UDP port, with remote VTEP sockets on 127.0.0.2..4 at the same
+   * port. ownProcess: its data path in a process of its own (vtepd-dp), as the daemon runs it.
+   */
+  static async create(opts: { ownProcess?: boolean } = {}): Promise<NativeHarness> {
     for (let attempt = 0; attempt < 20; attempt++) {
       const port = 20000 + Math.floor(Math.random() * 20000);
       let h: NativeHarness | undefined;
       try {
-        h = new NativeHarness(port);
+        h = new NativeHarness(port, opts.ownProcess ?? false);
         for (const a of [VTEP_A, VTEP_B, VTEP_C]) await h.bindRemote(a);
         return h;
       } catch (e) {

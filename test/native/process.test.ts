@@ -1,0 +1,116 @@
+/**
+ * The data path in a process of its own (#18, native/dpx.h), against the real addon on
+ * loopback: the child is vtepd-dp, a child of this process and far smaller; an error from it
+ * reads as in process and names fds by this process's numbers; it holds a port's fd only
+ * while the port exists; the underlay sockets it hands back are this process's to pass on;
+ * and once it is killed, calls fail with EPIPE naming it, and dpProcess says how it ended.
+ * (Switching itself is bridge.test.ts's bridgeBehaviours, run in both modes.)
+ */
+import { describe, expect, it } from 'vitest';
+import { fstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { dpProcessPath, native, type DpHandle } from '../../src/native/addon.js';
+import { testAddon } from '../support/test-addon.js';
+import { until } from '../../lab/wait.js';
+
+const n = native();
+const t = testAddon();
+
+function freshDp(sourcePorts = 2, ownProcess = true): { dp: DpHandle; port: number } {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    try {
+      return { dp: n.dpCreate({ local: '127.0.0.1', port, sourcePorts, ...(ownProcess ? { process: dpProcessPath() } : {}) }), port };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
+    }
+  }
+  throw new Error('no free port');
+}
+
+const status = (pid: number, key: string) => new RegExp(`^${key}:\\s*(\\d+)`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+/** What the process's fds point to ("socket:[123]", ...). */
+const targets = (pid: number) =>
+  readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
+    try {
+      return [readlinkSync(`/proc/${pid}/fd/${fd}`)];
+    } catch {
+      return [];
+    }
+  });
+
+describe('the data path in a process of its own', () => {
+  it('is vtepd-dp, a child of this process, smaller than it', () => {
+    const { dp } = freshDp();
+    try {
+      const p = n.dpProcess(dp);
+      expect(p).toMatchObject({ alive: true });
+      const pid = p!.pid;
+      expect(readFileSync(`/proc/${pid}/comm`, 'utf8').trim()).toBe('vtepd-dp');
+      expect(status(pid, 'PPid')).toBe(String(process.pid));
+      expect(Number(status(pid, 'VmRSS'))).toBeLessThan(Number(status(process.pid, 'VmRSS')) / 4);
+      expect(n.dpCipher(dp)).toMatch(/^(aes-256-gcm|chacha20-poly1305)$/);
+      // In process, the same data path is no process of its own.
+      const local = freshDp(1, false).dp;
+      expect(n.dpProcess(local)).toBeNull();
+      n.dpStop(local);
+    } finally {
+      n.dpStop(dp);
+    }
+  });
+
+  it('answers errors as in process, naming fds by our numbers, and holds a port fd only while the port exists', () => {
+    const { dp } = freshDp();
+    const [a, b] = t.testSocketPair();
+    try {
+      const pid = n.dpProcess(dp)!.pid;
+      expect(() => n.dpTenantSet(dp, 1, 1 << 24)).toThrow(expect.objectContaining({ code: 'ERANGE' }));
+      expect(() => n.dpPortSet(dp, 1, 7, a)).toThrow(expect.objectContaining({ code: 'ENOENT', message: expect.stringMatching(/tenant 7 does not exist/) }));
+      n.dpTenantSet(dp, 1, 5001);
+      expect(() => n.dpPortSet(dp, 1, 1, a, { queueFds: [a] })).toThrow(
+        expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(new RegExp(`fd ${a} is given twice|data path runs 1 queue`)) }),
+      );
+      const socket = readlinkSync(`/proc/self/fd/${a}`);
+      expect(targets(pid)).not.toContain(socket);
+      n.dpPortSet(dp, 1, 1, a);
+      expect(targets(pid)).toContain(socket);
+      expect(() => n.dpPortSet(dp, 2, 1, a)).toThrow(
+        expect.objectContaining({ code: 'EEXIST', message: expect.stringMatching(new RegExp(`fd ${a} is already port 1`)) }),
+      );
+      n.dpPortDel(dp, 1);
+      expect(targets(pid)).not.toContain(socket);
+    } finally {
+      n.dpStop(dp);
+      n.fdClose(a);
+      n.fdClose(b);
+    }
+  });
+
+  it('hands its underlay sockets back to this process, copies of its own', () => {
+    const { dp } = freshDp(2);
+    try {
+      const pid = n.dpProcess(dp)!.pid;
+      const fds = n.dpUnderlayFds(dp);
+      expect(fds.length).toBe(3);
+      for (const fd of fds) {
+        expect(fstatSync(fd).isSocket()).toBe(true);
+        expect(targets(pid)).toContain(readlinkSync(`/proc/self/fd/${fd}`));
+      }
+    } finally {
+      n.dpStop(dp);
+    }
+  });
+
+  it('once killed: calls fail with EPIPE naming it, dpProcess says how it ended, stats read zero', async () => {
+    const { dp } = freshDp();
+    const pid = n.dpProcess(dp)!.pid;
+    n.dpStart(dp, () => {});
+    process.kill(pid, 'SIGKILL');
+    await until('the data path process to be reaped', async () => n.dpProcess(dp)?.alive === false);
+    expect(n.dpProcess(dp)).toEqual({ pid, alive: false, exit: 'killed by signal 9' });
+    expect(() => n.dpTenantSet(dp, 1, 5001)).toThrow(
+      expect.objectContaining({ code: 'EPIPE', message: expect.stringMatching(new RegExp(`data path process \\(pid ${pid}\\) is gone`)) }),
+    );
+    expect(n.dpStats(dp).counters.tap_rx_frames).toBe(0);
+    n.dpStop(dp);
+  });
+});
