@@ -21,6 +21,8 @@
 #define DPP_EV_FD 4
 #define DPP_MAX_FDS (DP_MAX_QUEUES > 1 + DP_MAX_SOURCE_PORTS ? DP_MAX_QUEUES : 1 + DP_MAX_SOURCE_PORTS)
 #define DPP_ERR_LEN 256
+/* Largest request or answer payload (a stats answer is about 1.2 MB). */
+#define DPP_MAX_PAYLOAD (4u << 20)
 
 enum dpp_op {
   DPP_CREATE = 1, /* dpp_create, adopt fds -> cipher name */

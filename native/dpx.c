@@ -7,6 +7,7 @@
 #include "dpx.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +28,7 @@ extern char **environ;
 struct dpx {
   struct dp *dp; /* in this process; NULL for a child */
   pid_t pid;
+  int pidfd; /* signals reach this child only, never a process that took its PID later */
   int ctl, ev;
   bool dead, reaped;
   int wstatus;
@@ -50,9 +53,20 @@ struct dpx {
 
 static __thread char step_buf[DPP_ERR_LEN];
 
+/* JS thread: the child is no longer usable; say so in the error. */
 static void gone(struct dpx *x) {
   __atomic_store_n(&x->dead, true, __ATOMIC_RELEASE);
   snprintf(x->err, sizeof x->err, "the data path process (pid %d) is gone", (int)x->pid);
+}
+
+/*
+ * The conversation with the child broke (a short read, an answer that does not fit, the
+ * reader's end): it may still run, with tables we can no longer change. End it, so that
+ * dpx_process says it is gone and the daemon acts on it, rather than forward half-blind.
+ */
+static void sever(struct dpx *x) {
+  __atomic_store_n(&x->dead, true, __ATOMIC_RELEASE);
+  if (x->pidfd >= 0) syscall(SYS_pidfd_send_signal, x->pidfd, SIGKILL, NULL, 0);
 }
 
 /*
@@ -69,7 +83,19 @@ static int call(struct dpx *x, uint32_t op, const struct dpw_part *parts, unsign
     return EPIPE;
   }
   struct dpp_req q = {.op = op, .nfds = nfds};
-  for (unsigned i = 0; i < nparts; i++) q.len += (uint32_t)parts[i].n;
+  size_t total = 0;
+  for (unsigned i = 0; i < nparts; i++) total += parts[i].n;
+  if (total > DPP_MAX_PAYLOAD) {
+    snprintf(x->err, sizeof x->err, "a request of %zu bytes is more than the data path process takes", total);
+    return EMSGSIZE;
+  }
+  q.len = (uint32_t)total;
+  /* As in process: a closed fd is EBADF, and nothing is sent. */
+  for (unsigned i = 0; i < nfds; i++)
+    if (fcntl(fds[i], F_GETFD) < 0) {
+      snprintf(x->err, sizeof x->err, "fd %d is not an open descriptor", fds[i]);
+      return EBADF;
+    }
   struct dpp_rep r;
   int got[DPP_MAX_FDS];
   unsigned ngot = 0;
@@ -77,12 +103,13 @@ static int call(struct dpx *x, uint32_t op, const struct dpw_part *parts, unsign
   if (!e) e = dpw_recv(x->ctl, &r, sizeof r, got, DPP_MAX_FDS, &ngot);
   uint8_t *buf = NULL;
   if (!e && r.len) {
-    if (!(buf = malloc(r.len))) e = ENOMEM;
+    if (r.len > DPP_MAX_PAYLOAD || !(buf = malloc(r.len))) e = EBADMSG;
     else e = dpw_read(x->ctl, buf, r.len);
   }
   if (e) {
     free(buf);
     for (unsigned i = 0; i < ngot; i++) close(got[i]);
+    sever(x);
     gone(x);
     return EPIPE;
   }
@@ -113,7 +140,7 @@ static void *reader_main(void *arg) {
   size_t tcap = 0;
   for (;;) {
     uint32_t n;
-    if (dpw_read(x->ev, &n, sizeof n)) break;
+    if (dpw_read(x->ev, &n, sizeof n) || n > DP_EVENT_QUEUE_BYTES / 2) break;
     if (n > tcap) {
       uint8_t *t = realloc(tmp, n);
       if (!t) break;
@@ -138,13 +165,13 @@ static void *reader_main(void *arg) {
         x->len[c] += n;
       }
     }
-    void (*notify)(void *) = x->notify;
-    void *narg = x->notify_arg;
+    /* Under the lock: once dpx_stop has cleared it, no wake-up is on its way (the uv_async
+     * behind it may be closed and freed right after). */
+    if (x->notify) x->notify(x->notify_arg);
     pthread_mutex_unlock(&x->mu);
-    if (notify) notify(narg);
   }
   free(tmp);
-  gone(x);
+  sever(x); /* the error text is the JS thread's to write (gone) */
   return NULL;
 }
 
@@ -158,7 +185,7 @@ static void reap(struct dpx *x, bool wait) {
       return;
     }
     if (!wait) return;
-    if (i == 200) kill(x->pid, SIGKILL); /* 2 s after its control socket closed */
+    if (i == 200 && x->pidfd >= 0) syscall(SYS_pidfd_send_signal, x->pidfd, SIGKILL, NULL, 0); /* 2 s after its control socket closed */
     struct timespec ts = {0, 10 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }
@@ -205,6 +232,7 @@ static int spawn_child(struct dpx *x, const char *exe) {
   }
   x->ctl = c[0];
   x->ev = e[0];
+  x->pidfd = (int)syscall(SYS_pidfd_open, x->pid, 0); /* before anyone reaps it: still ours */
   return 0;
 }
 
@@ -214,7 +242,7 @@ int dpx_create(const struct dp_config *cfg, const char *exe, struct dpx **out, c
     *step = "calloc";
     return ENOMEM;
   }
-  x->ctl = x->ev = -1;
+  x->ctl = x->ev = x->pidfd = -1;
   if (!exe) {
     int err = dp_create(cfg, &x->dp, step);
     if (err) free(x);
@@ -264,6 +292,7 @@ void dpx_destroy(struct dpx *x) {
   if (x->reader_on) pthread_join(x->reader, NULL);
   if (x->ev >= 0) close(x->ev);
   reap(x, true);
+  if (x->pidfd >= 0) close(x->pidfd);
   for (unsigned i = 0; i < x->nufds; i++) close(x->ufds[i]);
   free(x->snap);
   free(x->half[0]);
@@ -529,6 +558,8 @@ void dpx_stats_read(struct dpx *x, uint64_t counters[DPC__COUNT], struct dp_io_s
   size_t rl = 0;
   struct dpp_stats_hdr *h = stats_fetch(x, &raw, &rl, true);
   if (!h) { /* the child is gone: zeros, as a stopped data path would say */
+    free(x->snap);
+    x->snap = NULL;
     memset(counters, 0, sizeof(uint64_t) * DPC__COUNT);
     *nports = *nvteps = 0;
     return;

@@ -23,7 +23,6 @@
 #include "../dp_wire.h"
 #include "../fastpath.h"
 
-#define MAX_PAYLOAD (4u << 20)
 
 static struct dp *dp;
 static int efd = -1;
@@ -377,6 +376,11 @@ int main(int argc, char **argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
+  /* A signal to the service's whole group (Ctrl-C, systemctl stop) is for the daemon, which
+   * stops in order and then closes our control socket; we end then, or with it. */
+  signal(SIGINT, SIG_IGN);
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
   /* Nothing of the parent's but our two sockets (and stdio for a crash's last words). */
   close_range(DPP_EV_FD + 1, ~0u, 0);
   int ctl = DPP_CTL_FD, ev = DPP_EV_FD;
@@ -396,7 +400,7 @@ int main(int argc, char **argv) {
     int fds[DPP_MAX_FDS];
     unsigned nfds = 0;
     if (dpw_recv(ctl, &q, sizeof q, fds, DPP_MAX_FDS, &nfds)) break; /* the parent is done with us */
-    if (q.len > MAX_PAYLOAD) break;
+    if (q.len > DPP_MAX_PAYLOAD) break; /* dpx_call never sends one */
     if (q.len > cap) {
       uint8_t *b = realloc(buf, q.len);
       if (!b) break;

@@ -85,6 +85,35 @@ describe('the data path in a process of its own', () => {
     }
   });
 
+  it('refuses a closed fd and an oversized payload as in process, and goes on serving', () => {
+    const { dp } = freshDp();
+    const [a, b] = t.testSocketPair();
+    try {
+      n.dpTenantSet(dp, 1, 5001);
+      n.fdClose(a);
+      expect(() => n.dpPortSet(dp, 1, 1, a)).toThrow(
+        expect.objectContaining({ code: 'EBADF', message: expect.stringMatching(new RegExp(`fd ${a} is not an open descriptor`)) }),
+      );
+      n.dpVtepSet(dp, 1, '127.0.0.9', 0);
+      expect(() => n.dpSendSecure(dp, 1, Buffer.alloc(5 << 20))).toThrow(expect.objectContaining({ code: 'EMSGSIZE' }));
+      n.dpTenantSet(dp, 2, 5002);
+      expect(n.dpProcess(dp)).toMatchObject({ alive: true });
+    } finally {
+      n.dpStop(dp);
+      n.fdClose(b);
+    }
+  });
+
+  it('leaves SIGINT, SIGTERM and SIGHUP to its daemon (ignored: it ends when the daemon closes its socket)', () => {
+    const { dp } = freshDp();
+    try {
+      const ignored = BigInt(`0x${/^SigIgn:\s*([0-9a-f]+)/m.exec(readFileSync(`/proc/${n.dpProcess(dp)!.pid}/status`, 'utf8'))![1]}`);
+      for (const sig of [1, 2, 15]) expect((ignored >> BigInt(sig - 1)) & 1n).toBe(1n);
+    } finally {
+      n.dpStop(dp);
+    }
+  });
+
   it('hands its underlay sockets back to this process, copies of its own', () => {
     const { dp } = freshDp(2);
     try {
