@@ -128,10 +128,26 @@ static int call(struct dpx *x, uint32_t op, const struct dpw_part *parts, unsign
   return r.err;
 }
 
+/* A request whose answer is its error alone. */
+static int call_in(struct dpx *x, uint32_t op, const struct dpw_part *parts, unsigned nparts, const int *fds,
+                   unsigned nfds) {
+  return call(x, op, parts, nparts, fds, nfds, NULL, NULL, NULL, 0, NULL);
+}
+
 static int call_ids(struct dpx *x, uint32_t op, uint32_t a, uint32_t b, int32_t c, uint32_t d) {
   struct dpp_ids ids = {a, b, c, d};
   struct dpw_part p = {&ids, sizeof ids};
-  return call(x, op, &p, 1, NULL, 0, NULL, NULL, NULL, 0, NULL);
+  return call_in(x, op, &p, 1, NULL, 0);
+}
+
+/* A receive or send key: the copy on our stack is wiped once sent. */
+static int call_key(struct dpx *x, uint32_t op, uint32_t index, uint32_t vtep, const uint8_t key[32]) {
+  struct dpp_key k = {.index = index, .vtep = vtep};
+  memcpy(k.key, key, sizeof k.key);
+  struct dpw_part p = {&k, sizeof k};
+  int err = call_in(x, op, &p, 1, NULL, 0);
+  explicit_bzero(&k, sizeof k);
+  return err;
 }
 
 static void *reader_main(void *arg) {
@@ -309,7 +325,7 @@ int dpx_start(struct dpx *x, void (*notify)(void *), void *arg) {
   x->notify = notify;
   x->notify_arg = arg;
   pthread_mutex_unlock(&x->mu);
-  int err = call(x, DPP_START, NULL, 0, NULL, 0, NULL, NULL, NULL, 0, NULL);
+  int err = call_in(x, DPP_START, NULL, 0, NULL, 0);
   if (err) {
     pthread_mutex_lock(&x->mu);
     x->notify = NULL;
@@ -323,7 +339,7 @@ void dpx_stop(struct dpx *x) {
     dp_stop(x->dp);
     return;
   }
-  call(x, DPP_STOP, NULL, 0, NULL, 0, NULL, NULL, NULL, 0, NULL);
+  call_in(x, DPP_STOP, NULL, 0, NULL, 0);
   /* As dp_stop: nothing calls notify after this returns. */
   pthread_mutex_lock(&x->mu);
   x->notify = NULL;
@@ -418,7 +434,7 @@ int dpx_port_set_queues(struct dpx *x, uint32_t port, uint32_t tenant, const int
   }
   struct dpp_ids ids = {port, tenant, vnet_hdr, 0};
   struct dpw_part p[2] = {{&ids, sizeof ids}, {fds, sizeof(int) * n}}; /* our numbers, for its messages */
-  return call(x, DPP_PORT_SET_QUEUES, p, 2, fds, n, NULL, NULL, NULL, 0, NULL);
+  return call_in(x, DPP_PORT_SET_QUEUES, p, 2, fds, n);
 }
 int dpx_port_del(struct dpx *x, uint32_t port) {
   LOCAL_OR(dp_port_del(x->dp, port));
@@ -428,7 +444,7 @@ int dpx_trunk_set(struct dpx *x, uint32_t port, int fd, int vnet_hdr) {
   LOCAL_OR(dp_trunk_set(x->dp, port, fd, vnet_hdr));
   struct dpp_ids ids = {port, 0, vnet_hdr, 0};
   struct dpw_part p[2] = {{&ids, sizeof ids}, {&fd, sizeof fd}};
-  return call(x, DPP_TRUNK_SET, p, 2, &fd, 1, NULL, NULL, NULL, 0, NULL);
+  return call_in(x, DPP_TRUNK_SET, p, 2, &fd, 1);
 }
 int dpx_vlan_port_set(struct dpx *x, uint32_t port, uint32_t tenant, uint32_t trunk, uint32_t vlan) {
   LOCAL_OR(dp_vlan_port_set(x->dp, port, tenant, trunk, vlan));
@@ -439,7 +455,7 @@ int dpx_vtep_set_ex(struct dpx *x, uint32_t vtep, const struct sockaddr_storage 
   LOCAL_OR(dp_vtep_set_ex(x->dp, vtep, sa, len, opts));
   struct dpp_vtep v = {.vtep = vtep, .len = len, .sa = *sa, .opts = *opts};
   struct dpw_part p = {&v, sizeof v};
-  return call(x, DPP_VTEP_SET, &p, 1, NULL, 0, NULL, NULL, NULL, 0, NULL);
+  return call_in(x, DPP_VTEP_SET, &p, 1, NULL, 0);
 }
 int dpx_vtep_del(struct dpx *x, uint32_t vtep) {
   LOCAL_OR(dp_vtep_del(x->dp, vtep));
@@ -450,16 +466,11 @@ int dpx_send_control(struct dpx *x, const struct sockaddr_storage *sa, socklen_t
   LOCAL_OR(dp_send_control(x->dp, sa, len, payload, n, df, from_rx));
   struct dpp_send s = {.len = len, .sa = *sa, .df = df, .from_rx = from_rx};
   struct dpw_part p[2] = {{&s, sizeof s}, {payload, n}};
-  return call(x, DPP_SEND_CONTROL, p, 2, NULL, 0, NULL, NULL, NULL, 0, NULL);
+  return call_in(x, DPP_SEND_CONTROL, p, 2, NULL, 0);
 }
 int dpx_key_rx_set(struct dpx *x, uint32_t index, uint32_t vtep, const uint8_t key[32]) {
   LOCAL_OR(dp_key_rx_set(x->dp, index, vtep, key));
-  struct dpp_key k = {.index = index, .vtep = vtep};
-  memcpy(k.key, key, sizeof k.key);
-  struct dpw_part p = {&k, sizeof k};
-  int err = call(x, DPP_KEY_RX_SET, &p, 1, NULL, 0, NULL, NULL, NULL, 0, NULL);
-  explicit_bzero(&k, sizeof k);
-  return err;
+  return call_key(x, DPP_KEY_RX_SET, index, vtep, key);
 }
 int dpx_key_rx_del(struct dpx *x, uint32_t index) {
   LOCAL_OR(dp_key_rx_del(x->dp, index));
@@ -467,12 +478,7 @@ int dpx_key_rx_del(struct dpx *x, uint32_t index) {
 }
 int dpx_key_tx_set(struct dpx *x, uint32_t vtep, uint32_t remote_index, const uint8_t key[32]) {
   LOCAL_OR(dp_key_tx_set(x->dp, vtep, remote_index, key));
-  struct dpp_key k = {.index = remote_index, .vtep = vtep};
-  memcpy(k.key, key, sizeof k.key);
-  struct dpw_part p = {&k, sizeof k};
-  int err = call(x, DPP_KEY_TX_SET, &p, 1, NULL, 0, NULL, NULL, NULL, 0, NULL);
-  explicit_bzero(&k, sizeof k);
-  return err;
+  return call_key(x, DPP_KEY_TX_SET, remote_index, vtep, key);
 }
 int dpx_key_tx_del(struct dpx *x, uint32_t vtep) {
   LOCAL_OR(dp_key_tx_del(x->dp, vtep));
@@ -482,7 +488,7 @@ int dpx_send_secure(struct dpx *x, uint32_t vtep, const uint8_t *payload, size_t
   LOCAL_OR(dp_send_secure(x->dp, vtep, payload, n, df));
   struct dpp_send s = {.vtep = vtep, .df = df};
   struct dpw_part p[2] = {{&s, sizeof s}, {payload, n}};
-  return call(x, DPP_SEND_SECURE, p, 2, NULL, 0, NULL, NULL, NULL, 0, NULL);
+  return call_in(x, DPP_SEND_SECURE, p, 2, NULL, 0);
 }
 const char *dpx_cipher(const struct dpx *x) { return x->dp ? dp_cipher(x->dp) : x->cipher; }
 int dpx_fdb_set(struct dpx *x, uint32_t tenant, const uint8_t mac[6], uint8_t kind, uint32_t id) {
@@ -490,14 +496,14 @@ int dpx_fdb_set(struct dpx *x, uint32_t tenant, const uint8_t mac[6], uint8_t ki
   struct dpp_fdb f = {.tenant = tenant, .id = id, .kind = kind};
   memcpy(f.mac, mac, 6);
   struct dpw_part p = {&f, sizeof f};
-  return call(x, DPP_FDB_SET, &p, 1, NULL, 0, NULL, NULL, NULL, 0, NULL);
+  return call_in(x, DPP_FDB_SET, &p, 1, NULL, 0);
 }
 int dpx_fdb_del(struct dpx *x, uint32_t tenant, const uint8_t mac[6]) {
   LOCAL_OR(dp_fdb_del(x->dp, tenant, mac));
   struct dpp_fdb f = {.tenant = tenant};
   memcpy(f.mac, mac, 6);
   struct dpw_part p = {&f, sizeof f};
-  return call(x, DPP_FDB_DEL, &p, 1, NULL, 0, NULL, NULL, NULL, 0, NULL);
+  return call_in(x, DPP_FDB_DEL, &p, 1, NULL, 0);
 }
 int dpx_fdb_idle(struct dpx *x, uint8_t **out, size_t *len) {
   LOCAL_OR(dp_fdb_idle(x->dp, out, len));
