@@ -47,7 +47,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { iperfGbps, type Lab } from '../lab/netns.js';
+import { iperfGbps, type Lab, parsePing } from '../lab/netns.js';
 import { twoHostsOvs } from '../lab/ovs.js';
 import { addKernelVxlan, meshConfig, startDaemon, twoHostsVtepd, UNDERLAY, type Daemonised, type TenantPlan } from '../lab/topology.js';
 import { request } from '../src/daemon/control.js';
@@ -234,7 +234,7 @@ async function ping(o: Overlay, interval: number, count: number): Promise<PingFi
   return {
     interval,
     sent: count,
-    received: rtts.length,
+    received: parsePing(r.stdout, count).received,
     mean: rtts.reduce((a, b) => a + b, 0) / n,
     p99: rtts[Math.min(rtts.length - 1, Math.floor(rtts.length * 0.99))] ?? NaN,
     min: rtts[0] ?? NaN,

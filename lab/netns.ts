@@ -61,14 +61,29 @@ export class Lab {
     }
   }
 
-  /** Run a command inside a host and wait for it; throws with its stderr on failure. */
-  exec(host: string, cmd: string, args: string[], timeoutMs = 120_000): Promise<ExecResult> {
-    return run('ip', ['netns', 'exec', this.ns(host), cmd, ...args], timeoutMs);
+  /**
+   * Run a command inside a host and wait for it; throws with its stderr on failure. A counted
+   * `ping` gets a deadline (see pingDeadline) and, as without one, fails only if nothing came
+   * back.
+   */
+  async exec(host: string, cmd: string, args: string[], timeoutMs = 120_000): Promise<ExecResult> {
+    const deadline = cmd === 'ping' ? pingDeadline(args) : args;
+    if (deadline === args) return run('ip', ['netns', 'exec', this.ns(host), cmd, ...args], timeoutMs);
+    try {
+      return await execFileP('ip', ['netns', 'exec', this.ns(host), cmd, ...deadline], { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
+    } catch (e) {
+      // ping exits 1 when the deadline passes with fewer replies than counted; without a
+      // deadline it would have exited 0 with those replies. Nothing back stays a failure.
+      const err = e as Error & { code?: number; stderr?: string; stdout?: string };
+      if (err.code === 1 && parsePing(err.stdout ?? '').received > 0) return { stdout: err.stdout!, stderr: err.stderr ?? '' };
+      throw new Error(`ip netns exec ${this.ns(host)} ping ${deadline.join(' ')} failed: ${err.stderr?.trim() || err.message}`);
+    }
   }
 
   /** Start a long-running process inside a host; stopped by PID on cleanup. */
   spawn(host: string, cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
-    const child = spawn('ip', ['netns', 'exec', this.ns(host), cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    const argv = cmd === 'ping' ? pingDeadline(args) : args;
+    const child = spawn('ip', ['netns', 'exec', this.ns(host), cmd, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
     this.children.push(child);
     return child;
   }
@@ -228,9 +243,36 @@ export function iperfGbps(json: string): number {
   return bps / 1e9;
 }
 
-/** Parse `ping` summary: transmitted, received, rtt avg (ms). */
-export function parsePing(out: string): { sent: number; received: number; avgMs: number | null } {
+/**
+ * A counted ping (`-c N`) with a deadline (`-w`): 3 × N × interval (a loaded machine sends
+ * slower than asked: 60 probes a second at `-i 0.01` seen beside the suite) + the wait for a
+ * reply (`-W`, 2 s if not given), whole seconds. Without a deadline, iputils' ping waits
+ * for the replies still out after its last probe only max(2 × the slowest round trip so far,
+ * the interval): at `-i 0.01`, a reply 10 ms late is counted lost. With one, it ends as soon
+ * as every reply is in, or at the deadline. `args` itself if it has `-w` already or no `-c`.
+ */
+export function pingDeadline(args: string[]): string[] {
+  const value = (flag: string): number | undefined => {
+    const i = args.indexOf(flag);
+    return i >= 0 && i + 1 < args.length ? Number(args[i + 1]) : undefined;
+  };
+  const count = value('-c');
+  if (count === undefined || !Number.isFinite(count) || args.includes('-w')) return args;
+  const seconds = 3 * count * (value('-i') ?? 1) + (value('-W') ?? 2);
+  return [...args, '-w', String(Math.ceil(seconds))];
+}
+
+/**
+ * Parse `ping` output: transmitted, received, rtt avg (ms). From the summary; with `count`
+ * (the `-c` the ping was given), of its first `count` probes only: a ping with a deadline
+ * (pingDeadline) sends on until `count` replies are in, so where each lost probe matters
+ * the replies are counted by icmp_seq 1..count from the reply lines (not with `-q`).
+ */
+export function parsePing(out: string, count?: number): { sent: number; received: number; avgMs: number | null } {
   const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
   const r = /= [\d.]+\/([\d.]+)\//.exec(out);
-  return { sent: m ? Number(m[1]) : 0, received: m ? Number(m[2]) : 0, avgMs: r ? Number(r[1]) : null };
+  const summary = { sent: m ? Number(m[1]) : 0, received: m ? Number(m[2]) : 0, avgMs: r ? Number(r[1]) : null };
+  if (count === undefined) return summary;
+  const seqs = new Set([...out.matchAll(/bytes from .*icmp_seq=(\d+)/g)].map((x) => Number(x[1])).filter((s) => s >= 1 && s <= count));
+  return { sent: Math.min(summary.sent, count), received: seqs.size, avgMs: summary.avgMs };
 }

@@ -103,7 +103,7 @@ describe('vtepd restart with a supervised gobgpd: the successor adopts it', () =
     const newPid = Number(m![2]);
     successors.push(newPid);
     await pingDone;
-    const p = parsePing(pingOut);
+    const p = parsePing(pingOut, 300);
     console.log(`evpn-takeover: forwarding paused ${m![3]} ms; ping ${p.sent} sent, ${p.received} received (${p.sent - p.received} lost)`);
     expect(p.sent).toBe(300);
     expect(p.sent - p.received).toBeLessThan(100);

@@ -70,7 +70,7 @@ describe('faults: the daemon logs, counts and recovers, and never exits on its o
     const r = await lab
       .exec(`${name}1`, 'ping', ['-c', String(count), '-i', '0.1', '-W', '1', `10.${t}.0.2`], 60_000)
       .catch((e: Error) => ({ stdout: e.message }));
-    return parsePing(r.stdout);
+    return parsePing(r.stdout, count);
   }
 
   /** Ping until `count` in a row answer, for at most `ms`. */

@@ -156,7 +156,7 @@ describe('vtepd GRE-TAP <-> Open vSwitch userspace GRE', () => {
     const kinds = ['version', 'reserved', 'truncated', 'short', 'proto', 'unknownkey', 'csum', 'seq', 'nokey'];
     const sent = await lab.exec('h2', 'python3', [GRE_SEND, UNDERLAY.h2, UNDERLAY.h1, '5001', String(N), ...kinds]);
     expect(sent.stdout.trim().split('\n')).toHaveLength(kinds.length);
-    const p = parsePing((await ping).stdout);
+    const p = parsePing((await ping).stdout, 150);
     // The last malformed packets may still be in the fast path's batch: wait until every
     // sent one is counted (at least the expected totals), then compare exactly.
     const expected = {

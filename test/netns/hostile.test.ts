@@ -81,7 +81,7 @@ tenants:
       120_000,
     );
     expect(sent.stdout.trim().split('\n')).toHaveLength(reached.length + stoppedByKernel.length);
-    const p = parsePing((await ping).stdout);
+    const p = parsePing((await ping).stdout, 400);
     const after = await drops();
     const delta = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
     expect({

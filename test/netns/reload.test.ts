@@ -64,7 +64,7 @@ describe('reload under a running ping', () => {
     expect(await said).toContain('tenant green: added (VNI 5003)');
 
     await done;
-    const result = parsePing(out);
+    const result = parsePing(out, 300);
     expect(result.sent).toBe(300);
     expect(result.received).toBe(300);
 

@@ -319,7 +319,7 @@ describe('encrypted hub and spoke with an attacker on the underlay', () => {
     // iperf3 at a fixed rate the path carries without congestion: a ping lost here is the keys' fault.
     const pinger = hs.lab.exec(hs.endpoint('blue', 'a'), 'ping', ['-i', '0.05', '-c', '120', hs.overlay('blue', 'b')]);
     const iperf = await hs.lab.exec(hs.endpoint('blue', 'a'), 'iperf3', ['-c', hs.overlay('blue', 'b'), '-t', '6', '-b', '500M', '-J'], 60_000);
-    const p = parsePing((await pinger).stdout);
+    const p = parsePing((await pinger).stdout, 120);
     await hs.lab.stop(srv);
     onPath = await cap.stop();
     const after = (await secure(hs, 'a')).peers[0]!.handshakes;
@@ -400,7 +400,7 @@ describe('encrypted hub and spoke with an attacker on the underlay', () => {
         .join('\n'),
     );
     const pinger = hs.lab
-      .exec(hs.endpoint('blue', 'a'), 'ping', ['-i', '0.05', '-c', '60', '-D', hs.overlay('blue', 'b')])
+      .exec(hs.endpoint('blue', 'a'), 'ping', ['-i', '0.05', '-c', '60', '-w', '4', '-D', hs.overlay('blue', 'b')])
       .catch((e) => ({ stdout: String(e.stdout ?? '') }));
     const t0 = Date.now();
     await request(d.socket, 'reload', {});

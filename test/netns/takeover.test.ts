@@ -70,7 +70,7 @@ describe('vtepd restart (takeover) under a running ping', () => {
     successors.push(newPid);
     await pingDone;
     await p.lab.stop(monitor);
-    const result = parsePing(pingOut);
+    const result = parsePing(pingOut, 300);
     const after = await json<StatusResult>(['status']);
     return { before, after, idx, events, result, newPid, gapMs };
   }
