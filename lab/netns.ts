@@ -63,19 +63,22 @@ export class Lab {
 
   /**
    * Run a command inside a host and wait for it; throws with its stderr on failure. A counted
-   * `ping` gets a deadline (see pingDeadline) and, as without one, fails only if nothing came
-   * back.
+   * `ping` gets a deadline (see pingDeadline), and a last line saying so that parsePing
+   * reads; as without one, it fails only if none of its first `count` probes was answered.
    */
   async exec(host: string, cmd: string, args: string[], timeoutMs = 120_000): Promise<ExecResult> {
     const deadline = cmd === 'ping' ? pingDeadline(args) : args;
     if (deadline === args) return run('ip', ['netns', 'exec', this.ns(host), cmd, ...args], timeoutMs);
+    const count = Number(args[args.indexOf('-c') + 1]);
+    const said = (r: ExecResult) => ({ stdout: `${r.stdout}${PING_NOTE}: -c ${count} -w ${deadline.at(-1)})\n`, stderr: r.stderr });
     try {
-      return await execFileP('ip', ['netns', 'exec', this.ns(host), cmd, ...deadline], { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
+      return said(await execFileP('ip', ['netns', 'exec', this.ns(host), cmd, ...deadline], { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }));
     } catch (e) {
       // ping exits 1 when the deadline passes with fewer replies than counted; without a
-      // deadline it would have exited 0 with those replies. Nothing back stays a failure.
+      // deadline it would have exited 0 with those replies.
       const err = e as Error & { code?: number; stderr?: string; stdout?: string };
-      if (err.code === 1 && parsePing(err.stdout ?? '').received > 0) return { stdout: err.stdout!, stderr: err.stderr ?? '' };
+      const r = { stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+      if (err.code === 1 && parsePing(r.stdout, count).received > 0) return said(r);
       throw new Error(`ip netns exec ${this.ns(host)} ping ${deadline.join(' ')} failed: ${err.stderr?.trim() || err.message}`);
     }
   }
@@ -262,17 +265,23 @@ export function pingDeadline(args: string[]): string[] {
   return [...args, '-w', String(Math.ceil(seconds))];
 }
 
+/** The line lab.exec adds to the output of a ping it gave a deadline. */
+const PING_NOTE = '(lab: a deadline added to ping';
+
 /**
- * Parse `ping` output: transmitted, received, rtt avg (ms). From the summary; with `count`
- * (the `-c` the ping was given), of its first `count` probes only: a ping with a deadline
- * (pingDeadline) sends on until `count` replies are in, so where each lost probe matters
- * the replies are counted by icmp_seq 1..count from the reply lines (not with `-q`).
+ * Parse `ping` output: transmitted, received, rtt avg (ms), of its first `count` probes (the
+ * `-c` it was given; from lab.exec's line if not passed). A ping with a deadline
+ * (pingDeadline) sends on until `count` replies are in, also while the first are only late
+ * (ARP through a hub), so the replies are counted by icmp_seq 1..count from the reply lines
+ * (not with `-q`). Without a count, the summary as ping printed it.
  */
 export function parsePing(out: string, count?: number): { sent: number; received: number; avgMs: number | null } {
   const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
   const r = /= [\d.]+\/([\d.]+)\//.exec(out);
   const summary = { sent: m ? Number(m[1]) : 0, received: m ? Number(m[2]) : 0, avgMs: r ? Number(r[1]) : null };
-  if (count === undefined) return summary;
+  const note = out.lastIndexOf(PING_NOTE);
+  if (note >= 0) count ??= Number(/ -c (\d+)/.exec(out.slice(note))?.[1]);
+  if (count === undefined || !Number.isFinite(count)) return summary;
   const seqs = new Set([...out.matchAll(/bytes from .*icmp_seq=(\d+)/g)].map((x) => Number(x[1])).filter((s) => s >= 1 && s <= count));
   return { sent: Math.min(summary.sent, count), received: seqs.size, avgMs: summary.avgMs };
 }

@@ -22,5 +22,7 @@ describe('lab: a counted ping waits for every reply until a deadline', () => {
     const out = `${reply(1)}${reply(3)}${reply(3)}${reply(4)}4 packets transmitted, 3 received, +1 duplicates, 25% packet loss, time 30ms\n`;
     expect(parsePing(out, 3)).toEqual({ sent: 3, received: 2, avgMs: null });
     expect(parsePing(out)).toMatchObject({ sent: 4, received: 3 });
+    // lab.exec's line after a ping it gave a deadline stands for the count.
+    expect(parsePing(`${out}(lab: a deadline added to ping: -c 3 -w 5)\n`)).toEqual({ sent: 3, received: 2, avgMs: null });
   });
 });
