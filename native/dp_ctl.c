@@ -84,6 +84,7 @@ int dp_tenant_set(struct dp *dp, uint32_t tid, uint32_t vni) {
   pthread_rwlock_wrlock(&dp->lock);
   struct dp_tenant *t = &dp->tenants[tid];
   if (!t->accept) { t->accept = accept; accept = NULL; }
+  if (tid >= dp->hi_tenant) dp->hi_tenant = tid + 1; /* its accept set is freed by dp_destroy */
   uint32_t other = vni_lookup(dp, vni);
   if (other && other != tid) {
     err = dp_fail(dp, EEXIST, "vni %u is already used by tenant %u", vni, other);
@@ -222,7 +223,7 @@ int dp_tenant_del(struct dp *dp, uint32_t tid) {
   idmap_remove(dp, dp->vni_map, VNI_MAP_SLOTS - 1, vni_hash(t->vni), (uint16_t)tid, tenant_home);
   fdb_flush_tenant(&dp->fdb, tid);
   /* Its ports stay attached (and drained) but unbound until dpPortSet or dpPortDel. */
-  for (uint32_t p = 1; p < DP_MAX_PORTS; p++) {
+  for (uint32_t p = 1; p < dp->hi_port; p++) {
     if (dp->ports[p].in_use && dp->ports[p].tenant == tid) dp->ports[p].tenant = 0;
   }
   uint64_t *accept = t->accept;
@@ -318,7 +319,7 @@ static int port_set(struct dp *dp, uint32_t pid, uint32_t tid, const int *fds, u
     err = dp_fail(dp, ENOMEM, "no memory for the VLAN map of trunk %u", pid);
     goto out;
   }
-  for (uint32_t i = 1; i < DP_MAX_PORTS; i++) {
+  for (uint32_t i = 1; i < dp->hi_port; i++) {
     if (i == pid || !dp->ports[i].in_use) continue;
     for (unsigned a = 0; a < dp->ports[i].nq; a++)
       for (unsigned q = 0; q < nfds; q++)
@@ -364,6 +365,7 @@ static int port_set(struct dp *dp, uint32_t pid, uint32_t tid, const int *fds, u
   p->trunk = trunk;
   p->vmap = trunk ? vmap : NULL;
   p->in_use = true;
+  if (pid >= dp->hi_port) dp->hi_port = pid + 1;
 out:
   if (err && trunk && vmap && vmap != p->vmap) free(vmap);
   pthread_rwlock_unlock(&dp->lock);
@@ -402,6 +404,7 @@ int dp_vlan_port_set(struct dp *dp, uint32_t pid, uint32_t tid, uint32_t trunk, 
     p->vnet = t->vnet;
     p->packet = t->packet;
     p->in_use = true;
+    if (pid >= dp->hi_port) dp->hi_port = pid + 1;
     *slot = (uint16_t)pid;
   }
   pthread_rwlock_unlock(&dp->lock);
@@ -416,7 +419,7 @@ int dp_port_del(struct dp *dp, uint32_t pid) {
     pthread_rwlock_unlock(&dp->lock);
     return dp_fail(dp, ENOENT, "port %u does not exist", pid);
   }
-  for (uint32_t i = 1; p->trunk && i < DP_MAX_PORTS; i++) {
+  for (uint32_t i = 1; p->trunk && i < dp->hi_port; i++) {
     if (dp->ports[i].in_use && dp->ports[i].parent == pid) {
       pthread_rwlock_unlock(&dp->lock);
       return dp_fail(dp, EBUSY, "trunk %u still has VLAN port %u: delete its VLAN ports first", pid, i);
@@ -497,6 +500,7 @@ int dp_vtep_set_ex(struct dp *dp, uint32_t vid, const struct sockaddr_storage *s
   }
   if (other != vid) idmap_insert(dp->addr_map, ADDR_MAP_SLOTS - 1, addr_hash(&addr), (uint16_t)vid);
   v->in_use = true;
+  if (vid >= dp->hi_vtep) dp->hi_vtep = vid + 1;
 out:
   pthread_rwlock_unlock(&dp->lock);
   return err;
@@ -515,7 +519,7 @@ int dp_vtep_del(struct dp *dp, uint32_t vid) {
   fdb_del_pointing_at(&dp->fdb, FDB_KIND_VTEP, vid);
   sec_vtep_forget(dp, vid); /* its send key and the receive keys naming it */
   /* The id may be given to another VTEP: no tenant may keep accepting it. */
-  for (uint32_t t = 1; t < DP_MAX_TENANTS; t++)
+  for (uint32_t t = 1; t < dp->hi_tenant; t++)
     if (dp->tenants[t].accept) dp->tenants[t].accept[vid >> 6] &= ~(1ull << (vid & 63));
   memset(v, 0, sizeof *v);
   pthread_rwlock_unlock(&dp->lock);

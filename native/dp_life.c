@@ -316,8 +316,8 @@ void dp_destroy(struct dp *dp) {
   free(dp->evq.half[1]);
   fdb_free(&dp->fdb);
   sec_free(dp);
-  for (uint32_t t = 1; t < DP_MAX_TENANTS; t++) free(dp->tenants[t].accept);
-  for (uint32_t i = 1; i < DP_MAX_PORTS; i++) free(dp->ports[i].vmap);
+  for (uint32_t t = 1; t < dp->hi_tenant; t++) free(dp->tenants[t].accept);
+  for (uint32_t i = 1; i < dp->hi_port; i++) free(dp->ports[i].vmap);
   pthread_mutex_destroy(&dp->evq.mu);
   pthread_rwlock_destroy(&dp->lock);
   free(dp);

@@ -278,6 +278,11 @@ struct dp {
   uint16_t vni_map[VNI_MAP_SLOTS];
   uint16_t addr_map[ADDR_MAP_SLOTS];
   struct fdb fdb;
+  /* One past the highest tenant, port and VTEP id ever in use (only rise, under the write
+   * lock): the loops over them stop there. On this VM kind a read of an untouched page
+   * faults in a real one (no shared zero page), so a loop over every possible id made the
+   * tables resident, 3.5 MB, with each stats read. */
+  uint32_t hi_tenant, hi_port, hi_vtep;
   int family; /* AF_INET or AF_INET6: the underlay's */
   unsigned n_match_port; /* VTEPs keyed by address and port: decap looks them up first */
   bool gso_ok;              /* UDP_SEGMENT usable (probed; cleared if the kernel keeps refusing) */

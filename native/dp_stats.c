@@ -62,12 +62,12 @@ void dp_stats_read(struct dp *dp, uint64_t counters[DPC__COUNT], struct dp_io_st
   }
   pthread_rwlock_rdlock(&dp->lock); /* in_use is stable only under the lock */
   *nports = *nvteps = 0;
-  for (uint32_t id = 1; id < DP_MAX_PORTS; id++) {
+  for (uint32_t id = 1; id < dp->hi_port; id++) {
     if (!dp->ports[id].in_use) continue;
     ports[*nports].id = id;
     io_sum(dp, IO_PORT, id, &ports[(*nports)++].c);
   }
-  for (uint32_t id = 1; id < DP_MAX_VTEPS; id++) {
+  for (uint32_t id = 1; id < dp->hi_vtep; id++) {
     if (!dp->vteps[id].in_use) continue;
     vteps[*nvteps].id = id;
     io_sum(dp, IO_VTEP, id, &vteps[(*nvteps)++].c);
@@ -78,7 +78,7 @@ void dp_stats_read(struct dp *dp, uint64_t counters[DPC__COUNT], struct dp_io_st
 unsigned dp_tenant_stats(struct dp *dp, struct dp_io_stat *tenants) {
   unsigned n = 0;
   pthread_rwlock_rdlock(&dp->lock);
-  for (uint32_t id = 1; id < DP_MAX_TENANTS; id++) {
+  for (uint32_t id = 1; id < dp->hi_tenant; id++) {
     if (!dp->tenants[id].in_use) continue;
     tenants[n].id = id;
     io_sum(dp, IO_TENANT, id, &tenants[n++].c);

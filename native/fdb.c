@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /*
  * src/native/addon.ts lists "u32 tenantId, u8[6] mac, u16 zero, u32 idleMs, u32 zero" (20 bytes)
@@ -24,20 +25,35 @@ static inline uint32_t fdb_home(const struct fdb *f, uint64_t key) {
   return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> f->shift);
 }
 
+_Static_assert(sizeof(struct fdb_entry) == 24, "a block of FDB_BLOCK entries is 3 pages");
+
+static size_t slots_bytes(const struct fdb *f) { return ((size_t)f->mask + 1) * sizeof *f->slots; }
+static inline uint32_t block_of(uint32_t slot) { return slot >> FDB_BLOCK_SHIFT; }
+
 int fdb_init(struct fdb *f, uint32_t limit) {
   uint32_t slots = limit * 2;
   memset(f, 0, sizeof *f);
-  f->slots = calloc(slots, sizeof *f->slots); /* zero pages: untouched slots cost nothing */
-  if (!f->slots) return ENOMEM;
   f->mask = slots - 1;
   f->shift = 64 - (uint32_t)__builtin_ctz(slots);
   f->limit = limit;
+  /* Zero, untouched until a MAC lands in a block (or a lookup reads one). */
+  void *m = mmap(NULL, slots_bytes(f), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  f->used = calloc(block_of(f->mask) + 1, sizeof *f->used);
+  if (m == MAP_FAILED || !f->used) {
+    if (m != MAP_FAILED) munmap(m, slots_bytes(f));
+    free(f->used);
+    f->used = NULL;
+    return ENOMEM;
+  }
+  f->slots = m;
   return 0;
 }
 
 void fdb_free(struct fdb *f) {
-  free(f->slots);
+  if (f->slots) munmap(f->slots, slots_bytes(f));
+  free(f->used);
   f->slots = NULL;
+  f->used = NULL;
 }
 
 struct fdb_entry *fdb_lookup(const struct fdb *f, uint64_t key) {
@@ -57,6 +73,7 @@ int fdb_set(struct fdb *f, uint64_t key, uint8_t kind, uint32_t id, uint32_t now
   if (e->key == 0) {
     if (f->count >= f->limit) return ENOSPC;
     f->count++;
+    f->used[block_of(i)]++;
   }
   e->kind = kind;
   e->id = id;
@@ -70,11 +87,14 @@ int fdb_set(struct fdb *f, uint64_t key, uint8_t kind, uint32_t id, uint32_t now
  * whose home slot is not cyclically in (hole, j]; such an entry would become unreachable.
  */
 static void fdb_remove_at(struct fdb *f, uint32_t hole) {
+  f->used[block_of(hole)]--;
   for (uint32_t j = (hole + 1) & f->mask; f->slots[j].key != 0; j = (j + 1) & f->mask) {
     uint32_t home = fdb_home(f, f->slots[j].key);
     bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
     if (stays) continue;
     f->slots[hole] = f->slots[j];
+    f->used[block_of(hole)]++;
+    f->used[block_of(j)]--;
     hole = j;
   }
   memset(&f->slots[hole], 0, sizeof f->slots[hole]);
@@ -91,7 +111,8 @@ int fdb_del(struct fdb *f, uint64_t key) {
 /*
  * Delete matching entries in one pass. The pass starts just after an empty slot, so no
  * cluster wraps past its end: a backward shift only moves entries from later in the pass
- * into the current slot, which is why the slot is examined again after a removal.
+ * into the current slot, which is why the slot is examined again after a removal. An empty
+ * block is skipped whole: no cluster crosses it, so nothing shifts into it.
  */
 static uint32_t fdb_delete_if(struct fdb *f, bool (*match)(const struct fdb_entry *, uint64_t, uint64_t),
                               uint64_t a, uint64_t b) {
@@ -100,6 +121,10 @@ static uint32_t fdb_delete_if(struct fdb *f, bool (*match)(const struct fdb_entr
   while (f->slots[start].key != 0) start++; /* exists: load factor <= 1/2 */
   for (uint32_t n = 0; n <= f->mask; n++) {
     uint32_t i = (start + 1 + n) & f->mask;
+    if (f->used[block_of(i)] == 0 && f->mask >= FDB_BLOCK) {
+      n += FDB_BLOCK - 1 - (i & (FDB_BLOCK - 1)); /* to the block's last slot */
+      continue;
+    }
     while (f->slots[i].key != 0 && match(&f->slots[i], a, b)) {
       fdb_remove_at(f, i);
       removed++;
@@ -127,6 +152,10 @@ uint32_t fdb_del_pointing_at(struct fdb *f, uint8_t kind, uint32_t id) {
 uint32_t fdb_idle_dump(const struct fdb *f, uint32_t now_ms, uint8_t *out, uint32_t cap) {
   uint32_t n = 0;
   for (uint32_t i = 0; i <= f->mask && n < cap; i++) {
+    if (f->used[block_of(i)] == 0) {
+      i |= FDB_BLOCK - 1; /* past the empty block */
+      continue;
+    }
     const struct fdb_entry *e = &f->slots[i];
     if (e->key == 0) continue;
     struct fdb_idle_record r = {0};

@@ -31,10 +31,20 @@ struct fdb_entry {
   uint8_t kind; /* FDB_KIND_* */
 };
 
+/*
+ * The slots in blocks of FDB_BLOCK (3 pages of 24-byte entries), each with its count of
+ * entries: the scans (ageing, flushes) skip empty blocks. On this VM kind a read of a page
+ * never written faults in a real one, so a scan of every slot made the whole table (12 MB
+ * at the default size) resident though it held a handful of MACs.
+ */
+#define FDB_BLOCK_SHIFT 9
+#define FDB_BLOCK (1u << FDB_BLOCK_SHIFT)
+
 struct fdb {
-  struct fdb_entry *slots;
-  uint32_t mask;  /* slots - 1 */
-  uint32_t shift; /* 64 - log2(slots), for Fibonacci hashing */
+  struct fdb_entry *slots; /* mmap()ed: page-aligned, so a block is whole pages */
+  uint16_t *used;          /* entries in each block */
+  uint32_t mask;           /* slots - 1 */
+  uint32_t shift;          /* 64 - log2(slots), for Fibonacci hashing */
   uint32_t count;
   uint32_t limit; /* entries allowed (slots / 2) */
 };

@@ -265,7 +265,7 @@ void sec_free(struct dp *dp) {
     for (uint32_t i = 0; i < DP_SEC_RX_SLOTS; i++) rxkey_free(dp->rx_keys[i]);
   free(dp->rx_keys);
   dp->rx_keys = NULL;
-  for (uint32_t v = 1; v < DP_MAX_VTEPS; v++) {
+  for (uint32_t v = 1; v < dp->hi_vtep; v++) {
     txkey_free(dp->vteps[v].tx);
     dp->vteps[v].tx = NULL;
   }
