@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { notOk, runTap } from '../support/ctap.js';
 
 const execFileP = promisify(execFile);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -34,19 +35,8 @@ describe('native/fdb.c (C unit tests)', () => {
   });
 
   it('churn agrees with a plain list; ageing scans keep only the MACs’ pages resident', async () => {
-    let out: string;
-    let ok = true;
-    try {
-      out = (await execFileP(bin, [], { timeout: 60_000 })).stdout;
-    } catch (e) {
-      const err = e as { stdout?: string; stderr?: string; message: string };
-      out = `${err.stdout ?? ''}\n${err.stderr ?? err.message}`;
-      ok = false;
-    }
-    expect(
-      out.split('\n').filter((l) => l.startsWith('not ok')),
-      out,
-    ).toEqual([]);
+    const { ok, out } = await runTap(bin, []);
+    expect(notOk(out), out).toEqual([]);
     expect(ok, out).toBe(true);
     expect(out).toMatch(/^1\.\.6$/m);
   });

@@ -12,19 +12,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Lab } from '../../lab/netns.js';
+import { runTap } from '../support/ctap.js';
 
 const execFileP = promisify(execFile);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-
-async function runTap(cmd: string, args: string[]): Promise<{ ok: boolean; out: string }> {
-  try {
-    const { stdout } = await execFileP(cmd, args, { timeout: 30_000 });
-    return { ok: true, out: stdout };
-  } catch (e) {
-    const err = e as { stdout?: string; stderr?: string; message: string };
-    return { ok: false, out: `${err.stdout ?? ''}\n${err.stderr ?? err.message}` };
-  }
-}
 
 /** The TAP lines that failed, or the whole output if the plan line is missing (a crash). */
 function failures(out: string): string {

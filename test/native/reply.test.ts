@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Lab } from '../../lab/netns.js';
+import { notOk, runTap } from '../support/ctap.js';
 
 const execFileP = promisify(execFile);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -60,19 +61,8 @@ describe('the decap thread answers the reply (C unit tests)', () => {
 
   it('sends what the endpoint answered in order, once, counted on the thread that read it', async () => {
     await lab.addHost('reply');
-    let out = '';
-    let ok = true;
-    try {
-      out = (await execFileP('ip', ['netns', 'exec', lab.ns('reply'), bin], { timeout: 60_000 })).stdout;
-    } catch (e) {
-      const err = e as { stdout?: string; stderr?: string; message: string };
-      out = `${err.stdout ?? ''}\n${err.stderr ?? err.message}`;
-      ok = false;
-    }
-    expect(
-      out.split('\n').filter((l) => l.startsWith('not ok')),
-      out,
-    ).toEqual([]);
+    const { ok, out } = await runTap('ip', ['netns', 'exec', lab.ns('reply'), bin]);
+    expect(notOk(out), out).toEqual([]);
     expect(ok, out).toBe(true);
     expect(out).toMatch(/^1\.\.25$/m);
   }, 90_000);
