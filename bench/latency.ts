@@ -27,7 +27,12 @@
  *
  * One measurement at a time: each measurement runs over all overlays before the next, the
  * order reversed every other measurement, so a load that comes and goes on the machine hits
- * them alike. During each ping run, the daemons' wake-ups per round trip are counted: the
+ * them alike. The pings go in BENCH_LATENCY_PASSES passes (default 4): a pass is a share of
+ * each overlay's pings, all overlays in turn (the order reversed every other pass), and an
+ * overlay's figures are of all its passes together. This machine has slow spells that last
+ * a minute or so (a round of 200 pings at -i 0.2 over 1 ms 4 times, the next 28 times), and
+ * 100 pings at -i 0.2 take 20 s an overlay: in one run each, an overlay could get a spell
+ * to itself. During each ping run, the daemons' wake-ups per round trip are counted: the
  * voluntary context switches of all their threads (/proc/PID/task/TID/sched), and of those
  * the migrations (a thread woken on another CPU than it last ran on), less their idle rate
  * measured over the second before the run (timers: an idle vtepd's main thread wakes about
@@ -75,9 +80,12 @@ export const LATENCY_OVERLAYS = [
   'OVS userspace VXLAN',
 ] as const;
 
-/** Progress steps of latencyRows (the idle phase is one). */
-export const latencySteps = (opts: Pick<LatencyOptions, 'idleSeconds'> = latencyOptions()) =>
-  LATENCY_MEASURES.length * LATENCY_OVERLAYS.length + (opts.idleSeconds > 0 ? 1 : 0);
+/** The ping measures, in passes (LatencyOptions.passes). */
+const PING_MEASURES: readonly Measure[] = ['ping -i 0.01', 'ping -i 0.2'];
+
+/** Progress steps of latencyRows (the idle phase is one; a ping measure one per pass). */
+export const latencySteps = (opts: Pick<LatencyOptions, 'idleSeconds' | 'passes'> = latencyOptions()) =>
+  (LATENCY_MEASURES.length - PING_MEASURES.length + PING_MEASURES.length * opts.passes) * LATENCY_OVERLAYS.length + (opts.idleSeconds > 0 ? 1 : 0);
 
 export interface LatencyOptions {
   /** Pings at -i 0.01 and -i 0.2. */
@@ -87,6 +95,8 @@ export interface LatencyOptions {
   seconds: number;
   /** The idle phase (0: none). */
   idleSeconds: number;
+  /** The pings of each overlay in this many passes, all overlays in turn in each. */
+  passes: number;
 }
 
 /** What an overlay's daemons did while idle. */
@@ -132,7 +142,8 @@ export interface LatencyRow {
 }
 
 export interface LatencyFigures {
-  pings: { fast: number; slow: number };
+  /** passes: absent in runs before passes (one run of each overlay's pings). */
+  pings: { fast: number; slow: number; passes?: number };
   seconds: number;
   /** The idle phase's length (0 or absent: none). */
   idleSeconds?: number;
@@ -220,29 +231,55 @@ async function idleWindow(overlays: Overlay[], seconds: number, report: Progress
 const idleSaid = (m: Map<string, IdleFigure>) =>
   [...m].map(([name, f]) => `${name} ${f.cpuSeconds.toFixed(2)} CPU-s, ${f.wakeupsPerSecond.toFixed(1)} wake-ups/s`).join('; ');
 
-async function ping(o: Overlay, interval: number, count: number): Promise<PingFigure> {
+/** One pass of pings of an overlay: its RTTs (ms), and the wake-ups beyond its idle rate. */
+interface PingPass {
+  sent: number;
+  received: number;
+  rtts: number[];
+  wakeups: number;
+  migrations: number;
+  idleWakeupsPerSecond: number;
+}
+
+async function pingPass(o: Overlay, interval: number, count: number): Promise<PingPass> {
   const idle0 = switches(o.pids);
   await new Promise((r) => setTimeout(r, IDLE_MS));
   const before = switches(o.pids);
   const idle = { wakeups: (before.wakeups - idle0.wakeups) / IDLE_MS, migrations: (before.migrations - idle0.migrations) / IDLE_MS };
   const t0 = Date.now();
-  const r = await o.lab.exec(o.client, 'ping', ['-c', String(count), '-i', String(interval), '-W', '1', o.addr], (count * interval + 60) * 1000);
+  const r = await o.lab.exec(o.client, 'ping', ['-c', String(count), '-i', String(interval), '-W', '1', o.addr], (3 * count * interval + 60) * 1000);
   const after = switches(o.pids);
   const elapsed = Date.now() - t0;
-  const rtts = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
-  const n = Math.max(1, rtts.length);
   return {
-    interval,
     sent: count,
     received: parsePing(r.stdout, count).received,
-    mean: rtts.reduce((a, b) => a + b, 0) / n,
-    p99: rtts[Math.min(rtts.length - 1, Math.floor(rtts.length * 0.99))] ?? NaN,
-    min: rtts[0] ?? NaN,
-    wakeups: Math.max(0, after.wakeups - before.wakeups - idle.wakeups * elapsed) / n,
-    migrations: Math.max(0, after.migrations - before.migrations - idle.migrations * elapsed) / n,
+    rtts: [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])),
+    wakeups: Math.max(0, after.wakeups - before.wakeups - idle.wakeups * elapsed),
+    migrations: Math.max(0, after.migrations - before.migrations - idle.migrations * elapsed),
     idleWakeupsPerSecond: idle.wakeups * 1000,
   };
 }
+
+/** An overlay's passes as one figure: the RTTs of all of them, wake-ups per ping over all. */
+export function pingFigure(interval: number, passes: PingPass[]): PingFigure {
+  const rtts = passes.flatMap((p) => p.rtts).sort((a, b) => a - b);
+  const n = Math.max(1, rtts.length);
+  const sum = (f: (p: PingPass) => number) => passes.reduce((a, p) => a + f(p), 0);
+  return {
+    interval,
+    sent: sum((p) => p.sent),
+    received: sum((p) => p.received),
+    mean: rtts.reduce((a, b) => a + b, 0) / n,
+    p99: rtts[Math.min(rtts.length - 1, Math.floor(rtts.length * 0.99))] ?? NaN,
+    min: rtts[0] ?? NaN,
+    wakeups: sum((p) => p.wakeups) / n,
+    migrations: sum((p) => p.migrations) / n,
+    idleWakeupsPerSecond: sum((p) => p.idleWakeupsPerSecond) / Math.max(1, passes.length),
+  };
+}
+
+/** Pass k's share of `count` pings in `passes` passes (they add up to count). */
+export const passShare = (count: number, passes: number, k: number) => Math.floor((count * (k + 1)) / passes) - Math.floor((count * k) / passes);
 
 /** iperf3 -J from the overlay's client to its server with `args`. */
 async function iperf(o: Overlay, seconds: number, args: string[]): Promise<string> {
@@ -383,10 +420,14 @@ export async function latencyRows(opts: LatencyOptions, report: Progress = silen
       for (const [name, f] of idle) got.get(name)!.idle = f;
     }
     const run: Record<Measure, (x: Overlay) => Promise<Partial<LatencyRow>>> = {
-      'ping -i 0.01': async (x) => ({ fast: await ping(x, 0.01, opts.fast) }),
-      'ping -i 0.2': async (x) => ({ slow: await ping(x, 0.2, opts.slow) }),
+      'ping -i 0.01': async () => ({}),
+      'ping -i 0.2': async () => ({}),
       'TCP 1 stream': async (x) => ({ tcp1: iperfGbps(await iperf(x, opts.seconds, [])) }),
       'UDP 64 B': async (x) => ({ udp64pps: await udp64(x, opts.seconds) }),
+    };
+    const pings: Record<string, { interval: number; count: number; key: 'fast' | 'slow' }> = {
+      'ping -i 0.01': { interval: 0.01, count: opts.fast, key: 'fast' },
+      'ping -i 0.2': { interval: 0.2, count: opts.slow, key: 'slow' },
     };
     const detail: Record<Measure, string> = {
       'ping -i 0.01': `${opts.fast} pings`,
@@ -394,7 +435,25 @@ export async function latencyRows(opts: LatencyOptions, report: Progress = silen
       'TCP 1 stream': `${opts.seconds} s`,
       'UDP 64 B': `${opts.seconds} s`,
     };
-    for (const [i, m] of LATENCY_MEASURES.entries())
+    for (const [i, m] of LATENCY_MEASURES.entries()) {
+      const p = pings[m];
+      if (p) {
+        const done = new Map<string, PingPass[]>(overlays.map((x) => [x.name, []]));
+        for (let k = 0; k < opts.passes; k++) {
+          const share = passShare(p.count, opts.passes, k);
+          for (const x of (i + k) % 2 ? [...overlays].reverse() : overlays) {
+            const pass = await report.step(
+              `${x.name} ${m} (pass ${k + 1}/${opts.passes})`,
+              () => (share > 0 ? pingPass(x, p.interval, share) : Promise.resolve(null)),
+              (r) => (r ? pingSaid(pingFigure(p.interval, [r])) : 'no pings in this pass'),
+              `${share} pings`,
+            );
+            if (pass) done.get(x.name)!.push(pass);
+          }
+        }
+        for (const x of overlays) got.get(x.name)![p.key] = pingFigure(p.interval, done.get(x.name)!);
+        continue;
+      }
       for (const x of i % 2 ? [...overlays].reverse() : overlays)
         Object.assign(
           got.get(x.name)!,
@@ -412,8 +471,9 @@ export async function latencyRows(opts: LatencyOptions, report: Progress = silen
             detail[m],
           ),
         );
+    }
     return {
-      pings: { fast: opts.fast, slow: opts.slow },
+      pings: { fast: opts.fast, slow: opts.slow, passes: opts.passes },
       seconds: opts.seconds,
       idleSeconds: opts.idleSeconds,
       rows: overlays.map((x) => got.get(x.name) as LatencyRow),
@@ -483,19 +543,20 @@ export function latencyTable(f: LatencyFigures): string {
   const vs = vsBest(f);
   for (const o of vtepdRows(f)) cells.push([ratioLabel(o), '', ...vsBest(f, o).map((v) => `${v.ratio.toFixed(2)}×`), '', '', '', '']);
   return [
-    `Latency against userspace peers (#18; ping: ${f.pings.fast} at -i 0.01, ${f.pings.slow} at -i 0.2; iperf3 ${f.seconds} s; one run, each measurement over all overlays in turn):`,
+    `Latency against userspace peers (#18; ping: ${f.pings.fast} at -i 0.01, ${f.pings.slow} at -i 0.2${f.pings.passes ? `, in ${f.pings.passes} passes` : ''}; iperf3 ${f.seconds} s; one run, each measurement over all overlays in turn):`,
     ...markdownTable(head, cells),
     `best userspace overlay per column: ${vs.map((v) => `${v.head}: ${v.best}`).join('; ')}`,
   ].join('\n');
 }
 
-/** The run's sizes from the environment (BENCH_LATENCY_PINGS, BENCH_LATENCY_SLOW_PINGS, BENCH_SECONDS, BENCH_IDLE_SECONDS). */
+/** The run's sizes from the environment (BENCH_LATENCY_PINGS, BENCH_LATENCY_SLOW_PINGS, BENCH_SECONDS, BENCH_IDLE_SECONDS, BENCH_LATENCY_PASSES). */
 export function latencyOptions(env: NodeJS.ProcessEnv = process.env): LatencyOptions {
   return {
     fast: Math.max(1, Number(env.BENCH_LATENCY_PINGS ?? 1000)),
     slow: Math.max(1, Number(env.BENCH_LATENCY_SLOW_PINGS ?? 100)),
     seconds: Number(env.BENCH_SECONDS ?? 5),
     idleSeconds: Math.max(0, Number(env.BENCH_IDLE_SECONDS ?? 60)),
+    passes: Math.max(1, Math.floor(Number(env.BENCH_LATENCY_PASSES ?? 4))),
   };
 }
 

@@ -4,7 +4,18 @@
  * throughput; the kernel is not a userspace overlay).
  */
 import { describe, expect, it } from 'vitest';
-import { latencyChartSvg, latencyOptions, latencySteps, latencyTable, vsBest, vsBestJson, type LatencyFigures, type LatencyRow } from '../../bench/latency.js';
+import {
+  latencyChartSvg,
+  latencyOptions,
+  latencySteps,
+  latencyTable,
+  passShare,
+  pingFigure,
+  vsBest,
+  vsBestJson,
+  type LatencyFigures,
+  type LatencyRow,
+} from '../../bench/latency.js';
 
 const ping = (mean: number, p99: number, wakeups = 0) => ({
   interval: 0.01,
@@ -96,15 +107,22 @@ describe('bench latency table', () => {
   });
 
   it('takes its sizes from the environment', () => {
-    expect(latencyOptions({})).toEqual({ fast: 1000, slow: 100, seconds: 5, idleSeconds: 60 });
-    expect(latencyOptions({ BENCH_LATENCY_PINGS: '200', BENCH_LATENCY_SLOW_PINGS: '20', BENCH_SECONDS: '2', BENCH_IDLE_SECONDS: '0' })).toEqual({
-      fast: 200,
-      slow: 20,
-      seconds: 2,
-      idleSeconds: 0,
-    });
-    // The idle phase is one progress step more.
-    expect(latencySteps({ idleSeconds: 60 }) - latencySteps({ idleSeconds: 0 })).toBe(1);
+    expect(latencyOptions({})).toEqual({ fast: 1000, slow: 100, seconds: 5, idleSeconds: 60, passes: 4 });
+    expect(
+      latencyOptions({ BENCH_LATENCY_PINGS: '200', BENCH_LATENCY_SLOW_PINGS: '20', BENCH_SECONDS: '2', BENCH_IDLE_SECONDS: '0', BENCH_LATENCY_PASSES: '2' }),
+    ).toEqual({ fast: 200, slow: 20, seconds: 2, idleSeconds: 0, passes: 2 });
+    // The idle phase is one progress step more; each pass of the two ping measures one per overlay.
+    expect(latencySteps({ idleSeconds: 60, passes: 4 }) - latencySteps({ idleSeconds: 0, passes: 4 })).toBe(1);
+    expect(latencySteps({ idleSeconds: 0, passes: 3 }) - latencySteps({ idleSeconds: 0, passes: 1 })).toBe(2 * 2 * 8);
+  });
+
+  it('splits the pings into passes that add up, and joins an overlay’s passes into one figure', () => {
+    expect([0, 1, 2, 3].map((k) => passShare(100, 4, k))).toEqual([25, 25, 25, 25]);
+    expect([0, 1, 2].map((k) => passShare(10, 3, k)).reduce((a, b) => a + b)).toBe(10);
+    const pass = (rtts: number[], wakeups: number) => ({ sent: rtts.length, received: rtts.length, rtts, wakeups, migrations: 0, idleWakeupsPerSecond: 1 });
+    const f = pingFigure(0.2, [pass([0.3, 0.4], 8), pass([0.2, 5.0], 12)]);
+    expect(f).toMatchObject({ interval: 0.2, sent: 4, received: 4, min: 0.2, p99: 5.0, wakeups: 5, idleWakeupsPerSecond: 1 });
+    expect(f.mean).toBeCloseTo(1.475, 6);
   });
 
   it('charts the ping mean and p99 at both rates, a bar per overlay, each ÷ the best userspace overlay', () => {
