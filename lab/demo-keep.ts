@@ -4,11 +4,14 @@
  * <tmpdir>/vtepd-demo-ID.json, records what was made: the namespaces, and each daemon's
  * PID with its start time (/proc/PID/stat). --clean stops those daemons by PID, only while
  * the PID is still the process that was recorded, then deletes the namespaces, the files
- * and the state file. Nothing is ever found by a process or namespace name pattern.
+ * and the state file. A daemon replaced by `vtepd restart` (a takeover: a new PID) is found
+ * by asking its control socket for its PID, and stopped while that process runs the kept
+ * config. Nothing is ever found by a process or namespace name pattern.
  */
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { request } from '../src/daemon/control.js';
 import { run } from './netns.js';
 import type { Mesh, TenantPlan } from './topology.js';
 import { until } from './wait.js';
@@ -98,21 +101,50 @@ export async function keepDemo(t: Mesh, tenants: TenantPlan[], out: (s: string) 
   return state;
 }
 
-/** Stop one kept daemon by PID while it is still the recorded process: SIGTERM, then SIGKILL. */
+/** Stop process `pid` while its start time is still `start`: SIGTERM, then SIGKILL. */
+async function stopPid(host: string, pid: number, start: string, why = ''): Promise<string> {
+  const gone = () => startTime(pid) !== start;
+  process.kill(pid, 'SIGTERM');
+  try {
+    await until(`vtepd PID ${pid} to exit after SIGTERM`, async () => gone(), Boolean, 10_000);
+    return `${host}: vtepd PID ${pid}${why} stopped`;
+  } catch {
+    if (!gone()) process.kill(pid, 'SIGKILL');
+    await until(`vtepd PID ${pid} to exit after SIGKILL`, async () => gone(), Boolean, 5_000);
+    return `${host}: vtepd PID ${pid}${why} killed (it did not exit on SIGTERM within 10 s)`;
+  }
+}
+
+/**
+ * The daemon that took over from a kept one (`vtepd restart`): the PID its control socket
+ * answers with, when that is not the recorded one and that process runs the kept config.
+ */
+async function successorOf(d: KeptDaemon): Promise<{ pid: number; start: string } | null> {
+  let pid: number;
+  try {
+    pid = (await request<{ pid: number }>(d.socket, 'status', {}, { timeoutMs: 3000 })).pid;
+  } catch {
+    return null; // no daemon on the socket
+  }
+  if (pid === d.pid) return null;
+  let argv: string[];
+  try {
+    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return null;
+  }
+  const start = startTime(pid);
+  return argv.includes(d.config) && start ? { pid, start } : null;
+}
+
+/** Stop one kept daemon by PID while it is still the recorded process (or its successor after a restart). */
 async function stopKept(d: KeptDaemon): Promise<string> {
+  const next = await successorOf(d);
+  if (next) return stopPid(d.host, next.pid, next.start, ` (it took over from PID ${d.pid}: vtepd restart)`);
   const now = startTime(d.pid);
   if (now === null) return `${d.host}: vtepd PID ${d.pid} had already exited`;
   if (now !== d.startTime) return `${d.host}: PID ${d.pid} is another process now (started later); left alone`;
-  const gone = () => startTime(d.pid) !== d.startTime;
-  process.kill(d.pid, 'SIGTERM');
-  try {
-    await until(`vtepd PID ${d.pid} to exit after SIGTERM`, async () => gone(), Boolean, 10_000);
-    return `${d.host}: vtepd PID ${d.pid} stopped`;
-  } catch {
-    if (!gone()) process.kill(d.pid, 'SIGKILL');
-    await until(`vtepd PID ${d.pid} to exit after SIGKILL`, async () => gone(), Boolean, 5_000);
-    return `${d.host}: vtepd PID ${d.pid} killed (it did not exit on SIGTERM within 10 s)`;
-  }
+  return stopPid(d.host, d.pid, d.startTime);
 }
 
 /** `vtepd demo --clean ID`: stop the kept demo's daemons, delete its namespaces and files. True when all is gone. */

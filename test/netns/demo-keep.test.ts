@@ -1,8 +1,9 @@
 /**
  * `vtepd demo --keep` and `vtepd demo --clean ID` with the built command: the demo leaves
  * its namespaces and daemons up and says how to use them; `status` and `fdb show` answer on
- * a kept daemon's socket after the demo has exited; --clean stops the recorded PIDs and
- * deletes the namespaces, and nothing is left.
+ * a kept daemon's socket after the demo has exited; --clean stops the recorded PIDs (and
+ * the successor of one that `vtepd restart` replaced) and deletes the namespaces, and
+ * nothing is left.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
@@ -51,12 +52,20 @@ describe('vtepd demo --keep, then --clean', () => {
     expect(fdb.stdout).toMatch(/^blue +5001 +02:00:00:00:01:01 +vtep 10\.0\.0\.1/m);
   });
 
-  it('--clean stops the recorded daemons and deletes the namespaces, the files and the state', async () => {
+  it('--clean stops the recorded daemons, and the successor of one restarted, and deletes the namespaces, the files and the state', async () => {
+    const [h1, h2] = kept!.daemons;
+    // h2 restarted (a takeover): a new PID that --clean did not record.
+    const restart = await vtepd(['restart', '-s', h2!.socket]);
+    const next = Number(/-> (\d+)/.exec(restart.stdout)?.[1]);
+    expect(restart.code, restart.stderr).toBe(0);
+    const nextStart = startTime(next);
+    expect(nextStart).not.toBeNull();
     const r = await vtepd(['demo', '--clean', kept!.id]);
     expect(r.code, r.stderr).toBe(0);
-    for (const d of kept!.daemons) expect(r.stdout).toContain(`${d.host}: vtepd PID ${d.pid} stopped`);
+    expect(r.stdout).toContain(`h1: vtepd PID ${h1!.pid} stopped`);
+    expect(r.stdout).toContain(`h2: vtepd PID ${next} (it took over from PID ${h2!.pid}: vtepd restart) stopped`);
     expect(r.stdout).toContain(`demo --clean: ${kept!.id} removed`);
-    await until('the kept daemons to be gone', async () => kept!.daemons.every((d) => startTime(d.pid) !== d.startTime));
+    await until('the kept daemons to be gone', async () => kept!.daemons.every((d) => startTime(d.pid) !== d.startTime) && startTime(next) !== nextStart);
     for (const ns of kept!.namespaces) expect(existsSync(`/run/netns/${ns}`), ns).toBe(false);
     expect(kept!.namespaces).toHaveLength(6);
     expect(existsSync(kept!.dir)).toBe(false);
