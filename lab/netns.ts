@@ -72,14 +72,12 @@ export class Lab {
     const count = Number(args[args.indexOf('-c') + 1]);
     const said = (r: ExecResult) => ({ stdout: `${r.stdout}${PING_NOTE}: -c ${count} -w ${deadline.at(-1)})\n`, stderr: r.stderr });
     try {
-      return said(await execFileP('ip', ['netns', 'exec', this.ns(host), cmd, ...deadline], { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }));
+      return said(await run('ip', ['netns', 'exec', this.ns(host), cmd, ...deadline], timeoutMs));
     } catch (e) {
       // ping exits 1 when the deadline passes with fewer replies than counted; without a
       // deadline it would have exited 0 with those replies.
-      const err = e as Error & { code?: number; stderr?: string; stdout?: string };
-      const r = { stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-      if (err.code === 1 && parsePing(r.stdout, count).received > 0) return said(r);
-      throw new Error(`ip netns exec ${this.ns(host)} ping ${deadline.join(' ')} failed: ${err.stderr?.trim() || err.message}`);
+      if (e instanceof ExecError && e.code === 1 && parsePing(e.stdout, count).received > 0) return said(e);
+      throw e;
     }
   }
 
@@ -200,13 +198,26 @@ export class Lab {
   }
 }
 
+/** A command run() ran that failed: the message names it, and what it printed comes along. */
+export class ExecError extends Error implements ExecResult {
+  constructor(
+    message: string,
+    readonly stdout: string,
+    readonly stderr: string,
+    /** Its exit status; a string (ETIMEDOUT, ENOENT, ...) when it did not exit on its own. */
+    readonly code: number | string | undefined,
+  ) {
+    super(message);
+  }
+}
+
 export async function run(cmd: string, args: string[], timeoutMs = 120_000): Promise<ExecResult> {
   try {
     const { stdout, stderr } = await execFileP(cmd, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
     return { stdout, stderr };
   } catch (e) {
-    const err = e as Error & { stderr?: string; stdout?: string };
-    throw new Error(`${cmd} ${args.join(' ')} failed: ${err.stderr?.trim() || err.message}`);
+    const err = e as Error & { stderr?: string; stdout?: string; code?: number | string };
+    throw new ExecError(`${cmd} ${args.join(' ')} failed: ${err.stderr?.trim() || err.message}`, err.stdout ?? '', err.stderr ?? '', err.code);
   }
 }
 
