@@ -201,7 +201,7 @@ static void reap(struct dpx *x, bool wait) {
       return;
     }
     if (!wait) return;
-    if (i == 200 && x->pidfd >= 0) syscall(SYS_pidfd_send_signal, x->pidfd, SIGKILL, NULL, 0); /* 2 s after its control socket closed */
+    if (i == 200) sever(x); /* 2 s after its control socket closed */
     struct timespec ts = {0, 10 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }

@@ -121,7 +121,7 @@ static uint32_t fdb_delete_if(struct fdb *f, bool (*match)(const struct fdb_entr
   while (f->slots[start].key != 0) start++; /* exists: load factor <= 1/2 */
   for (uint32_t n = 0; n <= f->mask; n++) {
     uint32_t i = (start + 1 + n) & f->mask;
-    if (f->used[block_of(i)] == 0 && f->mask >= FDB_BLOCK) {
+    if (f->used[block_of(i)] == 0) {
       n += FDB_BLOCK - 1 - (i & (FDB_BLOCK - 1)); /* to the block's last slot */
       continue;
     }
