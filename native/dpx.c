@@ -6,6 +6,7 @@
  */
 #include "dpx.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,9 +33,13 @@ struct dpx {
   int pidfd; /* signals reach this child only, never a process that took its PID later */
   int ctl, ev;
   bool dead, reaped;
+  bool hung; /* ended by us: it did not answer a request in CALL_TIMEOUT_S */
   int wstatus;
   char err[DPP_ERR_LEN];
   char cipher[32];
+  /* Event records the reader thread had no room for (JS that far behind): added to the
+   * child's own event_queue_full in dpx_stats_read, as the in-process queue counts them. */
+  uint64_t ev_dropped;
   int ufds[1 + DP_MAX_SOURCE_PORTS]; /* our copies of the child's underlay sockets */
   /* The last DPP_STATS answer, kept by dpx_stats_read for the dpx_tenant_stats and
    * dpx_queue_stats that the addon calls right after it (one request, not three). */
@@ -52,6 +58,15 @@ struct dpx {
 };
 
 static __thread char step_buf[DPP_ERR_LEN];
+
+/*
+ * How long one request may wait for the child: its send and each read of the answer. The
+ * child answers in microseconds (a table change, a stats copy); one that has not answered
+ * in this time is stopped or stuck, and the JS thread waiting on it is the daemon's whole
+ * control plane. So it is ended (SIGKILL through its pidfd), the call fails with ETIMEDOUT
+ * and every later one with EPIPE, and the daemon's periodic check finds it gone.
+ */
+#define CALL_TIMEOUT_S 5
 
 /* JS thread: the child is no longer usable; say so in the error. */
 static void gone(struct dpx *x) {
@@ -111,6 +126,12 @@ static int call(struct dpx *x, uint32_t op, const struct dpw_part *parts, unsign
     for (unsigned i = 0; i < ngot; i++) close(got[i]);
     sever(x);
     gone(x);
+    if (e == EAGAIN || e == EWOULDBLOCK) {
+      x->hung = true;
+      snprintf(x->err, sizeof x->err, "the data path process (pid %d) did not answer for %d s and was ended (SIGKILL)",
+               (int)x->pid, CALL_TIMEOUT_S);
+      return ETIMEDOUT;
+    }
     return EPIPE;
   }
   if (r.err) {
@@ -150,6 +171,19 @@ static int call_key(struct dpx *x, uint32_t op, uint32_t index, uint32_t vtep, c
   return err;
 }
 
+/* The event records in one chunk from the child (each starts with its length, le32). */
+static uint64_t records_in(const uint8_t *p, size_t n) {
+  uint64_t k = 0;
+  for (size_t off = 0; off + DP_EVENT_HEADER <= n; k++) {
+    uint32_t rl;
+    memcpy(&rl, p + off, sizeof rl);
+    rl = le32toh(rl);
+    if (rl < DP_EVENT_HEADER) return k + 1; /* the child never writes one: count what we saw */
+    off += rl;
+  }
+  return k;
+}
+
 static void *reader_main(void *arg) {
   struct dpx *x = arg;
   uint8_t *tmp = NULL;
@@ -179,8 +213,8 @@ static void *reader_main(void *arg) {
       if (x->len[c] + n <= x->cap[c]) {
         memcpy(x->half[c] + x->len[c], tmp, n);
         x->len[c] += n;
-      }
-    }
+      } else x->ev_dropped += records_in(tmp, n);
+    } else x->ev_dropped += records_in(tmp, n);
     /* Under the lock: once dpx_stop has cleared it, no wake-up is on its way (the uv_async
      * behind it may be closed and freed right after). */
     if (x->notify) x->notify(x->notify_arg);
@@ -248,6 +282,9 @@ static int spawn_child(struct dpx *x, const char *exe) {
   }
   x->ctl = c[0];
   x->ev = e[0];
+  struct timeval tv = {.tv_sec = CALL_TIMEOUT_S};
+  setsockopt(x->ctl, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(x->ctl, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   x->pidfd = (int)syscall(SYS_pidfd_open, x->pid, 0); /* before anyone reaps it: still ours */
   return 0;
 }
@@ -381,7 +418,8 @@ pid_t dpx_process(struct dpx *x, bool *alive, char *exit, size_t exit_len) {
   *alive = !x->reaped;
   if (exit_len) exit[0] = 0;
   if (x->reaped && exit_len) {
-    if (WIFSIGNALED(x->wstatus)) snprintf(exit, exit_len, "killed by signal %d", WTERMSIG(x->wstatus));
+    if (x->hung) snprintf(exit, exit_len, "did not answer for %d s and was ended (SIGKILL)", CALL_TIMEOUT_S);
+    else if (WIFSIGNALED(x->wstatus)) snprintf(exit, exit_len, "killed by signal %d", WTERMSIG(x->wstatus));
     else snprintf(exit, exit_len, "exited with status %d", WEXITSTATUS(x->wstatus));
   }
   return x->pid;
@@ -432,6 +470,14 @@ int dpx_port_set_queues(struct dpx *x, uint32_t port, uint32_t tenant, const int
     snprintf(x->err, sizeof x->err, "a port has 1..%d queue fds, not %u", DP_MAX_QUEUES, n);
     return EINVAL;
   }
+  /* The child tells two copies of one file apart with kcmp; where that is refused it could
+   * not, so the same fd given twice is refused here, as in process without kcmp. */
+  for (unsigned q = 1; q < n; q++)
+    for (unsigned k = 0; k < q; k++)
+      if (fds[k] == fds[q]) {
+        snprintf(x->err, sizeof x->err, "fd %d is given twice for port %u", fds[q], port);
+        return EINVAL;
+      }
   struct dpp_ids ids = {port, tenant, vnet_hdr, 0};
   struct dpw_part p[2] = {{&ids, sizeof ids}, {fds, sizeof(int) * n}}; /* our numbers, for its messages */
   return call_in(x, DPP_PORT_SET_QUEUES, p, 2, fds, n);
@@ -572,6 +618,9 @@ void dpx_stats_read(struct dpx *x, uint64_t counters[DPC__COUNT], struct dp_io_s
   }
   const struct dp_io_stat *s = (const struct dp_io_stat *)(h + 1);
   memcpy(counters, h->counters, sizeof h->counters);
+  pthread_mutex_lock(&x->mu);
+  counters[DPC_event_queue_full] += x->ev_dropped;
+  pthread_mutex_unlock(&x->mu);
   memcpy(ports, s, h->nports * sizeof *s);
   memcpy(vteps, s + h->nports, h->nvteps * sizeof *s);
   *nports = h->nports;

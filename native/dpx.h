@@ -11,7 +11,9 @@
  * them; vtepd-dp a few.
  *
  * If the child dies, every later control call returns EPIPE and no event arrives again;
- * dpx_process says how it ended. Respawning it and replaying the tables is TypeScript's
+ * dpx_process says how it ended. If it stops answering (stopped, stuck), the call waiting on
+ * it ends it after 5 s and returns ETIMEDOUT: the JS thread never waits longer. Event records
+ * the reader here had no room for are counted in event_queue_full, as in process. Respawning it and replaying the tables is TypeScript's
  * (which owns them), not this file's.
  */
 #ifndef VTEPD_DPX_H

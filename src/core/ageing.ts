@@ -58,7 +58,15 @@ export class Ageing {
   private schedule(ms: number): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
-      this.nextMs = this.sweep();
+      // A sweep that fails (the data path's process gone or not answering: the daemon's
+      // periodic check acts on that) is logged and tried again a cadence later, not thrown
+      // out of the timer, which would end the daemon without its last words.
+      try {
+        this.nextMs = this.sweep();
+      } catch (e) {
+        this.log?.warn({ err: (e as Error).message }, 'ageing sweep failed');
+        this.nextMs = this.intervalMs;
+      }
       this.schedule(this.nextMs);
     }, ms);
   }

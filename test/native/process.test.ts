@@ -3,12 +3,16 @@
  * loopback: the child is vtepd-dp, a child of this process and far smaller; an error from it
  * reads as in process and names fds by this process's numbers; it holds a port's fd only
  * while the port exists; the underlay sockets it hands back are this process's to pass on;
- * and once it is killed, calls fail with EPIPE naming it, and dpProcess says how it ended.
+ * once it is killed, calls fail with EPIPE naming it, and dpProcess says how it ended; once
+ * it stops answering, the call waiting on it ends it after 5 s (ETIMEDOUT); and in both modes
+ * every control event is either delivered or counted in event_queue_full.
  * (Switching itself is bridge.test.ts's bridgeBehaviours, run in both modes.)
  */
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { fstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { dpProcessPath, native, type DpHandle } from '../../src/native/addon.js';
+import { decodeEvents } from '../../src/native/datapath.js';
 import { testAddon } from '../support/test-addon.js';
 import { until } from '../../lab/wait.js';
 
@@ -142,4 +146,63 @@ describe('the data path in a process of its own', () => {
     expect(n.dpStats(dp).counters.tap_rx_frames).toBe(0);
     n.dpStop(dp);
   });
+
+  it('once it stops answering: the call waiting on it ends it after 5 s with ETIMEDOUT, later calls fail with EPIPE', async () => {
+    const { dp } = freshDp();
+    const pid = n.dpProcess(dp)!.pid;
+    n.dpStart(dp, () => {});
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const t0 = Date.now();
+      expect(() => n.dpTenantSet(dp, 1, 5001)).toThrow(
+        expect.objectContaining({
+          code: 'ETIMEDOUT',
+          message: expect.stringMatching(new RegExp(`data path process \\(pid ${pid}\\) did not answer for 5 s and was ended`)),
+        }),
+      );
+      console.log(`a stopped vtepd-dp: the call returned after ${Date.now() - t0} ms`);
+      await until('the stopped data path process to be reaped', async () => n.dpProcess(dp)?.alive === false);
+      expect(n.dpProcess(dp)).toEqual({ pid, alive: false, exit: 'did not answer for 5 s and was ended (SIGKILL)' });
+      expect(() => n.dpTenantSet(dp, 2, 5002)).toThrow(expect.objectContaining({ code: 'EPIPE' }));
+    } finally {
+      if (n.dpProcess(dp)?.alive) process.kill(pid, 'SIGCONT');
+      n.dpStop(dp);
+    }
+  });
+
+  /* Sends 4000 VXLAN-port control datagrams (the "\0VTP" magic, 1200 bytes) to 127.0.0.1:port,
+   * paced so that the socket's buffer keeps up. */
+  const SENDER = [
+    'import socket, sys, time',
+    's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
+    "p = b'\\x00VTP' + bytes(1196)",
+    'for i in range(4000):',
+    "    s.sendto(p, ('127.0.0.1', int(sys.argv[1])))",
+    '    if i % 50 == 49: time.sleep(0.001)',
+  ].join('\n');
+
+  for (const own of [false, true])
+    it(`counts every control event it had no room for (${own ? 'its own process' : 'in process'}): delivered + event_queue_full = control_rx`, async () => {
+      const { dp, port } = freshDp(1, own);
+      let delivered = 0;
+      n.dpStart(dp, (records) => {
+        delivered += decodeEvents(records).filter((e) => e.type === 'control').length;
+      });
+      try {
+        // spawnSync holds the JS thread: no event is taken while the 4.8 MB arrive, more
+        // than the queue's half (2 MB) in process, or the reader's half in the parent.
+        const r = spawnSync('python3', ['-c', SENDER, String(port)], { encoding: 'utf8' });
+        expect(r.status, r.stderr).toBe(0);
+        const c = await until(
+          'every control datagram delivered or counted',
+          async () => n.dpStats(dp).counters,
+          (k) => k.control_rx > 0 && delivered + k.event_queue_full === k.control_rx,
+        );
+        console.log(`${own ? 'own process' : 'in process'}: control_rx ${c.control_rx}, delivered ${delivered}, event_queue_full ${c.event_queue_full}`);
+        expect(c.event_queue_full).toBeGreaterThan(0);
+        expect(delivered).toBeGreaterThan(0);
+      } finally {
+        n.dpStop(dp);
+      }
+    });
 });

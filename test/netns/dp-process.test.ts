@@ -5,7 +5,8 @@
  * small (VmRSS under 32 MB) where the daemon is not, and holding the fast-path threads
  * (vtepd-encap, vtepd-decap: none left in the daemon). `vtepd restart` hands over to a
  * successor with a data path process of its own, the old one gone. Killing that process makes
- * the daemon log it by PID and exit 1, its TAP gone with it (step 1: no respawn yet).
+ * the daemon log it by PID and exit 1, its TAP gone with it (step 1: no respawn yet); so does
+ * stopping it (SIGSTOP): the daemon's next request to it waits 5 s, ends it, and exits 1.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
@@ -26,6 +27,21 @@ const fastPathThreads = (pid: number) =>
     .map((tid) => readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim())
     .filter((name) => /^vtepd-(en|de)cap/.test(name))
     .sort();
+
+/** The lab daemon's exit status once it has exited (or the signal that ended it). */
+const exitCode = (d: Mesh['daemons'][number]) =>
+  until(
+    'the daemon to exit',
+    async () => d.child.exitCode ?? (d.child.signalCode ? `signal ${d.child.signalCode}` : null),
+    (c) => c !== null,
+  );
+/** h1's TAP blue0, gone with its daemon. */
+const tapGone = (m: Mesh) =>
+  until(
+    'the TAP blue0 of h1 to be gone',
+    async () => (await m.lab.exec('blue1', 'ip', ['-o', 'link', 'show']).catch((e: Error) => ({ stdout: e.message }))).stdout,
+    (out) => !/ blue0[:@]/.test(out),
+  );
 
 describe('VTEPD_DP_PROCESS=1: the data path in a process of its own', () => {
   let m: Mesh;
@@ -102,17 +118,29 @@ describe('VTEPD_DP_PROCESS=1: the data path in a process of its own', () => {
     const d = m.daemons[0]!;
     const pid = (await status(0)).datapath!.process!;
     process.kill(pid, 'SIGKILL');
-    const code = await until(
-      "h1's daemon to exit",
-      async () => d.child.exitCode ?? (d.child.signalCode ? `signal ${d.child.signalCode}` : null),
-      (c) => c !== null,
-    );
-    expect(code).toBe(1);
+    expect(await exitCode(d)).toBe(1);
     expect(d.stderr()).toMatch(new RegExp(`data path process ${pid} killed by signal 9`));
-    await until(
-      'the TAP blue0 of h1 to be gone',
-      async () => (await m.lab.exec('blue1', 'ip', ['-o', 'link', 'show']).catch((e: Error) => ({ stdout: e.message }))).stdout,
-      (out) => !/ blue0[:@]/.test(out),
-    );
+    await tapGone(m);
+  });
+});
+
+describe('VTEPD_DP_PROCESS=1: a data path process that stops answering', () => {
+  let m: Mesh;
+  beforeAll(async () => {
+    m = await twoHostsVtepd([BLUE], { tag: 'vdps', env: { VTEPD_DP_PROCESS: '1' } });
+    await untilPings(m.lab, 'blue1', '10.1.0.2');
+  });
+  afterAll(async () => {
+    await m?.cleanup();
+  });
+
+  it('is ended after 5 s by the daemon, which says so and exits 1, its TAP gone', async () => {
+    const d = m.daemons[0]!;
+    const pid = (await vtepdJson<StatusResult>(m.lab, 'h1', ['status', '--socket', d.socket])).datapath!.process!;
+    process.kill(pid, 'SIGSTOP');
+    expect(await exitCode(d)).toBe(1);
+    expect(d.stderr()).toMatch(new RegExp(`data path process ${pid} did not answer for 5 s and was ended \\(SIGKILL\\)`));
+    await until(`the stopped data path process ${pid} to end`, async () => ended(pid));
+    await tapGone(m);
   });
 });

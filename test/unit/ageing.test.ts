@@ -3,7 +3,8 @@
  * ageing starts, and again whenever a tenant comes, goes or changes its ageing time.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ageingCadenceMs } from '../../src/core/ageing.js';
+import type { Logger } from '../../src/util/log.js';
+import { Ageing, ageingCadenceMs } from '../../src/core/ageing.js';
 import { Switch } from '../../src/core/switch.js';
 import { FakeDatapath } from '../support/fake-datapath.js';
 import { FakeHarness, tenantSpec } from '../support/harness.js';
@@ -61,6 +62,32 @@ describe('ageing sweeps', () => {
     vi.advanceTimersByTime(6000);
     expect(h.sw.tenant('blue')!.table.has(mac(1))).toBe(false);
     expect(h.sw.ageing.nextSweepMs).toBe(10_000);
+    h.sw.stop();
+  });
+
+  it('a sweep that fails (the data path gone or not answering) is logged, not thrown, and the next one still ages', () => {
+    vi.useFakeTimers();
+    const h = new FakeHarness();
+    h.addTenant({ name: 'blue', vni: 5001, ageingMs: 10_000 });
+    h.addPort('blue', 'tap0');
+    h.addPort('blue', 'tap1');
+    const warnings: string[] = [];
+    const log = { warn: (o: { err: string }, msg: string) => warnings.push(`${msg}: ${o.err}`), debug: () => {} };
+    const ageing = new Ageing(h.dp, () => [h.sw.tenant('blue')!], log as unknown as Logger);
+    h.fromPort('tap0', frame(BCAST, mac(1), 'hello'));
+    const real = h.dp.fdbIdle.bind(h.dp);
+    h.dp.fdbIdle = () => {
+      throw Object.assign(new Error('dpFdbIdle: the data path process (pid 1) did not answer for 5 s and was ended (SIGKILL)'), { code: 'ETIMEDOUT' });
+    };
+    ageing.start();
+    expect(() => vi.advanceTimersByTime(1000)).not.toThrow();
+    expect(warnings).toEqual(['ageing sweep failed: dpFdbIdle: the data path process (pid 1) did not answer for 5 s and was ended (SIGKILL)']);
+    expect(ageing.nextSweepMs).toBe(1000); // tried again a cadence later
+    h.dp.fdbIdle = real;
+    h.dp.now += 11_000;
+    vi.advanceTimersByTime(1000);
+    expect(h.sw.tenant('blue')!.table.has(mac(1))).toBe(false);
+    ageing.stop();
     h.sw.stop();
   });
 });
