@@ -742,6 +742,11 @@ export class Daemon implements Target {
 
   // ---- queries ---------------------------------------------------------------------------
 
+  /** The PID of the data path's own process (the default), or null: it runs in this one. */
+  dataPathPid(): number | null {
+    return this.dp.process()?.pid ?? null;
+  }
+
   status() {
     const rows = fdbRows(this.sw);
     return {
@@ -751,7 +756,7 @@ export class Daemon implements Target {
       startedAt: new Date(this.startedAt).toISOString(),
       underlay: { local: this.running.underlay.local, port: this.running.underlay.port, mtu: this.running.underlay.mtu, queues: this.running.underlay.queues },
       // The data path's own process (the default): its PID; null: it runs in this one (VTEPD_DP_PROCESS=0).
-      datapath: { process: this.dp.process()?.pid ?? null },
+      datapath: { process: this.dataPathPid() },
       control: this.running.control.socket,
       metrics: this.running.metrics?.listen ?? null,
       takeover: this.takeover,
