@@ -37,6 +37,7 @@ import { until, untilPings } from '../lab/wait.js';
 import { request } from '../src/daemon/control.js';
 import { progress, silent, type Progress } from './progress.js';
 import { markdownTable } from './table.js';
+import { cpuSeconds, daemonCpuSeconds } from '../lab/proc.js';
 
 const [A, B, V] = ['10.0.0.1', '10.0.0.2', '10.0.0.3'];
 const ASN = 65000;
@@ -330,12 +331,8 @@ async function untilAll(
   }
 }
 
-/** utime + stime of a process, s. */
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return (Number(rest[11]) + Number(rest[12])) / 100;
-}
+/** utime + stime of a daemon, s: vtepd's with its data path process's (lab/proc.ts). */
+const cpuOf = (k: keyof DaemonCpu, pid: number) => (k === 'vtepd' ? daemonCpuSeconds(pid) : cpuSeconds(pid));
 
 /** vtepd's `status`, the part of it this bench reads. */
 const evpnStatus = (e: EvpnLab) =>
@@ -358,9 +355,9 @@ async function daemonPids(e: EvpnLab): Promise<Record<keyof DaemonCpu, number>> 
 /** Run `f`, and the CPU seconds each daemon used meanwhile. */
 async function withCpu<T>(pids: Record<keyof DaemonCpu, number>, f: () => Promise<T>): Promise<[T, DaemonCpu]> {
   const keys = Object.keys(pids) as (keyof DaemonCpu)[];
-  const before = keys.map((k) => cpuSeconds(pids[k]));
+  const before = keys.map((k) => cpuOf(k, pids[k]));
   const r = await f();
-  return [r, Object.fromEntries(keys.map((k, i) => [k, cpuSeconds(pids[k]) - before[i]!])) as DaemonCpu];
+  return [r, Object.fromEntries(keys.map((k, i) => [k, cpuOf(k, pids[k]) - before[i]!])) as DaemonCpu];
 }
 
 /** The bulk phase of one side: originate, then withdraw by taking the port away (2 steps). */

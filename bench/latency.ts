@@ -36,8 +36,8 @@
  * voluntary context switches of all their threads (/proc/PID/task/TID/sched), and of those
  * the migrations (a thread woken on another CPU than it last ran on), less their idle rate
  * measured over the second before the run (timers: an idle vtepd's main thread wakes about
- * once a second). A vtepd whose data path has its own process counts that process's threads
- * too (its PID from the daemon's status). The kernel's path has no daemon (0). The table gives
+ * once a second). A vtepd whose data path has its own process (the default) counts that
+ * process's threads too. The kernel's path has no daemon (0). The table gives
  * each vtepd row ÷ the best userspace overlay for each column.
  *
  * Before the measurements, every overlay's daemons sit idle together for BENCH_IDLE_SECONDS
@@ -63,16 +63,20 @@ import { gbps, progress, silent, type Progress } from './progress.js';
 import { panelsSvg, time, type Panel } from './chart.js';
 import { markdownTable } from './table.js';
 
-/** The vtepd rows: the data path in the daemon's process, and in a process of its own (VTEPD_DP_PROCESS=1). */
-export const VTEPD_IN_PROCESS = 'vtepd VXLAN';
-export const VTEPD_OWN_PROCESS = 'vtepd VXLAN, own process';
+/**
+ * The vtepd rows: as it runs by default (its data path in a process of its own since
+ * 2026-12-08; before that date the row was the data path in the daemon's process), and with
+ * VTEPD_DP_PROCESS=0 (in the daemon's process).
+ */
+export const VTEPD_DEFAULT = 'vtepd VXLAN';
+export const VTEPD_IN_PROCESS = 'vtepd VXLAN, in process';
 
 export const LATENCY_MEASURES = ['ping -i 0.01', 'ping -i 0.2', 'TCP 1 stream', 'UDP 64 B'] as const;
 type Measure = (typeof LATENCY_MEASURES)[number];
 export const LATENCY_OVERLAYS = [
   'kernel VXLAN',
   'vtepd VXLAN',
-  'vtepd VXLAN, own process',
+  'vtepd VXLAN, in process',
   'tinc switch, no crypto',
   'tinc switch, default crypto',
   'OpenVPN TAP, no crypto',
@@ -312,33 +316,36 @@ const pingSaid = (p: PingFigure) =>
   `mean ${ms(p.mean)} ms, p99 ${ms(p.p99)} ms, min ${ms(p.min)} ms, ${p.received}/${p.sent} answered; ${p.wakeups.toFixed(1)} daemon wake-ups per ping (${p.migrations.toFixed(1)} migrations) beyond ${p.idleWakeupsPerSecond.toFixed(0)}/s idle`;
 
 /**
- * A second pair of vtepd daemons in the lab's h1 and h2, with VTEPD_DP_PROCESS=1: tenant
- * `own` (VNI 5001 on udp/4790, beside the first pair's 4789), TAPs in own1 and own2 at
- * 10.3.0.1 and .2, configs and sockets in `dir`. The PIDs: the daemons' and their data path
- * processes' (from the status).
+ * A second pair of vtepd daemons in the lab's h1 and h2, with VTEPD_DP_PROCESS=0 (the data
+ * path in the daemon's process): tenant `own` (VNI 5001 on udp/4790, beside the first pair's
+ * 4789), TAPs in own1 and own2 at 10.3.0.1 and .2, configs and sockets in `dir`.
  */
-async function ownProcessPair(lab: Lab, dir: string): Promise<{ daemons: Daemonised[]; pids: number[] }> {
+async function inProcessPair(lab: Lab, dir: string): Promise<{ daemons: Daemonised[]; pids: number[] }> {
   const plan: TenantPlan = { name: 'own', vni: 5001, addresses: ['10.3.0.1/24', '10.3.0.2/24'] };
   const hosts = [UNDERLAY.h1, UNDERLAY.h2];
   for (const h of [1, 2]) await lab.addHost(`own${h}`, { ipv6: false });
   const daemons: Daemonised[] = [];
   for (const [i, h] of ['h1', 'h2'].entries())
-    daemons.push(await startDaemon(lab, h, meshConfig(lab, i, hosts, [plan], { port: 4790 }), dir, { env: { VTEPD_DP_PROCESS: '1' } }));
-  const children: number[] = [];
+    daemons.push(await startDaemon(lab, h, meshConfig(lab, i, hosts, [plan], { port: 4790 }), dir, { env: { VTEPD_DP_PROCESS: '0' } }));
   for (const d of daemons) {
     const p = (await request<StatusResult>(d.socket, 'status')).datapath?.process;
-    if (typeof p !== 'number') throw new Error(`${d.configPath}: VTEPD_DP_PROCESS=1, yet the status names no data path process`);
-    children.push(p);
+    if (p !== null) throw new Error(`${d.configPath}: VTEPD_DP_PROCESS=0, yet the status names a data path process (${p})`);
   }
-  return { daemons, pids: [...daemons.map((d) => d.child.pid!), ...children] };
+  return { daemons, pids: daemons.map((d) => d.child.pid!) };
+}
+
+/** A default lab daemon's PIDs: its own and its data path process's (named in its status). */
+async function withDataPath(d: Daemonised): Promise<number[]> {
+  const p = (await request<StatusResult>(d.socket, 'status')).datapath?.process;
+  return typeof p === 'number' ? [d.child.pid!, p] : [d.child.pid!];
 }
 
 /**
- * The lab of the kernel, vtepd (in process and, unless `ownProcess: false`, with its data
- * path in a process of its own), tinc and OpenVPN rows; and its cleanup. `crypto: false`
+ * The lab of the kernel, vtepd (as it runs by default and, unless `inProcess: false`, with
+ * its data path in the daemon's process), tinc and OpenVPN rows; and its cleanup. `crypto: false`
  * leaves out tinc's and OpenVPN's crypto variants (bench/latency-profile.ts).
  */
-export async function mainLab(dir: string, opts: { crypto?: boolean; ownProcess?: boolean } = {}): Promise<{ overlays: Overlay[]; cleanup(): Promise<void> }> {
+export async function mainLab(dir: string, opts: { crypto?: boolean; inProcess?: boolean } = {}): Promise<{ overlays: Overlay[]; cleanup(): Promise<void> }> {
   const t = await twoHostsVtepd([{ name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] }], { tag: 'vl' });
   try {
     const lab = t.lab;
@@ -366,12 +373,12 @@ export async function mainLab(dir: string, opts: { crypto?: boolean; ownProcess?
     const pidsOf = (cs: { pid?: number }[]) => cs.map((c) => c.pid!);
     const overlays: Overlay[] = [
       overlay('kernel VXLAN', false, 'none', 'k', 9, []),
-      overlay(VTEPD_IN_PROCESS, false, 'none', 'blue', 1, pidsOf(t.daemons.map((d) => d.child))),
+      overlay(VTEPD_DEFAULT, false, 'none', 'blue', 1, (await Promise.all(t.daemons.map(withDataPath))).flat()),
     ];
-    if (opts.ownProcess !== false) {
-      const ownDir = join(dir, 'own-process');
-      mkdirSync(ownDir, { recursive: true });
-      overlays.push(overlay(VTEPD_OWN_PROCESS, false, 'none', 'own', 3, (await ownProcessPair(lab, ownDir)).pids));
+    if (opts.inProcess !== false) {
+      const inDir = join(dir, 'in-process');
+      mkdirSync(inDir, { recursive: true });
+      overlays.push(overlay(VTEPD_IN_PROCESS, false, 'none', 'own', 3, (await inProcessPair(lab, inDir)).pids));
     }
     for (const [name, label, net, port, crypto, add] of [
       ['tp', 'tinc switch, no crypto', 21, 655, false, addTinc],
@@ -398,7 +405,7 @@ export async function latencyRows(opts: LatencyOptions, report: Progress = silen
   const dir = mkdtempSync(join(tmpdir(), 'vtepd-lat-'));
   const cleanups: (() => Promise<void>)[] = [];
   try {
-    report.note('latency: kernel VXLAN, vtepd (in process, own process), tinc and OpenVPN on one two-host lab, OVS VXLAN on another');
+    report.note('latency: kernel VXLAN, vtepd (own process, the default, and in process), tinc and OpenVPN on one two-host lab, OVS VXLAN on another');
     const main = await mainLab(dir);
     cleanups.push(main.cleanup);
     const o = await twoHostsOvs('vlo', 'vxlan');
@@ -483,10 +490,10 @@ const COLUMNS: { head: string; get: (r: LatencyRow) => number; higher: boolean; 
 ];
 
 /**
- * A vtepd row (default: the data path in the daemon's process) ÷ the best userspace overlay of
- * each column (lower RTT, higher throughput), and that overlay.
+ * A vtepd row (default: vtepd as it runs by default) ÷ the best userspace overlay of each
+ * column (lower RTT, higher throughput), and that overlay.
  */
-export function vsBest(f: LatencyFigures, overlay: string = VTEPD_IN_PROCESS): { head: string; ratio: number; best: string }[] {
+export function vsBest(f: LatencyFigures, overlay: string = VTEPD_DEFAULT): { head: string; ratio: number; best: string }[] {
   const vtepd = f.rows.find((r) => r.overlay === overlay);
   if (!vtepd) throw new Error(`vsBest: no row "${overlay}"`);
   const peers = f.rows.filter((r) => r.peer);
@@ -496,15 +503,15 @@ export function vsBest(f: LatencyFigures, overlay: string = VTEPD_IN_PROCESS): {
   });
 }
 
-/** The vtepd rows the run has, in-process first. */
-const vtepdRows = (f: LatencyFigures): string[] => [VTEPD_IN_PROCESS, VTEPD_OWN_PROCESS].filter((o) => f.rows.some((r) => r.overlay === o));
+/** The vtepd rows the run has, the default first. */
+const vtepdRows = (f: LatencyFigures): string[] => [VTEPD_DEFAULT, VTEPD_IN_PROCESS].filter((o) => f.rows.some((r) => r.overlay === o));
 
-/** The ratios for the results' JSON: vsBest (in process, as before) and vsBestOwnProcess (when the run has that row). */
-export function vsBestJson(f: LatencyFigures): { vsBest: ReturnType<typeof vsBest>; vsBestOwnProcess?: ReturnType<typeof vsBest> } {
-  return { vsBest: vsBest(f), ...(vtepdRows(f).includes(VTEPD_OWN_PROCESS) ? { vsBestOwnProcess: vsBest(f, VTEPD_OWN_PROCESS) } : {}) };
+/** The ratios for the results' JSON: vsBest (the default) and vsBestInProcess (when the run has that row). */
+export function vsBestJson(f: LatencyFigures): { vsBest: ReturnType<typeof vsBest>; vsBestInProcess?: ReturnType<typeof vsBest> } {
+  return { vsBest: vsBest(f), ...(vtepdRows(f).includes(VTEPD_IN_PROCESS) ? { vsBestInProcess: vsBest(f, VTEPD_IN_PROCESS) } : {}) };
 }
 
-/** The name of a vtepd row's ratio line: "vtepd ÷ best userspace", "vtepd, own process ÷ best userspace". */
+/** The name of a vtepd row's ratio line: "vtepd ÷ best userspace", "vtepd, in process ÷ best userspace". */
 const ratioLabel = (overlay: string) => `${overlay.replace(' VXLAN', '')} ÷ best userspace`;
 
 /** The rows as a table: each overlay's figures and wake-ups per ping, then each vtepd row ÷ the best userspace overlay. */
@@ -548,7 +555,7 @@ export function latencyOptions(env: NodeJS.ProcessEnv = process.env): LatencyOpt
   };
 }
 
-/** An overlay's name short enough for the chart's name column ("tinc, default crypto", "vtepd, own process"). */
+/** An overlay's name short enough for the chart's name column ("tinc, default crypto", "vtepd, in process"). */
 const short = (overlay: string) => overlay.replace(' switch,', ',').replace(' TAP,', ',').replace('vtepd VXLAN,', 'vtepd,');
 
 /** The ping figures the chart draws: a panel each, lower is better. */

@@ -17,7 +17,7 @@
  *   SOAK_SECONDS=180   length of the soak (default 180)
  *   SOAK_RELOAD_SECONDS=5, SOAK_CHURN_RATE=5000 (frames/s), SOAK_RSS_SLACK_MB=40
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +26,7 @@ import { daemonArgv } from '../lab/topology.js';
 import { request } from '../src/daemon/control.js';
 import type { StatsSnapshot } from '../src/daemon/stats.js';
 import { untilListening } from '../lab/wait.js';
+import { daemonMB } from '../lab/proc.js';
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 180);
 const SAMPLE_SECONDS = 5;
@@ -36,10 +37,8 @@ const MACFLOOD = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mac = (tenant: number, host: number) => `02:00:00:00:${tenant.toString(16).padStart(2, '0')}:0${host}`;
 
-function rssMb(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
+/** A daemon's VmRSS with its data path process's (lab/proc.ts). */
+const rssMb = (pid: number) => daemonMB(pid, 'VmRSS');
 const fds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 
 interface Sample {

@@ -45,6 +45,7 @@ import { cpus, loadavg } from 'node:os';
 import { addKernelVxlan, twoHostsVtepd } from '../lab/topology.js';
 import type { Lab } from '../lab/netns.js';
 import { untilListening } from '../lab/wait.js';
+import { daemonMB } from '../lab/proc.js';
 import { hubSpokeThroughput } from './hubspoke.js';
 import { ENCAP_STEPS, encapTable, encapThroughput } from './encap.js';
 import { secureSteps, secureThroughput, type SecureFigures } from './secure.js';
@@ -265,16 +266,7 @@ async function measureBoth(lab: Lab, k: Side, v: Side): Promise<{ k: Figures; v:
   return { k: fold(rounds.kernel, pk), v: fold(rounds.vtepd, pv), rounds };
 }
 
-function statusMB(pid: number, field: 'VmHWM' | 'VmRSS'): number {
-  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
-
-function peakRssMB(pid: number): number {
-  return statusMB(pid, 'VmHWM');
-}
-
-/** VmRSS of each daemon every RSS_EVERY seconds during one long TCP run through vtepd. */
+/** VmRSS of each daemon (with its data path process: lab/proc.ts) every RSS_EVERY seconds during one long TCP run through vtepd. */
 async function rssOverRun(lab: Lab, s: Side, pids: number[]): Promise<{ t: number; mb: number[] }[]> {
   const samples: { t: number; mb: number[] }[] = [];
   const srv = lab.spawn(s.server, 'iperf3', ['-s', '-1', '-B', s.serverAddr]);
@@ -282,7 +274,7 @@ async function rssOverRun(lab: Lab, s: Side, pids: number[]): Promise<{ t: numbe
   try {
     const client = lab.exec(s.client, 'iperf3', ['-c', s.serverAddr, '-t', String(RSS_SECONDS), '-J'], (RSS_SECONDS + 60) * 1000);
     const t0 = Date.now();
-    const timer = setInterval(() => samples.push({ t: (Date.now() - t0) / 1000, mb: pids.map((p) => statusMB(p, 'VmRSS')) }), RSS_EVERY * 1000);
+    const timer = setInterval(() => samples.push({ t: (Date.now() - t0) / 1000, mb: pids.map((p) => daemonMB(p, 'VmRSS')) }), RSS_EVERY * 1000);
     try {
       await client;
     } finally {
@@ -327,7 +319,8 @@ async function main(): Promise<void> {
             `${RSS_SECONDS} s, sampled every ${RSS_EVERY} s`,
           )
         : [];
-    const rss = pids.map(peakRssMB);
+    // Peak: each process's VmHWM, the daemon's and its data path process's, added.
+    const rss = pids.map((p) => daemonMB(p, 'VmHWM'));
     // Flat: the busiest daemon's RSS at the end of the run against its first sample.
     const series = pids.map((_, i) => rssSamples.map((x) => x.mb[i]!));
     const growth = series.map((xs) => (xs.length ? xs[xs.length - 1]! - xs[0]! : NaN));

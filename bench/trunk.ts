@@ -40,6 +40,7 @@ import { request } from '../src/daemon/control.js';
 import type { StatsSnapshot } from '../src/daemon/stats.js';
 import { gbps, progress, silent, type Progress } from './progress.js';
 import { markdownTable } from './table.js';
+import { daemonCpuSeconds } from '../lab/proc.js';
 
 /** The measured paths, in the table's order. */
 export const TRUNK_PATHS = ['TAP', 'access', 'trunk', 'OVS alone'] as const;
@@ -211,12 +212,8 @@ function portFigures(a: StatsSnapshot, b: StatsSnapshot, port: string): PortFigu
   return { rxBytesPerFrame: per('rxBytes', 'rxPackets'), txBytesPerFrame: per('txBytes', 'txPackets'), drops: dropsBetween(a, b) };
 }
 
-/** CPU seconds of a process, all its threads (utime + stime of /proc/PID/stat). */
-function processCpuSeconds(pid: number): number {
-  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
+/** CPU seconds of a process, all its threads; a vtepd daemon's with its data path process's (lab/proc.ts). */
+const processCpuSeconds = daemonCpuSeconds;
 
 /** The parts of iperf3's -J report read here (cpu_utilization_percent: of one core, each end's process). */
 interface IperfEnd {

@@ -36,6 +36,7 @@ import type { StatsSnapshot } from '../src/daemon/stats.js';
 import { gbps, progress, silent, type Progress } from './progress.js';
 import { median, rose } from './trunk.js';
 import { markdownTable } from './table.js';
+import { daemonCpuSeconds } from '../lab/proc.js';
 
 export const VM_PATHS = ['vtepd', 'kernel'] as const;
 export type VmPath = (typeof VM_PATHS)[number];
@@ -225,11 +226,12 @@ async function tcp(v: VmLab, path: VmPath, dir: VmDirection, seconds: number): P
   const [qemu, h2, h1] = v.pids;
   const t0 = Date.now();
   const q0 = threadCpuSeconds(qemu);
-  const d0 = [h2, h1].map((p) => total(threadCpuSeconds(p)));
+  // The vtepd hosts: each daemon with its data path process (lab/proc.ts).
+  const d0 = [h2, h1].map((p) => daemonCpuSeconds(p));
   const { end } = await iperf(v.lab, c.host, ['-c', GUEST.ip, '-t', String(seconds), '-J', ...reverse], seconds);
   const wall = (Date.now() - t0) / 1000;
   const q1 = threadCpuSeconds(qemu);
-  const [g, o] = [h2, h1].map((p, i) => (total(threadCpuSeconds(p)) - d0[i]!) / wall) as [number, number];
+  const [g, o] = [h2, h1].map((p, i) => (daemonCpuSeconds(p) - d0[i]!) / wall) as [number, number];
   const main = (mainLoop(qemu, q1) - mainLoop(qemu, q0)) / wall;
   const qv = (total(q1) - total(q0)) / wall - main;
   return {

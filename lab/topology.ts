@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Lab, waitForLine } from './netns.js';
 import { until } from './wait.js';
+import { request } from '../src/daemon/control.js';
 import { packageRoot } from '../src/util/paths.js';
 import { DAEMON_NODE_FLAGS } from '../src/daemon/node-flags.js';
 import type { Encap, Family } from '../src/core/encap.js';
@@ -515,6 +516,15 @@ export async function hubAndSpoke(opts: HubSpokeOptions = {}): Promise<HubSpoke>
     }
     for (let i = 0; i < nHubs; i++) await start(`hub${i + 1}`);
     for (const s of spokes) await start(s);
+    // Ready when every spoke has chosen hub1 and hub1 has answered it (with keys: after the
+    // handshake): until then a spoke's first frames may go to a hub that does not know the
+    // other spokes yet, or the choice may still move (a first ping of a test lost under load).
+    for (const s of spokes)
+      await until(
+        `spoke ${s}: hub1 alive and active`,
+        () => request<{ overlay: { hubs: { alive: boolean; active: boolean }[] } }>(daemons.get(s)!.socket, 'status'),
+        (st) => st.overlay.hubs[0]?.alive === true && st.overlay.hubs[0]?.active === true,
+      );
 
     if (opts.kernelSpoke) {
       await lab.addHost('k', { ipv6: false });

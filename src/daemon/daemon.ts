@@ -73,7 +73,7 @@ export interface DaemonHooks {
   eventBatch?(size: number): void;
   /** The ports attached at runtime changed (the runtime keeps them in its state file). */
   dynamicPorts?(ports: DynamicPort[]): void;
-  /** The data path's process died (VTEPD_DP_PROCESS=1); said once, already logged. The runtime exits. */
+  /** The data path's process died (its own process, the default); said once, already logged. The runtime exits. */
   dataPathLost?(p: DpProcessInfo): void;
 }
 
@@ -107,9 +107,9 @@ export interface ReloadResult {
 /**
  * The data path's options from a config: its underlay, the raw GRE socket if a tenant
  * needs it, and (a takeover) the predecessor's underlay sockets to adopt instead of
- * binding new ones (their count says how many send sockets there are). With
- * VTEPD_DP_PROCESS=1 in the environment the data path runs in a process of its own
- * (`vtepd-dp`, docs/performance.md); anything else: in this one.
+ * binding new ones (their count says how many send sockets there are). The data path runs
+ * in a process of its own (`vtepd-dp`, docs/performance.md), or with VTEPD_DP_PROCESS=0 in
+ * the environment in this one.
  */
 export function datapathOptions(config: Config, underlayFds?: number[], env: NodeJS.ProcessEnv = process.env): DpCreateOptions {
   const u = config.underlay;
@@ -125,15 +125,24 @@ export function datapathOptions(config: Config, underlayFds?: number[], env: Nod
   };
 }
 
-/** VTEPD_DP_PROCESS=1: the data path in a process of its own (step 1 of #18's move: opt-in). */
-export const dpInOwnProcess = (env: NodeJS.ProcessEnv = process.env): boolean => env.VTEPD_DP_PROCESS === '1';
+/**
+ * The data path in a process of its own, the default (#18: its threads wake faster in a
+ * small process); VTEPD_DP_PROCESS=0 keeps it in the daemon's. Any other value is refused
+ * (a typo must not pick a mode).
+ */
+export function dpInOwnProcess(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = env.VTEPD_DP_PROCESS;
+  if (v === undefined || v === '' || v === '1') return true;
+  if (v === '0') return false;
+  throw new Error(`VTEPD_DP_PROCESS=${v}: 1 (the data path in a process of its own, the default) or 0 (in the daemon's process)`);
+}
 
-/** vtepd-dp's path, or an error that says VTEPD_DP_PROCESS asked for it. */
+/** vtepd-dp's path, or an error that says how to do without it. */
 function dpExecutable(): string {
   try {
     return dpProcessPath();
   } catch (e) {
-    throw new Error(`VTEPD_DP_PROCESS=1: ${(e as Error).message}`);
+    throw new Error(`${(e as Error).message} (VTEPD_DP_PROCESS=0 runs the data path in the daemon's process)`);
   }
 }
 
@@ -733,6 +742,11 @@ export class Daemon implements Target {
 
   // ---- queries ---------------------------------------------------------------------------
 
+  /** The PID of the data path's own process (the default), or null: it runs in this one. */
+  dataPathPid(): number | null {
+    return this.dp.process()?.pid ?? null;
+  }
+
   status() {
     const rows = fdbRows(this.sw);
     return {
@@ -741,8 +755,8 @@ export class Daemon implements Target {
       uptimeSeconds: Math.floor((Date.now() - this.startedAt) / 1000),
       startedAt: new Date(this.startedAt).toISOString(),
       underlay: { local: this.running.underlay.local, port: this.running.underlay.port, mtu: this.running.underlay.mtu, queues: this.running.underlay.queues },
-      // The data path's own process (VTEPD_DP_PROCESS=1): its PID; null: it runs in this one.
-      datapath: { process: this.dp.process()?.pid ?? null },
+      // The data path's own process (the default): its PID; null: it runs in this one (VTEPD_DP_PROCESS=0).
+      datapath: { process: this.dataPathPid() },
       control: this.running.control.socket,
       metrics: this.running.metrics?.listen ?? null,
       takeover: this.takeover,

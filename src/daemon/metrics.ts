@@ -8,6 +8,7 @@
  * reasons of that list as one labelled counter. Process metrics are prom-client's
  * defaults (process_*, nodejs_*).
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { MetricsConfig } from '../config/config.js';
@@ -31,6 +32,19 @@ function peerLabels(p: PeerInfo): Labels {
   const l: Labels = { vtep: p.address, encap: p.encap };
   if (p.udpPort !== null) l.udp_port = String(p.udpPort);
   return l;
+}
+
+/** A process's resident memory and CPU time from /proc (USER_HZ 100), or null (no PID, or gone). */
+export function processFigures(pid: number | null): { residentBytes: number; cpuSeconds: number } | null {
+  if (pid === null) return null;
+  try {
+    const rss = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { residentBytes: Number(rss?.[1] ?? 0) * 1024, cpuSeconds: (Number(f[11]) + Number(f[12])) / 100 };
+  } catch {
+    return null;
+  }
 }
 
 export class Metrics {
@@ -80,6 +94,17 @@ export class Metrics {
       s.tenants.map((t) => [{ tenant: t.tenant, vni: String(t.vni), encap: t.encap }, 1]),
     );
     gauge('vtepd_ports', 'local ports (TAPs)', [], (s) => [[{}, s.ports.length]]);
+    // The data path's own process (vtepd-dp, the default): prom-client's process_* are node's
+    // alone. 0 when the data path runs in the daemon's process (VTEPD_DP_PROCESS=0).
+    const dpProc = () => processFigures(self.daemon().dataPathPid());
+    gauge('vtepd_datapath_process_resident_memory_bytes', "resident memory of the data path's own process (vtepd-dp)", [], () => {
+      const p = dpProc();
+      return p ? [[{}, p.residentBytes]] : [];
+    });
+    counter('vtepd_datapath_process_cpu_seconds_total', "user and system CPU time of the data path's own process (vtepd-dp), all its threads", [], () => {
+      const p = dpProc();
+      return p ? [[{}, p.cpuSeconds]] : [];
+    });
     gauge('vtepd_peers', 'VTEPs known (configured and learned)', [], (s) => [[{}, s.peers.length]]);
     counter('vtepd_reloads_total', 'config reloads, by result', ['result'], () => {
       const r = self.daemon().reloads;

@@ -66,10 +66,31 @@ describe('metrics', () => {
     expect(text).toContain('vtepd_fdb_entries{tenant="blue",type="learned"} 1');
     expect(text).toContain('vtepd_tenant_learned_total{tenant="blue"} 1');
     expect(text).toContain('vtepd_event_batch_size_count 1');
+    // In the daemon's process: the data path process's series say 0.
+    expect(text).toContain('vtepd_datapath_process_resident_memory_bytes 0');
+    expect(text).toContain('vtepd_datapath_process_cpu_seconds_total 0');
     d.close();
   });
 
-  it('a hub with N spokes, T tenants and P ports: peers by address, encap and NAT port; 124 + 25T + 5P + 8N vtepd series', async () => {
+  it("exports the data path process's memory and CPU when it has one (process_* are node's alone)", async () => {
+    const r = parseConfig('underlay: { local: 10.0.0.1 }\ntenants:\n  - { name: blue, vni: 5001, ports: [ { tap: blue0 } ] }\n');
+    if (!r.ok) throw new Error('bad config');
+    const dp = new CountingDatapath();
+    // The fake plays a child whose PID is this process's: its /proc figures are real.
+    dp.dpProcess = { pid: process.pid, alive: true };
+    const d = await Daemon.start(r.config, { dp, ports, maxMacsTotal: 1000 });
+    const m = new Metrics(() => d);
+    const text = await m.render();
+    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+    const rss = value('vtepd_datapath_process_resident_memory_bytes');
+    expect(rss).toBeGreaterThan(10e6);
+    expect(Math.abs(rss - value('process_resident_memory_bytes'))).toBeLessThan(rss / 4);
+    expect(value('vtepd_datapath_process_cpu_seconds_total')).toBeGreaterThan(0);
+    expect(text).toContain('# TYPE vtepd_datapath_process_cpu_seconds_total counter');
+    d.close();
+  });
+
+  it('a hub with N spokes, T tenants and P ports: peers by address, encap and NAT port; 126 + 25T + 5P + 8N vtepd series', async () => {
     const before = Date.now() / 1000;
     const { d, m } = await hub();
     const text = await m.render();
@@ -92,7 +113,7 @@ describe('metrics', () => {
     const series = text.split('\n').filter((l) => l.startsWith('vtepd_')).length;
     const [T, P, N] = [2, 3, 2];
     expect(counterInfo().length).toBe(79);
-    expect(series).toBe(124 - 2 + 25 * T + 5 * P + 8 * N);
+    expect(series).toBe(126 - 2 + 25 * T + 5 * P + 8 * N);
     d.close();
   });
 

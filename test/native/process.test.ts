@@ -15,6 +15,7 @@ import { dpProcessPath, native, type DpHandle } from '../../src/native/addon.js'
 import { decodeEvents } from '../../src/native/datapath.js';
 import { testAddon } from '../support/test-addon.js';
 import { until } from '../../lab/wait.js';
+import { daemonMB, daemonProcesses, statusMB } from '../../lab/proc.js';
 
 const n = native();
 const t = testAddon();
@@ -52,6 +53,13 @@ describe('the data path in a process of its own', () => {
       expect(readFileSync(`/proc/${pid}/comm`, 'utf8').trim()).toBe('vtepd-dp');
       expect(status(pid, 'PPid')).toBe(String(process.pid));
       expect(Number(status(pid, 'VmRSS'))).toBeLessThan(Number(status(process.pid, 'VmRSS')) / 4);
+      // What the benches count as the daemon (lab/proc.ts): this process and its vtepd-dp
+      // (with any other test's data path process this worker runs meanwhile).
+      const counted = daemonProcesses(process.pid);
+      expect(counted[0]).toBe(process.pid);
+      expect(counted).toContain(pid);
+      for (const p of counted.slice(1)) expect(readFileSync(`/proc/${p}/comm`, 'utf8').trim()).toBe('vtepd-dp');
+      expect(daemonMB(process.pid, 'VmRSS')).toBeGreaterThan(0.9 * statusMB(process.pid, 'VmRSS') + statusMB(pid, 'VmRSS'));
       expect(n.dpCipher(dp)).toMatch(/^(aes-256-gcm|chacha20-poly1305)$/);
       // In process, the same data path is no process of its own.
       const local = freshDp(1, false).dp;

@@ -275,10 +275,13 @@ describe('an attached interface as an access port (#15)', () => {
       expect(waiting).toMatchObject({ kind: 'attach', waiting: true });
       const text = (await run(process.execPath, [CLI, 'status', '--socket', h3.socket])).stdout;
       expect(text).toMatch(/^vnet3\s+blue\s+-\s+-\s+-\s+-\s+config\s+attach \(waiting for it\)$/m);
-      // The VM starts: its TAP appears, with the IPv6 link-local a new interface gets.
-      await lab.exec('h3', 'ip', ['link', 'add', 'vnet3', 'type', 'veth', 'peer', 'name', 'vnet3p']);
-      await lab.exec('h3', 'ip', ['addr', 'add', '10.1.9.2/24', 'dev', 'vnet3']);
-      await lab.exec('h3', 'ip', ['addr', 'add', '2001:db8:9::2/64', 'dev', 'vnet3', 'nodad']);
+      // The VM starts: its TAP appears, with host addresses on it. Made under another name and
+      // renamed, so that it appears with both already there: the daemon attaches it (and turns
+      // IPv6 off) as soon as it sees the name, faster than a second `ip addr add` under load.
+      await lab.exec('h3', 'ip', ['link', 'add', 'tmp3', 'type', 'veth', 'peer', 'name', 'vnet3p']);
+      await lab.exec('h3', 'ip', ['addr', 'add', '10.1.9.2/24', 'dev', 'tmp3']);
+      await lab.exec('h3', 'ip', ['addr', 'add', '2001:db8:9::2/64', 'dev', 'tmp3', 'nodad']);
+      await lab.exec('h3', 'ip', ['link', 'set', 'tmp3', 'name', 'vnet3']);
       await until(
         'vnet3 attached',
         async () => (await cli<StatusResult>(h3, ['status'])).ports.find((p) => p.tap === 'vnet3'),
