@@ -415,10 +415,20 @@ export function profileFigure(
   };
 }
 
-/** The threads of an overlay's daemons: TID → "h1 <comm>" (pids: h1's daemon first). */
+/**
+ * The threads of an overlay's daemons: TID → "h1 <comm>" (pids: h1's daemon first). A
+ * daemon's data path process (vtepd-dp, after its daemon in pids) is on its daemon's host.
+ */
 function threadsOf(pids: number[]): Map<number, string> {
   const m = new Map<number, string>();
-  pids.forEach((pid, i) => {
+  const host = new Map<number, number>();
+  for (const pid of pids) {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    host.set(pid, host.get(ppid) ?? new Set(host.values()).size + 1);
+  }
+  pids.forEach((pid) => {
+    const i = host.get(pid)! - 1;
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       let comm = '?';
       try {

@@ -26,7 +26,7 @@ import { daemonArgv } from '../lab/topology.js';
 import { request } from '../src/daemon/control.js';
 import type { StatsSnapshot } from '../src/daemon/stats.js';
 import { untilListening } from '../lab/wait.js';
-import { daemonMB } from '../lab/proc.js';
+import { daemonMB, daemonProcesses } from '../lab/proc.js';
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 180);
 const SAMPLE_SECONDS = 5;
@@ -39,7 +39,8 @@ const mac = (tenant: number, host: number) => `02:00:00:00:${tenant.toString(16)
 
 /** A daemon's VmRSS with its data path process's (lab/proc.ts). */
 const rssMb = (pid: number) => daemonMB(pid, 'VmRSS');
-const fds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
+/** A daemon's open fds with its data path process's (which holds the ports' and the underlay's). */
+const fds = (pid: number) => daemonProcesses(pid).reduce((n, p) => n + readdirSync(`/proc/${p}/fd`).length, 0);
 
 interface Sample {
   t: number;

@@ -85,6 +85,16 @@ static void sever(struct dpx *x) {
 }
 
 /*
+ * sever, on the JS thread (which alone reaps the child): without a pidfd (pidfd_open refused:
+ * a kernel before 5.3, a seccomp profile), by its PID, which no other process can have taken
+ * while the child is not reaped.
+ */
+static void sever_js(struct dpx *x) {
+  sever(x);
+  if (x->pidfd < 0 && x->pid > 0 && !x->reaped) kill(x->pid, SIGKILL);
+}
+
+/*
  * One request and its reply. parts follow the request struct; the reply's payload comes
  * back malloc()ed in *rbuf (free it; NULL when empty), its fds in rfds.
  */
@@ -124,7 +134,7 @@ static int call(struct dpx *x, uint32_t op, const struct dpw_part *parts, unsign
   if (e) {
     free(buf);
     for (unsigned i = 0; i < ngot; i++) close(got[i]);
-    sever(x);
+    sever_js(x);
     gone(x);
     if (e == EAGAIN || e == EWOULDBLOCK) {
       x->hung = true;
@@ -235,7 +245,7 @@ static void reap(struct dpx *x, bool wait) {
       return;
     }
     if (!wait) return;
-    if (i == 200) sever(x); /* 2 s after its control socket closed */
+    if (i == 200) sever_js(x); /* 2 s after its control socket closed */
     struct timespec ts = {0, 10 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }

@@ -744,7 +744,8 @@ export class Daemon implements Target {
 
   /** The PID of the data path's own process (the default), or null: it runs in this one. */
   dataPathPid(): number | null {
-    return this.dp.process()?.pid ?? null;
+    const p = this.dp.process();
+    return p?.alive ? p.pid : null; // once reaped, its PID may be another process's
   }
 
   status() {

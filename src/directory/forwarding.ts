@@ -85,7 +85,16 @@ export class DirectoryForwarding {
   }
 
   start(): void {
-    this.unsubscribe ??= this.opts.directory.subscribeMacs((vni, mac, rec, why) => this.onRecord(vni, mac, rec, why));
+    // Called from the directory's watches and timers: a record that cannot be programmed (the
+    // data path's process gone: the daemon's periodic check acts on that) is logged, not
+    // thrown into the directory's stream.
+    this.unsubscribe ??= this.opts.directory.subscribeMacs((vni, mac, rec, why) => {
+      try {
+        this.onRecord(vni, mac, rec, why);
+      } catch (e) {
+        log.warn({ vni, mac, err: (e as Error).message }, 'programming a MAC record from the directory failed');
+      }
+    });
   }
 
   stop(): void {

@@ -375,7 +375,17 @@ export class RoleAgent implements RoleContext, SecureHooks {
   private restartTimer(): void {
     if (this.timer) clearInterval(this.timer);
     this.started = true;
-    this.timer = this.spoke || this.hub || this.secure ? setInterval(() => this.tick(), this.probeIntervalMs) : undefined;
+    // A tick that throws (the data path's process gone or not answering: the daemon's
+    // periodic check acts on that) is logged, not thrown out of the timer, which would end
+    // the daemon without its last words.
+    const tick = () => {
+      try {
+        this.tick();
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'role tick failed');
+      }
+    };
+    this.timer = this.spoke || this.hub || this.secure ? setInterval(tick, this.probeIntervalMs) : undefined;
     this.timer?.unref();
   }
 

@@ -48,6 +48,20 @@ afterEach(() => {
 });
 
 describe('forwarding from the directory (fake data path)', () => {
+  it('a record that cannot be programmed (the data path gone) is logged, not thrown into the directory; later ones are programmed', async () => {
+    const store = new MemStore();
+    const h2 = await start(store, 2, '{ tap: blue0 }');
+    const fdbSet = h2.dp.fdbSet.bind(h2.dp);
+    h2.dp.fdbSet = () => {
+      throw Object.assign(new Error('dpFdbSet: the data path process (pid 1) is gone'), { code: 'EPIPE' });
+    };
+    // h1 publishes VM: h2's listener runs inside h1's write to the shared store.
+    await start(store, 1, `{ tap: blue0, mac: "${VM}", address: 10.1.0.1/24 }`);
+    expect(store.macs.get(`5001/${VM}`)).toMatchObject({ owner: '10.0.0.1' });
+    h2.dp.fdbSet = fdbSet;
+    await start(store, 3, `{ tap: blue0, mac: "${PEER}", address: 10.1.0.3/24 }`);
+    expect(row(h2, 'blue', PEER)).toMatchObject({ where: 'vtep 10.0.0.3', type: 'directory' });
+  });
   it('a port with an address is published before it speaks; the other hosts program it at its VTEP, in the cache', async () => {
     const store = new MemStore();
     const h1 = await start(store, 1, `{ tap: blue0, mac: "${VM}", address: 10.1.0.1/24 }`);

@@ -3,7 +3,8 @@
  * selection and failover, spokes learned from probes (behind NAT by address and port),
  * relay with no way back to the ingress spoke, path MTU discovery, ICMP too-big, MSS.
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { Logger } from '../../src/util/log.js';
 import { Switch } from '../../src/core/switch.js';
 import { traceFrame } from '../../src/core/trace.js';
 import { fdbRows, whereText } from '../../src/core/fdb.js';
@@ -416,5 +417,33 @@ describe('reload of the role keys', () => {
     r.agent.reconfigure({ ...base, role: 'mesh', hubs: [] });
     expect(blue.trusted.size).toBe(0);
     expect(r.sw.vteps.find(HUB2)).toBeUndefined();
+  });
+});
+
+describe('the role timer', () => {
+  afterEach(() => vi.useRealTimers());
+
+  it('logs a tick that throws (the data path gone) and ticks on, instead of ending the daemon', () => {
+    vi.useFakeTimers();
+    const dp = new FakeDatapath();
+    const sw = new Switch(dp, { vxlanPort: 4789, maxMacsTotal: 10000, defaultVtepMtu: 1500 });
+    const warnings: string[] = [];
+    const log = { warn: (o: { err: string }, m: string) => warnings.push(`${m}: ${o.err}`), debug: () => {}, info: () => {} } as unknown as Logger;
+    const agent = new RoleAgent(
+      { sw, vteps: sw.vteps, dp },
+      { ...MESH, role: 'spoke', hubs: [{ address: HUB1, family: 4, port: 4789, mtu: null, publicKey: null }] },
+      Date.now,
+      log,
+    );
+    let ticks = 0;
+    agent.tick = () => {
+      ticks++;
+      throw Object.assign(new Error('dpFdbDel: the data path process (pid 1) is gone'), { code: 'EPIPE' });
+    };
+    agent.start();
+    expect(() => vi.advanceTimersByTime(5000)).not.toThrow();
+    expect(ticks).toBeGreaterThan(1);
+    expect(warnings[0]).toBe('role tick failed: dpFdbDel: the data path process (pid 1) is gone');
+    agent.stop();
   });
 });
