@@ -512,7 +512,7 @@ export async function profileRuns(opts: ProfileOptions, report: Progress = silen
   if (opts.keep) mkdirSync(opts.keep, { recursive: true });
   cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
   report.note('latency-profile: kernel VXLAN, vtepd, tinc and OpenVPN (no crypto) on one two-host lab');
-  const main = await mainLab(dir, { crypto: false, inProcess: false });
+  const main = await mainLab(dir, { crypto: false, ownProcess: false });
   cleanups.push(main.cleanup);
   const overlays = main.overlays.filter((x) => (PROFILE_OVERLAYS as readonly string[]).includes(x.name));
   for (const x of overlays) {

@@ -36,8 +36,8 @@
  * voluntary context switches of all their threads (/proc/PID/task/TID/sched), and of those
  * the migrations (a thread woken on another CPU than it last ran on), less their idle rate
  * measured over the second before the run (timers: an idle vtepd's main thread wakes about
- * once a second). A vtepd whose data path has its own process (the default) counts that
- * process's threads too. The kernel's path has no daemon (0). The table gives
+ * once a second). A vtepd whose data path has its own process (VTEPD_DP_PROCESS=1) counts
+ * that process's threads too. The kernel's path has no daemon (0). The table gives
  * each vtepd row ÷ the best userspace overlay for each column.
  *
  * Before the measurements, every overlay's daemons sit idle together for BENCH_IDLE_SECONDS
@@ -64,19 +64,19 @@ import { panelsSvg, time, type Panel } from './chart.js';
 import { markdownTable } from './table.js';
 
 /**
- * The vtepd rows: as it runs by default (its data path in a process of its own since
- * 2026-12-08; before that date the row was the data path in the daemon's process), and with
- * VTEPD_DP_PROCESS=0 (in the daemon's process).
+ * The vtepd rows: as it runs by default (the data path in the daemon's process; in the runs of
+ * 2026-12-08 03:00–04:00 only, the default was a process of its own and the second row was
+ * `vtepd VXLAN, in process`), and with VTEPD_DP_PROCESS=1 (in a process of its own).
  */
 export const VTEPD_DEFAULT = 'vtepd VXLAN';
-export const VTEPD_IN_PROCESS = 'vtepd VXLAN, in process';
+export const VTEPD_OWN_PROCESS = 'vtepd VXLAN, own process';
 
 export const LATENCY_MEASURES = ['ping -i 0.01', 'ping -i 0.2', 'TCP 1 stream', 'UDP 64 B'] as const;
 type Measure = (typeof LATENCY_MEASURES)[number];
 export const LATENCY_OVERLAYS = [
   'kernel VXLAN',
   'vtepd VXLAN',
-  'vtepd VXLAN, in process',
+  'vtepd VXLAN, own process',
   'tinc switch, no crypto',
   'tinc switch, default crypto',
   'OpenVPN TAP, no crypto',
@@ -316,36 +316,39 @@ const pingSaid = (p: PingFigure) =>
   `mean ${ms(p.mean)} ms, p99 ${ms(p.p99)} ms, min ${ms(p.min)} ms, ${p.received}/${p.sent} answered; ${p.wakeups.toFixed(1)} daemon wake-ups per ping (${p.migrations.toFixed(1)} migrations) beyond ${p.idleWakeupsPerSecond.toFixed(0)}/s idle`;
 
 /**
- * A second pair of vtepd daemons in the lab's h1 and h2, with VTEPD_DP_PROCESS=0 (the data
- * path in the daemon's process): tenant `own` (VNI 5001 on udp/4790, beside the first pair's
- * 4789), TAPs in own1 and own2 at 10.3.0.1 and .2, configs and sockets in `dir`.
+ * A second pair of vtepd daemons in the lab's h1 and h2, with VTEPD_DP_PROCESS=1 (the data
+ * path in a process of its own): tenant `own` (VNI 5001 on udp/4790, beside the first pair's
+ * 4789), TAPs in own1 and own2 at 10.3.0.1 and .2, configs and sockets in `dir`. The PIDs:
+ * each daemon's and its data path process's.
  */
-async function inProcessPair(lab: Lab, dir: string): Promise<{ daemons: Daemonised[]; pids: number[] }> {
+async function ownProcessPair(lab: Lab, dir: string): Promise<{ daemons: Daemonised[]; pids: number[] }> {
   const plan: TenantPlan = { name: 'own', vni: 5001, addresses: ['10.3.0.1/24', '10.3.0.2/24'] };
   const hosts = [UNDERLAY.h1, UNDERLAY.h2];
   for (const h of [1, 2]) await lab.addHost(`own${h}`, { ipv6: false });
   const daemons: Daemonised[] = [];
   for (const [i, h] of ['h1', 'h2'].entries())
-    daemons.push(await startDaemon(lab, h, meshConfig(lab, i, hosts, [plan], { port: 4790 }), dir, { env: { VTEPD_DP_PROCESS: '0' } }));
+    daemons.push(await startDaemon(lab, h, meshConfig(lab, i, hosts, [plan], { port: 4790 }), dir, { env: { VTEPD_DP_PROCESS: '1' } }));
+  const pids: number[] = [];
   for (const d of daemons) {
-    const p = (await request<StatusResult>(d.socket, 'status')).datapath?.process;
-    if (p !== null) throw new Error(`${d.configPath}: VTEPD_DP_PROCESS=0, yet the status names a data path process (${p})`);
+    const p = await withDataPath(d);
+    if (p.length < 2) throw new Error(`${d.configPath}: VTEPD_DP_PROCESS=1, yet the status names no data path process`);
+    pids.push(...p);
   }
-  return { daemons, pids: daemons.map((d) => d.child.pid!) };
+  return { daemons, pids };
 }
 
-/** A default lab daemon's PIDs: its own and its data path process's (named in its status). */
+/** A lab daemon's PIDs: its own and its data path process's if it has one (named in its status). */
 async function withDataPath(d: Daemonised): Promise<number[]> {
   const p = (await request<StatusResult>(d.socket, 'status')).datapath?.process;
   return typeof p === 'number' ? [d.child.pid!, p] : [d.child.pid!];
 }
 
 /**
- * The lab of the kernel, vtepd (as it runs by default and, unless `inProcess: false`, with
- * its data path in the daemon's process), tinc and OpenVPN rows; and its cleanup. `crypto: false`
+ * The lab of the kernel, vtepd (as it runs by default and, unless `ownProcess: false`, with
+ * its data path in a process of its own), tinc and OpenVPN rows; and its cleanup. `crypto: false`
  * leaves out tinc's and OpenVPN's crypto variants (bench/latency-profile.ts).
  */
-export async function mainLab(dir: string, opts: { crypto?: boolean; inProcess?: boolean } = {}): Promise<{ overlays: Overlay[]; cleanup(): Promise<void> }> {
+export async function mainLab(dir: string, opts: { crypto?: boolean; ownProcess?: boolean } = {}): Promise<{ overlays: Overlay[]; cleanup(): Promise<void> }> {
   const t = await twoHostsVtepd([{ name: 'blue', vni: 5001, addresses: ['10.1.0.1/24', '10.1.0.2/24'] }], { tag: 'vl' });
   try {
     const lab = t.lab;
@@ -375,10 +378,10 @@ export async function mainLab(dir: string, opts: { crypto?: boolean; inProcess?:
       overlay('kernel VXLAN', false, 'none', 'k', 9, []),
       overlay(VTEPD_DEFAULT, false, 'none', 'blue', 1, (await Promise.all(t.daemons.map(withDataPath))).flat()),
     ];
-    if (opts.inProcess !== false) {
-      const inDir = join(dir, 'in-process');
-      mkdirSync(inDir, { recursive: true });
-      overlays.push(overlay(VTEPD_IN_PROCESS, false, 'none', 'own', 3, (await inProcessPair(lab, inDir)).pids));
+    if (opts.ownProcess !== false) {
+      const ownDir = join(dir, 'own-process');
+      mkdirSync(ownDir, { recursive: true });
+      overlays.push(overlay(VTEPD_OWN_PROCESS, false, 'none', 'own', 3, (await ownProcessPair(lab, ownDir)).pids));
     }
     for (const [name, label, net, port, crypto, add] of [
       ['tp', 'tinc switch, no crypto', 21, 655, false, addTinc],
@@ -405,7 +408,7 @@ export async function latencyRows(opts: LatencyOptions, report: Progress = silen
   const dir = mkdtempSync(join(tmpdir(), 'vtepd-lat-'));
   const cleanups: (() => Promise<void>)[] = [];
   try {
-    report.note('latency: kernel VXLAN, vtepd (own process, the default, and in process), tinc and OpenVPN on one two-host lab, OVS VXLAN on another');
+    report.note('latency: kernel VXLAN, vtepd (in process, the default, and own process), tinc and OpenVPN on one two-host lab, OVS VXLAN on another');
     const main = await mainLab(dir);
     cleanups.push(main.cleanup);
     const o = await twoHostsOvs('vlo', 'vxlan');
@@ -504,14 +507,14 @@ export function vsBest(f: LatencyFigures, overlay: string = VTEPD_DEFAULT): { he
 }
 
 /** The vtepd rows the run has, the default first. */
-const vtepdRows = (f: LatencyFigures): string[] => [VTEPD_DEFAULT, VTEPD_IN_PROCESS].filter((o) => f.rows.some((r) => r.overlay === o));
+const vtepdRows = (f: LatencyFigures): string[] => [VTEPD_DEFAULT, VTEPD_OWN_PROCESS].filter((o) => f.rows.some((r) => r.overlay === o));
 
-/** The ratios for the results' JSON: vsBest (the default) and vsBestInProcess (when the run has that row). */
-export function vsBestJson(f: LatencyFigures): { vsBest: ReturnType<typeof vsBest>; vsBestInProcess?: ReturnType<typeof vsBest> } {
-  return { vsBest: vsBest(f), ...(vtepdRows(f).includes(VTEPD_IN_PROCESS) ? { vsBestInProcess: vsBest(f, VTEPD_IN_PROCESS) } : {}) };
+/** The ratios for the results' JSON: vsBest (the default) and vsBestOwnProcess (when the run has that row). */
+export function vsBestJson(f: LatencyFigures): { vsBest: ReturnType<typeof vsBest>; vsBestOwnProcess?: ReturnType<typeof vsBest> } {
+  return { vsBest: vsBest(f), ...(vtepdRows(f).includes(VTEPD_OWN_PROCESS) ? { vsBestOwnProcess: vsBest(f, VTEPD_OWN_PROCESS) } : {}) };
 }
 
-/** The name of a vtepd row's ratio line: "vtepd ÷ best userspace", "vtepd, in process ÷ best userspace". */
+/** The name of a vtepd row's ratio line: "vtepd ÷ best userspace", "vtepd, own process ÷ best userspace". */
 const ratioLabel = (overlay: string) => `${overlay.replace(' VXLAN', '')} ÷ best userspace`;
 
 /** The rows as a table: each overlay's figures and wake-ups per ping, then each vtepd row ÷ the best userspace overlay. */
@@ -555,7 +558,7 @@ export function latencyOptions(env: NodeJS.ProcessEnv = process.env): LatencyOpt
   };
 }
 
-/** An overlay's name short enough for the chart's name column ("tinc, default crypto", "vtepd, in process"). */
+/** An overlay's name short enough for the chart's name column ("tinc, default crypto", "vtepd, own process"). */
 const short = (overlay: string) => overlay.replace(' switch,', ',').replace(' TAP,', ',').replace('vtepd VXLAN,', 'vtepd,');
 
 /** The ping figures the chart draws: a panel each, lower is better. */

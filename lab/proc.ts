@@ -1,7 +1,7 @@
 /**
- * What the benches count as a vtepd daemon's CPU and memory. Since #18 the data path runs in
- * a process of its own by default (vtepd-dp, a child of the daemon), so "the daemon" is that
- * pair: its PID and its data path process's. With VTEPD_DP_PROCESS=0 it is the daemon alone.
+ * What the benches count as a vtepd daemon's CPU and memory. With VTEPD_DP_PROCESS=1 (#18)
+ * the data path runs in a process of its own (vtepd-dp, a child of the daemon), so "the
+ * daemon" is that pair: its PID and its data path process's. By default it is the daemon alone.
  * Other children of the daemon (gobgpd, tcpdump) are their own rows, not the daemon's.
  */
 import { readdirSync, readFileSync } from 'node:fs';

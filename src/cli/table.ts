@@ -57,7 +57,7 @@ export interface StatusResult {
   version: string;
   uptimeSeconds: number;
   underlay: { local: string; port: number; mtu: number; queues: number };
-  /** process: the PID of the data path's own process (the default), null: in the daemon's (VTEPD_DP_PROCESS=0). Absent from older daemons. */
+  /** process: the PID of the data path's own process (VTEPD_DP_PROCESS=1), null: in the daemon's. Absent from older daemons. */
   datapath?: { process: number | null };
   control: string;
   metrics: string | null;

@@ -73,7 +73,7 @@ export interface DaemonHooks {
   eventBatch?(size: number): void;
   /** The ports attached at runtime changed (the runtime keeps them in its state file). */
   dynamicPorts?(ports: DynamicPort[]): void;
-  /** The data path's process died (its own process, the default); said once, already logged. The runtime exits. */
+  /** The data path's process died (VTEPD_DP_PROCESS=1); said once, already logged. The runtime exits. */
   dataPathLost?(p: DpProcessInfo): void;
 }
 
@@ -108,8 +108,8 @@ export interface ReloadResult {
  * The data path's options from a config: its underlay, the raw GRE socket if a tenant
  * needs it, and (a takeover) the predecessor's underlay sockets to adopt instead of
  * binding new ones (their count says how many send sockets there are). The data path runs
- * in a process of its own (`vtepd-dp`, docs/performance.md), or with VTEPD_DP_PROCESS=0 in
- * the environment in this one.
+ * in this process, or with VTEPD_DP_PROCESS=1 in the environment in a process of its own
+ * (`vtepd-dp`, docs/performance.md).
  */
 export function datapathOptions(config: Config, underlayFds?: number[], env: NodeJS.ProcessEnv = process.env): DpCreateOptions {
   const u = config.underlay;
@@ -126,15 +126,16 @@ export function datapathOptions(config: Config, underlayFds?: number[], env: Nod
 }
 
 /**
- * The data path in a process of its own, the default (#18: its threads wake faster in a
- * small process); VTEPD_DP_PROCESS=0 keeps it in the daemon's. Any other value is refused
- * (a typo must not pick a mode).
+ * VTEPD_DP_PROCESS=1: the data path in a process of its own (#18: its threads wake faster in
+ * a small process, but each event batch takes two more thread hops to reach TypeScript, which
+ * loses frames to bursts of new MACs on 2 vCPUs: docs/performance.md). Unset, empty or 0: in
+ * the daemon's process, the default. Any other value is refused (a typo must not pick a mode).
  */
 export function dpInOwnProcess(env: NodeJS.ProcessEnv = process.env): boolean {
   const v = env.VTEPD_DP_PROCESS;
-  if (v === undefined || v === '' || v === '1') return true;
-  if (v === '0') return false;
-  throw new Error(`VTEPD_DP_PROCESS=${v}: 1 (the data path in a process of its own, the default) or 0 (in the daemon's process)`);
+  if (v === undefined || v === '' || v === '0') return false;
+  if (v === '1') return true;
+  throw new Error(`VTEPD_DP_PROCESS=${v}: 0 (the data path in the daemon's process, the default) or 1 (in a process of its own)`);
 }
 
 /** vtepd-dp's path, or an error that says how to do without it. */
@@ -142,7 +143,7 @@ function dpExecutable(): string {
   try {
     return dpProcessPath();
   } catch (e) {
-    throw new Error(`${(e as Error).message} (VTEPD_DP_PROCESS=0 runs the data path in the daemon's process)`);
+    throw new Error(`VTEPD_DP_PROCESS=1: ${(e as Error).message}`);
   }
 }
 
@@ -742,7 +743,7 @@ export class Daemon implements Target {
 
   // ---- queries ---------------------------------------------------------------------------
 
-  /** The PID of the data path's own process (the default), or null: it runs in this one. */
+  /** The PID of the data path's own process (VTEPD_DP_PROCESS=1), or null: it runs in this one. */
   dataPathPid(): number | null {
     const p = this.dp.process();
     return p?.alive ? p.pid : null; // once reaped, its PID may be another process's
@@ -756,7 +757,7 @@ export class Daemon implements Target {
       uptimeSeconds: Math.floor((Date.now() - this.startedAt) / 1000),
       startedAt: new Date(this.startedAt).toISOString(),
       underlay: { local: this.running.underlay.local, port: this.running.underlay.port, mtu: this.running.underlay.mtu, queues: this.running.underlay.queues },
-      // The data path's own process (the default): its PID; null: it runs in this one (VTEPD_DP_PROCESS=0).
+      // The data path's own process (VTEPD_DP_PROCESS=1): its PID; null: it runs in this one.
       datapath: { process: this.dataPathPid() },
       control: this.running.control.socket,
       metrics: this.running.metrics?.listen ?? null,

@@ -45,7 +45,7 @@ function describePid(pid: string): string {
   return `${read(`/proc/${pid}/comm`)?.trim() ?? 'a process'}, pid ${pid}`;
 }
 /**
- * Whom to name for what a process holds: a data path process (vtepd-dp, the default)
+ * Whom to name for what a process holds: a data path process (vtepd-dp, VTEPD_DP_PROCESS=1)
  * stands for its daemon, its parent (the one to stop); any other process for itself.
  */
 function ownerOf(pid: string): string {

@@ -94,8 +94,8 @@ export class Metrics {
       s.tenants.map((t) => [{ tenant: t.tenant, vni: String(t.vni), encap: t.encap }, 1]),
     );
     gauge('vtepd_ports', 'local ports (TAPs)', [], (s) => [[{}, s.ports.length]]);
-    // The data path's own process (vtepd-dp, the default): prom-client's process_* are node's
-    // alone. 0 when the data path runs in the daemon's process (VTEPD_DP_PROCESS=0).
+    // The data path's own process (vtepd-dp, VTEPD_DP_PROCESS=1): prom-client's process_* are node's
+    // alone. 0 when the data path runs in the daemon's process (the default).
     const dpProc = () => processFigures(self.daemon().dataPathPid());
     gauge('vtepd_datapath_process_resident_memory_bytes', "resident memory of the data path's own process (vtepd-dp)", [], () => {
       const p = dpProc();

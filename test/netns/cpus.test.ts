@@ -3,7 +3,7 @@
  * (vtepd-encap, vtepd-decap) run on CPU 1 only and queue 1's (vtepd-encap1, vtepd-decap1)
  * on CPU 0 only, as `taskset -p` on their thread ids says (names from pthread_setname_np,
  * /proc/PID/task/TID/comm; in the daemon, or in its data path process when the status names
- * one: the default, unless VTEPD_DP_PROCESS=0). A CPU this process may not run on stops the start with an error
+ * one: VTEPD_DP_PROCESS=1). A CPU this process may not run on stops the start with an error
  * naming underlay.cpus.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -78,10 +78,10 @@ describe('bench latency table', () => {
     expect(latencyTable(figures).split('\n')[1]).toContain('| idle CPU-s / 60 s |');
   });
 
-  it("gives the vtepd row with its data path in the daemon's process (VTEPD_DP_PROCESS=0) a ratio line of its own", () => {
+  it('gives the vtepd row with its data path in a process of its own (VTEPD_DP_PROCESS=1) a ratio line of its own', () => {
     const both: LatencyFigures = {
       ...figures,
-      rows: [...figures.rows.slice(0, 2), row('vtepd VXLAN, in process', false, 0.12, 0.1, 8, 240e3), ...figures.rows.slice(2)],
+      rows: [...figures.rows.slice(0, 2), row('vtepd VXLAN, own process', false, 0.12, 0.1, 8, 240e3), ...figures.rows.slice(2)],
     };
     const lines = latencyTable(both).split('\n');
     const cells = (l: string) =>
@@ -89,15 +89,15 @@ describe('bench latency table', () => {
         .split('|')
         .slice(1, -1)
         .map((c) => c.trim());
-    expect(cells(lines[5]!).slice(0, 3)).toEqual(['vtepd VXLAN, in process', 'none', '0.120']);
+    expect(cells(lines[5]!).slice(0, 3)).toEqual(['vtepd VXLAN, own process', 'none', '0.120']);
     expect(cells(lines.at(-3)!)).toEqual(['vtepd ÷ best userspace', '', '1.60×', '1.60×', '2.00×', '2.00×', '5.56×', '3.66×', '', '', '', '']);
-    expect(cells(lines.at(-2)!)).toEqual(['vtepd, in process ÷ best userspace', '', '1.20×', '1.20×', '1.00×', '1.00×', '4.44×', '2.93×', '', '', '', '']);
+    expect(cells(lines.at(-2)!)).toEqual(['vtepd, own process ÷ best userspace', '', '1.20×', '1.20×', '1.00×', '1.00×', '4.44×', '2.93×', '', '', '', '']);
     // The peers stay the same: the vtepd rows are not userspace peers of each other.
     expect(lines.at(-1)).toContain('-i 0.2 mean ms: OpenVPN TAP, no crypto');
     const json = vsBestJson(both);
     expect(json.vsBest).toEqual(vsBest(both));
-    expect(json.vsBestInProcess?.map((v) => v.ratio.toFixed(2))).toEqual(['1.20', '1.20', '1.00', '1.00', '4.44', '2.93']);
-    expect(vsBestJson(figures).vsBestInProcess).toBeUndefined();
+    expect(json.vsBestOwnProcess?.map((v) => v.ratio.toFixed(2))).toEqual(['1.20', '1.20', '1.00', '1.00', '4.44', '2.93']);
+    expect(vsBestJson(figures).vsBestOwnProcess).toBeUndefined();
   });
 
   it('prints - for the idle CPU of a run without an idle phase', () => {
@@ -151,7 +151,7 @@ describe('bench latency table', () => {
   it('keeps the longest overlay names and figures inside the chart', () => {
     const all: LatencyFigures = {
       ...figures,
-      rows: ['tinc switch, default crypto', 'OpenVPN TAP, default crypto', 'OVS userspace VXLAN', 'vtepd VXLAN, in process']
+      rows: ['tinc switch, default crypto', 'OpenVPN TAP, default crypto', 'OVS userspace VXLAN', 'vtepd VXLAN, own process']
         .map((o) => row(o, true, 1.234, 12.345, 1, 1))
         .concat(figures.rows),
     };

@@ -1,5 +1,5 @@
 /**
- * The data path in a process of its own (#18): the default, VTEPD_DP_PROCESS=0 opts out; the
+ * The data path in a process of its own (#18): VTEPD_DP_PROCESS=1 opts in (0 or unset: in the daemon's); the
  * status names its PID (null: in the daemon's process), and the once-a-second check that finds
  * it dead says so once, through the hook the runtime exits on. Over the fake data path, which
  * plays the child's PID and death (the real one: test/netns/dp-process.test.ts).
@@ -20,17 +20,16 @@ const EXECUTABLE = join(packageRoot, 'build', 'Release', 'vtepd-dp');
 afterEach(() => vi.useRealTimers());
 
 describe('VTEPD_DP_PROCESS', () => {
-  it('is on unless 0, and refuses anything but 0 or 1, naming it', () => {
-    expect(dpInOwnProcess({})).toBe(true);
-    expect(dpInOwnProcess({ VTEPD_DP_PROCESS: '' })).toBe(true);
-    expect(dpInOwnProcess({ VTEPD_DP_PROCESS: '1' })).toBe(true);
+  it('is on at 1, off unset or at 0, and refuses anything else, naming it', () => {
+    expect(dpInOwnProcess({})).toBe(false);
+    expect(dpInOwnProcess({ VTEPD_DP_PROCESS: '' })).toBe(false);
     expect(dpInOwnProcess({ VTEPD_DP_PROCESS: '0' })).toBe(false);
-    expect(() => dpInOwnProcess({ VTEPD_DP_PROCESS: 'yes' })).toThrow(/^VTEPD_DP_PROCESS=yes: 1 .* or 0 /);
-    expect(datapathOptions(cfg(YAML), undefined, { VTEPD_DP_PROCESS: '0' }).process).toBeUndefined();
+    expect(dpInOwnProcess({ VTEPD_DP_PROCESS: '1' })).toBe(true);
+    expect(() => dpInOwnProcess({ VTEPD_DP_PROCESS: 'yes' })).toThrow(/^VTEPD_DP_PROCESS=yes: 0 .* or 1 /);
+    expect(datapathOptions(cfg(YAML), undefined, {}).process).toBeUndefined();
   });
 
-  it.skipIf(!existsSync(EXECUTABLE))('gives the data path vtepd-dp, beside the addon, by default', () => {
-    expect(datapathOptions(cfg(YAML), undefined, {}).process).toBe(EXECUTABLE);
+  it.skipIf(!existsSync(EXECUTABLE))('gives the data path vtepd-dp, beside the addon, at 1', () => {
     expect(datapathOptions(cfg(YAML), undefined, { VTEPD_DP_PROCESS: '1' }).process).toBe(EXECUTABLE);
   });
 });
