@@ -37,7 +37,8 @@ import { until, untilPings } from '../lab/wait.js';
 import { request } from '../src/daemon/control.js';
 import { progress, silent, type Progress } from './progress.js';
 import { markdownTable } from './table.js';
-import { cpuSeconds, daemonCpuSeconds } from '../lab/proc.js';
+import { daemonCpuSeconds } from '../lab/proc.js';
+import { cpuSeconds } from '../src/util/proc.js';
 
 const [A, B, V] = ['10.0.0.1', '10.0.0.2', '10.0.0.3'];
 const ASN = 65000;

@@ -43,6 +43,7 @@ import { untilPings } from '../lab/wait.js';
 import { mainLab, type Overlay } from './latency.js';
 import { progress, silent, type Progress } from './progress.js';
 import { markdownTable } from './table.js';
+import { statFields } from '../src/util/proc.js';
 
 const execFileP = promisify(execFile);
 
@@ -423,8 +424,7 @@ function threadsOf(pids: number[]): Map<number, string> {
   const m = new Map<number, string>();
   const host = new Map<number, number>();
   for (const pid of pids) {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    const ppid = Number(statFields(pid)?.[1]);
     host.set(pid, host.get(ppid) ?? new Set(host.values()).size + 1);
   }
   pids.forEach((pid) => {

@@ -55,13 +55,12 @@ import { fileURLToPath } from 'node:url';
 import { iperfGbps, type Lab, parsePing } from '../lab/netns.js';
 import { twoHostsOvs } from '../lab/ovs.js';
 import { addKernelVxlan, meshConfig, startDaemon, twoHostsVtepd, UNDERLAY, type Daemonised, type TenantPlan } from '../lab/topology.js';
-import { request } from '../src/daemon/control.js';
-import type { StatusResult } from '../src/cli/table.js';
 import { addOpenVpn, addTinc, type VpnPlan } from '../lab/vpn.js';
 import { untilListening, untilPings } from '../lab/wait.js';
 import { gbps, progress, silent, type Progress } from './progress.js';
 import { panelsSvg, time, type Panel } from './chart.js';
 import { markdownTable } from './table.js';
+import { daemonProcesses } from '../lab/proc.js';
 
 /**
  * The vtepd rows: as it runs by default (the data path in the daemon's process; in the runs of
@@ -330,17 +329,11 @@ async function ownProcessPair(lab: Lab, dir: string): Promise<{ daemons: Daemoni
     daemons.push(await startDaemon(lab, h, meshConfig(lab, i, hosts, [plan], { port: 4790 }), dir, { env: { VTEPD_DP_PROCESS: '1' } }));
   const pids: number[] = [];
   for (const d of daemons) {
-    const p = await withDataPath(d);
-    if (p.length < 2) throw new Error(`${d.configPath}: VTEPD_DP_PROCESS=1, yet the status names no data path process`);
+    const p = daemonProcesses(d.child.pid!);
+    if (p.length < 2) throw new Error(`${d.configPath}: VTEPD_DP_PROCESS=1, yet the daemon has no data path process`);
     pids.push(...p);
   }
   return { daemons, pids };
-}
-
-/** A lab daemon's PIDs: its own and its data path process's if it has one (named in its status). */
-async function withDataPath(d: Daemonised): Promise<number[]> {
-  const p = (await request<StatusResult>(d.socket, 'status')).datapath?.process;
-  return typeof p === 'number' ? [d.child.pid!, p] : [d.child.pid!];
 }
 
 /**
@@ -376,7 +369,14 @@ export async function mainLab(dir: string, opts: { crypto?: boolean; ownProcess?
     const pidsOf = (cs: { pid?: number }[]) => cs.map((c) => c.pid!);
     const overlays: Overlay[] = [
       overlay('kernel VXLAN', false, 'none', 'k', 9, []),
-      overlay(VTEPD_DEFAULT, false, 'none', 'blue', 1, (await Promise.all(t.daemons.map(withDataPath))).flat()),
+      overlay(
+        VTEPD_DEFAULT,
+        false,
+        'none',
+        'blue',
+        1,
+        t.daemons.flatMap((d) => daemonProcesses(d.child.pid!)),
+      ),
     ];
     if (opts.ownProcess !== false) {
       const ownDir = join(dir, 'own-process');

@@ -212,9 +212,6 @@ function portFigures(a: StatsSnapshot, b: StatsSnapshot, port: string): PortFigu
   return { rxBytesPerFrame: per('rxBytes', 'rxPackets'), txBytesPerFrame: per('txBytes', 'txPackets'), drops: dropsBetween(a, b) };
 }
 
-/** CPU seconds of a process, all its threads; a vtepd daemon's with its data path process's (lab/proc.ts). */
-const processCpuSeconds = daemonCpuSeconds;
-
 /** The parts of iperf3's -J report read here (cpu_utilization_percent: of one core, each end's process). */
 interface IperfEnd {
   end: {
@@ -235,10 +232,10 @@ async function tcp(lab: Lab, leg: Leg, seconds: number, pids: number[]): Promise
   try {
     const reverse = leg.dir === 'from the VM' ? ['-R'] : [];
     const t0 = Date.now();
-    const p0 = pids.map(processCpuSeconds);
+    const p0 = pids.map(daemonCpuSeconds);
     const r = await lab.exec(leg.client, 'iperf3', ['-c', leg.addr, '-t', String(seconds), '-J', ...reverse], (seconds + 60) * 1000);
     const wall = (Date.now() - t0) / 1000;
-    const [ovs, gateway, vmHost] = pids.map((p, i) => (processCpuSeconds(p) - p0[i]!) / wall) as [number, number, number];
+    const [ovs, gateway, vmHost] = pids.map((p, i) => (daemonCpuSeconds(p) - p0[i]!) / wall) as [number, number, number];
     const { end } = JSON.parse(r.stdout) as IperfEnd;
     const iperf = (end.cpu_utilization_percent.host_total + end.cpu_utilization_percent.remote_total) / 100;
     const got = end.sum_received;

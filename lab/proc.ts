@@ -5,16 +5,7 @@
  * Other children of the daemon (gobgpd, tcpdump) are their own rows, not the daemon's.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-
-/** The fields of /proc/PID/stat after the command (state, ppid, ...), or null once it is gone. */
-function statFields(pid: number): string[] | null {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return s.slice(s.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return null;
-  }
-}
+import { cpuSeconds, statFields, statusMB } from '../src/util/proc.js';
 
 const comm = (pid: number) => {
   try {
@@ -33,22 +24,6 @@ export function daemonProcesses(pid: number): number[] {
     if (statFields(child)?.[1] === String(pid) && comm(child) === 'vtepd-dp') out.push(child);
   }
   return out;
-}
-
-/** utime + stime of a process, all its threads, in seconds (0 once it is gone). */
-export function cpuSeconds(pid: number): number {
-  const f = statFields(pid);
-  return f ? (Number(f[11]) + Number(f[12])) / 100 : 0;
-}
-
-/** A field of /proc/PID/status in MB (VmRSS, VmHWM); 0 once it is gone. */
-export function statusMB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  try {
-    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : 0;
-  } catch {
-    return 0;
-  }
 }
 
 /** A daemon's CPU seconds: its own and its data path process's. */

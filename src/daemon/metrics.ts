@@ -8,7 +8,6 @@
  * reasons of that list as one labelled counter. Process metrics are prom-client's
  * defaults (process_*, nodejs_*).
  */
-import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { MetricsConfig } from '../config/config.js';
@@ -16,6 +15,7 @@ import { counterInfo } from '../native/counters.js';
 import type { Daemon } from './daemon.js';
 import type { PeerInfo, StatsSnapshot } from './stats.js';
 import { VERSION } from '../util/paths.js';
+import { cpuSeconds, statFields, statusMB } from '../util/proc.js';
 import { logger } from '../util/log.js';
 
 const log = logger('metrics');
@@ -34,17 +34,10 @@ function peerLabels(p: PeerInfo): Labels {
   return l;
 }
 
-/** A process's resident memory and CPU time from /proc (USER_HZ 100), or null (no PID, or gone). */
+/** A process's resident memory and CPU time from /proc, or null (no PID, or gone). */
 export function processFigures(pid: number | null): { residentBytes: number; cpuSeconds: number } | null {
-  if (pid === null) return null;
-  try {
-    const rss = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { residentBytes: Number(rss?.[1] ?? 0) * 1024, cpuSeconds: (Number(f[11]) + Number(f[12])) / 100 };
-  } catch {
-    return null;
-  }
+  if (pid === null || statFields(pid) === null) return null;
+  return { residentBytes: statusMB(pid, 'VmRSS') * 1024 * 1024, cpuSeconds: cpuSeconds(pid) };
 }
 
 export class Metrics {

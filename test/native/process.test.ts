@@ -15,7 +15,8 @@ import { dpProcessPath, native, type DpHandle } from '../../src/native/addon.js'
 import { decodeEvents } from '../../src/native/datapath.js';
 import { testAddon } from '../support/test-addon.js';
 import { until } from '../../lab/wait.js';
-import { daemonMB, daemonProcesses, statusMB } from '../../lab/proc.js';
+import { daemonMB, daemonProcesses } from '../../lab/proc.js';
+import { statusMB } from '../../src/util/proc.js';
 
 const n = native();
 const t = testAddon();

@@ -44,12 +44,18 @@ describe('ageing cadence', () => {
 describe('ageing sweeps', () => {
   afterEach(() => vi.useRealTimers());
 
-  it('sweep when the first learned entry would age, after the shortest ageing time when none is learned, and still age it', () => {
-    vi.useFakeTimers();
+  /** Tenant blue (ageing 10 s) with ports tap0 and tap1, over the fake data path. */
+  function blueWithTwoPorts(): FakeHarness {
     const h = new FakeHarness();
     h.addTenant({ name: 'blue', vni: 5001, ageingMs: 10_000 });
     h.addPort('blue', 'tap0');
     h.addPort('blue', 'tap1');
+    return h;
+  }
+
+  it('sweep when the first learned entry would age, after the shortest ageing time when none is learned, and still age it', () => {
+    vi.useFakeTimers();
+    const h = blueWithTwoPorts();
     h.sw.ageing.start();
     vi.advanceTimersByTime(1000); // the first sweep, one cadence after the start
     expect(h.sw.ageing.nextSweepMs).toBe(10_000); // nothing learned
@@ -67,10 +73,7 @@ describe('ageing sweeps', () => {
 
   it('a sweep that fails (the data path gone or not answering) is logged, not thrown, and the next one still ages', () => {
     vi.useFakeTimers();
-    const h = new FakeHarness();
-    h.addTenant({ name: 'blue', vni: 5001, ageingMs: 10_000 });
-    h.addPort('blue', 'tap0');
-    h.addPort('blue', 'tap1');
+    const h = blueWithTwoPorts();
     const warnings: string[] = [];
     const log = { warn: (o: { err: string }, msg: string) => warnings.push(`${msg}: ${o.err}`), debug: () => {} };
     const ageing = new Ageing(h.dp, () => [h.sw.tenant('blue')!], log as unknown as Logger);
